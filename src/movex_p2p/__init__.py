@@ -1,0 +1,61 @@
+"""movex_p2p: serverless multiplayer state sync for LAN games, with host migration.
+
+Resources of a type, pure reducers, actions and checksummed state (Movex's model), kept in
+sync peer-to-peer: one elected peer runs the master, the others predict and reconcile, and
+when the master goes away another takes over without losing an action.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .election.machine import ElectionConfig, Policy
+from .errors import (
+    ActionRejected,
+    AuthenticationFailed,
+    MovexError,
+    NotSynced,
+    ProtocolError,
+    ResourceNotFound,
+    TransportError,
+)
+from .node import DispatchHandle, Peer, Resource
+from .resource.types import Action, ResourceType, TransformContext
+from .resource.values import master
+from .transport.memory import LocalNetwork
+
+if TYPE_CHECKING:
+    from .transport.lan import LanTransport
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "Action",
+    "ActionRejected",
+    "AuthenticationFailed",
+    "DispatchHandle",
+    "ElectionConfig",
+    "LanTransport",
+    "LocalNetwork",
+    "MovexError",
+    "NotSynced",
+    "Peer",
+    "Policy",
+    "ProtocolError",
+    "Resource",
+    "ResourceNotFound",
+    "ResourceType",
+    "TransformContext",
+    "TransportError",
+    "master",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # LanTransport imports aiortc (~0.3 s, PyAV included): load it only when asked for.
+    if name == "LanTransport":
+        from .transport.lan import LanTransport
+
+        return LanTransport
+    raise AttributeError(f"module 'movex_p2p' has no attribute {name!r}")

@@ -1,0 +1,44 @@
+"""Heartbeat failure detector: pure, time is an argument."""
+
+from __future__ import annotations
+
+from ..ids import PeerId
+
+__all__ = ["FailureDetector"]
+
+
+class FailureDetector:
+    """Suspects a peer once nothing was heard from it for ``timeout`` seconds."""
+
+    def __init__(self, *, timeout: float) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.timeout = timeout
+        self._last: dict[PeerId, float] = {}
+
+    def heard(self, peer: PeerId, now: float) -> None:
+        """Record that something arrived from ``peer`` at ``now``."""
+        self._last[peer] = now
+
+    def forget(self, peer: PeerId) -> None:
+        """Stop watching ``peer`` (it left, or was already declared dead)."""
+        self._last.pop(peer, None)
+
+    @property
+    def watched(self) -> frozenset[PeerId]:
+        """Peers being watched."""
+        return frozenset(self._last)
+
+    def expired(self, now: float) -> list[PeerId]:
+        """Peers silent for longer than the timeout; they are forgotten as they are returned."""
+        dead = [peer for peer, last in self._last.items() if now - last > self.timeout]
+        for peer in dead:
+            del self._last[peer]
+        return dead
+
+    @property
+    def deadline(self) -> float | None:
+        """When the next peer would expire if nothing more is heard, or None."""
+        if not self._last:
+            return None
+        return min(self._last.values()) + self.timeout

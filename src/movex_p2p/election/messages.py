@@ -1,0 +1,98 @@
+"""Election wire messages: one frozen dataclass each, every one carrying ``term``.
+
+The sender of a message is the authenticated link it arrived on (``Received.sender``), so no
+message names its own sender. Tags 60-79 belong to the election; append, never renumber.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from ..ids import PeerId, Term
+
+__all__ = [
+    "MESSAGES",
+    "ElectionMessage",
+    "Heartbeat",
+    "HeartbeatAck",
+    "PreVoteReply",
+    "PreVoteRequest",
+    "TimeoutNow",
+    "VoteReply",
+    "VoteRequest",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat:
+    """The master of ``term`` is alive; ``successors`` ranks its connected peers, best first."""
+
+    term: Term
+    seq: int
+    successors: tuple[PeerId, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatAck:
+    """A follower of ``term`` got heartbeat ``seq`` and reports its replica position; fences stale masters."""
+
+    term: Term
+    seq: int
+    last_term: int
+    last_index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreVoteRequest:
+    """Would you vote for me in the proposed ``term``? Changes no state at the receiver (Raft pre-vote)."""
+
+    term: Term
+    last_term: int
+    last_index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreVoteReply:
+    """Answer to a pre-vote: ``term`` echoes the proposal when granted, else is the voter's own term."""
+
+    term: Term
+    granted: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoteRequest:
+    """Vote for me as master of ``term``; ``handover`` is set when the old master asked me to run."""
+
+    term: Term
+    last_term: int
+    last_index: int
+    handover: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoteReply:
+    """Answer to a vote request in ``term`` (one vote per term per peer)."""
+
+    term: Term
+    granted: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeoutNow:
+    """The master of ``term`` is leaving and names the receiver its successor: run an election now."""
+
+    term: Term
+
+
+ElectionMessage = Heartbeat | HeartbeatAck | PreVoteRequest | PreVoteReply | VoteRequest | VoteReply | TimeoutNow
+
+MESSAGES: Final[dict[int, type]] = {
+    60: Heartbeat,
+    61: HeartbeatAck,
+    62: PreVoteRequest,
+    63: PreVoteReply,
+    64: VoteRequest,
+    65: VoteReply,
+    66: TimeoutNow,
+}

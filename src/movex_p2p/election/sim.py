@@ -1,0 +1,279 @@
+"""A virtual-time network of ElectionMachines with seeded faults (pure: no asyncio, no clock).
+
+The harness routes effects between machines the way the node does (``Broadcast`` goes to the
+links the sender sees open), delivers messages in FIFO order per link after a random delay,
+reports link changes as ``PeersChanged`` after configurable detection delays, and injects
+kills, graceful leaves, partitions, heals and message loss. Time only moves in :meth:`run_until`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..ids import PeerId, Term
+from .machine import (
+    Broadcast,
+    Effect,
+    ElectionConfig,
+    ElectionMachine,
+    Handover,
+    Input,
+    LogPosition,
+    MasterChanged,
+    PeerLeft,
+    PeersChanged,
+    Received,
+    Role,
+    Send,
+    Tick,
+)
+from .messages import ElectionMessage, VoteReply
+
+if TYPE_CHECKING:
+    import random
+
+__all__ = ["Cluster", "Elected"]
+
+_MAX_EVENTS_PER_INSTANT = 100_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Elected:
+    """``peer`` became master of ``term`` at virtual time ``at``."""
+
+    at: float
+    term: Term
+    peer: PeerId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Delivery:
+    src: PeerId
+    dst: PeerId
+    message: ElectionMessage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _LinkSeen:
+    peer: PeerId
+    other: PeerId
+    up: bool
+
+
+class Cluster:
+    """Routes effects between ElectionMachines in virtual time, with kills, partitions, loss and delay."""
+
+    def __init__(
+        self,
+        peers: int | Iterable[str],
+        *,
+        config: ElectionConfig,
+        rng: random.Random,
+        delay: tuple[float, float] = (0.001, 0.005),
+        loss: float = 0.0,
+        down_delay: float | None = 0.0,
+        up_delay: float = 0.0,
+    ) -> None:
+        ids = [f"p{i}" for i in range(peers)] if isinstance(peers, int) else list(peers)
+        self.rng = rng
+        self.config = config
+        self.delay = delay
+        self.loss = loss
+        self.down_delay = down_delay
+        self.up_delay = up_delay
+        self.now = 0.0
+        self.machines: dict[PeerId, ElectionMachine] = {
+            PeerId(p): ElectionMachine(PeerId(p), config=config, rng=type(rng)(rng.getrandbits(64))) for p in ids
+        }
+        self.alive: set[PeerId] = set(self.machines)
+        self.elected: list[Elected] = []
+        self.changes: list[tuple[float, PeerId, MasterChanged]] = []
+        self.votes: dict[tuple[PeerId, Term], set[PeerId]] = {}
+        """Every candidate each voter granted a vote to, per term (a set of more than one is a bug)."""
+        self.observers: list[Callable[[Cluster], None]] = []
+        """Called after every processed event (invariant checks)."""
+        self._group: dict[PeerId, int] = dict.fromkeys(self.machines, 0)
+        self._view: dict[PeerId, set[PeerId]] = {p: set() for p in self.machines}
+        self._down_at: dict[frozenset[PeerId], float] = {}
+        self._fifo: dict[tuple[PeerId, PeerId], float] = {}
+        self._queue: list[tuple[float, int, _Delivery | _LinkSeen]] = []
+        self._seq = itertools.count()
+        for peer in sorted(self.machines):
+            self._route(peer, self.machines[peer].start(self.now))
+        self._topology_changed(dict.fromkeys(self._pairs(), False))
+
+    # -- observation --
+
+    def linked(self, a: PeerId, b: PeerId) -> bool:
+        """Is the a-b link up right now (both alive, same side of every partition)?"""
+        return a != b and a in self.alive and b in self.alive and self._group[a] == self._group[b]
+
+    def last_linked(self, a: PeerId, b: PeerId) -> float:
+        """The last virtual time the a-b link was up (now if it is up, -inf if never)."""
+        if self.linked(a, b):
+            return self.now
+        return self._down_at.get(frozenset((a, b)), -math.inf)
+
+    def masters(self) -> list[PeerId]:
+        """Live peers whose role is MASTER, sorted."""
+        return sorted(p for p in self.alive if self.machines[p].role is Role.MASTER)
+
+    def known_masters(self) -> dict[PeerId, PeerId | None]:
+        """Each live peer's idea of the master."""
+        return {p: self.machines[p].master for p in sorted(self.alive)}
+
+    # -- faults and commands --
+
+    def kill(self, peer: str) -> None:
+        """Crash ``peer``: it stops at once; others notice after ``down_delay`` (or by silence)."""
+        before = self._links()
+        self.alive.discard(PeerId(peer))
+        self._topology_changed(before)
+
+    def leave(self, peer: str) -> None:
+        """``peer`` leaves gracefully: others get ``PeerLeft(graceful=True)`` now."""
+        pid = PeerId(peer)
+        before = self._links()
+        self.alive.discard(pid)
+        for other in sorted(self.alive):
+            if pid in self._view[other]:
+                self._view[other].discard(pid)
+                self.step(other, PeerLeft(peer=pid, graceful=True))
+        self._topology_changed(before)
+
+    def partition(self, *groups: Iterable[str]) -> None:
+        """Split the network: each group is one side; unlisted peers form one more side."""
+        before = self._links()
+        for peer in self._group:
+            self._group[peer] = 0
+        for side, group in enumerate(groups, start=1):
+            for name in group:
+                self._group[PeerId(name)] = side
+        self._topology_changed(before)
+
+    def heal(self) -> None:
+        """Remove every partition."""
+        self.partition()
+
+    def position(self, peer: str, term: int, index: int) -> None:
+        """Set ``peer``'s replica position (feeds ``LogPosition``)."""
+        self.step(PeerId(peer), LogPosition(term=term, index=index))
+
+    def handover(self, peer: str) -> None:
+        """Ask ``peer`` to hand its mastership over."""
+        self.step(PeerId(peer), Handover())
+
+    def step(self, peer: PeerId, event: Input) -> None:
+        """Feed ``event`` to a live peer now and route its effects."""
+        if peer in self.alive:
+            self._route(peer, self.machines[peer].step(event, self.now))
+
+    # -- time --
+
+    def run(self, seconds: float) -> None:
+        """Advance virtual time by ``seconds``."""
+        self.run_until(self.now + seconds)
+
+    def run_until(self, end: float, *, until: Callable[[Cluster], bool] | None = None) -> bool:
+        """Process events up to virtual time ``end``; stop early (returning True) once ``until`` holds."""
+        at_instant = 0
+        while True:
+            if until is not None and until(self):
+                return True
+            when, what = self._next()
+            if when > end:
+                self.now = max(self.now, end)
+                return False
+            at_instant = at_instant + 1 if when <= self.now else 0
+            if at_instant > _MAX_EVENTS_PER_INSTANT:
+                raise RuntimeError(f"no progress at t={self.now}: a deadline is not advancing")
+            self.now = max(self.now, when)
+            if what is None:
+                self._tick_due()
+            else:
+                heapq.heappop(self._queue)
+                self._handle(what)
+            for observer in self.observers:
+                observer(self)
+
+    def _next(self) -> tuple[float, _Delivery | _LinkSeen | None]:
+        best: tuple[float, _Delivery | _LinkSeen | None] = (math.inf, None)
+        if self._queue:
+            best = (self._queue[0][0], self._queue[0][2])
+        for peer in self.alive:
+            deadline = self.machines[peer].deadline
+            if deadline is not None and deadline < best[0]:
+                best = (deadline, None)
+        return best
+
+    def _tick_due(self) -> None:
+        for peer in sorted(self.alive):
+            deadline = self.machines[peer].deadline
+            if deadline is not None and deadline <= self.now:
+                self.step(peer, Tick())
+
+    def _handle(self, what: _Delivery | _LinkSeen) -> None:
+        match what:
+            case _Delivery(src=src, dst=dst, message=message):
+                if self.linked(src, dst):
+                    self.step(dst, Received(sender=src, message=message))
+            case _LinkSeen(peer=peer, other=other, up=up):
+                if peer in self.alive and self.linked(peer, other) == up and (other in self._view[peer]) != up:
+                    if up:
+                        self._view[peer].add(other)
+                    else:
+                        self._view[peer].discard(other)
+                    self.step(peer, PeersChanged(peers=frozenset(self._view[peer])))
+
+    # -- plumbing --
+
+    def _pairs(self) -> list[frozenset[PeerId]]:
+        return [frozenset(pair) for pair in itertools.combinations(sorted(self.machines), 2)]
+
+    def _links(self) -> dict[frozenset[PeerId], bool]:
+        return {pair: self.linked(*sorted(pair)) for pair in self._pairs()}
+
+    def _topology_changed(self, before: dict[frozenset[PeerId], bool]) -> None:
+        for pair, was_up in before.items():
+            a, b = sorted(pair)
+            up = self.linked(a, b)
+            if up == was_up:
+                continue
+            if not up:
+                self._down_at[pair] = self.now
+            lag = self.up_delay if up else self.down_delay
+            if lag is None:
+                continue
+            for peer, other in ((a, b), (b, a)):
+                self._push(self.now + lag, _LinkSeen(peer=peer, other=other, up=up))
+
+    def _push(self, when: float, what: _Delivery | _LinkSeen) -> None:
+        heapq.heappush(self._queue, (when, next(self._seq), what))
+
+    def _route(self, src: PeerId, effects: list[Effect]) -> None:
+        for effect in effects:
+            match effect:
+                case Send(to=dst, message=message):
+                    if dst in self._view[src]:
+                        self._transmit(src, dst, message)
+                case Broadcast(message=message):
+                    for dst in sorted(self._view[src]):
+                        self._transmit(src, dst, message)
+                case MasterChanged(master=master, term=term):
+                    self.changes.append((self.now, src, effect))
+                    if master == src:
+                        self.elected.append(Elected(at=self.now, term=term, peer=src))
+
+    def _transmit(self, src: PeerId, dst: PeerId, message: ElectionMessage) -> None:
+        if isinstance(message, VoteReply) and message.granted:
+            self.votes.setdefault((src, message.term), set()).add(dst)
+        if not self.linked(src, dst) or (self.loss and self.rng.random() < self.loss):
+            return
+        when = max(self.now + self.rng.uniform(*self.delay), self._fifo.get((src, dst), 0.0))
+        self._fifo[(src, dst)] = when
+        self._push(when, _Delivery(src=src, dst=dst, message=message))

@@ -1,0 +1,71 @@
+"""The one exception tree of movex_p2p: everything raised on purpose is a MovexError."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActionRejected",
+    "AuthenticationFailed",
+    "ChannelClosed",
+    "ConnectError",
+    "InvalidState",
+    "LocalProtocolError",
+    "MovexError",
+    "NotSynced",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "ResourceNotFound",
+    "TransportError",
+]
+
+
+class MovexError(Exception):
+    """Root of every error movex_p2p raises on purpose."""
+
+
+class ActionRejected(MovexError):
+    """The master refused an action (reducer raised, invalid payload, unknown rid)."""
+
+    def __init__(self, reason: str, *, rid: str | None = None) -> None:
+        super().__init__(reason if rid is None else f"{rid}: {reason}")
+        self.reason = reason
+        self.rid = rid
+
+
+class ResourceNotFound(ActionRejected):
+    """The rid names no resource the master knows."""
+
+
+class InvalidState(MovexError, TypeError):
+    """A state or payload holds a value that is not JSON-like data."""
+
+
+class NotSynced(MovexError):
+    """The peer has no master yet, or the resource is not synced with it."""
+
+
+class ProtocolError(MovexError):
+    """A protocol rule was broken (never raised directly)."""
+
+
+class LocalProtocolError(ProtocolError):
+    """This process asked for something the protocol does not allow."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """A peer sent malformed, hostile or illegal input."""
+
+
+class TransportError(MovexError):
+    """The network failed underneath us."""
+
+
+class ConnectError(TransportError):
+    """A link to a peer could not be opened in time."""
+
+
+class ChannelClosed(TransportError):
+    """The link to a peer is closed."""
+
+
+class AuthenticationFailed(TransportError):
+    """A peer did not prove it holds the room secret (or we could not prove it to the peer)."""

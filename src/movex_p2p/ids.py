@@ -1,0 +1,16 @@
+"""Identifier types shared by every ring (pure: no I/O)."""
+
+from __future__ import annotations
+
+from typing import NewType
+
+__all__ = ["PeerId", "Rid", "Term"]
+
+PeerId = NewType("PeerId", str)
+"""A peer's unique, stable id (unique per process start; see ``incarnation`` in discovery)."""
+
+Term = NewType("Term", int)
+"""An election term; a higher term fences every older one."""
+
+Rid = NewType("Rid", str)
+"""A resource id, ``"type:id"``."""

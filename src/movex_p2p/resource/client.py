@@ -1,0 +1,450 @@
+"""ClientCore: every peer's replicas plus its own predicted views (pure: events in, effects out).
+
+Every peer, the master included, runs one. It keeps a replica of every resource at the
+master's (term, version), applies the master's log entries in order and verifies each
+checksum, and predicts its own view:
+
+    view = transform(confirmed + own unrevealed private actions + own pending actions)
+
+A peer's concurrent action only moves ``confirmed``; pending own actions are replayed on top,
+so it never forces a resync. A gap or a checksum mismatch asks for one snapshot (single
+flight per resource); pending actions are rebased on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..errors import InvalidState, LocalProtocolError
+from ..ids import PeerId, Rid, Term
+from .effects import (
+    ActionSettled,
+    Effect,
+    PresenceChanged,
+    RequestSettled,
+    ResyncStarted,
+    Send,
+    StateChanged,
+    Synced,
+    TermObserved,
+)
+from .messages import (
+    Applied,
+    Bind,
+    Create,
+    Created,
+    Held,
+    Hello,
+    Position,
+    Presence,
+    Propose,
+    Pull,
+    Rejected,
+    Replied,
+    ResourceMessage,
+    Restore,
+    Revealed,
+    Secret,
+    Snapshot,
+    SyncRequest,
+    Unbind,
+)
+from .replica import Replica
+from .state import check_data, checksum, freeze
+from .types import Action, ResourceType, TransformContext, parse_rid
+from .values import has_master_values
+
+__all__ = ["ClientCore", "Pending"]
+
+_FROM_MASTER = (Created, Applied, Revealed, Presence, Secret, Rejected, Replied, Snapshot, Pull)
+
+
+@dataclass(slots=True)
+class Pending:
+    """An own action sent to the master and not yet confirmed or rejected."""
+
+    seq: int
+    action: Action
+    private: Action | None = None
+    waits: bool = False  # carries master values: not applied until the master resolves it
+
+
+class ClientCore:
+    """Replicas and predicted views of one peer; see the module docstring."""
+
+    def __init__(self, me: PeerId, *, types: Mapping[str, ResourceType]) -> None:
+        self.me = me
+        self.types = dict(types)
+        self.master: PeerId | None = None
+        self.term = Term(0)
+        self.index = 0
+        self.synced = False
+        self.replicas: dict[Rid, Replica] = {}
+        self._pending: dict[Rid, list[Pending]] = {}
+        self._secrets: dict[Rid, list[tuple[int, Action]]] = {}  # own confirmed, unrevealed
+        self._views: dict[Rid, Any] = {}
+        self._syncing: set[Rid] = set()
+        self._requests: dict[int, Create | Bind | Hello] = {}
+        self._bound: dict[Rid, dict[str, Any]] = {}
+        self._seq = 0
+        self._req = 0
+        self._clock_offset = 0.0
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """(term, index) of the last log entry applied: how up to date this replica set is."""
+        return (self.term if self.index else 0, self.index)
+
+    def has(self, rid: Rid) -> bool:
+        """True when a replica of ``rid`` is here."""
+        return rid in self.replicas
+
+    def view(self, rid: Rid) -> Any:
+        """The untransformed predicted view of ``rid`` (frozen)."""
+        view = self._views.get(rid)
+        if view is None:
+            view = self._views[rid] = self._compute_view(rid)
+        return view
+
+    def transformed(self, rid: Rid, now: float) -> Any:
+        """The view the app sees: ``transform(view, master clock)`` when the type has one."""
+        view = self.view(rid)
+        transform = self.replicas[rid].type.transform
+        if transform is None:
+            return view
+        return freeze(transform(view, TransformContext(now=self.master_now(now))))
+
+    def master_now(self, now: float) -> float:
+        """The master's clock estimated from the last entry it stamped."""
+        return now + self._clock_offset
+
+    def pending(self, rid: Rid) -> list[Pending]:
+        """Own actions on ``rid`` awaiting the master."""
+        return list(self._pending.get(rid, ()))
+
+    def secrets(self, rid: Rid) -> list[Action]:
+        """Own private actions on ``rid`` that the master holds and has not revealed."""
+        return [action for _, action in self._secrets.get(rid, ())]
+
+    # -- commands from the app -----------------------------------------------------------------
+
+    def create(self, rid: Rid, state: Any, *, exist_ok: bool = True) -> tuple[int, list[Effect]]:
+        """Ask the master to create ``rid``; the answer comes as RequestSettled(req)."""
+        type_name, _ = parse_rid(rid)
+        if type_name not in self.types:
+            raise LocalProtocolError(f"unknown resource type {type_name!r}")
+        if has_master_values(state):
+            raise LocalProtocolError("master values are not allowed in a created state")
+        if state is not None:
+            freeze(state)  # fail early on non-JSON-like data
+        self._req += 1
+        return self._req, self._request(
+            Create(term=self.term, req=self._req, rid=rid, state=state, exist_ok=exist_ok)
+        )
+
+    def bind(self, rid: Rid, info: dict[str, Any]) -> tuple[int, list[Effect]]:
+        """Subscribe to ``rid`` (presence ``info``); the answer comes as RequestSettled(req)."""
+        freeze(info)
+        self._bound[rid] = dict(info)
+        self._req += 1
+        return self._req, self._request(Bind(term=self.term, req=self._req, rid=rid, info=dict(info)))
+
+    def unbind(self, rid: Rid) -> list[Effect]:
+        """Stop being a subscriber of ``rid``."""
+        self._bound.pop(rid, None)
+        return self._to_master(Unbind(term=self.term, rid=rid))
+
+    def dispatch(self, rid: Rid, action: Action, private: Action | None = None) -> tuple[int, list[Effect]]:
+        """Apply ``action`` optimistically (unless it carries master values) and send it.
+
+        With ``private``, this is a private/public pair: everyone sees ``action`` (the public
+        half) and only this peer sees ``private`` until the type's ``can_reveal`` says so.
+        """
+        if rid not in self.replicas:
+            raise LocalProtocolError(f"{rid} is not here (create or bind it first)")
+        for part in (action, private):
+            if part is not None:
+                if not isinstance(part, Action):
+                    raise LocalProtocolError(f"expected an Action, not {type(part).__name__}")
+                check_data(part.payload, where=f"{part.type} payload")
+        self._seq += 1
+        waits = has_master_values(action.payload) or (
+            private is not None and has_master_values(private.payload)
+        )
+        self._pending.setdefault(rid, []).append(Pending(self._seq, action, private, waits))
+        effects: list[Effect] = [] if waits else self._changed(rid)
+        effects += self._to_master(
+            Propose(term=self.term, rid=rid, seq=self._seq, action=action, private=private)
+        )
+        return self._seq, effects
+
+    # -- the master ----------------------------------------------------------------------------
+
+    def master_changed(self, master: PeerId | None, term: Term) -> list[Effect]:
+        """A new master (or none) is known: report what we hold, then re-submit our work."""
+        self.master = master
+        self.term = max(self.term, term)
+        self.synced = False
+        self._syncing.clear()
+        if master is None:
+            return []
+        self._req += 1
+        have: dict[str, Position] = {rid: res.position() for rid, res in self.replicas.items()}
+        hello = Hello(term=self.term, req=self._req, have=have)
+        effects: list[Effect] = [Send(to=master, message=hello)]
+        self._requests[self._req] = hello
+        for req, request in sorted(self._requests.items()):
+            if req != hello.req:
+                effects.append(Send(to=master, message=_reterm(request, self.term)))
+        for rid, secrets in self._secrets.items():
+            for seq, private in secrets:
+                effects.append(
+                    Send(to=master, message=Restore(term=self.term, rid=rid, seq=seq, private=private))
+                )
+        effects.extend(
+            Send(to=master, message=Propose(term=self.term, rid=rid, seq=i.seq, action=i.action, private=i.private))
+            for rid, items in self._pending.items()
+            for i in items
+        )
+        return effects
+
+    def step(self, sender: PeerId, message: ResourceMessage, now: float) -> list[Effect]:
+        """Handle one message from the master."""
+        if not isinstance(message, _FROM_MASTER):
+            return []
+        if message.term > self.term:
+            return [TermObserved(term=message.term, sender=sender)]
+        if message.term < self.term or sender != self.master:
+            return []  # fenced: an older or unknown master
+        match message:
+            case Applied():
+                return self._on_applied(message, now)
+            case Revealed():
+                return self._on_revealed(message, now)
+            case Created():
+                return self._on_created(message)
+            case Presence():
+                return self._on_presence(message)
+            case Secret():
+                return self._on_secret(message)
+            case Rejected():
+                return self._on_rejected(message)
+            case Replied():
+                return self._on_replied(message)
+            case Snapshot():
+                return self._on_snapshot(message)
+            case Pull():
+                res = self.replicas.get(message.rid)
+                if res is None:
+                    return []
+                return [Send(to=sender, message=res.snapshot(term=self.term, index=self.index))]
+        return []
+
+    # -- log entries ---------------------------------------------------------------------------
+
+    def _entry(self, index: int, stamp: float | None = None, now: float = 0.0) -> None:
+        self.index = max(self.index, index)
+        if stamp is not None:
+            self._clock_offset = stamp - now
+
+    def _on_applied(self, msg: Applied, now: float) -> list[Effect]:
+        res = self.replicas.get(msg.rid)
+        if res is None:
+            return self._resync(msg.rid, "entry for an unknown resource")
+        if msg.rid in self._syncing:
+            return []
+        if msg.version <= res.version:
+            return []  # already applied (e.g. after a snapshot)
+        if msg.version != res.version + 1:
+            return self._resync(msg.rid, f"version gap: have {res.version}, got {msg.version}")
+        try:
+            state = freeze(res.type.reducer(res.state, msg.action))
+        except Exception as exc:
+            return self._resync(msg.rid, f"reducer raised on a confirmed action: {exc!r}")
+        digest = checksum(state)
+        if digest != msg.checksum:
+            return self._resync(msg.rid, "checksum mismatch")
+        res.set_state(state, digest)
+        res.version = msg.version
+        res.entry_term = msg.term
+        res.applied[msg.author] = msg.seq
+        if msg.private:
+            res.held.append(Held(author=msg.author, seq=msg.seq))
+        self._entry(msg.index, msg.now, now)
+        effects: list[Effect] = []
+        if msg.author == self.me:
+            effects += self._settle(msg.rid, msg.seq, None)
+        return effects + self._changed(msg.rid)
+
+    def _on_revealed(self, msg: Revealed, now: float) -> list[Effect]:
+        res = self.replicas.get(msg.rid)
+        if res is None:
+            return self._resync(msg.rid, "reveal for an unknown resource")
+        if msg.rid in self._syncing or msg.version <= res.version:
+            return []
+        if msg.version != res.version + 1:
+            return self._resync(msg.rid, f"version gap: have {res.version}, got {msg.version}")
+        state = res.state
+        try:
+            for held in msg.actions:
+                if held.action is None:
+                    raise InvalidState("a revealed action is missing")
+                state = freeze(res.type.reducer(state, held.action))
+        except Exception as exc:
+            return self._resync(msg.rid, f"replaying a reveal failed: {exc!r}")
+        digest = checksum(state)
+        if digest != msg.checksum:
+            return self._resync(msg.rid, "checksum mismatch after a reveal")
+        res.set_state(state, digest)
+        res.version = msg.version
+        res.entry_term = msg.term
+        res.held = []
+        self._secrets.pop(msg.rid, None)
+        self._entry(msg.index, msg.now, now)
+        return self._changed(msg.rid)
+
+    def _on_created(self, msg: Created) -> list[Effect]:
+        self._entry(msg.index)
+        if msg.rid in self.replicas:
+            return []
+        type_name, _ = parse_rid(msg.rid)
+        type_ = self.types.get(type_name)
+        if type_ is None:
+            return []  # a type this peer does not use
+        self.replicas[msg.rid] = Replica(
+            rid=msg.rid, type=type_, state=freeze(msg.state), entry_term=msg.term
+        )
+        return self._changed(msg.rid)
+
+    def _on_presence(self, msg: Presence) -> list[Effect]:
+        self._entry(msg.index)
+        res = self.replicas.get(msg.rid)
+        if res is None:
+            return []
+        return self._set_subscribers(res, msg.subscribers)
+
+    def _set_subscribers(self, res: Replica, subscribers: dict[str, dict[str, Any]]) -> list[Effect]:
+        before = res.subscribers
+        res.subscribers = {k: dict(v) for k, v in subscribers.items()}
+        joined = {k: v for k, v in res.subscribers.items() if before.get(k) != v}
+        left = tuple(PeerId(k) for k in before if k not in res.subscribers)
+        if not joined and not left:
+            return []
+        return [PresenceChanged(rid=res.rid, joined=joined, left=left)]
+
+    def _on_secret(self, msg: Secret) -> list[Effect]:
+        for item in self._pending.get(msg.rid, ()):
+            if item.seq == msg.seq:
+                item.private = msg.private  # as resolved by the master
+                item.waits = False
+        return []
+
+    def _on_rejected(self, msg: Rejected) -> list[Effect]:
+        res = self.replicas.get(msg.rid)
+        if res is not None:
+            res.applied[self.me] = max(res.applied.get(self.me, 0), msg.seq)
+        effects = self._settle(msg.rid, msg.seq, msg.reason, not_found=msg.not_found)
+        return effects + (self._changed(msg.rid) if msg.rid in self.replicas else [])
+
+    def _on_replied(self, msg: Replied) -> list[Effect]:
+        request = self._requests.pop(msg.req, None)
+        if request is None:
+            return []
+        if isinstance(request, Hello):
+            self.synced = True
+            assert self.master is not None
+            return [Synced(master=self.master, term=self.term)]
+        return [RequestSettled(req=msg.req, rid=msg.rid, error=msg.error, not_found=msg.not_found)]
+
+    def _on_snapshot(self, msg: Snapshot) -> list[Effect]:
+        self._entry(msg.index)
+        type_name, _ = parse_rid(msg.rid)
+        type_ = self.types.get(type_name)
+        if type_ is None:
+            return []
+        self._syncing.discard(msg.rid)
+        try:
+            res = Replica.from_snapshot(msg, type_)
+        except InvalidState:
+            return []
+        old = self.replicas.get(msg.rid)
+        res.subscribers = dict(old.subscribers) if old else {}
+        self.replicas[msg.rid] = res
+        effects = self._set_subscribers(res, msg.subscribers)
+        # rebase: what the snapshot already contains is confirmed
+        done = res.applied.get(self.me, 0)
+        for item in list(self._pending.get(msg.rid, ())):
+            if item.seq <= done:
+                effects += self._settle(msg.rid, item.seq, None)
+        held_own = {h.seq for h in res.held if h.author == self.me}
+        if msg.rid in self._secrets:
+            self._secrets[msg.rid] = [(s, a) for s, a in self._secrets[msg.rid] if s in held_own]
+        return effects + self._changed(msg.rid)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _settle(self, rid: Rid, seq: int, error: str | None, *, not_found: bool = False) -> list[Effect]:
+        items = self._pending.get(rid, [])
+        for i, item in enumerate(items):
+            if item.seq == seq:
+                del items[i]
+                if error is None and item.private is not None:
+                    self._secrets.setdefault(rid, []).append((seq, item.private))
+                if not items:
+                    self._pending.pop(rid, None)
+                return [ActionSettled(rid=rid, seq=seq, error=error, not_found=not_found)]
+        return []
+
+    def _resync(self, rid: Rid, reason: str) -> list[Effect]:
+        if rid in self._syncing or self.master is None:
+            return []
+        self._syncing.add(rid)
+        return [
+            ResyncStarted(rid=rid, reason=reason),
+            Send(to=self.master, message=SyncRequest(term=self.term, rid=rid)),
+        ]
+
+    def _request(self, message: Create | Bind) -> list[Effect]:
+        self._requests[message.req] = message
+        return self._to_master(message)
+
+    def _to_master(self, message: ResourceMessage) -> list[Effect]:
+        if self.master is None:
+            return []  # re-sent when a master is known
+        return [Send(to=self.master, message=message)]
+
+    def _changed(self, rid: Rid) -> list[Effect]:
+        self._views.pop(rid, None)
+        return [StateChanged(rid=rid)]
+
+    def _compute_view(self, rid: Rid) -> Any:
+        res = self.replicas.get(rid)
+        if res is None:
+            raise LocalProtocolError(f"{rid} is not here")
+        view = res.state
+        reducer = res.type.reducer
+        for _, private in self._secrets.get(rid, ()):
+            view = _try(reducer, view, private)
+        for item in self._pending.get(rid, ()):
+            if item.waits:
+                continue
+            view = _try(reducer, view, item.action)
+            if item.private is not None:
+                view = _try(reducer, view, item.private)
+        return view
+
+
+def _try(reducer: Any, state: Any, action: Action) -> Any:
+    """Predict one step; an action the master will reject leaves the view unchanged."""
+    try:
+        return freeze(reducer(state, action))
+    except Exception:
+        return state
+
+
+def _reterm(request: Create | Bind | Hello, term: Term) -> Create | Bind | Hello:
+    return replace(request, term=term)

@@ -1,0 +1,110 @@
+"""What the resource cores ask their driver to do or report (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..ids import PeerId, Rid, Term
+from .messages import ResourceMessage
+
+__all__ = [
+    "ActionSettled",
+    "Broadcast",
+    "Effect",
+    "PresenceChanged",
+    "RequestSettled",
+    "ResyncStarted",
+    "Send",
+    "StateChanged",
+    "Synced",
+    "TermObserved",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Send:
+    """Send ``message`` to ``to`` (which may be this peer itself)."""
+
+    to: PeerId
+    message: ResourceMessage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Broadcast:
+    """Send ``message`` to every peer, this one included."""
+
+    message: ResourceMessage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateChanged:
+    """The view of ``rid`` may have changed."""
+
+    rid: Rid
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionSettled:
+    """Own action ``seq`` on ``rid`` was confirmed (``error`` None) or rejected."""
+
+    rid: Rid
+    seq: int
+    error: str | None = None
+    not_found: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestSettled:
+    """Request ``req`` (create, bind, hello) was answered."""
+
+    req: int
+    rid: Rid
+    error: str | None = None
+    not_found: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PresenceChanged:
+    """Subscribers of ``rid`` joined or left."""
+
+    rid: Rid
+    joined: dict[str, dict[str, Any]]
+    left: tuple[PeerId, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResyncStarted:
+    """``rid`` diverged from the master (``reason``); a snapshot was requested."""
+
+    rid: Rid
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TermObserved:
+    """A message from a term newer than ours arrived: the election should hear of it."""
+
+    term: Term
+    sender: PeerId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Synced:
+    """This peer holds every resource of the current master."""
+
+    master: PeerId
+    term: Term
+
+
+Effect = (
+    Send
+    | Broadcast
+    | StateChanged
+    | ActionSettled
+    | RequestSettled
+    | PresenceChanged
+    | ResyncStarted
+    | TermObserved
+    | Synced
+)

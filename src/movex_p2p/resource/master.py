@@ -1,0 +1,451 @@
+"""MasterCore: the authoritative side of every resource (pure: events in, effects out).
+
+One peer at a time runs it. It orders every action, resolves master values, keeps each
+client's unrevealed private actions, reveals them to everyone, and streams log entries that
+every peer (the master's own client included) applies to its replica.
+
+A new master first *recovers*: it waits (until ``deadline``) for a ``Hello`` from each
+connected peer, pulls any replica newer than its own, and only then processes actions, so an
+action that any surviving peer saw confirmed is neither lost nor applied twice.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from ..errors import InvalidState
+from ..ids import PeerId, Rid, Term
+from .effects import Broadcast, Effect, Send
+from .messages import (
+    Applied,
+    Bind,
+    Create,
+    Created,
+    Held,
+    Hello,
+    Presence,
+    Propose,
+    Pull,
+    Rejected,
+    Replied,
+    ResourceMessage,
+    Restore,
+    Revealed,
+    Secret,
+    Snapshot,
+    SyncRequest,
+    Unbind,
+)
+from .replica import Replica, replay
+from .state import freeze
+from .types import Action, ResourceType, parse_rid
+from .values import has_master_values, resolve_master_values, seed_for
+
+__all__ = ["RECOVERY_TIMEOUT", "MasterCore"]
+
+RECOVERY_TIMEOUT: Final = 1.0
+"""Seconds a new master waits for every connected peer's Hello before it serves anyway."""
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class MasterCore:
+    """The master role. ``now`` is the master clock (wall seconds): it feeds ``master.now()``."""
+
+    def __init__(
+        self,
+        me: PeerId,
+        *,
+        term: Term,
+        types: Mapping[str, ResourceType],
+        salt: bytes,
+        index: int = 0,
+        replicas: Iterable[Replica] = (),
+        peers: frozenset[PeerId] = frozenset(),
+        now: float = 0.0,
+        recovery_timeout: float = RECOVERY_TIMEOUT,
+    ) -> None:
+        self.me = me
+        self.term = term
+        self.index = index
+        self._types = dict(types)
+        self._salt = salt
+        self._resources: dict[Rid, Replica] = {}
+        for replica in replicas:
+            self._resources[replica.rid] = Replica(
+                rid=replica.rid,
+                type=replica.type,
+                state=replica.state,
+                version=replica.version,
+                entry_term=replica.entry_term,
+                subscribers=dict(replica.subscribers),
+                held=list(replica.held),
+                applied=dict(replica.applied),
+            )
+        self._peers = set(peers)
+        self._awaiting_hello: set[PeerId] = set(peers) | {me}
+        self._awaiting_pull: dict[Rid, set[PeerId]] = {}
+        self._queued: list[tuple[PeerId, ResourceMessage]] = []
+        self._hello_replies: list[tuple[PeerId, int]] = []
+        self.deadline: float | None = now + recovery_timeout
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    @property
+    def recovering(self) -> bool:
+        """True until every connected peer reported and every newer replica was pulled."""
+        return self.deadline is not None
+
+    @property
+    def rids(self) -> list[Rid]:
+        """Every resource the master holds."""
+        return list(self._resources)
+
+    def resource(self, rid: Rid) -> Replica | None:
+        """The master's record of ``rid`` (read-only use)."""
+        return self._resources.get(rid)
+
+    def private_view(self, rid: Rid, peer: PeerId) -> Any:
+        """What ``peer`` sees of ``rid``: public state plus its own held private actions."""
+        res = self._resources[rid]
+        return self._view_of(res, peer)
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[Effect]:
+        """Advance time: ends recovery when its deadline passed."""
+        if self.deadline is not None and now >= self.deadline:
+            return self._finish_recovery(now)
+        return []
+
+    def peers_changed(self, peers: frozenset[PeerId], now: float) -> list[Effect]:
+        """The set of other connected peers changed: drop departed subscribers."""
+        self._peers = set(peers)
+
+        def gone(peer: str) -> bool:
+            return peer != self.me and peer not in self._peers
+
+        self._awaiting_hello = {p for p in self._awaiting_hello if not gone(p)}
+        for rid, waiting in list(self._awaiting_pull.items()):
+            waiting.difference_update({p for p in waiting if gone(p)})
+            if not waiting:
+                del self._awaiting_pull[rid]
+        effects: list[Effect] = []
+        if self.recovering:
+            effects += self._maybe_finish_recovery(now)
+            if self.recovering:
+                return effects
+        for res in self._resources.values():
+            departed = [p for p in res.subscribers if gone(PeerId(p))]
+            if departed:
+                for p in departed:
+                    del res.subscribers[p]
+                effects.append(self._presence(res))
+            effects += self._maybe_reveal(res, now)
+        return effects
+
+    def step(self, sender: PeerId, message: ResourceMessage, now: float) -> list[Effect]:
+        """Handle one message addressed to the master."""
+        if message.term != self.term:
+            return []  # older terms are fenced; newer ones are the node's business
+        if self.recovering:
+            return self._step_recovering(sender, message, now)
+        return self._serve(sender, message, now)
+
+    # -- recovery ------------------------------------------------------------------------------
+
+    def _step_recovering(self, sender: PeerId, message: ResourceMessage, now: float) -> list[Effect]:
+        match message:
+            case Hello():
+                effects = self._on_hello(sender, message, recovering=True)
+                self._awaiting_hello.discard(sender)
+                return effects + self._maybe_finish_recovery(now)
+            case Snapshot():
+                effects = self._on_pulled(sender, message)
+                return effects + self._maybe_finish_recovery(now)
+            case _:
+                self._queued.append((sender, message))
+                return []
+
+    def _maybe_finish_recovery(self, now: float) -> list[Effect]:
+        if self._awaiting_hello or self._awaiting_pull:
+            return []
+        return self._finish_recovery(now)
+
+    def _finish_recovery(self, now: float) -> list[Effect]:
+        self.deadline = None
+        self._awaiting_hello.clear()
+        self._awaiting_pull.clear()
+        effects: list[Effect] = []
+        gone = [
+            PeerId(p)
+            for res in self._resources.values()
+            for p in res.subscribers
+            if p != self.me and p not in self._peers
+        ]
+        if gone:
+            effects += self.peers_changed(frozenset(self._peers), now)
+        for peer, req in self._hello_replies:
+            effects.append(Send(to=peer, message=Replied(term=self.term, req=req, rid=Rid(""))))
+        self._hello_replies.clear()
+        queued, self._queued = self._queued, []
+        for sender, message in queued:
+            effects += self._serve(sender, message, now)
+        for res in self._resources.values():
+            effects += self._maybe_reveal(res, now)
+        return effects
+
+    def _on_hello(self, sender: PeerId, hello: Hello, *, recovering: bool) -> list[Effect]:
+        effects: list[Effect] = []
+        for rid, res in self._resources.items():
+            pos = hello.have.get(rid)
+            if (
+                pos is None
+                or (pos.term, pos.version) < res.key
+                or ((pos.term, pos.version) == res.key and pos.checksum != res.checksum)
+            ):
+                effects.append(Send(to=sender, message=res.snapshot(term=self.term, index=self.index)))
+        for rid_str, pos in hello.have.items():
+            rid = Rid(rid_str)
+            mine = self._resources.get(rid)
+            if mine is None or (pos.term, pos.version) > mine.key:
+                if not self._known_type(rid):
+                    continue
+                if recovering:
+                    self._awaiting_pull.setdefault(rid, set()).add(sender)
+                effects.append(Send(to=sender, message=Pull(term=self.term, rid=rid)))
+        if recovering:
+            self._hello_replies.append((sender, hello.req))
+        else:
+            effects.append(Send(to=sender, message=Replied(term=self.term, req=hello.req, rid=Rid(""))))
+        return effects
+
+    def _known_type(self, rid: Rid) -> bool:
+        try:
+            return parse_rid(rid)[0] in self._types
+        except Exception:
+            return False
+
+    def _on_pulled(self, sender: PeerId, snap: Snapshot) -> list[Effect]:
+        waiting = self._awaiting_pull.get(snap.rid)
+        if waiting is not None:
+            waiting.discard(sender)
+            if not waiting:
+                del self._awaiting_pull[snap.rid]
+        type_ = self._types.get(parse_rid(snap.rid)[0]) if self._known_type(snap.rid) else None
+        if type_ is None:
+            return []
+        current: Replica | None = self._resources.get(snap.rid)
+        if current is not None and (snap.entry_term, snap.version) <= current.key:
+            return []
+        try:
+            pulled = Replica.from_snapshot(snap, type_)
+        except InvalidState:
+            return []
+        if current is not None:  # keep private halves we already hold
+            known = {(h.author, h.seq): h for h in current.held if h.action is not None}
+            pulled.held = [known.get((h.author, h.seq), h) for h in pulled.held]
+        self._resources[snap.rid] = pulled
+        self.index += 1
+        return [Broadcast(message=pulled.snapshot(term=self.term, index=self.index))]
+
+    # -- serving -------------------------------------------------------------------------------
+
+    def _serve(self, sender: PeerId, message: ResourceMessage, now: float) -> list[Effect]:
+        match message:
+            case Propose():
+                return self._on_propose(sender, message, now)
+            case Create():
+                return self._on_create(sender, message)
+            case Bind():
+                return self._on_bind(sender, message)
+            case Unbind():
+                res = self._resources.get(message.rid)
+                if res is None or sender not in res.subscribers:
+                    return []
+                del res.subscribers[sender]
+                return [self._presence(res)]
+            case Restore():
+                return self._on_restore(sender, message, now)
+            case Hello():
+                return self._on_hello(sender, message, recovering=False)
+            case SyncRequest():
+                res = self._resources.get(message.rid)
+                if res is None:
+                    return []
+                return [Send(to=sender, message=res.snapshot(term=self.term, index=self.index))]
+            case Snapshot():
+                return self._on_pulled(sender, message)
+            case _:
+                return []  # master-to-client messages are not for us
+
+    def _on_create(self, sender: PeerId, msg: Create) -> list[Effect]:
+        def reply(error: str | None = None, *, not_found: bool = False) -> Send:
+            return Send(
+                to=sender,
+                message=Replied(term=self.term, req=msg.req, rid=msg.rid, error=error, not_found=not_found),
+            )
+
+        try:
+            type_name, _ = parse_rid(msg.rid)
+        except Exception as exc:
+            return [reply(_reason(exc))]
+        type_ = self._types.get(type_name)
+        if type_ is None:
+            return [reply(f"unknown resource type {type_name!r}", not_found=True)]
+        if msg.rid in self._resources:
+            return [reply(None if msg.exist_ok else f"{msg.rid} already exists")]
+        try:
+            state = freeze(type_.initial if msg.state is None else msg.state)
+        except InvalidState as exc:
+            return [reply(_reason(exc))]
+        if has_master_values(msg.state):
+            return [reply("master values are not allowed in a created state")]
+        res = Replica(rid=msg.rid, type=type_, state=state, entry_term=self.term)
+        self._resources[msg.rid] = res
+        self.index += 1
+        created = Created(term=self.term, index=self.index, rid=msg.rid, state=state, checksum=res.checksum)
+        return [Broadcast(message=created), reply()]
+
+    def _on_bind(self, sender: PeerId, msg: Bind) -> list[Effect]:
+        res = self._resources.get(msg.rid)
+        if res is None:
+            error = f"no resource {msg.rid}"
+            return [
+                Send(
+                    to=sender,
+                    message=Replied(term=self.term, req=msg.req, rid=msg.rid, error=error, not_found=True),
+                )
+            ]
+        effects: list[Effect] = []
+        if res.subscribers.get(sender) != msg.info:
+            res.subscribers[sender] = dict(msg.info)
+            effects.append(self._presence(res))
+        effects.append(Send(to=sender, message=Replied(term=self.term, req=msg.req, rid=msg.rid)))
+        return effects
+
+    def _presence(self, res: Replica) -> Broadcast:
+        self.index += 1
+        return Broadcast(
+            message=Presence(term=self.term, index=self.index, rid=res.rid, subscribers=dict(res.subscribers))
+        )
+
+    def _on_propose(self, sender: PeerId, msg: Propose, now: float) -> list[Effect]:
+        res = self._resources.get(msg.rid)
+        if res is None:
+            reject = Rejected(
+                term=self.term, rid=msg.rid, seq=msg.seq, reason=f"no resource {msg.rid}", not_found=True
+            )
+            return [Send(to=sender, message=reject)]
+        if res.applied.get(sender, 0) >= msg.seq:
+            return []  # a re-submission of an action already applied: idempotent by (author, seq)
+        rng = random.Random(seed_for(self._salt, self.term, msg.rid, res.version + 1))
+        try:
+            action = self._resolve(msg.action, now, rng)
+            private = None if msg.private is None else self._resolve(msg.private, now, rng)
+            public = freeze(res.type.reducer(res.state, action))
+            if private is not None:  # the author's private view must accept its private half
+                own = [h.action for h in res.held if h.author == sender and h.action is not None]
+                replay(res.type, public, [*own, private])
+        except Exception as exc:
+            res.applied[sender] = msg.seq
+            return [
+                Send(
+                    to=sender, message=Rejected(term=self.term, rid=msg.rid, seq=msg.seq, reason=_reason(exc))
+                )
+            ]
+        effects: list[Effect] = []
+        res.version += 1
+        res.entry_term = self.term
+        res.applied[sender] = msg.seq
+        res.set_state(public)
+        if private is not None:
+            res.held.append(Held(author=sender, seq=msg.seq, action=private))
+            effects.append(
+                Send(to=sender, message=Secret(term=self.term, rid=msg.rid, seq=msg.seq, private=private))
+            )
+        self.index += 1
+        effects.append(
+            Broadcast(
+                message=Applied(
+                    term=self.term,
+                    index=self.index,
+                    rid=msg.rid,
+                    version=res.version,
+                    author=sender,
+                    seq=msg.seq,
+                    action=action,
+                    private=private is not None,
+                    checksum=res.checksum,
+                    now=now,
+                )
+            )
+        )
+        return effects + self._maybe_reveal(res, now)
+
+    @staticmethod
+    def _resolve(action: Action, now: float, rng: random.Random) -> Action:
+        if not has_master_values(action.payload):
+            return action
+        return Action(action.type, freeze(resolve_master_values(action.payload, now=now, rng=rng)))
+
+    def _on_restore(self, sender: PeerId, msg: Restore, now: float) -> list[Effect]:
+        res = self._resources.get(msg.rid)
+        if res is None:
+            return []
+        for i, held in enumerate(res.held):
+            if held.author == sender and held.seq == msg.seq:
+                if held.action is None:
+                    res.held[i] = Held(author=sender, seq=msg.seq, action=msg.private)
+                    return self._maybe_reveal(res, now)
+                return []
+        return []
+
+    def _maybe_reveal(self, res: Replica, now: float) -> list[Effect]:
+        can_reveal = res.type.can_reveal
+        if not res.held or can_reveal is None:
+            return []
+        # wait for a connected author to restore a private half a previous master held
+        if any(h.action is None and (h.author == self.me or h.author in self._peers) for h in res.held):
+            return []
+        try:
+            if not can_reveal(res.state):
+                return []
+        except Exception:
+            return []
+        revealed: list[Held] = []
+        state = res.state
+        for held in res.held:
+            if held.action is None:
+                continue  # its author died with the previous master: that secret is gone
+            try:
+                state = freeze(res.type.reducer(state, held.action))
+            except Exception:
+                continue
+            revealed.append(held)
+        res.held = []
+        res.version += 1
+        res.entry_term = self.term
+        res.set_state(state)
+        self.index += 1
+        return [
+            Broadcast(
+                message=Revealed(
+                    term=self.term,
+                    index=self.index,
+                    rid=res.rid,
+                    version=res.version,
+                    actions=tuple(revealed),
+                    checksum=res.checksum,
+                    now=now,
+                )
+            )
+        ]
+
+    def _view_of(self, res: Replica, peer: PeerId) -> Any:
+        own = [h.action for h in res.held if h.author == peer and h.action is not None]
+        return replay(res.type, res.state, own) if own else res.state

@@ -1,0 +1,276 @@
+"""Resource wire messages (tags 30-59, append only) and what the cores return (pure).
+
+Every master message carries the master's ``term``; log entries carry a global ``index`` that
+grows by one per entry across every resource (the election compares (term, index)) and a
+per-resource ``version`` that grows by one per state change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ..ids import PeerId, Rid, Term
+from .types import Action
+
+__all__ = [
+    "MESSAGES",
+    "Applied",
+    "Bind",
+    "Create",
+    "Created",
+    "Held",
+    "Hello",
+    "Position",
+    "Presence",
+    "Propose",
+    "Pull",
+    "Rejected",
+    "Replied",
+    "ResourceMessage",
+    "Restore",
+    "Revealed",
+    "Secret",
+    "Snapshot",
+    "SyncRequest",
+    "Unbind",
+]
+
+
+# -- client -> master ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Create:
+    """Ask the master to create ``rid`` with ``state`` (kept as is when it exists and exist_ok)."""
+
+    term: Term
+    req: int
+    rid: Rid
+    state: Any
+    exist_ok: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bind:
+    """Subscribe to ``rid`` with presence ``info``."""
+
+    term: Term
+    req: int
+    rid: Rid
+    info: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unbind:
+    """Stop being a subscriber of ``rid``."""
+
+    term: Term
+    rid: Rid
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Propose:
+    """Apply ``action`` (and hold ``private`` for the author) to ``rid``; ``seq`` is the idempotency key."""
+
+    term: Term
+    rid: Rid
+    seq: int
+    action: Action
+    private: Action | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Restore:
+    """After a master change: the author re-delivers the private half of confirmed pair ``seq``."""
+
+    term: Term
+    rid: Rid
+    seq: int
+    private: Action
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Position:
+    """A replica's position for one resource: last entry term, version and checksum."""
+
+    term: Term
+    version: int
+    checksum: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hello:
+    """Sent to a new master: what this replica holds, so the master can send or pull the difference."""
+
+    term: Term
+    req: int
+    have: dict[str, Position]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncRequest:
+    """Ask the master for a snapshot of ``rid`` (checksum mismatch or version gap)."""
+
+    term: Term
+    rid: Rid
+
+
+# -- master -> clients -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Created:
+    """Log entry: ``rid`` now exists with ``state`` at version 0."""
+
+    term: Term
+    index: int
+    rid: Rid
+    state: Any
+    checksum: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Applied:
+    """Log entry: ``action`` by ``author`` (its ``seq``) applied, giving ``version`` and ``checksum``.
+
+    ``private`` marks the public half of a private pair; the author holds the private half.
+    """
+
+    term: Term
+    index: int
+    rid: Rid
+    version: int
+    author: PeerId
+    seq: int
+    action: Action
+    private: bool
+    checksum: bytes
+    now: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Held:
+    """A private action in a reveal, or (without ``action``) a reference to one still held."""
+
+    author: PeerId
+    seq: int
+    action: Action | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Revealed:
+    """Log entry: held private actions replayed onto the public state in master order."""
+
+    term: Term
+    index: int
+    rid: Rid
+    version: int
+    actions: tuple[Held, ...]
+    checksum: bytes
+    now: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Presence:
+    """Log entry: the subscribers of ``rid`` (peer id -> info)."""
+
+    term: Term
+    index: int
+    rid: Rid
+    subscribers: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Secret:
+    """To the author only: the private half of pair ``seq`` as the master resolved it."""
+
+    term: Term
+    rid: Rid
+    seq: int
+    private: Action
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rejected:
+    """To the author only: action ``seq`` on ``rid`` was refused for ``reason``."""
+
+    term: Term
+    rid: Rid
+    seq: int
+    reason: str
+    not_found: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replied:
+    """The answer to request ``req`` (create, bind or hello): ``error`` is None on success."""
+
+    term: Term
+    req: int
+    rid: Rid
+    error: str | None = None
+    not_found: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """A whole replica of ``rid``: state, subscribers, held private references, applied seqs."""
+
+    term: Term
+    index: int
+    rid: Rid
+    entry_term: Term
+    version: int
+    state: Any
+    checksum: bytes
+    subscribers: dict[str, dict[str, Any]]
+    held: tuple[Held, ...]
+    applied: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pull:
+    """From a new master: send me your snapshot of ``rid`` (you are ahead of me)."""
+
+    term: Term
+    rid: Rid
+
+
+ResourceMessage = (
+    Create
+    | Bind
+    | Unbind
+    | Propose
+    | Restore
+    | Hello
+    | SyncRequest
+    | Created
+    | Applied
+    | Revealed
+    | Presence
+    | Secret
+    | Rejected
+    | Replied
+    | Snapshot
+    | Pull
+)
+
+MESSAGES: Final[dict[int, type[ResourceMessage]]] = {
+    30: Create,
+    31: Bind,
+    32: Unbind,
+    33: Propose,
+    34: Restore,
+    35: Hello,
+    36: SyncRequest,
+    37: Created,
+    38: Applied,
+    39: Revealed,
+    40: Presence,
+    41: Secret,
+    42: Rejected,
+    43: Replied,
+    44: Snapshot,
+    45: Pull,
+}

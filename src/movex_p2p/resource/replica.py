@@ -1,0 +1,87 @@
+"""One resource as every peer holds it (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..ids import Rid, Term
+from .messages import Held, Position, Snapshot
+from .state import checksum, freeze
+
+if TYPE_CHECKING:
+    from .types import Action, ResourceType
+
+__all__ = ["Replica", "replay"]
+
+
+@dataclass(slots=True)
+class Replica:
+    """Public state of ``rid`` at ``version`` plus subscribers, held private refs and applied seqs."""
+
+    rid: Rid
+    type: ResourceType
+    state: Any
+    version: int = 0
+    entry_term: Term = 0  # type: ignore[assignment]
+    subscribers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    held: list[Held] = field(default_factory=list)
+    applied: dict[str, int] = field(default_factory=dict)
+    _checksum: bytes | None = None
+
+    @property
+    def checksum(self) -> bytes:
+        """Checksum of the stored (untransformed) public state."""
+        if self._checksum is None:
+            self._checksum = checksum(self.state)
+        return self._checksum
+
+    def set_state(self, state: Any, digest: bytes | None = None) -> None:
+        """Replace the state (already frozen) and its cached checksum."""
+        self.state = state
+        self._checksum = digest
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """What "newer" means between replicas: (entry term, version)."""
+        return (self.entry_term, self.version)
+
+    def position(self) -> Position:
+        """This replica's position, as a new master is told."""
+        return Position(term=self.entry_term, version=self.version, checksum=self.checksum)
+
+    def snapshot(self, *, term: Term, index: int) -> Snapshot:
+        """A snapshot message of this replica (held private actions by reference only)."""
+        return Snapshot(
+            term=term,
+            index=index,
+            rid=self.rid,
+            entry_term=self.entry_term,
+            version=self.version,
+            state=self.state,
+            checksum=self.checksum,
+            subscribers=dict(self.subscribers),
+            held=tuple(Held(author=h.author, seq=h.seq) for h in self.held),
+            applied=dict(self.applied),
+        )
+
+    @classmethod
+    def from_snapshot(cls, snap: Snapshot, type: ResourceType) -> Replica:
+        """Build a replica from a (validated) snapshot."""
+        return cls(
+            rid=snap.rid,
+            type=type,
+            state=freeze(snap.state),
+            version=snap.version,
+            entry_term=snap.entry_term,
+            subscribers={k: dict(v) for k, v in snap.subscribers.items()},
+            held=[Held(author=h.author, seq=h.seq) for h in snap.held],
+            applied=dict(snap.applied),
+        )
+
+
+def replay(type: ResourceType, state: Any, actions: list[Action]) -> Any:
+    """Apply ``actions`` in order with the type's reducer, freezing each result."""
+    for action in actions:
+        state = freeze(type.reducer(state, action))
+    return state

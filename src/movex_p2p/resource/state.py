@@ -1,0 +1,194 @@
+"""Immutable JSON-like states and their canonical checksum (pure).
+
+Confirmed states are deep-frozen: ``FrozenDict`` and ``FrozenList`` are dict and list subclasses
+that refuse mutation, so a reducer that mutates its input fails loudly instead of corrupting
+confirmed state, and the app can read a state from any thread. ``copy.deepcopy`` and
+``copy.copy`` of a frozen value give ordinary mutable containers.
+
+The checksum is a Merkle digest: each container's digest is BLAKE2b-128 over the CBOR encoding
+of its entries (dict keys sorted), where a nested container stands as ``[its digest]``. Digests
+are cached on the frozen containers, and reducers share unchanged sub-trees, so an action that
+changes one key costs only the containers on the path to it, not a re-encoding of the state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any, Final, NoReturn
+
+import cbor2
+
+from ..errors import InvalidState
+from .values import MasterValue
+
+__all__ = ["FrozenDict", "FrozenList", "check_data", "checksum", "freeze", "hexdigest", "thaw"]
+
+MAX_DEPTH: Final = 64
+
+
+def _refuse(self: object, *args: Any, **kwargs: Any) -> NoReturn:
+    raise InvalidState(
+        "states are immutable: return a new value from the reducer instead of changing its input "
+        "(e.g. {**state, 'key': value}, or copy.deepcopy(state) first)"
+    )
+
+
+class FrozenDict(dict[str, Any]):
+    """A dict that refuses mutation; the form every stored state's mappings take."""
+
+    __slots__ = ("_digest",)
+    _digest: bytes | None
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
+    __ior__ = _refuse
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return {key: thaw(value) for key, value in self.items()}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (dict(self),))
+
+    def __repr__(self) -> str:
+        return dict.__repr__(self)
+
+
+class FrozenList(list[Any]):
+    """A list that refuses mutation; the form every stored state's sequences take."""
+
+    __slots__ = ("_digest",)
+    _digest: bytes | None
+
+    __setitem__ = __delitem__ = append = extend = insert = pop = remove = clear = _refuse
+    sort = reverse = _refuse
+    __iadd__ = __imul__ = _refuse
+
+    def __copy__(self) -> list[Any]:
+        return list(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
+        return [thaw(value) for value in self]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenList, (list(self),))
+
+    def __repr__(self) -> str:
+        return list.__repr__(self)
+
+
+_SCALARS: Final = (type(None), bool, int, str, bytes)
+
+
+def _new_dict(items: dict[str, Any]) -> FrozenDict:
+    frozen = FrozenDict(items)
+    object.__setattr__(frozen, "_digest", None)
+    return frozen
+
+
+def _new_list(items: list[Any]) -> FrozenList:
+    frozen = FrozenList(items)
+    object.__setattr__(frozen, "_digest", None)
+    return frozen
+
+
+def freeze(value: Any, *, depth: int = 0) -> Any:
+    """Deep-freeze JSON-like data; raise InvalidState for anything else.
+
+    Frozen containers are returned as they are (they are frozen all the way down), so
+    freezing a reducer's result costs only the containers it created.
+    """
+    kind = type(value)
+    if kind is FrozenDict or kind is FrozenList or kind in _SCALARS:
+        return value
+    if depth >= MAX_DEPTH:
+        raise InvalidState(f"state nested deeper than {MAX_DEPTH}")
+    if kind is float:
+        if not math.isfinite(value):
+            raise InvalidState(f"non-finite float {value!r} in state")
+        return value
+    if isinstance(value, dict):
+        items: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise InvalidState(f"state mapping keys must be str, not {type(key).__name__}")
+            items[key] = freeze(item, depth=depth + 1)
+        return _new_dict(items)
+    if isinstance(value, list | tuple):
+        return _new_list([freeze(item, depth=depth + 1) for item in value])
+    raise InvalidState(
+        f"{kind.__name__} is not JSON-like data (None, bool, int, float, str, bytes, list, dict)"
+    )
+
+
+def thaw(value: Any) -> Any:
+    """A mutable deep copy of a (frozen) state."""
+    if isinstance(value, dict):
+        return {key: thaw(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [thaw(item) for item in value]
+    return value
+
+
+def _container_digest(value: FrozenDict | FrozenList) -> bytes:
+    cached: bytes | None = value._digest
+    if cached is not None:
+        return cached
+    parts: list[Any]
+    if type(value) is FrozenDict:
+        parts = ["d"]
+        for key in sorted(value):
+            item = value[key]
+            parts.append(key)
+            kind = type(item)
+            parts.append([_container_digest(item)] if kind is FrozenDict or kind is FrozenList else item)
+    else:
+        parts = ["l"]
+        element: Any
+        for element in value:
+            kind = type(element)
+            parts.append([_container_digest(element)] if kind is FrozenDict or kind is FrozenList else element)
+    digest = hashlib.blake2b(cbor2.dumps(parts), digest_size=16).digest()
+    object.__setattr__(value, "_digest", digest)
+    return digest
+
+
+def checksum(state: Any) -> bytes:
+    """The 16-byte checksum of a frozen state (see the module docstring)."""
+    if type(state) is FrozenDict or type(state) is FrozenList:
+        return _container_digest(state)
+    kind = type(state)
+    if kind is dict or kind is list or kind is tuple:
+        return checksum(freeze(state))
+    return hashlib.blake2b(cbor2.dumps(["s", state]), digest_size=16).digest()
+
+
+def hexdigest(digest: bytes) -> str:
+    """The checksum as the hex string users see."""
+    return digest.hex()
+
+
+def check_data(value: Any, *, where: str = "value", depth: int = 0) -> Any:
+    """Check that ``value`` is JSON-like data or a master value; return it unchanged."""
+    if depth > MAX_DEPTH:
+        raise InvalidState(f"{where}: nested deeper than {MAX_DEPTH}")
+    kind = type(value)
+    if kind in _SCALARS or kind is MasterValue:
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise InvalidState(f"{where}: non-finite float")
+        return value
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            check_data(item, where=f"{where}[{i}]", depth=depth + 1)
+        return value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if type(key) is not str:
+                raise InvalidState(f"{where}: map keys must be str")
+            check_data(item, where=f"{where}.{key}", depth=depth + 1)
+        return value
+    raise InvalidState(f"{where}: {kind.__name__} is not JSON-like data")

@@ -1,0 +1,7 @@
+"""Transports: the only ring that does I/O. Every transport implements :class:`Transport`."""
+
+from __future__ import annotations
+
+from .base import Endpoint, Frame, PeerDown, PeerUp, Transport, TransportEvent
+
+__all__ = ["Endpoint", "Frame", "PeerDown", "PeerUp", "Transport", "TransportEvent"]

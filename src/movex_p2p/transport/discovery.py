@@ -1,0 +1,234 @@
+"""mDNS discovery of the peers of a room (the only zeroconf import).
+
+Each peer registers ``<peer id>._movex._tcp.local.`` on explicit interface addresses, with
+probing skipped (peer ids are unique: ~5 ms instead of ~1.2 s), and browses the same type.
+TXT: ``room``, ``id``, ``v`` (protocol version), ``inc`` (incarnation: a restart with the same
+id shows up as Updated with a new one), ``sig`` (signaling TCP port) and ``name``.
+
+mDNS is a discovery hint, not liveness: a killed peer's records linger for their TTL.
+zeroconf callbacks only ``send_nowait`` into a bounded stream; owned tasks do the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from zeroconf import IPVersion, ServiceStateChange, Zeroconf
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+from ..errors import TransportError
+from ..ids import PeerId
+
+__all__ = ["SERVICE_TYPE", "Announcement", "Discovery", "DiscoveryEvent", "PeerGone"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_TYPE: Final = "_movex._tcp.local."
+_RESOLVE_TIMEOUT_MS: Final = 3000
+_TXT_LIMIT: Final = 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Announcement:
+    """A peer announced itself (or re-announced, e.g. with a new incarnation)."""
+
+    peer: PeerId
+    name: str
+    room: str
+    version: int
+    incarnation: int
+    port: int
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerGone:
+    """A peer withdrew its record (mDNS goodbye)."""
+
+    peer: PeerId
+
+
+DiscoveryEvent = Announcement | PeerGone
+
+
+def _instance(peer: PeerId) -> str:
+    return f"{peer}.{SERVICE_TYPE}"
+
+
+def _peer_of(name: str) -> str:
+    return name[: -len(SERVICE_TYPE) - 1] if name.endswith("." + SERVICE_TYPE) else name
+
+
+def parse_txt(properties: dict[bytes, bytes | None], addresses: Sequence[str], port: int) -> Announcement:
+    """Build an Announcement from TXT properties (pure); ValueError if something is missing."""
+
+    def text(key: bytes) -> str:
+        value = properties.get(key)
+        if value is None:
+            raise ValueError(f"TXT lacks {key.decode()}")
+        return value.decode()
+
+    return Announcement(
+        peer=PeerId(text(b"id")),
+        name=text(b"name") if properties.get(b"name") is not None else "",
+        room=text(b"room"),
+        version=int(text(b"v")),
+        incarnation=int(text(b"inc")),
+        port=int(text(b"sig")),
+        addresses=tuple(addresses),
+    )
+
+
+class Discovery:
+    """Announce ``me`` and report the other peers of its room.
+
+    ``async with Discovery(...) as discovery: async for event in discovery.events: ...``;
+    leaving sends the mDNS goodbye (or call :meth:`withdraw` earlier) and closes zeroconf.
+    """
+
+    def __init__(self, *, interfaces: Sequence[str], me: Announcement, queue_size: int = 256) -> None:
+        if not interfaces:
+            raise ValueError("discovery needs at least one explicit interface address")
+        for value in (me.room, me.name, str(me.peer)):
+            if len(value.encode()) > _TXT_LIMIT:
+                raise ValueError(f"{value[:20]!r}...: at most {_TXT_LIMIT} bytes in TXT")
+        self._interfaces = list(interfaces)
+        self._me = me
+        self._changes_tx: MemoryObjectSendStream[tuple[str, ServiceStateChange]]
+        self._changes_rx: MemoryObjectReceiveStream[tuple[str, ServiceStateChange]]
+        self._changes_tx, self._changes_rx = anyio.create_memory_object_stream[tuple[str, ServiceStateChange]](
+            queue_size
+        )
+        self._events_tx: MemoryObjectSendStream[DiscoveryEvent]
+        self._events_tx, self.events = anyio.create_memory_object_stream[DiscoveryEvent](queue_size)
+        self._azc: AsyncZeroconf | None = None
+        self._browser: AsyncServiceBrowser | None = None
+        self._info: AsyncServiceInfo | None = None
+        self._tg: TaskGroup | None = None
+
+    # zeroconf calls this with keyword arguments: the parameter names are part of its API.
+    def _on_change(self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+        try:
+            self._changes_tx.send_nowait((name, state_change))
+        except anyio.WouldBlock:
+            log.warning("discovery queue full; dropped %s %s", state_change.name, name)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+
+    async def __aenter__(self) -> Discovery:
+        try:
+            self._azc = AsyncZeroconf(interfaces=self._interfaces, ip_version=IPVersion.V4Only)
+        except OSError as exc:
+            raise TransportError(f"mDNS on {self._interfaces} unavailable: {exc!r}") from exc
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        try:
+            me = self._me
+            self._info = AsyncServiceInfo(
+                SERVICE_TYPE,
+                _instance(me.peer),
+                port=me.port,
+                properties={
+                    "room": me.room,
+                    "id": str(me.peer),
+                    "v": str(me.version),
+                    "inc": str(me.incarnation),
+                    "sig": str(me.port),
+                    "name": me.name,
+                },
+                server=f"{me.peer}.local.",
+                parsed_addresses=list(me.addresses),
+            )
+            # Probing skipped: the name is our unique peer id. The returned awaitable is the
+            # announcement task: an owned task awaits it so it never lingers.
+            announced = await self._azc.async_register_service(
+                self._info, allow_name_change=False, cooperating_responders=True
+            )
+            self._tg.start_soon(self._await, announced)
+            self._browser = AsyncServiceBrowser(self._azc.zeroconf, [SERVICE_TYPE], handlers=[self._on_change])
+            self._tg.start_soon(self._pump, self._tg)
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        log.debug("announced %s on %s port %d", me.peer, self._interfaces, me.port)
+        return self
+
+    async def withdraw(self) -> None:
+        """Send the mDNS goodbye now (idempotent); other peers see it within milliseconds."""
+        info, self._info = self._info, None
+        if info is None or self._azc is None:
+            return
+        with anyio.move_on_after(1, shield=True):
+            try:
+                await (await self._azc.async_unregister_service(info))
+            except Exception:
+                log.debug("mDNS goodbye failed", exc_info=True)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.withdraw()
+            with anyio.move_on_after(2):
+                if self._browser is not None:
+                    await self._browser.async_cancel()
+                if self._azc is not None:
+                    await self._azc.async_close()
+        for stream in (self._changes_tx, self._changes_rx, self._events_tx, self.events):
+            stream.close()
+        if self._tg is not None:  # entered in __aenter__: exit it outside the shield, in order
+            tg, self._tg = self._tg, None
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+
+    async def _await(self, announced: Awaitable[Any]) -> None:
+        try:
+            await announced
+        except Exception:
+            log.debug("mDNS announcement failed", exc_info=True)
+
+    async def _pump(self, tg: TaskGroup) -> None:
+        async for name, change in self._changes_rx:
+            peer = _peer_of(name)
+            if peer.lower() == str(self._me.peer).lower():
+                continue
+            if change is ServiceStateChange.Removed:
+                await self._emit(PeerGone(peer=PeerId(peer)))
+            else:
+                tg.start_soon(self._resolve, name)
+
+    async def _resolve(self, name: str) -> None:
+        assert self._azc is not None
+        info = AsyncServiceInfo(SERVICE_TYPE, name)
+        try:
+            found = await info.async_request(self._azc.zeroconf, _RESOLVE_TIMEOUT_MS)
+        except Exception:
+            log.debug("resolving %s failed", name, exc_info=True)
+            return
+        if not found or info.port is None:
+            log.debug("could not resolve %s", name)
+            return
+        try:
+            announcement = parse_txt(info.properties, info.parsed_addresses(IPVersion.V4Only), info.port)
+        except (ValueError, UnicodeDecodeError) as exc:
+            log.debug("ignoring %s: %s", name, exc)
+            return
+        if announcement.room != self._me.room or announcement.version != self._me.version:
+            return  # another room (or protocol version) shares the LAN: not ours
+        if announcement.peer.lower() != _peer_of(name).lower():
+            log.debug("ignoring %s: TXT id %r does not match", name, announcement.peer)
+            return
+        await self._emit(announcement)
+
+    async def _emit(self, event: DiscoveryEvent) -> None:
+        try:
+            await self._events_tx.send(event)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass

@@ -1,0 +1,613 @@
+"""LanTransport: mDNS discovery, authenticated TCP signaling and WebRTC data channels, full mesh.
+
+Every pair of peers of a room holds one reliable, ordered data channel. The channel carries a
+byte stream of frames ``[u32 length][u8 kind][payload]`` (kind: data, heartbeat, goodbye);
+frames queued in one loop turn are coalesced into one data-channel message (aiortc pays per
+SCTP packet), and the writer pauses while the channel's ``bufferedAmount`` is above a
+high-water mark. An application heartbeat (default every 0.25 s, dead after 1 s of silence)
+decides liveness: mDNS records and aiortc's own consent checks are far too slow for that.
+
+Leaving sends a goodbye frame on every channel and the mDNS goodbye at once, so others see a
+graceful leave within milliseconds. A peer restarted with the same id announces a new
+incarnation; the old link is dropped and a new one is made.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import logging
+import socket
+import struct
+import time
+from collections.abc import MutableMapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Final
+
+import anyio
+from anyio.abc import ByteStream, Listener, SocketAttribute, SocketStream, TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.stapled import MultiListener
+
+from ..election.detector import FailureDetector
+from ..errors import (
+    AuthenticationFailed,
+    ChannelClosed,
+    ConnectError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    TransportError,
+)
+from ..ids import PeerId
+from .base import Frame, PeerDown, PeerUp, TransportEvent
+from .discovery import Announcement, Discovery, PeerGone
+from .signaling import PROTOCOL_VERSION, Hello, derive_key, new_hello, run_dialer, run_listener
+from .webrtc import ChannelDown, RtcSession
+
+__all__ = ["FrameDecoder", "LanEndpoint", "LanTransport", "default_interfaces", "encode_frame"]
+
+log = logging.getLogger(__name__)
+
+DATA: Final = 0
+HEARTBEAT: Final = 1
+GOODBYE: Final = 2
+_KINDS: Final = frozenset({DATA, HEARTBEAT, GOODBYE})
+MAX_FRAME: Final = 16 * 1024 * 1024
+"""Largest frame (payload + kind byte) a peer may send."""
+CHUNK: Final = 60 * 1024
+"""Largest data-channel message we send (aiortc peers accept 256 KiB, others at least 64 KiB)."""
+HIGH_WATER: Final = 1024 * 1024
+"""The writer pauses while the channel holds more than this many unsent bytes."""
+OUTBOX_LIMIT: Final = 64 * 1024 * 1024
+"""A peer whose queued, unsent bytes exceed this is dropped (it cannot keep up)."""
+_HEADER = struct.Struct(">I")
+_MAX_HANDSHAKES: Final = 32
+
+
+# --- framing (pure) ------------------------------------------------------------------------
+
+
+def encode_frame(kind: int, payload: bytes = b"") -> bytes:
+    """One frame of the channel's byte stream."""
+    if len(payload) + 1 > MAX_FRAME:
+        raise LocalProtocolError(f"frame of {len(payload)} bytes exceeds {MAX_FRAME - 1}")
+    return _HEADER.pack(len(payload) + 1) + bytes((kind,)) + payload
+
+
+class FrameDecoder:
+    """Reassembles frames from data-channel messages (which may split or coalesce frames)."""
+
+    def __init__(self, *, max_frame: int = MAX_FRAME) -> None:
+        self._buffer = bytearray()
+        self._max_frame = max_frame
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """Add received bytes; return the complete ``(kind, payload)`` frames; RemoteProtocolError if bad."""
+        self._buffer += data
+        frames: list[tuple[int, bytes]] = []
+        view = self._buffer
+        pos = 0
+        while len(view) - pos >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(view, pos)
+            if size == 0 or size > self._max_frame:
+                raise RemoteProtocolError(f"frame length {size} out of range")
+            if len(view) - pos - _HEADER.size < size:
+                break
+            start = pos + _HEADER.size
+            kind = view[start]
+            if kind not in _KINDS:
+                raise RemoteProtocolError(f"unknown frame kind {kind}")
+            frames.append((kind, bytes(view[start + 1 : start + size])))
+            pos = start + size
+        del self._buffer[:pos]
+        return frames
+
+
+# --- interfaces ----------------------------------------------------------------------------
+
+_SIOCGIFADDR: Final = 0x8915
+
+
+def default_interfaces() -> list[str]:
+    """The machine's non-loopback IPv4 addresses (one per interface), found without sending packets."""
+    found: list[str] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _, name in socket.if_nameindex():
+            try:
+                raw = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR, struct.pack("256s", name.encode()[:15]))
+            except OSError:
+                continue  # no IPv4 address on this interface
+            address = socket.inet_ntoa(raw[20:24])
+            if not ipaddress.IPv4Address(address).is_loopback:
+                found.append(address)
+    return found
+
+
+def usable_interfaces(interfaces: Sequence[str] | None) -> list[str]:
+    """Validate explicit addresses (127.0.0.1 dropped: aioice ignores it) or find the defaults."""
+    if interfaces is None:
+        found = default_interfaces()
+        if not found:
+            raise TransportError("no non-loopback IPv4 interface; pass interfaces=[...] explicitly")
+        return found
+    usable = []
+    for address in interfaces:
+        parsed = ipaddress.ip_address(address)  # ValueError if not an address
+        if parsed.version != 4 or address == "127.0.0.1":
+            log.warning("ignoring interface address %s (IPv4 other than 127.0.0.1 only)", address)
+            continue
+        usable.append(str(parsed))
+    if not usable:
+        raise ValueError(f"no usable interface address in {list(interfaces)}")
+    return usable
+
+
+# --- the transport ------------------------------------------------------------------------
+
+
+class LanTransport:
+    """The LAN: mDNS discovery + authenticated signaling + WebRTC data channels (full mesh).
+
+    ``interfaces`` lists the IPv4 addresses to use (default: the machine's non-loopback ones);
+    ``port`` is the signaling TCP port (0: ephemeral). A peer silent for ``dead_after`` seconds
+    is declared dead; heartbeats go out every ``heartbeat_interval`` seconds; opening one link
+    (signaling + ICE + DTLS + SCTP) is bounded by ``connect_timeout``.
+    """
+
+    def __init__(
+        self,
+        interfaces: Sequence[str] | None = None,
+        port: int = 0,
+        *,
+        heartbeat_interval: float = 0.25,
+        dead_after: float = 1.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        if not 0 < heartbeat_interval < dead_after:
+            raise ValueError("need 0 < heartbeat_interval < dead_after")
+        if connect_timeout <= 0:
+            raise ValueError("connect_timeout must be positive")
+        self.interfaces = None if interfaces is None else list(interfaces)
+        self.port = port
+        self.heartbeat_interval = heartbeat_interval
+        self.dead_after = dead_after
+        self.connect_timeout = connect_timeout
+
+    def connect(self, *, peer_id: PeerId, name: str, room: str, secret: str | None) -> LanEndpoint:
+        """Join ``room`` as ``peer_id`` (``async with``); leaving says goodbye and closes every link."""
+        return LanEndpoint(self, peer_id=peer_id, name=name, room=room, secret=secret)
+
+
+class _PeerLog(logging.LoggerAdapter[logging.Logger]):
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        return f"[{self.extra['peer'] if self.extra else '?'}] {msg}", kwargs
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class _Link:
+    peer: PeerId
+    name: str
+    incarnation: int
+    session: RtcSession
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    finished: anyio.Event = field(default_factory=anyio.Event)
+    outbox: bytearray = field(default_factory=bytearray)
+    wake_tx: MemoryObjectSendStream[None] | None = None
+    wake_rx: MemoryObjectReceiveStream[None] | None = None
+    up: bool = False
+    graceful: bool = False
+    dead: bool = False
+
+    def queue(self, frame: bytes) -> None:
+        self.outbox += frame
+        if self.wake_tx is not None:
+            try:
+                self.wake_tx.send_nowait(None)
+            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # the writer is already due to run
+
+    def drop(self, *, graceful: bool = False) -> None:
+        self.dead = True
+        self.graceful = graceful
+        self.scope.cancel()
+
+
+class LanEndpoint:
+    """One peer's presence in a room on the LAN (see :class:`LanTransport`)."""
+
+    def __init__(self, transport: LanTransport, *, peer_id: PeerId, name: str, room: str, secret: str | None) -> None:
+        self.id = peer_id
+        self.name = name
+        self.room = room
+        self._t = transport
+        self._secret = secret
+        self._log = _PeerLog(log, {"peer": peer_id})
+        self.incarnation = time.time_ns()
+        self.auth_failures: list[AuthenticationFailed] = []
+        """Authentication failures seen so far (peers refused, or that refused us)."""
+        self.signaling_port = 0
+        self.interfaces: list[str] = []
+        self._key = b""
+        self._links: dict[PeerId, _Link] = {}
+        self._known: dict[PeerId, Announcement] = {}
+        self._dialers: dict[PeerId, anyio.CancelScope] = {}
+        self._left: dict[PeerId, int] = {}
+        self._refused: dict[PeerId, int] = {}
+        self._detector = FailureDetector(timeout=transport.dead_after)
+        self._events_tx: MemoryObjectSendStream[TransportEvent]
+        self._events_rx: MemoryObjectReceiveStream[TransportEvent]
+        self._events_tx, self._events_rx = anyio.create_memory_object_stream[TransportEvent](1024)
+        self._stack = AsyncExitStack()
+        self._tg: TaskGroup | None = None
+        self._discovery: Discovery | None = None
+        self._closing = False
+        self._handshakes = 0
+
+    # -- the Endpoint seam ----------------------------------------------------------------
+
+    @property
+    def peers(self) -> frozenset[PeerId]:
+        """Peers with an open link now."""
+        return frozenset(peer for peer, link in self._links.items() if link.up and not link.dead)
+
+    def send(self, peer: PeerId, data: bytes) -> None:
+        """Queue ``data`` for ``peer`` without blocking; ChannelClosed if there is no link."""
+        link = self._links.get(peer)
+        if link is None or link.dead or not link.up or self._closing:
+            raise ChannelClosed(f"no link to {peer}")
+        link.queue(encode_frame(DATA, data))
+        if len(link.outbox) > OUTBOX_LIMIT:
+            self._log.warning("%s cannot keep up (%d bytes queued): dropping it", peer, len(link.outbox))
+            link.drop()
+            raise ChannelClosed(f"{peer} dropped: outbox overflow")
+
+    async def receive(self) -> TransportEvent:
+        """Wait for the next event; ``anyio.EndOfStream`` once the endpoint is closed."""
+        try:
+            return await self._events_rx.receive()
+        except anyio.ClosedResourceError:
+            raise anyio.EndOfStream from None
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> LanEndpoint:
+        try:
+            await self._open()
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def _open(self) -> None:
+        self.interfaces = usable_interfaces(self._t.interfaces)
+        self._key = await anyio.to_thread.run_sync(derive_key, self.room, self._secret)
+        listener = await self._listen()
+        await self._stack.enter_async_context(listener)
+        self._tg = await self._stack.enter_async_context(anyio.create_task_group())
+        self._discovery = await self._stack.enter_async_context(
+            Discovery(
+                interfaces=self.interfaces,
+                me=Announcement(
+                    peer=self.id,
+                    name=self.name,
+                    room=self.room,
+                    version=PROTOCOL_VERSION,
+                    incarnation=self.incarnation,
+                    port=self.signaling_port,
+                    addresses=tuple(self.interfaces),
+                ),
+            )
+        )
+        self._tg.start_soon(self._serve, listener)
+        self._tg.start_soon(self._discovery_loop, self._discovery)
+        self._tg.start_soon(self._heartbeat_loop)
+        self._log.debug("joined %r on %s, signaling port %d", self.room, self.interfaces, self.signaling_port)
+
+    async def _listen(self) -> Listener[SocketStream]:
+        listeners: list[Listener[SocketStream]] = []
+        port = self._t.port
+        try:
+            for address in self.interfaces:
+                listener = await anyio.create_tcp_listener(local_host=address, local_port=port)
+                port = listener.extra(SocketAttribute.local_port)
+                listeners.append(listener)
+        except OSError as exc:
+            for opened in listeners:
+                await opened.aclose()
+            raise TransportError(f"cannot listen on {self.interfaces} port {port}: {exc!r}") from exc
+        self.signaling_port = port
+        return MultiListener(listeners)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        with anyio.CancelScope(shield=True):
+            self._closing = True
+            links = list(self._links.values())
+            for link in links:
+                if link.up and not link.dead:
+                    link.queue(encode_frame(GOODBYE))
+            with anyio.move_on_after(1):
+                async with anyio.create_task_group() as tg:
+                    if self._discovery is not None:
+                        tg.start_soon(self._discovery.withdraw)
+                    for link in links:
+                        tg.start_soon(self._flush, link)
+            if self._tg is not None:
+                self._tg.cancel_scope.cancel()
+        try:
+            return await self._stack.__aexit__(exc_type, exc, tb)
+        finally:
+            self._events_tx.close()
+            self._events_rx.close()
+
+    async def _flush(self, link: _Link) -> None:
+        """Wait until everything queued for ``link`` left this process (or the link died)."""
+        # aiortc signals no "fully drained" event: poll, bounded by the caller's timeout.
+        while not link.dead and (link.outbox or link.session.buffered_amount > 0):  # noqa: ASYNC110
+            await anyio.sleep(0.005)
+
+    # -- owned tasks ----------------------------------------------------------------------
+
+    async def _emit(self, event: TransportEvent) -> None:
+        try:
+            await self._events_tx.send(event)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the endpoint is closing
+
+    async def _serve(self, listener: Listener[SocketStream]) -> None:
+        await listener.serve(self._handle_incoming)
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self._t.heartbeat_interval
+        beat = encode_frame(HEARTBEAT)
+        next_beat = anyio.current_time()
+        while True:
+            now = anyio.current_time()
+            if now >= next_beat:
+                for link in list(self._links.values()):
+                    if link.up and not link.dead:
+                        link.queue(beat)
+                next_beat = now + interval
+            for peer in self._detector.expired(now):
+                silent = self._links.get(peer)
+                if silent is not None and not silent.dead:
+                    self._log.warning("%s silent for over %.2f s: declared dead", peer, self._t.dead_after)
+                    silent.drop()
+            deadline = self._detector.deadline
+            wake = next_beat if deadline is None else min(next_beat, deadline + 0.001)
+            await anyio.sleep(max(0.0, wake - anyio.current_time()))
+
+    async def _discovery_loop(self, discovery: Discovery) -> None:
+        async for event in discovery.events:
+            match event:
+                case Announcement():
+                    self._on_announcement(event)
+                case PeerGone(peer=peer):
+                    self._log.debug("%s withdrew its mDNS record", peer)
+                    self._known.pop(peer, None)
+                    dialer = self._dialers.get(peer)
+                    if dialer is not None and peer not in self._links:
+                        dialer.cancel()  # stop retrying; an open link ends by goodbye or heartbeat
+
+    def _on_announcement(self, ann: Announcement) -> None:
+        peer = ann.peer
+        old = self._known.get(peer)
+        if old is not None and ann.incarnation < old.incarnation:
+            return  # a stale record of an older incarnation
+        self._known[peer] = ann
+        link = self._links.get(peer)
+        restarted = link is not None and link.incarnation < ann.incarnation
+        if link is not None and restarted:
+            self._log.info("%s restarted (incarnation %d): replacing its link", peer, ann.incarnation)
+            link.drop()
+        if not self.id < peer:
+            return  # the lower id dials; we wait for it
+        dialer = self._dialers.get(peer)
+        if dialer is not None and (restarted or old is None or old.incarnation != ann.incarnation):
+            dialer.cancel()
+            dialer = None
+        if dialer is None and self._tg is not None:
+            scope = anyio.CancelScope()
+            self._dialers[peer] = scope
+            self._tg.start_soon(self._dial_loop, peer, scope)
+
+    # -- dialing (we are the lower id) ----------------------------------------------------
+
+    async def _dial_loop(self, peer: PeerId, scope: anyio.CancelScope) -> None:
+        backoff = 0.05
+        try:
+            with scope:
+                while not self._closing:
+                    ann = self._known.get(peer)
+                    if ann is None or ann.incarnation in (self._left.get(peer), self._refused.get(peer)):
+                        return
+                    try:
+                        session, incarnation = await self._dial_once(ann)
+                    except AuthenticationFailed as exc:
+                        self._log.warning("%s: %s; not retrying", peer, exc)
+                        self.auth_failures.append(exc)
+                        self._refused[peer] = ann.incarnation
+                        return
+                    except (ConnectError, RemoteProtocolError) as exc:
+                        self._log.debug("dialing %s failed: %s; retry in %.2f s", peer, exc, backoff)
+                        await anyio.sleep(backoff)
+                        backoff = min(backoff * 2, 2.0)
+                        continue
+                    try:
+                        await self._run_link(session, peer=peer, name=ann.name, incarnation=incarnation)
+                    except ConnectError as exc:
+                        self._log.debug("link to %s did not open: %s", peer, exc)
+                    await anyio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+        finally:
+            if self._dialers.get(peer) is scope:
+                del self._dialers[peer]
+
+    async def _dial_once(self, ann: Announcement) -> tuple[RtcSession, int]:
+        session: RtcSession | None = None
+
+        async def create_offer() -> str:
+            nonlocal session
+            session = RtcSession(addresses=self.interfaces)
+            return await session.create_offer()
+
+        hello = new_hello(sender=self.id, receiver=ann.peer, name=self.name, incarnation=self.incarnation)
+        try:
+            with anyio.fail_after(self._t.connect_timeout):
+                stream = await self._connect_tcp(ann)
+                async with stream:
+                    result = await run_dialer(stream, key=self._key, hello=hello, create_offer=create_offer)
+                assert session is not None
+                await session.accept_answer(result.answer_sdp)
+        except TimeoutError as exc:
+            await self._close_session(session)
+            raise ConnectError(f"signaling with {ann.peer} timed out") from exc
+        except BaseException:
+            await self._close_session(session)
+            raise
+        assert session is not None
+        return session, result.incarnation
+
+    async def _connect_tcp(self, ann: Announcement) -> ByteStream:
+        errors: list[str] = []
+        for address in ann.addresses:
+            try:
+                return await anyio.connect_tcp(address, ann.port)
+            except OSError as exc:
+                errors.append(f"{address}:{ann.port}: {exc.strerror or exc!r}")
+        raise ConnectError(f"cannot reach {ann.peer}: {'; '.join(errors) or 'no address'}")
+
+    # -- accepting (we are the higher id) -------------------------------------------------
+
+    async def _handle_incoming(self, stream: SocketStream) -> None:
+        if self._handshakes >= _MAX_HANDSHAKES or self._closing:
+            await stream.aclose()
+            return
+        self._handshakes += 1
+        session: RtcSession | None = None
+
+        async def create_answer(hello: Hello, offer_sdp: str) -> str:
+            nonlocal session
+            session = RtcSession(addresses=self.interfaces)
+            return await session.accept_offer(offer_sdp)
+
+        try:
+            with anyio.fail_after(self._t.connect_timeout):
+                async with stream:
+                    hello = await run_listener(
+                        stream,
+                        key=self._key,
+                        me=self.id,
+                        incarnation=self.incarnation,
+                        create_answer=create_answer,
+                    )
+        except AuthenticationFailed as exc:
+            self._log.warning("refused a dialer: %s", exc)
+            self.auth_failures.append(exc)
+            await self._close_session(session)
+            return
+        except (TimeoutError, ConnectError, RemoteProtocolError) as exc:
+            self._log.info("refused a signaling connection: %s", exc)
+            await self._close_session(session)
+            return
+        except Exception:
+            self._log.warning("signaling connection failed", exc_info=True)
+            await self._close_session(session)
+            return
+        finally:
+            self._handshakes -= 1
+        assert session is not None
+        try:
+            await self._run_link(session, peer=hello.sender, name=hello.name, incarnation=hello.incarnation)
+        except ConnectError as exc:
+            self._log.info("link from %s did not open: %s", hello.sender, exc)
+
+    # -- one open link --------------------------------------------------------------------
+
+    async def _close_session(self, session: RtcSession | None) -> None:
+        if session is None:
+            return
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            await session.close()
+
+    async def _run_link(self, session: RtcSession, *, peer: PeerId, name: str, incarnation: int) -> None:
+        """Own one link from channel-open to close; ConnectError if it never opened."""
+        link = _Link(peer=peer, name=name, incarnation=incarnation, session=session)
+        try:
+            with link.scope:
+                try:
+                    with anyio.fail_after(self._t.connect_timeout):
+                        await session.wait_open()
+                except TimeoutError as exc:
+                    raise ConnectError(f"data channel to {peer} did not open in time") from exc
+                old = self._links.get(peer)
+                if old is not None:
+                    old.drop()
+                    await old.finished.wait()
+                if self._closing:
+                    return
+                link.wake_tx, link.wake_rx = anyio.create_memory_object_stream[None](1)
+                self._links[peer] = link
+                self._detector.heard(peer, anyio.current_time())
+                link.up = True
+                self._log.debug("link to %s open", peer)
+                await self._emit(PeerUp(peer=peer, name=name))
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._write_loop, link)
+                    await self._read_loop(link)
+                    tg.cancel_scope.cancel()
+        finally:
+            link.dead = True
+            if self._links.get(peer) is link:
+                del self._links[peer]
+                self._detector.forget(peer)
+            with anyio.CancelScope(shield=True):
+                await self._close_session(session)
+                for stream in (link.wake_tx, link.wake_rx):
+                    if stream is not None:
+                        stream.close()
+                if link.up and not self._closing:
+                    self._log.debug("link to %s closed (graceful=%s)", peer, link.graceful)
+                    with anyio.move_on_after(1):
+                        await self._emit(PeerDown(peer=peer, graceful=link.graceful))
+            link.finished.set()
+
+    async def _read_loop(self, link: _Link) -> None:
+        decoder = FrameDecoder()
+        async for item in link.session.inbox:
+            if isinstance(item, ChannelDown):
+                self._log.debug("link to %s: %s", link.peer, item.reason)
+                return
+            if self._links.get(link.peer) is link:
+                self._detector.heard(link.peer, anyio.current_time())
+            try:
+                frames = decoder.feed(item)
+            except RemoteProtocolError as exc:
+                self._log.warning("%s sent a malformed frame (%s): dropping the link", link.peer, exc)
+                return
+            for kind, payload in frames:
+                if kind == DATA:
+                    await self._emit(Frame(peer=link.peer, data=payload))
+                elif kind == GOODBYE:
+                    self._left[link.peer] = link.incarnation
+                    link.graceful = True
+                    return
+
+    async def _write_loop(self, link: _Link) -> None:
+        assert link.wake_rx is not None
+        session = link.session
+        async for _ in link.wake_rx:
+            while link.outbox:
+                while session.buffered_amount > HIGH_WATER:
+                    with anyio.move_on_after(0.05):  # the drained signal may be stale or lost
+                        await session.wait_drained()
+                chunk = bytes(link.outbox[:CHUNK])
+                del link.outbox[:CHUNK]
+                try:
+                    session.send(chunk)
+                except ChannelClosed:
+                    link.drop()
+                    return

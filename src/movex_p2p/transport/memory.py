@@ -1,0 +1,244 @@
+"""In-process networks: ``LocalNetwork`` and, with seeded faults, ``FaultyNetwork``.
+
+Every frame is bytes produced by the codec, delivered in order per link. Faults are applied
+at delivery: loss drops frames, delay holds them (order kept), a partition or a kill cuts
+links silently, and the survivors' endpoints report ``PeerDown`` only after ``detect_after``
+seconds, as a heartbeat would on a real network.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import random
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Final
+
+import anyio
+
+from ..errors import ChannelClosed
+from ..ids import PeerId
+from .base import Frame, PeerDown, PeerUp, TransportEvent
+
+__all__ = ["FaultyNetwork", "LocalNetwork"]
+
+log = logging.getLogger(__name__)
+
+INBOX_LIMIT: Final = 100_000
+
+
+@dataclass(order=True)
+class _Due:
+    at: float
+    order: int
+    event: TransportEvent = field(compare=False)
+
+
+class _LocalEndpoint:
+    """One peer's end of an in-process network."""
+
+    def __init__(self, network: LocalNetwork, peer_id: PeerId, name: str, room: str, secret: str | None) -> None:
+        self._network = network
+        self.peer_id = peer_id
+        self.name = name
+        self.room = room
+        self.secret = secret
+        self._links: set[PeerId] = set()
+        self._send, self._inbox = anyio.create_memory_object_stream[TransportEvent | None](INBOX_LIMIT)
+        self._due: list[_Due] = []
+        self._held_frames = 0
+        self._last_frame_at = 0.0
+        self.closed = False
+
+    @property
+    def peers(self) -> frozenset[PeerId]:
+        return frozenset(self._links)
+
+    def send(self, peer: PeerId, data: bytes) -> None:
+        if self.closed or peer not in self._links:
+            raise ChannelClosed(f"no link to {peer}")
+        self._network._deliver(self, peer, bytes(data))
+
+    async def receive(self) -> TransportEvent:
+        while True:
+            if self._due and self._due[0].at <= anyio.current_time():
+                event = heapq.heappop(self._due).event
+                if isinstance(event, Frame):
+                    self._held_frames -= 1
+                return self._take(event)
+            wait = self._due[0].at - anyio.current_time() if self._due else math.inf
+            with anyio.move_on_after(wait):
+                got = await self._inbox.receive()
+                if got is not None:  # None only wakes us to look at the due heap again
+                    return self._take(got)
+
+    def _take(self, event: TransportEvent) -> TransportEvent:
+        match event:
+            case PeerUp(peer=peer):
+                self._links.add(peer)
+            case PeerDown(peer=peer):
+                self._links.discard(peer)
+        return event
+
+    def _put(self, event: TransportEvent, delay: float = 0.0) -> None:
+        if self.closed:
+            return
+        is_frame = isinstance(event, Frame)
+        if delay <= 0 and not (is_frame and self._held_frames):
+            self._push(event)
+            return
+        at = anyio.current_time() + delay
+        if is_frame:  # frames keep their order even when the delay setting changes
+            at = self._last_frame_at = max(at, self._last_frame_at)
+            self._held_frames += 1
+        heapq.heappush(self._due, _Due(at, next(self._network._order), event))
+        self._push(None)
+
+    def _push(self, event: TransportEvent | None) -> None:
+        try:
+            self._send.send_nowait(event)
+        except anyio.WouldBlock:
+            log.warning("peer %s overran its inbox; dropping an event", self.peer_id)
+        except anyio.ClosedResourceError:
+            pass
+
+    def _close(self) -> None:
+        self.closed = True
+        self._send.close()
+
+
+class LocalNetwork:
+    """An in-process network: pass the same object as ``transport=`` to several peers."""
+
+    detect_after: float = 1.0
+
+    def __init__(self) -> None:
+        self._endpoints: dict[PeerId, _LocalEndpoint] = {}
+        self._order = itertools.count()
+
+    # -- fault hooks (no faults here) ----------------------------------------------------------
+
+    def _can_talk(self, a: PeerId, b: PeerId) -> bool:
+        return True
+
+    def _frame_delay(self) -> float | None:
+        """Seconds to hold a frame, or None to drop it."""
+        return 0.0
+
+    # -- the Transport protocol ----------------------------------------------------------------
+
+    @asynccontextmanager
+    async def connect(
+        self, *, peer_id: PeerId, name: str, room: str, secret: str | None
+    ) -> AsyncIterator[_LocalEndpoint]:
+        """Join ``room``; peers with another secret never get a link to this one."""
+        if peer_id in self._endpoints:
+            raise ValueError(f"peer id {peer_id} is already on this network")
+        endpoint = _LocalEndpoint(self, peer_id, name, room, secret)
+        self._endpoints[peer_id] = endpoint
+        for other in self._endpoints.values():
+            if other is not endpoint and self._same_room(endpoint, other) and self._can_talk(peer_id, other.peer_id):
+                self._link(endpoint, other)
+        try:
+            yield endpoint
+        finally:
+            self._leave(endpoint, graceful=True)
+
+    def _same_room(self, a: _LocalEndpoint, b: _LocalEndpoint) -> bool:
+        return a.room == b.room and a.secret == b.secret and not a.closed and not b.closed
+
+    def _link(self, a: _LocalEndpoint, b: _LocalEndpoint) -> None:
+        a._put(PeerUp(peer=b.peer_id, name=b.name))
+        b._put(PeerUp(peer=a.peer_id, name=a.name))
+
+    def _leave(self, endpoint: _LocalEndpoint, *, graceful: bool) -> None:
+        if self._endpoints.get(endpoint.peer_id) is not endpoint:
+            return
+        del self._endpoints[endpoint.peer_id]
+        endpoint._close()
+        for other in self._endpoints.values():
+            if endpoint.peer_id in other._links or self._up_pending(other, endpoint.peer_id):
+                other._put(PeerDown(peer=endpoint.peer_id, graceful=graceful),
+                           0.0 if graceful else self.detect_after)
+
+    @staticmethod
+    def _up_pending(endpoint: _LocalEndpoint, peer: PeerId) -> bool:
+        return any(isinstance(d.event, PeerUp) and d.event.peer == peer for d in endpoint._due)
+
+    def _deliver(self, source: _LocalEndpoint, peer: PeerId, data: bytes) -> None:
+        target = self._endpoints.get(peer)
+        if target is None or not self._can_talk(source.peer_id, peer):
+            return
+        delay = self._frame_delay()
+        if delay is None:
+            return
+        target._put(Frame(peer=source.peer_id, data=data), delay)
+
+
+class FaultyNetwork(LocalNetwork):
+    """A LocalNetwork with seeded faults: kill, partition, heal, loss and delay."""
+
+    def __init__(self, seed: int = 0, *, detect_after: float = 1.0) -> None:
+        super().__init__()
+        self.rng = random.Random(seed)
+        self.detect_after = detect_after
+        self._loss = 0.0
+        self._delay = 0.0
+        self._groups: list[frozenset[PeerId]] | None = None
+
+    def set_loss(self, p: float) -> None:
+        """Drop each frame with probability ``p`` (links stay up: receivers see gaps)."""
+        if not 0.0 <= p <= 1.0:
+            raise ValueError("loss must be within [0, 1]")
+        self._loss = p
+
+    def set_delay(self, seconds: float) -> None:
+        """Hold every frame for ``seconds`` (order per link is kept)."""
+        if seconds < 0:
+            raise ValueError("delay must be >= 0")
+        self._delay = seconds
+
+    def kill(self, peer_id: str) -> None:
+        """The peer vanishes without a goodbye: its endpoint closes, the others notice later."""
+        endpoint = self._endpoints.get(PeerId(peer_id))
+        if endpoint is None:
+            raise KeyError(f"no peer {peer_id} on this network")
+        self._leave(endpoint, graceful=False)
+
+    def partition(self, *groups: Iterable[str]) -> None:
+        """Cut every link between different groups (peers in no group form one more group)."""
+        self._groups = [frozenset(PeerId(p) for p in group) for group in groups]
+        for a, b in itertools.combinations(list(self._endpoints.values()), 2):
+            if b.peer_id in a._links and not self._can_talk(a.peer_id, b.peer_id):
+                a._put(PeerDown(peer=b.peer_id, graceful=False), self.detect_after)
+                b._put(PeerDown(peer=a.peer_id, graceful=False), self.detect_after)
+
+    def heal(self) -> None:
+        """Restore every link cut by a partition."""
+        if self._groups is None:
+            return
+        before = {(a.peer_id, b.peer_id): self._can_talk(a.peer_id, b.peer_id)
+                  for a, b in itertools.permutations(self._endpoints.values(), 2)}
+        self._groups = None
+        for a, b in itertools.combinations(list(self._endpoints.values()), 2):
+            if not before[(a.peer_id, b.peer_id)] and self._same_room(a, b):
+                self._link(a, b)
+
+    def _group_of(self, peer: PeerId) -> int:
+        assert self._groups is not None
+        for i, group in enumerate(self._groups):
+            if peer in group:
+                return i
+        return -1
+
+    def _can_talk(self, a: PeerId, b: PeerId) -> bool:
+        return self._groups is None or self._group_of(a) == self._group_of(b)
+
+    def _frame_delay(self) -> float | None:
+        if self._loss and self.rng.random() < self._loss:
+            return None
+        return self._delay

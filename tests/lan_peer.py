@@ -1,0 +1,171 @@
+"""A LanTransport peer driven over stdin/stdout, for tests that run inside a network namespace.
+
+Never run this on a real network: tests/netns.py starts it inside a private namespace.
+Commands (stdin, one JSON object a line): ``{"cmd": "send_all", "data": str}``,
+``{"cmd": "send", "peer": str, "data": str}``, ``{"cmd": "status"}``, ``{"cmd": "leave"}``.
+Events (stdout, one JSON object a line, ``t`` = time.monotonic()): ``ready``, ``up``,
+``down``, ``frame``, ``status``, ``left``; ``offer`` in ``--mode offer``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+import anyio
+
+from movex_p2p.errors import ChannelClosed
+from movex_p2p.ids import PeerId
+from movex_p2p.transport.base import Frame, PeerDown, PeerUp
+from movex_p2p.transport.lan import LanEndpoint, LanTransport
+from movex_p2p.transport.webrtc import RtcSession, candidate_types
+
+
+def emit(event: str, **fields: Any) -> None:
+    sys.stdout.write(json.dumps({"ev": event, "t": time.monotonic(), **fields}) + "\n")
+    sys.stdout.flush()
+
+
+async def stdin_lines() -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader, transport
+
+
+async def pump_events(endpoint: LanEndpoint) -> None:
+    while True:
+        try:
+            event = await endpoint.receive()
+        except anyio.EndOfStream:
+            return
+        match event:
+            case PeerUp(peer=peer, name=name):
+                emit("up", peer=peer, name=name)
+            case PeerDown(peer=peer, graceful=graceful):
+                emit("down", peer=peer, graceful=graceful)
+            case Frame(peer=peer, data=data):
+                emit("frame", peer=peer, data=data.decode(errors="replace"))
+
+
+def execute(endpoint: LanEndpoint, command: dict[str, Any]) -> bool:
+    """Run one command; False once asked to leave."""
+    match command.get("cmd"):
+        case "send_all":
+            for peer in sorted(endpoint.peers):
+                endpoint.send(peer, str(command["data"]).encode())
+        case "send":
+            try:
+                endpoint.send(PeerId(command["peer"]), str(command["data"]).encode())
+            except ChannelClosed as exc:
+                emit("send_failed", peer=command["peer"], error=str(exc))
+        case "status":
+            emit(
+                "status",
+                peers=sorted(endpoint.peers),
+                auth_failures=len(endpoint.auth_failures),
+                port=endpoint.signaling_port,
+            )
+        case "leave":
+            return False
+    return True
+
+
+async def run_peer(args: argparse.Namespace) -> None:
+    transport = LanTransport(
+        [args.iface], heartbeat_interval=args.heartbeat, dead_after=args.dead_after, connect_timeout=5.0
+    )
+    reader, pipe = await stdin_lines()
+    try:
+        await serve_commands(transport, reader, args)
+    finally:
+        pipe.close()
+
+
+async def serve_commands(transport: LanTransport, reader: asyncio.StreamReader, args: argparse.Namespace) -> None:
+    async with (
+        transport.connect(
+            peer_id=PeerId(args.id), name=args.name or args.id, room=args.room, secret=args.secret
+        ) as endpoint,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(pump_events, endpoint)
+        emit("ready", port=endpoint.signaling_port, incarnation=endpoint.incarnation)
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            if not execute(endpoint, json.loads(line)):
+                break
+        tg.cancel_scope.cancel()
+    emit("left", auth_failures=len(endpoint.auth_failures))
+
+
+async def run_offer(args: argparse.Namespace) -> None:
+    session = RtcSession(addresses=[args.iface])
+    try:
+        sdp = await session.create_offer()
+        emit("offer", candidates=candidate_types(sdp))
+    finally:
+        with anyio.CancelScope(shield=True):
+            await session.close()
+
+
+GARBAGE: list[bytes] = [
+    b"\x00\x00\x00\x05{not json",  # a short, malformed message
+    b"\xff\xff\xff\xff" + b"x" * 64,  # a length far over the limit
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # another protocol
+    b'\x00\x00\x00\x0b{"t":"offer"}',  # a well-formed frame out of order
+    b'\x00\x00\x00\x2a{"t":"hello","v":1,"from":1,"to":[]}' + b" " * 8,  # wrong types
+    bytes(range(256)) * 4,  # noise
+    b"",  # connect and hang up
+]
+
+
+async def run_garbage(args: argparse.Namespace) -> None:
+    """Send each kind of garbage to a signaling port; report how each connection ended."""
+    for payload in GARBAGE:
+        outcome = "closed"
+        try:
+            async with await anyio.connect_tcp(args.iface, args.port) as stream:
+                if payload:
+                    await stream.send(payload)
+                with anyio.fail_after(10):
+                    try:
+                        while True:
+                            await stream.receive()
+                    except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionResetError):
+                        pass
+        except TimeoutError:
+            outcome = "hung"
+        except OSError as exc:
+            outcome = f"error {exc!r}"
+        emit("garbage", size=len(payload), outcome=outcome)
+    emit("done")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=["peer", "offer", "garbage"], default="peer")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--id", default="p0")
+    parser.add_argument("--name", default="")
+    parser.add_argument("--room", default="room")
+    parser.add_argument("--secret", default=None)
+    parser.add_argument("--iface", default="127.0.0.2")
+    parser.add_argument("--heartbeat", type=float, default=0.25)
+    parser.add_argument("--dead-after", type=float, default=1.0)
+    parser.add_argument("--log", default="WARNING")
+    args = parser.parse_args()
+    logging.basicConfig(level=args.log, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    runner = {"peer": run_peer, "offer": run_offer, "garbage": run_garbage}[args.mode]
+    anyio.run(runner, args, backend="asyncio")
+
+
+if __name__ == "__main__":
+    main()

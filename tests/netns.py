@@ -1,0 +1,234 @@
+"""Private network namespaces for tests that use real mDNS and WebRTC.
+
+Nothing here opens a socket in the test process: :class:`Namespace` keeps one namespace alive
+(``unshare -rn``: lo up with multicast, plus 127.0.0.2/8 since aioice ignores 127.0.0.1) and
+runs peer processes inside it with ``nsenter``; they report JSON lines on stdout.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from anyio.abc import Process, TaskGroup
+from anyio.streams.text import TextReceiveStream
+
+ROOT = Path(__file__).resolve().parent.parent
+ADDRESS = "127.0.0.2"
+_SETUP = f"ip link set lo up multicast on && ip addr add {ADDRESS}/8 dev lo"
+
+Event = dict[str, Any]
+
+
+@functools.cache
+def unavailable_reason() -> str | None:
+    """Why namespaces cannot be made here (probed once), or None."""
+    for tool in ("unshare", "nsenter", "ip"):
+        if shutil.which(tool) is None:
+            return f"{tool} not found"
+    try:
+        probe = subprocess.run(
+            ["unshare", "-rn", "sh", "-c", _SETUP], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unshare -rn failed: {exc!r}"
+    if probe.returncode != 0:
+        return f"cannot create a network namespace: {probe.stderr.strip()}"
+    return None
+
+
+def require_netns() -> None:
+    """Skip the calling test with a clear reason where namespaces cannot be made."""
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"network namespaces unavailable: {reason}")
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH", "")])
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class PeerProcess:
+    """One process in the namespace; its stdout JSON lines are collected as events."""
+
+    def __init__(self, name: str, process: Process, stderr_path: Path) -> None:
+        self.name = name
+        self.process = process
+        self.stderr_path = stderr_path
+        self.events: list[Event] = []
+        self._changed = anyio.Event()
+
+    async def _collect(self) -> None:
+        assert self.process.stdout is not None
+        buffer = ""
+        async for chunk in TextReceiveStream(self.process.stdout):
+            buffer += chunk
+            *lines, buffer = buffer.split("\n")
+            for line in lines:
+                if line.strip():
+                    try:
+                        self.events.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        self.events.append({"ev": "garbage", "line": line})
+            self._changed.set()
+            self._changed = anyio.Event()
+        self.events.append({"ev": "exit"})
+        self._changed.set()
+
+    async def wait_for(self, predicate: Callable[[Event], bool], *, within: float = 10.0) -> Event:
+        """The first event (seen so far or arriving within ``within``) matching ``predicate``."""
+        with anyio.fail_after(within):
+            while True:
+                for event in self.events:
+                    if predicate(event):
+                        return event
+                if any(e["ev"] == "exit" for e in self.events):
+                    raise AssertionError(f"{self.name} exited:\n{self.stderr()}")
+                await self._changed.wait()
+
+    async def wait_event(self, ev: str, *, within: float = 10.0, **fields: Any) -> Event:
+        return await self.wait_for(
+            lambda e: e["ev"] == ev and all(e.get(k) == v for k, v in fields.items()), within=within
+        )
+
+    async def wait_peers(self, peers: set[str], *, within: float = 10.0) -> float:
+        """Wait until ``up`` was seen for each of ``peers``; return the time of the last one."""
+        last = 0.0
+        for peer in sorted(peers):
+            last = max(last, (await self.wait_event("up", peer=peer, within=within))["t"])
+        return last
+
+    def of(self, ev: str) -> list[Event]:
+        return [e for e in self.events if e["ev"] == ev]
+
+    async def command(self, cmd: str, **fields: Any) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send((json.dumps({"cmd": cmd, **fields}) + "\n").encode())
+
+    def kill(self) -> None:
+        try:
+            self.process.send_signal(signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # already gone
+
+    def stderr(self) -> str:
+        try:
+            return self.stderr_path.read_text()[-4000:]
+        except OSError:
+            return ""
+
+
+class Namespace:
+    """One live namespace; ``spawn`` runs a process in it."""
+
+    def __init__(self, holder: Process, tg: TaskGroup, tmp: Path) -> None:
+        self._holder = holder
+        self._tg = tg
+        self._tmp = tmp
+        self.processes: list[PeerProcess] = []
+
+    async def spawn(self, args: Sequence[str], *, name: str) -> PeerProcess:
+        """Run ``python args...`` inside the namespace."""
+        stderr_path = self._tmp / f"{name}-{len(self.processes)}.err"
+        with stderr_path.open("wb") as stderr:
+            process = await anyio.open_process(
+                [
+                    "nsenter",
+                    "--preserve-credentials",
+                    "-U",
+                    "-n",
+                    "-t",
+                    str(self._holder.pid),
+                    sys.executable,
+                    *args,
+                ],
+                stderr=stderr,
+                cwd=ROOT,
+                env=child_env(),
+            )
+        peer = PeerProcess(name, process, stderr_path)
+        self.processes.append(peer)
+        self._tg.start_soon(peer._collect)
+        return peer
+
+    async def spawn_peer(self, peer_id: str, *extra: str) -> PeerProcess:
+        """A tests.lan_peer process; waits until it reports ``ready``."""
+        peer = await self.spawn(["-X", "dev", "-m", "tests.lan_peer", "--id", peer_id, *extra], name=peer_id)
+        await peer.wait_event("ready", within=20)
+        return peer
+
+    async def leave(self, peer: PeerProcess, *, within: float = 10.0) -> None:
+        """Ask ``peer`` to leave gracefully and wait for it to exit."""
+        if peer.process.returncode is None:
+            try:
+                await peer.command("leave")
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                pass  # it is already on its way out
+        with anyio.fail_after(within):
+            await peer.process.wait()
+
+
+@asynccontextmanager
+async def open_namespace() -> AsyncIterator[Namespace]:
+    """A fresh namespace for one test; every process in it is killed on exit."""
+    require_netns()
+    with tempfile.TemporaryDirectory(prefix="movex-netns-") as tmp:
+        holder = await anyio.open_process(
+            ["unshare", "-rn", "sh", "-c", f"{_SETUP} && echo ready && exec sleep 3600"],
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert holder.stdout is not None
+            with anyio.fail_after(10):
+                line = await holder.stdout.receive()
+            if b"ready" not in line:
+                pytest.skip(f"namespace setup failed: {line!r}")
+            processes: list[PeerProcess] = []
+            try:
+                async with anyio.create_task_group() as tg:
+                    namespace = Namespace(holder, tg, Path(tmp))
+                    processes = namespace.processes
+                    try:
+                        yield namespace
+                    finally:
+                        with anyio.CancelScope(shield=True):
+                            await _kill_all(processes)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    for peer in processes:
+                        await peer.process.aclose()
+        finally:
+            with anyio.CancelScope(shield=True):
+                holder.kill()
+                await holder.wait()
+                await holder.aclose()
+
+
+async def _kill_all(processes: list[PeerProcess]) -> None:
+    for peer in processes:
+        if peer.process.returncode is None:
+            peer.kill()
+    for peer in processes:
+        await peer.process.wait()
+
+
+def no_python_noise(peer: PeerProcess) -> None:
+    """Assert the peer's stderr holds no traceback or warning (it runs with -X dev)."""
+    text = peer.stderr()
+    for marker in ("Traceback", "Warning:", "was never awaited", "Task was destroyed"):
+        assert marker not in text, f"{peer.name} stderr:\n{text}"

@@ -1,0 +1,548 @@
+"""ElectionMachine unit tests: hand-fed events and a virtual-time Cluster; no sleeps, no network."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from movex_p2p import wire
+from movex_p2p.election import messages as em
+from movex_p2p.election.machine import (
+    Broadcast,
+    Effect,
+    ElectionConfig,
+    ElectionMachine,
+    Handover,
+    LogPosition,
+    MasterChanged,
+    Observed,
+    PeerLeft,
+    PeersChanged,
+    Policy,
+    Received,
+    Role,
+    Send,
+    Tick,
+    salt_of,
+    term_owner_salt,
+    term_round,
+)
+from movex_p2p.election.sim import Cluster
+from movex_p2p.ids import PeerId, Term
+
+MAJORITY = ElectionConfig(policy=Policy.MAJORITY)
+AVAILABLE = ElectionConfig(policy=Policy.AVAILABLE)
+POLICIES = [pytest.param(MAJORITY, id="majority"), pytest.param(AVAILABLE, id="available")]
+
+A, B, C = PeerId("a"), PeerId("b"), PeerId("c")
+
+
+def cluster(size: int, config: ElectionConfig, *, seed: int = 1, **kwargs: object) -> Cluster:
+    return Cluster(size, config=config, rng=random.Random(seed), **kwargs)  # type: ignore[arg-type]
+
+
+def settled(c: Cluster) -> bool:
+    """Exactly one live master, known by every live peer."""
+    masters = c.masters()
+    return len(masters) == 1 and all(m == masters[0] for m in c.known_masters().values())
+
+
+def elect(c: Cluster, within: float = 2.0) -> PeerId:
+    assert c.run_until(c.now + within, until=settled), c.known_masters()
+    return c.masters()[0]
+
+
+def machine(me: PeerId = A, config: ElectionConfig = AVAILABLE, seed: int = 0) -> ElectionMachine:
+    return ElectionMachine(me, config=config, rng=random.Random(seed))
+
+
+def fire(m: ElectionMachine) -> tuple[float, list[Effect]]:
+    """Advance to the machine's deadline and tick it."""
+    now = m.deadline
+    assert now is not None
+    return now, m.step(Tick(), now)
+
+
+def sent(effects: list[Effect]) -> list[em.ElectionMessage]:
+    return [e.message for e in effects if isinstance(e, Send | Broadcast)]
+
+
+def follower_of(master: PeerId, term: Term, me: PeerId = B, *, config: ElectionConfig = AVAILABLE) -> ElectionMachine:
+    m = machine(me, config)
+    m.start(0.0)
+    m.step(PeersChanged(peers=frozenset({A, B, C}) - {me}), 0.0)
+    m.step(Received(sender=master, message=em.Heartbeat(term=term, seq=1, successors=())), 0.0)
+    assert m.master == master
+    return m
+
+
+# -- elections in a cluster -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", POLICIES)
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+def test_peers_elect_exactly_one_master(size: int, config: ElectionConfig) -> None:
+    c = cluster(size, config)
+    c.run(3.0)
+    assert settled(c)
+    assert len(c.elected) == 1
+    assert c.elected[0].at < 1.0
+    master = c.machines[c.masters()[0]]
+    assert master.can_confirm(c.now)
+    assert not any(m.can_confirm(c.now) for p, m in c.machines.items() if p != master.me)
+    assert {m.term for m in c.machines.values()} == {master.term}
+
+
+def test_single_peer_elects_itself_well_under_a_second() -> None:
+    c = cluster(1, AVAILABLE)
+    assert c.run_until(1.0, until=settled)
+    assert c.now < 0.5
+
+
+FAILOVERS = [
+    pytest.param(config, size, down_delay, id=f"{config.policy.value}-{size}-{down_delay}")
+    for config in (MAJORITY, AVAILABLE)
+    for size, down_delay in [(2, 0.0), (3, 0.0), (5, 0.0), (3, None), (5, None), (5, 0.5)]
+    if size > 2 or config.policy is Policy.AVAILABLE  # a MAJORITY pair freezes: see below
+]
+
+
+@pytest.mark.parametrize(("config", "size", "down_delay"), FAILOVERS)
+def test_killed_master_is_replaced_in_under_a_second(
+    config: ElectionConfig, size: int, down_delay: float | None
+) -> None:
+    # down_delay None: the death is never reported, only the heartbeat silence reveals it.
+    worst = 0.0
+    for seed in range(10):
+        c = cluster(size, config, seed=seed, down_delay=down_delay)
+        old = elect(c)
+        c.run(c.rng.uniform(0.0, 1.0))  # kill at an arbitrary point of the heartbeat cycle
+        killed_at = c.now
+        c.kill(old)
+        assert c.run_until(killed_at + 1.0, until=settled), c.known_masters()
+        assert c.masters()[0] != old
+        worst = max(worst, c.now - killed_at)
+    assert worst < 1.0
+
+
+def test_available_pair_survivor_becomes_master() -> None:
+    c = cluster(2, AVAILABLE)
+    old = elect(c)
+    survivor = next(p for p in c.machines if p != old)
+    c.kill(old)
+    assert c.run_until(c.now + 0.5, until=settled)
+    assert c.masters() == [survivor]
+    assert c.machines[survivor].can_confirm(c.now)
+
+
+def test_available_pair_follower_death_keeps_master() -> None:
+    c = cluster(2, AVAILABLE)
+    master = elect(c)
+    term = c.machines[master].term
+    c.kill(next(p for p in c.machines if p != master))
+    c.run(2.0)
+    assert c.masters() == [master]
+    assert c.machines[master].term == term
+    assert c.machines[master].can_confirm(c.now)
+
+
+def test_majority_pair_freezes_when_one_dies() -> None:
+    c = cluster(2, MAJORITY)
+    old = elect(c)
+    survivor = next(p for p in c.machines if p != old)
+    c.kill(old)
+    c.run(5.0)
+    assert c.masters() == []
+    assert not c.machines[survivor].can_confirm(c.now)
+
+
+def test_prevote_keeps_a_healthy_master_when_a_partitioned_peer_rejoins() -> None:
+    c = cluster(5, MAJORITY)
+    master = elect(c)
+    term = c.machines[master].term
+    loner = next(p for p in sorted(c.machines) if p != master)
+    c.partition([loner])
+    c.run(3.0)  # the loner keeps pre-voting, never gets a quorum, never bumps its term
+    assert c.machines[loner].term == term
+    assert c.machines[loner].role is Role.FOLLOWER
+    c.heal()
+    c.run(2.0)
+    assert settled(c)
+    assert c.masters() == [master]
+    assert {m.term for m in c.machines.values()} == {term}
+    assert [e.peer for e in c.elected] == [master]
+
+
+@pytest.mark.parametrize("config", POLICIES)
+def test_follower_cut_off_from_the_master_cannot_depose_it(config: ElectionConfig) -> None:
+    # c lost its link to a (PeersChanged) but b still hears a: b refuses c's pre-vote and vote.
+    b = follower_of(A, Term(7), B, config=config)
+    reply = b.step(Received(sender=C, message=em.PreVoteRequest(term=Term(9), last_term=0, last_index=0)), 0.1)
+    assert sent(reply) == [em.PreVoteReply(term=Term(7), granted=False)]
+    vote = em.VoteRequest(term=Term(9), last_term=0, last_index=0, handover=False)
+    assert b.step(Received(sender=C, message=vote), 0.1) == []
+    assert (b.term, b.master) == (Term(7), A)
+    # once a is silent for an election timeout, b grants
+    later = 0.1 + config.election_timeout
+    b.step(Tick(), later)
+    reply = b.step(Received(sender=C, message=em.PreVoteRequest(term=Term(9), last_term=0, last_index=0)), later)
+    assert sent(reply) == [em.PreVoteReply(term=Term(9), granted=True)]
+
+
+def test_majority_minority_never_elects_and_old_master_stops_confirming() -> None:
+    c = cluster(5, MAJORITY)
+    old = elect(c)
+    c.run(0.5)
+    assert c.machines[old].can_confirm(c.now)
+    buddy = next(p for p in sorted(c.machines) if p != old)
+    majority = [p for p in sorted(c.machines) if p not in (old, buddy)]
+    cut_at = c.now
+    c.partition([old, buddy], majority)
+    c.run(MAJORITY.lease + MAJORITY.heartbeat_interval)
+    assert not c.machines[old].can_confirm(c.now)
+    c.run(3.0)
+    assert all(e.peer in majority for e in c.elected if e.at > cut_at)
+    assert c.machines[buddy].role is Role.FOLLOWER
+    new = [p for p in majority if c.machines[p].role is Role.MASTER]
+    assert len(new) == 1
+    assert c.machines[new[0]].can_confirm(c.now)
+    assert not c.machines[old].can_confirm(c.now)
+    c.heal()
+    c.run(1.0)
+    assert settled(c)
+    assert c.masters() == new
+
+
+def test_majority_graceful_leave_shrinks_membership_but_a_kill_does_not() -> None:
+    left = cluster(4, MAJORITY)
+    master = elect(left)
+    followers = [p for p in sorted(left.machines) if p != master]
+    left.leave(followers[0])
+    left.leave(followers[1])
+    left.run(1.0)
+    assert left.masters() == [master]
+    assert left.machines[master].can_confirm(left.now)  # 2 of 2 members
+
+    killed = cluster(4, MAJORITY)
+    master = elect(killed)
+    followers = [p for p in sorted(killed.machines) if p != master]
+    killed.kill(followers[0])
+    killed.kill(followers[1])
+    killed.run(1.0)
+    assert not killed.machines[master].can_confirm(killed.now)  # 2 of 4 members is no quorum
+
+
+def test_available_heal_keeps_the_master_with_the_higher_term() -> None:
+    c = cluster(5, AVAILABLE)
+    old = elect(c)
+    others = [p for p in sorted(c.machines) if p != old]
+    c.partition([old, others[0], others[1]], others[2:])
+    c.run(2.0)
+    masters = c.masters()
+    assert len(masters) == 2  # both sides play on
+    winner = max(masters, key=lambda p: c.machines[p].term)
+    assert winner != old  # the side that elected later holds the higher term
+    c.heal()
+    assert c.run_until(c.now + 0.5, until=settled)
+    assert c.masters() == [winner]
+    assert {m.term for m in c.machines.values()} == {c.machines[winner].term}
+
+
+def test_stale_master_steps_down_on_a_higher_term_heartbeat() -> None:
+    m = machine(A)
+    m.start(0.0)
+    now, effects = fire(m)
+    assert m.role is Role.MASTER
+    assert effects[0] == MasterChanged(master=A, term=m.term)
+    higher = Term(m.term + (1 << 32))
+    effects = m.step(Received(sender=B, message=em.Heartbeat(term=higher, seq=3, successors=())), now)
+    assert (m.role, m.master) == (Role.FOLLOWER, B)
+    assert effects[0] == MasterChanged(master=B, term=higher)
+    assert sent(effects) == [em.HeartbeatAck(term=higher, seq=3, last_term=0, last_index=0)]
+
+
+def test_equal_terms_with_two_masters_resolve_to_the_lower_id() -> None:
+    m = machine(PeerId("m"))
+    m.start(0.0)
+    now, _ = fire(m)
+    term = m.term
+    assert m.step(Received(sender=PeerId("z"), message=em.Heartbeat(term=term, seq=1, successors=())), now) == []
+    assert m.role is Role.MASTER
+    effects = m.step(Received(sender=PeerId("b"), message=em.Heartbeat(term=term, seq=1, successors=())), now)
+    assert (m.role, m.master, m.term) == (Role.FOLLOWER, PeerId("b"), term)
+    assert effects[0] == MasterChanged(master=PeerId("b"), term=term)
+    # a follower of b ignores z (higher id) at the same term, and follows a (lower id)
+    assert m.step(Received(sender=PeerId("z"), message=em.Heartbeat(term=term, seq=2, successors=())), now) == []
+    assert m.master == PeerId("b")
+    m.step(Received(sender=PeerId("a"), message=em.Heartbeat(term=term, seq=2, successors=())), now)
+    assert m.master == PeerId("a")
+
+
+# -- voting rules -----------------------------------------------------------------------------
+
+
+def test_one_vote_per_term() -> None:
+    m = machine(A)
+    m.start(0.0)
+    m.step(PeersChanged(peers=frozenset({B, C})), 0.0)
+    term = Term(5 << 32)
+    ask_b = em.VoteRequest(term=term, last_term=0, last_index=0, handover=False)
+    assert sent(m.step(Received(sender=B, message=ask_b), 1.0)) == [em.VoteReply(term=term, granted=True)]
+    assert sent(m.step(Received(sender=C, message=ask_b), 1.0)) == [em.VoteReply(term=term, granted=False)]
+    assert sent(m.step(Received(sender=B, message=ask_b), 1.0)) == [em.VoteReply(term=term, granted=True)]
+    newer = Term(6 << 32)
+    ask_c = em.VoteRequest(term=newer, last_term=0, last_index=0, handover=False)
+    assert sent(m.step(Received(sender=C, message=ask_c), 1.0)) == [em.VoteReply(term=newer, granted=True)]
+    older = em.VoteRequest(term=term, last_term=9, last_index=9, handover=False)
+    assert sent(m.step(Received(sender=B, message=older), 1.0)) == [em.VoteReply(term=newer, granted=False)]
+
+
+def test_cluster_never_grants_two_votes_in_one_term() -> None:
+    for seed in range(5):
+        c = cluster(5, AVAILABLE, seed=seed, loss=0.2)
+        c.run(5.0)
+        assert all(len(candidates) == 1 for candidates in c.votes.values())
+        assert c.votes  # the check looked at something
+
+
+@pytest.mark.parametrize(
+    ("candidate", "granted"),
+    [((2, 10), True), ((2, 11), True), ((3, 0), True), ((2, 9), False), ((1, 99), False)],
+)
+def test_vote_only_for_a_candidate_at_least_as_up_to_date(candidate: tuple[int, int], granted: bool) -> None:
+    m = machine(A)
+    m.start(0.0)
+    m.step(LogPosition(term=2, index=10), 0.0)
+    term = Term(5 << 32)
+    last_term, last_index = candidate
+    pre = em.PreVoteRequest(term=term, last_term=last_term, last_index=last_index)
+    reply = sent(m.step(Received(sender=B, message=pre), 1.0))
+    assert reply == [em.PreVoteReply(term=term if granted else Term(0), granted=granted)]
+    ask = em.VoteRequest(term=term, last_term=last_term, last_index=last_index, handover=False)
+    assert sent(m.step(Received(sender=B, message=ask), 1.0)) == [em.VoteReply(term=term, granted=granted)]
+
+
+@pytest.mark.parametrize("config", POLICIES)
+def test_stale_peer_never_wins_while_a_more_up_to_date_peer_is_connected(config: ElectionConfig) -> None:
+    for seed in range(20):
+        c = cluster(3, config, seed=seed)
+        c.position("p0", 1, 5)  # p0 ranks first by id, but lags behind
+        c.position("p1", 1, 9)
+        c.position("p2", 1, 9)
+        c.run(3.0)
+        assert settled(c)
+        assert all(e.peer != "p0" for e in c.elected)
+
+
+def test_ranked_timeouts_let_the_most_up_to_date_peer_go_first() -> None:
+    wins = 0
+    for seed in range(20):
+        c = cluster(5, AVAILABLE, seed=seed)
+        for p in ("p0", "p1", "p2", "p4"):
+            c.position(p, 1, 5)
+        c.position("p3", 1, 9)
+        old = elect(c)
+        if old == "p3":
+            continue
+        c.run(0.3)  # heartbeats carry the ranking
+        c.kill(old)
+        assert c.run_until(c.now + 1.0, until=settled)
+        wins += c.masters() == ["p3"]
+    assert wins >= 15
+
+
+# -- handover ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", POLICIES)
+def test_handover_picks_the_caught_up_peer_and_completes_quickly(config: ElectionConfig) -> None:
+    c = cluster(4, config)
+    old = elect(c)
+    others = [p for p in sorted(c.machines) if p != old]
+    best = others[-1]  # the highest id: only its position makes it the choice
+    for p in others:
+        c.position(p, 1, 20 if p == best else 10)
+    c.position(old, 1, 21)  # the master itself is a little ahead: handover must still work
+    c.run(0.3)
+    started = c.now
+    c.handover(old)
+    if config.policy is Policy.MAJORITY:
+        assert not c.machines[old].can_confirm(c.now)  # no two confirming masters during the handover
+    assert c.run_until(started + 0.1, until=lambda c: c.masters() == [best] and settled(c))
+    assert c.now - started < 0.05
+    c.leave(old)
+    c.run(2.0)
+    assert c.masters() == [best]
+    assert c.machines[best].can_confirm(c.now)
+
+
+def test_handover_without_peers_is_a_no_op() -> None:
+    m = machine(A)
+    m.start(0.0)
+    now, _ = fire(m)
+    assert m.step(Handover(), now) == []
+    assert m.role is Role.MASTER
+    assert m.step(Handover(), now) == []  # nor on a follower
+    follower = follower_of(A, Term(3))
+    assert follower.step(Handover(), 0.0) == []
+
+
+def test_handover_retries_when_the_successor_dies() -> None:
+    c = cluster(3, AVAILABLE, down_delay=None)
+    old = elect(c)
+    c.run(0.3)
+    first = c.machines[old]._ranked_successors()[0]
+    c.kill(first)
+    c.handover(old)  # TimeoutNow is lost with the dead peer: the master retries after a timeout
+    assert c.run_until(c.now + 1.0, until=lambda c: c.masters() not in ([], [old]) and settled(c))
+    assert c.masters()[0] not in (old, first)
+
+
+# -- fencing and misc -------------------------------------------------------------------------
+
+
+def test_observed_higher_term_fences_a_master() -> None:
+    m = machine(A, MAJORITY)
+    m.start(0.0)
+    now, _ = fire(m)
+    assert m.can_confirm(now)
+    higher = Term(m.term + (1 << 32))
+    assert m.step(Observed(term=m.term), now) == []
+    assert m.step(Observed(term=higher), now) == [MasterChanged(master=None, term=higher)]
+    assert (m.role, m.master, m.term) == (Role.FOLLOWER, None, higher)
+    assert not m.can_confirm(now)
+
+
+def test_older_term_messages_are_fenced() -> None:
+    b = follower_of(A, Term(7 << 32))
+    stale = Term(6 << 32)
+    effects = b.step(Received(sender=C, message=em.Heartbeat(term=stale, seq=4, successors=())), 0.1)
+    assert sent(effects) == [em.HeartbeatAck(term=Term(7 << 32), seq=4, last_term=0, last_index=0)]
+    assert b.master == A
+    ask = em.VoteRequest(term=stale, last_term=9, last_index=9, handover=True)
+    assert sent(b.step(Received(sender=C, message=ask), 0.1)) == [em.VoteReply(term=Term(7 << 32), granted=False)]
+    assert b.step(Received(sender=C, message=em.VoteReply(term=stale, granted=True)), 0.1) == []
+    assert b.step(Received(sender=C, message=em.TimeoutNow(term=stale)), 0.1) == []
+    assert b.step(Received(sender=C, message=em.HeartbeatAck(term=stale, seq=1, last_term=0, last_index=0)), 0.1) == []
+    assert (b.term, b.master, b.role) == (Term(7 << 32), A, Role.FOLLOWER)
+
+
+def test_master_disconnect_starts_a_prompt_election() -> None:
+    b = follower_of(A, Term(7 << 32), B)
+    effects = b.step(PeersChanged(peers=frozenset({C})), 0.05)
+    assert effects == [MasterChanged(master=None, term=Term(7 << 32))]
+    assert b.deadline is not None
+    assert b.deadline <= 0.05 + AVAILABLE.rank_step * 2 + AVAILABLE.jitter
+    _, effects = fire(b)
+    (pre,) = sent(effects)
+    assert isinstance(pre, em.PreVoteRequest)
+    assert term_round(pre.term) == 8
+    assert term_owner_salt(pre.term) == salt_of(B)
+
+
+def test_majority_disconnect_waits_out_the_old_masters_lease() -> None:
+    b = follower_of(A, Term(7 << 32), B, config=MAJORITY)
+    b.step(PeersChanged(peers=frozenset({C})), 0.05)
+    assert b.deadline is not None
+    assert b.deadline >= MAJORITY.election_timeout > MAJORITY.lease
+
+
+def test_graceful_peer_left_of_the_master_starts_an_election() -> None:
+    b = follower_of(A, Term(7 << 32), B)
+    effects = b.step(PeerLeft(peer=A, graceful=True), 0.05)
+    assert effects == [MasterChanged(master=None, term=Term(7 << 32))]
+
+
+def test_ticks_before_the_deadline_do_nothing() -> None:
+    m = machine(A)
+    assert m.deadline is None
+    assert m.start(0.0) == []
+    deadline = m.deadline
+    assert deadline is not None
+    assert AVAILABLE.election_timeout <= deadline <= AVAILABLE.election_timeout + AVAILABLE.jitter
+    assert m.step(Tick(), deadline - 0.001) == []
+    assert m.role is Role.FOLLOWER
+    assert m.step(Received(sender=A, message=em.TimeoutNow(term=Term(0))), 0.0) == []  # from myself
+
+
+def test_can_confirm_per_policy() -> None:
+    avail = machine(A, AVAILABLE)
+    avail.start(0.0)
+    assert not avail.can_confirm(0.0)
+    avail.step(PeersChanged(peers=frozenset({B, C})), 0.0)
+    avail.step(PeerLeft(peer=B, graceful=False), 0.0)
+    avail.step(PeerLeft(peer=C, graceful=False), 0.0)
+    now, _ = fire(avail)
+    assert avail.role is Role.MASTER
+    assert avail.can_confirm(now + 100.0)  # AVAILABLE has no lease
+
+    major = machine(A, MAJORITY)
+    major.start(0.0)
+    now, _ = fire(major)
+    assert major.can_confirm(now + 100.0)  # alone in its membership: its own quorum
+    effects = major.step(PeersChanged(peers=frozenset({B})), now)
+    assert not major.can_confirm(now)  # b joined the membership and has not acked yet
+    (hello,) = sent(effects)
+    assert isinstance(hello, em.Heartbeat)
+    major.step(
+        Received(sender=B, message=em.HeartbeatAck(term=major.term, seq=hello.seq, last_term=0, last_index=0)), now
+    )
+    assert major.can_confirm(now + MAJORITY.lease - 0.001)
+    assert not major.can_confirm(now + MAJORITY.lease)
+
+
+def test_terms_are_salted_with_the_candidates_id() -> None:
+    c = cluster(5, AVAILABLE, loss=0.3)
+    c.run(5.0)
+    assert c.elected
+    for e in c.elected:
+        assert term_owner_salt(e.term) == salt_of(e.peer)
+    assert salt_of(PeerId("p0")) != salt_of(PeerId("p1"))
+    assert math.isinf(c.last_linked(PeerId("p0"), PeerId("p0")))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"heartbeat_interval": 0.0},
+        {"election_timeout": 0.1},
+        {"lease": 0.05},
+        {"lease": 0.5},
+        {"jitter": -1.0},
+    ],
+)
+def test_config_is_validated(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        ElectionConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_cluster_reports_a_stuck_deadline() -> None:
+    c = cluster(1, AVAILABLE)
+    c.machines[PeerId("p0")]._on_tick = lambda now, out: None  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="no progress"):
+        c.run(1.0)
+
+
+# -- wire -------------------------------------------------------------------------------------
+
+EXAMPLES: list[em.ElectionMessage] = [
+    em.Heartbeat(term=Term(1 << 33), seq=4, successors=(A, B)),
+    em.HeartbeatAck(term=Term(7), seq=4, last_term=2, last_index=30),
+    em.PreVoteRequest(term=Term(9), last_term=2, last_index=30),
+    em.PreVoteReply(term=Term(9), granted=True),
+    em.VoteRequest(term=Term(9), last_term=2, last_index=30, handover=True),
+    em.VoteReply(term=Term(9), granted=False),
+    em.TimeoutNow(term=Term(9)),
+]
+
+
+def test_message_catalogue_is_in_the_election_tag_range() -> None:
+    assert set(em.MESSAGES.values()) == {type(m) for m in EXAMPLES}
+    assert all(60 <= tag <= 79 for tag in em.MESSAGES)
+
+
+@pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: type(m).__name__)
+def test_messages_round_trip_through_the_wire(message: em.ElectionMessage) -> None:
+    assert wire.decode(wire.encode(message)) == [message]

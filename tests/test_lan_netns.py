@@ -1,0 +1,168 @@
+"""LanTransport on the real stack (zeroconf + aiortc), every peer a process in a private namespace."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import anyio
+import pytest
+
+from netns import ADDRESS, Namespace, PeerProcess, no_python_noise, open_namespace
+
+pytestmark = pytest.mark.netns
+
+
+async def spawn_all(ns: Namespace, ids: list[str], *extra: str) -> dict[str, PeerProcess]:
+    peers: dict[str, PeerProcess] = {}
+    async with anyio.create_task_group() as tg:
+
+        async def one(peer_id: str) -> None:
+            peers[peer_id] = await ns.spawn_peer(peer_id, *extra)
+
+        for peer_id in ids:
+            tg.start_soon(one, peer_id)
+    return peers
+
+
+async def assert_full_mesh_exchange(peers: dict[str, PeerProcess]) -> None:
+    ids = set(peers)
+    for peer_id, peer in peers.items():
+        await peer.wait_peers(ids - {peer_id}, within=15)
+    for peer_id, peer in peers.items():
+        await peer.command("send_all", data=f"hello from {peer_id}")
+    for sender, receiver in itertools.permutations(ids, 2):
+        await peers[receiver].wait_event("frame", peer=sender, data=f"hello from {sender}")
+
+
+async def leave_all(ns: Namespace, peers: dict[str, PeerProcess]) -> None:
+    async with anyio.create_task_group() as tg:
+        for peer in peers.values():
+            tg.start_soon(ns.leave, peer)
+    for peer in peers.values():
+        no_python_noise(peer)
+
+
+async def test_two_peers_link_and_exchange_frames() -> None:
+    async with open_namespace() as ns:
+        peers = await spawn_all(ns, ["p0", "p1"], "--secret", "s3cret")
+        await assert_full_mesh_exchange(peers)
+        await leave_all(ns, peers)
+
+
+async def test_five_peers_form_a_full_mesh() -> None:
+    async with open_namespace() as ns:
+        peers = await spawn_all(ns, [f"p{i}" for i in range(5)], "--secret", "s3cret")
+        await assert_full_mesh_exchange(peers)
+        await leave_all(ns, peers)
+
+
+async def test_late_joiner_connects_to_everyone() -> None:
+    async with open_namespace() as ns:
+        peers = await spawn_all(ns, ["p1", "p3", "p5"])
+        for peer_id, peer in peers.items():
+            await peer.wait_peers(set(peers) - {peer_id})
+        # p2 sits in the middle: it dials p3 and p5, and p1 dials it.
+        peers["p2"] = await ns.spawn_peer("p2")
+        await assert_full_mesh_exchange(peers)
+        await leave_all(ns, peers)
+
+
+async def test_wrong_secret_gets_no_link_and_no_frame() -> None:
+    async with open_namespace() as ns:
+        good = await spawn_all(ns, ["p0", "p2"], "--secret", "right")
+        bad = await ns.spawn_peer("p1", "--secret", "wrong")
+        await good["p0"].wait_peers({"p2"})
+        await anyio.sleep(2.0)  # plenty of time for p0 to dial p1, and p1 to dial p2
+        for peer in (*good.values(), bad):
+            await peer.command("send_all", data="leak")
+            await peer.command("status")
+        statuses = {p.name: await p.wait_event("status") for p in (*good.values(), bad)}
+        assert statuses["p1"]["peers"] == []
+        assert statuses["p0"]["peers"] == ["p2"]
+        assert statuses["p2"]["peers"] == ["p0"]
+        assert statuses["p0"]["auth_failures"] >= 1  # p0 dialed p1 and refused its proof
+        assert statuses["p1"]["auth_failures"] >= 1  # p1 dialed p2 and refused its proof
+        await good["p2"].wait_event("frame", peer="p0", data="leak")
+        await anyio.sleep(0.3)
+        assert not bad.of("up")
+        assert not bad.of("frame")
+        assert all(e["peer"] != "p1" for p in good.values() for e in p.of("up") + p.of("frame"))
+        await leave_all(ns, {**good, "p1": bad})
+
+
+async def test_sigkilled_peer_is_declared_dead_by_the_heartbeat() -> None:
+    async with open_namespace() as ns:
+        peers = await spawn_all(ns, ["p0", "p1", "p2"])
+        for peer_id, peer in peers.items():
+            await peer.wait_peers(set(peers) - {peer_id})
+        killed_at = time.monotonic()
+        peers["p1"].kill()
+        for survivor in ("p0", "p2"):
+            down = await peers[survivor].wait_event("down", peer="p1", within=5)
+            assert down["graceful"] is False
+            detection = down["t"] - killed_at
+            assert detection < 3.0, f"{survivor} took {detection:.2f} s"
+        await peers["p0"].command("send", peer="p1", data="x")
+        await peers["p0"].wait_event("send_failed", peer="p1")
+        del peers["p1"]
+        await leave_all(ns, peers)
+
+
+@pytest.mark.parametrize("restarted", ["p0", "p1"])  # the dialing side, then the listening side
+async def test_restarted_peer_reconnects(restarted: str) -> None:
+    async with open_namespace() as ns:
+        peers = await spawn_all(ns, ["p0", "p1"])
+        await peers["p0"].wait_peers({"p1"})
+        await peers["p1"].wait_peers({"p0"})
+        other = "p1" if restarted == "p0" else "p0"
+        peers[restarted].kill()
+        await peers[restarted].process.wait()
+        first_up = peers[other].of("up")[0]["t"]
+        peers[restarted] = await ns.spawn_peer(restarted)  # same id, new incarnation
+        await peers[other].wait_for(lambda e: e["ev"] == "up" and e["t"] > first_up, within=10)
+        await peers[restarted].wait_peers({other})
+        downs = peers[other].of("down")
+        assert [d["graceful"] for d in downs] == [False]
+        await assert_full_mesh_exchange(peers)
+        await leave_all(ns, peers)
+
+
+async def test_graceful_leave_is_seen_quickly() -> None:
+    async with open_namespace() as ns:
+        peers = await spawn_all(ns, ["p0", "p1", "p2"])
+        for peer_id, peer in peers.items():
+            await peer.wait_peers(set(peers) - {peer_id})
+        asked_at = time.monotonic()
+        await peers["p1"].command("leave")
+        for survivor in ("p0", "p2"):
+            down = await peers[survivor].wait_event("down", peer="p1", within=5)
+            assert down["graceful"] is True
+            assert down["t"] - asked_at < 0.5
+        await ns.leave(peers.pop("p1"))
+        await anyio.sleep(1.5)  # no one redials a peer that said goodbye
+        assert len(peers["p0"].of("up")) == 2
+        await leave_all(ns, peers)
+
+
+async def test_offers_carry_only_host_candidates() -> None:
+    async with open_namespace() as ns:
+        checker = await ns.spawn(["-X", "dev", "-m", "tests.lan_peer", "--mode", "offer"], name="offer")
+        offer = await checker.wait_event("offer", within=20)
+        assert offer["candidates"], "no candidate gathered"
+        assert {kind for _, kind in offer["candidates"]} == {"host"}
+        assert {address for address, _ in offer["candidates"]} == {ADDRESS}
+        await checker.process.wait()
+        no_python_noise(checker)
+
+
+async def test_garbage_on_the_signaling_port_is_refused_and_the_listener_keeps_serving() -> None:
+    async with open_namespace() as ns:
+        target = await ns.spawn_peer("p9")
+        port = (await target.wait_event("ready"))["port"]
+        attacker = await ns.spawn(["-m", "tests.lan_peer", "--mode", "garbage", "--port", str(port)], name="garbage")
+        await attacker.wait_event("done", within=60)
+        assert [e["outcome"] for e in attacker.of("garbage")] == ["closed"] * 7
+        friend = await ns.spawn_peer("p1")
+        await assert_full_mesh_exchange({"p9": target, "p1": friend})
+        await leave_all(ns, {"p9": target, "p1": friend})
