@@ -546,3 +546,26 @@ def test_message_catalogue_is_in_the_election_tag_range() -> None:
 @pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: type(m).__name__)
 def test_messages_round_trip_through_the_wire(message: em.ElectionMessage) -> None:
     assert wire.decode(wire.encode(message)) == [message]
+
+
+def test_a_shrinking_group_completes_a_pending_election_at_once() -> None:
+    m = machine(A, AVAILABLE)
+    m.start(0.0)
+    m.step(PeersChanged(peers=frozenset({B, C})), 0.0)
+    now, effects = fire(m)
+    assert [type(x) for x in sent(effects)] == [em.PreVoteRequest]
+    effects = m.step(PeersChanged(peers=frozenset()), now)  # b and c are gone: a is its whole group
+    assert effects[0] == MasterChanged(master=A, term=m.term)
+    assert m.role is Role.MASTER
+
+
+def test_a_candidate_completes_when_non_voters_disconnect() -> None:
+    m = machine(A, AVAILABLE)
+    m.start(0.0)
+    m.step(PeersChanged(peers=frozenset({B, C})), 0.0)
+    now, effects = fire(m)
+    (pre,) = sent(effects)
+    m.step(Received(sender=B, message=em.PreVoteReply(term=pre.term, granted=True)), now)
+    assert m.role is Role.CANDIDATE
+    effects = m.step(PeersChanged(peers=frozenset()), now)
+    assert effects[0] == MasterChanged(master=A, term=m.term)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from . import testing as testing  # ``mx.testing.FaultyNetwork`` after ``import movex_p2p``
 from .election.machine import ElectionConfig, Policy
 from .errors import (
     ActionRejected,

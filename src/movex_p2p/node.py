@@ -13,8 +13,7 @@ import logging
 import random
 import time
 import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from typing import Any, Final
 
 import anyio
@@ -22,7 +21,6 @@ from anyio.abc import TaskGroup
 
 from . import wire
 from .election import machine as el
-from .election.messages import MESSAGES as ELECTION_MESSAGES
 from .errors import (
     ActionRejected,
     ChannelClosed,
@@ -33,11 +31,10 @@ from .errors import (
     ResourceNotFound,
     TransportError,
 )
-from .ids import PeerId, Rid, Term
+from .ids import PeerId, Rid
+from .nodecore import NodeCore
 from .resource import effects as fx
-from .resource import messages as rm
 from .resource.client import ClientCore
-from .resource.master import MasterCore
 from .resource.state import hexdigest
 from .resource.types import Action, ResourceType, make_rid, parse_rid
 from .transport.base import Endpoint, Frame, PeerDown, PeerUp, Transport
@@ -46,8 +43,6 @@ __all__ = ["DispatchHandle", "Peer", "Resource"]
 
 log = logging.getLogger(__name__)
 
-_ELECTION_TYPES: Final = tuple(ELECTION_MESSAGES.values())
-_TO_MASTER: Final = (rm.Create, rm.Bind, rm.Unbind, rm.Propose, rm.Restore, rm.Hello, rm.SyncRequest)
 _IDLE_WAKE: Final = 0.05  # seconds: the longest the pump sleeps without looking at deadlines
 
 
@@ -198,39 +193,34 @@ class Peer:
     ) -> None:
         if not room or not isinstance(room, str):
             raise ValueError("room must be a non-empty str")
-        self._rng = random.Random(seed)
+        rng = random.Random(seed)
         self.room = room
-        self.name = name or f"peer-{self._rng.getrandbits(16):04x}"
-        self.id = PeerId(f"{self.name}-{uuid.UUID(int=self._rng.getrandbits(128), version=4).hex[:12]}")
+        self.name = name or f"peer-{rng.getrandbits(16):04x}"
+        self.id = PeerId(f"{self.name}-{uuid.UUID(int=rng.getrandbits(128), version=4).hex[:12]}")
         self.info = dict(info or {})
         self._secret = secret
-        self._types = {t.name: t for t in types}
-        if len(self._types) != len(types):
+        types_by_name = {t.name: t for t in types}
+        if len(types_by_name) != len(types):
             raise ValueError("two resource types share a name")
         if transport is None:
             from .transport.lan import LanTransport
 
             transport = LanTransport()
         self._transport = transport
-        self._election_config = election or el.ElectionConfig()
         self._handover_timeout = handover_timeout
-        self._client = ClientCore(self.id, types=self._types)
-        self._election = el.ElectionMachine(self.id, config=self._election_config, rng=self._rng)
-        self._master: MasterCore | None = None
+        self._rng = rng
+        self._core = NodeCore(self.id, types=types_by_name, election=election or el.ElectionConfig(), rng=rng)
+        self._client: ClientCore = self._core.client
         self._endpoint: Endpoint | None = None
         self._tg: TaskGroup | None = None
         self._exit: Any = None
-        self._outbox: dict[PeerId, list[bytes]] = {}
-        self._local: deque[tuple[PeerId, wire.Message]] = deque()
-        self._changed: set[Rid] = set()
         self._resources: dict[Rid, Resource] = {}
         self._handles: dict[int, DispatchHandle] = {}
         self._requests: dict[int, tuple[anyio.Event, list[fx.RequestSettled]]] = {}
         self._ready = anyio.Event()
-        self._master_known = anyio.Event()
+        self._master_change = anyio.Event()
         self._master_cbs: list[Callable[[str | None, int], None]] = []
         self._peers_cbs: list[Callable[[frozenset[str]], None]] = []
-        self._position: tuple[int, int] = (0, 0)
         self._closed = False
         self._failure: BaseException | None = None
         self._warned: set[tuple[PeerId, str]] = set()
@@ -242,17 +232,17 @@ class Peer:
     @property
     def is_master(self) -> bool:
         """True while this peer runs the master."""
-        return self._master is not None
+        return self._core.master is not None
 
     @property
     def master_id(self) -> str | None:
         """The current master's id, or None while none is known."""
-        return self._election.master
+        return self._core.election.master
 
     @property
     def term(self) -> int:
         """The current election term."""
-        return int(self._election.term)
+        return int(self._core.election.term)
 
     @property
     def peers(self) -> frozenset[str]:
@@ -296,7 +286,8 @@ class Peer:
             await stack.aclose()
             raise
         self._exit = stack
-        self._execute_election(self._election.start(anyio.current_time()))
+        self._core.start(anyio.current_time(), time.time())
+        self._after()
         self._tg.start_soon(self._pump)
         return self
 
@@ -306,7 +297,6 @@ class Peer:
                 await self._hand_over()
         finally:
             self._closed = True
-            self._flush()
             tg, self._tg = self._tg, None
             try:
                 if tg is not None:
@@ -320,13 +310,13 @@ class Peer:
                 self._fail_waiters(TransportError("the peer is closed"))
 
     async def _hand_over(self) -> None:
-        if self._master is None or not self.peers:
+        if not self.is_master or not self.peers:
             return
-        self._execute_election(self._election.step(el.Handover(), anyio.current_time()))
-        self._flush()
+        self._core.hand_over(anyio.current_time(), time.time())
+        self._after()
         with anyio.move_on_after(self._handover_timeout):
-            while self._election.master == self.id:
-                await anyio.sleep(0.005)
+            while self._core.election.master == self.id:
+                await self._master_change.wait()
 
     async def wait_ready(self) -> None:
         """Wait until a master is known and this peer holds every resource it has."""
@@ -346,7 +336,7 @@ class Peer:
         so every peer may "create" the room's shared resources at start.
         """
         type_name = type if isinstance(type, str) else type.name
-        if type_name not in self._types:
+        if type_name not in self._core.types:
             raise LocalProtocolError(f"unknown resource type {type_name!r}: pass it in types=[...]")
         rid = make_rid(type_name, id or uuid.UUID(int=self._rng.getrandbits(128), version=4).hex)
         req, effects = self._client.create(rid, state, exist_ok=exist_ok)
@@ -375,8 +365,7 @@ class Peer:
         done = anyio.Event()
         box: list[fx.RequestSettled] = []
         self._requests[req] = (done, box)
-        self._execute_resource(effects)
-        self._drain()
+        self._command(effects)
         await done.wait()
         if not box:
             raise TransportError("the peer closed before the master answered")
@@ -390,17 +379,19 @@ class Peer:
         self._check_open()
         seq, effects = self._client.dispatch(rid, action, private)
         handle = self._handles[seq] = DispatchHandle(rid, seq)
-        self._execute_resource(effects)
-        self._drain()
+        self._command(effects)
         return handle
 
     def _unbind(self, resource: Resource) -> None:
         if self._resources.get(resource.rid) is resource:
             del self._resources[resource.rid]
-        if self._closed:
-            return
-        self._execute_resource(self._client.unbind(resource.rid))
-        self._drain()
+        if not self._closed:
+            self._command(self._client.unbind(resource.rid))
+
+    def _command(self, effects: list[fx.Effect]) -> None:
+        self._core.resource_effects(effects)
+        self._core.drain()
+        self._after()
 
     def _check_open(self) -> None:
         if self._closed or self._failure is not None:
@@ -414,21 +405,18 @@ class Peer:
         assert self._endpoint is not None
         try:
             while True:
-                wait = self._seconds_to_deadline()
-                event = None
-                with anyio.move_on_after(wait):
+                wait = self._core.seconds_to_deadline(anyio.current_time(), time.time())
+                with anyio.move_on_after(_IDLE_WAKE if wait is None else min(wait, _IDLE_WAKE)):
                     event = await self._endpoint.receive()
-                if event is not None:
                     self._on_transport(event)
-                    # take everything already waiting before flushing, so replies batch
+                    # take what is already waiting before flushing, so replies go out batched
                     for _ in range(256):
                         with anyio.move_on_after(0):
-                            event = await self._endpoint.receive()
-                            self._on_transport(event)
+                            self._on_transport(await self._endpoint.receive())
                             continue
                         break
-                self._on_deadlines()
-                self._drain()
+                self._core.tick(anyio.current_time(), time.time())
+                self._after()
         except (anyio.EndOfStream, anyio.ClosedResourceError) as exc:
             if not self._closed:
                 self.log.warning("transport closed under peer %s", self.id)
@@ -436,206 +424,109 @@ class Peer:
                 self._failure.__cause__ = exc
                 self._fail_waiters(self._failure)
 
-    def _seconds_to_deadline(self) -> float:
-        now = anyio.current_time()
-        wait = _IDLE_WAKE
-        if self._election.deadline is not None:
-            wait = min(wait, self._election.deadline - now)
-        if self._master is not None and self._master.deadline is not None:
-            wait = min(wait, self._master.deadline - time.time())
-        return max(0.0, wait)
-
-    def _on_deadlines(self) -> None:
-        now = anyio.current_time()
-        deadline = self._election.deadline
-        if deadline is not None and now >= deadline:
-            self._execute_election(self._election.step(el.Tick(), now))
-        if self._master is not None and self._master.deadline is not None:
-            wall = time.time()
-            if wall >= self._master.deadline:
-                self._execute_resource(self._master.tick(wall))
-
     def _on_transport(self, event: PeerUp | PeerDown | Frame) -> None:
+        assert self._endpoint is not None
+        now, wall = anyio.current_time(), time.time()
         match event:
             case Frame(peer=sender, data=data):
                 self.stats["frames_in"] += 1
                 try:
                     messages = wire.decode(data)
                 except RemoteProtocolError as exc:
-                    self._drop(sender, f"malformed frame: {exc}")
+                    self._warn_drop(sender, f"malformed frame: {exc}")
                     return
-                for message in messages:
-                    self._route(sender, message)
-            case PeerUp() | PeerDown():
-                self._on_links_changed(event)
+                self._core.receive(sender, messages, now, wall)
+            case PeerUp(peer=peer):
+                self.log.info("peer %s joined", peer)
+                self._core.links_changed(frozenset(self._endpoint.peers), now, wall)
+                self._peers_changed()
+            case PeerDown(peer=peer, graceful=graceful):
+                self.log.info("peer %s left (%s)", peer, "goodbye" if graceful else "declared dead")
+                self._core.links_changed(frozenset(self._endpoint.peers), now, wall, left=peer, graceful=graceful)
+                self._peers_changed()
 
-    def _on_links_changed(self, event: PeerUp | PeerDown) -> None:
-        assert self._endpoint is not None
-        peers = frozenset(self._endpoint.peers)
-        now = anyio.current_time()
-        if isinstance(event, PeerDown):
-            self.log.info("peer %s left (%s)", event.peer, "goodbye" if event.graceful else "declared dead")
-            self._execute_election(self._election.step(el.PeerLeft(peer=event.peer, graceful=event.graceful), now))
-        else:
-            self.log.info("peer %s joined", event.peer)
-        self._execute_election(self._election.step(el.PeersChanged(peers=peers), now))
-        if self._master is not None:
-            self._execute_resource(self._master.peers_changed(peers, time.time()))
+    def _peers_changed(self) -> None:
+        peers = self.peers
         for callback in list(self._peers_cbs):
             try:
-                callback(frozenset(peers))
+                callback(peers)
             except Exception:
                 self.log.exception("on_peers_changed callback raised")
 
-    def _drop(self, sender: PeerId, reason: str) -> None:
+    def _warn_drop(self, sender: PeerId, reason: str) -> None:
         self.stats["dropped"] += 1
         key = (sender, reason[:40])
         if key not in self._warned:
             self._warned.add(key)
             self.log.warning("dropped input from %s: %s", sender, reason)
 
-    def _route(self, sender: PeerId, message: wire.Message) -> None:
-        try:
-            if isinstance(message, _ELECTION_TYPES):
-                self._execute_election(
-                    self._election.step(el.Received(sender=sender, message=message), anyio.current_time())
-                )
-            elif isinstance(message, _TO_MASTER) or (
-                isinstance(message, rm.Snapshot) and sender != self._client.master and self._master is not None
-            ):
-                self._to_master(sender, message)
-            else:
-                self._execute_resource(self._client.step(sender, message, time.time()))
-        except MovexError as exc:
-            self._drop(sender, f"{type(message).__name__}: {exc}")
+    # -- after every input: send, then notify --------------------------------------------------
 
-    def _to_master(self, sender: PeerId, message: wire.Message) -> None:
-        assert isinstance(message, rm.Create | rm.Bind | rm.Unbind | rm.Propose | rm.Restore | rm.Hello
-                          | rm.SyncRequest | rm.Snapshot)
-        if message.term > self._election.term:
-            self._observe(Term(message.term))
-            return
-        if self._master is None:
-            return  # not (or no longer) the master: the sender will re-send to the right one
-        self._execute_resource(self._master.step(sender, message, time.time()))
-
-    def _observe(self, term: Term) -> None:
-        self._execute_election(self._election.step(el.Observed(term=term), anyio.current_time()))
-
-    # -- effects -------------------------------------------------------------------------------
-
-    def _execute_election(self, effects: Iterable[el.Effect]) -> None:
-        for effect in effects:
-            match effect:
-                case el.Send(to=to, message=message):
-                    self._send(to, message)
-                case el.Broadcast(message=message):
-                    assert self._endpoint is not None
-                    for peer in self._endpoint.peers:
-                        self._send(peer, message)
-                case el.MasterChanged(master=master, term=term):
-                    self._on_master_changed(master, term)
-
-    def _on_master_changed(self, master: PeerId | None, term: Term) -> None:
-        self.log.info("master is now %s (term %s)", master, term)
-        self._ready = anyio.Event() if self._ready.is_set() else self._ready
-        if master == self.id:
-            assert self._endpoint is not None
-            if self._master is None or self._master.term != term:
-                self._master = MasterCore(
-                    self.id,
-                    term=term,
-                    types=self._types,
-                    salt=self._rng.randbytes(32),
-                    index=self._client.index,
-                    replicas=self._client.replicas.values(),
-                    peers=frozenset(self._endpoint.peers),
-                    now=time.time(),
-                )
-        else:
-            self._master = None
-        self._execute_resource(self._client.master_changed(master, term))
-        for callback in list(self._master_cbs):
-            try:
-                callback(master, int(term))
-            except Exception:
-                self.log.exception("on_master_changed callback raised")
-
-    def _execute_resource(self, effects: Iterable[fx.Effect]) -> None:
-        for effect in effects:
-            match effect:
-                case fx.Send(to=to, message=message):
-                    self._send(to, message)
-                case fx.Broadcast(message=message):
-                    frame = wire.encode(message)
-                    assert self._endpoint is not None
-                    for peer in self._endpoint.peers:
-                        self._outbox.setdefault(peer, []).append(frame)
-                    self._local.append((self.id, message))
-                case fx.StateChanged(rid=rid):
-                    self._changed.add(rid)
-                case fx.ActionSettled(rid=rid, seq=seq, error=error, not_found=not_found):
-                    handle = self._handles.pop(seq, None)
-                    if handle is not None:
-                        failure: MovexError | None = None
-                        if error is not None:
-                            failure = (ResourceNotFound if not_found else ActionRejected)(error, rid=rid)
-                        handle._settle(failure)
-                case fx.RequestSettled(req=req):
-                    waiter = self._requests.pop(req, None)
-                    if waiter is not None:
-                        waiter[1].append(effect)
-                        waiter[0].set()
-                case fx.PresenceChanged(rid=rid):
-                    self._changed.add(rid)
-                case fx.ResyncStarted(rid=rid, reason=reason):
-                    self.stats["resyncs"] += 1
-                    self.log.warning("%s diverged (%s): resyncing", rid, reason)
-                case fx.TermObserved(term=term):
-                    self._observe(term)
-                case fx.Synced():
-                    self._ready.set()
-
-    def _send(self, to: PeerId, message: wire.Message) -> None:
-        if to == self.id:
-            self._local.append((self.id, message))
-        else:
-            self._outbox.setdefault(to, []).append(wire.encode(message))
-
-    def _drain(self) -> None:
-        """Deliver local messages, then flush frames and notify changed resources."""
-        for _ in range(100_000):
-            if not self._local:
-                break
-            sender, message = self._local.popleft()
-            self._route(sender, message)
+    def _after(self) -> None:
+        for sender, reason in self._core.dropped:
+            self._warn_drop(sender, reason)
+        self._core.dropped.clear()
         self._flush()
-        position = self._client.position
-        if position != self._position:
-            self._position = position
-            self._execute_election(
-                self._election.step(el.LogPosition(term=position[0], index=position[1]), anyio.current_time())
-            )
-            self._flush()
-        changed, self._changed = self._changed, set()
+        changed: set[Rid] = set()
+        for event in self._core.take_events():
+            self._on_event(event, changed)
         for rid in changed:
             resource = self._resources.get(rid)
             if resource is not None:
                 resource._notify()
 
     def _flush(self) -> None:
-        if not self._outbox or self._endpoint is None:
+        outbox = self._core.take_outbox()
+        if not outbox or self._endpoint is None:
             return
-        outbox, self._outbox = self._outbox, {}
-        for peer, frames in outbox.items():
-            data = frames[0] if len(frames) == 1 else wire.join(frames)
+        encoded: dict[int, bytes] = {}  # a broadcast message is encoded once for every peer
+        for peer, messages in outbox.items():
+            frames = []
+            for message in messages:
+                frame = encoded.get(id(message))
+                if frame is None:
+                    frame = encoded[id(message)] = wire.encode(message)
+                frames.append(frame)
             try:
-                self._endpoint.send(peer, data)
+                self._endpoint.send(peer, frames[0] if len(frames) == 1 else wire.join(frames))
                 self.stats["frames_out"] += 1
             except ChannelClosed:
                 pass  # the link went down meanwhile; the election and resync take it from here
             except TransportError as exc:
                 self.log.warning("sending to %s failed: %s", peer, exc)
+
+    def _on_event(self, event: Any, changed: set[Rid]) -> None:
+        match event:
+            case fx.StateChanged(rid=rid) | fx.PresenceChanged(rid=rid):
+                changed.add(rid)
+            case fx.ActionSettled(rid=rid, seq=seq, error=error, not_found=not_found):
+                handle = self._handles.pop(seq, None)
+                if handle is not None:
+                    failure: MovexError | None = None
+                    if error is not None:
+                        failure = (ResourceNotFound if not_found else ActionRejected)(error, rid=rid)
+                    handle._settle(failure)
+            case fx.RequestSettled(req=req):
+                waiter = self._requests.pop(req, None)
+                if waiter is not None:
+                    waiter[1].append(event)
+                    waiter[0].set()
+            case fx.ResyncStarted(rid=rid, reason=reason):
+                self.stats["resyncs"] += 1
+                self.log.warning("%s diverged (%s): resyncing", rid, reason)
+            case fx.Synced():
+                self._ready.set()
+            case el.MasterChanged(master=master, term=term):
+                self.log.info("master is now %s (term %s)", master, term)
+                if self._ready.is_set():
+                    self._ready = anyio.Event()
+                self._master_change.set()
+                self._master_change = anyio.Event()
+                for callback in list(self._master_cbs):
+                    try:
+                        callback(master, int(term))
+                    except Exception:
+                        self.log.exception("on_master_changed callback raised")
 
     def _fail_waiters(self, error: MovexError) -> None:
         for handle in self._handles.values():
@@ -649,4 +540,3 @@ class Peer:
     def __repr__(self) -> str:
         role = "master" if self.is_master else "client"
         return f"<Peer {self.id} {role} term={self.term} peers={len(self.peers)}>"
-

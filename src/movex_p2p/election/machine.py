@@ -224,6 +224,9 @@ class ElectionMachine:
         self._position: tuple[int, int] = (0, 0)
         self._sticky_until = -math.inf  # refuse (pre-)votes until then: a live master was heard
         self._successors: tuple[PeerId, ...] = ()
+        self._heard: dict[PeerId, float] = {}  # when anything last arrived from each peer
+        self._silent: set[PeerId] = set()  # connected but unresponsive: outside the AVAILABLE group
+        self._asked_at: float | None = None  # when our current pre-vote round began
         # follower and candidate
         self._election_at: float | None = None
         self._proposal: Term | None = None  # pre-vote in progress for this term
@@ -293,6 +296,8 @@ class ElectionMachine:
                 self._on_tick(now, out)
             case Received(sender=sender, message=message):
                 if sender != self._me:
+                    self._heard[sender] = now
+                    self._silent.discard(sender)
                     self._on_message(sender, message, now, out)
             case PeersChanged(peers=peers):
                 self._on_peers_changed(peers - {self._me}, now, out)
@@ -324,9 +329,20 @@ class ElectionMachine:
         if self._handover_at is not None and now >= self._handover_at:
             self._hand_over(now, out)  # the successor did not win in time: pick again
         if self._election_at is not None and now >= self._election_at:
-            if self._master is not None and self._role is Role.FOLLOWER:
-                self._master = None  # silent for a whole election timeout
+            self._suspect_silent_peers()
+            self._master = None
             self._pre_vote(now, out)
+
+    def _suspect_silent_peers(self) -> None:
+        # Called when the election timer fires: the master (if any) sent nothing for a whole
+        # election timeout, and peers that answered nothing since our last pre-vote round began
+        # are unresponsive. AVAILABLE leaves them out of the group until they speak again, so a
+        # survivor whose transport has not yet noticed a death still elects.
+        if self._master is not None:
+            self._silent.add(self._master)
+        if self._asked_at is not None:
+            asked_at = self._asked_at
+            self._silent |= {p for p in self._connected if self._heard.get(p, -math.inf) < asked_at}
 
     def _arm_election(self, now: float, *, prompt: bool = False) -> None:
         cfg = self._config
@@ -343,7 +359,7 @@ class ElectionMachine:
 
     def _group(self) -> set[PeerId] | frozenset[PeerId]:
         if self._config.policy is Policy.AVAILABLE:
-            return self._connected | {self._me}
+            return (self._connected - self._silent) | {self._me}
         return self._members
 
     def _has_quorum(self, voters: set[PeerId]) -> bool:
@@ -388,6 +404,7 @@ class ElectionMachine:
 
     def _pre_vote(self, now: float, out: list[Effect]) -> None:
         self._role = Role.FOLLOWER
+        self._asked_at = now
         self._proposal = self._next_term()
         self._prevotes = {self._me}
         self._arm_election(now)
@@ -417,6 +434,7 @@ class ElectionMachine:
         self._role = Role.MASTER
         self._master = self._me
         self._election_at = None
+        self._asked_at = None
         self._seq = 0
         self._sent.clear()
         self._acked.clear()
@@ -471,6 +489,7 @@ class ElectionMachine:
         new = peers - self._connected
         self._connected = peers
         self._members |= peers
+        self._silent &= peers
         if self._role is Role.MASTER:
             if new:
                 hello = self._heartbeat_message()
@@ -510,16 +529,15 @@ class ElectionMachine:
         if term < self._term:  # a stale master: tell it our term so it steps down
             out.append(Send(to=sender, message=self._ack(self._term, message.seq)))
             return
-        if term == self._term:
-            # Two masters of one term only happen on a salt collision: the lower id keeps it.
-            if self._role is Role.MASTER and sender > self._me:
-                return
-            if self._master is not None and self._master != sender and sender > self._master:
-                return
+        # Two masters of one term only happen on a salt collision: the lower id keeps it
+        # (a master is its own master, so this also covers a master hearing a rival).
+        if term == self._term and self._master is not None and sender > self._master:
+            return
         if term > self._term or self._role is not Role.FOLLOWER or self._master != sender:
             self._step_down(term, now, master=sender)
         self._sticky_until = now + self._config.election_timeout
         self._successors = message.successors
+        self._asked_at = None
         self._proposal = None
         self._prevotes.clear()
         self._arm_election(now)

@@ -11,9 +11,8 @@ action that any surviving peer saw confirmed is neither lost nor applied twice.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import InvalidState
 from ..ids import PeerId, Rid, Term
@@ -43,6 +42,9 @@ from .state import freeze
 from .types import Action, ResourceType, parse_rid
 from .values import has_master_values, resolve_master_values, seed_for
 
+if TYPE_CHECKING:
+    import random
+
 __all__ = ["RECOVERY_TIMEOUT", "MasterCore"]
 
 RECOVERY_TIMEOUT: Final = 1.0
@@ -68,8 +70,12 @@ class MasterCore:
         peers: frozenset[PeerId] = frozenset(),
         now: float = 0.0,
         recovery_timeout: float = RECOVERY_TIMEOUT,
+        rng_factory: Callable[[int], random.Random],
     ) -> None:
+        """``rng_factory(seed)`` builds the generator for one action's master values (the driver
+        passes ``random.Random``): the core itself never touches the random module."""
         self.me = me
+        self._rng_factory = rng_factory
         self.term = term
         self.index = index
         self._types = dict(types)
@@ -343,7 +349,7 @@ class MasterCore:
             return [Send(to=sender, message=reject)]
         if res.applied.get(sender, 0) >= msg.seq:
             return []  # a re-submission of an action already applied: idempotent by (author, seq)
-        rng = random.Random(seed_for(self._salt, self.term, msg.rid, res.version + 1))
+        rng = self._rng_factory(seed_for(self._salt, self.term, msg.rid, res.version + 1))
         try:
             action = self._resolve(msg.action, now, rng)
             private = None if msg.private is None else self._resolve(msg.private, now, rng)

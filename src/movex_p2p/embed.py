@@ -1,0 +1,441 @@
+"""Run a ``Peer`` on a background thread so a synchronous game loop can use it.
+
+``start_peer(...)`` returns an :class:`EmbeddedPeer`; ``with`` it, the peer runs on its own
+event loop in a background thread (anyio's blocking portal) while the game loop stays plain
+synchronous code::
+
+    with start_peer(room="lan-party", types=[Counter]) as peer:
+        res = peer.bind(peer.create(Counter, {"count": 0}, id="c1"))
+        while running:
+            res.dispatch(mx.Action("increment"))   # never blocks the frame
+            state = res.state                      # latest snapshot, safe to read
+            for state in res.poll(): ...           # changes since the last call
+            peer.poll_events()                     # runs on_master_changed / on_peers_changed here
+
+Threading rules: the network thread only appends to bounded deques and swaps immutable
+snapshot references; the caller's thread reads them. Callbacks registered here run on the
+caller's thread inside :meth:`EmbeddedPeer.poll_events`, never on the network thread, so a
+stalled game loop never stalls the network (where the master may live).
+
+Peers sharing one in-process ``LocalNetwork`` must share one event loop (memory streams are
+bound to their loop): ``start_peer`` does that by itself, one runtime per network.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+import anyio
+from anyio.abc import TaskStatus
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from .errors import TransportError
+from .node import Peer, Resource
+from .resource.types import Action, ResourceType
+from .transport.base import Transport
+from .transport.memory import LocalNetwork
+
+__all__ = ["EmbeddedPeer", "EmbeddedResource", "MasterChanged", "PeersChanged", "start_peer"]
+
+T = TypeVar("T")
+
+POLL_LIMIT: Final = 1024
+"""Most states (or events) kept for a caller that does not poll; older ones are dropped."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MasterChanged:
+    """The master became ``master`` (None: none known) in ``term``."""
+
+    master: str | None
+    term: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeersChanged:
+    """The other peers in the room are now ``peers``."""
+
+    peers: frozenset[str]
+
+
+PeerEvent = MasterChanged | PeersChanged
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Snapshot:
+    state: Any
+    version: int
+    checksum: str
+    subscribers: dict[str, dict[str, Any]]
+    pending: int
+
+
+class _Runtime:
+    """One event loop on one background thread, shared by the peers of one in-process network."""
+
+    def __init__(self) -> None:
+        self._cm: AbstractContextManager[BlockingPortal] = start_blocking_portal()
+        self.portal = self._cm.__enter__()
+        self.users = 0
+
+    def close(self) -> None:
+        self.portal.call(self.portal.stop, True)
+        self._cm.__exit__(None, None, None)
+
+
+_shared_lock = threading.Lock()
+_shared: dict[int, _Runtime] = {}
+
+
+def _acquire_runtime(transport: Transport | None) -> _Runtime:
+    if not isinstance(transport, LocalNetwork):
+        runtime = _Runtime()
+        runtime.users = 1
+        return runtime
+    with _shared_lock:
+        runtime = _shared.get(id(transport))
+        if runtime is None:
+            runtime = _shared[id(transport)] = _Runtime()
+        runtime.users += 1
+        return runtime
+
+
+def _release_runtime(transport: Transport | None, runtime: _Runtime) -> None:
+    with _shared_lock:
+        runtime.users -= 1
+        if runtime.users > 0:
+            return
+        if _shared.get(id(transport)) is runtime:
+            del _shared[id(transport)]
+    runtime.close()
+
+
+class EmbeddedResource:
+    """A bound resource usable from any thread: dispatch never blocks, reads are snapshots."""
+
+    def __init__(self, owner: EmbeddedPeer, resource: Resource) -> None:
+        self._owner = owner
+        self._resource = resource  # touched on the network thread only
+        self.rid: str = resource.rid
+        self._updates: deque[Any] = deque(maxlen=POLL_LIMIT)
+        self._snapshot = self._take_snapshot()
+
+    def _take_snapshot(self, state: Any = None, *, have_state: bool = False) -> _Snapshot:
+        res = self._resource
+        return _Snapshot(
+            state=state if have_state else res.state,
+            version=res.version,
+            checksum=res.checksum,
+            subscribers=res.subscribers,
+            pending=res.pending,
+        )
+
+    def _on_update(self, state: Any) -> None:  # network thread
+        self._snapshot = self._take_snapshot(state, have_state=True)
+        self._updates.append(state)
+
+    @property
+    def state(self) -> Any:
+        """The latest view (confirmed + pending), as of the last change; treat it as read-only."""
+        return self._snapshot.state
+
+    @property
+    def version(self) -> int:
+        """How many changes the master had confirmed at the last change."""
+        return self._snapshot.version
+
+    @property
+    def checksum(self) -> str:
+        """Checksum of the confirmed state at the last change."""
+        return self._snapshot.checksum
+
+    @property
+    def subscribers(self) -> dict[str, dict[str, Any]]:
+        """Bound peers (peer id -> presence info) at the last change."""
+        return dict(self._snapshot.subscribers)
+
+    @property
+    def pending(self) -> int:
+        """Own actions not yet confirmed, at the last change."""
+        return self._snapshot.pending
+
+    def poll(self) -> list[Any]:
+        """Every view since the last call, oldest first (at most ``POLL_LIMIT`` are kept)."""
+        out: list[Any] = []
+        while True:
+            try:
+                out.append(self._updates.popleft())
+            except IndexError:
+                return out
+
+    def dispatch(self, action: Action) -> concurrent.futures.Future[None]:
+        """Send ``action`` without blocking; the future settles when the master confirms it.
+
+        The future raises ``ActionRejected`` if the master refused the action, and
+        ``TransportError`` if the peer closed first. Ignoring it is fine.
+        """
+        return self._owner._submit(self._dispatch, action, None)
+
+    def dispatch_private(self, private: Action, public: Action) -> concurrent.futures.Future[None]:
+        """Everyone sees ``public``; only this peer sees ``private`` until the type reveals it."""
+        return self._owner._submit(self._dispatch, public, private)
+
+    async def _dispatch(self, public: Action, private: Action | None) -> None:
+        if private is None:
+            handle = self._resource.dispatch(public)
+        else:
+            handle = self._resource.dispatch_private(private, public)
+        await handle
+
+    def unbind(self) -> None:
+        """Stop being a subscriber (blocks until done)."""
+        self._owner._call(self._resource.unbind)
+
+    def __repr__(self) -> str:
+        return f"<EmbeddedResource {self.rid} v{self.version}>"
+
+
+class EmbeddedPeer:
+    """A ``Peer`` running on a background thread; use it as a context manager."""
+
+    def __init__(
+        self,
+        *,
+        room: str,
+        types: Sequence[ResourceType],
+        name: str | None = None,
+        info: dict[str, Any] | None = None,
+        secret: str | None = None,
+        transport: Transport | None = None,
+        ready_timeout: float | None = 30.0,
+        call_timeout: float | None = 30.0,
+        close_timeout: float = 5.0,
+        **peer_kwargs: Any,
+    ) -> None:
+        self._peer_args: dict[str, Any] = dict(
+            room=room, types=types, name=name, info=info, secret=secret, transport=transport, **peer_kwargs
+        )
+        self._transport = transport
+        self._ready_timeout = ready_timeout
+        self.call_timeout = call_timeout
+        self._close_timeout = close_timeout
+        self._runtime: _Runtime | None = None
+        self._peer: Peer | None = None
+        self._stop: anyio.Event | None = None
+        self._done: concurrent.futures.Future[None] | None = None
+        self._events: deque[PeerEvent] = deque(maxlen=POLL_LIMIT)
+        self._master_cbs: list[Callable[[str | None, int], None]] = []
+        self._peers_cbs: list[Callable[[frozenset[str]], None]] = []
+        self._master: tuple[str | None, int] = (None, 0)
+        self._peers: frozenset[str] = frozenset()
+        self._resources: list[EmbeddedResource] = []
+        self.id = ""
+        self.name = ""
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def __enter__(self) -> EmbeddedPeer:
+        if self._runtime is not None:
+            raise RuntimeError("this EmbeddedPeer is already running")
+        self._runtime = _acquire_runtime(self._transport)
+        try:
+            self._done, peer = self._runtime.portal.start_task(self._run)
+            self._peer = peer
+            self.id, self.name = peer.id, peer.name
+            if self._ready_timeout is not None:
+                self._call(peer.wait_ready, timeout=self._ready_timeout)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Leave the room (handing the master over) and join the background thread. Idempotent."""
+        runtime, self._runtime = self._runtime, None
+        if runtime is None:
+            return
+        try:
+            done, stop = self._done, self._stop
+            if done is not None and stop is not None and not done.done():
+                try:
+                    runtime.portal.call(stop.set)
+                    done.result(timeout=self._close_timeout)
+                except (concurrent.futures.TimeoutError, RuntimeError):
+                    done.cancel()
+                except Exception:
+                    pass  # the peer failed; its error was reported to callers already
+        finally:
+            _release_runtime(self._transport, runtime)
+
+    async def _run(self, *, task_status: TaskStatus[Peer]) -> None:
+        self._stop = anyio.Event()
+        async with Peer(**self._peer_args) as peer:
+            peer.on_master_changed(self._on_master_changed)
+            peer.on_peers_changed(self._on_peers_changed)
+            self._master = (peer.master_id, peer.term)
+            self._peers = peer.peers
+            task_status.started(peer)
+            await self._stop.wait()
+
+    # -- network-thread callbacks: record only -------------------------------------------------
+
+    def _on_master_changed(self, master: str | None, term: int) -> None:
+        self._master = (master, term)
+        self._events.append(MasterChanged(master=master, term=term))
+
+    def _on_peers_changed(self, peers: frozenset[str]) -> None:
+        self._peers = frozenset(peers)
+        self._events.append(PeersChanged(peers=self._peers))
+
+    # -- calls into the loop -------------------------------------------------------------------
+
+    def _portal(self) -> BlockingPortal:
+        if self._runtime is None:
+            raise TransportError("the embedded peer is not running (use it inside 'with')")
+        return self._runtime.portal
+
+    def _call(self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = None) -> T:
+        limit = self.call_timeout if timeout is None else timeout
+
+        async def bounded() -> T:
+            with anyio.fail_after(limit):
+                return await fn(*args)
+
+        return self._portal().call(bounded)
+
+    def _submit(self, fn: Callable[..., Awaitable[None]], *args: Any) -> concurrent.futures.Future[None]:
+        return self._portal().start_task_soon(fn, *args)
+
+    def call(self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = None) -> T:
+        """Run ``await fn(*args)`` on the network loop and return its result (blocks)."""
+        return self._call(fn, *args, timeout=timeout)
+
+    # -- the peer's API, blocking versions -----------------------------------------------------
+
+    @property
+    def peer(self) -> Peer:
+        """The underlying async ``Peer``: use it only from the network loop (see :meth:`call`)."""
+        if self._peer is None:
+            raise TransportError("the embedded peer is not running (use it inside 'with')")
+        return self._peer
+
+    def create(
+        self, type: ResourceType | str, state: Any = None, *, id: str | None = None, exist_ok: bool = True
+    ) -> str:
+        """Create a resource and return its rid (blocks until the master answered)."""
+        peer = self.peer
+
+        async def create() -> str:
+            return await peer.create(type, state, id=id, exist_ok=exist_ok)
+
+        return self._call(create)
+
+    def bind(self, rid: str) -> EmbeddedResource:
+        """Subscribe to ``rid`` and return it, synced with the master (blocks)."""
+        peer = self.peer
+
+        async def bind() -> EmbeddedResource:
+            resource = await peer.bind(rid)
+            embedded = EmbeddedResource(self, resource)
+            resource.on_update(embedded._on_update)
+            return embedded
+
+        embedded = self._call(bind)
+        self._resources.append(embedded)
+        return embedded
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until a master is known and every resource is synced."""
+        self._call(self.peer.wait_ready, timeout=timeout)
+
+    @property
+    def is_master(self) -> bool:
+        """True while this peer runs the master."""
+        return self._master[0] is not None and self._master[0] == self.id
+
+    @property
+    def master_id(self) -> str | None:
+        """The current master's id (None while none is known)."""
+        return self._master[0]
+
+    @property
+    def term(self) -> int:
+        """The current election term."""
+        return self._master[1]
+
+    @property
+    def peers(self) -> frozenset[str]:
+        """Ids of the OTHER peers in the room."""
+        return self._peers
+
+    @property
+    def running(self) -> bool:
+        """True while the background peer runs."""
+        return self._done is not None and not self._done.done() and self._runtime is not None
+
+    # -- events on the caller's thread ---------------------------------------------------------
+
+    def on_master_changed(self, callback: Callable[[str | None, int], None]) -> Callable[[], None]:
+        """Call ``callback(master_id, term)`` from :meth:`poll_events` after each master change."""
+        self._master_cbs.append(callback)
+        return lambda: self._master_cbs.remove(callback) if callback in self._master_cbs else None
+
+    def on_peers_changed(self, callback: Callable[[frozenset[str]], None]) -> Callable[[], None]:
+        """Call ``callback(peer_ids)`` from :meth:`poll_events` after each join or leave."""
+        self._peers_cbs.append(callback)
+        return lambda: self._peers_cbs.remove(callback) if callback in self._peers_cbs else None
+
+    def poll_events(self) -> list[PeerEvent]:
+        """Take the events since the last call and run their callbacks here, on the caller's thread."""
+        events: list[PeerEvent] = []
+        while True:
+            try:
+                events.append(self._events.popleft())
+            except IndexError:
+                break
+        for event in events:
+            match event:
+                case MasterChanged(master=master, term=term):
+                    for master_cb in list(self._master_cbs):
+                        master_cb(master, term)
+                case PeersChanged(peers=peers):
+                    for peers_cb in list(self._peers_cbs):
+                        peers_cb(peers)
+        return events
+
+    def __repr__(self) -> str:
+        role = "master" if self.is_master else "client"
+        return f"<EmbeddedPeer {self.id or '?'} {role} term={self.term}>"
+
+
+def start_peer(
+    *,
+    room: str,
+    types: Sequence[ResourceType],
+    name: str | None = None,
+    info: dict[str, Any] | None = None,
+    secret: str | None = None,
+    transport: Transport | None = None,
+    **peer_kwargs: Any,
+) -> EmbeddedPeer:
+    """A ``Peer`` for synchronous code: ``with start_peer(...) as peer:`` runs it on a thread.
+
+    Entering waits until the peer is ready (``ready_timeout=30.0``, None: don't wait);
+    blocking calls give up after ``call_timeout=30.0`` seconds; other keyword arguments go
+    to ``Peer`` (``election=``, ``seed=``, ``handover_timeout=``).
+    """
+    return EmbeddedPeer(
+        room=room, types=types, name=name, info=info, secret=secret, transport=transport, **peer_kwargs
+    )

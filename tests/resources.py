@@ -1,0 +1,386 @@
+"""Shared test reducers (Movex's spec resources, rewritten) and an in-memory core cluster.
+
+``Cluster`` drives ``MasterCore``/``ClientCore`` directly: effects are routed between cores as
+encoded frames over per-link FIFO queues, time is a number advanced by hand (STYLE.md §2.5).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+import movex_p2p as mx
+from movex_p2p import wire
+from movex_p2p.ids import PeerId, Rid, Term
+from movex_p2p.resource import effects as fx
+from movex_p2p.resource import messages as rm
+from movex_p2p.resource.client import ClientCore
+from movex_p2p.resource.master import MasterCore
+
+Action = mx.Action
+
+# -- counter -------------------------------------------------------------------------------------
+
+
+def counter(state: Any, action: mx.Action) -> Any:
+    match action:
+        case mx.Action("increment"):
+            return {**state, "count": state["count"] + 1}
+        case mx.Action("decrement"):
+            return {**state, "count": state["count"] - 1}
+        case mx.Action("incrementBy", int() as n):
+            return {**state, "count": state["count"] + n}
+        case mx.Action("incrementBy", n):
+            raise TypeError(f"incrementBy needs an int, not {n!r}")
+        case mx.Action("change", n):
+            return {**state, "count": n}
+        case mx.Action("append", item):
+            return {**state, "items": [*state.get("items", []), item]}
+        case mx.Action("boom"):
+            raise ValueError("boom")
+        case mx.Action("drop", key):  # deletes a key (S4: must not be resurrected)
+            return {k: v for k, v in state.items() if k != key}
+        case mx.Action("set", [key, value]):
+            return {**state, key: value}
+    return state
+
+
+Counter: Final = mx.ResourceType("counter", counter, initial={"count": 0})
+
+
+def mutating(state: Any, action: mx.Action) -> Any:
+    """A bad reducer: mutates its input in place."""
+    state["count"] += 1
+    return state
+
+
+Mutating: Final = mx.ResourceType("mutating", mutating, initial={"count": 0})
+
+# -- chat ----------------------------------------------------------------------------------------
+
+CHAT_INITIAL: Final[dict[str, Any]] = {"participants": {}, "messages": []}
+
+
+def chat(state: Any, action: mx.Action) -> Any:
+    match action:
+        case mx.Action("addParticipant", {"id": pid, "color": color, "atTimestamp": at}):
+            participant = {"id": pid, "color": color, "joinedAt": at, "active": True, "leftAt": None}
+            return {**state, "participants": {**state["participants"], pid: participant}}
+        case mx.Action("removeParticipant", {"id": pid, "atTimestamp": at}):
+            if pid not in state["participants"]:
+                return state
+            left = {**state["participants"][pid], "active": False, "leftAt": at}
+            return {**state, "participants": {**state["participants"], pid: left}}
+        case mx.Action("writeMessage", {"participantId": pid, "msg": msg, "atTimestamp": at, "id": mid}):
+            message = {"id": mid, "at": at, "content": msg, "participantId": pid}
+            return {**state, "messages": [*state["messages"], message]}
+    return state
+
+
+Chat: Final = mx.ResourceType("chat", chat, initial=CHAT_INITIAL)
+
+# -- rock paper scissors -------------------------------------------------------------------------
+
+SECRET: Final = "$SECRET"
+RPS_INITIAL: Final[dict[str, Any]] = {
+    "players": {"playerA": None, "playerB": None},
+    "submissions": {"playerA": None, "playerB": None},
+    "winner": None,
+}
+_BEATS: Final = {"paper": "rock", "rock": "scissors", "scissors": "paper"}
+
+
+def _winner(a: str | None, b: str | None) -> str | None:
+    if a in (None, SECRET) or b in (None, SECRET):
+        return None
+    if a == b:
+        return "1/2"
+    return a if _BEATS[str(a)] == b else b
+
+
+def rps(state: Any, action: mx.Action) -> Any:
+    match action:
+        case mx.Action("addPlayer", {"id": pid, "playerLabel": label}):
+            if state["players"][label] is not None:
+                return state
+            return {**state, "players": {**state["players"], label: pid}}
+        case mx.Action("submit", {"playerLabel": label, "rps": play}):  # the private half
+            if state["winner"] is not None:
+                return state
+            subs = {**state["submissions"], label: {"play": play}}
+            plays = [s["play"] if s else None for s in subs.values()]
+            return {**state, "submissions": subs, "winner": _winner(*plays)}
+        case mx.Action("setReadySubmission", {"playerLabel": label}):  # the public half
+            if state["winner"] is not None:
+                return state
+            return {**state, "submissions": {**state["submissions"], label: {"play": SECRET}}}
+        case mx.Action("playAgain"):
+            return {**state, "submissions": {"playerA": None, "playerB": None}, "winner": None}
+    return state
+
+
+def rps_can_reveal(state: Any) -> bool:
+    return all(s is not None for s in state["submissions"].values())
+
+
+Rps: Final = mx.ResourceType("rps", rps, initial=RPS_INITIAL, can_reveal=rps_can_reveal)
+
+
+def submit(label: str, play: str) -> tuple[mx.Action, mx.Action]:
+    """The (private, public) pair of an RPS submission."""
+    return (
+        mx.Action("submit", {"playerLabel": label, "rps": play}),
+        mx.Action("setReadySubmission", {"playerLabel": label}),
+    )
+
+
+# -- speed push: a transform completes the game on the master clock (scen8-like) ---------------
+
+SPEED_INITIAL: Final[dict[str, Any]] = {
+    "status": "pending",
+    "winner": None,
+    "lastPushBy": None,
+    "lastPushAt": None,
+    "timeToNext": 10.0,
+}
+
+
+def speed_push(state: Any, action: mx.Action) -> Any:
+    match action:
+        case mx.Action("push", {"at": at, "by": by}):
+            if state["status"] == "completed" or state["lastPushBy"] == by:
+                return state
+            last = state["lastPushAt"]
+            if state["status"] == "ongoing" and at > last + state["timeToNext"]:
+                return {**state, "status": "completed", "winner": state["lastPushBy"]}
+            return {**state, "status": "ongoing", "lastPushBy": by, "lastPushAt": at}
+    return state
+
+
+def speed_transform(state: Any, ctx: mx.TransformContext) -> Any:
+    if state["status"] == "ongoing" and ctx.now > state["lastPushAt"] + state["timeToNext"]:
+        return {**state, "status": "completed", "winner": state["lastPushBy"]}
+    return state
+
+
+SpeedPush: Final = mx.ResourceType("speed", speed_push, initial=SPEED_INITIAL, transform=speed_transform)
+
+# -- a chess clock: the transform charges the side to move (non-idempotent if stored) ----------
+
+CHESS_INITIAL: Final[dict[str, Any]] = {
+    "status": "pending",
+    "lastMoveBy": None,
+    "lastMoveAt": None,
+    "left": {"white": 30.0, "black": 30.0},
+}
+
+
+def chess(state: Any, action: mx.Action) -> Any:
+    match action:
+        case mx.Action("move", {"at": at, "by": by}):
+            if state["status"] == "completed" or state["lastMoveBy"] == by:
+                return state
+            left = dict(state["left"])
+            if state["lastMoveAt"] is not None:
+                left[by] = max(0.0, left[by] - (at - state["lastMoveAt"]))
+            if left[by] <= 0:
+                return {**state, "status": "completed", "left": left}
+            return {**state, "status": "ongoing", "lastMoveBy": by, "lastMoveAt": at, "left": left}
+    return state
+
+
+def chess_transform(state: Any, ctx: mx.TransformContext) -> Any:
+    if state["status"] != "ongoing":
+        return state
+    to_move = "black" if state["lastMoveBy"] == "white" else "white"
+    left = max(0.0, state["left"][to_move] - (ctx.now - state["lastMoveAt"]))
+    return {**state, "left": {**state["left"], to_move: left}}
+
+
+Chess: Final = mx.ResourceType("chess", chess, initial=CHESS_INITIAL, transform=chess_transform)
+
+# -- a dice game with master values --------------------------------------------------------------
+
+
+def dice(state: Any, action: mx.Action) -> Any:
+    match action:
+        case mx.Action("roll", payload):
+            return {**state, "rolls": [*state["rolls"], payload]}
+        case mx.Action("secretRoll", payload):
+            return {**state, "secret": [*state["secret"], payload]}
+        case mx.Action("ready"):
+            return {**state, "ready": state["ready"] + 1}
+    return state
+
+
+Dice: Final = mx.ResourceType(
+    "dice", dice, initial={"rolls": [], "secret": [], "ready": 0}, can_reveal=lambda s: s["ready"] >= 2
+)
+
+ALL_TYPES: Final = {t.name: t for t in (Counter, Mutating, Chat, Rps, SpeedPush, Chess, Dice)}
+
+# -- the in-memory cluster -----------------------------------------------------------------------
+
+_TO_MASTER: Final = (rm.Create, rm.Bind, rm.Unbind, rm.Propose, rm.Restore, rm.Hello, rm.SyncRequest)
+
+
+class Cluster:
+    """N ClientCores and one MasterCore on in-memory per-link FIFO queues of encoded frames."""
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        types: dict[str, mx.ResourceType] = ALL_TYPES,
+        seed: int = 0,
+        salt: bytes = b"salt",
+        now: float = 100.0,
+    ) -> None:
+        self.ids = [PeerId(f"p{i}") for i in range(size)]
+        self.types = types
+        self.now = now
+        self.salt = salt
+        self.rng = random.Random(seed)
+        self.alive: set[PeerId] = set(self.ids)
+        self.clients = {p: ClientCore(p, types=types) for p in self.ids}
+        self.links: dict[tuple[PeerId, PeerId], deque[bytes]] = defaultdict(deque)
+        self.effects: dict[PeerId, list[fx.Effect]] = defaultdict(list)
+        self.delivered: list[tuple[PeerId, PeerId, wire.Message]] = []
+        self.master_id = self.ids[0]
+        self.master = self._new_master(self.master_id, Term(1), replicas=())
+        self.elect(self.master_id, Term(1), build=False)
+
+    # -- topology ------------------------------------------------------------------------------
+
+    def _new_master(self, me: PeerId, term: Term, replicas: Iterable[Any], index: int = 0) -> MasterCore:
+        return MasterCore(
+            me,
+            term=term,
+            types=self.types,
+            salt=self.salt,
+            index=index,
+            replicas=replicas,
+            peers=frozenset(self.alive - {me}),
+            now=self.now,
+            rng_factory=random.Random,
+        )
+
+    def elect(self, master: PeerId, term: Term, *, build: bool = True, deliver: bool = True) -> None:
+        """Make ``master`` the master of ``term`` (built from its client's replicas) and tell everyone."""
+        if build:
+            client = self.clients[master]
+            self.master = self._new_master(master, term, client.replicas.values(), client.index)
+        self.master_id = master
+        for p in sorted(self.alive):
+            self.route(p, self.clients[p].master_changed(master, term))
+        if deliver:
+            self.run()
+
+    def kill(self, peer: PeerId) -> None:
+        """``peer`` vanishes: its queued frames are lost; the master (if another) sees it leave."""
+        self.alive.discard(peer)
+        for key in [k for k in self.links if peer in k]:
+            del self.links[key]
+        if peer != self.master_id:
+            self.route(self.master_id, self.master.peers_changed(frozenset(self.alive - {self.master_id}), self.now))
+
+    # -- routing -------------------------------------------------------------------------------
+
+    def route(self, src: PeerId, effects: list[fx.Effect]) -> None:
+        for effect in effects:
+            match effect:
+                case fx.Send(to=to, message=message):
+                    if to in self.alive and src in self.alive:
+                        self.links[(src, to)].append(wire.encode(message))
+                case fx.Broadcast(message=message):
+                    frame = wire.encode(message)
+                    for dst in sorted(self.alive):
+                        self.links[(src, dst)].append(frame)
+                case _:
+                    self.effects[src].append(effect)
+
+    def deliver(self, src: PeerId, dst: PeerId) -> None:
+        """Deliver the oldest frame on the link src -> dst."""
+        frame = self.links[(src, dst)].popleft()
+        for message in wire.decode(frame):
+            self.delivered.append((src, dst, message))
+            assert isinstance(message, rm.ResourceMessage)
+            client = self.clients[dst]
+            to_master = isinstance(message, _TO_MASTER) or (
+                isinstance(message, rm.Snapshot) and src != client.master and dst == self.master_id
+            )
+            if to_master:
+                if dst == self.master_id:
+                    self.route(dst, self.master.step(src, message, self.now))
+            else:
+                self.route(dst, client.step(src, message, self.now))
+
+    def pending_links(self) -> list[tuple[PeerId, PeerId]]:
+        return sorted(k for k, q in self.links.items() if q)
+
+    def run(self, *, shuffle: bool = False, limit: int = 100_000) -> None:
+        """Deliver until quiet: in link order, or (``shuffle``) a random link each step (FIFO per link)."""
+        for _ in range(limit):
+            links = self.pending_links()
+            if not links:
+                return
+            if shuffle:
+                self.deliver(*self.rng.choice(links))
+            else:
+                for src, dst in links:
+                    while self.links[(src, dst)]:
+                        self.deliver(src, dst)
+        raise AssertionError("the cluster did not go quiet")
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.route(self.master_id, self.master.tick(self.now))
+
+    # -- app commands --------------------------------------------------------------------------
+
+    def create(self, peer: PeerId, rid: str, state: Any = None, *, run: bool = True) -> int:
+        req, effects = self.clients[peer].create(Rid(rid), state)
+        self.route(peer, effects)
+        if run:
+            self.run()
+        return req
+
+    def bind(self, peer: PeerId, rid: str, info: dict[str, Any] | None = None, *, run: bool = True) -> int:
+        req, effects = self.clients[peer].bind(Rid(rid), info or {"name": str(peer)})
+        self.route(peer, effects)
+        if run:
+            self.run()
+        return req
+
+    def dispatch(self, peer: PeerId, rid: str, action: mx.Action, private: mx.Action | None = None) -> int:
+        seq, effects = self.clients[peer].dispatch(Rid(rid), action, private)
+        self.route(peer, effects)
+        return seq
+
+    def setup(self, rid: str, state: Any = None, *, peers: Iterable[PeerId] | None = None) -> None:
+        """Create ``rid`` from the first peer and bind it on every (given) peer."""
+        self.create(self.ids[0], rid, state)
+        for p in peers if peers is not None else self.ids:
+            self.bind(p, rid)
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    def view(self, peer: PeerId, rid: str) -> Any:
+        return self.clients[peer].view(Rid(rid))
+
+    def checksums(self, rid: str, peers: Iterable[PeerId] | None = None) -> set[bytes]:
+        return {self.clients[p].replicas[Rid(rid)].checksum for p in (peers or sorted(self.alive))}
+
+    def of_type(self, kind: type[Any], peer: PeerId | None = None) -> list[Any]:
+        peers = [peer] if peer is not None else list(self.effects)
+        return [e for p in peers for e in self.effects[p] if isinstance(e, kind)]
+
+    def settled(self, peer: PeerId, seq: int) -> fx.ActionSettled:
+        found: list[fx.ActionSettled] = [e for e in self.of_type(fx.ActionSettled, peer) if e.seq == seq]
+        assert len(found) == 1, f"{peer} seq {seq} settled {len(found)} times"
+        return found[0]
+
+    def sent(self, kind: type[Any], predicate: Callable[[Any], bool] = lambda _: True) -> list[Any]:
+        return [m for _, _, m in self.delivered if isinstance(m, kind) and predicate(m)]
