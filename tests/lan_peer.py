@@ -149,10 +149,50 @@ async def run_garbage(args: argparse.Namespace) -> None:
     emit("done")
 
 
+async def run_node(args: argparse.Namespace) -> None:
+    """A movex_p2p.Peer over LanTransport: wait for ``--expect`` others, add ``--count`` to counter:c1."""
+    import movex_p2p as mx
+
+    def counter(state: Any, action: mx.Action) -> Any:
+        match action:
+            case mx.Action("increment"):
+                return {**state, "count": state["count"] + 1}
+        return state
+
+    counter_type = mx.ResourceType("counter", counter, initial={"count": 0})
+    reader, pipe = await stdin_lines()
+    try:
+        transport = mx.LanTransport([args.iface])
+        async with mx.Peer(
+            room=args.room, types=[counter_type], name=args.id, secret=args.secret, transport=transport
+        ) as peer:
+            with anyio.fail_after(20):
+                while len(peer.peers) < args.expect:  # noqa: ASYNC110 - a test script may poll
+                    await anyio.sleep(0.05)
+                await peer.wait_ready()
+            emit("node_ready", id=peer.id, master=peer.master_id, peers=sorted(peer.peers))
+            rid = await peer.create(counter_type, {"count": 0}, id="c1")
+            resource = await peer.bind(rid)
+            for _ in range(args.count):
+                await resource.dispatch(mx.Action("increment"))
+            emit("dispatched", id=peer.id, count=resource.state["count"])
+            with anyio.fail_after(20):
+                while resource.state["count"] < args.total:  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+            emit("synced", count=resource.state["count"], checksum=resource.checksum, master=peer.master_id)
+            await reader.readline()  # until told to leave
+    finally:
+        pipe.close()
+    emit("left")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["peer", "offer", "garbage"], default="peer")
+    parser.add_argument("--mode", choices=["peer", "offer", "garbage", "node"], default="peer")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--expect", type=int, default=0, help="node: other peers to wait for")
+    parser.add_argument("--count", type=int, default=0, help="node: increments to dispatch")
+    parser.add_argument("--total", type=int, default=0, help="node: the count every peer must reach")
     parser.add_argument("--id", default="p0")
     parser.add_argument("--name", default="")
     parser.add_argument("--room", default="room")
@@ -163,7 +203,7 @@ def main() -> None:
     parser.add_argument("--log", default="WARNING")
     args = parser.parse_args()
     logging.basicConfig(level=args.log, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    runner = {"peer": run_peer, "offer": run_offer, "garbage": run_garbage}[args.mode]
+    runner = {"peer": run_peer, "offer": run_offer, "garbage": run_garbage, "node": run_node}[args.mode]
     anyio.run(runner, args, backend="asyncio")
 
 

@@ -359,6 +359,10 @@ class Cluster:
         self.route(peer, effects)
         return seq
 
+    def dispatch_private(self, peer: PeerId, rid: str, private: mx.Action, public: mx.Action) -> int:
+        """Like ``Resource.dispatch_private``: everyone sees ``public``, only ``peer`` sees ``private``."""
+        return self.dispatch(peer, rid, public, private)
+
     def setup(self, rid: str, state: Any = None, *, peers: Iterable[PeerId] | None = None) -> None:
         """Create ``rid`` from the first peer and bind it on every (given) peer."""
         self.create(self.ids[0], rid, state)

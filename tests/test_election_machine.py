@@ -104,7 +104,7 @@ def test_single_peer_elects_itself_well_under_a_second() -> None:
 FAILOVERS = [
     pytest.param(config, size, down_delay, id=f"{config.policy.value}-{size}-{down_delay}")
     for config in (MAJORITY, AVAILABLE)
-    for size, down_delay in [(2, 0.0), (3, 0.0), (5, 0.0), (3, None), (5, None), (5, 0.5)]
+    for size, down_delay in [(2, 0.0), (3, 0.0), (5, 0.0), (2, None), (3, None), (5, None), (5, 0.5)]
     if size > 2 or config.policy is Policy.AVAILABLE  # a MAJORITY pair freezes: see below
 ]
 
@@ -569,3 +569,62 @@ def test_a_candidate_completes_when_non_voters_disconnect() -> None:
     assert m.role is Role.CANDIDATE
     effects = m.step(PeersChanged(peers=frozenset()), now)
     assert effects[0] == MasterChanged(master=A, term=m.term)
+
+
+def test_election_package_imports_no_io_clock_or_randomness() -> None:
+    import ast
+    import pathlib
+
+    import movex_p2p.election
+
+    banned = {"asyncio", "anyio", "aiortc", "zeroconf", "time", "random", "logging", "socket"}
+    package = pathlib.Path(movex_p2p.election.__file__).parent
+    for path in sorted(package.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        type_checking_only = {
+            id(node)
+            for block in ast.walk(tree)
+            if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+            for node in ast.walk(block)
+        }
+        for node in ast.walk(tree):
+            if id(node) in type_checking_only:
+                continue
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            assert not {n.split(".")[0] for n in names} & banned, f"{path.name} imports {names}"
+
+
+def test_available_survivor_suspects_a_silent_master_its_transport_still_reports() -> None:
+    b = machine(B, AVAILABLE)
+    b.start(0.0)
+    b.step(PeersChanged(peers=frozenset({A})), 0.0)
+    b.step(Received(sender=A, message=em.Heartbeat(term=Term(1 << 32), seq=1, successors=(B,))), 0.0)
+    _, effects = fire(b)  # a went silent, its link still looks open
+    assert b.role is Role.MASTER
+    assert effects[0] == MasterChanged(master=B, term=b.term)
+    # a speaks again: it counts again
+    b.step(Received(sender=A, message=em.HeartbeatAck(term=b.term, seq=1, last_term=0, last_index=0)), 1.0)
+    assert b._group() == {A, B}
+
+
+def test_available_peers_silent_through_a_pre_vote_round_leave_the_group() -> None:
+    b = machine(B, AVAILABLE)
+    b.start(0.0)
+    b.step(PeersChanged(peers=frozenset({A, C})), 0.0)
+    _, effects = fire(b)
+    assert [type(x) for x in sent(effects)] == [em.PreVoteRequest]
+    assert b.role is Role.FOLLOWER
+    fire(b)  # nobody answered a whole round: b is its own group
+    assert (b.role, b.master) == (Role.MASTER, B)
+
+    m = machine(B, MAJORITY)  # MAJORITY never shrinks its quorum that way
+    m.start(0.0)
+    m.step(PeersChanged(peers=frozenset({A, C})), 0.0)
+    fire(m)
+    fire(m)
+    assert m.role is Role.FOLLOWER

@@ -100,11 +100,11 @@ def _acquire_runtime(transport: Transport | None) -> _Runtime:
         runtime.users = 1
         return runtime
     with _shared_lock:
-        runtime = _shared.get(id(transport))
-        if runtime is None:
-            runtime = _shared[id(transport)] = _Runtime()
-        runtime.users += 1
-        return runtime
+        shared = _shared.get(id(transport))
+        if shared is None:
+            shared = _shared[id(transport)] = _Runtime()
+        shared.users += 1
+        return shared
 
 
 def _release_runtime(transport: Transport | None, runtime: _Runtime) -> None:
@@ -322,6 +322,10 @@ class EmbeddedPeer:
         """Run ``await fn(*args)`` on the network loop and return its result (blocks)."""
         return self._call(fn, *args, timeout=timeout)
 
+    def run_in_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run the plain function ``fn(*args)`` on the network thread (e.g. ``FaultyNetwork.kill``)."""
+        return self._portal().call(fn, *args)
+
     # -- the peer's API, blocking versions -----------------------------------------------------
 
     @property
@@ -436,6 +440,4 @@ def start_peer(
     blocking calls give up after ``call_timeout=30.0`` seconds; other keyword arguments go
     to ``Peer`` (``election=``, ``seed=``, ``handover_timeout=``).
     """
-    return EmbeddedPeer(
-        room=room, types=types, name=name, info=info, secret=secret, transport=transport, **peer_kwargs
-    )
+    return EmbeddedPeer(room=room, types=types, name=name, info=info, secret=secret, transport=transport, **peer_kwargs)

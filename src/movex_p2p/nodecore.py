@@ -61,6 +61,7 @@ class NodeCore:
         self.events: list[NodeEvent] = []
         self.dropped: list[tuple[PeerId, str]] = []
         self._local: deque[wire.Message] = deque()
+        self._held: list[tuple[PeerId, rm.ResourceMessage]] = []  # for the master while its lease lapsed
         self._position: tuple[int, int] = (0, 0)
         self._now = 0.0
         self._wall = 0.0
@@ -101,6 +102,8 @@ class NodeCore:
             self._election_effects(self.election.step(el.Tick(), now))
         if self.master is not None and self.master.deadline is not None and wall >= self.master.deadline:
             self.resource_effects(self.master.tick(wall))
+        if self._held:
+            self._release_held()
         self.drain()
 
     def hand_over(self, now: float, wall: float) -> None:
@@ -141,7 +144,20 @@ class NodeCore:
         if message.term > self.election.term:
             self._observe(Term(message.term))
             return
-        if self.master is not None:  # else: not (or no longer) master; the sender re-sends to the next one
+        if self.master is None:
+            return  # not (or no longer) master; the sender re-sends to the next one
+        self._held.append((sender, message))
+        self._release_held()
+
+    def _release_held(self) -> None:
+        """Serve queued master messages in arrival order, unless the lease lapsed (MAJORITY)."""
+        if self.master is None:
+            self._held.clear()
+            return
+        if not self.election.can_confirm(self._now):
+            return  # without a quorum a master confirms nothing
+        held, self._held = self._held, []
+        for sender, message in held:
             self.resource_effects(self.master.step(sender, message, self._wall))
 
     def _observe(self, term: Term) -> None:
@@ -177,6 +193,7 @@ class NodeCore:
                 )
         else:
             self.master = None
+            self._held.clear()
         self.resource_effects(self.client.master_changed(master, term))
 
     def resource_effects(self, effects: Iterable[fx.Effect]) -> None:

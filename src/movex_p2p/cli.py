@@ -1,0 +1,757 @@
+"""The ``movex-p2p`` command: ``demo``, ``join`` and ``inspect``.
+
+``demo`` runs several peers on this machine, kills the master midway and checks that every
+surviving peer ends with the same state and that no confirmed action was lost or doubled.
+By default the peers are separate processes talking over the real LAN stack (mDNS + WebRTC)
+inside a private network namespace (``unshare -rn``), so no packet ever leaves the machine;
+``--local`` (or where namespaces are impossible) runs them in one process on an in-process
+network instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, Final, Protocol
+
+import anyio
+from anyio.abc import Process, TaskGroup
+from anyio.streams.text import TextReceiveStream
+
+from . import Action, DispatchHandle, MovexError, Peer, ResourceType
+from .election.machine import term_round
+from .ids import Term
+from .transport.base import Transport
+from .transport.memory import FaultyNetwork
+
+NS_ADDRESS: Final = "127.0.0.2"
+DEMO_ROOM: Final = "movex-demo"
+TALLY_RID: Final = "tally:demo"
+RATE: Final = 10.0  # actions per second per playing peer
+REPORT_EVERY: Final = 0.2
+CHAT_RID: Final = "chat:lobby"
+
+# -- the demo game -----------------------------------------------------------------------------
+
+
+def tally(state: Any, action: Action) -> Any:
+    """A shared counter that also counts each player's bumps."""
+    match action:
+        case Action("bump", str(name)):
+            by = dict(state["by"])
+            by[name] = by.get(name, 0) + 1
+            return {"count": state["count"] + 1, "by": by}
+    return state
+
+
+Tally = ResourceType("tally", tally, initial={"count": 0, "by": {}})
+
+
+def chat(state: Any, action: Action) -> Any:
+    """A counter plus the last 50 chat lines."""
+    match action:
+        case Action("bump"):
+            return {**state, "count": state["count"] + 1}
+        case Action("say", {"who": str(who), "text": str(text)}):
+            return {**state, "messages": [*state["messages"], [who, text[:200]]][-50:]}
+    return state
+
+
+Chat = ResourceType("chat", chat, initial={"count": 0, "messages": []})
+
+Status = dict[str, Any]
+
+
+class Player:
+    """One peer of the demo in this process: joins, plays on command, reports its status."""
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+        self.name = peer.name
+        self.phase = "joining"
+        self.confirmed = 0
+        self.failed = 0
+        self.outstanding = 0
+        self._playing = False
+        self._res: Any = None
+
+    def status(self) -> Status:
+        peer = self.peer
+        status: Status = {
+            "name": self.name,
+            "id": peer.id,
+            "master": peer.master_id,
+            "term": term_round(Term(peer.term)),
+            "is_master": peer.is_master,
+            "ready": peer.ready and self._res is not None,
+            "peers": len(peer.peers),
+            "phase": self.phase,
+            "confirmed": self.confirmed,
+            "failed": self.failed,
+            "outstanding": self.outstanding,
+        }
+        if self._res is not None:
+            state = self._res.confirmed
+            status.update(
+                version=self._res.version,
+                checksum=self._res.checksum,
+                count=state["count"],
+                by=dict(state["by"]),
+            )
+        return status
+
+    def command(self, cmd: str) -> None:
+        if cmd == "play":
+            self._playing, self.phase = True, "playing"
+        elif cmd in ("pause", "stop"):
+            self._playing, self.phase = False, "paused" if cmd == "pause" else "stopped"
+
+    async def run(self, stop: anyio.Event) -> None:
+        rid = await self.peer.create(Tally, id="demo")
+        self._res = await self.peer.bind(rid)
+        self.phase = "idle"
+        async with anyio.create_task_group() as tg:
+            next_at = anyio.current_time()
+            while not stop.is_set():
+                if self._playing:
+                    self._bump(tg)
+                next_at = max(next_at + 1 / RATE, anyio.current_time())
+                with anyio.move_on_after(next_at - anyio.current_time()):
+                    await stop.wait()
+            tg.cancel_scope.cancel()
+
+    def _bump(self, tg: TaskGroup) -> None:
+        try:
+            handle = self._res.dispatch(Action("bump", self.name))
+        except MovexError:
+            self.failed += 1
+            return
+        self.outstanding += 1
+        tg.start_soon(self._settle, handle)
+
+    async def _settle(self, handle: DispatchHandle) -> None:
+        try:
+            await handle
+        except MovexError:
+            self.failed += 1
+        else:
+            self.confirmed += 1
+        finally:
+            self.outstanding -= 1
+
+
+class Member(Protocol):
+    """A demo peer as the controller sees it (in-process or a child process)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def status(self) -> Status: ...
+
+    @property
+    def killed(self) -> bool: ...
+
+    def command(self, cmd: str) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+# -- the controller (shared by both modes) -----------------------------------------------------
+
+
+@dataclass
+class DemoLog:
+    """What the dashboard shows besides the table."""
+
+    mode: str
+    started: float = field(default_factory=time.monotonic)
+    phase: str = "joining"
+    events: list[str] = field(default_factory=list)
+    failover: float | None = None
+    verdict: str | None = None
+    ok: bool = False
+
+    def note(self, text: str) -> None:
+        self.events.append(f"[{time.monotonic() - self.started:5.1f}s] {text}")
+
+
+def check_verdict(members: Sequence[Member]) -> tuple[bool, str]:
+    """States equal, nothing lost: every count confirmed by any peer is in the final state, once."""
+    survivors = [m for m in members if not m.killed]
+    if not survivors:
+        return False, "no surviving peer"
+    problems: list[str] = []
+    sums = {m.status.get("checksum") for m in survivors}
+    if len(sums) != 1 or None in sums:
+        problems.append(f"checksums differ: {sorted(str(s)[:8] for s in sums)}")
+    state = survivors[0].status
+    by: dict[str, int] = state.get("by", {})
+    total = sum(m.status.get("confirmed", 0) for m in members)
+    for m in members:
+        confirmed = m.status.get("confirmed", 0)
+        if by.get(m.name, 0) != confirmed:
+            problems.append(f"{m.name} confirmed {confirmed} but the state counts {by.get(m.name, 0)}")
+    problems.extend(
+        f"{m.name}: {m.status.get('failed', 0)} failed, {m.status.get('outstanding', 0)} unsettled"
+        for m in survivors
+        if m.status.get("failed", 0) or m.status.get("outstanding", 0)
+    )
+    if state.get("count") != total:
+        problems.append(f"counter {state.get('count')} != {total} confirmed actions")
+    if problems:
+        return False, "FAILED: " + "; ".join(problems)
+    return True, (
+        f"states equal, nothing lost: {len(survivors)} survivors share checksum {str(state['checksum'])[:12]}, "
+        f"counter {state['count']} = {total} confirmed actions"
+    )
+
+
+async def wait_until(cond: Callable[[], bool], limit: float, *, step: float = 0.05) -> bool:
+    """Poll ``cond`` until it holds or ``limit`` seconds passed (statuses come from other processes)."""
+    with anyio.move_on_after(limit):
+        while not cond():  # noqa: ASYNC110
+            await anyio.sleep(step)
+        return True
+    return cond()
+
+
+async def control(members: Sequence[Member], log: DemoLog, *, seconds: float, join_timeout: float) -> None:
+    """Join, play, kill the master midway, stop, settle and judge."""
+
+    def by_name(master: str | None) -> str:
+        return next((m.name for m in members if m.status.get("id") == master), str(master))
+
+    def joined() -> bool:
+        masters = {m.status.get("master") for m in members}
+        return all(m.status.get("ready") and m.status.get("peers") == len(members) - 1 for m in members) and (
+            len(masters) == 1 and None not in masters
+        )
+
+    if not await wait_until(joined, join_timeout):
+        log.verdict = f"FAILED: the {len(members)} peers did not form a room within {join_timeout:.0f}s"
+        return
+    master = by_name(members[0].status["master"])
+    log.note(f"{len(members)} peers joined; master is {master} (election round {members[0].status['term']})")
+    log.phase = "playing"
+    for m in members:
+        m.command("play")
+    play_start = time.monotonic()
+    await anyio.sleep(seconds / 2)
+
+    victim = next((m for m in members if m.status.get("is_master")), None)
+    if victim is None:
+        log.verdict = "FAILED: no master to kill"
+        return
+    victim.command("pause")  # its confirmed count must be final before it dies (see docs/troubleshooting.md)
+    await wait_until(lambda: victim.status.get("outstanding", 1) == 0, 2.0)
+    await anyio.sleep(0.3)
+    killed_id = victim.status.get("id")
+    victim.kill()
+    t_kill = time.monotonic()
+    log.phase = "failover"
+    log.note(f"killed the master {victim.name} (confirmed {victim.status.get('confirmed')} actions)")
+    survivors = [m for m in members if not m.killed]
+
+    def new_master() -> bool:
+        masters = {m.status.get("master") for m in survivors}
+        return len(masters) == 1 and None not in masters and killed_id not in masters
+
+    if await wait_until(new_master, 15.0, step=0.01):
+        log.failover = time.monotonic() - t_kill
+        log.note(f"{by_name(survivors[0].status['master'])} took over after {log.failover * 1000:.0f} ms")
+        log.phase = "playing"
+    else:
+        log.note("no new master within 15 s")
+    await anyio.sleep(max(0.0, play_start + seconds - time.monotonic()))
+
+    log.phase = "settling"
+    for m in survivors:
+        m.command("stop")
+
+    def settled() -> bool:
+        ok, _ = check_verdict(members)
+        return ok and all(m.status.get("phase") == "stopped" for m in survivors)
+
+    await wait_until(settled, 10.0)
+    log.ok, log.verdict = check_verdict(members)
+    log.phase = "done"
+
+
+# -- the dashboard -----------------------------------------------------------------------------
+
+
+def render(members: Sequence[Member], log: DemoLog, *, verdict: bool = True) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"movex-p2p demo — {log.mode}", expand=False)
+    for col in ("peer", "role", "term", "version", "checksum", "counter", "confirmed", "in flight", "phase"):
+        table.add_column(col, justify="right" if col in ("term", "version", "counter", "confirmed") else "left")
+    for m in members:
+        s = m.status
+        role = "[red]killed[/]" if m.killed else ("[bold green]MASTER[/]" if s.get("is_master") else "client")
+        table.add_row(
+            m.name,
+            role,
+            str(s.get("term", "")),
+            str(s.get("version", "")),
+            str(s.get("checksum", ""))[:12],
+            str(s.get("count", "")),
+            str(s.get("confirmed", "")),
+            str(s.get("outstanding", "")),
+            s.get("phase", "") if not m.killed else "killed",
+        )
+    failover = "—" if log.failover is None else f"{log.failover * 1000:.0f} ms"
+    head = Text(f"t={time.monotonic() - log.started:5.1f}s  phase: {log.phase}  failover: {failover}")
+    parts: list[Any] = [head, table, *(Text(e) for e in log.events[-6:])]
+    if verdict and log.verdict is not None:
+        parts.append(Text("VERDICT: " + log.verdict, style="bold green" if log.ok else "bold red"))
+    return Group(*parts)
+
+
+async def run_dashboard(members: Sequence[Member], log: DemoLog, body: Awaitable[None]) -> int:
+    """Show the live table while ``body`` runs; print the verdict; 0 if it holds."""
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 110))
+    if console.is_terminal:
+        with Live(render(members, log), console=console, refresh_per_second=8) as live:
+            async with anyio.create_task_group() as tg:
+
+                async def refresh() -> None:
+                    while True:
+                        live.update(render(members, log))
+                        await anyio.sleep(0.125)
+
+                tg.start_soon(refresh)
+                await body
+                tg.cancel_scope.cancel()
+            live.update(render(members, log, verdict=False))
+    else:
+        await body
+        console.print(render(members, log, verdict=False))
+    style = "bold green" if log.ok else "bold red"
+    console.print(f"VERDICT: {log.verdict}", style=style, soft_wrap=True, markup=False, highlight=False)
+    return 0 if log.ok else 1
+
+
+# -- in-process mode ---------------------------------------------------------------------------
+
+
+class LocalMember:
+    """A demo peer on a FaultyNetwork in this process."""
+
+    def __init__(self, player: Player, network: FaultyNetwork, stop: anyio.Event) -> None:
+        self.player = player
+        self.name = player.name
+        self.killed = False
+        self._network = network
+        self._stop = stop
+        self._last: Status = {"name": self.name}
+
+    @property
+    def status(self) -> Status:
+        if not self.killed:
+            self._last = self.player.status()
+        return self._last
+
+    def command(self, cmd: str) -> None:
+        self.player.command(cmd)
+
+    def kill(self) -> None:
+        self._last = self.player.status()
+        self.killed = True
+        self._network.kill(self.player.peer.id)
+        self._stop.set()
+
+
+async def demo_local(peers: int, seconds: float, *, note: str | None = None) -> int:
+    network = FaultyNetwork(seed=7, detect_after=0.5)
+    log = DemoLog(mode=f"{peers} in-process peers on a simulated network (--local)")
+    if note:
+        log.note(note)
+    stops = [anyio.Event() for _ in range(peers)]
+    players = [
+        Player(Peer(room=DEMO_ROOM, types=[Tally], name=f"p{i + 1}", transport=network, seed=i)) for i in range(peers)
+    ]
+    members = [LocalMember(p, network, s) for p, s in zip(players, stops, strict=True)]
+
+    async def run_player(player: Player, stop: anyio.Event) -> None:
+        try:
+            async with player.peer:
+                await player.run(stop)
+        except MovexError as exc:
+            if not stop.is_set():
+                log.note(f"{player.name} failed: {exc}")
+
+    async def body() -> None:
+        async with anyio.create_task_group() as tg:
+            for player, stop in zip(players, stops, strict=True):
+                tg.start_soon(run_player, player, stop)
+            try:
+                await control(members, log, seconds=seconds, join_timeout=15.0)
+            finally:
+                for stop in stops:
+                    stop.set()
+
+    return await run_dashboard(members, log, body())
+
+
+# -- multi-process mode (inside a private network namespace) -----------------------------------
+
+
+def only_loopback() -> bool:
+    """True when this process sees no network interface but ``lo`` (a private namespace)."""
+    return [name for _, name in socket.if_nameindex()] == ["lo"]
+
+
+def namespace_problem() -> str | None:
+    """Why the process demo cannot run here, or None."""
+    if not sys.platform.startswith("linux"):
+        return "network namespaces need Linux"
+    for tool in ("unshare", "ip"):
+        if shutil.which(tool) is None:
+            return f"'{tool}' not found"
+    try:
+        import movex_p2p.transport.lan  # noqa: F401
+    except Exception as exc:
+        return f"the LAN transport is not importable: {exc!r}"
+    try:
+        probe = subprocess.run(
+            ["unshare", "-rn", "ip", "link", "set", "lo", "up"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unshare failed: {exc!r}"
+    if probe.returncode != 0:
+        return f"cannot create a private network namespace: {probe.stderr.strip() or probe.returncode}"
+    return None
+
+
+class ProcessMember:
+    """A demo peer in a child process: commands on its stdin, JSON status lines on its stdout."""
+
+    def __init__(self, name: str, process: Process) -> None:
+        self.name = name
+        self.process = process
+        self.status: Status = {"name": name}
+        self.killed = False
+        self._pending: list[str] = []
+
+    def command(self, cmd: str) -> None:
+        self._pending.append(cmd)
+
+    def kill(self) -> None:
+        self.killed = True
+        self.process.send_signal(signal.SIGKILL)
+
+    async def pump_commands(self) -> None:
+        assert self.process.stdin is not None
+        while True:
+            while self._pending and not self.killed:
+                cmd = self._pending.pop(0)
+                try:
+                    await self.process.stdin.send(f"{cmd}\n".encode())
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                    return
+            await anyio.sleep(0.02)
+
+    async def read_status(self) -> None:
+        assert self.process.stdout is not None
+        buffer = ""
+        try:
+            async for chunk in TextReceiveStream(self.process.stdout):
+                buffer += chunk
+                *lines, buffer = buffer.split("\n")
+                for line in lines:
+                    if line.startswith("{") and not self.killed:
+                        try:
+                            self.status = json.loads(line)
+                        except ValueError:
+                            pass
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass
+
+
+def _setup_namespace() -> None:
+    subprocess.run(["ip", "link", "set", "lo", "up", "multicast", "on"], check=True)
+    subprocess.run(["ip", "addr", "add", f"{NS_ADDRESS}/8", "dev", "lo"], check=True)
+
+
+async def demo_namespace(peers: int, seconds: float) -> int:
+    """Inside the namespace: spawn the peer processes and run the controller."""
+    if not only_loopback():
+        print("refusing to run: this process is not in a private network namespace", file=sys.stderr)
+        return 2
+    _setup_namespace()
+    log = DemoLog(mode=f"{peers} peer processes, mDNS + WebRTC inside a private network namespace")
+    logdir = tempfile.mkdtemp(prefix="movex-demo-")
+    members: list[ProcessMember] = []
+    files: list[IO[bytes]] = []
+    try:
+        for i in range(peers):
+            name = f"p{i + 1}"
+            err = open(os.path.join(logdir, f"{name}.log"), "wb")  # noqa: SIM115, ASYNC230
+            files.append(err)
+            process = await anyio.open_process(
+                [sys.executable, "-m", "movex_p2p.cli", "_demo-peer", "--name", name, "--seed", str(i)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+            )
+            members.append(ProcessMember(name, process))
+        log.note(f"peer logs in {logdir}")
+
+        async def body() -> None:
+            async with anyio.create_task_group() as tg:
+                for m in members:
+                    tg.start_soon(m.read_status)
+                    tg.start_soon(m.pump_commands)
+                try:
+                    await control(members, log, seconds=seconds, join_timeout=30.0)
+                finally:
+                    for m in members:
+                        m.command("quit")
+                    await anyio.sleep(0.2)
+                    with anyio.move_on_after(5):
+                        for m in members:
+                            await m.process.wait()
+                    tg.cancel_scope.cancel()
+
+        status = await run_dashboard(members, log, body())
+        if status == 0:
+            shutil.rmtree(logdir, ignore_errors=True)
+        return status
+    finally:
+        for m in members:
+            if m.process.returncode is None:
+                m.process.kill()
+            with anyio.move_on_after(2, shield=True):
+                await m.process.wait()
+            await m.process.aclose()
+        for f in files:
+            f.close()
+
+
+async def demo_peer(name: str, seed: int) -> int:
+    """One peer process of the namespace demo: commands on stdin, JSON status on stdout."""
+    if not only_loopback():
+        print("refusing to run: this process is not in a private network namespace", file=sys.stderr)
+        return 2
+    from .transport.lan import LanTransport
+
+    peer = Peer(room=DEMO_ROOM, types=[Tally], name=name, seed=seed, transport=LanTransport(interfaces=[NS_ADDRESS]))
+    player = Player(peer)
+    stop = anyio.Event()
+
+    async def report() -> None:
+        while True:
+            print(json.dumps(player.status()), flush=True)
+            await anyio.sleep(REPORT_EVERY)
+
+    async def commands() -> None:
+        while True:
+            line = await anyio.to_thread.run_sync(sys.stdin.readline)
+            cmd = line.strip()
+            if not line or cmd == "quit":
+                stop.set()
+                return
+            player.command(cmd)
+
+    async with peer, anyio.create_task_group() as tg:
+        tg.start_soon(report)
+        tg.start_soon(commands)
+        await player.run(stop)
+        tg.cancel_scope.cancel()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    peers, seconds = args.peers, args.seconds
+    if peers < 2:
+        print("the demo needs at least 2 peers", file=sys.stderr)
+        return 2
+    if not args.local:
+        problem = namespace_problem()
+        if problem is None:
+            argv = ["unshare", "-rn", sys.executable, "-m", "movex_p2p.cli", "_demo-ns"]
+            argv += ["--peers", str(peers), "--seconds", str(seconds)]
+            return subprocess.call(argv)
+        note = f"process demo unavailable ({problem}): running in-process peers instead"
+        print(note, flush=True)
+        return anyio.run(functools.partial(demo_local, peers, seconds, note=note))
+    return anyio.run(demo_local, peers, seconds)
+
+
+# -- join and inspect --------------------------------------------------------------------------
+
+
+def _lan(interface: str | None) -> Transport:
+    from .transport.lan import LanTransport
+
+    return LanTransport(interfaces=None if interface is None else [interface])
+
+
+def cmd_join(args: argparse.Namespace) -> int:
+    from .embed import start_peer
+
+    print(f"joining room {args.room!r} on the LAN... (Enter: +1, text: chat, /quit: leave)")
+    with start_peer(
+        room=args.room, types=[Chat, Tally], name=args.name, secret=args.secret, transport=_lan(args.interface)
+    ) as peer:
+        res = peer.bind(peer.create(Chat, id="lobby"))
+        peer.on_master_changed(lambda master, term: print(f"* master is now {master} (term {term})"))
+        peer.on_peers_changed(lambda peers: print(f"* peers: {', '.join(sorted(peers)) or 'none'}"))
+        print(f"* you are {peer.id}; master {peer.master_id}; counter {res.state['count']}")
+        done = threading.Event()
+        seen = [len(res.state["messages"])]
+
+        def show() -> None:
+            while not done.wait(0.2):
+                peer.poll_events()
+                for state in res.poll():
+                    messages = state["messages"]
+                    for who, text in messages[min(seen[0], len(messages)) :]:
+                        print(f"<{who}> {text}")
+                    seen[0] = len(messages)
+                    print(f"  counter = {state['count']}", end="\r")
+
+        printer = threading.Thread(target=show, name="movex-join-printer")
+        printer.start()
+        try:
+            for line in sys.stdin:
+                text = line.strip()
+                if text == "/quit":
+                    break
+                if text:
+                    res.dispatch(Action("say", {"who": peer.name, "text": text}))
+                else:
+                    res.dispatch(Action("bump"))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            done.set()
+            printer.join()
+    print("left the room")
+    return 0
+
+
+async def inspect_room(room: str, secret: str | None, transport: Transport, seconds: float) -> int:
+    peer = Peer(room=room, types=[Tally, Chat], name="inspector", secret=secret, transport=transport)
+    async with peer:
+        with anyio.move_on_after(seconds):
+            await peer.wait_ready()
+        await anyio.sleep(min(1.0, seconds / 2))  # let snapshots of existing resources arrive
+        print(f"room {room!r}: me {peer.id}")
+        print(f"master: {peer.master_id}  term: {peer.term}  ready: {peer.ready}")
+        print(f"peers ({len(peer.peers)}): {', '.join(sorted(peer.peers)) or 'none'}")
+        replicas = peer._client.replicas
+        print(f"resources ({len(replicas)}; only types this tool knows: tally, chat):")
+        for rid, replica in sorted(replicas.items()):
+            subs = ", ".join(sorted(replica.subscribers)) or "none"
+            print(f"  {rid}  v{replica.version}  checksum {bytes(replica.checksum).hex()[:16]}  subscribers: {subs}")
+        endpoint: Any = peer._endpoint
+        rtts = getattr(endpoint, "round_trips", None)
+        if callable(rtts):
+            rtts = rtts()
+        if isinstance(rtts, dict) and rtts:
+            print("link round trips:")
+            for other, rtt in sorted(rtts.items()):
+                print(
+                    f"  {other}: {rtt * 1000:.1f} ms"
+                    if isinstance(rtt, float) and math.isfinite(rtt)
+                    else f"  {other}: ?"
+                )
+        else:
+            print("link round trips: not reported by this transport")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    return anyio.run(inspect_room, args.room, args.secret, _lan(args.interface), args.seconds)
+
+
+# -- argparse ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="movex-p2p", description="Serverless multiplayer state sync for LAN games, with host migration."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = sub.add_parser(
+        "demo",
+        help="run several peers on this machine, kill the master midway, check nothing was lost",
+        description="Run several peers on this machine (separate processes in a private network namespace, "
+        "so nothing reaches your LAN; in-process with --local), kill the master midway and check that every "
+        "survivor ends with the same state and no confirmed action was lost or doubled. Exit 0 iff it holds.",
+    )
+    demo.add_argument("--peers", type=int, default=4, help="number of peers (default 4)")
+    demo.add_argument("--seconds", type=float, default=30.0, help="how long they play (default 30)")
+    demo.add_argument("--local", action="store_true", help="in-process peers on a simulated network")
+    demo.set_defaults(func=cmd_demo)
+
+    join = sub.add_parser(
+        "join", help="join a room on the LAN: a shared counter and chat", description="Join a room on your LAN."
+    )
+    join.add_argument("--room", required=True, help="room name")
+    join.add_argument("--name", default=None, help="your display name")
+    join.add_argument("--secret", default=None, help="room secret (peers without it cannot join)")
+    join.add_argument("--interface", default=None, metavar="ADDR", help="IPv4 address of the interface to use")
+    join.set_defaults(func=cmd_join)
+
+    inspect = sub.add_parser(
+        "inspect",
+        help="list the peers, master, term and resources of a room",
+        description="Join a room as an observer and print its peers, master, term and resources.",
+    )
+    inspect.add_argument("--room", required=True, help="room name")
+    inspect.add_argument("--secret", default=None, help="room secret")
+    inspect.add_argument("--interface", default=None, metavar="ADDR", help="IPv4 address of the interface to use")
+    inspect.add_argument("--seconds", type=float, default=3.0, help="how long to listen (default 3)")
+    inspect.set_defaults(func=cmd_inspect)
+
+    ns = sub.add_parser("_demo-ns")
+    ns.add_argument("--peers", type=int, default=4)
+    ns.add_argument("--seconds", type=float, default=30.0)
+    ns.set_defaults(func=lambda a: anyio.run(demo_namespace, a.peers, a.seconds))
+
+    child = sub.add_parser("_demo-peer")
+    child.add_argument("--name", required=True)
+    child.add_argument("--seed", type=int, default=0)
+    child.set_defaults(func=lambda a: anyio.run(demo_peer, a.name, a.seed))
+    # internal subcommands: callable, but not listed in --help
+    sub._choices_actions = [a for a in sub._choices_actions if not a.dest.startswith("_")]
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``movex-p2p`` entry point."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

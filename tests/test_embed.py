@@ -1,0 +1,195 @@
+"""movex_p2p.embed: a Peer on a background thread, used from plain synchronous code."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import movex_p2p as mx
+from movex_p2p.embed import EmbeddedResource, MasterChanged, PeersChanged, start_peer
+from movex_p2p.testing import FaultyNetwork
+
+# transport/memory.py never closes an endpoint's receive stream (reported to its owners); the
+# resulting ResourceWarning at garbage collection is not this module's concern.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Exception ignored in.*MemoryObjectReceiveStream:pytest.PytestUnraisableExceptionWarning"
+)
+
+
+def counter(state: Any, action: mx.Action) -> Any:
+    match action:
+        case mx.Action("increment"):
+            return {**state, "count": state["count"] + 1}
+        case mx.Action("boom"):
+            raise ValueError("boom")
+    return state
+
+
+def secret(state: Any, action: mx.Action) -> Any:
+    match action:
+        case mx.Action("submitted", str(who)):
+            return {**state, "submitted": {**state["submitted"], who: True}}
+        case mx.Action("choice", {"who": str(who), "value": int(value)}):
+            return {**state, "choices": {**state["choices"], who: value}}
+    return state
+
+
+Counter = mx.ResourceType("counter", counter, initial={"count": 0})
+Secret = mx.ResourceType(
+    "secret",
+    secret,
+    initial={"submitted": {}, "choices": {}},
+    can_reveal=lambda s: len(s["submitted"]) >= 2,
+)
+
+
+def eventually(cond: Callable[[], bool], limit: float = 5.0) -> None:
+    deadline = time.monotonic() + limit
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_behind() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    eventually(lambda: set(threading.enumerate()) <= before, 5.0)
+
+
+def test_single_peer_dispatch_poll_and_snapshot() -> None:
+    with start_peer(room="r", types=[Counter], transport=mx.LocalNetwork(), name="solo") as peer:
+        assert peer.is_master
+        assert peer.master_id == peer.id
+        res = peer.bind(peer.create(Counter, {"count": 2}, id="c1"))
+        assert isinstance(res, EmbeddedResource)
+        assert res.rid == "counter:c1"
+        assert res.state == {"count": 2}
+        futures = [res.dispatch(mx.Action("increment")) for _ in range(20)]
+        for future in futures:
+            future.result(timeout=5)
+        eventually(lambda: res.state == {"count": 22} and res.pending == 0)
+        seen = res.poll()
+        assert seen, "poll returns the changes since the last call"
+        assert seen[-1] == {"count": 22}
+        assert res.poll() == []
+        assert res.version >= 20
+        assert peer.id in res.subscribers
+        assert len(res.checksum) > 8
+
+
+def test_dispatch_never_blocks_and_rejection_reaches_the_future() -> None:
+    with start_peer(room="r", types=[Counter], transport=mx.LocalNetwork()) as peer:
+        res = peer.bind(peer.create(Counter, id="c1"))
+        start = time.perf_counter()
+        futures = [res.dispatch(mx.Action("increment")) for _ in range(500)]
+        assert time.perf_counter() - start < 1.0
+        bad = res.dispatch(mx.Action("boom"))
+        with pytest.raises(mx.ActionRejected):
+            bad.result(timeout=5)
+        for future in futures:
+            future.result(timeout=5)
+        eventually(lambda: res.state["count"] == 500)
+
+
+def test_two_peers_agree_and_events_are_delivered_on_the_callers_thread() -> None:
+    network = mx.LocalNetwork()
+    with (
+        start_peer(room="r", types=[Counter], transport=network, name="a", seed=1) as a,
+        start_peer(room="r", types=[Counter], transport=network, name="b", seed=2) as b,
+    ):
+        calls: list[tuple[str | None, int, threading.Thread]] = []
+        b.on_master_changed(lambda master, term: calls.append((master, term, threading.current_thread())))
+        eventually(lambda: a.master_id is not None and a.master_id == b.master_id and b.peers == {a.id})
+        ra = a.bind(a.create(Counter, id="c"))
+        rb = b.bind(b.create(Counter, id="c"))
+        for _ in range(10):
+            ra.dispatch(mx.Action("increment"))
+            rb.dispatch(mx.Action("increment"))
+        eventually(lambda: ra.state["count"] == rb.state["count"] == 20 and ra.pending == rb.pending == 0)
+        eventually(lambda: ra.checksum == rb.checksum)
+        events = b.poll_events()
+        assert any(isinstance(e, MasterChanged) for e in events)
+        assert any(isinstance(e, PeersChanged) for e in events)
+        assert calls, "callbacks run inside poll_events"
+        assert all(thread is threading.current_thread() for _, _, thread in calls)
+        assert b.poll_events() == []
+
+
+def test_master_change_after_kill_is_polled_and_survivor_keeps_playing() -> None:
+    network = FaultyNetwork(seed=3, detect_after=0.3)
+    with (
+        start_peer(room="r", types=[Counter], transport=network, name="a", seed=1) as a,
+        start_peer(room="r", types=[Counter], transport=network, name="b", seed=2) as b,
+    ):
+        eventually(lambda: a.master_id is not None and a.master_id == b.master_id and len(a.peers) == 1)
+        master, survivor = (a, b) if a.is_master else (b, a)
+        res = survivor.bind(survivor.create(Counter, id="c"))
+        res.dispatch(mx.Action("increment")).result(timeout=5)
+        survivor.poll_events()
+        changes: list[str | None] = []
+        survivor.on_master_changed(lambda m, _term: changes.append(m))
+        survivor.run_in_loop(network.kill, master.id)
+        eventually(lambda: survivor.is_master, 10.0)
+        eventually(lambda: bool(survivor.poll_events()) or bool(changes))
+        assert survivor.id in changes
+        res.dispatch(mx.Action("increment")).result(timeout=5)
+        eventually(lambda: res.state["count"] == 2)
+
+
+def test_private_action_is_revealed_when_the_type_allows() -> None:
+    network = mx.LocalNetwork()
+    with (
+        start_peer(room="r", types=[Secret], transport=network, name="a", seed=1) as a,
+        start_peer(room="r", types=[Secret], transport=network, name="b", seed=2) as b,
+    ):
+        eventually(lambda: a.master_id is not None and a.master_id == b.master_id)
+        ra = a.bind(a.create(Secret, id="s"))
+        rb = b.bind(b.create(Secret, id="s"))
+        ra.dispatch_private(mx.Action("choice", {"who": "a", "value": 7}), mx.Action("submitted", "a")).result(5)
+        eventually(lambda: "a" in rb.state["submitted"])
+        assert rb.state["choices"] == {}, "b must not see a's choice before the reveal"
+        rb.dispatch_private(mx.Action("choice", {"who": "b", "value": 3}), mx.Action("submitted", "b")).result(5)
+        eventually(lambda: ra.state["choices"] == rb.state["choices"] == {"a": 7, "b": 3})
+
+
+def test_a_stalled_game_loop_does_not_stall_the_network_thread() -> None:
+    network = mx.LocalNetwork()
+    with (
+        start_peer(room="r", types=[Counter], transport=network, name="a", seed=1) as a,
+        start_peer(room="r", types=[Counter], transport=network, name="b", seed=2) as b,
+    ):
+        eventually(lambda: a.master_id is not None and a.master_id == b.master_id)
+        ra = a.bind(a.create(Counter, id="c"))
+        rb = b.bind(b.create(Counter, id="c"))
+        # b's "game loop" never polls; a keeps dispatching and gets confirmations
+        for _ in range(50):
+            ra.dispatch(mx.Action("increment"))
+        eventually(lambda: ra.pending == 0 and ra.state["count"] == 50)
+        assert rb.state["count"] == 50, "b's snapshot is updated without b polling"
+        assert len(rb.poll()) <= 1024
+
+
+def test_ctrl_c_in_the_game_thread_closes_the_peer() -> None:
+    before = set(threading.enumerate())
+    embedded = start_peer(room="r", types=[Counter], transport=mx.LocalNetwork())
+    with pytest.raises(KeyboardInterrupt), embedded as peer:
+        peer.bind(peer.create(Counter, id="c")).dispatch(mx.Action("increment"))
+        raise KeyboardInterrupt
+    assert not embedded.running
+    eventually(lambda: set(threading.enumerate()) <= before)
+    with pytest.raises(mx.TransportError):
+        embedded.create(Counter, id="d")
+
+
+def test_exit_is_idempotent_and_blocking_calls_outside_with_fail() -> None:
+    embedded = start_peer(room="r", types=[Counter], transport=mx.LocalNetwork())
+    with pytest.raises(mx.TransportError):
+        embedded.create(Counter, id="c")
+    with embedded:
+        pass
+    embedded.close()
