@@ -177,9 +177,14 @@ def test_a_stalled_game_loop_does_not_stall_the_network_thread() -> None:
 def test_ctrl_c_in_the_game_thread_closes_the_peer() -> None:
     before = set(threading.enumerate())
     embedded = start_peer(room="r", types=[Counter], transport=mx.LocalNetwork())
-    with pytest.raises(KeyboardInterrupt), embedded as peer:
-        peer.bind(peer.create(Counter, id="c")).dispatch(mx.Action("increment"))
-        raise KeyboardInterrupt
+
+    def game() -> None:
+        with embedded as peer:
+            peer.bind(peer.create(Counter, id="c")).dispatch(mx.Action("increment"))
+            raise KeyboardInterrupt  # Ctrl-C in the frame loop
+
+    with pytest.raises(KeyboardInterrupt):
+        game()
     assert not embedded.running
     eventually(lambda: set(threading.enumerate()) <= before)
     with pytest.raises(mx.TransportError):

@@ -80,6 +80,7 @@ class ClientCore:
         self.master: PeerId | None = None
         self.term = Term(0)
         self.index = 0
+        self._entry_term = 0
         self.synced = False
         self.replicas: dict[Rid, Replica] = {}
         self._pending: dict[Rid, list[Pending]] = {}
@@ -97,7 +98,7 @@ class ClientCore:
     @property
     def position(self) -> tuple[int, int]:
         """(term, index) of the last log entry applied: how up to date this replica set is."""
-        return (self.term if self.index else 0, self.index)
+        return (self._entry_term, self.index)
 
     def has(self, rid: Rid) -> bool:
         """True when a replica of ``rid`` is here."""
@@ -247,7 +248,9 @@ class ClientCore:
     # -- log entries ---------------------------------------------------------------------------
 
     def _entry(self, index: int, stamp: float | None = None, now: float = 0.0) -> None:
-        self.index = max(self.index, index)
+        # only messages of the current master's term get here (see step)
+        if (self.term, index) > (self._entry_term, self.index):
+            self._entry_term, self.index = self.term, index
         if stamp is not None:
             self._clock_offset = stamp - now
 
