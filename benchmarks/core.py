@@ -68,7 +68,7 @@ async def _throughput(n_peers: int, per_peer: int, window: int, seed: int) -> fl
         assert counts == {total}, f"expected {total}, got {counts}"
         assert all(res.version == total and res.pending == 0 for res in resources)
         assert len({res.checksum for res in resources}) == 1
-        assert all(peer.stats["resyncs"] == 0 for peer in peers)
+        assert all(peer.stats["resyncs"] == 0 for peer in peers), [peer.stats for peer in peers]
         return total / elapsed
 
 
@@ -77,7 +77,7 @@ def throughput(n_peers: int, *, total: int, window: int, runs: int) -> list[floa
     return [anyio.run(_throughput, n_peers, per_peer, window, run) for run in range(runs)]
 
 
-def nested_state(players: int = 40) -> dict[str, Any]:
+def nested_state(players: int = 80) -> dict[str, Any]:
     return {
         "round": 3,
         "players": {

@@ -133,5 +133,5 @@ def test_old_terms_are_fenced() -> None:
         now=0.0,
     )
     assert c.clients[p2].step(p0, stale, c.now) == []
-    assert c.master.step(p2, rm.Propose(term=Term(1), rid=Rid(C), seq=5, action=mx.Action("boom")), c.now) == []
+    assert c.master.step(p2, rm.Propose(term=Term(1), rid=Rid(C), seq=5, base=4, action=mx.Action("boom")), c.now) == []
     assert c.view(p2, C) == {"count": 0}

@@ -76,7 +76,7 @@ def test_round_trip(message: Any) -> None:
 
 
 def test_master_values_survive_the_wire() -> None:
-    msg = rm.Propose(term=Term(1), rid=Rid("dice:1"), seq=1, action=mx.Action("roll", PAYLOAD))
+    msg = rm.Propose(term=Term(1), rid=Rid("dice:1"), seq=1, base=0, action=mx.Action("roll", PAYLOAD))
     (back,) = wire.decode(wire.encode(msg))
     assert isinstance(back, rm.Propose)
     assert back.action.payload["nested"][1]["t"] == MasterValue("random_int", (1, 6))
@@ -93,7 +93,7 @@ def test_batches() -> None:
 
 
 def test_tuples_are_lists_on_the_wire() -> None:
-    msg = rm.Propose(term=Term(1), rid=Rid("c:1"), seq=1, action=mx.Action("t", (1, (2, 3))))
+    msg = rm.Propose(term=Term(1), rid=Rid("c:1"), seq=1, base=0, action=mx.Action("t", (1, (2, 3))))
     (back,) = wire.decode(wire.encode(msg))
     assert isinstance(back, rm.Propose)
     assert back.action.payload == [1, [2, 3]]
@@ -155,6 +155,12 @@ def test_wrong_field_values(tag: int, fields: list[Any]) -> None:
     hostile(cbor2.dumps([tag, *fields]))
 
 
+def propose(payload: Any, *, kind: Any = "t", rid: Any = "counter:c", **override: Any) -> list[Any]:
+    """A raw Propose frame (before CBOR) with ``payload`` as its action's payload."""
+    values = {"term": 1, "rid": rid, "seq": 1, "base": 0, "action": [kind, payload], "private": None, **override}
+    return [wire._TAG_OF[rm.Propose], *(values[f.name] for f in dataclasses.fields(rm.Propose))]
+
+
 def _expect_error(data: bytes) -> str:
     with pytest.raises(RemoteProtocolError) as info:
         wire.decode(data)
@@ -169,25 +175,30 @@ def test_deep_nesting() -> None:
     deep: Any = 1
     for _ in range(200):
         deep = [deep]
-    _expect_error(cbor2.dumps([33, 1, "counter:c", 1, ["t", deep], None]))
+    _expect_error(cbor2.dumps(propose(deep)))
     _expect_error(b"\x81" * 10_000 + b"\x01")  # arrays nested 10k deep, raw
     deep_map: Any = 1
     for _ in range(wire.MAX_DEPTH + 2):
         deep_map = {"k": deep_map}
-    _expect_error(cbor2.dumps([33, 1, "counter:c", 1, ["t", deep_map], None]))
+    _expect_error(cbor2.dumps(propose(deep_map)))
 
 
 def test_wrong_field_types() -> None:
-    good = [33, 1, "counter:c", 1, ["t", None], None]
+    good = propose(None)
     assert wire.decode(cbor2.dumps(good))
-    for i, bad in [(1, "1"), (2, 5), (3, 1.0), (3, True), (4, "t"), (4, [1, None]), (5, 3)]:
+    names = [f.name for f in dataclasses.fields(rm.Propose)]
+    bad_values = {"term": "1", "rid": 5, "seq": 1.0, "base": True, "action": "t", "private": 3}
+    for name, bad in bad_values.items():
         frame = list(good)
-        frame[i] = bad
+        frame[1 + names.index(name)] = bad
         _expect_error(cbor2.dumps(frame))
+    frame = list(good)
+    frame[1 + names.index("action")] = [1, None]
+    _expect_error(cbor2.dumps(frame))
     _expect_error(cbor2.dumps(good[:-1]))  # a missing field
     _expect_error(cbor2.dumps([*good, 1]))  # an extra field
-    _expect_error(cbor2.dumps([33, 1, "counter:c", 1, ["", None], None]))  # empty action type
-    _expect_error(cbor2.dumps([33, 1, "counter:c", 1, ["t", {1: 2}], None]))  # non-str key
+    _expect_error(cbor2.dumps(propose(None, kind="")))  # empty action type
+    _expect_error(cbor2.dumps(propose({1: 2})))  # non-str key
 
 
 def test_not_frames() -> None:
@@ -209,12 +220,12 @@ def test_not_frames() -> None:
 def test_unknown_tags() -> None:
     assert "unknown message tag" in _expect_error(cbor2.dumps([999, 1]))
     assert "tag" in _expect_error(cbor2.dumps([33, cbor2.CBORTag(1234, 1)]))
-    _expect_error(cbor2.dumps([33, 1, "c:c", 1, ["t", cbor2.CBORTag(1, 0)], None]))  # datetime tag refused
+    _expect_error(cbor2.dumps(propose(cbor2.CBORTag(1, 0))))  # datetime tag refused
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_non_finite_floats(value: float) -> None:
-    _expect_error(cbor2.dumps([33, 1, "counter:c", 1, ["t", {"x": value}], None]))
+    _expect_error(cbor2.dumps(propose({"x": value})))
     applied = wire.encode(sample(rm.Applied))
     raw = cbor2.loads(applied, tag_hook=lambda _d, t: t)
     raw[-1] = value  # Applied.now
@@ -238,14 +249,15 @@ def test_non_finite_floats(value: float) -> None:
 )
 def test_master_value_with_bad_args(args: Any) -> None:
     payload = cbor2.CBORTag(40411, args)
-    _expect_error(cbor2.dumps([33, 1, "dice:c", 1, ["roll", payload], None]))
+    _expect_error(cbor2.dumps(propose(payload, kind="roll", rid="dice:c")))
 
 
 def test_duplicate_map_keys_refused() -> None:
-    # {"a": 1, "a": 2} written by hand
-    dup = b"\xa2\x61a\x01\x61a\x02"
-    frame = b"\x86\x18\x21\x01\x69counter:c\x01\x82\x61t" + dup + b"\xf6"
-    _expect_error(frame)
+    frame = cbor2.dumps(propose("MARK"))
+    dup = b"\xa2\x61a\x01\x61a\x02"  # {"a": 1, "a": 2} written by hand
+    assert frame.count(b"\x64MARK") == 1
+    _expect_error(frame.replace(b"\x64MARK", dup))
+    assert wire.decode(frame.replace(b"\x64MARK", b"\xa2\x61a\x01\x61b\x02"))
 
 
 def test_encode_refuses_unregistered() -> None:

@@ -300,8 +300,8 @@ def render(members: Sequence[Member], log: DemoLog, *, verdict: bool = True) -> 
     from rich.text import Text
 
     table = Table(title=f"movex-p2p demo — {log.mode}", expand=False)
-    for col in ("peer", "role", "term", "version", "checksum", "counter", "confirmed", "in flight", "phase"):
-        table.add_column(col, justify="right" if col in ("term", "version", "counter", "confirmed") else "left")
+    for col in ("peer", "role", "term", "ver", "checksum", "counter", "confirmed", "flying", "phase"):
+        table.add_column(col, justify="left" if col in ("peer", "role", "checksum", "phase") else "right", no_wrap=True)
     for m in members:
         s = m.status
         role = "[red]killed[/]" if m.killed else ("[bold green]MASTER[/]" if s.get("is_master") else "client")
@@ -310,7 +310,7 @@ def render(members: Sequence[Member], log: DemoLog, *, verdict: bool = True) -> 
             role,
             str(s.get("term", "")),
             str(s.get("version", "")),
-            str(s.get("checksum", ""))[:12],
+            str(s.get("checksum", ""))[:8],
             str(s.get("count", "")),
             str(s.get("confirmed", "")),
             str(s.get("outstanding", "")),
@@ -517,7 +517,6 @@ async def demo_namespace(peers: int, seconds: float) -> int:
                 stderr=err,
             )
             members.append(ProcessMember(name, process))
-        log.note(f"peer logs in {logdir}")
 
         async def body() -> None:
             async with anyio.create_task_group() as tg:
@@ -538,6 +537,8 @@ async def demo_namespace(peers: int, seconds: float) -> int:
         status = await run_dashboard(members, log, body())
         if status == 0:
             shutil.rmtree(logdir, ignore_errors=True)
+        else:
+            print(f"peer logs kept in {logdir}", flush=True)
         return status
     finally:
         for m in members:

@@ -24,6 +24,7 @@ bound to their loop): ``start_peer`` does that by itself, one runtime per networ
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -45,6 +46,8 @@ from .transport.memory import LocalNetwork
 __all__ = ["EmbeddedPeer", "EmbeddedResource", "MasterChanged", "PeersChanged", "start_peer"]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 POLL_LIMIT: Final = 1024
 """Most states (or events) kept for a caller that does not poll; older ones are dropped."""
@@ -86,8 +89,14 @@ class _Runtime:
         self.users = 0
 
     def close(self) -> None:
-        self.portal.call(self.portal.stop, True)
-        self._cm.__exit__(None, None, None)
+        try:
+            self.portal.call(self.portal.stop, True)
+        except RuntimeError:
+            pass  # the loop already ended (a task broke it); joining the thread below still works
+        try:
+            self._cm.__exit__(None, None, None)  # joins the thread
+        except Exception:
+            log.exception("the embedded event loop ended with an error")
 
 
 _shared_lock = threading.Lock()
@@ -275,7 +284,7 @@ class EmbeddedPeer:
                 except (concurrent.futures.TimeoutError, RuntimeError):
                     done.cancel()
                 except Exception:
-                    pass  # the peer failed; its error was reported to callers already
+                    log.warning("the embedded peer %s failed while closing", self.id, exc_info=True)
         finally:
             _release_runtime(self._transport, runtime)
 

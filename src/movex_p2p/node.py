@@ -215,7 +215,7 @@ class Peer:
         self._tg: TaskGroup | None = None
         self._exit: Any = None
         self._resources: dict[Rid, Resource] = {}
-        self._handles: dict[int, DispatchHandle] = {}
+        self._handles: dict[tuple[Rid, int], DispatchHandle] = {}
         self._requests: dict[int, tuple[anyio.Event, list[fx.RequestSettled]]] = {}
         self._ready = anyio.Event()
         self._master_change = anyio.Event()
@@ -378,7 +378,7 @@ class Peer:
     def _dispatch(self, rid: Rid, action: Action, private: Action | None) -> DispatchHandle:
         self._check_open()
         seq, effects = self._client.dispatch(rid, action, private)
-        handle = self._handles[seq] = DispatchHandle(rid, seq)
+        handle = self._handles[(rid, seq)] = DispatchHandle(rid, seq)
         self._command(effects)
         return handle
 
@@ -500,7 +500,7 @@ class Peer:
             case fx.StateChanged(rid=rid) | fx.PresenceChanged(rid=rid):
                 changed.add(rid)
             case fx.ActionSettled(rid=rid, seq=seq, error=error, not_found=not_found):
-                handle = self._handles.pop(seq, None)
+                handle = self._handles.pop((rid, seq), None)
                 if handle is not None:
                     failure: MovexError | None = None
                     if error is not None:

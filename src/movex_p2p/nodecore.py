@@ -79,7 +79,12 @@ class NodeCore:
     ) -> None:
         """The set of other peers with an open link is now ``peers`` (``left`` just went away)."""
         self._clock(now, wall)
-        self.peers = frozenset(peers)
+        before, self.peers = self.peers, frozenset(peers)
+        master = self.client.master
+        if master is not None and master != self.me and master in self.peers and master not in before:
+            # the link to our master came back: what we sent meanwhile may be lost, so report
+            # our replicas again and re-send pending work (the master drops duplicates)
+            self.resource_effects(self.client.master_changed(master, self.election.term))
         if left is not None:
             self._election_effects(self.election.step(el.PeerLeft(peer=left, graceful=graceful), now))
         self._election_effects(self.election.step(el.PeersChanged(peers=self.peers), now))

@@ -31,10 +31,10 @@ class SimPeer:
 
     core: NodeCore
     alive: bool = True
-    confirmed: dict[int, Action] = field(default_factory=dict)
-    confirmed_at: dict[int, float] = field(default_factory=dict)
-    rejected: dict[int, str] = field(default_factory=dict)
-    dispatched: dict[int, tuple[Rid, Action]] = field(default_factory=dict)
+    confirmed: dict[tuple[Rid, int], Action] = field(default_factory=dict)
+    confirmed_at: dict[tuple[Rid, int], float] = field(default_factory=dict)
+    rejected: dict[tuple[Rid, int], str] = field(default_factory=dict)
+    dispatched: dict[tuple[Rid, int], Action] = field(default_factory=dict)
     resyncs: int = 0
 
 
@@ -148,7 +148,7 @@ class Simulation:
         """``pid`` dispatches ``action`` on ``rid``; returns its seq."""
         peer = self.peers[PeerId(pid)]
         seq, effects = peer.core.client.dispatch(rid, action, private)
-        peer.dispatched[seq] = (rid, action)
+        peer.dispatched[(rid, seq)] = action
         self._command(PeerId(pid), effects)
         return seq
 
@@ -262,11 +262,11 @@ class Simulation:
             match event:
                 case el.MasterChanged(master=master, term=term) if master == pid:
                     self.elected.append((self.now, term, pid))
-                case fx.ActionSettled(seq=seq, error=None):
-                    peer.confirmed[seq] = peer.dispatched[seq][1] if seq in peer.dispatched else Action("?")
-                    peer.confirmed_at[seq] = self.now
-                case fx.ActionSettled(seq=seq, error=error) if error is not None:
-                    peer.rejected[seq] = error
+                case fx.ActionSettled(rid=rid, seq=seq, error=None):
+                    peer.confirmed[(rid, seq)] = peer.dispatched.get((rid, seq), Action("?"))
+                    peer.confirmed_at[(rid, seq)] = self.now
+                case fx.ActionSettled(rid=rid, seq=seq, error=error) if error is not None:
+                    peer.rejected[(rid, seq)] = error
                 case fx.ResyncStarted():
                     peer.resyncs += 1
                 case _:

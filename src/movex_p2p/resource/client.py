@@ -89,7 +89,7 @@ class ClientCore:
         self._syncing: set[Rid] = set()
         self._requests: dict[int, Create | Bind | Hello] = {}
         self._bound: dict[Rid, dict[str, Any]] = {}
-        self._seq = 0
+        self._seqs: dict[Rid, int] = {}
         self._req = 0
         self._clock_offset = 0.0
 
@@ -172,16 +172,17 @@ class ClientCore:
                 if not isinstance(part, Action):
                     raise LocalProtocolError(f"expected an Action, not {type(part).__name__}")
                 check_data(part.payload, where=f"{part.type} payload")
-        self._seq += 1
+        seq = self._seqs[rid] = self._seqs.get(rid, 0) + 1
         waits = has_master_values(action.payload) or (
             private is not None and has_master_values(private.payload)
         )
-        self._pending.setdefault(rid, []).append(Pending(self._seq, action, private, waits))
+        pending = self._pending.setdefault(rid, [])
+        pending.append(Pending(seq, action, private, waits))
         effects: list[Effect] = [] if waits else self._changed(rid)
         effects += self._to_master(
-            Propose(term=self.term, rid=rid, seq=self._seq, action=action, private=private)
+            Propose(term=self.term, rid=rid, seq=seq, base=pending[0].seq - 1, action=action, private=private)
         )
-        return self._seq, effects
+        return seq, effects
 
     # -- the master ----------------------------------------------------------------------------
 
@@ -201,13 +202,23 @@ class ClientCore:
         for req, request in sorted(self._requests.items()):
             if req != hello.req:
                 effects.append(Send(to=master, message=_reterm(request, self.term)))
+        asked = {r.rid for r in self._requests.values() if isinstance(r, Bind)}
+        for rid, info in self._bound.items():  # keep presence across master changes and reconnects
+            if rid not in asked:
+                self._req += 1
+                effects.append(Send(to=master, message=Bind(term=self.term, req=self._req, rid=rid, info=info)))
         for rid, secrets in self._secrets.items():
             for seq, private in secrets:
                 effects.append(
                     Send(to=master, message=Restore(term=self.term, rid=rid, seq=seq, private=private))
                 )
         effects.extend(
-            Send(to=master, message=Propose(term=self.term, rid=rid, seq=i.seq, action=i.action, private=i.private))
+            Send(
+                to=master,
+                message=Propose(
+                    term=self.term, rid=rid, seq=i.seq, base=items[0].seq - 1, action=i.action, private=i.private
+                ),
+            )
             for rid, items in self._pending.items()
             for i in items
         )

@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RECOVERY_TIMEOUT", "MasterCore"]
 
+MAX_EARLY: Final = 4096
+"""Actions kept per author and resource while an earlier one is missing."""
+
 RECOVERY_TIMEOUT: Final = 1.0
 """Seconds a new master waits for every connected peer's Hello before it serves anyway."""
 
@@ -97,6 +100,7 @@ class MasterCore:
         self._awaiting_pull: dict[Rid, set[PeerId]] = {}
         self._queued: list[tuple[PeerId, ResourceMessage]] = []
         self._hello_replies: list[tuple[PeerId, int]] = []
+        self._early: dict[tuple[PeerId, Rid], dict[int, Propose]] = {}
         self.deadline: float | None = now + recovery_timeout
 
     # -- inspection ----------------------------------------------------------------------------
@@ -347,8 +351,26 @@ class MasterCore:
                 term=self.term, rid=msg.rid, seq=msg.seq, reason=f"no resource {msg.rid}", not_found=True
             )
             return [Send(to=sender, message=reject)]
-        if res.applied.get(sender, 0) >= msg.seq:
+        last = res.applied.get(sender, 0)
+        if msg.seq <= last:
             return []  # a re-submission of an action already applied: idempotent by (author, seq)
+        early = self._early.setdefault((sender, msg.rid), {})
+        if msg.seq > max(last, msg.base) + 1:
+            # an earlier action of this author was lost on the way; it will be re-sent
+            if len(early) < MAX_EARLY:
+                early[msg.seq] = msg
+            return []
+        effects = self._apply(sender, res, msg, now)
+        while early:  # actions that overtook a lost one can go now, in order
+            following = early.pop(res.applied.get(sender, 0) + 1, None)
+            if following is None:
+                break
+            effects += self._apply(sender, res, following, now)
+        if not early:
+            self._early.pop((sender, msg.rid), None)
+        return effects
+
+    def _apply(self, sender: PeerId, res: Replica, msg: Propose, now: float) -> list[Effect]:
         rng = self._rng_factory(seed_for(self._salt, self.term, msg.rid, res.version + 1))
         try:
             action = self._resolve(msg.action, now, rng)
@@ -360,9 +382,7 @@ class MasterCore:
         except Exception as exc:
             res.applied[sender] = msg.seq
             return [
-                Send(
-                    to=sender, message=Rejected(term=self.term, rid=msg.rid, seq=msg.seq, reason=_reason(exc))
-                )
+                Send(to=sender, message=Rejected(term=self.term, rid=msg.rid, seq=msg.seq, reason=_reason(exc)))
             ]
         effects: list[Effect] = []
         res.version += 1

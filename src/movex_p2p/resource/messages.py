@@ -71,11 +71,17 @@ class Unbind:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Propose:
-    """Apply ``action`` (and hold ``private`` for the author) to ``rid``; ``seq`` is the idempotency key."""
+    """Apply ``action`` (and hold ``private`` for the author) to ``rid``.
+
+    ``seq`` counts the author's actions on ``rid`` from 1 and is the idempotency key; every seq
+    up to ``base`` is already settled (confirmed or rejected), so the master may skip to
+    ``base + 1``; any other gap means earlier actions are still on their way.
+    """
 
     term: Term
     rid: Rid
     seq: int
+    base: int
     action: Action
     private: Action | None = None
 
