@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 # --- LAN transport (tests/netns.py, tests/test_lan_*.py) -------------------------------------
-# The real-stack tests import ``tests.netns`` and run ``python -m tests.lan_peer`` in a namespace:
-# make the repository root (and src/, when the package is not installed) importable.
+# The real-stack tests import ``netns`` and run ``python -m tests.lan_peer`` in a namespace:
+# make tests/, the repository root and src/ (when the package is not installed) importable.
 import sys as _sys
 from pathlib import Path as _Path
 

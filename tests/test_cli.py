@@ -107,5 +107,5 @@ def test_process_demo_in_a_private_network_namespace() -> None:
         pytest.skip(f"process demo unavailable here: {problem}")
     done = run_cli("demo", "--peers", "3", "--seconds", "6", timeout=110)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "private network namespace" in done.stdout
+    assert "peer processes" in done.stdout
     assert "VERDICT: states equal, nothing lost" in done.stdout

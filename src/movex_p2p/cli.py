@@ -594,7 +594,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if problem is None:
             argv = ["unshare", "-rn", sys.executable, "-m", "movex_p2p.cli", "_demo-ns"]
             argv += ["--peers", str(peers), "--seconds", str(seconds)]
-            return subprocess.call(argv)
+            with subprocess.Popen(argv) as child:
+                try:
+                    return child.wait()
+                except KeyboardInterrupt:  # Ctrl-C reached the whole group: let it clean up its peers
+                    try:
+                        child.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        child.kill()
+                    raise
         note = f"process demo unavailable ({problem}): running in-process peers instead"
         print(note, flush=True)
         return anyio.run(functools.partial(demo_local, peers, seconds, note=note))

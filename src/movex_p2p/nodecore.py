@@ -109,6 +109,7 @@ class NodeCore:
             self.resource_effects(self.master.tick(wall))
         if self._held:
             self._release_held()
+        self.resource_effects(self.client.resend_stalled(wall))
         self.drain()
 
     def hand_over(self, now: float, wall: float) -> None:

@@ -43,6 +43,7 @@ from .messages import (
     Pull,
     Rejected,
     Replied,
+    Resend,
     ResourceMessage,
     Restore,
     Revealed,
@@ -58,7 +59,10 @@ from .values import has_master_values
 
 __all__ = ["ClientCore", "Pending"]
 
-_FROM_MASTER = (Created, Applied, Revealed, Presence, Secret, Rejected, Replied, Snapshot, Pull)
+_FROM_MASTER = (Created, Applied, Revealed, Presence, Secret, Rejected, Replied, Snapshot, Pull, Resend)
+
+RESEND_AFTER = 1.0
+"""Seconds without any progress on pending actions after which they are sent again."""
 
 
 @dataclass(slots=True)
@@ -90,6 +94,8 @@ class ClientCore:
         self._requests: dict[int, Create | Bind | Hello] = {}
         self._bound: dict[Rid, dict[str, Any]] = {}
         self._seqs: dict[Rid, int] = {}
+        self._progress_at = 0.0
+        self._last_now = 0.0
         self._req = 0
         self._clock_offset = 0.0
 
@@ -228,6 +234,7 @@ class ClientCore:
         """Handle one message from the master."""
         if not isinstance(message, _FROM_MASTER):
             return []
+        self._last_now = now
         if message.term > self.term:
             return [TermObserved(term=message.term, sender=sender)]
         if message.term < self.term or sender != self.master:
@@ -249,6 +256,8 @@ class ClientCore:
                 return self._on_replied(message)
             case Snapshot():
                 return self._on_snapshot(message)
+            case Resend():
+                return self._resend(message.rid, message.after)
             case Pull():
                 res = self.replicas.get(message.rid)
                 if res is None:
@@ -401,10 +410,38 @@ class ClientCore:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _resend(self, rid: Rid, after: int) -> list[Effect]:
+        items = self._pending.get(rid, [])
+        if self.master is None or not items:
+            return []
+        base = items[0].seq - 1
+        return [
+            Send(
+                to=self.master,
+                message=Propose(term=self.term, rid=rid, seq=i.seq, base=base, action=i.action, private=i.private),
+            )
+            for i in items
+            if i.seq > after
+        ]
+
+    def resend_stalled(self, now: float) -> list[Effect]:
+        """Re-send pending actions when nothing settled for RESEND_AFTER seconds (lost frames)."""
+        if not self._pending or self.master is None:
+            self._progress_at = now
+            return []
+        if now - self._progress_at < RESEND_AFTER:
+            return []
+        self._progress_at = now
+        effects: list[Effect] = []
+        for rid in list(self._pending):
+            effects += self._resend(rid, 0)
+        return effects
+
     def _settle(self, rid: Rid, seq: int, error: str | None, *, not_found: bool = False) -> list[Effect]:
         items = self._pending.get(rid, [])
         for i, item in enumerate(items):
             if item.seq == seq:
+                self._progress_at = self._last_now
                 del items[i]
                 if error is None and item.private is not None:
                     self._secrets.setdefault(rid, []).append((seq, item.private))

@@ -29,6 +29,7 @@ from .messages import (
     Pull,
     Rejected,
     Replied,
+    Resend,
     ResourceMessage,
     Restore,
     Revealed,
@@ -356,9 +357,13 @@ class MasterCore:
             return []  # a re-submission of an action already applied: idempotent by (author, seq)
         early = self._early.setdefault((sender, msg.rid), {})
         if msg.seq > max(last, msg.base) + 1:
-            # an earlier action of this author was lost on the way; it will be re-sent
+            # an earlier action of this author was lost on the way: hold this one, ask again
+            first = not early
             if len(early) < MAX_EARLY:
                 early[msg.seq] = msg
+            if first:
+                after = max(last, msg.base)
+                return [Send(to=sender, message=Resend(term=self.term, rid=msg.rid, after=after))]
             return []
         effects = self._apply(sender, res, msg, now)
         while early:  # actions that overtook a lost one can go now, in order

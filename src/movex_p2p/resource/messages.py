@@ -27,6 +27,7 @@ __all__ = [
     "Pull",
     "Rejected",
     "Replied",
+    "Resend",
     "ResourceMessage",
     "Restore",
     "Revealed",
@@ -243,6 +244,15 @@ class Pull:
     rid: Rid
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resend:
+    """From the master: your actions on ``rid`` after ``after`` did not all arrive; send them again."""
+
+    term: Term
+    rid: Rid
+    after: int
+
+
 ResourceMessage = (
     Create
     | Bind
@@ -260,6 +270,7 @@ ResourceMessage = (
     | Replied
     | Snapshot
     | Pull
+    | Resend
 )
 
 MESSAGES: Final[dict[int, type[ResourceMessage]]] = {
@@ -279,4 +290,5 @@ MESSAGES: Final[dict[int, type[ResourceMessage]]] = {
     43: Replied,
     44: Snapshot,
     45: Pull,
+    46: Resend,
 }
