@@ -175,12 +175,6 @@ async def test_garbage_on_the_signaling_port_is_refused_and_the_listener_keeps_s
         await leave_all(ns, {"p9": target, "p1": friend})
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="node.py closes its transport inside `with anyio.CancelScope(shield=True)`; a transport that "
-    "owns a task group (LanTransport) must be exited in its own scope (anyio RuntimeError). Passes once "
-    "Peer.__aexit__ calls `await stack.aclose()` unshielded (LanEndpoint shields its own goodbye).",
-)
 async def test_peers_sync_a_counter_over_the_lan() -> None:
     """The node on the real stack: three movex_p2p.Peer processes, one counter, every increment seen by all."""
     n, count = 3, 5

@@ -626,7 +626,7 @@ def cmd_join(args: argparse.Namespace) -> int:
         room=args.room, types=[Chat, Tally], name=args.name, secret=args.secret, transport=_lan(args.interface)
     ) as peer:
         res = peer.bind(peer.create(Chat, id="lobby"))
-        peer.on_master_changed(lambda master, term: print(f"* master is now {master} (term {term})"))
+        peer.on_master_changed(lambda master, term: print(f"* master is now {master} (term {term_round(Term(term))})"))
         peer.on_peers_changed(lambda peers: print(f"* peers: {', '.join(sorted(peers)) or 'none'}"))
         print(f"* you are {peer.id}; master {peer.master_id}; counter {res.state['count']}")
         done = threading.Event()
@@ -658,7 +658,7 @@ def cmd_join(args: argparse.Namespace) -> int:
         finally:
             done.set()
             printer.join()
-    print("left the room")
+    print("\nleft the room")
     return 0
 
 
@@ -669,7 +669,7 @@ async def inspect_room(room: str, secret: str | None, transport: Transport, seco
             await peer.wait_ready()
         await anyio.sleep(min(1.0, seconds / 2))  # let snapshots of existing resources arrive
         print(f"room {room!r}: me {peer.id}")
-        print(f"master: {peer.master_id}  term: {peer.term}  ready: {peer.ready}")
+        print(f"master: {peer.master_id}  term: {term_round(Term(peer.term))} ({peer.term})  ready: {peer.ready}")
         print(f"peers ({len(peer.peers)}): {', '.join(sorted(peer.peers)) or 'none'}")
         replicas = peer._client.replicas
         print(f"resources ({len(replicas)}; only types this tool knows: tally, chat):")

@@ -305,8 +305,9 @@ class Peer:
             finally:
                 stack, self._exit = self._exit, None
                 if stack is not None:
-                    with anyio.CancelScope(shield=True):
-                        await stack.aclose()
+                    # not under a shield of ours: the transport owns a task group opened before
+                    # it, and it shields its own goodbye
+                    await stack.aclose()
                 self._fail_waiters(TransportError("the peer is closed"))
 
     async def _hand_over(self) -> None:
@@ -410,7 +411,14 @@ class Peer:
                     event = await self._endpoint.receive()
                     self._on_transport(event)
                     # take what is already waiting before flushing, so replies go out batched
+                    receive_nowait = getattr(self._endpoint, "receive_nowait", None)
                     for _ in range(256):
+                        if receive_nowait is not None:  # no cancel scope: an expired one costs a task cancel
+                            try:
+                                self._on_transport(receive_nowait())
+                            except anyio.WouldBlock:
+                                break
+                            continue
                         with anyio.move_on_after(0):
                             self._on_transport(await self._endpoint.receive())
                             continue

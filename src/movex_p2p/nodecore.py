@@ -63,6 +63,7 @@ class NodeCore:
         self._local: deque[wire.Message] = deque()
         self._held: list[tuple[PeerId, rm.ResourceMessage]] = []  # for the master while its lease lapsed
         self._position: tuple[int, int] = (0, 0)
+        self._last_master: PeerId | None = None
         self._now = 0.0
         self._wall = 0.0
 
@@ -184,6 +185,7 @@ class NodeCore:
                     self.events.append(effect)
 
     def _master_changed(self, master: PeerId | None, term: Term) -> None:
+        previous, self._last_master = self._last_master, master
         if master == self.me:
             if self.master is None or self.master.term != term:
                 self.master = MasterCore(
@@ -194,7 +196,8 @@ class NodeCore:
                     rng_factory=type(self.rng),
                     index=self.client.index,
                     replicas=self.client.replicas.values(),
-                    peers=self.peers,
+                    # the master we replace is gone or deposed: do not wait for its Hello
+                    peers=self.peers - {previous} if previous is not None else self.peers,
                     now=self._wall,
                 )
         else:

@@ -54,8 +54,15 @@ def _default(encoder: cbor2.CBOREncoder, value: Any) -> None:
         raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
 def _fields(value: Any) -> list[Any]:
-    return [getattr(value, f.name) for f in dataclasses.fields(value)]
+    cls = type(value)
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in dataclasses.fields(value))
+    return [getattr(value, name) for name in names]
 
 
 def _tagged(message: Message) -> list[Any]:
@@ -254,14 +261,25 @@ def _dataclass_checker(cls: Any) -> _Checker:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     field_types = [hints[name] for name in names]
+    count = len(names)
+    fields: list[tuple[str, _Checker]] = []  # resolved on first use (types may refer to each other)
 
     def check_dc(v: Any, where: str, depth: int) -> Any:
-        if type(v) is not list or len(v) != len(names):
-            raise RemoteProtocolError(f"{where}: expected {len(names)} fields")
-        values = {
-            name: _convert(ftp, x, f"{where}.{name}", depth + 1)
-            for name, ftp, x in zip(names, field_types, v, strict=True)
-        }
+        if type(v) is not list or len(v) != count:
+            raise RemoteProtocolError(f"{where}: expected {count} fields")
+        if not fields:
+            for name, ftp in zip(names, field_types, strict=True):
+                checker = _CHECKERS.get(ftp)
+                if checker is None:
+                    checker = _CHECKERS[ftp] = _make_checker(ftp)
+                fields.append((name, checker))
+        depth += 1
+        values = {}
+        try:  # field paths are only built for the error message: decoding is a hot path
+            for (name, checker), x in zip(fields, v, strict=True):
+                values[name] = checker(x, name, depth)
+        except RemoteProtocolError as exc:
+            raise RemoteProtocolError(f"{where}.{exc}") from None
         try:
             return cls(**values)
         except (TypeError, ValueError) as exc:
