@@ -61,8 +61,10 @@ async def _throughput(n_peers: int, per_peer: int, window: int, seed: int) -> fl
                     tg.start_soon(run, res)
         elapsed = time.perf_counter() - started
         with anyio.fail_after(30):
-            while any(res.version < total for res in resources):
-                await anyio.sleep(0.001)
+            for res in resources:
+                async for _ in res.updates():
+                    if res.version >= total:
+                        break
         # zero lost, zero doubled, one checksum
         counts = {res.confirmed["count"] for res in resources}
         assert counts == {total}, f"expected {total}, got {counts}"

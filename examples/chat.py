@@ -5,6 +5,7 @@ Run: python examples/chat.py
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -24,6 +25,13 @@ def chat(state: Any, action: mx.Action) -> Any:
 
 
 Chat = mx.ResourceType("chat", chat, initial={"participants": {}, "messages": []})
+
+
+async def wait_for(res: mx.Resource, predicate: Callable[[Any], bool]) -> None:
+    """Wait until ``predicate(state)`` holds for ``res``'s view."""
+    async for state in res.updates():
+        if predicate(state):
+            return
 
 
 async def main() -> None:
@@ -50,14 +58,13 @@ async def main() -> None:
                 room = rooms[names.index(name)]
                 payload = {"name": name, "text": text, "at": mx.master.now(), "id": mx.master.uuid()}
                 await room.dispatch(mx.Action("write", payload))
-            while any(len(room.state["messages"]) < 3 for room in rooms):
-                await anyio.sleep(0.01)
+            for room in rooms:
+                await wait_for(room, lambda state: len(state["messages"]) == 3)
         for message in rooms[2].state["messages"]:
             print(f"  <{message['from']}> {message['text']}")
         await rooms[2].unbind()
         with anyio.fail_after(5):
-            while len(rooms[0].subscribers) != 2:
-                await anyio.sleep(0.01)
+            await wait_for(rooms[0], lambda _: len(rooms[0].subscribers) == 2)
         print("cy left; subscribers:", sorted(info["name"] for info in rooms[0].subscribers.values()))
         assert len({room.checksum for room in rooms}) == 1
         print("chat in sync on every peer")

@@ -5,6 +5,7 @@ Run: python examples/counter.py
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -23,6 +24,13 @@ def counter(state: Any, action: mx.Action) -> Any:
 
 
 Counter = mx.ResourceType("counter", counter, initial={"count": 0})
+
+
+async def wait_for(res: mx.Resource, predicate: Callable[[Any], bool]) -> None:
+    """Wait until ``predicate(state)`` holds for ``res``'s view."""
+    async for state in res.updates():
+        if predicate(state):
+            return
 
 
 async def main() -> None:
@@ -44,10 +52,11 @@ async def main() -> None:
             handles.append(resources[1].dispatch(mx.Action("incrementBy", 10)))
             for handle in handles:
                 await handle
-            while len({res.version for res in resources}) > 1:
-                await anyio.sleep(0.01)
+            for res in resources:
+                await wait_for(res, lambda state: state["count"] == 19)
         for peer, res in zip(peers, resources, strict=True):
-            print(f"{peer.name:>5} sees count={res.state['count']} (version {res.version}, checksum {res.checksum[:8]})")
+            count, version, checksum = res.state["count"], res.version, res.checksum[:8]
+            print(f"{peer.name:>5} sees count={count} (version {version}, checksum {checksum})")
         assert all(res.state == {"count": 19} for res in resources)
         print("all peers agree: count=19")
 

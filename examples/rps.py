@@ -5,6 +5,7 @@ Run: python examples/rps.py
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -34,6 +35,13 @@ def rps(state: Any, action: mx.Action) -> Any:
 Rps = mx.ResourceType("rps", rps, initial=INITIAL, can_reveal=lambda s: None not in s["plays"].values())
 
 
+async def wait_for(res: mx.Resource, predicate: Callable[[Any], bool]) -> None:
+    """Wait until ``predicate(state)`` holds for ``res``'s view."""
+    async for state in res.updates():
+        if predicate(state):
+            return
+
+
 def play(player: str, move: str) -> tuple[mx.Action, mx.Action]:
     return mx.Action("play", {"player": player, "move": move}), mx.Action("ready", {"player": player})
 
@@ -52,13 +60,12 @@ async def main() -> None:
         alice, bob, spectator = [await peer.bind(rid) for peer in peers]
         with anyio.fail_after(10):
             await alice.dispatch_private(*play("A", "paper"))
-            while spectator.state["plays"]["A"] is None:
-                await anyio.sleep(0.01)
+            await wait_for(spectator, lambda state: state["plays"]["A"] is not None)
             print("alice sees  ", alice.state["plays"])
             print("bob sees    ", bob.state["plays"])
             await bob.dispatch_private(*play("B", "rock"))
-            while any(res.state["winner"] is None for res in (alice, bob, spectator)):
-                await anyio.sleep(0.01)
+            for res in (alice, bob, spectator):
+                await wait_for(res, lambda state: state["winner"] is not None)
         print("revealed    ", spectator.state["plays"])
         print("winner:", spectator.state["winner"])
         assert alice.checksum == bob.checksum == spectator.checksum

@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from resources import SECRET, Chat, Counter, Dice, Rps, submit
 
@@ -30,14 +31,14 @@ async def room(
         with anyio.fail_after(10):
             for peer in peers:
                 await peer.wait_ready()
-            while not all(p.master_id == peers[0].master_id and p.ready for p in peers):
-                await anyio.sleep(0.01)
+        await until(lambda: all(p.master_id == peers[0].master_id and p.ready for p in peers))
         yield peers
 
 
-async def until(predicate: Any, timeout: float = 5.0) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
+async def until(predicate: Any, limit: float = 5.0) -> None:
+    """Poll ``predicate`` (any mix of peer and resource properties) until it holds, within ``limit`` s."""
+    with anyio.fail_after(limit):
+        while not predicate():  # noqa: ASYNC110 - conditions span several peers; polling is simplest
             await anyio.sleep(0.005)
 
 
@@ -79,7 +80,7 @@ async def test_updates_and_on_update() -> None:
         with anyio.fail_after(5):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(watch)
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
                 for i, text in enumerate(["hi", "there"]):
                     msg = {"participantId": "a", "msg": text, "atTimestamp": mx.master.now(), "id": str(i)}
                     await ra.dispatch(mx.Action("writeMessage", msg))
@@ -205,11 +206,10 @@ async def test_master_killed_mid_dispatch_loses_and_doubles_nothing(seed: int) -
         per_peer = 25
         handles = []
         for i in range(per_peer):
-            for p in survivors:
-                handles.append(bound[p.id].dispatch(mx.Action("increment")))
+            handles += [bound[p.id].dispatch(mx.Action("increment")) for p in survivors]
             if i == 5:
                 net.kill(master.id)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
         with anyio.fail_after(20):
             for h in handles:
                 await h

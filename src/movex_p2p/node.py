@@ -37,7 +37,7 @@ from .resource import effects as fx
 from .resource.client import ClientCore
 from .resource.state import hexdigest
 from .resource.types import Action, ResourceType, make_rid, parse_rid
-from .transport.base import Endpoint, Frame, PeerDown, PeerUp, Transport
+from .transport.base import Endpoint, Frame, PeerDown, PeerUp, Transport, TransportEvent
 
 __all__ = ["DispatchHandle", "Peer", "Resource"]
 
@@ -91,6 +91,7 @@ class Resource:
         self._callbacks: list[Callable[[Any], None]] = []
         self._changed = anyio.Event()
         self._generation = 0
+        self._waiting = 0
         self.bound = True
 
     @property
@@ -149,7 +150,11 @@ class Resource:
                 seen = self._generation
                 yield self.state
                 continue
-            await self._changed.wait()
+            self._waiting += 1
+            try:
+                await self._changed.wait()
+            finally:
+                self._waiting -= 1
 
     async def unbind(self) -> None:
         """Stop being a subscriber; the replica stays in sync, notifications stop."""
@@ -160,8 +165,9 @@ class Resource:
 
     def _notify(self) -> None:
         self._generation += 1
-        event, self._changed = self._changed, anyio.Event()
-        event.set()
+        if self._waiting:  # an Event per change costs; make one only when updates() waits
+            event, self._changed = self._changed, anyio.Event()
+            event.set()
         if not self._callbacks or not self.bound:
             return
         state = self.state
@@ -404,6 +410,7 @@ class Peer:
 
     async def _pump(self) -> None:
         assert self._endpoint is not None
+        receive_nowait: Callable[[], TransportEvent] | None = getattr(self._endpoint, "receive_nowait", None)
         try:
             while True:
                 wait = self._core.seconds_to_deadline(anyio.current_time(), time.time())
@@ -411,7 +418,6 @@ class Peer:
                     event = await self._endpoint.receive()
                     self._on_transport(event)
                     # take what is already waiting before flushing, so replies go out batched
-                    receive_nowait = getattr(self._endpoint, "receive_nowait", None)
                     for _ in range(256):
                         if receive_nowait is not None:  # no cancel scope: an expired one costs a task cancel
                             try:

@@ -185,7 +185,9 @@ class NodeCore:
                     self.events.append(effect)
 
     def _master_changed(self, master: PeerId | None, term: Term) -> None:
-        previous, self._last_master = self._last_master, master
+        previous = self._last_master
+        if master is not None:
+            self._last_master = master
         if master == self.me:
             if self.master is None or self.master.term != term:
                 self.master = MasterCore(

@@ -376,10 +376,12 @@ class MasterCore:
         return effects
 
     def _apply(self, sender: PeerId, res: Replica, msg: Propose, now: float) -> list[Effect]:
-        rng = self._rng_factory(seed_for(self._salt, self.term, msg.rid, res.version + 1))
         try:
-            action = self._resolve(msg.action, now, rng)
-            private = None if msg.private is None else self._resolve(msg.private, now, rng)
+            action, private = msg.action, msg.private
+            if has_master_values(action.payload) or (private is not None and has_master_values(private.payload)):
+                rng = self._rng_factory(seed_for(self._salt, self.term, msg.rid, res.version + 1))
+                action = self._resolve(action, now, rng)
+                private = None if private is None else self._resolve(private, now, rng)
             public = freeze(res.type.reducer(res.state, action))
             if private is not None:  # the author's private view must accept its private half
                 own = [h.action for h in res.held if h.author == sender and h.action is not None]

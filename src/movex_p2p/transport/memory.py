@@ -123,7 +123,8 @@ class _LocalEndpoint:
 
     def _close(self) -> None:
         self.closed = True
-        self._send.close()  # first: a pending receive() wakes with EndOfStream
+        self._send.close()
+        self._inbox.close()  # first: a pending receive() wakes with EndOfStream
         self._inbox.close()  # else the stream leaks (ResourceWarning under filterwarnings=error)
 
 

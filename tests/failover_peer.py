@@ -1,0 +1,126 @@
+"""A movex_p2p.Peer over LanTransport that dispatches steadily: the process of the failover bed.
+
+Run inside a private network namespace (see tests/netns.py). It reports JSON lines on stdout
+and obeys JSON commands on stdin: ``go`` (start dispatching), ``stop`` (stop, settle, report
+``final``), ``leave`` (exit gracefully: a master hands over first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from pathlib import Path
+
+import anyio
+from anyio.abc import TaskGroup
+
+import movex_p2p as mx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as `python -m tests.failover_peer`
+from lan_peer import emit, stdin_lines  # noqa: E402
+
+
+def tally(state: Any, action: mx.Action) -> Any:
+    match action:
+        case mx.Action("inc", str(who)):
+            return {**state, who: state.get(who, 0) + 1}
+    return state
+
+
+Tally = mx.ResourceType("tally", tally, initial={})
+
+
+async def run(args: argparse.Namespace) -> None:
+    reader, pipe = await stdin_lines()
+    stats = {"dispatched": 0, "confirmed": 0, "rejected": 0}
+    terms_seen: set[int] = set()
+    going = anyio.Event()
+    stopping = anyio.Event()
+    try:
+        async with (
+            mx.Peer(
+                room="failover", types=[Tally], name=args.id, seed=args.seed, transport=mx.LanTransport([args.iface])
+            ) as peer,
+            anyio.create_task_group() as tg,
+        ):
+            peer.on_master_changed(lambda master, term: emit("master", master=master, term=term))
+            with anyio.fail_after(30):
+                while len(peer.peers) < args.expect:  # noqa: ASYNC110 - a test bed may poll
+                    await anyio.sleep(0.02)
+                await peer.wait_ready()
+            resource = await peer.bind(await peer.create(Tally, id="t"))
+            emit("ready", id=peer.id, master=peer.master_id, term=peer.term)
+
+            async def confirm(handle: mx.DispatchHandle) -> None:
+                try:
+                    await handle
+                except mx.MovexError:
+                    stats["rejected"] += 1
+                    return
+                stats["confirmed"] += 1
+                if peer.term not in terms_seen:
+                    terms_seen.add(peer.term)
+                    emit("term_confirm", term=peer.term, master=peer.master_id, mono=time.monotonic())
+
+            async def dispatch_loop(task_group: TaskGroup) -> None:
+                await going.wait()
+                while not stopping.is_set():
+                    stats["dispatched"] += 1
+                    task_group.start_soon(confirm, resource.dispatch(mx.Action("inc", peer.id)))
+                    await anyio.sleep(args.interval)
+
+            tg.start_soon(dispatch_loop, tg)
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                cmd = json.loads(line)["cmd"]
+                if cmd == "go":
+                    going.set()
+                elif cmd == "stop":
+                    stopping.set()
+                    with anyio.move_on_after(10):
+                        while stats["confirmed"] + stats["rejected"] < stats["dispatched"]:  # noqa: ASYNC110
+                            await anyio.sleep(0.02)
+                    await anyio.sleep(args.settle)
+                    emit(
+                        "final",
+                        id=peer.id,
+                        state=dict(resource.state),
+                        checksum=resource.checksum,
+                        master=peer.master_id,
+                        term=peer.term,
+                        resyncs=peer.stats["resyncs"],
+                        **stats,
+                    )
+                elif cmd == "leave":
+                    emit("leaving", mono=time.monotonic())
+                    stopping.set()
+                    tg.cancel_scope.cancel()
+                    break
+    finally:
+        pipe.close()
+    emit("left", mono=time.monotonic())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--id", required=True)
+    parser.add_argument("--expect", type=int, required=True, help="other peers to wait for")
+    parser.add_argument("--interval", type=float, default=0.01, help="seconds between dispatches")
+    parser.add_argument("--settle", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--iface", default="127.0.0.2")
+    parser.add_argument("--log", default="WARNING")
+    args = parser.parse_args()
+    logging.basicConfig(level=args.log, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    anyio.run(run, args, backend="asyncio")
+
+
+if __name__ == "__main__":
+    main()
