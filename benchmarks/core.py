@@ -130,8 +130,10 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=5_000, help="checksum upkeep samples")
     args = parser.parse_args()
 
-    print(f"confirmed actions/s (LocalNetwork, counter, window {args.window}, {args.actions} actions, "
-          f"median of {args.runs} runs)")
+    print(
+        f"confirmed actions/s (LocalNetwork, counter, window {args.window}, {args.actions} actions, "
+        f"median of {args.runs} runs)"
+    )
     for n in args.peers:
         rates = throughput(n, total=args.actions, window=args.window, runs=args.runs)
         print(f"  {n} peer(s): {statistics.median(rates):>9,.0f}/s   (runs: {', '.join(f'{r:,.0f}' for r in rates)})")

@@ -22,8 +22,8 @@ from typing import Any
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from failover_bed import FailoverResult, failover_run  # noqa: E402
-from netns import open_namespace, unavailable_reason  # noqa: E402
+from failover_bed import FailoverResult, failover_run
+from netns import open_namespace, unavailable_reason
 
 
 async def series(peers: int, mode: str, runs: int) -> list[FailoverResult]:
@@ -68,7 +68,7 @@ async def main(args: argparse.Namespace) -> int:
             f"{row['doubled']} | {row['resyncs']} |"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps(table, indent=2))
+        await anyio.Path(args.json).write_text(json.dumps(table, indent=2))
     return 0 if all(row["all_ok"] for row in table.values()) else 1
 
 

@@ -12,9 +12,8 @@ import json
 import logging
 import sys
 import time
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -22,7 +21,7 @@ from anyio.abc import TaskGroup
 import movex_p2p as mx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as `python -m tests.failover_peer`
-from lan_peer import emit, stdin_lines  # noqa: E402
+from lan_peer import emit, stdin_lines
 
 
 def tally(state: Any, action: mx.Action) -> Any:

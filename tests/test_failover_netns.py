@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from failover_bed import failover_run
 from netns import open_namespace, require_netns
 

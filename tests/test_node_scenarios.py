@@ -9,9 +9,9 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from resources import SECRET, Chat, Counter, Dice, Rps, submit
 
 import movex_p2p as mx
+from resources import SECRET, Chat, Counter, Dice, Rps, submit
 
 TYPES = [Counter, Chat, Rps, Dice]
 

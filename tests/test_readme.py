@@ -25,5 +25,7 @@ def test_readme_commands_are_the_ci_commands() -> None:
     commands = re.findall(r"```sh\n(.*?)\n```", text, flags=re.S)
     assert len(commands) == 2
     ci = (README.parent / ".ci" / "run").read_text()
-    assert "pip install -q -e '.[test]'" in ci and ".venv/bin/pytest" in ci
-    assert "movex-p2p demo" in commands[0] and "pytest" in commands[1]
+    assert "pip install -q -e '.[test]'" in ci
+    assert ".venv/bin/pytest" in ci
+    assert "movex-p2p demo" in commands[0]
+    assert "pytest" in commands[1]

@@ -194,7 +194,10 @@ def test_unknown_rid_at_the_master_is_rejected_not_found() -> None:
         p1,
         [
             fx.Send(
-                to=p0, message=rm.Propose(term=Term(1), rid=Rid("counter:ghost"), seq=9, base=8, action=mx.Action("increment"))
+                to=p0,
+                message=rm.Propose(
+                    term=Term(1), rid=Rid("counter:ghost"), seq=9, base=8, action=mx.Action("increment")
+                ),
             )
         ],
     )

@@ -235,9 +235,7 @@ class NodeCore:
         position = self.client.position
         if position != self._position:
             self._position = position
-            self._election_effects(
-                self.election.step(el.LogPosition(term=position[0], index=position[1]), self._now)
-            )
+            self._election_effects(self.election.step(el.LogPosition(term=position[0], index=position[1]), self._now))
             while self._local:
                 self._route(self.me, self._local.popleft())
 

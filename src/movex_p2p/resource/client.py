@@ -149,9 +149,7 @@ class ClientCore:
         if state is not None:
             freeze(state)  # fail early on non-JSON-like data
         self._req += 1
-        return self._req, self._request(
-            Create(term=self.term, req=self._req, rid=rid, state=state, exist_ok=exist_ok)
-        )
+        return self._req, self._request(Create(term=self.term, req=self._req, rid=rid, state=state, exist_ok=exist_ok))
 
     def bind(self, rid: Rid, info: dict[str, Any]) -> tuple[int, list[Effect]]:
         """Subscribe to ``rid`` (presence ``info``); the answer comes as RequestSettled(req)."""
@@ -179,9 +177,7 @@ class ClientCore:
                     raise LocalProtocolError(f"expected an Action, not {type(part).__name__}")
                 check_data(part.payload, where=f"{part.type} payload")
         seq = self._seqs[rid] = self._seqs.get(rid, 0) + 1
-        waits = has_master_values(action.payload) or (
-            private is not None and has_master_values(private.payload)
-        )
+        waits = has_master_values(action.payload) or (private is not None and has_master_values(private.payload))
         pending = self._pending.setdefault(rid, [])
         pending.append(Pending(seq, action, private, waits))
         effects: list[Effect] = [] if waits else self._changed(rid)
@@ -215,9 +211,7 @@ class ClientCore:
                 effects.append(Send(to=master, message=Bind(term=self.term, req=self._req, rid=rid, info=info)))
         for rid, secrets in self._secrets.items():
             for seq, private in secrets:
-                effects.append(
-                    Send(to=master, message=Restore(term=self.term, rid=rid, seq=seq, private=private))
-                )
+                effects.append(Send(to=master, message=Restore(term=self.term, rid=rid, seq=seq, private=private)))
         effects.extend(
             Send(
                 to=master,
@@ -338,9 +332,7 @@ class ClientCore:
         type_ = self.types.get(type_name)
         if type_ is None:
             return []  # a type this peer does not use
-        self.replicas[msg.rid] = Replica(
-            rid=msg.rid, type=type_, state=freeze(msg.state), entry_term=msg.term
-        )
+        self.replicas[msg.rid] = Replica(rid=msg.rid, type=type_, state=freeze(msg.state), entry_term=msg.term)
         return self._changed(msg.rid)
 
     def _on_presence(self, msg: Presence) -> list[Effect]:

@@ -348,9 +348,7 @@ class MasterCore:
     def _on_propose(self, sender: PeerId, msg: Propose, now: float) -> list[Effect]:
         res = self._resources.get(msg.rid)
         if res is None:
-            reject = Rejected(
-                term=self.term, rid=msg.rid, seq=msg.seq, reason=f"no resource {msg.rid}", not_found=True
-            )
+            reject = Rejected(term=self.term, rid=msg.rid, seq=msg.seq, reason=f"no resource {msg.rid}", not_found=True)
             return [Send(to=sender, message=reject)]
         last = res.applied.get(sender, 0)
         if msg.seq <= last:
@@ -388,9 +386,7 @@ class MasterCore:
                 replay(res.type, public, [*own, private])
         except Exception as exc:
             res.applied[sender] = msg.seq
-            return [
-                Send(to=sender, message=Rejected(term=self.term, rid=msg.rid, seq=msg.seq, reason=_reason(exc)))
-            ]
+            return [Send(to=sender, message=Rejected(term=self.term, rid=msg.rid, seq=msg.seq, reason=_reason(exc)))]
         effects: list[Effect] = []
         res.version += 1
         res.entry_term = self.term
@@ -398,9 +394,7 @@ class MasterCore:
         res.set_state(public)
         if private is not None:
             res.held.append(Held(author=sender, seq=msg.seq, action=private))
-            effects.append(
-                Send(to=sender, message=Secret(term=self.term, rid=msg.rid, seq=msg.seq, private=private))
-            )
+            effects.append(Send(to=sender, message=Secret(term=self.term, rid=msg.rid, seq=msg.seq, private=private)))
         self.index += 1
         effects.append(
             Broadcast(

@@ -118,9 +118,7 @@ def freeze(value: Any, *, depth: int = 0) -> Any:
         return _new_dict(items)
     if isinstance(value, list | tuple):
         return _new_list([freeze(item, depth=depth + 1) for item in value])
-    raise InvalidState(
-        f"{kind.__name__} is not JSON-like data (None, bool, int, float, str, bytes, list, dict)"
-    )
+    raise InvalidState(f"{kind.__name__} is not JSON-like data (None, bool, int, float, str, bytes, list, dict)")
 
 
 def thaw(value: Any) -> Any:

@@ -179,8 +179,7 @@ class LocalNetwork:
         endpoint._close()
         for other in self._endpoints.values():
             if endpoint.peer_id in other._links or self._up_pending(other, endpoint.peer_id):
-                other._put(PeerDown(peer=endpoint.peer_id, graceful=graceful),
-                           0.0 if graceful else self.detect_after)
+                other._put(PeerDown(peer=endpoint.peer_id, graceful=graceful), 0.0 if graceful else self.detect_after)
 
     @staticmethod
     def _up_pending(endpoint: _LocalEndpoint, peer: PeerId) -> bool:
@@ -238,8 +237,10 @@ class FaultyNetwork(LocalNetwork):
         """Restore every link cut by a partition."""
         if self._groups is None:
             return
-        before = {(a.peer_id, b.peer_id): self._can_talk(a.peer_id, b.peer_id)
-                  for a, b in itertools.permutations(self._endpoints.values(), 2)}
+        before = {
+            (a.peer_id, b.peer_id): self._can_talk(a.peer_id, b.peer_id)
+            for a, b in itertools.permutations(self._endpoints.values(), 2)
+        }
         self._groups = None
         for a, b in itertools.combinations(list(self._endpoints.values()), 2):
             if not before[(a.peer_id, b.peer_id)] and self._same_room(a, b):
