@@ -393,6 +393,25 @@ def test_a_disconnected_secret_holder_during_a_reveal() -> None:
     no_resyncs(c)
 
 
+def test_a_secret_holder_vanishing_while_the_reveal_is_in_flight() -> None:
+    c = rps_game(3)
+    a, b, spectator = c.ids
+    c.dispatch_private(b, "rps:g", *submit("playerB", "paper"))
+    c.run()
+    c.dispatch_private(a, "rps:g", *submit("playerA", "scissors"))
+    while c.links[(a, a)]:
+        c.deliver(a, a)  # the master (a) reveals; the Revealed frames are queued, not delivered
+    assert [dst for _, dst, m in c.delivered if isinstance(m, rm.Revealed)] == [a]  # only a has it so far
+    c.kill(b)  # b's secret is in the reveal, b is gone before it lands
+    c.run()
+    for p in (a, spectator):
+        view = c.view(p, "rps:g")
+        assert view["submissions"] == {"playerA": {"play": "scissors"}, "playerB": {"play": "paper"}}
+        assert view["winner"] == "scissors"
+    assert len(c.checksums("rps:g")) == 1
+    no_resyncs(c)
+
+
 # -- transforms: a pure view over the master clock (scen8) ----------------------------------------
 
 

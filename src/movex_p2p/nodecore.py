@@ -53,7 +53,8 @@ class NodeCore:
         self.me = me
         self.types = dict(types)
         self.rng = rng
-        self.client = ClientCore(me, types=self.types)
+        self.majority = election.policy is el.Policy.MAJORITY
+        self.client = ClientCore(me, types=self.types, wait_commit=self.majority)
         self.election = el.ElectionMachine(me, config=election, rng=rng)
         self.master: MasterCore | None = None
         self.peers: frozenset[PeerId] = frozenset()
@@ -64,6 +65,9 @@ class NodeCore:
         self._held: list[tuple[PeerId, rm.ResourceMessage]] = []  # for the master while its lease lapsed
         self._position: tuple[int, int] = (0, 0)
         self._last_master: PeerId | None = None
+        self._acks: dict[PeerId, int] = {}  # majority: what each replica holds (master side)
+        self._committed = 0
+        self._acked = 0  # majority: the last index we acked (client side)
         self._now = 0.0
         self._wall = 0.0
 
@@ -138,6 +142,8 @@ class NodeCore:
             if isinstance(message, _ELECTION_TYPES):
                 received = el.Received(sender=sender, message=message)  # type: ignore[arg-type]
                 self._election_effects(self.election.step(received, self._now))
+            elif isinstance(message, rm.Ack):
+                self._on_ack(sender, message)
             elif isinstance(message, _TO_MASTER) or (
                 isinstance(message, rm.Snapshot) and self.master is not None and sender != self.client.master
             ):
@@ -167,6 +173,27 @@ class NodeCore:
         for sender, message in held:
             self.resource_effects(self.master.step(sender, message, self._wall))
 
+    def _on_ack(self, sender: PeerId, ack: rm.Ack) -> None:
+        if self.master is None or ack.term != self.master.term:
+            return
+        if ack.index > self._acks.get(sender, 0):
+            self._acks[sender] = ack.index
+            self._advance_commit()
+
+    def _advance_commit(self) -> None:
+        """Majority: the highest index a quorum holds, counted from an entry of this term on."""
+        master = self.master
+        if master is None or master.began is None:
+            return
+        self._acks[self.me] = self.client.index
+        for index in sorted(set(self._acks.values()), reverse=True):
+            if index <= self._committed or index < master.began:
+                return
+            if self.election.has_quorum(frozenset(p for p, i in self._acks.items() if i >= index)):
+                self._committed = index
+                self.resource_effects([fx.Broadcast(message=rm.Committed(term=master.term, index=index))])
+                return
+
     def _observe(self, term: Term) -> None:
         self._election_effects(self.election.step(el.Observed(term=term), self._now))
 
@@ -188,6 +215,9 @@ class NodeCore:
         previous = self._last_master
         if master is not None:
             self._last_master = master
+        self._acks.clear()
+        self._committed = 0
+        self._acked = 0
         if master == self.me:
             if self.master is None or self.master.term != term:
                 self.master = MasterCore(
@@ -232,12 +262,29 @@ class NodeCore:
         """Deliver messages this peer sent itself, then report a new log position to the election."""
         while self._local:
             self._route(self.me, self._local.popleft())
+        if self.majority:
+            self._ack_position()
         position = self.client.position
         if position != self._position:
             self._position = position
             self._election_effects(self.election.step(el.LogPosition(term=position[0], index=position[1]), self._now))
             while self._local:
                 self._route(self.me, self._local.popleft())
+
+    def _ack_position(self) -> None:
+        index = self.client.index
+        if index <= self._acked:
+            return
+        self._acked = index
+        master = self.client.master
+        if master is None:
+            return
+        if master == self.me:
+            self._advance_commit()
+            while self._local:
+                self._route(self.me, self._local.popleft())
+        else:
+            self._send(master, rm.Ack(term=self.client.term, index=index))
 
     def take_outbox(self) -> dict[PeerId, list[wire.Message]]:
         """Messages to send, per peer (in order); the outbox is emptied."""

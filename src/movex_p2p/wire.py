@@ -220,9 +220,7 @@ def _make_checker(tp: Any) -> _Checker:
     if origin is typing.Literal:
         allowed = set(args)
         return lambda v, where, depth: (
-            v
-            if v in allowed and type(v) in (str, int)
-            else _fail(where, f"one of {sorted(map(str, allowed))}", v)
+            v if v in allowed and type(v) in (str, int) else _fail(where, f"one of {sorted(map(str, allowed))}", v)
         )
     if origin in (tuple, list, frozenset):
         item = args[0]
@@ -247,9 +245,7 @@ def _make_checker(tp: Any) -> _Checker:
             if depth > MAX_DEPTH:
                 raise RemoteProtocolError(f"{where}: nested deeper than {MAX_DEPTH}")
             return {
-                _convert(key_tp, k, f"{where} key", depth + 1): _convert(
-                    value_tp, x, f"{where}.{k}", depth + 1
-                )
+                _convert(key_tp, k, f"{where} key", depth + 1): _convert(value_tp, x, f"{where}.{k}", depth + 1)
                 for k, x in v.items()
             }
 

@@ -283,6 +283,10 @@ class ElectionMachine:
             return True
         return self._handover_to is None and now < self._lease_until()
 
+    def has_quorum(self, voters: frozenset[PeerId]) -> bool:
+        """Do ``voters`` (this peer counts only if listed) form a quorum under the policy now?"""
+        return self._has_quorum(set(voters))
+
     def start(self, now: float) -> list[Effect]:
         """Begin as a follower: wait one election timeout to hear an existing master first."""
         self._arm_election(now)

@@ -32,7 +32,9 @@ from .effects import (
 )
 from .messages import (
     Applied,
+    Began,
     Bind,
+    Committed,
     Create,
     Created,
     Held,
@@ -59,7 +61,20 @@ from .values import has_master_values
 
 __all__ = ["ClientCore", "Pending"]
 
-_FROM_MASTER = (Created, Applied, Revealed, Presence, Secret, Rejected, Replied, Snapshot, Pull, Resend)
+_FROM_MASTER = (
+    Created,
+    Applied,
+    Revealed,
+    Presence,
+    Secret,
+    Rejected,
+    Replied,
+    Snapshot,
+    Pull,
+    Resend,
+    Committed,
+    Began,
+)
 
 RESEND_AFTER = 1.0
 """Seconds without any progress on pending actions after which they are sent again."""
@@ -73,13 +88,17 @@ class Pending:
     action: Action
     private: Action | None = None
     waits: bool = False  # carries master values: not applied until the master resolves it
+    index: int | None = None  # applied at this log index, awaiting commit (``majority``)
 
 
 class ClientCore:
     """Replicas and predicted views of one peer; see the module docstring."""
 
-    def __init__(self, me: PeerId, *, types: Mapping[str, ResourceType]) -> None:
+    def __init__(self, me: PeerId, *, types: Mapping[str, ResourceType], wait_commit: bool = False) -> None:
+        """With ``wait_commit`` an own action is confirmed only once a quorum holds it (``majority``)."""
         self.me = me
+        self.wait_commit = wait_commit
+        self.committed = 0
         self.types = dict(types)
         self.master: PeerId | None = None
         self.term = Term(0)
@@ -209,6 +228,12 @@ class ClientCore:
             if rid not in asked:
                 self._req += 1
                 effects.append(Send(to=master, message=Bind(term=self.term, req=self._req, rid=rid, info=info)))
+        for rid, items in self._pending.items():
+            for item in items:
+                if item.index is not None and item.private is not None:
+                    effects.append(
+                        Send(to=master, message=Restore(term=self.term, rid=rid, seq=item.seq, private=item.private))
+                    )
         for rid, secrets in self._secrets.items():
             for seq, private in secrets:
                 effects.append(Send(to=master, message=Restore(term=self.term, rid=rid, seq=seq, private=private)))
@@ -252,6 +277,11 @@ class ClientCore:
                 return self._on_snapshot(message)
             case Resend():
                 return self._resend(message.rid, message.after)
+            case Committed():
+                return self._on_committed(message.index)
+            case Began():
+                self._entry(message.index)
+                return []
             case Pull():
                 res = self.replicas.get(message.rid)
                 if res is None:
@@ -294,8 +324,22 @@ class ClientCore:
         self._entry(msg.index, msg.now, now)
         effects: list[Effect] = []
         if msg.author == self.me:
-            effects += self._settle(msg.rid, msg.seq, None)
+            if self.wait_commit and msg.index > self.committed:
+                for item in self._pending.get(msg.rid, ()):
+                    if item.seq == msg.seq:
+                        item.index = msg.index  # in the confirmed state now; settled on commit
+            else:
+                effects += self._settle(msg.rid, msg.seq, None)
         return effects + self._changed(msg.rid)
+
+    def _on_committed(self, index: int) -> list[Effect]:
+        self.committed = max(self.committed, index)
+        effects: list[Effect] = []
+        for rid, items in list(self._pending.items()):
+            for item in list(items):
+                if item.index is not None and item.index <= self.committed:
+                    effects += self._settle(rid, item.seq, None)
+        return effects
 
     def _on_revealed(self, msg: Revealed, now: float) -> list[Effect]:
         res = self.replicas.get(msg.rid)
@@ -321,6 +365,9 @@ class ClientCore:
         res.entry_term = msg.term
         res.held = []
         self._secrets.pop(msg.rid, None)
+        for item in self._pending.get(msg.rid, ()):
+            if item.index is not None:
+                item.private = None  # revealed: it is in the confirmed state now
         self._entry(msg.index, msg.now, now)
         return self._changed(msg.rid)
 
@@ -390,10 +437,14 @@ class ClientCore:
         res.subscribers = dict(old.subscribers) if old else {}
         self.replicas[msg.rid] = res
         effects = self._set_subscribers(res, msg.subscribers)
-        # rebase: what the snapshot already contains is confirmed
+        # rebase: what the snapshot already contains is confirmed (once committed, under majority)
         done = res.applied.get(self.me, 0)
         for item in list(self._pending.get(msg.rid, ())):
-            if item.seq <= done:
+            if item.seq > done:
+                item.index = None  # not in the master's log (any more): it goes through again
+            elif self.wait_commit and msg.index > self.committed:
+                item.index = msg.index
+            else:
                 effects += self._settle(msg.rid, item.seq, None)
         held_own = {h.seq for h in res.held if h.author == self.me}
         if msg.rid in self._secrets:
@@ -475,7 +526,8 @@ class ClientCore:
         for item in self._pending.get(rid, ()):
             if item.waits:
                 continue
-            view = _try(reducer, view, item.action)
+            if item.index is None:  # else its public half is in the confirmed state already
+                view = _try(reducer, view, item.action)
             if item.private is not None:
                 view = _try(reducer, view, item.private)
         return view

@@ -19,6 +19,7 @@ from ..ids import PeerId, Rid, Term
 from .effects import Broadcast, Effect, Send
 from .messages import (
     Applied,
+    Began,
     Bind,
     Create,
     Created,
@@ -103,6 +104,7 @@ class MasterCore:
         self._hello_replies: list[tuple[PeerId, int]] = []
         self._early: dict[tuple[PeerId, Rid], dict[int, Propose]] = {}
         self.deadline: float | None = now + recovery_timeout
+        self.began: int | None = None
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -191,7 +193,9 @@ class MasterCore:
         self.deadline = None
         self._awaiting_hello.clear()
         self._awaiting_pull.clear()
-        effects: list[Effect] = []
+        self.index += 1
+        self.began = self.index  # commits count only from an entry of our own term (as Raft's no-op)
+        effects: list[Effect] = [Broadcast(message=Began(term=self.term, index=self.index))]
         gone = [
             PeerId(p)
             for res in self._resources.values()

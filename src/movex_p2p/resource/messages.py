@@ -15,8 +15,11 @@ from .types import Action
 
 __all__ = [
     "MESSAGES",
+    "Ack",
     "Applied",
+    "Began",
     "Bind",
+    "Committed",
     "Create",
     "Created",
     "Held",
@@ -253,6 +256,30 @@ class Resend:
     after: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ack:
+    """To the master (``majority`` policy): this replica holds the log up to ``index``."""
+
+    term: Term
+    index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Committed:
+    """From the master (``majority`` policy): a quorum holds the log up to ``index``."""
+
+    term: Term
+    index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Began:
+    """Log entry: the master of ``term`` starts serving (entries before it are now its own)."""
+
+    term: Term
+    index: int
+
+
 ResourceMessage = (
     Create
     | Bind
@@ -271,6 +298,9 @@ ResourceMessage = (
     | Snapshot
     | Pull
     | Resend
+    | Ack
+    | Committed
+    | Began
 )
 
 MESSAGES: Final[dict[int, type[ResourceMessage]]] = {
@@ -291,4 +321,7 @@ MESSAGES: Final[dict[int, type[ResourceMessage]]] = {
     44: Snapshot,
     45: Pull,
     46: Resend,
+    47: Ack,
+    48: Committed,
+    49: Began,
 }

@@ -257,7 +257,17 @@ class LanEndpoint:
         link = self._links.get(peer)
         if link is None or link.dead or not link.up or self._closing:
             raise ChannelClosed(f"no link to {peer}")
-        link.queue(encode_frame(DATA, data))
+        frame = encode_frame(DATA, data)
+        if not link.outbox and link.session.buffered_amount <= HIGH_WATER:
+            # the writer is idle: hand the frame to the channel now and save a task hop; frames
+            # queued later in this loop turn still coalesce in the outbox behind it
+            try:
+                link.session.send(frame)
+            except ChannelClosed:
+                link.drop()
+                raise
+            return
+        link.queue(frame)
         if len(link.outbox) > OUTBOX_LIMIT:
             self._log.warning("%s cannot keep up (%d bytes queued): dropping it", peer, len(link.outbox))
             link.drop()
@@ -267,6 +277,13 @@ class LanEndpoint:
         """Wait for the next event; ``anyio.EndOfStream`` once the endpoint is closed."""
         try:
             return await self._events_rx.receive()
+        except anyio.ClosedResourceError:
+            raise anyio.EndOfStream from None
+
+    def receive_nowait(self) -> TransportEvent:
+        """The next event if one is ready now, else raise ``anyio.WouldBlock`` (never waits)."""
+        try:
+            return self._events_rx.receive_nowait()
         except anyio.ClosedResourceError:
             raise anyio.EndOfStream from None
 
@@ -353,7 +370,14 @@ class LanEndpoint:
 
     async def _emit(self, event: TransportEvent) -> None:
         try:
-            await self._events_tx.send(event)
+            # send_nowait first: anyio's send() yields a loop turn per item even with room,
+            # which would hand the node one frame per turn and defeat its batching
+            self._events_tx.send_nowait(event)
+        except anyio.WouldBlock:
+            try:
+                await self._events_tx.send(event)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # the endpoint is closing
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # the endpoint is closing
 
@@ -577,7 +601,17 @@ class LanEndpoint:
 
     async def _read_loop(self, link: _Link) -> None:
         decoder = FrameDecoder()
-        async for item in link.session.inbox:
+        inbox = link.session.inbox
+        while True:
+            try:
+                item = inbox.receive_nowait()  # take what is queued without a loop turn each
+            except anyio.WouldBlock:
+                try:
+                    item = await inbox.receive()
+                except (anyio.EndOfStream, anyio.ClosedResourceError):
+                    return
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                return
             if isinstance(item, ChannelDown):
                 self._log.debug("link to %s: %s", link.peer, item.reason)
                 return

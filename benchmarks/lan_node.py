@@ -1,0 +1,241 @@
+"""Node-level LAN benchmark: every peer a movex_p2p.Peer process, all in a private network namespace.
+
+    /work/venv/bin/python benchmarks/lan_node.py --json /tmp/lan-node.json   # re-executes itself under `unshare -rn`
+
+Measures, in one run:
+1. 5 peers: process spawn -> mesh open and a bound resource synced on all (also counted from
+   the last peer's ``Peer.__aenter__``), and when the first master was elected;
+2. dispatch -> confirmed of a non-master peer (each action awaited before the next) against
+   the raw aiortc data-channel round trip of the same run (benchmarks/lan.py's raw worker),
+   and the master's own dispatch -> confirmed (local, no network);
+3. confirmed actions/s with 4 and 8 peer processes all dispatching with a window in flight,
+   counted until every action is confirmed on every peer; lost/doubled/checksums checked;
+4. RSS per peer process with the Peer running.
+
+The peer processes are tests/lan_node_peer.py. Never run the peers on a real network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+sys.path[:0] = [str(Path(__file__).resolve().parent)]
+from lan import ADDRESS, IN_NAMESPACE, Proc, pct, reexec_in_namespace  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+PEER = ROOT / "tests" / "lan_node_peer.py"
+LAN = ROOT / "benchmarks" / "lan.py"
+
+
+class Bed:
+    """Spawns peer processes inside the namespace this harness runs in."""
+
+    def __init__(self, tg: TaskGroup, profile_dir: str | None) -> None:
+        self.tg = tg
+        self.profile_dir = profile_dir
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONUNBUFFERED": "1"}
+
+    async def spawn(self, *args: str) -> Proc:
+        process = await anyio.open_process([sys.executable, *args], stderr=None, env=self.env)
+        proc = Proc(process)
+        self.tg.start_soon(proc.collect)
+        return proc
+
+    async def peers(self, n: int, prefix: str) -> tuple[list[Proc], float]:
+        """Start n Peer processes at once; wait until all are ready; (procs, spawn time)."""
+        spawned = time.monotonic()
+        procs = []
+        for i in range(n):
+            extra = ["--profile", f"{self.profile_dir}/{prefix}{i}.prof"] if self.profile_dir else []
+            procs.append(
+                await self.spawn(str(PEER), "--id", f"{prefix}{i}", "--expect", str(n - 1), "--seed", str(i), *extra)
+            )
+        for proc in procs:
+            await proc.wait_ev("ready", within=60)
+        return procs, spawned
+
+    async def stop(self, procs: list[Proc]) -> None:
+        for proc in procs:
+            if proc.process.returncode is None:
+                try:
+                    await proc.send(cmd="leave")
+                except (anyio.BrokenResourceError, OSError):
+                    pass
+        with anyio.move_on_after(10):
+            for proc in procs:
+                await proc.process.wait()
+        for proc in procs:
+            if proc.process.returncode is None:
+                proc.process.kill()
+                await proc.process.wait()
+            await proc.process.aclose()
+
+
+def first(proc: Proc, ev: str) -> dict[str, Any]:
+    return next(e for e in proc.events if e["ev"] == ev)
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+async def startup(bed: Bed, runs: int) -> dict[str, Any]:
+    rows = []
+    for run in range(runs):
+        procs, spawned = await bed.peers(5, f"s{run}p")
+        entering = [first(p, "entering")["t"] for p in procs]
+        entered = [first(p, "entered")["t"] for p in procs]
+        mesh = max(first(p, "mesh")["t"] for p in procs)
+        ready = max(first(p, "ready")["t"] for p in procs)
+        masters = [e["t"] for p in procs for e in p.events if e["ev"] == "master" and e["master"] is not None]
+        rows.append(
+            {
+                "spawn_to_all_entering_ms": ms(max(entering) - spawned),
+                "spawn_to_mesh_ms": ms(mesh - spawned),
+                "spawn_to_synced_ms": ms(ready - spawned),
+                "last_enter_to_mesh_ms": ms(mesh - max(entering)),
+                "last_enter_to_synced_ms": ms(ready - max(entering)),
+                "last_entered_to_synced_ms": ms(ready - max(entered)),
+                "first_enter_to_master_ms": ms(min(masters) - min(entering)) if masters else None,
+                "last_master_to_synced_ms": ms(ready - max(masters)) if masters else None,
+            }
+        )
+        print(f"startup run {run}: {rows[-1]}", file=sys.stderr)
+        await bed.stop(procs)
+    return {key: statistics.median(r[key] for r in rows if r[key] is not None) for key in rows[0]} | {"runs": rows}
+
+
+async def raw_rtt(bed: Bed, n: int, warmup: int) -> list[float]:
+    offer = await bed.spawn(str(LAN), "--worker", "raw", "--role", "offer", "--n", str(n + warmup))
+    answer = await bed.spawn(str(LAN), "--worker", "raw", "--role", "answer")
+    await answer.send(sdp=(await offer.wait_ev("sdp"))["sdp"])
+    await offer.send(sdp=(await answer.wait_ev("sdp"))["sdp"])
+    samples: list[float] = (await offer.wait_ev("rtt", within=60))["samples"][warmup:]
+    await answer.send(cmd="stop")
+    await bed.stop([offer, answer])
+    return samples
+
+
+async def node_rtt(proc: Proc, n: int, warmup: int) -> list[float]:
+    proc.events = [e for e in proc.events if e["ev"] != "rtt"]
+    await proc.send(cmd="rtt", n=n + warmup)
+    samples: list[float] = (await proc.wait_ev("rtt", within=60))["samples"][warmup:]
+    return samples
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    return {"p50": round(pct(samples, 0.5), 3), "p99": round(pct(samples, 0.99), 3), "n": len(samples)}
+
+
+async def latency(bed: Bed, n: int, rounds: int) -> dict[str, Any]:
+    """Alternate rounds of node and raw samples so both see the same machine load."""
+    procs, _ = await bed.peers(2, "l")
+    client = next(p for p in procs if not first(p, "ready")["is_master"])
+    master = next(p for p in procs if first(p, "ready")["is_master"])
+    ours: list[float] = []
+    raw: list[float] = []
+    local: list[float] = []
+    for _ in range(rounds):
+        ours += await node_rtt(client, n, 100)
+        raw += await raw_rtt(bed, n, 100)
+        local += await node_rtt(master, n, 100)
+    await bed.stop(procs)
+    result = {"client": summary(ours), "raw_aiortc": summary(raw), "master_local": summary(local)}
+    result["client_over_raw_p50"] = round(result["client"]["p50"] / result["raw_aiortc"]["p50"], 2)
+    return result
+
+
+async def throughput(bed: Bed, n: int, count: int, window: int) -> dict[str, Any]:
+    procs, _ = await bed.peers(n, f"f{n}p")
+    for proc in procs:
+        await proc.send(cmd="rss")
+    rss = [(await p.wait_ev("rss"))["kib"] for p in procs]
+    total = n * count
+    for proc in procs:
+        await proc.send(cmd="flood", count=count, window=window, total=total)
+    results = [await p.wait_ev("flood", within=60) for p in procs]
+    for proc in procs:
+        proc.events = [e for e in proc.events if e["ev"] != "rss"]
+        await proc.send(cmd="rss")
+    rss_after = [(await p.wait_ev("rss"))["kib"] for p in procs]
+    started = min(r["started"] for r in results)
+    done = max(r["all_done"] for r in results)
+    own_done = max(r["own_done"] for r in results)
+    problems = []
+    for r in results:
+        if r["confirmed_total"] != total:
+            problems.append(f"a peer holds {r['confirmed_total']} of {total}")
+        if r["mine"] != count:
+            problems.append(f"a peer's own count is {r['mine']}, dispatched {count}")
+        if r["rejected"]:
+            problems.append(f"{r['rejected']} rejected")
+    await bed.stop(procs)
+    return {
+        "peers": n,
+        "dispatched": total,
+        "window": window,
+        "actions_per_s": round(total / (done - started)),
+        "actions_per_s_own_confirmed": round(total / (own_done - started)),
+        "seconds": round(done - started, 3),
+        "checksums": len({r["checksum"] for r in results}),
+        "resyncs": sum(r["resyncs"] for r in results),
+        "problems": problems,
+        "rss_kib_idle": statistics.median(rss),
+        "rss_kib_after": statistics.median(rss_after),
+    }
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    async with anyio.create_task_group() as tg:
+        bed = Bed(tg, args.profile)
+        if "startup" in args.only:
+            results["startup_5"] = await startup(bed, args.startup_runs)
+        if "latency" in args.only:
+            results["latency_ms"] = await latency(bed, args.samples, args.rounds)
+            print(f"latency: {results['latency_ms']}", file=sys.stderr)
+        if "flood" in args.only:
+            for n in args.flood_peers:
+                results[f"flood_{n}"] = await throughput(bed, n, args.count // n, args.window)
+                print(f"flood {n}: {results[f'flood_{n}']}", file=sys.stderr)
+        tg.cancel_scope.cancel()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--only", default="startup,latency,flood", help="comma-separated phases")
+    parser.add_argument("--startup-runs", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=1000, help="round trips per round and kind")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--count", type=int, default=16000, help="actions per flood, split across the peers")
+    parser.add_argument("--flood-peers", default="4,8", help="peer counts for the flood phase")
+    parser.add_argument("--window", type=int, default=64, help="unconfirmed actions per peer")
+    parser.add_argument("--profile", help="directory: every peer writes cProfile stats there")
+    args = parser.parse_args()
+    args.only = set(args.only.split(","))
+    args.flood_peers = [int(n) for n in args.flood_peers.split(",")]
+    if os.environ.get(IN_NAMESPACE) != "1":
+        reexec_in_namespace()
+    started = time.monotonic()
+    results = anyio.run(bench, args, backend="asyncio")
+    results["total_s"] = round(time.monotonic() - started, 1)
+    results["address"] = ADDRESS
+    print(json.dumps(results, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
