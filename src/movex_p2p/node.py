@@ -413,9 +413,18 @@ class Peer:
         receive_nowait: Callable[[], TransportEvent] | None = getattr(self._endpoint, "receive_nowait", None)
         try:
             while True:
-                wait = self._core.seconds_to_deadline(anyio.current_time(), time.time())
-                with anyio.move_on_after(_IDLE_WAKE if wait is None else min(wait, _IDLE_WAKE)):
-                    event = await self._endpoint.receive()
+                event: TransportEvent | None = None
+                if receive_nowait is not None:  # under load input is waiting: skip the timer scope
+                    try:
+                        event = receive_nowait()
+                    except anyio.WouldBlock:
+                        pass
+                waited = event is None
+                if event is None:
+                    wait = self._core.seconds_to_deadline(anyio.current_time(), time.time())
+                    with anyio.move_on_after(_IDLE_WAKE if wait is None else min(wait, _IDLE_WAKE)):
+                        event = await self._endpoint.receive()
+                if event is not None:
                     self._on_transport(event)
                     # take what is already waiting before flushing, so replies go out batched
                     for _ in range(256):
@@ -431,6 +440,8 @@ class Peer:
                         break
                 self._core.tick(anyio.current_time(), time.time())
                 self._after()
+                if not waited:
+                    await anyio.lowlevel.checkpoint()  # input kept coming: let the other tasks run
         except (anyio.EndOfStream, anyio.ClosedResourceError) as exc:
             if not self._closed:
                 self.log.warning("transport closed under peer %s", self.id)

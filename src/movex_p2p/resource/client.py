@@ -228,12 +228,12 @@ class ClientCore:
             if rid not in asked:
                 self._req += 1
                 effects.append(Send(to=master, message=Bind(term=self.term, req=self._req, rid=rid, info=info)))
-        for rid, items in self._pending.items():
-            for item in items:
-                if item.index is not None and item.private is not None:
-                    effects.append(
-                        Send(to=master, message=Restore(term=self.term, rid=rid, seq=item.seq, private=item.private))
-                    )
+        effects.extend(  # private halves of pairs applied but not yet committed
+            Send(to=master, message=Restore(term=self.term, rid=rid, seq=item.seq, private=item.private))
+            for rid, items in self._pending.items()
+            for item in items
+            if item.index is not None and item.private is not None
+        )
         for rid, secrets in self._secrets.items():
             for seq, private in secrets:
                 effects.append(Send(to=master, message=Restore(term=self.term, rid=rid, seq=seq, private=private)))
