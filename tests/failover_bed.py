@@ -7,12 +7,21 @@ which every process on the machine shares.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
-from netns import Namespace, PeerProcess
+from netns import PeerProcess
+
+
+class Bed(Protocol):
+    """Where peer processes run: one namespace (tests/netns.py) or several hosts (tests/multihost.py)."""
+
+    async def spawn(self, args: Sequence[str], *, name: str) -> PeerProcess: ...
+
+    async def leave(self, peer: PeerProcess, *, within: float = 10.0) -> None: ...
 
 
 @dataclass
@@ -34,9 +43,7 @@ class FailoverResult:
         return not self.problems and self.lost == 0 and self.doubled == 0 and self.checksums == 1
 
 
-async def failover_run(
-    ns: Namespace, peers: int, *, mode: str = "kill", run: int = 0, lead: float = 0.6
-) -> FailoverResult:
+async def failover_run(ns: Bed, peers: int, *, mode: str = "kill", run: int = 0, lead: float = 0.6) -> FailoverResult:
     """Start ``peers`` processes, let them dispatch, remove the master, check the outcome."""
     procs: dict[str, PeerProcess] = {}
     for i in range(peers):

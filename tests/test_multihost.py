@@ -1,0 +1,50 @@
+"""Peers on separate hosts (namespaces joined by veth pairs and a bridge): discovery, sync, failover."""
+
+from __future__ import annotations
+
+import pytest
+
+from failover_bed import failover_run
+from multihost import open_hosts
+
+pytestmark = pytest.mark.netns
+
+
+async def test_three_hosts_sync_a_counter() -> None:
+    n, count = 3, 5
+    async with open_hosts(n) as hosts:
+        nodes = [
+            await hosts.spawn(
+                [
+                    "-m",
+                    "tests.lan_peer",
+                    "--mode",
+                    "node",
+                    "--secret",
+                    "s",
+                    "--expect",
+                    str(n - 1),
+                    "--count",
+                    str(count),
+                    "--total",
+                    str(n * count),
+                    "--id",
+                    f"h{i}",
+                ],
+                name=f"h{i}",
+            )
+            for i in range(n)
+        ]
+        synced = [await node.wait_event("synced", within=40) for node in nodes]
+        assert {s["count"] for s in synced} == {n * count}
+        assert len({s["checksum"] for s in synced}) == 1
+        assert len({s["master"] for s in synced}) == 1
+        for node in nodes:
+            await hosts.leave(node, within=15)
+
+
+async def test_master_host_killed_while_all_dispatch() -> None:
+    async with open_hosts(3) as hosts:
+        result = await failover_run(hosts, 3, mode="kill")
+    assert not result.problems, result.problems
+    assert (result.lost, result.doubled, result.checksums) == (0, 0, 1)
