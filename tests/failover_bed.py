@@ -7,21 +7,12 @@ which every process on the machine shares.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 
 from netns import PeerProcess
-
-
-class Bed(Protocol):
-    """Where peer processes run: one namespace (tests/netns.py) or several hosts (tests/multihost.py)."""
-
-    async def spawn(self, args: Sequence[str], *, name: str) -> PeerProcess: ...
-
-    async def leave(self, peer: PeerProcess, *, within: float = 10.0) -> None: ...
 
 
 @dataclass

@@ -13,16 +13,15 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import anyio
 import pytest
+from anyio.abc import TaskGroup
 
-from netns import ROOT, PeerProcess, _kill_all, child_env
+from netns import ProcessBed, running
 
 SUBNET = "10.77.0"
 
@@ -46,42 +45,19 @@ def unavailable_reason() -> str | None:
     return None
 
 
-class Hosts:
+class Hosts(ProcessBed):
     """Hosts on one bridge; ``spawn`` runs ``python args...`` on the next host in turn."""
 
-    def __init__(self, names: list[str], tg: anyio.abc.TaskGroup, tmp: Path) -> None:
+    def __init__(self, names: list[str], tg: TaskGroup, tmp: Path) -> None:
+        super().__init__(tg, tmp)
         self.names = names
         self.addresses = [f"{SUBNET}.{i + 1}" for i in range(len(names))]
-        self._tg = tg
-        self._tmp = tmp
         self._turn = itertools.cycle(range(len(names)))
-        self.processes: list[PeerProcess] = []
 
-    async def spawn(self, args: Sequence[str], *, name: str, host: int | None = None) -> PeerProcess:
-        """Run a peer process on ``host`` (default: the next one); its --iface is that host's address."""
-        index = next(self._turn) if host is None else host
-        stderr_path = self._tmp / f"{name}-{len(self.processes)}.err"
-        with stderr_path.open("wb") as stderr:
-            process = await anyio.open_process(
-                ["ip", "netns", "exec", self.names[index], sys.executable, *args, "--iface", self.addresses[index]],
-                stderr=stderr,
-                cwd=ROOT,
-                env=child_env(),
-            )
-        peer = PeerProcess(name, process, stderr_path)
-        self.processes.append(peer)
-        self._tg.start_soon(peer._collect)
-        return peer
-
-    async def leave(self, peer: PeerProcess, *, within: float = 10.0) -> None:
-        """Ask ``peer`` to leave gracefully and wait for it to exit."""
-        if peer.process.returncode is None:
-            try:
-                await peer.command("leave")
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                pass
-        with anyio.fail_after(within):
-            await peer.process.wait()
+    def argv(self, args: Sequence[str]) -> list[str]:
+        """Run on the next host; the peer's --iface is that host's address."""
+        host = next(self._turn)
+        return ["ip", "netns", "exec", self.names[host], sys.executable, *args, "--iface", self.addresses[host]]
 
 
 def _build(tag: str, count: int) -> list[str]:
@@ -117,23 +93,9 @@ async def open_hosts(count: int) -> AsyncIterator[Hosts]:
     reason = unavailable_reason()
     if reason is not None:
         pytest.skip(f"multi-host namespaces unavailable: {reason}")
-    tag = uuid.uuid4().hex[:6]
-    namespaces = _build(tag, count)
+    namespaces = _build(uuid.uuid4().hex[:6], count)
     try:
-        with tempfile.TemporaryDirectory(prefix="movex-hosts-") as tmp:
-            processes: list[PeerProcess] = []
-            try:
-                async with anyio.create_task_group() as tg:
-                    hosts = Hosts(namespaces[1:], tg, Path(tmp))
-                    processes = hosts.processes
-                    try:
-                        yield hosts
-                    finally:
-                        with anyio.CancelScope(shield=True):
-                            await _kill_all(processes)
-            finally:
-                with anyio.CancelScope(shield=True):
-                    for peer in processes:
-                        await peer.process.aclose()
+        async with running(lambda tg, tmp: Hosts(namespaces[1:], tg, tmp)) as hosts:
+            yield hosts
     finally:
         _teardown(namespaces)

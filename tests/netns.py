@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import pytest
@@ -30,6 +30,7 @@ ADDRESS = "127.0.0.2"
 _SETUP = f"ip link set lo up multicast on && ip addr add {ADDRESS}/8 dev lo"
 
 Event = dict[str, Any]
+B = TypeVar("B", bound="ProcessBed")
 
 
 @functools.cache
@@ -133,43 +134,26 @@ class PeerProcess:
             return ""
 
 
-class Namespace:
-    """One live namespace; ``spawn`` runs a process in it."""
+class ProcessBed:
+    """Runs peer processes and owns them: every one is killed and reaped when the bed closes."""
 
-    def __init__(self, holder: Process, tg: TaskGroup, tmp: Path) -> None:
-        self._holder = holder
+    def __init__(self, tg: TaskGroup, tmp: Path) -> None:
         self._tg = tg
         self._tmp = tmp
         self.processes: list[PeerProcess] = []
 
+    def argv(self, args: Sequence[str]) -> list[str]:
+        """The command line that runs ``python args...`` in this bed."""
+        raise NotImplementedError
+
     async def spawn(self, args: Sequence[str], *, name: str) -> PeerProcess:
-        """Run ``python args...`` inside the namespace."""
+        """Run ``python args...`` in the bed; its stdout JSON lines become events."""
         stderr_path = self._tmp / f"{name}-{len(self.processes)}.err"
         with stderr_path.open("wb") as stderr:
-            process = await anyio.open_process(
-                [
-                    "nsenter",
-                    "--preserve-credentials",
-                    "-U",
-                    "-n",
-                    "-t",
-                    str(self._holder.pid),
-                    sys.executable,
-                    *args,
-                ],
-                stderr=stderr,
-                cwd=ROOT,
-                env=child_env(),
-            )
+            process = await anyio.open_process(self.argv(args), stderr=stderr, cwd=ROOT, env=child_env())
         peer = PeerProcess(name, process, stderr_path)
         self.processes.append(peer)
         self._tg.start_soon(peer._collect)
-        return peer
-
-    async def spawn_peer(self, peer_id: str, *extra: str) -> PeerProcess:
-        """A tests.lan_peer process; waits until it reports ``ready``."""
-        peer = await self.spawn(["-X", "dev", "-m", "tests.lan_peer", "--id", peer_id, *extra], name=peer_id)
-        await peer.wait_event("ready", within=20)
         return peer
 
     async def leave(self, peer: PeerProcess, *, within: float = 10.0) -> None:
@@ -184,39 +168,63 @@ class Namespace:
 
 
 @asynccontextmanager
+async def running(make: Callable[[TaskGroup, Path], B]) -> AsyncIterator[B]:
+    """Open a bed built by ``make``; on exit kill and reap every process it started."""
+    with tempfile.TemporaryDirectory(prefix="movex-bed-") as tmp:
+        processes: list[PeerProcess] = []
+        try:
+            async with anyio.create_task_group() as tg:
+                bed = make(tg, Path(tmp))
+                processes = bed.processes
+                try:
+                    yield bed
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await _kill_all(processes)
+        finally:
+            with anyio.CancelScope(shield=True):
+                for peer in processes:
+                    await peer.process.aclose()
+
+
+class Namespace(ProcessBed):
+    """One live namespace; ``spawn`` runs a process in it."""
+
+    def __init__(self, holder: Process, tg: TaskGroup, tmp: Path) -> None:
+        super().__init__(tg, tmp)
+        self._holder = holder
+
+    def argv(self, args: Sequence[str]) -> list[str]:
+        return ["nsenter", "--preserve-credentials", "-U", "-n", "-t", str(self._holder.pid), sys.executable, *args]
+
+    async def spawn_peer(self, peer_id: str, *extra: str) -> PeerProcess:
+        """A tests.lan_peer process; waits until it reports ``ready``."""
+        peer = await self.spawn(["-X", "dev", "-m", "tests.lan_peer", "--id", peer_id, *extra], name=peer_id)
+        await peer.wait_event("ready", within=20)
+        return peer
+
+
+@asynccontextmanager
 async def open_namespace() -> AsyncIterator[Namespace]:
     """A fresh namespace for one test; every process in it is killed on exit."""
     require_netns()
-    with tempfile.TemporaryDirectory(prefix="movex-netns-") as tmp:
-        holder = await anyio.open_process(
-            ["unshare", "-rn", "sh", "-c", f"{_SETUP} && echo ready && exec sleep 3600"],
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            assert holder.stdout is not None
-            with anyio.fail_after(10):
-                line = await holder.stdout.receive()
-            if b"ready" not in line:
-                pytest.skip(f"namespace setup failed: {line!r}")
-            processes: list[PeerProcess] = []
-            try:
-                async with anyio.create_task_group() as tg:
-                    namespace = Namespace(holder, tg, Path(tmp))
-                    processes = namespace.processes
-                    try:
-                        yield namespace
-                    finally:
-                        with anyio.CancelScope(shield=True):
-                            await _kill_all(processes)
-            finally:
-                with anyio.CancelScope(shield=True):
-                    for peer in processes:
-                        await peer.process.aclose()
-        finally:
-            with anyio.CancelScope(shield=True):
-                holder.kill()
-                await holder.wait()
-                await holder.aclose()
+    holder = await anyio.open_process(
+        ["unshare", "-rn", "sh", "-c", f"{_SETUP} && echo ready && exec sleep 3600"],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert holder.stdout is not None
+        with anyio.fail_after(10):
+            line = await holder.stdout.receive()
+        if b"ready" not in line:
+            pytest.skip(f"namespace setup failed: {line!r}")
+        async with running(lambda tg, tmp: Namespace(holder, tg, tmp)) as namespace:
+            yield namespace
+    finally:
+        with anyio.CancelScope(shield=True):
+            holder.kill()
+            await holder.wait()
+            await holder.aclose()
 
 
 async def _kill_all(processes: list[PeerProcess]) -> None:
