@@ -34,7 +34,9 @@ class FailoverResult:
         return not self.problems and self.lost == 0 and self.doubled == 0 and self.checksums == 1
 
 
-async def failover_run(ns: Bed, peers: int, *, mode: str = "kill", run: int = 0, lead: float = 0.6) -> FailoverResult:
+async def failover_run(
+    ns: ProcessBed, peers: int, *, mode: str = "kill", run: int = 0, lead: float = 0.6
+) -> FailoverResult:
     """Start ``peers`` processes, let them dispatch, remove the master, check the outcome."""
     procs: dict[str, PeerProcess] = {}
     for i in range(peers):
