@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 
-from netns import PeerProcess
+from netns import PeerProcess, ProcessBed
 
 
 @dataclass
