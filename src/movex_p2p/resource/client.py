@@ -298,18 +298,21 @@ class ClientCore:
         if stamp is not None:
             self._clock_offset = stamp - now
 
-    def _on_applied(self, msg: Applied, now: float) -> list[Effect]:
+    def _apply_entry(self, msg: Applied | Revealed, actions: list[Action | None]) -> Replica | list[Effect]:
+        """Replay ``actions`` for entry ``msg`` and verify it; the replica, or what to do instead."""
         res = self.replicas.get(msg.rid)
         if res is None:
             return self._resync(msg.rid, "entry for an unknown resource")
-        if msg.rid in self._syncing:
-            return []
-        if msg.version <= res.version:
-            return []  # already applied (e.g. after a snapshot)
+        if msg.rid in self._syncing or msg.version <= res.version:
+            return []  # resyncing, or already applied (e.g. after a snapshot)
         if msg.version != res.version + 1:
             return self._resync(msg.rid, f"version gap: have {res.version}, got {msg.version}")
+        state = res.state
         try:
-            state = freeze(res.type.reducer(res.state, msg.action))
+            for action in actions:
+                if action is None:
+                    raise InvalidState("a revealed action is missing")
+                state = freeze(res.type.reducer(state, action))
         except Exception as exc:
             return self._resync(msg.rid, f"reducer raised on a confirmed action: {exc!r}")
         digest = checksum(state)
@@ -318,6 +321,12 @@ class ClientCore:
         res.set_state(state, digest)
         res.version = msg.version
         res.entry_term = msg.term
+        return res
+
+    def _on_applied(self, msg: Applied, now: float) -> list[Effect]:
+        res = self._apply_entry(msg, [msg.action])
+        if not isinstance(res, Replica):
+            return res
         res.applied[msg.author] = msg.seq
         if msg.private:
             res.held.append(Held(author=msg.author, seq=msg.seq))
@@ -342,27 +351,9 @@ class ClientCore:
         return effects
 
     def _on_revealed(self, msg: Revealed, now: float) -> list[Effect]:
-        res = self.replicas.get(msg.rid)
-        if res is None:
-            return self._resync(msg.rid, "reveal for an unknown resource")
-        if msg.rid in self._syncing or msg.version <= res.version:
-            return []
-        if msg.version != res.version + 1:
-            return self._resync(msg.rid, f"version gap: have {res.version}, got {msg.version}")
-        state = res.state
-        try:
-            for held in msg.actions:
-                if held.action is None:
-                    raise InvalidState("a revealed action is missing")
-                state = freeze(res.type.reducer(state, held.action))
-        except Exception as exc:
-            return self._resync(msg.rid, f"replaying a reveal failed: {exc!r}")
-        digest = checksum(state)
-        if digest != msg.checksum:
-            return self._resync(msg.rid, "checksum mismatch after a reveal")
-        res.set_state(state, digest)
-        res.version = msg.version
-        res.entry_term = msg.term
+        res = self._apply_entry(msg, [held.action for held in msg.actions])
+        if not isinstance(res, Replica):
+            return res
         res.held = []
         self._secrets.pop(msg.rid, None)
         for item in self._pending.get(msg.rid, ()):
