@@ -4,10 +4,12 @@
 
 Measures, in one run:
 1. 5 peers: process spawn -> mesh open and a bound resource synced on all (also counted from
-   the last peer's ``Peer.__aenter__``), and when the first master was elected;
+   the last peer's ``Peer.__aenter__``), and when the first master was elected; again with a
+   0.1 s election timeout (an experiment: the first election's share);
 2. dispatch -> confirmed of a non-master peer (each action awaited before the next) against
-   the raw aiortc data-channel round trip of the same run (benchmarks/lan.py's raw worker),
-   and the master's own dispatch -> confirmed (local, no network);
+   the raw aiortc data-channel round trip and our LanEndpoint's echo of the same run
+   (benchmarks/lan.py's workers; they always import this checkout's src), and the master's own
+   dispatch -> confirmed (local, no network);
 3. confirmed actions/s with 4 and 8 peer processes all dispatching with a window in flight,
    counted until every action is confirmed on every peer; lost/doubled/checksums checked;
 4. RSS per peer process with the Peer running.
@@ -40,10 +42,11 @@ LAN = ROOT / "benchmarks" / "lan.py"
 class Bed:
     """Spawns peer processes inside the namespace this harness runs in."""
 
-    def __init__(self, tg: TaskGroup, profile_dir: str | None) -> None:
+    def __init__(self, tg: TaskGroup, profile_dir: str | None, src: str, log: str) -> None:
         self.tg = tg
         self.profile_dir = profile_dir
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONUNBUFFERED": "1"}
+        self.log = log
+        self.env = {**os.environ, "PYTHONPATH": src, "PYTHONUNBUFFERED": "1"}
 
     async def spawn(self, *args: str) -> Proc:
         process = await anyio.open_process([sys.executable, *args], stderr=None, env=self.env)
@@ -51,12 +54,14 @@ class Bed:
         self.tg.start_soon(proc.collect)
         return proc
 
-    async def peers(self, n: int, prefix: str) -> tuple[list[Proc], float]:
+    async def peers(self, n: int, prefix: str, *options: str) -> tuple[list[Proc], float]:
         """Start n Peer processes at once; wait until all are ready; (procs, spawn time)."""
         spawned = time.monotonic()
         procs = []
         for i in range(n):
-            extra = ["--profile", f"{self.profile_dir}/{prefix}{i}.prof"] if self.profile_dir else []
+            extra = [*options, "--log", self.log]
+            if self.profile_dir:
+                extra += ["--profile", f"{self.profile_dir}/{prefix}{i}.prof"]
             procs.append(
                 await self.spawn(str(PEER), "--id", f"{prefix}{i}", "--expect", str(n - 1), "--seed", str(i), *extra)
             )
@@ -89,10 +94,10 @@ def ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
 
-async def startup(bed: Bed, runs: int) -> dict[str, Any]:
-    rows = []
+async def startup(bed: Bed, runs: int, *options: str) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
     for run in range(runs):
-        procs, spawned = await bed.peers(5, f"s{run}p")
+        procs, spawned = await bed.peers(5, f"s{run}p", *options)
         entering = [first(p, "entering")["t"] for p in procs]
         entered = [first(p, "entered")["t"] for p in procs]
         mesh = max(first(p, "mesh")["t"] for p in procs)
@@ -101,6 +106,7 @@ async def startup(bed: Bed, runs: int) -> dict[str, Any]:
         rows.append(
             {
                 "spawn_to_all_entering_ms": ms(max(entering) - spawned),
+                "enter_spread_ms": ms(max(entering) - min(entering)),
                 "spawn_to_mesh_ms": ms(mesh - spawned),
                 "spawn_to_synced_ms": ms(ready - spawned),
                 "last_enter_to_mesh_ms": ms(mesh - max(entering)),
@@ -126,6 +132,16 @@ async def raw_rtt(bed: Bed, n: int, warmup: int) -> list[float]:
     return samples
 
 
+async def endpoint_rtt(bed: Bed, n: int, warmup: int) -> list[float]:
+    """Our LanEndpoint alone (benchmarks/lan.py's peer worker echoing 50-byte frames)."""
+    procs = [await bed.spawn(str(LAN), "--worker", "peer", "--id", f"e{i}") for i in range(2)]
+    await procs[0].wait(lambda e: e["ev"] == "up" and e["peer"] == "e1")
+    await procs[0].send(cmd="rtt", peer="e1", n=n + warmup, size=50)
+    samples: list[float] = (await procs[0].wait_ev("rtt", within=60))["samples"][warmup:]
+    await bed.stop(procs)
+    return samples
+
+
 async def node_rtt(proc: Proc, n: int, warmup: int) -> list[float]:
     proc.events = [e for e in proc.events if e["ev"] != "rtt"]
     await proc.send(cmd="rtt", n=n + warmup)
@@ -144,14 +160,22 @@ async def latency(bed: Bed, n: int, rounds: int) -> dict[str, Any]:
     master = next(p for p in procs if first(p, "ready")["is_master"])
     ours: list[float] = []
     raw: list[float] = []
+    endpoint: list[float] = []
     local: list[float] = []
     for _ in range(rounds):
         ours += await node_rtt(client, n, 100)
         raw += await raw_rtt(bed, n, 100)
+        endpoint += await endpoint_rtt(bed, n, 100)
         local += await node_rtt(master, n, 100)
     await bed.stop(procs)
-    result = {"client": summary(ours), "raw_aiortc": summary(raw), "master_local": summary(local)}
+    result: dict[str, Any] = {
+        "client": summary(ours),
+        "raw_aiortc": summary(raw),
+        "endpoint": summary(endpoint),
+        "master_local": summary(local),
+    }
     result["client_over_raw_p50"] = round(result["client"]["p50"] / result["raw_aiortc"]["p50"], 2)
+    result["endpoint_over_raw_p50"] = round(result["endpoint"]["p50"] / result["raw_aiortc"]["p50"], 2)
     return result
 
 
@@ -198,16 +222,25 @@ async def throughput(bed: Bed, n: int, count: int, window: int) -> dict[str, Any
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     async with anyio.create_task_group() as tg:
-        bed = Bed(tg, args.profile)
+        bed = Bed(tg, args.profile, args.src, args.peer_log)
         if "startup" in args.only:
             results["startup_5"] = await startup(bed, args.startup_runs)
+            # experiment, not a setting we ship: a 0.1 s election timeout shows the first election's share
+            results["startup_5_election_0.1s"] = await startup(bed, args.startup_runs, "--election-timeout", "0.1")
         if "latency" in args.only:
             results["latency_ms"] = await latency(bed, args.samples, args.rounds)
             print(f"latency: {results['latency_ms']}", file=sys.stderr)
         if "flood" in args.only:
             for n in args.flood_peers:
-                results[f"flood_{n}"] = await throughput(bed, n, args.count // n, args.window)
-                print(f"flood {n}: {results[f'flood_{n}']}", file=sys.stderr)
+                runs = []
+                for _ in range(args.flood_runs):
+                    runs.append(await throughput(bed, n, args.count // n, args.window))
+                    print(f"flood {n}: {runs[-1]}", file=sys.stderr)
+                results[f"flood_{n}"] = {
+                    "actions_per_s": statistics.median(r["actions_per_s"] for r in runs),
+                    "all_ok": all(not r["problems"] and r["checksums"] == 1 for r in runs),
+                    "runs": runs,
+                }
         tg.cancel_scope.cancel()
     return results
 
@@ -216,12 +249,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--only", default="startup,latency,flood", help="comma-separated phases")
-    parser.add_argument("--startup-runs", type=int, default=3)
+    parser.add_argument("--startup-runs", type=int, default=5)
     parser.add_argument("--samples", type=int, default=1000, help="round trips per round and kind")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--count", type=int, default=16000, help="actions per flood, split across the peers")
     parser.add_argument("--flood-peers", default="4,8", help="peer counts for the flood phase")
+    parser.add_argument("--flood-runs", type=int, default=3)
     parser.add_argument("--window", type=int, default=64, help="unconfirmed actions per peer")
+    parser.add_argument("--src", default=str(ROOT / "src"), help="the movex_p2p the peers import (A/B runs)")
+    parser.add_argument("--peer-log", default="WARNING", help="log level of the peers (stderr)")
     parser.add_argument("--profile", help="directory: every peer writes cProfile stats there")
     args = parser.parse_args()
     args.only = set(args.only.split(","))

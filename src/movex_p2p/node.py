@@ -225,6 +225,7 @@ class Peer:
         self._requests: dict[int, tuple[anyio.Event, list[fx.RequestSettled]]] = {}
         self._ready = anyio.Event()
         self._master_change = anyio.Event()
+        self._flush_soon = anyio.Event()
         self._master_cbs: list[Callable[[str | None, int], None]] = []
         self._peers_cbs: list[Callable[[frozenset[str]], None]] = []
         self._closed = False
@@ -295,6 +296,7 @@ class Peer:
         self._core.start(anyio.current_time(), time.time())
         self._after()
         self._tg.start_soon(self._pump)
+        self._tg.start_soon(self._flusher)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -398,7 +400,14 @@ class Peer:
     def _command(self, effects: list[fx.Effect]) -> None:
         self._core.resource_effects(effects)
         self._core.drain()
-        self._after()
+        # sent at the next loop turn, so a burst of dispatches leaves as one frame per peer
+        self._flush_soon.set()
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._flush_soon.wait()
+            self._flush_soon = anyio.Event()
+            self._after()
 
     def _check_open(self) -> None:
         if self._closed or self._failure is not None:

@@ -257,17 +257,7 @@ class LanEndpoint:
         link = self._links.get(peer)
         if link is None or link.dead or not link.up or self._closing:
             raise ChannelClosed(f"no link to {peer}")
-        frame = encode_frame(DATA, data)
-        if not link.outbox and link.session.buffered_amount <= HIGH_WATER:
-            # the writer is idle: hand the frame to the channel now and save a task hop; frames
-            # queued later in this loop turn still coalesce in the outbox behind it
-            try:
-                link.session.send(frame)
-            except ChannelClosed:
-                link.drop()
-                raise
-            return
-        link.queue(frame)
+        link.queue(encode_frame(DATA, data))
         if len(link.outbox) > OUTBOX_LIMIT:
             self._log.warning("%s cannot keep up (%d bytes queued): dropping it", peer, len(link.outbox))
             link.drop()
@@ -422,6 +412,8 @@ class LanEndpoint:
         if old is not None and ann.incarnation < old.incarnation:
             return  # a stale record of an older incarnation
         self._known[peer] = ann
+        if old is None:
+            self._log.debug("discovered %s", peer)
         link = self._links.get(peer)
         restarted = link is not None and link.incarnation < ann.incarnation
         if link is not None and restarted:
