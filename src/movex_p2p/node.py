@@ -231,7 +231,7 @@ class Peer:
         self._closed = False
         self._failure: BaseException | None = None
         self._warned: set[tuple[PeerId, str]] = set()
-        self.stats = {"frames_in": 0, "frames_out": 0, "dropped": 0, "resyncs": 0}
+        self.stats = {"frames_in": 0, "frames_out": 0, "dropped": 0, "resyncs": 0, "rebased": 0}
         self.log = logging.LoggerAdapter(log, {"peer": self.id})
 
     # -- properties ----------------------------------------------------------------------------
@@ -545,6 +545,9 @@ class Peer:
                 if waiter is not None:
                     waiter[1].append(event)
                     waiter[0].set()
+            case fx.Rebased(rid=rid, count=count):
+                self.stats["rebased"] += count
+                self.log.warning("%s: %d own actions confirmed by a deposed master were re-sent", rid, count)
             case fx.ResyncStarted(rid=rid, reason=reason):
                 self.stats["resyncs"] += 1
                 self.log.warning("%s diverged (%s): resyncing", rid, reason)

@@ -36,6 +36,7 @@ class SimPeer:
     rejected: dict[tuple[Rid, int], str] = field(default_factory=dict)
     dispatched: dict[tuple[Rid, int], Action] = field(default_factory=dict)
     resyncs: int = 0
+    rebased: int = 0
 
 
 @dataclass(order=True, slots=True)
@@ -262,13 +263,15 @@ class Simulation:
             match event:
                 case el.MasterChanged(master=master, term=term) if master == pid:
                     self.elected.append((self.now, term, pid))
-                case fx.ActionSettled(rid=rid, seq=seq, error=None):
-                    peer.confirmed[(rid, seq)] = peer.dispatched.get((rid, seq), Action("?"))
+                case fx.ActionSettled(rid=rid, seq=seq, error=None) if (rid, seq) in peer.dispatched:
+                    peer.confirmed[(rid, seq)] = peer.dispatched[(rid, seq)]
                     peer.confirmed_at[(rid, seq)] = self.now
                 case fx.ActionSettled(rid=rid, seq=seq, error=error) if error is not None:
                     peer.rejected[(rid, seq)] = error
                 case fx.ResyncStarted():
                     peer.resyncs += 1
+                case fx.Rebased(count=count):
+                    peer.rebased += count
                 case _:
                     pass
         core.dropped.clear()

@@ -13,6 +13,7 @@ flight per resource); pending actions are rebased on it.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -23,6 +24,7 @@ from .effects import (
     ActionSettled,
     Effect,
     PresenceChanged,
+    Rebased,
     RequestSettled,
     ResyncStarted,
     Send,
@@ -76,6 +78,9 @@ _FROM_MASTER = (
     Began,
 )
 
+KEEP_CONFIRMED = 1024
+"""Own confirmed actions kept per resource, to re-send any that a split's losing master confirmed."""
+
 RESEND_AFTER = 1.0
 """Seconds without any progress on pending actions after which they are sent again."""
 
@@ -89,6 +94,16 @@ class Pending:
     private: Action | None = None
     waits: bool = False  # carries master values: not applied until the master resolves it
     index: int | None = None  # applied at this log index, awaiting commit (``majority``)
+
+
+@dataclass(frozen=True, slots=True)
+class _Confirmed:
+    """An own action as the master of ``term`` applied it at ``version``."""
+
+    version: int
+    term: int
+    action: Action
+    private: Action | None
 
 
 class ClientCore:
@@ -113,6 +128,7 @@ class ClientCore:
         self._requests: dict[int, Create | Bind | Hello] = {}
         self._bound: dict[Rid, dict[str, Any]] = {}
         self._seqs: dict[Rid, int] = {}
+        self._confirmed: dict[Rid, deque[_Confirmed]] = {}
         self._progress_at = 0.0
         self._last_now = 0.0
         self._req = 0
@@ -319,8 +335,7 @@ class ClientCore:
         if digest != msg.checksum:
             return self._resync(msg.rid, "checksum mismatch")
         res.set_state(state, digest)
-        res.version = msg.version
-        res.entry_term = msg.term
+        res.advance(msg.term, msg.version)
         return res
 
     def _on_applied(self, msg: Applied, now: float) -> list[Effect]:
@@ -338,6 +353,10 @@ class ClientCore:
                     if item.seq == msg.seq:
                         item.index = msg.index  # in the confirmed state now; settled on commit
             else:
+                # AVAILABLE: confirmed at once, so remember it in case this master loses a split
+                private = next((i.private for i in self._pending.get(msg.rid, ()) if i.seq == msg.seq), None)
+                kept = self._confirmed.setdefault(msg.rid, deque(maxlen=KEEP_CONFIRMED))
+                kept.append(_Confirmed(msg.version, msg.term, msg.action, private))
                 effects += self._settle(msg.rid, msg.seq, None)
         return effects + self._changed(msg.rid)
 
@@ -370,7 +389,8 @@ class ClientCore:
         type_ = self.types.get(type_name)
         if type_ is None:
             return []  # a type this peer does not use
-        self.replicas[msg.rid] = Replica(rid=msg.rid, type=type_, state=freeze(msg.state), entry_term=msg.term)
+        replica = self.replicas[msg.rid] = Replica(rid=msg.rid, type=type_, state=freeze(msg.state))
+        replica.advance(msg.term, 0)
         return self._changed(msg.rid)
 
     def _on_presence(self, msg: Presence) -> list[Effect]:
@@ -428,6 +448,7 @@ class ClientCore:
         res.subscribers = dict(old.subscribers) if old else {}
         self.replicas[msg.rid] = res
         effects = self._set_subscribers(res, msg.subscribers)
+        effects += self._rebase_lost(res)
         # rebase: what the snapshot already contains is confirmed (once committed, under majority)
         done = res.applied.get(self.me, 0)
         for item in list(self._pending.get(msg.rid, ())):
@@ -441,6 +462,40 @@ class ClientCore:
         if msg.rid in self._secrets:
             self._secrets[msg.rid] = [(s, a) for s, a in self._secrets[msg.rid] if s in held_own]
         return effects + self._changed(msg.rid)
+
+    def _rebase_lost(self, res: Replica) -> list[Effect]:
+        """Re-send own confirmed actions that the new log lacks (a split's losing side confirmed them)."""
+        kept = self._confirmed.get(res.rid)
+        if not kept:
+            return []
+        lost: list[_Confirmed] = []
+        for confirmed in kept:
+            if confirmed.version > res.version:
+                lost.append(confirmed)
+            else:
+                term = res.term_at(confirmed.version)
+                if term is not None and term != confirmed.term:
+                    lost.append(confirmed)
+        if not lost:
+            return []
+        for confirmed in lost:
+            kept.remove(confirmed)
+        effects: list[Effect] = [Rebased(rid=res.rid, count=len(lost))]
+        pending = self._pending.setdefault(res.rid, [])
+        for confirmed in lost:  # as new actions: their master values stay as first resolved
+            seq = self._seqs[res.rid] = self._seqs.get(res.rid, 0) + 1
+            pending.append(Pending(seq, confirmed.action, confirmed.private))
+            effects += self._to_master(
+                Propose(
+                    term=self.term,
+                    rid=res.rid,
+                    seq=seq,
+                    base=pending[0].seq - 1,
+                    action=confirmed.action,
+                    private=confirmed.private,
+                )
+            )
+        return effects
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ __all__ = [
     "Broadcast",
     "Effect",
     "PresenceChanged",
+    "Rebased",
     "RequestSettled",
     "ResyncStarted",
     "Send",
@@ -82,6 +83,14 @@ class ResyncStarted:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Rebased:
+    """A new master's log lacked ``count`` own actions a previous master confirmed: they were re-sent."""
+
+    rid: Rid
+    count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TermObserved:
     """A message from a term newer than ours arrived: the election should hear of it."""
 
@@ -105,6 +114,7 @@ Effect = (
     | RequestSettled
     | PresenceChanged
     | ResyncStarted
+    | Rebased
     | TermObserved
     | Synced
 )

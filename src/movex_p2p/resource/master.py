@@ -96,6 +96,7 @@ class MasterCore:
                 subscribers=dict(replica.subscribers),
                 held=list(replica.held),
                 applied=dict(replica.applied),
+                eras=list(replica.eras),
             )
         self._peers = set(peers)
         self._awaiting_hello: set[PeerId] = set(peers) | {me}
@@ -320,7 +321,8 @@ class MasterCore:
             return [reply(_reason(exc))]
         if has_master_values(msg.state):
             return [reply("master values are not allowed in a created state")]
-        res = Replica(rid=msg.rid, type=type_, state=state, entry_term=self.term)
+        res = Replica(rid=msg.rid, type=type_, state=state)
+        res.advance(self.term, 0)
         self._resources[msg.rid] = res
         self.index += 1
         created = Created(term=self.term, index=self.index, rid=msg.rid, state=state, checksum=res.checksum)
@@ -392,8 +394,7 @@ class MasterCore:
             res.applied[sender] = msg.seq
             return [Send(to=sender, message=Rejected(term=self.term, rid=msg.rid, seq=msg.seq, reason=_reason(exc)))]
         effects: list[Effect] = []
-        res.version += 1
-        res.entry_term = self.term
+        res.advance(self.term, res.version + 1)
         res.applied[sender] = msg.seq
         res.set_state(public)
         if private is not None:
@@ -459,8 +460,7 @@ class MasterCore:
                 continue
             revealed.append(held)
         res.held = []
-        res.version += 1
-        res.entry_term = self.term
+        res.advance(self.term, res.version + 1)
         res.set_state(state)
         self.index += 1
         return [

@@ -22,6 +22,7 @@ __all__ = [
     "Committed",
     "Create",
     "Created",
+    "Era",
     "Held",
     "Hello",
     "Position",
@@ -224,6 +225,14 @@ class Replied:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Era:
+    """From ``since`` on, a resource's versions were written by the master of ``term``."""
+
+    term: Term
+    since: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
     """A whole replica of ``rid``: state, subscribers, held private references, applied seqs."""
 
@@ -237,6 +246,7 @@ class Snapshot:
     subscribers: dict[str, dict[str, Any]]
     held: tuple[Held, ...]
     applied: dict[str, int]
+    eras: tuple[Era, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

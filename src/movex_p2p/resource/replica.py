@@ -6,13 +6,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..ids import Rid, Term
-from .messages import Held, Position, Snapshot
+from .messages import Era, Held, Position, Snapshot
 from .state import checksum, freeze
 
 if TYPE_CHECKING:
     from .types import Action, ResourceType
 
-__all__ = ["Replica", "replay"]
+__all__ = ["MAX_ERAS", "Replica", "replay"]
+
+MAX_ERAS = 64
+"""Master changes remembered per resource (enough to tell which own actions a split lost)."""
 
 
 @dataclass(slots=True)
@@ -27,6 +30,7 @@ class Replica:
     subscribers: dict[str, dict[str, Any]] = field(default_factory=dict)
     held: list[Held] = field(default_factory=list)
     applied: dict[str, int] = field(default_factory=dict)
+    eras: list[Era] = field(default_factory=list)
     _checksum: bytes | None = None
 
     @property
@@ -40,6 +44,27 @@ class Replica:
         """Replace the state (already frozen) and its cached checksum."""
         self.state = state
         self._checksum = digest
+
+    def advance(self, term: Term, version: int) -> None:
+        """The master of ``term`` wrote ``version``."""
+        self.version = version
+        self.entry_term = term
+        if not self.eras or self.eras[-1].term != term:
+            self.eras.append(Era(term=term, since=version))
+            del self.eras[:-MAX_ERAS]
+
+    def term_at(self, version: int) -> int | None:
+        """The term whose master wrote ``version``, or None if that is older than the kept eras."""
+        if version > self.version:
+            return None
+        found: int | None = None
+        for era in self.eras:
+            if era.since > version:
+                break
+            found = era.term
+        if found is None or (self.eras and self.eras[0].since > version):
+            return None
+        return found
 
     @property
     def key(self) -> tuple[int, int]:
@@ -63,6 +88,7 @@ class Replica:
             subscribers=dict(self.subscribers),
             held=tuple(Held(author=h.author, seq=h.seq) for h in self.held),
             applied=dict(self.applied),
+            eras=tuple(self.eras),
         )
 
     @classmethod
@@ -77,6 +103,7 @@ class Replica:
             subscribers={k: dict(v) for k, v in snap.subscribers.items()},
             held=[Held(author=h.author, seq=h.seq) for h in snap.held],
             applied=dict(snap.applied),
+            eras=list(snap.eras[-MAX_ERAS:]),
         )
 
 
