@@ -43,7 +43,7 @@ __all__ = ["DispatchHandle", "Peer", "Resource"]
 
 log = logging.getLogger(__name__)
 
-_IDLE_WAKE: Final = 0.05  # seconds: the longest the pump sleeps without looking at deadlines
+_TICK: Final = 0.01  # seconds: the longest the timers go unchecked (deadlines may move while we sleep)
 
 
 class DispatchHandle:
@@ -296,6 +296,7 @@ class Peer:
         self._core.start(anyio.current_time(), time.time())
         self._after()
         self._tg.start_soon(self._pump)
+        self._tg.start_soon(self._ticker)
         self._tg.start_soon(self._flusher)
         return self
 
@@ -418,45 +419,33 @@ class Peer:
     # -- the pump ------------------------------------------------------------------------------
 
     async def _pump(self) -> None:
+        """Feed transport events to the core; replies to what is already waiting leave batched."""
         assert self._endpoint is not None
         receive_nowait: Callable[[], TransportEvent] | None = getattr(self._endpoint, "receive_nowait", None)
         try:
             while True:
-                event: TransportEvent | None = None
-                if receive_nowait is not None:  # under load input is waiting: skip the timer scope
-                    try:
-                        event = receive_nowait()
-                    except anyio.WouldBlock:
-                        pass
-                waited = event is None
-                if event is None:
-                    wait = self._core.seconds_to_deadline(anyio.current_time(), time.time())
-                    with anyio.move_on_after(_IDLE_WAKE if wait is None else min(wait, _IDLE_WAKE)):
-                        event = await self._endpoint.receive()
-                if event is not None:
-                    self._on_transport(event)
-                    # take what is already waiting before flushing, so replies go out batched
+                self._on_transport(await self._endpoint.receive())
+                if receive_nowait is not None:
                     for _ in range(256):
-                        if receive_nowait is not None:  # no cancel scope: an expired one costs a task cancel
-                            try:
-                                self._on_transport(receive_nowait())
-                            except anyio.WouldBlock:
-                                break
-                            continue
-                        with anyio.move_on_after(0):
-                            self._on_transport(await self._endpoint.receive())
-                            continue
-                        break
-                self._core.tick(anyio.current_time(), time.time())
+                        try:
+                            self._on_transport(receive_nowait())
+                        except anyio.WouldBlock:
+                            break
                 self._after()
-                if not waited:
-                    await anyio.lowlevel.checkpoint()  # input kept coming: let the other tasks run
         except (anyio.EndOfStream, anyio.ClosedResourceError) as exc:
             if not self._closed:
                 self.log.warning("transport closed under peer %s", self.id)
                 self._failure = TransportError("the transport closed")
                 self._failure.__cause__ = exc
                 self._fail_waiters(self._failure)
+
+    async def _ticker(self) -> None:
+        """Fire the cores' timers (no cancel scope per received frame: this task sleeps instead)."""
+        while True:
+            wait = self._core.seconds_to_deadline(anyio.current_time(), time.time())
+            await anyio.sleep(_TICK if wait is None else min(wait, _TICK))
+            self._core.tick(anyio.current_time(), time.time())
+            self._after()
 
     def _on_transport(self, event: PeerUp | PeerDown | Frame) -> None:
         assert self._endpoint is not None
