@@ -401,14 +401,15 @@ class Peer:
     def _command(self, effects: list[fx.Effect]) -> None:
         self._core.resource_effects(effects)
         self._core.drain()
-        # sent at the next loop turn, so a burst of dispatches leaves as one frame per peer
-        self._flush_soon.set()
+        self._notify()  # a master confirms its own actions at once
+        if self._core.outbox:  # frames leave at the next loop turn: a burst is one frame per peer
+            self._flush_soon.set()
 
     async def _flusher(self) -> None:
         while True:
             await self._flush_soon.wait()
             self._flush_soon = anyio.Event()
-            self._after()
+            self._flush()
 
     def _check_open(self) -> None:
         if self._closed or self._failure is not None:
@@ -490,6 +491,10 @@ class Peer:
             self._warn_drop(sender, reason)
         self._core.dropped.clear()
         self._flush()
+        self._notify()
+
+    def _notify(self) -> None:
+        """Settle handles and requests, tell bound resources and callbacks what changed."""
         changed: set[Rid] = set()
         for event in self._core.take_events():
             self._on_event(event, changed)
