@@ -274,6 +274,24 @@ class Proc:
         await self.process.stdin.send((json.dumps(cmd) + "\n").encode())
 
 
+async def stop_all(procs: list[Proc]) -> None:
+    """Ask every process to leave; kill those still running after 10 s; reap them all."""
+    for proc in procs:
+        if proc.process.returncode is None:
+            try:
+                await proc.send(cmd="leave")
+            except (anyio.BrokenResourceError, OSError):
+                pass
+    with anyio.move_on_after(10):
+        for proc in procs:
+            await proc.process.wait()
+    for proc in procs:
+        if proc.process.returncode is None:
+            proc.process.kill()
+            await proc.process.wait()
+        await proc.process.aclose()
+
+
 class Harness:
     def __init__(self, tg: TaskGroup) -> None:
         self.tg = tg
@@ -287,20 +305,7 @@ class Harness:
         return proc
 
     async def stop(self, procs: list[Proc]) -> None:
-        for proc in procs:
-            if proc.process.returncode is None:
-                try:
-                    await proc.send(cmd="leave")
-                except (anyio.BrokenResourceError, OSError):
-                    pass
-        with anyio.move_on_after(10):
-            for proc in procs:
-                await proc.process.wait()
-        for proc in procs:
-            if proc.process.returncode is None:
-                proc.process.kill()
-                await proc.process.wait()
-            await proc.process.aclose()
+        await stop_all(procs)
 
 
 async def mesh(h: Harness, n: int, prefix: str, dead_after: float = 1.0) -> tuple[list[Proc], float, float]:

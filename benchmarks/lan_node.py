@@ -32,7 +32,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 sys.path[:0] = [str(Path(__file__).resolve().parent)]
-from lan import ADDRESS, IN_NAMESPACE, Proc, pct, reexec_in_namespace  # noqa: E402
+from lan import ADDRESS, IN_NAMESPACE, Proc, pct, reexec_in_namespace, stop_all  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = ROOT / "tests" / "lan_node_peer.py"
@@ -70,20 +70,7 @@ class Bed:
         return procs, spawned
 
     async def stop(self, procs: list[Proc]) -> None:
-        for proc in procs:
-            if proc.process.returncode is None:
-                try:
-                    await proc.send(cmd="leave")
-                except (anyio.BrokenResourceError, OSError):
-                    pass
-        with anyio.move_on_after(10):
-            for proc in procs:
-                await proc.process.wait()
-        for proc in procs:
-            if proc.process.returncode is None:
-                proc.process.kill()
-                await proc.process.wait()
-            await proc.process.aclose()
+        await stop_all(procs)
 
 
 def first(proc: Proc, ev: str) -> dict[str, Any]:

@@ -402,7 +402,7 @@ class Peer:
         self._core.resource_effects(effects)
         self._core.drain()
         self._notify()  # a master confirms its own actions at once
-        if self._core.outbox:  # frames leave at the next loop turn: a burst is one frame per peer
+        if self._core.outbox:  # frames leave at the next loop turn, so a burst is one frame per peer
             self._flush_soon.set()
 
     async def _flusher(self) -> None:

@@ -173,7 +173,7 @@ def _convert(tp: Any, value: Any, where: str, depth: int) -> Any:
     return checker(value, where, depth)
 
 
-def _fail(where: str, expected: str, value: Any) -> typing.NoReturn:
+def _fail(where: str, expected: str, value: Any) -> typing.Never:
     raise RemoteProtocolError(f"{where}: expected {expected}, got {type(value).__name__}")
 
 

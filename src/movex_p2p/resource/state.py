@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any, Final, NoReturn
+from typing import Any, Final, Never
 
 import cbor2
 
@@ -27,7 +27,7 @@ __all__ = ["FrozenDict", "FrozenList", "check_data", "checksum", "freeze", "hexd
 MAX_DEPTH: Final = 64
 
 
-def _refuse(self: object, *args: Any, **kwargs: Any) -> NoReturn:
+def _refuse(self: object, *args: Any, **kwargs: Any) -> Never:
     raise InvalidState(
         "states are immutable: return a new value from the reducer instead of changing its input "
         "(e.g. {**state, 'key': value}, or copy.deepcopy(state) first)"
