@@ -160,6 +160,19 @@ class Discovery:
         log.debug("announced %s on %s port %d", me.peer, self._interfaces, me.port)
         return self
 
+    async def reannounce(self) -> None:
+        """Multicast our records again, so a peer that just joined learns of us at once.
+
+        A newcomer otherwise learns of peers already present only from answers to its query,
+        which mDNS responders delay by 20-120 ms each (shared records).
+        """
+        if self._info is None or self._azc is None:
+            return
+        try:
+            await (await self._azc.async_update_service(self._info))
+        except Exception:
+            log.debug("mDNS re-announcement failed", exc_info=True)
+
     async def withdraw(self) -> None:
         """Send the mDNS goodbye now (idempotent); other peers see it within milliseconds."""
         info, self._info = self._info, None

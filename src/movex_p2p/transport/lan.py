@@ -242,6 +242,7 @@ class LanEndpoint:
         self._stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
         self._discovery: Discovery | None = None
+        self._reannouncing = False
         self._closing = False
         self._handshakes = 0
 
@@ -420,7 +421,10 @@ class LanEndpoint:
             self._log.info("%s restarted (incarnation %d): replacing its link", peer, ann.incarnation)
             link.drop()
         if not self.id < peer:
-            return  # the lower id dials; we wait for it
+            # the lower id dials; we wait for it, and tell it at once that we are here
+            if old is None and peer not in self._links:
+                self._reannounce_soon()
+            return
         dialer = self._dialers.get(peer)
         if dialer is not None and (restarted or old is None or old.incarnation != ann.incarnation):
             dialer.cancel()
@@ -429,6 +433,17 @@ class LanEndpoint:
             scope = anyio.CancelScope()
             self._dialers[peer] = scope
             self._tg.start_soon(self._dial_loop, peer, scope)
+
+    def _reannounce_soon(self) -> None:
+        if self._reannouncing or self._tg is None or self._discovery is None:
+            return
+        self._reannouncing = True
+        self._tg.start_soon(self._reannounce, self._discovery)
+
+    async def _reannounce(self, discovery: Discovery) -> None:
+        await anyio.sleep(0.005)  # one announcement for newcomers that arrive together
+        self._reannouncing = False
+        await discovery.reannounce()
 
     # -- dialing (we are the lower id) ----------------------------------------------------
 
