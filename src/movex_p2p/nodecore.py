@@ -152,6 +152,8 @@ class NodeCore:
                 self.resource_effects(self.client.step(sender, message, self._wall))  # type: ignore[arg-type]
         except MovexError as exc:
             self.dropped.append((sender, f"{type(message).__name__}: {exc}"))
+        except Exception as exc:  # a bug or input no rule foresaw: drop it, keep the peer running
+            self.dropped.append((sender, f"{type(message).__name__} raised {type(exc).__name__}: {exc}"))
 
     def _to_master(self, sender: PeerId, message: rm.ResourceMessage) -> None:
         if message.term > self.election.term:

@@ -101,6 +101,7 @@ class MasterCore:
         self._peers = set(peers)
         self._awaiting_hello: set[PeerId] = set(peers) | {me}
         self._awaiting_pull: dict[Rid, set[PeerId]] = {}
+        self._pulls: set[tuple[PeerId, Rid]] = set()  # every Pull sent and not yet answered
         self._queued: list[tuple[PeerId, ResourceMessage]] = []
         self._hello_replies: list[tuple[PeerId, int]] = []
         self._early: dict[tuple[PeerId, Rid], dict[int, Propose]] = {}
@@ -233,6 +234,7 @@ class MasterCore:
                     continue
                 if recovering:
                     self._awaiting_pull.setdefault(rid, set()).add(sender)
+                self._pulls.add((sender, rid))
                 effects.append(Send(to=sender, message=Pull(term=self.term, rid=rid)))
         if recovering:
             self._hello_replies.append((sender, hello.req))
@@ -247,6 +249,9 @@ class MasterCore:
             return False
 
     def _on_pulled(self, sender: PeerId, snap: Snapshot) -> list[Effect]:
+        if (sender, snap.rid) not in self._pulls:
+            return []  # a snapshot we did not ask this peer for: never adopted
+        self._pulls.discard((sender, snap.rid))
         waiting = self._awaiting_pull.get(snap.rid)
         if waiting is not None:
             waiting.discard(sender)
