@@ -13,7 +13,6 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -22,16 +21,7 @@ import movex_p2p as mx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as `python -m tests.failover_peer`
 from lan_peer import emit, stdin_lines
-
-
-def tally(state: Any, action: mx.Action) -> Any:
-    match action:
-        case mx.Action("inc", str(who)):
-            return {**state, who: state.get(who, 0) + 1}
-    return state
-
-
-Tally = mx.ResourceType("tally", tally, initial={})
+from resources import Tally
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -33,16 +33,7 @@ import movex_p2p as mx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or `python -m tests.lan_node_peer`
 from lan_peer import emit, stdin_lines
-
-
-def tally(state: Any, action: mx.Action) -> Any:
-    match action:
-        case mx.Action("inc", str(who)):
-            return {**state, who: state.get(who, 0) + 1}
-    return state
-
-
-Tally = mx.ResourceType("tally", tally, initial={})
+from resources import Tally
 
 
 def rss_kib() -> int:

@@ -388,3 +388,14 @@ class Cluster:
 
     def sent(self, kind: type[Any], predicate: Callable[[Any], bool] = lambda _: True) -> list[Any]:
         return [m for _, _, m in self.delivered if isinstance(m, kind) and predicate(m)]
+
+
+def tally(state: Any, action: mx.Action) -> Any:
+    """Per-peer counters: ``inc(peer_id)`` adds one to that peer's count (the process beds' resource)."""
+    match action:
+        case mx.Action("inc", str(who)):
+            return {**state, who: state.get(who, 0) + 1}
+    return state
+
+
+Tally = mx.ResourceType("tally", tally, initial={})

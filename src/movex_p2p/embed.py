@@ -177,12 +177,7 @@ class EmbeddedResource:
 
     def poll(self) -> list[Any]:
         """Every view since the last call, oldest first (at most ``POLL_LIMIT`` are kept)."""
-        out: list[Any] = []
-        while True:
-            try:
-                out.append(self._updates.popleft())
-            except IndexError:
-                return out
+        return _take_all(self._updates)
 
     def dispatch(self, action: Action) -> concurrent.futures.Future[None]:
         """Send ``action`` without blocking; the future settles when the master confirms it.
@@ -412,12 +407,7 @@ class EmbeddedPeer:
 
     def poll_events(self) -> list[PeerEvent]:
         """Take the events since the last call and run their callbacks here, on the caller's thread."""
-        events: list[PeerEvent] = []
-        while True:
-            try:
-                events.append(self._events.popleft())
-            except IndexError:
-                break
+        events = _take_all(self._events)
         for event in events:
             match event:
                 case MasterChanged(master=master, term=term):
@@ -450,3 +440,13 @@ def start_peer(
     to ``Peer`` (``election=``, ``seed=``, ``handover_timeout=``).
     """
     return EmbeddedPeer(room=room, types=types, name=name, info=info, secret=secret, transport=transport, **peer_kwargs)
+
+
+def _take_all(queue: deque[T]) -> list[T]:
+    """Empty ``queue`` (appended to by the network thread) into a list, oldest first."""
+    out: list[T] = []
+    while True:
+        try:
+            out.append(queue.popleft())
+        except IndexError:
+            return out

@@ -207,8 +207,7 @@ class NodeCore:
                 case el.Send(to=to, message=message):
                     self._send(to, message)
                 case el.Broadcast(message=message):
-                    for peer in self.peers:
-                        self.outbox.setdefault(peer, []).append(message)
+                    self._to_every_peer(message)
                 case el.MasterChanged(master=master, term=term):
                     self._master_changed(master, term)
                     self.events.append(effect)
@@ -246,13 +245,16 @@ class NodeCore:
                 case fx.Send(to=to, message=message):
                     self._send(to, message)
                 case fx.Broadcast(message=message):
-                    for peer in self.peers:
-                        self.outbox.setdefault(peer, []).append(message)
+                    self._to_every_peer(message)
                     self._local.append(message)
                 case fx.TermObserved(term=term):
                     self._observe(term)
                 case _:
                     self.events.append(effect)
+
+    def _to_every_peer(self, message: wire.Message) -> None:
+        for peer in self.peers:
+            self.outbox.setdefault(peer, []).append(message)
 
     def _send(self, to: PeerId, message: wire.Message) -> None:
         if to == self.me:

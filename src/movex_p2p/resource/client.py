@@ -353,11 +353,7 @@ class ClientCore:
                     if item.seq == msg.seq:
                         item.index = msg.index  # in the confirmed state now; settled on commit
             else:
-                # AVAILABLE: confirmed at once, so remember it in case this master loses a split
-                private = next((i.private for i in self._pending.get(msg.rid, ()) if i.seq == msg.seq), None)
-                kept = self._confirmed.setdefault(msg.rid, deque(maxlen=KEEP_CONFIRMED))
-                kept.append(_Confirmed(msg.version, msg.term, msg.action, private))
-                effects += self._settle(msg.rid, msg.seq, None)
+                effects += self._settle(msg.rid, msg.seq, None, entry=msg)
         return effects + self._changed(msg.rid)
 
     def _on_committed(self, index: int) -> list[Effect]:
@@ -526,12 +522,18 @@ class ClientCore:
             effects += self._resend(rid, 0)
         return effects
 
-    def _settle(self, rid: Rid, seq: int, error: str | None, *, not_found: bool = False) -> list[Effect]:
+    def _settle(
+        self, rid: Rid, seq: int, error: str | None, *, not_found: bool = False, entry: Applied | None = None
+    ) -> list[Effect]:
+        """Drop ``seq`` from pending and report it; ``entry`` is the log entry that confirmed it."""
         items = self._pending.get(rid, [])
         for i, item in enumerate(items):
             if item.seq == seq:
                 self._progress_at = self._last_now
                 del items[i]
+                if entry is not None:  # confirmed at once: kept in case this master loses a split
+                    kept = self._confirmed.setdefault(rid, deque(maxlen=KEEP_CONFIRMED))
+                    kept.append(_Confirmed(entry.version, entry.term, entry.action, item.private))
                 if error is None and item.private is not None:
                     self._secrets.setdefault(rid, []).append((seq, item.private))
                 if not items:

@@ -62,8 +62,6 @@ class Replica:
             if era.since > version:
                 break
             found = era.term
-        if found is None or (self.eras and self.eras[0].since > version):
-            return None
         return found
 
     @property
