@@ -10,20 +10,11 @@ import pytest
 from anyio.abc import ByteStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from movex_p2p.errors import AuthenticationFailed, LocalProtocolError, RemoteProtocolError
+from movex_p2p.errors import AuthenticationFailed, RemoteProtocolError
 from movex_p2p.ids import PeerId
 from movex_p2p.transport import signaling
 from movex_p2p.transport.discovery import parse_txt
-from movex_p2p.transport.lan import (
-    DATA,
-    GOODBYE,
-    HEARTBEAT,
-    MAX_FRAME,
-    FrameDecoder,
-    LanTransport,
-    encode_frame,
-    usable_interfaces,
-)
+from movex_p2p.transport.lan import LanTransport, usable_interfaces
 from movex_p2p.transport.signaling import (
     Answer,
     Challenge,
@@ -257,36 +248,7 @@ async def test_listener_refuses_garbage_and_wrong_direction() -> None:
     await theirs.aclose()
 
 
-# --- channel framing -----------------------------------------------------------------------
-
-
-def test_frames_survive_any_split_and_coalescing() -> None:
-    frames = [(DATA, b"hello"), (HEARTBEAT, b""), (DATA, b"x" * 100_000), (DATA, b""), (GOODBYE, b"")]
-    stream = b"".join(encode_frame(kind, payload) for kind, payload in frames)
-    for step in (1, 7, 4096, 60 * 1024, len(stream)):
-        decoder = FrameDecoder()
-        got: list[tuple[int, bytes]] = []
-        for i in range(0, len(stream), step):
-            got += decoder.feed(stream[i : i + step])
-        assert got == frames
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        struct.pack(">I", 0),
-        struct.pack(">I", MAX_FRAME + 1),
-        struct.pack(">I", 1) + b"\x09",
-    ],
-)
-def test_malformed_frames_are_a_remote_protocol_error(data: bytes) -> None:
-    with pytest.raises(RemoteProtocolError):
-        FrameDecoder().feed(data)
-
-
-def test_frames_over_the_limit_are_refused_locally() -> None:
-    with pytest.raises(LocalProtocolError):
-        encode_frame(DATA, bytes(MAX_FRAME))
+# --- channel framing and the link are in tests/test_link.py -------------------------------
 
 
 # --- SDP, TXT, configuration ----------------------------------------------------------------

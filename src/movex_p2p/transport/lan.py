@@ -1,11 +1,12 @@
 """LanTransport: mDNS discovery, authenticated TCP signaling and WebRTC data channels, full mesh.
 
-Every pair of peers of a room holds one reliable, ordered data channel. The channel carries a
-byte stream of frames ``[u32 length][u8 kind][payload]`` (kind: data, heartbeat, goodbye);
-frames queued in one loop turn are coalesced into one data-channel message (aiortc pays per
-SCTP packet), and the writer pauses while the channel's ``bufferedAmount`` is above a
-high-water mark. An application heartbeat (default every 0.25 s, dead after 1 s of silence)
-decides liveness: mDNS records and aiortc's own consent checks are far too slow for that.
+Every pair of peers of a room holds one link (:mod:`.link`): a reliable, ordered lane for
+frames of any size (cut into pieces and paced, so nothing waits behind megabytes inside
+aiortc) and a datagram lane for heartbeats and election messages, which must never wait
+behind a retransmission. A heartbeat datagram goes out on every link every
+``heartbeat_interval`` (0.1 s); a link is declared dead only after ``dead_after`` (1 s) with
+nothing at all heard on it: mDNS records and aiortc's own consent checks are far too slow for
+liveness, and a link that still delivers anything is never torn down.
 
 Leaving sends a goodbye frame on every channel and the mDNS goodbye at once, so others see a
 graceful leave within milliseconds. A peer restarted with the same id announces a new
@@ -22,7 +23,6 @@ import struct
 import time
 from collections.abc import MutableMapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final
 
@@ -36,73 +36,30 @@ from ..errors import (
     AuthenticationFailed,
     ChannelClosed,
     ConnectError,
-    LocalProtocolError,
     RemoteProtocolError,
     TransportError,
 )
 from ..ids import PeerId
 from .base import Frame, PeerDown, PeerUp, TransportEvent
 from .discovery import Announcement, Discovery, PeerGone
+from .link import DEFAULT_MAX_FRAME, MAX_DATAGRAM, FrameDecoder, Link, encode_frame
 from .signaling import PROTOCOL_VERSION, Hello, derive_key, new_hello, run_dialer, run_listener
-from .webrtc import ChannelDown, RtcSession
+from .webrtc import RtcSession
 
-__all__ = ["FrameDecoder", "LanEndpoint", "LanTransport", "default_interfaces", "encode_frame"]
+__all__ = [
+    "MAX_DATAGRAM",
+    "FrameDecoder",
+    "LanEndpoint",
+    "LanTransport",
+    "default_interfaces",
+    "encode_frame",
+]
 
 log = logging.getLogger(__name__)
 
-DATA: Final = 0
-HEARTBEAT: Final = 1
-GOODBYE: Final = 2
-_KINDS: Final = frozenset({DATA, HEARTBEAT, GOODBYE})
-MAX_FRAME: Final = 16 * 1024 * 1024
-"""Largest frame (payload + kind byte) a peer may send."""
-CHUNK: Final = 60 * 1024
-"""Largest data-channel message we send (aiortc peers accept 256 KiB, others at least 64 KiB)."""
-HIGH_WATER: Final = 1024 * 1024
-"""The writer pauses while the channel holds more than this many unsent bytes."""
-OUTBOX_LIMIT: Final = 64 * 1024 * 1024
-"""A peer whose queued, unsent bytes exceed this is dropped (it cannot keep up)."""
-_HEADER = struct.Struct(">I")
+INBOX_LIMIT: Final = 256 * 1024 * 1024
+"""Bytes of received frames the node has not taken yet; a link that overruns it is dropped."""
 _MAX_HANDSHAKES: Final = 32
-
-
-# --- framing (pure) ------------------------------------------------------------------------
-
-
-def encode_frame(kind: int, payload: bytes = b"") -> bytes:
-    """One frame of the channel's byte stream."""
-    if len(payload) + 1 > MAX_FRAME:
-        raise LocalProtocolError(f"frame of {len(payload)} bytes exceeds {MAX_FRAME - 1}")
-    return _HEADER.pack(len(payload) + 1) + bytes((kind,)) + payload
-
-
-class FrameDecoder:
-    """Reassembles frames from data-channel messages (which may split or coalesce frames)."""
-
-    def __init__(self, *, max_frame: int = MAX_FRAME) -> None:
-        self._buffer = bytearray()
-        self._max_frame = max_frame
-
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        """Add received bytes; return the complete ``(kind, payload)`` frames; RemoteProtocolError if bad."""
-        self._buffer += data
-        frames: list[tuple[int, bytes]] = []
-        view = self._buffer
-        pos = 0
-        while len(view) - pos >= _HEADER.size:
-            (size,) = _HEADER.unpack_from(view, pos)
-            if size == 0 or size > self._max_frame:
-                raise RemoteProtocolError(f"frame length {size} out of range")
-            if len(view) - pos - _HEADER.size < size:
-                break
-            start = pos + _HEADER.size
-            kind = view[start]
-            if kind not in _KINDS:
-                raise RemoteProtocolError(f"unknown frame kind {kind}")
-            frames.append((kind, bytes(view[start + 1 : start + size])))
-            pos = start + size
-        del self._buffer[:pos]
-        return frames
 
 
 # --- interfaces ----------------------------------------------------------------------------
@@ -151,9 +108,10 @@ class LanTransport:
     """The LAN: mDNS discovery + authenticated signaling + WebRTC data channels (full mesh).
 
     ``interfaces`` lists the IPv4 addresses to use (default: the machine's non-loopback ones);
-    ``port`` is the signaling TCP port (0: ephemeral). A peer silent for ``dead_after`` seconds
-    is declared dead; heartbeats go out every ``heartbeat_interval`` seconds; opening one link
-    (signaling + ICE + DTLS + SCTP) is bounded by ``connect_timeout``.
+    ``port`` is the signaling TCP port (0: ephemeral). A peer from which nothing at all was
+    heard for ``dead_after`` seconds is declared dead; heartbeat datagrams go out every
+    ``heartbeat_interval`` seconds; opening one link (signaling + ICE + DTLS + SCTP) is bounded
+    by ``connect_timeout``; ``max_frame`` bounds one frame in either direction.
     """
 
     def __init__(
@@ -161,9 +119,10 @@ class LanTransport:
         interfaces: Sequence[str] | None = None,
         port: int = 0,
         *,
-        heartbeat_interval: float = 0.25,
+        heartbeat_interval: float = 0.1,
         dead_after: float = 1.0,
         connect_timeout: float = 5.0,
+        max_frame: int = DEFAULT_MAX_FRAME,
     ) -> None:
         if not 0 < heartbeat_interval < dead_after:
             raise ValueError("need 0 < heartbeat_interval < dead_after")
@@ -174,6 +133,9 @@ class LanTransport:
         self.heartbeat_interval = heartbeat_interval
         self.dead_after = dead_after
         self.connect_timeout = connect_timeout
+        if max_frame < 1:
+            raise ValueError("max_frame must be positive")
+        self.max_frame = max_frame
 
     def connect(self, *, peer_id: PeerId, name: str, room: str, secret: str | None) -> LanEndpoint:
         """Join ``room`` as ``peer_id`` (``async with``); leaving says goodbye and closes every link."""
@@ -183,35 +145,6 @@ class LanTransport:
 class _PeerLog(logging.LoggerAdapter[logging.Logger]):
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         return f"[{self.extra['peer'] if self.extra else '?'}] {msg}", kwargs
-
-
-@dataclass(eq=False, slots=True, kw_only=True)
-class _Link:
-    peer: PeerId
-    name: str
-    incarnation: int
-    session: RtcSession
-    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    finished: anyio.Event = field(default_factory=anyio.Event)
-    outbox: bytearray = field(default_factory=bytearray)
-    wake_tx: MemoryObjectSendStream[None] | None = None
-    wake_rx: MemoryObjectReceiveStream[None] | None = None
-    up: bool = False
-    graceful: bool = False
-    dead: bool = False
-
-    def queue(self, frame: bytes) -> None:
-        self.outbox += frame
-        if self.wake_tx is not None:
-            try:
-                self.wake_tx.send_nowait(None)
-            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass  # the writer is already due to run
-
-    def drop(self, *, graceful: bool = False) -> None:
-        self.dead = True
-        self.graceful = graceful
-        self.scope.cancel()
 
 
 class LanEndpoint:
@@ -230,7 +163,7 @@ class LanEndpoint:
         self.signaling_port = 0
         self.interfaces: list[str] = []
         self._key = b""
-        self._links: dict[PeerId, _Link] = {}
+        self._links: dict[PeerId, Link] = {}
         self._known: dict[PeerId, Announcement] = {}
         self._dialers: dict[PeerId, anyio.CancelScope] = {}
         self._left: dict[PeerId, int] = {}
@@ -238,7 +171,8 @@ class LanEndpoint:
         self._detector = FailureDetector(timeout=transport.dead_after)
         self._events_tx: MemoryObjectSendStream[TransportEvent]
         self._events_rx: MemoryObjectReceiveStream[TransportEvent]
-        self._events_tx, self._events_rx = anyio.create_memory_object_stream[TransportEvent](1024)
+        self._events_tx, self._events_rx = anyio.create_memory_object_stream[TransportEvent](65536)
+        self._inbox_bytes = 0
         self._stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
         self._discovery: Discovery | None = None
@@ -253,30 +187,61 @@ class LanEndpoint:
         """Peers with an open link now."""
         return frozenset(peer for peer, link in self._links.items() if link.up and not link.dead)
 
-    def send(self, peer: PeerId, data: bytes) -> None:
-        """Queue ``data`` for ``peer`` without blocking; ChannelClosed if there is no link."""
+    def _link(self, peer: PeerId) -> Link:
         link = self._links.get(peer)
         if link is None or link.dead or not link.up or self._closing:
             raise ChannelClosed(f"no link to {peer}")
-        link.queue(encode_frame(DATA, data))
-        if len(link.outbox) > OUTBOX_LIMIT:
-            self._log.warning("%s cannot keep up (%d bytes queued): dropping it", peer, len(link.outbox))
-            link.drop()
-            raise ChannelClosed(f"{peer} dropped: outbox overflow")
+        return link
+
+    def send(self, peer: PeerId, data: bytes) -> None:
+        """Queue ``data`` (any size up to ``max_frame``) for ``peer`` on the reliable lane; never blocks.
+
+        ChannelClosed if there is no link (or it was just dropped for not keeping up).
+        """
+        self._link(peer).send(data)
+
+    def send_datagram(self, peer: PeerId, data: bytes) -> None:
+        """Send ``data`` on the datagram lane: it may be lost or overtake earlier frames.
+
+        Over :data:`MAX_DATAGRAM` bytes it goes on the reliable lane instead.
+        """
+        self._link(peer).send_datagram(data)
 
     async def receive(self) -> TransportEvent:
         """Wait for the next event; ``anyio.EndOfStream`` once the endpoint is closed."""
         try:
-            return await self._events_rx.receive()
+            return self._taken(await self._events_rx.receive())
         except anyio.ClosedResourceError:
             raise anyio.EndOfStream from None
 
     def receive_nowait(self) -> TransportEvent:
         """The next event if one is ready now, else raise ``anyio.WouldBlock`` (never waits)."""
         try:
-            return self._events_rx.receive_nowait()
+            return self._taken(self._events_rx.receive_nowait())
         except anyio.ClosedResourceError:
             raise anyio.EndOfStream from None
+
+    def _taken(self, event: TransportEvent) -> TransportEvent:
+        if isinstance(event, Frame):
+            self._inbox_bytes -= len(event.data)
+        return event
+
+    def _deliver(self, peer: PeerId, data: bytes) -> bool:
+        """A link received a frame: queue it for the node; False if the inbox is over its bound."""
+        if self._inbox_bytes + len(data) > INBOX_LIMIT:
+            return False
+        try:
+            self._events_tx.send_nowait(Frame(peer=peer, data=data))
+        except anyio.WouldBlock:
+            return False
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return True  # closing: nobody listens any more
+        self._inbox_bytes += len(data)
+        return True
+
+    def _heard(self, peer: PeerId) -> None:
+        if peer in self._links:
+            self._detector.heard(peer, anyio.current_time())
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -336,7 +301,7 @@ class LanEndpoint:
             links = list(self._links.values())
             for link in links:
                 if link.up and not link.dead:
-                    link.queue(encode_frame(GOODBYE))
+                    link.send_goodbye()
             with anyio.move_on_after(1):
                 async with anyio.create_task_group() as tg:
                     if self._discovery is not None:
@@ -351,10 +316,10 @@ class LanEndpoint:
             self._events_tx.close()
             self._events_rx.close()
 
-    async def _flush(self, link: _Link) -> None:
+    async def _flush(self, link: Link) -> None:
         """Wait until everything queued for ``link`` left this process (or the link died)."""
         # aiortc signals no "fully drained" event: poll, bounded by the caller's timeout.
-        while not link.dead and (link.outbox or link.session.buffered_amount > 0):  # noqa: ASYNC110
+        while not link.dead and not link.idle:  # noqa: ASYNC110
             await anyio.sleep(0.005)
 
     # -- owned tasks ----------------------------------------------------------------------
@@ -377,20 +342,22 @@ class LanEndpoint:
 
     async def _heartbeat_loop(self) -> None:
         interval = self._t.heartbeat_interval
-        beat = encode_frame(HEARTBEAT)
         next_beat = anyio.current_time()
         while True:
             now = anyio.current_time()
             if now >= next_beat:
                 for link in list(self._links.values()):
                     if link.up and not link.dead:
-                        link.queue(beat)
+                        try:
+                            link.beat()
+                        except ChannelClosed:
+                            pass  # dropped: its owner reports it
                 next_beat = now + interval
             for peer in self._detector.expired(now):
                 silent = self._links.get(peer)
                 if silent is not None and not silent.dead:
                     self._log.warning("%s silent for over %.2f s: declared dead", peer, self._t.dead_after)
-                    silent.drop()
+                    silent.drop("silent")
             deadline = self._detector.deadline
             wake = next_beat if deadline is None else min(next_beat, deadline + 0.001)
             await anyio.sleep(max(0.0, wake - anyio.current_time()))
@@ -419,7 +386,7 @@ class LanEndpoint:
         restarted = link is not None and link.incarnation < ann.incarnation
         if link is not None and restarted:
             self._log.info("%s restarted (incarnation %d): replacing its link", peer, ann.incarnation)
-            link.drop()
+            link.drop("restarted")
         if not self.id < peer:
             # the lower id dials; we wait for it, and tell it at once that we are here
             if old is None and peer not in self._links:
@@ -566,7 +533,16 @@ class LanEndpoint:
 
     async def _run_link(self, session: RtcSession, *, peer: PeerId, name: str, incarnation: int) -> None:
         """Own one link from channel-open to close; ConnectError if it never opened."""
-        link = _Link(peer=peer, name=name, incarnation=incarnation, session=session)
+        link = Link(
+            peer=peer,
+            name=name,
+            incarnation=incarnation,
+            session=session,
+            deliver=self._deliver,
+            heard=self._heard,
+            max_frame=self._t.max_frame,
+        )
+        session.attach(link)
         try:
             with link.scope:
                 try:
@@ -576,79 +552,27 @@ class LanEndpoint:
                     raise ConnectError(f"data channel to {peer} did not open in time") from exc
                 old = self._links.get(peer)
                 if old is not None:
-                    old.drop()
+                    old.drop("replaced")
                     await old.finished.wait()
                 if self._closing:
                     return
-                link.wake_tx, link.wake_rx = anyio.create_memory_object_stream[None](1)
                 self._links[peer] = link
                 self._detector.heard(peer, anyio.current_time())
                 link.up = True
                 self._log.debug("link to %s open", peer)
                 await self._emit(PeerUp(peer=peer, name=name))
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._write_loop, link)
-                    await self._read_loop(link)
-                    tg.cancel_scope.cancel()
+                await link.run_writer()
         finally:
             link.dead = True
+            if link.graceful:
+                self._left[peer] = link.incarnation
             if self._links.get(peer) is link:
                 del self._links[peer]
                 self._detector.forget(peer)
             with anyio.CancelScope(shield=True):
                 await self._close_session(session)
-                for stream in (link.wake_tx, link.wake_rx):
-                    if stream is not None:
-                        stream.close()
                 if link.up and not self._closing:
-                    self._log.debug("link to %s closed (graceful=%s)", peer, link.graceful)
+                    self._log.debug("link to %s closed (%s)", peer, link.reason or "ended")
                     with anyio.move_on_after(1):
                         await self._emit(PeerDown(peer=peer, graceful=link.graceful))
             link.finished.set()
-
-    async def _read_loop(self, link: _Link) -> None:
-        decoder = FrameDecoder()
-        inbox = link.session.inbox
-        while True:
-            try:
-                item = inbox.receive_nowait()  # take what is queued without a loop turn each
-            except anyio.WouldBlock:
-                try:
-                    item = await inbox.receive()
-                except (anyio.EndOfStream, anyio.ClosedResourceError):
-                    return
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                return
-            if isinstance(item, ChannelDown):
-                self._log.debug("link to %s: %s", link.peer, item.reason)
-                return
-            if self._links.get(link.peer) is link:
-                self._detector.heard(link.peer, anyio.current_time())
-            try:
-                frames = decoder.feed(item)
-            except RemoteProtocolError as exc:
-                self._log.warning("%s sent a malformed frame (%s): dropping the link", link.peer, exc)
-                return
-            for kind, payload in frames:
-                if kind == DATA:
-                    await self._emit(Frame(peer=link.peer, data=payload))
-                elif kind == GOODBYE:
-                    self._left[link.peer] = link.incarnation
-                    link.graceful = True
-                    return
-
-    async def _write_loop(self, link: _Link) -> None:
-        assert link.wake_rx is not None
-        session = link.session
-        async for _ in link.wake_rx:
-            while link.outbox:
-                while session.buffered_amount > HIGH_WATER:
-                    with anyio.move_on_after(0.05):  # the drained signal may be stale or lost
-                        await session.wait_drained()
-                chunk = bytes(link.outbox[:CHUNK])
-                del link.outbox[:CHUNK]
-                try:
-                    session.send(chunk)
-                except ChannelClosed:
-                    link.drop()
-                    return

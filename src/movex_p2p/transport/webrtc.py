@@ -1,42 +1,53 @@
-"""The aiortc adapter: one peer connection with one negotiated data channel (the only aiortc import).
+"""The aiortc adapter: one peer connection with two negotiated data channels (the only aiortc import).
 
-aiortc callbacks only ``send_nowait`` into bounded memory streams; everything else runs in
-tasks owned by the caller. aiortc errors are mapped to movex_p2p errors here.
+Channel 0 is reliable and ordered: it carries the link's frame stream. Channel 1 is unordered
+with no retransmission (a datagram lane): it carries liveness and election messages, which
+must never wait behind a retransmission of data. Both share one SCTP association, whose
+retransmission timers are set for a LAN (see :func:`use_lan_timers`).
+
+aiortc callbacks only hand what arrived to the session's :class:`SessionSink` (a synchronous,
+non-blocking receiver owned by the caller); everything else runs in tasks owned by the caller.
+aiortc errors are mapped to movex_p2p errors here.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Protocol
 
 import anyio
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc.exceptions import InvalidStateError
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..errors import ChannelClosed, ConnectError, RemoteProtocolError
 
 __all__ = [
     "CHANNEL_ID",
-    "ChannelDown",
+    "DATAGRAM_CHANNEL_ID",
+    "LAN_RTO",
     "RtcSession",
+    "SessionSink",
     "candidate_types",
     "check_host_only",
+    "use_lan_timers",
 ]
 
 log = logging.getLogger(__name__)
 
 CHANNEL_ID: Final = 0
-LOW_WATER: Final = 256 * 1024
+DATAGRAM_CHANNEL_ID: Final = 1
+LOW_WATER: Final = 16 * 1024
 """``bufferedAmountLowThreshold``: a paused writer resumes once the channel drained below this."""
 
+LAN_RTO: Final = (0.02, 0.3, 1.0)
+"""SCTP retransmission timeout (minimum, initial, maximum) in seconds on our associations.
 
-@dataclass(frozen=True, slots=True)
-class ChannelDown:
-    """The channel or the peer connection closed or failed (aiortc reports a lost peer as closed)."""
-
-    reason: str
+aiortc uses the internet's RFC 4960 values (1 s, 3 s, 60 s): on a LAN that loses a packet
+now and then, every loss on a quiet channel then stalls it for at least a second. The round
+trip here is ~1 ms, so 20 ms is still 20 round trips (measured in docs/design.md).
+"""
 
 
 def candidate_types(sdp: str) -> list[tuple[str, str]]:
@@ -78,38 +89,93 @@ def _restrict_candidates(sdp: str, allowed: frozenset[str] | None) -> str:
     return "\r\n".join(kept) + "\r\n"
 
 
-class RtcSession:
-    """One RTCPeerConnection with a negotiated, reliable, ordered data channel (id 0).
+class SessionSink(Protocol):
+    """Receives what a session's channels deliver; called from aiortc callbacks: must not block."""
 
-    ``inbox`` yields each received message (bytes) and finally one ChannelDown; the caller
-    must ``await close()`` (in ``finally``, shielded) once done.
+    def on_data(self, data: bytes) -> None:
+        """A message of the reliable channel."""
+        ...
+
+    def on_datagram(self, data: bytes) -> None:
+        """A message of the datagram channel."""
+        ...
+
+    def on_down(self, reason: str) -> None:
+        """A channel or the peer connection closed or failed (called once)."""
+        ...
+
+
+def use_lan_timers(sctp: Any) -> bool:
+    """Give one aiortc SCTP association LAN retransmission timers (:data:`LAN_RTO`).
+
+    This reaches into aiortc's private SCTP state (``_rto``, ``_srtt``, ``_rttvar``,
+    ``_update_rto``), per association, so other aiortc users in the process are unaffected;
+    returns False, leaving aiortc's defaults, if those internals are not there
+    (``tests/test_lan_units.py`` fails on an aiortc that lacks them).
+    """
+    update = getattr(sctp, "_update_rto", None)
+    if update is None or not hasattr(sctp, "_rto"):
+        return False
+    low, initial, high = LAN_RTO
+
+    def lan_update_rto(rtt: float) -> None:
+        update(rtt)  # keeps aiortc's smoothed round trip and variance up to date
+        sctp._rto = min(max(sctp._srtt + 4 * sctp._rttvar, low), high)
+
+    sctp._update_rto = lan_update_rto
+    sctp._rto = initial
+    return True
+
+
+class RtcSession:
+    """One RTCPeerConnection with a reliable ordered channel (id 0) and a datagram channel (id 1).
+
+    Received messages go to ``sink`` (set it with :meth:`attach` before the channels open);
+    the caller must ``await close()`` (in ``finally``, shielded) once done.
     """
 
-    def __init__(self, *, inbox_size: int = 4096, addresses: Iterable[str] | None = None) -> None:
+    def __init__(self, *, addresses: Iterable[str] | None = None) -> None:
         self._allowed = None if addresses is None else frozenset(addresses)
         # iceServers=[] ALWAYS: aiortc's default configuration contacts a public STUN server.
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self._channel: RTCDataChannel = self._pc.createDataChannel(
             "movex", negotiated=True, id=CHANNEL_ID, ordered=True
         )
+        self._datagrams: RTCDataChannel = self._pc.createDataChannel(
+            "movex-datagram", negotiated=True, id=DATAGRAM_CHANNEL_ID, ordered=False, maxRetransmits=0
+        )
+        self.lan_timers = use_lan_timers(self._pc.sctp)
+        if not self.lan_timers:
+            log.warning("aiortc's SCTP internals changed: LAN retransmission timers not applied")
         self._channel.bufferedAmountLowThreshold = LOW_WATER
-        self._inbox_tx: MemoryObjectSendStream[bytes | ChannelDown]
-        self._inbox_tx, self.inbox = anyio.create_memory_object_stream[bytes | ChannelDown](inbox_size)
+        self._sink: SessionSink | None = None
+        self._early: list[tuple[bool, bytes]] = []
         self._opened_tx: MemoryObjectSendStream[None]
         self._opened_rx: MemoryObjectReceiveStream[None]
         self._opened_tx, self._opened_rx = anyio.create_memory_object_stream[None](1)
         self._drained_tx: MemoryObjectSendStream[None]
         self._drained_rx: MemoryObjectReceiveStream[None]
         self._drained_tx, self._drained_rx = anyio.create_memory_object_stream[None](1)
-        self._down = False
+        self._down: str | None = None
         self._closed = False
-        self._channel.on("open", self._on_open)
+        for channel in (self._channel, self._datagrams):
+            channel.on("open", self._on_open)
+            channel.on("close", self._on_channel_close)
         self._channel.on("message", self._on_message)
-        self._channel.on("close", self._on_channel_close)
+        self._datagrams.on("message", self._on_datagram)
         self._channel.on("bufferedamountlow", self._on_drained)
         self._pc.on("connectionstatechange", self._on_state)
 
-    # -- callbacks: only send_nowait into bounded streams --------------------------------------
+    def attach(self, sink: SessionSink) -> None:
+        """Deliver what arrives to ``sink`` from now on (and what arrived before, in order)."""
+        self._sink = sink
+        early, self._early = self._early, []
+        for reliable, data in early:
+            (sink.on_data if reliable else sink.on_datagram)(data)
+        if self._down is not None:
+            sink.on_down(self._down)
+
+    # -- callbacks: hand over, never block -----------------------------------------------------
 
     def _signal(self, stream: MemoryObjectSendStream[None]) -> None:
         try:
@@ -124,15 +190,25 @@ class RtcSession:
         self._signal(self._drained_tx)
 
     def _on_message(self, data: bytes | str) -> None:
-        if self._down:
+        self._deliver(True, data if isinstance(data, bytes) else data.encode())
+
+    def _on_datagram(self, data: bytes | str) -> None:
+        self._deliver(False, data if isinstance(data, bytes) else data.encode())
+
+    def _deliver(self, reliable: bool, data: bytes) -> None:
+        if self._down is not None:
             return
-        try:
-            self._inbox_tx.send_nowait(data if isinstance(data, bytes) else data.encode())
-        except anyio.WouldBlock:
-            log.warning("data channel inbox overflowed; dropping the link")
-            self._report_down("inbox overflow")
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
+        sink = self._sink
+        if sink is None:
+            if len(self._early) >= 64:
+                self._report_down("data before the link was attached")
+            else:
+                self._early.append((reliable, data))
+            return
+        if reliable:
+            sink.on_data(data)
+        else:
+            sink.on_datagram(data)
 
     def _on_channel_close(self) -> None:
         self._report_down("channel closed")
@@ -144,18 +220,13 @@ class RtcSession:
             self._report_down(f"peer connection {state}")
 
     def _report_down(self, reason: str) -> None:
-        if self._down:
+        if self._down is not None:
             return
-        self._down = True
+        self._down = reason
         self._signal(self._opened_tx)  # wake a pending wait_open so it sees the failure
         self._signal(self._drained_tx)
-        try:
-            self._inbox_tx.send_nowait(ChannelDown(reason))
-        except anyio.WouldBlock:
-            pass  # the reader is behind; it will see the stream end instead
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
-        self._inbox_tx.close()
+        if self._sink is not None:
+            self._sink.on_down(reason)
 
     # -- offer / answer -----------------------------------------------------------------------
 
@@ -188,17 +259,17 @@ class RtcSession:
         return str(sdp)
 
     async def wait_open(self) -> None:
-        """Wait until the data channel is open (the caller bounds it); ConnectError if it died."""
-        while self._channel.readyState != "open":
-            if self._down:
-                raise ConnectError("peer connection closed before the channel opened")
+        """Wait until both channels are open (the caller bounds it); ConnectError if the session died."""
+        while self._channel.readyState != "open" or self._datagrams.readyState != "open":
+            if self._down is not None:
+                raise ConnectError(f"peer connection closed before the channels opened ({self._down})")
             await self._opened_rx.receive()
 
     # -- data ---------------------------------------------------------------------------------
 
     @property
     def buffered_amount(self) -> int:
-        """Bytes handed to the channel and not yet sent."""
+        """Bytes handed to the reliable channel and not yet sent."""
         return int(self._channel.bufferedAmount)
 
     async def wait_drained(self) -> None:
@@ -206,12 +277,19 @@ class RtcSession:
         await self._drained_rx.receive()
 
     def send(self, data: bytes) -> None:
-        """Hand one message to the channel; ChannelClosed if it is not open."""
-        if self._down or self._channel.readyState != "open":
+        """Hand one message to the reliable channel; ChannelClosed if it is not open."""
+        self._send(self._channel, data)
+
+    def send_datagram(self, data: bytes) -> None:
+        """Hand one message to the datagram channel (it may be lost); ChannelClosed if not open."""
+        self._send(self._datagrams, data)
+
+    def _send(self, channel: RTCDataChannel, data: bytes) -> None:
+        if self._down is not None or channel.readyState != "open":
             raise ChannelClosed("data channel is not open")
         try:
-            self._channel.send(data)
-        except Exception as exc:  # aiortc raises InvalidStateError / ValueError
+            channel.send(data)
+        except (InvalidStateError, ValueError) as exc:
             raise ChannelClosed(f"data channel refused a message: {exc!r}") from exc
 
     async def close(self) -> None:
@@ -219,13 +297,11 @@ class RtcSession:
         if self._closed:
             return
         self._closed = True
-        self._down = True
+        self._report_down("closed")
         try:
             await self._pc.close()
         except Exception:
             log.debug("peer connection close failed", exc_info=True)
         finally:
-            for stream in (self._inbox_tx, self._opened_tx, self._drained_tx):
+            for stream in (self._opened_tx, self._drained_tx, self._opened_rx, self._drained_rx):
                 stream.close()
-            for receiver in (self.inbox, self._opened_rx, self._drained_rx):
-                receiver.close()
