@@ -37,7 +37,9 @@ async def run(args: argparse.Namespace) -> None:
             ) as peer,
             anyio.create_task_group() as tg,
         ):
-            peer.on_master_changed(lambda master, term: emit("master", master=master, term=term))
+            emit("entered", id=peer.id, mono=time.monotonic())
+            peer.on_master_changed(lambda master, term: emit("master", master=master, term=term, mono=time.monotonic()))
+            peer.on_peers_changed(lambda peers: emit("peers", peers=sorted(peers), mono=time.monotonic()))
             with anyio.fail_after(30):
                 while len(peer.peers) < args.expect:  # noqa: ASYNC110 - a test bed may poll
                     await anyio.sleep(0.02)

@@ -1,0 +1,43 @@
+"""A room on a lossy LAN: 4 peer processes on 4 namespace hosts, nftables dropping packets (needs root).
+
+Loss P here means P % of the packets into and out of every host are dropped (tests/multihost.py),
+so about 2P % of the packets between two hosts are lost. Speed targets live in benchmarks/wifi.py;
+these tests check what must hold at every loss: nothing lost or doubled, one master, one checksum.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from multihost import open_hosts
+from wifi_bed import failover_at_loss, startup, steady
+
+pytestmark = pytest.mark.netns
+
+
+@pytest.mark.parametrize("loss", [0, 2, 5, 10])
+async def test_steady_play_at_loss_keeps_one_master_and_loses_nothing(loss: int) -> None:
+    async with open_hosts(4) as hosts:
+        hosts.set_loss(loss)
+        result = await steady(hosts, 4, seconds=5.0)
+    assert not result.problems, result.problems
+    assert result.lost == 0
+    assert result.confirmed > 0
+    if loss <= 5:
+        assert (result.master_changes, result.declared_dead) == (0, 0)
+
+
+@pytest.mark.parametrize("loss", [2, 5, 10])
+async def test_master_killed_at_loss_loses_and_doubles_nothing(loss: int) -> None:
+    async with open_hosts(4) as hosts:
+        result = await failover_at_loss(hosts, 4, loss)
+    assert not result.problems, result.problems
+    assert (result.lost, result.doubled, result.checksums) == (0, 0, 1)
+    assert result.pause < 10  # the speed targets live in benchmarks/wifi.py; this bounds a hang
+
+
+async def test_peers_started_together_at_10_percent_loss_agree_on_one_master() -> None:
+    async with open_hosts(4) as hosts:
+        hosts.set_loss(10)
+        result = await startup(hosts, 4)
+    assert result.masters_seen == 1, result

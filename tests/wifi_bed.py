@@ -1,0 +1,117 @@
+"""Rooms on a lossy LAN: peer processes on the multi-host bed (tests/multihost.py) with nftables loss.
+
+Shared by tests/test_wifi.py and benchmarks/wifi.py. Each scenario starts ``peers`` processes of
+tests/failover_peer.py, one per host in turn, and reports what it measured; times are
+CLOCK_MONOTONIC, which every process on the machine shares.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import anyio
+
+from failover_bed import FailoverResult, failover_run
+from multihost import Hosts
+from netns import PeerProcess
+
+__all__ = ["StartupResult", "SteadyResult", "failover_at_loss", "startup", "steady"]
+
+
+async def _spawn(hosts: Hosts, peers: int, tag: str, *extra: str) -> list[PeerProcess]:
+    return [
+        await hosts.spawn(
+            ["-m", "tests.failover_peer", "--id", f"{tag}{i}", "--expect", str(peers - 1), "--seed", str(i), *extra],
+            name=f"{tag}{i}",
+        )
+        for i in range(peers)
+    ]
+
+
+def _masters_after(proc: PeerProcess, since: float) -> list[tuple[str | None, int]]:
+    return [(e["master"], int(e["term"])) for e in proc.of("master") if e["mono"] >= since]
+
+
+@dataclass
+class StartupResult:
+    """Peers started together: when did they all agree on one master, and how many masters were there?"""
+
+    peers: int
+    agreed_after: float
+    """Seconds from the last peer entering its room to the last master change anywhere."""
+    masters_seen: int
+    """Distinct peers that were master at some point (1 = nobody elected itself by mistake)."""
+
+
+async def startup(hosts: Hosts, peers: int, *, tag: str = "s") -> StartupResult:
+    """Start ``peers`` together; wait until all are ready; see how the first master was agreed on."""
+    procs = await _spawn(hosts, peers, tag)
+    ready = [await p.wait_event("ready", within=60) for p in procs]
+    entered = max(p.of("entered")[0]["mono"] for p in procs)
+    masters = {e["master"] for e in ready}
+    changes = [e for p in procs for e in p.of("master")]
+    last = max((e["mono"] for e in changes), default=entered)
+    elected = {e["master"] for e in changes if e["master"] is not None}
+    for p in procs:
+        await hosts.leave(p, within=15)
+    if len(masters) != 1:
+        raise AssertionError(f"ready with different masters: {masters}")
+    return StartupResult(peers=peers, agreed_after=max(0.0, last - entered), masters_seen=len(elected))
+
+
+@dataclass
+class SteadyResult:
+    """Steady play: what changed that should not have."""
+
+    peers: int
+    seconds: float
+    master_changes: int
+    """(master, term) changes seen by any peer during play (0 expected)."""
+    declared_dead: int
+    """Times a peer lost sight of another during play (nobody left, so 0 expected)."""
+    confirmed: int
+    lost: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.lost == 0
+
+
+async def steady(hosts: Hosts, peers: int, seconds: float, *, tag: str = "p") -> SteadyResult:
+    """Start ``peers``, let them play for ``seconds`` and count spurious master changes and deaths."""
+    procs = await _spawn(hosts, peers, tag, "--interval", "0.05")
+    for p in procs:
+        await p.wait_event("ready", within=60)
+    await anyio.sleep(1.0)  # the start is measured by startup(); count from a settled room
+    began = time.monotonic()
+    for p in procs:
+        await p.command("go")
+    await anyio.sleep(seconds)
+    ended = time.monotonic()
+    for p in procs:
+        await p.command("stop")
+    finals = [await p.wait_event("final", within=60) for p in procs]
+    result = SteadyResult(peers=peers, seconds=seconds, master_changes=0, declared_dead=0, confirmed=0)
+    for p in procs:
+        changes = [e for e in p.of("master") if began <= e["mono"] <= ended]
+        result.master_changes += len(changes)
+        sizes = [len(e["peers"]) for e in p.of("peers") if began <= e["mono"] <= ended]
+        result.declared_dead += sum(1 for a, b in zip([peers - 1, *sizes], sizes, strict=False) if b < a)
+    for f in finals:
+        result.confirmed += int(f["confirmed"])
+        if f["rejected"]:
+            result.problems.append(f"{f['id']}: {f['rejected']} rejected")
+        result.lost += int(f["dispatched"]) - int(f["confirmed"]) - int(f["rejected"])
+    if len({f["checksum"] for f in finals}) != 1:
+        result.problems.append("checksums differ")
+    for p in procs:
+        await hosts.leave(p, within=15)
+    return result
+
+
+async def failover_at_loss(hosts: Hosts, peers: int, loss: int, *, run: int = 0) -> FailoverResult:
+    """The failover bed (tests/failover_bed.py) with ``loss`` % on every host, in and out."""
+    hosts.set_loss(loss)
+    return await failover_run(hosts, peers, mode="kill", run=run)
