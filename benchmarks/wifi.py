@@ -1,0 +1,179 @@
+"""A room on a lossy LAN: failover, throughput, spurious changes, startup and big states under packet loss.
+
+Every peer is a process on its own "host" (a network namespace on a bridge, tests/multihost.py)
+and nftables on the bridge drops P % of the packets into and out of every host (so about 2P %
+between two hosts). Needs root (``ip netns add``) and nftables; nothing leaves the machine.
+
+    python benchmarks/wifi.py                        # every table (~25 min)
+    python benchmarks/wifi.py --only failover --runs 5 --loss 0 5
+    python benchmarks/wifi.py --only join --json /tmp/wifi.json
+
+Tables:
+- failover: 4 peers dispatching every 10 ms, the master SIGKILLed; time until every survivor had
+  an action confirmed by the new master (p50, max), lost / doubled actions;
+- steady: 4 peers playing for ``--seconds`` (default 60); master changes and peers declared dead
+  while nobody left (spurious, both should be 0), confirmed actions/s of the room;
+- startup: 4 peers started together; seconds from the last one entering its room until nobody
+  changes master any more, and how many peers were ever master (1 = no peer elected itself by
+  mistake);
+- join: a late joiner of a room holding 1, 10 and 100 MB of state (resources of 1 MB each):
+  ``Peer.__aenter__`` -> ready with every resource, MB/s, against raw aiortc bulk MB/s (one
+  data channel, 64 KiB messages, no movex_p2p) between the same two hosts in the same run; the
+  p99 gap between election heartbeats at the joiner while a 50 MB snapshot streams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "src"), str(ROOT)]
+from multihost import open_hosts, unavailable_reason  # noqa: E402
+from wifi_bed import failover_at_loss, join, raw_bulk, startup, steady  # noqa: E402
+
+Row = dict[str, Any]
+
+
+async def failover_rows(losses: list[int], runs: int) -> list[Row]:
+    rows = []
+    for loss in losses:
+        pauses, lost, doubled, bad = [], 0, 0, 0
+        for run in range(runs):
+            async with open_hosts(4) as hosts:
+                result = await failover_at_loss(hosts, 4, loss, run=run)
+            pauses.append(result.pause)
+            lost, doubled, bad = lost + result.lost, doubled + result.doubled, bad + (not result.ok)
+            print(f"  failover {loss}% run {run + 1}/{runs}: {result.pause * 1000:.0f} ms ok={result.ok}", flush=True)
+        good = [p for p in pauses if p == p]  # NaN: a survivor never had anything confirmed
+        rows.append(
+            {
+                "loss": loss,
+                "runs": runs,
+                "p50_ms": round(statistics.median(good) * 1000) if good else None,
+                "max_ms": round(max(good) * 1000) if good else None,
+                "lost": lost,
+                "doubled": doubled,
+                "failed_runs": bad,
+            }
+        )
+    return rows
+
+
+async def steady_rows(losses: list[int], seconds: float) -> list[Row]:
+    rows = []
+    for loss in losses:
+        async with open_hosts(4) as hosts:
+            hosts.set_loss(loss)
+            result = await steady(hosts, 4, seconds)
+        per_minute = 60.0 / seconds
+        rows.append(
+            {
+                "loss": loss,
+                "seconds": seconds,
+                "master_changes_per_min": round(result.master_changes * per_minute, 2),
+                "declared_dead_per_min": round(result.declared_dead * per_minute, 2),
+                "confirmed_per_s": round(result.confirmed / seconds),
+                "lost": result.lost,
+                "ok": result.ok,
+            }
+        )
+        print(f"  steady {loss}%: {rows[-1]}", flush=True)
+    return rows
+
+
+async def startup_rows(losses: list[int], runs: int) -> list[Row]:
+    rows = []
+    for loss in losses:
+        agreed, masters = [], []
+        for _ in range(runs):
+            async with open_hosts(4) as hosts:
+                hosts.set_loss(loss)
+                result = await startup(hosts, 4)
+            agreed.append(result.agreed_after)
+            masters.append(result.masters_seen)
+            print(f"  startup {loss}%: agreed after {result.agreed_after:.2f} s, {result.masters_seen} master(s)")
+        rows.append(
+            {
+                "loss": loss,
+                "runs": runs,
+                "agreed_p50_s": round(statistics.median(agreed), 2),
+                "agreed_max_s": round(max(agreed), 2),
+                "runs_with_one_master": sum(1 for m in masters if m == 1),
+            }
+        )
+    return rows
+
+
+async def join_rows(sizes: list[int], loss: int) -> list[Row]:
+    rows = []
+    async with open_hosts(2) as hosts:
+        hosts.set_loss(loss)
+        raw = await raw_bulk(hosts, max(sizes))
+        print(f"  raw aiortc bulk: {raw:.1f} MB/s", flush=True)
+    for mb in sizes:
+        async with open_hosts(2) as hosts:
+            hosts.set_loss(loss)
+            result = await join(hosts, mb)
+        rows.append(
+            {
+                "loss": loss,
+                "state_mb": mb,
+                "join_s": round(result.seconds, 2),
+                "mb_per_s": round(mb / result.seconds, 1),
+                "raw_aiortc_mb_per_s": round(raw, 1),
+                "heartbeat_gap_p99_ms": round(result.heartbeat_gap_p99 * 1000),
+                "heartbeat_gap_max_ms": round(result.heartbeat_gap_max * 1000),
+            }
+        )
+        print(f"  join {mb} MB: {rows[-1]}", flush=True)
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(row[k]) for k in keys) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+async def main(args: argparse.Namespace) -> int:
+    reason = unavailable_reason()
+    if reason is not None:
+        print(f"cannot run: {reason}")
+        return 2
+    started = time.monotonic()
+    results: dict[str, list[Row]] = {}
+    only = set(args.only or ["failover", "steady", "startup", "join"])
+    if "failover" in only:
+        results["failover"] = await failover_rows(args.loss, args.runs)
+    if "steady" in only:
+        results["steady"] = await steady_rows(args.loss, args.seconds)
+    if "startup" in only:
+        results["startup"] = await startup_rows(args.loss, args.runs)
+    if "join" in only:
+        results["join"] = await join_rows(args.sizes, 0)
+    for name, rows in results.items():
+        print(f"\n{name}\n{table(rows)}")
+    print(f"\n({time.monotonic() - started:.0f} s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--only", nargs="+", choices=["failover", "steady", "startup", "join"])
+    parser.add_argument("--loss", type=int, nargs="+", default=[0, 2, 5, 10])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--json", default=None)
+    sys.exit(anyio.run(main, parser.parse_args()))
