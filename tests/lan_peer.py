@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -70,6 +71,7 @@ def execute(endpoint: LanEndpoint, command: dict[str, Any]) -> bool:
                 peers=sorted(endpoint.peers),
                 auth_failures=len(endpoint.auth_failures),
                 port=endpoint.signaling_port,
+                lan=dataclasses.asdict(endpoint.status()),
             )
         case "leave":
             return False
@@ -78,7 +80,12 @@ def execute(endpoint: LanEndpoint, command: dict[str, Any]) -> bool:
 
 async def run_peer(args: argparse.Namespace) -> None:
     transport = LanTransport(
-        [args.iface], heartbeat_interval=args.heartbeat, dead_after=args.dead_after, connect_timeout=5.0
+        [args.iface],
+        port=args.listen_port,
+        peers=args.peer,
+        heartbeat_interval=args.heartbeat,
+        dead_after=args.dead_after,
+        connect_timeout=5.0,
     )
     reader, pipe = await stdin_lines()
     try:
@@ -162,7 +169,8 @@ async def run_node(args: argparse.Namespace) -> None:
     counter_type = mx.ResourceType("counter", counter, initial={"count": 0})
     reader, pipe = await stdin_lines()
     try:
-        transport = mx.LanTransport([args.iface])
+        transport = mx.LanTransport([args.iface], port=args.listen_port, peers=args.peer)
+        emit("entering")
         async with mx.Peer(
             room=args.room, types=[counter_type], name=args.id, secret=args.secret, transport=transport
         ) as peer:
@@ -189,7 +197,9 @@ async def run_node(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", choices=["peer", "offer", "garbage", "node"], default="peer")
-    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port", type=int, default=0, help="garbage: the signaling port to attack")
+    parser.add_argument("--listen-port", type=int, default=0, help="peer, node: our signaling port")
+    parser.add_argument("--peer", action="append", default=[], help="peer, node: HOST:PORT to dial (repeatable)")
     parser.add_argument("--expect", type=int, default=0, help="node: other peers to wait for")
     parser.add_argument("--count", type=int, default=0, help="node: increments to dispatch")
     parser.add_argument("--total", type=int, default=0, help="node: the count every peer must reach")

@@ -112,7 +112,8 @@ class Hosts(ProcessBed):
         rules = "".join(f"{rule}; " for i, chaos in enumerate(self._chaos) for rule in chaos.rules(f'"p{i}"'))
         script = (
             "table bridge chaos\ndelete table bridge chaos\n"
-            f"table bridge chaos {{\n chain forward {{ type filter hook forward priority 0; policy accept; {rules}}}\n}}\n"
+            "table bridge chaos {\n"
+            f" chain forward {{ type filter hook forward priority 0; policy accept; {rules}}}\n}}\n"
         )
         done = subprocess.run(
             ["ip", "netns", "exec", self.bridge, "nft", "-f", "-"],
