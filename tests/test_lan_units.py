@@ -26,6 +26,7 @@ from movex_p2p.transport.lan import (
 )
 from movex_p2p.transport.signaling import (
     Answer,
+    Busy,
     Challenge,
     Contact,
     Exchange,
@@ -70,6 +71,7 @@ def hello() -> Hello:
         Challenge(peer=PeerId("b"), name="bob", incarnation=9, nonce=b"n" * 16, proof=b"p" * 32),
         Offer(body=OFFER, mac=b"m" * 32),
         Answer(body=ANSWER, mac=b"m" * 32),
+        Busy(mac=b"m" * 32),
     ],
 )
 def test_signaling_messages_round_trip(message: signaling.SignalMessage) -> None:
@@ -252,6 +254,33 @@ async def test_handshake_with_the_right_key_exchanges_sdps_and_contacts(receiver
     assert dialer == signaling.DialResult(peer=PeerId("b"), name="bob", incarnation=5, answer=ANSWER)
     assert isinstance(listener, Hello)
     assert listener.sender == "a"
+
+
+async def test_a_listener_that_holds_the_pair_already_turns_the_dialer_away() -> None:
+    dialer_end, listener_end = pipe_pair()
+    h = new_hello(sender=PeerId("a"), receiver=None, name="alice", incarnation=7)
+
+    async def create_offer(challenge: Challenge) -> Exchange:
+        return OFFER
+
+    async def busy(hello: Hello, offer: Exchange) -> Exchange:
+        raise signaling.Declined(hello.sender)
+
+    async with anyio.create_task_group() as tg:
+
+        async def listen() -> None:
+            with pytest.raises(signaling.Declined):
+                await run_listener(listener_end, key=KEY, me=PeerId("b"), name="", incarnation=1, create_answer=busy)
+
+        tg.start_soon(listen)
+        with pytest.raises(signaling.Declined) as declined:
+            await run_dialer(dialer_end, key=KEY, hello=h, create_offer=create_offer)
+    await dialer_end.aclose()
+    await listener_end.aclose()
+    assert declined.value.peer == "b"
+    challenge = challenge_for(h)
+    with pytest.raises(AuthenticationFailed):  # a Busy is authenticated like the rest
+        signaling.verify_busy(KEY, h, challenge, OFFER, Busy(mac=b"m" * 32))
 
 
 async def test_a_listener_without_the_secret_never_sees_an_offer() -> None:

@@ -108,7 +108,7 @@ def usable_interfaces(
         usable.append(str(parsed))
     usable = list(dict.fromkeys(usable))
     if not usable:
-        raise ValueError(f"no usable interface address in {list(interfaces)}")
+        raise ValueError(f"no usable interface in {list(interfaces)} (127.0.0.1 and IPv6 addresses cannot be used)")
     return usable
 
 

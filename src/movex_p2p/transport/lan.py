@@ -48,7 +48,6 @@ from .mesh import (
     AddressState,
     Attempt,
     Attempts,
-    Held,
     Hints,
     LanStatus,
     Ourselves,
@@ -62,6 +61,7 @@ from .signaling import (
     PROTOCOL_VERSION,
     Challenge,
     Contact,
+    Declined,
     Exchange,
     Hello,
     derive_key,
@@ -552,8 +552,11 @@ class LanEndpoint:
                         started = anyio.current_time()
                         try:
                             await self._dial_once(contact.addresses, contact.port, expected=peer)
-                        except Held:
-                            continue  # now held (the loop waits for it), or gone again: redial
+                        except Declined:
+                            if peer not in self._attempts:  # the other side still holds a link we lost
+                                await anyio.sleep(backoff)
+                                backoff = min(backoff * _GROWTH, _BACKOFF[1])
+                            continue
                         except AuthenticationFailed as exc:
                             self._log.warning("%s: %s; not retrying", peer, exc)
                             self.auth_failures.append(exc)
@@ -607,7 +610,7 @@ class LanEndpoint:
                 state.ours = True
                 self._log.debug("%s is our own signaling address", address)
                 return
-            except Held as exc:
+            except Declined as exc:
                 state.peer, state.error = exc.peer, None
                 if exc.peer in self._attempts:
                     continue
@@ -659,7 +662,7 @@ class LanEndpoint:
     ) -> PeerId:
         """Dial, authenticate, then run the link until it closes; return who answered.
 
-        Raises ConnectError or RemoteProtocolError (no link), AuthenticationFailed, Held (a
+        Raises ConnectError or RemoteProtocolError (no link), AuthenticationFailed, Declined (a
         link of the pair is already held, at either end) or Ourselves. ``state`` (a ``peers=``
         address) learns who answered as soon as it is authenticated.
         """
@@ -678,7 +681,7 @@ class LanEndpoint:
                 challenge.peer, dialer=self.id, incarnation=challenge.incarnation, scope=scope
             )
             if attempt is None:
-                raise Held(challenge.peer)
+                raise Declined(challenge.peer)
             session = RtcSession(addresses=self.interfaces)
             sdp = await session.create_offer()
             return Exchange(sdp=sdp, me=self._contact(), members=self._attempts.contacts(exclude=challenge.peer))
@@ -704,7 +707,7 @@ class LanEndpoint:
             if attempt is None:
                 raise ConnectError(f"dialing {expected or addresses[0]} was cancelled")  # pragma: no cover
             if not linked:
-                raise Held(attempt.peer)  # another handshake of the pair won while ours ran
+                raise Declined(attempt.peer)  # another handshake of the pair won while ours ran
             return attempt.peer
         finally:
             if attempt is not None:
@@ -768,7 +771,7 @@ class LanEndpoint:
             sender = hello.sender
             attempt = self._attempts.claim(sender, dialer=sender, incarnation=hello.incarnation, scope=scope)
             if attempt is None:
-                raise Held(hello.sender)
+                raise Declined(hello.sender)
             attempt.contact = with_address(offer.me, came_from)
             self._learn(offer.members, source=hello.sender)
             session = RtcSession(addresses=self.interfaces)
@@ -788,7 +791,7 @@ class LanEndpoint:
                                 incarnation=self.incarnation,
                                 create_answer=create_answer,
                             )
-                except Held as exc:
+                except Declined as exc:
                     self._log.debug("%s dialed, but a link of the pair is already held", exc.peer)
                     return
                 except AuthenticationFailed as exc:

@@ -39,7 +39,6 @@ __all__ = [
     "AddressState",
     "Attempt",
     "Attempts",
-    "Held",
     "Hints",
     "LanStatus",
     "Ourselves",
@@ -276,14 +275,6 @@ class AddressState:
         if self.error is not None:
             return self.error
         return "connecting" if self.peer is None else f"connecting to {self.peer}"
-
-
-class Held(ConnectError):
-    """No new link: this peer (or the other) already holds a handshake or a link of the pair."""
-
-    def __init__(self, peer: PeerId) -> None:
-        super().__init__(f"a link with {peer} is already held")
-        self.peer = peer
 
 
 class Ourselves(ConnectError):

@@ -8,6 +8,7 @@ matters is revealed, and the SDPs and the peer exchange are bound to the proof::
     listener -> dialer  Challenge(peer, name, incarnation, nonce_l, proof = MAC("challenge", transcript))
     dialer -> listener  Offer(sdp, me, members, mac = MAC("offer", transcript, offer))
     listener -> dialer  Answer(sdp, me, members, mac = MAC("answer", transcript, offer, answer))
+                        or Busy(mac = MAC("busy", transcript, offer)): the pair is linked already
 
 ``receiver`` is the peer the dialer means to reach, or ``""`` when it dials an address without
 knowing who listens there ("join by address"); the Challenge names the listener. ``me`` is the
@@ -56,8 +57,10 @@ __all__ = [
     "MAX_MESSAGE",
     "PROTOCOL_VERSION",
     "Answer",
+    "Busy",
     "Challenge",
     "Contact",
+    "Declined",
     "DialResult",
     "Exchange",
     "Hello",
@@ -146,8 +149,23 @@ class Answer:
     mac: bytes
 
 
-SignalMessage = Hello | Challenge | Offer | Answer
-_M = TypeVar("_M", Hello, Challenge, Offer, Answer)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Busy:
+    """The listener turns an authenticated dialer away: it holds a link (or a handshake) of the pair already."""
+
+    mac: bytes
+
+
+class Declined(ConnectError):
+    """No new link with ``peer``, by the rules: this side or the other holds the pair already (no failure)."""
+
+    def __init__(self, peer: PeerId) -> None:
+        super().__init__(f"a link with {peer} is already held")
+        self.peer = peer
+
+
+SignalMessage = Hello | Challenge | Offer | Answer | Busy
+_M = TypeVar("_M", Hello, Challenge, Offer, Answer, Busy)
 
 
 # --- codec ---------------------------------------------------------------------------------
@@ -194,6 +212,8 @@ def encode(message: SignalMessage) -> bytes:
             body = {"t": "offer", **_exchange_json(message.body), "mac": message.mac.hex()}
         case Answer():
             body = {"t": "answer", **_exchange_json(message.body), "mac": message.mac.hex()}
+        case Busy():
+            body = {"t": "busy", "mac": message.mac.hex()}
     payload = json.dumps(body, separators=(",", ":")).encode()
     if len(payload) > MAX_MESSAGE:
         raise ValueError(f"signaling message of {len(payload)} bytes exceeds {MAX_MESSAGE}")
@@ -292,6 +312,8 @@ def decode(payload: bytes) -> SignalMessage:
                 return Offer(body=_exchange(body), mac=_hex(body, "mac", 32))
             case "answer":
                 return Answer(body=_exchange(body), mac=_hex(body, "mac", 32))
+            case "busy":
+                return Busy(mac=_hex(body, "mac", 32))
             case other:
                 raise ValueError(f"unknown message type {other!r}")
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError, KeyError, RecursionError) as exc:
@@ -377,6 +399,16 @@ def verify_answer(key: bytes, hello: Hello, challenge: Challenge, offer: Exchang
     _verify(expected, answer.mac, f"listener {challenge.peer}")
 
 
+def make_busy(key: bytes, hello: Hello, challenge: Challenge, offer: Exchange) -> Busy:
+    """The listener's authenticated "the pair is linked already"."""
+    return Busy(mac=mac(key, "busy", hello, challenge, *_parts(offer)))
+
+
+def verify_busy(key: bytes, hello: Hello, challenge: Challenge, offer: Exchange, busy: Busy) -> None:
+    """Raise AuthenticationFailed unless the listener proved the key over its refusal."""
+    _verify(mac(key, "busy", hello, challenge, *_parts(offer)), busy.mac, f"listener {challenge.peer}")
+
+
 def new_hello(*, sender: PeerId, receiver: PeerId | None, name: str, incarnation: int) -> Hello:
     """A Hello with a fresh nonce (``receiver=None``: whoever listens at the address dialed)."""
     return Hello(
@@ -419,7 +451,8 @@ async def run_dialer(
     """Run the dialer's side; the caller bounds it with a timeout and closes ``stream``.
 
     ``create_offer(challenge)`` is called once the listener is authenticated (it may raise to
-    stop there). Raises AuthenticationFailed, RemoteProtocolError, or ConnectError (the stream broke).
+    stop there). Raises AuthenticationFailed, RemoteProtocolError, Declined (the listener holds
+    the pair already), or ConnectError (the stream broke).
     """
     reader = BufferedByteReceiveStream(stream)
     try:
@@ -432,7 +465,13 @@ async def run_dialer(
         if offer.me.peer != hello.sender:
             raise LocalProtocolError("an offer's own contact must name the dialer")
         await stream.send(encode(make_offer(key, hello, challenge, offer)))
-        answer = await _expect(reader, Answer)
+        reply = await read_message(reader)
+        if isinstance(reply, Busy):
+            verify_busy(key, hello, challenge, offer, reply)
+            raise Declined(challenge.peer)
+        if not isinstance(reply, Answer):
+            raise RemoteProtocolError(f"expected Answer, got {type(reply).__name__}")
+        answer = reply
         verify_answer(key, hello, challenge, offer, answer)
         if answer.body.me.peer != challenge.peer:
             raise RemoteProtocolError(f"{challenge.peer!r} answered with the contact of {answer.body.me.peer!r}")
@@ -452,9 +491,9 @@ async def run_listener(
 ) -> Hello:
     """Run the listener's side for one incoming connection; return the authenticated Hello.
 
-    ``create_answer(hello, offer)`` is called only once the dialer is authenticated (it may
-    raise to refuse the link). Raises AuthenticationFailed, RemoteProtocolError, or ConnectError
-    (the stream broke).
+    ``create_answer(hello, offer)`` is called only once the dialer is authenticated; it raises
+    Declined to turn the dialer away with a Busy (then re-raised here). Raises
+    AuthenticationFailed, RemoteProtocolError, or ConnectError (the stream broke).
     """
     reader = BufferedByteReceiveStream(stream)
     try:
@@ -469,7 +508,11 @@ async def run_listener(
         verify_offer(key, hello, challenge, offer)
         if offer.body.me.peer != hello.sender:
             raise RemoteProtocolError(f"{hello.sender!r} offered with the contact of {offer.body.me.peer!r}")
-        answer = await create_answer(hello, offer.body)
+        try:
+            answer = await create_answer(hello, offer.body)
+        except Declined:
+            await stream.send(encode(make_busy(key, hello, challenge, offer.body)))
+            raise
         if answer.me.peer != me:
             raise LocalProtocolError("an answer's own contact must name the listener")
         await stream.send(encode(make_answer(key, hello, challenge, offer.body, answer)))
