@@ -9,7 +9,8 @@ from typing import Any
 import anyio
 import pytest
 
-from multihost import Hosts, open_hosts
+from address_bed import chain_without_multicast
+from multihost import open_hosts
 from netns import ADDRESS, Namespace, PeerProcess, no_python_noise, open_namespace
 
 pytestmark = pytest.mark.netns
@@ -17,52 +18,11 @@ pytestmark = pytest.mark.netns
 PORT = 47000
 
 
-def node_args(peer_id: str, *extra: str, n: int = 3, count: int = 5) -> list[str]:
-    return [
-        "-m",
-        "tests.lan_peer",
-        "--mode",
-        "node",
-        "--secret",
-        "s",
-        "--expect",
-        str(n - 1),
-        "--count",
-        str(count),
-        "--total",
-        str(n * count),
-        "--id",
-        peer_id,
-        *extra,
-    ]
-
-
-async def chain_without_multicast(hosts: Hosts) -> tuple[list[PeerProcess], float]:
-    """p1 knows nobody (fixed port), p2 knows p1, p3 knows p2; mDNS dropped: all sync one counter.
-
-    Returns the processes and the seconds from the last one entering ``Peer`` to the last synced.
-    """
-    hosts.drop_multicast()
-    a1, a2 = hosts.addresses[0], hosts.addresses[1]
-    specs = [
-        (0, "p1", ["--listen-port", str(PORT)]),
-        (1, "p2", ["--listen-port", str(PORT), "--peer", f"{a1}:{PORT}"]),
-        (2, "p3", ["--peer", f"{a2}:{PORT}"]),
-    ]
-    nodes = [await hosts.spawn_on(host, node_args(name, *extra), name=name) for host, name, extra in specs]
-    synced = [await node.wait_event("synced", within=20) for node in nodes]
-    entered = [(await node.wait_event("entering"))["t"] for node in nodes]
-    assert {s["count"] for s in synced} == {15}
-    assert len({s["checksum"] for s in synced}) == 1
-    assert len({s["master"] for s in synced}) == 1
-    return nodes, max(s["t"] for s in synced) - max(entered)
-
-
 async def test_three_hosts_mesh_by_address_with_multicast_dropped() -> None:
     async with open_hosts(3) as hosts:
-        nodes, seconds = await chain_without_multicast(hosts)
-        print(f"3 peers, one address each, no mDNS: synced {seconds:.3f} s after the last entered Peer")
-        for node in nodes:
+        run = await chain_without_multicast(hosts)
+        print(f"3 peers, one address each, no mDNS: synced {run.synced - run.entered:.3f} s after the last entered")
+        for node in run.nodes:
             await hosts.leave(node, within=15)
             no_python_noise(node)
 

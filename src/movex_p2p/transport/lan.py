@@ -682,11 +682,14 @@ class LanEndpoint:
             )
             if attempt is None:
                 raise Declined(challenge.peer)
+            # where it proved the key, passed on from now (its Answer tells more): see mesh.py
+            attempt.contact = with_address(Contact(peer=challenge.peer, addresses=(), port=port), reached)
             session = RtcSession(addresses=self.interfaces)
             sdp = await session.create_offer()
             return Exchange(sdp=sdp, me=self._contact(), members=self._attempts.contacts(exclude=challenge.peer))
 
         hello = new_hello(sender=self.id, receiver=expected, name=self.name, incarnation=self.incarnation)
+        reached: str | None = None
         try:
             with scope:
                 try:

@@ -15,6 +15,12 @@ dial each other at once; the rules that keep exactly one link per pair, without 
 Every peer decides in its own event loop, so these decisions are atomic per peer; whichever of
 the two crossing handshakes is authenticated first at the lower peer wins at both ends.
 
+Peer exchange: each side of a handshake passes on the contacts of what it holds at the moment
+it claims the pair (the dialer on the Challenge, the listener on the Offer), and a claim records
+the peer's contact at once (the dialer: where the listener proved the key). So of any two
+handshakes a peer runs, the one claimed later passes on the other's peer: in a chain where p2
+knows p1 and p3 knows p2, p3 learns p1 or p1 learns p3, whatever the timing.
+
 Everything learnt by peer exchange is a hint to dial, bounded and validated, never proof of
 anything: the handshake that follows authenticates the peer as usual.
 """
