@@ -472,7 +472,9 @@ class LanEndpoint:
             held.scope.cancel()
         if not self.id < peer and old is None and held is None:
             self._reannounce_soon()  # the lower id dials: tell it at once that we are here
-        self._ensure_dialer(peer, restart=restarted or old is None or old.incarnation != ann.incarnation)
+        news = old is None or old.incarnation != ann.incarnation
+        # a new dial loop reads the news at once; one that runs a live link keeps it
+        self._ensure_dialer(peer, restart=restarted or (news and held is None))
 
     def _reannounce_soon(self) -> None:
         if self._reannouncing or self._tg is None or self._discovery is None:
@@ -540,6 +542,8 @@ class LanEndpoint:
                     held = self._attempts.get(peer)
                     if held is not None:
                         await held.ended.wait()
+                        if not held.opened:
+                            continue  # a handshake that came to nothing: dial again
                     else:
                         target = self._target(peer)
                         if target is None:
@@ -596,6 +600,9 @@ class LanEndpoint:
         outage is logged once (INFO), the retries at DEBUG.
         """
         state = self._addresses.setdefault(address, AddressState())
+        if address.port == self.signaling_port and address.host in self.interfaces:
+            state.ours = True  # the same list on every player's machine: ours is in it
+            return
         backoff, cap = _BACKOFF
         outage = False
         while not self._closing:
@@ -705,7 +712,7 @@ class LanEndpoint:
                     raise ConnectError(f"signaling with {expected or addresses[0]} timed out") from exc
                 attempt.contact = with_address(result.answer.me, reached)
                 self._learn(result.answer.members, source=result.peer)
-                linked = True
+                linked = attempt.opened = True
                 await self._run_link(session, peer=result.peer, name=result.name, incarnation=result.incarnation)
             if attempt is None:
                 raise ConnectError(f"dialing {expected or addresses[0]} was cancelled")  # pragma: no cover
@@ -812,7 +819,8 @@ class LanEndpoint:
                 finally:
                     self._handshakes -= 1
                 assert session is not None
-                linked = True
+                assert attempt is not None
+                linked = attempt.opened = True
                 try:
                     await self._run_link(session, peer=hello.sender, name=hello.name, incarnation=hello.incarnation)
                 except ConnectError as exc:

@@ -129,6 +129,8 @@ class Attempt:
     scope: anyio.CancelScope
     contact: Contact | None = None
     """The peer's own contact, once its side of the exchange is authenticated."""
+    opened: bool = False
+    """The handshake completed and the link was started."""
     ended: anyio.Event = field(default_factory=anyio.Event)
 
 
