@@ -8,6 +8,7 @@ Each run checks that all three end with one counter, one checksum and one master
 
     python benchmarks/join_by_address.py              # 10 runs, ~1 min
     python benchmarks/join_by_address.py --runs 3 --json /tmp/join.json
+    python benchmarks/join_by_address.py --mdns   # the baseline: mDNS on, no address given
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from address_bed import ChainRun, chain_without_multicast
 from multihost import open_hosts, unavailable_reason
 
 
-async def one_run() -> ChainRun:
+async def one_run(*, by_address: bool) -> ChainRun:
     async with open_hosts(3) as hosts:
-        run = await chain_without_multicast(hosts)
+        run = await chain_without_multicast(hosts, by_address=by_address)
         for node in run.nodes:
             await hosts.leave(node, within=15)
     return run
@@ -40,7 +41,7 @@ async def main(args: argparse.Namespace) -> int:
         return 2
     rows: dict[str, list[float]] = {"entered_to_meshed": [], "entered_to_synced": [], "spawned_to_synced": []}
     for i in range(args.runs):
-        run = await one_run()
+        run = await one_run(by_address=not args.mdns)
         rows["entered_to_meshed"].append(run.meshed - run.entered)
         rows["entered_to_synced"].append(run.synced - run.entered)
         rows["spawned_to_synced"].append(run.synced - run.spawned)
@@ -64,4 +65,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--mdns", action="store_true", help="baseline: mDNS on, no address given")
     sys.exit(anyio.run(main, parser.parse_args()))

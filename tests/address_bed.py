@@ -53,15 +53,21 @@ class ChainRun:
     """When the last process saw every increment of every peer."""
 
 
-async def chain_without_multicast(hosts: Hosts) -> ChainRun:
-    """Run the chain on a fresh 3-host bed; assert the room synced one counter."""
-    hosts.drop_multicast()
+async def chain_without_multicast(hosts: Hosts, *, by_address: bool = True) -> ChainRun:
+    """Run the chain on a fresh 3-host bed; assert the room synced one counter.
+
+    ``by_address=False``: the baseline, mDNS left on and no address given.
+    """
     a1, a2 = hosts.addresses[0], hosts.addresses[1]
     specs = [
         (0, "p1", ["--listen-port", str(PORT)]),
         (1, "p2", ["--listen-port", str(PORT), "--peer", f"{a1}:{PORT}"]),
         (2, "p3", ["--peer", f"{a2}:{PORT}"]),
     ]
+    if by_address:
+        hosts.drop_multicast()
+    else:
+        specs = [(host, name, []) for host, name, _ in specs]
     nodes = []
     spawned = 0.0
     for host, name, extra in specs:

@@ -53,8 +53,10 @@ from ..ids import PeerId
 
 __all__ = [
     "MAX_ADDRESSES",
+    "MAX_ID",
     "MAX_MEMBERS",
     "MAX_MESSAGE",
+    "NONCE_SIZE",
     "PROTOCOL_VERSION",
     "Answer",
     "Busy",
@@ -69,8 +71,19 @@ __all__ = [
     "decode",
     "derive_key",
     "encode",
+    "mac",
+    "make_answer",
+    "make_busy",
+    "make_challenge",
+    "make_offer",
+    "new_hello",
+    "read_message",
     "run_dialer",
     "run_listener",
+    "verify_answer",
+    "verify_busy",
+    "verify_challenge",
+    "verify_offer",
 ]
 
 PROTOCOL_VERSION: Final = 2
