@@ -4,7 +4,9 @@ Each run builds a fresh multi-host bed (tests/multihost.py: network namespaces j
 pairs to a bridge; needs root; no packet leaves the machine), drops mDNS (UDP 5353) on the
 bridge, and starts movex_p2p.Peer processes over LanTransport (tests/address_bed.py): p1 knows
 nobody and listens on a fixed port, p2 knows p1, p3 knows p2. Every peer runs without fcntl.
-Each run checks that all three end with one counter, one checksum and one master.
+Each run checks that all three end with one counter, one checksum and one master. Then the
+same chain with transport-only peers (tests/lan_peer.py) times the links alone: from the last
+endpoint listening to the last of the three links open.
 
     python benchmarks/join_by_address.py              # 10 runs, ~1 min
     python benchmarks/join_by_address.py --runs 3 --json /tmp/join.json
@@ -22,7 +24,7 @@ from pathlib import Path
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from address_bed import ChainRun, chain_without_multicast
+from address_bed import ChainRun, chain_links, chain_without_multicast
 from multihost import open_hosts, unavailable_reason
 
 
@@ -32,6 +34,14 @@ async def one_run(*, by_address: bool) -> ChainRun:
         for node in run.nodes:
             await hosts.leave(node, within=15)
     return run
+
+
+async def links_run() -> float:
+    async with open_hosts(3) as hosts:
+        peers, seconds = await chain_links(hosts)
+        for peer in peers:
+            await hosts.leave(peer, within=15)
+    return seconds
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -51,6 +61,11 @@ async def main(args: argparse.Namespace) -> int:
             f"{rows['spawned_to_synced'][-1] * 1000:.0f} ms",
             flush=True,
         )
+    if not args.mdns:
+        rows["listening_to_links"] = []
+        for i in range(args.runs):
+            rows["listening_to_links"].append(await links_run())
+            print(f"links run {i + 1}/{args.runs}: {rows['listening_to_links'][-1] * 1000:.0f} ms", flush=True)
     summary = {
         name: {"p50_ms": round(statistics.median(v) * 1000), "max_ms": round(max(v) * 1000), "runs": len(v)}
         for name, v in rows.items()

@@ -86,3 +86,20 @@ async def chain_without_multicast(hosts: Hosts, *, by_address: bool = True) -> C
         meshed=max(r["t"] for r in ready),
         synced=max(s["t"] for s in synced),
     )
+
+
+async def chain_links(hosts: Hosts) -> tuple[list[PeerProcess], float]:
+    """The same chain with transport-only peers (tests/lan_peer.py): seconds from the last
+    endpoint listening to the last of the three links open."""
+    hosts.drop_multicast()
+    a1, a2 = hosts.addresses[0], hosts.addresses[1]
+    known = {"p1": [], "p2": ["--peer", f"{a1}:{PORT}"], "p3": ["--peer", f"{a2}:{PORT}"]}
+    peers = {
+        name: await hosts.spawn_on(
+            host, ["-m", "tests.lan_peer", "--id", name, "--listen-port", str(PORT), *extra], name=name
+        )
+        for host, (name, extra) in enumerate(known.items())
+    }
+    last_up = max([await peer.wait_peers(set(peers) - {name}, within=20) for name, peer in peers.items()])
+    last_ready = max([(await peer.wait_event("ready"))["t"] for peer in peers.values()])
+    return list(peers.values()), last_up - last_ready
