@@ -521,13 +521,13 @@ class LanEndpoint:
     def _target(self, peer: PeerId) -> tuple[Contact, bool] | None:
         """Where to dial ``peer``, and whether only peer exchange told us; None: do not dial it."""
         ann = self._known.get(peer)
-        if ann is not None and ann.incarnation not in (self._left.get(peer), self._refused.get(peer)):
-            hint = self._hints.get(peer)
-            extra = () if hint is None else hint.addresses
-            addresses = tuple(dict.fromkeys((*ann.addresses, *extra)))
-            return Contact(peer=peer, addresses=addresses, port=ann.port), False
         hint = self._hints.get(peer)
-        return None if hint is None else (hint, True)
+        if ann is None:
+            return None if hint is None else (hint, True)
+        if ann.incarnation in (self._left.get(peer), self._refused.get(peer)):
+            return None  # it said goodbye, or refused our secret: until it restarts
+        addresses = tuple(dict.fromkeys((*ann.addresses, *(() if hint is None else hint.addresses))))
+        return Contact(peer=peer, addresses=addresses, port=ann.port), False
 
     async def _dial_loop(self, peer: PeerId, scope: anyio.CancelScope) -> None:
         """Hold a link with ``peer``, known by id, until it is gone, said goodbye or refused our secret.
@@ -565,8 +565,9 @@ class LanEndpoint:
                             self._log.warning("%s: %s; not retrying", peer, exc)
                             self.auth_failures.append(exc)
                             self.refused["wrong secret"] += 1
-                            if not hinted:
-                                self._refused[peer] = self._known[peer].incarnation
+                            ann = self._known.get(peer)
+                            if ann is not None:  # until it restarts (a new incarnation)
+                                self._refused[peer] = ann.incarnation
                             self._hints.forget(peer)
                             return
                         except (ConnectError, RemoteProtocolError) as exc:
