@@ -118,3 +118,28 @@ async def test_an_address_that_is_down_is_retried_quietly_until_it_answers() -> 
         await waiting.wait_event("down", peer="p2")
         await ns.leave(waiting)
         no_python_noise(late)
+
+
+async def test_a_member_flooding_made_up_members_gets_bounded_hints_and_the_room_keeps_working() -> None:
+    async with open_namespace() as ns:
+        target = await ns.spawn_peer("p9", "--secret", "s", "--listen-port", str(PORT))
+        hostile = await ns.spawn(
+            ["-m", "tests.lan_peer", "--mode", "hostile", "--secret", "s", "--port", str(PORT), "--rounds", "12"],
+            name="hostile",
+        )
+        flood = await hostile.wait_event("hostile", within=30)
+        assert set(flood["outcomes"]) == {"RemoteProtocolError"}  # its SDP is refused, after the hints were read
+        lan = (await statuses({"p9": target}))["p9"]["lan"]
+        assert len(lan["learnt"]) <= 128, len(lan["learnt"])  # 12 x 32 made-up members offered
+        assert lan["linked"] == []
+        with anyio.fail_after(15):  # the ghosts are unreachable: each hint is dropped after a few dials
+            while (await statuses({"p9": target}))["p9"]["lan"]["learnt"]:  # noqa: ASYNC110
+                await anyio.sleep(0.2)
+        friend = await ns.spawn_peer("p1", "--secret", "s", "--peer", f"{ADDRESS}:{PORT}")
+        await friend.wait_peers({"p9"})
+        await target.wait_peers({"p1"})
+        await target.command("send", peer="p1", data="still here")
+        await friend.wait_event("frame", peer="p9", data="still here")
+        for peer in (friend, target):
+            await ns.leave(peer)
+            no_python_noise(peer)
