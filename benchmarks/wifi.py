@@ -164,7 +164,7 @@ async def main(args: argparse.Namespace) -> int:
         print(f"\n{name}\n{table(rows)}")
     print(f"\n({time.monotonic() - started:.0f} s)")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        await anyio.Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -19,10 +20,20 @@ from typing import Any
 
 import anyio
 
-from movex_p2p.errors import ChannelClosed
+from movex_p2p.errors import ChannelClosed, MovexError
 from movex_p2p.ids import PeerId
 from movex_p2p.transport.base import Frame, PeerDown, PeerUp
 from movex_p2p.transport.lan import LanEndpoint, LanTransport
+from movex_p2p.transport.signaling import (
+    MAX_MEMBERS,
+    Challenge,
+    Contact,
+    Exchange,
+    Hello,
+    derive_key,
+    new_hello,
+    run_dialer,
+)
 from movex_p2p.transport.webrtc import RtcSession, candidate_types
 
 
@@ -70,6 +81,7 @@ def execute(endpoint: LanEndpoint, command: dict[str, Any]) -> bool:
                 peers=sorted(endpoint.peers),
                 auth_failures=len(endpoint.auth_failures),
                 port=endpoint.signaling_port,
+                lan=dataclasses.asdict(endpoint.status()),
             )
         case "leave":
             return False
@@ -78,7 +90,12 @@ def execute(endpoint: LanEndpoint, command: dict[str, Any]) -> bool:
 
 async def run_peer(args: argparse.Namespace) -> None:
     transport = LanTransport(
-        [args.iface], heartbeat_interval=args.heartbeat, dead_after=args.dead_after, connect_timeout=5.0
+        [args.iface],
+        port=args.listen_port,
+        peers=args.peer,
+        heartbeat_interval=args.heartbeat,
+        dead_after=args.dead_after,
+        connect_timeout=5.0,
     )
     reader, pipe = await stdin_lines()
     try:
@@ -149,6 +166,36 @@ async def run_garbage(args: argparse.Namespace) -> None:
     emit("done")
 
 
+async def run_hostile(args: argparse.Namespace) -> None:
+    """A room member (it knows the secret) that floods a peer with made-up members, handshake after handshake."""
+    key = derive_key(args.room, args.secret)
+    outcomes: list[str] = []
+    for round_ in range(args.rounds):
+        ghosts = tuple(
+            Contact(
+                peer=PeerId(f"ghost{round_}-{i}"),
+                addresses=("224.0.0.251", "127.0.0.1", *(f"10.66.{i}.{j}" for j in range(1, 7))),
+                port=1 + i,
+            )
+            for i in range(MAX_MEMBERS)
+        )
+        hello = new_hello(sender=PeerId(f"hostile{round_}"), receiver=None, name="hostile", incarnation=1)
+
+        async def create_offer(
+            challenge: Challenge, hello: Hello = hello, ghosts: tuple[Contact, ...] = ghosts
+        ) -> Exchange:
+            me = Contact(peer=hello.sender, addresses=(args.iface,), port=9)
+            return Exchange(sdp="v=0\r\n", me=me, members=ghosts)  # no usable SDP: no link, only the hints
+
+        try:
+            async with await anyio.connect_tcp(args.iface, args.port) as stream:
+                await run_dialer(stream, key=key, hello=hello, create_offer=create_offer)
+            outcomes.append("answered")
+        except MovexError as exc:
+            outcomes.append(type(exc).__name__)
+    emit("hostile", outcomes=outcomes)
+
+
 async def run_node(args: argparse.Namespace) -> None:
     """A movex_p2p.Peer over LanTransport: wait for ``--expect`` others, add ``--count`` to counter:c1."""
     import movex_p2p as mx
@@ -162,7 +209,8 @@ async def run_node(args: argparse.Namespace) -> None:
     counter_type = mx.ResourceType("counter", counter, initial={"count": 0})
     reader, pipe = await stdin_lines()
     try:
-        transport = mx.LanTransport([args.iface])
+        transport = mx.LanTransport([args.iface], port=args.listen_port, peers=args.peer)
+        emit("entering")
         async with mx.Peer(
             room=args.room, types=[counter_type], name=args.id, secret=args.secret, transport=transport
         ) as peer:
@@ -188,8 +236,11 @@ async def run_node(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["peer", "offer", "garbage", "node"], default="peer")
-    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--mode", choices=["peer", "offer", "garbage", "node", "hostile"], default="peer")
+    parser.add_argument("--rounds", type=int, default=10, help="hostile: handshakes to flood")
+    parser.add_argument("--port", type=int, default=0, help="garbage: the signaling port to attack")
+    parser.add_argument("--listen-port", type=int, default=0, help="peer, node: our signaling port")
+    parser.add_argument("--peer", action="append", default=[], help="peer, node: HOST:PORT to dial (repeatable)")
     parser.add_argument("--expect", type=int, default=0, help="node: other peers to wait for")
     parser.add_argument("--count", type=int, default=0, help="node: increments to dispatch")
     parser.add_argument("--total", type=int, default=0, help="node: the count every peer must reach")
@@ -203,7 +254,8 @@ def main() -> None:
     parser.add_argument("--log", default="WARNING")
     args = parser.parse_args()
     logging.basicConfig(level=args.log, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    runner = {"peer": run_peer, "offer": run_offer, "garbage": run_garbage, "node": run_node}[args.mode]
+    runners = {"peer": run_peer, "offer": run_offer, "garbage": run_garbage, "node": run_node, "hostile": run_hostile}
+    runner = runners[args.mode]
     anyio.run(runner, args, backend="asyncio")
 
 

@@ -59,7 +59,32 @@ def test_join_and_inspect_require_a_room() -> None:
     with pytest.raises(SystemExit):
         parser.parse_args(["inspect"])
     args = parser.parse_args(["inspect", "--room", "r", "--interface", "127.0.0.2", "--seconds", "1"])
-    assert (args.room, args.interface, args.seconds) == ("r", "127.0.0.2", 1.0)
+    assert (args.room, args.interface, args.seconds, args.port, args.peer) == ("r", ["127.0.0.2"], 1.0, 0, [])
+    args = parser.parse_args(["join", "--room", "r", "--port", "47000", "--peer", "a:1", "--peer", "10.0.0.5:47000"])
+    assert (args.port, args.peer, args.interface) == (47000, ["a:1", "10.0.0.5:47000"], None)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--interface", "no-such-adapter"], "no network adapter named 'no-such-adapter'; adapters found: "),
+        (["--interface", "127.0.0.1"], "127.0.0.1 and IPv6 addresses cannot be used"),
+        (["--peer", "10.0.0.5"], "argument --peer: peer address '10.0.0.5': expected HOST:PORT"),
+        (["--peer", "[::1]:5"], "IPv6 is not supported"),
+        (["--port", "70000"], "argument --port: '70000' is not a TCP port number"),
+    ],
+)
+@pytest.mark.parametrize("command", ["join", "inspect"])
+def test_user_errors_are_one_line_and_exit_2(command: str, args: list[str], message: str) -> None:
+    """Refused before any socket is opened: safe to run outside a namespace."""
+    done = run_cli(command, "--room", "r", *args, timeout=30)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith(f"movex-p2p {command}")]
+    assert len(errors) == 1, done.stderr
+    assert message in errors[0]
+    if "--interface" in args:
+        assert "choose one with --interface" in errors[0]
 
 
 class _Member:
@@ -109,3 +134,36 @@ def test_process_demo_in_a_private_network_namespace() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "peer processes" in done.stdout
     assert "VERDICT: states equal, nothing lost" in done.stdout
+
+
+@pytest.mark.netns
+async def test_join_and_inspect_by_address_in_a_namespace() -> None:
+    """A peer listens on a fixed port; inspect reaches it by address, and says why nothing is found elsewhere."""
+    from netns import ADDRESS, open_namespace
+
+    async with open_namespace() as ns:
+        host = await ns.spawn_peer("p0", "--listen-port", "47000")
+        cli = ["-m", "movex_p2p", "inspect", "--room", "room", "--interface", "lo", "--seconds", "2"]
+        found = await ns.spawn([*cli, "--peer", f"{ADDRESS}:47000"], name="inspect")
+        await found.process.wait()
+        report = [e["line"] for e in found.events if e["ev"] == "garbage"]
+        assert f"--peer {ADDRESS}:47000: linked to p0" in report, report
+        assert "links open: p0" in report, report
+        join = ["-m", "movex_p2p", "join", "--room", "room"]
+        busy = await ns.spawn([*join, "--interface", ADDRESS, "--port", "47000"], name="busy")
+        nowhere = await ns.spawn(join, name="nowhere")  # only loopback here: no default interface
+        for failed, message in [
+            (busy, f"cannot listen on {ADDRESS} TCP port 47000: Address already in use; pick another --port"),
+            (nowhere, "no non-loopback IPv4 interface (adapters: lo [127.0.0.1, 127.0.0.2])"),
+        ]:
+            await failed.process.wait()
+            assert failed.process.returncode == 2
+            lines = failed.stderr().splitlines()
+            assert len(lines) == 1, lines
+            assert message in lines[0]
+        alone = await ns.spawn([*cli[:3], "--room", "empty", *cli[5:]], name="alone")
+        await alone.process.wait()
+        report = [e["line"] for e in alone.events if e["ev"] == "garbage"]
+        assert "mDNS (UDP 5353): on; peers seen over it: none" in report, report
+        assert any(line.startswith("hint: no member seen over mDNS") and "--peer HOST:PORT" in line for line in report)
+        await ns.leave(host)

@@ -17,7 +17,10 @@ from movex_p2p.transport.discovery import parse_txt
 from movex_p2p.transport.lan import LanTransport, usable_interfaces
 from movex_p2p.transport.signaling import (
     Answer,
+    Busy,
     Challenge,
+    Contact,
+    Exchange,
     Hello,
     Offer,
     decode,
@@ -38,6 +41,11 @@ from movex_p2p.transport.webrtc import candidate_types, check_host_only
 KEY = derive_key("room", "secret")
 OFFER_SDP = "v=0\r\na=fingerprint:sha-256 AA:BB\r\na=candidate:1 1 udp 1 10.0.0.1 5000 typ host\r\n"
 ANSWER_SDP = "v=0\r\na=fingerprint:sha-256 CC:DD\r\na=candidate:2 1 udp 1 10.0.0.2 6000 typ host\r\n"
+A = Contact(peer=PeerId("a"), addresses=("10.0.0.1",), port=5000)
+B = Contact(peer=PeerId("b"), addresses=("10.0.0.2", "192.168.7.2"), port=6000)
+C = Contact(peer=PeerId("c"), addresses=("10.0.0.3",), port=7000)
+OFFER = Exchange(sdp=OFFER_SDP, me=A, members=(C,))
+ANSWER = Exchange(sdp=ANSWER_SDP, me=B)
 
 
 def hello() -> Hello:
@@ -51,9 +59,10 @@ def hello() -> Hello:
     "message",
     [
         hello(),
-        Challenge(incarnation=9, nonce=b"n" * 16, proof=b"p" * 32),
-        Offer(sdp=OFFER_SDP, mac=b"m" * 32),
-        Answer(sdp=ANSWER_SDP, mac=b"m" * 32),
+        Challenge(peer=PeerId("b"), name="bob", incarnation=9, nonce=b"n" * 16, proof=b"p" * 32),
+        Offer(body=OFFER, mac=b"m" * 32),
+        Answer(body=ANSWER, mac=b"m" * 32),
+        Busy(mac=b"m" * 32),
     ],
 )
 def test_signaling_messages_round_trip(message: signaling.SignalMessage) -> None:
@@ -73,9 +82,13 @@ def test_signaling_messages_round_trip(message: signaling.SignalMessage) -> None
         b'{"t": "hello"}',
         b'{"t": "hello", "v": 1, "from": 1, "to": "b", "name": "", "inc": 1, "nonce": "00"}',
         b'{"t": "hello", "v": true, "from": "a", "to": "b", "name": "", "inc": 1, "nonce": "' + b"0" * 32 + b'"}',
-        b'{"t": "challenge", "inc": -1, "nonce": "' + b"0" * 32 + b'", "proof": "' + b"0" * 64 + b'"}',
-        b'{"t": "offer", "sdp": "x", "mac": "zz"}',
-        b'{"t": "answer", "sdp": 3, "mac": "' + b"0" * 64 + b'"}',
+        b'{"t": "challenge", "id": "b", "name": "", "inc": -1, "nonce": "'
+        + b"0" * 32
+        + b'", "proof": "'
+        + b"0" * 64
+        + b'"}',
+        b'{"t": "offer", "sdp": "x", "me": ["a", [], 1], "peers": [], "mac": "zz"}',
+        b'{"t": "answer", "sdp": 3, "me": ["a", [], 1], "peers": [], "mac": "' + b"0" * 64 + b'"}',
     ],
 )
 def test_malformed_signaling_is_a_remote_protocol_error(payload: bytes) -> None:
@@ -85,7 +98,7 @@ def test_malformed_signaling_is_a_remote_protocol_error(payload: bytes) -> None:
 
 def test_oversized_signaling_message_is_refused_on_encode() -> None:
     with pytest.raises(ValueError):
-        encode(Offer(sdp="x" * signaling.MAX_MESSAGE, mac=b"m" * 32))
+        encode(Offer(body=Exchange(sdp="x" * signaling.MAX_MESSAGE, me=A), mac=b"m" * 32))
 
 
 # --- keys and MACs -------------------------------------------------------------------------
@@ -98,39 +111,58 @@ def test_key_depends_on_room_and_secret_and_none_is_the_well_known_empty_secret(
     assert len(KEY) == 32
 
 
+def challenge_for(h: Hello) -> Challenge:
+    return make_challenge(KEY, h, me=PeerId("b"), name="bob", incarnation=3)
+
+
 def test_macs_verify_with_the_right_key() -> None:
     h = hello()
-    challenge = make_challenge(KEY, h, incarnation=3)
+    challenge = challenge_for(h)
     verify_challenge(KEY, h, challenge)
-    offer = make_offer(KEY, h, challenge, OFFER_SDP)
+    offer = make_offer(KEY, h, challenge, OFFER)
     verify_offer(KEY, h, challenge, offer)
-    answer = make_answer(KEY, h, challenge, OFFER_SDP, ANSWER_SDP)
-    verify_answer(KEY, h, challenge, OFFER_SDP, answer)
+    answer = make_answer(KEY, h, challenge, OFFER, ANSWER)
+    verify_answer(KEY, h, challenge, OFFER, answer)
 
 
 def test_macs_fail_with_a_wrong_key_or_any_tampered_field() -> None:
     h = hello()
     wrong = derive_key("room", "guess")
-    challenge = make_challenge(KEY, h, incarnation=3)
+    challenge = challenge_for(h)
     with pytest.raises(AuthenticationFailed):
         verify_challenge(wrong, h, challenge)
-    offer = make_offer(KEY, h, challenge, OFFER_SDP)
+    for forged in (dataclasses.replace(challenge, peer=PeerId("z")), dataclasses.replace(challenge, name="eve")):
+        with pytest.raises(AuthenticationFailed):
+            verify_challenge(KEY, h, forged)  # the listener's id and name are bound to its proof
+    offer = make_offer(KEY, h, challenge, OFFER)
+
+    def body(**changes: object) -> Offer:
+        return dataclasses.replace(offer, body=dataclasses.replace(OFFER, **changes))  # type: ignore[arg-type]
+
     tampered = [
-        (h, challenge, dataclasses.replace(offer, sdp=OFFER_SDP.replace("AA", "AB"))),  # fingerprint
+        (h, challenge, body(sdp=OFFER_SDP.replace("AA", "AB"))),  # fingerprint
+        (h, challenge, body(members=())),  # the peer exchange is authenticated too
+        (h, challenge, body(members=(dataclasses.replace(C, port=7001),))),
+        (h, challenge, body(me=dataclasses.replace(A, addresses=("10.6.6.6",)))),
         (dataclasses.replace(h, nonce=b"x" * 16), challenge, offer),  # replayed with another nonce
         (h, dataclasses.replace(challenge, nonce=b"y" * 16), offer),
         (dataclasses.replace(h, sender=PeerId("c")), challenge, offer),  # another identity
+        (dataclasses.replace(h, receiver=PeerId("")), challenge, offer),
         (dataclasses.replace(h, incarnation=8), challenge, offer),
         (h, dataclasses.replace(challenge, incarnation=4), offer),
     ]
     for hello_, challenge_, offer_ in tampered:
         with pytest.raises(AuthenticationFailed):
             verify_offer(KEY, hello_, challenge_, offer_)
-    answer = make_answer(KEY, h, challenge, OFFER_SDP, ANSWER_SDP)
+    answer = make_answer(KEY, h, challenge, OFFER, ANSWER)
     with pytest.raises(AuthenticationFailed):
-        verify_answer(KEY, h, challenge, OFFER_SDP.replace("AA", "AB"), answer)  # binds the offer too
+        verify_answer(KEY, h, challenge, dataclasses.replace(OFFER, sdp=OFFER_SDP + "x"), answer)  # binds the offer
     with pytest.raises(AuthenticationFailed):
-        verify_answer(KEY, h, challenge, OFFER_SDP, dataclasses.replace(answer, sdp=ANSWER_SDP + "x"))
+        verify_answer(KEY, h, challenge, OFFER, dataclasses.replace(answer, body=dataclasses.replace(ANSWER, sdp="x")))
+    with pytest.raises(AuthenticationFailed):
+        verify_answer(
+            KEY, h, challenge, OFFER, dataclasses.replace(answer, body=dataclasses.replace(ANSWER, members=(C,)))
+        )
 
 
 # --- the handshake over an in-memory byte stream --------------------------------------------
@@ -165,23 +197,25 @@ def pipe_pair() -> tuple[_Pipe, _Pipe]:
     return _Pipe(a_tx, a_rx), _Pipe(b_tx, b_rx)
 
 
-async def handshake(dialer_key: bytes, listener_key: bytes) -> tuple[list[str], object, object]:
+async def handshake(dialer_key: bytes, listener_key: bytes, *, receiver: str = "b") -> tuple[list[str], object, object]:
     calls: list[str] = []
     outcome: dict[str, object] = {}
     dialer_end, listener_end = pipe_pair()
 
-    async def create_offer() -> str:
-        calls.append("offer")
-        return OFFER_SDP
+    async def create_offer(challenge: Challenge) -> Exchange:
+        calls.append(f"offer to {challenge.peer}")
+        return OFFER
 
-    async def create_answer(h: Hello, offer_sdp: str) -> str:
+    async def create_answer(h: Hello, offer: Exchange) -> Exchange:
         calls.append("answer")
-        assert offer_sdp == OFFER_SDP
-        return ANSWER_SDP
+        assert offer == OFFER
+        return ANSWER
+
+    h = new_hello(sender=PeerId("a"), receiver=PeerId(receiver) or None, name="alice", incarnation=7)
 
     async def dial() -> None:
         try:
-            outcome["dialer"] = await run_dialer(dialer_end, key=dialer_key, hello=hello(), create_offer=create_offer)
+            outcome["dialer"] = await run_dialer(dialer_end, key=dialer_key, hello=h, create_offer=create_offer)
         except Exception as exc:
             outcome["dialer"] = exc
         finally:
@@ -190,7 +224,7 @@ async def handshake(dialer_key: bytes, listener_key: bytes) -> tuple[list[str], 
     async def listen() -> None:
         try:
             outcome["listener"] = await run_listener(
-                listener_end, key=listener_key, me=PeerId("b"), incarnation=5, create_answer=create_answer
+                listener_end, key=listener_key, me=PeerId("b"), name="bob", incarnation=5, create_answer=create_answer
             )
         except Exception as exc:
             outcome["listener"] = exc
@@ -204,12 +238,40 @@ async def handshake(dialer_key: bytes, listener_key: bytes) -> tuple[list[str], 
     return calls, outcome["dialer"], outcome["listener"]
 
 
-async def test_handshake_with_the_right_key_exchanges_both_sdps() -> None:
-    calls, dialer, listener = await handshake(KEY, KEY)
-    assert calls == ["offer", "answer"]
-    assert dialer == signaling.DialResult(incarnation=5, answer_sdp=ANSWER_SDP)
+@pytest.mark.parametrize("receiver", ["b", ""])  # by id (mDNS, peer exchange), or by address
+async def test_handshake_with_the_right_key_exchanges_sdps_and_contacts(receiver: str) -> None:
+    calls, dialer, listener = await handshake(KEY, KEY, receiver=receiver)
+    assert calls == ["offer to b", "answer"]
+    assert dialer == signaling.DialResult(peer=PeerId("b"), name="bob", incarnation=5, answer=ANSWER)
     assert isinstance(listener, Hello)
     assert listener.sender == "a"
+
+
+async def test_a_listener_that_holds_the_pair_already_turns_the_dialer_away() -> None:
+    dialer_end, listener_end = pipe_pair()
+    h = new_hello(sender=PeerId("a"), receiver=None, name="alice", incarnation=7)
+
+    async def create_offer(challenge: Challenge) -> Exchange:
+        return OFFER
+
+    async def busy(hello: Hello, offer: Exchange) -> Exchange:
+        raise signaling.Declined(hello.sender)
+
+    async with anyio.create_task_group() as tg:
+
+        async def listen() -> None:
+            with pytest.raises(signaling.Declined):
+                await run_listener(listener_end, key=KEY, me=PeerId("b"), name="", incarnation=1, create_answer=busy)
+
+        tg.start_soon(listen)
+        with pytest.raises(signaling.Declined) as declined:
+            await run_dialer(dialer_end, key=KEY, hello=h, create_offer=create_offer)
+    await dialer_end.aclose()
+    await listener_end.aclose()
+    assert declined.value.peer == "b"
+    challenge = challenge_for(h)
+    with pytest.raises(AuthenticationFailed):  # a Busy is authenticated like the rest
+        signaling.verify_busy(KEY, h, challenge, OFFER, Busy(mac=b"m" * 32))
 
 
 async def test_a_listener_without_the_secret_never_sees_an_offer() -> None:
@@ -226,26 +288,73 @@ async def test_a_dialer_without_the_secret_never_gets_an_answer() -> None:
     assert isinstance(listener, RemoteProtocolError)
 
 
-async def test_listener_refuses_garbage_and_wrong_direction() -> None:
-    for payload in [b"\xff\xff\xff\xff", b"\x00\x00\x00\x02{}", encode(Offer(sdp="x", mac=b"m" * 32))]:
+async def test_a_dial_meant_for_another_peer_is_refused() -> None:
+    calls, dialer, listener = await handshake(KEY, KEY, receiver="c")
+    assert calls == []
+    assert isinstance(listener, RemoteProtocolError)
+    assert "meant for" in str(listener)
+    assert isinstance(dialer, RemoteProtocolError)
+
+
+async def never(h: Hello, offer: Exchange) -> Exchange:
+    raise AssertionError("must not be called")
+
+
+async def test_listener_refuses_garbage_and_accepts_either_direction() -> None:
+    for payload in [b"\xff\xff\xff\xff", b"\x00\x00\x00\x02{}", encode(Offer(body=OFFER, mac=b"m" * 32))]:
         ours, theirs = pipe_pair()
-
-        async def never(h: Hello, sdp: str) -> str:
-            raise AssertionError("must not be called")
-
         await theirs.send(payload)
         await theirs.send_eof()
         with pytest.raises(RemoteProtocolError):
-            await run_listener(ours, key=KEY, me=PeerId("b"), incarnation=1, create_answer=never)
+            await run_listener(ours, key=KEY, me=PeerId("b"), name="", incarnation=1, create_answer=never)
         await ours.aclose()
         await theirs.aclose()
     ours, theirs = pipe_pair()
-    upward = new_hello(sender=PeerId("z"), receiver=PeerId("b"), name="", incarnation=1)
+    upward = new_hello(sender=PeerId("z"), receiver=PeerId("b"), name="", incarnation=1)  # a higher id may dial
     await theirs.send(encode(upward))
-    with pytest.raises(RemoteProtocolError, match="lower id"):
-        await run_listener(ours, key=KEY, me=PeerId("b"), incarnation=1, create_answer=never)
+    await theirs.send_eof()
+    with pytest.raises(RemoteProtocolError, match="closed mid-exchange"):  # it got a Challenge, then hung up
+        await run_listener(ours, key=KEY, me=PeerId("b"), name="", incarnation=1, create_answer=never)
+    assert isinstance(decode((await theirs.receive())[4:]), Challenge)
     await ours.aclose()
     await theirs.aclose()
+
+
+def contact_json(peer: object = "c", addresses: object = ("10.0.0.3",), port: object = 7000) -> list[object]:
+    return [peer, list(addresses) if isinstance(addresses, tuple) else addresses, port]
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [contact_json()] * (signaling.MAX_MEMBERS + 1),  # too many
+        [contact_json(addresses=("10.0.0.3",) * (signaling.MAX_ADDRESSES + 1))],
+        [contact_json(addresses=("10.0.0.300",))],
+        [contact_json(addresses=("010.0.0.3",))],  # not canonical: the MAC could not be recomputed
+        [contact_json(addresses=("::1",))],
+        [contact_json(addresses=("gamebox.local",))],  # never a name: we resolve nothing a peer tells us
+        [contact_json(port=0)],
+        [contact_json(port=70000)],
+        [contact_json(port=True)],
+        [contact_json(peer="")],
+        [contact_json(peer="x" * 300)],
+        [contact_json(peer="a\nb")],
+        [contact_json()[:2]],
+        [{"id": "c"}],
+        "c",
+    ],
+)
+def test_hostile_peer_exchange_is_a_remote_protocol_error(members: object) -> None:
+    import json
+
+    body = {"t": "offer", "sdp": "x", "me": contact_json("a"), "peers": members, "mac": "00" * 32}
+    with pytest.raises(RemoteProtocolError):
+        decode(json.dumps(body).encode())
+
+
+def test_deeply_nested_signaling_is_a_remote_protocol_error() -> None:
+    with pytest.raises(RemoteProtocolError):
+        decode(b'{"t": "offer", "peers": ' + b"[" * 50_000 + b"]" * 50_000 + b"}")
 
 
 # --- channel framing and the link are in tests/test_link.py -------------------------------

@@ -11,12 +11,12 @@ network instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import math
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,17 +25,21 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Final, Protocol
+from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
 from anyio.abc import Process, TaskGroup
 from anyio.streams.text import TextReceiveStream
 
-from . import Action, DispatchHandle, MovexError, Peer, ResourceType
+from . import Action, DispatchHandle, MovexError, Peer, ResourceType, TransportError
 from .election.machine import term_round
 from .ids import Term
 from .transport.base import Transport
 from .transport.memory import FaultyNetwork
+
+if TYPE_CHECKING:
+    from .transport.lan import LanTransport
+    from .transport.mesh import LanStatus
 
 NS_ADDRESS: Final = "127.0.0.2"
 DEMO_ROOM: Final = "movex-demo"
@@ -460,7 +464,7 @@ class ProcessMember:
 
     def kill(self) -> None:
         self.killed = True
-        self.process.send_signal(signal.SIGKILL)
+        self.process.kill()  # SIGKILL on POSIX
 
     async def pump_commands(self) -> None:
         assert self.process.stdin is not None
@@ -612,19 +616,89 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- join and inspect --------------------------------------------------------------------------
 
 
-def _lan(interface: str | None) -> Transport:
+class UsageError(Exception):
+    """Something the user must fix (an unknown interface, a port in use): one line, exit code 2."""
+
+
+def _lan(args: argparse.Namespace) -> LanTransport:
+    """The LAN transport the flags ask for; UsageError naming the flag to change."""
+    from .transport.interfaces import usable_interfaces
     from .transport.lan import LanTransport
 
-    return LanTransport(interfaces=None if interface is None else [interface])
+    try:
+        found = usable_interfaces(args.interface)
+    except (ValueError, TransportError) as exc:
+        raise UsageError(f"{exc}; choose one with --interface ADDRESS or --interface ADAPTER") from exc
+    print(f"* interfaces: {', '.join(found)}", flush=True)
+    return LanTransport(interfaces=args.interface, port=args.port, peers=args.peer)
+
+
+def _start_failed(exc: TransportError, args: argparse.Namespace) -> UsageError:
+    if "cannot listen" in str(exc):
+        hint = "pick another --port, or leave it out for any free port" if args.port else "check --interface"
+        return UsageError(f"{exc}; {hint}")
+    return UsageError(str(exc))
+
+
+def lan_report(status: LanStatus, *, peer_flags: bool) -> list[str]:
+    """What ``inspect`` prints about the network: interfaces, who was seen how, what was refused, hints."""
+    lines = [
+        f"interfaces: {', '.join(status.interfaces)}; signaling TCP port {status.port}",
+        f"mDNS (UDP 5353): {'on' if status.mdns else 'unavailable'}; peers seen over it: "
+        + (", ".join(status.seen) or "none"),
+    ]
+    if status.learnt:
+        lines.append(f"peers learnt from other peers (peer exchange): {', '.join(status.learnt)}")
+    lines.append(f"links open: {', '.join(status.linked) or 'none'}")
+    lines.extend(f"--peer {address}: {state}" for address, state in status.addresses)
+    if status.refused:
+        lines.append("handshakes failed or refused: " + ", ".join(f"{why}: {n}" for why, n in status.refused))
+    lines.extend(f"hint: {hint}" for hint in lan_hints(status, peer_flags=peer_flags))
+    return lines
+
+
+def lan_hints(status: LanStatus, *, peer_flags: bool) -> list[str]:
+    """Which network problem most likely bites, from what the endpoint saw (see docs/lan.md)."""
+    hints = []
+    refused = dict(status.refused)
+    if refused.get("wrong secret"):
+        hints.append("a handshake failed on the room secret: every member must use the same --secret")
+    if not status.seen and not status.linked and not peer_flags:
+        hints.append(
+            "no member seen over mDNS: the network drops multicast (Tailscale and most VPNs, guest Wi-Fi, "
+            "AP/client isolation) or a firewall blocks UDP 5353, or nobody is in this room. Ask a member for "
+            "its address and port (they run join with --port N) and use --peer HOST:PORT"
+        )
+    unlinked = [peer for peer in status.seen if peer not in status.linked]
+    if unlinked and not refused.get("wrong secret"):
+        hints.append(
+            f"seen over mDNS but no link: {', '.join(unlinked)}. A firewall may block the signaling TCP port "
+            "or WebRTC's UDP ports (Windows: allow Python on private networks), or the addresses it announces "
+            "are not reachable from here (choose the right one with --interface)"
+        )
+    if refused.get("unreachable or timed out") and not status.linked and peer_flags:
+        hints.append(
+            "a --peer address does not answer: check the address and port, that the peer runs with --port, "
+            "and that its firewall allows that TCP port"
+        )
+    return hints
 
 
 def cmd_join(args: argparse.Namespace) -> int:
     from .embed import start_peer
 
+    transport = _lan(args)
     print(f"joining room {args.room!r} on the LAN... (Enter: +1, text: chat, /quit: leave)")
-    with start_peer(
-        room=args.room, types=[Chat, Tally], name=args.name, secret=args.secret, transport=_lan(args.interface)
-    ) as peer:
+    with contextlib.ExitStack() as stack:
+        try:
+            peer = stack.enter_context(
+                start_peer(room=args.room, types=[Chat, Tally], name=args.name, secret=args.secret, transport=transport)
+            )
+        except TransportError as exc:
+            raise _start_failed(exc, args) from exc
+        status = peer.run_in_loop(lambda: _endpoint_status(peer.peer))
+        if status is not None and status.interfaces:
+            print(f"* others can join with --peer {status.interfaces[0]}:{status.port}")
         res = peer.bind(peer.create(Chat, id="lobby"))
         peer.on_master_changed(lambda master, term: print(f"* master is now {master} (term {term_round(Term(term))})"))
         peer.on_peers_changed(lambda peers: print(f"* peers: {', '.join(sorted(peers)) or 'none'}"))
@@ -662,13 +736,28 @@ def cmd_join(args: argparse.Namespace) -> int:
     return 0
 
 
-async def inspect_room(room: str, secret: str | None, transport: Transport, seconds: float) -> int:
+def _endpoint_status(peer: Peer) -> LanStatus | None:
+    """The LAN endpoint's status, if the peer runs on the LAN transport (call it on the network loop)."""
+    status = getattr(peer._endpoint, "status", None)
+    return status() if callable(status) else None
+
+
+async def inspect_room(
+    room: str, secret: str | None, transport: Transport, seconds: float, *, peer_flags: bool = False
+) -> int:
     peer = Peer(room=room, types=[Tally, Chat], name="inspector", secret=secret, transport=transport)
     async with peer:
+        deadline = anyio.current_time() + seconds
         with anyio.move_on_after(seconds):
             await peer.wait_ready()
         await anyio.sleep(min(1.0, seconds / 2))  # let snapshots of existing resources arrive
+        if not peer.peers:  # alone so far: listen for the whole time, so the report can tell why
+            await anyio.sleep(max(0.0, deadline - anyio.current_time()))
         print(f"room {room!r}: me {peer.id}")
+        status = _endpoint_status(peer)
+        if status is not None:
+            for line in lan_report(status, peer_flags=peer_flags):
+                print(line)
         print(f"master: {peer.master_id}  term: {term_round(Term(peer.term))} ({peer.term})  ready: {peer.ready}")
         print(f"peers ({len(peer.peers)}): {', '.join(sorted(peer.peers)) or 'none'}")
         replicas = peer._client.replicas
@@ -694,7 +783,55 @@ async def inspect_room(room: str, secret: str | None, transport: Transport, seco
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    return anyio.run(inspect_room, args.room, args.secret, _lan(args.interface), args.seconds)
+    transport = _lan(args)
+    try:
+        return anyio.run(
+            functools.partial(inspect_room, peer_flags=bool(args.peer)), args.room, args.secret, transport, args.seconds
+        )
+    except TransportError as exc:
+        raise _start_failed(exc, args) from exc
+
+
+def _peer_address(text: str) -> str:
+    from .transport.mesh import parse_peer_address
+
+    try:
+        return str(parse_peer_address(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port number (0 to 65535)")
+    return int(text)
+
+
+def _network_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--interface",
+        action="append",
+        default=None,
+        metavar="ADDR|NAME",
+        help="IPv4 address or adapter name (eth0, en0, Wi-Fi, a ZeroTier adapter) to use; repeatable "
+        "(default: every non-loopback IPv4 interface)",
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=0,
+        metavar="N",
+        help="signaling TCP port to listen on (default: any free port); fix it so others can --peer you",
+    )
+    parser.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        type=_peer_address,
+        metavar="HOST:PORT",
+        help="join by address: a member's signaling address (repeatable), for networks where multicast "
+        "does not pass (Tailscale, guest Wi-Fi)",
+    )
 
 
 # -- argparse ----------------------------------------------------------------------------------
@@ -724,7 +861,7 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--room", required=True, help="room name")
     join.add_argument("--name", default=None, help="your display name")
     join.add_argument("--secret", default=None, help="room secret (peers without it cannot join)")
-    join.add_argument("--interface", default=None, metavar="ADDR", help="IPv4 address of the interface to use")
+    _network_flags(join)
     join.set_defaults(func=cmd_join)
 
     inspect = sub.add_parser(
@@ -734,7 +871,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("--room", required=True, help="room name")
     inspect.add_argument("--secret", default=None, help="room secret")
-    inspect.add_argument("--interface", default=None, metavar="ADDR", help="IPv4 address of the interface to use")
+    _network_flags(inspect)
     inspect.add_argument("--seconds", type=float, default=3.0, help="how long to listen (default 3)")
     inspect.set_defaults(func=cmd_inspect)
 
@@ -758,6 +895,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
+    except UsageError as exc:
+        print(f"movex-p2p {args.command}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

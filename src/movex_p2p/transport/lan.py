@@ -15,19 +15,18 @@ incarnation; the old link is dropped and a new one is made.
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import logging
-import socket
-import struct
+import os
 import time
+from collections import Counter, deque
 from collections.abc import MutableMapping, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Final
 
 import anyio
-from anyio.abc import ByteStream, Listener, SocketAttribute, SocketStream, TaskGroup
+from anyio.abc import Listener, SocketAttribute, SocketStream, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from anyio.streams.stapled import MultiListener
 
@@ -42,17 +41,44 @@ from ..errors import (
 from ..ids import PeerId
 from .base import Frame, PeerDown, PeerUp, TransportEvent
 from .discovery import Announcement, Discovery, PeerGone
+from .interfaces import default_interfaces, usable_interfaces
 from .link import DEFAULT_MAX_FRAME, MAX_DATAGRAM, FrameDecoder, Link, encode_frame
-from .signaling import PROTOCOL_VERSION, Hello, derive_key, new_hello, run_dialer, run_listener
+from .mesh import (
+    AddressState,
+    Attempt,
+    Attempts,
+    Hints,
+    LanStatus,
+    Ourselves,
+    PeerAddress,
+    hint_addresses,
+    parse_peer_address,
+    with_address,
+)
+from .signaling import (
+    MAX_ADDRESSES,
+    PROTOCOL_VERSION,
+    Challenge,
+    Contact,
+    Declined,
+    Exchange,
+    Hello,
+    derive_key,
+    new_hello,
+    run_dialer,
+    run_listener,
+)
 from .webrtc import RtcSession
 
 __all__ = [
     "MAX_DATAGRAM",
     "FrameDecoder",
     "LanEndpoint",
+    "LanStatus",
     "LanTransport",
     "default_interfaces",
     "encode_frame",
+    "usable_interfaces",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,62 +88,54 @@ INBOX_LIMIT: Final = 256 * 1024 * 1024
 _MAX_HANDSHAKES: Final = 32
 
 
-# --- interfaces ----------------------------------------------------------------------------
-
-_SIOCGIFADDR: Final = 0x8915
-
-
-def default_interfaces() -> list[str]:
-    """The machine's non-loopback IPv4 addresses (one per interface), found without sending packets."""
-    found: list[str] = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        for _, name in socket.if_nameindex():
-            try:
-                raw = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR, struct.pack("256s", name.encode()[:15]))
-            except OSError:
-                continue  # no IPv4 address on this interface
-            address = socket.inet_ntoa(raw[20:24])
-            if not ipaddress.IPv4Address(address).is_loopback:
-                found.append(address)
-    return found
-
-
-def usable_interfaces(interfaces: Sequence[str] | None) -> list[str]:
-    """Validate explicit addresses (127.0.0.1 dropped: aioice ignores it) or find the defaults."""
-    if interfaces is None:
-        found = default_interfaces()
-        if not found:
-            raise TransportError("no non-loopback IPv4 interface; pass interfaces=[...] explicitly")
-        return found
-    usable = []
-    for address in interfaces:
-        parsed = ipaddress.ip_address(address)  # ValueError if not an address
-        if parsed.version != 4 or address == "127.0.0.1":
-            log.warning("ignoring interface address %s (IPv4 other than 127.0.0.1 only)", address)
-            continue
-        usable.append(str(parsed))
-    if not usable:
-        raise ValueError(f"no usable interface address in {list(interfaces)}")
-    return usable
-
-
 # --- the transport ------------------------------------------------------------------------
+
+
+_BACKOFF: Final = (0.05, 2.0)
+"""First and longest pause between two dials of one peer or address."""
+_GROWTH: Final = 1.5
+"""Each failed dial makes the next pause this much longer (up to the longest)."""
+_FALLBACK_DIAL: Final = 1.0
+"""A peer seen over mDNS is dialed by the lower id at once; the higher id dials only if no link came after this long."""
+_HINT_TRIES: Final = 4
+"""Failed dials of a peer learnt only by peer exchange before its hint is dropped."""
+_AUTH_FAILURES_KEPT: Final = 64
+_KNOWN_LIMIT: Final = 256
+"""Most peers kept from mDNS at once (a flood of fake records cannot grow memory)."""
+_STABLE_LINK: Final = 5.0
+"""A link that stayed open this long resets the dial backoff."""
+_NEXT_ADDRESS: Final = 0.25
+"""Dialing several addresses of a peer, the next one is tried after this long (or once the last failed)."""
+
+
+def _remote_host(stream: SocketStream) -> str | None:
+    """The IP address at the other end of a TCP stream."""
+    try:
+        address = stream.extra(SocketAttribute.remote_address)
+    except anyio.TypedAttributeLookupError:
+        return None
+    return address[0] if isinstance(address, tuple) else None
 
 
 class LanTransport:
     """The LAN: mDNS discovery + authenticated signaling + WebRTC data channels (full mesh).
 
-    ``interfaces`` lists the IPv4 addresses to use (default: the machine's non-loopback ones);
-    ``port`` is the signaling TCP port (0: ephemeral). A peer from which nothing at all was
-    heard for ``dead_after`` seconds is declared dead; heartbeat datagrams go out every
-    ``heartbeat_interval`` seconds; opening one link (signaling + ICE + DTLS + SCTP) is bounded
-    by ``connect_timeout``; ``max_frame`` bounds one frame in either direction.
+    ``interfaces`` lists the IPv4 addresses or adapter names to use (default: the machine's
+    non-loopback IPv4 interfaces); ``port`` is the signaling TCP port (0: ephemeral). ``peers``
+    lists signaling addresses (``"host:port"``) to dial directly, for networks where multicast
+    does not pass ("join by address"): each is retried with a capped backoff for as long as the
+    endpoint runs, and every peer passes on the addresses of the others, so one known address
+    is enough to mesh a room. A peer from which nothing at all was heard for ``dead_after``
+    seconds is declared dead; heartbeat datagrams go out every ``heartbeat_interval`` seconds;
+    opening one link (signaling + ICE + DTLS + SCTP) is bounded by ``connect_timeout``;
+    ``max_frame`` bounds one frame in either direction.
     """
 
     def __init__(
         self,
         interfaces: Sequence[str] | None = None,
         port: int = 0,
+        peers: Sequence[str] = (),
         *,
         heartbeat_interval: float = 0.1,
         dead_after: float = 1.0,
@@ -128,8 +146,15 @@ class LanTransport:
             raise ValueError("need 0 < heartbeat_interval < dead_after")
         if connect_timeout <= 0:
             raise ValueError("connect_timeout must be positive")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
+            raise ValueError(f"port {port!r}: expected 0 (ephemeral) or a TCP port number up to 65535")
+        if isinstance(peers, str):
+            peers = [peers]
+        if isinstance(interfaces, str):
+            interfaces = [interfaces]
         self.interfaces = None if interfaces is None else list(interfaces)
         self.port = port
+        self.peers: list[PeerAddress] = list(dict.fromkeys(parse_peer_address(p) for p in peers))
         self.heartbeat_interval = heartbeat_interval
         self.dead_after = dead_after
         self.connect_timeout = connect_timeout
@@ -158,13 +183,18 @@ class LanEndpoint:
         self._secret = secret
         self._log = _PeerLog(log, {"peer": peer_id})
         self.incarnation = time.time_ns()
-        self.auth_failures: list[AuthenticationFailed] = []
-        """Authentication failures seen so far (peers refused, or that refused us)."""
+        self.auth_failures: deque[AuthenticationFailed] = deque(maxlen=_AUTH_FAILURES_KEPT)
+        """The latest authentication failures (peers refused, or that refused us)."""
+        self.refused: Counter[str] = Counter()
+        """Handshakes that failed or were refused, by reason (a fixed set of words)."""
         self.signaling_port = 0
         self.interfaces: list[str] = []
         self._key = b""
         self._links: dict[PeerId, Link] = {}
         self._known: dict[PeerId, Announcement] = {}
+        self._hints = Hints()
+        self._attempts = Attempts(peer_id)
+        self._addresses: dict[PeerAddress, AddressState] = {}
         self._dialers: dict[PeerId, anyio.CancelScope] = {}
         self._left: dict[PeerId, int] = {}
         self._refused: dict[PeerId, int] = {}
@@ -259,23 +289,32 @@ class LanEndpoint:
         listener = await self._listen()
         await self._stack.enter_async_context(listener)
         self._tg = await self._stack.enter_async_context(anyio.create_task_group())
-        self._discovery = await self._stack.enter_async_context(
-            Discovery(
-                interfaces=self.interfaces,
-                me=Announcement(
-                    peer=self.id,
-                    name=self.name,
-                    room=self.room,
-                    version=PROTOCOL_VERSION,
-                    incarnation=self.incarnation,
-                    port=self.signaling_port,
-                    addresses=tuple(self.interfaces),
-                ),
+        try:
+            self._discovery = await self._stack.enter_async_context(
+                Discovery(
+                    interfaces=self.interfaces,
+                    me=Announcement(
+                        peer=self.id,
+                        name=self.name,
+                        room=self.room,
+                        version=PROTOCOL_VERSION,
+                        incarnation=self.incarnation,
+                        port=self.signaling_port,
+                        addresses=tuple(self.interfaces),
+                    ),
+                )
             )
-        )
+        except TransportError as exc:
+            if not (self._t.peers or self._t.port):
+                raise  # nobody could find us, nor we anybody
+            self._log.warning("%s: reachable by address only (port %d)", exc, self.signaling_port)
         self._tg.start_soon(self._serve, listener)
-        self._tg.start_soon(self._discovery_loop, self._discovery)
+        if self._discovery is not None:
+            self._tg.start_soon(self._discovery_loop, self._discovery)
         self._tg.start_soon(self._heartbeat_loop)
+        for address in self._t.peers:
+            self._addresses[address] = AddressState()
+            self._tg.start_soon(self._address_loop, address)
         self._log.debug("joined %r on %s, signaling port %d", self.room, self.interfaces, self.signaling_port)
 
     async def _listen(self) -> Listener[SocketStream]:
@@ -289,7 +328,8 @@ class LanEndpoint:
         except OSError as exc:
             for opened in listeners:
                 await opened.aclose()
-            raise TransportError(f"cannot listen on {self.interfaces} port {port}: {exc!r}") from exc
+            reason = exc.strerror or repr(exc)
+            raise TransportError(f"cannot listen on {', '.join(self.interfaces)} TCP port {port}: {reason}") from exc
         self.signaling_port = port
         return MultiListener(listeners)
 
@@ -371,35 +411,30 @@ class LanEndpoint:
                     self._log.debug("%s withdrew its mDNS record", peer)
                     self._known.pop(peer, None)
                     dialer = self._dialers.get(peer)
-                    if dialer is not None and peer not in self._links:
+                    if dialer is not None and peer not in self._attempts and peer not in self._hints:
                         dialer.cancel()  # stop retrying; an open link ends by goodbye or heartbeat
 
     def _on_announcement(self, ann: Announcement) -> None:
         peer = ann.peer
         old = self._known.get(peer)
+        if old is None and len(self._known) >= _KNOWN_LIMIT:
+            self._log.debug("ignoring %s: already %d peers known over mDNS", peer, len(self._known))
+            return
         if old is not None and ann.incarnation < old.incarnation:
             return  # a stale record of an older incarnation
         self._known[peer] = ann
         if old is None:
             self._log.debug("discovered %s", peer)
-        link = self._links.get(peer)
-        restarted = link is not None and link.incarnation < ann.incarnation
-        if link is not None and restarted:
+        held = self._attempts.get(peer)
+        restarted = held is not None and held.incarnation < ann.incarnation
+        if held is not None and restarted:
             self._log.info("%s restarted (incarnation %d): replacing its link", peer, ann.incarnation)
-            link.drop("restarted")
-        if not self.id < peer:
-            # the lower id dials; we wait for it, and tell it at once that we are here
-            if old is None and peer not in self._links:
-                self._reannounce_soon()
-            return
-        dialer = self._dialers.get(peer)
-        if dialer is not None and (restarted or old is None or old.incarnation != ann.incarnation):
-            dialer.cancel()
-            dialer = None
-        if dialer is None and self._tg is not None:
-            scope = anyio.CancelScope()
-            self._dialers[peer] = scope
-            self._tg.start_soon(self._dial_loop, peer, scope)
+            held.scope.cancel()
+        if not self.id < peer and old is None and held is None:
+            self._reannounce_soon()  # the lower id dials: tell it at once that we are here
+        news = old is None or old.incarnation != ann.incarnation
+        # a new dial loop reads the news at once; one that runs a live link keeps it
+        self._ensure_dialer(peer, restart=restarted or (news and held is None))
 
     def _reannounce_soon(self) -> None:
         if self._reannouncing or self._tg is None or self._discovery is None:
@@ -412,116 +447,350 @@ class LanEndpoint:
         self._reannouncing = False
         await discovery.reannounce()
 
-    # -- dialing (we are the lower id) ----------------------------------------------------
+    # -- join by address and peer exchange (rules: transport/mesh.py) -------------------------
+
+    def _contact(self) -> Contact:
+        return Contact(peer=self.id, addresses=tuple(self.interfaces[:MAX_ADDRESSES]), port=self.signaling_port)
+
+    def _learn(self, members: Sequence[Contact], *, source: PeerId) -> None:
+        """Peer exchange: dial the members ``source`` passed on that we hold nothing with (hints only)."""
+        allow_loopback = any(ipaddress.IPv4Address(a).is_loopback for a in self.interfaces)
+        for member in members:
+            peer = member.peer
+            if peer == self.id or peer in self._attempts:
+                continue
+            addresses = hint_addresses(member.addresses, allow_loopback=allow_loopback)
+            if not addresses:
+                continue
+            if not self._hints.learn(Contact(peer=peer, addresses=addresses, port=member.port)):
+                self._log.debug("peer exchange from %s: %d hints held, %s ignored", source, len(self._hints), peer)
+                continue
+            self._ensure_dialer(peer)
+
+    def _ensure_dialer(self, peer: PeerId, *, restart: bool = False) -> None:
+        """Run a dial loop for ``peer`` (known by id) unless one runs already."""
+        dialer = self._dialers.get(peer)
+        if dialer is not None and restart:
+            dialer.cancel()
+            dialer = None
+        if dialer is None and self._tg is not None and not self._closing:
+            scope = anyio.CancelScope()
+            self._dialers[peer] = scope
+            self._tg.start_soon(self._dial_loop, peer, scope)
+
+    def _target(self, peer: PeerId) -> tuple[Contact, bool] | None:
+        """Where to dial ``peer``, and whether only peer exchange told us; None: do not dial it."""
+        ann = self._known.get(peer)
+        hint = self._hints.get(peer)
+        if ann is None:
+            return None if hint is None else (hint, True)
+        if ann.incarnation in (self._left.get(peer), self._refused.get(peer)):
+            return None  # it said goodbye, or refused our secret: until it restarts
+        addresses = tuple(dict.fromkeys((*ann.addresses, *(() if hint is None else hint.addresses))))
+        return Contact(peer=peer, addresses=addresses, port=ann.port), False
 
     async def _dial_loop(self, peer: PeerId, scope: anyio.CancelScope) -> None:
-        backoff = 0.05
+        """Hold a link with ``peer``, known by id, until it is gone, said goodbye or refused our secret.
+
+        Over mDNS the lower id dials at once and the higher id only after ``_FALLBACK_DIAL``;
+        a peer learnt by peer exchange is dialed at once (it may not know us), a few times.
+        """
+        backoff, failures, waited = _BACKOFF[0], 0, False
         try:
             with scope:
                 while not self._closing:
-                    ann = self._known.get(peer)
-                    if ann is None or ann.incarnation in (self._left.get(peer), self._refused.get(peer)):
+                    held = self._attempts.get(peer)
+                    if held is not None:
+                        await held.ended.wait()
+                        if not held.opened:
+                            continue  # a handshake that came to nothing: dial again
+                    else:
+                        target = self._target(peer)
+                        if target is None:
+                            return
+                        contact, hinted = target
+                        if self.id > peer and not waited and peer not in self._hints:
+                            waited = True
+                            await anyio.sleep(_FALLBACK_DIAL)
+                            continue
+                        started = anyio.current_time()
+                        try:
+                            await self._dial_once(contact.addresses, contact.port, expected=peer)
+                        except Declined:
+                            if peer not in self._attempts:  # the other side still holds a link we lost
+                                await anyio.sleep(backoff)
+                                backoff = min(backoff * _GROWTH, _BACKOFF[1])
+                            continue
+                        except AuthenticationFailed as exc:
+                            self._log.warning("%s: %s; not retrying", peer, exc)
+                            self.auth_failures.append(exc)
+                            self.refused["wrong secret"] += 1
+                            ann = self._known.get(peer)
+                            if ann is not None:  # until it restarts (a new incarnation)
+                                self._refused[peer] = ann.incarnation
+                            self._hints.forget(peer)
+                            return
+                        except (ConnectError, RemoteProtocolError) as exc:
+                            self._count_failure(exc)
+                            failures += 1
+                            if hinted and failures >= _HINT_TRIES:
+                                self._log.debug("giving up on %s (learnt by peer exchange): %s", peer, exc)
+                                self._hints.forget(peer)
+                                return
+                            self._log.debug("dialing %s failed: %s; retry in %.2f s", peer, exc, backoff)
+                            await anyio.sleep(backoff)
+                            backoff = min(backoff * _GROWTH, _BACKOFF[1])
+                            continue
+                        if anyio.current_time() - started > _STABLE_LINK:
+                            backoff, failures = _BACKOFF[0], 0
+                    # a link with it was open and closed
+                    if peer not in self._known:
+                        self._hints.forget(peer)  # a hint is spent once its link closed
                         return
-                    try:
-                        session, incarnation = await self._dial_once(ann)
-                    except AuthenticationFailed as exc:
-                        self._log.warning("%s: %s; not retrying", peer, exc)
-                        self.auth_failures.append(exc)
-                        self._refused[peer] = ann.incarnation
-                        return
-                    except (ConnectError, RemoteProtocolError) as exc:
-                        self._log.debug("dialing %s failed: %s; retry in %.2f s", peer, exc, backoff)
-                        await anyio.sleep(backoff)
-                        backoff = min(backoff * 2, 2.0)
-                        continue
-                    try:
-                        await self._run_link(session, peer=peer, name=ann.name, incarnation=incarnation)
-                    except ConnectError as exc:
-                        self._log.debug("link to %s did not open: %s", peer, exc)
+                    waited = False
                     await anyio.sleep(backoff)
-                    backoff = min(backoff * 2, 2.0)
+                    backoff = min(backoff * _GROWTH, _BACKOFF[1])
         finally:
             if self._dialers.get(peer) is scope:
                 del self._dialers[peer]
 
-    async def _dial_once(self, ann: Announcement) -> tuple[RtcSession, int]:
-        session: RtcSession | None = None
+    async def _address_loop(self, address: PeerAddress) -> None:
+        """Hold a link with whoever listens at a ``peers=`` address, for as long as we run.
 
-        async def create_offer() -> str:
-            nonlocal session
-            session = RtcSession(addresses=self.interfaces)
-            return await session.create_offer()
-
-        hello = new_hello(sender=self.id, receiver=ann.peer, name=self.name, incarnation=self.incarnation)
-        try:
-            with anyio.fail_after(self._t.connect_timeout):
-                stream = await self._connect_tcp(ann)
-                async with stream:
-                    result = await run_dialer(stream, key=self._key, hello=hello, create_offer=create_offer)
-                assert session is not None
-                await session.accept_answer(result.answer_sdp)
-        except TimeoutError as exc:
-            await self._close_session(session)
-            raise ConnectError(f"signaling with {ann.peer} timed out") from exc
-        except BaseException:
-            await self._close_session(session)
-            raise
-        assert session is not None
-        return session, result.incarnation
-
-    async def _connect_tcp(self, ann: Announcement) -> ByteStream:
-        errors: list[str] = []
-        for address in ann.addresses:
+        A dial that fails is retried after a pause that grows up to ``_BACKOFF[1]``; an
+        outage is logged once (INFO), the retries at DEBUG.
+        """
+        state = self._addresses.setdefault(address, AddressState())
+        if address.port == self.signaling_port and address.host in self.interfaces:
+            state.ours = True  # the same list on every player's machine: ours is in it
+            return
+        backoff, cap = _BACKOFF
+        outage = False
+        while not self._closing:
+            held = None if state.peer is None else self._attempts.get(state.peer)
+            if held is not None:
+                await held.ended.wait()
+                continue
+            started = anyio.current_time()
             try:
-                return await anyio.connect_tcp(address, ann.port)
-            except OSError as exc:
-                errors.append(f"{address}:{ann.port}: {exc.strerror or exc!r}")
-        raise ConnectError(f"cannot reach {ann.peer}: {'; '.join(errors) or 'no address'}")
+                await self._dial_once([address.host], address.port, expected=None, state=state)
+            except Ourselves:
+                state.ours = True
+                self._log.debug("%s is our own signaling address", address)
+                return
+            except Declined as exc:
+                state.peer, state.error = exc.peer, None
+                if exc.peer in self._attempts:
+                    continue
+            except (AuthenticationFailed, ConnectError, RemoteProtocolError) as exc:
+                self._count_failure(exc)
+                state.error = f"{'refused' if isinstance(exc, AuthenticationFailed) else 'unreachable'}: {exc}"
+                if not outage:
+                    outage = True
+                    if isinstance(exc, AuthenticationFailed):
+                        self.auth_failures.append(exc)
+                        self._log.warning("%s: %s; retrying every %.0f s at most", address, exc, cap)
+                    else:
+                        self._log.info("cannot reach %s yet (%s); retrying every %.0f s at most", address, exc, cap)
+                else:
+                    self._log.debug("%s: %s", address, exc)
+            else:
+                state.error, outage = None, False
+                if anyio.current_time() - started > _STABLE_LINK:
+                    backoff = _BACKOFF[0]
+            await anyio.sleep(backoff)
+            backoff = min(backoff * _GROWTH, cap)
 
-    # -- accepting (we are the higher id) -------------------------------------------------
+    def _count_failure(self, exc: Exception) -> None:
+        if isinstance(exc, AuthenticationFailed):
+            self.refused["wrong secret"] += 1
+        elif isinstance(exc, RemoteProtocolError):
+            self.refused["bad or cut-short handshake"] += 1
+        else:
+            self.refused["unreachable or timed out"] += 1
+
+    def status(self) -> LanStatus:
+        """What this endpoint knows of the room now: interfaces, peers seen, links, refusals."""
+        linked = self.peers
+        return LanStatus(
+            interfaces=tuple(self.interfaces),
+            port=self.signaling_port,
+            mdns=self._discovery is not None,
+            seen=tuple(sorted(self._known)),
+            learnt=tuple(sorted(p for p in self._hints.peers() if p not in self._known)),
+            linked=tuple(sorted(linked)),
+            addresses=tuple((str(a), state.describe(linked)) for a, state in self._addresses.items()),
+            refused=tuple(sorted(self.refused.items())),
+        )
+
+    # -- dialing ----------------------------------------------------------------------------
+
+    async def _dial_once(
+        self, addresses: Sequence[str], port: int, *, expected: PeerId | None, state: AddressState | None = None
+    ) -> PeerId:
+        """Dial, authenticate, then run the link until it closes; return who answered.
+
+        Raises ConnectError or RemoteProtocolError (no link), AuthenticationFailed, Declined (a
+        link of the pair is already held, at either end) or Ourselves. ``state`` (a ``peers=``
+        address) learns who answered as soon as it is authenticated.
+        """
+        scope = anyio.CancelScope()
+        session: RtcSession | None = None
+        attempt: Attempt | None = None
+        linked = False
+
+        async def create_offer(challenge: Challenge) -> Exchange:
+            nonlocal session, attempt
+            if challenge.peer == self.id:
+                raise Ourselves(f"{addresses} port {port} is our own address")
+            if state is not None:
+                state.peer, state.error = challenge.peer, None
+            attempt = self._attempts.claim(
+                challenge.peer, dialer=self.id, incarnation=challenge.incarnation, scope=scope
+            )
+            if attempt is None:
+                raise Declined(challenge.peer)
+            # where it proved the key, passed on from now (its Answer tells more): see mesh.py
+            attempt.contact = with_address(Contact(peer=challenge.peer, addresses=(), port=port), reached)
+            session = RtcSession(addresses=self.interfaces)
+            sdp = await session.create_offer()
+            return Exchange(sdp=sdp, me=self._contact(), members=self._attempts.contacts(exclude=challenge.peer))
+
+        hello = new_hello(sender=self.id, receiver=expected, name=self.name, incarnation=self.incarnation)
+        reached: str | None = None
+        try:
+            with scope:
+                try:
+                    with anyio.fail_after(self._t.connect_timeout):
+                        stream = await self._connect_tcp(addresses, port)
+                        reached = _remote_host(stream)
+                        async with stream:
+                            result = await run_dialer(stream, key=self._key, hello=hello, create_offer=create_offer)
+                        assert session is not None
+                        assert attempt is not None
+                        await session.accept_answer(result.answer.sdp)
+                except TimeoutError as exc:
+                    raise ConnectError(f"signaling with {expected or addresses[0]} timed out") from exc
+                attempt.contact = with_address(result.answer.me, reached)
+                self._learn(result.answer.members, source=result.peer)
+                linked = attempt.opened = True
+                await self._run_link(session, peer=result.peer, name=result.name, incarnation=result.incarnation)
+            if attempt is None:
+                raise ConnectError(f"dialing {expected or addresses[0]} was cancelled")  # pragma: no cover
+            if not linked:
+                raise Declined(attempt.peer)  # another handshake of the pair won while ours ran
+            return attempt.peer
+        finally:
+            if attempt is not None:
+                self._attempts.release(attempt)
+            if not linked:
+                await self._close_session(session)
+
+    async def _connect_tcp(self, addresses: Sequence[str], port: int) -> SocketStream:
+        """A TCP connection to the first of ``addresses`` that answers (each tried in turn, overlapping)."""
+        if not addresses:
+            raise ConnectError("no address to dial")
+        errors: list[str] = []
+        won: list[SocketStream] = []
+        failed = [anyio.Event() for _ in addresses]
+
+        async def attempt(i: int, address: str, tg: TaskGroup) -> None:
+            if i:  # the next address once the previous one failed, or after a short while
+                with anyio.move_on_after(_NEXT_ADDRESS):
+                    await failed[i - 1].wait()
+            try:
+                stream = await anyio.connect_tcp(address, port)
+            except OSError as exc:
+                cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc  # anyio wraps the real one
+                errors.append(f"{address}:{port}: {os.strerror(cause.errno) if cause.errno else cause}")
+                failed[i].set()
+                return
+            if won:
+                await stream.aclose()
+                return
+            won.append(stream)
+            tg.cancel_scope.cancel()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for i, address in enumerate(addresses):
+                    tg.start_soon(attempt, i, address, tg)
+        except BaseException:
+            for stream in won:
+                await stream.aclose()
+            raise
+        if not won:
+            raise ConnectError("; ".join(errors))
+        return won[0]
+
+    # -- accepting --------------------------------------------------------------------------
 
     async def _handle_incoming(self, stream: SocketStream) -> None:
         if self._handshakes >= _MAX_HANDSHAKES or self._closing:
+            self.refused["too many handshakes at once"] += 1
             await stream.aclose()
             return
         self._handshakes += 1
+        scope = anyio.CancelScope()
         session: RtcSession | None = None
+        attempt: Attempt | None = None
+        linked = False
+        came_from = _remote_host(stream)
 
-        async def create_answer(hello: Hello, offer_sdp: str) -> str:
-            nonlocal session
+        async def create_answer(hello: Hello, offer: Exchange) -> Exchange:
+            nonlocal session, attempt
+            sender = hello.sender
+            attempt = self._attempts.claim(sender, dialer=sender, incarnation=hello.incarnation, scope=scope)
+            if attempt is None:
+                raise Declined(hello.sender)
+            attempt.contact = with_address(offer.me, came_from)
+            self._learn(offer.members, source=hello.sender)
             session = RtcSession(addresses=self.interfaces)
-            return await session.accept_offer(offer_sdp)
+            sdp = await session.accept_offer(offer.sdp)
+            return Exchange(sdp=sdp, me=self._contact(), members=self._attempts.contacts(exclude=hello.sender))
 
         try:
-            with anyio.fail_after(self._t.connect_timeout):
-                async with stream:
-                    hello = await run_listener(
-                        stream,
-                        key=self._key,
-                        me=self.id,
-                        incarnation=self.incarnation,
-                        create_answer=create_answer,
-                    )
-        except AuthenticationFailed as exc:
-            self._log.warning("refused a dialer: %s", exc)
-            self.auth_failures.append(exc)
-            await self._close_session(session)
-            return
-        except (TimeoutError, ConnectError, RemoteProtocolError) as exc:
-            self._log.info("refused a signaling connection: %s", exc)
-            await self._close_session(session)
-            return
-        except Exception:
-            self._log.warning("signaling connection failed", exc_info=True)
-            await self._close_session(session)
-            return
+            with scope:
+                try:
+                    with anyio.fail_after(self._t.connect_timeout):
+                        async with stream:
+                            hello = await run_listener(
+                                stream,
+                                key=self._key,
+                                me=self.id,
+                                name=self.name,
+                                incarnation=self.incarnation,
+                                create_answer=create_answer,
+                            )
+                except Declined as exc:
+                    self._log.debug("%s dialed, but a link of the pair is already held", exc.peer)
+                    return
+                except AuthenticationFailed as exc:
+                    self._log.warning("refused a dialer: %s", exc)
+                    self.auth_failures.append(exc)
+                    self.refused["wrong secret"] += 1
+                    return
+                except (TimeoutError, ConnectError, RemoteProtocolError) as exc:
+                    self._log.info("refused a signaling connection: %s", exc)
+                    self.refused["bad or cut-short handshake"] += 1
+                    return
+                except Exception:
+                    self._log.warning("signaling connection failed", exc_info=True)
+                    return
+                finally:
+                    self._handshakes -= 1
+                assert session is not None
+                assert attempt is not None
+                linked = attempt.opened = True
+                try:
+                    await self._run_link(session, peer=hello.sender, name=hello.name, incarnation=hello.incarnation)
+                except ConnectError as exc:
+                    self._log.info("link from %s did not open: %s", hello.sender, exc)
         finally:
-            self._handshakes -= 1
-        assert session is not None
-        try:
-            await self._run_link(session, peer=hello.sender, name=hello.name, incarnation=hello.incarnation)
-        except ConnectError as exc:
-            self._log.info("link from %s did not open: %s", hello.sender, exc)
+            if attempt is not None:
+                self._attempts.release(attempt)
+            if not linked:
+                await self._close_session(session)
 
     # -- one open link --------------------------------------------------------------------
 

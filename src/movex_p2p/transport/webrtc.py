@@ -41,12 +41,14 @@ DATAGRAM_CHANNEL_ID: Final = 1
 LOW_WATER: Final = 16 * 1024
 """``bufferedAmountLowThreshold``: a paused writer resumes once the channel drained below this."""
 
-LAN_RTO: Final = (0.02, 0.3, 1.0)
+LAN_RTO: Final = (0.02, 0.5, 1.0)
 """SCTP retransmission timeout (minimum, initial, maximum) in seconds on our associations.
 
 aiortc uses the internet's RFC 4960 values (1 s, 3 s, 60 s): on a LAN that loses a packet
 now and then, every loss on a quiet channel then stalls it for at least a second. The round
-trip here is ~1 ms, so 20 ms is still 20 round trips (measured in docs/design.md).
+trip here is ~1 ms, so 20 ms is still 20 round trips (measured in docs/design.md). The
+initial value also paces the association's INIT, which aiortc abandons after 8 tries: 0.5 s
+leaves 4 s for a DTLS handshake that lost a flight (OpenSSL retries after 1 s, then 2 s).
 """
 
 
