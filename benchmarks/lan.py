@@ -196,7 +196,7 @@ async def run_raw(args: argparse.Namespace) -> None:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:
         channel = pc.createDataChannel("raw", negotiated=True, id=0, ordered=True)
-        inbox_tx, inbox_rx = anyio.create_memory_object_stream[bytes](1000)
+        inbox_tx, inbox_rx = anyio.create_memory_object_stream[bytes](10_000)
         opened = asyncio.Event()
         channel.on("open", opened.set)
         channel.on("message", lambda data: inbox_tx.send_nowait(data))
@@ -213,7 +213,9 @@ async def run_raw(args: argparse.Namespace) -> None:
         with anyio.fail_after(10):
             await opened.wait()
         emit("open")
-        if args.role == "offer":
+        if args.bulk_mb:
+            await raw_bulk(channel, inbox_rx, args.role, int(args.bulk_mb * 1_000_000))
+        elif args.role == "offer":
             samples = []
             for i in range(args.n):
                 started = time.perf_counter()
@@ -237,6 +239,37 @@ async def run_raw(args: argparse.Namespace) -> None:
         with anyio.CancelScope(shield=True):
             await pc.close()
         pipe.close()
+
+
+async def raw_bulk(channel: Any, inbox: Any, role: str, total: int) -> None:
+    """Move ``total`` bytes one way in 64 KiB messages, paced by bufferedAmount; report MB/s."""
+    if role == "offer":
+        low = anyio.Event()
+
+        def drained() -> None:
+            low.set()
+
+        channel.bufferedAmountLowThreshold = 256 * 1024
+        channel.on("bufferedamountlow", drained)
+        message = bytes(64 * 1024)
+        started = time.perf_counter()
+        sent = 0
+        while sent < total:
+            while channel.bufferedAmount > 1024 * 1024:
+                low = anyio.Event()
+                with anyio.move_on_after(0.05):
+                    await low.wait()
+            channel.send(message)
+            sent += len(message)
+        await inbox.receive()  # the receiver's "done"
+        seconds = time.perf_counter() - started
+        emit("bulk", bytes=sent, seconds=seconds, mb_per_s=sent / seconds / 1e6)
+    else:
+        got = 0
+        while got < total:
+            got += len(await inbox.receive())
+        channel.send(b"done")
+        await anyio.sleep(0.5)
 
 
 # --- the harness --------------------------------------------------------------------------
@@ -417,6 +450,8 @@ def main() -> None:
     parser.add_argument("--id", default="p")
     parser.add_argument("--role", default="offer")
     parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--bulk-mb", type=float, default=0.0, help="raw worker: move this many MB one way")
+    parser.add_argument("--iface", help="ignored: the multi-host bed passes each host's address")
     parser.add_argument("--dead-after", type=float, default=1.0)
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()

@@ -8,6 +8,7 @@ CLOCK_MONOTONIC, which every process on the machine shares.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import anyio
@@ -16,7 +17,9 @@ from failover_bed import FailoverResult, failover_run
 from multihost import Hosts
 from netns import PeerProcess
 
-__all__ = ["StartupResult", "SteadyResult", "failover_at_loss", "startup", "steady"]
+__all__ = ["StartupResult", "SteadyResult", "failover_at_loss", "raw_bulk", "startup", "steady"]
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def _spawn(hosts: Hosts, peers: int, tag: str, *extra: str) -> list[PeerProcess]:
@@ -115,3 +118,16 @@ async def failover_at_loss(hosts: Hosts, peers: int, loss: int, *, run: int = 0)
     """The failover bed (tests/failover_bed.py) with ``loss`` % on every host, in and out."""
     hosts.set_loss(loss)
     return await failover_run(hosts, peers, mode="kill", run=run)
+
+
+async def raw_bulk(hosts: Hosts, mb: float) -> float:
+    """MB/s of plain aiortc (one reliable channel, 64 KiB messages) from host 0 to host 1: the baseline."""
+    worker = [str(ROOT / "benchmarks" / "lan.py"), "--worker", "raw", "--bulk-mb", str(mb)]
+    offer = await hosts.spawn_on(0, [*worker, "--role", "offer"], name="raw-offer")
+    answer = await hosts.spawn_on(1, [*worker, "--role", "answer"], name="raw-answer")
+    offer_sdp = (await offer.wait_event("sdp", within=30))["sdp"]
+    await answer.command("sdp", sdp=offer_sdp)
+    answer_sdp = (await answer.wait_event("sdp", within=30))["sdp"]
+    await offer.command("sdp", sdp=answer_sdp)
+    result = await offer.wait_event("bulk", within=600)
+    return float(result["mb_per_s"])
