@@ -161,14 +161,17 @@ def propose(payload: Any, *, kind: Any = "t", rid: Any = "counter:c", **override
     return [wire._TAG_OF[rm.Propose], *(values[f.name] for f in dataclasses.fields(rm.Propose))]
 
 
-def _expect_error(data: bytes) -> str:
+def _expect_error(data: bytes, *, limit: int = wire.DECODE_LIMIT) -> str:
     with pytest.raises(RemoteProtocolError) as info:
-        wire.decode(data)
+        wire.decode(data, limit=limit)
     return str(info.value)
 
 
 def test_oversized_frame() -> None:
-    assert "exceeds" in _expect_error(b"\x80" * (wire.MAX_FRAME + 1))
+    frame = wire.encode_many(SAMPLES)
+    assert wire.decode(frame, limit=len(frame)) == SAMPLES
+    assert "exceeds" in _expect_error(frame, limit=len(frame) - 1)
+    assert wire.DECODE_LIMIT > 64 * 2**20  # a resource of the default maximum size (64 MiB) fits in one frame
 
 
 def test_deep_nesting() -> None:

@@ -1,12 +1,16 @@
-"""The one codec: every message is a frozen dataclass; frames are CBOR ``[tag, *fields]``.
+"""The one codec: every message is a frozen dataclass; a frame is CBOR ``[tag, *fields]`` or a batch.
 
-Tag numbers are wire format: append, never renumber. Decoding validates every field against
-the dataclass's type hints, so hostile bytes raise :class:`RemoteProtocolError` and nothing else.
+A batch frame is ``[0, [[tag, *fields], ...]]``. Tags: 0 = batch, 1-29 reserved for the node,
+30-59 resources (``resource/messages.py``), 60-79 election (``election/messages.py``); they are
+wire format: append, never renumber. Decoding validates every field against the dataclass's type
+hints, so hostile bytes raise :class:`RemoteProtocolError` and nothing else. :data:`ROUTES` and
+:data:`LANES` merge what each messages module declares about its messages.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import types
 import typing
@@ -19,27 +23,42 @@ from .election import messages as em
 from .errors import InvalidState, RemoteProtocolError
 from .resource import messages as rm
 from .resource import state
+from .resource.state import MAX_DEPTH
 from .resource.values import MasterValue
+from .routes import Lane, Route
 
-__all__ = ["MAX_DEPTH", "MAX_FRAME", "Message", "check_data", "decode", "encode", "encode_many", "join"]
+__all__ = [
+    "DECODE_LIMIT",
+    "LANES",
+    "MAX_DEPTH",
+    "ROUTES",
+    "Message",
+    "check_data",
+    "decode",
+    "encode",
+    "encode_many",
+    "join",
+]
 
-MAX_FRAME: Final = 4 * 1024 * 1024
-"""The largest frame a peer may send or accept, in bytes."""
-
-MAX_DEPTH: Final = 64
-"""The deepest nesting accepted in payloads and states."""
+DECODE_LIMIT: Final = 64 * 2**20 + 2**20
+"""The largest frame :func:`decode` accepts by default, in bytes: the largest state a resource may
+hold by default (64 MiB) plus 1 MiB for the message around it. A bound on what one frame may
+allocate, not a transport limit: transports split large frames into chunks themselves."""
 
 _MASTER_VALUE_TAG: Final = 40411
 _BATCH_TAG: Final = 0
-
-# Tags 1-29: node; 30-59: resources; 60-79: election. Append only.
-_BY_TAG: Final[dict[int, type[Any]]] = {
-    **rm.MESSAGES,
-    **em.MESSAGES,
-}
-_TAG_OF: Final[dict[type[Any], int]] = {cls: tag for tag, cls in _BY_TAG.items()}
+_ENVELOPE_DEPTH: Final = 16  # CBOR nesting the messages themselves add around payloads and states
 
 Message = rm.ResourceMessage | em.ElectionMessage
+
+_BY_TAG: Final[dict[int, type[Message]]] = {**rm.MESSAGES, **em.MESSAGES}
+_TAG_OF: Final[dict[type[Any], int]] = {cls: tag for tag, cls in _BY_TAG.items()}
+
+ROUTES: Final[dict[type[Message], Route]] = dict(itertools.chain(rm.ROUTES.items(), em.ROUTES.items()))
+"""The route of every wire message (declared next to the messages)."""
+
+LANES: Final[dict[type[Message], Lane]] = dict(itertools.chain(rm.LANES.items(), em.LANES.items()))
+"""The lane of every wire message (declared next to the messages)."""
 
 
 # -- encoding ---------------------------------------------------------------------------------
@@ -114,17 +133,17 @@ def _tag_hook(tag: cbor2.CBORTag, immutable: bool = False) -> Any:
     raise RemoteProtocolError(f"unexpected CBOR tag {tag.tag}")
 
 
-def decode(data: bytes) -> list[Message]:
-    """Decode one frame into its messages; raise RemoteProtocolError on anything malformed."""
+def decode(data: bytes, *, limit: int = DECODE_LIMIT) -> list[Message]:
+    """Decode one frame into its messages; raise RemoteProtocolError on anything malformed or over ``limit`` bytes."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise RemoteProtocolError("a frame must be bytes")
-    if len(data) > MAX_FRAME:
-        raise RemoteProtocolError(f"frame of {len(data)} bytes exceeds {MAX_FRAME}")
+    if len(data) > limit:
+        raise RemoteProtocolError(f"frame of {len(data)} bytes exceeds {limit}")
     try:
         raw = cbor2.loads(
             bytes(data),
             tag_hook=_tag_hook,
-            max_depth=MAX_DEPTH + 8,
+            max_depth=MAX_DEPTH + _ENVELOPE_DEPTH,
             allow_duplicate_keys=False,
             strict_hashable_types=True,
         )
@@ -156,21 +175,24 @@ def _build(raw: Any) -> Message:
     cls = _BY_TAG.get(raw[0])
     if cls is None:
         raise RemoteProtocolError(f"unknown message tag {raw[0]!r}")
-    message: Message = _convert(cls, raw[1:], cls.__name__, 0)
+    message: Message = _convert(cls, raw[1:], cls.__name__)
     return message
 
 
 # -- validation against type hints ------------------------------------------------------------
+# Schema containers (tuples, dicts of positions...) are only as deep as the schema; data fields
+# (``Any``: payloads, states) are checked from their own root, as freeze() checks them locally,
+# so a payload accepted at dispatch is accepted on the wire.
 
-_Checker = Callable[[Any, str, int], Any]
+_Checker = Callable[[Any, str], Any]
 _CHECKERS: dict[Any, _Checker] = {}
 
 
-def _convert(tp: Any, value: Any, where: str, depth: int) -> Any:
+def _convert(tp: Any, value: Any, where: str) -> Any:
     checker = _CHECKERS.get(tp)
     if checker is None:
         checker = _CHECKERS[tp] = _make_checker(tp)
-    return checker(value, where, depth)
+    return checker(value, where)
 
 
 def _fail(where: str, expected: str, value: Any) -> typing.Never:
@@ -181,26 +203,26 @@ def _make_checker(tp: Any) -> _Checker:
     supertype = getattr(tp, "__supertype__", None)
     if supertype is not None:  # NewType
         return _make_checker(supertype)
-    if tp is Any:
-        return lambda v, where, depth: check_data(v, where=where, depth=depth)
+    if tp is Any:  # data (payloads, states): its depth counts from its own root, as in freeze()
+        return lambda v, where: check_data(v, where=where)
     if tp is type(None) or tp is None:
-        return lambda v, where, depth: v if v is None else _fail(where, "null", v)
+        return lambda v, where: v if v is None else _fail(where, "null", v)
     if tp is bool:
-        return lambda v, where, depth: v if type(v) is bool else _fail(where, "bool", v)
+        return lambda v, where: v if type(v) is bool else _fail(where, "bool", v)
     if tp is int:
-        return lambda v, where, depth: v if type(v) is int else _fail(where, "int", v)
+        return lambda v, where: v if type(v) is int else _fail(where, "int", v)
     if tp is float:
 
-        def check_float(v: Any, where: str, depth: int) -> float:
+        def check_float(v: Any, where: str) -> float:
             if type(v) not in (int, float) or not math.isfinite(v):
                 _fail(where, "finite number", v)
             return float(v)
 
         return check_float
     if tp is str:
-        return lambda v, where, depth: v if type(v) is str else _fail(where, "str", v)
+        return lambda v, where: v if type(v) is str else _fail(where, "str", v)
     if tp is bytes:
-        return lambda v, where, depth: v if type(v) is bytes else _fail(where, "bytes", v)
+        return lambda v, where: v if type(v) is bytes else _fail(where, "bytes", v)
     if dataclasses.is_dataclass(tp):
         return _dataclass_checker(tp)
     origin = typing.get_origin(tp)
@@ -208,10 +230,10 @@ def _make_checker(tp: Any) -> _Checker:
     if origin in (Union, types.UnionType):
         options = list(args)
 
-        def check_union(v: Any, where: str, depth: int) -> Any:
+        def check_union(v: Any, where: str) -> Any:
             for option in options:
                 try:
-                    return _convert(option, v, where, depth)
+                    return _convert(option, v, where)
                 except RemoteProtocolError:
                     continue
             _fail(where, " | ".join(getattr(o, "__name__", str(o)) for o in options), v)
@@ -219,7 +241,7 @@ def _make_checker(tp: Any) -> _Checker:
         return check_union
     if origin is typing.Literal:
         allowed = set(args)
-        return lambda v, where, depth: (
+        return lambda v, where: (
             v if v in allowed and type(v) in (str, int) else _fail(where, f"one of {sorted(map(str, allowed))}", v)
         )
     if origin in (tuple, list, frozenset):
@@ -228,26 +250,19 @@ def _make_checker(tp: Any) -> _Checker:
             raise TypeError(f"only homogeneous tuples are supported on the wire, not {tp}")
         build: Callable[[Any], Any] = {tuple: tuple, list: list, frozenset: frozenset}[origin]
 
-        def check_seq(v: Any, where: str, depth: int) -> Any:
+        def check_seq(v: Any, where: str) -> Any:
             if type(v) is not list:
                 _fail(where, "array", v)
-            if depth > MAX_DEPTH:
-                raise RemoteProtocolError(f"{where}: nested deeper than {MAX_DEPTH}")
-            return build(_convert(item, x, f"{where}[{i}]", depth + 1) for i, x in enumerate(v))
+            return build(_convert(item, x, f"{where}[{i}]") for i, x in enumerate(v))
 
         return check_seq
     if origin is dict:
         key_tp, value_tp = args
 
-        def check_dict(v: Any, where: str, depth: int) -> Any:
+        def check_dict(v: Any, where: str) -> Any:
             if type(v) is not dict:
                 _fail(where, "map", v)
-            if depth > MAX_DEPTH:
-                raise RemoteProtocolError(f"{where}: nested deeper than {MAX_DEPTH}")
-            return {
-                _convert(key_tp, k, f"{where} key", depth + 1): _convert(value_tp, x, f"{where}.{k}", depth + 1)
-                for k, x in v.items()
-            }
+            return {_convert(key_tp, k, f"{where} key"): _convert(value_tp, x, f"{where}.{k}") for k, x in v.items()}
 
         return check_dict
     raise TypeError(f"unsupported wire type {tp!r}")
@@ -260,7 +275,7 @@ def _dataclass_checker(cls: Any) -> _Checker:
     count = len(names)
     fields: list[tuple[str, _Checker]] = []  # resolved on first use (types may refer to each other)
 
-    def check_dc(v: Any, where: str, depth: int) -> Any:
+    def check_dc(v: Any, where: str) -> Any:
         if type(v) is not list or len(v) != count:
             raise RemoteProtocolError(f"{where}: expected {count} fields")
         if not fields:
@@ -269,11 +284,10 @@ def _dataclass_checker(cls: Any) -> _Checker:
                 if checker is None:
                     checker = _CHECKERS[ftp] = _make_checker(ftp)
                 fields.append((name, checker))
-        depth += 1
         values = {}
         try:  # field paths are only built for the error message: decoding is a hot path
             for (name, checker), x in zip(fields, v, strict=True):
-                values[name] = checker(x, name, depth)
+                values[name] = checker(x, name)
         except RemoteProtocolError as exc:
             raise RemoteProtocolError(f"{where}.{exc}") from None
         try:
@@ -284,9 +298,9 @@ def _dataclass_checker(cls: Any) -> _Checker:
     return check_dc
 
 
-def check_data(value: Any, *, where: str = "value", depth: int = 0) -> Any:
+def check_data(value: Any, *, where: str = "value") -> Any:
     """Check that ``value`` is JSON-like data (or a master value); raise RemoteProtocolError if not."""
     try:
-        return state.check_data(value, where=where, depth=depth)
+        return state.check_data(value, where=where)
     except InvalidState as exc:
         raise RemoteProtocolError(str(exc)) from None
