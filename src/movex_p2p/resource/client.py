@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, assert_never
 
 from ..errors import InvalidState, LocalProtocolError
 from ..ids import PeerId, Rid, Term
@@ -40,13 +40,14 @@ from .messages import (
     Create,
     Created,
     Held,
-    Hello,
     Position,
     Presence,
     Propose,
     Pull,
+    Pulled,
     Rejected,
     Replied,
+    Report,
     Resend,
     ResourceMessage,
     Restore,
@@ -54,6 +55,7 @@ from .messages import (
     Secret,
     Snapshot,
     SyncRequest,
+    ToClients,
     Unbind,
 )
 from .replica import Replica
@@ -62,21 +64,6 @@ from .types import Action, ResourceType, TransformContext, parse_rid
 from .values import has_master_values
 
 __all__ = ["ClientCore", "Pending"]
-
-_FROM_MASTER = (
-    Created,
-    Applied,
-    Revealed,
-    Presence,
-    Secret,
-    Rejected,
-    Replied,
-    Snapshot,
-    Pull,
-    Resend,
-    Committed,
-    Began,
-)
 
 KEEP_CONFIRMED = 1024
 """Own confirmed actions kept per resource, to re-send any that a split's losing master confirmed."""
@@ -125,7 +112,7 @@ class ClientCore:
         self._secrets: dict[Rid, list[tuple[int, Action]]] = {}  # own confirmed, unrevealed
         self._views: dict[Rid, Any] = {}
         self._syncing: set[Rid] = set()
-        self._requests: dict[int, Create | Bind | Hello] = {}
+        self._requests: dict[int, Create | Bind | Report] = {}
         self._bound: dict[Rid, dict[str, Any]] = {}
         self._seqs: dict[Rid, int] = {}
         self._confirmed: dict[Rid, deque[_Confirmed]] = {}
@@ -198,11 +185,14 @@ class ClientCore:
         self._bound.pop(rid, None)
         return self._to_master(Unbind(term=self.term, rid=rid))
 
-    def dispatch(self, rid: Rid, action: Action, private: Action | None = None) -> tuple[int, list[Effect]]:
+    def dispatch(
+        self, rid: Rid, action: Action, private: Action | None = None, *, now: float | None = None
+    ) -> tuple[int, list[Effect]]:
         """Apply ``action`` optimistically (unless it carries master values) and send it.
 
         With ``private``, this is a private/public pair: everyone sees ``action`` (the public
         half) and only this peer sees ``private`` until the type's ``can_reveal`` says so.
+        ``now`` (wall seconds) starts the stall timer of :meth:`resend_stalled`.
         """
         if rid not in self.replicas:
             raise LocalProtocolError(f"{rid} is not here (create or bind it first)")
@@ -211,14 +201,15 @@ class ClientCore:
                 if not isinstance(part, Action):
                     raise LocalProtocolError(f"expected an Action, not {type(part).__name__}")
                 check_data(part.payload, where=f"{part.type} payload")
+        if not self._pending and now is not None:
+            self._progress_at = now  # the first pending action: the stall timer starts now
         seq = self._seqs[rid] = self._seqs.get(rid, 0) + 1
         waits = has_master_values(action.payload) or (private is not None and has_master_values(private.payload))
         pending = self._pending.setdefault(rid, [])
         pending.append(Pending(seq, action, private, waits))
         effects: list[Effect] = [] if waits else self._changed(rid)
-        effects += self._to_master(
-            Propose(term=self.term, rid=rid, seq=seq, base=pending[0].seq - 1, action=action, private=private)
-        )
+        if self.master is not None:
+            effects.append(Send(to=self.master, message=self._propose(rid, pending[-1], pending[0].seq - 1)))
         return seq, effects
 
     # -- the master ----------------------------------------------------------------------------
@@ -233,11 +224,11 @@ class ClientCore:
             return []
         self._req += 1
         have: dict[str, Position] = {rid: res.position() for rid, res in self.replicas.items()}
-        hello = Hello(term=self.term, req=self._req, have=have)
-        effects: list[Effect] = [Send(to=master, message=hello)]
-        self._requests[self._req] = hello
+        report = Report(term=self.term, req=self._req, have=have)
+        effects: list[Effect] = [Send(to=master, message=report)]
+        self._requests[self._req] = report
         for req, request in sorted(self._requests.items()):
-            if req != hello.req:
+            if req != report.req:
                 effects.append(Send(to=master, message=_reterm(request, self.term)))
         asked = {r.rid for r in self._requests.values() if isinstance(r, Bind)}
         for rid, info in self._bound.items():  # keep presence across master changes and reconnects
@@ -253,22 +244,12 @@ class ClientCore:
         for rid, secrets in self._secrets.items():
             for seq, private in secrets:
                 effects.append(Send(to=master, message=Restore(term=self.term, rid=rid, seq=seq, private=private)))
-        effects.extend(
-            Send(
-                to=master,
-                message=Propose(
-                    term=self.term, rid=rid, seq=i.seq, base=items[0].seq - 1, action=i.action, private=i.private
-                ),
-            )
-            for rid, items in self._pending.items()
-            for i in items
-        )
+        for rid in self._pending:
+            effects += self._resend(rid, 0)
         return effects
 
-    def step(self, sender: PeerId, message: ResourceMessage, now: float) -> list[Effect]:
+    def step(self, sender: PeerId, message: ToClients, now: float) -> list[Effect]:
         """Handle one message from the master."""
-        if not isinstance(message, _FROM_MASTER):
-            return []
         self._last_now = now
         if message.term > self.term:
             return [TermObserved(term=message.term, sender=sender)]
@@ -302,8 +283,10 @@ class ClientCore:
                 res = self.replicas.get(message.rid)
                 if res is None:
                     return []
-                return [Send(to=sender, message=res.snapshot(term=self.term, index=self.index))]
-        return []
+                snapshot = res.snapshot(term=self.term, index=self.index)
+                return [Send(to=sender, message=Pulled(term=self.term, snapshot=snapshot))]
+            case _:
+                assert_never(message)
 
     # -- log entries ---------------------------------------------------------------------------
 
@@ -423,7 +406,7 @@ class ClientCore:
         request = self._requests.pop(msg.req, None)
         if request is None:
             return []
-        if isinstance(request, Hello):
+        if isinstance(request, Report):
             self.synced = True
             assert self.master is not None
             return [Synced(master=self.master, term=self.term)]
@@ -478,40 +461,44 @@ class ClientCore:
             kept.remove(confirmed)
         effects: list[Effect] = [Rebased(rid=res.rid, count=len(lost))]
         pending = self._pending.setdefault(res.rid, [])
+        first = len(pending)
         for confirmed in lost:  # as new actions: their master values stay as first resolved
             seq = self._seqs[res.rid] = self._seqs.get(res.rid, 0) + 1
             pending.append(Pending(seq, confirmed.action, confirmed.private))
-            effects += self._to_master(
-                Propose(
-                    term=self.term,
-                    rid=res.rid,
-                    seq=seq,
-                    base=pending[0].seq - 1,
-                    action=confirmed.action,
-                    private=confirmed.private,
-                )
-            )
+        if self.master is not None:
+            base = pending[0].seq - 1
+            effects += [Send(to=self.master, message=self._propose(res.rid, i, base)) for i in pending[first:]]
         return effects
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _propose(self, rid: Rid, item: Pending, base: int) -> Propose:
+        """The Propose of pending ``item`` (every seq up to ``base`` is settled)."""
+        return Propose(term=self.term, rid=rid, seq=item.seq, base=base, action=item.action, private=item.private)
+
     def _resend(self, rid: Rid, after: int) -> list[Effect]:
         items = self._pending.get(rid, [])
-        if self.master is None or not items:
+        master = self.master
+        if master is None or not items:
             return []
         base = items[0].seq - 1
-        return [
-            Send(
-                to=self.master,
-                message=Propose(term=self.term, rid=rid, seq=i.seq, base=base, action=i.action, private=i.private),
-            )
-            for i in items
-            if i.seq > after
-        ]
+        return [Send(to=master, message=self._propose(rid, i, base)) for i in items if i.seq > after]
+
+    @property
+    def deadline(self) -> float | None:
+        """When :meth:`resend_stalled` has work if nothing settles before, or None."""
+        if not self._pending or self.master is None:
+            return None
+        return self._progress_at + RESEND_AFTER
 
     def resend_stalled(self, now: float) -> list[Effect]:
-        """Re-send pending actions when nothing settled for RESEND_AFTER seconds (lost frames)."""
-        if not self._pending or self.master is None:
+        """Nothing settled for RESEND_AFTER seconds (frames lost): re-send pending actions, ask for snapshots.
+
+        The master drops a re-sent action it already applied; if the entry that confirmed it
+        was lost on the way, only a snapshot (whose applied seqs settle it) ends the wait.
+        """
+        master = self.master
+        if not self._pending or master is None:
             self._progress_at = now
             return []
         if now - self._progress_at < RESEND_AFTER:
@@ -520,6 +507,8 @@ class ClientCore:
         effects: list[Effect] = []
         for rid in list(self._pending):
             effects += self._resend(rid, 0)
+            if rid in self.replicas and rid not in self._syncing:
+                effects.append(Send(to=master, message=SyncRequest(term=self.term, rid=rid)))
         return effects
 
     def _settle(
@@ -589,5 +578,5 @@ def _try(reducer: Any, state: Any, action: Action) -> Any:
         return state
 
 
-def _reterm(request: Create | Bind | Hello, term: Term) -> Create | Bind | Hello:
+def _reterm(request: Create | Bind | Report, term: Term) -> Create | Bind | Report:
     return replace(request, term=term)

@@ -64,6 +64,21 @@ class Replica:
             found = era.term
         return found
 
+    def copy(self) -> Replica:
+        """An independent copy (the containers are copied; states are frozen and shared)."""
+        return Replica(
+            rid=self.rid,
+            type=self.type,
+            state=self.state,
+            version=self.version,
+            entry_term=self.entry_term,
+            subscribers={k: dict(v) for k, v in self.subscribers.items()},
+            held=list(self.held),
+            applied=dict(self.applied),
+            eras=list(self.eras),
+            _checksum=self._checksum,
+        )
+
     @property
     def key(self) -> tuple[int, int]:
         """What "newer" means between replicas: (entry term, version)."""
