@@ -518,7 +518,8 @@ def test_checksum_mismatch_resyncs_and_overlapping_resyncs_never_error() -> None
     c = CoreCluster(3)
     c.setup(C)
     p0, p1, p2 = c.ids
-    c.clients[p1].replicas[Rid(C)].set_state(freeze({"count": 666}))  # diverged
+    replica = c.clients[p1].replicas[Rid(C)]
+    replica.write(freeze({"count": 666}), Term(replica.entry_term), replica.version)  # diverged
     for _ in range(3):
         c.dispatch(p2, C, mx.Action("increment"))
     c.dispatch(p1, C, mx.Action("increment"))

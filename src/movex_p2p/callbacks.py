@@ -19,28 +19,26 @@ class Callbacks(Generic[P]):
     run on the app's own thread, e.g. in ``EmbeddedPeer.poll_events``).
     """
 
-    __slots__ = ("_callbacks", "_log", "_name")
+    __slots__ = ("_log", "_name", "registered")
 
     def __init__(self, name: str, *, log: logging.Logger | logging.LoggerAdapter[Any] | None = None) -> None:
         self._name = name
         self._log = log
-        self._callbacks: list[Callable[P, None]] = []
+        self.registered: list[Callable[P, None]] = []
+        """The callbacks, in the order they were added (read it; change it with add and unsubscribe)."""
 
     def add(self, callback: Callable[P, None]) -> Callable[[], None]:
         """Register ``callback``; the returned function unregisters it (calling it twice is harmless)."""
-        self._callbacks.append(callback)
+        self.registered.append(callback)
 
         def unsubscribe() -> None:
-            if callback in self._callbacks:
-                self._callbacks.remove(callback)
+            if callback in self.registered:
+                self.registered.remove(callback)
 
         return unsubscribe
 
-    def __bool__(self) -> bool:
-        return bool(self._callbacks)
-
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> None:
-        for callback in list(self._callbacks):
+        for callback in list(self.registered):
             if self._log is None:
                 callback(*args, **kwargs)
                 continue

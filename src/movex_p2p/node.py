@@ -197,7 +197,7 @@ class Resource:
         if self._waiting:  # an Event per change costs; make one only when updates() waits
             event, self._changed = self._changed, anyio.Event()
             event.set()
-        if self._callbacks and self.bound:
+        if self._callbacks.registered and self.bound:
             self._callbacks(self.state)
 
     def __repr__(self) -> str:
@@ -427,7 +427,8 @@ class Peer:
         return result
 
     def _dispatch(self, rid: Rid, action: Action, private: Action | None) -> DispatchHandle:
-        self._check_open()
+        if self._closed or self._failure is not None or self._endpoint is None:
+            self._check_open()
         seq, ready = self._core.dispatch(rid, action, private, anyio.current_time(), time.time())
         handle = self._handles[(rid, seq)] = DispatchHandle(rid, seq)
         self._execute(ready)  # a master settles its own dispatch here, at once
@@ -483,12 +484,18 @@ class Peer:
         """Send the step's frames, report its faults and dropped input, then tell the app."""
         endpoint = self._endpoint
         if endpoint is not None:
-            for peer, frame in ready.frames.items():
-                self._send(endpoint.send, peer, frame)
-            if ready.datagrams:
-                send_datagram = getattr(endpoint, "send_datagram", endpoint.send)  # see DatagramEndpoint
-                for peer, frame in ready.datagrams.items():
-                    self._send(send_datagram, peer, frame)
+            sends = [(endpoint.send, ready.frames)]
+            if ready.datagrams:  # endpoints without a datagram lane take them reliably (see DatagramEndpoint)
+                sends.append((getattr(endpoint, "send_datagram", endpoint.send), ready.datagrams))
+            for send, frames in sends:
+                for peer, frame in frames.items():
+                    try:
+                        send(peer, frame)
+                    except ChannelClosed:
+                        pass  # the link went down meanwhile; the election and resync take it from here
+                    except TransportError as exc:
+                        self.log.warning("sending to %s failed: %s", peer, exc)
+                self.stats["frames_out"] += len(frames)
         for fault in ready.faults:
             self.stats["faults"] += 1
             self.log.error("bug: %s from %s raised %s\n%s", fault.what, fault.sender, fault.error, fault.traceback)
@@ -510,15 +517,6 @@ class Peer:
                 resource = self._resources.get(rid)
                 if resource is not None:
                     resource._notify()
-
-    def _send(self, send: Callable[[PeerId, bytes], None], peer: PeerId, frame: bytes) -> None:
-        try:
-            send(peer, frame)
-            self.stats["frames_out"] += 1
-        except ChannelClosed:
-            pass  # the link went down meanwhile; the election and resync take it from here
-        except TransportError as exc:
-            self.log.warning("sending to %s failed: %s", peer, exc)
 
     def _diagnose(self, diagnostic: Diagnostic) -> None:
         self._diagnostic_cbs(diagnostic)

@@ -24,7 +24,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, assert_never, cast
+from typing import TYPE_CHECKING, Any, Final, assert_never
 
 from . import wire
 from .election import machine as el
@@ -139,13 +139,13 @@ class NodeCore:
 
     def start(self, now: float, wall: float) -> Ready:
         """Begin: the election arms its first timer."""
-        self._clock(now, wall)
-        self._guard(self.me, "start", self._election, self.election.start(now))
+        self._now, self._wall = now, wall
+        self._guard(self.me, "start", self._election, self.election.start(now))  # no position yet
         return self._ready()
 
     def receive(self, events: Iterable[TransportEvent], now: float, wall: float) -> Ready:
         """Transport events, in the order they arrived: frames and links going up or down."""
-        self._clock(now, wall)
+        self._now, self._wall = now, wall
         for event in events:
             match event:
                 case Frame(peer=sender, data=data):
@@ -166,13 +166,13 @@ class NodeCore:
 
     def tick(self, now: float, wall: float) -> Ready:
         """Time passed: fire due timers (election, master recovery, the client's re-sends)."""
-        self._clock(now, wall)
+        self._now, self._wall = now, wall
         self._guard(self.me, "tick", self._tick)
         return self._ready()
 
     def hand_over(self, now: float, wall: float) -> Ready:
         """Shutting down: a master hands over to its most caught-up peer."""
-        self._clock(now, wall)
+        self._now, self._wall = now, wall
         self._guard(self.me, "hand_over", self._hand_over)
         return self._ready()
 
@@ -191,35 +191,32 @@ class NodeCore:
 
     def create(self, rid: Rid, state: Any, now: float, wall: float, *, exist_ok: bool = True) -> tuple[int, Ready]:
         """Ask the master to create ``rid``; the answer comes as a RequestSettled(req) event."""
-        self._clock(now, wall)
+        self._now, self._wall = now, wall
         req, effects = self.client.create(rid, state, exist_ok=exist_ok)
         self._effects(effects)
         return req, self._ready()
 
     def bind(self, rid: Rid, info: dict[str, Any], now: float, wall: float) -> tuple[int, Ready]:
         """Subscribe to ``rid`` with presence ``info``; the answer comes as a RequestSettled(req) event."""
-        self._clock(now, wall)
+        self._now, self._wall = now, wall
         req, effects = self.client.bind(rid, info)
         self._effects(effects)
         return req, self._ready()
 
     def unbind(self, rid: Rid, now: float, wall: float) -> Ready:
         """Stop being a subscriber of ``rid``."""
-        self._clock(now, wall)
+        self._now, self._wall = now, wall
         self._effects(self.client.unbind(rid))
         return self._ready()
 
     def dispatch(self, rid: Rid, action: Action, private: Action | None, now: float, wall: float) -> tuple[int, Ready]:
         """Apply ``action`` optimistically and send it (``private``: a private/public pair); returns its seq."""
-        self._clock(now, wall)
+        self._now, self._wall = now, wall
         seq, effects = self.client.dispatch(rid, action, private, now=wall)
         self._effects(effects)
         return seq, self._ready()
 
     # -- routing -------------------------------------------------------------------------------
-
-    def _clock(self, now: float, wall: float) -> None:
-        self._now, self._wall = now, wall
 
     def _guard(self, sender: PeerId, what: str, handle: Callable[..., object], *args: Any) -> None:
         """Run ``handle(*args)``: a ProtocolError is the sender's fault (dropped), anything else ours (a fault)."""
@@ -238,28 +235,29 @@ class NodeCore:
     def _route(self, sender: PeerId, message: wire.Message) -> None:
         """Hand ``message`` to the core its route names (a guard of its own: one message, one verdict)."""
         try:
+            # the route table is derived from these unions, so each narrowing below is exact
             match _ROUTES[type(message)]:
                 case Route.TO_CLIENTS:
-                    self._effects(self.client.step(sender, cast(rm.ToClients, message), self._wall))
+                    to_clients: rm.ToClients = message  # type: ignore[assignment]
+                    self._effects(self.client.step(sender, to_clients, self._wall))
                 case Route.TO_MASTER:
-                    self._to_master(sender, cast(rm.ToMaster, message))
+                    to_master: rm.ToMaster = message  # type: ignore[assignment]
+                    master = self.master
+                    if master is not None:
+                        lease = not self.majority or self.election.can_confirm(self._now)
+                        self._effects(master.step(sender, to_master, self._wall, lease=lease))
+                    elif to_master.term > self.election.term:
+                        self._observe(Term(to_master.term))
+                    # else: not (or no longer) master; the sender re-sends to the next one
                 case Route.ELECTION:
-                    received = el.Received(sender=sender, message=cast(ElectionMessage, message))
-                    self._election(self.election.step(received, self._now))
+                    election: ElectionMessage = message  # type: ignore[assignment]
+                    self._elect(el.Received(sender=sender, message=election))
                 case route:
                     assert_never(route)
         except ProtocolError as exc:
             self._dropped.append(Dropped(sender=sender, reason=f"{type(message).__name__}: {exc}"))
         except Exception as exc:
             self._fault(sender, type(message).__name__, exc)
-
-    def _to_master(self, sender: PeerId, message: rm.ToMaster) -> None:
-        if message.term > self.election.term:
-            self._observe(Term(message.term))
-            return
-        if self.master is not None:  # else not (or no longer) master: the sender re-sends to the next one
-            lease = self.election.can_confirm(self._now)
-            self._effects(self.master.step(sender, message, self._wall, lease=lease))
 
     def _link_up(self, peer: PeerId) -> None:
         if peer == self.client.master and peer != self.me:
@@ -274,11 +272,11 @@ class NodeCore:
         if peer not in self.peers:
             return
         self.peers = self.peers - {peer}
-        self._election(self.election.step(el.PeerLeft(peer=peer, graceful=graceful), self._now))
+        self._elect(el.PeerLeft(peer=peer, graceful=graceful))
         self._links_changed()
 
     def _links_changed(self) -> None:
-        self._election(self.election.step(el.LinksChanged(peers=self.peers), self._now))
+        self._elect(el.LinksChanged(peers=self.peers))
         if self.master is not None:
             lease = self.election.can_confirm(self._now)
             self._effects(self.master.peers_changed(self.peers, self._wall, lease=lease))
@@ -288,7 +286,7 @@ class NodeCore:
         now, wall = self._now, self._wall
         deadline = self.election.deadline
         if deadline is not None and now >= deadline:
-            self._election(self.election.step(el.Tick(), now))
+            self._elect(el.Tick())
         if self.master is not None:
             self._effects(self.master.tick(wall, lease=self.election.can_confirm(now)))
         self._effects(self.client.resend_stalled(wall))
@@ -298,10 +296,18 @@ class NodeCore:
             self._effects(self.master.tick(self._wall, lease=True))
 
     def _hand_over(self) -> None:
-        self._election(self.election.step(el.Handover(), self._now))
+        self._elect(el.Handover())
 
     def _observe(self, term: Term) -> None:
-        self._election(self.election.step(el.Observed(term=term), self._now))
+        self._elect(el.Observed(term=term))
+
+    def _elect(self, event: el.Input) -> None:
+        """Step the election, first telling it how up to date this replica is (for votes and acks)."""
+        position = self.client.position
+        if position != self._position:
+            self._position = position
+            self._election(self.election.step(el.LogPosition(term=position[0], index=position[1]), self._now))
+        self._election(self.election.step(event, self._now))
 
     # -- effects -------------------------------------------------------------------------------
 
@@ -370,7 +376,7 @@ class NodeCore:
 
     def _send(self, to: PeerId, message: wire.Message) -> None:
         if to == self.me:
-            self._local.append(cast(rm.ResourceMessage, message))  # the election never sends to itself
+            self._local.append(message)  # type: ignore[arg-type]  # the election never sends to itself
         elif _LANES[type(message)] is Lane.DATAGRAM:
             self._datagrams.setdefault(to, []).append(message)
         else:
@@ -379,23 +385,24 @@ class NodeCore:
     # -- the end of every step -----------------------------------------------------------------
 
     def _ready(self) -> Ready:
-        """Deliver what this peer sent itself, report the log position, and hand the rest over."""
+        """Deliver what this peer sent itself, ack under ``majority``, and hand the rest over."""
         master = self.master
         if master is not None and master.waits_for_lease and self.election.can_confirm(self._now):
-            self._guard(self.me, "waiting", self._serve_waiting)  # e.g. the lease is back
+            self._guard(self.me, "waiting", self._serve_waiting)  # the lease is back
         while True:
             while self._local:
                 self._route(self.me, self._local.popleft())
-            self._guard(self.me, "log position", self._report_position)
+            if self.majority:
+                self._guard(self.me, "ack", self._ack)
             if not self._local:
                 break
-        datagrams = _encode(self._datagrams)
+        datagrams = _encode(self._datagrams) if self._datagrams else {}
         for peer, frame in list(datagrams.items()):
             if len(frame) > MAX_DATAGRAM:  # too big for the datagram lane: it goes reliably
                 del datagrams[peer]
                 self._reliable.setdefault(peer, []).extend(self._datagrams[peer])
         ready = Ready(
-            frames=_encode(self._reliable),
+            frames=_encode(self._reliable) if self._reliable else {},
             datagrams=datagrams,
             events=self._events,
             faults=self._faults,
@@ -404,24 +411,17 @@ class NodeCore:
         self._reliable, self._datagrams, self._events, self._faults, self._dropped = {}, {}, [], [], []
         return ready
 
-    def _report_position(self) -> None:
-        """Tell the election how up to date this replica is; under ``majority`` ack it to the master."""
-        position = self.client.position
-        if position != self._position:
-            self._position = position
-            self._election(self.election.step(el.LogPosition(term=position[0], index=position[1]), self._now))
-        if self.majority:
-            index = self.client.index
-            master = self.client.master
-            if index > self._acked and master is not None:
-                self._acked = index
-                self._send(master, rm.Ack(term=self.client.term, index=index))
+    def _ack(self) -> None:
+        """``majority``: tell the master how far this replica holds the log (the master's commit counts it)."""
+        index = self.client.index
+        master = self.client.master
+        if index > self._acked and master is not None:
+            self._acked = index
+            self._send(master, rm.Ack(term=self.client.term, index=index))
 
 
 def _encode(outbox: dict[PeerId, list[wire.Message]]) -> dict[PeerId, bytes]:
     """One frame per peer; a message sent to several peers is encoded once."""
-    if not outbox:
-        return {}
     encoded: dict[int, bytes] = {}
     frames: dict[PeerId, bytes] = {}
     for peer, messages in outbox.items():

@@ -105,7 +105,8 @@ class ClientCore:
         self.master: PeerId | None = None
         self.term = Term(0)
         self.index = 0
-        self._entry_term = 0
+        self.position: tuple[int, int] = (0, 0)
+        """(term, index) of the last log entry applied: how up to date this replica set is."""
         self.synced = False
         self.replicas: dict[Rid, Replica] = {}
         self._pending: dict[Rid, list[Pending]] = {}
@@ -122,11 +123,6 @@ class ClientCore:
         self._clock_offset = 0.0
 
     # -- reading -------------------------------------------------------------------------------
-
-    @property
-    def position(self) -> tuple[int, int]:
-        """(term, index) of the last log entry applied: how up to date this replica set is."""
-        return (self._entry_term, self.index)
 
     def has(self, rid: Rid) -> bool:
         """True when a replica of ``rid`` is here."""
@@ -292,12 +288,13 @@ class ClientCore:
 
     def _entry(self, index: int, stamp: float | None = None, now: float = 0.0) -> None:
         # only messages of the current master's term get here (see step)
-        if (self.term, index) > (self._entry_term, self.index):
-            self._entry_term, self.index = self.term, index
+        position = (self.term, index)
+        if position > self.position:
+            self.position, self.index = position, index
         if stamp is not None:
             self._clock_offset = stamp - now
 
-    def _apply_entry(self, msg: Applied | Revealed, actions: list[Action | None]) -> Replica | list[Effect]:
+    def _apply_entry(self, msg: Applied | Revealed, actions: list[Action | None], now: float) -> Replica | list[Effect]:
         """Replay ``actions`` for entry ``msg`` and verify it; the replica, or what to do instead."""
         res = self.replicas.get(msg.rid)
         if res is None:
@@ -317,18 +314,20 @@ class ClientCore:
         digest = checksum(state)
         if digest != msg.checksum:
             return self._resync(msg.rid, "checksum mismatch")
-        res.set_state(state, digest)
-        res.advance(msg.term, msg.version)
+        res.write(state, msg.term, msg.version, digest)
+        position = (self.term, msg.index)  # as _entry(msg.index, msg.now, now), on the hot path
+        if position > self.position:
+            self.position, self.index = position, msg.index
+        self._clock_offset = msg.now - now
         return res
 
     def _on_applied(self, msg: Applied, now: float) -> list[Effect]:
-        res = self._apply_entry(msg, [msg.action])
+        res = self._apply_entry(msg, [msg.action], now)
         if not isinstance(res, Replica):
             return res
         res.applied[msg.author] = msg.seq
         if msg.private:
             res.held.append(Held(author=msg.author, seq=msg.seq))
-        self._entry(msg.index, msg.now, now)
         effects: list[Effect] = []
         if msg.author == self.me:
             if self.wait_commit and msg.index > self.committed:
@@ -349,7 +348,7 @@ class ClientCore:
         return effects
 
     def _on_revealed(self, msg: Revealed, now: float) -> list[Effect]:
-        res = self._apply_entry(msg, [held.action for held in msg.actions])
+        res = self._apply_entry(msg, [held.action for held in msg.actions], now)
         if not isinstance(res, Replica):
             return res
         res.held = []
@@ -357,7 +356,6 @@ class ClientCore:
         for item in self._pending.get(msg.rid, ()):
             if item.index is not None:
                 item.private = None  # revealed: it is in the confirmed state now
-        self._entry(msg.index, msg.now, now)
         return self._changed(msg.rid)
 
     def _on_created(self, msg: Created) -> list[Effect]:

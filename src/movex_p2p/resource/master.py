@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 
 from ..errors import InvalidState, RemoteProtocolError
 from ..ids import PeerId, Rid, Term
-from .effects import Effect, Publish, Send
+from .effects import Effect, Publish, Send, TermObserved
 from .messages import (
     Ack,
     Applied,
@@ -49,7 +49,7 @@ from .messages import (
     Unbind,
 )
 from .replica import Replica, replay
-from .state import freeze
+from .state import checksum, freeze
 from .types import Action, ResourceType, parse_rid
 from .values import has_master_values, resolve_master_values, seed_for
 
@@ -112,7 +112,8 @@ class MasterCore:
         self._awaiting_pull: dict[Rid, set[PeerId]] = {}
         self._pulls: set[tuple[PeerId, Rid]] = set()  # every Pull sent and not yet answered
         self._waiting: deque[tuple[PeerId, ToMaster]] = deque()
-        self._unleased = False  # something in _waiting waits for the lease, not only for recovery to end
+        self.waits_for_lease = False
+        """True when something waits that a lease (and no end of recovery) would let through."""
         self._report_replies: list[tuple[PeerId, int]] = []
         self._early: dict[tuple[PeerId, Rid], dict[int, Propose]] = {}
         self._acks: dict[PeerId, int] = {}
@@ -131,16 +132,6 @@ class MasterCore:
     def waiting(self) -> int:
         """Messages waiting until the master can serve them."""
         return len(self._waiting)
-
-    @property
-    def waits_for_lease(self) -> bool:
-        """True when something waits that a lease (and no end of recovery) would let through."""
-        return self._unleased
-
-    @property
-    def _releasable(self) -> bool:
-        """Would serving the queue now (with a lease) serve anything?"""
-        return bool(self._waiting) and (self.deadline is None or self._unleased)
 
     @property
     def rids(self) -> list[Rid]:
@@ -162,7 +153,7 @@ class MasterCore:
         """Advance time: serve what waited for the lease once it holds; end recovery once its deadline passed."""
         if not lease:
             return []
-        effects = self._release(now) if self._releasable else []
+        effects = self._release(now) if self._waiting and (self.deadline is None or self.waits_for_lease) else []
         if self.deadline is not None and now >= self.deadline:
             effects += self._finish_recovery(now)
         return effects
@@ -196,9 +187,9 @@ class MasterCore:
 
     def step(self, sender: PeerId, message: ToMaster, now: float, *, lease: bool = True) -> list[Effect]:
         """Handle one message addressed to the master (``lease``: may it confirm now? see the module docstring)."""
-        if message.term != self.term:
-            return []  # older terms are fenced; newer ones are the node's business
-        if lease and self._releasable:  # what waited goes first
+        if message.term != self.term:  # older terms are fenced; a newer one deposes us
+            return [TermObserved(term=message.term, sender=sender)] if message.term > self.term else []
+        if lease and self._waiting and (self.deadline is None or self.waits_for_lease):  # what waited goes first
             return self._release(now) + self._admit(sender, message, now, lease)
         return self._admit(sender, message, now, lease)
 
@@ -208,9 +199,37 @@ class MasterCore:
             if len(self._waiting) >= MAX_WAITING:
                 raise RemoteProtocolError(f"the master's queue is full ({MAX_WAITING} messages wait)")
             self._waiting.append((sender, message))
-            self._unleased = self._unleased or not lease
+            self.waits_for_lease = self.waits_for_lease or not lease
             return []
-        effects = self._serve(sender, message, now)
+        effects: list[Effect]
+        match message:
+            case Propose():
+                effects = self._on_propose(sender, message, now)
+            case Create():
+                effects = self._on_create(sender, message)
+            case Bind():
+                effects = self._on_bind(sender, message)
+            case Unbind():
+                res = self._resources.get(message.rid)
+                if res is None or sender not in res.subscribers:
+                    return []
+                del res.subscribers[sender]
+                effects = [self._presence(res)]
+            case Restore():
+                effects = self._on_restore(sender, message, now)
+            case Report():
+                effects = self._on_report(sender, message)
+            case SyncRequest():
+                res = self._resources.get(message.rid)
+                if res is None:
+                    return []
+                effects = [Send(to=sender, message=res.snapshot(term=self.term, index=self.index))]
+            case Pulled(snapshot=snapshot):
+                effects = self._on_pulled(sender, snapshot)
+            case Ack():
+                effects = self._on_ack(sender, message)
+            case _:
+                assert_never(message)
         if self.deadline is not None:
             effects += self._maybe_finish_recovery(now)
         return effects
@@ -247,7 +266,7 @@ class MasterCore:
     def _release(self, now: float) -> list[Effect]:
         """Serve what waited, in arrival order (what still cannot be served waits again, in order)."""
         waiting, self._waiting = self._waiting, deque()
-        self._unleased = False
+        self.waits_for_lease = False
         effects: list[Effect] = []
         for sender, message in waiting:
             effects += self._admit(sender, message, now, True)
@@ -330,36 +349,6 @@ class MasterCore:
         return []
 
     # -- serving -------------------------------------------------------------------------------
-
-    def _serve(self, sender: PeerId, message: ToMaster, now: float) -> list[Effect]:
-        match message:
-            case Propose():
-                return self._on_propose(sender, message, now)
-            case Create():
-                return self._on_create(sender, message)
-            case Bind():
-                return self._on_bind(sender, message)
-            case Unbind():
-                res = self._resources.get(message.rid)
-                if res is None or sender not in res.subscribers:
-                    return []
-                del res.subscribers[sender]
-                return [self._presence(res)]
-            case Restore():
-                return self._on_restore(sender, message, now)
-            case Report():
-                return self._on_report(sender, message)
-            case SyncRequest():
-                res = self._resources.get(message.rid)
-                if res is None:
-                    return []
-                return [Send(to=sender, message=res.snapshot(term=self.term, index=self.index))]
-            case Pulled(snapshot=snapshot):
-                return self._on_pulled(sender, snapshot)
-            case Ack():
-                return self._on_ack(sender, message)
-            case _:
-                assert_never(message)
 
     def _reply(
         self, to: PeerId, req: int, rid: Rid = _NO_RID, error: str | None = None, *, not_found: bool = False
@@ -450,9 +439,9 @@ class MasterCore:
             res.applied[sender] = msg.seq
             return [Send(to=sender, message=Rejected(term=self.term, rid=msg.rid, seq=msg.seq, reason=_reason(exc)))]
         effects: list[Effect] = []
-        res.advance(self.term, res.version + 1)
+        digest = checksum(public)
+        res.write(public, self.term, res.version + 1, digest)
         res.applied[sender] = msg.seq
-        res.set_state(public)
         if private is not None:
             res.held.append(Held(author=sender, seq=msg.seq, action=private))
             effects.append(Send(to=sender, message=Secret(term=self.term, rid=msg.rid, seq=msg.seq, private=private)))
@@ -468,12 +457,14 @@ class MasterCore:
                     seq=msg.seq,
                     action=action,
                     private=private is not None,
-                    checksum=res.checksum,
+                    checksum=digest,
                     now=now,
                 )
             )
         )
-        return effects + self._maybe_reveal(res, now)
+        if res.held and res.type.can_reveal is not None:
+            effects += self._maybe_reveal(res, now)
+        return effects
 
     @staticmethod
     def _resolve(action: Action, now: float, rng: random.Random) -> Action:
@@ -516,8 +507,7 @@ class MasterCore:
                 continue
             revealed.append(held)
         res.held = []
-        res.advance(self.term, res.version + 1)
-        res.set_state(state)
+        res.write(state, self.term, res.version + 1)
         self.index += 1
         return [
             Publish(
