@@ -628,3 +628,22 @@ def test_available_peers_silent_through_a_pre_vote_round_leave_the_group() -> No
     fire(m)
     fire(m)
     assert m.role is Role.FOLLOWER
+
+
+def test_a_follower_that_misses_heartbeats_keeps_its_master_while_it_asks_for_pre_votes() -> None:
+    # The flood's resyncs: a follower that heard no heartbeat for a while (lost datagrams, a busy
+    # loop) used to forget its master while its pre-vote ran; its replica then fenced the entries
+    # of the master everyone else still followed and resynced on the next gap.
+    b = follower_of(A, Term(7 << 32), B)
+    now, effects = fire(b)  # no heartbeat for a whole election timeout
+    (pre,) = sent(effects)
+    assert isinstance(pre, em.PreVoteRequest)
+    assert not [e for e in effects if isinstance(e, MasterKnown)]
+    assert (b.master, b.term, b.role) == (A, Term(7 << 32), Role.FOLLOWER)
+    # the others still hear the master, so they refuse; then its next heartbeat arrives
+    refused = em.PreVoteReply(term=Term(7 << 32), granted=False)
+    assert b.step(Received(sender=C, message=refused), now) == []
+    heartbeat = em.Heartbeat(term=Term(7 << 32), seq=9, successors=(B, C))
+    effects = b.step(Received(sender=A, message=heartbeat), now + 0.01)
+    assert [type(e) for e in effects] == [Send]  # just the ack: no change of master was ever announced
+    assert b.master == A

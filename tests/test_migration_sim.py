@@ -78,6 +78,26 @@ def test_master_values_resolved_before_failover_are_kept() -> None:
         assert sim.state(pid, rid)["rolls"][client] == drawn
 
 
+def test_a_follower_that_misses_heartbeats_keeps_its_master_and_its_replica() -> None:
+    # The 8-peer flood's resyncs, deterministic: while everyone floods (an action every 2 ms per
+    # peer), heartbeats to one follower are lost for 0.6 s (in the flood they came late: busy
+    # loops, heartbeats behind data). Its election timer fires; it must keep following the
+    # master the others still follow and apply every entry: no flap, no resync.
+    sim, rid = _started(3, seed=0)
+    master = sim.masters()[0]
+    follower = next(p for p in sim.alive if p != master)
+    before = sim.peers[follower].master_changes
+    _workload(sim, rid, start=sim.now, rounds=600, period=0.002)
+    sim.links.set_loss(1.0, link=(master, follower))  # every datagram (election message) on that link
+    sim.at(sim.now + 0.6, "call", lambda s: s.links.set_loss(0.0, link=(master, follower)), ())
+    sim.run(1.2)
+    assert sim.run(3.0, until=lambda s: s.converged(rid))
+    assert [sim.peers[p].resyncs for p in sim.alive] == [0, 0, 0]
+    assert sim.peers[follower].master_changes == before
+    assert sim.masters() == [master]
+    assert len(_items(sim, follower, rid)) == 3 * 600
+
+
 def test_two_peer_room_keeps_playing_when_one_dies() -> None:
     sim, rid = _started(2, seed=5)
     survivor = next(p for p in sim.alive if p not in sim.masters())
