@@ -78,9 +78,15 @@ def counted(fn: Callable[[], object]) -> Calls:
 
 
 def step(peer: mx.Peer, src: str, data: bytes) -> Calls:
-    """What the pump does with one frame: one core step, then execute its Ready."""
+    """What the pump does with one frame (see Peer._pump): one core step, then execute its Ready."""
     event = Frame(peer=PeerId(src), data=data)
-    return counted(lambda: peer._execute(peer._core.receive([event], 0.0, time.time())))
+
+    def pump_step() -> None:
+        ready = peer._core.receive([event], 0.0, time.time())
+        peer._sent_since_step = False
+        peer._execute(ready)
+
+    return counted(pump_step)
 
 
 def dispatch(res: mx.Resource, handles: list[mx.DispatchHandle]) -> Calls:

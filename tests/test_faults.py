@@ -59,6 +59,7 @@ def test_a_core_bug_mid_migration_fails_the_simulation(monkeypatch: pytest.Monke
 
 def test_the_migration_property_test_fails_on_that_bug(monkeypatch: pytest.MonkeyPatch) -> None:
     args: dict[str, Any] = {"seed": 3, "size": 3, "kills": [], "kill_master_at": 0.3, "policy": Policy.AVAILABLE}
+    args["loss"] = 0.05
     inner = test_kills_never_lose_or_double_what_survivors_saw.hypothesis.inner_test  # type: ignore[attr-defined]
     inner(**args)  # passes as it is
     break_on_migration(monkeypatch)

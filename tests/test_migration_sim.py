@@ -25,8 +25,9 @@ def log_reducer(state: Any, action: mx.Action) -> Any:
 Log = mx.ResourceType("log", log_reducer, initial={"items": [], "rolls": {}})
 
 
-def _started(size: int, seed: int, policy: Policy = Policy.AVAILABLE) -> tuple[Simulation, Rid]:
-    sim = Simulation(size, types=[Log], seed=seed, config=ElectionConfig(policy=policy))
+def _started(size: int, seed: int, policy: Policy = Policy.AVAILABLE, loss: float = 0.0) -> tuple[Simulation, Rid]:
+    """A room of ``size`` with one resource; ``loss``: the datagram lane's (election messages) loss rate."""
+    sim = Simulation(size, types=[Log], seed=seed, config=ElectionConfig(policy=policy), loss=loss)
     assert sim.run(3.0, until=lambda s: len(s.masters()) == 1 and all(s.peers[p].core.client.synced for p in s.alive))
     rid = sim.create(sim.alive[-1], "log", "l")
     assert sim.run(1.0, until=lambda s: all(s.peers[p].core.client.has(rid) for p in s.alive))
@@ -115,11 +116,17 @@ def test_two_peer_room_keeps_playing_when_one_dies() -> None:
     kills=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 4)), max_size=2),
     kill_master_at=st.none() | st.floats(0.0, 1.0),
     policy=st.sampled_from([Policy.AVAILABLE, Policy.MAJORITY]),
+    loss=st.sampled_from([0.0, 0.0, 0.05, 0.2]),
 )
 def test_kills_never_lose_or_double_what_survivors_saw(
-    seed: int, size: int, kills: list[tuple[float, int]], kill_master_at: float | None, policy: Policy
+    seed: int,
+    size: int,
+    kills: list[tuple[float, int]],
+    kill_master_at: float | None,
+    policy: Policy,
+    loss: float,
 ) -> None:
-    sim, rid = _started(size, seed, policy)
+    sim, rid = _started(size, seed, policy, loss)
     t0 = sim.now
     _workload(sim, rid, start=t0, rounds=40, period=0.025)
 
@@ -159,11 +166,12 @@ def test_kills_never_lose_or_double_what_survivors_saw(
     at=st.floats(0.0, 0.5),
     length=st.floats(0.1, 1.5),
     policy=st.sampled_from([Policy.AVAILABLE, Policy.MAJORITY]),
+    loss=st.sampled_from([0.0, 0.0, 0.05, 0.2]),
 )
 def test_partitions_heal_to_one_master_and_one_checksum(
-    seed: int, size: int, split: int, at: float, length: float, policy: Policy
+    seed: int, size: int, split: int, at: float, length: float, policy: Policy, loss: float
 ) -> None:
-    sim, rid = _started(size, seed, policy)
+    sim, rid = _started(size, seed, policy, loss)
     t0 = sim.now
     _workload(sim, rid, start=t0, rounds=30, period=0.03)
     side = [str(p) for p in sim.ids[:split]]

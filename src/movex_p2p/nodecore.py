@@ -209,12 +209,23 @@ class NodeCore:
         self._effects(self.client.unbind(rid))
         return self._ready()
 
-    def dispatch(self, rid: Rid, action: Action, private: Action | None, now: float, wall: float) -> tuple[int, Ready]:
-        """Apply ``action`` optimistically and send it (``private``: a private/public pair); returns its seq."""
+    def dispatch(
+        self, rid: Rid, action: Action, private: Action | None, now: float, wall: float, *, hold: bool = False
+    ) -> tuple[int, Ready]:
+        """Apply ``action`` optimistically and send it (``private``: a private/public pair); returns its seq.
+
+        With ``hold`` the frames stay in the outbox for the next step's Ready (or :meth:`flush`),
+        so a burst of dispatches leaves as one frame per peer.
+        """
         self._now, self._wall = now, wall
         seq, effects = self.client.dispatch(rid, action, private, now=wall)
         self._effects(effects)
-        return seq, self._ready()
+        return seq, self._ready(hold=hold)
+
+    def flush(self, now: float, wall: float) -> Ready:
+        """A step with no input: hands over what earlier steps held."""
+        self._now, self._wall = now, wall
+        return self._ready()
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -384,8 +395,8 @@ class NodeCore:
 
     # -- the end of every step -----------------------------------------------------------------
 
-    def _ready(self) -> Ready:
-        """Deliver what this peer sent itself, ack under ``majority``, and hand the rest over."""
+    def _ready(self, *, hold: bool = False) -> Ready:
+        """Deliver what this peer sent itself, ack under ``majority``, hand the rest over (``hold``: keep frames)."""
         master = self.master
         if master is not None and master.waits_for_lease and self.election.can_confirm(self._now):
             self._guard(self.me, "waiting", self._serve_waiting)  # the lease is back
@@ -396,19 +407,20 @@ class NodeCore:
                 self._guard(self.me, "ack", self._ack)
             if not self._local:
                 break
-        datagrams = _encode(self._datagrams) if self._datagrams else {}
-        for peer, frame in list(datagrams.items()):
-            if len(frame) > MAX_DATAGRAM:  # too big for the datagram lane: it goes reliably
-                del datagrams[peer]
-                self._reliable.setdefault(peer, []).extend(self._datagrams[peer])
-        ready = Ready(
-            frames=_encode(self._reliable) if self._reliable else {},
-            datagrams=datagrams,
-            events=self._events,
-            faults=self._faults,
-            dropped=self._dropped,
-        )
-        self._reliable, self._datagrams, self._events, self._faults, self._dropped = {}, {}, [], [], []
+        ready = Ready(frames={}, datagrams={}, events=self._events, faults=self._faults, dropped=self._dropped)
+        self._events, self._faults, self._dropped = [], [], []
+        if hold:
+            return ready
+        if self._datagrams:
+            ready.datagrams.update(_encode(self._datagrams))
+            for peer, frame in list(ready.datagrams.items()):
+                if len(frame) > MAX_DATAGRAM:  # too big for the datagram lane: it goes reliably
+                    del ready.datagrams[peer]
+                    self._reliable.setdefault(peer, []).extend(self._datagrams[peer])
+            self._datagrams = {}
+        if self._reliable:
+            ready.frames.update(_encode(self._reliable))
+            self._reliable = {}
         return ready
 
     def _ack(self) -> None:
