@@ -266,28 +266,12 @@ class Pull:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Pulled:
-    """To the master, answering its Pull: this peer's replica of ``snapshot.rid``."""
-
-    term: Term
-    snapshot: Snapshot
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Resend:
     """From the master: your actions on ``rid`` after ``after`` did not all arrive; send them again."""
 
     term: Term
     rid: Rid
     after: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ack:
-    """To the master (``majority`` policy): this replica holds the log up to ``index``."""
-
-    term: Term
-    index: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -301,6 +285,25 @@ class Committed:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Began:
     """Log entry: the master of ``term`` starts serving (entries before it are now its own)."""
+
+    term: Term
+    index: int
+
+
+# -- client -> master, answering the master (after the types they carry) -------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pulled:
+    """To the master, answering its Pull: this peer's replica of ``snapshot.rid``."""
+
+    term: Term
+    snapshot: Snapshot
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ack:
+    """To the master (``majority`` policy): this replica holds the log up to ``index``."""
 
     term: Term
     index: int
