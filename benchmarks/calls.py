@@ -5,7 +5,8 @@ Run: python benchmarks/calls.py
 Two Peers on a LocalNetwork; the client dispatches a counter increment and the three hops of
 its route are run one at a time, each under a profiler that counts Python function calls:
 
-1. client: ``res.dispatch(action)`` until its frame is handed to ``Endpoint.send``;
+1. client: ``res.dispatch(action)``, then the flusher's step at the end of the loop turn, until
+   the frame is handed to ``Endpoint.send``;
 2. master: the pump's step for that frame (decode, route, apply, publish) until the
    confirmations are handed to ``Endpoint.send``;
 3. client: the pump's step for the confirmation until the dispatch handle is settled.
@@ -81,16 +82,19 @@ def step(peer: mx.Peer, src: str, data: bytes) -> Calls:
     """What the pump does with one frame (see Peer._pump): one core step, then execute its Ready."""
     event = Frame(peer=PeerId(src), data=data)
 
-    def pump_step() -> None:
-        ready = peer._core.receive([event], 0.0, time.time())
-        peer._sent_since_step = False
-        peer._execute(ready)
-
-    return counted(pump_step)
+    return counted(lambda: peer._execute(peer._core.receive([event], 0.0, time.time())))
 
 
-def dispatch(res: mx.Resource, handles: list[mx.DispatchHandle]) -> Calls:
-    return counted(lambda: handles.append(res.dispatch(mx.Action("increment"))))
+def dispatch(peer: mx.Peer, res: mx.Resource, handles: list[mx.DispatchHandle]) -> Calls:
+    """The app's dispatch, then what the flusher task does at the end of the turn (see Peer._flusher)."""
+
+    def dispatch_and_flush() -> None:
+        handles.append(res.dispatch(mx.Action("increment")))
+        peer._end_of_turn = anyio.Event()
+        peer._flush_armed = False
+        peer._execute(peer._core.flush(0.0, time.time()))
+
+    return counted(dispatch_and_flush)
 
 
 class HoldingNetwork(mx.LocalNetwork):
@@ -126,7 +130,7 @@ async def measure(samples: int) -> list[tuple[Calls, Calls, Calls]]:
             captured: list[tuple[str, str, bytes]] = []
             network.held = captured  # each hop runs alone under the profiler
             handles: list[mx.DispatchHandle] = []
-            hop1 = dispatch(res, handles)
+            hop1 = dispatch(client, res, handles)
             ((src, _, data),) = captured
             captured.clear()
             hop2 = step(master, src, data)
@@ -145,7 +149,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = anyio.run(measure, args.samples)
     names = [
-        "client: dispatch -> frame to the endpoint",
+        "client: dispatch, flush -> frame to the endpoint",
         "master: frame in -> confirmations to the endpoint",
         "client: confirmation in -> dispatch settled",
     ]

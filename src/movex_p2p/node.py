@@ -6,13 +6,14 @@ returns (send its frames, report its faults and dropped input, hand its events t
 All core calls happen on the event loop's thread, so the core needs no locks. Three places
 call it:
 
-- the app's coroutines (``create``, ``bind``, ``dispatch``...): the command runs and its frames
-  go to the endpoint in the same call, with no task in between (a dispatch that follows another
-  before any task's step is held, and leaves with the next step: a burst is one frame per peer);
+- the app's coroutines (``create``, ``bind``, ``dispatch``...): the command runs at once (a
+  master confirms its own dispatch in the same call); a dispatch's frames are held and leave
+  with the next step, so a burst of dispatches is one frame per peer;
 - the pump task: it takes every transport event that is ready (one wake-up per batch) and feeds
   them to the core in one step, so replies to a burst leave as one frame per peer;
 - the ticker task: it fires the cores' timers;
-- the flusher task: woken only when dispatches are held, it sends them at the end of the turn.
+- the flusher task: woken when dispatches are held, it sends them at the end of the loop turn
+  unless the pump's step took them first.
 """
 
 from __future__ import annotations
@@ -251,7 +252,6 @@ class Peer:
         self._master_change = anyio.Event()
         self._end_of_turn = anyio.Event()
         self._flush_armed = False  # the flusher was woken for held dispatches
-        self._sent_since_step = False  # a dispatch left since the last step of the pump, ticker or flusher
         self._closed = False
         self._failure: BaseException | None = None
         self._warned: set[tuple[str, str]] = set()
@@ -435,16 +435,13 @@ class Peer:
     def _dispatch(self, rid: Rid, action: Action, private: Action | None) -> DispatchHandle:
         if self._closed or self._failure is not None or self._endpoint is None:
             self._check_open()
-        # A dispatch leaves at once unless another one already left since the core's last step:
-        # then it is held, and what is held leaves with the next step (the flusher's, at the
-        # latest at the end of this loop turn), so a burst of dispatches is one frame per peer.
-        hold = self._sent_since_step
-        seq, ready = self._core.dispatch(rid, action, private, anyio.current_time(), time.time(), hold=hold)
+        # The frames are held: they leave with the core's next step, the pump's (replies to what
+        # arrived meanwhile) or the flusher's at the end of this loop turn, whichever comes first.
+        # So a burst of dispatches, and a master's own among its confirmations, is one frame per peer.
+        seq, ready = self._core.dispatch(rid, action, private, anyio.current_time(), time.time(), hold=True)
         handle = self._handles[(rid, seq)] = DispatchHandle(rid, seq)
         self._execute(ready)  # a master settles its own dispatch here, at once
-        if not hold:
-            self._sent_since_step = True
-        elif not self._flush_armed:
+        if not self._flush_armed:
             self._flush_armed = True
             self._end_of_turn.set()
         return handle
@@ -478,9 +475,9 @@ class Peer:
                         except anyio.WouldBlock:
                             break
                 self.stats["events_in"] += len(events)
-                ready = self._core.receive(events, anyio.current_time(), time.time())
-                self._sent_since_step = False  # a step's Ready carries every held frame
-                self._execute(ready)
+                self._execute(
+                    self._core.receive(events, anyio.current_time(), time.time())
+                )  # a step's Ready carries every held frame
         except (anyio.EndOfStream, anyio.ClosedResourceError) as exc:
             if not self._closed:
                 self.log.warning("transport closed under peer %s", self.id)
@@ -494,18 +491,16 @@ class Peer:
             await self._end_of_turn.wait()
             self._end_of_turn = anyio.Event()
             self._flush_armed = False
-            ready = self._core.flush(anyio.current_time(), time.time())
-            self._sent_since_step = False  # a step's Ready carries every held frame
-            self._execute(ready)
+            self._execute(
+                self._core.flush(anyio.current_time(), time.time())
+            )  # a step's Ready carries every held frame
 
     async def _ticker(self) -> None:
         """Fire the cores' timers (a task of its own, so the pump waits on the transport with no cancel scope)."""
         while True:
             wait = self._core.seconds_to_deadline(anyio.current_time(), time.time())
             await anyio.sleep(_TICK if wait is None else min(wait, _TICK))
-            ready = self._core.tick(anyio.current_time(), time.time())
-            self._sent_since_step = False  # a step's Ready carries every held frame
-            self._execute(ready)
+            self._execute(self._core.tick(anyio.current_time(), time.time()))  # a step's Ready carries every held frame
 
     # -- executing a Ready ---------------------------------------------------------------------
 
