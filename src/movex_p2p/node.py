@@ -441,7 +441,7 @@ class Peer:
         seq, ready = self._core.dispatch(rid, action, private, anyio.current_time(), time.time(), hold=True)
         handle = self._handles[(rid, seq)] = DispatchHandle(rid, seq)
         self._execute(ready)  # a master settles its own dispatch here, at once
-        if not self._flush_armed:
+        if not self._flush_armed and self._core.holding:
             self._flush_armed = True
             self._end_of_turn.set()
         return handle

@@ -222,6 +222,11 @@ class NodeCore:
         self._effects(effects)
         return seq, self._ready(hold=hold)
 
+    @property
+    def holding(self) -> bool:
+        """True when earlier steps held frames that no Ready has handed over yet."""
+        return bool(self._reliable or self._datagrams)
+
     def flush(self, now: float, wall: float) -> Ready:
         """A step with no input: hands over what earlier steps held."""
         self._now, self._wall = now, wall
