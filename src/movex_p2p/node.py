@@ -508,18 +508,39 @@ class Peer:
         """Send the step's frames, report its faults and dropped input, then tell the app."""
         endpoint = self._endpoint
         if endpoint is not None:
-            sends = [(endpoint.send, ready.frames)]
+            for peer, frame in ready.frames.items():  # the hot path: _send, inlined
+                try:
+                    endpoint.send(peer, frame)
+                except ChannelClosed:
+                    pass  # the link went down meanwhile; the election and resync take it from here
+                except TransportError as exc:
+                    self.log.warning("sending to %s failed: %s", peer, exc)
+            self.stats["frames_out"] += len(ready.frames)
             if ready.datagrams:  # endpoints without a datagram lane take them reliably (see DatagramEndpoint)
-                sends.append((getattr(endpoint, "send_datagram", endpoint.send), ready.datagrams))
-            for send, frames in sends:
-                for peer, frame in frames.items():
-                    try:
-                        send(peer, frame)
-                    except ChannelClosed:
-                        pass  # the link went down meanwhile; the election and resync take it from here
-                    except TransportError as exc:
-                        self.log.warning("sending to %s failed: %s", peer, exc)
-                self.stats["frames_out"] += len(frames)
+                self._send(getattr(endpoint, "send_datagram", endpoint.send), ready.datagrams)
+        if ready.faults or ready.dropped:
+            self._report(ready)
+        if ready.events:
+            changed: set[Rid] = set()
+            for event in ready.events:
+                self._on_event(event, changed)
+            for rid in changed:
+                resource = self._resources.get(rid)
+                if resource is not None:
+                    resource._notify()
+
+    def _send(self, send: Callable[[PeerId, bytes], None], frames: dict[PeerId, bytes]) -> None:
+        for peer, frame in frames.items():
+            try:
+                send(peer, frame)
+            except ChannelClosed:
+                pass  # the link went down meanwhile; the election and resync take it from here
+            except TransportError as exc:
+                self.log.warning("sending to %s failed: %s", peer, exc)
+        self.stats["frames_out"] += len(frames)
+
+    def _report(self, ready: Ready) -> None:
+        """Faults at ERROR with their traceback; dropped input at WARNING, once per (peer, reason)."""
         for fault in ready.faults:
             self.stats["faults"] += 1
             self.log.error("bug: %s from %s raised %s\n%s", fault.what, fault.sender, fault.error, fault.traceback)
@@ -533,14 +554,6 @@ class Peer:
                 self._warned.add(key)
                 self.log.warning("dropped input from %s: %s", dropped.sender, dropped.reason)
                 self._diagnose(Diagnostic(kind="dropped", peer=dropped.sender, reason=dropped.reason))
-        if ready.events:
-            changed: set[Rid] = set()
-            for event in ready.events:
-                self._on_event(event, changed)
-            for rid in changed:
-                resource = self._resources.get(rid)
-                if resource is not None:
-                    resource._notify()
 
     def _diagnose(self, diagnostic: Diagnostic) -> None:
         self._diagnostic_cbs(diagnostic)

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
-from .base import Endpoint, Frame, PeerDown, PeerUp, Transport, TransportEvent
+from .base import MAX_DATAGRAM, DatagramEndpoint, Endpoint, Frame, PeerDown, PeerUp, Transport, TransportEvent
 
-__all__ = ["Endpoint", "Frame", "PeerDown", "PeerUp", "Transport", "TransportEvent"]
+__all__ = [
+    "MAX_DATAGRAM",
+    "DatagramEndpoint",
+    "Endpoint",
+    "Frame",
+    "PeerDown",
+    "PeerUp",
+    "Transport",
+    "TransportEvent",
+]
