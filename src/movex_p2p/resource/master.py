@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, assert_never
 
-from ..errors import InvalidState, RemoteProtocolError
+from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError
 from ..ids import PeerId, Rid, Term
 from .effects import Effect, Publish, Send, TermObserved
 from .messages import (
@@ -359,7 +359,7 @@ class MasterCore:
     def _on_create(self, sender: PeerId, msg: Create) -> list[Effect]:
         try:
             type_name, _ = parse_rid(msg.rid)
-        except Exception as exc:
+        except LocalProtocolError as exc:
             return [self._reply(sender, msg.req, msg.rid, _reason(exc))]
         type_ = self._types.get(type_name)
         if type_ is None:
@@ -425,12 +425,12 @@ class MasterCore:
         return effects
 
     def _apply(self, sender: PeerId, res: Replica, msg: Propose, now: float) -> list[Effect]:
-        try:
-            action, private = msg.action, msg.private
-            if has_master_values(action.payload) or (private is not None and has_master_values(private.payload)):
-                rng = self._rng_factory(seed_for(self._salt, self.term, msg.rid, res.version + 1))
-                action = self._resolve(action, now, rng)
-                private = None if private is None else self._resolve(private, now, rng)
+        action, private = msg.action, msg.private
+        if has_master_values(action.payload) or (private is not None and has_master_values(private.payload)):
+            rng = self._rng_factory(seed_for(self._salt, self.term, msg.rid, res.version + 1))
+            action = self._resolve(action, now, rng)
+            private = None if private is None else self._resolve(private, now, rng)
+        try:  # the app's reducer: whatever it raises (or returns that is not data) rejects the action
             public = freeze(res.type.reducer(res.state, action))
             if private is not None:  # the author's private view must accept its private half
                 own = [h.action for h in res.held if h.author == sender and h.action is not None]
