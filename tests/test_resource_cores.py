@@ -11,6 +11,7 @@ from movex_p2p.errors import LocalProtocolError
 from movex_p2p.ids import PeerId, Rid, Term
 from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
+from movex_p2p.resource.client import RESEND_AFTER
 from movex_p2p.resource.state import freeze
 from movex_p2p.resource.values import MasterValue
 from resources import SECRET, CoreCluster, submit
@@ -537,3 +538,34 @@ def test_checksum_mismatch_resyncs_and_overlapping_resyncs_never_error() -> None
         assert c.view(p, C) == {"count": 4}
     assert len(c.checksums(C)) == 1
     assert client.pending(Rid(C)) == []
+
+
+def test_a_stalled_client_whose_confirmation_was_lost_is_settled_by_a_snapshot() -> None:
+    # The master applied the action but the entry confirming it never reached the author (a
+    # reliable link that lost frames): re-sending it does nothing (a duplicate), a snapshot does.
+    c = CoreCluster(2)
+    c.setup(C)
+    master, author = c.ids
+    seq = c.dispatch(author, C, mx.Action("increment"))
+    c.deliver(author, master)  # the master applies it ...
+    lost = c.links[(master, author)]
+    lost.clear()  # ... and its entry to the author is lost
+    client = c.clients[author]
+    assert client.deadline == pytest.approx(c.now + RESEND_AFTER)
+    assert client.resend_stalled(c.now + 0.5) == []  # not stalled yet
+    effects = client.resend_stalled(c.now + RESEND_AFTER)
+    assert [type(e.message) for e in effects if isinstance(e, fx.Send)] == [rm.Propose, rm.SyncRequest]
+    c.route(author, effects)
+    c.run()
+    assert c.settled(author, seq).error is None
+    assert client.pending(Rid(C)) == []
+    assert c.view(author, C) == {"count": 1}
+    assert len(c.checksums(C)) == 1
+    # a master that is only slow is not flooded: the next snapshots come after 2, then 4 rounds
+    c.dispatch(author, C, mx.Action("increment"))
+    c.links[(author, master)].clear()
+    asked = [
+        any(isinstance(e, fx.Send) and isinstance(e.message, rm.SyncRequest) for e in client.resend_stalled(t))
+        for t in (c.now + RESEND_AFTER * k for k in range(1, 9))
+    ]
+    assert asked == [True, True, False, True, False, False, False, True]

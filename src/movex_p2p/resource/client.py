@@ -118,6 +118,7 @@ class ClientCore:
         self._seqs: dict[Rid, int] = {}
         self._confirmed: dict[Rid, deque[_Confirmed]] = {}
         self._progress_at = 0.0
+        self._stalls = 0  # RESEND_AFTER rounds in a row without progress
         self._last_now = 0.0
         self._req = 0
         self._clock_offset = 0.0
@@ -490,22 +491,27 @@ class ClientCore:
         return self._progress_at + RESEND_AFTER
 
     def resend_stalled(self, now: float) -> list[Effect]:
-        """Nothing settled for RESEND_AFTER seconds (frames lost): re-send pending actions, ask for snapshots.
+        """Nothing settled for RESEND_AFTER seconds (frames lost?): re-send pending actions; ask for snapshots.
 
         The master drops a re-sent action it already applied; if the entry that confirmed it
-        was lost on the way, only a snapshot (whose applied seqs settle it) ends the wait.
+        was lost on the way, only a snapshot (whose applied seqs settle it) ends the wait. A
+        master that is merely slow must not be flooded with snapshots, so they are asked for
+        after 1, 2, 4, 8... stalled rounds in a row.
         """
         master = self.master
         if not self._pending or master is None:
             self._progress_at = now
+            self._stalls = 0
             return []
         if now - self._progress_at < RESEND_AFTER:
             return []
         self._progress_at = now
+        self._stalls += 1
+        snapshots = self._stalls & (self._stalls - 1) == 0  # a power of two
         effects: list[Effect] = []
         for rid in list(self._pending):
             effects += self._resend(rid, 0)
-            if rid in self.replicas and rid not in self._syncing:
+            if snapshots and rid in self.replicas and rid not in self._syncing:
                 effects.append(Send(to=master, message=SyncRequest(term=self.term, rid=rid)))
         return effects
 
@@ -517,6 +523,7 @@ class ClientCore:
         for i, item in enumerate(items):
             if item.seq == seq:
                 self._progress_at = self._last_now
+                self._stalls = 0
                 del items[i]
                 if entry is not None:  # confirmed at once: kept in case this master loses a split
                     kept = self._confirmed.setdefault(rid, deque(maxlen=KEEP_CONFIRMED))
