@@ -464,20 +464,11 @@ class Peer:
         """Feed every transport event that is ready to the core in one step."""
         endpoint = self._endpoint
         assert endpoint is not None
-        receive_nowait: Callable[[], TransportEvent] | None = getattr(endpoint, "receive_nowait", None)
         try:
             while True:
-                events = [await endpoint.receive()]
-                if receive_nowait is not None:
-                    while len(events) < _BATCH:
-                        try:
-                            events.append(receive_nowait())
-                        except anyio.WouldBlock:
-                            break
-                self.stats["events_in"] += len(events)
-                self._execute(
-                    self._core.receive(events, anyio.current_time(), time.time())
-                )  # a step's Ready carries every held frame
+                events = self._ready_events([await endpoint.receive()])
+                # one step; its Ready also carries every frame held since the last step
+                self._execute(self._core.receive(events, anyio.current_time(), time.time()))
         except (anyio.EndOfStream, anyio.ClosedResourceError) as exc:
             if not self._closed:
                 self.log.warning("transport closed under peer %s", self.id)
@@ -485,22 +476,36 @@ class Peer:
                 self._failure.__cause__ = exc
                 self._fail_waiters(self._failure)
 
+    def _ready_events(self, events: list[TransportEvent]) -> list[TransportEvent]:
+        """``events`` plus what the endpoint has ready now, up to a batch (never waits)."""
+        receive_nowait: Callable[[], TransportEvent] | None = getattr(self._endpoint, "receive_nowait", None)
+        if receive_nowait is not None:
+            while len(events) < _BATCH:
+                try:
+                    events.append(receive_nowait())
+                except anyio.WouldBlock:
+                    break
+        self.stats["events_in"] += len(events)
+        return events
+
     async def _flusher(self) -> None:
-        """At the end of a loop turn with dispatches: send what the later ones of the turn held."""
+        """At the end of a loop turn with dispatches: send what they held (unless the pump did)."""
         while True:
             await self._end_of_turn.wait()
             self._end_of_turn = anyio.Event()
             self._flush_armed = False
-            self._execute(
-                self._core.flush(anyio.current_time(), time.time())
-            )  # a step's Ready carries every held frame
+            self._execute(self._core.flush(anyio.current_time(), time.time()))
 
     async def _ticker(self) -> None:
-        """Fire the cores' timers (a task of its own, so the pump waits on the transport with no cancel scope)."""
+        """Fire the cores' timers (a task of its own, so the pump waits on the transport with no cancel scope).
+
+        It never reads the endpoint itself: an event handed to the waiting pump is not in the
+        stream any more, so the ticker would take the events behind it first.
+        """
         while True:
             wait = self._core.seconds_to_deadline(anyio.current_time(), time.time())
             await anyio.sleep(_TICK if wait is None else min(wait, _TICK))
-            self._execute(self._core.tick(anyio.current_time(), time.time()))  # a step's Ready carries every held frame
+            self._execute(self._core.tick(anyio.current_time(), time.time()))
 
     # -- executing a Ready ---------------------------------------------------------------------
 
