@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import statistics
+import sys
 import time
 from collections import deque
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -19,14 +21,8 @@ import cbor2
 import movex_p2p as mx
 from movex_p2p.resource.state import checksum, freeze
 
-
-def counter(state: Any, action: mx.Action) -> Any:
-    if action.type == "increment":
-        return {**state, "count": state["count"] + 1}
-    return state
-
-
-Counter = mx.ResourceType("counter", counter, initial={"count": 0})
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from resources import Counter  # the test suite's counter: one definition
 
 
 async def _throughput(n_peers: int, per_peer: int, window: int, seed: int) -> float:

@@ -25,14 +25,15 @@ from anyio.abc import Process, TaskGroup
 from anyio.streams.text import TextReceiveStream
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "src")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
 from movex_p2p.errors import ChannelClosed  # noqa: E402
 from movex_p2p.ids import PeerId  # noqa: E402
 from movex_p2p.transport.base import Frame, PeerDown, PeerUp  # noqa: E402
 from movex_p2p.transport.lan import LanEndpoint, LanTransport  # noqa: E402
+from netns import ADDRESS  # noqa: E402  (one namespace setup for the tests and the benchmarks)
+from netns import reexec_in_namespace as _reexec  # noqa: E402
 
-ADDRESS = "127.0.0.2"
 IN_NAMESPACE = "MOVEX_BENCH_NETNS"
 Event = dict[str, Any]
 
@@ -439,9 +440,7 @@ async def bench() -> dict[str, Any]:
 
 
 def reexec_in_namespace() -> None:
-    setup = f"ip link set lo up multicast on && ip addr add {ADDRESS}/8 dev lo"
-    command = f'{setup} && exec env {IN_NAMESPACE}=1 "$0" "$@"'
-    os.execvp("unshare", ["unshare", "-rn", "sh", "-c", command, sys.executable, *sys.argv])
+    _reexec(IN_NAMESPACE)
 
 
 def main() -> None:

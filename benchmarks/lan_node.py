@@ -31,8 +31,10 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-sys.path[:0] = [str(Path(__file__).resolve().parent)]
-from lan import ADDRESS, IN_NAMESPACE, Proc, pct, reexec_in_namespace, stop_all  # noqa: E402
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent / "tests")]
+from lan import IN_NAMESPACE, Proc, pct, reexec_in_namespace, stop_all  # noqa: E402
+
+from netns import ADDRESS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = ROOT / "tests" / "lan_node_peer.py"

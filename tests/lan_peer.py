@@ -16,9 +16,12 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as `python -m tests.lan_peer`: tests/ importable
 
 from movex_p2p.errors import ChannelClosed, MovexError
 from movex_p2p.ids import PeerId
@@ -199,14 +202,8 @@ async def run_hostile(args: argparse.Namespace) -> None:
 async def run_node(args: argparse.Namespace) -> None:
     """A movex_p2p.Peer over LanTransport: wait for ``--expect`` others, add ``--count`` to counter:c1."""
     import movex_p2p as mx
+    from resources import Counter as counter_type
 
-    def counter(state: Any, action: mx.Action) -> Any:
-        match action:
-            case mx.Action("increment"):
-                return {**state, "count": state["count"] + 1}
-        return state
-
-    counter_type = mx.ResourceType("counter", counter, initial={"count": 0})
     reader, pipe = await stdin_lines()
     try:
         transport = mx.LanTransport([args.iface], port=args.listen_port, peers=args.peer)

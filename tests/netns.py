@@ -1,8 +1,10 @@
-"""Private network namespaces for tests that use real mDNS and WebRTC.
+"""Private network namespaces for the tests and benchmarks that use real mDNS and WebRTC.
 
-Nothing here opens a socket in the test process: :class:`Namespace` keeps one namespace alive
-(``unshare -rn``: lo up with multicast, plus 127.0.0.2/8 since aioice ignores 127.0.0.1) and
-runs peer processes inside it with ``nsenter``; they report JSON lines on stdout.
+Nothing here opens a socket in the calling process. Every namespace gets the same setup
+(:data:`SETUP`: ``unshare -rn``, lo up with multicast, plus 127.0.0.2/8 since aioice ignores
+127.0.0.1). :class:`Namespace` keeps one alive and runs peer processes inside it with
+``nsenter`` (they report JSON lines on stdout); :func:`reexec_in_namespace` runs a whole
+benchmark script again inside a fresh one.
 """
 
 from __future__ import annotations
@@ -15,19 +17,20 @@ import signal
 import subprocess
 import sys
 import tempfile
+import typing
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-import pytest
 from anyio.abc import Process, TaskGroup
 from anyio.streams.text import TextReceiveStream
 
 ROOT = Path(__file__).resolve().parent.parent
 ADDRESS = "127.0.0.2"
-_SETUP = f"ip link set lo up multicast on && ip addr add {ADDRESS}/8 dev lo"
+SETUP = f"ip link set lo up multicast on && ip addr add {ADDRESS}/8 dev lo"
+"""Shell commands that make a fresh namespace usable: lo up with multicast, a host address aioice accepts."""
 
 Event = dict[str, Any]
 B = TypeVar("B", bound="ProcessBed")
@@ -41,7 +44,7 @@ def unavailable_reason() -> str | None:
             return f"{tool} not found"
     try:
         probe = subprocess.run(
-            ["unshare", "-rn", "sh", "-c", _SETUP], capture_output=True, text=True, timeout=10, check=False
+            ["unshare", "-rn", "sh", "-c", SETUP], capture_output=True, text=True, timeout=10, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unshare -rn failed: {exc!r}"
@@ -54,7 +57,15 @@ def require_netns() -> None:
     """Skip the calling test with a clear reason where namespaces cannot be made."""
     reason = unavailable_reason()
     if reason is not None:
+        import pytest  # only tests skip; benchmarks import this module too
+
         pytest.skip(f"network namespaces unavailable: {reason}")
+
+
+def reexec_in_namespace(flag: str) -> typing.NoReturn:
+    """Run this script again inside a fresh private namespace, with ``flag=1`` in its environment."""
+    command = f'{SETUP} && exec env {flag}=1 "$0" "$@"'
+    os.execvp("unshare", ["unshare", "-rn", "sh", "-c", command, sys.executable, *sys.argv])
 
 
 def child_env() -> dict[str, str]:
@@ -209,7 +220,7 @@ async def open_namespace() -> AsyncIterator[Namespace]:
     """A fresh namespace for one test; every process in it is killed on exit."""
     require_netns()
     holder = await anyio.open_process(
-        ["unshare", "-rn", "sh", "-c", f"{_SETUP} && echo ready && exec sleep 3600"],
+        ["unshare", "-rn", "sh", "-c", f"{SETUP} && echo ready && exec sleep 3600"],
         stderr=subprocess.DEVNULL,
     )
     try:
@@ -217,6 +228,8 @@ async def open_namespace() -> AsyncIterator[Namespace]:
         with anyio.fail_after(10):
             line = await holder.stdout.receive()
         if b"ready" not in line:
+            import pytest
+
             pytest.skip(f"namespace setup failed: {line!r}")
         async with running(lambda tg, tmp: Namespace(holder, tg, tmp)) as namespace:
             yield namespace

@@ -1,7 +1,9 @@
-"""Shared test reducers (Movex's spec resources, rewritten) and an in-memory core cluster.
+"""The test suite's shared reducers (Movex's spec resources, rewritten) and an in-memory core cluster.
 
-``Cluster`` drives ``MasterCore``/``ClientCore`` directly: effects are routed between cores as
-encoded frames over per-link FIFO queues, time is a number advanced by hand (STYLE.md §2.5).
+Every test, test peer process and benchmark takes its resource types from here (one counter,
+one tally...). ``CoreCluster`` drives ``MasterCore``/``ClientCore`` directly: effects are routed
+between cores as encoded frames over per-link FIFO queues, by the routes the messages declare;
+time is a number advanced by hand (STYLE.md §2.5).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import movex_p2p as mx
 from movex_p2p import wire
@@ -18,6 +20,7 @@ from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.client import ClientCore
 from movex_p2p.resource.master import MasterCore
+from movex_p2p.routes import Route
 
 Action = mx.Action
 
@@ -223,10 +226,8 @@ ALL_TYPES: Final = {t.name: t for t in (Counter, Mutating, Chat, Rps, SpeedPush,
 
 # -- the in-memory cluster -----------------------------------------------------------------------
 
-_TO_MASTER: Final = (rm.Create, rm.Bind, rm.Unbind, rm.Propose, rm.Restore, rm.Hello, rm.SyncRequest)
 
-
-class Cluster:
+class CoreCluster:
     """N ClientCores and one MasterCore on in-memory per-link FIFO queues of encoded frames."""
 
     def __init__(
@@ -294,7 +295,7 @@ class Cluster:
                 case fx.Send(to=to, message=message):
                     if to in self.alive and src in self.alive:
                         self.links[(src, to)].append(wire.encode(message))
-                case fx.Broadcast(message=message):
+                case fx.Publish(message=message):
                     frame = wire.encode(message)
                     for dst in sorted(self.alive):
                         self.links[(src, dst)].append(frame)
@@ -306,16 +307,14 @@ class Cluster:
         frame = self.links[(src, dst)].popleft()
         for message in wire.decode(frame):
             self.delivered.append((src, dst, message))
-            assert isinstance(message, rm.ResourceMessage)
-            client = self.clients[dst]
-            to_master = isinstance(message, _TO_MASTER) or (
-                isinstance(message, rm.Snapshot) and src != client.master and dst == self.master_id
-            )
-            if to_master:
-                if dst == self.master_id:
-                    self.route(dst, self.master.step(src, message, self.now))
-            else:
-                self.route(dst, client.step(src, message, self.now))
+            match message:
+                case _ if wire.ROUTES[type(message)] is Route.TO_MASTER:
+                    if dst == self.master_id:
+                        self.route(dst, self.master.step(src, cast(rm.ToMaster, message), self.now))
+                case _ if wire.ROUTES[type(message)] is Route.TO_CLIENTS:
+                    self.route(dst, self.clients[dst].step(src, cast(rm.ToClients, message), self.now))
+                case _:
+                    raise AssertionError(f"not a resource message: {message!r}")
 
     def pending_links(self) -> list[tuple[PeerId, PeerId]]:
         return sorted(k for k, q in self.links.items() if q)
@@ -355,7 +354,7 @@ class Cluster:
         return req
 
     def dispatch(self, peer: PeerId, rid: str, action: mx.Action, private: mx.Action | None = None) -> int:
-        seq, effects = self.clients[peer].dispatch(Rid(rid), action, private)
+        seq, effects = self.clients[peer].dispatch(Rid(rid), action, private, now=self.now)
         self.route(peer, effects)
         return seq
 

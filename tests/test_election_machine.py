@@ -15,11 +15,11 @@ from movex_p2p.election.machine import (
     ElectionConfig,
     ElectionMachine,
     Handover,
+    LinksChanged,
     LogPosition,
-    MasterChanged,
+    MasterKnown,
     Observed,
     PeerLeft,
-    PeersChanged,
     Policy,
     Received,
     Role,
@@ -72,7 +72,7 @@ def sent(effects: list[Effect]) -> list[em.ElectionMessage]:
 def follower_of(master: PeerId, term: Term, me: PeerId = B, *, config: ElectionConfig = AVAILABLE) -> ElectionMachine:
     m = machine(me, config)
     m.start(0.0)
-    m.step(PeersChanged(peers=frozenset({A, B, C}) - {me}), 0.0)
+    m.step(LinksChanged(peers=frozenset({A, B, C}) - {me}), 0.0)
     m.step(Received(sender=master, message=em.Heartbeat(term=term, seq=1, successors=())), 0.0)
     assert m.master == master
     return m
@@ -177,7 +177,7 @@ def test_prevote_keeps_a_healthy_master_when_a_partitioned_peer_rejoins() -> Non
 
 @pytest.mark.parametrize("config", POLICIES)
 def test_follower_cut_off_from_the_master_cannot_depose_it(config: ElectionConfig) -> None:
-    # c lost its link to a (PeersChanged) but b still hears a: b refuses c's pre-vote and vote.
+    # c lost its link to a (LinksChanged) but b still hears a: b refuses c's pre-vote and vote.
     b = follower_of(A, Term(7), B, config=config)
     reply = b.step(Received(sender=C, message=em.PreVoteRequest(term=Term(9), last_term=0, last_index=0)), 0.1)
     assert sent(reply) == [em.PreVoteReply(term=Term(7), granted=False)]
@@ -255,11 +255,11 @@ def test_stale_master_steps_down_on_a_higher_term_heartbeat() -> None:
     m.start(0.0)
     now, effects = fire(m)
     assert m.role is Role.MASTER
-    assert effects[0] == MasterChanged(master=A, term=m.term)
+    assert effects[0] == MasterKnown(master=A, term=m.term)
     higher = Term(m.term + (1 << 32))
     effects = m.step(Received(sender=B, message=em.Heartbeat(term=higher, seq=3, successors=())), now)
     assert (m.role, m.master) == (Role.FOLLOWER, B)
-    assert effects[0] == MasterChanged(master=B, term=higher)
+    assert effects[0] == MasterKnown(master=B, term=higher)
     assert sent(effects) == [em.HeartbeatAck(term=higher, seq=3, last_term=0, last_index=0)]
 
 
@@ -272,7 +272,7 @@ def test_equal_terms_with_two_masters_resolve_to_the_lower_id() -> None:
     assert m.role is Role.MASTER
     effects = m.step(Received(sender=PeerId("b"), message=em.Heartbeat(term=term, seq=1, successors=())), now)
     assert (m.role, m.master, m.term) == (Role.FOLLOWER, PeerId("b"), term)
-    assert effects[0] == MasterChanged(master=PeerId("b"), term=term)
+    assert effects[0] == MasterKnown(master=PeerId("b"), term=term)
     # a follower of b ignores z (higher id) at the same term, and follows a (lower id)
     assert m.step(Received(sender=PeerId("z"), message=em.Heartbeat(term=term, seq=2, successors=())), now) == []
     assert m.master == PeerId("b")
@@ -286,7 +286,7 @@ def test_equal_terms_with_two_masters_resolve_to_the_lower_id() -> None:
 def test_one_vote_per_term() -> None:
     m = machine(A)
     m.start(0.0)
-    m.step(PeersChanged(peers=frozenset({B, C})), 0.0)
+    m.step(LinksChanged(peers=frozenset({B, C})), 0.0)
     term = Term(5 << 32)
     ask_b = em.VoteRequest(term=term, last_term=0, last_index=0, handover=False)
     assert sent(m.step(Received(sender=B, message=ask_b), 1.0)) == [em.VoteReply(term=term, granted=True)]
@@ -410,7 +410,7 @@ def test_observed_higher_term_fences_a_master() -> None:
     assert m.can_confirm(now)
     higher = Term(m.term + (1 << 32))
     assert m.step(Observed(term=m.term), now) == []
-    assert m.step(Observed(term=higher), now) == [MasterChanged(master=None, term=higher)]
+    assert m.step(Observed(term=higher), now) == [MasterKnown(master=None, term=higher)]
     assert (m.role, m.master, m.term) == (Role.FOLLOWER, None, higher)
     assert not m.can_confirm(now)
 
@@ -431,8 +431,8 @@ def test_older_term_messages_are_fenced() -> None:
 
 def test_master_disconnect_starts_a_prompt_election() -> None:
     b = follower_of(A, Term(7 << 32), B)
-    effects = b.step(PeersChanged(peers=frozenset({C})), 0.05)
-    assert effects == [MasterChanged(master=None, term=Term(7 << 32))]
+    effects = b.step(LinksChanged(peers=frozenset({C})), 0.05)
+    assert effects == [MasterKnown(master=None, term=Term(7 << 32))]
     assert b.deadline is not None
     assert b.deadline <= 0.05 + AVAILABLE.rank_step * 2 + AVAILABLE.jitter
     _, effects = fire(b)
@@ -444,7 +444,7 @@ def test_master_disconnect_starts_a_prompt_election() -> None:
 
 def test_majority_disconnect_waits_out_the_old_masters_lease() -> None:
     b = follower_of(A, Term(7 << 32), B, config=MAJORITY)
-    b.step(PeersChanged(peers=frozenset({C})), 0.05)
+    b.step(LinksChanged(peers=frozenset({C})), 0.05)
     assert b.deadline is not None
     assert b.deadline >= MAJORITY.election_timeout > MAJORITY.lease
 
@@ -452,7 +452,7 @@ def test_majority_disconnect_waits_out_the_old_masters_lease() -> None:
 def test_graceful_peer_left_of_the_master_starts_an_election() -> None:
     b = follower_of(A, Term(7 << 32), B)
     effects = b.step(PeerLeft(peer=A, graceful=True), 0.05)
-    assert effects == [MasterChanged(master=None, term=Term(7 << 32))]
+    assert effects == [MasterKnown(master=None, term=Term(7 << 32))]
 
 
 def test_ticks_before_the_deadline_do_nothing() -> None:
@@ -471,7 +471,7 @@ def test_can_confirm_per_policy() -> None:
     avail = machine(A, AVAILABLE)
     avail.start(0.0)
     assert not avail.can_confirm(0.0)
-    avail.step(PeersChanged(peers=frozenset({B, C})), 0.0)
+    avail.step(LinksChanged(peers=frozenset({B, C})), 0.0)
     avail.step(PeerLeft(peer=B, graceful=False), 0.0)
     avail.step(PeerLeft(peer=C, graceful=False), 0.0)
     now, _ = fire(avail)
@@ -482,7 +482,7 @@ def test_can_confirm_per_policy() -> None:
     major.start(0.0)
     now, _ = fire(major)
     assert major.can_confirm(now + 100.0)  # alone in its membership: its own quorum
-    effects = major.step(PeersChanged(peers=frozenset({B})), now)
+    effects = major.step(LinksChanged(peers=frozenset({B})), now)
     assert not major.can_confirm(now)  # b joined the membership and has not acked yet
     (hello,) = sent(effects)
     assert isinstance(hello, em.Heartbeat)
@@ -551,24 +551,24 @@ def test_messages_round_trip_through_the_wire(message: em.ElectionMessage) -> No
 def test_a_shrinking_group_completes_a_pending_election_at_once() -> None:
     m = machine(A, AVAILABLE)
     m.start(0.0)
-    m.step(PeersChanged(peers=frozenset({B, C})), 0.0)
+    m.step(LinksChanged(peers=frozenset({B, C})), 0.0)
     now, effects = fire(m)
     assert [type(x) for x in sent(effects)] == [em.PreVoteRequest]
-    effects = m.step(PeersChanged(peers=frozenset()), now)  # b and c are gone: a is its whole group
-    assert effects[0] == MasterChanged(master=A, term=m.term)
+    effects = m.step(LinksChanged(peers=frozenset()), now)  # b and c are gone: a is its whole group
+    assert effects[0] == MasterKnown(master=A, term=m.term)
     assert m.role is Role.MASTER
 
 
 def test_a_candidate_completes_when_non_voters_disconnect() -> None:
     m = machine(A, AVAILABLE)
     m.start(0.0)
-    m.step(PeersChanged(peers=frozenset({B, C})), 0.0)
+    m.step(LinksChanged(peers=frozenset({B, C})), 0.0)
     now, effects = fire(m)
     (pre,) = sent(effects)
     m.step(Received(sender=B, message=em.PreVoteReply(term=pre.term, granted=True)), now)
     assert m.role is Role.CANDIDATE
-    effects = m.step(PeersChanged(peers=frozenset()), now)
-    assert effects[0] == MasterChanged(master=A, term=m.term)
+    effects = m.step(LinksChanged(peers=frozenset()), now)
+    assert effects[0] == MasterKnown(master=A, term=m.term)
 
 
 def test_election_package_imports_no_io_clock_or_randomness() -> None:
@@ -602,11 +602,11 @@ def test_election_package_imports_no_io_clock_or_randomness() -> None:
 def test_available_survivor_suspects_a_silent_master_its_transport_still_reports() -> None:
     b = machine(B, AVAILABLE)
     b.start(0.0)
-    b.step(PeersChanged(peers=frozenset({A})), 0.0)
+    b.step(LinksChanged(peers=frozenset({A})), 0.0)
     b.step(Received(sender=A, message=em.Heartbeat(term=Term(1 << 32), seq=1, successors=(B,))), 0.0)
     _, effects = fire(b)  # a went silent, its link still looks open
     assert b.role is Role.MASTER
-    assert effects[0] == MasterChanged(master=B, term=b.term)
+    assert effects[0] == MasterKnown(master=B, term=b.term)
     # a speaks again: it counts again
     b.step(Received(sender=A, message=em.HeartbeatAck(term=b.term, seq=1, last_term=0, last_index=0)), 1.0)
     assert b._group() == {A, B}
@@ -615,7 +615,7 @@ def test_available_survivor_suspects_a_silent_master_its_transport_still_reports
 def test_available_peers_silent_through_a_pre_vote_round_leave_the_group() -> None:
     b = machine(B, AVAILABLE)
     b.start(0.0)
-    b.step(PeersChanged(peers=frozenset({A, C})), 0.0)
+    b.step(LinksChanged(peers=frozenset({A, C})), 0.0)
     _, effects = fire(b)
     assert [type(x) for x in sent(effects)] == [em.PreVoteRequest]
     assert b.role is Role.FOLLOWER
@@ -624,7 +624,26 @@ def test_available_peers_silent_through_a_pre_vote_round_leave_the_group() -> No
 
     m = machine(B, MAJORITY)  # MAJORITY never shrinks its quorum that way
     m.start(0.0)
-    m.step(PeersChanged(peers=frozenset({A, C})), 0.0)
+    m.step(LinksChanged(peers=frozenset({A, C})), 0.0)
     fire(m)
     fire(m)
     assert m.role is Role.FOLLOWER
+
+
+def test_a_follower_that_misses_heartbeats_keeps_its_master_while_it_asks_for_pre_votes() -> None:
+    # The flood's resyncs: a follower that heard no heartbeat for a while (lost datagrams, a busy
+    # loop) used to forget its master while its pre-vote ran; its replica then fenced the entries
+    # of the master everyone else still followed and resynced on the next gap.
+    b = follower_of(A, Term(7 << 32), B)
+    now, effects = fire(b)  # no heartbeat for a whole election timeout
+    (pre,) = sent(effects)
+    assert isinstance(pre, em.PreVoteRequest)
+    assert not [e for e in effects if isinstance(e, MasterKnown)]
+    assert (b.master, b.term, b.role) == (A, Term(7 << 32), Role.FOLLOWER)
+    # the others still hear the master, so they refuse; then its next heartbeat arrives
+    refused = em.PreVoteReply(term=Term(7 << 32), granted=False)
+    assert b.step(Received(sender=C, message=refused), now) == []
+    heartbeat = em.Heartbeat(term=Term(7 << 32), seq=9, successors=(B, C))
+    effects = b.step(Received(sender=A, message=heartbeat), now + 0.01)
+    assert [type(e) for e in effects] == [Send]  # just the ack: no change of master was ever announced
+    assert b.master == A

@@ -12,21 +12,13 @@ import pytest
 import movex_p2p as mx
 from movex_p2p.embed import EmbeddedResource, MasterChanged, PeersChanged, start_peer
 from movex_p2p.testing import FaultyNetwork
+from resources import Counter
 
 # transport/memory.py never closes an endpoint's receive stream (reported to its owners); the
 # resulting ResourceWarning at garbage collection is not this module's concern.
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Exception ignored in.*MemoryObjectReceiveStream:pytest.PytestUnraisableExceptionWarning"
 )
-
-
-def counter(state: Any, action: mx.Action) -> Any:
-    match action:
-        case mx.Action("increment"):
-            return {**state, "count": state["count"] + 1}
-        case mx.Action("boom"):
-            raise ValueError("boom")
-    return state
 
 
 def secret(state: Any, action: mx.Action) -> Any:
@@ -38,7 +30,6 @@ def secret(state: Any, action: mx.Action) -> Any:
     return state
 
 
-Counter = mx.ResourceType("counter", counter, initial={"count": 0})
 Secret = mx.ResourceType(
     "secret",
     secret,

@@ -25,8 +25,9 @@ def log_reducer(state: Any, action: mx.Action) -> Any:
 Log = mx.ResourceType("log", log_reducer, initial={"items": [], "rolls": {}})
 
 
-def _started(size: int, seed: int, policy: Policy = Policy.AVAILABLE) -> tuple[Simulation, Rid]:
-    sim = Simulation(size, types=[Log], seed=seed, config=ElectionConfig(policy=policy))
+def _started(size: int, seed: int, policy: Policy = Policy.AVAILABLE, loss: float = 0.0) -> tuple[Simulation, Rid]:
+    """A room of ``size`` with one resource; ``loss``: the datagram lane's (election messages) loss rate."""
+    sim = Simulation(size, types=[Log], seed=seed, config=ElectionConfig(policy=policy), loss=loss)
     assert sim.run(3.0, until=lambda s: len(s.masters()) == 1 and all(s.peers[p].core.client.synced for p in s.alive))
     rid = sim.create(sim.alive[-1], "log", "l")
     assert sim.run(1.0, until=lambda s: all(s.peers[p].core.client.has(rid) for p in s.alive))
@@ -78,6 +79,26 @@ def test_master_values_resolved_before_failover_are_kept() -> None:
         assert sim.state(pid, rid)["rolls"][client] == drawn
 
 
+def test_a_follower_that_misses_heartbeats_keeps_its_master_and_its_replica() -> None:
+    # The 8-peer flood's resyncs, deterministic: while everyone floods (an action every 2 ms per
+    # peer), heartbeats to one follower are lost for 0.6 s (in the flood they came late: busy
+    # loops, heartbeats behind data). Its election timer fires; it must keep following the
+    # master the others still follow and apply every entry: no flap, no resync.
+    sim, rid = _started(3, seed=0)
+    master = sim.masters()[0]
+    follower = next(p for p in sim.alive if p != master)
+    before = sim.peers[follower].master_changes
+    _workload(sim, rid, start=sim.now, rounds=600, period=0.002)
+    sim.links.set_loss(1.0, link=(master, follower))  # every datagram (election message) on that link
+    sim.at(sim.now + 0.6, "call", lambda s: s.links.set_loss(0.0, link=(master, follower)), ())
+    sim.run(1.2)
+    assert sim.run(3.0, until=lambda s: s.converged(rid))
+    assert [sim.peers[p].resyncs for p in sim.alive] == [0, 0, 0]
+    assert sim.peers[follower].master_changes == before
+    assert sim.masters() == [master]
+    assert len(_items(sim, follower, rid)) == 3 * 600
+
+
 def test_two_peer_room_keeps_playing_when_one_dies() -> None:
     sim, rid = _started(2, seed=5)
     survivor = next(p for p in sim.alive if p not in sim.masters())
@@ -95,11 +116,17 @@ def test_two_peer_room_keeps_playing_when_one_dies() -> None:
     kills=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 4)), max_size=2),
     kill_master_at=st.none() | st.floats(0.0, 1.0),
     policy=st.sampled_from([Policy.AVAILABLE, Policy.MAJORITY]),
+    loss=st.sampled_from([0.0, 0.0, 0.05, 0.2]),
 )
 def test_kills_never_lose_or_double_what_survivors_saw(
-    seed: int, size: int, kills: list[tuple[float, int]], kill_master_at: float | None, policy: Policy
+    seed: int,
+    size: int,
+    kills: list[tuple[float, int]],
+    kill_master_at: float | None,
+    policy: Policy,
+    loss: float,
 ) -> None:
-    sim, rid = _started(size, seed, policy)
+    sim, rid = _started(size, seed, policy, loss)
     t0 = sim.now
     _workload(sim, rid, start=t0, rounds=40, period=0.025)
 
@@ -139,11 +166,12 @@ def test_kills_never_lose_or_double_what_survivors_saw(
     at=st.floats(0.0, 0.5),
     length=st.floats(0.1, 1.5),
     policy=st.sampled_from([Policy.AVAILABLE, Policy.MAJORITY]),
+    loss=st.sampled_from([0.0, 0.0, 0.05, 0.2]),
 )
 def test_partitions_heal_to_one_master_and_one_checksum(
-    seed: int, size: int, split: int, at: float, length: float, policy: Policy
+    seed: int, size: int, split: int, at: float, length: float, policy: Policy, loss: float
 ) -> None:
-    sim, rid = _started(size, seed, policy)
+    sim, rid = _started(size, seed, policy, loss)
     t0 = sim.now
     _workload(sim, rid, start=t0, rounds=30, period=0.03)
     side = [str(p) for p in sim.ids[:split]]

@@ -11,14 +11,15 @@ from movex_p2p.errors import LocalProtocolError
 from movex_p2p.ids import PeerId, Rid, Term
 from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
+from movex_p2p.resource.client import RESEND_AFTER
 from movex_p2p.resource.state import freeze
 from movex_p2p.resource.values import MasterValue
-from resources import SECRET, Cluster, submit
+from resources import SECRET, CoreCluster, submit
 
 C = "counter:c1"
 
 
-def no_resyncs(c: Cluster) -> None:
+def no_resyncs(c: CoreCluster) -> None:
     assert c.of_type(fx.ResyncStarted) == []
 
 
@@ -26,7 +27,7 @@ def no_resyncs(c: Cluster) -> None:
 
 
 def test_create_reaches_every_peer_and_bind_sets_presence() -> None:
-    c = Cluster(3)
+    c = CoreCluster(3)
     p0, p1, p2 = c.ids
     req = c.create(p1, C, {"count": 2})
     assert [e for e in c.of_type(fx.RequestSettled, p1) if e.req == req] == [
@@ -54,7 +55,7 @@ def test_create_reaches_every_peer_and_bind_sets_presence() -> None:
 
 
 def test_bind_unknown_rid_and_create_unknown_type_fail_cleanly() -> None:
-    c = Cluster(2)
+    c = CoreCluster(2)
     p1 = c.ids[1]
     req = c.bind(p1, "counter:nope")
     (settled,) = [e for e in c.of_type(fx.RequestSettled, p1) if e.req == req]
@@ -69,7 +70,7 @@ def test_bind_unknown_rid_and_create_unknown_type_fail_cleanly() -> None:
 
 
 def test_confirmations_carry_term_and_version() -> None:
-    c = Cluster(2)
+    c = CoreCluster(2)
     c.setup(C)
     for _ in range(3):
         c.dispatch(c.ids[1], C, mx.Action("increment"))
@@ -83,7 +84,7 @@ def test_confirmations_carry_term_and_version() -> None:
 
 
 def test_three_rapid_increments_end_at_three_everywhere() -> None:
-    c = Cluster(3)
+    c = CoreCluster(3)
     c.setup(C)
     p1 = c.ids[1]
     seqs = [c.dispatch(p1, C, mx.Action("increment")) for _ in range(3)]
@@ -99,7 +100,7 @@ def test_three_rapid_increments_end_at_three_everywhere() -> None:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_concurrent_actions_from_two_clients_never_resync(seed: int) -> None:
-    c = Cluster(3, seed=seed)
+    c = CoreCluster(3, seed=seed)
     c.setup(C)
     _, p1, p2 = c.ids
     c.dispatch(p1, C, mx.Action("increment"))
@@ -113,7 +114,7 @@ def test_concurrent_actions_from_two_clients_never_resync(seed: int) -> None:
 
 
 def test_pending_actions_are_replayed_on_top_of_others() -> None:
-    c = Cluster(3)
+    c = CoreCluster(3)
     c.setup(C)
     p0, p1, p2 = c.ids
     c.dispatch(p1, C, mx.Action("incrementBy", 100))
@@ -138,7 +139,7 @@ def test_pending_actions_are_replayed_on_top_of_others() -> None:
     ("action", "fragment"), [(mx.Action("boom"), "boom"), (mx.Action("incrementBy", "x"), "needs an int")]
 )
 def test_rejected_actions_settle_with_an_error_and_roll_back(action: mx.Action, fragment: str) -> None:
-    c = Cluster(2)
+    c = CoreCluster(2)
     c.setup(C)
     p1 = c.ids[1]
     ok1 = c.dispatch(p1, C, mx.Action("increment"))
@@ -157,7 +158,7 @@ def test_rejected_actions_settle_with_an_error_and_roll_back(action: mx.Action, 
 
 
 def test_an_action_predicted_fine_but_rejected_by_the_master_rolls_back() -> None:
-    c = Cluster(3)
+    c = CoreCluster(3)
     c.setup(C, {"count": 0, "other": 1})
     p0, p1, p2 = c.ids
     c.dispatch(p2, C, mx.Action("drop", "count"))
@@ -175,7 +176,7 @@ def test_an_action_predicted_fine_but_rejected_by_the_master_rolls_back() -> Non
 
 
 def test_invalid_payloads_are_refused_locally() -> None:
-    c = Cluster(2)
+    c = CoreCluster(2)
     c.setup(C)
     with pytest.raises(mx.MovexError):
         c.clients[c.ids[1]].dispatch(Rid(C), mx.Action("change", {"x": object()}))
@@ -187,7 +188,7 @@ def test_invalid_payloads_are_refused_locally() -> None:
 
 
 def test_unknown_rid_at_the_master_is_rejected_not_found() -> None:
-    c = Cluster(2)
+    c = CoreCluster(2)
     p0, p1 = c.ids
     c.setup(C)
     c.route(
@@ -208,7 +209,7 @@ def test_unknown_rid_at_the_master_is_rejected_not_found() -> None:
 
 
 def test_removed_keys_are_not_resurrected() -> None:
-    c = Cluster(3)
+    c = CoreCluster(3)
     c.setup(C, {"count": 1, "extra": {"deep": 1}})
     _, p1, p2 = c.ids
     c.dispatch(p1, C, mx.Action("drop", "extra"))
@@ -233,7 +234,7 @@ def roll_payload() -> Any:
 
 
 def test_master_values_are_resolved_by_the_master_never_optimistically() -> None:
-    c = Cluster(3)
+    c = CoreCluster(3)
     c.setup("dice:d")
     p1 = c.ids[1]
     seq = c.dispatch(p1, "dice:d", mx.Action("roll", roll_payload()))
@@ -259,7 +260,7 @@ def test_master_values_are_resolved_by_the_master_never_optimistically() -> None
 
 
 def _rolls(salt: bytes, n: int) -> list[Any]:
-    c = Cluster(2, salt=salt)
+    c = CoreCluster(2, salt=salt)
     c.setup("dice:d")
     for _ in range(n):
         c.dispatch(c.ids[1], "dice:d", mx.Action("roll", roll_payload()))
@@ -275,7 +276,7 @@ def test_master_values_are_deterministic_per_term_version_and_salt() -> None:
 
 
 def test_master_values_in_both_halves_of_a_private_pair() -> None:
-    c = Cluster(3)
+    c = CoreCluster(3)
     c.setup("dice:d")
     p0, p1, p2 = c.ids
     private = mx.Action("secretRoll", {"v": [mx.master.random_int(1, 100)], "at": mx.master.now()})
@@ -304,8 +305,8 @@ def test_master_values_in_both_halves_of_a_private_pair() -> None:
 # -- private / public pairs (Movex rps spec, issue #8, S2, scen6) ---------------------------------
 
 
-def rps_game(size: int = 3) -> Cluster:
-    c = Cluster(size)
+def rps_game(size: int = 3) -> CoreCluster:
+    c = CoreCluster(size)
     c.setup("rps:g")
     c.dispatch(c.ids[0], "rps:g", mx.Action("addPlayer", {"id": "p0", "playerLabel": "playerA"}))
     c.dispatch(c.ids[1], "rps:g", mx.Action("addPlayer", {"id": "p1", "playerLabel": "playerB"}))
@@ -416,7 +417,7 @@ def test_a_secret_holder_vanishing_while_the_reveal_is_in_flight() -> None:
 
 
 def test_chess_clock_transform_never_causes_a_mismatch() -> None:
-    c = Cluster(3, now=1.0)
+    c = CoreCluster(3, now=1.0)
     c.setup("chess:g")
     a, b, _ = c.ids
     c.dispatch(a, "chess:g", mx.Action("move", {"at": mx.master.now(), "by": "white"}))
@@ -438,7 +439,7 @@ def test_chess_clock_transform_never_causes_a_mismatch() -> None:
 
 
 def test_speed_push_completes_through_the_transform_without_resync() -> None:
-    c = Cluster(2, now=1.0)
+    c = CoreCluster(2, now=1.0)
     c.setup("speed:s")
     a, b = c.ids
     c.dispatch(a, "speed:s", mx.Action("push", {"at": mx.master.now(), "by": "red"}))
@@ -455,7 +456,7 @@ def test_speed_push_completes_through_the_transform_without_resync() -> None:
 
 
 def test_client_estimates_the_master_clock() -> None:
-    c = Cluster(2, now=1000.0)
+    c = CoreCluster(2, now=1000.0)
     c.setup("speed:s")
     a, b = c.ids
     c.dispatch(a, "speed:s", mx.Action("push", {"at": mx.master.now(), "by": "red"}))
@@ -474,7 +475,7 @@ def test_client_estimates_the_master_clock() -> None:
 
 
 def test_presence_joined_and_left() -> None:
-    c = Cluster(3)
+    c = CoreCluster(3)
     p0, p1, p2 = c.ids
     c.create(p0, C)
     c.bind(p0, C)
@@ -492,7 +493,7 @@ def test_presence_joined_and_left() -> None:
 
 
 def test_version_gap_resyncs_once_and_rebases_pending_actions() -> None:
-    c = Cluster(3)
+    c = CoreCluster(3)
     c.setup(C)
     p0, p1, p2 = c.ids
     c.dispatch(p2, C, mx.Action("increment"))
@@ -515,10 +516,11 @@ def test_version_gap_resyncs_once_and_rebases_pending_actions() -> None:
 
 
 def test_checksum_mismatch_resyncs_and_overlapping_resyncs_never_error() -> None:
-    c = Cluster(3)
+    c = CoreCluster(3)
     c.setup(C)
     p0, p1, p2 = c.ids
-    c.clients[p1].replicas[Rid(C)].set_state(freeze({"count": 666}))  # diverged
+    replica = c.clients[p1].replicas[Rid(C)]
+    replica.write(freeze({"count": 666}), Term(replica.entry_term), replica.version)  # diverged
     for _ in range(3):
         c.dispatch(p2, C, mx.Action("increment"))
     c.dispatch(p1, C, mx.Action("increment"))
@@ -536,3 +538,34 @@ def test_checksum_mismatch_resyncs_and_overlapping_resyncs_never_error() -> None
         assert c.view(p, C) == {"count": 4}
     assert len(c.checksums(C)) == 1
     assert client.pending(Rid(C)) == []
+
+
+def test_a_stalled_client_whose_confirmation_was_lost_is_settled_by_a_snapshot() -> None:
+    # The master applied the action but the entry confirming it never reached the author (a
+    # reliable link that lost frames): re-sending it does nothing (a duplicate), a snapshot does.
+    c = CoreCluster(2)
+    c.setup(C)
+    master, author = c.ids
+    seq = c.dispatch(author, C, mx.Action("increment"))
+    c.deliver(author, master)  # the master applies it ...
+    lost = c.links[(master, author)]
+    lost.clear()  # ... and its entry to the author is lost
+    client = c.clients[author]
+    assert client.deadline == pytest.approx(c.now + RESEND_AFTER)
+    assert client.resend_stalled(c.now + 0.5) == []  # not stalled yet
+    effects = client.resend_stalled(c.now + RESEND_AFTER)
+    assert [type(e.message) for e in effects if isinstance(e, fx.Send)] == [rm.Propose, rm.SyncRequest]
+    c.route(author, effects)
+    c.run()
+    assert c.settled(author, seq).error is None
+    assert client.pending(Rid(C)) == []
+    assert c.view(author, C) == {"count": 1}
+    assert len(c.checksums(C)) == 1
+    # a master that is only slow is not flooded: the next snapshots come after 2, then 4 rounds
+    c.dispatch(author, C, mx.Action("increment"))
+    c.links[(author, master)].clear()
+    asked = [
+        any(isinstance(e, fx.Send) and isinstance(e.message, rm.SyncRequest) for e in client.resend_stalled(t))
+        for t in (c.now + RESEND_AFTER * k for k in range(1, 9))
+    ]
+    assert asked == [True, True, False, True, False, False, False, True]

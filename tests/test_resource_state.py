@@ -15,7 +15,7 @@ from movex_p2p.ids import Rid
 from movex_p2p.resource import effects as fx
 from movex_p2p.resource.state import FrozenDict, FrozenList, checksum, freeze, thaw
 from movex_p2p.resource.types import make_rid, parse_rid
-from resources import Cluster, Counter, Mutating
+from resources import CoreCluster, Counter, Mutating
 
 
 @pytest.mark.parametrize("bad", ["abc", ":x", "x:", ":", "", "a"])
@@ -108,7 +108,7 @@ def test_non_json_state_is_refused(bad: Any) -> None:
 
 
 def test_a_mutating_reducer_is_rejected_and_never_corrupts_confirmed_state() -> None:
-    c = Cluster(2)
+    c = CoreCluster(2)
     c.setup("mutating:m")
     before = {p: (c.clients[p].replicas[Rid("mutating:m")].state, c.checksums("mutating:m")) for p in c.ids}
     seq = c.dispatch(c.ids[1], "mutating:m", mx.Action("increment"))

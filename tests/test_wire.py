@@ -6,6 +6,7 @@ import dataclasses
 import math
 import types
 import typing
+from dataclasses import replace
 from typing import Any, Union
 
 import cbor2
@@ -15,9 +16,11 @@ from hypothesis import strategies as st
 
 import movex_p2p as mx
 from movex_p2p import wire
-from movex_p2p.errors import RemoteProtocolError
+from movex_p2p.errors import InvalidState, RemoteProtocolError
 from movex_p2p.ids import Rid, Term
 from movex_p2p.resource import messages as rm
+from movex_p2p.resource.state import check_data as state_check_data
+from movex_p2p.resource.state import freeze
 from movex_p2p.resource.values import MasterValue
 
 PAYLOAD: Any = {
@@ -108,7 +111,7 @@ def hostile(data: bytes) -> None:
         messages = wire.decode(data)
     except RemoteProtocolError:
         return
-    assert all(type(m) in wire._TAG_OF for m in messages)
+    assert all(type(m) in wire.ROUTES for m in messages)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -158,17 +161,20 @@ def test_wrong_field_values(tag: int, fields: list[Any]) -> None:
 def propose(payload: Any, *, kind: Any = "t", rid: Any = "counter:c", **override: Any) -> list[Any]:
     """A raw Propose frame (before CBOR) with ``payload`` as its action's payload."""
     values = {"term": 1, "rid": rid, "seq": 1, "base": 0, "action": [kind, payload], "private": None, **override}
-    return [wire._TAG_OF[rm.Propose], *(values[f.name] for f in dataclasses.fields(rm.Propose))]
+    return [33, *(values[f.name] for f in dataclasses.fields(rm.Propose))]
 
 
-def _expect_error(data: bytes) -> str:
+def _expect_error(data: bytes, *, limit: int = wire.DECODE_LIMIT) -> str:
     with pytest.raises(RemoteProtocolError) as info:
-        wire.decode(data)
+        wire.decode(data, limit=limit)
     return str(info.value)
 
 
 def test_oversized_frame() -> None:
-    assert "exceeds" in _expect_error(b"\x80" * (wire.MAX_FRAME + 1))
+    frame = wire.encode_many(SAMPLES)
+    assert wire.decode(frame, limit=len(frame)) == SAMPLES
+    assert "exceeds" in _expect_error(frame, limit=len(frame) - 1)
+    assert wire.DECODE_LIMIT > 64 * 2**20  # a resource of the default maximum size (64 MiB) fits in one frame
 
 
 def test_deep_nesting() -> None:
@@ -263,3 +269,39 @@ def test_duplicate_map_keys_refused() -> None:
 def test_encode_refuses_unregistered() -> None:
     with pytest.raises(TypeError):
         wire.encode(mx.Action("x"))  # type: ignore[arg-type]
+
+
+def test_one_depth_limit_everywhere() -> None:
+    """A payload inside MAX_DEPTH nested containers is accepted by freeze, check_data and the codec; one more is not."""
+
+    def nested(levels: int) -> Any:
+        value: Any = 1
+        for i in range(levels):
+            value = [value] if i % 2 else {"k": value}
+        return value
+
+    deepest, too_deep = nested(wire.MAX_DEPTH), nested(wire.MAX_DEPTH + 1)
+    freeze(deepest)
+    state_check_data(deepest)
+    message = rm.Propose(term=Term(1), rid=Rid("counter:c"), seq=1, base=0, action=mx.Action("t", deepest))
+    pulled = rm.Pulled(
+        term=Term(1),
+        snapshot=rm.Snapshot(
+            term=Term(1),
+            index=1,
+            rid=Rid("counter:c"),
+            entry_term=Term(1),
+            version=1,
+            state=deepest,
+            checksum=b"",
+            subscribers={},
+            held=(),
+            applied={},
+        ),
+    )
+    assert wire.decode(wire.encode_many([message, pulled])) == [message, pulled]  # in a batch: the deepest envelope
+    with pytest.raises(InvalidState):
+        freeze(too_deep)
+    with pytest.raises(InvalidState):
+        state_check_data(too_deep)
+    _expect_error(wire.encode(replace(message, action=mx.Action("t", too_deep))))

@@ -8,8 +8,8 @@ CLOCK_MONOTONIC, which every process on the machine shares.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 

@@ -21,7 +21,7 @@ from .errors import (
     ResourceNotFound,
     TransportError,
 )
-from .node import DispatchHandle, Peer, Resource
+from .node import Diagnostic, DispatchHandle, Peer, Resource
 from .resource.types import Action, ResourceType, TransformContext
 from .resource.values import master
 from .transport.memory import LocalNetwork
@@ -35,6 +35,7 @@ __all__ = [
     "Action",
     "ActionRejected",
     "AuthenticationFailed",
+    "Diagnostic",
     "DispatchHandle",
     "ElectionConfig",
     "LanTransport",

@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import functools
 import json
-import math
 import os
 import shutil
 import socket
@@ -760,25 +759,12 @@ async def inspect_room(
                 print(line)
         print(f"master: {peer.master_id}  term: {term_round(Term(peer.term))} ({peer.term})  ready: {peer.ready}")
         print(f"peers ({len(peer.peers)}): {', '.join(sorted(peer.peers)) or 'none'}")
-        replicas = peer._client.replicas
-        print(f"resources ({len(replicas)}; only types this tool knows: tally, chat):")
-        for rid, replica in sorted(replicas.items()):
-            subs = ", ".join(sorted(replica.subscribers)) or "none"
-            print(f"  {rid}  v{replica.version}  checksum {bytes(replica.checksum).hex()[:16]}  subscribers: {subs}")
-        endpoint: Any = peer._endpoint
-        rtts = getattr(endpoint, "round_trips", None)
-        if callable(rtts):
-            rtts = rtts()
-        if isinstance(rtts, dict) and rtts:
-            print("link round trips:")
-            for other, rtt in sorted(rtts.items()):
-                print(
-                    f"  {other}: {rtt * 1000:.1f} ms"
-                    if isinstance(rtt, float) and math.isfinite(rtt)
-                    else f"  {other}: ?"
-                )
-        else:
-            print("link round trips: not reported by this transport")
+        rids = sorted(peer.resources())
+        print(f"resources ({len(rids)}; only types this tool knows: tally, chat):")
+        for rid in rids:
+            info = peer.resource_info(rid)
+            subs = ", ".join(sorted(info.subscribers)) or "none"
+            print(f"  {rid}  v{info.version}  checksum {info.checksum[:16]}  subscribers: {subs}")
     return 0
 
 

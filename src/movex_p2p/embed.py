@@ -31,14 +31,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, assert_never
 
 import anyio
 from anyio.abc import TaskStatus
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from .callbacks import Callbacks
 from .errors import TransportError
 from .node import Peer, Resource
+from .nodecore import MasterChanged, PeersChanged
 from .resource.types import Action, ResourceType
 from .transport.base import Transport
 from .transport.memory import LocalNetwork
@@ -53,22 +55,8 @@ POLL_LIMIT: Final = 1024
 """Most states (or events) kept for a caller that does not poll; older ones are dropped."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MasterChanged:
-    """The master became ``master`` (None: none known) in ``term``."""
-
-    master: str | None
-    term: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PeersChanged:
-    """The other peers in the room are now ``peers``."""
-
-    peers: frozenset[str]
-
-
 PeerEvent = MasterChanged | PeersChanged
+"""What :meth:`EmbeddedPeer.poll_events` returns (the node's own events, one definition)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -235,8 +223,8 @@ class EmbeddedPeer:
         self._stop: anyio.Event | None = None
         self._done: concurrent.futures.Future[None] | None = None
         self._events: deque[PeerEvent] = deque(maxlen=POLL_LIMIT)
-        self._master_cbs: list[Callable[[str | None, int], None]] = []
-        self._peers_cbs: list[Callable[[frozenset[str]], None]] = []
+        self._master_cbs: Callbacks[[str | None, int]] = Callbacks("on_master_changed")
+        self._peers_cbs: Callbacks[[frozenset[str]]] = Callbacks("on_peers_changed")
         self._master: tuple[str | None, int] = (None, 0)
         self._peers: frozenset[str] = frozenset()
         self._resources: list[EmbeddedResource] = []
@@ -397,13 +385,11 @@ class EmbeddedPeer:
 
     def on_master_changed(self, callback: Callable[[str | None, int], None]) -> Callable[[], None]:
         """Call ``callback(master_id, term)`` from :meth:`poll_events` after each master change."""
-        self._master_cbs.append(callback)
-        return lambda: self._master_cbs.remove(callback) if callback in self._master_cbs else None
+        return self._master_cbs.add(callback)
 
     def on_peers_changed(self, callback: Callable[[frozenset[str]], None]) -> Callable[[], None]:
         """Call ``callback(peer_ids)`` from :meth:`poll_events` after each join or leave."""
-        self._peers_cbs.append(callback)
-        return lambda: self._peers_cbs.remove(callback) if callback in self._peers_cbs else None
+        return self._peers_cbs.add(callback)
 
     def poll_events(self) -> list[PeerEvent]:
         """Take the events since the last call and run their callbacks here, on the caller's thread."""
@@ -411,11 +397,11 @@ class EmbeddedPeer:
         for event in events:
             match event:
                 case MasterChanged(master=master, term=term):
-                    for master_cb in list(self._master_cbs):
-                        master_cb(master, term)
+                    self._master_cbs(master, term)
                 case PeersChanged(peers=peers):
-                    for peers_cb in list(self._peers_cbs):
-                        peers_cb(peers)
+                    self._peers_cbs(peers)
+                case _:
+                    assert_never(event)
         return events
 
     def __repr__(self) -> str:

@@ -1,10 +1,19 @@
-"""The node: ``Peer`` drives the cores (client, master, election) over a transport endpoint.
+"""The node: ``Peer`` drives one NodeCore over a transport endpoint.
 
-Every core is pure; this module owns the clock, the randomness, the task group and the
-endpoint. All core calls happen on the event loop's thread, so cores need no locks: app
-coroutines call into them directly, and one task pumps the endpoint's events and the cores'
-deadlines. Effects are executed at once; messages for one peer queued while handling one
-batch of input leave as one frame.
+The core is pure; this module owns the clock, the randomness, the task group and the endpoint,
+and does nothing but feed the core and execute the :class:`~movex_p2p.nodecore.Ready` each call
+returns (send its frames, report its faults and dropped input, hand its events to the app).
+All core calls happen on the event loop's thread, so the core needs no locks. Three places
+call it:
+
+- the app's coroutines (``create``, ``bind``, ``dispatch``...): the command runs at once (a
+  master confirms its own dispatch in the same call); a dispatch's frames are held and leave
+  with the next step, so a burst of dispatches is one frame per peer;
+- the pump task: it takes every transport event that is ready (one wake-up per batch) and feeds
+  them to the core in one step, so replies to a burst leave as one frame per peer;
+- the ticker task: it fires the cores' timers;
+- the flusher task: woken when dispatches are held, it sends them at the end of the loop turn
+  unless the pump's step took them first.
 """
 
 from __future__ import annotations
@@ -14,12 +23,14 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
-from typing import Any, Final
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any, Final, assert_never
 
 import anyio
 from anyio.abc import TaskGroup
 
-from . import wire
+from .callbacks import Callbacks
 from .election import machine as el
 from .errors import (
     ActionRejected,
@@ -27,23 +38,49 @@ from .errors import (
     LocalProtocolError,
     MovexError,
     NotSynced,
-    RemoteProtocolError,
     ResourceNotFound,
     TransportError,
 )
 from .ids import PeerId, Rid
-from .nodecore import NodeCore
+from .nodecore import MasterChanged, NodeCore, NodeEvent, PeersChanged, Ready
 from .resource import effects as fx
-from .resource.client import ClientCore
 from .resource.state import hexdigest
 from .resource.types import Action, ResourceType, make_rid, parse_rid
-from .transport.base import Endpoint, Frame, PeerDown, PeerUp, Transport, TransportEvent
+from .transport.base import Endpoint, Transport, TransportEvent
 
-__all__ = ["DispatchHandle", "Peer", "Resource"]
+__all__ = ["Diagnostic", "DispatchHandle", "Peer", "Resource", "ResourceInfo"]
 
 log = logging.getLogger(__name__)
 
 _TICK: Final = 0.01  # seconds: the longest the timers go unchecked (deadlines may move while we sleep)
+_BATCH: Final = 256  # transport events fed to the core per step at most
+_WARNED_LIMIT: Final = 4096  # distinct (peer, reason) pairs remembered for deduplication
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Diagnostic:
+    """Something a peer should know about its room.
+
+    ``kind``: ``"diverged"`` (a resync was needed), ``"dropped"`` (input from ``peer`` was refused),
+    ``"fault"`` (a bug in movex_p2p: ``detail`` holds the traceback; please report it).
+    """
+
+    kind: str
+    peer: str | None
+    reason: str
+    rid: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceInfo:
+    """What this peer holds of one resource: confirmed state, version, checksum and subscribers."""
+
+    rid: str
+    version: int
+    checksum: str
+    subscribers: dict[str, dict[str, Any]]
+    state: Any
 
 
 class DispatchHandle:
@@ -87,8 +124,9 @@ class Resource:
 
     def __init__(self, peer: Peer, rid: Rid) -> None:
         self._peer = peer
+        self._client = peer._core.client
         self.rid = rid
-        self._callbacks: list[Callable[[Any], None]] = []
+        self._callbacks: Callbacks[[Any]] = Callbacks(f"on_update of {rid}", log=peer.log)
         self._changed = anyio.Event()
         self._generation = 0
         self._waiting = 0
@@ -97,32 +135,32 @@ class Resource:
     @property
     def state(self) -> Any:
         """The view: confirmed state + own private actions + pending actions, transformed."""
-        return self._peer._client.transformed(self.rid, time.time())
+        return self._client.transformed(self.rid, time.time())
 
     @property
     def confirmed(self) -> Any:
         """The state the master confirmed (no pending actions, no private overlay)."""
-        return self._peer._client.replicas[self.rid].state
+        return self._client.replicas[self.rid].state
 
     @property
     def version(self) -> int:
         """How many changes the master has confirmed."""
-        return self._peer._client.replicas[self.rid].version
+        return self._client.replicas[self.rid].version
 
     @property
     def checksum(self) -> str:
         """Checksum of the confirmed state (equal on every synced peer)."""
-        return hexdigest(self._peer._client.replicas[self.rid].checksum)
+        return hexdigest(self._client.replicas[self.rid].checksum)
 
     @property
     def subscribers(self) -> dict[str, dict[str, Any]]:
         """Bound peers: peer id -> presence info."""
-        return dict(self._peer._client.replicas[self.rid].subscribers)
+        return dict(self._client.replicas[self.rid].subscribers)
 
     @property
     def pending(self) -> int:
         """Own actions not yet confirmed."""
-        return len(self._peer._client.pending(self.rid))
+        return len(self._client.pending(self.rid))
 
     def dispatch(self, action: Action) -> DispatchHandle:
         """Apply ``action`` optimistically and send it; await the handle to wait for the master."""
@@ -134,13 +172,7 @@ class Resource:
 
     def on_update(self, callback: Callable[[Any], None]) -> Callable[[], None]:
         """Call ``callback(state)`` on every change of the view; returns an unsubscribe function."""
-        self._callbacks.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._callbacks:
-                self._callbacks.remove(callback)
-
-        return unsubscribe
+        return self._callbacks.add(callback)
 
     async def updates(self) -> AsyncIterator[Any]:
         """Yield the view now and after every change (changes made between reads coalesce)."""
@@ -168,14 +200,8 @@ class Resource:
         if self._waiting:  # an Event per change costs; make one only when updates() waits
             event, self._changed = self._changed, anyio.Event()
             event.set()
-        if not self._callbacks or not self.bound:
-            return
-        state = self.state
-        for callback in list(self._callbacks):
-            try:
-                callback(state)
-            except Exception:
-                log.exception("on_update callback for %s raised", self.rid)
+        if self._callbacks.registered and self.bound:
+            self._callbacks(self.state)
 
     def __repr__(self) -> str:
         return f"<Resource {self.rid} v{self.version}>"
@@ -216,23 +242,25 @@ class Peer:
         self._handover_timeout = handover_timeout
         self._rng = rng
         self._core = NodeCore(self.id, types=types_by_name, election=election or el.ElectionConfig(), rng=rng)
-        self._client: ClientCore = self._core.client
         self._endpoint: Endpoint | None = None
         self._tg: TaskGroup | None = None
-        self._exit: Any = None
+        self._exit: AsyncExitStack | None = None
         self._resources: dict[Rid, Resource] = {}
         self._handles: dict[tuple[Rid, int], DispatchHandle] = {}
         self._requests: dict[int, tuple[anyio.Event, list[fx.RequestSettled]]] = {}
         self._ready = anyio.Event()
         self._master_change = anyio.Event()
-        self._flush_soon = anyio.Event()
-        self._master_cbs: list[Callable[[str | None, int], None]] = []
-        self._peers_cbs: list[Callable[[frozenset[str]], None]] = []
+        self._end_of_turn = anyio.Event()
+        self._flush_armed = False  # the flusher was woken for held dispatches
         self._closed = False
         self._failure: BaseException | None = None
-        self._warned: set[tuple[PeerId, str]] = set()
-        self.stats = {"frames_in": 0, "frames_out": 0, "dropped": 0, "resyncs": 0, "rebased": 0}
+        self._warned: set[tuple[str, str]] = set()
+        self._linked: frozenset[str] = frozenset()
         self.log = logging.LoggerAdapter(log, {"peer": self.id})
+        self._master_cbs: Callbacks[[str | None, int]] = Callbacks("on_master_changed", log=self.log)
+        self._peers_cbs: Callbacks[[frozenset[str]]] = Callbacks("on_peers_changed", log=self.log)
+        self._diagnostic_cbs: Callbacks[[Diagnostic]] = Callbacks("on_diagnostic", log=self.log)
+        self.stats = {"events_in": 0, "frames_out": 0, "dropped": 0, "faults": 0, "resyncs": 0, "rebased": 0}
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -254,7 +282,7 @@ class Peer:
     @property
     def peers(self) -> frozenset[str]:
         """Ids of the OTHER peers with an open link now."""
-        return frozenset(self._endpoint.peers) if self._endpoint is not None else frozenset()
+        return frozenset(self._core.peers)
 
     @property
     def ready(self) -> bool:
@@ -264,23 +292,43 @@ class Peer:
     @property
     def rids(self) -> list[str]:
         """Every resource this peer holds a replica of."""
-        return list(self._client.replicas)
+        return list(self._core.client.replicas)
+
+    def resources(self, type: ResourceType | str | None = None) -> list[str]:
+        """The rids of the room's resources this peer holds (of ``type`` only, if given)."""
+        if type is None:
+            return self.rids
+        prefix = f"{type if isinstance(type, str) else type.name}:"
+        return [rid for rid in self._core.client.replicas if rid.startswith(prefix)]
+
+    def resource_info(self, rid: str) -> ResourceInfo:
+        """What this peer holds of ``rid`` (confirmed state, version, checksum, subscribers), bound or not."""
+        replica = self._core.client.replicas.get(Rid(rid))
+        if replica is None:
+            raise ResourceNotFound(f"no resource {rid}", rid=rid)
+        return ResourceInfo(
+            rid=rid,
+            version=replica.version,
+            checksum=hexdigest(replica.checksum),
+            subscribers={k: dict(v) for k, v in replica.subscribers.items()},
+            state=replica.state,
+        )
 
     def on_master_changed(self, callback: Callable[[str | None, int], None]) -> Callable[[], None]:
         """Call ``callback(master_id, term)`` whenever the master changes."""
-        self._master_cbs.append(callback)
-        return lambda: self._master_cbs.remove(callback) if callback in self._master_cbs else None
+        return self._master_cbs.add(callback)
 
     def on_peers_changed(self, callback: Callable[[frozenset[str]], None]) -> Callable[[], None]:
         """Call ``callback(peer_ids)`` whenever a peer joins or leaves."""
-        self._peers_cbs.append(callback)
-        return lambda: self._peers_cbs.remove(callback) if callback in self._peers_cbs else None
+        return self._peers_cbs.add(callback)
+
+    def on_diagnostic(self, callback: Callable[[Diagnostic], None]) -> Callable[[], None]:
+        """Call ``callback(diagnostic)`` for each :class:`Diagnostic` (also logged)."""
+        return self._diagnostic_cbs.add(callback)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Peer:
-        from contextlib import AsyncExitStack
-
         stack = AsyncExitStack()
         await stack.__aenter__()
         try:
@@ -293,8 +341,7 @@ class Peer:
             await stack.aclose()
             raise
         self._exit = stack
-        self._core.start(anyio.current_time(), time.time())
-        self._after()
+        self._execute(self._core.start(anyio.current_time(), time.time()))
         self._tg.start_soon(self._pump)
         self._tg.start_soon(self._ticker)
         self._tg.start_soon(self._flusher)
@@ -322,8 +369,7 @@ class Peer:
     async def _hand_over(self) -> None:
         if not self.is_master or not self.peers:
             return
-        self._core.hand_over(anyio.current_time(), time.time())
-        self._after()
+        self._execute(self._core.hand_over(anyio.current_time(), time.time()))
         with anyio.move_on_after(self._handover_timeout):
             while self._core.election.master == self.id:
                 await self._master_change.wait()
@@ -349,8 +395,9 @@ class Peer:
         if type_name not in self._core.types:
             raise LocalProtocolError(f"unknown resource type {type_name!r}: pass it in types=[...]")
         rid = make_rid(type_name, id or uuid.UUID(int=self._rng.getrandbits(128), version=4).hex)
-        req, effects = self._client.create(rid, state, exist_ok=exist_ok)
-        await self._request(req, effects)
+        self._check_open()
+        req, ready = self._core.create(rid, state, anyio.current_time(), time.time(), exist_ok=exist_ok)
+        await self._request(req, ready)
         return rid
 
     async def bind(self, rid: str) -> Resource:
@@ -359,23 +406,23 @@ class Peer:
         existing = self._resources.get(Rid(rid))
         if existing is not None and existing.bound:
             return existing
-        req, effects = self._client.bind(Rid(rid), self.info)
-        await self._request(req, effects)
+        self._check_open()
+        req, ready = self._core.bind(Rid(rid), self.info, anyio.current_time(), time.time())
+        await self._request(req, ready)
         resource = self._resources[Rid(rid)] = Resource(self, Rid(rid))
         return resource
 
     async def get(self, rid: str) -> Any:
         """The current view of ``rid`` without binding it."""
-        if not self._client.has(Rid(rid)):
+        if not self._core.client.has(Rid(rid)):
             raise ResourceNotFound(f"no resource {rid}", rid=rid)
-        return self._client.transformed(Rid(rid), time.time())
+        return self._core.client.transformed(Rid(rid), time.time())
 
-    async def _request(self, req: int, effects: list[fx.Effect]) -> fx.RequestSettled:
-        self._check_open()
+    async def _request(self, req: int, ready: Ready) -> fx.RequestSettled:
         done = anyio.Event()
         box: list[fx.RequestSettled] = []
         self._requests[req] = (done, box)
-        self._command(effects)
+        self._execute(ready)
         await done.wait()
         if not box:
             raise TransportError("the peer closed before the master answered")
@@ -386,30 +433,24 @@ class Peer:
         return result
 
     def _dispatch(self, rid: Rid, action: Action, private: Action | None) -> DispatchHandle:
-        self._check_open()
-        seq, effects = self._client.dispatch(rid, action, private)
+        if self._closed or self._failure is not None or self._endpoint is None:
+            self._check_open()
+        # The frames are held: they leave with the core's next step, the pump's (replies to what
+        # arrived meanwhile) or the flusher's at the end of this loop turn, whichever comes first.
+        # So a burst of dispatches, and a master's own among its confirmations, is one frame per peer.
+        seq, ready = self._core.dispatch(rid, action, private, anyio.current_time(), time.time(), hold=True)
         handle = self._handles[(rid, seq)] = DispatchHandle(rid, seq)
-        self._command(effects)
+        self._execute(ready)  # a master settles its own dispatch here, at once
+        if not self._flush_armed and self._core.holding:
+            self._flush_armed = True
+            self._end_of_turn.set()
         return handle
 
     def _unbind(self, resource: Resource) -> None:
         if self._resources.get(resource.rid) is resource:
             del self._resources[resource.rid]
         if not self._closed:
-            self._command(self._client.unbind(resource.rid))
-
-    def _command(self, effects: list[fx.Effect]) -> None:
-        self._core.resource_effects(effects)
-        self._core.drain()
-        self._notify()  # a master confirms its own actions at once
-        if self._core.outbox:  # frames leave at the next loop turn, so a burst is one frame per peer
-            self._flush_soon.set()
-
-    async def _flusher(self) -> None:
-        while True:
-            await self._flush_soon.wait()
-            self._flush_soon = anyio.Event()
-            self._flush()
+            self._execute(self._core.unbind(resource.rid, anyio.current_time(), time.time()))
 
     def _check_open(self) -> None:
         if self._closed or self._failure is not None:
@@ -417,22 +458,17 @@ class Peer:
         if self._endpoint is None:
             raise NotSynced("use the peer inside 'async with'")
 
-    # -- the pump ------------------------------------------------------------------------------
+    # -- the tasks -----------------------------------------------------------------------------
 
     async def _pump(self) -> None:
-        """Feed transport events to the core; replies to what is already waiting leave batched."""
-        assert self._endpoint is not None
-        receive_nowait: Callable[[], TransportEvent] | None = getattr(self._endpoint, "receive_nowait", None)
+        """Feed every transport event that is ready to the core in one step."""
+        endpoint = self._endpoint
+        assert endpoint is not None
         try:
             while True:
-                self._on_transport(await self._endpoint.receive())
-                if receive_nowait is not None:
-                    for _ in range(256):
-                        try:
-                            self._on_transport(receive_nowait())
-                        except anyio.WouldBlock:
-                            break
-                self._after()
+                events = self._ready_events([await endpoint.receive()])
+                # one step; its Ready also carries every frame held since the last step
+                self._execute(self._core.receive(events, anyio.current_time(), time.time()))
         except (anyio.EndOfStream, anyio.ClosedResourceError) as exc:
             if not self._closed:
                 self.log.warning("transport closed under peer %s", self.id)
@@ -440,90 +476,94 @@ class Peer:
                 self._failure.__cause__ = exc
                 self._fail_waiters(self._failure)
 
+    def _ready_events(self, events: list[TransportEvent]) -> list[TransportEvent]:
+        """``events`` plus what the endpoint has ready now, up to a batch (never waits)."""
+        receive_nowait: Callable[[], TransportEvent] | None = getattr(self._endpoint, "receive_nowait", None)
+        if receive_nowait is not None:
+            while len(events) < _BATCH:
+                try:
+                    events.append(receive_nowait())
+                except anyio.WouldBlock:
+                    break
+        self.stats["events_in"] += len(events)
+        return events
+
+    async def _flusher(self) -> None:
+        """At the end of a loop turn with dispatches: send what they held (unless the pump did)."""
+        while True:
+            await self._end_of_turn.wait()
+            self._end_of_turn = anyio.Event()
+            self._flush_armed = False
+            self._execute(self._core.flush(anyio.current_time(), time.time()))
+
     async def _ticker(self) -> None:
-        """Fire the cores' timers (no cancel scope per received frame: this task sleeps instead)."""
+        """Fire the cores' timers (a task of its own, so the pump waits on the transport with no cancel scope).
+
+        It never reads the endpoint itself: an event handed to the waiting pump is not in the
+        stream any more, so the ticker would take the events behind it first.
+        """
         while True:
             wait = self._core.seconds_to_deadline(anyio.current_time(), time.time())
             await anyio.sleep(_TICK if wait is None else min(wait, _TICK))
-            self._core.tick(anyio.current_time(), time.time())
-            self._after()
+            self._execute(self._core.tick(anyio.current_time(), time.time()))
 
-    def _on_transport(self, event: PeerUp | PeerDown | Frame) -> None:
-        assert self._endpoint is not None
-        now, wall = anyio.current_time(), time.time()
-        match event:
-            case Frame(peer=sender, data=data):
-                self.stats["frames_in"] += 1
+    # -- executing a Ready ---------------------------------------------------------------------
+
+    def _execute(self, ready: Ready) -> None:
+        """Send the step's frames, report its faults and dropped input, then tell the app."""
+        endpoint = self._endpoint
+        if endpoint is not None:
+            for peer, frame in ready.frames.items():  # the hot path: _send, inlined
                 try:
-                    messages = wire.decode(data)
-                except RemoteProtocolError as exc:
-                    self._warn_drop(sender, f"malformed frame: {exc}")
-                    return
-                self._core.receive(sender, messages, now, wall)
-            case PeerUp(peer=peer):
-                self.log.info("peer %s joined", peer)
-                self._core.links_changed(frozenset(self._endpoint.peers), now, wall)
-                self._peers_changed()
-            case PeerDown(peer=peer, graceful=graceful):
-                self.log.info("peer %s left (%s)", peer, "goodbye" if graceful else "declared dead")
-                self._core.links_changed(frozenset(self._endpoint.peers), now, wall, left=peer, graceful=graceful)
-                self._peers_changed()
+                    endpoint.send(peer, frame)
+                except ChannelClosed:
+                    pass  # the link went down meanwhile; the election and resync take it from here
+                except TransportError as exc:
+                    self.log.warning("sending to %s failed: %s", peer, exc)
+            self.stats["frames_out"] += len(ready.frames)
+            if ready.datagrams:
+                self._send(endpoint.send_datagram, ready.datagrams)
+        if ready.faults or ready.dropped:
+            self._report(ready)
+        if ready.events:
+            changed: set[Rid] = set()
+            for event in ready.events:
+                self._on_event(event, changed)
+            for rid in changed:
+                resource = self._resources.get(rid)
+                if resource is not None:
+                    resource._notify()
 
-    def _peers_changed(self) -> None:
-        peers = self.peers
-        for callback in list(self._peers_cbs):
+    def _send(self, send: Callable[[PeerId, bytes], None], frames: dict[PeerId, bytes]) -> None:
+        for peer, frame in frames.items():
             try:
-                callback(peers)
-            except Exception:
-                self.log.exception("on_peers_changed callback raised")
-
-    def _warn_drop(self, sender: PeerId, reason: str) -> None:
-        self.stats["dropped"] += 1
-        key = (sender, reason[:40])
-        if key not in self._warned:
-            self._warned.add(key)
-            self.log.warning("dropped input from %s: %s", sender, reason)
-
-    # -- after every input: send, then notify --------------------------------------------------
-
-    def _after(self) -> None:
-        for sender, reason in self._core.dropped:
-            self._warn_drop(sender, reason)
-        self._core.dropped.clear()
-        self._flush()
-        self._notify()
-
-    def _notify(self) -> None:
-        """Settle handles and requests, tell bound resources and callbacks what changed."""
-        changed: set[Rid] = set()
-        for event in self._core.take_events():
-            self._on_event(event, changed)
-        for rid in changed:
-            resource = self._resources.get(rid)
-            if resource is not None:
-                resource._notify()
-
-    def _flush(self) -> None:
-        outbox = self._core.take_outbox()
-        if not outbox or self._endpoint is None:
-            return
-        encoded: dict[int, bytes] = {}  # a broadcast message is encoded once for every peer
-        for peer, messages in outbox.items():
-            frames = []
-            for message in messages:
-                frame = encoded.get(id(message))
-                if frame is None:
-                    frame = encoded[id(message)] = wire.encode(message)
-                frames.append(frame)
-            try:
-                self._endpoint.send(peer, frames[0] if len(frames) == 1 else wire.join(frames))
-                self.stats["frames_out"] += 1
+                send(peer, frame)
             except ChannelClosed:
                 pass  # the link went down meanwhile; the election and resync take it from here
             except TransportError as exc:
                 self.log.warning("sending to %s failed: %s", peer, exc)
+        self.stats["frames_out"] += len(frames)
 
-    def _on_event(self, event: Any, changed: set[Rid]) -> None:
+    def _report(self, ready: Ready) -> None:
+        """Faults at ERROR with their traceback; dropped input at WARNING, once per (peer, reason)."""
+        for fault in ready.faults:
+            self.stats["faults"] += 1
+            self.log.error("bug: %s from %s raised %s\n%s", fault.what, fault.sender, fault.error, fault.traceback)
+            self._diagnose(Diagnostic(kind="fault", peer=fault.sender, reason=fault.error, detail=fault.traceback))
+        for dropped in ready.dropped:
+            self.stats["dropped"] += 1
+            key = (dropped.sender, dropped.reason[:40])
+            if key not in self._warned:  # remote input: once per (peer, reason)
+                if len(self._warned) >= _WARNED_LIMIT:
+                    self._warned.clear()
+                self._warned.add(key)
+                self.log.warning("dropped input from %s: %s", dropped.sender, dropped.reason)
+                self._diagnose(Diagnostic(kind="dropped", peer=dropped.sender, reason=dropped.reason))
+
+    def _diagnose(self, diagnostic: Diagnostic) -> None:
+        self._diagnostic_cbs(diagnostic)
+
+    def _on_event(self, event: NodeEvent, changed: set[Rid]) -> None:
         match event:
             case fx.StateChanged(rid=rid) | fx.PresenceChanged(rid=rid):
                 changed.add(rid)
@@ -545,19 +585,25 @@ class Peer:
             case fx.ResyncStarted(rid=rid, reason=reason):
                 self.stats["resyncs"] += 1
                 self.log.warning("%s diverged (%s): resyncing", rid, reason)
+                self._diagnose(Diagnostic(kind="diverged", peer=self.master_id, reason=reason, rid=rid))
             case fx.Synced():
                 self._ready.set()
-            case el.MasterChanged(master=master, term=term):
+            case MasterChanged(master=master, term=term):
                 self.log.info("master is now %s (term %s)", master, term)
                 if self._ready.is_set():
                     self._ready = anyio.Event()
                 self._master_change.set()
                 self._master_change = anyio.Event()
-                for callback in list(self._master_cbs):
-                    try:
-                        callback(master, int(term))
-                    except Exception:
-                        self.log.exception("on_master_changed callback raised")
+                self._master_cbs(master, term)
+            case PeersChanged(peers=peers):
+                for peer in sorted(peers - self._linked):
+                    self.log.info("peer %s joined", peer)
+                for peer in sorted(self._linked - peers):
+                    self.log.info("peer %s left", peer)
+                self._linked = peers
+                self._peers_cbs(peers)
+            case _:
+                assert_never(event)
 
     def _fail_waiters(self, error: MovexError) -> None:
         for handle in self._handles.values():

@@ -1,10 +1,18 @@
 """NodeCore: one peer's cores wired together, with no I/O (the node's brain, pure).
 
-It owns the ClientCore (every peer), the MasterCore (while elected) and the ElectionMachine,
-routes messages between them, and collects what the driver must do: ``outbox`` (messages per
-peer, sent as one frame each) and ``events`` (what the app should hear of). The asyncio driver
-(:class:`movex_p2p.Peer`) and the virtual-time simulation (:mod:`movex_p2p.simulation`) both
-drive it, so the simulation tests the same routing the real peer runs.
+It owns the ClientCore (every peer), the MasterCore (while elected) and the ElectionMachine.
+Everything that happens to a peer comes in through one of its methods: transport events
+(:meth:`NodeCore.receive`), time (:meth:`NodeCore.tick`), the app's commands (:meth:`create`,
+:meth:`bind`, :meth:`unbind`, :meth:`dispatch`) and leaving (:meth:`hand_over`). Each call
+returns ONE :class:`Ready` (etcd/raft style): the frames to send per peer and lane, the events
+for the app, the faults (bugs of ours) and the dropped input (the sender's fault). The asyncio
+driver (:class:`movex_p2p.Peer`) and the virtual-time :mod:`movex_p2p.simulation` do nothing but
+execute Readies, so the simulation tests the very routing the real peer runs.
+
+Routing: every message takes the route its messages module declares (:data:`movex_p2p.wire.ROUTES`)
+and leaves on the lane declared there (:data:`movex_p2p.wire.LANES`). Messages a peer sends itself
+(the master's log entries for its own replica, a client's proposals to its own master) are
+delivered in the same step, before the Ready is built.
 
 Two clocks come in: ``now`` (monotonic, for election deadlines) and ``wall`` (seconds since
 the epoch, for master values, transforms and the master's recovery deadline).
@@ -12,31 +20,86 @@ the epoch, for master values, transforms and the master's recovery deadline).
 
 from __future__ import annotations
 
+import traceback
 from collections import deque
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, assert_never
 
 from . import wire
 from .election import machine as el
-from .election.messages import MESSAGES as ELECTION_MESSAGES
-from .errors import MovexError
-from .ids import PeerId, Term
+from .election.messages import ElectionMessage
+from .errors import ProtocolError
+from .ids import PeerId, Rid, Term
 from .resource import effects as fx
 from .resource import messages as rm
 from .resource.client import ClientCore
 from .resource.master import MasterCore
-from .resource.types import ResourceType
+from .resource.types import Action, ResourceType
+from .routes import Lane, Route
+from .transport.base import MAX_DATAGRAM, Frame, PeerDown, PeerUp, TransportEvent
 
 if TYPE_CHECKING:
     import random
 
-__all__ = ["NodeCore", "NodeEvent"]
+__all__ = ["Dropped", "Fault", "MasterChanged", "NodeCore", "NodeEvent", "PeersChanged", "Ready"]
 
-_ELECTION_TYPES: Final = tuple(ELECTION_MESSAGES.values())
-_TO_MASTER: Final = (rm.Create, rm.Bind, rm.Unbind, rm.Propose, rm.Restore, rm.Hello, rm.SyncRequest)
 
-NodeEvent = fx.Effect | el.MasterChanged
-"""What the driver hears of: the client's notifications and master changes."""
+# -- what a step returns -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MasterChanged:
+    """The master became ``master`` (None: an election for a new term runs) in ``term``."""
+
+    master: str | None
+    term: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeersChanged:
+    """The other peers with an open link are now ``peers``."""
+
+    peers: frozenset[str]
+
+
+NodeEvent = fx.Notice | MasterChanged | PeersChanged
+"""What the app hears of, in order."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fault:
+    """A bug of ours: handling ``what`` (from ``sender``) raised ``error``; ``traceback`` says where."""
+
+    sender: PeerId
+    what: str
+    error: str
+    traceback: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dropped:
+    """Input refused as its sender's fault (malformed, unknown, stale or illegal): ``reason`` says why."""
+
+    sender: PeerId
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ready:
+    """What one step asks of the driver: send ``frames`` and ``datagrams`` (one per peer), then report."""
+
+    frames: dict[PeerId, bytes]
+    """Reliable lane, one frame per peer: ``Endpoint.send``."""
+    datagrams: dict[PeerId, bytes]
+    """Datagram lane, one frame of at most MAX_DATAGRAM bytes per peer: ``Endpoint.send_datagram``."""
+    events: list[NodeEvent]
+    faults: list[Fault]
+    dropped: list[Dropped]
+
+
+_ROUTES: Final = wire.ROUTES
+_LANES: Final = wire.LANES
 
 
 class NodeCore:
@@ -49,79 +112,69 @@ class NodeCore:
         types: Mapping[str, ResourceType],
         election: el.ElectionConfig,
         rng: random.Random,
+        decode_limit: int = wire.DECODE_LIMIT,
     ) -> None:
         self.me = me
         self.types = dict(types)
         self.rng = rng
+        self.decode_limit = decode_limit
         self.majority = election.policy is el.Policy.MAJORITY
         self.client = ClientCore(me, types=self.types, wait_commit=self.majority)
         self.election = el.ElectionMachine(me, config=election, rng=rng)
         self.master: MasterCore | None = None
         self.peers: frozenset[PeerId] = frozenset()
-        self.outbox: dict[PeerId, list[wire.Message]] = {}
-        self.events: list[NodeEvent] = []
-        self.dropped: list[tuple[PeerId, str]] = []
-        self._local: deque[wire.Message] = deque()
-        self._held: list[tuple[PeerId, rm.ResourceMessage]] = []  # for the master while its lease lapsed
+        self._local: deque[rm.ResourceMessage] = deque()
+        self._reliable: dict[PeerId, list[wire.Message]] = {}
+        self._datagrams: dict[PeerId, list[wire.Message]] = {}
+        self._events: list[NodeEvent] = []
+        self._faults: list[Fault] = []
+        self._dropped: list[Dropped] = []
         self._position: tuple[int, int] = (0, 0)
         self._last_master: PeerId | None = None
-        self._acks: dict[PeerId, int] = {}  # majority: what each replica holds (master side)
-        self._committed = 0
-        self._acked = 0  # majority: the last index we acked (client side)
+        self._acked = 0  # majority: the last index this replica acked to its master
         self._now = 0.0
         self._wall = 0.0
 
     # -- inputs --------------------------------------------------------------------------------
 
-    def start(self, now: float, wall: float) -> None:
+    def start(self, now: float, wall: float) -> Ready:
         """Begin: the election arms its first timer."""
-        self._clock(now, wall)
-        self._election_effects(self.election.start(now))
-        self.drain()
+        self._now, self._wall = now, wall
+        self._guard(self.me, "start", self._election, self.election.start(now))  # no position yet
+        return self._ready()
 
-    def links_changed(
-        self, peers: frozenset[PeerId], now: float, wall: float, *, left: PeerId | None = None, graceful: bool = False
-    ) -> None:
-        """The set of other peers with an open link is now ``peers`` (``left`` just went away)."""
-        self._clock(now, wall)
-        before, self.peers = self.peers, frozenset(peers)
-        master = self.client.master
-        if master is not None and master != self.me and master in self.peers and master not in before:
-            # the link to our master came back: what we sent meanwhile may be lost, so report
-            # our replicas again and re-send pending work (the master drops duplicates)
-            self.resource_effects(self.client.master_changed(master, self.election.term))
-        if left is not None:
-            self._election_effects(self.election.step(el.PeerLeft(peer=left, graceful=graceful), now))
-        self._election_effects(self.election.step(el.PeersChanged(peers=self.peers), now))
-        if self.master is not None:
-            self.resource_effects(self.master.peers_changed(self.peers, wall))
-        self.drain()
+    def receive(self, events: Iterable[TransportEvent], now: float, wall: float) -> Ready:
+        """Transport events, in the order they arrived: frames and links going up or down."""
+        self._now, self._wall = now, wall
+        for event in events:
+            match event:
+                case Frame(peer=sender, data=data):
+                    try:
+                        messages = wire.decode(data, limit=self.decode_limit)
+                    except ProtocolError as exc:
+                        self._dropped.append(Dropped(sender=sender, reason=f"malformed frame: {exc}"))
+                        continue
+                    for message in messages:
+                        self._route(sender, message)
+                case PeerUp(peer=peer):
+                    self._guard(peer, "PeerUp", self._link_up, peer)
+                case PeerDown(peer=peer, graceful=graceful):
+                    self._guard(peer, "PeerDown", self._link_down, peer, graceful)
+                case _:
+                    assert_never(event)
+        return self._ready()
 
-    def receive(self, sender: PeerId, messages: Iterable[wire.Message], now: float, wall: float) -> None:
-        """Messages arrived from ``sender`` (already decoded and validated)."""
-        self._clock(now, wall)
-        for message in messages:
-            self._route(sender, message)
-        self.drain()
+    def tick(self, now: float, wall: float) -> Ready:
+        """Time passed: fire due timers (election, master recovery, the client's re-sends)."""
+        self._now, self._wall = now, wall
+        self._guard(self.me, "tick", self._tick)
+        return self._ready()
 
-    def tick(self, now: float, wall: float) -> None:
-        """Time passed: fire due election and master timers."""
-        self._clock(now, wall)
-        deadline = self.election.deadline
-        if deadline is not None and now >= deadline:
-            self._election_effects(self.election.step(el.Tick(), now))
-        if self.master is not None and self.master.deadline is not None and wall >= self.master.deadline:
-            self.resource_effects(self.master.tick(wall))
-        if self._held:
-            self._release_held()
-        self.resource_effects(self.client.resend_stalled(wall))
-        self.drain()
-
-    def hand_over(self, now: float, wall: float) -> None:
+    def hand_over(self, now: float, wall: float) -> Ready:
         """Shutting down: a master hands over to its most caught-up peer."""
-        self._clock(now, wall)
-        self._election_effects(self.election.step(el.Handover(), now))
-        self.drain()
+        self._now, self._wall = now, wall
+        self._guard(self.me, "hand_over", self._hand_over)
+        return self._ready()
 
     def seconds_to_deadline(self, now: float, wall: float) -> float | None:
         """Seconds until the next timer, or None when there is none."""
@@ -130,94 +183,168 @@ class NodeCore:
             waits.append(self.election.deadline - now)
         if self.master is not None and self.master.deadline is not None:
             waits.append(self.master.deadline - wall)
+        if self.client.deadline is not None:
+            waits.append(self.client.deadline - wall)
         return max(0.0, min(waits)) if waits else None
+
+    # -- the app's commands (raise LocalProtocolError for what the app may not do) ----------------
+
+    def create(self, rid: Rid, state: Any, now: float, wall: float, *, exist_ok: bool = True) -> tuple[int, Ready]:
+        """Ask the master to create ``rid``; the answer comes as a RequestSettled(req) event."""
+        self._now, self._wall = now, wall
+        req, effects = self.client.create(rid, state, exist_ok=exist_ok)
+        self._effects(effects)
+        return req, self._ready()
+
+    def bind(self, rid: Rid, info: dict[str, Any], now: float, wall: float) -> tuple[int, Ready]:
+        """Subscribe to ``rid`` with presence ``info``; the answer comes as a RequestSettled(req) event."""
+        self._now, self._wall = now, wall
+        req, effects = self.client.bind(rid, info)
+        self._effects(effects)
+        return req, self._ready()
+
+    def unbind(self, rid: Rid, now: float, wall: float) -> Ready:
+        """Stop being a subscriber of ``rid``."""
+        self._now, self._wall = now, wall
+        self._effects(self.client.unbind(rid))
+        return self._ready()
+
+    def dispatch(
+        self, rid: Rid, action: Action, private: Action | None, now: float, wall: float, *, hold: bool = False
+    ) -> tuple[int, Ready]:
+        """Apply ``action`` optimistically and send it (``private``: a private/public pair); returns its seq.
+
+        With ``hold`` the frames stay in the outbox for the next step's Ready (or :meth:`flush`),
+        so a burst of dispatches leaves as one frame per peer.
+        """
+        self._now, self._wall = now, wall
+        seq, effects = self.client.dispatch(rid, action, private, now=wall)
+        self._effects(effects)
+        return seq, self._ready(hold=hold)
+
+    @property
+    def holding(self) -> bool:
+        """True when earlier steps held frames that no Ready has handed over yet."""
+        return bool(self._reliable or self._datagrams)
+
+    def flush(self, now: float, wall: float) -> Ready:
+        """A step with no input: hands over what earlier steps held."""
+        self._now, self._wall = now, wall
+        return self._ready()
 
     # -- routing -------------------------------------------------------------------------------
 
-    def _clock(self, now: float, wall: float) -> None:
-        self._now, self._wall = now, wall
+    def _guard(self, sender: PeerId, what: str, handle: Callable[..., object], *args: Any) -> None:
+        """Run ``handle(*args)``: a ProtocolError is the sender's fault (dropped), anything else ours (a fault)."""
+        try:
+            handle(*args)
+        except ProtocolError as exc:
+            self._dropped.append(Dropped(sender=sender, reason=f"{what}: {exc}"))
+        except Exception as exc:
+            self._fault(sender, what, exc)
+
+    def _fault(self, sender: PeerId, what: str, exc: Exception) -> None:
+        self._faults.append(
+            Fault(sender=sender, what=what, error=repr(exc), traceback="".join(traceback.format_exception(exc)))
+        )
 
     def _route(self, sender: PeerId, message: wire.Message) -> None:
+        """Hand ``message`` to the core its route names (a guard of its own: one message, one verdict)."""
         try:
-            if isinstance(message, _ELECTION_TYPES):
-                received = el.Received(sender=sender, message=message)  # type: ignore[arg-type]
-                self._election_effects(self.election.step(received, self._now))
-            elif isinstance(message, rm.Ack):
-                self._on_ack(sender, message)
-            elif isinstance(message, _TO_MASTER) or (
-                isinstance(message, rm.Snapshot) and self.master is not None and sender != self.client.master
-            ):
-                self._to_master(sender, message)
-            else:
-                self.resource_effects(self.client.step(sender, message, self._wall))  # type: ignore[arg-type]
-        except MovexError as exc:
-            self.dropped.append((sender, f"{type(message).__name__}: {exc}"))
-        except Exception as exc:  # a bug or input no rule foresaw: drop it, keep the peer running
-            self.dropped.append((sender, f"{type(message).__name__} raised {type(exc).__name__}: {exc}"))
+            # the route table is derived from these unions, so each narrowing below is exact
+            match _ROUTES[type(message)]:
+                case Route.TO_CLIENTS:
+                    to_clients: rm.ToClients = message  # type: ignore[assignment]
+                    self._effects(self.client.step(sender, to_clients, self._wall))
+                case Route.TO_MASTER:
+                    to_master: rm.ToMaster = message  # type: ignore[assignment]
+                    master = self.master
+                    if master is not None:
+                        lease = not self.majority or self.election.can_confirm(self._now)
+                        self._effects(master.step(sender, to_master, self._wall, lease=lease))
+                    elif to_master.term > self.election.term:
+                        self._observe(Term(to_master.term))
+                    # else: not (or no longer) master; the sender re-sends to the next one
+                case Route.ELECTION:
+                    election: ElectionMessage = message  # type: ignore[assignment]
+                    self._elect(el.Received(sender=sender, message=election))
+                case route:
+                    assert_never(route)
+        except ProtocolError as exc:
+            self._dropped.append(Dropped(sender=sender, reason=f"{type(message).__name__}: {exc}"))
+        except Exception as exc:
+            self._fault(sender, type(message).__name__, exc)
 
-    def _to_master(self, sender: PeerId, message: rm.ResourceMessage) -> None:
-        if message.term > self.election.term:
-            self._observe(Term(message.term))
-            return
-        if self.master is None:
-            return  # not (or no longer) master; the sender re-sends to the next one
-        self._held.append((sender, message))
-        self._release_held()
+    def _link_up(self, peer: PeerId) -> None:
+        if peer == self.client.master and peer != self.me:
+            # the link to our master (re)opened: what we sent meanwhile may be lost, so report
+            # our replicas again and re-send pending work (the master drops duplicates)
+            self._effects(self.client.master_changed(peer, self.election.term))
+        if peer not in self.peers:
+            self.peers = self.peers | {peer}
+            self._links_changed()
 
-    def _release_held(self) -> None:
-        """Serve queued master messages in arrival order, unless the lease lapsed (MAJORITY)."""
-        if self.master is None:
-            self._held.clear()
+    def _link_down(self, peer: PeerId, graceful: bool) -> None:
+        if peer not in self.peers:
             return
-        if not self.election.can_confirm(self._now):
-            return  # without a quorum a master confirms nothing
-        held, self._held = self._held, []
-        for sender, message in held:
-            self.resource_effects(self.master.step(sender, message, self._wall))
+        self.peers = self.peers - {peer}
+        self._elect(el.PeerLeft(peer=peer, graceful=graceful))
+        self._links_changed()
 
-    def _on_ack(self, sender: PeerId, ack: rm.Ack) -> None:
-        if self.master is None or ack.term != self.master.term:
-            return
-        if ack.index > self._acks.get(sender, 0):
-            self._acks[sender] = ack.index
-            self._advance_commit()
+    def _links_changed(self) -> None:
+        self._elect(el.LinksChanged(peers=self.peers))
+        if self.master is not None:
+            lease = self.election.can_confirm(self._now)
+            self._effects(self.master.peers_changed(self.peers, self._wall, lease=lease))
+        self._events.append(PeersChanged(peers=self.peers))
 
-    def _advance_commit(self) -> None:
-        """Majority: the highest index a quorum holds, counted from an entry of this term on."""
-        master = self.master
-        if master is None or master.began is None:
-            return
-        self._acks[self.me] = self.client.index
-        for index in sorted(set(self._acks.values()), reverse=True):
-            if index <= self._committed or index < master.began:
-                return
-            if self.election.has_quorum(frozenset(p for p, i in self._acks.items() if i >= index)):
-                self._committed = index
-                self.resource_effects([fx.Broadcast(message=rm.Committed(term=master.term, index=index))])
-                return
+    def _tick(self) -> None:
+        now, wall = self._now, self._wall
+        deadline = self.election.deadline
+        if deadline is not None and now >= deadline:
+            self._elect(el.Tick())
+        if self.master is not None:
+            self._effects(self.master.tick(wall, lease=self.election.can_confirm(now)))
+        self._effects(self.client.resend_stalled(wall))
+
+    def _serve_waiting(self) -> None:
+        if self.master is not None:
+            self._effects(self.master.tick(self._wall, lease=True))
+
+    def _hand_over(self) -> None:
+        self._elect(el.Handover())
 
     def _observe(self, term: Term) -> None:
-        self._election_effects(self.election.step(el.Observed(term=term), self._now))
+        self._elect(el.Observed(term=term))
+
+    def _elect(self, event: el.Input) -> None:
+        """Step the election, first telling it how up to date this replica is (for votes and acks)."""
+        position = self.client.position
+        if position != self._position:
+            self._position = position
+            self._election(self.election.step(el.LogPosition(term=position[0], index=position[1]), self._now))
+        self._election(self.election.step(event, self._now))
 
     # -- effects -------------------------------------------------------------------------------
 
-    def _election_effects(self, effects: Iterable[el.Effect]) -> None:
+    def _election(self, effects: Iterable[el.Effect]) -> None:
         for effect in effects:
             match effect:
                 case el.Send(to=to, message=message):
                     self._send(to, message)
-                case el.Broadcast(message=message):
-                    self._to_every_peer(message)
-                case el.MasterChanged(master=master, term=term):
+                case el.Broadcast(message=message):  # to every OTHER peer
+                    for peer in self.peers:
+                        self._send(peer, message)
+                case el.MasterKnown(master=master, term=term):
                     self._master_changed(master, term)
-                    self.events.append(effect)
+                    self._events.append(MasterChanged(master=master, term=term))
+                case _:
+                    assert_never(effect)
 
     def _master_changed(self, master: PeerId | None, term: Term) -> None:
         previous = self._last_master
         if master is not None:
             self._last_master = master
-        self._acks.clear()
-        self._committed = 0
         self._acked = 0
         if master == self.me:
             if self.master is None or self.master.term != term:
@@ -229,73 +356,97 @@ class NodeCore:
                     rng_factory=type(self.rng),
                     index=self.client.index,
                     replicas=self.client.replicas.values(),
-                    # the master we replace is gone or deposed: do not wait for its Hello
+                    # the master we replace is gone or deposed: do not wait for its Report
                     peers=self.peers - {previous} if previous is not None else self.peers,
                     now=self._wall,
+                    quorum=self.election.has_quorum if self.majority else None,
                 )
         else:
             self.master = None
-            self._held.clear()
-        self.resource_effects(self.client.master_changed(master, term))
+        self._effects(self.client.master_changed(master, term))
 
-    def resource_effects(self, effects: Iterable[fx.Effect]) -> None:
-        """Execute effects of the resource cores (the driver passes the client's command effects here)."""
+    def _effects(self, effects: Iterable[fx.Effect]) -> None:
+        """Execute what a resource core returned."""
         for effect in effects:
             match effect:
                 case fx.Send(to=to, message=message):
                     self._send(to, message)
-                case fx.Broadcast(message=message):
-                    self._to_every_peer(message)
+                case fx.Publish(message=message):  # to every peer, this one included
+                    for peer in self.peers:
+                        self._reliable.setdefault(peer, []).append(message)
                     self._local.append(message)
                 case fx.TermObserved(term=term):
                     self._observe(term)
+                case (
+                    fx.StateChanged()
+                    | fx.ActionSettled()
+                    | fx.RequestSettled()
+                    | fx.PresenceChanged()
+                    | fx.ResyncStarted()
+                    | fx.Rebased()
+                    | fx.Synced()
+                ):
+                    self._events.append(effect)
                 case _:
-                    self.events.append(effect)
-
-    def _to_every_peer(self, message: wire.Message) -> None:
-        for peer in self.peers:
-            self.outbox.setdefault(peer, []).append(message)
+                    assert_never(effect)
 
     def _send(self, to: PeerId, message: wire.Message) -> None:
         if to == self.me:
-            self._local.append(message)
+            self._local.append(message)  # type: ignore[arg-type]  # the election never sends to itself
+        elif _LANES[type(message)] is Lane.DATAGRAM:
+            self._datagrams.setdefault(to, []).append(message)
         else:
-            self.outbox.setdefault(to, []).append(message)
+            self._reliable.setdefault(to, []).append(message)
 
-    def drain(self) -> None:
-        """Deliver messages this peer sent itself, then report a new log position to the election."""
-        while self._local:
-            self._route(self.me, self._local.popleft())
-        if self.majority:
-            self._ack_position()
-        position = self.client.position
-        if position != self._position:
-            self._position = position
-            self._election_effects(self.election.step(el.LogPosition(term=position[0], index=position[1]), self._now))
+    # -- the end of every step -----------------------------------------------------------------
+
+    def _ready(self, *, hold: bool = False) -> Ready:
+        """Deliver what this peer sent itself, ack under ``majority``, hand the rest over (``hold``: keep frames)."""
+        master = self.master
+        if master is not None and master.waits_for_lease and self.election.can_confirm(self._now):
+            self._guard(self.me, "waiting", self._serve_waiting)  # the lease is back
+        while True:
             while self._local:
                 self._route(self.me, self._local.popleft())
+            if self.majority:
+                self._guard(self.me, "ack", self._ack)
+            if not self._local:
+                break
+        ready = Ready(frames={}, datagrams={}, events=self._events, faults=self._faults, dropped=self._dropped)
+        self._events, self._faults, self._dropped = [], [], []
+        if hold:
+            return ready
+        if self._datagrams:
+            ready.datagrams.update(_encode(self._datagrams))
+            for peer, frame in list(ready.datagrams.items()):
+                if len(frame) > MAX_DATAGRAM:  # too big for the datagram lane: it goes reliably
+                    del ready.datagrams[peer]
+                    self._reliable.setdefault(peer, []).extend(self._datagrams[peer])
+            self._datagrams = {}
+        if self._reliable:
+            ready.frames.update(_encode(self._reliable))
+            self._reliable = {}
+        return ready
 
-    def _ack_position(self) -> None:
+    def _ack(self) -> None:
+        """``majority``: tell the master how far this replica holds the log (the master's commit counts it)."""
         index = self.client.index
-        if index <= self._acked:
-            return
-        self._acked = index
         master = self.client.master
-        if master is None:
-            return
-        if master == self.me:
-            self._advance_commit()
-            while self._local:
-                self._route(self.me, self._local.popleft())
-        else:
+        if index > self._acked and master is not None:
+            self._acked = index
             self._send(master, rm.Ack(term=self.client.term, index=index))
 
-    def take_outbox(self) -> dict[PeerId, list[wire.Message]]:
-        """Messages to send, per peer (in order); the outbox is emptied."""
-        outbox, self.outbox = self.outbox, {}
-        return outbox
 
-    def take_events(self) -> list[NodeEvent]:
-        """Notifications for the app, in order; the list is emptied."""
-        events, self.events = self.events, []
-        return events
+def _encode(outbox: dict[PeerId, list[wire.Message]]) -> dict[PeerId, bytes]:
+    """One frame per peer; a message sent to several peers is encoded once."""
+    encoded: dict[int, bytes] = {}
+    frames: dict[PeerId, bytes] = {}
+    for peer, messages in outbox.items():
+        parts = []
+        for message in messages:
+            frame = encoded.get(id(message))
+            if frame is None:
+                frame = encoded[id(message)] = wire.encode(message)
+            parts.append(frame)
+        frames[peer] = parts[0] if len(parts) == 1 else wire.join(parts)
+    return frames

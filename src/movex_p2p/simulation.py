@@ -1,9 +1,15 @@
 """Whole peers in virtual time: NodeCores over a simulated network with seeded faults (pure).
 
 Each simulated peer is the same :class:`~movex_p2p.nodecore.NodeCore` that ``mx.Peer`` drives,
-so the election, the cores and their routing are exercised together, hundreds of times per
-second of real time. Frames go through the real codec. Links are FIFO with a seeded delay; a
+and this module is a driver as thin as the Peer: it feeds transport events and ticks in and
+executes every :class:`~movex_p2p.nodecore.Ready` that comes out, so the election, the cores and
+their routing are exercised together, hundreds of times per second of real time. Frames go
+through the real codec and the shared link model (:class:`~movex_p2p.links.Links`): reliable
+frames in order per link, election datagrams lost with probability ``loss`` and reordered. A
 kill or a partition cuts links silently and the far side notices after ``detect_after``.
+
+A fault (an exception in our own code while a core handled input) fails the run at once with
+:class:`SimulationFault`; dropped input (the sender's fault) is kept in :attr:`Simulation.dropped`.
 """
 
 from __future__ import annotations
@@ -15,14 +21,26 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import wire
 from .election import machine as el
 from .ids import PeerId, Rid, Term
-from .nodecore import NodeCore
+from .links import Links
+from .nodecore import Dropped, Fault, MasterChanged, NodeCore, PeersChanged, Ready
 from .resource import effects as fx
 from .resource.types import Action, ResourceType
+from .routes import Lane
+from .transport.base import Frame, PeerDown, PeerUp, TransportEvent
 
-__all__ = ["SimPeer", "Simulation"]
+__all__ = ["SimPeer", "Simulation", "SimulationFault", "terms_with_two_masters"]
+
+
+class SimulationFault(AssertionError):
+    """A core raised while handling input: a bug of ours, never the input's fault."""
+
+    def __init__(self, peer: PeerId, faults: list[Fault]) -> None:
+        details = "\n".join(f"{f.what} from {f.sender}: {f.error}\n{f.traceback}" for f in faults)
+        super().__init__(f"{peer}: {len(faults)} fault(s)\n{details}")
+        self.peer = peer
+        self.faults = faults
 
 
 @dataclass(slots=True)
@@ -37,6 +55,7 @@ class SimPeer:
     dispatched: dict[tuple[Rid, int], Action] = field(default_factory=dict)
     resyncs: int = 0
     rebased: int = 0
+    master_changes: int = 0
 
 
 @dataclass(order=True, slots=True)
@@ -58,14 +77,14 @@ class Simulation:
         seed: int = 0,
         config: el.ElectionConfig | None = None,
         delay: tuple[float, float] = (0.0002, 0.002),
+        loss: float = 0.0,
         detect_after: float = 0.5,
-        codec: bool = True,
     ) -> None:
         self.rng = random.Random(seed)
         self.now = 0.0
-        self.delay = delay
+        self.links = Links(self.rng, delay=delay, loss=loss)
+        """The link model: ``loss`` applies to datagrams (the election's), see :mod:`movex_p2p.links`."""
         self.detect_after = detect_after
-        self.codec = codec
         self.types = {t.name: t for t in types}
         self.ids = [PeerId(f"p{i}") for i in range(size)]
         config = config or el.ElectionConfig()
@@ -74,14 +93,12 @@ class Simulation:
             for pid in self.ids
         }
         self.elected: list[tuple[float, Term, PeerId]] = []
+        self.dropped: list[tuple[PeerId, Dropped]] = []
         self._queue: list[_Event] = []
         self._order = itertools.count()
-        self._last_delivery: dict[tuple[PeerId, PeerId], float] = {}
-        self._groups: list[frozenset[PeerId]] | None = None
         self._seen: dict[PeerId, set[PeerId]] = {pid: set() for pid in self.ids}
         for pid in self.ids:
-            self.peers[pid].core.start(self.now, self.now)
-            self._collect(pid)
+            self._execute(pid, self.peers[pid].core.start(self.now, self.now))
         self._topology_changed(detect=0.0)
 
     # -- inspection ----------------------------------------------------------------------------
@@ -125,32 +142,32 @@ class Simulation:
     def kill(self, pid: str) -> None:
         """``pid`` vanishes without a goodbye."""
         self.peers[PeerId(pid)].alive = False
+        self.links.kill(pid)
         self._topology_changed(detect=self.detect_after)
 
     def partition(self, *groups: Iterable[str]) -> None:
         """Cut links between groups (peers in no group form one more group)."""
-        self._groups = [frozenset(PeerId(p) for p in g) for g in groups]
+        self.links.partition(*groups)
         self._topology_changed(detect=self.detect_after)
 
     def heal(self) -> None:
         """Undo a partition."""
-        self._groups = None
+        self.links.heal()
         self._topology_changed(detect=0.05)
 
     def create(self, pid: str, type_name: str, id: str, state: Any = None) -> Rid:
         """``pid`` asks the master to create a resource; returns its rid."""
         rid = self.types[type_name].rid(id)
-        core = self.peers[PeerId(pid)].core
-        _, effects = core.client.create(rid, state)
-        self._command(PeerId(pid), effects)
+        _, ready = self.peers[PeerId(pid)].core.create(rid, state, self.now, self.now)
+        self._execute(PeerId(pid), ready)
         return rid
 
     def dispatch(self, pid: str, rid: Rid, action: Action, private: Action | None = None) -> int:
         """``pid`` dispatches ``action`` on ``rid``; returns its seq."""
         peer = self.peers[PeerId(pid)]
-        seq, effects = peer.core.client.dispatch(rid, action, private)
+        seq, ready = peer.core.dispatch(rid, action, private, self.now, self.now)
         peer.dispatched[(rid, seq)] = action
-        self._command(PeerId(pid), effects)
+        self._execute(PeerId(pid), ready)
         return seq
 
     def at(self, when: float, kind: str, *args: Any) -> None:
@@ -188,20 +205,17 @@ class Simulation:
             core = self.peers[pid].core
             wait = core.seconds_to_deadline(self.now, self.now)
             if wait is not None and wait <= 1e-4:
-                core.tick(self.now, self.now)
-                self._collect(pid)
+                self._execute(pid, core.tick(self.now, self.now))
 
     def _handle(self, event: _Event) -> None:
         match event.kind:
             case "deliver":
-                src, dst, payload = event.args
-                if not (self.peers[src].alive and self.peers[dst].alive and self._linked(src, dst)):
-                    return
+                src, dst, data = event.args
+                if not (self.peers[dst].alive and self.links.linked(src, dst)):
+                    return  # cut while in flight
                 if src not in self._seen[dst]:
                     return  # the link is not up on dst's side (yet)
-                messages = wire.decode(payload) if self.codec else payload
-                self.peers[dst].core.receive(src, messages, self.now, self.now)
-                self._collect(dst)
+                self._receive(dst, [Frame(peer=src, data=data)])
             case "links":
                 (pid,) = event.args
                 self._report_links(pid)
@@ -218,13 +232,6 @@ class Simulation:
     def _push(self, at: float, kind: str, args: tuple[Any, ...]) -> None:
         heapq.heappush(self._queue, _Event(at, next(self._order), kind, args))
 
-    def _linked(self, a: PeerId, b: PeerId) -> bool:
-        if self._groups is None:
-            return True
-        ga = next((i for i, g in enumerate(self._groups) if a in g), -1)
-        gb = next((i for i, g in enumerate(self._groups) if b in g), -1)
-        return ga == gb
-
     def _topology_changed(self, *, detect: float) -> None:
         for pid in self.alive:
             self._push(self.now + detect, "links", (pid,))
@@ -232,37 +239,34 @@ class Simulation:
     def _report_links(self, pid: PeerId) -> None:
         if not self.peers[pid].alive:
             return
-        now_up = {q for q in self.alive if q != pid and self._linked(pid, q)}
+        now_up = {q for q in self.alive if self.links.linked(pid, q)}
         before = self._seen[pid]
         if now_up == before:
             return
         self._seen[pid] = now_up
-        core = self.peers[pid].core
-        for left in sorted(before - now_up):
-            core.links_changed(frozenset(now_up), self.now, self.now, left=left)
-        core.links_changed(frozenset(now_up), self.now, self.now)
-        self._collect(pid)
+        events: list[TransportEvent] = [PeerDown(peer=q, graceful=False) for q in sorted(before - now_up)]
+        events += [PeerUp(peer=q) for q in sorted(now_up - before)]
+        self._receive(pid, events)
 
-    def _command(self, pid: PeerId, effects: list[fx.Effect]) -> None:
-        core = self.peers[pid].core
-        core.resource_effects(effects)
-        core.drain()
-        self._collect(pid)
+    def _receive(self, pid: PeerId, events: list[TransportEvent]) -> None:
+        self._execute(pid, self.peers[pid].core.receive(events, self.now, self.now))
 
-    def _collect(self, pid: PeerId) -> None:
-        core = self.peers[pid].core
+    def _execute(self, pid: PeerId, ready: Ready) -> None:
+        """Do what one step asked: send, fail on faults, record what the app would hear."""
+        if ready.faults:
+            raise SimulationFault(pid, ready.faults)
+        for dst, data in ready.frames.items():
+            self._transmit(pid, dst, data, Lane.RELIABLE)
+        for dst, data in ready.datagrams.items():
+            self._transmit(pid, dst, data, Lane.DATAGRAM)
+        self.dropped += [(pid, dropped) for dropped in ready.dropped]
         peer = self.peers[pid]
-        for dst, messages in core.take_outbox().items():
-            if dst not in self._seen[pid]:
-                continue  # no link on our side: the transport would refuse
-            payload: Any = wire.encode_many(messages) if self.codec else list(messages)
-            at = max(self.now + self.rng.uniform(*self.delay), self._last_delivery.get((pid, dst), 0.0))
-            self._last_delivery[(pid, dst)] = at
-            self._push(at, "deliver", (pid, dst, payload))
-        for event in core.take_events():
+        for event in ready.events:
             match event:
-                case el.MasterChanged(master=master, term=term) if master == pid:
-                    self.elected.append((self.now, term, pid))
+                case MasterChanged(master=master, term=term):
+                    peer.master_changes += 1
+                    if master == pid:
+                        self.elected.append((self.now, Term(term), pid))
                 case fx.ActionSettled(rid=rid, seq=seq, error=None) if (rid, seq) in peer.dispatched:
                     peer.confirmed[(rid, seq)] = peer.dispatched[(rid, seq)]
                     peer.confirmed_at[(rid, seq)] = self.now
@@ -272,9 +276,22 @@ class Simulation:
                     peer.resyncs += 1
                 case fx.Rebased(count=count):
                     peer.rebased += count
-                case _:
+                case (
+                    fx.ActionSettled()
+                    | fx.StateChanged()
+                    | fx.RequestSettled()
+                    | fx.PresenceChanged()
+                    | fx.Synced()
+                    | PeersChanged()
+                ):
                     pass
-        core.dropped.clear()
+
+    def _transmit(self, src: PeerId, dst: PeerId, data: bytes, lane: Lane) -> None:
+        if dst not in self._seen[src]:
+            return  # no link on our side: the transport would refuse
+        at = self.links.arrival(src, dst, self.now, lane)
+        if at is not None:
+            self._push(at, "deliver", (src, dst, data))
 
 
 def terms_with_two_masters(elected: Iterable[tuple[float, Term, PeerId]]) -> Mapping[Term, set[PeerId]]:

@@ -36,11 +36,11 @@ __all__ = [
     "ElectionMachine",
     "Handover",
     "Input",
+    "LinksChanged",
     "LogPosition",
-    "MasterChanged",
+    "MasterKnown",
     "Observed",
     "PeerLeft",
-    "PeersChanged",
     "Policy",
     "Received",
     "Role",
@@ -139,7 +139,7 @@ class Received:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PeersChanged:
+class LinksChanged:
     """The set of OTHER peers with an open link changed; a peer missing from it is disconnected."""
 
     peers: frozenset[PeerId]
@@ -173,7 +173,7 @@ class Observed:
     term: Term
 
 
-Input = Tick | Received | PeersChanged | PeerLeft | LogPosition | Handover | Observed
+Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Observed
 
 # -- effects ----------------------------------------------------------------------------------
 
@@ -194,14 +194,14 @@ class Broadcast:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MasterChanged:
-    """The known master or term changed; ``master`` is None while no master is known."""
+class MasterKnown:
+    """The known master or term changed; ``master`` is None from a new term's campaign until it is won."""
 
     master: PeerId | None
     term: Term
 
 
-Effect = Send | Broadcast | MasterChanged
+Effect = Send | Broadcast | MasterKnown
 
 # -- the machine ------------------------------------------------------------------------------
 
@@ -303,7 +303,7 @@ class ElectionMachine:
                     self._heard[sender] = now
                     self._silent.discard(sender)
                     self._on_message(sender, message, now, out)
-            case PeersChanged(peers=peers):
+            case LinksChanged(peers=peers):
                 self._on_peers_changed(peers - {self._me}, now, out)
             case PeerLeft(peer=peer, graceful=graceful):
                 if graceful:
@@ -322,7 +322,7 @@ class ElectionMachine:
                 assert_never(event)
         if (self._master, self._term) != self._announced:
             self._announced = (self._master, self._term)
-            out.insert(0, MasterChanged(master=self._master, term=self._term))
+            out.insert(0, MasterKnown(master=self._master, term=self._term))
         return out
 
     # -- timers --
@@ -333,8 +333,10 @@ class ElectionMachine:
         if self._handover_at is not None and now >= self._handover_at:
             self._hand_over(now, out)  # the successor did not win in time: pick again
         if self._election_at is not None and now >= self._election_at:
+            # The master stays known while the pre-vote runs: a follower that missed a few
+            # heartbeats (lost datagrams, a stalled loop) must not drop a master the others still
+            # follow. The master changes only when a new term is won or a higher one is seen.
             self._suspect_silent_peers()
-            self._master = None
             self._pre_vote(now, out)
 
     def _suspect_silent_peers(self) -> None:

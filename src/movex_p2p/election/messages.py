@@ -2,17 +2,23 @@
 
 The sender of a message is the authenticated link it arrived on (``Received.sender``), so no
 message names its own sender. Tags 60-79 belong to the election; append, never renumber.
+Every election message takes :attr:`Route.ELECTION` and travels on the datagram lane: each is
+small, idempotent and loss-tolerant (heartbeats repeat, a lost vote is asked for again at the
+next timeout), and must never wait behind a large state on the reliable lane.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, get_args
 
 from ..ids import PeerId, Term
+from ..routes import Lane, Route
 
 __all__ = [
+    "LANES",
     "MESSAGES",
+    "ROUTES",
     "ElectionMessage",
     "Heartbeat",
     "HeartbeatAck",
@@ -87,7 +93,13 @@ class TimeoutNow:
 
 ElectionMessage = Heartbeat | HeartbeatAck | PreVoteRequest | PreVoteReply | VoteRequest | VoteReply | TimeoutNow
 
-MESSAGES: Final[dict[int, type]] = {
+ROUTES: Final[dict[type[ElectionMessage], Route]] = dict.fromkeys(get_args(ElectionMessage), Route.ELECTION)
+"""Every election message goes to the ElectionMachine."""
+
+LANES: Final[dict[type[ElectionMessage], Lane]] = dict.fromkeys(get_args(ElectionMessage), Lane.DATAGRAM)
+"""Every election message travels on the datagram lane (see the module docstring)."""
+
+MESSAGES: Final[dict[int, type[ElectionMessage]]] = {
     60: Heartbeat,
     61: HeartbeatAck,
     62: PreVoteRequest,
@@ -96,3 +108,4 @@ MESSAGES: Final[dict[int, type]] = {
     65: VoteReply,
     66: TimeoutNow,
 }
+"""Wire tags: append, never renumber."""

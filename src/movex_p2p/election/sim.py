@@ -1,9 +1,11 @@
 """A virtual-time network of ElectionMachines with seeded faults (pure: no asyncio, no clock).
 
 The harness routes effects between machines the way the node does (``Broadcast`` goes to the
-links the sender sees open), delivers messages in FIFO order per link after a random delay,
-reports link changes as ``PeersChanged`` after configurable detection delays, and injects
-kills, graceful leaves, partitions, heals and message loss. Time only moves in :meth:`run_until`.
+links the sender sees open), sends every election message as a datagram through the shared
+link model (:class:`movex_p2p.links.Links`: lost with probability ``loss``, delayed on its own
+draw, so messages may overtake each other), reports link changes as ``LinksChanged`` after
+configurable detection delays, and injects kills, graceful leaves, partitions, heals and loss.
+Time only moves in :meth:`run_until`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..ids import PeerId, Term
+from ..links import Links
+from ..routes import Lane
 from .machine import (
     Broadcast,
     Effect,
@@ -23,10 +27,10 @@ from .machine import (
     ElectionMachine,
     Handover,
     Input,
+    LinksChanged,
     LogPosition,
-    MasterChanged,
+    MasterKnown,
     PeerLeft,
-    PeersChanged,
     Received,
     Role,
     Send,
@@ -82,8 +86,8 @@ class Cluster:
         ids = [f"p{i}" for i in range(peers)] if isinstance(peers, int) else list(peers)
         self.rng = rng
         self.config = config
-        self.delay = delay
-        self.loss = loss
+        self.links = Links(rng, delay=delay, loss=loss)
+        """The link model shared with the node Simulation and FaultyNetwork."""
         self.down_delay = down_delay
         self.up_delay = up_delay
         self.now = 0.0
@@ -92,15 +96,13 @@ class Cluster:
         }
         self.alive: set[PeerId] = set(self.machines)
         self.elected: list[Elected] = []
-        self.changes: list[tuple[float, PeerId, MasterChanged]] = []
+        self.changes: list[tuple[float, PeerId, MasterKnown]] = []
         self.votes: dict[tuple[PeerId, Term], set[PeerId]] = {}
         """Every candidate each voter granted a vote to, per term (a set of more than one is a bug)."""
         self.observers: list[Callable[[Cluster], None]] = []
         """Called after every processed event (invariant checks)."""
-        self._group: dict[PeerId, int] = dict.fromkeys(self.machines, 0)
         self._view: dict[PeerId, set[PeerId]] = {p: set() for p in self.machines}
         self._down_at: dict[frozenset[PeerId], float] = {}
-        self._fifo: dict[tuple[PeerId, PeerId], float] = {}
         self._queue: list[tuple[float, int, _Delivery | _LinkSeen]] = []
         self._seq = itertools.count()
         for peer in sorted(self.machines):
@@ -109,9 +111,18 @@ class Cluster:
 
     # -- observation --
 
+    @property
+    def loss(self) -> float:
+        """Probability that one message is lost (every election message is a datagram)."""
+        return self.links.loss
+
+    @loss.setter
+    def loss(self, p: float) -> None:
+        self.links.set_loss(p)
+
     def linked(self, a: PeerId, b: PeerId) -> bool:
         """Is the a-b link up right now (both alive, same side of every partition)?"""
-        return a != b and a in self.alive and b in self.alive and self._group[a] == self._group[b]
+        return self.links.linked(a, b)
 
     def last_linked(self, a: PeerId, b: PeerId) -> float:
         """The last virtual time the a-b link was up (now if it is up, -inf if never)."""
@@ -133,6 +144,7 @@ class Cluster:
         """Crash ``peer``: it stops at once; others notice after ``down_delay`` (or by silence)."""
         before = self._links()
         self.alive.discard(PeerId(peer))
+        self.links.kill(peer)
         self._topology_changed(before)
 
     def leave(self, peer: str) -> None:
@@ -140,6 +152,7 @@ class Cluster:
         pid = PeerId(peer)
         before = self._links()
         self.alive.discard(pid)
+        self.links.kill(pid)
         for other in sorted(self.alive):
             if pid in self._view[other]:
                 self._view[other].discard(pid)
@@ -149,16 +162,14 @@ class Cluster:
     def partition(self, *groups: Iterable[str]) -> None:
         """Split the network: each group is one side; unlisted peers form one more side."""
         before = self._links()
-        for peer in self._group:
-            self._group[peer] = 0
-        for side, group in enumerate(groups, start=1):
-            for name in group:
-                self._group[PeerId(name)] = side
+        self.links.partition(*groups)
         self._topology_changed(before)
 
     def heal(self) -> None:
         """Remove every partition."""
-        self.partition()
+        before = self._links()
+        self.links.heal()
+        self._topology_changed(before)
 
     def position(self, peer: str, term: int, index: int) -> None:
         """Set ``peer``'s replica position (feeds ``LogPosition``)."""
@@ -228,7 +239,7 @@ class Cluster:
                         self._view[peer].add(other)
                     else:
                         self._view[peer].discard(other)
-                    self.step(peer, PeersChanged(peers=frozenset(self._view[peer])))
+                    self.step(peer, LinksChanged(peers=frozenset(self._view[peer])))
 
     # -- plumbing --
 
@@ -264,7 +275,7 @@ class Cluster:
                 case Broadcast(message=message):
                     for dst in sorted(self._view[src]):
                         self._transmit(src, dst, message)
-                case MasterChanged(master=master, term=term):
+                case MasterKnown(master=master, term=term):
                     self.changes.append((self.now, src, effect))
                     if master == src:
                         self.elected.append(Elected(at=self.now, term=term, peer=src))
@@ -272,8 +283,6 @@ class Cluster:
     def _transmit(self, src: PeerId, dst: PeerId, message: ElectionMessage) -> None:
         if isinstance(message, VoteReply) and message.granted:
             self.votes.setdefault((src, message.term), set()).add(dst)
-        if not self.linked(src, dst) or (self.loss and self.rng.random() < self.loss):
-            return
-        when = max(self.now + self.rng.uniform(*self.delay), self._fifo.get((src, dst), 0.0))
-        self._fifo[(src, dst)] = when
-        self._push(when, _Delivery(src=src, dst=dst, message=message))
+        when = self.links.arrival(src, dst, self.now, Lane.DATAGRAM)
+        if when is not None:
+            self._push(when, _Delivery(src=src, dst=dst, message=message))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, assert_never
 
 from ..errors import InvalidState, LocalProtocolError
 from ..ids import PeerId, Rid, Term
@@ -40,13 +40,14 @@ from .messages import (
     Create,
     Created,
     Held,
-    Hello,
     Position,
     Presence,
     Propose,
     Pull,
+    Pulled,
     Rejected,
     Replied,
+    Report,
     Resend,
     ResourceMessage,
     Restore,
@@ -54,6 +55,7 @@ from .messages import (
     Secret,
     Snapshot,
     SyncRequest,
+    ToClients,
     Unbind,
 )
 from .replica import Replica
@@ -62,21 +64,6 @@ from .types import Action, ResourceType, TransformContext, parse_rid
 from .values import has_master_values
 
 __all__ = ["ClientCore", "Pending"]
-
-_FROM_MASTER = (
-    Created,
-    Applied,
-    Revealed,
-    Presence,
-    Secret,
-    Rejected,
-    Replied,
-    Snapshot,
-    Pull,
-    Resend,
-    Committed,
-    Began,
-)
 
 KEEP_CONFIRMED = 1024
 """Own confirmed actions kept per resource, to re-send any that a split's losing master confirmed."""
@@ -118,28 +105,25 @@ class ClientCore:
         self.master: PeerId | None = None
         self.term = Term(0)
         self.index = 0
-        self._entry_term = 0
+        self.position: tuple[int, int] = (0, 0)
+        """(term, index) of the last log entry applied: how up to date this replica set is."""
         self.synced = False
         self.replicas: dict[Rid, Replica] = {}
         self._pending: dict[Rid, list[Pending]] = {}
         self._secrets: dict[Rid, list[tuple[int, Action]]] = {}  # own confirmed, unrevealed
         self._views: dict[Rid, Any] = {}
         self._syncing: set[Rid] = set()
-        self._requests: dict[int, Create | Bind | Hello] = {}
+        self._requests: dict[int, Create | Bind | Report] = {}
         self._bound: dict[Rid, dict[str, Any]] = {}
         self._seqs: dict[Rid, int] = {}
         self._confirmed: dict[Rid, deque[_Confirmed]] = {}
         self._progress_at = 0.0
+        self._stalls = 0  # RESEND_AFTER rounds in a row without progress
         self._last_now = 0.0
         self._req = 0
         self._clock_offset = 0.0
 
     # -- reading -------------------------------------------------------------------------------
-
-    @property
-    def position(self) -> tuple[int, int]:
-        """(term, index) of the last log entry applied: how up to date this replica set is."""
-        return (self._entry_term, self.index)
 
     def has(self, rid: Rid) -> bool:
         """True when a replica of ``rid`` is here."""
@@ -198,11 +182,14 @@ class ClientCore:
         self._bound.pop(rid, None)
         return self._to_master(Unbind(term=self.term, rid=rid))
 
-    def dispatch(self, rid: Rid, action: Action, private: Action | None = None) -> tuple[int, list[Effect]]:
+    def dispatch(
+        self, rid: Rid, action: Action, private: Action | None = None, *, now: float | None = None
+    ) -> tuple[int, list[Effect]]:
         """Apply ``action`` optimistically (unless it carries master values) and send it.
 
         With ``private``, this is a private/public pair: everyone sees ``action`` (the public
         half) and only this peer sees ``private`` until the type's ``can_reveal`` says so.
+        ``now`` (wall seconds) starts the stall timer of :meth:`resend_stalled`.
         """
         if rid not in self.replicas:
             raise LocalProtocolError(f"{rid} is not here (create or bind it first)")
@@ -211,14 +198,15 @@ class ClientCore:
                 if not isinstance(part, Action):
                     raise LocalProtocolError(f"expected an Action, not {type(part).__name__}")
                 check_data(part.payload, where=f"{part.type} payload")
+        if not self._pending and now is not None:
+            self._progress_at = now  # the first pending action: the stall timer starts now
         seq = self._seqs[rid] = self._seqs.get(rid, 0) + 1
         waits = has_master_values(action.payload) or (private is not None and has_master_values(private.payload))
         pending = self._pending.setdefault(rid, [])
         pending.append(Pending(seq, action, private, waits))
         effects: list[Effect] = [] if waits else self._changed(rid)
-        effects += self._to_master(
-            Propose(term=self.term, rid=rid, seq=seq, base=pending[0].seq - 1, action=action, private=private)
-        )
+        if self.master is not None:
+            effects.append(Send(to=self.master, message=self._propose(rid, pending[-1], pending[0].seq - 1)))
         return seq, effects
 
     # -- the master ----------------------------------------------------------------------------
@@ -233,11 +221,11 @@ class ClientCore:
             return []
         self._req += 1
         have: dict[str, Position] = {rid: res.position() for rid, res in self.replicas.items()}
-        hello = Hello(term=self.term, req=self._req, have=have)
-        effects: list[Effect] = [Send(to=master, message=hello)]
-        self._requests[self._req] = hello
+        report = Report(term=self.term, req=self._req, have=have)
+        effects: list[Effect] = [Send(to=master, message=report)]
+        self._requests[self._req] = report
         for req, request in sorted(self._requests.items()):
-            if req != hello.req:
+            if req != report.req:
                 effects.append(Send(to=master, message=_reterm(request, self.term)))
         asked = {r.rid for r in self._requests.values() if isinstance(r, Bind)}
         for rid, info in self._bound.items():  # keep presence across master changes and reconnects
@@ -253,22 +241,12 @@ class ClientCore:
         for rid, secrets in self._secrets.items():
             for seq, private in secrets:
                 effects.append(Send(to=master, message=Restore(term=self.term, rid=rid, seq=seq, private=private)))
-        effects.extend(
-            Send(
-                to=master,
-                message=Propose(
-                    term=self.term, rid=rid, seq=i.seq, base=items[0].seq - 1, action=i.action, private=i.private
-                ),
-            )
-            for rid, items in self._pending.items()
-            for i in items
-        )
+        for rid in self._pending:
+            effects += self._resend(rid, 0)
         return effects
 
-    def step(self, sender: PeerId, message: ResourceMessage, now: float) -> list[Effect]:
+    def step(self, sender: PeerId, message: ToClients, now: float) -> list[Effect]:
         """Handle one message from the master."""
-        if not isinstance(message, _FROM_MASTER):
-            return []
         self._last_now = now
         if message.term > self.term:
             return [TermObserved(term=message.term, sender=sender)]
@@ -302,19 +280,22 @@ class ClientCore:
                 res = self.replicas.get(message.rid)
                 if res is None:
                     return []
-                return [Send(to=sender, message=res.snapshot(term=self.term, index=self.index))]
-        return []
+                snapshot = res.snapshot(term=self.term, index=self.index)
+                return [Send(to=sender, message=Pulled(term=self.term, snapshot=snapshot))]
+            case _:
+                assert_never(message)
 
     # -- log entries ---------------------------------------------------------------------------
 
     def _entry(self, index: int, stamp: float | None = None, now: float = 0.0) -> None:
         # only messages of the current master's term get here (see step)
-        if (self.term, index) > (self._entry_term, self.index):
-            self._entry_term, self.index = self.term, index
+        position = (self.term, index)
+        if position > self.position:
+            self.position, self.index = position, index
         if stamp is not None:
             self._clock_offset = stamp - now
 
-    def _apply_entry(self, msg: Applied | Revealed, actions: list[Action | None]) -> Replica | list[Effect]:
+    def _apply_entry(self, msg: Applied | Revealed, actions: list[Action | None], now: float) -> Replica | list[Effect]:
         """Replay ``actions`` for entry ``msg`` and verify it; the replica, or what to do instead."""
         res = self.replicas.get(msg.rid)
         if res is None:
@@ -334,18 +315,20 @@ class ClientCore:
         digest = checksum(state)
         if digest != msg.checksum:
             return self._resync(msg.rid, "checksum mismatch")
-        res.set_state(state, digest)
-        res.advance(msg.term, msg.version)
+        res.write(state, msg.term, msg.version, digest)
+        position = (self.term, msg.index)  # as _entry(msg.index, msg.now, now), on the hot path
+        if position > self.position:
+            self.position, self.index = position, msg.index
+        self._clock_offset = msg.now - now
         return res
 
     def _on_applied(self, msg: Applied, now: float) -> list[Effect]:
-        res = self._apply_entry(msg, [msg.action])
+        res = self._apply_entry(msg, [msg.action], now)
         if not isinstance(res, Replica):
             return res
         res.applied[msg.author] = msg.seq
         if msg.private:
             res.held.append(Held(author=msg.author, seq=msg.seq))
-        self._entry(msg.index, msg.now, now)
         effects: list[Effect] = []
         if msg.author == self.me:
             if self.wait_commit and msg.index > self.committed:
@@ -366,7 +349,7 @@ class ClientCore:
         return effects
 
     def _on_revealed(self, msg: Revealed, now: float) -> list[Effect]:
-        res = self._apply_entry(msg, [held.action for held in msg.actions])
+        res = self._apply_entry(msg, [held.action for held in msg.actions], now)
         if not isinstance(res, Replica):
             return res
         res.held = []
@@ -374,7 +357,6 @@ class ClientCore:
         for item in self._pending.get(msg.rid, ()):
             if item.index is not None:
                 item.private = None  # revealed: it is in the confirmed state now
-        self._entry(msg.index, msg.now, now)
         return self._changed(msg.rid)
 
     def _on_created(self, msg: Created) -> list[Effect]:
@@ -423,7 +405,7 @@ class ClientCore:
         request = self._requests.pop(msg.req, None)
         if request is None:
             return []
-        if isinstance(request, Hello):
+        if isinstance(request, Report):
             self.synced = True
             assert self.master is not None
             return [Synced(master=self.master, term=self.term)]
@@ -478,48 +460,59 @@ class ClientCore:
             kept.remove(confirmed)
         effects: list[Effect] = [Rebased(rid=res.rid, count=len(lost))]
         pending = self._pending.setdefault(res.rid, [])
+        first = len(pending)
         for confirmed in lost:  # as new actions: their master values stay as first resolved
             seq = self._seqs[res.rid] = self._seqs.get(res.rid, 0) + 1
             pending.append(Pending(seq, confirmed.action, confirmed.private))
-            effects += self._to_master(
-                Propose(
-                    term=self.term,
-                    rid=res.rid,
-                    seq=seq,
-                    base=pending[0].seq - 1,
-                    action=confirmed.action,
-                    private=confirmed.private,
-                )
-            )
+        if self.master is not None:
+            base = pending[0].seq - 1
+            effects += [Send(to=self.master, message=self._propose(res.rid, i, base)) for i in pending[first:]]
         return effects
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _propose(self, rid: Rid, item: Pending, base: int) -> Propose:
+        """The Propose of pending ``item`` (every seq up to ``base`` is settled)."""
+        return Propose(term=self.term, rid=rid, seq=item.seq, base=base, action=item.action, private=item.private)
+
     def _resend(self, rid: Rid, after: int) -> list[Effect]:
         items = self._pending.get(rid, [])
-        if self.master is None or not items:
+        master = self.master
+        if master is None or not items:
             return []
         base = items[0].seq - 1
-        return [
-            Send(
-                to=self.master,
-                message=Propose(term=self.term, rid=rid, seq=i.seq, base=base, action=i.action, private=i.private),
-            )
-            for i in items
-            if i.seq > after
-        ]
+        return [Send(to=master, message=self._propose(rid, i, base)) for i in items if i.seq > after]
+
+    @property
+    def deadline(self) -> float | None:
+        """When :meth:`resend_stalled` has work if nothing settles before, or None."""
+        if not self._pending or self.master is None:
+            return None
+        return self._progress_at + RESEND_AFTER
 
     def resend_stalled(self, now: float) -> list[Effect]:
-        """Re-send pending actions when nothing settled for RESEND_AFTER seconds (lost frames)."""
-        if not self._pending or self.master is None:
+        """Nothing settled for RESEND_AFTER seconds (frames lost?): re-send pending actions; ask for snapshots.
+
+        The master drops a re-sent action it already applied; if the entry that confirmed it
+        was lost on the way, only a snapshot (whose applied seqs settle it) ends the wait. A
+        master that is merely slow must not be flooded with snapshots, so they are asked for
+        after 1, 2, 4, 8... stalled rounds in a row.
+        """
+        master = self.master
+        if not self._pending or master is None:
             self._progress_at = now
+            self._stalls = 0
             return []
         if now - self._progress_at < RESEND_AFTER:
             return []
         self._progress_at = now
+        self._stalls += 1
+        snapshots = self._stalls & (self._stalls - 1) == 0  # a power of two
         effects: list[Effect] = []
         for rid in list(self._pending):
             effects += self._resend(rid, 0)
+            if snapshots and rid in self.replicas and rid not in self._syncing:
+                effects.append(Send(to=master, message=SyncRequest(term=self.term, rid=rid)))
         return effects
 
     def _settle(
@@ -530,6 +523,7 @@ class ClientCore:
         for i, item in enumerate(items):
             if item.seq == seq:
                 self._progress_at = self._last_now
+                self._stalls = 0
                 del items[i]
                 if entry is not None:  # confirmed at once: kept in case this master loses a split
                     kept = self._confirmed.setdefault(rid, deque(maxlen=KEEP_CONFIRMED))
@@ -589,5 +583,5 @@ def _try(reducer: Any, state: Any, action: Action) -> Any:
         return state
 
 
-def _reterm(request: Create | Bind | Hello, term: Term) -> Create | Bind | Hello:
+def _reterm(request: Create | Bind | Report, term: Term) -> Create | Bind | Report:
     return replace(request, term=term)

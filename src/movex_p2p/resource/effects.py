@@ -1,4 +1,4 @@
-"""What the resource cores ask their driver to do or report (pure)."""
+"""What the resource cores ask their driver to do (:data:`Effect`) or tell the app (:data:`Notice`) (pure)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..ids import PeerId, Rid, Term
-from .messages import ResourceMessage
+from .messages import ResourceMessage, ToClients
 
 __all__ = [
     "ActionSettled",
-    "Broadcast",
     "Effect",
+    "Notice",
     "PresenceChanged",
+    "Publish",
     "Rebased",
     "RequestSettled",
     "ResyncStarted",
@@ -32,10 +33,10 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Broadcast:
-    """Send ``message`` to every peer, this one included."""
+class Publish:
+    """Deliver ``message`` to every peer's ClientCore, this peer's own included (log entries)."""
 
-    message: ResourceMessage
+    message: ToClients
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,7 +58,7 @@ class ActionSettled:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestSettled:
-    """Request ``req`` (create, bind, hello) was answered."""
+    """Request ``req`` (create or bind) was answered."""
 
     req: int
     rid: Rid
@@ -106,15 +107,8 @@ class Synced:
     term: Term
 
 
-Effect = (
-    Send
-    | Broadcast
-    | StateChanged
-    | ActionSettled
-    | RequestSettled
-    | PresenceChanged
-    | ResyncStarted
-    | Rebased
-    | TermObserved
-    | Synced
-)
+Notice = StateChanged | ActionSettled | RequestSettled | PresenceChanged | ResyncStarted | Rebased | Synced
+"""What the app hears of: the node passes these on unchanged."""
+
+Effect = Send | Publish | TermObserved | Notice
+"""Everything a resource core returns."""

@@ -1,59 +1,77 @@
 """MasterCore: the authoritative side of every resource (pure: events in, effects out).
 
 One peer at a time runs it. It orders every action, resolves master values, keeps each
-client's unrevealed private actions, reveals them to everyone, and streams log entries that
+client's unrevealed private actions, reveals them to everyone, and publishes log entries that
 every peer (the master's own client included) applies to its replica.
 
-A new master first *recovers*: it waits (until ``deadline``) for a ``Hello`` from each
+A new master first *recovers*: it waits (until ``deadline``) for a ``Report`` from each
 connected peer, pulls any replica newer than its own, and only then processes actions, so an
 action that any surviving peer saw confirmed is neither lost nor applied twice.
+
+What cannot be served yet waits in ONE queue, in arrival order: everything but reports and
+pulled replicas while recovering, and everything while the node says the master holds no
+lease (``lease=False``, ``majority`` policy). Under ``majority`` the master also counts
+replicas' ``Ack``s and publishes ``Committed`` once a quorum holds an index of its own term.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, assert_never
 
-from ..errors import InvalidState
+from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError
 from ..ids import PeerId, Rid, Term
-from .effects import Broadcast, Effect, Send
+from .effects import Effect, Publish, Send, TermObserved
 from .messages import (
+    Ack,
     Applied,
     Began,
     Bind,
+    Committed,
     Create,
     Created,
     Held,
-    Hello,
     Presence,
     Propose,
     Pull,
+    Pulled,
     Rejected,
     Replied,
+    Report,
     Resend,
-    ResourceMessage,
     Restore,
     Revealed,
     Secret,
     Snapshot,
     SyncRequest,
+    ToMaster,
     Unbind,
 )
 from .replica import Replica, replay
-from .state import freeze
+from .state import checksum, freeze
 from .types import Action, ResourceType, parse_rid
 from .values import has_master_values, resolve_master_values, seed_for
 
 if TYPE_CHECKING:
     import random
 
-__all__ = ["RECOVERY_TIMEOUT", "MasterCore"]
+__all__ = ["MAX_WAITING", "RECOVERY_TIMEOUT", "MasterCore"]
 
 MAX_EARLY: Final = 4096
 """Actions kept per author and resource while an earlier one is missing."""
 
+MAX_WAITING: Final = 65_536
+"""Messages kept while the master cannot serve yet; beyond that they are refused (their senders re-send)."""
+
 RECOVERY_TIMEOUT: Final = 1.0
-"""Seconds a new master waits for every connected peer's Hello before it serves anyway."""
+"""Seconds a new master waits for every connected peer's Report before it serves anyway."""
+
+
+_NO_RID: Final = Rid("")  # a report's reply names no resource
+
+_RECOVERY: Final = frozenset({Report, Pulled})
+"""What a recovering master serves at once (everything else waits until recovery ends)."""
 
 
 def _reason(exc: BaseException) -> str:
@@ -76,35 +94,30 @@ class MasterCore:
         now: float = 0.0,
         recovery_timeout: float = RECOVERY_TIMEOUT,
         rng_factory: Callable[[int], random.Random],
+        quorum: Callable[[frozenset[PeerId]], bool] | None = None,
     ) -> None:
         """``rng_factory(seed)`` builds the generator for one action's master values (the driver
-        passes ``random.Random``): the core itself never touches the random module."""
+        passes ``random.Random``): the core itself never touches the random module. With
+        ``quorum`` (``majority``: does this set of peers form a quorum?) acks are counted."""
         self.me = me
         self._rng_factory = rng_factory
+        self._quorum = quorum
         self.term = term
         self.index = index
         self._types = dict(types)
         self._salt = salt
-        self._resources: dict[Rid, Replica] = {}
-        for replica in replicas:
-            self._resources[replica.rid] = Replica(
-                rid=replica.rid,
-                type=replica.type,
-                state=replica.state,
-                version=replica.version,
-                entry_term=replica.entry_term,
-                subscribers=dict(replica.subscribers),
-                held=list(replica.held),
-                applied=dict(replica.applied),
-                eras=list(replica.eras),
-            )
+        self._resources: dict[Rid, Replica] = {replica.rid: replica.copy() for replica in replicas}
         self._peers = set(peers)
-        self._awaiting_hello: set[PeerId] = set(peers) | {me}
+        self._awaiting_report: set[PeerId] = set(peers) | {me}
         self._awaiting_pull: dict[Rid, set[PeerId]] = {}
         self._pulls: set[tuple[PeerId, Rid]] = set()  # every Pull sent and not yet answered
-        self._queued: list[tuple[PeerId, ResourceMessage]] = []
-        self._hello_replies: list[tuple[PeerId, int]] = []
+        self._waiting: deque[tuple[PeerId, ToMaster]] = deque()
+        self.waits_for_lease = False
+        """True when something waits that a lease (and no end of recovery) would let through."""
+        self._report_replies: list[tuple[PeerId, int]] = []
         self._early: dict[tuple[PeerId, Rid], dict[int, Propose]] = {}
+        self._acks: dict[PeerId, int] = {}
+        self.committed = 0
         self.deadline: float | None = now + recovery_timeout
         self.began: int | None = None
 
@@ -114,6 +127,11 @@ class MasterCore:
     def recovering(self) -> bool:
         """True until every connected peer reported and every newer replica was pulled."""
         return self.deadline is not None
+
+    @property
+    def waiting(self) -> int:
+        """Messages waiting until the master can serve them."""
+        return len(self._waiting)
 
     @property
     def rids(self) -> list[Rid]:
@@ -131,27 +149,31 @@ class MasterCore:
 
     # -- inputs --------------------------------------------------------------------------------
 
-    def tick(self, now: float) -> list[Effect]:
-        """Advance time: ends recovery when its deadline passed."""
+    def tick(self, now: float, *, lease: bool = True) -> list[Effect]:
+        """Advance time: serve what waited for the lease once it holds; end recovery once its deadline passed."""
+        if not lease:
+            return []
+        effects = self._release(now) if self._waiting and (self.deadline is None or self.waits_for_lease) else []
         if self.deadline is not None and now >= self.deadline:
-            return self._finish_recovery(now)
-        return []
+            effects += self._finish_recovery(now)
+        return effects
 
-    def peers_changed(self, peers: frozenset[PeerId], now: float) -> list[Effect]:
+    def peers_changed(self, peers: frozenset[PeerId], now: float, *, lease: bool = True) -> list[Effect]:
         """The set of other connected peers changed: drop departed subscribers."""
         self._peers = set(peers)
 
         def gone(peer: str) -> bool:
             return peer != self.me and peer not in self._peers
 
-        self._awaiting_hello = {p for p in self._awaiting_hello if not gone(p)}
+        self._awaiting_report = {p for p in self._awaiting_report if not gone(p)}
         for rid, waiting in list(self._awaiting_pull.items()):
             waiting.difference_update({p for p in waiting if gone(p)})
             if not waiting:
                 del self._awaiting_pull[rid]
         effects: list[Effect] = []
         if self.recovering:
-            effects += self._maybe_finish_recovery(now)
+            if lease:
+                effects += self._maybe_finish_recovery(now)
             if self.recovering:
                 return effects
         for res in self._resources.values():
@@ -163,41 +185,69 @@ class MasterCore:
             effects += self._maybe_reveal(res, now)
         return effects
 
-    def step(self, sender: PeerId, message: ResourceMessage, now: float) -> list[Effect]:
-        """Handle one message addressed to the master."""
-        if message.term != self.term:
-            return []  # older terms are fenced; newer ones are the node's business
-        if self.recovering:
-            return self._step_recovering(sender, message, now)
-        return self._serve(sender, message, now)
+    def step(self, sender: PeerId, message: ToMaster, now: float, *, lease: bool = True) -> list[Effect]:
+        """Handle one message addressed to the master (``lease``: may it confirm now? see the module docstring)."""
+        if message.term != self.term:  # older terms are fenced; a newer one deposes us
+            return [TermObserved(term=message.term, sender=sender)] if message.term > self.term else []
+        if lease and self._waiting and (self.deadline is None or self.waits_for_lease):  # what waited goes first
+            return self._release(now) + self._admit(sender, message, now, lease)
+        return self._admit(sender, message, now, lease)
+
+    def _admit(self, sender: PeerId, message: ToMaster, now: float, lease: bool) -> list[Effect]:
+        """Serve ``message`` now, or queue it behind what waits (acks never wait)."""
+        if type(message) is not Ack and (not lease or (self.deadline is not None and type(message) not in _RECOVERY)):
+            if len(self._waiting) >= MAX_WAITING:
+                raise RemoteProtocolError(f"the master's queue is full ({MAX_WAITING} messages wait)")
+            self._waiting.append((sender, message))
+            self.waits_for_lease = self.waits_for_lease or not lease
+            return []
+        effects: list[Effect]
+        match message:
+            case Propose():
+                effects = self._on_propose(sender, message, now)
+            case Create():
+                effects = self._on_create(sender, message)
+            case Bind():
+                effects = self._on_bind(sender, message)
+            case Unbind():
+                res = self._resources.get(message.rid)
+                if res is None or sender not in res.subscribers:
+                    return []
+                del res.subscribers[sender]
+                effects = [self._presence(res)]
+            case Restore():
+                effects = self._on_restore(sender, message, now)
+            case Report():
+                effects = self._on_report(sender, message)
+            case SyncRequest():
+                res = self._resources.get(message.rid)
+                if res is None:
+                    return []
+                effects = [Send(to=sender, message=res.snapshot(term=self.term, index=self.index))]
+            case Pulled(snapshot=snapshot):
+                effects = self._on_pulled(sender, snapshot)
+            case Ack():
+                effects = self._on_ack(sender, message)
+            case _:
+                assert_never(message)
+        if self.deadline is not None:
+            effects += self._maybe_finish_recovery(now)
+        return effects
 
     # -- recovery ------------------------------------------------------------------------------
 
-    def _step_recovering(self, sender: PeerId, message: ResourceMessage, now: float) -> list[Effect]:
-        match message:
-            case Hello():
-                effects = self._on_hello(sender, message, recovering=True)
-                self._awaiting_hello.discard(sender)
-                return effects + self._maybe_finish_recovery(now)
-            case Snapshot():
-                effects = self._on_pulled(sender, message)
-                return effects + self._maybe_finish_recovery(now)
-            case _:
-                self._queued.append((sender, message))
-                return []
-
     def _maybe_finish_recovery(self, now: float) -> list[Effect]:
-        if self._awaiting_hello or self._awaiting_pull:
+        if self._awaiting_report or self._awaiting_pull:
             return []
         return self._finish_recovery(now)
 
     def _finish_recovery(self, now: float) -> list[Effect]:
         self.deadline = None
-        self._awaiting_hello.clear()
+        self._awaiting_report.clear()
         self._awaiting_pull.clear()
         self.index += 1
         self.began = self.index  # commits count only from an entry of our own term (as Raft's no-op)
-        effects: list[Effect] = [Broadcast(message=Began(term=self.term, index=self.index))]
+        effects: list[Effect] = [Publish(message=Began(term=self.term, index=self.index))]
         gone = [
             PeerId(p)
             for res in self._resources.values()
@@ -206,27 +256,34 @@ class MasterCore:
         ]
         if gone:
             effects += self.peers_changed(frozenset(self._peers), now)
-        for peer, req in self._hello_replies:
-            effects.append(Send(to=peer, message=Replied(term=self.term, req=req, rid=Rid(""))))
-        self._hello_replies.clear()
-        queued, self._queued = self._queued, []
-        for sender, message in queued:
-            effects += self._serve(sender, message, now)
+        effects += [self._reply(peer, req) for peer, req in self._report_replies]
+        self._report_replies.clear()
+        effects += self._release(now)
         for res in self._resources.values():
             effects += self._maybe_reveal(res, now)
+        return effects + self._advance_commit()
+
+    def _release(self, now: float) -> list[Effect]:
+        """Serve what waited, in arrival order (what still cannot be served waits again, in order)."""
+        waiting, self._waiting = self._waiting, deque()
+        self.waits_for_lease = False
+        effects: list[Effect] = []
+        for sender, message in waiting:
+            effects += self._admit(sender, message, now, True)
         return effects
 
-    def _on_hello(self, sender: PeerId, hello: Hello, *, recovering: bool) -> list[Effect]:
+    def _on_report(self, sender: PeerId, report: Report) -> list[Effect]:
+        recovering = self.deadline is not None
         effects: list[Effect] = []
         for rid, res in self._resources.items():
-            pos = hello.have.get(rid)
+            pos = report.have.get(rid)
             if (
                 pos is None
                 or (pos.term, pos.version) < res.key
                 or ((pos.term, pos.version) == res.key and pos.checksum != res.checksum)
             ):
                 effects.append(Send(to=sender, message=res.snapshot(term=self.term, index=self.index)))
-        for rid_str, pos in hello.have.items():
+        for rid_str, pos in report.have.items():
             rid = Rid(rid_str)
             mine = self._resources.get(rid)
             if mine is None or (pos.term, pos.version) > mine.key:
@@ -237,16 +294,15 @@ class MasterCore:
                 self._pulls.add((sender, rid))
                 effects.append(Send(to=sender, message=Pull(term=self.term, rid=rid)))
         if recovering:
-            self._hello_replies.append((sender, hello.req))
+            self._awaiting_report.discard(sender)
+            self._report_replies.append((sender, report.req))
         else:
-            effects.append(Send(to=sender, message=Replied(term=self.term, req=hello.req, rid=Rid(""))))
+            effects.append(self._reply(sender, report.req))
         return effects
 
     def _known_type(self, rid: Rid) -> bool:
-        try:
-            return parse_rid(rid)[0] in self._types
-        except Exception:
-            return False
+        type_name, sep, id = rid.partition(":")
+        return bool(sep and id) and type_name in self._types
 
     def _on_pulled(self, sender: PeerId, snap: Snapshot) -> list[Effect]:
         if (sender, snap.rid) not in self._pulls:
@@ -265,94 +321,78 @@ class MasterCore:
             return []
         try:
             pulled = Replica.from_snapshot(snap, type_)
-        except InvalidState:
-            return []
+        except InvalidState as exc:
+            raise RemoteProtocolError(f"pulled replica of {snap.rid}: {exc}") from exc
         if current is not None:  # keep private halves we already hold
             known = {(h.author, h.seq): h for h in current.held if h.action is not None}
             pulled.held = [known.get((h.author, h.seq), h) for h in pulled.held]
         self._resources[snap.rid] = pulled
         self.index += 1
-        return [Broadcast(message=pulled.snapshot(term=self.term, index=self.index))]
+        return [Publish(message=pulled.snapshot(term=self.term, index=self.index))]
+
+    def _on_ack(self, sender: PeerId, ack: Ack) -> list[Effect]:
+        if self._quorum is None or ack.index <= self._acks.get(sender, 0):
+            return []
+        self._acks[sender] = ack.index
+        return self._advance_commit()
+
+    def _advance_commit(self) -> list[Effect]:
+        """``majority``: publish the highest index a quorum holds, counted from an entry of this term on."""
+        if self._quorum is None or self.began is None:
+            return []
+        for index in sorted(set(self._acks.values()), reverse=True):
+            if index <= self.committed or index < self.began:
+                return []
+            if self._quorum(frozenset(p for p, i in self._acks.items() if i >= index)):
+                self.committed = index
+                return [Publish(message=Committed(term=self.term, index=index))]
+        return []
 
     # -- serving -------------------------------------------------------------------------------
 
-    def _serve(self, sender: PeerId, message: ResourceMessage, now: float) -> list[Effect]:
-        match message:
-            case Propose():
-                return self._on_propose(sender, message, now)
-            case Create():
-                return self._on_create(sender, message)
-            case Bind():
-                return self._on_bind(sender, message)
-            case Unbind():
-                res = self._resources.get(message.rid)
-                if res is None or sender not in res.subscribers:
-                    return []
-                del res.subscribers[sender]
-                return [self._presence(res)]
-            case Restore():
-                return self._on_restore(sender, message, now)
-            case Hello():
-                return self._on_hello(sender, message, recovering=False)
-            case SyncRequest():
-                res = self._resources.get(message.rid)
-                if res is None:
-                    return []
-                return [Send(to=sender, message=res.snapshot(term=self.term, index=self.index))]
-            case Snapshot():
-                return self._on_pulled(sender, message)
-            case _:
-                return []  # master-to-client messages are not for us
+    def _reply(
+        self, to: PeerId, req: int, rid: Rid = _NO_RID, error: str | None = None, *, not_found: bool = False
+    ) -> Send:
+        """The answer to request ``req`` of ``to`` (a create, a bind or a report)."""
+        return Send(to=to, message=Replied(term=self.term, req=req, rid=rid, error=error, not_found=not_found))
 
     def _on_create(self, sender: PeerId, msg: Create) -> list[Effect]:
-        def reply(error: str | None = None, *, not_found: bool = False) -> Send:
-            return Send(
-                to=sender,
-                message=Replied(term=self.term, req=msg.req, rid=msg.rid, error=error, not_found=not_found),
-            )
-
         try:
             type_name, _ = parse_rid(msg.rid)
-        except Exception as exc:
-            return [reply(_reason(exc))]
+        except LocalProtocolError as exc:
+            return [self._reply(sender, msg.req, msg.rid, _reason(exc))]
         type_ = self._types.get(type_name)
         if type_ is None:
-            return [reply(f"unknown resource type {type_name!r}", not_found=True)]
+            return [self._reply(sender, msg.req, msg.rid, f"unknown resource type {type_name!r}", not_found=True)]
         if msg.rid in self._resources:
-            return [reply(None if msg.exist_ok else f"{msg.rid} already exists")]
+            return [self._reply(sender, msg.req, msg.rid, None if msg.exist_ok else f"{msg.rid} already exists")]
         try:
             state = freeze(type_.initial if msg.state is None else msg.state)
         except InvalidState as exc:
-            return [reply(_reason(exc))]
+            return [self._reply(sender, msg.req, msg.rid, _reason(exc))]
         if has_master_values(msg.state):
-            return [reply("master values are not allowed in a created state")]
+            return [self._reply(sender, msg.req, msg.rid, "master values are not allowed in a created state")]
         res = Replica(rid=msg.rid, type=type_, state=state)
         res.advance(self.term, 0)
         self._resources[msg.rid] = res
         self.index += 1
         created = Created(term=self.term, index=self.index, rid=msg.rid, state=state, checksum=res.checksum)
-        return [Broadcast(message=created), reply()]
+        return [Publish(message=created), self._reply(sender, msg.req, msg.rid)]
 
     def _on_bind(self, sender: PeerId, msg: Bind) -> list[Effect]:
         res = self._resources.get(msg.rid)
         if res is None:
-            error = f"no resource {msg.rid}"
-            return [
-                Send(
-                    to=sender,
-                    message=Replied(term=self.term, req=msg.req, rid=msg.rid, error=error, not_found=True),
-                )
-            ]
+            return [self._reply(sender, msg.req, msg.rid, f"no resource {msg.rid}", not_found=True)]
         effects: list[Effect] = []
         if res.subscribers.get(sender) != msg.info:
             res.subscribers[sender] = dict(msg.info)
             effects.append(self._presence(res))
-        effects.append(Send(to=sender, message=Replied(term=self.term, req=msg.req, rid=msg.rid)))
+        effects.append(self._reply(sender, msg.req, msg.rid))
         return effects
 
-    def _presence(self, res: Replica) -> Broadcast:
+    def _presence(self, res: Replica) -> Publish:
         self.index += 1
-        return Broadcast(
+        return Publish(
             message=Presence(term=self.term, index=self.index, rid=res.rid, subscribers=dict(res.subscribers))
         )
 
@@ -385,12 +425,12 @@ class MasterCore:
         return effects
 
     def _apply(self, sender: PeerId, res: Replica, msg: Propose, now: float) -> list[Effect]:
-        try:
-            action, private = msg.action, msg.private
-            if has_master_values(action.payload) or (private is not None and has_master_values(private.payload)):
-                rng = self._rng_factory(seed_for(self._salt, self.term, msg.rid, res.version + 1))
-                action = self._resolve(action, now, rng)
-                private = None if private is None else self._resolve(private, now, rng)
+        action, private = msg.action, msg.private
+        if has_master_values(action.payload) or (private is not None and has_master_values(private.payload)):
+            rng = self._rng_factory(seed_for(self._salt, self.term, msg.rid, res.version + 1))
+            action = self._resolve(action, now, rng)
+            private = None if private is None else self._resolve(private, now, rng)
+        try:  # the app's reducer: whatever it raises (or returns that is not data) rejects the action
             public = freeze(res.type.reducer(res.state, action))
             if private is not None:  # the author's private view must accept its private half
                 own = [h.action for h in res.held if h.author == sender and h.action is not None]
@@ -399,15 +439,15 @@ class MasterCore:
             res.applied[sender] = msg.seq
             return [Send(to=sender, message=Rejected(term=self.term, rid=msg.rid, seq=msg.seq, reason=_reason(exc)))]
         effects: list[Effect] = []
-        res.advance(self.term, res.version + 1)
+        digest = checksum(public)
+        res.write(public, self.term, res.version + 1, digest)
         res.applied[sender] = msg.seq
-        res.set_state(public)
         if private is not None:
             res.held.append(Held(author=sender, seq=msg.seq, action=private))
             effects.append(Send(to=sender, message=Secret(term=self.term, rid=msg.rid, seq=msg.seq, private=private)))
         self.index += 1
         effects.append(
-            Broadcast(
+            Publish(
                 message=Applied(
                     term=self.term,
                     index=self.index,
@@ -417,12 +457,14 @@ class MasterCore:
                     seq=msg.seq,
                     action=action,
                     private=private is not None,
-                    checksum=res.checksum,
+                    checksum=digest,
                     now=now,
                 )
             )
         )
-        return effects + self._maybe_reveal(res, now)
+        if res.held and res.type.can_reveal is not None:
+            effects += self._maybe_reveal(res, now)
+        return effects
 
     @staticmethod
     def _resolve(action: Action, now: float, rng: random.Random) -> Action:
@@ -465,11 +507,10 @@ class MasterCore:
                 continue
             revealed.append(held)
         res.held = []
-        res.advance(self.term, res.version + 1)
-        res.set_state(state)
+        res.write(state, self.term, res.version + 1)
         self.index += 1
         return [
-            Broadcast(
+            Publish(
                 message=Revealed(
                     term=self.term,
                     index=self.index,

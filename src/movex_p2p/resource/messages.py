@@ -1,20 +1,25 @@
-"""Resource wire messages (tags 30-59, append only) and what the cores return (pure).
+"""Resource wire messages (tags 30-59, append only), their routes and their lane (pure).
 
-Every master message carries the master's ``term``; log entries carry a global ``index`` that
-grows by one per entry across every resource (the election compares (term, index)) and a
-per-resource ``version`` that grows by one per state change.
+Every message carries the sender's ``term``; log entries carry a global ``index`` that grows
+by one per entry across every resource (the election compares (term, index)) and a
+per-resource ``version`` that grows by one per state change. Which core handles each message
+is declared once, by the two unions :data:`ToMaster` and :data:`ToClients` at the end of this
+module (:data:`ROUTES`); every resource message travels on the reliable lane (:data:`LANES`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from ..ids import PeerId, Rid, Term
+from ..routes import Lane, Route
 from .types import Action
 
 __all__ = [
+    "LANES",
     "MESSAGES",
+    "ROUTES",
     "Ack",
     "Applied",
     "Began",
@@ -24,13 +29,14 @@ __all__ = [
     "Created",
     "Era",
     "Held",
-    "Hello",
     "Position",
     "Presence",
     "Propose",
     "Pull",
+    "Pulled",
     "Rejected",
     "Replied",
+    "Report",
     "Resend",
     "ResourceMessage",
     "Restore",
@@ -38,6 +44,8 @@ __all__ = [
     "Secret",
     "Snapshot",
     "SyncRequest",
+    "ToClients",
+    "ToMaster",
     "Unbind",
 ]
 
@@ -111,8 +119,8 @@ class Position:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Hello:
-    """Sent to a new master: what this replica holds, so the master can send or pull the difference."""
+class Report:
+    """To a new master (or one whose link came back): what this replica holds, so it can send or pull the difference."""
 
     term: Term
     req: int
@@ -215,7 +223,7 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Replied:
-    """The answer to request ``req`` (create, bind or hello): ``error`` is None on success."""
+    """The answer to request ``req`` (create, bind or report): ``error`` is None on success."""
 
     term: Term
     req: int
@@ -234,7 +242,7 @@ class Era:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
-    """A whole replica of ``rid``: state, subscribers, held private references, applied seqs."""
+    """From the master: a whole replica of ``rid`` (state, subscribers, held private references, applied seqs)."""
 
     term: Term
     index: int
@@ -267,14 +275,6 @@ class Resend:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Ack:
-    """To the master (``majority`` policy): this replica holds the log up to ``index``."""
-
-    term: Term
-    index: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Committed:
     """From the master (``majority`` policy): a quorum holds the log up to ``index``."""
 
@@ -290,28 +290,43 @@ class Began:
     index: int
 
 
-ResourceMessage = (
-    Create
-    | Bind
-    | Unbind
-    | Propose
-    | Restore
-    | Hello
-    | SyncRequest
-    | Created
-    | Applied
-    | Revealed
-    | Presence
-    | Secret
-    | Rejected
-    | Replied
-    | Snapshot
-    | Pull
-    | Resend
-    | Ack
-    | Committed
-    | Began
+# -- client -> master, answering the master (after the types they carry) -------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pulled:
+    """To the master, answering its Pull: this peer's replica of ``snapshot.rid``."""
+
+    term: Term
+    snapshot: Snapshot
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ack:
+    """To the master (``majority`` policy): this replica holds the log up to ``index``."""
+
+    term: Term
+    index: int
+
+
+ToMaster = Create | Bind | Unbind | Propose | Restore | Report | SyncRequest | Pulled | Ack
+"""Client -> master (:attr:`Route.TO_MASTER`): the MasterCore serves them."""
+
+ToClients = (
+    Created | Applied | Revealed | Presence | Secret | Rejected | Replied | Snapshot | Pull | Resend | Committed | Began
 )
+"""Master -> clients (:attr:`Route.TO_CLIENTS`): every peer's ClientCore applies them."""
+
+ResourceMessage = ToMaster | ToClients
+
+ROUTES: Final[dict[type[ResourceMessage], Route]] = {
+    **dict.fromkeys(get_args(ToMaster), Route.TO_MASTER),
+    **dict.fromkeys(get_args(ToClients), Route.TO_CLIENTS),
+}
+"""The route of every resource message, derived from the two unions above."""
+
+LANES: Final[dict[type[ResourceMessage], Lane]] = dict.fromkeys(get_args(ResourceMessage), Lane.RELIABLE)
+"""Every resource message is ordered and must not be lost: the reliable lane."""
 
 MESSAGES: Final[dict[int, type[ResourceMessage]]] = {
     30: Create,
@@ -319,7 +334,7 @@ MESSAGES: Final[dict[int, type[ResourceMessage]]] = {
     32: Unbind,
     33: Propose,
     34: Restore,
-    35: Hello,
+    35: Report,
     36: SyncRequest,
     37: Created,
     38: Applied,
@@ -334,4 +349,6 @@ MESSAGES: Final[dict[int, type[ResourceMessage]]] = {
     47: Ack,
     48: Committed,
     49: Began,
+    50: Pulled,
 }
+"""Wire tags: append, never renumber."""

@@ -40,18 +40,19 @@ class Replica:
             self._checksum = checksum(self.state)
         return self._checksum
 
-    def set_state(self, state: Any, digest: bytes | None = None) -> None:
-        """Replace the state (already frozen) and its cached checksum."""
+    def write(self, state: Any, term: Term, version: int, digest: bytes | None = None) -> None:
+        """The master of ``term`` wrote ``version``: ``state`` (frozen), checksum ``digest`` (None: computed on use)."""
         self.state = state
         self._checksum = digest
-
-    def advance(self, term: Term, version: int) -> None:
-        """The master of ``term`` wrote ``version``."""
         self.version = version
         self.entry_term = term
         if not self.eras or self.eras[-1].term != term:
             self.eras.append(Era(term=term, since=version))
             del self.eras[:-MAX_ERAS]
+
+    def advance(self, term: Term, version: int) -> None:
+        """The master of ``term`` wrote ``version`` with the state unchanged."""
+        self.write(self.state, term, version, self._checksum)
 
     def term_at(self, version: int) -> int | None:
         """The term whose master wrote ``version``, or None if that is older than the kept eras."""
@@ -63,6 +64,21 @@ class Replica:
                 break
             found = era.term
         return found
+
+    def copy(self) -> Replica:
+        """An independent copy (the containers are copied; states are frozen and shared)."""
+        return Replica(
+            rid=self.rid,
+            type=self.type,
+            state=self.state,
+            version=self.version,
+            entry_term=self.entry_term,
+            subscribers={k: dict(v) for k, v in self.subscribers.items()},
+            held=list(self.held),
+            applied=dict(self.applied),
+            eras=list(self.eras),
+            _checksum=self._checksum,
+        )
 
     @property
     def key(self) -> tuple[int, int]:

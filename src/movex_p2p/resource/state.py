@@ -25,6 +25,8 @@ from .values import MasterValue
 __all__ = ["FrozenDict", "FrozenList", "check_data", "checksum", "freeze", "hexdigest", "thaw"]
 
 MAX_DEPTH: Final = 64
+"""The deepest nesting of lists and dicts accepted in states and payloads (``freeze``, ``check_data``
+and the codec agree): data inside ``MAX_DEPTH`` nested containers is fine, one more level is refused."""
 
 
 def _refuse(self: object, *args: Any, **kwargs: Any) -> Never:
@@ -82,6 +84,11 @@ class FrozenList(list[Any]):
 _SCALARS: Final = (type(None), bool, int, str, bytes)
 
 
+def _too_deep(depth: int) -> bool:
+    """True for a container with ``depth`` containers around it: the one comparison of MAX_DEPTH."""
+    return depth >= MAX_DEPTH
+
+
 def _new_dict(items: dict[str, Any]) -> FrozenDict:
     frozen = FrozenDict(items)
     object.__setattr__(frozen, "_digest", None)
@@ -103,12 +110,12 @@ def freeze(value: Any, *, depth: int = 0) -> Any:
     kind = type(value)
     if kind is FrozenDict or kind is FrozenList or kind in _SCALARS:
         return value
-    if depth >= MAX_DEPTH:
-        raise InvalidState(f"state nested deeper than {MAX_DEPTH}")
     if kind is float:
         if not math.isfinite(value):
             raise InvalidState(f"non-finite float {value!r} in state")
         return value
+    if _too_deep(depth):
+        raise InvalidState(f"state nested deeper than {MAX_DEPTH}")
     if isinstance(value, dict):
         items: dict[str, Any] = {}
         for key, item in value.items():
@@ -169,9 +176,10 @@ def hexdigest(digest: bytes) -> str:
 
 
 def check_data(value: Any, *, where: str = "value", depth: int = 0) -> Any:
-    """Check that ``value`` is JSON-like data or a master value; return it unchanged."""
-    if depth > MAX_DEPTH:
-        raise InvalidState(f"{where}: nested deeper than {MAX_DEPTH}")
+    """Check that ``value`` is JSON-like data or a master value; return it unchanged.
+
+    ``depth`` counts the containers around ``value`` (0 for the root).
+    """
     kind = type(value)
     if kind in _SCALARS or kind is MasterValue:
         return value
@@ -179,6 +187,8 @@ def check_data(value: Any, *, where: str = "value", depth: int = 0) -> Any:
         if not math.isfinite(value):
             raise InvalidState(f"{where}: non-finite float")
         return value
+    if _too_deep(depth):
+        raise InvalidState(f"{where}: nested deeper than {MAX_DEPTH}")
     if isinstance(value, list | tuple):
         for i, item in enumerate(value):
             check_data(item, where=f"{where}[{i}]", depth=depth + 1)

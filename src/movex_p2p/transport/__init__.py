@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
-from .base import Endpoint, Frame, PeerDown, PeerUp, Transport, TransportEvent
+from .base import MAX_DATAGRAM, Endpoint, Frame, PeerDown, PeerUp, Transport, TransportEvent
 
-__all__ = ["Endpoint", "Frame", "PeerDown", "PeerUp", "Transport", "TransportEvent"]
+__all__ = [
+    "MAX_DATAGRAM",
+    "Endpoint",
+    "Frame",
+    "PeerDown",
+    "PeerUp",
+    "Transport",
+    "TransportEvent",
+]

@@ -1,19 +1,25 @@
 """The seam between the node and a network: a Transport opens one Endpoint per peer.
 
-An endpoint delivers whole frames (bytes) between peers of one room over reliable, ordered
-links (one per pair of peers) and reports links coming up and going down. It knows nothing of
-resources or elections; the node encodes and decodes frames with :mod:`movex_p2p.wire`.
+An endpoint delivers whole frames (bytes) between peers of one room and reports links coming up
+and going down. Each link has two lanes (:class:`~movex_p2p.routes.Lane`): ``send`` is reliable
+and ordered; ``send_datagram`` is best effort (frames of at most :data:`MAX_DATAGRAM` bytes may
+be lost or reordered) and never waits behind ``send`` data. Frames from either lane arrive as
+the same :class:`Frame` event. An endpoint knows nothing of resources or elections; the node
+encodes and decodes frames with :mod:`movex_p2p.wire` and picks each message's lane.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from ..ids import PeerId
 
-__all__ = ["Endpoint", "Frame", "PeerDown", "PeerUp", "Transport", "TransportEvent"]
+__all__ = ["MAX_DATAGRAM", "Endpoint", "Frame", "PeerDown", "PeerUp", "Transport", "TransportEvent"]
+
+MAX_DATAGRAM: Final = 1024
+"""The largest frame ``send_datagram`` takes, in bytes; a larger one must go through ``send``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,7 +41,7 @@ class PeerDown:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Frame:
-    """One frame from ``peer``, in the order that peer sent it."""
+    """One frame from ``peer`` (reliable frames in the order that peer sent them; datagrams in any order)."""
 
     peer: PeerId
     data: bytes
@@ -54,6 +60,10 @@ class Endpoint(Protocol):
 
     def send(self, peer: PeerId, data: bytes) -> None:
         """Queue ``data`` for ``peer`` without blocking; raise ChannelClosed if there is no link."""
+        ...
+
+    def send_datagram(self, peer: PeerId, data: bytes) -> None:
+        """Best effort: may be lost or reordered, never waits behind send() data; ChannelClosed if no link."""
         ...
 
     async def receive(self) -> TransportEvent:

@@ -29,6 +29,7 @@ import anyio
 
 from ..errors import ChannelClosed, LocalProtocolError, RemoteProtocolError
 from ..ids import PeerId
+from .base import MAX_DATAGRAM
 from .webrtc import RtcSession
 
 __all__ = [
@@ -59,8 +60,6 @@ MESSAGE: Final = PIECE + 64
 """Records queued together are coalesced into data-channel messages of about this size."""
 HIGH_WATER: Final = 64 * 1024
 """The writer hands aiortc no more once this many bytes wait inside it (a datagram waits behind at most this)."""
-MAX_DATAGRAM: Final = 1024
-"""Largest frame sent on the datagram lane (fits one SCTP chunk); larger ones go reliably."""
 DEFAULT_MAX_FRAME: Final = 65 * 1024 * 1024
 """Largest frame a link accepts unless the endpoint says otherwise (64 MiB of state + slack)."""
 OUTBOX_LIMIT: Final = 1024 * 1024 * 1024

@@ -1,9 +1,11 @@
 """In-process networks: ``LocalNetwork`` and, with seeded faults, ``FaultyNetwork``.
 
-Every frame is bytes produced by the codec, delivered in order per link. Faults are applied
-at delivery: loss drops frames, delay holds them (order kept), a partition or a kill cuts
-links silently, and the survivors' endpoints report ``PeerDown`` only after ``detect_after``
-seconds, as a heartbeat would on a real network.
+Every frame is bytes produced by the codec. Reliable frames (``send``) arrive in order per
+link; datagrams (``send_datagram``) may be lost and overtake each other. ``FaultyNetwork``
+applies the shared link model (:class:`movex_p2p.links.Links`, also used by the simulations):
+delay holds frames, loss drops datagrams only (a reliable link either delivers or breaks), a
+partition or a kill cuts links silently, and the survivors' endpoints report ``PeerDown`` only
+after ``detect_after`` seconds, as a heartbeat would on a real network.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from typing import Final
 
 import anyio
 
-from ..errors import ChannelClosed
+from ..errors import ChannelClosed, LocalProtocolError
 from ..ids import PeerId
-from .base import Frame, PeerDown, PeerUp, TransportEvent
+from ..links import Links
+from ..routes import Lane
+from .base import MAX_DATAGRAM, Frame, PeerDown, PeerUp, TransportEvent
 
 __all__ = ["FaultyNetwork", "LocalNetwork"]
 
@@ -35,6 +39,7 @@ class _Due:
     at: float
     order: int
     event: TransportEvent = field(compare=False)
+    ordered: bool = field(compare=False, default=False)  # a reliable frame: later reliable frames wait behind it
 
 
 class _LocalEndpoint:
@@ -60,7 +65,14 @@ class _LocalEndpoint:
     def send(self, peer: PeerId, data: bytes) -> None:
         if self.closed or peer not in self._links:
             raise ChannelClosed(f"no link to {peer}")
-        self._network._deliver(self, peer, bytes(data))
+        self._network._deliver(self, peer, bytes(data), Lane.RELIABLE)
+
+    def send_datagram(self, peer: PeerId, data: bytes) -> None:
+        if self.closed or peer not in self._links:
+            raise ChannelClosed(f"no link to {peer}")
+        if len(data) > MAX_DATAGRAM:
+            raise LocalProtocolError(f"a datagram of {len(data)} bytes exceeds {MAX_DATAGRAM}: use send()")
+        self._network._deliver(self, peer, bytes(data), Lane.DATAGRAM)
 
     async def receive(self) -> TransportEvent:
         while True:
@@ -86,10 +98,10 @@ class _LocalEndpoint:
                 return self._take(got)
 
     def _pop_due(self) -> TransportEvent:
-        event = heapq.heappop(self._due).event
-        if isinstance(event, Frame):
+        due = heapq.heappop(self._due)
+        if due.ordered:
             self._held_frames -= 1
-        return self._take(event)
+        return self._take(due.event)
 
     def _take(self, event: TransportEvent) -> TransportEvent:
         match event:
@@ -99,18 +111,18 @@ class _LocalEndpoint:
                 self._links.discard(peer)
         return event
 
-    def _put(self, event: TransportEvent, delay: float = 0.0) -> None:
+    def _put(self, event: TransportEvent, delay: float = 0.0, *, ordered: bool = False) -> None:
+        """Deliver ``event`` after ``delay``; ``ordered`` (reliable frames) never overtake one another."""
         if self.closed:
             return
-        is_frame = isinstance(event, Frame)
-        if delay <= 0 and not (is_frame and self._held_frames):
+        if delay <= 0 and not (ordered and self._held_frames):
             self._push(event)
             return
         at = anyio.current_time() + delay
-        if is_frame:  # frames keep their order even when the delay setting changes
+        if ordered:  # reliable frames keep their order even when the delay setting changes
             at = self._last_frame_at = max(at, self._last_frame_at)
             self._held_frames += 1
-        heapq.heappush(self._due, _Due(at, next(self._network._order), event))
+        heapq.heappush(self._due, _Due(at, next(self._network._order), event, ordered))
         self._push(None)
 
     def _push(self, event: TransportEvent | None) -> None:
@@ -142,7 +154,7 @@ class LocalNetwork:
     def _can_talk(self, a: PeerId, b: PeerId) -> bool:
         return True
 
-    def _frame_delay(self) -> float | None:
+    def _frame_delay(self, src: PeerId, dst: PeerId, lane: Lane) -> float | None:
         """Seconds to hold a frame, or None to drop it."""
         return 0.0
 
@@ -185,49 +197,53 @@ class LocalNetwork:
     def _up_pending(endpoint: _LocalEndpoint, peer: PeerId) -> bool:
         return any(isinstance(d.event, PeerUp) and d.event.peer == peer for d in endpoint._due)
 
-    def _deliver(self, source: _LocalEndpoint, peer: PeerId, data: bytes) -> None:
+    def _deliver(self, source: _LocalEndpoint, peer: PeerId, data: bytes, lane: Lane) -> None:
         target = self._endpoints.get(peer)
         if target is None or not self._can_talk(source.peer_id, peer):
             return
-        delay = self._frame_delay()
+        delay = self._frame_delay(source.peer_id, peer, lane)
         if delay is None:
             return
-        target._put(Frame(peer=source.peer_id, data=data), delay)
+        target._put(Frame(peer=source.peer_id, data=data), delay, ordered=lane is Lane.RELIABLE)
 
 
 class FaultyNetwork(LocalNetwork):
-    """A LocalNetwork with seeded faults: kill, partition, heal, loss and delay."""
+    """A LocalNetwork with seeded faults: kill, partition, heal, datagram loss and delay."""
 
     def __init__(self, seed: int = 0, *, detect_after: float = 1.0) -> None:
         super().__init__()
         self.rng = random.Random(seed)
+        self.links = Links(self.rng)
+        """The link model (shared with the simulations): finer control, e.g. loss on one direction."""
         self.detect_after = detect_after
-        self._loss = 0.0
-        self._delay = 0.0
-        self._groups: list[frozenset[PeerId]] | None = None
 
     def set_loss(self, p: float) -> None:
-        """Drop each frame with probability ``p`` (links stay up: receivers see gaps)."""
-        if not 0.0 <= p <= 1.0:
-            raise ValueError("loss must be within [0, 1]")
-        self._loss = p
+        """Lose each datagram with probability ``p`` (seeded); reliable frames are never lost while a link is up.
 
-    def set_delay(self, seconds: float) -> None:
-        """Hold every frame for ``seconds`` (order per link is kept)."""
-        if seconds < 0:
-            raise ValueError("delay must be >= 0")
-        self._delay = seconds
+        A reliable channel that drops frames is a broken link: cut links with ``partition`` or ``kill``.
+        """
+        self.links.set_loss(p)
+
+    def set_delay(self, seconds: float, *, jitter: float = 0.0) -> None:
+        """Hold every frame for ``seconds`` plus a seeded uniform draw from ``[0, jitter]``.
+
+        Reliable frames keep their order per link; datagrams with different draws overtake each other.
+        """
+        if seconds < 0 or jitter < 0:
+            raise ValueError("delay and jitter must be >= 0")
+        self.links.set_delay(seconds, seconds + jitter)
 
     def kill(self, peer_id: str) -> None:
         """The peer vanishes without a goodbye: its endpoint closes, the others notice later."""
         endpoint = self._endpoints.get(PeerId(peer_id))
         if endpoint is None:
             raise KeyError(f"no peer {peer_id} on this network")
+        self.links.kill(peer_id)
         self._leave(endpoint, graceful=False)
 
     def partition(self, *groups: Iterable[str]) -> None:
         """Cut every link between different groups (peers in no group form one more group)."""
-        self._groups = [frozenset(PeerId(p) for p in group) for group in groups]
+        self.links.partition(*groups)
         for a, b in itertools.combinations(list(self._endpoints.values()), 2):
             if b.peer_id in a._links and not self._can_talk(a.peer_id, b.peer_id):
                 a._put(PeerDown(peer=b.peer_id, graceful=False), self.detect_after)
@@ -235,28 +251,30 @@ class FaultyNetwork(LocalNetwork):
 
     def heal(self) -> None:
         """Restore every link cut by a partition."""
-        if self._groups is None:
+        if not self.links.partitioned:
             return
         before = {
             (a.peer_id, b.peer_id): self._can_talk(a.peer_id, b.peer_id)
             for a, b in itertools.permutations(self._endpoints.values(), 2)
         }
-        self._groups = None
+        self.links.heal()
         for a, b in itertools.combinations(list(self._endpoints.values()), 2):
             if not before[(a.peer_id, b.peer_id)] and self._same_room(a, b):
                 self._link(a, b)
 
-    def _group_of(self, peer: PeerId) -> int:
-        assert self._groups is not None
-        for i, group in enumerate(self._groups):
-            if peer in group:
-                return i
-        return -1
+    @asynccontextmanager
+    async def connect(
+        self, *, peer_id: PeerId, name: str, room: str, secret: str | None
+    ) -> AsyncIterator[_LocalEndpoint]:
+        """Join ``room`` (a killed peer's id may join again)."""
+        self.links.revive(peer_id)
+        async with super().connect(peer_id=peer_id, name=name, room=room, secret=secret) as endpoint:
+            yield endpoint
 
     def _can_talk(self, a: PeerId, b: PeerId) -> bool:
-        return self._groups is None or self._group_of(a) == self._group_of(b)
+        return self.links.linked(a, b)
 
-    def _frame_delay(self) -> float | None:
-        if self._loss and self.rng.random() < self._loss:
-            return None
-        return self._delay
+    def _frame_delay(self, src: PeerId, dst: PeerId, lane: Lane) -> float | None:
+        now = anyio.current_time()
+        at = self.links.arrival(src, dst, now, lane)
+        return None if at is None else at - now
