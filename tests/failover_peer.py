@@ -21,7 +21,28 @@ import movex_p2p as mx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as `python -m tests.failover_peer`
 from lan_peer import emit, stdin_lines
-from resources import Tally
+from resources import Blob, Tally
+
+HEARTBEAT_GAPS: list[float] = []
+
+
+def trace_heartbeats(peer: mx.Peer) -> None:
+    """Record the gaps between election heartbeats from the master (an instrument for benchmarks/wifi.py)."""
+    from movex_p2p.election import machine as el
+    from movex_p2p.election.messages import Heartbeat
+
+    election = peer._core.election
+    step = election.step
+    last: list[float] = []
+
+    def traced(event: el.Input, now: float) -> list[el.Effect]:
+        if isinstance(event, el.Received) and isinstance(event.message, Heartbeat):
+            if last:
+                HEARTBEAT_GAPS.append(now - last[0])
+            last[:] = [now]
+        return step(event, now)
+
+    election.step = traced  # type: ignore[method-assign]
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -33,11 +54,17 @@ async def run(args: argparse.Namespace) -> None:
     try:
         async with (
             mx.Peer(
-                room="failover", types=[Tally], name=args.id, seed=args.seed, transport=mx.LanTransport([args.iface])
+                room="failover",
+                types=[Tally, Blob],
+                name=args.id,
+                seed=args.seed,
+                transport=mx.LanTransport([args.iface]),
             ) as peer,
             anyio.create_task_group() as tg,
         ):
             emit("entered", id=peer.id, mono=time.monotonic())
+            if args.trace_heartbeats:
+                trace_heartbeats(peer)
             peer.on_master_changed(lambda master, term: emit("master", master=master, term=term, mono=time.monotonic()))
             peer.on_peers_changed(lambda peers: emit("peers", peers=sorted(peers), mono=time.monotonic()))
             with anyio.fail_after(30):
@@ -45,6 +72,13 @@ async def run(args: argparse.Namespace) -> None:
                     await anyio.sleep(0.02)
                 await peer.wait_ready()
             resource = await peer.bind(await peer.create(Tally, id="t"))
+            for i in range(args.blobs):  # a room of ``blobs`` MB: 1 MB resources (states over one piece each)
+                await peer.create(Blob, {"data": bytes([i % 256]) * 1_000_000}, id=f"b{i}")
+            if args.expect_blobs:
+                with anyio.fail_after(300):
+                    while sum(rid.startswith("blob:") for rid in peer.resources()) < args.expect_blobs:  # noqa: ASYNC110
+                        await anyio.sleep(0.005)
+                emit("blobs", mono=time.monotonic(), gaps=HEARTBEAT_GAPS)
             emit("ready", id=peer.id, master=peer.master_id, term=peer.term)
 
             async def confirm(handle: mx.DispatchHandle) -> None:
@@ -107,6 +141,9 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--iface", default="127.0.0.2")
+    parser.add_argument("--blobs", type=int, default=0, help="create this many 1 MB resources before ready")
+    parser.add_argument("--expect-blobs", type=int, default=0, help="report `blobs` once this many are here")
+    parser.add_argument("--trace-heartbeats", action="store_true", help="report the gaps between heartbeats")
     parser.add_argument("--log", default="WARNING")
     args = parser.parse_args()
     logging.basicConfig(level=args.log, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")

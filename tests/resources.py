@@ -398,3 +398,14 @@ def tally(state: Any, action: mx.Action) -> Any:
 
 
 Tally = mx.ResourceType("tally", tally, initial={})
+
+
+def blob(state: Any, action: mx.Action) -> Any:
+    """A big state: ``put(bytes)`` replaces it (late joins and snapshots of megabytes)."""
+    match action:
+        case mx.Action("put", bytes(data)):
+            return {"data": data}
+    return state
+
+
+Blob = mx.ResourceType("blob", blob, initial={"data": b""})

@@ -142,7 +142,8 @@ async def test_unknown_rids() -> None:
 
 
 async def test_master_values_roll() -> None:
-    async with room(2) as (a, b):
+    async with room(2) as peers:
+        a, b = sorted(peers, key=lambda p: not p.is_master)  # b is the client: its roll waits
         rid = await a.create(Dice, id="d")
         ra, rb = await a.bind(rid), await b.bind(rid)
         handle = rb.dispatch(mx.Action("roll", {"n": mx.master.random_int(1, 6), "at": mx.master.now()}))

@@ -59,7 +59,7 @@ def test_bind_unknown_rid_and_create_unknown_type_fail_cleanly() -> None:
     p1 = c.ids[1]
     req = c.bind(p1, "counter:nope")
     (settled,) = [e for e in c.of_type(fx.RequestSettled, p1) if e.req == req]
-    assert settled.not_found
+    assert settled.refusal == "not_found"
     assert settled.error is not None
     with pytest.raises(LocalProtocolError):
         c.clients[p1].create(Rid("nosuchtype:x"), None)
@@ -204,7 +204,7 @@ def test_unknown_rid_at_the_master_is_rejected_not_found() -> None:
     )
     c.run()
     (rejected,) = c.sent(rm.Rejected)
-    assert rejected.not_found
+    assert rejected.refusal == "not_found"
     assert rejected.rid == "counter:ghost"
 
 

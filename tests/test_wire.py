@@ -59,6 +59,8 @@ def sample(tp: Any, depth: int = 0) -> Any:
         return [sample(args[0], depth + 1)]
     if origin is dict:
         return {"k1": sample(args[1], depth + 1), "k2": sample(args[1], depth + 1)}
+    if origin is typing.Literal:
+        return args[-1]
     raise AssertionError(f"no sample for {tp!r}")
 
 

@@ -17,7 +17,7 @@ from failover_bed import FailoverResult, failover_run
 from multihost import Hosts
 from netns import PeerProcess
 
-__all__ = ["StartupResult", "SteadyResult", "failover_at_loss", "raw_bulk", "startup", "steady"]
+__all__ = ["JoinResult", "StartupResult", "SteadyResult", "failover_at_loss", "join", "raw_bulk", "startup", "steady"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,3 +131,48 @@ async def raw_bulk(hosts: Hosts, mb: float) -> float:
     await offer.command("sdp", sdp=answer_sdp)
     result = await offer.wait_event("bulk", within=600)
     return float(result["mb_per_s"])
+
+
+@dataclass
+class JoinResult:
+    """A late joiner of a room holding ``mb`` MB: how long until it held all of it."""
+
+    mb: int
+    seconds: float
+    """From the joiner entering its room to every resource being here."""
+    heartbeat_gap_p99: float
+    heartbeat_gap_max: float
+
+
+async def join(hosts: Hosts, mb: int) -> JoinResult:
+    """Host 0 creates ``mb`` resources of 1 MB each; a peer on host 1 joins and syncs them."""
+    creator = await hosts.spawn_on(
+        0, ["-m", "tests.failover_peer", "--id", "creator", "--expect", "0", "--blobs", str(mb)], name="creator"
+    )
+    await creator.wait_event("ready", within=120)
+    joiner = await hosts.spawn_on(
+        1,
+        [
+            "-m",
+            "tests.failover_peer",
+            "--id",
+            "joiner",
+            "--expect",
+            "1",
+            "--expect-blobs",
+            str(mb),
+            "--trace-heartbeats",
+        ],
+        name="joiner",
+    )
+    synced = await joiner.wait_event("blobs", within=300)
+    entered = joiner.of("entered")[0]["mono"]
+    gaps = sorted(synced["gaps"]) or [0.0]
+    for proc in (joiner, creator):
+        await hosts.leave(proc, within=30)
+    return JoinResult(
+        mb=mb,
+        seconds=synced["mono"] - entered,
+        heartbeat_gap_p99=gaps[min(len(gaps) - 1, int(0.99 * len(gaps)))],
+        heartbeat_gap_max=gaps[-1],
+    )

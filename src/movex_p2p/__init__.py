@@ -19,8 +19,10 @@ from .errors import (
     NotSynced,
     ProtocolError,
     ResourceNotFound,
+    StateTooLarge,
     TransportError,
 )
+from .identity import Identity
 from .node import Diagnostic, DispatchHandle, Peer, Resource
 from .resource.types import Action, ResourceType, TransformContext
 from .resource.values import master
@@ -38,6 +40,7 @@ __all__ = [
     "Diagnostic",
     "DispatchHandle",
     "ElectionConfig",
+    "Identity",
     "LanTransport",
     "LocalNetwork",
     "MovexError",
@@ -48,6 +51,7 @@ __all__ = [
     "Resource",
     "ResourceNotFound",
     "ResourceType",
+    "StateTooLarge",
     "TransformContext",
     "TransportError",
     "master",

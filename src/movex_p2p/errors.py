@@ -14,6 +14,7 @@ __all__ = [
     "ProtocolError",
     "RemoteProtocolError",
     "ResourceNotFound",
+    "StateTooLarge",
     "TransportError",
 ]
 
@@ -33,6 +34,10 @@ class ActionRejected(MovexError):
 
 class ResourceNotFound(ActionRejected):
     """The rid names no resource the master knows."""
+
+
+class StateTooLarge(ActionRejected):
+    """A state or action is over its resource type's ``max_bytes``; nothing was sent."""
 
 
 class InvalidState(MovexError, TypeError):

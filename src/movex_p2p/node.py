@@ -30,6 +30,7 @@ from typing import Any, Final, assert_never
 import anyio
 from anyio.abc import TaskGroup
 
+from . import wire
 from .callbacks import Callbacks
 from .election import machine as el
 from .errors import (
@@ -39,18 +40,28 @@ from .errors import (
     MovexError,
     NotSynced,
     ResourceNotFound,
+    StateTooLarge,
     TransportError,
 )
+from .identity import KEY_SIZE, Identity
 from .ids import PeerId, Rid
 from .nodecore import MasterChanged, NodeCore, NodeEvent, PeersChanged, Ready
 from .resource import effects as fx
+from .resource.messages import Refusal
 from .resource.state import hexdigest
-from .resource.types import Action, ResourceType, make_rid, parse_rid
+from .resource.types import DEFAULT_MAX_BYTES, Action, ResourceType, make_rid, parse_rid
 from .transport.base import Endpoint, Transport, TransportEvent
 
 __all__ = ["Diagnostic", "DispatchHandle", "Peer", "Resource", "ResourceInfo"]
 
 log = logging.getLogger(__name__)
+
+_REFUSALS: Final[dict[Refusal, type[ActionRejected]]] = {
+    "rejected": ActionRejected,
+    "not_found": ResourceNotFound,
+    "too_large": StateTooLarge,
+}
+"""The error a refused request or action raises, by the master's reason."""
 
 _TICK: Final = 0.01  # seconds: the longest the timers go unchecked (deadlines may move while we sleep)
 _BATCH: Final = 256  # transport events fed to the core per step at most
@@ -222,13 +233,17 @@ class Peer:
         election: el.ElectionConfig | None = None,
         seed: int | None = None,
         handover_timeout: float = 1.0,
+        identity: Identity | None = None,
     ) -> None:
         if not room or not isinstance(room, str):
             raise ValueError("room must be a non-empty str")
         rng = random.Random(seed)
         self.room = room
         self.name = name or f"peer-{rng.getrandbits(16):04x}"
-        self.id = PeerId(f"{self.name}-{uuid.UUID(int=rng.getrandbits(128), version=4).hex[:12]}")
+        if identity is None:  # a fresh one; reproducible from ``seed`` for tests and simulations
+            identity = Identity(rng.randbytes(KEY_SIZE)) if seed is not None else Identity.generate()
+        self.identity = identity
+        self.id = identity.id
         self.info = dict(info or {})
         self._secret = secret
         types_by_name = {t.name: t for t in types}
@@ -241,7 +256,15 @@ class Peer:
         self._transport = transport
         self._handover_timeout = handover_timeout
         self._rng = rng
-        self._core = NodeCore(self.id, types=types_by_name, election=election or el.ElectionConfig(), rng=rng)
+        # a frame carries at most one state or action of the largest type, plus the message around it
+        self._max_frame = max((t.max_bytes for t in types), default=DEFAULT_MAX_BYTES) + wire.DECODE_SLACK
+        self._core = NodeCore(
+            self.id,
+            types=types_by_name,
+            election=election or el.ElectionConfig(),
+            rng=rng,
+            decode_limit=self._max_frame,
+        )
         self._endpoint: Endpoint | None = None
         self._tg: TaskGroup | None = None
         self._exit: AsyncExitStack | None = None
@@ -333,7 +356,9 @@ class Peer:
         await stack.__aenter__()
         try:
             self._endpoint = await stack.enter_async_context(
-                self._transport.connect(peer_id=self.id, name=self.name, room=self.room, secret=self._secret)
+                self._transport.connect(
+                    peer_id=self.id, name=self.name, room=self.room, secret=self._secret, max_frame=self._max_frame
+                )
             )
             self._tg = anyio.create_task_group()
             await self._tg.__aenter__()
@@ -428,7 +453,7 @@ class Peer:
             raise TransportError("the peer closed before the master answered")
         result = box[0]
         if result.error is not None:
-            cls = ResourceNotFound if result.not_found else ActionRejected
+            cls = _REFUSALS[result.refusal]
             raise cls(result.error, rid=result.rid)
         return result
 
@@ -521,6 +546,8 @@ class Peer:
                 except TransportError as exc:
                     self.log.warning("sending to %s failed: %s", peer, exc)
             self.stats["frames_out"] += len(ready.frames)
+            for peer, frame in ready.more:  # big states: frames that did not fit the first
+                self._send(endpoint.send, {peer: frame})
             if ready.datagrams:
                 self._send(endpoint.send_datagram, ready.datagrams)
         if ready.faults or ready.dropped:
@@ -567,12 +594,12 @@ class Peer:
         match event:
             case fx.StateChanged(rid=rid) | fx.PresenceChanged(rid=rid):
                 changed.add(rid)
-            case fx.ActionSettled(rid=rid, seq=seq, error=error, not_found=not_found):
+            case fx.ActionSettled(rid=rid, seq=seq, error=error, refusal=refusal):
                 handle = self._handles.pop((rid, seq), None)
                 if handle is not None:
                     failure: MovexError | None = None
                     if error is not None:
-                        failure = (ResourceNotFound if not_found else ActionRejected)(error, rid=rid)
+                        failure = _REFUSALS[refusal](error, rid=rid)
                     handle._settle(failure)
             case fx.RequestSettled(req=req):
                 waiter = self._requests.pop(req, None)

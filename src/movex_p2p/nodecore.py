@@ -91,6 +91,9 @@ class Ready:
 
     frames: dict[PeerId, bytes]
     """Reliable lane, one frame per peer: ``Endpoint.send``."""
+    more: list[tuple[PeerId, bytes]]
+    """Reliable lane, further frames in order, after ``frames``: a peer's messages that did not fit one
+    frame of :data:`FRAME_TARGET` bytes (big states), so no frame is ever much larger than its largest message."""
     datagrams: dict[PeerId, bytes]
     """Datagram lane, one frame of at most MAX_DATAGRAM bytes per peer: ``Endpoint.send_datagram``."""
     events: list[NodeEvent]
@@ -412,19 +415,19 @@ class NodeCore:
                 self._guard(self.me, "ack", self._ack)
             if not self._local:
                 break
-        ready = Ready(frames={}, datagrams={}, events=self._events, faults=self._faults, dropped=self._dropped)
+        ready = Ready(frames={}, more=[], datagrams={}, events=self._events, faults=self._faults, dropped=self._dropped)
         self._events, self._faults, self._dropped = [], [], []
         if hold:
             return ready
         if self._datagrams:
-            ready.datagrams.update(_encode(self._datagrams))
+            ready.datagrams.update(_encode(self._datagrams, ready.more))
             for peer, frame in list(ready.datagrams.items()):
                 if len(frame) > MAX_DATAGRAM:  # too big for the datagram lane: it goes reliably
                     del ready.datagrams[peer]
                     self._reliable.setdefault(peer, []).extend(self._datagrams[peer])
             self._datagrams = {}
         if self._reliable:
-            ready.frames.update(_encode(self._reliable))
+            ready.frames.update(_encode(self._reliable, ready.more))
             self._reliable = {}
         return ready
 
@@ -437,16 +440,34 @@ class NodeCore:
             self._send(master, rm.Ack(term=self.client.term, index=index))
 
 
-def _encode(outbox: dict[PeerId, list[wire.Message]]) -> dict[PeerId, bytes]:
-    """One frame per peer; a message sent to several peers is encoded once."""
+FRAME_TARGET: Final = 1024 * 1024
+"""A peer's messages of one step are joined into frames of about this many bytes at most (one
+message larger than that is a frame of its own): big states never make one huge frame."""
+
+
+def _encode(outbox: dict[PeerId, list[wire.Message]], more: list[tuple[PeerId, bytes]]) -> dict[PeerId, bytes]:
+    """The first frame per peer (the rest go to ``more``); a message sent to several peers is encoded once."""
     encoded: dict[int, bytes] = {}
     frames: dict[PeerId, bytes] = {}
     for peer, messages in outbox.items():
-        parts = []
+        parts: list[bytes] = []
+        size = 0
         for message in messages:
             frame = encoded.get(id(message))
             if frame is None:
                 frame = encoded[id(message)] = wire.encode(message)
+            if parts and size + len(frame) > FRAME_TARGET:
+                _emit(frames, more, peer, parts)
+                parts, size = [], 0
             parts.append(frame)
-        frames[peer] = parts[0] if len(parts) == 1 else wire.join(parts)
+            size += len(frame)
+        _emit(frames, more, peer, parts)
     return frames
+
+
+def _emit(frames: dict[PeerId, bytes], more: list[tuple[PeerId, bytes]], peer: PeerId, parts: list[bytes]) -> None:
+    frame = parts[0] if len(parts) == 1 else wire.join(parts)
+    if peer in frames:
+        more.append((peer, frame))
+    else:
+        frames[peer] = frame

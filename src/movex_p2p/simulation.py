@@ -257,6 +257,8 @@ class Simulation:
             raise SimulationFault(pid, ready.faults)
         for dst, data in ready.frames.items():
             self._transmit(pid, dst, data, Lane.RELIABLE)
+        for dst, data in ready.more:
+            self._transmit(pid, dst, data, Lane.RELIABLE)
         for dst, data in ready.datagrams.items():
             self._transmit(pid, dst, data, Lane.DATAGRAM)
         self.dropped += [(pid, dropped) for dropped in ready.dropped]

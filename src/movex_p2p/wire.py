@@ -29,6 +29,7 @@ from .routes import Lane, Route
 
 __all__ = [
     "DECODE_LIMIT",
+    "DECODE_SLACK",
     "LANES",
     "MAX_DEPTH",
     "ROUTES",
@@ -38,12 +39,17 @@ __all__ = [
     "encode",
     "encode_many",
     "join",
+    "wire_fields",
 ]
 
-DECODE_LIMIT: Final = 64 * 2**20 + 2**20
+DECODE_SLACK: Final = 2**20
+"""Bytes a frame may carry besides its largest state: the message around it and small messages."""
+
+DECODE_LIMIT: Final = 64 * 2**20 + DECODE_SLACK
 """The largest frame :func:`decode` accepts by default, in bytes: the largest state a resource may
-hold by default (64 MiB) plus 1 MiB for the message around it. A bound on what one frame may
-allocate, not a transport limit: transports split large frames into chunks themselves."""
+hold by default (64 MiB, ``ResourceType.max_bytes``) plus :data:`DECODE_SLACK`. The Peer raises it
+to its largest type's ``max_bytes``. A bound on what one frame may allocate, not a transport
+limit: transports split large frames into pieces themselves."""
 
 _MASTER_VALUE_TAG: Final = 40411
 _BATCH_TAG: Final = 0
@@ -79,9 +85,14 @@ def _tagged(message: Message) -> list[Any]:
     return encoder(message)
 
 
+def wire_fields(cls: Any) -> list[dataclasses.Field[Any]]:
+    """The fields of a dataclass that travel, in order (``metadata={"wire": False}`` stays home)."""
+    return [f for f in dataclasses.fields(cls) if f.metadata.get("wire", True)]
+
+
 def _fields(value: Any) -> list[Any]:
     """A dataclass outside the schema (the fallback of ``_default``): its fields in order."""
-    return [getattr(value, f.name) for f in dataclasses.fields(value)]
+    return [getattr(value, f.name) for f in wire_fields(value)]
 
 
 def encode(message: Message) -> bytes:
@@ -298,7 +309,7 @@ def _check_statements(tp: Any, var: str, name: str, env: dict[str, Any]) -> list
 def _generate_checker(cls: Any) -> _Checker:
     """A function that checks ``[field, ...]`` against ``cls``'s type hints and builds it."""
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = [f.name for f in wire_fields(cls)]
     env: dict[str, Any] = {"cls": cls, "_fail": _fail, "_PLAIN": _PLAIN, "check_data": check_data}
     env["RemoteProtocolError"] = RemoteProtocolError
     lines = [
@@ -332,7 +343,7 @@ def _encode_expression(tp: Any, expr: str, depth: int = 0) -> str:
         return expr if inner_expr == expr else f"(None if {expr} is None else {inner_expr})"
     if dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
-        parts = [_encode_expression(hints[f.name], f"{expr}.{f.name}", depth) for f in dataclasses.fields(tp)]
+        parts = [_encode_expression(hints[f.name], f"{expr}.{f.name}", depth) for f in wire_fields(tp)]
         return f"[{', '.join(parts)}]"
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -350,7 +361,7 @@ def _encode_expression(tp: Any, expr: str, depth: int = 0) -> str:
 def _generate_encoder(cls: Any, tag: int) -> Callable[[Any], list[Any]]:
     """A function turning a ``cls`` message into ``[tag, *fields]`` with nested messages as lists."""
     hints = typing.get_type_hints(cls)
-    parts = [_encode_expression(hints[f.name], f"m.{f.name}") for f in dataclasses.fields(cls)]
+    parts = [_encode_expression(hints[f.name], f"m.{f.name}") for f in wire_fields(cls)]
     env: dict[str, Any] = {}
     exec(f"def encode(m):\n    return [{tag}, {', '.join(parts)}]", env)  # our own dataclasses' field names only
     encoder: Callable[[Any], list[Any]] = env["encode"]

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, assert_never
 
-from ..errors import InvalidState, LocalProtocolError
+from ..errors import InvalidState, LocalProtocolError, StateTooLarge
 from ..ids import PeerId, Rid, Term
 from .effects import (
     ActionSettled,
@@ -45,6 +45,7 @@ from .messages import (
     Propose,
     Pull,
     Pulled,
+    Refusal,
     Rejected,
     Replied,
     Report,
@@ -59,7 +60,7 @@ from .messages import (
     Unbind,
 )
 from .replica import Replica
-from .state import check_data, checksum, freeze
+from .state import check_data, checksum, freeze, size_of
 from .types import Action, ResourceType, TransformContext, parse_rid
 from .values import has_master_values
 
@@ -165,8 +166,9 @@ class ClientCore:
             raise LocalProtocolError(f"unknown resource type {type_name!r}")
         if has_master_values(state):
             raise LocalProtocolError("master values are not allowed in a created state")
-        if state is not None:
-            freeze(state)  # fail early on non-JSON-like data
+        type_ = self.types[type_name]
+        frozen = freeze(type_.initial if state is None else state)  # fail early on non-JSON-like data
+        _check_size(type_, size_of(frozen), f"{rid}'s state")
         self._req += 1
         return self._req, self._request(Create(term=self.term, req=self._req, rid=rid, state=state, exist_ok=exist_ok))
 
@@ -198,12 +200,13 @@ class ClientCore:
                 if not isinstance(part, Action):
                     raise LocalProtocolError(f"expected an Action, not {type(part).__name__}")
                 check_data(part.payload, where=f"{part.type} payload")
+                _check_size(self.replicas[rid].type, size_of(part.payload), f"{part.type!r} on {rid}")
         if not self._pending and now is not None:
             self._progress_at = now  # the first pending action: the stall timer starts now
         seq = self._seqs[rid] = self._seqs.get(rid, 0) + 1
         waits = has_master_values(action.payload) or (private is not None and has_master_values(private.payload))
         pending = self._pending.setdefault(rid, [])
-        pending.append(Pending(seq, action, private, waits))
+        pending.append(Pending(seq, action.by(self.me), None if private is None else private.by(self.me), waits))
         effects: list[Effect] = [] if waits else self._changed(rid)
         if self.master is not None:
             effects.append(Send(to=self.master, message=self._propose(rid, pending[-1], pending[0].seq - 1)))
@@ -323,7 +326,7 @@ class ClientCore:
         return res
 
     def _on_applied(self, msg: Applied, now: float) -> list[Effect]:
-        res = self._apply_entry(msg, [msg.action], now)
+        res = self._apply_entry(msg, [msg.action.by(msg.author)], now)
         if not isinstance(res, Replica):
             return res
         res.applied[msg.author] = msg.seq
@@ -349,7 +352,7 @@ class ClientCore:
         return effects
 
     def _on_revealed(self, msg: Revealed, now: float) -> list[Effect]:
-        res = self._apply_entry(msg, [held.action for held in msg.actions], now)
+        res = self._apply_entry(msg, [None if h.action is None else h.action.by(h.author) for h in msg.actions], now)
         if not isinstance(res, Replica):
             return res
         res.held = []
@@ -390,7 +393,7 @@ class ClientCore:
     def _on_secret(self, msg: Secret) -> list[Effect]:
         for item in self._pending.get(msg.rid, ()):
             if item.seq == msg.seq:
-                item.private = msg.private  # as resolved by the master
+                item.private = msg.private.by(self.me)  # as resolved by the master
                 item.waits = False
         return []
 
@@ -398,7 +401,7 @@ class ClientCore:
         res = self.replicas.get(msg.rid)
         if res is not None:
             res.applied[self.me] = max(res.applied.get(self.me, 0), msg.seq)
-        effects = self._settle(msg.rid, msg.seq, msg.reason, not_found=msg.not_found)
+        effects = self._settle(msg.rid, msg.seq, msg.reason, refusal=msg.refusal)
         return effects + (self._changed(msg.rid) if msg.rid in self.replicas else [])
 
     def _on_replied(self, msg: Replied) -> list[Effect]:
@@ -409,7 +412,7 @@ class ClientCore:
             self.synced = True
             assert self.master is not None
             return [Synced(master=self.master, term=self.term)]
-        return [RequestSettled(req=msg.req, rid=msg.rid, error=msg.error, not_found=msg.not_found)]
+        return [RequestSettled(req=msg.req, rid=msg.rid, error=msg.error, refusal=msg.refusal)]
 
     def _on_snapshot(self, msg: Snapshot) -> list[Effect]:
         self._entry(msg.index)
@@ -516,7 +519,7 @@ class ClientCore:
         return effects
 
     def _settle(
-        self, rid: Rid, seq: int, error: str | None, *, not_found: bool = False, entry: Applied | None = None
+        self, rid: Rid, seq: int, error: str | None, *, refusal: Refusal = "rejected", entry: Applied | None = None
     ) -> list[Effect]:
         """Drop ``seq`` from pending and report it; ``entry`` is the log entry that confirmed it."""
         items = self._pending.get(rid, [])
@@ -527,12 +530,12 @@ class ClientCore:
                 del items[i]
                 if entry is not None:  # confirmed at once: kept in case this master loses a split
                     kept = self._confirmed.setdefault(rid, deque(maxlen=KEEP_CONFIRMED))
-                    kept.append(_Confirmed(entry.version, entry.term, entry.action, item.private))
+                    kept.append(_Confirmed(entry.version, entry.term, entry.action.by(self.me), item.private))
                 if error is None and item.private is not None:
                     self._secrets.setdefault(rid, []).append((seq, item.private))
                 if not items:
                     self._pending.pop(rid, None)
-                return [ActionSettled(rid=rid, seq=seq, error=error, not_found=not_found)]
+                return [ActionSettled(rid=rid, seq=seq, error=error, refusal=refusal)]
         return []
 
     def _resync(self, rid: Rid, reason: str) -> list[Effect]:
@@ -573,6 +576,14 @@ class ClientCore:
             if item.private is not None:
                 view = _try(reducer, view, item.private)
         return view
+
+
+def _check_size(type_: ResourceType, size: int, what: str) -> None:
+    if size > type_.max_bytes:
+        raise StateTooLarge(
+            f"{what} is {size} bytes, over {type_.name!r}'s max_bytes of {type_.max_bytes}: nothing was sent "
+            "(split it, or raise ResourceType(max_bytes=...) on every peer)",
+        )
 
 
 def _try(reducer: Any, state: Any, action: Action) -> Any:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..ids import PeerId, Rid, Term
-from .messages import ResourceMessage, ToClients
+from .messages import Refusal, ResourceMessage, ToClients
 
 __all__ = [
     "ActionSettled",
@@ -53,7 +53,7 @@ class ActionSettled:
     rid: Rid
     seq: int
     error: str | None = None
-    not_found: bool = False
+    refusal: Refusal = "rejected"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,7 +63,7 @@ class RequestSettled:
     req: int
     rid: Rid
     error: str | None = None
-    not_found: bool = False
+    refusal: Refusal = "rejected"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -36,6 +36,7 @@ from .messages import (
     Propose,
     Pull,
     Pulled,
+    Refusal,
     Rejected,
     Replied,
     Report,
@@ -49,7 +50,7 @@ from .messages import (
     Unbind,
 )
 from .replica import Replica, replay
-from .state import checksum, freeze
+from .state import checksum, freeze, size_of
 from .types import Action, ResourceType, parse_rid
 from .values import has_master_values, resolve_master_values, seed_for
 
@@ -351,10 +352,10 @@ class MasterCore:
     # -- serving -------------------------------------------------------------------------------
 
     def _reply(
-        self, to: PeerId, req: int, rid: Rid = _NO_RID, error: str | None = None, *, not_found: bool = False
+        self, to: PeerId, req: int, rid: Rid = _NO_RID, error: str | None = None, *, refusal: Refusal = "rejected"
     ) -> Send:
         """The answer to request ``req`` of ``to`` (a create, a bind or a report)."""
-        return Send(to=to, message=Replied(term=self.term, req=req, rid=rid, error=error, not_found=not_found))
+        return Send(to=to, message=Replied(term=self.term, req=req, rid=rid, error=error, refusal=refusal))
 
     def _on_create(self, sender: PeerId, msg: Create) -> list[Effect]:
         try:
@@ -363,7 +364,7 @@ class MasterCore:
             return [self._reply(sender, msg.req, msg.rid, _reason(exc))]
         type_ = self._types.get(type_name)
         if type_ is None:
-            return [self._reply(sender, msg.req, msg.rid, f"unknown resource type {type_name!r}", not_found=True)]
+            return [self._reply(sender, msg.req, msg.rid, f"unknown resource type {type_name!r}", refusal="not_found")]
         if msg.rid in self._resources:
             return [self._reply(sender, msg.req, msg.rid, None if msg.exist_ok else f"{msg.rid} already exists")]
         try:
@@ -372,6 +373,10 @@ class MasterCore:
             return [self._reply(sender, msg.req, msg.rid, _reason(exc))]
         if has_master_values(msg.state):
             return [self._reply(sender, msg.req, msg.rid, "master values are not allowed in a created state")]
+        size = size_of(state)
+        if size > type_.max_bytes:
+            error = f"{msg.rid}'s state is {size} bytes, over max_bytes {type_.max_bytes}"
+            return [self._reply(sender, msg.req, msg.rid, error, refusal="too_large")]
         res = Replica(rid=msg.rid, type=type_, state=state)
         res.advance(self.term, 0)
         self._resources[msg.rid] = res
@@ -382,7 +387,7 @@ class MasterCore:
     def _on_bind(self, sender: PeerId, msg: Bind) -> list[Effect]:
         res = self._resources.get(msg.rid)
         if res is None:
-            return [self._reply(sender, msg.req, msg.rid, f"no resource {msg.rid}", not_found=True)]
+            return [self._reply(sender, msg.req, msg.rid, f"no resource {msg.rid}", refusal="not_found")]
         effects: list[Effect] = []
         if res.subscribers.get(sender) != msg.info:
             res.subscribers[sender] = dict(msg.info)
@@ -399,7 +404,9 @@ class MasterCore:
     def _on_propose(self, sender: PeerId, msg: Propose, now: float) -> list[Effect]:
         res = self._resources.get(msg.rid)
         if res is None:
-            reject = Rejected(term=self.term, rid=msg.rid, seq=msg.seq, reason=f"no resource {msg.rid}", not_found=True)
+            reject = Rejected(
+                term=self.term, rid=msg.rid, seq=msg.seq, reason=f"no resource {msg.rid}", refusal="not_found"
+            )
             return [Send(to=sender, message=reject)]
         last = res.applied.get(sender, 0)
         if msg.seq <= last:
@@ -430,6 +437,8 @@ class MasterCore:
             rng = self._rng_factory(seed_for(self._salt, self.term, msg.rid, res.version + 1))
             action = self._resolve(action, now, rng)
             private = None if private is None else self._resolve(private, now, rng)
+        action = action.by(sender)  # the authenticated link it came over names its author
+        private = None if private is None else private.by(sender)
         try:  # the app's reducer: whatever it raises (or returns that is not data) rejects the action
             public = freeze(res.type.reducer(res.state, action))
             if private is not None:  # the author's private view must accept its private half
@@ -437,9 +446,14 @@ class MasterCore:
                 replay(res.type, public, [*own, private])
         except Exception as exc:
             res.applied[sender] = msg.seq
-            return [Send(to=sender, message=Rejected(term=self.term, rid=msg.rid, seq=msg.seq, reason=_reason(exc)))]
+            return [self._reject(sender, msg, _reason(exc))]
         effects: list[Effect] = []
         digest = checksum(public)
+        size = size_of(public)
+        if size > res.type.max_bytes:
+            res.applied[sender] = msg.seq
+            reason = f"the state would be {size} bytes, over {res.type.name!r}'s max_bytes {res.type.max_bytes}"
+            return [self._reject(sender, msg, reason, "too_large")]
         res.write(public, self.term, res.version + 1, digest)
         res.applied[sender] = msg.seq
         if private is not None:
@@ -466,6 +480,10 @@ class MasterCore:
             effects += self._maybe_reveal(res, now)
         return effects
 
+    def _reject(self, sender: PeerId, msg: Propose, reason: str, refusal: Refusal = "rejected") -> Send:
+        rejected = Rejected(term=self.term, rid=msg.rid, seq=msg.seq, reason=reason, refusal=refusal)
+        return Send(to=sender, message=rejected)
+
     @staticmethod
     def _resolve(action: Action, now: float, rng: random.Random) -> Action:
         if not has_master_values(action.payload):
@@ -479,7 +497,7 @@ class MasterCore:
         for i, held in enumerate(res.held):
             if held.author == sender and held.seq == msg.seq:
                 if held.action is None:
-                    res.held[i] = Held(author=sender, seq=msg.seq, action=msg.private)
+                    res.held[i] = Held(author=sender, seq=msg.seq, action=msg.private.by(sender))
                     return self._maybe_reveal(res, now)
                 return []
         return []

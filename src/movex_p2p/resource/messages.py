@@ -10,7 +10,7 @@ module (:data:`ROUTES`); every resource message travels on the reliable lane (:d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, get_args
+from typing import Any, Final, Literal, get_args
 
 from ..ids import PeerId, Rid, Term
 from ..routes import Lane, Route
@@ -34,6 +34,7 @@ __all__ = [
     "Propose",
     "Pull",
     "Pulled",
+    "Refusal",
     "Rejected",
     "Replied",
     "Report",
@@ -210,6 +211,11 @@ class Secret:
     private: Action
 
 
+Refusal = Literal["rejected", "not_found", "too_large"]
+"""Why the master refused a request or an action: the reducer (or a rule) refused it, the
+resource or its type is unknown, or the state would grow over the type's ``max_bytes``."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rejected:
     """To the author only: action ``seq`` on ``rid`` was refused for ``reason``."""
@@ -218,7 +224,7 @@ class Rejected:
     rid: Rid
     seq: int
     reason: str
-    not_found: bool = False
+    refusal: Refusal = "rejected"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,7 +235,7 @@ class Replied:
     req: int
     rid: Rid
     error: str | None = None
-    not_found: bool = False
+    refusal: Refusal = "rejected"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,7 +22,7 @@ import cbor2
 from ..errors import InvalidState
 from .values import MasterValue
 
-__all__ = ["FrozenDict", "FrozenList", "check_data", "checksum", "freeze", "hexdigest", "thaw"]
+__all__ = ["FrozenDict", "FrozenList", "check_data", "checksum", "freeze", "hexdigest", "size_of", "thaw"]
 
 MAX_DEPTH: Final = 64
 """The deepest nesting of lists and dicts accepted in states and payloads (``freeze``, ``check_data``
@@ -39,8 +39,9 @@ def _refuse(self: object, *args: Any, **kwargs: Any) -> Never:
 class FrozenDict(dict[str, Any]):
     """A dict that refuses mutation; the form every stored state's mappings take."""
 
-    __slots__ = ("_digest",)
+    __slots__ = ("_digest", "_size")
     _digest: bytes | None
+    _size: int
 
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
     __ior__ = _refuse
@@ -61,8 +62,9 @@ class FrozenDict(dict[str, Any]):
 class FrozenList(list[Any]):
     """A list that refuses mutation; the form every stored state's sequences take."""
 
-    __slots__ = ("_digest",)
+    __slots__ = ("_digest", "_size")
     _digest: bytes | None
+    _size: int
 
     __setitem__ = __delitem__ = append = extend = insert = pop = remove = clear = _refuse
     sort = reverse = _refuse
@@ -137,27 +139,54 @@ def thaw(value: Any) -> Any:
     return value
 
 
+_PLACEHOLDER: Final = 18  # a nested container stands as [16-byte digest]: 1 + 1 + 16 bytes of CBOR
+
+
 def _container_digest(value: FrozenDict | FrozenList) -> bytes:
     cached: bytes | None = value._digest
     if cached is not None:
         return cached
     parts: list[Any]
+    nested = 0  # bytes of the nested containers (their own encodings, not their digests)
     if type(value) is FrozenDict:
         parts = ["d"]
         for key in sorted(value):
             item = value[key]
             parts.append(key)
             kind = type(item)
-            parts.append([_container_digest(item)] if kind is FrozenDict or kind is FrozenList else item)
+            if kind is FrozenDict or kind is FrozenList:
+                parts.append([_container_digest(item)])
+                nested += item._size - _PLACEHOLDER
+            else:
+                parts.append(item)
     else:
         parts = ["l"]
         element: Any
         for element in value:
             kind = type(element)
-            parts.append([_container_digest(element)] if kind is FrozenDict or kind is FrozenList else element)
-    digest = hashlib.blake2b(cbor2.dumps(parts), digest_size=16).digest()
+            if kind is FrozenDict or kind is FrozenList:
+                parts.append([_container_digest(element)])
+                nested += element._size - _PLACEHOLDER
+            else:
+                parts.append(element)
+    encoded = cbor2.dumps(parts)
+    digest = hashlib.blake2b(encoded, digest_size=16).digest()
     object.__setattr__(value, "_digest", digest)
+    object.__setattr__(value, "_size", len(encoded) + nested)
     return digest
+
+
+def size_of(state: Any) -> int:
+    """About the bytes of ``state``'s CBOR encoding (within a few bytes per container), cached like the checksum."""
+    kind = type(state)
+    if kind is FrozenDict or kind is FrozenList:
+        _container_digest(state)
+        return int(state._size)
+    return len(cbor2.dumps(state, default=_master_value_size))  # a payload: encoded once, not kept
+
+
+def _master_value_size(encoder: Any, value: Any) -> None:
+    encoder.encode([0, 0, 0])  # a master value placeholder in a payload: a few bytes on the wire
 
 
 def checksum(state: Any) -> bytes:

@@ -81,6 +81,11 @@ class Transport(Protocol):
         name: str,
         room: str,
         secret: str | None,
+        max_frame: int | None = None,
     ) -> AbstractAsyncContextManager[Endpoint]:
-        """Join ``room`` as ``peer_id``; leaving the context says goodbye and closes every link."""
+        """Join ``room`` as ``peer_id``; leaving the context says goodbye and closes every link.
+
+        ``max_frame``: the largest frame the node will send or accept (its largest state plus
+        room for the message around it); a transport that bounds frames must allow at least that.
+        """
         ...

@@ -162,9 +162,15 @@ class LanTransport:
             raise ValueError("max_frame must be positive")
         self.max_frame = max_frame
 
-    def connect(self, *, peer_id: PeerId, name: str, room: str, secret: str | None) -> LanEndpoint:
-        """Join ``room`` as ``peer_id`` (``async with``); leaving says goodbye and closes every link."""
-        return LanEndpoint(self, peer_id=peer_id, name=name, room=room, secret=secret)
+    def connect(
+        self, *, peer_id: PeerId, name: str, room: str, secret: str | None, max_frame: int | None = None
+    ) -> LanEndpoint:
+        """Join ``room`` as ``peer_id`` (``async with``); leaving says goodbye and closes every link.
+
+        ``max_frame`` raises (never lowers) the transport's own bound for this endpoint's links.
+        """
+        limit = self.max_frame if max_frame is None else max(self.max_frame, max_frame)
+        return LanEndpoint(self, peer_id=peer_id, name=name, room=room, secret=secret, max_frame=limit)
 
 
 class _PeerLog(logging.LoggerAdapter[logging.Logger]):
@@ -175,11 +181,21 @@ class _PeerLog(logging.LoggerAdapter[logging.Logger]):
 class LanEndpoint:
     """One peer's presence in a room on the LAN (see :class:`LanTransport`)."""
 
-    def __init__(self, transport: LanTransport, *, peer_id: PeerId, name: str, room: str, secret: str | None) -> None:
+    def __init__(
+        self,
+        transport: LanTransport,
+        *,
+        peer_id: PeerId,
+        name: str,
+        room: str,
+        secret: str | None,
+        max_frame: int = DEFAULT_MAX_FRAME,
+    ) -> None:
         self.id = peer_id
         self.name = name
         self.room = room
         self._t = transport
+        self._max_frame = max_frame
         self._secret = secret
         self._log = _PeerLog(log, {"peer": peer_id})
         self.incarnation = time.time_ns()
@@ -809,7 +825,7 @@ class LanEndpoint:
             session=session,
             deliver=self._deliver,
             heard=self._heard,
-            max_frame=self._t.max_frame,
+            max_frame=self._max_frame,
         )
         session.attach(link)
         try:

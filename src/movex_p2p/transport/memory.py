@@ -162,9 +162,9 @@ class LocalNetwork:
 
     @asynccontextmanager
     async def connect(
-        self, *, peer_id: PeerId, name: str, room: str, secret: str | None
+        self, *, peer_id: PeerId, name: str, room: str, secret: str | None, max_frame: int | None = None
     ) -> AsyncIterator[_LocalEndpoint]:
-        """Join ``room``; peers with another secret never get a link to this one."""
+        """Join ``room``; peers with another secret never get a link to this one (frames have no size limit here)."""
         if peer_id in self._endpoints:
             raise ValueError(f"peer id {peer_id} is already on this network")
         endpoint = _LocalEndpoint(self, peer_id, name, room, secret)
@@ -264,7 +264,7 @@ class FaultyNetwork(LocalNetwork):
 
     @asynccontextmanager
     async def connect(
-        self, *, peer_id: PeerId, name: str, room: str, secret: str | None
+        self, *, peer_id: PeerId, name: str, room: str, secret: str | None, max_frame: int | None = None
     ) -> AsyncIterator[_LocalEndpoint]:
         """Join ``room`` (a killed peer's id may join again)."""
         self.links.revive(peer_id)
