@@ -357,7 +357,12 @@ class Peer:
         try:
             self._endpoint = await stack.enter_async_context(
                 self._transport.connect(
-                    peer_id=self.id, name=self.name, room=self.room, secret=self._secret, max_frame=self._max_frame
+                    peer_id=self.id,
+                    name=self.name,
+                    room=self.room,
+                    secret=self._secret,
+                    max_frame=self._max_frame,
+                    identity=self.identity,
                 )
             )
             self._tg = anyio.create_task_group()

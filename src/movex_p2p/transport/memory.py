@@ -17,13 +17,16 @@ import random
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 
 from ..errors import ChannelClosed, LocalProtocolError
 from ..ids import PeerId
 from ..links import Links
+
+if TYPE_CHECKING:
+    from ..identity import Identity
 from ..routes import Lane
 from .base import MAX_DATAGRAM, Frame, PeerDown, PeerUp, TransportEvent
 
@@ -162,9 +165,19 @@ class LocalNetwork:
 
     @asynccontextmanager
     async def connect(
-        self, *, peer_id: PeerId, name: str, room: str, secret: str | None, max_frame: int | None = None
+        self,
+        *,
+        peer_id: PeerId,
+        name: str,
+        room: str,
+        secret: str | None,
+        max_frame: int | None = None,
+        identity: Identity | None = None,
     ) -> AsyncIterator[_LocalEndpoint]:
-        """Join ``room``; peers with another secret never get a link to this one (frames have no size limit here)."""
+        """Join ``room``; peers with another secret never get a link to this one.
+
+        In process, ids are trusted (``identity`` is not needed) and frames have no size limit.
+        """
         if peer_id in self._endpoints:
             raise ValueError(f"peer id {peer_id} is already on this network")
         endpoint = _LocalEndpoint(self, peer_id, name, room, secret)
@@ -264,7 +277,14 @@ class FaultyNetwork(LocalNetwork):
 
     @asynccontextmanager
     async def connect(
-        self, *, peer_id: PeerId, name: str, room: str, secret: str | None, max_frame: int | None = None
+        self,
+        *,
+        peer_id: PeerId,
+        name: str,
+        room: str,
+        secret: str | None,
+        max_frame: int | None = None,
+        identity: Identity | None = None,
     ) -> AsyncIterator[_LocalEndpoint]:
         """Join ``room`` (a killed peer's id may join again)."""
         self.links.revive(peer_id)
