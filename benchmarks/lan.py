@@ -163,9 +163,7 @@ async def run_worker(args: argparse.Namespace) -> None:
     reader, pipe = await stdin_reader()
     try:
         async with (
-            transport.connect(
-                peer_id=identity.id, name=args.id, room="bench", secret="bench", identity=identity
-            ) as ep,
+            transport.connect(peer_id=identity.id, name=args.id, room="bench", secret="bench", identity=identity) as ep,
             anyio.create_task_group() as tg,
         ):
             worker = Worker(ep)

@@ -63,6 +63,14 @@ def aliased(text: str) -> str:
     return text
 
 
+def rss_kib() -> int:
+    """This process's resident memory (Linux), in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 def emit(event: str, **fields: Any) -> None:
     sys.stdout.write(json.dumps({"ev": event, "t": time.monotonic(), **fields}) + "\n")
     sys.stdout.flush()
@@ -112,6 +120,7 @@ def execute(endpoint: LanEndpoint, command: dict[str, Any]) -> bool:
                 auth_failures=len(endpoint.auth_failures),
                 port=endpoint.signaling_port,
                 lan=lan,
+                rss_kib=rss_kib(),
             )
         case "leave":
             return False
@@ -144,7 +153,7 @@ async def serve_commands(transport: LanTransport, reader: asyncio.StreamReader, 
         anyio.create_task_group() as tg,
     ):
         tg.start_soon(pump_events, endpoint)
-        emit("ready", port=endpoint.signaling_port, incarnation=endpoint.incarnation)
+        emit("ready", id=endpoint.id, port=endpoint.signaling_port, incarnation=endpoint.incarnation)
         while True:
             line = await reader.readline()
             if not line:

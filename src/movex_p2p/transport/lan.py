@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 import time
 from collections import Counter, OrderedDict, deque
@@ -519,6 +520,7 @@ class LanEndpoint:
         self._tg.start_soon(self._run_probe, peer, ann)
 
     async def _run_probe(self, peer: PeerId, ann: Announcement) -> None:
+        self._log.debug("probing %s at %s port %d", peer, ann.addresses, ann.port)
         try:
             await self._dial_once(ann.addresses, ann.port, expected=peer)
         except Declined:
@@ -912,6 +914,7 @@ class LanEndpoint:
             nonlocal session, attempt
             sender = hello.sender
             attempt = self._attempts.claim(sender, dialer=sender, incarnation=hello.incarnation, scope=scope)
+            self._log.debug("%s dialed us: %s", sender, "refused" if attempt is None else "claimed")
             if attempt is None:
                 raise Declined(hello.sender)
             attempt.contact = with_address(offer.me, came_from)
@@ -950,6 +953,7 @@ class LanEndpoint:
                     self._incoming.pop(scope, None)
                 assert session is not None
                 assert attempt is not None
+                scope.deadline = math.inf  # the handshake is over: the link lives until it closes
                 linked = attempt.opened = True
                 try:
                     await self._run_link(session, peer=hello.sender, name=hello.name, incarnation=hello.incarnation)
