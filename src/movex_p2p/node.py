@@ -264,6 +264,7 @@ class Peer:
             election=election or el.ElectionConfig(),
             rng=rng,
             decode_limit=self._max_frame,
+            identity=identity,
         )
         self._endpoint: Endpoint | None = None
         self._tg: TaskGroup | None = None

@@ -42,6 +42,8 @@ from .transport.base import MAX_DATAGRAM, Frame, PeerDown, PeerUp, TransportEven
 if TYPE_CHECKING:
     import random
 
+    from .identity import Identity
+
 __all__ = ["Dropped", "Fault", "MasterChanged", "NodeCore", "NodeEvent", "PeersChanged", "Ready"]
 
 
@@ -116,14 +118,18 @@ class NodeCore:
         election: el.ElectionConfig,
         rng: random.Random,
         decode_limit: int = wire.DECODE_LIMIT,
+        identity: Identity | None = None,
     ) -> None:
+        """``identity`` (whose id is ``me``; every real peer has one) signs what this peer must prove
+        to others and turns on every check of what others sign (docs/security.md)."""
         self.me = me
+        self.identity = identity
         self.types = dict(types)
         self.rng = rng
         self.decode_limit = decode_limit
         self.majority = election.policy is el.Policy.MAJORITY
         self.client = ClientCore(me, types=self.types, wait_commit=self.majority)
-        self.election = el.ElectionMachine(me, config=election, rng=rng)
+        self.election = el.ElectionMachine(me, config=election, rng=rng, identity=identity)
         self.master: MasterCore | None = None
         self.peers: frozenset[PeerId] = frozenset()
         self._local: deque[rm.ResourceMessage] = deque()

@@ -3,6 +3,14 @@
 Raft's election half over our own links: terms, pre-vote, one vote per term, up-to-date votes,
 ranked and randomized timeouts, heartbeats with acks (the lease), fencing, and handover
 (Raft's TimeoutNow). See docs/election.md for the state diagram and the two quorum policies.
+
+With an ``identity`` (every real peer has one) a term is won by votes only: each vote is signed,
+a master shows its certificate (the votes that elected it) in its heartbeats, and a peer follows
+or steps down only for a certificate that is a quorum of the peers it sees; a term round moves
+by one at most per vote; replies, acks and other messages never depose anyone; a handover needs
+the master's signed grant; a candidate that won a vote and never showed a master is refused for
+a while. docs/security.md says why each rule is there. Without an identity (hand-fed unit tests)
+the machine trusts every message, as release 0.1 did.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, assert_never
 
 from ..ids import PeerId, Term
+from ..proofs import prove, signer, signer_key
 from .messages import (
     ElectionMessage,
     Heartbeat,
@@ -27,6 +36,8 @@ from .messages import (
 
 if TYPE_CHECKING:
     import random
+
+    from ..identity import Identity
 
 __all__ = [
     "SALT_BITS",
@@ -56,6 +67,16 @@ SALT_BITS: Final = 32
 
 _SALT_MASK: Final = (1 << SALT_BITS) - 1
 _SENT_KEPT: Final = 64  # heartbeat send times remembered for matching acks
+MAX_ROUND: Final = 2**30
+"""The highest election round (terms stay far below 2**63, so every int on the wire is bounded)."""
+MAX_MEMBERS: Final = 256
+"""MAJORITY: members remembered at once (the longest gone is forgotten first)."""
+_TRUSTED_KEPT: Final = 16  # certified terms remembered
+_PENALTY: Final = (1.0, 30.0)  # a candidate that twice won our vote and never showed a master: refused this long
+_ROUND_STEP: Final = 8
+"""A vote request may be at most this many rounds past ours (a voter that missed rounds catches up)."""
+_TOP_UP: Final = 0.5  # seconds between a master's requests for the votes of peers that do not follow it
+_RIVAL: Final = 1.0  # seconds between two reactions to a rival master's claims
 
 
 def salt_of(peer: PeerId) -> int:
@@ -109,6 +130,8 @@ class ElectionConfig:
     """Upper bound of the uniform random extra wait drawn from the injected rng."""
     lease: float = 0.25
     """MAJORITY only: a master confirms until this long after sending the heartbeat its quorum acked."""
+    member_expiry: float = 30.0
+    """MAJORITY only: a member disconnected this long leaves the membership (``math.inf``: never)."""
 
     def __post_init__(self) -> None:
         for name in ("heartbeat_interval", "election_timeout", "lease"):
@@ -120,6 +143,8 @@ class ElectionConfig:
             raise ValueError("heartbeat_interval must be shorter than election_timeout")
         if not self.heartbeat_interval < self.lease <= self.election_timeout:
             raise ValueError("lease must be longer than heartbeat_interval and at most election_timeout")
+        if not self.member_expiry > self.election_timeout:
+            raise ValueError("member_expiry must be longer than election_timeout")
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -209,13 +234,32 @@ Effect = Send | Broadcast | MasterKnown
 class ElectionMachine:
     """Master election for one peer, with no I/O, no clock and no global randomness."""
 
-    def __init__(self, me: PeerId, *, config: ElectionConfig, rng: random.Random) -> None:
+    def __init__(
+        self, me: PeerId, *, config: ElectionConfig, rng: random.Random, identity: Identity | None = None
+    ) -> None:
+        """``identity`` (whose id is ``me``) signs votes and grants and turns on every signed rule."""
+        if identity is not None and identity.id != me:
+            raise ValueError("identity.id must be the machine's own id")
         self._me = me
         self._config = config
         self._rng = rng
+        self._identity = identity
+        self._signed = identity is not None
+        self._cert: dict[PeerId, bytes] = {}  # candidate / master: the signed votes won in our term
+        self._trusted: dict[Term, PeerId] = {}  # terms whose certificate we checked, and their master
+        self._known_cert: tuple[Term, PeerId, tuple[bytes, ...]] | None = None  # the one we follow
+        self._established = False  # we followed a master or voted: our own vote counts in our quorum
+        self._pending_vote: tuple[Term, PeerId, float] | None = None
+        self._penalty: dict[PeerId, tuple[float, float]] = {}  # candidate -> (refused until, last length)
+        self._failed: dict[PeerId, int] = {}  # candidate -> votes in a row it won and showed no master for
+        self._seen_round = 0  # the highest round refusals told us of (bounded)
+        self._top_up_at = -math.inf
+        self._rival_at = -math.inf
+        self._gone_at: dict[PeerId, float] = {}  # MAJORITY: when each member disconnected
         self._salt = salt_of(me)
         self._role = Role.FOLLOWER
         self._term = Term(0)
+        self._ballot = Term(0)  # the highest term we voted or campaigned in (== _term unsigned)
         self._master: PeerId | None = None
         self._voted_for: PeerId | None = None
         self._announced: tuple[PeerId | None, Term] = (None, Term(0))
@@ -308,6 +352,7 @@ class ElectionMachine:
             case PeerLeft(peer=peer, graceful=graceful):
                 if graceful:
                     self._members.discard(peer)
+                    self._gone_at.pop(peer, None)
                     self._positions.pop(peer, None)
                     self._acked.pop(peer, None)
                 self._on_peers_changed(self._connected - {peer}, now, out)
@@ -316,7 +361,9 @@ class ElectionMachine:
             case Handover():
                 self._hand_over(now, out)
             case Observed(term=term):
-                if term > self._term:
+                # signed: a term heard outside the election proves nothing (a client could make it
+                # up); the new master's certified heartbeat is what moves us
+                if term > self._term and not self._signed:
                     self._step_down(term, now)
             case _:
                 assert_never(event)
@@ -328,6 +375,8 @@ class ElectionMachine:
     # -- timers --
 
     def _on_tick(self, now: float, out: list[Effect]) -> None:
+        self._expire_members(now)
+        self._check_pending_vote(now)
         if self._heartbeat_at is not None and now >= self._heartbeat_at:
             self._heartbeat(now, out)
         if self._handover_at is not None and now >= self._handover_at:
@@ -373,7 +422,8 @@ class ElectionMachine:
         return len(voters & group) > len(group) // 2
 
     def _next_term(self) -> Term:
-        return Term(((term_round(self._term) + 1) << SALT_BITS) | self._salt)
+        round_ = min(max(term_round(self._ballot), self._seen_round) + 1, MAX_ROUND)
+        return Term((round_ << SALT_BITS) | self._salt)
 
     def _lease_until(self) -> float:
         need = len(self._members) // 2  # acks needed besides our own
@@ -389,11 +439,97 @@ class ElectionMachine:
             return False
         return now < self._sticky_until
 
+    def _expire_members(self, now: float) -> None:
+        """MAJORITY: members gone longer than ``member_expiry`` leave (ids that come and go cannot pile up)."""
+        expiry = self._config.member_expiry
+        for peer, gone in list(self._gone_at.items()):
+            if peer in self._connected:
+                del self._gone_at[peer]
+            elif now - gone >= expiry or len(self._members) > MAX_MEMBERS:
+                del self._gone_at[peer]
+                self._members.discard(peer)
+                self._positions.pop(peer, None)
+                self._acked.pop(peer, None)
+
+    # -- certificates (signed) --
+
+    def _vote_proof(self, term: Term, candidate: PeerId) -> bytes:
+        assert self._identity is not None
+        return prove(self._identity, "vote", term, candidate)
+
+    def _voters(self, term: Term, master: PeerId, cert: tuple[bytes, ...]) -> set[PeerId]:
+        """The distinct peers of our view whose valid signed votes for ``master`` in ``term`` ``cert`` holds."""
+        allowed = self._group() | self._connected | {master}
+        voters: set[PeerId] = set()
+        for proof in cert[: len(allowed)]:
+            claimed = signer_key(proof)
+            if claimed is None or claimed in voters or claimed not in allowed:
+                continue  # filtered before any signature is checked: bounded work per message
+            if signer(proof, "vote", term, master) == claimed:
+                voters.add(claimed)
+        return voters
+
+    def _quorum_of(self, voters: set[PeerId]) -> bool:
+        """Do ``voters`` form a quorum of our group? Our own vote counts once we took part in the room."""
+        group = set(self._group())
+        if not self._established and self._me not in voters:
+            group.discard(self._me)  # just arrived: we could not have voted for the master in place
+        return len(voters & group) > len(group) // 2
+
+    def _certified(self, term: Term, master: PeerId, cert: tuple[bytes, ...]) -> bool:
+        """Is ``master`` the winner of ``term`` by a quorum of votes (checked once per term)?"""
+        if self._trusted.get(term) == master:
+            return True
+        if term_round(term) > MAX_ROUND or (term & _SALT_MASK) != salt_of(master):
+            return False
+        if not self._quorum_of(self._voters(term, master, cert)):
+            return False
+        self._trusted[term] = master
+        if len(self._trusted) > _TRUSTED_KEPT:
+            del self._trusted[min(self._trusted)]
+        return True
+
+    def _own_cert_holds(self) -> bool:
+        """As master: is our certificate a quorum of the group we see now?"""
+        return self._quorum_of(set(self._cert))
+
+    def _check_pending_vote(self, now: float) -> None:
+        """A candidate we voted for that never showed a certified master is refused for a while (doubling)."""
+        pending = self._pending_vote
+        if pending is None:
+            return
+        term, candidate, at = pending
+        if self._trusted.get(term) == candidate:
+            self._pending_vote = None
+            self._failed.pop(candidate, None)
+        elif now - at > 2 * self._config.election_timeout:
+            self._pending_vote = None
+            failed = self._failed[candidate] = self._failed.get(candidate, 0) + 1
+            if len(self._failed) > MAX_MEMBERS:
+                del self._failed[next(iter(self._failed))]
+            if failed >= 2:  # once is a lost vote; twice in a row, a candidate that stalls elections
+                _, last = self._penalty.get(candidate, (0.0, 0.0))
+                length = min(max(last * 2, _PENALTY[0]), _PENALTY[1])
+                self._penalty[candidate] = (now + length, length)
+                if len(self._penalty) > MAX_MEMBERS:
+                    del self._penalty[next(iter(self._penalty))]
+
+    def _penalized(self, candidate: PeerId, now: float) -> bool:
+        until, _ = self._penalty.get(candidate, (-math.inf, 0.0))
+        return now < until
+
+    def _learn_round(self, term: Term) -> None:
+        """A refusal told of a newer round: our next campaign goes past it (at most two rounds past ours)."""
+        self._seen_round = max(self._seen_round, min(term_round(term), term_round(self._ballot) + 2))
+
     # -- transitions --
 
     def _step_down(self, term: Term, now: float, master: PeerId | None = None) -> None:
         if term > self._term:
             self._term = term
+            self._cert = {}
+        if term > self._ballot:
+            self._ballot = term
             self._voted_for = None
         self._role = Role.FOLLOWER
         self._master = master
@@ -420,12 +556,18 @@ class ElectionMachine:
         last_term, last_index = self._position
         out.append(Broadcast(message=PreVoteRequest(term=self._proposal, last_term=last_term, last_index=last_index)))
 
-    def _campaign(self, now: float, out: list[Effect], *, handover: bool) -> None:
-        self._term = self._next_term()
+    def _campaign(self, now: float, out: list[Effect], *, handover: bool, grant: bytes = b"") -> None:
+        # Signed, the term peers see (and fence with) moves only to a won term: a lost campaign
+        # leaves it as it was, so the winner of the same round is followed even if its term is lower.
+        self._ballot = self._next_term()
+        if not self._signed:
+            self._term = self._ballot
         self._role = Role.CANDIDATE
         self._master = None
         self._voted_for = self._me
         self._votes = {self._me}
+        self._cert = {self._me: self._vote_proof(self._ballot, self._me)} if self._signed else {}
+        self._established = True
         self._proposal = None
         self._prevotes.clear()
         self._arm_election(now)
@@ -433,12 +575,16 @@ class ElectionMachine:
             self._become_master(now, out)
             return
         last_term, last_index = self._position
-        message = VoteRequest(term=self._term, last_term=last_term, last_index=last_index, handover=handover)
+        message = VoteRequest(
+            term=self._ballot, last_term=last_term, last_index=last_index, handover=handover, grant=grant
+        )
         out.append(Broadcast(message=message))
 
     def _become_master(self, now: float, out: list[Effect]) -> None:
+        self._term = self._ballot
         self._role = Role.MASTER
         self._master = self._me
+        self._trusted[self._term] = self._me
         self._election_at = None
         self._asked_at = None
         self._seq = 0
@@ -447,6 +593,7 @@ class ElectionMachine:
         self._handover_to = None
         self._handover_at = None
         self._handover_tried.clear()
+        self._top_up_at = now
         self._heartbeat(now, out)
 
     def _heartbeat(self, now: float, out: list[Effect]) -> None:
@@ -455,9 +602,25 @@ class ElectionMachine:
         self._sent.pop(self._seq - _SENT_KEPT, None)
         self._heartbeat_at = now + self._config.heartbeat_interval
         out.append(Broadcast(message=self._heartbeat_message()))
+        if self._signed and now >= self._top_up_at + _TOP_UP:
+            self._top_up(now, out)
+
+    def _top_up(self, now: float, out: list[Effect]) -> None:
+        """Ask connected peers that neither voted for us nor follow us for their vote in our term.
+
+        A peer whose view of the room differs from ours (it sees more peers) may not find our
+        certificate a quorum; with its own vote in it, it will. The term does not change.
+        """
+        self._top_up_at = now
+        last_term, last_index = self._position
+        request = VoteRequest(term=self._term, last_term=last_term, last_index=last_index, handover=False)
+        out.extend(
+            Send(to=peer, message=request) for peer in sorted(self._connected - set(self._cert) - set(self._acked))
+        )
 
     def _heartbeat_message(self) -> Heartbeat:
-        return Heartbeat(term=self._term, seq=self._seq, successors=self._ranked_successors())
+        cert = tuple(proof for _, proof in sorted(self._cert.items())) if self._signed else ()
+        return Heartbeat(term=self._term, seq=self._seq, successors=self._ranked_successors(), cert=cert)
 
     def _ranked_successors(self) -> tuple[PeerId, ...]:
         def key(peer: PeerId) -> tuple[int, int, PeerId]:
@@ -480,7 +643,8 @@ class ElectionMachine:
         self._handover_to = untried[0]
         self._handover_tried.add(self._handover_to)
         self._handover_at = now + self._config.election_timeout
-        out.append(Send(to=self._handover_to, message=TimeoutNow(term=self._term)))
+        grant = prove(self._identity, "handover", self._term, self._handover_to) if self._identity else b""
+        out.append(Send(to=self._handover_to, message=TimeoutNow(term=self._term, grant=grant)))
 
     def _recheck_quorum(self, now: float, out: list[Effect]) -> None:
         if self._proposal is not None and self._has_quorum(self._prevotes):
@@ -495,6 +659,12 @@ class ElectionMachine:
         new = peers - self._connected
         self._connected = peers
         self._members |= peers
+        for peer in new:
+            self._gone_at.pop(peer, None)
+        for peer in gone:
+            if peer in self._members:
+                self._gone_at[peer] = now
+        self._expire_members(now)
         self._silent &= peers
         if self._role is Role.MASTER:
             if new:
@@ -512,7 +682,7 @@ class ElectionMachine:
             case Heartbeat():
                 self._on_heartbeat(sender, message, now, out)
             case HeartbeatAck():
-                self._on_heartbeat_ack(sender, message, now)
+                self._on_heartbeat_ack(sender, message, now, out)
             case PreVoteRequest():
                 self._on_pre_vote_request(sender, message, now, out)
             case PreVoteReply():
@@ -528,19 +698,35 @@ class ElectionMachine:
 
     def _ack(self, term: Term, seq: int) -> HeartbeatAck:
         last_term, last_index = self._position
-        return HeartbeatAck(term=term, seq=seq, last_term=last_term, last_index=last_index)
+        cert: tuple[bytes, ...] = ()
+        leader = ""
+        known = self._known_cert
+        if self._signed and self._trusted.get(term) == self._me:  # a term we won (and maybe left)
+            cert, leader = tuple(proof for _, proof in sorted(self._cert.items())), self._me
+        elif self._signed and known is not None and known[0] == term:
+            _, leader, cert = known
+        return HeartbeatAck(term=term, seq=seq, last_term=last_term, last_index=last_index, cert=cert, leader=leader)
 
     def _on_heartbeat(self, sender: PeerId, message: Heartbeat, now: float, out: list[Effect]) -> None:
         term = message.term
-        if term < self._term:  # a stale master: tell it our term so it steps down
+        if term < self._term:  # a stale master: tell it our term (and, signed, its certificate)
             out.append(Send(to=sender, message=self._ack(self._term, message.seq)))
+            if self._signed and self._role is Role.MASTER:
+                self._rival(sender, message, now, out)
             return
         # Two masters of one term only happen on a salt collision: the lower id keeps it
         # (a master is its own master, so this also covers a master hearing a rival).
         if term == self._term and self._master is not None and sender > self._master:
             return
+        if self._signed and not (term == self._term and self._master == sender):
+            if not self._certified(term, sender, message.cert):
+                if self._role is Role.MASTER:
+                    self._rival(sender, message, now, out)
+                return  # no quorum voted for it, as far as we can see: not our master
+            self._known_cert = (term, sender, message.cert)
         if term > self._term or self._role is not Role.FOLLOWER or self._master != sender:
             self._step_down(term, now, master=sender)
+        self._established = True
         self._sticky_until = now + self._config.election_timeout
         self._successors = message.successors
         self._asked_at = None
@@ -549,9 +735,29 @@ class ElectionMachine:
         self._arm_election(now)
         out.append(Send(to=sender, message=self._ack(term, message.seq)))
 
-    def _on_heartbeat_ack(self, sender: PeerId, message: HeartbeatAck, now: float) -> None:
+    def _rival(self, sender: PeerId, message: Heartbeat, now: float, out: list[Effect]) -> None:
+        """As master, we hear another master we will not follow (signed).
+
+        A master whose own certificate is still a quorum of the group it sees keeps its place
+        (the other must yield: a liar's claim changes nothing). One whose certificate no longer
+        is (a partition healed) gives way: to a rival whose certificate is a quorum for us, by
+        telling it our term and certificate so it runs for the round above; otherwise by stepping
+        down so that the whole group elects anew.
+        """
+        if self._own_cert_holds() or now < self._rival_at + _RIVAL:
+            return
+        self._rival_at = now
+        if self._quorum_of(self._voters(message.term, sender, message.cert)):
+            out.append(Send(to=sender, message=self._ack(self._term, message.seq)))
+        self._step_down(self._term, now)
+        self._arm_election(now, prompt=True)
+
+    def _on_heartbeat_ack(self, sender: PeerId, message: HeartbeatAck, now: float, out: list[Effect]) -> None:
         if message.term > self._term:
-            self._step_down(message.term, now)
+            if not self._signed:
+                self._step_down(message.term, now)
+            elif self._role is Role.MASTER:
+                self._run_above(message, now, out)
             return
         if message.term < self._term or self._role is not Role.MASTER:
             return
@@ -560,13 +766,32 @@ class ElectionMachine:
         if sent is not None and sent > self._acked.get(sender, -math.inf):
             self._acked[sender] = sent
 
+    def _run_above(self, message: HeartbeatAck, now: float, out: list[Effect]) -> None:
+        """As master whose certificate holds, a peer of ours shows a certified newer term: run for the round above.
+
+        That peer followed a master of the other side of a healed partition; our followers vote
+        for us again, and then that side follows us too. A made-up certificate changes nothing,
+        and a real one can move the round by two at most, once per ``_RIVAL`` seconds.
+        """
+        if now < self._rival_at + _RIVAL or not self._own_cert_holds():
+            return
+        if term_round(message.term) > term_round(self._term) + 2 or not message.leader:
+            return
+        leader = PeerId(message.leader)
+        if (message.term & _SALT_MASK) != salt_of(leader) or not self._voters(message.term, leader, message.cert):
+            return
+        self._rival_at = now
+        self._seen_round = max(self._seen_round, term_round(message.term))
+        self._campaign(now, out, handover=False)
+
     def _on_pre_vote_request(self, sender: PeerId, message: PreVoteRequest, now: float, out: list[Effect]) -> None:
         grant = (
-            message.term > self._term
+            message.term > self._ballot
             and (message.last_term, message.last_index) >= self._position
             and not self._sticky(now)
+            and not (self._signed and self._penalized(sender, now))
         )
-        reply = PreVoteReply(term=message.term if grant else self._term, granted=grant)
+        reply = PreVoteReply(term=message.term if grant else self._ballot, granted=grant)
         out.append(Send(to=sender, message=reply))
 
     def _on_pre_vote_reply(self, sender: PeerId, message: PreVoteReply, now: float, out: list[Effect]) -> None:
@@ -575,13 +800,51 @@ class ElectionMachine:
                 self._prevotes.add(sender)
                 if self._has_quorum(self._prevotes):
                     self._campaign(now, out, handover=False)
-        elif message.term > self._term:
-            self._step_down(message.term, now)
+        elif message.term > self._ballot:
+            if self._signed:
+                self._learn_round(message.term)  # a refusal proves nothing: our next round goes past it
+            else:
+                self._step_down(message.term, now)
 
     def _on_vote_request(self, sender: PeerId, message: VoteRequest, now: float, out: list[Effect]) -> None:
-        if message.term < self._term:
-            out.append(Send(to=sender, message=VoteReply(term=self._term, granted=False)))
+        if message.term < self._ballot:
+            out.append(Send(to=sender, message=VoteReply(term=self._ballot, granted=False)))
             return
+        if not self._signed:
+            self._on_vote_request_unsigned(sender, message, now, out)
+            return
+        refuse = VoteReply(term=self._ballot, granted=False)
+        self._check_pending_vote(now)
+        jump = term_round(message.term) - term_round(self._ballot)
+        if jump > _ROUND_STEP or (message.term & _SALT_MASK) != salt_of(sender):
+            out.append(Send(to=sender, message=refuse))  # no jumping rounds, no campaigning for others' terms
+            return
+        if self._penalized(sender, now):
+            out.append(Send(to=sender, message=refuse))
+            return
+        granted_over = self._master is not None and (
+            signer(message.grant, "handover", self._term, sender) == self._master
+        )
+        handover = message.handover and granted_over
+        if not handover and sender != self._master and self._sticky(now):
+            return  # a live master exists: ignore the disruption (Raft §9.6)
+        up_to_date = (message.last_term, message.last_index) >= self._position
+        voted = self._voted_for if message.term == self._ballot else None
+        if voted not in (None, sender) or not (up_to_date or handover):
+            out.append(Send(to=sender, message=refuse))
+            return
+        if message.term > self._ballot:  # our vote moves on; the term we follow does not (not won yet)
+            self._ballot = message.term
+            if self._role is not Role.FOLLOWER:
+                self._step_down(self._term, now)
+        self._voted_for = sender
+        self._established = True
+        self._pending_vote = (message.term, sender, now)
+        self._arm_election(now)
+        proof = self._vote_proof(message.term, sender)
+        out.append(Send(to=sender, message=VoteReply(term=message.term, granted=True, proof=proof)))
+
+    def _on_vote_request_unsigned(self, sender: PeerId, message: VoteRequest, now: float, out: list[Effect]) -> None:
         if not message.handover and self._sticky(now):
             return  # a live master exists: ignore the disruption (Raft §9.6)
         chosen = self._handover_to == sender  # our own successor: it need not be as up to date as us
@@ -595,14 +858,39 @@ class ElectionMachine:
         out.append(Send(to=sender, message=VoteReply(term=self._term, granted=grant)))
 
     def _on_vote_reply(self, sender: PeerId, message: VoteReply, now: float, out: list[Effect]) -> None:
-        if message.term > self._term:
-            self._step_down(message.term, now)
-        elif message.term == self._term and message.granted and self._role is Role.CANDIDATE:
+        if message.term > self._ballot:
+            if not self._signed:
+                self._step_down(message.term, now)
+                return
+            self._learn_round(message.term)
+            if self._role is Role.MASTER and not self._own_cert_holds() and now >= self._rival_at + _RIVAL:
+                # a peer of our group is past our term and our votes are not a quorum of the group
+                # as it is now (it was silent when we won): run again above its round, with its vote
+                self._rival_at = now
+                self._campaign(now, out, handover=False)
+            return
+        if message.term != self._ballot or not message.granted or self._role is Role.FOLLOWER:
+            return
+        if self._signed:
+            if signer(message.proof, "vote", self._ballot, self._me) != sender:
+                return  # an unsigned or forged vote counts for nothing
+            self._cert[sender] = message.proof  # late votes join a master's certificate too
+        if self._role is Role.CANDIDATE:
             self._votes.add(sender)
             if self._has_quorum(self._votes):
                 self._become_master(now, out)
 
     def _on_timeout_now(self, sender: PeerId, message: TimeoutNow, now: float, out: list[Effect]) -> None:
+        if self._signed:
+            # only our own master may hand over to us, and only with its signed grant
+            if (
+                message.term == self._term
+                and self._master == sender
+                and self._role is Role.FOLLOWER
+                and signer(message.grant, "handover", self._term, self._me) == sender
+            ):
+                self._campaign(now, out, handover=True, grant=message.grant)
+            return
         if message.term > self._term:
             self._step_down(message.term, now, master=sender)
         if message.term == self._term and self._master == sender and self._role is Role.FOLLOWER:
