@@ -493,16 +493,22 @@ class ElectionMachine:
         """As master: is our certificate a quorum of the group we see now?"""
         return self._quorum_of(set(self._cert))
 
-    def _check_pending_vote(self, now: float) -> None:
-        """A candidate we voted for that never showed a certified master is refused for a while (doubling)."""
+    def _check_pending_vote(self, now: float, asking: PeerId | None = None) -> bool:
+        """A candidate we voted for that never showed a certified master is refused for a while (doubling).
+
+        ``asking``: that candidate asks again for a new ballot; True if it must wait (it had our
+        vote less than two election timeouts ago and showed no master for it).
+        """
         pending = self._pending_vote
         if pending is None:
-            return
+            return False
         term, candidate, at = pending
         if self._trusted.get(term) == candidate:
             self._pending_vote = None
             self._failed.pop(candidate, None)
-        elif now - at > 2 * self._config.election_timeout:
+        elif asking == candidate or now - at > 2 * self._config.election_timeout:
+            if asking == candidate and now - at <= 2 * self._config.election_timeout:
+                return True
             self._pending_vote = None
             failed = self._failed[candidate] = self._failed.get(candidate, 0) + 1
             if len(self._failed) > MAX_MEMBERS:
@@ -513,6 +519,7 @@ class ElectionMachine:
                 self._penalty[candidate] = (now + length, length)
                 if len(self._penalty) > MAX_MEMBERS:
                     del self._penalty[next(iter(self._penalty))]
+        return False
 
     def _penalized(self, candidate: PeerId, now: float) -> bool:
         until, _ = self._penalty.get(candidate, (-math.inf, 0.0))
@@ -814,7 +821,9 @@ class ElectionMachine:
             self._on_vote_request_unsigned(sender, message, now, out)
             return
         refuse = VoteReply(term=self._ballot, granted=False)
-        self._check_pending_vote(now)
+        if message.term > self._ballot and self._check_pending_vote(now, asking=sender):
+            out.append(Send(to=sender, message=refuse))  # one vote per candidate until it shows a master
+            return
         jump = term_round(message.term) - term_round(self._ballot)
         if jump > _ROUND_STEP or (message.term & _SALT_MASK) != salt_of(sender):
             out.append(Send(to=sender, message=refuse))  # no jumping rounds, no campaigning for others' terms
