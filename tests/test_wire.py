@@ -162,7 +162,16 @@ def test_wrong_field_values(tag: int, fields: list[Any]) -> None:
 
 def propose(payload: Any, *, kind: Any = "t", rid: Any = "counter:c", **override: Any) -> list[Any]:
     """A raw Propose frame (before CBOR) with ``payload`` as its action's payload."""
-    values = {"term": 1, "rid": rid, "seq": 1, "base": 0, "action": [kind, payload], "private": None, **override}
+    values = {
+        "term": 1,
+        "rid": rid,
+        "seq": 1,
+        "base": 0,
+        "action": [kind, payload],
+        "private": None,
+        "nonce": b"",
+        **override,
+    }
     return [33, *(values[f.name] for f in dataclasses.fields(rm.Propose))]
 
 

@@ -19,6 +19,7 @@ call it:
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 import uuid
@@ -45,7 +46,7 @@ from .errors import (
 )
 from .identity import KEY_SIZE, Identity
 from .ids import PeerId, Rid
-from .nodecore import MasterChanged, NodeCore, NodeEvent, PeersChanged, Ready
+from .nodecore import Forked, MasterChanged, NodeCore, NodeEvent, PeersChanged, Ready
 from .resource import effects as fx
 from .resource.messages import Refusal
 from .resource.state import hexdigest
@@ -73,7 +74,9 @@ class Diagnostic:
     """Something a peer should know about its room.
 
     ``kind``: ``"diverged"`` (a resync was needed), ``"dropped"`` (input from ``peer`` was refused),
-    ``"fault"`` (a bug in movex_p2p: ``detail`` holds the traceback; please report it).
+    ``"forked"`` (the master ``peer`` was caught forging: an action its author never signed, a
+    reveal that breaks its commitment, or two different histories sealed for one log index; it is
+    not followed any more), ``"fault"`` (a bug in movex_p2p: ``detail`` holds the traceback; please report it).
     """
 
     kind: str
@@ -265,6 +268,7 @@ class Peer:
             rng=rng,
             decode_limit=self._max_frame,
             identity=identity,
+            entropy=os.urandom,
         )
         self._endpoint: Endpoint | None = None
         self._tg: TaskGroup | None = None
@@ -628,6 +632,9 @@ class Peer:
                 self._master_change.set()
                 self._master_change = anyio.Event()
                 self._master_cbs(master, term)
+            case Forked(peer=peer, reason=reason):
+                self.log.warning("%s was caught forging (%s): it is not followed any more", peer, reason)
+                self._diagnose(Diagnostic(kind="forked", peer=peer, reason=reason))
             case PeersChanged(peers=peers):
                 for peer in sorted(peers - self._linked):
                     self.log.info("peer %s joined", peer)

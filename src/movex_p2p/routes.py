@@ -21,6 +21,8 @@ class Route(enum.Enum):
     """Master -> clients: every peer's ClientCore applies it (fenced by term and sender)."""
     ELECTION = "election"
     """Peer <-> peer: the ElectionMachine."""
+    PEERS = "peers"
+    """Peer <-> peer: the NodeCore itself (peers compare the seals their master sent them)."""
 
 
 class Lane(enum.Enum):

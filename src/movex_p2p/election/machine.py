@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SALT_BITS",
     "Broadcast",
+    "Distrust",
     "Effect",
     "ElectionConfig",
     "ElectionMachine",
@@ -72,7 +73,7 @@ MAX_ROUND: Final = 2**30
 MAX_MEMBERS: Final = 256
 """MAJORITY: members remembered at once (the longest gone is forgotten first)."""
 _TRUSTED_KEPT: Final = 16  # certified terms remembered
-_PENALTY: Final = (1.0, 30.0)  # a candidate that twice won our vote and never showed a master: refused this long
+_PENALTY: Final = (1.0, 30.0)  # a candidate that won our vote thrice and never showed a master: refused this long
 _ROUND_STEP: Final = 8
 """A vote request may be at most this many rounds past ours (a voter that missed rounds catches up)."""
 _TOP_UP: Final = 0.5  # seconds between a master's requests for the votes of peers that do not follow it
@@ -198,7 +199,17 @@ class Observed:
     term: Term
 
 
-Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Observed
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Distrust:
+    """``peer`` was caught forging (a master that signed two histories, or an action its author never signed).
+
+    It is never followed or voted for again in this session; if it is our master, we stop following it.
+    """
+
+    peer: PeerId
+
+
+Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Observed | Distrust
 
 # -- effects ----------------------------------------------------------------------------------
 
@@ -248,7 +259,6 @@ class ElectionMachine:
         self._cert: dict[PeerId, bytes] = {}  # candidate / master: the signed votes won in our term
         self._trusted: dict[Term, PeerId] = {}  # terms whose certificate we checked, and their master
         self._known_cert: tuple[Term, PeerId, tuple[bytes, ...]] | None = None  # the one we follow
-        self._established = False  # we followed a master or voted: our own vote counts in our quorum
         self._pending_vote: tuple[Term, PeerId, float] | None = None
         self._penalty: dict[PeerId, tuple[float, float]] = {}  # candidate -> (refused until, last length)
         self._failed: dict[PeerId, int] = {}  # candidate -> votes in a row it won and showed no master for
@@ -256,6 +266,7 @@ class ElectionMachine:
         self._top_up_at = -math.inf
         self._rival_at = -math.inf
         self._gone_at: dict[PeerId, float] = {}  # MAJORITY: when each member disconnected
+        self._distrusted: set[PeerId] = set()
         self._salt = salt_of(me)
         self._role = Role.FOLLOWER
         self._term = Term(0)
@@ -343,7 +354,7 @@ class ElectionMachine:
             case Tick():
                 self._on_tick(now, out)
             case Received(sender=sender, message=message):
-                if sender != self._me:
+                if sender != self._me and sender not in self._distrusted:
                     self._heard[sender] = now
                     self._silent.discard(sender)
                     self._on_message(sender, message, now, out)
@@ -360,6 +371,13 @@ class ElectionMachine:
                 self._position = (term, index)
             case Handover():
                 self._hand_over(now, out)
+            case Distrust(peer=peer):
+                if peer != self._me and len(self._distrusted) < MAX_MEMBERS:
+                    self._distrusted.add(peer)
+                if self._master == peer and peer != self._me:
+                    self._step_down(self._term, now)
+                    self._sticky_until = -math.inf
+                    self._arm_election(now, prompt=True)
             case Observed(term=term):
                 # signed: a term heard outside the election proves nothing (a client could make it
                 # up); the new master's certified heartbeat is what moves us
@@ -470,10 +488,15 @@ class ElectionMachine:
         return voters
 
     def _quorum_of(self, voters: set[PeerId]) -> bool:
-        """Do ``voters`` form a quorum of our group? Our own vote counts once we took part in the room."""
+        """Do ``voters`` form a quorum of our group?
+
+        While we follow (or are) a master, we count ourselves: a rival must win a quorum that
+        includes what we would have voted. Without one (just arrived, or our master is gone),
+        a term we did not vote in is judged by the others' votes only.
+        """
         group = set(self._group())
-        if not self._established and self._me not in voters:
-            group.discard(self._me)  # just arrived: we could not have voted for the master in place
+        if self._master is None and self._me not in voters:
+            group.discard(self._me)
         return len(voters & group) > len(group) // 2
 
     def _certified(self, term: Term, master: PeerId, cert: tuple[bytes, ...]) -> bool:
@@ -513,7 +536,7 @@ class ElectionMachine:
             failed = self._failed[candidate] = self._failed.get(candidate, 0) + 1
             if len(self._failed) > MAX_MEMBERS:
                 del self._failed[next(iter(self._failed))]
-            if failed >= 2:  # once is a lost vote; twice in a row, a candidate that stalls elections
+            if failed >= 3:  # a lost vote or two happen; three in a row, a candidate that stalls elections
                 _, last = self._penalty.get(candidate, (0.0, 0.0))
                 length = min(max(last * 2, _PENALTY[0]), _PENALTY[1])
                 self._penalty[candidate] = (now + length, length)
@@ -571,10 +594,11 @@ class ElectionMachine:
             self._term = self._ballot
         self._role = Role.CANDIDATE
         self._master = None
+        self._heartbeat_at = None  # a master running again (signed: a healed partition) is no master meanwhile
+        self._handover_to = self._handover_at = None
         self._voted_for = self._me
         self._votes = {self._me}
         self._cert = {self._me: self._vote_proof(self._ballot, self._me)} if self._signed else {}
-        self._established = True
         self._proposal = None
         self._prevotes.clear()
         self._arm_election(now)
@@ -733,7 +757,6 @@ class ElectionMachine:
             self._known_cert = (term, sender, message.cert)
         if term > self._term or self._role is not Role.FOLLOWER or self._master != sender:
             self._step_down(term, now, master=sender)
-        self._established = True
         self._sticky_until = now + self._config.election_timeout
         self._successors = message.successors
         self._asked_at = None
@@ -847,7 +870,6 @@ class ElectionMachine:
             if self._role is not Role.FOLLOWER:
                 self._step_down(self._term, now)
         self._voted_for = sender
-        self._established = True
         self._pending_vote = (message.term, sender, now)
         self._arm_election(now)
         proof = self._vote_proof(message.term, sender)

@@ -12,6 +12,12 @@ What cannot be served yet waits in ONE queue, in arrival order: everything but r
 pulled replicas while recovering, and everything while the node says the master holds no
 lease (``lease=False``, ``majority`` policy). Under ``majority`` the master also counts
 replicas' ``Ack``s and publishes ``Committed`` once a quorum holds an index of its own term.
+
+What a peer sends is input, never truth (docs/security.md): a pulled replica is adopted only
+while recovering, only at the position its peer reported, only with a checksum that matches
+its state and (with an identity) only under a valid seal of a master of its term; the app's
+hooks (reducer, ``can_reveal``) are contained like bad input; every map keyed by what peers send
+is bounded.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 
 from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError
 from ..ids import PeerId, Rid, Term
+from ..proofs import prove
 from .effects import Effect, Publish, Send, TermObserved
+from .history import commitment, head, meta_digest, resolves, seal_signer, seal_statement
 from .messages import (
     Ack,
     Applied,
@@ -31,7 +39,10 @@ from .messages import (
     Committed,
     Create,
     Created,
+    Endorse,
+    Head,
     Held,
+    Position,
     Presence,
     Propose,
     Pull,
@@ -43,6 +54,7 @@ from .messages import (
     Resend,
     Restore,
     Revealed,
+    Sealed,
     Secret,
     Snapshot,
     SyncRequest,
@@ -57,6 +69,8 @@ from .values import has_master_values, resolve_master_values, seed_for
 if TYPE_CHECKING:
     import random
 
+    from ..identity import Identity
+
 __all__ = ["MAX_WAITING", "RECOVERY_TIMEOUT", "MasterCore"]
 
 MAX_EARLY: Final = 4096
@@ -67,6 +81,12 @@ MAX_WAITING: Final = 65_536
 
 RECOVERY_TIMEOUT: Final = 1.0
 """Seconds a new master waits for every connected peer's Report before it serves anyway."""
+
+MAX_PULLS: Final = 4096
+"""Pulls (and reported positions) a recovering master keeps track of at once."""
+
+MAX_SETTLED: Final = 65_536
+"""Rejected seqs remembered per (resource, author) pair (the oldest pairs are forgotten first)."""
 
 
 _NO_RID: Final = Rid("")  # a report's reply names no resource
@@ -96,11 +116,17 @@ class MasterCore:
         recovery_timeout: float = RECOVERY_TIMEOUT,
         rng_factory: Callable[[int], random.Random],
         quorum: Callable[[frozenset[PeerId]], bool] | None = None,
+        identity: Identity | None = None,
     ) -> None:
         """``rng_factory(seed)`` builds the generator for one action's master values (the driver
         passes ``random.Random``): the core itself never touches the random module. With
-        ``quorum`` (``majority``: does this set of peers form a quorum?) acks are counted."""
+        ``quorum`` (``majority``: does this set of peers form a quorum?) acks are counted. With
+        ``identity`` (whose id is ``me``) the master seals its heads and adopts only sealed replicas."""
         self.me = me
+        self._identity = identity
+        self._dirty: dict[Rid, None] = {}  # resources whose head changed since the last seal
+        self._settled: dict[tuple[Rid, PeerId], int] = {}  # rejected seqs (not in the replicated head)
+        self._reported: dict[tuple[PeerId, Rid], Position] = {}  # what each peer reported it holds
         self._rng_factory = rng_factory
         self._quorum = quorum
         self.term = term
@@ -149,6 +175,22 @@ class MasterCore:
         return self._view_of(res, peer)
 
     # -- inputs --------------------------------------------------------------------------------
+
+    def seal(self) -> list[Effect]:
+        """Sign the heads of the resources changed since the last seal (a ``Sealed`` for every peer); [] if none."""
+        if self._identity is None or not self._dirty:
+            return []
+        heads: list[Head] = []
+        for rid in self._dirty:
+            res = self._resources.get(rid)
+            if res is not None:
+                heads.append(head(rid, res.version, res.checksum, res.applied, res.held))
+        self._dirty.clear()
+        proof = prove(self._identity, *seal_statement(self.term, self.index, heads))
+        sealed = Sealed(term=self.term, index=self.index, heads=tuple(heads), proof=proof)
+        for h in heads:
+            self._resources[h.rid].seal = sealed
+        return [Publish(message=sealed)]
 
     def tick(self, now: float, *, lease: bool = True) -> list[Effect]:
         """Advance time: serve what waited for the lease once it holds; end recovery once its deadline passed."""
@@ -229,6 +271,8 @@ class MasterCore:
                 effects = self._on_pulled(sender, snapshot)
             case Ack():
                 effects = self._on_ack(sender, message)
+            case Endorse():
+                effects = []  # checked and republished by the node, before the proposals it covers
             case _:
                 assert_never(message)
         if self.deadline is not None:
@@ -287,12 +331,13 @@ class MasterCore:
         for rid_str, pos in report.have.items():
             rid = Rid(rid_str)
             mine = self._resources.get(rid)
-            if mine is None or (pos.term, pos.version) > mine.key:
-                if not self._known_type(rid):
+            if recovering and (mine is None or (pos.term, pos.version) > mine.key):
+                # only a recovering master pulls, only from a position no newer than its own term
+                if not self._known_type(rid) or pos.term > self.term or len(self._pulls) >= MAX_PULLS:
                     continue
-                if recovering:
-                    self._awaiting_pull.setdefault(rid, set()).add(sender)
+                self._awaiting_pull.setdefault(rid, set()).add(sender)
                 self._pulls.add((sender, rid))
+                self._reported[(sender, rid)] = pos
                 effects.append(Send(to=sender, message=Pull(term=self.term, rid=rid)))
         if recovering:
             self._awaiting_report.discard(sender)
@@ -309,6 +354,7 @@ class MasterCore:
         if (sender, snap.rid) not in self._pulls:
             return []  # a snapshot we did not ask this peer for: never adopted
         self._pulls.discard((sender, snap.rid))
+        reported = self._reported.pop((sender, snap.rid), None)
         waiting = self._awaiting_pull.get(snap.rid)
         if waiting is not None:
             waiting.discard(sender)
@@ -317,6 +363,8 @@ class MasterCore:
         type_ = self._types.get(parse_rid(snap.rid)[0]) if self._known_type(snap.rid) else None
         if type_ is None:
             return []
+        if self.deadline is None:
+            raise RemoteProtocolError(f"a replica of {snap.rid} pulled after recovery ended")
         current: Replica | None = self._resources.get(snap.rid)
         if current is not None and (snap.entry_term, snap.version) <= current.key:
             return []
@@ -324,12 +372,36 @@ class MasterCore:
             pulled = Replica.from_snapshot(snap, type_)
         except InvalidState as exc:
             raise RemoteProtocolError(f"pulled replica of {snap.rid}: {exc}") from exc
+        self._check_pulled(snap, pulled, reported)
         if current is not None:  # keep private halves we already hold
             known = {(h.author, h.seq): h for h in current.held if h.action is not None}
             pulled.held = [known.get((h.author, h.seq), h) for h in pulled.held]
         self._resources[snap.rid] = pulled
+        self._dirty[snap.rid] = None
         self.index += 1
         return [Publish(message=pulled.snapshot(term=self.term, index=self.index))]
+
+    def _check_pulled(self, snap: Snapshot, pulled: Replica, reported: Position | None) -> None:
+        """RemoteProtocolError unless the pulled replica is the one reported, whole and (signed) sealed."""
+        if reported is None or (reported.term, reported.version, reported.checksum) != (
+            snap.entry_term,
+            snap.version,
+            snap.checksum,
+        ):
+            raise RemoteProtocolError(f"pulled replica of {snap.rid} is not at the position its peer reported")
+        if pulled.checksum != snap.checksum:
+            raise RemoteProtocolError(f"pulled replica of {snap.rid}: its state does not have its checksum")
+        if self._identity is None:
+            return
+        seal = snap.seal
+        if seal is None or seal.term != snap.entry_term or seal_signer(seal) is None:
+            raise RemoteProtocolError(f"pulled replica of {snap.rid} is not sealed by a master of its term")
+        meta = meta_digest(pulled.applied, pulled.held)
+        if not any(
+            h.rid == snap.rid and h.version == snap.version and h.checksum == snap.checksum and h.meta == meta
+            for h in seal.heads
+        ):
+            raise RemoteProtocolError(f"pulled replica of {snap.rid} is not the head its seal signs")
 
     def _on_ack(self, sender: PeerId, ack: Ack) -> list[Effect]:
         if self._quorum is None or ack.index <= self._acks.get(sender, 0):
@@ -380,6 +452,7 @@ class MasterCore:
         res = Replica(rid=msg.rid, type=type_, state=state)
         res.advance(self.term, 0)
         self._resources[msg.rid] = res
+        self._dirty[msg.rid] = None
         self.index += 1
         created = Created(term=self.term, index=self.index, rid=msg.rid, state=state, checksum=res.checksum)
         return [Publish(message=created), self._reply(sender, msg.req, msg.rid)]
@@ -408,7 +481,7 @@ class MasterCore:
                 term=self.term, rid=msg.rid, seq=msg.seq, reason=f"no resource {msg.rid}", refusal="not_found"
             )
             return [Send(to=sender, message=reject)]
-        last = res.applied.get(sender, 0)
+        last = self._last(res, sender)
         if msg.seq <= last:
             return []  # a re-submission of an action already applied: idempotent by (author, seq)
         early = self._early.setdefault((sender, msg.rid), {})
@@ -423,13 +496,22 @@ class MasterCore:
             return []
         effects = self._apply(sender, res, msg, now)
         while early:  # actions that overtook a lost one can go now, in order
-            following = early.pop(res.applied.get(sender, 0) + 1, None)
+            following = early.pop(self._last(res, sender) + 1, None)
             if following is None:
                 break
             effects += self._apply(sender, res, following, now)
         if not early:
             self._early.pop((sender, msg.rid), None)
         return effects
+
+    def _last(self, res: Replica, author: PeerId) -> int:
+        """The last seq of ``author`` on ``res`` that is settled (applied, or rejected by this master)."""
+        return max(res.applied.get(author, 0), self._settled.get((res.rid, author), 0))
+
+    def _settle_rejected(self, res: Replica, author: PeerId, seq: int) -> None:
+        self._settled[(res.rid, author)] = seq
+        if len(self._settled) > MAX_SETTLED:
+            del self._settled[next(iter(self._settled))]
 
     def _apply(self, sender: PeerId, res: Replica, msg: Propose, now: float) -> list[Effect]:
         action, private = msg.action, msg.private
@@ -445,19 +527,25 @@ class MasterCore:
                 own = [h.action for h in res.held if h.author == sender and h.action is not None]
                 replay(res.type, public, [*own, private])
         except Exception as exc:
-            res.applied[sender] = msg.seq
+            self._settle_rejected(res, sender, msg.seq)
             return [self._reject(sender, msg, _reason(exc))]
         effects: list[Effect] = []
         digest = checksum(public)
         size = size_of(public)
         if size > res.type.max_bytes:
-            res.applied[sender] = msg.seq
+            self._settle_rejected(res, sender, msg.seq)
             reason = f"the state would be {size} bytes, over {res.type.name!r}'s max_bytes {res.type.max_bytes}"
             return [self._reject(sender, msg, reason, "too_large")]
         res.write(public, self.term, res.version + 1, digest)
         res.applied[sender] = msg.seq
+        self._dirty[msg.rid] = None
+        commit = b""
         if private is not None:
-            res.held.append(Held(author=sender, seq=msg.seq, action=private))
+            assert msg.private is not None
+            commit = commitment(msg.nonce, msg.private)
+            origin = msg.private if private.payload is not msg.private.payload else None
+            held = Held(author=sender, seq=msg.seq, action=private, commitment=commit, nonce=msg.nonce, origin=origin)
+            res.held.append(held)
             effects.append(Send(to=sender, message=Secret(term=self.term, rid=msg.rid, seq=msg.seq, private=private)))
         self.index += 1
         effects.append(
@@ -473,6 +561,8 @@ class MasterCore:
                     private=private is not None,
                     checksum=digest,
                     now=now,
+                    origin=msg.action if action.payload is not msg.action.payload else None,
+                    commitment=commit,
                 )
             )
         )
@@ -497,7 +587,20 @@ class MasterCore:
         for i, held in enumerate(res.held):
             if held.author == sender and held.seq == msg.seq:
                 if held.action is None:
-                    res.held[i] = Held(author=sender, seq=msg.seq, action=msg.private.by(sender))
+                    original = msg.origin or msg.private
+                    if self._identity is not None and (
+                        commitment(msg.nonce, original) != held.commitment
+                        or not resolves(original.payload, msg.private.payload)
+                    ):
+                        raise RemoteProtocolError(f"restored private half {msg.seq} does not match its commitment")
+                    res.held[i] = Held(
+                        author=sender,
+                        seq=msg.seq,
+                        action=msg.private.by(sender),
+                        commitment=held.commitment,
+                        nonce=msg.nonce,
+                        origin=msg.origin,
+                    )
                     return self._maybe_reveal(res, now)
                 return []
         return []
@@ -526,6 +629,7 @@ class MasterCore:
             revealed.append(held)
         res.held = []
         res.write(state, self.term, res.version + 1)
+        self._dirty[res.rid] = None
         self.index += 1
         return [
             Publish(

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..ids import Rid, Term
-from .messages import Era, Held, Position, Snapshot
+from .messages import Era, Held, Position, Sealed, Snapshot
 from .state import checksum, freeze
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ class Replica:
     held: list[Held] = field(default_factory=list)
     applied: dict[str, int] = field(default_factory=dict)
     eras: list[Era] = field(default_factory=list)
+    seal: Sealed | None = None
+    """The master's seal over this replica's current head (None until one arrives for this version)."""
     _checksum: bytes | None = None
 
     @property
@@ -46,6 +48,7 @@ class Replica:
         self._checksum = digest
         self.version = version
         self.entry_term = term
+        self.seal = None
         if not self.eras or self.eras[-1].term != term:
             self.eras.append(Era(term=term, since=version))
             del self.eras[:-MAX_ERAS]
@@ -77,6 +80,7 @@ class Replica:
             held=list(self.held),
             applied=dict(self.applied),
             eras=list(self.eras),
+            seal=self.seal,
             _checksum=self._checksum,
         )
 
@@ -100,9 +104,10 @@ class Replica:
             state=self.state,
             checksum=self.checksum,
             subscribers=dict(self.subscribers),
-            held=tuple(Held(author=h.author, seq=h.seq) for h in self.held),
+            held=tuple(Held(author=h.author, seq=h.seq, commitment=h.commitment) for h in self.held),
             applied=dict(self.applied),
             eras=tuple(self.eras),
+            seal=self.seal,
         )
 
     @classmethod
@@ -115,9 +120,10 @@ class Replica:
             version=snap.version,
             entry_term=snap.entry_term,
             subscribers={k: dict(v) for k, v in snap.subscribers.items()},
-            held=[Held(author=h.author, seq=h.seq) for h in snap.held],
+            held=[Held(author=h.author, seq=h.seq, commitment=h.commitment) for h in snap.held],
             applied=dict(snap.applied),
             eras=list(snap.eras[-MAX_ERAS:]),
+            seal=snap.seal,
         )
 
 
