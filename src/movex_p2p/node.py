@@ -215,7 +215,12 @@ class Resource:
             event, self._changed = self._changed, anyio.Event()
             event.set()
         if self._callbacks.registered and self.bound:
-            self._callbacks(self.state)
+            try:
+                state = self.state
+            except MovexError as exc:  # the type's transform failed on this state: the app's hook, not the peer
+                self._peer.log.warning("%s: no update for on_update callbacks: %s", self.rid, exc)
+                return
+            self._callbacks(state)
 
     def __repr__(self) -> str:
         return f"<Resource {self.rid} v{self.version}>"

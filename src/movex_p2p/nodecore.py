@@ -548,6 +548,7 @@ class NodeCore:
                     now=self._wall,
                     quorum=self.election.has_quorum if self.majority else None,
                     identity=self.identity,
+                    master_of=self.election.master_of,
                 )
         else:
             self.master = None

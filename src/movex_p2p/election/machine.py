@@ -72,7 +72,7 @@ MAX_ROUND: Final = 2**30
 """The highest election round (terms stay far below 2**63, so every int on the wire is bounded)."""
 MAX_MEMBERS: Final = 256
 """MAJORITY: members remembered at once (the longest gone is forgotten first)."""
-_TRUSTED_KEPT: Final = 16  # certified terms remembered
+_TRUSTED_KEPT: Final = 64  # certified terms remembered (and masters of terms seen with real votes)
 _PENALTY: Final = (1.0, 30.0)  # a candidate that won our vote thrice and never showed a master: refused this long
 _ROUND_STEP: Final = 8
 """A vote request may be at most this many rounds past ours (a voter that missed rounds catches up)."""
@@ -258,6 +258,7 @@ class ElectionMachine:
         self._signed = identity is not None
         self._cert: dict[PeerId, bytes] = {}  # candidate / master: the signed votes won in our term
         self._trusted: dict[Term, PeerId] = {}  # terms whose certificate we checked, and their master
+        self._seen: dict[Term, PeerId] = {}  # terms whose master showed votes of other peers we know
         self._known_cert: tuple[Term, PeerId, tuple[bytes, ...]] | None = None  # the one we follow
         self._pending_vote: tuple[Term, PeerId, float] | None = None
         self._penalty: dict[PeerId, tuple[float, float]] = {}  # candidate -> (refused until, last length)
@@ -337,6 +338,10 @@ class ElectionMachine:
         if self._config.policy is Policy.AVAILABLE:
             return True
         return self._handover_to is None and now < self._lease_until()
+
+    def master_of(self, term: Term) -> PeerId | None:
+        """The master of ``term`` if we know it: we followed it, or saw it hold votes of peers we know (signed)."""
+        return self._trusted.get(term) or self._seen.get(term)
 
     def has_quorum(self, voters: frozenset[PeerId]) -> bool:
         """Do ``voters`` (this peer counts only if listed) form a quorum under the policy now?"""
@@ -460,6 +465,10 @@ class ElectionMachine:
     def _expire_members(self, now: float) -> None:
         """MAJORITY: members gone longer than ``member_expiry`` leave (ids that come and go cannot pile up)."""
         expiry = self._config.member_expiry
+        known = self._members | self._connected
+        for table in (self._heard, self._positions, self._acked):  # keyed by senders: only peers we know
+            for peer in [p for p in table if p not in known]:
+                del table[peer]
         for peer, gone in list(self._gone_at.items()):
             if peer in self._connected:
                 del self._gone_at[peer]
@@ -485,6 +494,10 @@ class ElectionMachine:
                 continue  # filtered before any signature is checked: bounded work per message
             if signer(proof, "vote", term, master) == claimed:
                 voters.add(claimed)
+        if voters - {master} and term not in self._seen:  # others voted for it: it did master that term
+            self._seen[term] = master
+            if len(self._seen) > _TRUSTED_KEPT:
+                del self._seen[min(self._seen)]
         return voters
 
     def _quorum_of(self, voters: set[PeerId]) -> bool:

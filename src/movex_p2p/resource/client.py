@@ -162,7 +162,10 @@ class ClientCore:
         transform = self.replicas[rid].type.transform
         if transform is None:
             return view
-        return freeze(transform(view, TransformContext(now=self.master_now(now))))
+        try:  # the app's hook, on whatever state the room holds: its failure is the app's to see
+            return freeze(transform(view, TransformContext(now=self.master_now(now))))
+        except Exception as exc:
+            raise InvalidState(f"{rid}: the type's transform raised {exc!r} on this state") from exc
 
     def master_now(self, now: float) -> float:
         """The master's clock estimated from the last entry it stamped."""

@@ -76,6 +76,9 @@ __all__ = ["MAX_WAITING", "RECOVERY_TIMEOUT", "MasterCore"]
 MAX_EARLY: Final = 4096
 """Actions kept per author and resource while an earlier one is missing."""
 
+MAX_EARLY_TOTAL: Final = 16_384
+"""Actions kept while an earlier one is missing, all authors and resources together."""
+
 MAX_WAITING: Final = 65_536
 """Messages kept while the master cannot serve yet; beyond that they are refused (their senders re-send)."""
 
@@ -117,13 +120,16 @@ class MasterCore:
         rng_factory: Callable[[int], random.Random],
         quorum: Callable[[frozenset[PeerId]], bool] | None = None,
         identity: Identity | None = None,
+        master_of: Callable[[Term], PeerId | None] | None = None,
     ) -> None:
         """``rng_factory(seed)`` builds the generator for one action's master values (the driver
         passes ``random.Random``): the core itself never touches the random module. With
         ``quorum`` (``majority``: does this set of peers form a quorum?) acks are counted. With
-        ``identity`` (whose id is ``me``) the master seals its heads and adopts only sealed replicas."""
+        ``identity`` (whose id is ``me``) the master seals its heads and adopts only replicas sealed by the
+        master of their term, as ``master_of(term)`` knows it (the election: followed, or shown real votes)."""
         self.me = me
         self._identity = identity
+        self._master_of = master_of or (lambda term: None)
         self._dirty: dict[Rid, None] = {}  # resources whose head changed since the last seal
         self._settled: dict[tuple[Rid, PeerId], int] = {}  # rejected seqs (not in the replicated head)
         self._reported: dict[tuple[PeerId, Rid], Position] = {}  # what each peer reported it holds
@@ -141,8 +147,9 @@ class MasterCore:
         self._waiting: deque[tuple[PeerId, ToMaster]] = deque()
         self.waits_for_lease = False
         """True when something waits that a lease (and no end of recovery) would let through."""
-        self._report_replies: list[tuple[PeerId, int]] = []
+        self._report_replies: dict[PeerId, int] = {}  # recovering: the latest report of each peer
         self._early: dict[tuple[PeerId, Rid], dict[int, Propose]] = {}
+        self._parked = 0  # actions in _early, all together
         self._acks: dict[PeerId, int] = {}
         self.committed = 0
         self.deadline: float | None = now + recovery_timeout
@@ -209,6 +216,8 @@ class MasterCore:
             return peer != self.me and peer not in self._peers
 
         self._awaiting_report = {p for p in self._awaiting_report if not gone(p)}
+        for key in [key for key in self._early if gone(key[0])]:  # what departed peers parked
+            self._parked -= len(self._early.pop(key))
         for rid, waiting in list(self._awaiting_pull.items()):
             waiting.difference_update({p for p in waiting if gone(p)})
             if not waiting:
@@ -301,7 +310,7 @@ class MasterCore:
         ]
         if gone:
             effects += self.peers_changed(frozenset(self._peers), now)
-        effects += [self._reply(peer, req) for peer, req in self._report_replies]
+        effects += [self._reply(peer, req) for peer, req in self._report_replies.items()]
         self._report_replies.clear()
         effects += self._release(now)
         for res in self._resources.values():
@@ -341,7 +350,7 @@ class MasterCore:
                 effects.append(Send(to=sender, message=Pull(term=self.term, rid=rid)))
         if recovering:
             self._awaiting_report.discard(sender)
-            self._report_replies.append((sender, report.req))
+            self._report_replies[sender] = report.req
         else:
             effects.append(self._reply(sender, report.req))
         return effects
@@ -372,7 +381,11 @@ class MasterCore:
             pulled = Replica.from_snapshot(snap, type_)
         except InvalidState as exc:
             raise RemoteProtocolError(f"pulled replica of {snap.rid}: {exc}") from exc
-        self._check_pulled(snap, pulled, reported)
+        refusal = self._check_pulled(snap, pulled, reported)
+        if refusal is not None:  # not adopted: the peer gets ours (its authors re-send what it lacks)
+            return (
+                [] if current is None else [Send(to=sender, message=current.snapshot(term=self.term, index=self.index))]
+            )
         if current is not None:  # keep private halves we already hold
             known = {(h.author, h.seq): h for h in current.held if h.action is not None}
             pulled.held = [known.get((h.author, h.seq), h) for h in pulled.held]
@@ -381,27 +394,30 @@ class MasterCore:
         self.index += 1
         return [Publish(message=pulled.snapshot(term=self.term, index=self.index))]
 
-    def _check_pulled(self, snap: Snapshot, pulled: Replica, reported: Position | None) -> None:
-        """RemoteProtocolError unless the pulled replica is the one reported, whole and (signed) sealed."""
+    def _check_pulled(self, snap: Snapshot, pulled: Replica, reported: Position | None) -> str | None:
+        """Why the pulled replica is not adopted (not the one reported, not whole, or not sealed), or None."""
         if reported is None or (reported.term, reported.version, reported.checksum) != (
             snap.entry_term,
             snap.version,
             snap.checksum,
         ):
-            raise RemoteProtocolError(f"pulled replica of {snap.rid} is not at the position its peer reported")
+            return "not at the position its peer reported"
         if pulled.checksum != snap.checksum:
-            raise RemoteProtocolError(f"pulled replica of {snap.rid}: its state does not have its checksum")
+            return "its state does not have its checksum"
         if self._identity is None:
-            return
+            return None
         seal = snap.seal
-        if seal is None or seal.term != snap.entry_term or seal_signer(seal) is None:
-            raise RemoteProtocolError(f"pulled replica of {snap.rid} is not sealed by a master of its term")
+        signed_by = None if seal is None or seal.term != snap.entry_term else seal_signer(seal)
+        known = self.me if snap.entry_term == self.term else self._master_of(snap.entry_term)
+        if seal is None or signed_by is None or signed_by != known:
+            return "not sealed by the master of its term"
         meta = meta_digest(pulled.applied, pulled.held)
         if not any(
             h.rid == snap.rid and h.version == snap.version and h.checksum == snap.checksum and h.meta == meta
             for h in seal.heads
         ):
-            raise RemoteProtocolError(f"pulled replica of {snap.rid} is not the head its seal signs")
+            return "not the head its seal signs"
+        return None
 
     def _on_ack(self, sender: PeerId, ack: Ack) -> list[Effect]:
         if self._quorum is None or ack.index <= self._acks.get(sender, 0):
@@ -488,7 +504,8 @@ class MasterCore:
         if msg.seq > max(last, msg.base) + 1:
             # an earlier action of this author was lost on the way: hold this one, ask again
             first = not early
-            if len(early) < MAX_EARLY:
+            if len(early) < MAX_EARLY and self._parked < MAX_EARLY_TOTAL:
+                self._parked += msg.seq not in early
                 early[msg.seq] = msg
             if first:
                 after = max(last, msg.base)
@@ -499,7 +516,12 @@ class MasterCore:
             following = early.pop(self._last(res, sender) + 1, None)
             if following is None:
                 break
+            self._parked -= 1
             effects += self._apply(sender, res, following, now)
+        settled = self._last(res, sender)
+        for seq in [seq for seq in early if seq <= settled]:  # overtaken by a base that skipped them
+            del early[seq]
+            self._parked -= 1
         if not early:
             self._early.pop((sender, msg.rid), None)
         return effects

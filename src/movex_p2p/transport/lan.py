@@ -1014,6 +1014,8 @@ class LanEndpoint:
             link.dead = True
             if link.graceful:
                 self._left[peer] = link.incarnation
+                while len(self._left) > _KNOWN_LIMIT:  # the oldest goodbyes are forgotten first
+                    del self._left[next(iter(self._left))]
             if self._links.get(peer) is link:
                 del self._links[peer]
                 self._detector.forget(peer)
