@@ -155,7 +155,6 @@ class NodeCore:
         self._endorsements: dict[PeerId, OrderedDict[bytes, rm.Endorsed]] = {}  # master: per author
         self._proofs: OrderedDict[tuple[PeerId, str, int], rm.Endorsed] = OrderedDict()  # master: checked proposals
         self._endorsed_to: dict[PeerId, OrderedDict[bytes, None]] = {}  # master: Endorsed sent per peer (by proof)
-        self._own: list[tuple[bytes, str, int]] = []  # master: its own actions not yet endorsed (digest, rid, seq)
         self._seals: OrderedDict[tuple[int, int], rm.Sealed] = OrderedDict()  # from our master
         self._witness: rm.Sealed | None = None  # the latest seal not yet passed on
         self._witness_at = -1e18
@@ -334,7 +333,7 @@ class NodeCore:
         """As master: check an Endorse, or that a Propose is endorsed; False (after reporting) drops it."""
         if type(message) is rm.Endorse:
             if sender == self.me:
-                return False  # our own actions are endorsed when they leave (see _endorse_own)
+                return False  # not ours to check: we wrote it
             if endorsement_signer(message) != sender:
                 raise RemoteProtocolError("an endorsement not signed by its sender")
             endorsed = rm.Endorsed(term=message.term, author=sender, digests=message.digests, proof=message.proof)
@@ -346,10 +345,9 @@ class NodeCore:
             return False
         if type(message) is not rm.Propose:
             return True
-        digest = _digest(sender, message)
         if sender == self.me:
-            self._own.append((digest, message.rid, message.seq))
-            return True
+            return True  # the master's own actions: it is their author, its entries say so
+        digest = _digest(sender, message)
         known = self._endorsements.get(sender)
         proof = None if known is None else known.get(digest)
         if proof is None:
@@ -365,7 +363,7 @@ class NodeCore:
             return
         endorsed = self._proofs.pop((message.author, message.rid, message.seq), None)
         if endorsed is None:
-            return  # our own, endorsed when this step's frames leave (or applied from a sealed replica)
+            return  # our own (we are their author), or applied from a sealed replica
         for peer in self.peers:
             if self._mark_sent(peer, endorsed):
                 self._reliable.setdefault(peer, []).append(endorsed)
@@ -379,33 +377,6 @@ class NodeCore:
         if len(sent) > ENDORSED_KEPT:
             sent.popitem(last=False)
         return True
-
-    def _endorse_own(self) -> None:
-        """As master: sign our own actions applied since the last frames left, ahead of every peer's entries."""
-        if not self._own or self.identity is None or self.master is None:
-            self._own.clear()
-            return
-        own = {(rid, seq) for _, rid, seq in self._own}
-        digests = tuple(digest for digest, _, _ in self._own)
-        self._own.clear()
-        endorsed = rm.Endorsed(
-            term=self.master.term,
-            author=self.me,
-            digests=digests,
-            proof=prove(self.identity, "endorse", b"".join(digests)),
-        )
-        for rid, seq in own:  # for those applied later (they waited): sent with their entry
-            self._proofs[(self.me, rid, seq)] = endorsed
-        for peer in self.peers:  # for those applied already: ahead of the first of them
-            messages = self._reliable.get(peer, [])
-            for i, message in enumerate(messages):
-                if type(message) is rm.Applied and message.author == self.me and (message.rid, message.seq) in own:
-                    if self._mark_sent(peer, endorsed):
-                        messages.insert(i, endorsed)
-                    break
-        for message in self._reliable.get(next(iter(self.peers), self.me), []):
-            if type(message) is rm.Applied and message.author == self.me:
-                self._proofs.pop((self.me, message.rid, message.seq), None)
 
     def _endorse_outgoing(self) -> None:
         """Sign the proposals leaving for our master in this frame: one Endorse ahead of them."""
@@ -608,7 +579,6 @@ class NodeCore:
             if not self._local:
                 break
         if not hold and self.identity is not None:
-            self._guard(self.me, "endorse", self._endorse_own)
             self._guard(self.me, "endorse", self._endorse_outgoing)
             self._send_witness()
         ready = Ready(frames={}, more=[], datagrams={}, events=self._events, faults=self._faults, dropped=self._dropped)

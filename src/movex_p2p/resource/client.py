@@ -288,8 +288,9 @@ class ClientCore:
         if message.term < self.term or sender != self.master:
             return []  # fenced: an older or unknown master
         match message:
-            case Applied():
-                return self._on_applied(message, now, verify=self.verify and sender != self.me)
+            case Applied():  # a master authors its own actions: only others' need their author's signature
+                verify = self.verify and sender != self.me and message.author != sender  # (as master, we checked)
+                return self._on_applied(message, now, verify=verify)
             case Revealed():
                 return self._on_revealed(message, now, verify=self.verify and sender != self.me)
             case Created():
@@ -397,7 +398,7 @@ class ClientCore:
         return effects
 
     def _on_applied(self, msg: Applied, now: float, *, verify: bool = False) -> list[Effect]:
-        """``verify``: check its author signed it (not for our own entries as master: we made them)."""
+        """``verify``: check its author signed it (not for the master's own actions: it wrote them)."""
         if verify and msg.rid in self.replicas and msg.version == self.replicas[msg.rid].version + 1:
             forged = self._forged(msg)
             if forged is not None:

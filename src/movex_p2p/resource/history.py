@@ -66,7 +66,16 @@ def commitment(nonce: bytes, private: Action) -> bytes:
 
 def action_digest(author: str, rid: str, seq: int, action: Action, commit: bytes = b"") -> bytes:
     """The digest an author signs for one action (``action`` as dispatched, master values unresolved)."""
-    return _hash(statement("action", author, rid, seq, _encode(action), commit))
+    payload = action.payload
+    body = _encode(action) if isinstance(payload, dict | list | tuple | MasterValue) else None
+    if body is None:  # the common small payloads: one cbor call, no canonical sort needed
+        body = cbor2.dumps([action.type, payload], default=_encode_value)
+    parts = (author.encode(), rid.encode(), seq.to_bytes(8, "big", signed=True), body, commit)
+    digest = hashlib.blake2b(digest_size=DIGEST_SIZE, person=b"movex-action")
+    for part in parts:
+        digest.update(len(part).to_bytes(4, "big"))
+        digest.update(part)
+    return digest.digest()
 
 
 def endorsement_signer(message: Endorse | Endorsed) -> PeerId | None:
