@@ -20,6 +20,8 @@ __all__ = ["PROOF_SIZE", "prove", "signer", "signer_key", "statement"]
 
 PROOF_SIZE: Final = KEY_SIZE + SIGNATURE_SIZE
 _DOMAIN: Final = b"movex-p2p/proof/v1\x00"
+_CACHED: Final = 4096
+"""Statements up to this many bytes have their verification cached (the cache stays small)."""
 
 
 def statement(label: str, *parts: str | int | bytes) -> bytes:
@@ -47,7 +49,9 @@ def signer(proof: bytes, label: str, *parts: str | int | bytes) -> PeerId | None
     """The id of whoever signed ``proof`` over the statement, or None if it is not a valid proof of it."""
     if type(proof) is not bytes or len(proof) != PROOF_SIZE:
         return None
-    if not _valid(proof, statement(label, *parts)):
+    data = statement(label, *parts)
+    valid = _valid(proof, data) if len(data) <= _CACHED else verify(proof[:KEY_SIZE], proof[KEY_SIZE:], data)
+    if not valid:
         return None
     return peer_id_of(proof[:KEY_SIZE])
 

@@ -76,7 +76,7 @@ _TRUSTED_KEPT: Final = 64  # certified terms remembered (and masters of terms se
 _PENALTY: Final = (1.0, 30.0)  # a candidate that won our vote thrice and never showed a master: refused this long
 _ROUND_STEP: Final = 8
 """A vote request may be at most this many rounds past ours (a voter that missed rounds catches up)."""
-_TOP_UP: Final = 0.5  # seconds between a master's requests for the votes of peers that do not follow it
+_TOP_UP: Final = 0.2  # seconds between a master's requests for the votes of peers that do not follow it
 _RIVAL: Final = 1.0  # seconds between two reactions to a rival master's claims
 
 
@@ -533,7 +533,8 @@ class ElectionMachine:
         """A candidate we voted for that never showed a certified master is refused for a while (doubling).
 
         ``asking``: that candidate asks again for a new ballot; True if it must wait (it had our
-        vote less than two election timeouts ago and showed no master for it).
+        vote less than an election timeout ago and no master showed since). A candidate that lost
+        to another master, or whose master we follow, stalled nothing.
         """
         pending = self._pending_vote
         if pending is None:
@@ -637,7 +638,7 @@ class ElectionMachine:
         self._handover_to = None
         self._handover_at = None
         self._handover_tried.clear()
-        self._top_up_at = now
+        self._top_up_at = -math.inf  # at once: peers that did not vote may not find our certificate enough
         self._heartbeat(now, out)
 
     def _heartbeat(self, now: float, out: list[Effect]) -> None:
@@ -790,7 +791,18 @@ class ElectionMachine:
         if self._own_cert_holds() or now < self._rival_at + _RIVAL:
             return
         self._rival_at = now
-        if self._quorum_of(self._voters(message.term, sender, message.cert)):
+        group = set(self._group())
+        theirs = self._voters(message.term, sender, message.cert) & group
+        if message.term > self._term and len(theirs) >= len(set(self._cert) & group) > 0:
+            # both of us won a part of the room while it looked split (lost datagrams, a partition):
+            # the newer term with at least as many votes wins, as it did before votes were signed
+            self._trusted[message.term] = sender
+            self._known_cert = (message.term, sender, message.cert)
+            self._step_down(message.term, now, master=sender)
+            self._sticky_until = now + self._config.election_timeout
+            out.append(Send(to=sender, message=self._ack(message.term, message.seq)))
+            return
+        if self._quorum_of(theirs):
             out.append(Send(to=sender, message=self._ack(self._term, message.seq)))
         self._step_down(self._term, now)
         self._arm_election(now, prompt=True)
