@@ -86,10 +86,11 @@ class Pending:
 
 @dataclass(frozen=True, slots=True)
 class _Confirmed:
-    """An own action as the master of ``term`` applied it at ``version``."""
+    """Own action ``seq`` as the master of ``term`` applied it at ``version``."""
 
     version: int
     term: int
+    seq: int
     action: Action
     private: Action | None
 
@@ -329,7 +330,7 @@ class ClientCore:
         res = self._apply_entry(msg, [msg.action.by(msg.author)], now)
         if not isinstance(res, Replica):
             return res
-        res.applied[msg.author] = msg.seq
+        res.settle(msg.author, msg.seq, applied=True)
         if msg.private:
             res.held.append(Held(author=msg.author, seq=msg.seq))
         effects: list[Effect] = []
@@ -339,7 +340,7 @@ class ClientCore:
                     if item.seq == msg.seq:
                         item.index = msg.index  # in the confirmed state now; settled on commit
             else:
-                effects += self._settle(msg.rid, msg.seq, None, entry=msg)
+                effects += self._settle(msg.rid, msg.seq, None, kept=(msg.version, msg.term, msg.action))
         return effects + self._changed(msg.rid)
 
     def _on_committed(self, index: int) -> list[Effect]:
@@ -400,7 +401,7 @@ class ClientCore:
     def _on_rejected(self, msg: Rejected) -> list[Effect]:
         res = self.replicas.get(msg.rid)
         if res is not None:
-            res.applied[self.me] = max(res.applied.get(self.me, 0), msg.seq)
+            res.settle(self.me, msg.seq, applied=False)
         effects = self._settle(msg.rid, msg.seq, msg.reason, refusal=msg.refusal)
         return effects + (self._changed(msg.rid) if msg.rid in self.replicas else [])
 
@@ -435,10 +436,12 @@ class ClientCore:
         for item in list(self._pending.get(msg.rid, ())):
             if item.seq > done:
                 item.index = None  # not in the master's log (any more): it goes through again
+            elif res.holds(self.me, item.seq) is False:  # settled in that log, but not applied: refused
+                effects += self._settle(msg.rid, item.seq, "refused by the master (learnt from a snapshot)")
             elif self.wait_commit and msg.index > self.committed:
                 item.index = msg.index
-            else:
-                effects += self._settle(msg.rid, item.seq, None)
+            else:  # kept like any confirmation, in case this master loses a split
+                effects += self._settle(msg.rid, item.seq, None, kept=(msg.version, msg.entry_term, item.action))
         held_own = {h.seq for h in res.held if h.author == self.me}
         if msg.rid in self._secrets:
             self._secrets[msg.rid] = [(s, a) for s, a in self._secrets[msg.rid] if s in held_own]
@@ -451,12 +454,12 @@ class ClientCore:
             return []
         lost: list[_Confirmed] = []
         for confirmed in kept:
-            if confirmed.version > res.version:
-                lost.append(confirmed)
-            else:
+            held = res.holds(self.me, confirmed.seq)  # by seq: another master of a split may hold it too
+            if held is None:  # too old to tell by seq: by who wrote its version
                 term = res.term_at(confirmed.version)
-                if term is not None and term != confirmed.term:
-                    lost.append(confirmed)
+                held = confirmed.version <= res.version and (term is None or term == confirmed.term)
+            if not held:
+                lost.append(confirmed)
         if not lost:
             return []
         for confirmed in lost:
@@ -519,18 +522,25 @@ class ClientCore:
         return effects
 
     def _settle(
-        self, rid: Rid, seq: int, error: str | None, *, refusal: Refusal = "rejected", entry: Applied | None = None
+        self,
+        rid: Rid,
+        seq: int,
+        error: str | None,
+        *,
+        refusal: Refusal = "rejected",
+        kept: tuple[int, int, Action] | None = None,
     ) -> list[Effect]:
-        """Drop ``seq`` from pending and report it; ``entry`` is the log entry that confirmed it."""
+        """Drop ``seq`` from pending and report it; ``kept``: (version, term, action) of its confirmation."""
         items = self._pending.get(rid, [])
         for i, item in enumerate(items):
             if item.seq == seq:
                 self._progress_at = self._last_now
                 self._stalls = 0
                 del items[i]
-                if entry is not None:  # confirmed at once: kept in case this master loses a split
-                    kept = self._confirmed.setdefault(rid, deque(maxlen=KEEP_CONFIRMED))
-                    kept.append(_Confirmed(entry.version, entry.term, entry.action.by(self.me), item.private))
+                if kept is not None:  # confirmed at once: kept in case this master loses a split
+                    version, term, action = kept
+                    record = _Confirmed(version, term, seq, action.by(self.me), item.private)
+                    self._confirmed.setdefault(rid, deque(maxlen=KEEP_CONFIRMED)).append(record)
                 if error is None and item.private is not None:
                     self._secrets.setdefault(rid, []).append((seq, item.private))
                 if not items:

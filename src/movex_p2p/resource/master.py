@@ -115,7 +115,8 @@ class MasterCore:
         self._waiting: deque[tuple[PeerId, ToMaster]] = deque()
         self.waits_for_lease = False
         """True when something waits that a lease (and no end of recovery) would let through."""
-        self._report_replies: list[tuple[PeerId, int]] = []
+        self._reports: dict[PeerId, Report] = {}  # recovery: what each peer holds, answered when it ends
+        self._adopted: set[Rid] = set()  # recovery: replicas pulled (published when it ends)
         self._early: dict[tuple[PeerId, Rid], dict[int, Propose]] = {}
         self._acks: dict[PeerId, int] = {}
         self.committed = 0
@@ -224,7 +225,10 @@ class MasterCore:
                 res = self._resources.get(message.rid)
                 if res is None:
                     return []
-                effects = [Send(to=sender, message=res.snapshot(term=self.term, index=self.index))]
+                effects = [
+                    Send(to=sender, message=res.snapshot(term=self.term, index=self.index)),
+                    *self._commit_to(sender),
+                ]
             case Pulled(snapshot=snapshot):
                 effects = self._on_pulled(sender, snapshot)
             case Ack():
@@ -257,8 +261,17 @@ class MasterCore:
         ]
         if gone:
             effects += self.peers_changed(frozenset(self._peers), now)
-        effects += [self._reply(peer, req) for peer, req in self._report_replies]
-        self._report_replies.clear()
+        # Only now is every replica final: publish what was pulled, then bring each reporter up
+        # to date. An earlier snapshot could be older than a replica still on its way, and a
+        # client would take its own actions in between for lost and send them again.
+        for rid in sorted(self._adopted):
+            self.index += 1
+            effects.append(Publish(message=self._resources[rid].snapshot(term=self.term, index=self.index)))
+        reports, self._reports = self._reports, {}
+        for peer, report in reports.items():
+            effects += self._catch_up(peer, report, skip=self._adopted)
+            effects.append(self._reply(peer, report.req))
+        self._adopted = set()
         effects += self._release(now)
         for res in self._resources.values():
             effects += self._maybe_reveal(res, now)
@@ -273,17 +286,30 @@ class MasterCore:
             effects += self._admit(sender, message, now, True)
         return effects
 
-    def _on_report(self, sender: PeerId, report: Report) -> list[Effect]:
-        recovering = self.deadline is not None
-        effects: list[Effect] = []
+    def _commit_to(self, peer: PeerId) -> list[Effect]:
+        """``majority``: tell one peer how far the log is committed (it may have missed a Committed)."""
+        if self._quorum is None or not self.committed:
+            return []
+        return [Send(to=peer, message=Committed(term=self.term, index=self.committed))]
+
+    def _catch_up(self, peer: PeerId, report: Report, *, skip: set[Rid] | frozenset[Rid] = frozenset()) -> list[Effect]:
+        """Snapshots of every resource ``peer`` lacks or holds an older (or another) replica of."""
+        effects: list[Effect] = self._commit_to(peer)
         for rid, res in self._resources.items():
+            if rid in skip:
+                continue
             pos = report.have.get(rid)
             if (
                 pos is None
                 or (pos.term, pos.version) < res.key
                 or ((pos.term, pos.version) == res.key and pos.checksum != res.checksum)
             ):
-                effects.append(Send(to=sender, message=res.snapshot(term=self.term, index=self.index)))
+                effects.append(Send(to=peer, message=res.snapshot(term=self.term, index=self.index)))
+        return effects
+
+    def _on_report(self, sender: PeerId, report: Report) -> list[Effect]:
+        recovering = self.deadline is not None
+        effects: list[Effect] = [] if recovering else self._catch_up(sender, report)
         for rid_str, pos in report.have.items():
             rid = Rid(rid_str)
             mine = self._resources.get(rid)
@@ -296,7 +322,7 @@ class MasterCore:
                 effects.append(Send(to=sender, message=Pull(term=self.term, rid=rid)))
         if recovering:
             self._awaiting_report.discard(sender)
-            self._report_replies.append((sender, report.req))
+            self._reports[sender] = report
         else:
             effects.append(self._reply(sender, report.req))
         return effects
@@ -328,6 +354,9 @@ class MasterCore:
             known = {(h.author, h.seq): h for h in current.held if h.action is not None}
             pulled.held = [known.get((h.author, h.seq), h) for h in pulled.held]
         self._resources[snap.rid] = pulled
+        if self.deadline is not None:
+            self._adopted.add(snap.rid)  # recovering: published once every pull is in
+            return []
         self.index += 1
         return [Publish(message=pulled.snapshot(term=self.term, index=self.index))]
 
@@ -445,17 +474,17 @@ class MasterCore:
                 own = [h.action for h in res.held if h.author == sender and h.action is not None]
                 replay(res.type, public, [*own, private])
         except Exception as exc:
-            res.applied[sender] = msg.seq
+            res.settle(sender, msg.seq, applied=False)
             return [self._reject(sender, msg, _reason(exc))]
         effects: list[Effect] = []
         digest = checksum(public)
         size = size_of(public)
         if size > res.type.max_bytes:
-            res.applied[sender] = msg.seq
+            res.settle(sender, msg.seq, applied=False)
             reason = f"the state would be {size} bytes, over {res.type.name!r}'s max_bytes {res.type.max_bytes}"
             return [self._reject(sender, msg, reason, "too_large")]
         res.write(public, self.term, res.version + 1, digest)
-        res.applied[sender] = msg.seq
+        res.settle(sender, msg.seq, applied=True)
         if private is not None:
             res.held.append(Held(author=sender, seq=msg.seq, action=private))
             effects.append(Send(to=sender, message=Secret(term=self.term, rid=msg.rid, seq=msg.seq, private=private)))

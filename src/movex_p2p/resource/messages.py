@@ -9,7 +9,7 @@ module (:data:`ROUTES`); every resource message travels on the reliable lane (:d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 
 from ..ids import PeerId, Rid, Term
@@ -261,6 +261,8 @@ class Snapshot:
     held: tuple[Held, ...]
     applied: dict[str, int]
     eras: tuple[Era, ...] = ()
+    recent: dict[str, bytes] = field(default_factory=dict)
+    """Per author, which of its last seqs up to ``applied`` this replica holds (see ``Replica.holds``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
