@@ -272,6 +272,8 @@ class Peer:
         self._handles: dict[tuple[Rid, int], DispatchHandle] = {}
         self._requests: dict[int, tuple[anyio.Event, list[fx.RequestSettled]]] = {}
         self._ready = anyio.Event()
+        self._stepped = anyio.Event()  # set after a step while wait_ready() waits for agreement
+        self._agreement_waiters = 0
         self._master_change = anyio.Event()
         self._end_of_turn = anyio.Event()
         self._flush_armed = False  # the flusher was woken for held dispatches
@@ -309,8 +311,8 @@ class Peer:
 
     @property
     def ready(self) -> bool:
-        """Joined, a master is known and every resource is synced with it."""
-        return self._ready.is_set()
+        """Joined, a master is known, every resource is synced with it and every linked peer follows it."""
+        return self._ready.is_set() and self._failure is None and self._core.election.agreed(anyio.current_time())
 
     @property
     def rids(self) -> list[str]:
@@ -400,11 +402,22 @@ class Peer:
                 await self._master_change.wait()
 
     async def wait_ready(self) -> None:
-        """Wait until a master is known and this peer holds every resource it has."""
-        while not self._ready.is_set():
-            await self._ready.wait()
-        if self._failure is not None:
-            raise TransportError("the peer's transport closed") from self._failure
+        """Wait until a master is known, this peer holds every resource it has, and every peer it
+        has a link to follows that same master (so a peer that just started joins the room that
+        is there, and never reports ready while two masters are being sorted out)."""
+        while True:
+            while not self._ready.is_set():
+                await self._ready.wait()
+            if self._failure is not None:
+                raise TransportError("the peer's transport closed") from self._failure
+            if self._core.election.agreed(anyio.current_time()):
+                return
+            self._agreement_waiters += 1
+            try:
+                with anyio.move_on_after(0.1):  # a silent link's grace ends with time alone
+                    await self._stepped.wait()
+            finally:
+                self._agreement_waiters -= 1
 
     # -- resources -----------------------------------------------------------------------------
 
@@ -536,6 +549,9 @@ class Peer:
 
     def _execute(self, ready: Ready) -> None:
         """Send the step's frames, report its faults and dropped input, then tell the app."""
+        if self._agreement_waiters:
+            self._stepped.set()
+            self._stepped = anyio.Event()
         endpoint = self._endpoint
         if endpoint is not None:
             for peer, frame in ready.frames.items():  # the hot path: _send, inlined

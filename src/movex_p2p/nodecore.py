@@ -37,7 +37,7 @@ from .resource.client import ClientCore
 from .resource.master import MasterCore
 from .resource.types import Action, ResourceType
 from .routes import Lane, Route
-from .transport.base import MAX_DATAGRAM, Frame, PeerDown, PeerUp, TransportEvent
+from .transport.base import MAX_DATAGRAM, Frame, PeerDown, PeersSeen, PeerUp, TransportEvent
 
 if TYPE_CHECKING:
     import random
@@ -163,6 +163,8 @@ class NodeCore:
                     self._guard(peer, "PeerUp", self._link_up, peer)
                 case PeerDown(peer=peer, graceful=graceful):
                     self._guard(peer, "PeerDown", self._link_down, peer, graceful)
+                case PeersSeen(peers=seen):
+                    self._guard(self.me, "PeersSeen", self._elect, el.Joining(peers=seen))
                 case _:
                     assert_never(event)
         return self._ready()
@@ -341,6 +343,8 @@ class NodeCore:
                 case el.MasterKnown(master=master, term=term):
                     self._master_changed(master, term)
                     self._events.append(MasterChanged(master=master, term=term))
+                case el.Lagging():
+                    self._effects(self.client.report())  # the master sends what we lack
                 case _:
                     assert_never(effect)
 

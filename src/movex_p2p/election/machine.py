@@ -21,21 +21,28 @@ from .messages import (
     PreVoteReply,
     PreVoteRequest,
     TimeoutNow,
+    View,
     VoteReply,
     VoteRequest,
 )
 
 if TYPE_CHECKING:
     import random
+    from collections.abc import Iterable
 
 __all__ = [
+    "LAG_AFTER",
     "SALT_BITS",
+    "VIEW_EVERY",
+    "VIEW_GRACE",
     "Broadcast",
     "Effect",
     "ElectionConfig",
     "ElectionMachine",
     "Handover",
     "Input",
+    "Joining",
+    "Lagging",
     "LinksChanged",
     "LogPosition",
     "MasterKnown",
@@ -56,6 +63,14 @@ SALT_BITS: Final = 32
 
 _SALT_MASK: Final = (1 << SALT_BITS) - 1
 _SENT_KEPT: Final = 64  # heartbeat send times remembered for matching acks
+
+LAG_AFTER: Final = 1.0
+"""Seconds a follower may stay behind the log index a master's heartbeat named before it reports again."""
+
+VIEW_EVERY: Final = 1.0
+"""Seconds between two :class:`View` datagrams to every linked peer (also sent at each change)."""
+VIEW_GRACE: Final = 1.0
+"""Seconds a new link has to say what it follows before :meth:`ElectionMachine.agreed` stops waiting for it."""
 
 
 def salt_of(peer: PeerId) -> int:
@@ -167,13 +182,24 @@ class Handover:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Joining:
+    """Peers of the room this peer knows of (discovered, or addresses it dials) with no link yet.
+
+    Until this peer first knows a master, they count in the quorum: a peer that starts next to
+    others does not elect itself before their links open, it joins the room that is there.
+    """
+
+    peers: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Observed:
     """A non-election message carried ``term``; a higher term fences us (a master steps down)."""
 
     term: Term
 
 
-Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Observed
+Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Observed | Joining
 
 # -- effects ----------------------------------------------------------------------------------
 
@@ -194,6 +220,11 @@ class Broadcast:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Lagging:
+    """This replica is still behind where the master's log was ``LAG_AFTER`` ago: report again."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MasterKnown:
     """The known master or term changed; ``master`` is None from a new term's campaign until it is won."""
 
@@ -201,7 +232,7 @@ class MasterKnown:
     term: Term
 
 
-Effect = Send | Broadcast | MasterKnown
+Effect = Send | Broadcast | MasterKnown | Lagging
 
 # -- the machine ------------------------------------------------------------------------------
 
@@ -241,6 +272,15 @@ class ElectionMachine:
         self._handover_to: PeerId | None = None
         self._handover_at: float | None = None
         self._handover_tried: set[PeerId] = set()
+        # startup and agreement
+        self._joining: frozenset[str] = frozenset()  # known, unlinked peers; they count until a master is known
+        self._settled = False  # a master (maybe this peer) was known once: joining is over
+        self._views: dict[PeerId, tuple[Term, PeerId | None]] = {}  # what each linked peer follows
+        self._view_heard: dict[PeerId, float] = {}
+        self._linked_at: dict[PeerId, float] = {}
+        self._view_at: float | None = None
+        self._grace_used = False  # the election timer was given its one grace after a stall
+        self._catch_up: tuple[float, int] | None = None  # (when, index): the master's log reached index
 
     # -- public surface --
 
@@ -272,8 +312,26 @@ class ElectionMachine:
     @property
     def deadline(self) -> float | None:
         """When the driver must send ``Tick()`` next, or None."""
-        timers = [t for t in (self._election_at, self._heartbeat_at, self._handover_at) if t is not None]
+        timers = [t for t in (self._election_at, self._heartbeat_at, self._handover_at, self._view_at) if t is not None]
         return min(timers) if timers else None
+
+    def agreed(self, now: float) -> bool:
+        """A master is known and every linked, responsive peer follows it in this term.
+
+        A peer linked less than ``VIEW_GRACE`` ago must have said so; one that never says what it
+        follows (an old version) is not waited for after that.
+        """
+        if self._master is None:
+            return False
+        mine = (self._term, self._master)
+        for peer in self._connected - self._silent:
+            view = self._views.get(peer)
+            if view is None:
+                if now - self._linked_at.get(peer, now) < VIEW_GRACE:
+                    return False
+            elif view != mine:
+                return False
+        return True
 
     def can_confirm(self, now: float) -> bool:
         """May this peer act as master now? False for non-masters and, under MAJORITY, without a lease."""
@@ -313,17 +371,35 @@ class ElectionMachine:
                 self._on_peers_changed(self._connected - {peer}, now, out)
             case LogPosition(term=term, index=index):
                 self._position = (term, index)
+                if self._catch_up is not None and index >= self._catch_up[1]:
+                    self._catch_up = None
             case Handover():
                 self._hand_over(now, out)
             case Observed(term=term):
                 if term > self._term:
                     self._step_down(term, now)
+            case Joining(peers=peers):
+                if not self._settled:
+                    self._joining = peers
+                    self._recheck_quorum(now, out)
             case _:
                 assert_never(event)
         if (self._master, self._term) != self._announced:
             self._announced = (self._master, self._term)
+            if self._master is not None:
+                self._settled, self._joining = True, frozenset()
             out.insert(0, MasterKnown(master=self._master, term=self._term))
+            self._tell_view(now, out)
         return out
+
+    def _tell_view(self, now: float, out: list[Effect], to: Iterable[PeerId] | None = None) -> None:
+        """Say what this peer follows (to ``to``, or to every linked peer), and again every VIEW_EVERY."""
+        view = View(term=self._term, master=self._master)
+        if to is None:
+            out.append(Broadcast(message=view))
+            self._view_at = now + VIEW_EVERY if self._connected else None
+        else:
+            out.extend(Send(to=peer, message=view) for peer in to)
 
     # -- timers --
 
@@ -332,6 +408,20 @@ class ElectionMachine:
             self._heartbeat(now, out)
         if self._handover_at is not None and now >= self._handover_at:
             self._hand_over(now, out)  # the successor did not win in time: pick again
+        if self._view_at is not None and now >= self._view_at:
+            self._view_at = None
+            if self._connected:
+                self._tell_view(now, out)  # views are datagrams: say it again now and then
+        if (
+            self._election_at is not None
+            and now - self._election_at > self._config.election_timeout / 2
+            and not self._grace_used
+        ):
+            # The timer fired far later than due: this peer's own loop stalled, and what the
+            # master sent meanwhile may wait unread. Look again once it had a chance to be read.
+            self._grace_used = True
+            self._election_at = now + self._config.heartbeat_interval
+            return
         if self._election_at is not None and now >= self._election_at:
             # The master stays known while the pre-vote runs: a follower that missed a few
             # heartbeats (lost datagrams, a stalled loop) must not drop a master the others still
@@ -351,6 +441,7 @@ class ElectionMachine:
             self._silent |= {p for p in self._connected if self._heard.get(p, -math.inf) < asked_at}
 
     def _arm_election(self, now: float, *, prompt: bool = False) -> None:
+        self._grace_used = False
         cfg = self._config
         wait = self._rank() * cfg.rank_step + self._rng.uniform(0.0, cfg.jitter)
         self._election_at = max(now + wait, self._sticky_until) if prompt else now + cfg.election_timeout + wait
@@ -370,7 +461,9 @@ class ElectionMachine:
 
     def _has_quorum(self, voters: set[PeerId]) -> bool:
         group = self._group()
-        return len(voters & group) > len(group) // 2
+        # joining: peers known but not linked yet count too (they cannot vote before they link)
+        size = len(group) + len(self._joining.difference(group))
+        return len(voters & group) > size // 2
 
     def _next_term(self) -> Term:
         return Term(((term_round(self._term) + 1) << SALT_BITS) | self._salt)
@@ -408,7 +501,29 @@ class ElectionMachine:
         self._handover_tried.clear()
         self._arm_election(now)
 
+    def _follow_elsewhere(self, now: float) -> bool:
+        """Do most of my linked peers follow, and lately said so, a master I have no link to?
+
+        Then that master is alive for them, and my campaign could only depose it: I wait for a
+        link to it instead (the mesh is still forming, or one link of it is down).
+        """
+        group = self._group() - {self._me}
+        if not group:
+            return False
+        elsewhere = 0
+        for peer in group:
+            view = self._views.get(peer)
+            if view is None or now - self._view_heard.get(peer, -math.inf) > 2 * VIEW_EVERY:
+                continue
+            term, master = view
+            if master is not None and master != self._me and master not in self._connected and term >= self._term:
+                elsewhere += 1
+        return elsewhere * 2 > len(group) + 1
+
     def _pre_vote(self, now: float, out: list[Effect]) -> None:
+        if self._role is Role.FOLLOWER and self._follow_elsewhere(now):
+            self._arm_election(now)
+            return
         self._role = Role.FOLLOWER
         self._asked_at = now
         self._proposal = self._next_term()
@@ -457,7 +572,7 @@ class ElectionMachine:
         out.append(Broadcast(message=self._heartbeat_message()))
 
     def _heartbeat_message(self) -> Heartbeat:
-        return Heartbeat(term=self._term, seq=self._seq, successors=self._ranked_successors())
+        return Heartbeat(term=self._term, seq=self._seq, successors=self._ranked_successors(), index=self._position[1])
 
     def _ranked_successors(self) -> tuple[PeerId, ...]:
         def key(peer: PeerId) -> tuple[int, int, PeerId]:
@@ -494,6 +609,12 @@ class ElectionMachine:
         gone = self._connected - peers
         new = peers - self._connected
         self._connected = peers
+        for peer in gone:
+            self._views.pop(peer, None)
+            self._view_heard.pop(peer, None)
+            self._linked_at.pop(peer, None)
+        for peer in new:
+            self._linked_at[peer] = now
         self._members |= peers
         self._silent &= peers
         if self._role is Role.MASTER:
@@ -505,6 +626,10 @@ class ElectionMachine:
             if self._config.policy is Policy.AVAILABLE:
                 self._sticky_until = -math.inf  # no lease to honour: elect at once
             self._arm_election(now, prompt=True)
+        if new:
+            self._tell_view(now, out, to=sorted(new))
+            if self._view_at is None:
+                self._view_at = now + VIEW_EVERY
         self._recheck_quorum(now, out)
 
     def _on_message(self, sender: PeerId, message: ElectionMessage, now: float, out: list[Effect]) -> None:
@@ -523,6 +648,10 @@ class ElectionMachine:
                 self._on_vote_reply(sender, message, now, out)
             case TimeoutNow():
                 self._on_timeout_now(sender, message, now, out)
+            case View(term=term, master=master):
+                if sender in self._connected:
+                    self._views[sender] = (term, master)
+                    self._view_heard[sender] = now
             case _:
                 assert_never(message)
 
@@ -548,6 +677,19 @@ class ElectionMachine:
         self._prevotes.clear()
         self._arm_election(now)
         out.append(Send(to=sender, message=self._ack(term, message.seq)))
+        self._check_lag(message.index, now, out)
+
+    def _check_lag(self, master_index: int, now: float, out: list[Effect]) -> None:
+        """Entries take milliseconds to arrive: still short of an index the master had long ago, we missed some."""
+        mine = self._position[1]
+        if self._catch_up is None:
+            if master_index > mine:
+                self._catch_up = (now, master_index)
+        elif mine >= self._catch_up[1]:
+            self._catch_up = (now, master_index) if master_index > mine else None
+        elif now - self._catch_up[0] >= LAG_AFTER:
+            self._catch_up = None
+            out.append(Lagging())
 
     def _on_heartbeat_ack(self, sender: PeerId, message: HeartbeatAck, now: float) -> None:
         if message.term > self._term:

@@ -25,6 +25,7 @@ __all__ = [
     "PreVoteReply",
     "PreVoteRequest",
     "TimeoutNow",
+    "View",
     "VoteReply",
     "VoteRequest",
 ]
@@ -32,11 +33,16 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat:
-    """The master of ``term`` is alive; ``successors`` ranks its connected peers, best first."""
+    """The master of ``term`` is alive; ``successors`` ranks its connected peers, best first.
+
+    ``index`` is how far the master's own log reached: a follower that has not caught up with it
+    a while later missed something (a link that broke and came back) and reports again.
+    """
 
     term: Term
     seq: int
     successors: tuple[PeerId, ...]
+    index: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,7 +97,15 @@ class TimeoutNow:
     term: Term
 
 
-ElectionMessage = Heartbeat | HeartbeatAck | PreVoteRequest | PreVoteReply | VoteRequest | VoteReply | TimeoutNow
+@dataclass(frozen=True, slots=True, kw_only=True)
+class View:
+    """The sender follows ``master`` (None: none known) in ``term``: how linked peers tell they agree."""
+
+    term: Term
+    master: PeerId | None
+
+
+ElectionMessage = Heartbeat | HeartbeatAck | PreVoteRequest | PreVoteReply | VoteRequest | VoteReply | TimeoutNow | View
 
 ROUTES: Final[dict[type[ElectionMessage], Route]] = dict.fromkeys(get_args(ElectionMessage), Route.ELECTION)
 """Every election message goes to the ElectionMachine."""
@@ -107,5 +121,6 @@ MESSAGES: Final[dict[int, type[ElectionMessage]]] = {
     64: VoteRequest,
     65: VoteReply,
     66: TimeoutNow,
+    67: View,
 }
 """Wire tags: append, never renumber."""

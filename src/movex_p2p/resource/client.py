@@ -215,6 +215,17 @@ class ClientCore:
 
     # -- the master ----------------------------------------------------------------------------
 
+    def report(self) -> list[Effect]:
+        """Tell the master what this peer holds (it answers with what we lack): after a master change,
+        or when this replica stays behind the master's log (a frame lost on a link that came back)."""
+        if self.master is None:
+            return []
+        self._req += 1
+        have: dict[str, Position] = {rid: res.position() for rid, res in self.replicas.items()}
+        report = Report(term=self.term, req=self._req, have=have)
+        self._requests[self._req] = report
+        return [Send(to=self.master, message=report)]
+
     def master_changed(self, master: PeerId | None, term: Term) -> list[Effect]:
         """A new master (or none) is known: report what we hold, then re-submit our work."""
         self.master = master
@@ -223,11 +234,8 @@ class ClientCore:
         self._syncing.clear()
         if master is None:
             return []
-        self._req += 1
-        have: dict[str, Position] = {rid: res.position() for rid, res in self.replicas.items()}
-        report = Report(term=self.term, req=self._req, have=have)
-        effects: list[Effect] = [Send(to=master, message=report)]
-        self._requests[self._req] = report
+        effects = self.report()
+        report = self._requests[self._req]
         for req, request in sorted(self._requests.items()):
             if req != report.req:
                 effects.append(Send(to=master, message=_reterm(request, self.term)))

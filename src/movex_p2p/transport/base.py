@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 
 from ..ids import PeerId
 
-__all__ = ["MAX_DATAGRAM", "Endpoint", "Frame", "PeerDown", "PeerUp", "Transport", "TransportEvent"]
+__all__ = ["MAX_DATAGRAM", "Endpoint", "Frame", "PeerDown", "PeerUp", "PeersSeen", "Transport", "TransportEvent"]
 
 MAX_DATAGRAM: Final = 1024
 """The largest frame ``send_datagram`` takes, in bytes; a larger one must go through ``send``."""
@@ -47,7 +47,18 @@ class Frame:
     data: bytes
 
 
-TransportEvent = PeerUp | PeerDown | Frame
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeersSeen:
+    """Peers of the room found (over mDNS, or addresses being dialed) that have no link yet.
+
+    Each is named by its id or, for an address nobody answered at yet, by ``"@host:port"``. A
+    peer counts only while a link to it may still open (a few seconds after it was found).
+    """
+
+    peers: frozenset[str]
+
+
+TransportEvent = PeerUp | PeerDown | Frame | PeersSeen
 
 
 class Endpoint(Protocol):

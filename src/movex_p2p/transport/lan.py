@@ -39,7 +39,7 @@ from ..errors import (
     TransportError,
 )
 from ..ids import PeerId
-from .base import Frame, PeerDown, PeerUp, TransportEvent
+from .base import Frame, PeerDown, PeersSeen, PeerUp, TransportEvent
 from .discovery import Announcement, Discovery, PeerGone
 from .interfaces import default_interfaces, usable_interfaces
 from .link import DEFAULT_MAX_FRAME, MAX_DATAGRAM, FrameDecoder, Link, encode_frame
@@ -86,6 +86,9 @@ log = logging.getLogger(__name__)
 INBOX_LIMIT: Final = 256 * 1024 * 1024
 """Bytes of received frames the node has not taken yet; a link that overruns it is dropped."""
 _MAX_HANDSHAKES: Final = 32
+_STALL: Final = 0.25
+"""The heartbeat loop woke this much later than due: the process was stalled (a busy CPU, a
+paused VM), and what peers sent meanwhile may still wait unread. Silence that long is ours."""
 
 
 # --- the transport ------------------------------------------------------------------------
@@ -219,6 +222,8 @@ class LanEndpoint:
         self._events_rx: MemoryObjectReceiveStream[TransportEvent]
         self._events_tx, self._events_rx = anyio.create_memory_object_stream[TransportEvent](65536)
         self._inbox_bytes = 0
+        self._found_at: dict[str, float] = {}  # when each peer (or "@address") was first known
+        self._seen: frozenset[str] = frozenset()  # last PeersSeen reported
         self._stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
         self._discovery: Discovery | None = None
@@ -330,6 +335,7 @@ class LanEndpoint:
         self._tg.start_soon(self._heartbeat_loop)
         for address in self._t.peers:
             self._addresses[address] = AddressState()
+            self._found_at[f"@{address}"] = anyio.current_time()
             self._tg.start_soon(self._address_loop, address)
         self._log.debug("joined %r on %s, signaling port %d", self.room, self.interfaces, self.signaling_port)
 
@@ -399,8 +405,11 @@ class LanEndpoint:
     async def _heartbeat_loop(self) -> None:
         interval = self._t.heartbeat_interval
         next_beat = anyio.current_time()
+        wake = next_beat
         while True:
             now = anyio.current_time()
+            if now - wake > _STALL:  # our own loop stalled: don't blame the peers for it
+                self._detector.stalled(now - wake)
             if now >= next_beat:
                 for link in list(self._links.values()):
                     if link.up and not link.dead:
@@ -414,9 +423,32 @@ class LanEndpoint:
                 if silent is not None and not silent.dead:
                     self._log.warning("%s silent for over %.2f s: declared dead", peer, self._t.dead_after)
                     silent.drop("silent")
+            seen = self._still_joining(now)
+            if seen != self._seen:
+                self._seen = seen
+                self._log.debug("found, no link yet: %s", sorted(seen))
+                await self._emit(PeersSeen(peers=seen))
             deadline = self._detector.deadline
-            wake = next_beat if deadline is None else min(next_beat, deadline + 0.001)
-            await anyio.sleep(max(0.0, wake - anyio.current_time()))
+            wake = max(now, next_beat if deadline is None else min(next_beat, deadline + 0.001))
+            await anyio.sleep(wake - anyio.current_time())
+
+    def _still_joining(self, now: float) -> frozenset[str]:
+        """Peers found (or ``peers=`` addresses) with no link yet, found less than ``connect_timeout`` ago."""
+        window = self._t.connect_timeout
+        for key in [k for k, at in self._found_at.items() if now - at >= window]:
+            del self._found_at[key]  # a link had its chance: found long ago, it no longer counts
+        linked = self.peers
+        seen: set[str] = {
+            peer
+            for peer in self._known
+            if peer in self._found_at and peer not in linked and peer not in self._left and peer not in self._refused
+        }
+        seen.update(
+            key
+            for address, state in self._addresses.items()
+            if state.peer is None and not state.ours and (key := f"@{address}") in self._found_at
+        )
+        return frozenset(seen)
 
     async def _discovery_loop(self, discovery: Discovery) -> None:
         async for event in discovery.events:
@@ -441,6 +473,7 @@ class LanEndpoint:
         self._known[peer] = ann
         if old is None:
             self._log.debug("discovered %s", peer)
+            self._found_at.setdefault(peer, anyio.current_time())
         held = self._attempts.get(peer)
         restarted = held is not None and held.incarnation < ann.incarnation
         if held is not None and restarted:
