@@ -107,6 +107,8 @@ _KNOWN_LIMIT: Final = 256
 """Most peers kept from mDNS at once (a flood of fake records cannot grow memory)."""
 _STABLE_LINK: Final = 5.0
 """A link that stayed open this long resets the dial backoff."""
+_SYN_TRIES: Final = 3
+"""Connection attempts per address of one dial (overlapping, the first to connect wins)."""
 _NEXT_ADDRESS: Final = 0.25
 """Dialing several addresses of a peer, the next one is tried after this long (or once the last failed)."""
 
@@ -433,8 +435,12 @@ class LanEndpoint:
             await anyio.sleep(wake - anyio.current_time())
 
     def _still_joining(self, now: float) -> frozenset[str]:
-        """Peers found (or ``peers=`` addresses) with no link yet, found less than ``connect_timeout`` ago."""
-        window = self._t.connect_timeout
+        """Peers found (or ``peers=`` addresses) with no link yet, found less than two ``connect_timeout`` ago.
+
+        A peer stops counting sooner once two dials to it failed (a stale mDNS record of a
+        peer that is gone); on a lossy Wi-Fi a live peer's link can take several seconds.
+        """
+        window = 2 * self._t.connect_timeout
         for key in [k for k, at in self._found_at.items() if now - at >= window]:
             del self._found_at[key]  # a link had its chance: found long ago, it no longer counts
         linked = self.peers
@@ -582,6 +588,8 @@ class LanEndpoint:
                         except (ConnectError, RemoteProtocolError) as exc:
                             self._count_failure(exc)
                             failures += 1
+                            if failures >= 2:  # not a peer that is about to link: stop waiting for it
+                                self._found_at.pop(peer, None)
                             if hinted and failures >= _HINT_TRIES:
                                 self._log.debug("giving up on %s (learnt by peer exchange): %s", peer, exc)
                                 self._hints.forget(peer)
@@ -736,9 +744,14 @@ class LanEndpoint:
                 await self._close_session(session)
 
     async def _connect_tcp(self, addresses: Sequence[str], port: int) -> SocketStream:
-        """A TCP connection to the first of ``addresses`` that answers (each tried in turn, overlapping)."""
+        """A TCP connection to the first of ``addresses`` that answers (each tried in turn, overlapping).
+
+        Each address is tried up to ``_SYN_TRIES`` times, ``_NEXT_ADDRESS`` apart: a lost SYN
+        otherwise costs the kernel's 1 s retransmission timeout, and a lossy Wi-Fi loses some.
+        """
         if not addresses:
             raise ConnectError("no address to dial")
+        addresses = [address for address in addresses for _ in range(_SYN_TRIES)]
         errors: list[str] = []
         won: list[SocketStream] = []
         failed = [anyio.Event() for _ in addresses]
@@ -769,7 +782,7 @@ class LanEndpoint:
                 await stream.aclose()
             raise
         if not won:
-            raise ConnectError("; ".join(errors))
+            raise ConnectError("; ".join(dict.fromkeys(errors)))
         return won[0]
 
     # -- accepting --------------------------------------------------------------------------
