@@ -22,6 +22,7 @@ from .machine import (
     Policy,
     Received,
     Role,
+    Roles,
     Send,
     Tick,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "Policy",
     "Received",
     "Role",
+    "Roles",
     "Send",
     "Tick",
 ]
