@@ -163,14 +163,22 @@ class LanTransport:
         self.max_frame = max_frame
 
     def connect(
-        self, *, peer_id: PeerId, name: str, room: str, secret: str | None, max_frame: int | None = None
+        self,
+        *,
+        peer_id: PeerId,
+        name: str,
+        room: str,
+        secret: str | None,
+        max_frame: int | None = None,
+        role: str = "player",
     ) -> LanEndpoint:
         """Join ``room`` as ``peer_id`` (``async with``); leaving says goodbye and closes every link.
 
-        ``max_frame`` raises (never lowers) the transport's own bound for this endpoint's links.
+        ``max_frame`` raises (never lowers) the transport's own bound for this endpoint's links;
+        ``role`` is announced in the mDNS record (a lobby counts players, not spectators).
         """
         limit = self.max_frame if max_frame is None else max(self.max_frame, max_frame)
-        return LanEndpoint(self, peer_id=peer_id, name=name, room=room, secret=secret, max_frame=limit)
+        return LanEndpoint(self, peer_id=peer_id, name=name, room=room, secret=secret, max_frame=limit, role=role)
 
 
 class _PeerLog(logging.LoggerAdapter[logging.Logger]):
@@ -190,10 +198,12 @@ class LanEndpoint:
         room: str,
         secret: str | None,
         max_frame: int = DEFAULT_MAX_FRAME,
+        role: str = "player",
     ) -> None:
         self.id = peer_id
         self.name = name
         self.room = room
+        self.role = role
         self._t = transport
         self._max_frame = max_frame
         self._secret = secret
@@ -317,6 +327,7 @@ class LanEndpoint:
                         incarnation=self.incarnation,
                         port=self.signaling_port,
                         addresses=tuple(self.interfaces),
+                        role=self.role,
                     ),
                 )
             )
