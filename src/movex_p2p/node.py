@@ -25,7 +25,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any, Final, assert_never
+from typing import TYPE_CHECKING, Any, Final, assert_never
 
 import anyio
 from anyio.abc import TaskGroup
@@ -67,6 +67,9 @@ from .resource.state import freeze, hexdigest
 from .resource.types import DEFAULT_MAX_BYTES, Action, ResourceType, make_rid, parse_rid
 from .transport.base import Endpoint, Transport, TransportEvent
 
+if TYPE_CHECKING:
+    from .transport.mesh import LanStatus
+
 __all__ = ["Diagnostic", "DispatchHandle", "Peer", "Resource", "ResourceInfo"]
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,9 @@ _REFUSALS: Final[dict[Refusal, type[ActionRejected]]] = {
 _TICK: Final = 0.01  # seconds: the longest the timers go unchecked (deadlines may move while we sleep)
 _BATCH: Final = 256  # transport events fed to the core per step at most
 _WARNED_LIMIT: Final = 4096  # distinct (peer, reason) pairs remembered for deduplication
+_JOIN_GRACE: Final = 2.5
+"""Seconds ``wait_ready`` waits, once ready alone, for a link to members of the room it has seen (the
+higher id of a pair dials after 1 s: then a wrong secret shows on both sides)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -520,15 +526,35 @@ class Peer:
         Raises ``mx.AuthenticationFailed`` when members of the room were found but every
         handshake with them failed on the room secret (no link is open).
         """
+        grace: float | None = None
         while True:
             if self._failure is not None:
                 raise TransportError("the peer's transport closed") from self._failure
             refused = self._refused_by_everyone()
             if refused is not None:
                 raise refused
-            if self._ready.is_set():
+            if not self._ready.is_set():
+                await self._wake.wait()
+                continue
+            if self._core.peers or not self._members_unlinked():
                 return
-            await self._wake.wait()
+            # ready, but alone while members of the room were seen: a handshake with them is
+            # still under way, and may yet fail on the secret (a one-person room is no join)
+            now = anyio.current_time()
+            grace = now + _JOIN_GRACE if grace is None else grace
+            if now >= grace:
+                return
+            with anyio.move_on_after(grace - now):
+                await self._wake.wait()
+
+    def _members_unlinked(self) -> bool:
+        """True when the endpoint saw peers of this room that it holds no link with, or a handshake
+        with one failed (someone of the room dialed us and hung up: the dialer checks the secret first)."""
+        status = getattr(self._endpoint, "status", None)
+        if not callable(status):
+            return False
+        seen: LanStatus = status()
+        return bool(set(seen.seen) - set(seen.linked)) or (not seen.linked and bool(seen.refused))
 
     def _refused_by_everyone(self) -> AuthenticationFailed | None:
         self._poll_auth()
@@ -596,6 +622,7 @@ class Peer:
                 f"cannot bind {rid}: this peer has no resource type {type_name!r}; pass it in Peer(types=[...]) "
                 "(every peer that binds a resource needs its type)"
             )
+        self._core.check_compatible(type_name)
         existing = self._resources.get(Rid(rid))
         if existing is not None and existing.bound:
             return existing
@@ -822,6 +849,7 @@ class Peer:
             case PeersChanged(peers=peers):
                 self._linked = peers
                 self._peers_cbs(peers)
+                self._wake_waiters()
             case PeerJoined(info=info):
                 self.log.info("%s (%s) joined as a %s", info.name, info.id, info.role)
                 self._joined_cbs(info)

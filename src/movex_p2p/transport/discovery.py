@@ -23,7 +23,7 @@ from typing import Any, Final
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from zeroconf import IPVersion, ServiceStateChange, Zeroconf
+from zeroconf import DNSQuestionType, IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from ..errors import TransportError
@@ -263,7 +263,10 @@ async def browse(interfaces: Sequence[str], *, wait: float, limit: int = 1024) -
     if not interfaces:
         raise ValueError("browsing needs at least one explicit interface address")
     try:
-        azc = AsyncZeroconf(interfaces=list(interfaces), ip_version=IPVersion.V4Only)
+        # unicast mode: queries leave from an ephemeral port, so every responder answers at once,
+        # by unicast, to this socket alone: no multicast rate limit (a record multicast in the last
+        # second is held back a second) and no other mDNS socket of this host takes the answers
+        azc = AsyncZeroconf(interfaces=list(interfaces), ip_version=IPVersion.V4Only, unicast=True)
     except OSError as exc:
         raise TransportError(f"mDNS on {list(interfaces)} unavailable: {exc!r}") from exc
     changes_tx, changes_rx = anyio.create_memory_object_stream[tuple[str, ServiceStateChange]](limit)
@@ -279,7 +282,8 @@ async def browse(interfaces: Sequence[str], *, wait: float, limit: int = 1024) -
         info = AsyncServiceInfo(SERVICE_TYPE, name)
         timeout_ms = max(1, int((until - anyio.current_time()) * 1000))
         try:
-            if not await info.async_request(azc.zeroconf, timeout_ms) or info.port is None:
+            found_it = await info.async_request(azc.zeroconf, timeout_ms, question_type=DNSQuestionType.QM)
+            if not found_it or info.port is None:
                 return
             announcement = parse_txt(info.properties, info.parsed_addresses(IPVersion.V4Only), info.port)
         except (ValueError, UnicodeDecodeError):
@@ -294,7 +298,9 @@ async def browse(interfaces: Sequence[str], *, wait: float, limit: int = 1024) -
     try:
         until = anyio.current_time() + wait
         async with anyio.create_task_group() as tg:
-            browser = AsyncServiceBrowser(azc.zeroconf, [SERVICE_TYPE], handlers=[on_change])
+            browser = AsyncServiceBrowser(
+                azc.zeroconf, [SERVICE_TYPE], handlers=[on_change], question_type=DNSQuestionType.QM
+            )
             with anyio.move_on_after(wait):
                 async for name, change in changes_rx:
                     if change is ServiceStateChange.Removed:
