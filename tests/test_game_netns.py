@@ -3,6 +3,7 @@ in a private network namespace. Run with ``-s`` to print the measured figures.""
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,11 @@ LOST_WITHIN = 1.0
 """A SIGKILLed player is reported lost within this (issue 10; the LAN's dead_after is 1.0 s)."""
 LOST_SLACK = 0.1
 """What the test tolerates beyond it on a loaded 2-CPU machine (the figures printed say how close it runs)."""
+
+
+def after(at: float, ev: str, event: dict[str, Any], **fields: Any) -> bool:
+    """``event`` is an ``ev`` event later than ``at`` with these ``fields``."""
+    return event["ev"] == ev and event["t"] > at and all(event.get(k) == v for k, v in fields.items())
 
 
 async def spawn(ns: Namespace, name: str, *extra: str, wait: str | None = "ready") -> PeerProcess:
@@ -54,12 +60,10 @@ async def test_presence_deltas_on_the_lan(tmp_path: Path) -> None:
         for _ in range(3):
             killed_at = time.monotonic()
             bob.kill()
-            lost = await ann.wait_for(
-                lambda e, after=killed_at: e["ev"] == "left" and e["reason"] == "lost" and e["t"] > after, within=5
-            )
+            lost = await ann.wait_for(functools.partial(after, killed_at, "left", reason="lost"), within=5)
             kills.append(lost["t"] - killed_at)
             bob = await spawn(ns, "bob", "--identity", str(tmp_path / "bob.key"))  # the same player comes back
-            again = await ann.wait_for(lambda e, after=killed_at: e["ev"] == "joined" and e["t"] > after, within=15)
+            again = await ann.wait_for(functools.partial(after, killed_at, "joined"), within=15)
             assert again["id"] == bob_id
         print(f"\nleave seen after {leave_ms:.0f} ms; SIGKILL reported lost after {[f'{k:.3f}' for k in kills]} s")
         assert max(kills) < LOST_WITHIN + LOST_SLACK, kills
