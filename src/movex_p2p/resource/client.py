@@ -240,7 +240,7 @@ class ClientCore:
             raise LocalProtocolError(f"{rid} is not here (create or bind it first)")
         if is_opaque(res.type):
             raise LocalProtocolError(
-                f"{rid}: this peer does not have the type {res.type.name!r} (pass it in types=[...])"
+                f"{rid}: this peer has no resource type {res.type.name!r} (pass it in types=[...])"
             )
         for part in (action, private):
             if part is not None:
