@@ -4,10 +4,12 @@ in a private network namespace. Run with ``-s`` to print the measured figures.""
 from __future__ import annotations
 
 import functools
+import json
 import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from netns import Namespace, PeerProcess, no_python_noise, open_namespace
@@ -18,6 +20,11 @@ LOST_WITHIN = 1.0
 """A SIGKILLed player is reported lost within this (issue 10; the LAN's dead_after is 1.0 s)."""
 LOST_SLACK = 0.1
 """What the test tolerates beyond it on a loaded 2-CPU machine (the figures printed say how close it runs)."""
+
+
+def lines_of(process: PeerProcess) -> list[str]:
+    """What a CLI process printed, one line each (the bed parses JSON lines: they come back as JSON)."""
+    return [e["line"] if e.get("ev") == "garbage" else json.dumps(e) for e in process.events if e.get("ev") != "exit"]
 
 
 def after(at: float, ev: str, event: dict[str, Any], **fields: Any) -> bool:
@@ -132,3 +139,41 @@ async def test_a_wrong_secret_makes_wait_ready_fail_and_both_sides_report_it() -
         print(f"\nwait_ready raised {(error['t'] - guest.of('entering')[0]['t']) * 1000:.0f} ms after entering")
         await ns.leave(host)
         await ns.leave(guest)
+
+
+async def test_inspect_shows_any_type_as_a_spectator_and_join_explains_a_wrong_secret() -> None:
+    async with open_namespace() as ns:
+        inspect = ["-m", "movex_p2p", "inspect", "--room", "r", "--interface", "lo", "--seconds", "1.5"]
+        empty = await ns.spawn(inspect, name="empty")
+        await empty.process.wait()
+        report = lines_of(empty)
+        assert "master: none (no player in the room)" in report, report
+        ann = await spawn(ns, "ann", "--room", "r", "--create", "--secret", "s")
+        await ann.command("increment")
+        await ann.wait_event("incremented")
+        cli = ["-m", "movex_p2p", "inspect", "--room", "r", "--secret", "s", "--interface", "lo", "--seconds", "2"]
+        found = await ns.spawn(cli, name="inspect")
+        await ann.wait_event("joined", name="inspector", role="spectator", within=15)
+        await found.process.wait()
+        report = lines_of(found)
+        ann_id = (await ann.wait_event("ready"))["id"]
+        assert f"master: ann ({ann_id})" in report, report
+        assert any(line.startswith("room 'r': 1 player(s), seen by inspector") for line in report), report
+        assert any(line.startswith(f"  ann ({ann_id}) [player, master]") for line in report), report
+        assert any(line.startswith("  counter:c  v1") for line in report), report  # a type inspect does not have
+        assert '{"count": 1}' in report, report  # (a JSON line: the bed parses it, leading spaces gone)
+        assert found.process.returncode == 0
+        await ann.command("members")
+        members = (await ann.wait_event("members"))["members"]
+        assert members[ann_id]["role"] == "player"
+        assert (await ann.wait_event("members"))["master"] == ann_id  # the inspector never took over
+        wrong = ["-m", "movex_p2p", "join", "--room", "r", "--secret", "nope", "--interface", "lo"]
+        join = await ns.spawn(wrong, name="join")
+        with anyio.fail_after(30):
+            await join.process.wait()
+        assert join.process.returncode == 2
+        errors = join.stderr().splitlines()
+        assert len(errors) == 1, errors
+        assert "same secret" in errors[0], errors
+        assert "(--secret)" in errors[0], errors
+        await ns.leave(ann)
