@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +178,43 @@ async def test_inspect_shows_any_type_as_a_spectator_and_join_explains_a_wrong_s
         assert "same secret" in errors[0], errors
         assert "(--secret)" in errors[0], errors
         await ns.leave(ann)
+
+
+async def printed(process: PeerProcess, predicate: Callable[[str], bool], *, within: float = 30) -> str:
+    """The first line ``process`` printed (so far or within ``within`` s) that matches ``predicate``."""
+    event = await process.wait_for(lambda e: e.get("ev") == "garbage" and predicate(e["line"]), within=within)
+    return str(event["line"])
+
+
+async def test_cards_on_the_lan_bots_a_spectator_and_a_player_back_after_sigkill(tmp_path: Path) -> None:
+    """examples/cards.py from terminals: two bots, a typed-in player killed mid-game and restarted, a spectator."""
+    async with open_namespace() as ns:
+        base = ["examples/cards.py", "--interface", "127.0.0.2", "--players", "3"]
+        bots = [await ns.spawn([*base, "--name", n, "--bot"], name=n) for n in ("ann", "bob")]
+        await anyio.sleep(1.0)  # the bots' room exists: the others join it
+        key = str(tmp_path / "cy.key")
+        eye = await ns.spawn([*base, "--name", "eye", "--spectate"], name="eye")
+        cy = await ns.spawn([*base, "--name", "cy", "--identity", key], name="cy")
+        await printed(cy, lambda line: "your turn" in line, within=60)
+        await cy.command_raw("1")  # plays its first card, then crashes
+        await printed(eye, lambda line: line.startswith("round 1:"))
+        await anyio.sleep(0.5)
+        held = [line for line in lines_of(cy) if line.startswith("your hand: ")][-1].split("   [")[0]
+        cy.kill()
+        cy = await ns.spawn([*base, "--name", "cy", "--identity", key], name="cy-again")
+        await printed(cy, lambda line: line.split("   [")[0] == held)  # the same hand, from the master
+        while not any(line.startswith("game over") for line in lines_of(eye)):
+            line = await printed(cy, lambda line: "your turn" in line or line.startswith("game over"), within=60)
+            if line.startswith("game over"):
+                break
+            cy.events.clear()
+            await cy.command_raw("1")
+        await printed(eye, lambda line: line.startswith("game over"))
+        reveals = [line for line in lines_of(eye) if line.startswith("round ") and "takes it" in line]
+        print("\n" + "\n".join(reveals))
+        assert [line.split(":")[0] for line in reveals] == [f"round {i}" for i in range(1, 6)], reveals
+        assert all(" cy " in line for line in reveals)  # cy played every round, before and after its crash
+        for bot in bots:
+            with anyio.fail_after(30):
+                await bot.process.wait()
+            assert bot.process.returncode == 0, bot.stderr()
