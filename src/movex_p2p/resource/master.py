@@ -386,7 +386,11 @@ class MasterCore:
             return [self._reply(sender, msg.req, msg.rid, _reason(exc))]
         type_ = self._types.get(type_name)
         if type_ is None:
-            return [self._reply(sender, msg.req, msg.rid, f"unknown resource type {type_name!r}", refusal="not_found")]
+            error = (
+                f"the master has no resource type {type_name!r}: every player of a room needs the types "
+                "of its resources (Peer(types=[...]))"
+            )
+            return [self._reply(sender, msg.req, msg.rid, error, refusal="not_found")]
         if msg.rid in self._resources:
             return [self._reply(sender, msg.req, msg.rid, None if msg.exist_ok else f"{msg.rid} already exists")]
         try:
