@@ -375,3 +375,28 @@ def test_an_introduction_is_bounded() -> None:
         presence.Introduce(name="x" * 201, info={}, role="player", types={})
     with pytest.raises(ValueError, match="types"):
         presence.Introduce(name="x", info={}, role="player", types={str(i): "v" for i in range(2000)})
+
+
+_impure_calls = [0]
+
+
+def impure(state: Any, action: mx.Action) -> Any:
+    """Reads something outside its inputs: every peer computes another result."""
+    _impure_calls[0] += 1
+    return {**state, "n": _impure_calls[0]}
+
+
+async def test_an_impure_reducer_is_reported_as_diverged_naming_the_cause() -> None:
+    Impure = mx.ResourceType("impure", impure, initial={"n": 0})
+    async with room(2, types=[Impure]) as (a, b):
+        seen: list[mx.Diagnostic] = []
+        for peer in (a, b):
+            peer.on_diagnostic(seen.append)
+        rid = await a.create(Impure, id="i")
+        ra = await a.bind(rid)
+        await b.bind(rid)
+        await ra.dispatch(mx.Action("go"))
+        await until(lambda: any(d.kind == "diverged" for d in seen))
+        diverged = next(d for d in seen if d.kind == "diverged")
+        assert diverged.rid == rid
+        assert "not pure" in diverged.reason

@@ -822,13 +822,9 @@ class Peer:
                 self.log.warning("%s: %d own actions confirmed by a deposed master were re-sent", rid, count)
             case fx.ResyncStarted(rid=rid, reason=reason):
                 self.stats["resyncs"] += 1
+                reason = f"{reason}: resynced; a reducer that is not pure (clock, random, set order) does this"
                 self._diagnostic_cbs(Diagnostic(kind="diverged", peer=self.master_id, reason=reason, rid=rid))
-                self.log.warning(
-                    "%s diverged (%s): resyncing; a reducer that is not pure (clock, random, set order, "
-                    "mutating its input) does this",
-                    rid,
-                    reason,
-                )
+                self.log.warning("%s diverged (%s)", rid, reason)
             case fx.Stalled(master=master, seconds=seconds, pending=pending):
                 reason = f"the master confirmed nothing for {seconds:.1f} s: {pending} pending actions sent again"
                 self._diagnose(Diagnostic(kind="slow_link", peer=master, reason=reason))
