@@ -262,3 +262,17 @@ def test_a_wrong_secret_fails_start_peer() -> None:
         with pytest.raises(mx.AuthenticationFailed, match="same secret"), guest:
             pass
         eventually(lambda: any(isinstance(e, Diagnostic) and e.kind == "auth_failed" for e in host.poll()))
+
+
+def stamped(state: Any, action: mx.Action) -> Any:
+    if action.author is None:
+        return None  # never happens in a dispatch: the library always sets the author
+    return {**state, "by": action.author}
+
+
+def test_the_game_thread_check_sees_the_author_as_the_network_thread_will() -> None:
+    stamp = mx.ResourceType("stamp", stamped, initial={"by": None})
+    with start_peer(room="r", types=[stamp], transport=mx.LocalNetwork()) as peer:
+        res = peer.bind(peer.create(stamp, id="s"))
+        res.dispatch(mx.Action("stamp")).result(timeout=5)
+        eventually(lambda: res.state == {"by": peer.id})

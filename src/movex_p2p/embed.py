@@ -231,7 +231,7 @@ class EmbeddedResource:
         state = self._snapshot.view
         for part in parts:
             try:
-                state = self._type.reduce(state, part)
+                state = self._type.reduce(state, part.by(self._owner.id))  # as the network thread will
             except InvalidState as exc:
                 raise ActionRejected(str(exc), rid=self.rid) from None
             except Exception:

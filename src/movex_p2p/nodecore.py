@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 from . import wire
 from .election import machine as el
 from .election.messages import ElectionMessage
-from .errors import IncompatibleType, ProtocolError
+from .errors import IncompatibleType, InvalidState, ProtocolError, RemoteProtocolError
 from .ids import PeerId, Rid, Term
 from .presence import Introduce, PeerInfo, Role
 from .resource import effects as fx
@@ -417,8 +417,8 @@ class NodeCore:
     def _introduce(self, peer: PeerId, intro: Introduce) -> None:
         try:
             info = freeze(intro.info)
-        except Exception as exc:
-            raise ProtocolError(f"introduction: {exc}") from exc  # the codec checked it; belt and braces
+        except InvalidState as exc:  # the codec checked it already; belt and braces
+            raise RemoteProtocolError(f"introduction: {exc}") from exc
         member = self.members[peer] = PeerInfo(str(peer), intro.name, info, intro.role)
         conflicts = {
             name: version
