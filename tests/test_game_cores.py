@@ -4,10 +4,12 @@ author, opaque replicas and stalls. Hand-fed events, virtual time, no sockets, n
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
 import movex_p2p as mx
+from movex_p2p import wire
 from movex_p2p.election import messages as em
 from movex_p2p.election.machine import (
     ElectionConfig,
@@ -21,10 +23,13 @@ from movex_p2p.election.machine import (
 )
 from movex_p2p.election.sim import Cluster
 from movex_p2p.ids import PeerId, Rid, Term
+from movex_p2p.nodecore import MAX_EARLY_INTROS, NodeCore, PeerJoined, PeerLeft, TypeConflict
+from movex_p2p.presence import Introduce
 from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.client import OPAQUE_REFRESH, RESEND_AFTER, ClientCore, is_opaque
 from movex_p2p.resource.replica import Replica
+from movex_p2p.transport.base import Frame, PeerDown, PeerUp
 from resources import CoreCluster, Counter, Rps, submit
 
 POLICIES = [
@@ -205,3 +210,54 @@ def test_a_stall_is_reported_once_per_doubling() -> None:
         stalls += [e for e in client.resend_stalled(step * RESEND_AFTER) if isinstance(e, fx.Stalled)]
     assert [s.pending for s in stalls] == [1, 1, 1, 1]  # after 1, 2, 4 and 8 stalled rounds
     assert stalls[0].master == "m"
+
+
+# -- introductions in the NodeCore -----------------------------------------------------------------
+
+
+def node(me: str = "me", **kwargs: Any) -> NodeCore:
+    return NodeCore(PeerId(me), types={"counter": Counter}, election=ElectionConfig(), rng=random.Random(0), **kwargs)
+
+
+def intro(name: str, role: str = "player", **types: str) -> bytes:
+    return wire.encode(Introduce(name=name, info={"seat": 1}, role=role, types=types))  # type: ignore[arg-type]
+
+
+def test_members_come_from_introductions_and_a_restarted_peer_is_seen_leaving_and_back() -> None:
+    core = node(name="me")
+    core.start(0.0, 0.0)
+    ready = core.receive([PeerUp(peer=PeerId("b"))], 0.0, 0.0)
+    sent = [m for frame in ready.frames.values() for m in wire.decode(frame)]
+    assert Introduce(name="me", info={}, role="player", types={"counter": Counter.version}) in sent
+    ready = core.receive([Frame(peer=PeerId("b"), data=intro("bob", "spectator"))], 0.0, 0.0)
+    assert [e for e in ready.events if isinstance(e, PeerJoined)] == [
+        PeerJoined(info=mx.PeerInfo("b", "bob", {"seat": 1}, "spectator"))
+    ]
+    # b restarts: its new link's introduction overtakes the old link's PeerDown
+    ready = core.receive([Frame(peer=PeerId("b"), data=intro("bob2"))], 0.0, 0.0)
+    assert not [e for e in ready.events if isinstance(e, PeerJoined)]
+    ready = core.receive([PeerDown(peer=PeerId("b"), graceful=False), PeerUp(peer=PeerId("b"))], 0.0, 0.0)
+    left = [e for e in ready.events if isinstance(e, PeerLeft)]
+    joined = [e for e in ready.events if isinstance(e, PeerJoined)]
+    assert [(e.info.name, e.reason) for e in left] == [("bob", "lost")]
+    assert [e.info.name for e in joined] == ["bob2"]
+    assert core.members[PeerId("b")].role == "player"
+
+
+def test_introductions_from_strangers_are_bounded_and_a_conflict_is_reported_once() -> None:
+    core = node()
+    core.start(0.0, 0.0)
+    for i in range(1000):  # frames from peers with no link (a transport would not deliver them)
+        core.receive([Frame(peer=PeerId(f"x{i}"), data=intro("x"))], 0.0, 0.0)
+    assert len(core._early_intros) <= MAX_EARLY_INTROS
+    core.receive([PeerUp(peer=PeerId("c"))], 0.0, 0.0)
+    ready = core.receive([Frame(peer=PeerId("c"), data=intro("cy", counter="other"))], 0.0, 0.0)
+    conflicts = [e for e in ready.events if isinstance(e, TypeConflict)]
+    expected = TypeConflict(peer=PeerId("c"), name="cy", type="counter", ours=Counter.version, theirs="other")
+    assert conflicts == [expected]
+    with pytest.raises(mx.IncompatibleType, match="'other' on cy"):
+        core.check_compatible("counter")
+    bad = wire.encode(Introduce(name="x", info={}, role="player", types={}))[:-1] + b"\xff"
+    ready = core.receive([Frame(peer=PeerId("c"), data=bad)], 0.0, 0.0)
+    assert ready.dropped
+    assert not ready.faults
