@@ -21,6 +21,8 @@ class Route(enum.Enum):
     """Master -> clients: every peer's ClientCore applies it (fenced by term and sender)."""
     ELECTION = "election"
     """Peer <-> peer: the ElectionMachine."""
+    NODE = "node"
+    """Peer <-> peer: the NodeCore itself (introductions: who a peer is, its role, its type versions)."""
 
 
 class Lane(enum.Enum):

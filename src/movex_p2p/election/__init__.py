@@ -23,6 +23,7 @@ from .machine import (
     Policy,
     Received,
     Role,
+    Roles,
     Send,
     Tick,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "Policy",
     "Received",
     "Role",
+    "Roles",
     "Send",
     "Tick",
 ]

@@ -51,6 +51,7 @@ __all__ = [
     "Policy",
     "Received",
     "Role",
+    "Roles",
     "Send",
     "Tick",
     "salt_of",
@@ -199,7 +200,14 @@ class Observed:
     term: Term
 
 
-Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Observed | Joining
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Roles:
+    """The peers known to be spectators now: they never campaign and count in no vote or quorum."""
+
+    spectators: frozenset[PeerId]
+
+
+Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Observed | Joining | Roles
 
 # -- effects ----------------------------------------------------------------------------------
 
@@ -240,8 +248,11 @@ Effect = Send | Broadcast | MasterKnown | Lagging
 class ElectionMachine:
     """Master election for one peer, with no I/O, no clock and no global randomness."""
 
-    def __init__(self, me: PeerId, *, config: ElectionConfig, rng: random.Random) -> None:
+    def __init__(self, me: PeerId, *, config: ElectionConfig, rng: random.Random, spectator: bool = False) -> None:
+        """A ``spectator`` follows the master but never campaigns nor votes."""
         self._me = me
+        self._spectator = spectator
+        self._spectators: frozenset[PeerId] = frozenset()  # the OTHER peers known to be spectators
         self._config = config
         self._rng = rng
         self._salt = salt_of(me)
@@ -382,6 +393,9 @@ class ElectionMachine:
                 if not self._settled:
                     self._joining = peers
                     self._recheck_quorum(now, out)
+            case Roles(spectators=spectators):
+                self._spectators = spectators - {self._me}
+                self._recheck_quorum(now, out)
             case _:
                 assert_never(event)
         if (self._master, self._term) != self._announced:
@@ -422,7 +436,9 @@ class ElectionMachine:
             self._grace_used = True
             self._election_at = now + self._config.heartbeat_interval
             return
-        if self._election_at is not None and now >= self._election_at:
+        if self._election_at is not None and now >= self._election_at and self._spectator:
+            self._arm_election(now)  # a spectator never campaigns: it only waits for a master
+        elif self._election_at is not None and now >= self._election_at:
             # The master stays known while the pre-vote runs: a follower that missed a few
             # heartbeats (lost datagrams, a stalled loop) must not drop a master the others still
             # follow. The master changes only when a new term is won or a higher one is seen.
@@ -450,14 +466,14 @@ class ElectionMachine:
         order = [p for p in self._successors if p in self._connected or p == self._me]
         if self._me in order:
             return order.index(self._me)
-        return sorted(self._connected | {self._me}).index(self._me)
+        return sorted((self._connected - self._spectators) | {self._me}).index(self._me)
 
     # -- quorum, terms, lease --
 
     def _group(self) -> set[PeerId] | frozenset[PeerId]:
         if self._config.policy is Policy.AVAILABLE:
-            return (self._connected - self._silent) | {self._me}
-        return self._members
+            return (self._connected - self._silent - self._spectators) | {self._me}
+        return self._members - self._spectators
 
     def _has_quorum(self, voters: set[PeerId]) -> bool:
         group = self._group()
@@ -469,10 +485,11 @@ class ElectionMachine:
         return Term(((term_round(self._term) + 1) << SALT_BITS) | self._salt)
 
     def _lease_until(self) -> float:
-        need = len(self._members) // 2  # acks needed besides our own
+        voters = self._members - self._spectators
+        need = len(voters) // 2  # acks needed besides our own
         if need == 0:
             return math.inf
-        times = sorted((t for p, t in self._acked.items() if p in self._members), reverse=True)
+        times = sorted((t for p, t in self._acked.items() if p in voters), reverse=True)
         return times[need - 1] + self._config.lease if len(times) >= need else -math.inf
 
     def _sticky(self, now: float) -> bool:
@@ -536,6 +553,8 @@ class ElectionMachine:
         out.append(Broadcast(message=PreVoteRequest(term=self._proposal, last_term=last_term, last_index=last_index)))
 
     def _campaign(self, now: float, out: list[Effect], *, handover: bool) -> None:
+        if self._spectator:
+            return
         self._term = self._next_term()
         self._role = Role.CANDIDATE
         self._master = None
@@ -579,7 +598,7 @@ class ElectionMachine:
             last_term, last_index = self._positions.get(peer, (0, 0))
             return (-last_term, -last_index, peer)
 
-        return tuple(sorted(self._connected, key=key))
+        return tuple(sorted(self._connected - self._spectators, key=key))
 
     def _hand_over(self, now: float, out: list[Effect]) -> None:
         if self._role is not Role.MASTER:
@@ -704,7 +723,8 @@ class ElectionMachine:
 
     def _on_pre_vote_request(self, sender: PeerId, message: PreVoteRequest, now: float, out: list[Effect]) -> None:
         grant = (
-            message.term > self._term
+            not self._spectator
+            and message.term > self._term
             and (message.last_term, message.last_index) >= self._position
             and not self._sticky(now)
         )
@@ -713,7 +733,7 @@ class ElectionMachine:
 
     def _on_pre_vote_reply(self, sender: PeerId, message: PreVoteReply, now: float, out: list[Effect]) -> None:
         if message.granted:
-            if self._proposal is not None and message.term == self._proposal:
+            if self._proposal is not None and message.term == self._proposal and sender not in self._spectators:
                 self._prevotes.add(sender)
                 if self._has_quorum(self._prevotes):
                     self._campaign(now, out, handover=False)
@@ -730,7 +750,7 @@ class ElectionMachine:
         if message.term > self._term:
             self._step_down(message.term, now)
         up_to_date = (message.last_term, message.last_index) >= self._position
-        grant = self._voted_for in (None, sender) and (up_to_date or chosen)
+        grant = not self._spectator and self._voted_for in (None, sender) and (up_to_date or chosen)
         if grant:
             self._voted_for = sender
             self._arm_election(now)
@@ -739,7 +759,12 @@ class ElectionMachine:
     def _on_vote_reply(self, sender: PeerId, message: VoteReply, now: float, out: list[Effect]) -> None:
         if message.term > self._term:
             self._step_down(message.term, now)
-        elif message.term == self._term and message.granted and self._role is Role.CANDIDATE:
+        elif (
+            message.term == self._term
+            and message.granted
+            and self._role is Role.CANDIDATE
+            and sender not in self._spectators
+        ):
             self._votes.add(sender)
             if self._has_quorum(self._votes):
                 self._become_master(now, out)

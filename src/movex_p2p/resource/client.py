@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, assert_never
 
-from ..errors import InvalidState, LocalProtocolError, StateTooLarge
+from ..errors import ActionRejected, InvalidState, LocalProtocolError, StateTooLarge
 from ..ids import PeerId, Rid, Term
 from .effects import (
     ActionSettled,
@@ -26,8 +26,10 @@ from .effects import (
     PresenceChanged,
     Rebased,
     RequestSettled,
+    ResourceRemoved,
     ResyncStarted,
     Send,
+    Stalled,
     StateChanged,
     Synced,
     TermObserved,
@@ -47,6 +49,8 @@ from .messages import (
     Pulled,
     Refusal,
     Rejected,
+    Remove,
+    Removed,
     Replied,
     Report,
     Resend,
@@ -64,13 +68,37 @@ from .state import check_data, checksum, freeze, size_of
 from .types import Action, ResourceType, TransformContext, parse_rid
 from .values import has_master_values
 
-__all__ = ["ClientCore", "Pending"]
+__all__ = ["ClientCore", "Pending", "is_opaque", "opaque_type"]
 
 KEEP_CONFIRMED = 1024
 """Own confirmed actions kept per resource, to re-send any that a split's losing master confirmed."""
 
 RESEND_AFTER = 1.0
 """Seconds without any progress on pending actions after which they are sent again."""
+
+OPAQUE_REFRESH = 0.25
+"""Seconds between two snapshots of one opaque replica (see :func:`opaque_type`)."""
+
+TOMBSTONES = 4096
+"""Removed rids remembered (a new master refuses to bring them back from a late report)."""
+
+
+def _opaque_reducer(state: Any, action: Action) -> Any:
+    raise LocalProtocolError("an opaque resource type has no reducer: this peer only reads its snapshots")
+
+
+def opaque_type(name: str) -> ResourceType:
+    """A stand-in for a type this peer does not have (``ClientCore(opaque=True)``, spectators only).
+
+    Its replicas take the master's snapshots as they are and never run a reducer: an entry
+    marks the replica stale, and a fresh snapshot is asked for, at most every OPAQUE_REFRESH s.
+    """
+    return ResourceType(name, _opaque_reducer, version="opaque")
+
+
+def is_opaque(type_: ResourceType) -> bool:
+    """True for a stand-in made by :func:`opaque_type`."""
+    return type_.reducer is _opaque_reducer
 
 
 @dataclass(slots=True)
@@ -98,10 +126,16 @@ class _Confirmed:
 class ClientCore:
     """Replicas and predicted views of one peer; see the module docstring."""
 
-    def __init__(self, me: PeerId, *, types: Mapping[str, ResourceType], wait_commit: bool = False) -> None:
-        """With ``wait_commit`` an own action is confirmed only once a quorum holds it (``majority``)."""
+    def __init__(
+        self, me: PeerId, *, types: Mapping[str, ResourceType], wait_commit: bool = False, opaque: bool = False
+    ) -> None:
+        """With ``wait_commit`` an own action is confirmed only once a quorum holds it (``majority``);
+        with ``opaque`` this peer also replicates, read-only, resources of types it does not have."""
         self.me = me
         self.wait_commit = wait_commit
+        self.opaque = opaque
+        self.removed: dict[Rid, int] = {}
+        """Tombstones: recently removed rids and the log index of their removal."""
         self.committed = 0
         self.types = dict(types)
         self.master: PeerId | None = None
@@ -115,7 +149,7 @@ class ClientCore:
         self._secrets: dict[Rid, list[tuple[int, Action]]] = {}  # own confirmed, unrevealed
         self._views: dict[Rid, Any] = {}
         self._syncing: set[Rid] = set()
-        self._requests: dict[int, Create | Bind | Report] = {}
+        self._requests: dict[int, Create | Bind | Report | Remove] = {}
         self._bound: dict[Rid, dict[str, Any]] = {}
         self._seqs: dict[Rid, int] = {}
         self._confirmed: dict[Rid, deque[_Confirmed]] = {}
@@ -124,6 +158,8 @@ class ClientCore:
         self._last_now = 0.0
         self._req = 0
         self._clock_offset = 0.0
+        self._stale: dict[Rid, None] = {}  # opaque replicas behind the master
+        self._fetched_at: dict[Rid, float] = {}  # when each opaque replica's last snapshot was asked for
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -163,7 +199,7 @@ class ClientCore:
     def create(self, rid: Rid, state: Any, *, exist_ok: bool = True) -> tuple[int, list[Effect]]:
         """Ask the master to create ``rid``; the answer comes as RequestSettled(req)."""
         type_name, _ = parse_rid(rid)
-        if type_name not in self.types:
+        if type_name not in self.types or is_opaque(self.types[type_name]):
             raise LocalProtocolError(f"unknown resource type {type_name!r}")
         if has_master_values(state):
             raise LocalProtocolError("master values are not allowed in a created state")
@@ -185,6 +221,12 @@ class ClientCore:
         self._bound.pop(rid, None)
         return self._to_master(Unbind(term=self.term, rid=rid))
 
+    def remove(self, rid: Rid) -> tuple[int, list[Effect]]:
+        """Ask the master to delete ``rid`` everywhere; the answer comes as RequestSettled(req)."""
+        parse_rid(rid)
+        self._req += 1
+        return self._req, self._request(Remove(term=self.term, req=self._req, rid=rid))
+
     def dispatch(
         self, rid: Rid, action: Action, private: Action | None = None, *, now: float | None = None
     ) -> tuple[int, list[Effect]]:
@@ -194,21 +236,33 @@ class ClientCore:
         half) and only this peer sees ``private`` until the type's ``can_reveal`` says so.
         ``now`` (wall seconds) starts the stall timer of :meth:`resend_stalled`.
         """
-        if rid not in self.replicas:
+        res = self.replicas.get(rid)
+        if res is None:
             raise LocalProtocolError(f"{rid} is not here (create or bind it first)")
+        if is_opaque(res.type):
+            raise LocalProtocolError(
+                f"{rid}: this peer has no resource type {res.type.name!r} (pass it in types=[...])"
+            )
         for part in (action, private):
             if part is not None:
                 if not isinstance(part, Action):
                     raise LocalProtocolError(f"expected an Action, not {type(part).__name__}")
                 check_data(part.payload, where=f"{part.type} payload")
-                _check_size(self.replicas[rid].type, size_of(part.payload), f"{part.type!r} on {rid}")
+                _check_size(res.type, size_of(part.payload), f"{part.type!r} on {rid}")
+        public, secret = action.by(self.me), None if private is None else private.by(self.me)
+        waits = has_master_values(action.payload) or (private is not None and has_master_values(private.payload))
+        predicted = None if waits else self._predict(rid, res, public, secret)
         if not self._pending and now is not None:
             self._progress_at = now  # the first pending action: the stall timer starts now
-        seq = self._seqs[rid] = self._seqs.get(rid, 0) + 1
-        waits = has_master_values(action.payload) or (private is not None and has_master_values(private.payload))
+        # after a restart with the same identity, the master already holds this author's earlier seqs
+        seq = self._seqs[rid] = max(self._seqs.get(rid, 0), res.applied.get(self.me, 0)) + 1
         pending = self._pending.setdefault(rid, [])
-        pending.append(Pending(seq, action.by(self.me), None if private is None else private.by(self.me), waits))
-        effects: list[Effect] = [] if waits else self._changed(rid)
+        pending.append(Pending(seq, public, secret, waits))
+        effects: list[Effect] = []
+        if not waits:
+            effects = self._changed(rid)
+            if predicted is not None:
+                self._views[rid] = predicted
         if self.master is not None:
             effects.append(Send(to=self.master, message=self._propose(rid, pending[-1], pending[0].seq - 1)))
         return seq, effects
@@ -288,6 +342,8 @@ class ClientCore:
             case Began():
                 self._entry(message.index)
                 return []
+            case Removed():
+                return self._on_removed(message)
             case Pull():
                 res = self.replicas.get(message.rid)
                 if res is None:
@@ -314,6 +370,9 @@ class ClientCore:
             return self._resync(msg.rid, "entry for an unknown resource")
         if msg.rid in self._syncing or msg.version <= res.version:
             return []  # resyncing, or already applied (e.g. after a snapshot)
+        if is_opaque(res.type):  # no reducer here: a fresh snapshot will tell
+            self._stale[msg.rid] = None
+            return self._refresh(now)
         if msg.version != res.version + 1:
             return self._resync(msg.rid, f"version gap: have {res.version}, got {msg.version}")
         state = res.state
@@ -321,7 +380,7 @@ class ClientCore:
             for action in actions:
                 if action is None:
                     raise InvalidState("a revealed action is missing")
-                state = freeze(res.type.reducer(state, action))
+                state = res.type.reduce(state, action)
         except Exception as exc:
             return self._resync(msg.rid, f"reducer raised on a confirmed action: {exc!r}")
         digest = checksum(state)
@@ -375,8 +434,7 @@ class ClientCore:
         self._entry(msg.index)
         if msg.rid in self.replicas:
             return []
-        type_name, _ = parse_rid(msg.rid)
-        type_ = self.types.get(type_name)
+        type_ = self._type_of(msg.rid)
         if type_ is None:
             return []  # a type this peer does not use
         replica = self.replicas[msg.rid] = Replica(rid=msg.rid, type=type_, state=freeze(msg.state))
@@ -404,7 +462,41 @@ class ClientCore:
             if item.seq == msg.seq:
                 item.private = msg.private.by(self.me)  # as resolved by the master
                 item.waits = False
-        return []
+                return []
+        # one of our private actions the master still holds, that this process does not know
+        # (it restarted with the same identity): it is ours again
+        res = self.replicas.get(msg.rid)
+        secrets = self._secrets.setdefault(msg.rid, [])
+        if res is None or any(seq == msg.seq for seq, _ in secrets):
+            return []
+        if not any(h.author == self.me and h.seq == msg.seq for h in res.held):
+            return []
+        secrets.append((msg.seq, msg.private.by(self.me)))
+        secrets.sort(key=lambda item: item[0])
+        return self._changed(msg.rid)
+
+    def _on_removed(self, msg: Removed) -> list[Effect]:
+        self._entry(msg.index)
+        rid = msg.rid
+        self.removed[rid] = msg.index
+        while len(self.removed) > TOMBSTONES:
+            del self.removed[next(iter(self.removed))]
+        if rid not in self.replicas:
+            return []
+        effects: list[Effect] = []
+        for item in list(self._pending.get(rid, ())):
+            effects += self._settle(rid, item.seq, f"{rid} was removed", refusal="not_found")
+        del self.replicas[rid]
+        self._views.pop(rid, None)
+        self._secrets.pop(rid, None)
+        self._confirmed.pop(rid, None)
+        self._bound.pop(rid, None)
+        self._seqs.pop(rid, None)
+        self._pending.pop(rid, None)
+        self._stale.pop(rid, None)
+        self._fetched_at.pop(rid, None)
+        self._syncing.discard(rid)
+        return [*effects, ResourceRemoved(rid=rid)]
 
     def _on_rejected(self, msg: Rejected) -> list[Effect]:
         res = self.replicas.get(msg.rid)
@@ -425,11 +517,11 @@ class ClientCore:
 
     def _on_snapshot(self, msg: Snapshot) -> list[Effect]:
         self._entry(msg.index)
-        type_name, _ = parse_rid(msg.rid)
-        type_ = self.types.get(type_name)
+        type_ = self._type_of(msg.rid)
         if type_ is None:
             return []
         self._syncing.discard(msg.rid)
+        self._stale.pop(msg.rid, None)
         try:
             res = Replica.from_snapshot(msg, type_)
         except InvalidState:
@@ -497,12 +589,36 @@ class ClientCore:
         base = items[0].seq - 1
         return [Send(to=master, message=self._propose(rid, i, base)) for i in items if i.seq > after]
 
+    def _type_of(self, rid: Rid) -> ResourceType | None:
+        """The type of ``rid`` here: ours, an opaque stand-in (``opaque``), or None (not replicated)."""
+        type_name, _ = parse_rid(rid)
+        type_ = self.types.get(type_name)
+        if type_ is None and self.opaque:
+            type_ = self.types[type_name] = opaque_type(type_name)
+        return type_
+
+    def _refresh(self, now: float) -> list[Effect]:
+        """Ask for snapshots of stale opaque replicas, at most one in flight and one per OPAQUE_REFRESH each."""
+        master = self.master
+        if master is None:
+            return []
+        effects: list[Effect] = []
+        for rid in self._stale:
+            if rid not in self._syncing and now - self._fetched_at.get(rid, -OPAQUE_REFRESH) >= OPAQUE_REFRESH:
+                self._syncing.add(rid)
+                self._fetched_at[rid] = now
+                effects.append(Send(to=master, message=SyncRequest(term=self.term, rid=rid)))
+        return effects
+
     @property
     def deadline(self) -> float | None:
         """When :meth:`resend_stalled` has work if nothing settles before, or None."""
-        if not self._pending or self.master is None:
+        if self.master is None:
             return None
-        return self._progress_at + RESEND_AFTER
+        waits = [self._fetched_at.get(r, 0.0) + OPAQUE_REFRESH for r in self._stale if r not in self._syncing]
+        if self._pending:
+            waits.append(self._progress_at + RESEND_AFTER)
+        return min(waits) if waits else None
 
     def resend_stalled(self, now: float) -> list[Effect]:
         """Nothing settled for RESEND_AFTER seconds (frames lost?): re-send pending actions; ask for snapshots.
@@ -513,16 +629,20 @@ class ClientCore:
         after 1, 2, 4, 8... stalled rounds in a row.
         """
         master = self.master
+        effects: list[Effect] = self._refresh(now) if self._stale else []
         if not self._pending or master is None:
             self._progress_at = now
             self._stalls = 0
-            return []
+            return effects
         if now - self._progress_at < RESEND_AFTER:
-            return []
+            return effects
+        waited = now - self._progress_at
         self._progress_at = now
         self._stalls += 1
         snapshots = self._stalls & (self._stalls - 1) == 0  # a power of two
-        effects: list[Effect] = []
+        if snapshots:
+            pending = sum(len(items) for items in self._pending.values())
+            effects.append(Stalled(master=master, seconds=waited * self._stalls, pending=pending))
         for rid in list(self._pending):
             effects += self._resend(rid, 0)
             if snapshots and rid in self.replicas and rid not in self._syncing:
@@ -565,7 +685,7 @@ class ClientCore:
             Send(to=self.master, message=SyncRequest(term=self.term, rid=rid)),
         ]
 
-    def _request(self, message: Create | Bind) -> list[Effect]:
+    def _request(self, message: Create | Bind | Remove) -> list[Effect]:
         self._requests[message.req] = message
         return self._to_master(message)
 
@@ -583,17 +703,38 @@ class ClientCore:
         if res is None:
             raise LocalProtocolError(f"{rid} is not here")
         view = res.state
-        reducer = res.type.reducer
+        type_ = res.type
         for _, private in self._secrets.get(rid, ()):
-            view = _try(reducer, view, private)
+            view = _try(type_, view, private)
         for item in self._pending.get(rid, ()):
             if item.waits:
                 continue
             if item.index is None:  # else its public half is in the confirmed state already
-                view = _try(reducer, view, item.action)
+                view = _try(type_, view, item.action)
             if item.private is not None:
-                view = _try(reducer, view, item.private)
+                view = _try(type_, view, item.private)
         return view
+
+    def _predict(self, rid: Rid, res: Replica, action: Action, private: Action | None) -> Any:
+        """The view once ``action`` (and ``private``) is applied, if the view is cached (else None).
+
+        A reducer that raises is left to the master (it may see another state; the view leaves
+        the action out), but one that breaks its contract (returns None or data that is not
+        JSON-like, or changes its input) raises ActionRejected here, at the dispatch: that is a
+        bug of the app, and nothing is sent.
+        """
+        cached = self._views.get(rid)
+        state = res.state if cached is None else cached
+        for part in (action, private):
+            if part is None:
+                continue
+            try:
+                state = res.type.reduce(state, part)
+            except InvalidState as exc:
+                raise ActionRejected(str(exc), rid=rid) from None
+            except Exception:
+                continue
+        return None if cached is None else state
 
 
 def _check_size(type_: ResourceType, size: int, what: str) -> None:
@@ -604,13 +745,13 @@ def _check_size(type_: ResourceType, size: int, what: str) -> None:
         )
 
 
-def _try(reducer: Any, state: Any, action: Action) -> Any:
+def _try(type_: ResourceType, state: Any, action: Action) -> Any:
     """Predict one step; an action the master will reject leaves the view unchanged."""
     try:
-        return freeze(reducer(state, action))
+        return type_.reduce(state, action)
     except Exception:
         return state
 
 
-def _reterm(request: Create | Bind | Report, term: Term) -> Create | Bind | Report:
+def _reterm(request: Create | Bind | Report | Remove, term: Term) -> Create | Bind | Report | Remove:
     return replace(request, term=term)

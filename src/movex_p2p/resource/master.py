@@ -38,6 +38,8 @@ from .messages import (
     Pulled,
     Refusal,
     Rejected,
+    Remove,
+    Removed,
     Replied,
     Report,
     Resend,
@@ -57,7 +59,7 @@ from .values import has_master_values, resolve_master_values, seed_for
 if TYPE_CHECKING:
     import random
 
-__all__ = ["MAX_WAITING", "RECOVERY_TIMEOUT", "MasterCore"]
+__all__ = ["MAX_WAITING", "RECOVERY_TIMEOUT", "TOMBSTONES", "MasterCore"]
 
 MAX_EARLY: Final = 4096
 """Actions kept per author and resource while an earlier one is missing."""
@@ -67,6 +69,9 @@ MAX_WAITING: Final = 65_536
 
 RECOVERY_TIMEOUT: Final = 1.0
 """Seconds a new master waits for every connected peer's Report before it serves anyway."""
+
+TOMBSTONES: Final = 4096
+"""Removed rids remembered, so a late report cannot bring one back."""
 
 
 _NO_RID: Final = Rid("")  # a report's reply names no resource
@@ -96,10 +101,12 @@ class MasterCore:
         recovery_timeout: float = RECOVERY_TIMEOUT,
         rng_factory: Callable[[int], random.Random],
         quorum: Callable[[frozenset[PeerId]], bool] | None = None,
+        removed: Mapping[Rid, int] | None = None,
     ) -> None:
         """``rng_factory(seed)`` builds the generator for one action's master values (the driver
         passes ``random.Random``): the core itself never touches the random module. With
-        ``quorum`` (``majority``: does this set of peers form a quorum?) acks are counted."""
+        ``quorum`` (``majority``: does this set of peers form a quorum?) acks are counted.
+        ``removed``: tombstones (rid -> index of its removal) this master must not bring back."""
         self.me = me
         self._rng_factory = rng_factory
         self._quorum = quorum
@@ -108,6 +115,7 @@ class MasterCore:
         self._types = dict(types)
         self._salt = salt
         self._resources: dict[Rid, Replica] = {replica.rid: replica.copy() for replica in replicas}
+        self._removed: dict[Rid, int] = dict(removed or {})
         self._peers = set(peers)
         self._awaiting_report: set[PeerId] = set(peers) | {me}
         self._awaiting_pull: dict[Rid, set[PeerId]] = {}
@@ -211,6 +219,8 @@ class MasterCore:
                 effects = self._on_create(sender, message)
             case Bind():
                 effects = self._on_bind(sender, message)
+            case Remove():
+                effects = self._on_remove(sender, message)
             case Unbind():
                 res = self._resources.get(message.rid)
                 if res is None or sender not in res.subscribers:
@@ -305,6 +315,13 @@ class MasterCore:
                 or ((pos.term, pos.version) == res.key and pos.checksum != res.checksum)
             ):
                 effects.append(Send(to=peer, message=res.snapshot(term=self.term, index=self.index)))
+        # private actions the reporter authored and we hold: a peer restarted with the same
+        # identity gets its secrets back (one that knows them already ignores these)
+        for res in self._resources.values():
+            for held in res.held:
+                if held.author == peer and held.action is not None:
+                    secret = Secret(term=self.term, rid=res.rid, seq=held.seq, private=held.action)
+                    effects.append(Send(to=peer, message=secret))
         return effects
 
     def _on_report(self, sender: PeerId, report: Report) -> list[Effect]:
@@ -313,6 +330,9 @@ class MasterCore:
         for rid_str, pos in report.have.items():
             rid = Rid(rid_str)
             mine = self._resources.get(rid)
+            if mine is None and rid in self._removed:  # it missed the removal: tell it again
+                effects.append(Send(to=sender, message=Removed(term=self.term, index=self._removed[rid], rid=rid)))
+                continue
             if mine is None or (pos.term, pos.version) > mine.key:
                 if not self._known_type(rid):
                     continue
@@ -346,6 +366,8 @@ class MasterCore:
         current: Replica | None = self._resources.get(snap.rid)
         if current is not None and (snap.entry_term, snap.version) <= current.key:
             return []
+        if current is None and snap.rid in self._removed:
+            return []  # removed meanwhile
         try:
             pulled = Replica.from_snapshot(snap, type_)
         except InvalidState as exc:
@@ -393,7 +415,11 @@ class MasterCore:
             return [self._reply(sender, msg.req, msg.rid, _reason(exc))]
         type_ = self._types.get(type_name)
         if type_ is None:
-            return [self._reply(sender, msg.req, msg.rid, f"unknown resource type {type_name!r}", refusal="not_found")]
+            error = (
+                f"the master has no resource type {type_name!r}: every player of a room needs the types "
+                "of its resources (Peer(types=[...]))"
+            )
+            return [self._reply(sender, msg.req, msg.rid, error, refusal="not_found")]
         if msg.rid in self._resources:
             return [self._reply(sender, msg.req, msg.rid, None if msg.exist_ok else f"{msg.rid} already exists")]
         try:
@@ -423,6 +449,21 @@ class MasterCore:
             effects.append(self._presence(res))
         effects.append(self._reply(sender, msg.req, msg.rid))
         return effects
+
+    def _on_remove(self, sender: PeerId, msg: Remove) -> list[Effect]:
+        res = self._resources.pop(msg.rid, None)
+        if res is None:
+            return [self._reply(sender, msg.req, msg.rid, f"no resource {msg.rid}", refusal="not_found")]
+        for key in [key for key in self._early if key[1] == msg.rid]:
+            del self._early[key]
+        self._awaiting_pull.pop(msg.rid, None)
+        self._pulls = {(peer, rid) for peer, rid in self._pulls if rid != msg.rid}
+        self.index += 1
+        self._removed[msg.rid] = self.index
+        while len(self._removed) > TOMBSTONES:
+            del self._removed[next(iter(self._removed))]
+        removed = Removed(term=self.term, index=self.index, rid=msg.rid)
+        return [Publish(message=removed), self._reply(sender, msg.req, msg.rid)]
 
     def _presence(self, res: Replica) -> Publish:
         self.index += 1
@@ -469,7 +510,7 @@ class MasterCore:
         action = action.by(sender)  # the authenticated link it came over names its author
         private = None if private is None else private.by(sender)
         try:  # the app's reducer: whatever it raises (or returns that is not data) rejects the action
-            public = freeze(res.type.reducer(res.state, action))
+            public = res.type.reduce(res.state, action)
             if private is not None:  # the author's private view must accept its private half
                 own = [h.action for h in res.held if h.author == sender and h.action is not None]
                 replay(res.type, public, [*own, private])
@@ -549,7 +590,7 @@ class MasterCore:
             if held.action is None:
                 continue  # its author died with the previous master: that secret is gone
             try:
-                state = freeze(res.type.reducer(state, held.action))
+                state = res.type.reduce(state, held.action)
             except Exception:
                 continue
             revealed.append(held)

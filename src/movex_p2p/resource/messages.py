@@ -36,6 +36,8 @@ __all__ = [
     "Pulled",
     "Refusal",
     "Rejected",
+    "Remove",
+    "Removed",
     "Replied",
     "Report",
     "Resend",
@@ -80,6 +82,15 @@ class Unbind:
     """Stop being a subscriber of ``rid``."""
 
     term: Term
+    rid: Rid
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Remove:
+    """Ask the master to delete ``rid`` everywhere."""
+
+    term: Term
+    req: int
     rid: Rid
 
 
@@ -202,6 +213,15 @@ class Presence:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Removed:
+    """Log entry: ``rid`` no longer exists (its state, subscribers and held private actions are gone)."""
+
+    term: Term
+    index: int
+    rid: Rid
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Secret:
     """To the author only: the private half of pair ``seq`` as the master resolved it."""
 
@@ -211,9 +231,10 @@ class Secret:
     private: Action
 
 
-Refusal = Literal["rejected", "not_found", "too_large"]
+Refusal = Literal["rejected", "not_found", "too_large", "incompatible"]
 """Why the master refused a request or an action: the reducer (or a rule) refused it, the
-resource or its type is unknown, or the state would grow over the type's ``max_bytes``."""
+resource or its type is unknown, the state would grow over the type's ``max_bytes``, or the
+sender's version of the type differs from the master's."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,7 +250,7 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Replied:
-    """The answer to request ``req`` (create, bind or report): ``error`` is None on success."""
+    """The answer to request ``req`` (create, bind, remove or report): ``error`` is None on success."""
 
     term: Term
     req: int
@@ -317,11 +338,23 @@ class Ack:
     index: int
 
 
-ToMaster = Create | Bind | Unbind | Propose | Restore | Report | SyncRequest | Pulled | Ack
+ToMaster = Create | Bind | Unbind | Propose | Restore | Report | SyncRequest | Pulled | Ack | Remove
 """Client -> master (:attr:`Route.TO_MASTER`): the MasterCore serves them."""
 
 ToClients = (
-    Created | Applied | Revealed | Presence | Secret | Rejected | Replied | Snapshot | Pull | Resend | Committed | Began
+    Created
+    | Applied
+    | Revealed
+    | Presence
+    | Secret
+    | Rejected
+    | Replied
+    | Snapshot
+    | Pull
+    | Resend
+    | Committed
+    | Began
+    | Removed
 )
 """Master -> clients (:attr:`Route.TO_CLIENTS`): every peer's ClientCore applies them."""
 
@@ -358,5 +391,7 @@ MESSAGES: Final[dict[int, type[ResourceMessage]]] = {
     48: Committed,
     49: Began,
     50: Pulled,
+    51: Remove,
+    52: Removed,
 }
 """Wire tags: append, never renumber."""

@@ -93,10 +93,13 @@ class Transport(Protocol):
         room: str,
         secret: str | None,
         max_frame: int | None = None,
+        role: str = "player",
     ) -> AbstractAsyncContextManager[Endpoint]:
         """Join ``room`` as ``peer_id``; leaving the context says goodbye and closes every link.
 
         ``max_frame``: the largest frame the node will send or accept (its largest state plus
         room for the message around it); a transport that bounds frames must allow at least that.
+        ``role``: what a discovery record says of the peer (a lobby counts players, not spectators);
+        the node passes it only for a spectator.
         """
         ...

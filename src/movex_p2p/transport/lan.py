@@ -4,7 +4,7 @@ Every pair of peers of a room holds one link (:mod:`.link`): a reliable, ordered
 frames of any size (cut into pieces and paced, so nothing waits behind megabytes inside
 aiortc) and a datagram lane for heartbeats and election messages, which must never wait
 behind a retransmission. A heartbeat datagram goes out on every link every
-``heartbeat_interval`` (0.1 s); a link is declared dead only after ``dead_after`` (1 s) with
+``heartbeat_interval`` (0.1 s); a link is declared dead only after ``dead_after`` (0.9 s) with
 nothing at all heard on it: mDNS records and aiortc's own consent checks are far too slow for
 liveness, and a link that still delivers anything is never torn down.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 import time
 from collections import Counter, deque
@@ -86,6 +87,10 @@ log = logging.getLogger(__name__)
 INBOX_LIMIT: Final = 256 * 1024 * 1024
 """Bytes of received frames the node has not taken yet; a link that overruns it is dropped."""
 _MAX_HANDSHAKES: Final = 32
+_DISCOVERY_GRACE: Final = 0.5
+"""For this long after joining, a peer counts one more member it may not have heard of yet: the
+peers of a room that is already there answer its first mDNS query in that time (even on a busy
+machine), so it joins them rather than electing itself first."""
 _STALL: Final = 0.25
 """The heartbeat loop woke this much later than due: the process was stalled (a busy CPU, a
 paused VM), and what peers sent meanwhile may still wait unread. Silence that long is ours."""
@@ -143,7 +148,7 @@ class LanTransport:
         peers: Sequence[str] = (),
         *,
         heartbeat_interval: float = 0.1,
-        dead_after: float = 1.0,
+        dead_after: float = 0.9,
         connect_timeout: float = 5.0,
         max_frame: int = DEFAULT_MAX_FRAME,
     ) -> None:
@@ -168,14 +173,22 @@ class LanTransport:
         self.max_frame = max_frame
 
     def connect(
-        self, *, peer_id: PeerId, name: str, room: str, secret: str | None, max_frame: int | None = None
+        self,
+        *,
+        peer_id: PeerId,
+        name: str,
+        room: str,
+        secret: str | None,
+        max_frame: int | None = None,
+        role: str = "player",
     ) -> LanEndpoint:
         """Join ``room`` as ``peer_id`` (``async with``); leaving says goodbye and closes every link.
 
-        ``max_frame`` raises (never lowers) the transport's own bound for this endpoint's links.
+        ``max_frame`` raises (never lowers) the transport's own bound for this endpoint's links;
+        ``role`` is announced in the mDNS record (a lobby counts players, not spectators).
         """
         limit = self.max_frame if max_frame is None else max(self.max_frame, max_frame)
-        return LanEndpoint(self, peer_id=peer_id, name=name, room=room, secret=secret, max_frame=limit)
+        return LanEndpoint(self, peer_id=peer_id, name=name, room=room, secret=secret, max_frame=limit, role=role)
 
 
 class _PeerLog(logging.LoggerAdapter[logging.Logger]):
@@ -195,10 +208,12 @@ class LanEndpoint:
         room: str,
         secret: str | None,
         max_frame: int = DEFAULT_MAX_FRAME,
+        role: str = "player",
     ) -> None:
         self.id = peer_id
         self.name = name
         self.room = room
+        self.role = role
         self._t = transport
         self._max_frame = max_frame
         self._secret = secret
@@ -225,6 +240,7 @@ class LanEndpoint:
         self._events_tx, self._events_rx = anyio.create_memory_object_stream[TransportEvent](65536)
         self._inbox_bytes = 0
         self._found_at: dict[str, float] = {}  # when each peer (or "@address") was first known
+        self._opened_at = math.inf
         self._seen: frozenset[str] = frozenset()  # last PeersSeen reported
         self._stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
@@ -324,6 +340,7 @@ class LanEndpoint:
                         incarnation=self.incarnation,
                         port=self.signaling_port,
                         addresses=tuple(self.interfaces),
+                        role=self.role,
                     ),
                 )
             )
@@ -334,6 +351,7 @@ class LanEndpoint:
         self._tg.start_soon(self._serve, listener)
         if self._discovery is not None:
             self._tg.start_soon(self._discovery_loop, self._discovery)
+        self._opened_at = anyio.current_time()
         self._tg.start_soon(self._heartbeat_loop)
         for address in self._t.peers:
             self._addresses[address] = AddressState()
@@ -446,14 +464,20 @@ class LanEndpoint:
         linked = self.peers
         seen: set[str] = {
             peer
-            for peer in self._known
-            if peer in self._found_at and peer not in linked and peer not in self._left and peer not in self._refused
+            for peer, ann in self._known.items()
+            if peer in self._found_at
+            and peer not in linked
+            and peer not in self._left
+            and peer not in self._refused
+            and ann.role != "spectator"  # a spectator never votes: the room elects without it
         }
         seen.update(
             key
             for address, state in self._addresses.items()
             if state.peer is None and not state.ours and (key := f"@{address}") in self._found_at
         )
+        if now - self._opened_at < _DISCOVERY_GRACE:
+            seen.add("?")  # peers already here answer our first mDNS query within this long
         return frozenset(seen)
 
     async def _discovery_loop(self, discovery: Discovery) -> None:
