@@ -1,6 +1,6 @@
 """LAN transport benchmark: every peer a process, all inside a private network namespace.
 
-    /work/venv/bin/python benchmarks/lan.py            # re-executes itself under `unshare -rn`
+    python benchmarks/lan.py            # re-executes itself under `unshare -rn`
 
 Measures: start -> all links open (2, 5, 8 peers); round trip of a 50-byte frame through our
 Endpoint vs raw aiortc in the same run (p50/p99); frames/s with 4 and 8 peers all sending to

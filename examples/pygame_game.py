@@ -4,9 +4,13 @@ Each player moves a token with the arrow keys. Every round each player also secr
 1, 2 or 3 (keys 1-3): the pick is a private action, everyone only sees "submitted" until all
 players have picked (``can_reveal``); then the highest pick nobody else chose scores a point.
 
-Play on your LAN (one window per machine)::
+Play on your LAN (one window per machine; needs the ``pygame`` extra: ``pip install -e '.[pygame]'``)::
 
     python examples/pygame_game.py --room board --name alice
+    python examples/pygame_game.py --lobby --name bob      # pick a room from those on the LAN
+
+The lobby lists the rooms that answer on the LAN (``mx.browse_rooms``, refreshed every second
+on a thread of its own, so the window never waits): press 1-9 to join one, N for a new room.
 
 Without a window, two bot players in one process on an in-process network (what the tests run)::
 
@@ -20,8 +24,11 @@ import json
 import os
 import random
 import sys
+import threading
 import time
 from typing import Any
+
+import anyio
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
@@ -130,6 +137,71 @@ def draw(screen: pygame.Surface, font: Any, player: Player) -> None:
         screen.blit(font.render(info, True, (200, 200, 120)), (6, HEIGHT * CELL + 6))
 
 
+class Lobby:
+    """The rooms on the LAN, browsed again and again on a thread of its own (the frame never waits)."""
+
+    def __init__(self, interfaces: list[str] | None, every: float = 1.0) -> None:
+        self.rooms: list[mx.RoomInfo] = []
+        self.error: str | None = None
+        self._interfaces = interfaces
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._browse, name="movex-lobby", daemon=True)
+
+    def __enter__(self) -> Lobby:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _browse(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.rooms = anyio.run(mx.browse_rooms, self._interfaces, self._every)  # a new list: a safe swap
+            except mx.TransportError as exc:
+                self.error = str(exc)
+                self._stop.wait(self._every)
+
+
+def lobby(args: argparse.Namespace, screen: pygame.Surface, font: Any) -> str | None:
+    """Show the rooms on the LAN until one is picked (1-9), a new one is made (N) or the window closes."""
+    clock = pygame.time.Clock()
+    started = time.monotonic()
+    with Lobby([args.interface] if args.interface else None) as rooms:
+        while True:
+            listed = rooms.rooms[:9]
+            for event in pygame.event.get():
+                if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
+                    return None
+                if event.type == pygame.KEYDOWN and pygame.K_1 <= event.key <= pygame.K_9:
+                    index = event.key - pygame.K_1
+                    if index < len(listed):
+                        return _joining(listed, listed[index].room)
+                if event.type == pygame.KEYDOWN and event.key == pygame.K_n:
+                    return _joining(listed, args.room)
+            if args.bot and listed:  # a bot joins the first room it sees
+                return _joining(listed, listed[0].room)
+            if args.bot and time.monotonic() - started > args.lobby_wait:
+                return _joining(listed, args.room)
+            screen.fill((25, 25, 35))
+            lines = ["Rooms on your LAN (1-9: join, N: new room, Esc: quit)"]
+            lines += [f"{i}) {r.room}: {r.players} playing ({', '.join(r.names)})" for i, r in enumerate(listed, 1)]
+            if not listed:
+                lines.append(rooms.error or "looking...")
+            if font is not None:
+                for i, line in enumerate(lines):
+                    screen.blit(font.render(line, True, (220, 220, 220)), (20, 20 + 24 * i))
+            pygame.display.flip()
+            clock.tick(args.fps)
+
+
+def _joining(listed: list[mx.RoomInfo], room: str) -> str:
+    print(json.dumps({"lobby": [[r.room, r.players, list(r.names)] for r in listed], "joining": room}), flush=True)
+    return room
+
+
 def run(args: argparse.Namespace) -> int:
     pygame.init()
     try:
@@ -138,6 +210,11 @@ def run(args: argparse.Namespace) -> int:
         font = pygame.font.Font(None, 18) if pygame.font.get_init() else None
         if args.local_pair:
             return run_local_pair(args, screen, font)
+        if args.lobby:
+            room = lobby(args, screen, font)
+            if room is None:
+                return 0
+            args.room = room
         return run_lan(args, screen, font)
     finally:
         pygame.quit()
@@ -185,6 +262,9 @@ def run_lan(args: argparse.Namespace, screen: pygame.Surface, font: Any) -> int:
     """One player on the LAN (or in a network namespace with --interface 127.0.0.2)."""
     transport = mx.LanTransport(interfaces=[args.interface] if args.interface else None)
     with start_peer(room=args.room, types=[Board], name=args.name, secret=args.secret, transport=transport) as peer:
+        peer.on_peer_joined(lambda info: print(f"{info.name} joined", flush=True))
+        peer.on_peer_left(lambda info, reason: print(f"{info.name} {reason}", flush=True))
+        peer.on_diagnostic(lambda d: print(f"{d.kind}: {d.reason}", flush=True))
         player = Player(peer, peer.bind(peer.create(Board, id="main")), bot=args.bot, seed=hash(peer.id))
         clock = pygame.time.Clock()
         frame = 0
@@ -205,7 +285,13 @@ def run_lan(args: argparse.Namespace, screen: pygame.Surface, font: Any) -> int:
             draw(screen, font, player)
             pygame.display.flip()
             clock.tick(args.fps)
-        print(json.dumps({"checksum": player.res.checksum, "tokens": _plain(player.res.state["tokens"])}), flush=True)
+        summary = {
+            "room": args.room,
+            "checksum": player.res.checksum,
+            "tokens": _plain(player.res.state["tokens"]),
+            "members": sorted(info.name for info in peer.members.values()),
+        }
+        print(json.dumps(summary), flush=True)
     return 0
 
 
@@ -229,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=0, help="stop after N frames (0: until closed)")
     parser.add_argument("--fps", type=int, default=30, help="frames per second (default 30)")
     parser.add_argument("--local-pair", action="store_true", help="two players in this process, no network")
+    parser.add_argument("--lobby", action="store_true", help="first pick a room among those on the LAN")
+    parser.add_argument(
+        "--lobby-wait", type=float, default=3.0, help="--lobby --bot: make --room after this long with no room"
+    )
     args = parser.parse_args(argv)
     if args.headless:
         os.environ["SDL_VIDEODRIVER"] = "dummy"

@@ -34,6 +34,17 @@ class FailoverResult:
         return not self.problems and self.lost == 0 and self.doubled == 0 and self.checksums == 1
 
 
+async def stop_and_report(procs: list[PeerProcess]) -> list[dict[str, Any]]:
+    """Stop every peer's dispatching, wait until each settled its own actions, then collect ``final``."""
+    for p in procs:
+        await p.command("stop")
+    for p in procs:
+        await p.wait_event("stopped", within=60)
+    for p in procs:
+        await p.command("report")
+    return [await p.wait_event("final", within=60) for p in procs]
+
+
 async def failover_run(
     ns: ProcessBed, peers: int, *, mode: str = "kill", run: int = 0, lead: float = 0.6
 ) -> FailoverResult:
@@ -71,9 +82,7 @@ async def failover_run(
     except TimeoutError:
         result.problems.append("a survivor had nothing confirmed by a new master within 15 s")
     await anyio.sleep(0.3)
-    for p in survivors.values():
-        await p.command("stop")
-    finals = [await p.wait_event("final", within=30) for p in survivors.values()]
+    finals = await stop_and_report(list(survivors.values()))
     states = [f["state"] for f in finals]
     result.checksums = len({f["checksum"] for f in finals})
     result.resyncs = sum(int(f["resyncs"]) for f in finals)

@@ -1,8 +1,9 @@
 """A movex_p2p.Peer over LanTransport that dispatches steadily: the process of the failover bed.
 
 Run inside a private network namespace (see tests/netns.py). It reports JSON lines on stdout
-and obeys JSON commands on stdin: ``go`` (start dispatching), ``stop`` (stop, settle, report
-``final``), ``leave`` (exit gracefully: a master hands over first).
+and obeys JSON commands on stdin: ``go`` (start dispatching), ``stop`` (stop dispatching, report
+``stopped`` once its own actions settled), ``report`` (send it once every peer stopped: report
+``final`` with the state), ``leave`` (exit gracefully: a master hands over first).
 """
 
 from __future__ import annotations
@@ -107,14 +108,17 @@ async def run(args: argparse.Namespace) -> None:
                 cmd = json.loads(line)["cmd"]
                 if cmd == "go":
                     going.set()
-                elif cmd == "stop":
+                elif cmd == "stop":  # stop dispatching; report once every own action settled
                     stopping.set()
                     with anyio.move_on_after(10):
                         while stats["confirmed"] + stats["rejected"] < stats["dispatched"]:  # noqa: ASYNC110
                             await anyio.sleep(0.02)
+                    emit("stopped", id=peer.id)
+                elif cmd == "report":  # once every peer stopped: the room is quiet
                     await anyio.sleep(args.settle)
                     emit(
                         "final",
+                        version=resource.version,
                         id=peer.id,
                         state=dict(resource.state),
                         checksum=resource.checksum,

@@ -132,6 +132,11 @@ class PeerProcess:
         assert self.process.stdin is not None
         await self.process.stdin.send((json.dumps({"cmd": cmd, **fields}) + "\n").encode())
 
+    async def command_raw(self, line: str) -> None:
+        """Type ``line`` (and Enter) into the process, as a user at a terminal would."""
+        assert self.process.stdin is not None
+        await self.process.stdin.send((line + "\n").encode())
+
     def kill(self) -> None:
         try:
             self.process.send_signal(signal.SIGKILL)

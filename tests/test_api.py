@@ -53,6 +53,14 @@ def test_api_md_names() -> None:
         "ProtocolError",
         "TransportError",
         "ResourceNotFound",
+        # 0.2
+        "Diagnostic",
+        "Identity",
+        "IncompatibleType",
+        "PeerInfo",
+        "RoomInfo",
+        "StateTooLarge",
+        "browse_rooms",
     ):
         assert name in movex_p2p.__all__
     for kind in ("now", "random", "random_int", "uuid"):
@@ -69,8 +77,12 @@ def test_errors_share_one_root() -> None:
         "ProtocolError",
         "ResourceNotFound",
         "TransportError",
+        "IncompatibleType",
+        "StateTooLarge",
+        "InvalidState",
     ):
         assert issubclass(getattr(movex_p2p, name), movex_p2p.MovexError)
+    assert issubclass(movex_p2p.IncompatibleType, movex_p2p.ActionRejected)
 
 
 def test_testing_is_reachable_from_a_plain_import() -> None:

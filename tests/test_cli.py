@@ -168,3 +168,22 @@ async def test_join_and_inspect_by_address_in_a_namespace() -> None:
         assert "mDNS (UDP 5353): on; peers seen over it: none" in report, report
         assert any(line.startswith("hint: no member seen over mDNS") and "--peer HOST:PORT" in line for line in report)
         await ns.leave(host)
+
+
+def test_join_prints_incoming_lines_above_the_line_being_typed(capsys: pytest.CaptureFixture[str]) -> None:
+    from movex_p2p.cli import Console
+
+    class Typing:
+        """readline while the user has typed "hello wor" and not pressed Enter."""
+
+        @staticmethod
+        def get_line_buffer() -> str:
+            return "hello wor"
+
+    console = Console()
+    console._readline, console.prompt = Typing(), "> "
+    console.say("<bob> hi")
+    assert capsys.readouterr().out == "\r\x1b[K<bob> hi\n> hello wor"  # the line is drawn again, intact
+    console._readline, console.prompt = None, ""  # not a terminal (a pipe, a test): plain lines
+    console.say("<bob> hi")
+    assert capsys.readouterr().out == "<bob> hi\n"

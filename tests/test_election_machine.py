@@ -10,11 +10,14 @@ import pytest
 from movex_p2p import wire
 from movex_p2p.election import messages as em
 from movex_p2p.election.machine import (
+    VIEW_GRACE,
     Broadcast,
     Effect,
     ElectionConfig,
     ElectionMachine,
     Handover,
+    Joining,
+    Lagging,
     LinksChanged,
     LogPosition,
     MasterKnown,
@@ -65,8 +68,14 @@ def fire(m: ElectionMachine) -> tuple[float, list[Effect]]:
     return now, m.step(Tick(), now)
 
 
+def without_views(effects: list[Effect]) -> list[Effect]:
+    """The effects, views left out (tested on their own)."""
+    return [e for e in effects if not (isinstance(e, Send | Broadcast) and isinstance(e.message, em.View))]
+
+
 def sent(effects: list[Effect]) -> list[em.ElectionMessage]:
-    return [e.message for e in effects if isinstance(e, Send | Broadcast)]
+    """What the effects send, views left out (tested on their own)."""
+    return [e.message for e in effects if isinstance(e, Send | Broadcast) and not isinstance(e.message, em.View)]
 
 
 def follower_of(master: PeerId, term: Term, me: PeerId = B, *, config: ElectionConfig = AVAILABLE) -> ElectionMachine:
@@ -410,7 +419,7 @@ def test_observed_higher_term_fences_a_master() -> None:
     assert m.can_confirm(now)
     higher = Term(m.term + (1 << 32))
     assert m.step(Observed(term=m.term), now) == []
-    assert m.step(Observed(term=higher), now) == [MasterKnown(master=None, term=higher)]
+    assert without_views(m.step(Observed(term=higher), now)) == [MasterKnown(master=None, term=higher)]
     assert (m.role, m.master, m.term) == (Role.FOLLOWER, None, higher)
     assert not m.can_confirm(now)
 
@@ -432,7 +441,7 @@ def test_older_term_messages_are_fenced() -> None:
 def test_master_disconnect_starts_a_prompt_election() -> None:
     b = follower_of(A, Term(7 << 32), B)
     effects = b.step(LinksChanged(peers=frozenset({C})), 0.05)
-    assert effects == [MasterKnown(master=None, term=Term(7 << 32))]
+    assert without_views(effects) == [MasterKnown(master=None, term=Term(7 << 32))]
     assert b.deadline is not None
     assert b.deadline <= 0.05 + AVAILABLE.rank_step * 2 + AVAILABLE.jitter
     _, effects = fire(b)
@@ -452,7 +461,7 @@ def test_majority_disconnect_waits_out_the_old_masters_lease() -> None:
 def test_graceful_peer_left_of_the_master_starts_an_election() -> None:
     b = follower_of(A, Term(7 << 32), B)
     effects = b.step(PeerLeft(peer=A, graceful=True), 0.05)
-    assert effects == [MasterKnown(master=None, term=Term(7 << 32))]
+    assert without_views(effects) == [MasterKnown(master=None, term=Term(7 << 32))]
 
 
 def test_ticks_before_the_deadline_do_nothing() -> None:
@@ -535,6 +544,8 @@ EXAMPLES: list[em.ElectionMessage] = [
     em.VoteRequest(term=Term(9), last_term=2, last_index=30, handover=True),
     em.VoteReply(term=Term(9), granted=False),
     em.TimeoutNow(term=Term(9)),
+    em.View(term=Term(9), master=A),
+    em.View(term=Term(9), master=None),
 ]
 
 
@@ -647,3 +658,94 @@ def test_a_follower_that_misses_heartbeats_keeps_its_master_while_it_asks_for_pr
     effects = b.step(Received(sender=A, message=heartbeat), now + 0.01)
     assert [type(e) for e in effects] == [Send]  # just the ack: no change of master was ever announced
     assert b.master == A
+
+
+# -- startup, stalls and agreement ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", POLICIES)
+def test_a_fresh_peer_next_to_discovered_ones_does_not_elect_itself(config: ElectionConfig) -> None:
+    m = machine(A, config)
+    m.start(0.0)
+    m.step(Joining(peers=frozenset({"b", "c", "@10.0.0.9:7000"})), 0.0)  # found, no link yet
+    now = 0.0
+    for _ in range(20):
+        now, effects = fire(m)
+        assert m.role is not Role.MASTER
+        assert not any(isinstance(e, MasterKnown) and e.master == A for e in effects)
+    m.step(Joining(peers=frozenset()), now)  # they never linked: the window closed
+    now, _ = fire(m)
+    assert m.role is Role.MASTER  # alone, it elects itself
+
+
+def test_joining_ends_once_a_master_is_known() -> None:
+    b = follower_of(A, Term(7 << 32))
+    b.step(Joining(peers=frozenset({"x", "y", "z"})), 0.0)
+    b.step(LinksChanged(peers=frozenset({C})), 0.1)  # its master is gone: a 2-peer group elects
+    now = 0.1
+    while b.role is not Role.CANDIDATE and now < 5:
+        now, effects = fire(b)
+        for e in effects:
+            if isinstance(e, Broadcast) and isinstance(e.message, em.PreVoteRequest):
+                b.step(Received(sender=C, message=em.PreVoteReply(term=e.message.term, granted=True)), now)
+    assert b.role is Role.CANDIDATE  # discovery no longer holds it back
+
+
+def test_a_timer_that_fires_long_after_its_deadline_gives_unread_heartbeats_one_chance() -> None:
+    b = follower_of(A, Term(7 << 32))
+    due = b.deadline
+    assert due is not None
+    late = due + 1.0  # this peer's loop stalled for a second
+    assert sent(b.step(Tick(), late)) == []  # no pre-vote yet: the master's heartbeats may be unread
+    b.step(Received(sender=A, message=em.Heartbeat(term=Term(7 << 32), seq=9, successors=())), late + 0.01)
+    assert b.master == A
+    now = b.deadline
+    assert now is not None
+    assert any(isinstance(m, em.PreVoteRequest) for m in sent(b.step(Tick(), now)))  # on time: suspicion
+
+
+def test_agreement_needs_every_linked_peer_to_follow_the_same_master() -> None:
+    b = follower_of(A, Term(7 << 32))  # linked to A and C
+    assert not b.agreed(0.0)
+    b.step(Received(sender=A, message=em.View(term=Term(7 << 32), master=A)), 0.0)
+    assert not b.agreed(0.0)  # C has not said yet
+    b.step(Received(sender=C, message=em.View(term=Term(6 << 32), master=C)), 0.0)
+    assert not b.agreed(0.0)  # C follows another master
+    b.step(Received(sender=C, message=em.View(term=Term(7 << 32), master=A)), 0.0)
+    assert b.agreed(0.0)
+    b.step(LinksChanged(peers=frozenset({A, C, PeerId("d")})), 0.0)
+    assert not b.agreed(0.0)  # a new link: what does it follow?
+    assert b.agreed(VIEW_GRACE + 0.01)  # one that never says is not waited for
+
+
+def test_views_go_out_on_every_change_and_to_new_links() -> None:
+    m = machine(A)
+    m.start(0.0)
+    m.step(LinksChanged(peers=frozenset({B})), 0.0)
+    now, effects = fire(m)
+    while m.role is not Role.MASTER:
+        for e in effects:
+            if isinstance(e, Broadcast) and isinstance(e.message, em.PreVoteRequest | em.VoteRequest):
+                reply = em.PreVoteReply if isinstance(e.message, em.PreVoteRequest) else em.VoteReply
+                effects = m.step(Received(sender=B, message=reply(term=e.message.term, granted=True)), now)
+                break
+        else:
+            now, effects = fire(m)
+    views = [e for e in effects if isinstance(e, Broadcast) and isinstance(e.message, em.View)]
+    assert [v.message for v in views] == [em.View(term=m.term, master=A)]
+    effects = m.step(LinksChanged(peers=frozenset({B, C})), now)
+    assert [e for e in effects if isinstance(e, Send) and isinstance(e.message, em.View)] == [
+        Send(to=C, message=em.View(term=m.term, master=A))
+    ]
+
+
+def test_a_follower_still_behind_the_masters_log_a_second_later_reports_again() -> None:
+    b = follower_of(A, Term(7 << 32))
+    beat = em.Heartbeat(term=Term(7 << 32), seq=2, successors=(), index=40)
+    assert not any(isinstance(e, Lagging) for e in b.step(Received(sender=A, message=beat), 0.1))
+    b.step(LogPosition(term=7 << 32, index=39), 0.5)  # entries arrive, but not the last one
+    late = em.Heartbeat(term=Term(7 << 32), seq=3, successors=(), index=41)
+    assert any(isinstance(e, Lagging) for e in b.step(Received(sender=A, message=late), 1.2))
+    b.step(LogPosition(term=7 << 32, index=41), 1.3)  # caught up: no more reports
+    beat = em.Heartbeat(term=Term(7 << 32), seq=4, successors=(), index=41)
+    assert not any(isinstance(e, Lagging) for e in b.step(Received(sender=A, message=beat), 2.5))

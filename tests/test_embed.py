@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 
 import movex_p2p as mx
-from movex_p2p.embed import EmbeddedResource, MasterChanged, PeersChanged, start_peer
+from movex_p2p.embed import (
+    Diagnostic,
+    EmbeddedResource,
+    MasterChanged,
+    PeerJoined,
+    PeerLeft,
+    PeersChanged,
+    ResourceRemoved,
+    start_peer,
+)
 from movex_p2p.testing import FaultyNetwork
 from resources import Counter
 
@@ -189,3 +198,81 @@ def test_exit_is_idempotent_and_blocking_calls_outside_with_fail() -> None:
     with embedded:
         pass
     embedded.close()
+
+
+def forgetful(state: Any, action: mx.Action) -> Any:
+    if action.type == "add":
+        return {**state, "n": state["n"] + 1}
+    return None  # the bug: every other action loses the state
+
+
+Forgetful = mx.ResourceType("forgetful", forgetful, initial={"n": 0})
+
+
+def test_presence_diagnostics_and_removal_reach_the_game_thread() -> None:
+    network = mx.LocalNetwork()
+    with start_peer(room="r", types=[Counter, Forgetful], transport=network, name="a", seed=1) as a:
+        seen: list[tuple[str, threading.Thread]] = []
+        a.on_peer_joined(lambda info: seen.append((f"joined {info.name} {info.role}", threading.current_thread())))
+        a.on_peer_left(lambda info, reason: seen.append((f"{reason} {info.name}", threading.current_thread())))
+        a.on_diagnostic(lambda d: seen.append((f"diagnostic {d.kind}", threading.current_thread())))
+        with start_peer(
+            room="r", types=[Counter, Forgetful], transport=network, name="w", seed=2, role="spectator"
+        ) as w:
+            eventually(lambda: w.id in a.members)
+            assert a.members[w.id] == mx.PeerInfo(w.id, "w", {}, "spectator")
+            assert w.role == "spectator"
+            assert not w.is_master
+            res = a.bind(a.create(Counter, id="c"))
+            watched = w.bind("counter:c")
+            removed: list[threading.Thread] = []
+            watched.on_removed(lambda: removed.append(threading.current_thread()))
+            assert sorted(a.resources()) == ["counter:c"]
+            a.remove("counter:c")
+            assert res.removed
+            with pytest.raises(mx.ResourceNotFound):
+                res.dispatch(mx.Action("increment"))
+            eventually(lambda: watched.removed)
+            events = w.poll()
+            assert any(isinstance(e, ResourceRemoved) for e in events)
+            assert removed == [threading.current_thread()]
+            f = a.bind(a.create(Forgetful, id="f"))
+            with pytest.raises(mx.ActionRejected, match="returned None for action 'oops'"):
+                f.dispatch(mx.Action("oops"))  # on the game thread, at the call
+            with pytest.raises(mx.InvalidState):
+                f.dispatch(mx.Action("add", {1, 2}))
+            f.dispatch(mx.Action("add")).result(timeout=5)
+        polled: list[Any] = []
+
+        def left() -> bool:
+            polled.extend(a.poll())
+            return any(isinstance(e, PeerLeft) for e in polled)
+
+        eventually(left)
+        assert any(isinstance(e, PeerJoined) for e in polled)
+        assert [text for text, _ in seen if not text.startswith("diagnostic")] == ["joined w spectator", "left w"]
+        assert all(thread is threading.current_thread() for _, thread in seen)
+        assert set(a.members) == {a.id}
+
+
+def test_a_wrong_secret_fails_start_peer() -> None:
+    network = mx.LocalNetwork()
+    with start_peer(room="r", types=[Counter], transport=network, secret="right", seed=1) as host:
+        guest = start_peer(room="r", types=[Counter], transport=network, secret="wrong", seed=2)
+        with pytest.raises(mx.AuthenticationFailed, match="same secret"), guest:
+            pass
+        eventually(lambda: any(isinstance(e, Diagnostic) and e.kind == "auth_failed" for e in host.poll()))
+
+
+def stamped(state: Any, action: mx.Action) -> Any:
+    if action.author is None:
+        return None  # never happens in a dispatch: the library always sets the author
+    return {**state, "by": action.author}
+
+
+def test_the_game_thread_check_sees_the_author_as_the_network_thread_will() -> None:
+    stamp = mx.ResourceType("stamp", stamped, initial={"by": None})
+    with start_peer(room="r", types=[stamp], transport=mx.LocalNetwork()) as peer:
+        res = peer.bind(peer.create(stamp, id="s"))
+        res.dispatch(mx.Action("stamp")).result(timeout=5)
+        eventually(lambda: res.state == {"by": peer.id})

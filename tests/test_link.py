@@ -9,6 +9,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from movex_p2p.election.detector import FailureDetector
 from movex_p2p.errors import ChannelClosed, LocalProtocolError, RemoteProtocolError
 from movex_p2p.ids import PeerId
 from movex_p2p.transport import link as lk
@@ -265,3 +266,11 @@ async def test_our_associations_get_lan_retransmission_timers() -> None:
 
 def test_use_lan_timers_refuses_an_object_without_aiortc_internals() -> None:
     assert use_lan_timers(object()) is False
+
+
+def test_a_stalled_process_does_not_declare_its_peers_dead() -> None:
+    detector = FailureDetector(timeout=1.0)
+    detector.heard(PEER, 0.0)
+    detector.stalled(2.0)  # our loop ran nothing for 2 s: the peer's heartbeats wait unread
+    assert detector.expired(2.5) == []
+    assert detector.expired(3.1) == [PEER]  # silent for a second of our own running time

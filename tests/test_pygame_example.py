@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,3 +38,24 @@ def test_two_headless_bots_end_with_the_same_board() -> None:
     assert summary["tokens"][0] == summary["tokens"][1]
     assert set(summary["tokens"][0]) == {"alice", "bob"}
     assert summary["round"] >= 1, "the hidden picks were revealed and at least one round finished"
+
+
+@pytest.mark.netns
+async def test_the_lobby_lists_the_rooms_on_the_lan_and_joins_one() -> None:
+    """examples/pygame_game.py --lobby, headless, in a private namespace: it lists the room a peer runs and joins it."""
+    pytest.importorskip("pygame")
+    from netns import open_namespace
+
+    async with open_namespace() as ns:
+        game = [str(EXAMPLE), "--headless", "--bot", "--interface", "127.0.0.2"]
+        host = await ns.spawn([*game, "--name", "ann", "--room", "castle"], name="ann")  # plays until killed
+        await host.wait_for(lambda e: "master is now" in e.get("line", ""), within=30)
+        player = await ns.spawn([*game, "--lobby", "--frames", "60", "--name", "bob"], name="bob")
+        with anyio.fail_after(60):
+            await player.process.wait()
+        assert player.process.returncode == 0, player.stderr()
+        lobby = next(e for e in player.events if "lobby" in e)
+        assert lobby == {"lobby": [["castle", 1, ["ann"]]], "joining": "castle"}
+        summary = next(e for e in player.events if "checksum" in e)
+        assert summary["room"] == "castle"
+        assert summary["members"] == ["ann", "bob"]

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 import movex_p2p as mx
 from movex_p2p.errors import InvalidState, LocalProtocolError
-from movex_p2p.ids import Rid
+from movex_p2p.ids import Rid, Term
 from movex_p2p.resource import effects as fx
+from movex_p2p.resource import messages as rm
 from movex_p2p.resource.state import FrozenDict, FrozenList, checksum, freeze, thaw
 from movex_p2p.resource.types import make_rid, parse_rid
 from resources import CoreCluster, Counter, Mutating
@@ -111,11 +112,16 @@ def test_a_mutating_reducer_is_rejected_and_never_corrupts_confirmed_state() -> 
     c = CoreCluster(2)
     c.setup("mutating:m")
     before = {p: (c.clients[p].replicas[Rid("mutating:m")].state, c.checksums("mutating:m")) for p in c.ids}
-    seq = c.dispatch(c.ids[1], "mutating:m", mx.Action("increment"))
+    with pytest.raises(mx.ActionRejected, match="immutable"):  # at the dispatch: nothing is sent
+        c.dispatch(c.ids[1], "mutating:m", mx.Action("increment"))
+    assert c.pending_links() == []
+    # a peer that skips that check (other code) meets the master's
+    propose = rm.Propose(term=Term(1), rid=Rid("mutating:m"), seq=1, base=0, action=mx.Action("increment"))
+    c.route(c.ids[1], [fx.Send(to=c.master_id, message=propose)])
     c.run()
-    settled = c.settled(c.ids[1], seq)
-    assert settled.error is not None
-    assert "immutable" in settled.error
+    rejected = c.sent(rm.Rejected)
+    assert len(rejected) == 1
+    assert "immutable" in rejected[0].reason
     for p in c.ids:
         assert c.view(p, "mutating:m") == {"count": 0}
         assert c.clients[p].replicas[Rid("mutating:m")].state == before[p][0]

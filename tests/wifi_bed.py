@@ -13,7 +13,7 @@ from pathlib import Path
 
 import anyio
 
-from failover_bed import FailoverResult, failover_run
+from failover_bed import FailoverResult, failover_run, stop_and_report
 from multihost import Hosts
 from netns import PeerProcess
 
@@ -93,9 +93,7 @@ async def steady(hosts: Hosts, peers: int, seconds: float, *, tag: str = "p") ->
         await p.command("go")
     await anyio.sleep(seconds)
     ended = time.monotonic()
-    for p in procs:
-        await p.command("stop")
-    finals = [await p.wait_event("final", within=60) for p in procs]
+    finals = await stop_and_report(procs)
     result = SteadyResult(peers=peers, seconds=seconds, master_changes=0, declared_dead=0, confirmed=0)
     for p in procs:
         changes = [e for e in p.of("master") if began <= e["mono"] <= ended]

@@ -15,6 +15,8 @@ from .election.machine import ElectionConfig, Policy
 from .errors import (
     ActionRejected,
     AuthenticationFailed,
+    IncompatibleType,
+    InvalidState,
     MovexError,
     NotSynced,
     ProtocolError,
@@ -23,7 +25,9 @@ from .errors import (
     TransportError,
 )
 from .identity import Identity
-from .node import Diagnostic, DispatchHandle, Peer, Resource
+from .lobby import browse_rooms
+from .node import Diagnostic, DispatchHandle, Peer, Resource, ResourceInfo
+from .presence import PeerInfo, RoomInfo
 from .resource.types import Action, ResourceType, TransformContext
 from .resource.values import master
 from .transport.memory import LocalNetwork
@@ -41,19 +45,25 @@ __all__ = [
     "DispatchHandle",
     "ElectionConfig",
     "Identity",
+    "IncompatibleType",
+    "InvalidState",
     "LanTransport",
     "LocalNetwork",
     "MovexError",
     "NotSynced",
     "Peer",
+    "PeerInfo",
     "Policy",
     "ProtocolError",
     "Resource",
+    "ResourceInfo",
     "ResourceNotFound",
     "ResourceType",
+    "RoomInfo",
     "StateTooLarge",
     "TransformContext",
     "TransportError",
+    "browse_rooms",
     "master",
 ]
 

@@ -30,7 +30,16 @@ import anyio
 from anyio.abc import Process, TaskGroup
 from anyio.streams.text import TextReceiveStream
 
-from . import Action, DispatchHandle, MovexError, Peer, ResourceType, TransportError
+from . import (
+    Action,
+    AuthenticationFailed,
+    DispatchHandle,
+    IncompatibleType,
+    MovexError,
+    Peer,
+    ResourceType,
+    TransportError,
+)
 from .election.machine import term_round
 from .ids import Term
 from .transport.base import Transport
@@ -636,6 +645,8 @@ def _start_failed(exc: TransportError, args: argparse.Namespace) -> UsageError:
     if "cannot listen" in str(exc):
         hint = "pick another --port, or leave it out for any free port" if args.port else "check --interface"
         return UsageError(f"{exc}; {hint}")
+    if isinstance(exc, AuthenticationFailed):
+        return UsageError(f"{exc} (--secret)")
     return UsageError(str(exc))
 
 
@@ -683,11 +694,50 @@ def lan_hints(status: LanStatus, *, peer_flags: bool) -> list[str]:
     return hints
 
 
+class Console:
+    """Lines for the user while they type: on a terminal, an incoming line is printed above the
+    line being typed, which is then drawn again (readline), so nothing overwrites what they type."""
+
+    def __init__(self, prompt: str = "> ") -> None:
+        self._lock = threading.Lock()
+        self._readline: Any = None
+        self.interactive = sys.stdin.isatty() and sys.stdout.isatty()
+        if self.interactive:
+            try:
+                import readline  # not on Windows: there, lines print as they come
+            except ImportError:
+                self.interactive = False
+            else:
+                self._readline = readline
+        self.prompt = prompt if self.interactive else ""
+
+    def say(self, text: str) -> None:
+        """Print ``text`` (from any thread) without breaking the line being typed."""
+        with self._lock:
+            if self._readline is None:
+                print(text, flush=True)
+                return
+            typed = self._readline.get_line_buffer()
+            sys.stdout.write(f"\r\x1b[K{text}\n{self.prompt}{typed}")
+            sys.stdout.flush()
+
+    def read(self) -> str | None:
+        """The next line typed, or None at the end of input."""
+        if self.interactive:
+            try:
+                return input(self.prompt)
+            except EOFError:
+                return None
+        line = sys.stdin.readline()
+        return line.rstrip("\n") if line else None
+
+
 def cmd_join(args: argparse.Namespace) -> int:
     from .embed import start_peer
 
     transport = _lan(args)
-    print(f"joining room {args.room!r} on the LAN... (Enter: +1, text: chat, /quit: leave)")
+    console = Console()
+    console.say(f"joining room {args.room!r} on the LAN... (Enter: +1, text: chat, /who: members, /quit: leave)")
     with contextlib.ExitStack() as stack:
         try:
             peer = stack.enter_context(
@@ -695,34 +745,56 @@ def cmd_join(args: argparse.Namespace) -> int:
             )
         except TransportError as exc:
             raise _start_failed(exc, args) from exc
+        except TimeoutError as exc:
+            raise UsageError(
+                "no master after 30 s: every player may have left, or they run under Policy.MAJORITY "
+                "without a majority; try `movex-p2p inspect`"
+            ) from exc
         status = peer.run_in_loop(lambda: _endpoint_status(peer.peer))
         if status is not None and status.interfaces:
-            print(f"* others can join with --peer {status.interfaces[0]}:{status.port}")
-        res = peer.bind(peer.create(Chat, id="lobby"))
-        peer.on_master_changed(lambda master, term: print(f"* master is now {master} (term {term_round(Term(term))})"))
-        peer.on_peers_changed(lambda peers: print(f"* peers: {', '.join(sorted(peers)) or 'none'}"))
-        print(f"* you are {peer.id}; master {peer.master_id}; counter {res.state['count']}")
+            console.say(f"* others can join with --peer {status.interfaces[0]}:{status.port}")
+        try:
+            res = peer.bind(peer.create(Chat, id="lobby"))
+        except IncompatibleType as exc:
+            raise UsageError(f"{exc}: this room runs another version of movex-p2p's chat") from exc
+
+        def name_of(peer_id: str | None) -> str:
+            member = peer.members.get(peer_id or "")
+            return f"{member.name} ({peer_id})" if member is not None else str(peer_id)
+
+        peer.on_master_changed(lambda master, term: console.say(f"* master is now {name_of(master)}"))
+        peer.on_peer_joined(lambda info: console.say(f"* {info.name} joined" + _role_note(info.role)))
+        peer.on_peer_left(lambda info, reason: console.say(f"* {info.name} {_LEFT[reason]}"))
+        peer.on_diagnostic(lambda d: console.say(f"! {d.kind}: {d.reason}"))
+        others = [info.name + _role_note(info.role) for info in peer.members.values() if info.id != peer.id]
+        console.say(f"* you are {peer.name} ({peer.id}); in the room: {', '.join(others) or 'nobody else'}")
+        console.say(f"* master {name_of(peer.master_id)}; counter {res.state['count']}")
         done = threading.Event()
-        seen = [len(res.state["messages"])]
+        seen = [len(res.state["messages"]), res.state["count"]]
 
         def show() -> None:
-            while not done.wait(0.2):
-                peer.poll_events()
+            while not done.wait(0.1):
+                peer.poll()  # runs the callbacks above, on this thread
                 for state in res.poll():
                     messages = state["messages"]
                     for who, text in messages[min(seen[0], len(messages)) :]:
-                        print(f"<{who}> {text}")
+                        console.say(f"<{who}> {text}")
                     seen[0] = len(messages)
-                    print(f"  counter = {state['count']}", end="\r")
+                    if state["count"] != seen[1]:
+                        seen[1] = state["count"]
+                        console.say(f"  counter = {state['count']}")
 
         printer = threading.Thread(target=show, name="movex-join-printer")
         printer.start()
         try:
-            for line in sys.stdin:
+            while (line := console.read()) is not None:
                 text = line.strip()
                 if text == "/quit":
                     break
-                if text:
+                if text == "/who":
+                    for info in peer.members.values():
+                        console.say(f"  {info.name} ({info.id}){_role_note(info.role)}")
+                elif text:
                     res.dispatch(Action("say", {"who": peer.name, "text": text}))
                 else:
                     res.dispatch(Action("bump"))
@@ -735,6 +807,13 @@ def cmd_join(args: argparse.Namespace) -> int:
     return 0
 
 
+_LEFT: Final = {"left": "left", "lost": "was lost (no goodbye)"}
+
+
+def _role_note(role: str) -> str:
+    return " (spectator)" if role == "spectator" else ""
+
+
 def _endpoint_status(peer: Peer) -> LanStatus | None:
     """The LAN endpoint's status, if the peer runs on the LAN transport (call it on the network loop)."""
     status = getattr(peer._endpoint, "status", None)
@@ -742,37 +821,85 @@ def _endpoint_status(peer: Peer) -> LanStatus | None:
 
 
 async def inspect_room(
-    room: str, secret: str | None, transport: Transport, seconds: float, *, peer_flags: bool = False
+    room: str,
+    secret: str | None,
+    transport: Transport,
+    seconds: float,
+    *,
+    peer_flags: bool = False,
+    full: bool = False,
 ) -> int:
-    peer = Peer(room=room, types=[Tally, Chat], name="inspector", secret=secret, transport=transport)
+    """Join as a spectator that holds every type opaquely, listen ``seconds``, print the room."""
+    peer = Peer(
+        room=room, types=[], name="inspector", secret=secret, transport=transport, role="spectator", opaque=True
+    )
     async with peer:
         deadline = anyio.current_time() + seconds
+        refused: AuthenticationFailed | None = None
         with anyio.move_on_after(seconds):
-            await peer.wait_ready()
-        await anyio.sleep(min(1.0, seconds / 2))  # let snapshots of existing resources arrive
+            try:
+                await peer.wait_ready()
+            except AuthenticationFailed as exc:
+                refused = exc
+        if refused is None:
+            await anyio.sleep(min(1.0, seconds / 2))  # let snapshots of existing resources arrive
         if not peer.peers:  # alone so far: listen for the whole time, so the report can tell why
             await anyio.sleep(max(0.0, deadline - anyio.current_time()))
-        print(f"room {room!r}: me {peer.id}")
+        for line in room_report(peer, full=full):
+            print(line)
         status = _endpoint_status(peer)
         if status is not None:
             for line in lan_report(status, peer_flags=peer_flags):
                 print(line)
-        print(f"master: {peer.master_id}  term: {term_round(Term(peer.term))} ({peer.term})  ready: {peer.ready}")
-        print(f"peers ({len(peer.peers)}): {', '.join(sorted(peer.peers)) or 'none'}")
-        rids = sorted(peer.resources())
-        print(f"resources ({len(rids)}; only types this tool knows: tally, chat):")
-        for rid in rids:
-            info = peer.resource_info(rid)
-            subs = ", ".join(sorted(info.subscribers)) or "none"
-            print(f"  {rid}  v{info.version}  checksum {info.checksum[:16]}  subscribers: {subs}")
+        if refused is not None:
+            print(f"hint: {refused} (--secret)")
     return 0
+
+
+def room_report(peer: Peer, *, full: bool = False) -> list[str]:
+    """What ``inspect`` prints about the room: members and roles, master, term, every resource's raw state."""
+    members = sorted(peer.members.values(), key=lambda m: (m.id == peer.id, m.role, m.name))
+    players = [m for m in members if m.role == "player"]
+    master = peer.master_id
+    lines = [f"room {peer.room!r}: {len(players)} player(s), seen by {peer.name} ({peer.id}, a spectator)"]
+    if master is None:
+        reason = "no player in the room" if not players else "an election is under way"
+        lines.append(f"master: none ({reason})")
+    else:
+        lines.append(f"master: {peer.members[master].name if master in peer.members else '?'} ({master})")
+    lines.append(f"term: {term_round(Term(peer.term))} ({peer.term})  ready: {peer.ready}")
+    lines.append(f"members ({len(members)}):")
+    for member in members:
+        tags = [member.role, *(["master"] if member.id == master else []), *(["you"] if member.id == peer.id else [])]
+        info = f"  info {_text(member.info, 120)}" if member.info else ""
+        lines.append(f"  {member.name} ({member.id}) [{', '.join(tags)}]{info}")
+    rids = sorted(peer.resources())
+    lines.append(f"resources ({len(rids)}):")
+    for rid in rids:
+        res = peer.resource_info(rid)
+        subscribers = ", ".join(sorted(peer.members[s].name if s in peer.members else s for s in res.subscribers))
+        lines.append(f"  {rid}  v{res.version}  checksum {res.checksum[:16]}  subscribers: {subscribers or 'none'}")
+        lines.append(f"    {_text(res.state, None if full else 400)}")
+    return lines
+
+
+def _text(value: Any, limit: int | None) -> str:
+    """Any state as one line of JSON (bytes as their size), cut at ``limit`` characters."""
+    text = json.dumps(value, default=lambda v: f"<{len(v)} bytes>" if isinstance(v, bytes) else repr(v))
+    if limit is not None and len(text) > limit:
+        return f"{text[:limit]}... ({len(text)} characters; --full shows all)"
+    return text
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     transport = _lan(args)
     try:
         return anyio.run(
-            functools.partial(inspect_room, peer_flags=bool(args.peer)), args.room, args.secret, transport, args.seconds
+            functools.partial(inspect_room, peer_flags=bool(args.peer), full=args.full),
+            args.room,
+            args.secret,
+            transport,
+            args.seconds,
         )
     except TransportError as exc:
         raise _start_failed(exc, args) from exc
@@ -852,13 +979,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     inspect = sub.add_parser(
         "inspect",
-        help="list the peers, master, term and resources of a room",
-        description="Join a room as an observer and print its peers, master, term and resources.",
+        help="show a room: its members and roles, master, term and every resource's raw state",
+        description="Join a room as a spectator (never master, not counted as a player) and print its "
+        "members and roles, master, term and every resource's raw state, of any type.",
     )
     inspect.add_argument("--room", required=True, help="room name")
     inspect.add_argument("--secret", default=None, help="room secret")
     _network_flags(inspect)
     inspect.add_argument("--seconds", type=float, default=3.0, help="how long to listen (default 3)")
+    inspect.add_argument("--full", action="store_true", help="print whole states (default: 400 characters each)")
     inspect.set_defaults(func=cmd_inspect)
 
     ns = sub.add_parser("_demo-ns")

@@ -10,12 +10,12 @@ synchronous code::
             res.dispatch(mx.Action("increment"))   # never blocks the frame
             state = res.state                      # latest snapshot, safe to read
             for state in res.poll(): ...           # changes since the last call
-            peer.poll_events()                     # runs on_master_changed / on_peers_changed here
+            for event in peer.poll(): ...          # joins, leaves, diagnostics...; runs callbacks here
 
 Threading rules: the network thread only appends to bounded deques and swaps immutable
 snapshot references; the caller's thread reads them. Callbacks registered here run on the
-caller's thread inside :meth:`EmbeddedPeer.poll_events`, never on the network thread, so a
-stalled game loop never stalls the network (where the master may live).
+caller's thread inside :meth:`EmbeddedPeer.poll` (or its older name ``poll_events``), never on
+the network thread, so a stalled game loop never stalls the network (where the master may live).
 
 Peers sharing one in-process ``LocalNetwork`` must share one event loop (memory streams are
 bound to their loop): ``start_peer`` does that by itself, one runtime per network.
@@ -38,14 +38,30 @@ from anyio.abc import TaskStatus
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from .callbacks import Callbacks
-from .errors import TransportError
-from .node import Peer, Resource
-from .nodecore import MasterChanged, PeersChanged
+from .errors import ActionRejected, InvalidState, ResourceNotFound, TransportError
+from .ids import Rid
+from .node import Diagnostic, Peer, Resource
+from .nodecore import MasterChanged, PeerJoined, PeerLeft, PeersChanged
+from .presence import PeerInfo, Role
+from .resource.effects import ResourceRemoved
+from .resource.state import check_data
 from .resource.types import Action, ResourceType
+from .resource.values import has_master_values
 from .transport.base import Transport
 from .transport.memory import LocalNetwork
 
-__all__ = ["EmbeddedPeer", "EmbeddedResource", "MasterChanged", "PeersChanged", "start_peer"]
+__all__ = [
+    "Diagnostic",
+    "EmbeddedPeer",
+    "EmbeddedResource",
+    "MasterChanged",
+    "PeerEvent",
+    "PeerJoined",
+    "PeerLeft",
+    "PeersChanged",
+    "ResourceRemoved",
+    "start_peer",
+]
 
 T = TypeVar("T")
 
@@ -55,13 +71,14 @@ POLL_LIMIT: Final = 1024
 """Most states (or events) kept for a caller that does not poll; older ones are dropped."""
 
 
-PeerEvent = MasterChanged | PeersChanged
-"""What :meth:`EmbeddedPeer.poll_events` returns (the node's own events, one definition)."""
+PeerEvent = MasterChanged | PeersChanged | PeerJoined | PeerLeft | Diagnostic | ResourceRemoved
+"""What :meth:`EmbeddedPeer.poll` returns (the node's own events and diagnostics, one definition each)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Snapshot:
     state: Any
+    view: Any  # untransformed: what the next dispatch applies to
     version: int
     checksum: str
     subscribers: dict[str, dict[str, Any]]
@@ -117,17 +134,21 @@ def _release_runtime(transport: Transport | None, runtime: _Runtime) -> None:
 class EmbeddedResource:
     """A bound resource usable from any thread: dispatch never blocks, reads are snapshots."""
 
-    def __init__(self, owner: EmbeddedPeer, resource: Resource) -> None:
+    def __init__(self, owner: EmbeddedPeer, resource: Resource, type_: ResourceType) -> None:
         self._owner = owner
         self._resource = resource  # touched on the network thread only
+        self._type = type_
         self.rid: str = resource.rid
         self._updates: deque[Any] = deque(maxlen=POLL_LIMIT)
+        self._removed_cbs: Callbacks[[]] = Callbacks(f"on_removed of {self.rid}")
+        self._removed = False
         self._snapshot = self._take_snapshot()
 
     def _take_snapshot(self, state: Any = None, *, have_state: bool = False) -> _Snapshot:
         res = self._resource
         return _Snapshot(
             state=state if have_state else res.state,
+            view=res._client.view(res.rid),
             version=res.version,
             checksum=res.checksum,
             subscribers=res.subscribers,
@@ -137,6 +158,18 @@ class EmbeddedResource:
     def _on_update(self, state: Any) -> None:  # network thread
         self._snapshot = self._take_snapshot(state, have_state=True)
         self._updates.append(state)
+
+    def _on_removed(self) -> None:  # network thread
+        self._removed = True
+
+    @property
+    def removed(self) -> bool:
+        """True once the resource was removed from the room (its last snapshot stays readable)."""
+        return self._removed
+
+    def on_removed(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` from :meth:`EmbeddedPeer.poll` once the resource is removed."""
+        return self._removed_cbs.add(callback)
 
     @property
     def state(self) -> Any:
@@ -171,13 +204,38 @@ class EmbeddedResource:
         """Send ``action`` without blocking; the future settles when the master confirms it.
 
         The future raises ``ActionRejected`` if the master refused the action, and
-        ``TransportError`` if the peer closed first. Ignoring it is fine.
+        ``TransportError`` if the peer closed first. Ignoring it is fine. Mistakes raise here,
+        on your thread: ``InvalidState`` for a payload that is not JSON-like data,
+        ``ActionRejected`` for a reducer that returns None or data that is not JSON-like,
+        ``ResourceNotFound`` once the resource was removed.
         """
+        self._check(action, None)
         return self._owner._submit(self._dispatch, action, None)
 
     def dispatch_private(self, private: Action, public: Action) -> concurrent.futures.Future[None]:
         """Everyone sees ``public``; only this peer sees ``private`` until the type reveals it."""
+        self._check(public, private)
         return self._owner._submit(self._dispatch, public, private)
+
+    def _check(self, public: Action, private: Action | None) -> None:
+        """What can be known on the caller's thread: the payloads, and the reducer's contract on the last view."""
+        if self._removed:
+            raise ResourceNotFound(f"{self.rid} was removed", rid=self.rid)
+        parts = [public] if private is None else [public, private]
+        for part in parts:
+            if not isinstance(part, Action):
+                raise TypeError(f"expected an mx.Action, not {type(part).__name__}")
+            check_data(part.payload, where=f"{part.type} payload")
+        if any(has_master_values(part.payload) for part in parts):
+            return  # the master resolves those first: nothing to predict here
+        state = self._snapshot.view
+        for part in parts:
+            try:
+                state = self._type.reduce(state, part.by(self._owner.id))  # as the network thread will
+            except InvalidState as exc:
+                raise ActionRejected(str(exc), rid=self.rid) from None
+            except Exception:
+                continue  # the master decides (it may see another state)
 
     async def _dispatch(self, public: Action, private: Action | None) -> None:
         if private is None:
@@ -209,11 +267,14 @@ class EmbeddedPeer:
         ready_timeout: float | None = 30.0,
         call_timeout: float | None = 30.0,
         close_timeout: float = 5.0,
+        role: Role = "player",
         **peer_kwargs: Any,
     ) -> None:
         self._peer_args: dict[str, Any] = dict(
-            room=room, types=types, name=name, info=info, secret=secret, transport=transport, **peer_kwargs
+            room=room, types=types, name=name, info=info, secret=secret, transport=transport, role=role, **peer_kwargs
         )
+        self._types = {t.name: t for t in types}
+        self.role: Role = role
         self._transport = transport
         self._ready_timeout = ready_timeout
         self.call_timeout = call_timeout
@@ -225,9 +286,14 @@ class EmbeddedPeer:
         self._events: deque[PeerEvent] = deque(maxlen=POLL_LIMIT)
         self._master_cbs: Callbacks[[str | None, int]] = Callbacks("on_master_changed")
         self._peers_cbs: Callbacks[[frozenset[str]]] = Callbacks("on_peers_changed")
+        self._joined_cbs: Callbacks[[PeerInfo]] = Callbacks("on_peer_joined")
+        self._left_cbs: Callbacks[[PeerInfo, str]] = Callbacks("on_peer_left")
+        self._diagnostic_cbs: Callbacks[[Diagnostic]] = Callbacks("on_diagnostic")
         self._master: tuple[str | None, int] = (None, 0)
         self._peers: frozenset[str] = frozenset()
+        self._members: dict[str, PeerInfo] = {}
         self._resources: list[EmbeddedResource] = []
+        self._by_rid: dict[str, list[EmbeddedResource]] = {}
         self.id = ""
         self.name = ""
 
@@ -276,8 +342,12 @@ class EmbeddedPeer:
         async with Peer(**self._peer_args) as peer:
             peer.on_master_changed(self._on_master_changed)
             peer.on_peers_changed(self._on_peers_changed)
+            peer.on_peer_joined(self._on_peer_joined)
+            peer.on_peer_left(self._on_peer_left)
+            peer.on_diagnostic(self._events.append)
             self._master = (peer.master_id, peer.term)
             self._peers = peer.peers
+            self._members = peer.members
             task_status.started(peer)
             await self._stop.wait()
 
@@ -290,6 +360,18 @@ class EmbeddedPeer:
     def _on_peers_changed(self, peers: frozenset[str]) -> None:
         self._peers = frozenset(peers)
         self._events.append(PeersChanged(peers=self._peers))
+
+    def _on_peer_joined(self, info: PeerInfo) -> None:
+        self._members = {**self._members, info.id: info}
+        self._events.append(PeerJoined(info=info))
+
+    def _on_peer_left(self, info: PeerInfo, reason: str) -> None:
+        self._members = {k: v for k, v in self._members.items() if k != info.id}
+        self._events.append(PeerLeft(info=info, reason=reason))
+
+    def _on_resource_removed(self, embedded: EmbeddedResource) -> None:
+        embedded._on_removed()
+        self._events.append(ResourceRemoved(rid=Rid(embedded.rid)))
 
     # -- calls into the loop -------------------------------------------------------------------
 
@@ -344,13 +426,23 @@ class EmbeddedPeer:
 
         async def bind() -> EmbeddedResource:
             resource = await peer.bind(rid)
-            embedded = EmbeddedResource(self, resource)
+            embedded = EmbeddedResource(self, resource, self._types[rid.partition(":")[0]])
             resource.on_update(embedded._on_update)
+            resource.on_removed(lambda: self._on_resource_removed(embedded))
             return embedded
 
         embedded = self._call(bind)
         self._resources.append(embedded)
+        self._by_rid.setdefault(embedded.rid, []).append(embedded)
         return embedded
+
+    def remove(self, rid: str) -> None:
+        """Delete ``rid`` everywhere (blocks until the master did): ``ResourceNotFound`` if there is none."""
+        self._call(self.peer.remove, rid)
+
+    def resources(self, type: ResourceType | str | None = None) -> list[str]:
+        """The rids of the room's resources (of ``type`` only), of the types this peer has (blocks briefly)."""
+        return self.run_in_loop(self.peer.resources, type)
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Block until a master is known and every resource is synced."""
@@ -377,6 +469,11 @@ class EmbeddedPeer:
         return self._peers
 
     @property
+    def members(self) -> dict[str, PeerInfo]:
+        """Every peer in the room, this one included (id -> ``mx.PeerInfo``), as of the last join or leave."""
+        return dict(self._members)
+
+    @property
     def running(self) -> bool:
         """True while the background peer runs."""
         return self._done is not None and not self._done.done() and self._runtime is not None
@@ -388,11 +485,24 @@ class EmbeddedPeer:
         return self._master_cbs.add(callback)
 
     def on_peers_changed(self, callback: Callable[[frozenset[str]], None]) -> Callable[[], None]:
-        """Call ``callback(peer_ids)`` from :meth:`poll_events` after each join or leave."""
+        """Call ``callback(peer_ids)`` from :meth:`poll` after each link change."""
         return self._peers_cbs.add(callback)
 
-    def poll_events(self) -> list[PeerEvent]:
-        """Take the events since the last call and run their callbacks here, on the caller's thread."""
+    def on_peer_joined(self, callback: Callable[[PeerInfo], None]) -> Callable[[], None]:
+        """Call ``callback(info)`` from :meth:`poll` when a peer joins the room."""
+        return self._joined_cbs.add(callback)
+
+    def on_peer_left(self, callback: Callable[[PeerInfo, str], None]) -> Callable[[], None]:
+        """Call ``callback(info, reason)`` from :meth:`poll` when a peer leaves (``"left"`` or ``"lost"``)."""
+        return self._left_cbs.add(callback)
+
+    def on_diagnostic(self, callback: Callable[[Diagnostic], None]) -> Callable[[], None]:
+        """Call ``callback(diagnostic)`` from :meth:`poll` for each ``mx.Diagnostic``."""
+        return self._diagnostic_cbs.add(callback)
+
+    def poll(self) -> list[PeerEvent]:
+        """Take the events since the last call (master and membership changes, joins and leaves,
+        diagnostics, removed resources) and run their callbacks here, on the caller's thread."""
         events = _take_all(self._events)
         for event in events:
             match event:
@@ -400,9 +510,21 @@ class EmbeddedPeer:
                     self._master_cbs(master, term)
                 case PeersChanged(peers=peers):
                     self._peers_cbs(peers)
+                case PeerJoined(info=info):
+                    self._joined_cbs(info)
+                case PeerLeft(info=info, reason=reason):
+                    self._left_cbs(info, reason)
+                case Diagnostic():
+                    self._diagnostic_cbs(event)
+                case ResourceRemoved(rid=rid):
+                    for embedded in self._by_rid.pop(rid, []):
+                        embedded._removed_cbs()
                 case _:
                     assert_never(event)
         return events
+
+    poll_events = poll
+    """The older name of :meth:`poll`."""
 
     def __repr__(self) -> str:
         role = "master" if self.is_master else "client"
@@ -421,9 +543,10 @@ def start_peer(
 ) -> EmbeddedPeer:
     """A ``Peer`` for synchronous code: ``with start_peer(...) as peer:`` runs it on a thread.
 
-    Entering waits until the peer is ready (``ready_timeout=30.0``, None: don't wait);
-    blocking calls give up after ``call_timeout=30.0`` seconds; other keyword arguments go
-    to ``Peer`` (``election=``, ``seed=``, ``handover_timeout=``).
+    Entering waits until the peer is ready (``ready_timeout=30.0``, None: don't wait; it raises
+    ``mx.AuthenticationFailed`` if every member refused our secret); blocking calls give up
+    after ``call_timeout=30.0`` seconds; other keyword arguments go to ``Peer`` (``role=``,
+    ``identity=``, ``election=``, ``seed=``, ``handover_timeout=``).
     """
     return EmbeddedPeer(room=room, types=types, name=name, info=info, secret=secret, transport=transport, **peer_kwargs)
 

@@ -7,6 +7,7 @@ __all__ = [
     "AuthenticationFailed",
     "ChannelClosed",
     "ConnectError",
+    "IncompatibleType",
     "InvalidState",
     "LocalProtocolError",
     "MovexError",
@@ -38,6 +39,10 @@ class ResourceNotFound(ActionRejected):
 
 class StateTooLarge(ActionRejected):
     """A state or action is over its resource type's ``max_bytes``; nothing was sent."""
+
+
+class IncompatibleType(ActionRejected):
+    """Peers hold different versions of one resource type (two builds of a game): they cannot share it."""
 
 
 class InvalidState(MovexError, TypeError):

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any, Final, assert_never
+from typing import TYPE_CHECKING, Any, Final, assert_never
 
 import anyio
 from anyio.abc import TaskGroup
@@ -36,7 +36,9 @@ from .callbacks import Callbacks
 from .election import machine as el
 from .errors import (
     ActionRejected,
+    AuthenticationFailed,
     ChannelClosed,
+    IncompatibleType,
     LocalProtocolError,
     MovexError,
     NotSynced,
@@ -46,12 +48,29 @@ from .errors import (
 )
 from .identity import KEY_SIZE, Identity
 from .ids import PeerId, Rid
-from .nodecore import Forked, MasterChanged, NodeCore, NodeEvent, PeersChanged, Ready
+from .nodecore import (
+    Forked,
+    MasterChanged,
+    NodeCore,
+    NodeEvent,
+    PeerJoined,
+    PeerLeft,
+    PeersChanged,
+    Ready,
+    TypeConflict,
+    incompatibility,
+)
+from .presence import MAX_NAME, ROLES, PeerInfo, Role
 from .resource import effects as fx
+from .resource.client import is_opaque
 from .resource.messages import Refusal
-from .resource.state import hexdigest
+from .resource.replica import Replica
+from .resource.state import freeze, hexdigest
 from .resource.types import DEFAULT_MAX_BYTES, Action, ResourceType, make_rid, parse_rid
 from .transport.base import Endpoint, Transport, TransportEvent
+
+if TYPE_CHECKING:
+    from .transport.mesh import LanStatus
 
 __all__ = ["Diagnostic", "DispatchHandle", "Peer", "Resource", "ResourceInfo"]
 
@@ -61,22 +80,33 @@ _REFUSALS: Final[dict[Refusal, type[ActionRejected]]] = {
     "rejected": ActionRejected,
     "not_found": ResourceNotFound,
     "too_large": StateTooLarge,
+    "incompatible": IncompatibleType,
 }
 """The error a refused request or action raises, by the master's reason."""
 
 _TICK: Final = 0.01  # seconds: the longest the timers go unchecked (deadlines may move while we sleep)
 _BATCH: Final = 256  # transport events fed to the core per step at most
 _WARNED_LIMIT: Final = 4096  # distinct (peer, reason) pairs remembered for deduplication
+_JOIN_GRACE: Final = 2.5
+"""Seconds ``wait_ready`` waits, once ready alone, for a link to members of the room it has seen (the
+higher id of a pair dials after 1 s: then a wrong secret shows on both sides)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Diagnostic:
-    """Something a peer should know about its room.
+    """Something a peer should know about its room (also logged: WARNING, or ERROR for a fault).
 
-    ``kind``: ``"diverged"`` (a resync was needed), ``"dropped"`` (input from ``peer`` was refused),
-    ``"forked"`` (the master ``peer`` was caught forging: an action its author never signed, a
-    reveal that breaks its commitment, or two different histories sealed for one log index; it is
-    not followed any more), ``"fault"`` (a bug in movex_p2p: ``detail`` holds the traceback; please report it).
+    ``kind``:
+
+    - ``"diverged"``: ``rid`` differed from the master here (a reducer that is not pure?); resynced.
+    - ``"auth_failed"``: a handshake failed on the room secret, either way (``peer`` if known).
+    - ``"incompatible_type"``: ``peer`` has another version of a resource type (another build).
+    - ``"dropped"``: input from ``peer`` was refused (``reason`` says why).
+    - ``"slow_link"``: the master (``peer``) confirmed nothing for a while; actions were sent again.
+    - ``"forked"``: the master ``peer`` was caught forging (an action its author never signed, a
+      reveal that breaks its commitment, or two different histories sealed for one log index); it
+      is not followed any more.
+    - ``"fault"``: a bug in movex_p2p (``detail`` holds the traceback; please report it).
     """
 
     kind: str
@@ -88,13 +118,18 @@ class Diagnostic:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResourceInfo:
-    """What this peer holds of one resource: confirmed state, version, checksum and subscribers."""
+    """What this peer holds of one resource: confirmed state, version, checksum and subscribers.
+
+    ``opaque``: a resource of a type this peer does not have, held read-only as the master's
+    snapshots (a spectator with ``opaque=True``, e.g. ``movex-p2p inspect``).
+    """
 
     rid: str
     version: int
     checksum: str
     subscribers: dict[str, dict[str, Any]]
     state: Any
+    opaque: bool = False
 
 
 class DispatchHandle:
@@ -134,62 +169,92 @@ class DispatchHandle:
 
 
 class Resource:
-    """A bound resource: its view, dispatch, and change notifications."""
+    """A bound resource: its view, dispatch, and change notifications.
+
+    Once the resource is removed (``peer.remove(rid)`` on any peer), ``removed`` is True, the
+    ``on_removed`` callbacks have run and every other call raises ``mx.ResourceNotFound``.
+    """
 
     def __init__(self, peer: Peer, rid: Rid) -> None:
         self._peer = peer
         self._client = peer._core.client
         self.rid = rid
         self._callbacks: Callbacks[[Any]] = Callbacks(f"on_update of {rid}", log=peer.log)
+        self._removed_cbs: Callbacks[[]] = Callbacks(f"on_removed of {rid}", log=peer.log)
         self._changed = anyio.Event()
         self._generation = 0
         self._waiting = 0
+        self._gone = False
         self.bound = True
+
+    @property
+    def removed(self) -> bool:
+        """True once the resource was removed from the room."""
+        return self._gone
+
+    def _replica(self) -> Replica:
+        replica = None if self._gone else self._client.replicas.get(self.rid)
+        if replica is None:
+            raise ResourceNotFound(f"{self.rid} was removed", rid=self.rid)
+        return replica
 
     @property
     def state(self) -> Any:
         """The view: confirmed state + own private actions + pending actions, transformed."""
+        self._replica()
         return self._client.transformed(self.rid, time.time())
 
     @property
     def confirmed(self) -> Any:
         """The state the master confirmed (no pending actions, no private overlay)."""
-        return self._client.replicas[self.rid].state
+        return self._replica().state
 
     @property
     def version(self) -> int:
         """How many changes the master has confirmed."""
-        return self._client.replicas[self.rid].version
+        return self._replica().version
 
     @property
     def checksum(self) -> str:
         """Checksum of the confirmed state (equal on every synced peer)."""
-        return hexdigest(self._client.replicas[self.rid].checksum)
+        return hexdigest(self._replica().checksum)
 
     @property
     def subscribers(self) -> dict[str, dict[str, Any]]:
         """Bound peers: peer id -> presence info."""
-        return dict(self._client.replicas[self.rid].subscribers)
+        return dict(self._replica().subscribers)
 
     @property
     def pending(self) -> int:
         """Own actions not yet confirmed."""
+        self._replica()
         return len(self._client.pending(self.rid))
 
     def dispatch(self, action: Action) -> DispatchHandle:
-        """Apply ``action`` optimistically and send it; await the handle to wait for the master."""
+        """Apply ``action`` optimistically and send it; await the handle to wait for the master.
+
+        Raises ``mx.ActionRejected`` at once, sending nothing, if the reducer breaks its contract
+        on this peer's view (returns None or data that is not JSON-like), and ``mx.InvalidState``
+        if the payload is not JSON-like data.
+        """
+        self._replica()
         return self._peer._dispatch(self.rid, action, None)
 
     def dispatch_private(self, private: Action, public: Action) -> DispatchHandle:
         """Everyone sees ``public``; only this peer sees ``private`` until the type reveals it."""
+        self._replica()
         return self._peer._dispatch(self.rid, public, private)
 
     def on_update(self, callback: Callable[[Any], None]) -> Callable[[], None]:
         """Call ``callback(state)`` on every change of the view; returns an unsubscribe function."""
         return self._callbacks.add(callback)
 
+    def on_removed(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` once the resource is removed from the room; returns an unsubscribe function."""
+        return self._removed_cbs.add(callback)
+
     async def updates(self) -> AsyncIterator[Any]:
-        """Yield the view now and after every change (changes made between reads coalesce)."""
+        """Yield the view now and after every change (changes between reads coalesce); ends on unbind or removal."""
         seen = -1
         while self.bound:
             if seen != self._generation:
@@ -206,7 +271,8 @@ class Resource:
         """Stop being a subscriber; the replica stays in sync, notifications stop."""
         if self.bound:
             self.bound = False
-            self._peer._unbind(self)
+            if not self._gone:
+                self._peer._unbind(self)
             self._notify()
 
     def _notify(self) -> None:
@@ -222,12 +288,26 @@ class Resource:
                 return
             self._callbacks(state)
 
+    def _on_removed(self) -> None:
+        self._gone = True
+        self.bound = False
+        self._notify()
+        self._removed_cbs()
+
     def __repr__(self) -> str:
-        return f"<Resource {self.rid} v{self.version}>"
+        version = "removed" if self._gone else f"v{self.version}"
+        return f"<Resource {self.rid} {version}>"
 
 
 class Peer:
-    """One peer of a room; ``async with Peer(...) as peer`` joins, leaving hands the master over."""
+    """One peer of a room; ``async with Peer(...) as peer`` joins, leaving hands the master over.
+
+    ``role="spectator"``: never master, never counted in votes or quorum, still receives every
+    update and every reveal. ``opaque=True`` (spectators only) also holds, read-only, the
+    resources of types this peer does not have (``resource_info``), as ``movex-p2p inspect`` does.
+    ``identity``: a persistent key pair (``mx.Identity.load_or_create(path)``); ``peer.id`` derives
+    from it, so a restarted peer is the same peer (same author, its held private actions its own).
+    """
 
     def __init__(
         self,
@@ -242,18 +322,30 @@ class Peer:
         seed: int | None = None,
         handover_timeout: float = 1.0,
         identity: Identity | None = None,
+        role: Role = "player",
+        opaque: bool = False,
         _signed: bool = True,
     ) -> None:
         if not room or not isinstance(room, str):
             raise ValueError("room must be a non-empty str")
+        if role not in ROLES:
+            raise ValueError(f"role must be 'player' or 'spectator', not {role!r}")
+        if opaque and role != "spectator":
+            raise ValueError("opaque=True needs role='spectator': only a spectator can hold types it does not have")
+        if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
+            raise ValueError(f"name must be a str of at most {MAX_NAME} characters")
+        if not isinstance(types, Sequence) or not all(isinstance(t, ResourceType) for t in types):
+            raise TypeError("types must be a list of mx.ResourceType")
         rng = random.Random(seed)
         self.room = room
+        self.role: Role = role
         self.name = name or f"peer-{rng.getrandbits(16):04x}"
         if identity is None:  # a fresh one; reproducible from ``seed`` for tests and simulations
             identity = Identity(rng.randbytes(KEY_SIZE)) if seed is not None else Identity.generate()
         self.identity = identity
         self.id = identity.id
         self.info = dict(info or {})
+        freeze(self.info)  # InvalidState now, not at the first bind, if it is not JSON-like
         self._secret = secret
         types_by_name = {t.name: t for t in types}
         if len(types_by_name) != len(types):
@@ -273,6 +365,10 @@ class Peer:
             election=election or el.ElectionConfig(),
             rng=rng,
             decode_limit=self._max_frame,
+            name=self.name,
+            info=self.info,
+            role=role,
+            opaque=opaque,
             identity=identity if _signed else None,  # False: benchmarks measure what signing costs
             entropy=os.urandom,
         )
@@ -283,6 +379,7 @@ class Peer:
         self._handles: dict[tuple[Rid, int], DispatchHandle] = {}
         self._requests: dict[int, tuple[anyio.Event, list[fx.RequestSettled]]] = {}
         self._ready = anyio.Event()
+        self._agreement_waiters = 0  # wait_ready() calls waiting for every linked peer to agree
         self._master_change = anyio.Event()
         self._end_of_turn = anyio.Event()
         self._flush_armed = False  # the flusher was woken for held dispatches
@@ -290,10 +387,15 @@ class Peer:
         self._failure: BaseException | None = None
         self._warned: set[tuple[str, str]] = set()
         self._linked: frozenset[str] = frozenset()
+        self._wake = anyio.Event()  # set (and replaced) when wait_ready should look again
+        self._auth_seen = 0  # handshakes the endpoint counted as failed on the secret, as last seen
+        self._auth_last: AuthenticationFailed | None = None
         self.log = logging.LoggerAdapter(log, {"peer": self.id})
         self._master_cbs: Callbacks[[str | None, int]] = Callbacks("on_master_changed", log=self.log)
         self._peers_cbs: Callbacks[[frozenset[str]]] = Callbacks("on_peers_changed", log=self.log)
         self._diagnostic_cbs: Callbacks[[Diagnostic]] = Callbacks("on_diagnostic", log=self.log)
+        self._joined_cbs: Callbacks[[PeerInfo]] = Callbacks("on_peer_joined", log=self.log)
+        self._left_cbs: Callbacks[[PeerInfo, str]] = Callbacks("on_peer_left", log=self.log)
         self.stats = {"events_in": 0, "frames_out": 0, "dropped": 0, "faults": 0, "resyncs": 0, "rebased": 0}
 
     # -- properties ----------------------------------------------------------------------------
@@ -319,9 +421,15 @@ class Peer:
         return frozenset(self._core.peers)
 
     @property
+    def members(self) -> dict[str, PeerInfo]:
+        """Every peer in the room, this one included: id -> ``mx.PeerInfo(id, name, info, role)``."""
+        me = PeerInfo(self.id, self.name, self.info, self.role)
+        return {self.id: me, **{str(peer): info for peer, info in self._core.members.items()}}
+
+    @property
     def ready(self) -> bool:
-        """Joined, a master is known and every resource is synced with it."""
-        return self._ready.is_set()
+        """Joined, a master is known, every resource is synced with it and every linked peer follows it."""
+        return self._ready.is_set() and self._failure is None and self._core.election.agreed(anyio.current_time())
 
     @property
     def rids(self) -> list[str]:
@@ -329,7 +437,7 @@ class Peer:
         return list(self._core.client.replicas)
 
     def resources(self, type: ResourceType | str | None = None) -> list[str]:
-        """The rids of the room's resources this peer holds (of ``type`` only, if given)."""
+        """The rids of the room's resources (of ``type`` only, if given): those of the types this peer has."""
         if type is None:
             return self.rids
         prefix = f"{type if isinstance(type, str) else type.name}:"
@@ -346,6 +454,7 @@ class Peer:
             checksum=hexdigest(replica.checksum),
             subscribers={k: dict(v) for k, v in replica.subscribers.items()},
             state=replica.state,
+            opaque=is_opaque(replica.type),
         )
 
     def on_master_changed(self, callback: Callable[[str | None, int], None]) -> Callable[[], None]:
@@ -360,12 +469,22 @@ class Peer:
         """Call ``callback(diagnostic)`` for each :class:`Diagnostic` (also logged)."""
         return self._diagnostic_cbs.add(callback)
 
+    def on_peer_joined(self, callback: Callable[[PeerInfo], None]) -> Callable[[], None]:
+        """Call ``callback(info)`` when a peer joins the room (linked and introduced)."""
+        return self._joined_cbs.add(callback)
+
+    def on_peer_left(self, callback: Callable[[PeerInfo, str], None]) -> Callable[[], None]:
+        """Call ``callback(info, reason)`` when a peer leaves: ``"left"`` (goodbye) or ``"lost"`` (declared dead)."""
+        return self._left_cbs.add(callback)
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Peer:
         stack = AsyncExitStack()
         await stack.__aenter__()
         try:
+            # a spectator says so in its mDNS record, so a lobby does not count it as a player
+            extra: dict[str, Any] = {} if self.role == "player" else {"role": self.role}
             self._endpoint = await stack.enter_async_context(
                 self._transport.connect(
                     peer_id=self.id,
@@ -374,6 +493,7 @@ class Peer:
                     secret=self._secret,
                     max_frame=self._max_frame,
                     identity=self.identity,
+                    **extra,
                 )
             )
             self._tg = anyio.create_task_group()
@@ -416,11 +536,85 @@ class Peer:
                 await self._master_change.wait()
 
     async def wait_ready(self) -> None:
-        """Wait until a master is known and this peer holds every resource it has."""
-        while not self._ready.is_set():
-            await self._ready.wait()
-        if self._failure is not None:
-            raise TransportError("the peer's transport closed") from self._failure
+        """Wait until a master is known, this peer holds every resource it has, and every peer it
+        has a link to follows that same master (so a peer that just started joins the room that
+        is there, and never reports ready while two masters are being sorted out).
+
+        Raises ``mx.AuthenticationFailed`` when members of the room were found but every
+        handshake with them failed on the room secret (no link is open).
+        """
+        grace: float | None = None
+        while True:
+            if self._failure is not None:
+                raise TransportError("the peer's transport closed") from self._failure
+            refused = self._refused_by_everyone()
+            if refused is not None:
+                raise refused
+            if not self._ready.is_set():
+                await self._wake.wait()
+                continue
+            if not self._core.election.agreed(anyio.current_time()):
+                self._agreement_waiters += 1  # every step wakes us (see _execute)
+                try:
+                    with anyio.move_on_after(0.1):  # a silent link's grace ends with time alone
+                        await self._wake.wait()
+                finally:
+                    self._agreement_waiters -= 1
+                continue
+            if self._core.peers or not self._members_unlinked():
+                return
+            # ready, but alone while members of the room were seen: a handshake with them is
+            # still under way, and may yet fail on the secret (a one-person room is no join)
+            now = anyio.current_time()
+            grace = now + _JOIN_GRACE if grace is None else grace
+            if now >= grace:
+                return
+            with anyio.move_on_after(grace - now):
+                await self._wake.wait()
+
+    def _members_unlinked(self) -> bool:
+        """True when the endpoint saw peers of this room that it holds no link with, or a handshake
+        with one failed (someone of the room dialed us and hung up: the dialer checks the secret first)."""
+        status = getattr(self._endpoint, "status", None)
+        if not callable(status):
+            return False
+        seen: LanStatus = status()
+        return bool(set(seen.seen) - set(seen.linked)) or (not seen.linked and bool(seen.refused))
+
+    def _refused_by_everyone(self) -> AuthenticationFailed | None:
+        self._poll_auth()
+        if not self._auth_seen or self._core.peers:
+            return None
+        error = AuthenticationFailed(
+            f"room {self.room!r}: peers were found, but every handshake with them failed on the room secret "
+            "(no link is open): give every peer the same secret"
+        )
+        error.__cause__ = self._auth_last
+        return error
+
+    def _poll_auth(self) -> None:
+        """Report handshakes the endpoint counted as failed on the secret since the last look."""
+        endpoint = self._endpoint
+        refused = getattr(endpoint, "refused", None)
+        if refused is None:
+            return
+        count = int(refused.get("wrong secret", 0))
+        if count <= self._auth_seen:
+            return
+        new, self._auth_seen = count - self._auth_seen, count
+        # the endpoint keeps short texts (an exception would keep its traceback alive)
+        failures = [str(f) for f in list(getattr(endpoint, "auth_failures", ()))[-new:]]
+        if failures:
+            self._auth_last = AuthenticationFailed(failures[-1])
+        for reason in [str(f) for f in failures] or ["a handshake failed on the room secret"]:
+            self._diagnose(
+                Diagnostic(kind="auth_failed", peer=None, reason=f"{reason}: give every peer the same secret")
+            )
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        self._wake.set()
+        self._wake = anyio.Event()
 
     # -- resources -----------------------------------------------------------------------------
 
@@ -434,7 +628,12 @@ class Peer:
         """
         type_name = type if isinstance(type, str) else type.name
         if type_name not in self._core.types:
-            raise LocalProtocolError(f"unknown resource type {type_name!r}: pass it in types=[...]")
+            raise LocalProtocolError(f"this peer has no resource type {type_name!r}: pass it in Peer(types=[...])")
+        if not isinstance(type, str) and type != self._core.types[type_name]:
+            raise LocalProtocolError(
+                f"{type_name!r} is not the ResourceType this peer was given in Peer(types=[...]): "
+                "create resources with the same object"
+            )
         rid = make_rid(type_name, id or uuid.UUID(int=self._rng.getrandbits(128), version=4).hex)
         self._check_open()
         req, ready = self._core.create(rid, state, anyio.current_time(), time.time(), exist_ok=exist_ok)
@@ -443,7 +642,13 @@ class Peer:
 
     async def bind(self, rid: str) -> Resource:
         """Subscribe to ``rid`` and return it, synced with the master."""
-        parse_rid(rid)
+        type_name, _ = parse_rid(rid)
+        if type_name not in self._core.types:
+            raise LocalProtocolError(
+                f"cannot bind {rid}: this peer has no resource type {type_name!r}; pass it in Peer(types=[...]) "
+                "(every peer that binds a resource needs its type)"
+            )
+        self._core.check_compatible(type_name)
         existing = self._resources.get(Rid(rid))
         if existing is not None and existing.bound:
             return existing
@@ -452,6 +657,16 @@ class Peer:
         await self._request(req, ready)
         resource = self._resources[Rid(rid)] = Resource(self, Rid(rid))
         return resource
+
+    async def remove(self, rid: str) -> None:
+        """Delete ``rid`` everywhere: on every peer its handles get ``removed`` and their ``on_removed`` run.
+
+        Raises ``mx.ResourceNotFound`` if the room has no such resource.
+        """
+        parse_rid(rid)
+        self._check_open()
+        req, ready = self._core.remove(Rid(rid), anyio.current_time(), time.time())
+        await self._request(req, ready)
 
     async def get(self, rid: str) -> Any:
         """The current view of ``rid`` without binding it."""
@@ -547,11 +762,14 @@ class Peer:
             wait = self._core.seconds_to_deadline(anyio.current_time(), time.time())
             await anyio.sleep(_TICK if wait is None else min(wait, _TICK))
             self._execute(self._core.tick(anyio.current_time(), time.time()))
+            self._poll_auth()
 
     # -- executing a Ready ---------------------------------------------------------------------
 
     def _execute(self, ready: Ready) -> None:
         """Send the step's frames, report its faults and dropped input, then tell the app."""
+        if self._agreement_waiters:
+            self._wake_waiters()
         endpoint = self._endpoint
         if endpoint is not None:
             for peer, frame in ready.frames.items():  # the hot path: _send, inlined
@@ -592,18 +810,23 @@ class Peer:
         for fault in ready.faults:
             self.stats["faults"] += 1
             self.log.error("bug: %s from %s raised %s\n%s", fault.what, fault.sender, fault.error, fault.traceback)
-            self._diagnose(Diagnostic(kind="fault", peer=fault.sender, reason=fault.error, detail=fault.traceback))
+            self._diagnostic_cbs(
+                Diagnostic(kind="fault", peer=fault.sender, reason=fault.error, detail=fault.traceback)
+            )
         for dropped in ready.dropped:
             self.stats["dropped"] += 1
-            key = (dropped.sender, dropped.reason[:40])
-            if key not in self._warned:  # remote input: once per (peer, reason)
-                if len(self._warned) >= _WARNED_LIMIT:
-                    self._warned.clear()
-                self._warned.add(key)
-                self.log.warning("dropped input from %s: %s", dropped.sender, dropped.reason)
-                self._diagnose(Diagnostic(kind="dropped", peer=dropped.sender, reason=dropped.reason))
+            self._diagnose(Diagnostic(kind="dropped", peer=dropped.sender, reason=dropped.reason))
 
     def _diagnose(self, diagnostic: Diagnostic) -> None:
+        """Log ``diagnostic`` at WARNING and hand it to the on_diagnostic callbacks, once per (kind, peer, reason)."""
+        key = (f"{diagnostic.kind}:{diagnostic.peer}", diagnostic.reason[:40])
+        if key in self._warned:  # remote input or repeated incidents: once per (peer, reason)
+            return
+        if len(self._warned) >= _WARNED_LIMIT:
+            self._warned.clear()
+        self._warned.add(key)
+        where = f" from {diagnostic.peer}" if diagnostic.peer else ""
+        self.log.warning("%s%s: %s", diagnostic.kind, where, diagnostic.reason)
         self._diagnostic_cbs(diagnostic)
 
     def _on_event(self, event: NodeEvent, changed: set[Rid]) -> None:
@@ -627,10 +850,19 @@ class Peer:
                 self.log.warning("%s: %d own actions confirmed by a deposed master were re-sent", rid, count)
             case fx.ResyncStarted(rid=rid, reason=reason):
                 self.stats["resyncs"] += 1
-                self.log.warning("%s diverged (%s): resyncing", rid, reason)
-                self._diagnose(Diagnostic(kind="diverged", peer=self.master_id, reason=reason, rid=rid))
+                reason = f"{reason}: resynced; a reducer that is not pure (clock, random, set order) does this"
+                self._diagnostic_cbs(Diagnostic(kind="diverged", peer=self.master_id, reason=reason, rid=rid))
+                self.log.warning("%s diverged (%s)", rid, reason)
+            case fx.Stalled(master=master, seconds=seconds, pending=pending):
+                reason = f"the master confirmed nothing for {seconds:.1f} s: {pending} pending actions sent again"
+                self._diagnose(Diagnostic(kind="slow_link", peer=master, reason=reason))
+            case fx.ResourceRemoved(rid=rid):
+                resource = self._resources.pop(rid, None)
+                if resource is not None:
+                    resource._on_removed()
             case fx.Synced():
                 self._ready.set()
+                self._wake_waiters()
             case MasterChanged(master=master, term=term):
                 self.log.info("master is now %s (term %s)", master, term)
                 if self._ready.is_set():
@@ -642,12 +874,18 @@ class Peer:
                 self.log.warning("%s was caught forging (%s): it is not followed any more", peer, reason)
                 self._diagnose(Diagnostic(kind="forked", peer=peer, reason=reason))
             case PeersChanged(peers=peers):
-                for peer in sorted(peers - self._linked):
-                    self.log.info("peer %s joined", peer)
-                for peer in sorted(self._linked - peers):
-                    self.log.info("peer %s left", peer)
                 self._linked = peers
                 self._peers_cbs(peers)
+                self._wake_waiters()
+            case PeerJoined(info=info):
+                self.log.info("%s (%s) joined as a %s", info.name, info.id, info.role)
+                self._joined_cbs(info)
+            case PeerLeft(info=info, reason=reason):
+                self.log.info("%s (%s) %s", info.name, info.id, reason)
+                self._left_cbs(info, reason)
+            case TypeConflict(peer=peer, name=name, type=type_name, ours=ours, theirs=theirs):
+                reason = incompatibility(type_name, ours, theirs, peer, name)
+                self._diagnose(Diagnostic(kind="incompatible_type", peer=peer, reason=reason))
             case _:
                 assert_never(event)
 
@@ -659,6 +897,7 @@ class Peer:
             done.set()
         self._requests.clear()
         self._ready.set()
+        self._wake_waiters()
 
     def __repr__(self) -> str:
         role = "master" if self.is_master else "client"

@@ -3,7 +3,7 @@
 It owns the ClientCore (every peer), the MasterCore (while elected) and the ElectionMachine.
 Everything that happens to a peer comes in through one of its methods: transport events
 (:meth:`NodeCore.receive`), time (:meth:`NodeCore.tick`), the app's commands (:meth:`create`,
-:meth:`bind`, :meth:`unbind`, :meth:`dispatch`) and leaving (:meth:`hand_over`). Each call
+:meth:`bind`, :meth:`unbind`, :meth:`remove`, :meth:`dispatch`) and leaving (:meth:`hand_over`). Each call
 returns ONE :class:`Ready` (etcd/raft style): the frames to send per peer and lane, the events
 for the app, the faults (bugs of ours) and the dropped input (the sender's fault). The asyncio
 driver (:class:`movex_p2p.Peer`) and the virtual-time :mod:`movex_p2p.simulation` do nothing but
@@ -13,6 +13,13 @@ Routing: every message takes the route its messages module declares (:data:`move
 and leaves on the lane declared there (:data:`movex_p2p.wire.LANES`). Messages a peer sends itself
 (the master's log entries for its own replica, a client's proposals to its own master) are
 delivered in the same step, before the Ready is built.
+
+Presence (:mod:`movex_p2p.presence`): each side of a new link introduces itself once; an
+introduced linked peer is a member (:class:`PeerJoined`, :class:`PeerLeft`). Spectators are
+passed on to the election. A peer whose version of a resource type differs from ours is
+reported (:class:`TypeConflict`), and no message about that type is taken from it or served
+to it: the master refuses its requests (``"incompatible"``), and a client ignores a master's
+entries for that type, so two builds of a game never mix one type's state.
 
 Two clocks come in: ``now`` (monotonic, for election deadlines) and ``wall`` (seconds since
 the epoch, for master values, transforms and the master's recovery deadline).
@@ -37,25 +44,41 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 from . import wire
 from .election import machine as el
 from .election.messages import ElectionMessage
-from .errors import ProtocolError, RemoteProtocolError
+from .errors import IncompatibleType, InvalidState, ProtocolError, RemoteProtocolError
 from .ids import PeerId, Rid, Term
+from .presence import Introduce, PeerInfo, Role
 from .proofs import prove
 from .resource import effects as fx
 from .resource import messages as rm
 from .resource.client import ClientCore
 from .resource.history import action_digest, commitment, endorsement_signer, seal_signer
 from .resource.master import MasterCore
-from .resource.types import Action, ResourceType
+from .resource.state import freeze
+from .resource.types import Action, ResourceType, parse_rid
 from .routes import Lane, Route
-from .transport.base import MAX_DATAGRAM, Frame, PeerDown, PeerUp, TransportEvent
+from .transport.base import MAX_DATAGRAM, Frame, PeerDown, PeersSeen, PeerUp, TransportEvent
 
 if TYPE_CHECKING:
     import random
 
     from .identity import Identity
 
-__all__ = ["Dropped", "Fault", "Forked", "MasterChanged", "NodeCore", "NodeEvent", "PeersChanged", "Ready"]
+__all__ = [
+    "Dropped",
+    "Fault",
+    "Forked",
+    "MasterChanged",
+    "NodeCore",
+    "NodeEvent",
+    "PeerJoined",
+    "PeerLeft",
+    "PeersChanged",
+    "Ready",
+    "TypeConflict",
+]
 
+MAX_EARLY_INTROS: Final = 256
+"""Introductions kept that arrived ahead of their link's PeerUp (a restarted peer's new link)."""
 ENDORSED_KEPT: Final = 4096
 """As master: actions per author whose endorsement is kept until they are applied (the oldest go first)."""
 SEALS_KEPT: Final = 512
@@ -90,7 +113,33 @@ class Forked:
     reason: str
 
 
-NodeEvent = fx.Notice | MasterChanged | PeersChanged | Forked
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerJoined:
+    """``info.id`` is in the room: linked and introduced."""
+
+    info: PeerInfo
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerLeft:
+    """``info.id`` left the room: ``reason`` is ``"left"`` (it said goodbye) or ``"lost"`` (declared dead)."""
+
+    info: PeerInfo
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TypeConflict:
+    """``peer`` (named ``name``) has ``theirs`` as the version of resource type ``type``; this peer ``ours``."""
+
+    peer: PeerId
+    name: str
+    type: str
+    ours: str
+    theirs: str
+
+
+NodeEvent = fx.Notice | MasterChanged | PeersChanged | PeerJoined | PeerLeft | TypeConflict | Forked
 """What the app hears of, in order."""
 
 
@@ -143,12 +192,20 @@ class NodeCore:
         election: el.ElectionConfig,
         rng: random.Random,
         decode_limit: int = wire.DECODE_LIMIT,
+        name: str = "",
+        info: dict[str, Any] | None = None,
+        role: Role = "player",
+        opaque: bool = False,
         identity: Identity | None = None,
         entropy: Callable[[int], bytes] | None = None,
     ) -> None:
-        """``identity`` (whose id is ``me``; every real peer has one) signs what this peer must prove
+        """``name``, ``info`` and ``role`` are what this peer introduces itself with; ``opaque`` (a
+        spectator only) replicates, read-only, the resources of types it does not have.
+        ``identity`` (whose id is ``me``; every real peer has one) signs what this peer must prove
         to others and turns on every check of what others sign (docs/security.md). ``entropy(n)``
         gives ``n`` unpredictable bytes for commitments (the Peer passes ``os.urandom``; default: ``rng``)."""
+        if opaque and role != "spectator":
+            raise ValueError("only a spectator can hold resources of types it does not have (opaque)")
         self.me = me
         self.identity = identity
         self._entropy = entropy or rng.randbytes
@@ -163,10 +220,23 @@ class NodeCore:
         self.rng = rng
         self.decode_limit = decode_limit
         self.majority = election.policy is el.Policy.MAJORITY
-        self.client = ClientCore(me, types=self.types, wait_commit=self.majority, verify=identity is not None)
-        self.election = el.ElectionMachine(me, config=election, rng=rng, identity=identity)
+        self.client = ClientCore(
+            me, types=self.types, wait_commit=self.majority, opaque=opaque, verify=identity is not None
+        )
+        self.election = el.ElectionMachine(
+            me, config=election, rng=rng, identity=identity, spectator=role == "spectator"
+        )
         self.master: MasterCore | None = None
         self.peers: frozenset[PeerId] = frozenset()
+        self.intro = Introduce(
+            name=name, info=dict(info or {}), role=role, types={n: t.version for n, t in self.types.items()}
+        )
+        self.members: dict[PeerId, PeerInfo] = {}
+        """The OTHER peers in the room: linked and introduced."""
+        self.conflicts: dict[PeerId, dict[str, str]] = {}
+        """Members whose version of one of our types differs: peer -> {type name: its version}."""
+        self._early_intros: dict[PeerId, Introduce] = {}
+        self._spectators: frozenset[PeerId] = frozenset()
         self._local: deque[rm.ResourceMessage] = deque()
         self._reliable: dict[PeerId, list[wire.Message]] = {}
         self._datagrams: dict[PeerId, list[wire.Message]] = {}
@@ -204,6 +274,8 @@ class NodeCore:
                     self._guard(peer, "PeerUp", self._link_up, peer)
                 case PeerDown(peer=peer, graceful=graceful):
                     self._guard(peer, "PeerDown", self._link_down, peer, graceful)
+                case PeersSeen(peers=seen):
+                    self._guard(self.me, "PeersSeen", self._elect, el.Joining(peers=seen))
                 case _:
                     assert_never(event)
         return self._ready()
@@ -236,6 +308,7 @@ class NodeCore:
     def create(self, rid: Rid, state: Any, now: float, wall: float, *, exist_ok: bool = True) -> tuple[int, Ready]:
         """Ask the master to create ``rid``; the answer comes as a RequestSettled(req) event."""
         self._now, self._wall = now, wall
+        self.check_compatible(parse_rid(rid)[0])
         req, effects = self.client.create(rid, state, exist_ok=exist_ok)
         self._effects(effects)
         return req, self._ready()
@@ -243,6 +316,7 @@ class NodeCore:
     def bind(self, rid: Rid, info: dict[str, Any], now: float, wall: float) -> tuple[int, Ready]:
         """Subscribe to ``rid`` with presence ``info``; the answer comes as a RequestSettled(req) event."""
         self._now, self._wall = now, wall
+        self.check_compatible(parse_rid(rid)[0])
         req, effects = self.client.bind(rid, info)
         self._effects(effects)
         return req, self._ready()
@@ -252,6 +326,25 @@ class NodeCore:
         self._now, self._wall = now, wall
         self._effects(self.client.unbind(rid))
         return self._ready()
+
+    def remove(self, rid: Rid, now: float, wall: float) -> tuple[int, Ready]:
+        """Ask the master to delete ``rid`` everywhere; the answer comes as a RequestSettled(req) event."""
+        self._now, self._wall = now, wall
+        self.check_compatible(parse_rid(rid)[0])
+        req, effects = self.client.remove(rid)
+        self._effects(effects)
+        return req, self._ready()
+
+    def check_compatible(self, type_name: str) -> None:
+        """Raise IncompatibleType if a member has another version of ``type_name`` than this peer."""
+        ours = self.types.get(type_name)
+        if ours is None:
+            return
+        others = [(peer, found[type_name]) for peer, found in self.conflicts.items() if type_name in found]
+        if others:
+            peer, theirs = others[0]
+            name = self.members[peer].name if peer in self.members else ""
+            raise IncompatibleType(incompatibility(type_name, ours.version, theirs, peer, name))
 
     def dispatch(
         self, rid: Rid, action: Action, private: Action | None, now: float, wall: float, *, hold: bool = False
@@ -302,10 +395,17 @@ class NodeCore:
                     to_clients: rm.ToClients = message  # type: ignore[assignment]
                     if type(to_clients) is rm.Sealed and self.identity is not None:
                         self._keep_seal(sender, to_clients)
+                    if sender in self.conflicts and self._conflicting(sender, to_clients):
+                        return  # a master of another build: its entries for that type are not ours
                     self._effects(self.client.step(sender, to_clients, self._wall))
                 case Route.TO_MASTER:
                     to_master: rm.ToMaster = message  # type: ignore[assignment]
                     master = self.master
+                    if master is not None and sender in self.conflicts:
+                        filtered = self._refuse_incompatible(sender, to_master, master.term)
+                        if filtered is None:
+                            return
+                        to_master = filtered
                     if master is not None and self.identity is not None and not self._endorsed(sender, to_master):
                         return
                     if master is not None:
@@ -317,9 +417,13 @@ class NodeCore:
                 case Route.ELECTION:
                     election: ElectionMessage = message  # type: ignore[assignment]
                     self._elect(el.Received(sender=sender, message=election))
-                case Route.PEERS:
-                    witness: rm.ToPeers = message  # type: ignore[assignment]
-                    self._on_witness(sender, witness)
+                case Route.NODE:
+                    node: Introduce | rm.ToPeers = message  # type: ignore[assignment]
+                    if type(node) is Introduce:
+                        self._on_intro(sender, node)
+                    else:
+                        assert type(node) is rm.Witness
+                        self._on_witness(sender, node)
                 case route:
                     assert_never(route)
         except ProtocolError as exc:
@@ -438,6 +542,10 @@ class NodeCore:
             self._effects(self.client.master_changed(peer, self.election.term))
         if peer not in self.peers:
             self.peers = self.peers | {peer}
+            self._send(peer, self.intro)
+            early = self._early_intros.pop(peer, None)
+            if early is not None:
+                self._introduce(peer, early)
             self._links_changed()
 
     def _link_down(self, peer: PeerId, graceful: bool) -> None:
@@ -446,8 +554,89 @@ class NodeCore:
         if peer not in self.peers:
             return
         self.peers = self.peers - {peer}
+        member = self.members.pop(peer, None)
+        self.conflicts.pop(peer, None)
+        if member is not None:
+            self._roles_changed()
         self._elect(el.PeerLeft(peer=peer, graceful=graceful))
         self._links_changed()
+        if member is not None:
+            self._events.append(PeerLeft(info=member, reason="left" if graceful else "lost"))
+
+    # -- presence ------------------------------------------------------------------------------
+
+    def _on_intro(self, sender: PeerId, intro: Introduce) -> None:
+        if sender in self.peers and sender not in self.members:
+            self._introduce(sender, intro)
+            return
+        # ahead of its link's PeerUp, or a second one on a link: a restarted peer's new link,
+        # whose PeerDown/PeerUp pair for the old link is still on its way
+        self._early_intros.pop(sender, None)
+        if len(self._early_intros) >= MAX_EARLY_INTROS:
+            del self._early_intros[next(iter(self._early_intros))]
+        self._early_intros[sender] = intro
+
+    def _introduce(self, peer: PeerId, intro: Introduce) -> None:
+        try:
+            info = freeze(intro.info)
+        except InvalidState as exc:  # the codec checked it already; belt and braces
+            raise RemoteProtocolError(f"introduction: {exc}") from exc
+        member = self.members[peer] = PeerInfo(str(peer), intro.name, info, intro.role)
+        conflicts = {
+            name: version
+            for name, version in intro.types.items()
+            if name in self.types and self.types[name].version != version
+        }
+        if conflicts:
+            self.conflicts[peer] = conflicts
+        else:
+            self.conflicts.pop(peer, None)
+        self._roles_changed()
+        self._events.append(PeerJoined(info=member))
+        for name, version in sorted(conflicts.items()):
+            self._events.append(
+                TypeConflict(peer=peer, name=intro.name, type=name, ours=self.types[name].version, theirs=version)
+            )
+
+    def _roles_changed(self) -> None:
+        spectators = frozenset(p for p, m in self.members.items() if m.role == "spectator")
+        if spectators != self._spectators:
+            self._spectators = spectators
+            self._elect(el.Roles(spectators=spectators))
+
+    def _conflicting(self, sender: PeerId, message: rm.ToClients) -> bool:
+        """True when ``message`` from master ``sender`` is about a type whose versions differ (answers pass)."""
+        if isinstance(message, rm.Replied | rm.Rejected | rm.Committed | rm.Began | rm.Sealed | rm.Endorsed):
+            return False  # answers, and what the signed history checks whatever the type
+        rid = message.rid
+        return rid.partition(":")[0] in self.conflicts[sender]
+
+    def _refuse_incompatible(self, sender: PeerId, message: rm.ToMaster, term: Term) -> rm.ToMaster | None:
+        """What the master may serve of ``message`` from a peer of another build (None: nothing)."""
+        theirs = self.conflicts[sender]
+        match message:
+            case rm.Ack() | rm.Endorse():
+                return message
+            case rm.Report(have=have):
+                kept = {rid: pos for rid, pos in have.items() if rid.partition(":")[0] not in theirs}
+                return message if len(kept) == len(have) else rm.Report(term=message.term, req=message.req, have=kept)
+            case rm.Pulled(snapshot=snapshot):
+                return None if snapshot.rid.partition(":")[0] in theirs else message
+        type_name = message.rid.partition(":")[0]
+        if type_name not in theirs:
+            return message
+        # as the sender will read it: "here" is the sender, the other build is this master's
+        master = f"the master {self.intro.name}" if self.intro.name else "the master"
+        reason = incompatibility(type_name, theirs[type_name], self.types[type_name].version, self.me, master)
+        match message:
+            case rm.Create(req=req) | rm.Bind(req=req) | rm.Remove(req=req):
+                self._send(
+                    sender, rm.Replied(term=term, req=req, rid=message.rid, error=reason, refusal="incompatible")
+                )
+            case rm.Propose(seq=seq):
+                refused = rm.Rejected(term=term, rid=message.rid, seq=seq, reason=reason, refusal="incompatible")
+                self._send(sender, refused)
+        return None
 
     def _links_changed(self) -> None:
         self._elect(el.LinksChanged(peers=self.peers))
@@ -496,6 +685,8 @@ class NodeCore:
                 case el.MasterKnown(master=master, term=term):
                     self._master_changed(master, term)
                     self._events.append(MasterChanged(master=master, term=term))
+                case el.Lagging():
+                    self._effects(self.client.report())  # the master sends what we lack
                 case _:
                     assert_never(effect)
 
@@ -520,6 +711,7 @@ class NodeCore:
                     quorum=self.election.has_quorum if self.majority else None,
                     identity=self.identity,
                     master_of=self.election.master_of,
+                    removed=self.client.removed,
                 )
         else:
             self.master = None
@@ -549,6 +741,8 @@ class NodeCore:
                     | fx.ResyncStarted()
                     | fx.Rebased()
                     | fx.Synced()
+                    | fx.ResourceRemoved()
+                    | fx.Stalled()
                 ):
                     self._events.append(effect)
                 case _:
@@ -643,3 +837,21 @@ def _emit(frames: dict[PeerId, bytes], more: list[tuple[PeerId, bytes]], peer: P
         more.append((peer, frame))
     else:
         frames[peer] = frame
+
+
+def incompatibility(type_name: str, ours: str, theirs: str, peer: PeerId, name: str) -> str:
+    """The message of an IncompatibleType: both versions, who holds the other one, and the fix."""
+    who = f"{name} ({peer})" if name and name != peer else str(peer)
+    text = (
+        f"resource type {type_name!r} is version {ours!r} here but {theirs!r} on {who}: two builds of the "
+        f"game with different rules cannot share {type_name!r}. Run the same build on every peer "
+        "(or give both the same ResourceType(version=...) if their rules really are the same)"
+    )
+    ours_py, _, _ = ours.partition("-")
+    theirs_py, _, _ = theirs.partition("-")
+    if ours_py != theirs_py and ours_py.startswith("py3") and theirs_py.startswith("py3"):
+        text += (
+            f"; the default version digests the compiled reducer, which differs between Python versions "
+            f"({ours_py} here, {theirs_py} there): set ResourceType(version=...) explicitly"
+        )
+    return text

@@ -21,8 +21,9 @@ class Route(enum.Enum):
     """Master -> clients: every peer's ClientCore applies it (fenced by term and sender)."""
     ELECTION = "election"
     """Peer <-> peer: the ElectionMachine."""
-    PEERS = "peers"
-    """Peer <-> peer: the NodeCore itself (peers compare the seals their master sent them)."""
+    NODE = "node"
+    """Peer <-> peer: the NodeCore itself (introductions: who a peer is, its role, its type versions;
+    witnesses: peers compare the seals their master sent them)."""
 
 
 class Lane(enum.Enum):

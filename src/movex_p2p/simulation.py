@@ -263,12 +263,13 @@ class Simulation:
         """Do what one step asked: send, fail on faults, record what the app would hear."""
         if ready.faults:
             raise SimulationFault(pid, ready.faults)
-        for dst, data in ready.frames.items():
-            self._transmit(pid, dst, data, Lane.RELIABLE)
+        # in a fixed order, whatever the process's hash seed: a seed replays the same schedule
+        for dst in sorted(ready.frames):
+            self._transmit(pid, dst, ready.frames[dst], Lane.RELIABLE)
         for dst, data in ready.more:
             self._transmit(pid, dst, data, Lane.RELIABLE)
-        for dst, data in ready.datagrams.items():
-            self._transmit(pid, dst, data, Lane.DATAGRAM)
+        for dst in sorted(ready.datagrams):
+            self._transmit(pid, dst, ready.datagrams[dst], Lane.DATAGRAM)
         self.dropped += [(pid, dropped) for dropped in ready.dropped]
         peer = self.peers[pid]
         for event in ready.events:

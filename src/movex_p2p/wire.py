@@ -1,6 +1,6 @@
 """The one codec: every message is a frozen dataclass; a frame is CBOR ``[tag, *fields]`` or a batch.
 
-A batch frame is ``[0, [[tag, *fields], ...]]``. Tags: 0 = batch, 1-29 reserved for the node,
+A batch frame is ``[0, [[tag, *fields], ...]]``. Tags: 0 = batch, 1-29 the node (``presence.py``),
 30-59 resources (``resource/messages.py``), 60-79 election (``election/messages.py``); they are
 wire format: append, never renumber. Decoding validates every field against the dataclass's type
 hints, so hostile bytes raise :class:`RemoteProtocolError` and nothing else. :data:`ROUTES` and
@@ -19,6 +19,7 @@ from typing import Any, Final, Union
 
 import cbor2
 
+from . import presence as pm
 from .election import messages as em
 from .errors import InvalidState, RemoteProtocolError
 from .resource import messages as rm
@@ -56,14 +57,18 @@ _MASTER_VALUE_TAG: Final = 40411
 _BATCH_TAG: Final = 0
 _ENVELOPE_DEPTH: Final = 16  # CBOR nesting the messages themselves add around payloads and states
 
-Message = rm.ResourceMessage | em.ElectionMessage
+Message = rm.ResourceMessage | em.ElectionMessage | pm.NodeMessage
 
-_BY_TAG: Final[dict[int, type[Message]]] = {**rm.MESSAGES, **em.MESSAGES}
+_BY_TAG: Final[dict[int, type[Message]]] = {**pm.MESSAGES, **rm.MESSAGES, **em.MESSAGES}
+if len(_BY_TAG) != len(pm.MESSAGES) + len(rm.MESSAGES) + len(em.MESSAGES):  # pragma: no cover - a build error
+    raise RuntimeError("two messages modules declare the same wire tag")
 
-ROUTES: Final[dict[type[Message], Route]] = dict(itertools.chain(rm.ROUTES.items(), em.ROUTES.items()))
+ROUTES: Final[dict[type[Message], Route]] = dict(
+    itertools.chain(pm.ROUTES.items(), rm.ROUTES.items(), em.ROUTES.items())
+)
 """The route of every wire message (declared next to the messages)."""
 
-LANES: Final[dict[type[Message], Lane]] = dict(itertools.chain(rm.LANES.items(), em.LANES.items()))
+LANES: Final[dict[type[Message], Lane]] = dict(itertools.chain(pm.LANES.items(), rm.LANES.items(), em.LANES.items()))
 """The lane of every wire message (declared next to the messages)."""
 
 

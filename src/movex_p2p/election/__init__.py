@@ -14,6 +14,7 @@ from .machine import (
     ElectionMachine,
     Handover,
     Input,
+    Joining,
     LinksChanged,
     LogPosition,
     MasterKnown,
@@ -22,6 +23,7 @@ from .machine import (
     Policy,
     Received,
     Role,
+    Roles,
     Send,
     Tick,
 )
@@ -37,6 +39,7 @@ __all__ = [
     "FailureDetector",
     "Handover",
     "Input",
+    "Joining",
     "LinksChanged",
     "LogPosition",
     "MasterKnown",
@@ -45,6 +48,7 @@ __all__ = [
     "Policy",
     "Received",
     "Role",
+    "Roles",
     "Send",
     "Tick",
 ]

@@ -20,6 +20,11 @@ class FailureDetector:
         """Record that something arrived from ``peer`` at ``now``."""
         self._last[peer] = now
 
+    def stalled(self, seconds: float) -> None:
+        """This process was stalled ``seconds``: what peers sent meanwhile may wait unread, so give them that long."""
+        for peer in self._last:
+            self._last[peer] += seconds
+
     def forget(self, peer: PeerId) -> None:
         """Stop watching ``peer`` (it left, or was already declared dead)."""
         self._last.pop(peer, None)

@@ -30,17 +30,22 @@ from .messages import (
     PreVoteReply,
     PreVoteRequest,
     TimeoutNow,
+    View,
     VoteReply,
     VoteRequest,
 )
 
 if TYPE_CHECKING:
     import random
+    from collections.abc import Iterable
 
     from ..identity import Identity
 
 __all__ = [
+    "LAG_AFTER",
     "SALT_BITS",
+    "VIEW_EVERY",
+    "VIEW_GRACE",
     "Broadcast",
     "Distrust",
     "Effect",
@@ -48,6 +53,8 @@ __all__ = [
     "ElectionMachine",
     "Handover",
     "Input",
+    "Joining",
+    "Lagging",
     "LinksChanged",
     "LogPosition",
     "MasterKnown",
@@ -56,6 +63,7 @@ __all__ = [
     "Policy",
     "Received",
     "Role",
+    "Roles",
     "Send",
     "Tick",
     "salt_of",
@@ -78,6 +86,14 @@ _ROUND_STEP: Final = 8
 """A vote request may be at most this many rounds past ours (a voter that missed rounds catches up)."""
 _TOP_UP: Final = 0.2  # seconds between a master's requests for the votes of peers that do not follow it
 _RIVAL: Final = 1.0  # seconds between two reactions to a rival master's claims
+
+LAG_AFTER: Final = 1.0
+"""Seconds a follower may stay behind the log index a master's heartbeat named before it reports again."""
+
+VIEW_EVERY: Final = 1.0
+"""Seconds between two :class:`View` datagrams to every linked peer (also sent at each change)."""
+VIEW_GRACE: Final = 1.0
+"""Seconds a new link has to say what it follows before :meth:`ElectionMachine.agreed` stops waiting for it."""
 
 
 def salt_of(peer: PeerId) -> int:
@@ -193,6 +209,17 @@ class Handover:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Joining:
+    """Peers of the room this peer knows of (discovered, or addresses it dials) with no link yet.
+
+    Until this peer first knows a master, they count in the quorum: a peer that starts next to
+    others does not elect itself before their links open, it joins the room that is there.
+    """
+
+    peers: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Observed:
     """A non-election message carried ``term``; a higher term fences us (a master steps down)."""
 
@@ -209,7 +236,14 @@ class Distrust:
     peer: PeerId
 
 
-Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Observed | Distrust
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Roles:
+    """The peers known to be spectators now: they never campaign and count in no vote or quorum."""
+
+    spectators: frozenset[PeerId]
+
+
+Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Observed | Joining | Roles | Distrust
 
 # -- effects ----------------------------------------------------------------------------------
 
@@ -230,6 +264,11 @@ class Broadcast:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Lagging:
+    """This replica is still behind where the master's log was ``LAG_AFTER`` ago: report again."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MasterKnown:
     """The known master or term changed; ``master`` is None from a new term's campaign until it is won."""
 
@@ -237,7 +276,7 @@ class MasterKnown:
     term: Term
 
 
-Effect = Send | Broadcast | MasterKnown
+Effect = Send | Broadcast | MasterKnown | Lagging
 
 # -- the machine ------------------------------------------------------------------------------
 
@@ -246,12 +285,21 @@ class ElectionMachine:
     """Master election for one peer, with no I/O, no clock and no global randomness."""
 
     def __init__(
-        self, me: PeerId, *, config: ElectionConfig, rng: random.Random, identity: Identity | None = None
+        self,
+        me: PeerId,
+        *,
+        config: ElectionConfig,
+        rng: random.Random,
+        identity: Identity | None = None,
+        spectator: bool = False,
     ) -> None:
-        """``identity`` (whose id is ``me``) signs votes and grants and turns on every signed rule."""
+        """``identity`` (whose id is ``me``) signs votes and grants and turns on every signed rule.
+        A ``spectator`` follows the master but never campaigns nor votes."""
         if identity is not None and identity.id != me:
             raise ValueError("identity.id must be the machine's own id")
         self._me = me
+        self._spectator = spectator
+        self._spectators: frozenset[PeerId] = frozenset()  # the OTHER peers known to be spectators
         self._config = config
         self._rng = rng
         self._identity = identity
@@ -297,6 +345,15 @@ class ElectionMachine:
         self._handover_to: PeerId | None = None
         self._handover_at: float | None = None
         self._handover_tried: set[PeerId] = set()
+        # startup and agreement
+        self._joining: frozenset[str] = frozenset()  # known, unlinked peers; they count until a master is known
+        self._settled = False  # a master (maybe this peer) was known once: joining is over
+        self._views: dict[PeerId, tuple[Term, PeerId | None]] = {}  # what each linked peer follows
+        self._view_heard: dict[PeerId, float] = {}
+        self._linked_at: dict[PeerId, float] = {}
+        self._view_at: float | None = None
+        self._grace_used = False  # the election timer was given its one grace after a stall
+        self._catch_up: tuple[float, int] | None = None  # (when, index): the master's log reached index
 
     # -- public surface --
 
@@ -328,8 +385,26 @@ class ElectionMachine:
     @property
     def deadline(self) -> float | None:
         """When the driver must send ``Tick()`` next, or None."""
-        timers = [t for t in (self._election_at, self._heartbeat_at, self._handover_at) if t is not None]
+        timers = [t for t in (self._election_at, self._heartbeat_at, self._handover_at, self._view_at) if t is not None]
         return min(timers) if timers else None
+
+    def agreed(self, now: float) -> bool:
+        """A master is known and every linked, responsive peer follows it in this term.
+
+        A peer linked less than ``VIEW_GRACE`` ago must have said so; one that never says what it
+        follows (an old version) is not waited for after that.
+        """
+        if self._master is None:
+            return False
+        mine = (self._term, self._master)
+        for peer in self._connected - self._silent:
+            view = self._views.get(peer)
+            if view is None:
+                if now - self._linked_at.get(peer, now) < VIEW_GRACE:
+                    return False
+            elif view != mine:
+                return False
+        return True
 
     def can_confirm(self, now: float) -> bool:
         """May this peer act as master now? False for non-masters and, under MAJORITY, without a lease."""
@@ -374,6 +449,8 @@ class ElectionMachine:
                 self._on_peers_changed(self._connected - {peer}, now, out)
             case LogPosition(term=term, index=index):
                 self._position = (term, index)
+                if self._catch_up is not None and index >= self._catch_up[1]:
+                    self._catch_up = None
             case Handover():
                 self._hand_over(now, out)
             case Distrust(peer=peer):
@@ -388,12 +465,31 @@ class ElectionMachine:
                 # up); the new master's certified heartbeat is what moves us
                 if term > self._term and not self._signed:
                     self._step_down(term, now)
+            case Joining(peers=peers):
+                if not self._settled:
+                    self._joining = peers
+                    self._recheck_quorum(now, out)
+            case Roles(spectators=spectators):
+                self._spectators = spectators - {self._me}
+                self._recheck_quorum(now, out)
             case _:
                 assert_never(event)
         if (self._master, self._term) != self._announced:
             self._announced = (self._master, self._term)
+            if self._master is not None:
+                self._settled, self._joining = True, frozenset()
             out.insert(0, MasterKnown(master=self._master, term=self._term))
+            self._tell_view(now, out)
         return out
+
+    def _tell_view(self, now: float, out: list[Effect], to: Iterable[PeerId] | None = None) -> None:
+        """Say what this peer follows (to ``to``, or to every linked peer), and again every VIEW_EVERY."""
+        view = View(term=self._term, master=self._master)
+        if to is None:
+            out.append(Broadcast(message=view))
+            self._view_at = now + VIEW_EVERY if self._connected else None
+        else:
+            out.extend(Send(to=peer, message=view) for peer in to)
 
     # -- timers --
 
@@ -404,7 +500,23 @@ class ElectionMachine:
             self._heartbeat(now, out)
         if self._handover_at is not None and now >= self._handover_at:
             self._hand_over(now, out)  # the successor did not win in time: pick again
-        if self._election_at is not None and now >= self._election_at:
+        if self._view_at is not None and now >= self._view_at:
+            self._view_at = None
+            if self._connected:
+                self._tell_view(now, out)  # views are datagrams: say it again now and then
+        if (
+            self._election_at is not None
+            and now - self._election_at > self._config.election_timeout / 2
+            and not self._grace_used
+        ):
+            # The timer fired far later than due: this peer's own loop stalled, and what the
+            # master sent meanwhile may wait unread. Look again once it had a chance to be read.
+            self._grace_used = True
+            self._election_at = now + self._config.heartbeat_interval
+            return
+        if self._election_at is not None and now >= self._election_at and self._spectator:
+            self._arm_election(now)  # a spectator never campaigns: it only waits for a master
+        elif self._election_at is not None and now >= self._election_at:
             # The master stays known while the pre-vote runs: a follower that missed a few
             # heartbeats (lost datagrams, a stalled loop) must not drop a master the others still
             # follow. The master changes only when a new term is won or a higher one is seen.
@@ -423,6 +535,7 @@ class ElectionMachine:
             self._silent |= {p for p in self._connected if self._heard.get(p, -math.inf) < asked_at}
 
     def _arm_election(self, now: float, *, prompt: bool = False) -> None:
+        self._grace_used = False
         cfg = self._config
         wait = self._rank() * cfg.rank_step + self._rng.uniform(0.0, cfg.jitter)
         self._election_at = max(now + wait, self._sticky_until) if prompt else now + cfg.election_timeout + wait
@@ -431,28 +544,31 @@ class ElectionMachine:
         order = [p for p in self._successors if p in self._connected or p == self._me]
         if self._me in order:
             return order.index(self._me)
-        return sorted(self._connected | {self._me}).index(self._me)
+        return sorted((self._connected - self._spectators) | {self._me}).index(self._me)
 
     # -- quorum, terms, lease --
 
     def _group(self) -> set[PeerId] | frozenset[PeerId]:
         if self._config.policy is Policy.AVAILABLE:
-            return (self._connected - self._silent) | {self._me}
-        return self._members
+            return (self._connected - self._silent - self._spectators) | {self._me}
+        return self._members - self._spectators
 
     def _has_quorum(self, voters: set[PeerId]) -> bool:
         group = self._group()
-        return len(voters & group) > len(group) // 2
+        # joining: peers known but not linked yet count too (they cannot vote before they link)
+        size = len(group) + len(self._joining.difference(group))
+        return len(voters & group) > size // 2
 
     def _next_term(self) -> Term:
         round_ = min(max(term_round(self._ballot), self._seen_round) + 1, MAX_ROUND)
         return Term((round_ << SALT_BITS) | self._salt)
 
     def _lease_until(self) -> float:
-        need = len(self._members) // 2  # acks needed besides our own
+        voters = self._members - self._spectators
+        need = len(voters) // 2  # acks needed besides our own
         if need == 0:
             return math.inf
-        times = sorted((t for p, t in self._acked.items() if p in self._members), reverse=True)
+        times = sorted((t for p, t in self._acked.items() if p in voters), reverse=True)
         return times[need - 1] + self._config.lease if len(times) >= need else -math.inf
 
     def _sticky(self, now: float) -> bool:
@@ -588,7 +704,29 @@ class ElectionMachine:
         self._handover_tried.clear()
         self._arm_election(now)
 
+    def _follow_elsewhere(self, now: float) -> bool:
+        """Do most of my linked peers follow, and lately said so, a master I have no link to?
+
+        Then that master is alive for them, and my campaign could only depose it: I wait for a
+        link to it instead (the mesh is still forming, or one link of it is down).
+        """
+        group = self._group() - {self._me}
+        if not group:
+            return False
+        elsewhere = 0
+        for peer in group:
+            view = self._views.get(peer)
+            if view is None or now - self._view_heard.get(peer, -math.inf) > 2 * VIEW_EVERY:
+                continue
+            term, master = view
+            if master is not None and master != self._me and master not in self._connected and term >= self._term:
+                elsewhere += 1
+        return elsewhere * 2 > len(group) + 1
+
     def _pre_vote(self, now: float, out: list[Effect]) -> None:
+        if self._role is Role.FOLLOWER and self._follow_elsewhere(now):
+            self._arm_election(now)
+            return
         self._role = Role.FOLLOWER
         self._asked_at = now
         self._proposal = self._next_term()
@@ -601,6 +739,8 @@ class ElectionMachine:
         out.append(Broadcast(message=PreVoteRequest(term=self._proposal, last_term=last_term, last_index=last_index)))
 
     def _campaign(self, now: float, out: list[Effect], *, handover: bool, grant: bytes = b"") -> None:
+        if self._spectator:
+            return
         # Signed, the term peers see (and fence with) moves only to a won term: a lost campaign
         # leaves it as it was, so the winner of the same round is followed even if its term is lower.
         self._ballot = self._next_term()
@@ -651,28 +791,32 @@ class ElectionMachine:
             self._top_up(now, out)
 
     def _top_up(self, now: float, out: list[Effect]) -> None:
-        """Ask connected peers that neither voted for us nor follow us for their vote in our term.
+        """Ask connected players whose vote our certificate lacks for it, in our term.
 
         A peer whose view of the room differs from ours (it sees more peers) may not find our
-        certificate a quorum; with its own vote in it, it will. The term does not change.
+        certificate a quorum; with its own vote in it, it will. Followers are asked too: a
+        spectator, or a peer that joins later, judges the certificate by the votes of the
+        players it sees, and cannot add a vote of its own. The term does not change.
         """
         self._top_up_at = now
         last_term, last_index = self._position
         request = VoteRequest(term=self._term, last_term=last_term, last_index=last_index, handover=False)
         out.extend(
-            Send(to=peer, message=request) for peer in sorted(self._connected - set(self._cert) - set(self._acked))
+            Send(to=peer, message=request) for peer in sorted(self._connected - self._spectators - set(self._cert))
         )
 
     def _heartbeat_message(self) -> Heartbeat:
         cert = tuple(proof for _, proof in sorted(self._cert.items())) if self._signed else ()
-        return Heartbeat(term=self._term, seq=self._seq, successors=self._ranked_successors(), cert=cert)
+        return Heartbeat(
+            term=self._term, seq=self._seq, successors=self._ranked_successors(), cert=cert, index=self._position[1]
+        )
 
     def _ranked_successors(self) -> tuple[PeerId, ...]:
         def key(peer: PeerId) -> tuple[int, int, PeerId]:
             last_term, last_index = self._positions.get(peer, (0, 0))
             return (-last_term, -last_index, peer)
 
-        return tuple(sorted(self._connected, key=key))
+        return tuple(sorted(self._connected - self._spectators, key=key))
 
     def _hand_over(self, now: float, out: list[Effect]) -> None:
         if self._role is not Role.MASTER:
@@ -703,6 +847,12 @@ class ElectionMachine:
         gone = self._connected - peers
         new = peers - self._connected
         self._connected = peers
+        for peer in gone:
+            self._views.pop(peer, None)
+            self._view_heard.pop(peer, None)
+            self._linked_at.pop(peer, None)
+        for peer in new:
+            self._linked_at[peer] = now
         self._members |= peers
         for peer in new:
             self._gone_at.pop(peer, None)
@@ -720,6 +870,10 @@ class ElectionMachine:
             if self._config.policy is Policy.AVAILABLE:
                 self._sticky_until = -math.inf  # no lease to honour: elect at once
             self._arm_election(now, prompt=True)
+        if new:
+            self._tell_view(now, out, to=sorted(new))
+            if self._view_at is None:
+                self._view_at = now + VIEW_EVERY
         self._recheck_quorum(now, out)
 
     def _on_message(self, sender: PeerId, message: ElectionMessage, now: float, out: list[Effect]) -> None:
@@ -738,6 +892,10 @@ class ElectionMachine:
                 self._on_vote_reply(sender, message, now, out)
             case TimeoutNow():
                 self._on_timeout_now(sender, message, now, out)
+            case View(term=term, master=master):
+                if sender in self._connected:
+                    self._views[sender] = (term, master)
+                    self._view_heard[sender] = now
             case _:
                 assert_never(message)
 
@@ -778,6 +936,19 @@ class ElectionMachine:
         self._prevotes.clear()
         self._arm_election(now)
         out.append(Send(to=sender, message=self._ack(term, message.seq)))
+        self._check_lag(message.index, now, out)
+
+    def _check_lag(self, master_index: int, now: float, out: list[Effect]) -> None:
+        """Entries take milliseconds to arrive: still short of an index the master had long ago, we missed some."""
+        mine = self._position[1]
+        if self._catch_up is None:
+            if master_index > mine:
+                self._catch_up = (now, master_index)
+        elif mine >= self._catch_up[1]:
+            self._catch_up = (now, master_index) if master_index > mine else None
+        elif now - self._catch_up[0] >= LAG_AFTER:
+            self._catch_up = None
+            out.append(Lagging())
 
     def _rival(self, sender: PeerId, message: Heartbeat, now: float, out: list[Effect]) -> None:
         """As master, we hear another master we will not follow (signed).
@@ -841,7 +1012,8 @@ class ElectionMachine:
 
     def _on_pre_vote_request(self, sender: PeerId, message: PreVoteRequest, now: float, out: list[Effect]) -> None:
         grant = (
-            message.term > self._ballot
+            not self._spectator
+            and message.term > self._ballot
             and (message.last_term, message.last_index) >= self._position
             and not self._sticky(now)
             and not (self._signed and self._penalized(sender, now))
@@ -851,7 +1023,7 @@ class ElectionMachine:
 
     def _on_pre_vote_reply(self, sender: PeerId, message: PreVoteReply, now: float, out: list[Effect]) -> None:
         if message.granted:
-            if self._proposal is not None and message.term == self._proposal:
+            if self._proposal is not None and message.term == self._proposal and sender not in self._spectators:
                 self._prevotes.add(sender)
                 if self._has_quorum(self._prevotes):
                     self._campaign(now, out, handover=False)
@@ -869,6 +1041,9 @@ class ElectionMachine:
             self._on_vote_request_unsigned(sender, message, now, out)
             return
         refuse = VoteReply(term=self._ballot, granted=False)
+        if self._spectator:
+            out.append(Send(to=sender, message=refuse))  # a spectator never votes
+            return
         if message.term > self._ballot and self._check_pending_vote(now, asking=sender):
             out.append(Send(to=sender, message=refuse))  # one vote per candidate until it shows a master
             return
@@ -907,7 +1082,7 @@ class ElectionMachine:
         if message.term > self._term:
             self._step_down(message.term, now)
         up_to_date = (message.last_term, message.last_index) >= self._position
-        grant = self._voted_for in (None, sender) and (up_to_date or chosen)
+        grant = not self._spectator and self._voted_for in (None, sender) and (up_to_date or chosen)
         if grant:
             self._voted_for = sender
             self._arm_election(now)
@@ -927,6 +1102,8 @@ class ElectionMachine:
             return
         if message.term != self._ballot or not message.granted or self._role is Role.FOLLOWER:
             return
+        if sender in self._spectators:
+            return  # a spectator's vote counts for nothing
         if self._signed:
             if signer(message.proof, "vote", self._ballot, self._me) != sender:
                 return  # an unsigned or forged vote counts for nothing

@@ -28,6 +28,7 @@ __all__ = [
     "PreVoteReply",
     "PreVoteRequest",
     "TimeoutNow",
+    "View",
     "VoteReply",
     "VoteRequest",
 ]
@@ -39,12 +40,15 @@ class Heartbeat:
 
     ``cert`` holds the signed votes that won ``term`` for the sender: a peer follows a master
     only when they form a quorum (docs/security.md).
+    ``index`` is how far the master's own log reached: a follower that has not caught up with it
+    a while later missed something (a link that broke and came back) and reports again.
     """
 
     term: Term
     seq: int
     successors: tuple[PeerId, ...]
     cert: tuple[bytes, ...] = ()
+    index: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,7 +113,15 @@ class TimeoutNow:
     """The master's signed grant naming the receiver, shown to voters with the VoteRequest."""
 
 
-ElectionMessage = Heartbeat | HeartbeatAck | PreVoteRequest | PreVoteReply | VoteRequest | VoteReply | TimeoutNow
+@dataclass(frozen=True, slots=True, kw_only=True)
+class View:
+    """The sender follows ``master`` (None: none known) in ``term``: how linked peers tell they agree."""
+
+    term: Term
+    master: PeerId | None
+
+
+ElectionMessage = Heartbeat | HeartbeatAck | PreVoteRequest | PreVoteReply | VoteRequest | VoteReply | TimeoutNow | View
 
 ROUTES: Final[dict[type[ElectionMessage], Route]] = dict.fromkeys(get_args(ElectionMessage), Route.ELECTION)
 """Every election message goes to the ElectionMachine."""
@@ -125,5 +137,6 @@ MESSAGES: Final[dict[int, type[ElectionMessage]]] = {
     64: VoteRequest,
     65: VoteReply,
     66: TimeoutNow,
+    67: View,
 }
 """Wire tags: append, never renumber."""

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, assert_never
 
-from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError, StateTooLarge
+from ..errors import ActionRejected, InvalidState, LocalProtocolError, RemoteProtocolError, StateTooLarge
 from ..ids import PeerId, Rid, Term
 from .effects import (
     ActionSettled,
@@ -32,8 +32,10 @@ from .effects import (
     PresenceChanged,
     Rebased,
     RequestSettled,
+    ResourceRemoved,
     ResyncStarted,
     Send,
+    Stalled,
     StateChanged,
     Synced,
     TermObserved,
@@ -55,6 +57,8 @@ from .messages import (
     Pulled,
     Refusal,
     Rejected,
+    Remove,
+    Removed,
     Replied,
     Report,
     Resend,
@@ -73,7 +77,7 @@ from .state import check_data, checksum, freeze, size_of
 from .types import Action, ResourceType, TransformContext, parse_rid
 from .values import has_master_values
 
-__all__ = ["ClientCore", "Pending"]
+__all__ = ["ClientCore", "Pending", "is_opaque", "opaque_type"]
 
 KEEP_CONFIRMED = 1024
 """Own confirmed actions kept per resource, to re-send any that a split's losing master confirmed."""
@@ -83,6 +87,30 @@ RESEND_AFTER = 1.0
 
 MAX_ENDORSED = 65_536
 """Endorsed action digests kept (the oldest are forgotten first; an entry follows its endorsement at once)."""
+
+OPAQUE_REFRESH = 0.25
+"""Seconds between two snapshots of one opaque replica (see :func:`opaque_type`)."""
+
+TOMBSTONES = 4096
+"""Removed rids remembered (a new master refuses to bring them back from a late report)."""
+
+
+def _opaque_reducer(state: Any, action: Action) -> Any:
+    raise LocalProtocolError("an opaque resource type has no reducer: this peer only reads its snapshots")
+
+
+def opaque_type(name: str) -> ResourceType:
+    """A stand-in for a type this peer does not have (``ClientCore(opaque=True)``, spectators only).
+
+    Its replicas take the master's snapshots as they are and never run a reducer: an entry
+    marks the replica stale, and a fresh snapshot is asked for, at most every OPAQUE_REFRESH s.
+    """
+    return ResourceType(name, _opaque_reducer, version="opaque")
+
+
+def is_opaque(type_: ResourceType) -> bool:
+    """True for a stand-in made by :func:`opaque_type`."""
+    return type_.reducer is _opaque_reducer
 
 
 @dataclass(slots=True)
@@ -100,10 +128,11 @@ class Pending:
 
 @dataclass(frozen=True, slots=True)
 class _Confirmed:
-    """An own action as the master of ``term`` applied it at ``version``."""
+    """Own action ``seq`` as the master of ``term`` applied it at ``version``."""
 
     version: int
     term: int
+    seq: int
     action: Action
     private: Action | None
 
@@ -112,14 +141,24 @@ class ClientCore:
     """Replicas and predicted views of one peer; see the module docstring."""
 
     def __init__(
-        self, me: PeerId, *, types: Mapping[str, ResourceType], wait_commit: bool = False, verify: bool = False
+        self,
+        me: PeerId,
+        *,
+        types: Mapping[str, ResourceType],
+        wait_commit: bool = False,
+        opaque: bool = False,
+        verify: bool = False,
     ) -> None:
         """With ``wait_commit`` an own action is confirmed only once a quorum holds it (``majority``);
+        with ``opaque`` this peer also replicates, read-only, resources of types it does not have;
         with ``verify`` entries are checked against their authors' signatures (see the module docstring)."""
         self.me = me
         self.verify = verify
         self._endorsed: OrderedDict[tuple[str, bytes], None] = OrderedDict()
         self.wait_commit = wait_commit
+        self.opaque = opaque
+        self.removed: dict[Rid, int] = {}
+        """Tombstones: recently removed rids and the log index of their removal."""
         self.committed = 0
         self.types = dict(types)
         self.master: PeerId | None = None
@@ -133,7 +172,7 @@ class ClientCore:
         self._secrets: dict[Rid, list[tuple[int, Action, bytes, Action | None]]] = {}  # own confirmed, unrevealed
         self._views: dict[Rid, Any] = {}
         self._syncing: set[Rid] = set()
-        self._requests: dict[int, Create | Bind | Report] = {}
+        self._requests: dict[int, Create | Bind | Report | Remove] = {}
         self._bound: dict[Rid, dict[str, Any]] = {}
         self._seqs: dict[Rid, int] = {}
         self._confirmed: dict[Rid, deque[_Confirmed]] = {}
@@ -142,6 +181,8 @@ class ClientCore:
         self._last_now = 0.0
         self._req = 0
         self._clock_offset = 0.0
+        self._stale: dict[Rid, None] = {}  # opaque replicas behind the master
+        self._fetched_at: dict[Rid, float] = {}  # when each opaque replica's last snapshot was asked for
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -184,7 +225,7 @@ class ClientCore:
     def create(self, rid: Rid, state: Any, *, exist_ok: bool = True) -> tuple[int, list[Effect]]:
         """Ask the master to create ``rid``; the answer comes as RequestSettled(req)."""
         type_name, _ = parse_rid(rid)
-        if type_name not in self.types:
+        if type_name not in self.types or is_opaque(self.types[type_name]):
             raise LocalProtocolError(f"unknown resource type {type_name!r}")
         if has_master_values(state):
             raise LocalProtocolError("master values are not allowed in a created state")
@@ -206,6 +247,12 @@ class ClientCore:
         self._bound.pop(rid, None)
         return self._to_master(Unbind(term=self.term, rid=rid))
 
+    def remove(self, rid: Rid) -> tuple[int, list[Effect]]:
+        """Ask the master to delete ``rid`` everywhere; the answer comes as RequestSettled(req)."""
+        parse_rid(rid)
+        self._req += 1
+        return self._req, self._request(Remove(term=self.term, req=self._req, rid=rid))
+
     def dispatch(
         self, rid: Rid, action: Action, private: Action | None = None, *, now: float | None = None, nonce: bytes = b""
     ) -> tuple[int, list[Effect]]:
@@ -216,27 +263,49 @@ class ClientCore:
         ``now`` (wall seconds) starts the stall timer of :meth:`resend_stalled`; ``nonce`` (random,
         from the driver) hides the private half's commitment.
         """
-        if rid not in self.replicas:
+        res = self.replicas.get(rid)
+        if res is None:
             raise LocalProtocolError(f"{rid} is not here (create or bind it first)")
+        if is_opaque(res.type):
+            raise LocalProtocolError(
+                f"{rid}: this peer has no resource type {res.type.name!r} (pass it in types=[...])"
+            )
         for part in (action, private):
             if part is not None:
                 if not isinstance(part, Action):
                     raise LocalProtocolError(f"expected an Action, not {type(part).__name__}")
                 check_data(part.payload, where=f"{part.type} payload")
-                _check_size(self.replicas[rid].type, size_of(part.payload), f"{part.type!r} on {rid}")
+                _check_size(res.type, size_of(part.payload), f"{part.type!r} on {rid}")
+        public, secret = action.by(self.me), None if private is None else private.by(self.me)
+        waits = has_master_values(action.payload) or (private is not None and has_master_values(private.payload))
+        predicted = None if waits else self._predict(rid, res, public, secret)
         if not self._pending and now is not None:
             self._progress_at = now  # the first pending action: the stall timer starts now
-        seq = self._seqs[rid] = self._seqs.get(rid, 0) + 1
-        waits = has_master_values(action.payload) or (private is not None and has_master_values(private.payload))
+        # after a restart with the same identity, the master already holds this author's earlier seqs
+        seq = self._seqs[rid] = max(self._seqs.get(rid, 0), res.applied.get(self.me, 0)) + 1
         pending = self._pending.setdefault(rid, [])
-        private = None if private is None else private.by(self.me)
-        pending.append(Pending(seq, action.by(self.me), private, waits, nonce=nonce if private else b""))
-        effects: list[Effect] = [] if waits else self._changed(rid)
+        pending.append(Pending(seq, public, secret, waits, nonce=nonce if secret else b""))
+        effects: list[Effect] = []
+        if not waits:
+            effects = self._changed(rid)
+            if predicted is not None:
+                self._views[rid] = predicted
         if self.master is not None:
             effects.append(Send(to=self.master, message=self._propose(rid, pending[-1], pending[0].seq - 1)))
         return seq, effects
 
     # -- the master ----------------------------------------------------------------------------
+
+    def report(self) -> list[Effect]:
+        """Tell the master what this peer holds (it answers with what we lack): after a master change,
+        or when this replica stays behind the master's log (a frame lost on a link that came back)."""
+        if self.master is None:
+            return []
+        self._req += 1
+        have: dict[str, Position] = {rid: res.position() for rid, res in self.replicas.items()}
+        report = Report(term=self.term, req=self._req, have=have)
+        self._requests[self._req] = report
+        return [Send(to=self.master, message=report)]
 
     def master_changed(self, master: PeerId | None, term: Term) -> list[Effect]:
         """A new master (or none) is known: report what we hold, then re-submit our work."""
@@ -246,11 +315,8 @@ class ClientCore:
         self._syncing.clear()
         if master is None:
             return []
-        self._req += 1
-        have: dict[str, Position] = {rid: res.position() for rid, res in self.replicas.items()}
-        report = Report(term=self.term, req=self._req, have=have)
-        effects: list[Effect] = [Send(to=master, message=report)]
-        self._requests[self._req] = report
+        effects = self.report()
+        report = self._requests[self._req]
         for req, request in sorted(self._requests.items()):
             if req != report.req:
                 effects.append(Send(to=master, message=_reterm(request, self.term)))
@@ -316,6 +382,8 @@ class ClientCore:
                 return []
             case Sealed():
                 return self._on_sealed(message)
+            case Removed():
+                return self._on_removed(message)
             case Pull():
                 res = self.replicas.get(message.rid)
                 if res is None:
@@ -342,6 +410,9 @@ class ClientCore:
             return self._resync(msg.rid, "entry for an unknown resource")
         if msg.rid in self._syncing or msg.version <= res.version:
             return []  # resyncing, or already applied (e.g. after a snapshot)
+        if is_opaque(res.type):  # no reducer here: a fresh snapshot will tell
+            self._stale[msg.rid] = None
+            return self._refresh(now)
         if msg.version != res.version + 1:
             return self._resync(msg.rid, f"version gap: have {res.version}, got {msg.version}")
         state = res.state
@@ -349,7 +420,7 @@ class ClientCore:
             for action in actions:
                 if action is None:
                     raise InvalidState("a revealed action is missing")
-                state = freeze(res.type.reducer(state, action))
+                state = res.type.reduce(state, action)
         except Exception as exc:
             return self._resync(msg.rid, f"reducer raised on a confirmed action: {exc!r}")
         digest = checksum(state)
@@ -406,7 +477,7 @@ class ClientCore:
         res = self._apply_entry(msg, [msg.action.by(msg.author)], now)
         if not isinstance(res, Replica):
             return res
-        res.applied[msg.author] = msg.seq
+        res.settle(msg.author, msg.seq, applied=True)
         if msg.private:
             res.held.append(Held(author=msg.author, seq=msg.seq, commitment=msg.commitment))
         effects: list[Effect] = []
@@ -416,7 +487,7 @@ class ClientCore:
                     if item.seq == msg.seq:
                         item.index = msg.index  # in the confirmed state now; settled on commit
             else:
-                effects += self._settle(msg.rid, msg.seq, None, entry=msg)
+                effects += self._settle(msg.rid, msg.seq, None, kept=(msg.version, msg.term, msg.action))
         return effects + self._changed(msg.rid)
 
     def _on_committed(self, index: int) -> list[Effect]:
@@ -465,8 +536,7 @@ class ClientCore:
         self._entry(msg.index)
         if msg.rid in self.replicas:
             return []
-        type_name, _ = parse_rid(msg.rid)
-        type_ = self.types.get(type_name)
+        type_ = self._type_of(msg.rid)
         if type_ is None:
             return []  # a type this peer does not use
         replica = self.replicas[msg.rid] = Replica(rid=msg.rid, type=type_, state=freeze(msg.state))
@@ -496,7 +566,42 @@ class ClientCore:
                     item.origin = Action(item.private.type, item.private.payload)  # as dispatched
                 item.private = msg.private.by(self.me)  # as resolved by the master
                 item.waits = False
-        return []
+                return []
+        # one of our private actions the master still holds, that this process does not know
+        # (it restarted with the same identity): it is ours again
+        res = self.replicas.get(msg.rid)
+        secrets = self._secrets.setdefault(msg.rid, [])
+        if res is None or any(secret[0] == msg.seq for secret in secrets):
+            return []
+        if not any(h.author == self.me and h.seq == msg.seq for h in res.held):
+            return []
+        origin = None if msg.origin is None else msg.origin.by(self.me)
+        secrets.append((msg.seq, msg.private.by(self.me), msg.nonce, origin))
+        secrets.sort(key=lambda item: item[0])
+        return self._changed(msg.rid)
+
+    def _on_removed(self, msg: Removed) -> list[Effect]:
+        self._entry(msg.index)
+        rid = msg.rid
+        self.removed[rid] = msg.index
+        while len(self.removed) > TOMBSTONES:
+            del self.removed[next(iter(self.removed))]
+        if rid not in self.replicas:
+            return []
+        effects: list[Effect] = []
+        for item in list(self._pending.get(rid, ())):
+            effects += self._settle(rid, item.seq, f"{rid} was removed", refusal="not_found")
+        del self.replicas[rid]
+        self._views.pop(rid, None)
+        self._secrets.pop(rid, None)
+        self._confirmed.pop(rid, None)
+        self._bound.pop(rid, None)
+        self._seqs.pop(rid, None)
+        self._pending.pop(rid, None)
+        self._stale.pop(rid, None)
+        self._fetched_at.pop(rid, None)
+        self._syncing.discard(rid)
+        return [*effects, ResourceRemoved(rid=rid)]
 
     def _on_rejected(self, msg: Rejected) -> list[Effect]:
         effects = self._settle(msg.rid, msg.seq, msg.reason, refusal=msg.refusal)
@@ -514,11 +619,11 @@ class ClientCore:
 
     def _on_snapshot(self, msg: Snapshot) -> list[Effect]:
         self._entry(msg.index)
-        type_name, _ = parse_rid(msg.rid)
-        type_ = self.types.get(type_name)
+        type_ = self._type_of(msg.rid)
         if type_ is None:
             return []
         self._syncing.discard(msg.rid)
+        self._stale.pop(msg.rid, None)
         try:
             res = Replica.from_snapshot(msg, type_)
         except InvalidState:
@@ -533,10 +638,12 @@ class ClientCore:
         for item in list(self._pending.get(msg.rid, ())):
             if item.seq > done:
                 item.index = None  # not in the master's log (any more): it goes through again
+            elif res.holds(self.me, item.seq) is False:  # settled in that log, but not applied: refused
+                effects += self._settle(msg.rid, item.seq, "refused by the master (learnt from a snapshot)")
             elif self.wait_commit and msg.index > self.committed:
                 item.index = msg.index
-            else:
-                effects += self._settle(msg.rid, item.seq, None)
+            else:  # kept like any confirmation, in case this master loses a split
+                effects += self._settle(msg.rid, item.seq, None, kept=(msg.version, msg.entry_term, item.action))
         held_own = {h.seq for h in res.held if h.author == self.me}
         if msg.rid in self._secrets:
             self._secrets[msg.rid] = [secret for secret in self._secrets[msg.rid] if secret[0] in held_own]
@@ -549,12 +656,12 @@ class ClientCore:
             return []
         lost: list[_Confirmed] = []
         for confirmed in kept:
-            if confirmed.version > res.version:
-                lost.append(confirmed)
-            else:
+            held = res.holds(self.me, confirmed.seq)  # by seq: another master of a split may hold it too
+            if held is None:  # too old to tell by seq: by who wrote its version
                 term = res.term_at(confirmed.version)
-                if term is not None and term != confirmed.term:
-                    lost.append(confirmed)
+                held = confirmed.version <= res.version and (term is None or term == confirmed.term)
+            if not held:
+                lost.append(confirmed)
         if not lost:
             return []
         for confirmed in lost:
@@ -586,12 +693,36 @@ class ClientCore:
         base = items[0].seq - 1
         return [Send(to=master, message=self._propose(rid, i, base)) for i in items if i.seq > after]
 
+    def _type_of(self, rid: Rid) -> ResourceType | None:
+        """The type of ``rid`` here: ours, an opaque stand-in (``opaque``), or None (not replicated)."""
+        type_name, _ = parse_rid(rid)
+        type_ = self.types.get(type_name)
+        if type_ is None and self.opaque:
+            type_ = self.types[type_name] = opaque_type(type_name)
+        return type_
+
+    def _refresh(self, now: float) -> list[Effect]:
+        """Ask for snapshots of stale opaque replicas, at most one in flight and one per OPAQUE_REFRESH each."""
+        master = self.master
+        if master is None:
+            return []
+        effects: list[Effect] = []
+        for rid in self._stale:
+            if rid not in self._syncing and now - self._fetched_at.get(rid, -OPAQUE_REFRESH) >= OPAQUE_REFRESH:
+                self._syncing.add(rid)
+                self._fetched_at[rid] = now
+                effects.append(Send(to=master, message=SyncRequest(term=self.term, rid=rid)))
+        return effects
+
     @property
     def deadline(self) -> float | None:
         """When :meth:`resend_stalled` has work if nothing settles before, or None."""
-        if not self._pending or self.master is None:
+        if self.master is None:
             return None
-        return self._progress_at + RESEND_AFTER
+        waits = [self._fetched_at.get(r, 0.0) + OPAQUE_REFRESH for r in self._stale if r not in self._syncing]
+        if self._pending:
+            waits.append(self._progress_at + RESEND_AFTER)
+        return min(waits) if waits else None
 
     def resend_stalled(self, now: float) -> list[Effect]:
         """Nothing settled for RESEND_AFTER seconds (frames lost?): re-send pending actions; ask for snapshots.
@@ -602,16 +733,20 @@ class ClientCore:
         after 1, 2, 4, 8... stalled rounds in a row.
         """
         master = self.master
+        effects: list[Effect] = self._refresh(now) if self._stale else []
         if not self._pending or master is None:
             self._progress_at = now
             self._stalls = 0
-            return []
+            return effects
         if now - self._progress_at < RESEND_AFTER:
-            return []
+            return effects
+        waited = now - self._progress_at
         self._progress_at = now
         self._stalls += 1
         snapshots = self._stalls & (self._stalls - 1) == 0  # a power of two
-        effects: list[Effect] = []
+        if snapshots:
+            pending = sum(len(items) for items in self._pending.values())
+            effects.append(Stalled(master=master, seconds=waited * self._stalls, pending=pending))
         for rid in list(self._pending):
             effects += self._resend(rid, 0)
             if snapshots and rid in self.replicas and rid not in self._syncing:
@@ -619,18 +754,25 @@ class ClientCore:
         return effects
 
     def _settle(
-        self, rid: Rid, seq: int, error: str | None, *, refusal: Refusal = "rejected", entry: Applied | None = None
+        self,
+        rid: Rid,
+        seq: int,
+        error: str | None,
+        *,
+        refusal: Refusal = "rejected",
+        kept: tuple[int, int, Action] | None = None,
     ) -> list[Effect]:
-        """Drop ``seq`` from pending and report it; ``entry`` is the log entry that confirmed it."""
+        """Drop ``seq`` from pending and report it; ``kept``: (version, term, action) of its confirmation."""
         items = self._pending.get(rid, [])
         for i, item in enumerate(items):
             if item.seq == seq:
                 self._progress_at = self._last_now
                 self._stalls = 0
                 del items[i]
-                if entry is not None:  # confirmed at once: kept in case this master loses a split
-                    kept = self._confirmed.setdefault(rid, deque(maxlen=KEEP_CONFIRMED))
-                    kept.append(_Confirmed(entry.version, entry.term, entry.action.by(self.me), item.private))
+                if kept is not None:  # confirmed at once: kept in case this master loses a split
+                    version, term, action = kept
+                    record = _Confirmed(version, term, seq, action.by(self.me), item.private)
+                    self._confirmed.setdefault(rid, deque(maxlen=KEEP_CONFIRMED)).append(record)
                 if error is None and item.private is not None:
                     self._secrets.setdefault(rid, []).append((seq, item.private, item.nonce, item.origin))
                 if not items:
@@ -647,7 +789,7 @@ class ClientCore:
             Send(to=self.master, message=SyncRequest(term=self.term, rid=rid)),
         ]
 
-    def _request(self, message: Create | Bind) -> list[Effect]:
+    def _request(self, message: Create | Bind | Remove) -> list[Effect]:
         self._requests[message.req] = message
         return self._to_master(message)
 
@@ -665,17 +807,38 @@ class ClientCore:
         if res is None:
             raise LocalProtocolError(f"{rid} is not here")
         view = res.state
-        reducer = res.type.reducer
+        type_ = res.type
         for _, private, _, _ in self._secrets.get(rid, ()):
-            view = _try(reducer, view, private)
+            view = _try(type_, view, private)
         for item in self._pending.get(rid, ()):
             if item.waits:
                 continue
             if item.index is None:  # else its public half is in the confirmed state already
-                view = _try(reducer, view, item.action)
+                view = _try(type_, view, item.action)
             if item.private is not None:
-                view = _try(reducer, view, item.private)
+                view = _try(type_, view, item.private)
         return view
+
+    def _predict(self, rid: Rid, res: Replica, action: Action, private: Action | None) -> Any:
+        """The view once ``action`` (and ``private``) is applied, if the view is cached (else None).
+
+        A reducer that raises is left to the master (it may see another state; the view leaves
+        the action out), but one that breaks its contract (returns None or data that is not
+        JSON-like, or changes its input) raises ActionRejected here, at the dispatch: that is a
+        bug of the app, and nothing is sent.
+        """
+        cached = self._views.get(rid)
+        state = res.state if cached is None else cached
+        for part in (action, private):
+            if part is None:
+                continue
+            try:
+                state = res.type.reduce(state, part)
+            except InvalidState as exc:
+                raise ActionRejected(str(exc), rid=rid) from None
+            except Exception:
+                continue
+        return None if cached is None else state
 
 
 def _check_size(type_: ResourceType, size: int, what: str) -> None:
@@ -686,13 +849,13 @@ def _check_size(type_: ResourceType, size: int, what: str) -> None:
         )
 
 
-def _try(reducer: Any, state: Any, action: Action) -> Any:
+def _try(type_: ResourceType, state: Any, action: Action) -> Any:
     """Predict one step; an action the master will reject leaves the view unchanged."""
     try:
-        return freeze(reducer(state, action))
+        return type_.reduce(state, action)
     except Exception:
         return state
 
 
-def _reterm(request: Create | Bind | Report, term: Term) -> Create | Bind | Report:
+def _reterm(request: Create | Bind | Report | Remove, term: Term) -> Create | Bind | Report | Remove:
     return replace(request, term=term)

@@ -17,8 +17,10 @@ __all__ = [
     "Publish",
     "Rebased",
     "RequestSettled",
+    "ResourceRemoved",
     "ResyncStarted",
     "Send",
+    "Stalled",
     "StateChanged",
     "Synced",
     "TermObserved",
@@ -59,7 +61,7 @@ class ActionSettled:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestSettled:
-    """Request ``req`` (create or bind) was answered."""
+    """Request ``req`` (create, bind or remove) was answered."""
 
     req: int
     rid: Rid
@@ -82,6 +84,22 @@ class ResyncStarted:
 
     rid: Rid
     reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceRemoved:
+    """``rid`` was removed from the room: its replica and own pending actions on it are gone."""
+
+    rid: Rid
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stalled:
+    """Own actions waited ``seconds`` on ``master`` with no progress and were sent again (a slow link?)."""
+
+    master: PeerId
+    seconds: float
+    pending: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,7 +134,17 @@ class Synced:
     term: Term
 
 
-Notice = StateChanged | ActionSettled | RequestSettled | PresenceChanged | ResyncStarted | Rebased | Synced
+Notice = (
+    StateChanged
+    | ActionSettled
+    | RequestSettled
+    | PresenceChanged
+    | ResyncStarted
+    | Rebased
+    | Synced
+    | ResourceRemoved
+    | Stalled
+)
 """What the app hears of: the node passes these on unchanged."""
 
 Effect = Send | Publish | TermObserved | Forged | Notice

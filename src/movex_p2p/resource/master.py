@@ -49,6 +49,8 @@ from .messages import (
     Pulled,
     Refusal,
     Rejected,
+    Remove,
+    Removed,
     Replied,
     Report,
     Resend,
@@ -71,7 +73,7 @@ if TYPE_CHECKING:
 
     from ..identity import Identity
 
-__all__ = ["MAX_WAITING", "RECOVERY_TIMEOUT", "MasterCore"]
+__all__ = ["MAX_WAITING", "RECOVERY_TIMEOUT", "TOMBSTONES", "MasterCore"]
 
 MAX_EARLY: Final = 4096
 """Actions kept per author and resource while an earlier one is missing."""
@@ -90,6 +92,9 @@ MAX_PULLS: Final = 4096
 
 MAX_SETTLED: Final = 65_536
 """Rejected seqs remembered per (resource, author) pair (the oldest pairs are forgotten first)."""
+
+TOMBSTONES: Final = 4096
+"""Removed rids remembered, so a late report cannot bring one back."""
 
 
 _NO_RID: Final = Rid("")  # a report's reply names no resource
@@ -121,12 +126,14 @@ class MasterCore:
         quorum: Callable[[frozenset[PeerId]], bool] | None = None,
         identity: Identity | None = None,
         master_of: Callable[[Term], PeerId | None] | None = None,
+        removed: Mapping[Rid, int] | None = None,
     ) -> None:
         """``rng_factory(seed)`` builds the generator for one action's master values (the driver
         passes ``random.Random``): the core itself never touches the random module. With
         ``quorum`` (``majority``: does this set of peers form a quorum?) acks are counted. With
         ``identity`` (whose id is ``me``) the master seals its heads and adopts only replicas sealed by the
-        master of their term, as ``master_of(term)`` knows it (the election: followed, or shown real votes)."""
+        master of their term, as ``master_of(term)`` knows it (the election: followed, or shown real votes).
+        ``removed``: tombstones (rid -> index of its removal) this master must not bring back."""
         self.me = me
         self._identity = identity
         self._master_of = master_of or (lambda term: None)
@@ -140,6 +147,7 @@ class MasterCore:
         self._types = dict(types)
         self._salt = salt
         self._resources: dict[Rid, Replica] = {replica.rid: replica.copy() for replica in replicas}
+        self._removed: dict[Rid, int] = dict(removed or {})
         self._peers = set(peers)
         self._awaiting_report: set[PeerId] = set(peers) | {me}
         self._awaiting_pull: dict[Rid, set[PeerId]] = {}
@@ -147,7 +155,8 @@ class MasterCore:
         self._waiting: deque[tuple[PeerId, ToMaster]] = deque()
         self.waits_for_lease = False
         """True when something waits that a lease (and no end of recovery) would let through."""
-        self._report_replies: dict[PeerId, int] = {}  # recovering: the latest report of each peer
+        self._reports: dict[PeerId, Report] = {}  # recovery: what each peer holds, answered when it ends
+        self._adopted: set[Rid] = set()  # recovery: replicas pulled (published when it ends)
         self._early: dict[tuple[PeerId, Rid], dict[int, Propose]] = {}
         self._parked = 0  # actions in _early, all together
         self._acks: dict[PeerId, int] = {}
@@ -261,6 +270,8 @@ class MasterCore:
                 effects = self._on_create(sender, message)
             case Bind():
                 effects = self._on_bind(sender, message)
+            case Remove():
+                effects = self._on_remove(sender, message)
             case Unbind():
                 res = self._resources.get(message.rid)
                 if res is None or sender not in res.subscribers:
@@ -275,7 +286,10 @@ class MasterCore:
                 res = self._resources.get(message.rid)
                 if res is None:
                     return []
-                effects = [Send(to=sender, message=res.snapshot(term=self.term, index=self.index))]
+                effects = [
+                    Send(to=sender, message=res.snapshot(term=self.term, index=self.index)),
+                    *self._commit_to(sender),
+                ]
             case Pulled(snapshot=snapshot):
                 effects = self._on_pulled(sender, snapshot)
             case Ack():
@@ -310,8 +324,17 @@ class MasterCore:
         ]
         if gone:
             effects += self.peers_changed(frozenset(self._peers), now)
-        effects += [self._reply(peer, req) for peer, req in self._report_replies.items()]
-        self._report_replies.clear()
+        # Only now is every replica final: publish what was pulled, then bring each reporter up
+        # to date. An earlier snapshot could be older than a replica still on its way, and a
+        # client would take its own actions in between for lost and send them again.
+        for rid in sorted(self._adopted):
+            self.index += 1
+            effects.append(Publish(message=self._resources[rid].snapshot(term=self.term, index=self.index)))
+        reports, self._reports = self._reports, {}
+        for peer, report in reports.items():
+            effects += self._catch_up(peer, report, skip=self._adopted)
+            effects.append(self._reply(peer, report.req))
+        self._adopted = set()
         effects += self._release(now)
         for res in self._resources.values():
             effects += self._maybe_reveal(res, now)
@@ -326,20 +349,50 @@ class MasterCore:
             effects += self._admit(sender, message, now, True)
         return effects
 
-    def _on_report(self, sender: PeerId, report: Report) -> list[Effect]:
-        recovering = self.deadline is not None
-        effects: list[Effect] = []
+    def _commit_to(self, peer: PeerId) -> list[Effect]:
+        """``majority``: tell one peer how far the log is committed (it may have missed a Committed)."""
+        if self._quorum is None or not self.committed:
+            return []
+        return [Send(to=peer, message=Committed(term=self.term, index=self.committed))]
+
+    def _catch_up(self, peer: PeerId, report: Report, *, skip: set[Rid] | frozenset[Rid] = frozenset()) -> list[Effect]:
+        """Snapshots of every resource ``peer`` lacks or holds an older (or another) replica of."""
+        effects: list[Effect] = self._commit_to(peer)
         for rid, res in self._resources.items():
+            if rid in skip:
+                continue
             pos = report.have.get(rid)
             if (
                 pos is None
                 or (pos.term, pos.version) < res.key
                 or ((pos.term, pos.version) == res.key and pos.checksum != res.checksum)
             ):
-                effects.append(Send(to=sender, message=res.snapshot(term=self.term, index=self.index)))
+                effects.append(Send(to=peer, message=res.snapshot(term=self.term, index=self.index)))
+        # private actions the reporter authored and we hold: a peer restarted with the same
+        # identity gets its secrets back (one that knows them already ignores these)
+        for res in self._resources.values():
+            for held in res.held:
+                if held.author == peer and held.action is not None:
+                    secret = Secret(
+                        term=self.term,
+                        rid=res.rid,
+                        seq=held.seq,
+                        private=held.action,
+                        nonce=held.nonce,
+                        origin=held.origin,
+                    )
+                    effects.append(Send(to=peer, message=secret))
+        return effects
+
+    def _on_report(self, sender: PeerId, report: Report) -> list[Effect]:
+        recovering = self.deadline is not None
+        effects: list[Effect] = [] if recovering else self._catch_up(sender, report)
         for rid_str, pos in report.have.items():
             rid = Rid(rid_str)
             mine = self._resources.get(rid)
+            if mine is None and rid in self._removed:  # it missed the removal: tell it again
+                effects.append(Send(to=sender, message=Removed(term=self.term, index=self._removed[rid], rid=rid)))
+                continue
             if recovering and (mine is None or (pos.term, pos.version) > mine.key):
                 # only a recovering master pulls, only from a position no newer than its own term
                 if not self._known_type(rid) or pos.term > self.term or len(self._pulls) >= MAX_PULLS:
@@ -350,7 +403,7 @@ class MasterCore:
                 effects.append(Send(to=sender, message=Pull(term=self.term, rid=rid)))
         if recovering:
             self._awaiting_report.discard(sender)
-            self._report_replies[sender] = report.req
+            self._reports[sender] = report
         else:
             effects.append(self._reply(sender, report.req))
         return effects
@@ -377,6 +430,8 @@ class MasterCore:
         current: Replica | None = self._resources.get(snap.rid)
         if current is not None and (snap.entry_term, snap.version) <= current.key:
             return []
+        if current is None and snap.rid in self._removed:
+            return []  # removed meanwhile
         try:
             pulled = Replica.from_snapshot(snap, type_)
         except InvalidState as exc:
@@ -391,6 +446,9 @@ class MasterCore:
             pulled.held = [known.get((h.author, h.seq), h) for h in pulled.held]
         self._resources[snap.rid] = pulled
         self._dirty[snap.rid] = None
+        if self.deadline is not None:
+            self._adopted.add(snap.rid)  # recovering: published once every pull is in
+            return []
         self.index += 1
         return [Publish(message=pulled.snapshot(term=self.term, index=self.index))]
 
@@ -452,7 +510,11 @@ class MasterCore:
             return [self._reply(sender, msg.req, msg.rid, _reason(exc))]
         type_ = self._types.get(type_name)
         if type_ is None:
-            return [self._reply(sender, msg.req, msg.rid, f"unknown resource type {type_name!r}", refusal="not_found")]
+            error = (
+                f"the master has no resource type {type_name!r}: every player of a room needs the types "
+                "of its resources (Peer(types=[...]))"
+            )
+            return [self._reply(sender, msg.req, msg.rid, error, refusal="not_found")]
         if msg.rid in self._resources:
             return [self._reply(sender, msg.req, msg.rid, None if msg.exist_ok else f"{msg.rid} already exists")]
         try:
@@ -484,6 +546,21 @@ class MasterCore:
         effects.append(self._reply(sender, msg.req, msg.rid))
         return effects
 
+    def _on_remove(self, sender: PeerId, msg: Remove) -> list[Effect]:
+        res = self._resources.pop(msg.rid, None)
+        if res is None:
+            return [self._reply(sender, msg.req, msg.rid, f"no resource {msg.rid}", refusal="not_found")]
+        for key in [key for key in self._early if key[1] == msg.rid]:
+            del self._early[key]
+        self._awaiting_pull.pop(msg.rid, None)
+        self._pulls = {(peer, rid) for peer, rid in self._pulls if rid != msg.rid}
+        self.index += 1
+        self._removed[msg.rid] = self.index
+        while len(self._removed) > TOMBSTONES:
+            del self._removed[next(iter(self._removed))]
+        removed = Removed(term=self.term, index=self.index, rid=msg.rid)
+        return [Publish(message=removed), self._reply(sender, msg.req, msg.rid)]
+
     def _presence(self, res: Replica) -> Publish:
         self.index += 1
         return Publish(
@@ -499,6 +576,8 @@ class MasterCore:
             return [Send(to=sender, message=reject)]
         last = self._last(res, sender)
         if msg.seq <= last:
+            if msg.seq > res.applied.get(sender, 0):  # rejected earlier (its answer lost, or its author restarted)
+                return [self._reject(sender, msg, f"seq {msg.seq} of this author was already rejected")]
             return []  # a re-submission of an action already applied: idempotent by (author, seq)
         early = self._early.setdefault((sender, msg.rid), {})
         if msg.seq > max(last, msg.base) + 1:
@@ -544,7 +623,7 @@ class MasterCore:
         action = action.by(sender)  # the authenticated link it came over names its author
         private = None if private is None else private.by(sender)
         try:  # the app's reducer: whatever it raises (or returns that is not data) rejects the action
-            public = freeze(res.type.reducer(res.state, action))
+            public = res.type.reduce(res.state, action)
             if private is not None:  # the author's private view must accept its private half
                 own = [h.action for h in res.held if h.author == sender and h.action is not None]
                 replay(res.type, public, [*own, private])
@@ -559,7 +638,7 @@ class MasterCore:
             reason = f"the state would be {size} bytes, over {res.type.name!r}'s max_bytes {res.type.max_bytes}"
             return [self._reject(sender, msg, reason, "too_large")]
         res.write(public, self.term, res.version + 1, digest)
-        res.applied[sender] = msg.seq
+        res.settle(sender, msg.seq, applied=True)
         self._dirty[msg.rid] = None
         commit = b""
         if private is not None:
@@ -645,7 +724,7 @@ class MasterCore:
             if held.action is None:
                 continue  # its author died with the previous master: that secret is gone
             try:
-                state = freeze(res.type.reducer(state, held.action))
+                state = res.type.reduce(state, held.action)
             except Exception:
                 continue
             revealed.append(held)

@@ -16,7 +16,7 @@ snapshot carries the seal of its head, and peers compare seals (:class:`Witness`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 
 from ..ids import PeerId, Rid, Term
@@ -46,6 +46,8 @@ __all__ = [
     "Pulled",
     "Refusal",
     "Rejected",
+    "Remove",
+    "Removed",
     "Replied",
     "Report",
     "Resend",
@@ -93,6 +95,15 @@ class Unbind:
     """Stop being a subscriber of ``rid``."""
 
     term: Term
+    rid: Rid
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Remove:
+    """Ask the master to delete ``rid`` everywhere."""
+
+    term: Term
+    req: int
     rid: Rid
 
 
@@ -238,6 +249,15 @@ class Presence:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Removed:
+    """Log entry: ``rid`` no longer exists (its state, subscribers and held private actions are gone)."""
+
+    term: Term
+    index: int
+    rid: Rid
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Secret:
     """To the author only: the private half of pair ``seq`` as the master resolved it."""
 
@@ -245,11 +265,16 @@ class Secret:
     rid: Rid
     seq: int
     private: Action
+    nonce: bytes = b""
+    """Sent back to an author that restarted: the nonce of the private half's commitment."""
+    origin: Action | None = None
+    """Sent back to an author that restarted: the private half as dispatched, if the master resolved it."""
 
 
-Refusal = Literal["rejected", "not_found", "too_large"]
+Refusal = Literal["rejected", "not_found", "too_large", "incompatible"]
 """Why the master refused a request or an action: the reducer (or a rule) refused it, the
-resource or its type is unknown, or the state would grow over the type's ``max_bytes``."""
+resource or its type is unknown, the state would grow over the type's ``max_bytes``, or the
+sender's version of the type differs from the master's."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -265,7 +290,7 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Replied:
-    """The answer to request ``req`` (create, bind or report): ``error`` is None on success."""
+    """The answer to request ``req`` (create, bind, remove or report): ``error`` is None on success."""
 
     term: Term
     req: int
@@ -329,6 +354,8 @@ class Snapshot:
     eras: tuple[Era, ...] = ()
     seal: Sealed | None = None
     """The seal of the master of ``entry_term`` over this head (a new master adopts only sealed replicas)."""
+    recent: dict[str, bytes] = field(default_factory=dict)
+    """Per author, which of its last seqs up to ``applied`` this replica holds (see ``Replica.holds``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -391,7 +418,7 @@ class Witness:
     sealed: Sealed
 
 
-ToMaster = Create | Bind | Unbind | Propose | Restore | Report | SyncRequest | Pulled | Ack | Endorse
+ToMaster = Create | Bind | Unbind | Propose | Restore | Report | SyncRequest | Pulled | Ack | Remove | Endorse
 """Client -> master (:attr:`Route.TO_MASTER`): the MasterCore serves them."""
 
 ToClients = (
@@ -407,20 +434,21 @@ ToClients = (
     | Resend
     | Committed
     | Began
+    | Removed
     | Sealed
     | Endorsed
 )
 """Master -> clients (:attr:`Route.TO_CLIENTS`): every peer's ClientCore applies them."""
 
 ToPeers = Witness
-"""Peer -> peer (:attr:`Route.PEERS`): the NodeCore itself compares what the master told each."""
+"""Peer -> peer (:attr:`Route.NODE`): the NodeCore itself compares what the master told each."""
 
 ResourceMessage = ToMaster | ToClients | ToPeers
 
 ROUTES: Final[dict[type[ResourceMessage], Route]] = {
     **dict.fromkeys(get_args(ToMaster), Route.TO_MASTER),
     **dict.fromkeys(get_args(ToClients), Route.TO_CLIENTS),
-    Witness: Route.PEERS,
+    Witness: Route.NODE,
 }
 """The route of every resource message, derived from the two unions above."""
 
@@ -449,9 +477,11 @@ MESSAGES: Final[dict[int, type[ResourceMessage]]] = {
     48: Committed,
     49: Began,
     50: Pulled,
-    51: Endorse,
-    52: Endorsed,
-    53: Sealed,
-    54: Witness,
+    51: Remove,
+    52: Removed,
+    53: Endorse,
+    54: Endorsed,
+    55: Sealed,
+    56: Witness,
 }
 """Wire tags: append, never renumber."""

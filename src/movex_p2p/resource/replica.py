@@ -12,10 +12,15 @@ from .state import checksum, freeze
 if TYPE_CHECKING:
     from .types import Action, ResourceType
 
-__all__ = ["MAX_ERAS", "Replica", "replay"]
+__all__ = ["MAX_ERAS", "WINDOW", "Replica", "replay"]
 
 MAX_ERAS = 64
 """Master changes remembered per resource (enough to tell which own actions a split lost)."""
+
+WINDOW = 1024
+"""Seqs per author below its last applied one that a replica remembers exactly (held or not)."""
+_WINDOW_MASK = (1 << WINDOW) - 1
+_WINDOW_BYTES = WINDOW // 8
 
 
 @dataclass(slots=True)
@@ -33,7 +38,31 @@ class Replica:
     eras: list[Era] = field(default_factory=list)
     seal: Sealed | None = None
     """The master's seal over this replica's current head (None until one arrives for this version)."""
+    recent: dict[str, int] = field(default_factory=dict)
+    """Per author, bit k set: seq ``applied[author] - k`` is in this replica's log (applied, not
+    skipped nor rejected). Two masters of a split may both apply one action; its author can
+    then tell, after the heal, whether the winning log holds it (see :meth:`holds`)."""
     _checksum: bytes | None = None
+
+    def settle(self, author: str, seq: int, *, applied: bool) -> None:
+        """``author``'s action ``seq`` was settled in this log: ``applied``, or rejected (or skipped)."""
+        last = self.applied.get(author, 0)
+        if seq <= last:
+            if applied and last - seq < WINDOW:
+                self.recent[author] = self.recent.get(author, 0) | (1 << (last - seq))
+            return
+        mask = self.recent.get(author, 0) << (seq - last)
+        self.recent[author] = (mask | 1 if applied else mask) & _WINDOW_MASK
+        self.applied[author] = seq
+
+    def holds(self, author: str, seq: int) -> bool | None:
+        """Is ``author``'s action ``seq`` in this log? None when it is too old to tell."""
+        last = self.applied.get(author, 0)
+        if seq > last:
+            return False
+        if last - seq >= WINDOW:
+            return None
+        return bool((self.recent.get(author, 0) >> (last - seq)) & 1)
 
     @property
     def checksum(self) -> bytes:
@@ -81,6 +110,7 @@ class Replica:
             applied=dict(self.applied),
             eras=list(self.eras),
             seal=self.seal,
+            recent=dict(self.recent),
             _checksum=self._checksum,
         )
 
@@ -108,6 +138,7 @@ class Replica:
             applied=dict(self.applied),
             eras=tuple(self.eras),
             seal=self.seal,
+            recent={author: mask.to_bytes(_WINDOW_BYTES, "big") for author, mask in self.recent.items()},
         )
 
     @classmethod
@@ -124,11 +155,12 @@ class Replica:
             applied=dict(snap.applied),
             eras=list(snap.eras[-MAX_ERAS:]),
             seal=snap.seal,
+            recent={author: int.from_bytes(mask[-_WINDOW_BYTES:], "big") for author, mask in snap.recent.items()},
         )
 
 
 def replay(type: ResourceType, state: Any, actions: list[Action]) -> Any:
-    """Apply ``actions`` in order with the type's reducer, freezing each result."""
+    """Apply ``actions`` in order with the type's reducer (held to its contract, each result frozen)."""
     for action in actions:
-        state = freeze(type.reducer(state, action))
+        state = type.reduce(state, action)
     return state

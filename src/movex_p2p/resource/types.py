@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ..errors import LocalProtocolError
+from ..errors import InvalidState, LocalProtocolError
 from ..ids import Rid
+from .state import freeze
 
-__all__ = ["DEFAULT_MAX_BYTES", "Action", "Reducer", "ResourceType", "TransformContext", "make_rid", "parse_rid"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "Action",
+    "Reducer",
+    "ResourceType",
+    "TransformContext",
+    "code_version",
+    "make_rid",
+    "parse_rid",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +81,10 @@ class ResourceType:
     ``transform(state, ctx)`` is a pure view applied on read (never stored, never checksummed);
     ``max_bytes`` bounds a state (and an action) of this type, counted as its CBOR encoding:
     anything up to it syncs, however many such resources a room holds.
+
+    ``version``: peers whose versions of a type differ cannot share its resources (two builds of
+    a game with different rules never mix). Default: :func:`code_version` of the reducer,
+    ``can_reveal`` and ``transform``, so any change to the rules changes it.
     """
 
     name: str
@@ -75,6 +93,7 @@ class ResourceType:
     can_reveal: Callable[[Any], bool] | None = field(default=None, kw_only=True)
     transform: Callable[[Any, TransformContext], Any] | None = field(default=None, kw_only=True)
     max_bytes: int = field(default=DEFAULT_MAX_BYTES, kw_only=True)
+    version: str = field(default="", kw_only=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or ":" in self.name:
@@ -83,10 +102,31 @@ class ResourceType:
             raise TypeError("reducer must be callable")
         if type(self.max_bytes) is not int or self.max_bytes < 1:
             raise ValueError(f"max_bytes must be a positive int, not {self.max_bytes!r}")
+        if not isinstance(self.version, str) or len(self.version) > MAX_VERSION:
+            raise ValueError(f"version must be a str of at most {MAX_VERSION} characters, not {self.version!r}")
+        if not self.version:
+            object.__setattr__(self, "version", code_version(self.reducer, self.can_reveal, self.transform))
 
     def rid(self, id: str) -> Rid:
         """The rid of the resource ``id`` of this type."""
         return make_rid(self.name, id)
+
+    def reduce(self, state: Any, action: Action) -> Any:
+        """Run the reducer and hold it to its contract: JSON-like data back, frozen (InvalidState if not)."""
+        result = self.reducer(state, action)
+        if result is state:
+            return state  # unchanged (stored states are frozen already)
+        if result is None:
+            raise InvalidState(
+                f"the {self.name!r} reducer returned None for action {action.type!r}: return the state "
+                "(return state unchanged when the action changes nothing)"
+            )
+        try:
+            return freeze(result)
+        except InvalidState as exc:
+            raise InvalidState(
+                f"the {self.name!r} reducer returned data that is not JSON-like for action {action.type!r}: {exc}"
+            ) from None
 
 
 def make_rid(type_name: str, id: str) -> Rid:
@@ -106,3 +146,90 @@ def parse_rid(rid: str) -> tuple[str, str]:
     if not sep or not type_name or not id:
         raise LocalProtocolError(f"invalid rid {rid!r}: expected 'type:id'")
     return type_name, id
+
+
+MAX_VERSION: Final = 64
+"""The longest ``ResourceType.version`` (it travels in every peer's introduction)."""
+
+_HELPER_DEPTH: Final = 4  # helper functions followed from a reducer, at most this many calls deep
+_DATA_LIMIT: Final = 65_536  # characters of a module constant's repr taken into the digest
+
+
+def code_version(*functions: object) -> str:
+    """A digest of what ``functions`` compute: their bytecode, constants, defaults and closures, and
+    the helper functions and constants of their own module that they use (followed a few calls deep).
+
+    Stable across processes and machines for one Python minor version (bytecode differs between
+    3.11 and 3.13, so the digest starts with the version: ``"py311-..."``). ``None`` entries are skipped.
+    """
+    digest = hashlib.blake2b(digest_size=6)
+    seen: set[types.CodeType] = set()
+    for fn in functions:
+        if fn is not None:
+            _digest_callable(fn, digest, seen, 0)
+    return f"py{sys.version_info[0]}{sys.version_info[1]}-{digest.hexdigest()}"
+
+
+def _digest_callable(fn: object, digest: Any, seen: set[types.CodeType], depth: int) -> None:
+    while isinstance(fn, functools.partial):
+        digest.update(f"partial{_data(fn.args)}{_data(fn.keywords)}".encode())
+        fn = fn.func
+    if isinstance(fn, types.MethodType):
+        fn = fn.__func__
+    if not isinstance(fn, types.FunctionType):  # a callable object: its class and its __call__
+        digest.update(f"{type(fn).__module__}.{type(fn).__qualname__}".encode())
+        call = vars(type(fn)).get("__call__")
+        if isinstance(call, types.FunctionType):
+            _digest_callable(call, digest, seen, depth)
+        return
+    code = fn.__code__
+    if code in seen:
+        return
+    seen.add(code)
+    names: set[str] = set()
+    _digest_code(code, digest, names)
+    digest.update(f"defaults{_data(fn.__defaults__)}{_data(fn.__kwdefaults__)}".encode())
+    for cell in fn.__closure__ or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if callable(value) and not isinstance(value, type):
+            _digest_callable(value, digest, seen, depth + 1)
+        else:
+            digest.update(f"cell{_data(value)}".encode())
+    if depth >= _HELPER_DEPTH:
+        return
+    module = fn.__module__
+    for name in sorted(names):
+        value = fn.__globals__.get(name)
+        if isinstance(value, types.FunctionType) and value.__module__ == module:
+            _digest_callable(value, digest, seen, depth + 1)
+        elif isinstance(value, (bool, int, float, str, bytes, tuple, list, dict, frozenset, set)):
+            digest.update(f"{name}={_data(value)}".encode())
+
+
+def _digest_code(code: types.CodeType, digest: Any, names: set[str]) -> None:
+    digest.update(code.co_code)
+    digest.update(repr(code.co_names).encode())
+    names.update(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _digest_code(const, digest, names)
+        else:
+            digest.update(_data(const).encode())
+
+
+def _data(value: object) -> str:
+    """A deterministic text for constants (sets sorted; long ones cut, with their length)."""
+    if isinstance(value, (frozenset, set)):
+        text = "{" + ",".join(sorted(_data(item) for item in value)) + "}"
+    elif isinstance(value, tuple | list):
+        text = "[" + ",".join(_data(item) for item in value) + "]"
+    elif isinstance(value, dict):
+        text = "{" + ",".join(f"{_data(k)}:{_data(v)}" for k, v in value.items()) + "}"
+    elif value is None or isinstance(value, (bool, int, float, str, bytes)) or value is Ellipsis:
+        text = repr(value)
+    else:
+        text = type(value).__qualname__  # an object: its kind only (its repr may hold an address)
+    return text if len(text) <= _DATA_LIMIT else f"{text[:_DATA_LIMIT]}...{len(text)}"

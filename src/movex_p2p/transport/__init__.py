@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import MAX_DATAGRAM, Endpoint, Frame, PeerDown, PeerUp, Transport, TransportEvent
+from .base import MAX_DATAGRAM, Endpoint, Frame, PeerDown, PeersSeen, PeerUp, Transport, TransportEvent
 
 __all__ = [
     "MAX_DATAGRAM",
@@ -10,6 +10,7 @@ __all__ = [
     "Frame",
     "PeerDown",
     "PeerUp",
+    "PeersSeen",
     "Transport",
     "TransportEvent",
 ]

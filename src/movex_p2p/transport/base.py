@@ -19,7 +19,7 @@ from ..ids import PeerId
 if TYPE_CHECKING:
     from ..identity import Identity
 
-__all__ = ["MAX_DATAGRAM", "Endpoint", "Frame", "PeerDown", "PeerUp", "Transport", "TransportEvent"]
+__all__ = ["MAX_DATAGRAM", "Endpoint", "Frame", "PeerDown", "PeerUp", "PeersSeen", "Transport", "TransportEvent"]
 
 MAX_DATAGRAM: Final = 1024
 """The largest frame ``send_datagram`` takes, in bytes; a larger one must go through ``send``."""
@@ -50,7 +50,18 @@ class Frame:
     data: bytes
 
 
-TransportEvent = PeerUp | PeerDown | Frame
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeersSeen:
+    """Peers of the room found (over mDNS, or addresses being dialed) that have no link yet.
+
+    Each is named by its id or, for an address nobody answered at yet, by ``"@host:port"``. A
+    peer counts only while a link to it may still open (a few seconds after it was found).
+    """
+
+    peers: frozenset[str]
+
+
+TransportEvent = PeerUp | PeerDown | Frame | PeersSeen
 
 
 class Endpoint(Protocol):
@@ -85,6 +96,7 @@ class Transport(Protocol):
         room: str,
         secret: str | None,
         max_frame: int | None = None,
+        role: str = "player",
         identity: Identity | None = None,
     ) -> AbstractAsyncContextManager[Endpoint]:
         """Join ``room`` as ``peer_id``; leaving the context says goodbye and closes every link.
@@ -94,5 +106,7 @@ class Transport(Protocol):
 
         ``max_frame``: the largest frame the node will send or accept (its largest state plus
         room for the message around it); a transport that bounds frames must allow at least that.
+        ``role``: what a discovery record says of the peer (a lobby counts players, not spectators);
+        the node passes it only for a spectator.
         """
         ...

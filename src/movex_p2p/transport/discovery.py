@@ -3,7 +3,10 @@
 Each peer registers ``<peer id>._movex._tcp.local.`` on explicit interface addresses, with
 probing skipped (peer ids are unique: ~5 ms instead of ~1.2 s), and browses the same type.
 TXT: ``room``, ``id``, ``v`` (protocol version), ``inc`` (incarnation: a restart with the same
-id shows up as Updated with a new one), ``sig`` (signaling TCP port) and ``name``.
+id shows up as Updated with a new one), ``sig`` (signaling TCP port), ``name`` and ``role``
+(``player`` or ``spectator``; absent means player).
+
+:func:`browse` only listens: it announces nothing and joins no room (a lobby screen).
 
 mDNS is a discovery hint, not liveness and not proof: a killed peer's records linger for their
 TTL, and anyone on the LAN can announce any id. The LAN transport only dials what it learns
@@ -23,13 +26,22 @@ from typing import Any, Final
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from zeroconf import IPVersion, ServiceStateChange, Zeroconf
+from zeroconf import DNSQuestionType, IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from ..errors import TransportError
 from ..ids import PeerId
 
-__all__ = ["MAX_RESOLVING", "SERVICE_TYPE", "Announcement", "Discovery", "DiscoveryEvent", "PeerGone", "parse_txt"]
+__all__ = [
+    "MAX_RESOLVING",
+    "SERVICE_TYPE",
+    "Announcement",
+    "Discovery",
+    "DiscoveryEvent",
+    "PeerGone",
+    "browse",
+    "parse_txt",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +63,7 @@ class Announcement:
     incarnation: int
     port: int
     addresses: tuple[str, ...]
+    role: str = "player"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,6 +119,7 @@ def _parse_txt(properties: dict[bytes, bytes | None], addresses: Sequence[str]) 
     if not peer:
         raise ValueError("TXT id is empty")
     kept = [a for a in addresses if isinstance(a, str) and len(a) <= 15][:8]
+    role = text(b"role") if properties.get(b"role") is not None else "player"
     return Announcement(
         peer=PeerId(peer),
         name=text(b"name", optional=True),
@@ -114,6 +128,7 @@ def _parse_txt(properties: dict[bytes, bytes | None], addresses: Sequence[str]) 
         incarnation=number(b"inc", 0, 2**64 - 1),
         port=number(b"sig", 1, 65535),
         addresses=tuple(kept),
+        role=role if role in ("player", "spectator") else "player",
     )
 
 
@@ -174,6 +189,7 @@ class Discovery:
                     "inc": str(me.incarnation),
                     "sig": str(me.port),
                     "name": me.name,
+                    "role": me.role,
                 },
                 server=f"{me.peer}.local.",
                 parsed_addresses=list(me.addresses),
@@ -286,3 +302,67 @@ class Discovery:
             await self._events_tx.send(event)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
+
+
+async def browse(interfaces: Sequence[str], *, wait: float, limit: int = 1024) -> list[Announcement]:
+    """Every peer announced on ``interfaces`` during ``wait`` seconds, any room (announces nothing).
+
+    A fresh zeroconf instance has no cache, so only peers that answer now are listed; a peer
+    that said goodbye meanwhile is dropped. At most ``limit`` peers are kept.
+    """
+    if not interfaces:
+        raise ValueError("browsing needs at least one explicit interface address")
+    try:
+        # unicast mode: queries leave from an ephemeral port, so every responder answers at once,
+        # by unicast, to this socket alone: no multicast rate limit (a record multicast in the last
+        # second is held back a second) and no other mDNS socket of this host takes the answers
+        azc = AsyncZeroconf(interfaces=list(interfaces), ip_version=IPVersion.V4Only, unicast=True)
+    except OSError as exc:
+        raise TransportError(f"mDNS on {list(interfaces)} unavailable: {exc!r}") from exc
+    changes_tx, changes_rx = anyio.create_memory_object_stream[tuple[str, ServiceStateChange]](limit)
+    found: dict[str, Announcement] = {}
+
+    def on_change(zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+        try:
+            changes_tx.send_nowait((name, state_change))
+        except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+
+    async def resolve(name: str, until: float) -> None:
+        info = AsyncServiceInfo(SERVICE_TYPE, name)
+        timeout_ms = max(1, int((until - anyio.current_time()) * 1000))
+        try:
+            found_it = await info.async_request(azc.zeroconf, timeout_ms, question_type=DNSQuestionType.QM)
+            if not found_it or info.port is None:
+                return
+            announcement = parse_txt(info.properties, info.parsed_addresses(IPVersion.V4Only), info.port)
+        except (ValueError, UnicodeDecodeError):
+            return
+        except Exception:
+            log.debug("resolving %s failed", name, exc_info=True)
+            return
+        if announcement.peer.lower() == _peer_of(name).lower() and len(found) < limit:
+            found[name] = announcement
+
+    browser: AsyncServiceBrowser | None = None
+    try:
+        until = anyio.current_time() + wait
+        async with anyio.create_task_group() as tg:
+            browser = AsyncServiceBrowser(
+                azc.zeroconf, [SERVICE_TYPE], handlers=[on_change], question_type=DNSQuestionType.QM
+            )
+            with anyio.move_on_after(wait):
+                async for name, change in changes_rx:
+                    if change is ServiceStateChange.Removed:
+                        found.pop(name, None)
+                    else:
+                        tg.start_soon(resolve, name, until)
+            tg.cancel_scope.cancel()
+    finally:
+        changes_tx.close()
+        changes_rx.close()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            if browser is not None:
+                await browser.async_cancel()
+            await azc.async_close()
+    return list(found.values())

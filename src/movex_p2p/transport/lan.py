@@ -4,7 +4,7 @@ Every pair of peers of a room holds one link (:mod:`.link`): a reliable, ordered
 frames of any size (cut into pieces and paced, so nothing waits behind megabytes inside
 aiortc) and a datagram lane for heartbeats and election messages, which must never wait
 behind a retransmission. A heartbeat datagram goes out on every link every
-``heartbeat_interval`` (0.1 s); a link is declared dead only after ``dead_after`` (1 s) with
+``heartbeat_interval`` (0.1 s); a link is declared dead only after ``dead_after`` (0.9 s) with
 nothing at all heard on it: mDNS records and aiortc's own consent checks are far too slow for
 liveness, and a link that still delivers anything is never torn down.
 
@@ -47,7 +47,7 @@ from ..errors import (
 )
 from ..identity import Identity
 from ..ids import PeerId
-from .base import Frame, PeerDown, PeerUp, TransportEvent
+from .base import Frame, PeerDown, PeersSeen, PeerUp, TransportEvent
 from .discovery import Announcement, Discovery, PeerGone
 from .interfaces import default_interfaces, usable_interfaces
 from .link import DEFAULT_MAX_FRAME, MAX_DATAGRAM, FrameDecoder, Link, encode_frame
@@ -106,6 +106,13 @@ _PENALTY: Final = (1.0, 60.0)
 _ADDRESSES_KEPT: Final = 1024
 """Source addresses whose failures are remembered (counts only; the oldest is forgotten first)."""
 _FAILURES_KEPT: Final = 16
+_DISCOVERY_GRACE: Final = 0.5
+"""For this long after joining, a peer counts one more member it may not have heard of yet: the
+peers of a room that is already there answer its first mDNS query in that time (even on a busy
+machine), so it joins them rather than electing itself first."""
+_STALL: Final = 0.25
+"""The heartbeat loop woke this much later than due: the process was stalled (a busy CPU, a
+paused VM), and what peers sent meanwhile may still wait unread. Silence that long is ours."""
 
 
 # --- the transport ------------------------------------------------------------------------
@@ -129,6 +136,8 @@ _PROVEN_LIMIT: Final = 4096
 """Peers remembered as proven (a link with them was authenticated)."""
 _STABLE_LINK: Final = 5.0
 """A link that stayed open this long resets the dial backoff."""
+_SYN_TRIES: Final = 3
+"""Connection attempts per address of one dial (overlapping, the first to connect wins)."""
 _NEXT_ADDRESS: Final = 0.25
 """Dialing several addresses of a peer, the next one is tried after this long (or once the last failed)."""
 
@@ -163,7 +172,7 @@ class LanTransport:
         peers: Sequence[str] = (),
         *,
         heartbeat_interval: float = 0.1,
-        dead_after: float = 1.0,
+        dead_after: float = 0.9,
         connect_timeout: float = 5.0,
         max_frame: int = DEFAULT_MAX_FRAME,
     ) -> None:
@@ -195,19 +204,21 @@ class LanTransport:
         room: str,
         secret: str | None,
         max_frame: int | None = None,
+        role: str = "player",
         identity: Identity | None = None,
     ) -> LanEndpoint:
         """Join ``room`` as ``identity`` (``async with``); leaving says goodbye and closes every link.
 
         ``peer_id`` must be ``identity.id``: handshakes prove it with the identity's key (without
         an identity, ``peer_id`` must be the id of a fresh one, so pass the identity).
-        ``max_frame`` raises (never lowers) the transport's own bound for this endpoint's links.
+        ``max_frame`` raises (never lowers) the transport's own bound for this endpoint's links;
+        ``role`` is announced in the mDNS record (a lobby counts players, not spectators).
         """
         limit = self.max_frame if max_frame is None else max(self.max_frame, max_frame)
         identity = identity or Identity.generate()
         if identity.id != peer_id:
             raise ValueError(f"peer id {peer_id!r} is not the id of the identity given ({identity.id!r})")
-        return LanEndpoint(self, identity=identity, name=name, room=room, secret=secret, max_frame=limit)
+        return LanEndpoint(self, identity=identity, name=name, room=room, secret=secret, max_frame=limit, role=role)
 
 
 class _PeerLog(logging.LoggerAdapter[logging.Logger]):
@@ -227,12 +238,14 @@ class LanEndpoint:
         room: str,
         secret: str | None,
         max_frame: int = DEFAULT_MAX_FRAME,
+        role: str = "player",
     ) -> None:
         peer_id = identity.id
         self.identity = identity
         self.id = peer_id
         self.name = name
         self.room = room
+        self.role = role
         self._t = transport
         self._max_frame = max_frame
         self._secret = secret
@@ -263,6 +276,9 @@ class LanEndpoint:
         self._events_rx: MemoryObjectReceiveStream[TransportEvent]
         self._events_tx, self._events_rx = anyio.create_memory_object_stream[TransportEvent](65536)
         self._inbox_bytes = 0
+        self._found_at: dict[str, float] = {}  # when each peer (or "@address") was first known
+        self._opened_at = math.inf
+        self._seen: frozenset[str] = frozenset()  # last PeersSeen reported
         self._stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
         self._discovery: Discovery | None = None
@@ -344,7 +360,6 @@ class LanEndpoint:
 
     async def _open(self) -> None:
         self.interfaces = usable_interfaces(self._t.interfaces)
-        self._key = await anyio.to_thread.run_sync(derive_key, self.room, self._secret)
         listener = await self._listen()
         await self._stack.enter_async_context(listener)
         self._tg = await self._stack.enter_async_context(anyio.create_task_group())
@@ -360,6 +375,7 @@ class LanEndpoint:
                         incarnation=self.incarnation,
                         port=self.signaling_port,
                         addresses=tuple(self.interfaces),
+                        role=self.role,
                     ),
                 )
             )
@@ -367,12 +383,17 @@ class LanEndpoint:
             if not (self._t.peers or self._t.port):
                 raise  # nobody could find us, nor we anybody
             self._log.warning("%s: reachable by address only (port %d)", exc, self.signaling_port)
+        # the room key (scrypt: tens of ms) is derived while the mDNS announcement goes out; no
+        # handshake runs before it is there (connections wait in the listen backlog meanwhile)
+        self._key = await anyio.to_thread.run_sync(derive_key, self.room, self._secret)
         self._tg.start_soon(self._serve, listener)
         if self._discovery is not None:
             self._tg.start_soon(self._discovery_loop, self._discovery)
+        self._opened_at = anyio.current_time()
         self._tg.start_soon(self._heartbeat_loop)
         for address in self._t.peers:
             self._addresses[address] = AddressState()
+            self._found_at[f"@{address}"] = anyio.current_time()
             self._tg.start_soon(self._address_loop, address)
         self._log.debug("joined %r on %s, signaling port %d", self.room, self.interfaces, self.signaling_port)
 
@@ -442,8 +463,11 @@ class LanEndpoint:
     async def _heartbeat_loop(self) -> None:
         interval = self._t.heartbeat_interval
         next_beat = anyio.current_time()
+        wake = next_beat
         while True:
             now = anyio.current_time()
+            if now - wake > _STALL:  # our own loop stalled: don't blame the peers for it
+                self._detector.stalled(now - wake)
             if now >= next_beat:
                 for link in list(self._links.values()):
                     if link.up and not link.dead:
@@ -457,9 +481,48 @@ class LanEndpoint:
                 if silent is not None and not silent.dead:
                     self._log.warning("%s silent for over %.2f s: declared dead", peer, self._t.dead_after)
                     silent.drop("silent")
+            seen = self._still_joining(now)
+            if seen != self._seen:
+                self._seen = seen
+                self._log.debug("found, no link yet: %s", sorted(seen))
+                await self._emit(PeersSeen(peers=seen))
             deadline = self._detector.deadline
-            wake = next_beat if deadline is None else min(next_beat, deadline + 0.001)
-            await anyio.sleep(max(0.0, wake - anyio.current_time()))
+            wake = max(now, next_beat if deadline is None else min(next_beat, deadline + 0.001))
+            await anyio.sleep(wake - anyio.current_time())
+
+    def _still_joining(self, now: float) -> frozenset[str]:
+        """Peers found (or ``peers=`` addresses) with no link yet, found less than two ``connect_timeout`` ago.
+
+        A peer stops counting sooner once two dials to it failed (a stale mDNS record of a
+        peer that is gone); on a lossy Wi-Fi a live peer's link can take several seconds.
+        Nothing counts once this endpoint is open that long: mDNS records are hints anyone can
+        send, and a stream of made-up members must not keep a new room from electing.
+        """
+        window = 2 * self._t.connect_timeout
+        for key in [k for k, at in self._found_at.items() if now - at >= window]:
+            del self._found_at[key]  # a link had its chance: found long ago, it no longer counts
+        if now - self._opened_at >= window:
+            self._found_at.clear()
+            return frozenset()
+        linked = self.peers
+        seen: set[str] = {
+            peer
+            for peer, records in self._known.items()
+            if peer in self._found_at
+            and peer not in linked
+            and peer not in self._left
+            and any(  # a record that refused our secret, or a spectator's (it never votes), counts for nothing
+                (peer, r.port, r.addresses, r.incarnation) not in self._bad and r.role != "spectator" for r in records
+            )
+        }
+        seen.update(
+            key
+            for address, state in self._addresses.items()
+            if state.peer is None and not state.ours and (key := f"@{address}") in self._found_at
+        )
+        if now - self._opened_at < _DISCOVERY_GRACE:
+            seen.add("?")  # peers already here answer our first mDNS query within this long
+        return frozenset(seen)
 
     async def _discovery_loop(self, discovery: Discovery) -> None:
         async for event in discovery.events:
@@ -486,6 +549,7 @@ class LanEndpoint:
                 return
             candidates = self._known[peer] = []
             self._log.debug("discovered %s", peer)
+            self._found_at.setdefault(peer, anyio.current_time())
         where = (ann.port, ann.addresses, ann.incarnation)
         news = all((c.port, c.addresses, c.incarnation) != where for c in candidates)
         candidates[:] = [ann, *(c for c in candidates if (c.port, c.addresses, c.incarnation) != where)]
@@ -647,6 +711,8 @@ class LanEndpoint:
                         except (AuthenticationFailed, ConnectError, RemoteProtocolError) as exc:
                             self._count_failure(exc)
                             failures += 1
+                            if failures >= 2:  # not a peer that is about to link: stop waiting for it
+                                self._found_at.pop(peer, None)
                             if isinstance(exc, AuthenticationFailed):
                                 self._log.warning("%s: %s", peer, exc)
                                 self._note_auth_failure(exc)
@@ -826,9 +892,14 @@ class LanEndpoint:
                 await self._close_session(session)
 
     async def _connect_tcp(self, addresses: Sequence[str], port: int) -> SocketStream:
-        """A TCP connection to the first of ``addresses`` that answers (each tried in turn, overlapping)."""
+        """A TCP connection to the first of ``addresses`` that answers (each tried in turn, overlapping).
+
+        Each address is tried up to ``_SYN_TRIES`` times, ``_NEXT_ADDRESS`` apart: a lost SYN
+        otherwise costs the kernel's 1 s retransmission timeout, and a lossy Wi-Fi loses some.
+        """
         if not addresses:
             raise ConnectError("no address to dial")
+        addresses = [address for address in addresses for _ in range(_SYN_TRIES)]
         errors: list[str] = []
         won: list[SocketStream] = []
         failed = [anyio.Event() for _ in addresses]
@@ -859,7 +930,7 @@ class LanEndpoint:
                 await stream.aclose()
             raise
         if not won:
-            raise ConnectError("; ".join(errors))
+            raise ConnectError("; ".join(dict.fromkeys(errors)))
         return won[0]
 
     # -- accepting --------------------------------------------------------------------------

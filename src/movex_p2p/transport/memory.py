@@ -14,6 +14,7 @@ import heapq
 import itertools
 import logging
 import random
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,17 +25,18 @@ import anyio
 from ..errors import ChannelClosed, LocalProtocolError
 from ..ids import PeerId
 from ..links import Links
+from ..routes import Lane
+from .base import MAX_DATAGRAM, Frame, PeerDown, PeerUp, TransportEvent
 
 if TYPE_CHECKING:
     from ..identity import Identity
-from ..routes import Lane
-from .base import MAX_DATAGRAM, Frame, PeerDown, PeerUp, TransportEvent
 
 __all__ = ["FaultyNetwork", "LocalNetwork"]
 
 log = logging.getLogger(__name__)
 
 INBOX_LIMIT: Final = 100_000
+_AUTH_FAILURES_KEPT: Final = 64
 
 
 @dataclass(order=True)
@@ -60,6 +62,10 @@ class _LocalEndpoint:
         self._held_frames = 0
         self._last_frame_at = 0.0
         self.closed = False
+        self.auth_failures: deque[str] = deque(maxlen=_AUTH_FAILURES_KEPT)  # short texts, as on the LAN
+        """The latest authentication failures (as :class:`~movex_p2p.transport.lan.LanEndpoint` keeps them)."""
+        self.refused: Counter[str] = Counter()
+        """Handshakes that failed, by reason: here only ``"wrong secret"`` (another secret, same room)."""
 
     @property
     def peers(self) -> frozenset[PeerId]:
@@ -172,19 +178,27 @@ class LocalNetwork:
         room: str,
         secret: str | None,
         max_frame: int | None = None,
+        role: str = "player",
         identity: Identity | None = None,
     ) -> AsyncIterator[_LocalEndpoint]:
-        """Join ``room``; peers with another secret never get a link to this one.
+        """Join ``room``; peers with another secret never get a link to this one (frames have no size limit here).
 
-        In process, ids are trusted (``identity`` is not needed) and frames have no size limit.
+        In process, ids are trusted (``identity`` is not needed). Both sides count a pair with
+        different secrets as a failed handshake (``refused``, ``auth_failures``), as on the LAN.
         """
         if peer_id in self._endpoints:
             raise ValueError(f"peer id {peer_id} is already on this network")
         endpoint = _LocalEndpoint(self, peer_id, name, room, secret)
         self._endpoints[peer_id] = endpoint
         for other in self._endpoints.values():
-            if other is not endpoint and self._same_room(endpoint, other) and self._can_talk(peer_id, other.peer_id):
+            if other is endpoint or not self._can_talk(peer_id, other.peer_id):
+                continue
+            if self._same_room(endpoint, other):
                 self._link(endpoint, other)
+            elif endpoint.room == other.room and endpoint.secret != other.secret and not other.closed:
+                for ours, theirs in ((endpoint, other), (other, endpoint)):  # as a LAN handshake fails both ways
+                    ours.refused["wrong secret"] += 1
+                    ours.auth_failures.append(f"{theirs.peer_id} does not hold our room secret")
         try:
             yield endpoint
         finally:
@@ -194,8 +208,14 @@ class LocalNetwork:
         return a.room == b.room and a.secret == b.secret and not a.closed and not b.closed
 
     def _link(self, a: _LocalEndpoint, b: _LocalEndpoint) -> None:
-        a._put(PeerUp(peer=b.peer_id, name=b.name))
-        b._put(PeerUp(peer=a.peer_id, name=a.name))
+        for ours, theirs in ((a, b), (b, a)):
+            # a peer that comes back (same id) before its old link was declared dead: that link ends now
+            stale = [d for d in ours._due if isinstance(d.event, PeerDown) and d.event.peer == theirs.peer_id]
+            if stale:
+                ours._due = [d for d in ours._due if d not in stale]
+                heapq.heapify(ours._due)
+                ours._put(PeerDown(peer=theirs.peer_id, graceful=False))
+            ours._put(PeerUp(peer=theirs.peer_id, name=theirs.name))
 
     def _leave(self, endpoint: _LocalEndpoint, *, graceful: bool) -> None:
         if self._endpoints.get(endpoint.peer_id) is not endpoint:
@@ -284,11 +304,12 @@ class FaultyNetwork(LocalNetwork):
         room: str,
         secret: str | None,
         max_frame: int | None = None,
+        role: str = "player",
         identity: Identity | None = None,
     ) -> AsyncIterator[_LocalEndpoint]:
         """Join ``room`` (a killed peer's id may join again)."""
         self.links.revive(peer_id)
-        async with super().connect(peer_id=peer_id, name=name, room=room, secret=secret) as endpoint:
+        async with super().connect(peer_id=peer_id, name=name, room=room, secret=secret, role=role) as endpoint:
             yield endpoint
 
     def _can_talk(self, a: PeerId, b: PeerId) -> bool:

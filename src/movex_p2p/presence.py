@@ -1,0 +1,103 @@
+"""Who is in the room: every peer introduces itself on every new link (pure).
+
+A link says only that a peer proved the room secret. Right after a link opens, each side sends
+one :class:`Introduce` over it: its display name, presence info, role (``"player"`` or
+``"spectator"``) and the version of each resource type it has. The node turns introductions
+into :class:`PeerInfo` members (``peer.members``, ``on_peer_joined``), tells the election which
+peers are spectators, and compares type versions (two builds of a game never share a type).
+
+Tags 1-29 of the wire belong to the node: 1 is :class:`Introduce` (append, never renumber).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, get_args
+
+from .ids import PeerId
+from .routes import Lane, Route
+
+__all__ = [
+    "LANES",
+    "MAX_NAME",
+    "MAX_TYPES",
+    "MESSAGES",
+    "ROLES",
+    "ROUTES",
+    "Introduce",
+    "NodeMessage",
+    "PeerInfo",
+    "Role",
+    "RoomInfo",
+]
+
+Role = Literal["player", "spectator"]
+"""A player may become master and counts in votes; a spectator only watches (and may dispatch)."""
+
+ROLES: Final[tuple[Role, ...]] = get_args(Role)
+
+MAX_NAME: Final = 200
+"""The longest display name, in characters (it also travels in mDNS TXT records)."""
+
+MAX_TYPES: Final = 1024
+"""The most resource types one introduction may list."""
+
+_MAX_TYPE_NAME: Final = 200
+_MAX_VERSION: Final = 64
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Introduce:
+    """Sent once on every new link: who this peer is, its role and the version of each of its types."""
+
+    name: str
+    info: dict[str, Any]
+    role: Role
+    types: dict[str, str]
+
+    def __post_init__(self) -> None:
+        if len(self.name) > MAX_NAME:
+            raise ValueError(f"a name of {len(self.name)} characters (at most {MAX_NAME})")
+        if len(self.types) > MAX_TYPES:
+            raise ValueError(f"{len(self.types)} resource types (at most {MAX_TYPES})")
+        for name, version in self.types.items():
+            if len(name) > _MAX_TYPE_NAME or len(version) > _MAX_VERSION:
+                raise ValueError("a resource type name or version is too long")
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    """A member of the room: its id, display name, presence info and role (``"player"`` or ``"spectator"``)."""
+
+    id: str
+    name: str
+    info: dict[str, Any] = field(default_factory=dict)
+    role: Role = "player"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    """A room seen on the LAN (:func:`movex_p2p.browse_rooms`): its name, player count and player names."""
+
+    room: str
+    players: int
+    names: tuple[str, ...]
+    spectators: int = 0
+
+
+NodeMessage = Introduce
+"""Peer <-> peer messages the NodeCore handles itself."""
+
+ROUTES: Final[dict[type[NodeMessage], Route]] = {Introduce: Route.NODE}
+"""Introductions are handled by the NodeCore itself."""
+
+LANES: Final[dict[type[NodeMessage], Lane]] = {Introduce: Lane.RELIABLE}
+"""An introduction is sent once per link: it must not be lost."""
+
+MESSAGES: Final[dict[int, type[NodeMessage]]] = {1: Introduce}
+"""Wire tags: append, never renumber."""
+
+
+def members_of(peers: dict[PeerId, PeerInfo]) -> dict[str, PeerInfo]:
+    """``peers`` keyed by plain str ids (what the app sees)."""
+    return {str(peer): info for peer, info in peers.items()}
