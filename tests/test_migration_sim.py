@@ -272,3 +272,21 @@ def test_flapping_partitions_regressions(seed: int, size: int, flaps: int, polic
 )
 def test_flapping_partitions_lose_and_double_nothing(seed: int, size: int, flaps: int, policy: Policy) -> None:
     _flapping(seed, size, flaps, policy)
+
+
+@pytest.mark.parametrize(
+    ("seed", "kills", "kill_master_at"),
+    [
+        (1053290, [(0.84375, 1), (0.903088862277003, 0)], None),
+        (3933953013, [(0.84375, 1)], 0.903),
+        (4276262006, [(0.84375, 1)], 0.903),
+    ],
+)
+def test_a_bare_majority_elects_under_heavy_loss(
+    seed: int, kills: list[tuple[float, int]], kill_master_at: float | None
+) -> None:
+    """Signed, 5 peers, two killed, 20 % datagram loss, MAJORITY: the three left must all vote, and
+    honest candidates often lose their elections to loss. Refusing a candidate after three such
+    losses kept these rooms masterless past the 8 s the property test allows."""
+    inner = test_kills_never_lose_or_double_what_survivors_saw.hypothesis.inner_test  # type: ignore[attr-defined]
+    inner(seed=seed, size=5, kills=kills, kill_master_at=kill_master_at, policy=Policy.MAJORITY, loss=0.2)

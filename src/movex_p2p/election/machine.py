@@ -81,7 +81,6 @@ MAX_ROUND: Final = 2**30
 MAX_MEMBERS: Final = 256
 """MAJORITY: members remembered at once (the longest gone is forgotten first)."""
 _TRUSTED_KEPT: Final = 64  # certified terms remembered (and masters of terms seen with real votes)
-_PENALTY: Final = (1.0, 30.0)  # a candidate that won our vote thrice and never showed a master: refused this long
 _ROUND_STEP: Final = 8
 """A vote request may be at most this many rounds past ours (a voter that missed rounds catches up)."""
 _TOP_UP: Final = 0.2  # seconds between a master's requests for the votes of peers that do not follow it
@@ -309,8 +308,6 @@ class ElectionMachine:
         self._seen: dict[Term, PeerId] = {}  # terms whose master showed votes of other peers we know
         self._known_cert: tuple[Term, PeerId, tuple[bytes, ...]] | None = None  # the one we follow
         self._pending_vote: tuple[Term, PeerId, float] | None = None
-        self._penalty: dict[PeerId, tuple[float, float]] = {}  # candidate -> (refused until, last length)
-        self._failed: dict[PeerId, int] = {}  # candidate -> votes in a row it won and showed no master for
         self._seen_round = 0  # the highest round refusals told us of (bounded)
         self._top_up_at = -math.inf
         self._rival_at = -math.inf
@@ -646,11 +643,14 @@ class ElectionMachine:
         return self._quorum_of(set(self._cert))
 
     def _check_pending_vote(self, now: float, asking: PeerId | None = None) -> bool:
-        """A candidate we voted for that never showed a certified master is refused for a while (doubling).
+        """One vote per candidate until it shows a master for it (or two election timeouts pass).
 
         ``asking``: that candidate asks again for a new ballot; True if it must wait (it had our
-        vote less than an election timeout ago and no master showed since). A candidate that lost
-        to another master, or whose master we follow, stalled nothing.
+        vote less than two election timeouts ago and showed no certified master for it). A
+        candidate that never follows up its VoteRequests so gets our vote at most once per two
+        election timeouts, and the other candidates have them meanwhile. (A longer, doubling
+        refusal after three such votes in a row also caught honest candidates that lost their
+        elections to datagram loss, and could leave a bare majority masterless.)
         """
         pending = self._pending_vote
         if pending is None:
@@ -658,25 +658,11 @@ class ElectionMachine:
         term, candidate, at = pending
         if self._trusted.get(term) == candidate:
             self._pending_vote = None
-            self._failed.pop(candidate, None)
         elif asking == candidate or now - at > 2 * self._config.election_timeout:
             if asking == candidate and now - at <= 2 * self._config.election_timeout:
                 return True
             self._pending_vote = None
-            failed = self._failed[candidate] = self._failed.get(candidate, 0) + 1
-            if len(self._failed) > MAX_MEMBERS:
-                del self._failed[next(iter(self._failed))]
-            if failed >= 3:  # a lost vote or two happen; three in a row, a candidate that stalls elections
-                _, last = self._penalty.get(candidate, (0.0, 0.0))
-                length = min(max(last * 2, _PENALTY[0]), _PENALTY[1])
-                self._penalty[candidate] = (now + length, length)
-                if len(self._penalty) > MAX_MEMBERS:
-                    del self._penalty[next(iter(self._penalty))]
         return False
-
-    def _penalized(self, candidate: PeerId, now: float) -> bool:
-        until, _ = self._penalty.get(candidate, (-math.inf, 0.0))
-        return now < until
 
     def _learn_round(self, term: Term) -> None:
         """A refusal told of a newer round: our next campaign goes past it (at most two rounds past ours)."""
@@ -1016,7 +1002,6 @@ class ElectionMachine:
             and message.term > self._ballot
             and (message.last_term, message.last_index) >= self._position
             and not self._sticky(now)
-            and not (self._signed and self._penalized(sender, now))
         )
         reply = PreVoteReply(term=message.term if grant else self._ballot, granted=grant)
         out.append(Send(to=sender, message=reply))
@@ -1050,9 +1035,6 @@ class ElectionMachine:
         jump = term_round(message.term) - term_round(self._ballot)
         if jump > _ROUND_STEP or (message.term & _SALT_MASK) != salt_of(sender):
             out.append(Send(to=sender, message=refuse))  # no jumping rounds, no campaigning for others' terms
-            return
-        if self._penalized(sender, now):
-            out.append(Send(to=sender, message=refuse))
             return
         granted_over = self._master is not None and (
             signer(message.grant, "handover", self._term, sender) == self._master
