@@ -4,11 +4,15 @@ Every peer is a process on its own "host" (a network namespace on a bridge, test
 and nftables on the bridge drops P % of the packets into and out of every host (so about 2P %
 between two hosts). Needs root (``ip netns add``) and nftables; nothing leaves the machine.
 
-    python benchmarks/wifi.py                        # every table (~25 min)
+    python benchmarks/wifi.py                        # every table (~35 min)
     python benchmarks/wifi.py --only failover --runs 5 --loss 0 5
     python benchmarks/wifi.py --only join --json /tmp/wifi.json
+    python benchmarks/wifi.py --only scale --peers 12 --seconds 60
 
 Tables:
+- timers: plain aiortc between two hosts at ``--timers-loss`` % (default 5), with aiortc's SCTP
+  retransmission timers and with ours (``movex_p2p.transport.webrtc.LAN_RTO``): round trips of
+  1000 pings sent one at a time (p50, p90, p99, max) and MB/s of a 4 MB bulk transfer;
 - failover: 4 peers dispatching every 10 ms, the master SIGKILLed; time until every survivor had
   an action confirmed by the new master (p50, max), lost / doubled actions;
 - steady: 4 peers playing for ``--seconds`` (default 60); master changes and peers declared dead
@@ -19,7 +23,10 @@ Tables:
 - join: a late joiner of a room holding 1, 10 and 100 MB of state (resources of 1 MB each):
   ``Peer.__aenter__`` -> ready with every resource, MB/s, against raw aiortc bulk MB/s (one
   data channel, 64 KiB messages, no movex_p2p) between the same two hosts in the same run; the
-  p99 gap between election heartbeats at the joiner while a 50 MB snapshot streams.
+  p99 gap between election heartbeats at the joiner while a 50 MB snapshot streams;
+- scale: ``--peers`` (default 12) processes, one per host: steady play for ``--seconds`` at 5 %
+  loss (master changes, deaths, lost, doubled), then ``--runs`` SIGKILLs of the master mid-play
+  at 0 % and at 5 % (time until every survivor had an action confirmed, lost / doubled).
 """
 
 from __future__ import annotations
@@ -37,9 +44,38 @@ import anyio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "src"), str(ROOT)]
 from multihost import open_hosts, unavailable_reason  # noqa: E402
-from wifi_bed import failover_at_loss, join, raw_bulk, startup, steady  # noqa: E402
+from wifi_bed import failover_at_loss, join, raw_bulk, raw_pings, startup, steady  # noqa: E402
 
 Row = dict[str, Any]
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def timers_rows(loss: int) -> list[Row]:
+    rows = []
+    for lan in (False, True):
+        async with open_hosts(2) as hosts:
+            hosts.set_loss(loss)
+            pings = await raw_pings(hosts, 1000, lan_timers=lan)
+        async with open_hosts(2) as hosts:
+            hosts.set_loss(loss)
+            bulk = await raw_bulk(hosts, 4, lan_timers=lan)
+        rows.append(
+            {
+                "loss": loss,
+                "sctp_timers": "ours (LAN_RTO)" if lan else "aiortc's",
+                "ping_p50_ms": round(_percentile(pings, 0.5), 1),
+                "ping_p90_ms": round(_percentile(pings, 0.9), 1),
+                "ping_p99_ms": round(_percentile(pings, 0.99), 1),
+                "ping_max_ms": round(max(pings), 1),
+                "bulk_mb_per_s": round(bulk, 2),
+            }
+        )
+        print(f"  timers: {rows[-1]}", flush=True)
+    return rows
 
 
 async def failover_rows(losses: list[int], runs: int) -> list[Row]:
@@ -137,6 +173,52 @@ async def join_rows(sizes: list[int], loss: int) -> list[Row]:
     return rows
 
 
+async def scale_rows(peers: int, seconds: float, runs: int) -> list[Row]:
+    rows: list[Row] = []
+    async with open_hosts(peers) as hosts:
+        hosts.set_loss(5)
+        result = await steady(hosts, peers, seconds, tag="big")
+    rows.append(
+        {
+            "peers": peers,
+            "what": f"steady {seconds:.0f} s at 5 %",
+            "master_changes": result.master_changes,
+            "declared_dead": result.declared_dead,
+            "lost": result.lost,
+            "doubled": result.doubled,
+            "result": f"{result.confirmed / seconds:.0f} confirmed/s" + ("" if result.ok else f" {result.problems}"),
+        }
+    )
+    print(f"  scale: {rows[-1]}", flush=True)
+    for loss in (0, 5):
+        pauses, lost, doubled, bad = [], 0, 0, 0
+        for run in range(runs):
+            async with open_hosts(peers) as hosts:
+                failover = await failover_at_loss(hosts, peers, loss, run=run)
+            pauses.append(failover.pause)
+            lost, doubled, bad = lost + failover.lost, doubled + failover.doubled, bad + (not failover.ok)
+            print(f"  scale failover {loss}% run {run + 1}/{runs}: {failover.pause * 1000:.0f} ms ok={failover.ok}")
+        good = [p for p in pauses if p == p]
+        rows.append(
+            {
+                "peers": peers,
+                "what": f"master SIGKILLed at {loss} % ({runs} runs)",
+                "master_changes": "-",
+                "declared_dead": "-",
+                "lost": lost,
+                "doubled": doubled,
+                "result": (
+                    f"all confirmed after p50 {statistics.median(good) * 1000:.0f} ms, max {max(good) * 1000:.0f} ms"
+                    if good
+                    else "never"
+                )
+                + (f"; {bad} failed runs" if bad else ""),
+            }
+        )
+        print(f"  scale: {rows[-1]}", flush=True)
+    return rows
+
+
 def table(rows: list[Row]) -> str:
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
@@ -151,7 +233,9 @@ async def main(args: argparse.Namespace) -> int:
         return 2
     started = time.monotonic()
     results: dict[str, list[Row]] = {}
-    only = set(args.only or ["failover", "steady", "startup", "join"])
+    only = set(args.only or ["timers", "failover", "steady", "startup", "join", "scale"])
+    if "timers" in only:
+        results["timers"] = await timers_rows(args.timers_loss)
     if "failover" in only:
         results["failover"] = await failover_rows(args.loss, args.runs)
     if "steady" in only:
@@ -160,6 +244,8 @@ async def main(args: argparse.Namespace) -> int:
         results["startup"] = await startup_rows(args.loss, args.runs)
     if "join" in only:
         results["join"] = await join_rows(args.sizes, 0)
+    if "scale" in only:
+        results["scale"] = await scale_rows(args.peers, args.seconds, args.runs)
     for name, rows in results.items():
         print(f"\n{name}\n{table(rows)}")
     print(f"\n({time.monotonic() - started:.0f} s)")
@@ -170,7 +256,9 @@ async def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--only", nargs="+", choices=["failover", "steady", "startup", "join"])
+    parser.add_argument("--only", nargs="+", choices=["timers", "failover", "steady", "startup", "join", "scale"])
+    parser.add_argument("--timers-loss", type=int, default=5)
+    parser.add_argument("--peers", type=int, default=12, help="peers of the scale table")
     parser.add_argument("--loss", type=int, nargs="+", default=[0, 2, 5, 10])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=60.0)

@@ -15,6 +15,7 @@ incarnation; the old link is dropped and a new one is made.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import math
@@ -116,6 +117,9 @@ _SYN_TRIES: Final = 3
 """Connection attempts per address of one dial (overlapping, the first to connect wins)."""
 _NEXT_ADDRESS: Final = 0.25
 """Dialing several addresses of a peer, the next one is tried after this long (or once the last failed)."""
+_JOINING_LIMIT: Final = 6
+"""A found peer that answers our handshakes counts as joining for at most this many ``connect_timeout``
+(its link may take long on a lossy Wi-Fi; one that answers yet never links must not block the room)."""
 
 
 def _remote_host(stream: SocketStream) -> str | None:
@@ -240,6 +244,7 @@ class LanEndpoint:
         self._events_tx, self._events_rx = anyio.create_memory_object_stream[TransportEvent](65536)
         self._inbox_bytes = 0
         self._found_at: dict[str, float] = {}  # when each peer (or "@address") was first known
+        self._answered_at: dict[str, float] = {}  # when each found peer last answered a handshake
         self._opened_at = math.inf
         self._seen: frozenset[str] = frozenset()  # last PeersSeen reported
         self._stack = AsyncExitStack()
@@ -309,8 +314,25 @@ class LanEndpoint:
         return True
 
     def _heard(self, peer: PeerId) -> None:
-        if peer in self._links:
-            self._detector.heard(peer, anyio.current_time())
+        """A link heard from ``peer``; the first time, the link is up (before what it delivers)."""
+        link = self._links.get(peer)
+        if link is None or link.dead:
+            return
+        if not link.up:
+            # Our side of the channels opened, but the peer's may still be opening (a lost SCTP
+            # COOKIE ACK on a lossy Wi-Fi): only once it is heard is the link up, and only then
+            # can its silence mean death.
+            try:
+                self._events_tx.send_nowait(PeerUp(peer=peer, name=link.name))
+            except anyio.WouldBlock:
+                link.drop("overran our inbox")
+                return
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return  # closing: nobody listens any more
+            link.up = True
+            link.heard_first.set()
+            self._log.debug("link to %s up", peer)
+        self._detector.heard(peer, anyio.current_time())
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -432,7 +454,7 @@ class LanEndpoint:
                 self._detector.stalled(now - wake)
             if now >= next_beat:
                 for link in list(self._links.values()):
-                    if link.up and not link.dead:
+                    if not link.dead:  # a link not heard yet too: its peer waits to hear from us
                         try:
                             link.beat()
                         except ChannelClosed:
@@ -459,8 +481,12 @@ class LanEndpoint:
         peer that is gone); on a lossy Wi-Fi a live peer's link can take several seconds.
         """
         window = 2 * self._t.connect_timeout
-        for key in [k for k, at in self._found_at.items() if now - at >= window]:
-            del self._found_at[key]  # a link had its chance: found long ago, it no longer counts
+        for key, at in list(self._found_at.items()):
+            answered = self._answered_at.get(key, -math.inf)
+            alive = now - answered < window and now - at < _JOINING_LIMIT * self._t.connect_timeout
+            if now - at >= window and not alive:
+                del self._found_at[key]  # a link had its chance: found long ago, it no longer counts
+                self._answered_at.pop(key, None)
         linked = self.peers
         seen: set[str] = {
             peer
@@ -611,7 +637,8 @@ class LanEndpoint:
                             return
                         except (ConnectError, RemoteProtocolError) as exc:
                             self._count_failure(exc)
-                            failures += 1
+                            if self._answered_at.get(peer, -math.inf) < started:
+                                failures += 1  # it never answered: maybe gone (a link that was slow does not count)
                             if failures >= 2:  # not a peer that is about to link: stop waiting for it
                                 self._found_at.pop(peer, None)
                             if hinted and failures >= _HINT_TRIES:
@@ -682,6 +709,11 @@ class LanEndpoint:
             await anyio.sleep(backoff)
             backoff = min(backoff * _GROWTH, cap)
 
+    def _answered(self, peer: PeerId) -> None:
+        """A found peer proved it is alive (a handshake with it got this far): keep it counted as joining."""
+        if peer in self._found_at:
+            self._answered_at[peer] = anyio.current_time()
+
     def _count_failure(self, exc: Exception) -> None:
         if isinstance(exc, AuthenticationFailed):
             self.refused["wrong secret"] += 1
@@ -726,6 +758,7 @@ class LanEndpoint:
                 raise Ourselves(f"{addresses} port {port} is our own address")
             if state is not None:
                 state.peer, state.error = challenge.peer, None
+            self._answered(challenge.peer)
             attempt = self._attempts.claim(
                 challenge.peer, dialer=self.id, incarnation=challenge.incarnation, scope=scope
             )
@@ -826,6 +859,7 @@ class LanEndpoint:
         async def create_answer(hello: Hello, offer: Exchange) -> Exchange:
             nonlocal session, attempt
             sender = hello.sender
+            self._answered(sender)
             attempt = self._attempts.claim(sender, dialer=sender, incarnation=hello.incarnation, scope=scope)
             if attempt is None:
                 raise Declined(hello.sender)
@@ -912,10 +946,14 @@ class LanEndpoint:
                 if self._closing:
                     return
                 self._links[peer] = link
-                self._detector.heard(peer, anyio.current_time())
-                link.up = True
-                self._log.debug("link to %s open", peer)
-                await self._emit(PeerUp(peer=peer, name=name))
+                self._log.debug("link to %s open; waiting to hear from it", peer)
+                with contextlib.suppress(ChannelClosed):
+                    link.beat()  # the heartbeat loop beats it too: the peer may be waiting for us
+                try:
+                    with anyio.fail_after(self._t.connect_timeout):
+                        await link.heard_first.wait()
+                except TimeoutError as exc:
+                    raise ConnectError(f"link to {peer} opened but {peer} was never heard") from exc
                 await link.run_writer()
         finally:
             link.dead = True
