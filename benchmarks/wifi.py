@@ -18,8 +18,8 @@ Tables:
 - steady: 4 peers playing for ``--seconds`` (default 60); master changes and peers declared dead
   while nobody left (spurious, both should be 0), confirmed actions/s of the room;
 - startup: 4 peers started together; seconds from the last one entering its room until nobody
-  changes master any more, and how many peers were ever master (1 = no peer elected itself by
-  mistake);
+  changes master any more, how many peers were ever master (1 = no peer elected itself by
+  mistake) and for how long two peers were master at once (a split room);
 - join: a late joiner of a room holding 1, 10 and 100 MB of state (resources of 1 MB each):
   ``Peer.__aenter__`` -> ready with every resource, MB/s, against raw aiortc bulk MB/s (one
   data channel, 64 KiB messages, no movex_p2p) between the same two hosts in the same run; the
@@ -128,14 +128,18 @@ async def steady_rows(losses: list[int], seconds: float) -> list[Row]:
 async def startup_rows(losses: list[int], runs: int) -> list[Row]:
     rows = []
     for loss in losses:
-        agreed, masters = [], []
+        agreed, masters, splits = [], [], []
         for _ in range(runs):
             async with open_hosts(4) as hosts:
                 hosts.set_loss(loss)
                 result = await startup(hosts, 4)
             agreed.append(result.agreed_after)
             masters.append(result.masters_seen)
-            print(f"  startup {loss}%: agreed after {result.agreed_after:.2f} s, {result.masters_seen} master(s)")
+            splits.append(result.split_for)
+            print(
+                f"  startup {loss}%: agreed after {result.agreed_after:.2f} s, {result.masters_seen} master(s), "
+                f"two at once for {result.split_for:.2f} s"
+            )
         rows.append(
             {
                 "loss": loss,
@@ -143,6 +147,7 @@ async def startup_rows(losses: list[int], runs: int) -> list[Row]:
                 "agreed_p50_s": round(statistics.median(agreed), 2),
                 "agreed_max_s": round(max(agreed), 2),
                 "runs_with_one_master": sum(1 for m in masters if m == 1),
+                "two_masters_at_once_max_s": round(max(splits), 2),
             }
         )
     return rows

@@ -57,6 +57,30 @@ class StartupResult:
     """Seconds from the last peer entering its room to the last master change anywhere."""
     masters_seen: int
     """Distinct peers that were master at some point (1 = nobody elected itself by mistake)."""
+    split_for: float = 0.0
+    """Seconds during which two or more peers each thought itself master (a split room)."""
+
+
+def _split_time(procs: list[PeerProcess], until: float) -> float:
+    """Seconds during which at least two of ``procs`` held the master role at once (by their own events)."""
+    edges: list[tuple[float, int]] = []
+    for p in procs:
+        me = p.of("entered")[0]["id"]
+        since: float | None = None
+        for e in p.of("master"):
+            if e["master"] == me and since is None:
+                since = float(e["mono"])
+            elif e["master"] != me and since is not None:
+                edges += [(since, 1), (float(e["mono"]), -1)]
+                since = None
+        if since is not None:
+            edges += [(since, 1), (until, -1)]
+    split, held, last = 0.0, 0, 0.0
+    for at, step in sorted(edges):
+        if held >= 2:
+            split += at - last
+        held, last = held + step, at
+    return split
 
 
 async def startup(hosts: Hosts, peers: int, *, tag: str = "s") -> StartupResult:
@@ -68,11 +92,12 @@ async def startup(hosts: Hosts, peers: int, *, tag: str = "s") -> StartupResult:
     changes = [e for p in procs for e in p.of("master")]
     last = max((e["mono"] for e in changes), default=entered)
     elected = {e["master"] for e in changes if e["master"] is not None}
+    split = _split_time(procs, until=time.monotonic())
     for p in procs:
         await hosts.leave(p, within=15)
     if len(masters) != 1:
         raise AssertionError(f"ready with different masters: {masters}")
-    return StartupResult(peers=peers, agreed_after=max(0.0, last - entered), masters_seen=len(elected))
+    return StartupResult(peers=peers, agreed_after=max(0.0, last - entered), masters_seen=len(elected), split_for=split)
 
 
 @dataclass
