@@ -47,6 +47,7 @@ from multihost import open_hosts, unavailable_reason  # noqa: E402
 from wifi_bed import failover_at_loss, join, raw_bulk, raw_pings, startup, steady  # noqa: E402
 
 Row = dict[str, Any]
+TABLES = ["timers", "failover", "steady", "startup", "join", "scale"]
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -238,30 +239,29 @@ async def main(args: argparse.Namespace) -> int:
         return 2
     started = time.monotonic()
     results: dict[str, list[Row]] = {}
-    only = set(args.only or ["timers", "failover", "steady", "startup", "join", "scale"])
-    if "timers" in only:
-        results["timers"] = await timers_rows(args.timers_loss)
-    if "failover" in only:
-        results["failover"] = await failover_rows(args.loss, args.runs)
-    if "steady" in only:
-        results["steady"] = await steady_rows(args.loss, args.seconds)
-    if "startup" in only:
-        results["startup"] = await startup_rows(args.loss, args.runs)
-    if "join" in only:
-        results["join"] = await join_rows(args.sizes, 0)
-    if "scale" in only:
-        results["scale"] = await scale_rows(args.peers, args.seconds, args.runs)
+    only = set(args.only or TABLES)
+    tables = {
+        "timers": lambda: timers_rows(args.timers_loss),
+        "failover": lambda: failover_rows(args.loss, args.runs),
+        "steady": lambda: steady_rows(args.loss, args.seconds),
+        "startup": lambda: startup_rows(args.loss, args.runs),
+        "join": lambda: join_rows(args.sizes, 0),
+        "scale": lambda: scale_rows(args.peers, args.seconds, args.runs),
+    }
+    for name in TABLES:
+        if name in only:
+            results[name] = await tables[name]()
+            if args.json:  # after each table: a later failure keeps what was measured
+                await anyio.Path(args.json).write_text(json.dumps(results, indent=2))
     for name, rows in results.items():
         print(f"\n{name}\n{table(rows)}")
     print(f"\n({time.monotonic() - started:.0f} s)")
-    if args.json:
-        await anyio.Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--only", nargs="+", choices=["timers", "failover", "steady", "startup", "join", "scale"])
+    parser.add_argument("--only", nargs="+", choices=TABLES)
     parser.add_argument("--timers-loss", type=int, default=5)
     parser.add_argument("--peers", type=int, default=12, help="peers of the scale table")
     parser.add_argument("--loss", type=int, nargs="+", default=[0, 2, 5, 10])

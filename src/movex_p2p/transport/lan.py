@@ -472,7 +472,7 @@ class LanEndpoint:
                 await self._emit(PeersSeen(peers=seen))
             deadline = self._detector.deadline
             wake = max(now, next_beat if deadline is None else min(next_beat, deadline + 0.001))
-            await anyio.sleep(wake - anyio.current_time())
+            await anyio.sleep(max(0.0, wake - anyio.current_time()))
 
     def _still_joining(self, now: float) -> frozenset[str]:
         """Peers found (or ``peers=`` addresses) with no link yet, found less than two ``connect_timeout`` ago.
