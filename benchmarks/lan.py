@@ -202,6 +202,10 @@ async def run_raw(args: argparse.Namespace) -> None:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:
         channel = pc.createDataChannel("raw", negotiated=True, id=0, ordered=True)
+        if args.lan_timers:  # only our SCTP retransmission timers, to compare them with aiortc's
+            from movex_p2p.transport.webrtc import use_lan_timers
+
+            assert use_lan_timers(pc.sctp)
         inbox_tx, inbox_rx = anyio.create_memory_object_stream[bytes](10_000)
         opened = asyncio.Event()
         channel.on("open", opened.set)
@@ -455,6 +459,7 @@ def main() -> None:
     parser.add_argument("--role", default="offer")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--bulk-mb", type=float, default=0.0, help="raw worker: move this many MB one way")
+    parser.add_argument("--lan-timers", action="store_true", help="raw worker: movex_p2p's SCTP timers")
     parser.add_argument("--iface", help="ignored: the multi-host bed passes each host's address")
     parser.add_argument("--dead-after", type=float, default=1.0)
     parser.add_argument("--json", help="also write the results to this file")

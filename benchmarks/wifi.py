@@ -4,22 +4,29 @@ Every peer is a process on its own "host" (a network namespace on a bridge, test
 and nftables on the bridge drops P % of the packets into and out of every host (so about 2P %
 between two hosts). Needs root (``ip netns add``) and nftables; nothing leaves the machine.
 
-    python benchmarks/wifi.py                        # every table (~25 min)
+    python benchmarks/wifi.py                        # every table (~35 min)
     python benchmarks/wifi.py --only failover --runs 5 --loss 0 5
     python benchmarks/wifi.py --only join --json /tmp/wifi.json
+    python benchmarks/wifi.py --only scale --peers 12 --seconds 60
 
 Tables:
+- timers: plain aiortc between two hosts at ``--timers-loss`` % (default 5), with aiortc's SCTP
+  retransmission timers and with ours (``movex_p2p.transport.webrtc.LAN_RTO``): round trips of
+  1000 pings sent one at a time (p50, p90, p99, max) and MB/s of a 4 MB bulk transfer;
 - failover: 4 peers dispatching every 10 ms, the master SIGKILLed; time until every survivor had
   an action confirmed by the new master (p50, max), lost / doubled actions;
 - steady: 4 peers playing for ``--seconds`` (default 60); master changes and peers declared dead
   while nobody left (spurious, both should be 0), confirmed actions/s of the room;
 - startup: 4 peers started together; seconds from the last one entering its room until nobody
-  changes master any more, and how many peers were ever master (1 = no peer elected itself by
-  mistake);
+  changes master any more, how many peers were ever master (1 = no peer elected itself by
+  mistake) and for how long two peers were master at once (a split room);
 - join: a late joiner of a room holding 1, 10 and 100 MB of state (resources of 1 MB each):
   ``Peer.__aenter__`` -> ready with every resource, MB/s, against raw aiortc bulk MB/s (one
   data channel, 64 KiB messages, no movex_p2p) between the same two hosts in the same run; the
-  p99 gap between election heartbeats at the joiner while a 50 MB snapshot streams.
+  p99 gap between election heartbeats at the joiner while a 50 MB snapshot streams;
+- scale: ``--peers`` (default 12) processes, one per host: steady play for ``--seconds`` at 5 %
+  loss (master changes, deaths, lost, doubled), then ``--runs`` SIGKILLs of the master mid-play
+  at 0 % and at 5 % (time until every survivor had an action confirmed, lost / doubled).
 """
 
 from __future__ import annotations
@@ -37,9 +44,39 @@ import anyio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "src"), str(ROOT)]
 from multihost import open_hosts, unavailable_reason  # noqa: E402
-from wifi_bed import failover_at_loss, join, raw_bulk, startup, steady  # noqa: E402
+from wifi_bed import failover_at_loss, join, raw_bulk, raw_pings, startup, steady  # noqa: E402
 
 Row = dict[str, Any]
+TABLES = ["timers", "failover", "steady", "startup", "join", "scale"]
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def timers_rows(loss: int) -> list[Row]:
+    rows = []
+    for lan in (False, True):
+        async with open_hosts(2) as hosts:
+            hosts.set_loss(loss)
+            pings = await raw_pings(hosts, 1000, lan_timers=lan)
+        async with open_hosts(2) as hosts:
+            hosts.set_loss(loss)
+            bulk = await raw_bulk(hosts, 4, lan_timers=lan)
+        rows.append(
+            {
+                "loss": loss,
+                "sctp_timers": "ours (LAN_RTO)" if lan else "aiortc's",
+                "ping_p50_ms": round(_percentile(pings, 0.5), 1),
+                "ping_p90_ms": round(_percentile(pings, 0.9), 1),
+                "ping_p99_ms": round(_percentile(pings, 0.99), 1),
+                "ping_max_ms": round(max(pings), 1),
+                "bulk_mb_per_s": round(bulk, 2),
+            }
+        )
+        print(f"  timers: {rows[-1]}", flush=True)
+    return rows
 
 
 async def failover_rows(losses: list[int], runs: int) -> list[Row]:
@@ -92,14 +129,18 @@ async def steady_rows(losses: list[int], seconds: float) -> list[Row]:
 async def startup_rows(losses: list[int], runs: int) -> list[Row]:
     rows = []
     for loss in losses:
-        agreed, masters = [], []
+        agreed, masters, splits = [], [], []
         for _ in range(runs):
             async with open_hosts(4) as hosts:
                 hosts.set_loss(loss)
                 result = await startup(hosts, 4)
             agreed.append(result.agreed_after)
             masters.append(result.masters_seen)
-            print(f"  startup {loss}%: agreed after {result.agreed_after:.2f} s, {result.masters_seen} master(s)")
+            splits.append(result.split_for)
+            print(
+                f"  startup {loss}%: agreed after {result.agreed_after:.2f} s, {result.masters_seen} master(s), "
+                f"two at once for {result.split_for:.2f} s"
+            )
         rows.append(
             {
                 "loss": loss,
@@ -107,6 +148,7 @@ async def startup_rows(losses: list[int], runs: int) -> list[Row]:
                 "agreed_p50_s": round(statistics.median(agreed), 2),
                 "agreed_max_s": round(max(agreed), 2),
                 "runs_with_one_master": sum(1 for m in masters if m == 1),
+                "two_masters_at_once_max_s": round(max(splits), 2),
             }
         )
     return rows
@@ -137,6 +179,52 @@ async def join_rows(sizes: list[int], loss: int) -> list[Row]:
     return rows
 
 
+async def scale_rows(peers: int, seconds: float, runs: int) -> list[Row]:
+    rows: list[Row] = []
+    async with open_hosts(peers) as hosts:
+        hosts.set_loss(5)
+        result = await steady(hosts, peers, seconds, tag="big")
+    rows.append(
+        {
+            "peers": peers,
+            "what": f"steady {seconds:.0f} s at 5 %",
+            "master_changes": result.master_changes,
+            "declared_dead": result.declared_dead,
+            "lost": result.lost,
+            "doubled": result.doubled,
+            "result": f"{result.confirmed / seconds:.0f} confirmed/s" + ("" if result.ok else f" {result.problems}"),
+        }
+    )
+    print(f"  scale: {rows[-1]}", flush=True)
+    for loss in (0, 5):
+        pauses, lost, doubled, bad = [], 0, 0, 0
+        for run in range(runs):
+            async with open_hosts(peers) as hosts:
+                failover = await failover_at_loss(hosts, peers, loss, run=run)
+            pauses.append(failover.pause)
+            lost, doubled, bad = lost + failover.lost, doubled + failover.doubled, bad + (not failover.ok)
+            print(f"  scale failover {loss}% run {run + 1}/{runs}: {failover.pause * 1000:.0f} ms ok={failover.ok}")
+        good = [p for p in pauses if p == p]
+        rows.append(
+            {
+                "peers": peers,
+                "what": f"master SIGKILLed at {loss} % ({runs} runs)",
+                "master_changes": "-",
+                "declared_dead": "-",
+                "lost": lost,
+                "doubled": doubled,
+                "result": (
+                    f"all confirmed after p50 {statistics.median(good) * 1000:.0f} ms, max {max(good) * 1000:.0f} ms"
+                    if good
+                    else "never"
+                )
+                + (f"; {bad} failed runs" if bad else ""),
+            }
+        )
+        print(f"  scale: {rows[-1]}", flush=True)
+    return rows
+
+
 def table(rows: list[Row]) -> str:
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
@@ -151,26 +239,31 @@ async def main(args: argparse.Namespace) -> int:
         return 2
     started = time.monotonic()
     results: dict[str, list[Row]] = {}
-    only = set(args.only or ["failover", "steady", "startup", "join"])
-    if "failover" in only:
-        results["failover"] = await failover_rows(args.loss, args.runs)
-    if "steady" in only:
-        results["steady"] = await steady_rows(args.loss, args.seconds)
-    if "startup" in only:
-        results["startup"] = await startup_rows(args.loss, args.runs)
-    if "join" in only:
-        results["join"] = await join_rows(args.sizes, 0)
+    only = set(args.only or TABLES)
+    tables = {
+        "timers": lambda: timers_rows(args.timers_loss),
+        "failover": lambda: failover_rows(args.loss, args.runs),
+        "steady": lambda: steady_rows(args.loss, args.seconds),
+        "startup": lambda: startup_rows(args.loss, args.runs),
+        "join": lambda: join_rows(args.sizes, 0),
+        "scale": lambda: scale_rows(args.peers, args.seconds, args.runs),
+    }
+    for name in TABLES:
+        if name in only:
+            results[name] = await tables[name]()
+            if args.json:  # after each table: a later failure keeps what was measured
+                await anyio.Path(args.json).write_text(json.dumps(results, indent=2))
     for name, rows in results.items():
         print(f"\n{name}\n{table(rows)}")
     print(f"\n({time.monotonic() - started:.0f} s)")
-    if args.json:
-        await anyio.Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--only", nargs="+", choices=["failover", "steady", "startup", "join"])
+    parser.add_argument("--only", nargs="+", choices=TABLES)
+    parser.add_argument("--timers-loss", type=int, default=5)
+    parser.add_argument("--peers", type=int, default=12, help="peers of the scale table")
     parser.add_argument("--loss", type=int, nargs="+", default=[0, 2, 5, 10])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=60.0)

@@ -130,7 +130,10 @@ class PeerProcess:
 
     async def command(self, cmd: str, **fields: Any) -> None:
         assert self.process.stdin is not None
-        await self.process.stdin.send((json.dumps({"cmd": cmd, **fields}) + "\n").encode())
+        try:
+            await self.process.stdin.send((json.dumps({"cmd": cmd, **fields}) + "\n").encode())
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            raise AssertionError(f"{self.name} exited before {cmd!r}:\n{self.stderr()}") from None
 
     async def command_raw(self, line: str) -> None:
         """Type ``line`` (and Enter) into the process, as a user at a terminal would."""

@@ -15,8 +15,8 @@ from movex_p2p.errors import AuthenticationFailed, RemoteProtocolError
 from movex_p2p.identity import Identity
 from movex_p2p.ids import PeerId
 from movex_p2p.transport import signaling
-from movex_p2p.transport.discovery import parse_txt
-from movex_p2p.transport.lan import LanTransport, usable_interfaces
+from movex_p2p.transport.discovery import Announcement, parse_txt
+from movex_p2p.transport.lan import LanEndpoint, LanTransport, usable_interfaces
 from movex_p2p.transport.signaling import (
     Answer,
     Busy,
@@ -465,3 +465,29 @@ def test_interfaces_and_settings_are_validated() -> None:
         LanTransport(heartbeat_interval=1.0, dead_after=0.5)
     with pytest.raises(ValueError):
         LanTransport(connect_timeout=0)
+
+
+def test_a_found_peer_counts_as_joining_while_it_answers_and_never_forever() -> None:
+    """At 10 % loss a link can take longer than two connect timeouts: a peer that answered our
+    handshakes still counts (the room must not elect without it), but only for so long."""
+    endpoint = LanEndpoint(
+        LanTransport(connect_timeout=5.0), identity=Identity.generate(), name="a", room="r", secret=None
+    )
+    try:
+        endpoint._opened_at = 0.0
+        for peer in ("slow", "gone"):
+            endpoint._known[PeerId(peer)] = [
+                Announcement(
+                    peer=PeerId(peer), name=peer, room="r", version=1, incarnation=1, port=1, addresses=("10.0.0.2",)
+                )
+            ]
+            endpoint._found_at[peer] = 1.0
+        assert endpoint._still_joining(0.1) == {"?", "slow", "gone"}  # "?": discovery has just begun
+        assert endpoint._still_joining(5.0) == {"slow", "gone"}
+        endpoint._answered_at["slow"] = 9.0  # it answered a handshake; its link is still setting up
+        assert endpoint._still_joining(12.0) == {"slow"}  # the silent one had its two connect timeouts
+        endpoint._answered_at["slow"] = 28.0
+        assert endpoint._still_joining(31.5) == set()  # answering forever yet never linking: no longer counted
+    finally:  # its event stream is made with it
+        endpoint._events_tx.close()
+        endpoint._events_rx.close()

@@ -8,8 +8,10 @@ CLOCK_MONOTONIC, which every process on the machine shares.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -17,7 +19,17 @@ from failover_bed import FailoverResult, failover_run, stop_and_report
 from multihost import Hosts
 from netns import PeerProcess
 
-__all__ = ["JoinResult", "StartupResult", "SteadyResult", "failover_at_loss", "join", "raw_bulk", "startup", "steady"]
+__all__ = [
+    "JoinResult",
+    "StartupResult",
+    "SteadyResult",
+    "failover_at_loss",
+    "join",
+    "raw_bulk",
+    "raw_pings",
+    "startup",
+    "steady",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +57,30 @@ class StartupResult:
     """Seconds from the last peer entering its room to the last master change anywhere."""
     masters_seen: int
     """Distinct peers that were master at some point (1 = nobody elected itself by mistake)."""
+    split_for: float = 0.0
+    """Seconds during which two or more peers each thought itself master (a split room)."""
+
+
+def _split_time(procs: list[PeerProcess], until: float) -> float:
+    """Seconds during which at least two of ``procs`` held the master role at once (by their own events)."""
+    edges: list[tuple[float, int]] = []
+    for p in procs:
+        me = p.of("entered")[0]["id"]
+        since: float | None = None
+        for e in p.of("master"):
+            if e["master"] == me and since is None:
+                since = float(e["mono"])
+            elif e["master"] != me and since is not None:
+                edges += [(since, 1), (float(e["mono"]), -1)]
+                since = None
+        if since is not None:
+            edges += [(since, 1), (until, -1)]
+    split, held, last = 0.0, 0, 0.0
+    for at, step in sorted(edges):
+        if held >= 2:
+            split += at - last
+        held, last = held + step, at
+    return split
 
 
 async def startup(hosts: Hosts, peers: int, *, tag: str = "s") -> StartupResult:
@@ -56,11 +92,12 @@ async def startup(hosts: Hosts, peers: int, *, tag: str = "s") -> StartupResult:
     changes = [e for p in procs for e in p.of("master")]
     last = max((e["mono"] for e in changes), default=entered)
     elected = {e["master"] for e in changes if e["master"] is not None}
+    split = _split_time(procs, until=time.monotonic())
     for p in procs:
         await hosts.leave(p, within=15)
     if len(masters) != 1:
         raise AssertionError(f"ready with different masters: {masters}")
-    return StartupResult(peers=peers, agreed_after=max(0.0, last - entered), masters_seen=len(elected))
+    return StartupResult(peers=peers, agreed_after=max(0.0, last - entered), masters_seen=len(elected), split_for=split)
 
 
 @dataclass
@@ -75,23 +112,39 @@ class SteadyResult:
     """Times a peer lost sight of another during play (nobody left, so 0 expected)."""
     confirmed: int
     lost: int = 0
+    doubled: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.problems and self.lost == 0
+        return not self.problems and self.lost == 0 and self.doubled == 0
 
 
-async def steady(hosts: Hosts, peers: int, seconds: float, *, tag: str = "p") -> SteadyResult:
-    """Start ``peers``, let them play for ``seconds`` and count spurious master changes and deaths."""
-    procs = await _spawn(hosts, peers, tag, "--interval", "0.05")
+async def steady(
+    hosts: Hosts,
+    peers: int,
+    seconds: float,
+    *,
+    tag: str = "p",
+    during: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    interval: float = 0.05,
+) -> SteadyResult:
+    """Start ``peers``, let them play for ``seconds`` and count spurious master changes and deaths.
+
+    ``during`` (say a cut, or blackouts) runs while they play and is cancelled when play ends.
+    """
+    procs = await _spawn(hosts, peers, tag, "--interval", str(interval))
     for p in procs:
         await p.wait_event("ready", within=60)
     await anyio.sleep(1.0)  # the start is measured by startup(); count from a settled room
     began = time.monotonic()
     for p in procs:
         await p.command("go")
-    await anyio.sleep(seconds)
+    async with anyio.create_task_group() as tg:
+        if during is not None:
+            tg.start_soon(during)
+        await anyio.sleep(seconds)
+        tg.cancel_scope.cancel()
     ended = time.monotonic()
     finals = await stop_and_report(procs)
     result = SteadyResult(peers=peers, seconds=seconds, master_changes=0, declared_dead=0, confirmed=0)
@@ -105,6 +158,9 @@ async def steady(hosts: Hosts, peers: int, seconds: float, *, tag: str = "p") ->
         if f["rejected"]:
             result.problems.append(f"{f['id']}: {f['rejected']} rejected")
         result.lost += int(f["dispatched"]) - int(f["confirmed"]) - int(f["rejected"])
+        applied = int(finals[0]["state"].get(f["id"], 0))  # the room's state counts each peer's actions
+        result.doubled += max(0, applied - int(f["confirmed"]))
+        result.lost += max(0, int(f["confirmed"]) - applied)
     if len({f["checksum"] for f in finals}) != 1:
         result.problems.append("checksums differ")
     for p in procs:
@@ -118,17 +174,31 @@ async def failover_at_loss(hosts: Hosts, peers: int, loss: int, *, run: int = 0)
     return await failover_run(hosts, peers, mode="kill", run=run)
 
 
-async def raw_bulk(hosts: Hosts, mb: float) -> float:
-    """MB/s of plain aiortc (one reliable channel, 64 KiB messages) from host 0 to host 1: the baseline."""
-    worker = [str(ROOT / "benchmarks" / "lan.py"), "--worker", "raw", "--bulk-mb", str(mb)]
+async def _raw_pair(hosts: Hosts, *args: str) -> tuple[PeerProcess, PeerProcess]:
+    """Two plain aiortc processes (benchmarks/lan.py's raw worker) on hosts 0 and 1, linked."""
+    worker = [str(ROOT / "benchmarks" / "lan.py"), "--worker", "raw", *args]
     offer = await hosts.spawn_on(0, [*worker, "--role", "offer"], name="raw-offer")
     answer = await hosts.spawn_on(1, [*worker, "--role", "answer"], name="raw-answer")
     offer_sdp = (await offer.wait_event("sdp", within=30))["sdp"]
     await answer.command("sdp", sdp=offer_sdp)
     answer_sdp = (await answer.wait_event("sdp", within=30))["sdp"]
     await offer.command("sdp", sdp=answer_sdp)
-    result = await offer.wait_event("bulk", within=600)
+    return offer, answer
+
+
+async def raw_bulk(hosts: Hosts, mb: float, *, lan_timers: bool = False) -> float:
+    """MB/s of plain aiortc (one reliable channel, 64 KiB messages) from host 0 to host 1: the baseline."""
+    offer, _ = await _raw_pair(hosts, "--bulk-mb", str(mb), *(["--lan-timers"] if lan_timers else []))
+    result = await offer.wait_event("bulk", within=900)
     return float(result["mb_per_s"])
+
+
+async def raw_pings(hosts: Hosts, n: int, *, lan_timers: bool = False) -> list[float]:
+    """Round trips (ms) of ``n`` pings, one at a time, on plain aiortc's reliable channel."""
+    offer, answer = await _raw_pair(hosts, "--n", str(n), *(["--lan-timers"] if lan_timers else []))
+    result = await offer.wait_event("rtt", within=900)
+    await answer.command("stop")
+    return [float(x) for x in result["samples"]]
 
 
 @dataclass

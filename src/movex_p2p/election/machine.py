@@ -89,6 +89,9 @@ _RIVAL: Final = 1.0  # seconds between two reactions to a rival master's claims
 LAG_AFTER: Final = 1.0
 """Seconds a follower may stay behind the log index a master's heartbeat named before it reports again."""
 
+_SILENT_COUNTS: Final = 1
+"""Election timeouts a silent peer still counts in the size of the AVAILABLE group (it cannot vote)."""
+
 VIEW_EVERY: Final = 1.0
 """Seconds between two :class:`View` datagrams to every linked peer (also sent at each change)."""
 VIEW_GRACE: Final = 1.0
@@ -326,7 +329,8 @@ class ElectionMachine:
         self._sticky_until = -math.inf  # refuse (pre-)votes until then: a live master was heard
         self._successors: tuple[PeerId, ...] = ()
         self._heard: dict[PeerId, float] = {}  # when anything last arrived from each peer
-        self._silent: set[PeerId] = set()  # connected but unresponsive: outside the AVAILABLE group
+        self._now = -math.inf  # the time of the event being stepped
+        self._silent: dict[PeerId, float] = {}  # connected but unresponsive (since when): cannot vote
         self._asked_at: float | None = None  # when our current pre-vote round began
         # follower and candidate
         self._election_at: float | None = None
@@ -394,7 +398,7 @@ class ElectionMachine:
         if self._master is None:
             return False
         mine = (self._term, self._master)
-        for peer in self._connected - self._silent:
+        for peer in self._connected - self._silent.keys():
             view = self._views.get(peer)
             if view is None:
                 if now - self._linked_at.get(peer, now) < VIEW_GRACE:
@@ -427,13 +431,14 @@ class ElectionMachine:
     def step(self, event: Input, now: float) -> list[Effect]:
         """Feed one event; return the effects to execute, in order."""
         out: list[Effect] = []
+        self._now = now
         match event:
             case Tick():
                 self._on_tick(now, out)
             case Received(sender=sender, message=message):
                 if sender != self._me and sender not in self._distrusted:
                     self._heard[sender] = now
-                    self._silent.discard(sender)
+                    self._silent.pop(sender, None)
                     self._on_message(sender, message, now, out)
             case LinksChanged(peers=peers):
                 self._on_peers_changed(peers - {self._me}, now, out)
@@ -517,19 +522,21 @@ class ElectionMachine:
             # The master stays known while the pre-vote runs: a follower that missed a few
             # heartbeats (lost datagrams, a stalled loop) must not drop a master the others still
             # follow. The master changes only when a new term is won or a higher one is seen.
-            self._suspect_silent_peers()
+            self._suspect_silent_peers(now)
             self._pre_vote(now, out)
 
-    def _suspect_silent_peers(self) -> None:
+    def _suspect_silent_peers(self, now: float) -> None:
         # Called when the election timer fires: the master (if any) sent nothing for a whole
         # election timeout, and peers that answered nothing since our last pre-vote round began
         # are unresponsive. AVAILABLE leaves them out of the group until they speak again, so a
         # survivor whose transport has not yet noticed a death still elects.
         if self._master is not None:
-            self._silent.add(self._master)
+            self._silent.setdefault(self._master, now)
         if self._asked_at is not None:
             asked_at = self._asked_at
-            self._silent |= {p for p in self._connected if self._heard.get(p, -math.inf) < asked_at}
+            for p in self._connected:
+                if self._heard.get(p, -math.inf) < asked_at:
+                    self._silent.setdefault(p, now)
 
     def _arm_election(self, now: float, *, prompt: bool = False) -> None:
         self._grace_used = False
@@ -547,13 +554,23 @@ class ElectionMachine:
 
     def _group(self) -> set[PeerId] | frozenset[PeerId]:
         if self._config.policy is Policy.AVAILABLE:
-            return (self._connected - self._silent - self._spectators) | {self._me}
+            return (self._connected - self._silent.keys() - self._spectators) | {self._me}
         return self._members - self._spectators
 
     def _has_quorum(self, voters: set[PeerId]) -> bool:
         group = self._group()
         # joining: peers known but not linked yet count too (they cannot vote before they link)
         size = len(group) + len(self._joining.difference(group))
+        if self._config.policy is Policy.AVAILABLE:
+            # Silent peers cannot vote, but the recently silent still count: on a lossy Wi-Fi a few
+            # heartbeats in a row go missing now and then, and a peer linked only to its master
+            # would otherwise win alone and take the room. Silent longer, they are gone.
+            counted = _SILENT_COUNTS * self._config.election_timeout
+            size += sum(
+                1
+                for peer, since in self._silent.items()
+                if self._now - since < counted and peer not in self._spectators and peer not in self._joining
+            )
         return len(voters & group) > size // 2
 
     def _next_term(self) -> Term:
@@ -846,7 +863,7 @@ class ElectionMachine:
             if peer in self._members:
                 self._gone_at[peer] = now
         self._expire_members(now)
-        self._silent &= peers
+        self._silent = {p: since for p, since in self._silent.items() if p in peers}
         if self._role is Role.MASTER:
             if new:
                 hello = self._heartbeat_message()

@@ -21,6 +21,7 @@ is refused for a while; failures are counted by reason, nothing else is kept.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import math
@@ -140,6 +141,9 @@ _SYN_TRIES: Final = 3
 """Connection attempts per address of one dial (overlapping, the first to connect wins)."""
 _NEXT_ADDRESS: Final = 0.25
 """Dialing several addresses of a peer, the next one is tried after this long (or once the last failed)."""
+_JOINING_LIMIT: Final = 6
+"""A found peer that answers our handshakes counts as joining for at most this many ``connect_timeout``
+(its link may take long on a lossy Wi-Fi; one that answers yet never links must not block the room)."""
 
 
 def _remote_host(stream: SocketStream) -> str | None:
@@ -277,6 +281,7 @@ class LanEndpoint:
         self._events_tx, self._events_rx = anyio.create_memory_object_stream[TransportEvent](65536)
         self._inbox_bytes = 0
         self._found_at: dict[str, float] = {}  # when each peer (or "@address") was first known
+        self._answered_at: dict[str, float] = {}  # when each found peer last answered a handshake
         self._opened_at = math.inf
         self._seen: frozenset[str] = frozenset()  # last PeersSeen reported
         self._stack = AsyncExitStack()
@@ -345,8 +350,25 @@ class LanEndpoint:
         return True
 
     def _heard(self, peer: PeerId) -> None:
-        if peer in self._links:
-            self._detector.heard(peer, anyio.current_time())
+        """A link heard from ``peer``; the first time, the link is up (before what it delivers)."""
+        link = self._links.get(peer)
+        if link is None or link.dead:
+            return
+        if not link.up:
+            # Our side of the channels opened, but the peer's may still be opening (a lost SCTP
+            # COOKIE ACK on a lossy Wi-Fi): only once it is heard is the link up, and only then
+            # can its silence mean death.
+            try:
+                self._events_tx.send_nowait(PeerUp(peer=peer, name=link.name))
+            except anyio.WouldBlock:
+                link.drop("overran our inbox")
+                return
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return  # closing: nobody listens any more
+            link.up = True
+            link.heard_first.set()
+            self._log.debug("link to %s up", peer)
+        self._detector.heard(peer, anyio.current_time())
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -470,7 +492,7 @@ class LanEndpoint:
                 self._detector.stalled(now - wake)
             if now >= next_beat:
                 for link in list(self._links.values()):
-                    if link.up and not link.dead:
+                    if not link.dead:  # a link not heard yet too: its peer waits to hear from us
                         try:
                             link.beat()
                         except ChannelClosed:
@@ -488,22 +510,27 @@ class LanEndpoint:
                 await self._emit(PeersSeen(peers=seen))
             deadline = self._detector.deadline
             wake = max(now, next_beat if deadline is None else min(next_beat, deadline + 0.001))
-            await anyio.sleep(wake - anyio.current_time())
+            await anyio.sleep(max(0.0, wake - anyio.current_time()))
 
     def _still_joining(self, now: float) -> frozenset[str]:
         """Peers found (or ``peers=`` addresses) with no link yet, found less than two ``connect_timeout`` ago.
 
         A peer stops counting sooner once two dials to it failed (a stale mDNS record of a
         peer that is gone); on a lossy Wi-Fi a live peer's link can take several seconds.
-        Nothing counts once this endpoint is open that long: mDNS records are hints anyone can
-        send, and a stream of made-up members must not keep a new room from electing.
+        Once this endpoint is open that long, only peers whose handshake proved the room key
+        lately count: mDNS records are hints anyone can send, and a stream of made-up members
+        must not keep a new room from electing.
         """
         window = 2 * self._t.connect_timeout
-        for key in [k for k, at in self._found_at.items() if now - at >= window]:
-            del self._found_at[key]  # a link had its chance: found long ago, it no longer counts
-        if now - self._opened_at >= window:
-            self._found_at.clear()
-            return frozenset()
+        for key, at in list(self._found_at.items()):
+            answered = self._answered_at.get(key, -math.inf)
+            alive = now - answered < window and now - at < _JOINING_LIMIT * self._t.connect_timeout
+            if now - at >= window and not alive:
+                del self._found_at[key]  # a link had its chance: found long ago, it no longer counts
+                self._answered_at.pop(key, None)
+        if now - self._opened_at >= window:  # past the first window, only peers that proved the room key
+            for key in [k for k in self._found_at if now - self._answered_at.get(k, -math.inf) >= window]:
+                del self._found_at[key]
         linked = self.peers
         seen: set[str] = {
             peer
@@ -710,7 +737,8 @@ class LanEndpoint:
                             continue
                         except (AuthenticationFailed, ConnectError, RemoteProtocolError) as exc:
                             self._count_failure(exc)
-                            failures += 1
+                            if self._answered_at.get(peer, -math.inf) < started:
+                                failures += 1  # it never answered: maybe gone (a link that was slow does not count)
                             if failures >= 2:  # not a peer that is about to link: stop waiting for it
                                 self._found_at.pop(peer, None)
                             if isinstance(exc, AuthenticationFailed):
@@ -795,6 +823,11 @@ class LanEndpoint:
         """Keep a short text of the failure (the exception itself would keep its whole traceback alive)."""
         self.auth_failures.append(str(exc)[:200])
 
+    def _answered(self, peer: PeerId) -> None:
+        """A found peer proved it is alive (a handshake with it got this far): keep it counted as joining."""
+        if peer in self._found_at:
+            self._answered_at[peer] = anyio.current_time()
+
     def _count_failure(self, exc: Exception) -> None:
         if isinstance(exc, AuthenticationFailed):
             self.refused["wrong secret"] += 1
@@ -842,6 +875,7 @@ class LanEndpoint:
                 raise Ourselves(f"{addresses} port {port} is our own address")
             if state is not None:
                 state.peer, state.error = challenge.peer, None
+            self._answered(challenge.peer)
             attempt = self._attempts.claim(
                 challenge.peer, dialer=self.id, incarnation=challenge.incarnation, scope=scope
             )
@@ -984,6 +1018,7 @@ class LanEndpoint:
         async def create_answer(hello: Hello, offer: Exchange) -> Exchange:
             nonlocal session, attempt
             sender = hello.sender
+            self._answered(sender)
             attempt = self._attempts.claim(sender, dialer=sender, incarnation=hello.incarnation, scope=scope)
             self._log.debug("%s dialed us: %s", sender, "refused" if attempt is None else "claimed")
             if attempt is None:
@@ -1076,10 +1111,14 @@ class LanEndpoint:
                     return
                 self._links[peer] = link
                 self._prove(peer)
-                self._detector.heard(peer, anyio.current_time())
-                link.up = True
-                self._log.debug("link to %s open", peer)
-                await self._emit(PeerUp(peer=peer, name=name))
+                self._log.debug("link to %s open; waiting to hear from it", peer)
+                with contextlib.suppress(ChannelClosed):
+                    link.beat()  # the heartbeat loop beats it too: the peer may be waiting for us
+                try:
+                    with anyio.fail_after(self._t.connect_timeout):
+                        await link.heard_first.wait()
+                except TimeoutError as exc:
+                    raise ConnectError(f"link to {peer} opened but {peer} was never heard") from exc
                 await link.run_writer()
         finally:
             link.dead = True

@@ -181,6 +181,8 @@ class Link:
         self.scope = anyio.CancelScope()
         self.finished = anyio.Event()
         self.up = False
+        """Heard from since the channels opened (its owner sets it)."""
+        self.heard_first = anyio.Event()
         self.dead = False
         self.graceful = False
         self.reason = ""
