@@ -290,3 +290,12 @@ def test_a_bare_majority_elects_under_heavy_loss(
     losses kept these rooms masterless past the 8 s the property test allows."""
     inner = test_kills_never_lose_or_double_what_survivors_saw.hypothesis.inner_test  # type: ignore[attr-defined]
     inner(seed=seed, size=5, kills=kills, kill_master_at=kill_master_at, policy=Policy.MAJORITY, loss=0.2)
+
+
+@pytest.mark.parametrize("seed", [167104350, 2675342405, 3322559659])
+def test_a_master_whose_votes_hold_runs_above_a_side_that_went_many_rounds(seed: int) -> None:
+    """Signed, 4 peers split 2/2 for 1.5 s at 20 % loss: one side went 4+ rounds while the other
+    kept its master. On heal that master must run above the other side's round; refusing to jump
+    more than two rounds left both sides waiting for each other."""
+    inner = test_partitions_heal_to_one_master_and_one_checksum.hypothesis.inner_test  # type: ignore[attr-defined]
+    inner(seed=seed, size=4, split=2, at=0.46875, length=1.5, policy=Policy.AVAILABLE, loss=0.2)

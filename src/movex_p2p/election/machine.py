@@ -1000,11 +1000,12 @@ class ElectionMachine:
 
         That peer followed a master of the other side of a healed partition; our followers vote
         for us again, and then that side follows us too. A made-up certificate changes nothing,
-        and a real one can move the round by two at most, once per ``_RIVAL`` seconds.
+        and a real one can move the round by ``_ROUND_STEP`` at most, once per ``_RIVAL`` seconds (the
+        other side may have run several rounds while split, under loss).
         """
         if now < self._rival_at + _RIVAL or not self._own_cert_holds():
             return
-        if term_round(message.term) > term_round(self._term) + 2 or not message.leader:
+        if term_round(message.term) > term_round(self._term) + _ROUND_STEP or not message.leader:
             return
         leader = PeerId(message.leader)
         if (message.term & _SALT_MASK) != salt_of(leader) or not self._voters(message.term, leader, message.cert):
