@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
 from movex_p2p.errors import ChannelClosed  # noqa: E402
+from movex_p2p.identity import Identity  # noqa: E402
 from movex_p2p.ids import PeerId  # noqa: E402
 from movex_p2p.transport.base import Frame, PeerDown, PeerUp  # noqa: E402
 from movex_p2p.transport.lan import LanEndpoint, LanTransport  # noqa: E402
@@ -71,6 +72,7 @@ class Worker:
         self.unacked: dict[PeerId, int] = {}
         self.acked = anyio.Event()
         self.counts: dict[PeerId, int] = {}
+        self.names: dict[PeerId, str] = {}
 
     async def pump(self) -> None:
         while True:
@@ -79,10 +81,11 @@ class Worker:
             except anyio.EndOfStream:
                 return
             match event:
-                case PeerUp(peer=peer):
-                    emit("up", peer=peer)
+                case PeerUp(peer=peer, name=name):
+                    self.names[peer] = name  # ids come from keys: the scripts speak of names
+                    emit("up", peer=name)
                 case PeerDown(peer=peer, graceful=graceful):
-                    emit("down", peer=peer, graceful=graceful)
+                    emit("down", peer=self.names.get(peer, peer), graceful=graceful)
                 case Frame(peer=peer, data=data):
                     kind = data[:1]
                     if kind == b"P":
@@ -156,10 +159,11 @@ class MemoryPair:
 
 async def run_worker(args: argparse.Namespace) -> None:
     transport = LanTransport([ADDRESS], dead_after=args.dead_after)
+    identity = Identity.generate()
     reader, pipe = await stdin_reader()
     try:
         async with (
-            transport.connect(peer_id=PeerId(args.id), name=args.id, room="bench", secret="bench") as ep,
+            transport.connect(peer_id=identity.id, name=args.id, room="bench", secret="bench", identity=identity) as ep,
             anyio.create_task_group() as tg,
         ):
             worker = Worker(ep)
@@ -169,7 +173,8 @@ async def run_worker(args: argparse.Namespace) -> None:
                 cmd = json.loads(line)
                 match cmd["cmd"]:
                     case "rtt":
-                        emit("rtt", samples=await worker.rtt(PeerId(cmd["peer"]), cmd["n"], cmd["size"]))
+                        by_name = {name: peer for peer, name in worker.names.items()}
+                        emit("rtt", samples=await worker.rtt(by_name[cmd["peer"]], cmd["n"], cmd["size"]))
                     case "flood":
                         received = await worker.flood(cmd["seconds"], cmd["size"])
                         await anyio.sleep(0.5)  # let the last frames land

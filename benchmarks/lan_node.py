@@ -12,6 +12,8 @@ Measures, in one run:
    dispatch -> confirmed (local, no network);
 3. confirmed actions/s with 4 and 8 peer processes all dispatching with a window in flight,
    counted until every action is confirmed on every peer; lost/doubled/checksums checked;
+   ``--only signing``: the same 4-process flood with the signed history and election on, then
+   off (``--unsigned`` peers: an option for this measurement only), alternating, in one run;
 4. RSS per peer process with the Peer running.
 
 The peer processes are tests/lan_node_peer.py. Never run the peers on a real network.
@@ -168,8 +170,8 @@ async def latency(bed: Bed, n: int, rounds: int) -> dict[str, Any]:
     return result
 
 
-async def throughput(bed: Bed, n: int, count: int, window: int) -> dict[str, Any]:
-    procs, _ = await bed.peers(n, f"f{n}p")
+async def throughput(bed: Bed, n: int, count: int, window: int, *options: str) -> dict[str, Any]:
+    procs, _ = await bed.peers(n, f"f{n}p", *options)
     for proc in procs:
         await proc.send(cmd="rss")
     rss = [(await p.wait_ev("rss"))["kib"] for p in procs]
@@ -230,6 +232,19 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     "all_ok": all(not r["problems"] and r["checksums"] == 1 for r in runs),
                     "runs": runs,
                 }
+        if "signing" in args.only:
+            signed: list[int] = []
+            unsigned: list[int] = []
+            for _ in range(args.flood_runs):
+                signed.append((await throughput(bed, 4, args.count // 4, args.window))["actions_per_s"])
+                unsigned.append((await throughput(bed, 4, args.count // 4, args.window, "--unsigned"))["actions_per_s"])
+                print(f"signing: signed {signed[-1]}/s, unsigned {unsigned[-1]}/s", file=sys.stderr)
+            results["signing_4"] = {
+                "signed": statistics.median(signed),
+                "unsigned": statistics.median(unsigned),
+                "cost_percent": round(100 * (1 - statistics.median(signed) / statistics.median(unsigned)), 1),
+                "runs": {"signed": signed, "unsigned": unsigned},
+            }
         tg.cancel_scope.cancel()
     return results
 

@@ -5,6 +5,9 @@ Commands (stdin, one JSON object a line): ``{"cmd": "send_all", "data": str}``,
 ``{"cmd": "send", "peer": str, "data": str}``, ``{"cmd": "status"}``, ``{"cmd": "leave"}``.
 Events (stdout, one JSON object a line, ``t`` = time.monotonic()): ``ready``, ``up``,
 ``down``, ``frame``, ``status``, ``left``; ``offer`` in ``--mode offer``.
+
+Peer ids are derived from keys: ``--id NAME`` makes the identity :func:`identity_of` (NAME), and
+every id this script prints or reads is shown as the name of the peer it belongs to.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import hashlib
 import json
 import logging
 import sys
@@ -24,6 +28,7 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as `python -m tests.lan_peer`: tests/ importable
 
 from movex_p2p.errors import ChannelClosed, MovexError
+from movex_p2p.identity import Identity
 from movex_p2p.ids import PeerId
 from movex_p2p.transport.base import Frame, PeerDown, PeerUp
 from movex_p2p.transport.lan import LanEndpoint, LanTransport
@@ -32,12 +37,38 @@ from movex_p2p.transport.signaling import (
     Challenge,
     Contact,
     Exchange,
-    Hello,
     derive_key,
-    new_hello,
     run_dialer,
 )
 from movex_p2p.transport.webrtc import RtcSession, candidate_types
+
+
+def identity_of(name: str) -> Identity:
+    """The test identity of the peer called ``name`` (the same in every process)."""
+    return Identity(hashlib.sha256(b"movex-p2p/tests/" + name.encode()).digest())
+
+
+NAMES: dict[str, str] = {identity_of(f"p{i}").id: f"p{i}" for i in range(100)}
+"""Peer id -> test name, for every id this script may print."""
+
+
+def alias(peer: str) -> str:
+    return NAMES.get(peer, peer)
+
+
+def aliased(text: str) -> str:
+    for peer, name in NAMES.items():
+        if peer in text:
+            text = text.replace(peer, name)
+    return text
+
+
+def rss_kib() -> int:
+    """This process's resident memory (Linux), in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -60,11 +91,12 @@ async def pump_events(endpoint: LanEndpoint) -> None:
             return
         match event:
             case PeerUp(peer=peer, name=name):
-                emit("up", peer=peer, name=name)
+                NAMES.setdefault(peer, name)
+                emit("up", peer=alias(peer), name=name)
             case PeerDown(peer=peer, graceful=graceful):
-                emit("down", peer=peer, graceful=graceful)
+                emit("down", peer=alias(peer), graceful=graceful)
             case Frame(peer=peer, data=data):
-                emit("frame", peer=peer, data=data.decode(errors="replace"))
+                emit("frame", peer=alias(peer), data=data.decode(errors="replace"))
 
 
 def execute(endpoint: LanEndpoint, command: dict[str, Any]) -> bool:
@@ -75,16 +107,20 @@ def execute(endpoint: LanEndpoint, command: dict[str, Any]) -> bool:
                 endpoint.send(peer, str(command["data"]).encode())
         case "send":
             try:
-                endpoint.send(PeerId(command["peer"]), str(command["data"]).encode())
+                endpoint.send(identity_of(command["peer"]).id, str(command["data"]).encode())
             except ChannelClosed as exc:
                 emit("send_failed", peer=command["peer"], error=str(exc))
         case "status":
+            lan = json.loads(aliased(json.dumps(dataclasses.asdict(endpoint.status()))))
+            for field in ("seen", "learnt", "linked"):
+                lan[field] = sorted(lan[field])
             emit(
                 "status",
-                peers=sorted(endpoint.peers),
+                peers=sorted(alias(p) for p in endpoint.peers),
                 auth_failures=len(endpoint.auth_failures),
                 port=endpoint.signaling_port,
-                lan=dataclasses.asdict(endpoint.status()),
+                lan=lan,
+                rss_kib=rss_kib(),
             )
         case "leave":
             return False
@@ -108,14 +144,16 @@ async def run_peer(args: argparse.Namespace) -> None:
 
 
 async def serve_commands(transport: LanTransport, reader: asyncio.StreamReader, args: argparse.Namespace) -> None:
+    identity = identity_of(args.id)
+    NAMES[identity.id] = args.id
     async with (
         transport.connect(
-            peer_id=PeerId(args.id), name=args.name or args.id, room=args.room, secret=args.secret
+            peer_id=identity.id, name=args.name or args.id, room=args.room, secret=args.secret, identity=identity
         ) as endpoint,
         anyio.create_task_group() as tg,
     ):
         tg.start_soon(pump_events, endpoint)
-        emit("ready", port=endpoint.signaling_port, incarnation=endpoint.incarnation)
+        emit("ready", id=endpoint.id, port=endpoint.signaling_port, incarnation=endpoint.incarnation)
         while True:
             line = await reader.readline()
             if not line:
@@ -182,17 +220,25 @@ async def run_hostile(args: argparse.Namespace) -> None:
             )
             for i in range(MAX_MEMBERS)
         )
-        hello = new_hello(sender=PeerId(f"hostile{round_}"), receiver=None, name="hostile", incarnation=1)
+        identity = identity_of(f"hostile{round_}")
 
         async def create_offer(
-            challenge: Challenge, hello: Hello = hello, ghosts: tuple[Contact, ...] = ghosts
+            challenge: Challenge, identity: Identity = identity, ghosts: tuple[Contact, ...] = ghosts
         ) -> Exchange:
-            me = Contact(peer=hello.sender, addresses=(args.iface,), port=9)
+            me = Contact(peer=identity.id, addresses=(args.iface,), port=9)
             return Exchange(sdp="v=0\r\n", me=me, members=ghosts)  # no usable SDP: no link, only the hints
 
         try:
             async with await anyio.connect_tcp(args.iface, args.port) as stream:
-                await run_dialer(stream, key=key, hello=hello, create_offer=create_offer)
+                await run_dialer(
+                    stream,
+                    key=key,
+                    identity=identity,
+                    receiver=None,
+                    name="hostile",
+                    incarnation=1,
+                    create_offer=create_offer,
+                )
             outcomes.append("answered")
         except MovexError as exc:
             outcomes.append(type(exc).__name__)

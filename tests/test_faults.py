@@ -110,7 +110,7 @@ async def test_a_peer_logs_a_fault_with_its_traceback_and_reports_it(
         diagnostics: list[Diagnostic] = []
         client.on_diagnostic(diagnostics.append)
 
-        def broken(self: ClientCore, *args: Any) -> list[Effect]:
+        def broken(self: ClientCore, *args: Any, **kwargs: Any) -> list[Effect]:
             raise KeyError("a bug in the client")
 
         monkeypatch.setattr(ClientCore, "_on_applied", broken)

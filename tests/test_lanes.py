@@ -33,7 +33,8 @@ def test_every_wire_message_has_one_route_and_one_lane() -> None:
     assert set(wire.ROUTES) == registered
     assert set(wire.LANES) == registered
     assert set(get_args(rm.ToMaster)).isdisjoint(get_args(rm.ToClients))
-    assert set(get_args(rm.ResourceMessage)) == set(get_args(rm.ToMaster)) | set(get_args(rm.ToClients))
+    assert set(get_args(rm.ResourceMessage)) == set(get_args(rm.ToMaster)) | set(get_args(rm.ToClients)) | {rm.Witness}
+    assert wire.ROUTES[rm.Witness] is Route.NODE  # peers compare the seals their master sent them
     assert {wire.ROUTES[m] for m in get_args(em.ElectionMessage)} == {Route.ELECTION}
     assert {wire.LANES[m] for m in get_args(em.ElectionMessage)} == {Lane.DATAGRAM}
     assert {wire.LANES[m] for m in get_args(rm.ResourceMessage)} == {Lane.RELIABLE}

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import anyio
 import pytest
 
+from movex_p2p.identity import Identity
 from movex_p2p.ids import PeerId
 from movex_p2p.transport.lan import LanEndpoint, LanTransport
 from movex_p2p.transport.mesh import (
@@ -183,7 +184,8 @@ def test_address_states_describe_themselves() -> None:
 
 @contextmanager
 def endpoint(interfaces: list[str]) -> Iterator[tuple[LanEndpoint, list[PeerId]]]:
-    ep = LanTransport(["127.0.0.2"]).connect(peer_id=PeerId("me"), name="me", room="r", secret=None)
+    me = Identity(b"m" * 32)
+    ep = LanTransport(["127.0.0.2"]).connect(peer_id=me.id, name="me", room="r", secret=None, identity=me)
     ep.interfaces = interfaces
     dialed: list[PeerId] = []
 
@@ -205,7 +207,7 @@ async def test_peer_exchange_is_bounded_and_validated() -> None:
 
 async def exchange_flood(ep: LanEndpoint, dialed: list[PeerId]) -> None:
     garbage = [
-        Contact(peer=PeerId("me"), addresses=("10.0.0.9",), port=1),  # ourselves
+        Contact(peer=ep.id, addresses=("10.0.0.9",), port=1),  # ourselves
         Contact(peer=PeerId("lo"), addresses=("127.0.0.2",), port=1),  # loopback: we use none
         Contact(peer=PeerId("mc"), addresses=("224.0.0.251",), port=5353),
         Contact(peer=PeerId("none"), addresses=(), port=1),

@@ -272,3 +272,30 @@ def test_flapping_partitions_regressions(seed: int, size: int, flaps: int, polic
 )
 def test_flapping_partitions_lose_and_double_nothing(seed: int, size: int, flaps: int, policy: Policy) -> None:
     _flapping(seed, size, flaps, policy)
+
+
+@pytest.mark.parametrize(
+    ("seed", "kills", "kill_master_at"),
+    [
+        (1053290, [(0.84375, 1), (0.903088862277003, 0)], None),
+        (3933953013, [(0.84375, 1)], 0.903),
+        (4276262006, [(0.84375, 1)], 0.903),
+    ],
+)
+def test_a_bare_majority_elects_under_heavy_loss(
+    seed: int, kills: list[tuple[float, int]], kill_master_at: float | None
+) -> None:
+    """Signed, 5 peers, two killed, 20 % datagram loss, MAJORITY: the three left must all vote, and
+    honest candidates often lose their elections to loss. Refusing a candidate after three such
+    losses kept these rooms masterless past the 8 s the property test allows."""
+    inner = test_kills_never_lose_or_double_what_survivors_saw.hypothesis.inner_test  # type: ignore[attr-defined]
+    inner(seed=seed, size=5, kills=kills, kill_master_at=kill_master_at, policy=Policy.MAJORITY, loss=0.2)
+
+
+@pytest.mark.parametrize("seed", [167104350, 2675342405, 3322559659])
+def test_a_master_whose_votes_hold_runs_above_a_side_that_went_many_rounds(seed: int) -> None:
+    """Signed, 4 peers split 2/2 for 1.5 s at 20 % loss: one side went 4+ rounds while the other
+    kept its master. On heal that master must run above the other side's round; refusing to jump
+    more than two rounds left both sides waiting for each other."""
+    inner = test_partitions_heal_to_one_master_and_one_checksum.hypothesis.inner_test  # type: ignore[attr-defined]
+    inner(seed=seed, size=4, split=2, at=0.46875, length=1.5, policy=Policy.AVAILABLE, loss=0.2)

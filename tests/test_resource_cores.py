@@ -569,3 +569,21 @@ def test_a_stalled_client_whose_confirmation_was_lost_is_settled_by_a_snapshot()
         for t in (c.now + RESEND_AFTER * k for k in range(1, 9))
     ]
     assert asked == [True, True, False, True, False, False, False, True]
+
+
+def test_a_rejected_seq_sent_again_is_rejected_again_not_ignored() -> None:
+    """Rejected seqs stay out of the replicated head: a re-send (its answer lost, or its author
+    restarted and reused the seq) gets a Rejected again rather than silence."""
+    c = CoreCluster(2)
+    c.setup(C)
+    p0, p1 = c.ids
+    bad = c.dispatch(p1, C, mx.Action("boom"))
+    c.run()
+    assert c.settled(p1, bad).error is not None
+    again = rm.Propose(term=c.master.term, rid=Rid(C), seq=bad, base=bad - 1, action=mx.Action("boom"))
+    before = len(c.sent(rm.Rejected))
+    c.route(p1, [fx.Send(to=p0, message=again)])
+    c.run()
+    rejected = c.sent(rm.Rejected)[before:]
+    assert [r.seq for r in rejected] == [bad]
+    assert "already rejected" in rejected[0].reason

@@ -73,6 +73,19 @@ def test_every_tag_has_a_sample() -> None:
     assert len(wire._BY_TAG) >= 23  # 16 resource + 7 election messages
 
 
+def test_no_two_messages_share_a_tag() -> None:
+    from movex_p2p import presence as pm
+    from movex_p2p.election import messages as em
+
+    tables = (pm.MESSAGES, rm.MESSAGES, em.MESSAGES)
+    tags = [tag for table in tables for tag in table]
+    assert len(tags) == len(set(tags)) == len(wire._BY_TAG)
+    assert len(set(wire._BY_TAG.values())) == len(wire._BY_TAG)
+    assert all(1 <= t <= 29 for t in pm.MESSAGES)
+    assert all(30 <= t <= 59 for t in rm.MESSAGES)
+    assert all(60 <= t <= 79 for t in em.MESSAGES)
+
+
 @pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
 def test_round_trip(message: Any) -> None:
     decoded = wire.decode(wire.encode(message))
@@ -162,7 +175,16 @@ def test_wrong_field_values(tag: int, fields: list[Any]) -> None:
 
 def propose(payload: Any, *, kind: Any = "t", rid: Any = "counter:c", **override: Any) -> list[Any]:
     """A raw Propose frame (before CBOR) with ``payload`` as its action's payload."""
-    values = {"term": 1, "rid": rid, "seq": 1, "base": 0, "action": [kind, payload], "private": None, **override}
+    values = {
+        "term": 1,
+        "rid": rid,
+        "seq": 1,
+        "base": 0,
+        "action": [kind, payload],
+        "private": None,
+        "nonce": b"",
+        **override,
+    }
     return [33, *(values[f.name] for f in dataclasses.fields(rm.Propose))]
 
 

@@ -9,6 +9,7 @@ The id depends on the public key only: a player may change its name and stay the
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -19,26 +20,34 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from .ids import PeerId
 
-__all__ = ["KEY_SIZE", "Identity", "peer_id_of", "verify"]
+__all__ = ["KEY_SIZE", "SIGNATURE_SIZE", "Identity", "peer_id_of", "verify"]
 
 KEY_SIZE: Final = 32
 """Bytes of an Ed25519 private key, public key, and a stored identity file."""
+SIGNATURE_SIZE: Final = 64
+"""Bytes of an Ed25519 signature."""
 _ID_CHARS: Final = 20  # base32 characters of the public key's hash: 100 bits
 
 
+@functools.lru_cache(maxsize=4096)
 def peer_id_of(public_key: bytes) -> PeerId:
-    """The peer id that ``public_key`` (32 raw bytes) proves."""
-    if len(public_key) != KEY_SIZE:
-        raise ValueError(f"an Ed25519 public key has {KEY_SIZE} bytes, not {len(public_key)}")
+    """The peer id that ``public_key`` (32 raw bytes) proves (ValueError for another length)."""
+    if type(public_key) is not bytes or len(public_key) != KEY_SIZE:
+        raise ValueError(f"an Ed25519 public key has {KEY_SIZE} bytes")
     digest = hashlib.sha256(b"movex-p2p/peer-id\x00" + public_key).digest()
     return PeerId(base64.b32encode(digest).decode().lower()[:_ID_CHARS])
+
+
+@functools.lru_cache(maxsize=4096)
+def _public(public_key: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(public_key)
 
 
 def verify(public_key: bytes, signature: bytes, data: bytes) -> bool:
     """True if ``signature`` is ``public_key``'s Ed25519 signature of ``data`` (False for any malformed part)."""
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, data)
-    except (InvalidSignature, ValueError):
+        _public(bytes(public_key)).verify(signature, data)
+    except (InvalidSignature, ValueError, TypeError):
         return False
     return True
 

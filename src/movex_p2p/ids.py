@@ -7,7 +7,7 @@ from typing import NewType
 __all__ = ["PeerId", "Rid", "Term"]
 
 PeerId = NewType("PeerId", str)
-"""A peer's unique, stable id (unique per process start; see ``incarnation`` in discovery)."""
+"""A peer's id: derived from its identity's public key (``identity.peer_id_of``), proven in every handshake."""
 
 Term = NewType("Term", int)
 """An election term; a higher term fences every older one."""

@@ -19,6 +19,7 @@ call it:
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 import uuid
@@ -48,6 +49,7 @@ from .errors import (
 from .identity import KEY_SIZE, Identity
 from .ids import PeerId, Rid
 from .nodecore import (
+    Forked,
     MasterChanged,
     NodeCore,
     NodeEvent,
@@ -101,6 +103,9 @@ class Diagnostic:
     - ``"incompatible_type"``: ``peer`` has another version of a resource type (another build).
     - ``"dropped"``: input from ``peer`` was refused (``reason`` says why).
     - ``"slow_link"``: the master (``peer``) confirmed nothing for a while; actions were sent again.
+    - ``"forked"``: the master ``peer`` was caught forging (an action its author never signed, a
+      reveal that breaks its commitment, or two different histories sealed for one log index); it
+      is not followed any more.
     - ``"fault"``: a bug in movex_p2p (``detail`` holds the traceback; please report it).
     """
 
@@ -276,7 +281,12 @@ class Resource:
             event, self._changed = self._changed, anyio.Event()
             event.set()
         if self._callbacks.registered and self.bound:
-            self._callbacks(self.state)
+            try:
+                state = self.state
+            except MovexError as exc:  # the type's transform failed on this state: the app's hook, not the peer
+                self._peer.log.warning("%s: no update for on_update callbacks: %s", self.rid, exc)
+                return
+            self._callbacks(state)
 
     def _on_removed(self) -> None:
         self._gone = True
@@ -314,6 +324,7 @@ class Peer:
         identity: Identity | None = None,
         role: Role = "player",
         opaque: bool = False,
+        _signed: bool = True,
     ) -> None:
         if not room or not isinstance(room, str):
             raise ValueError("room must be a non-empty str")
@@ -358,6 +369,8 @@ class Peer:
             info=self.info,
             role=role,
             opaque=opaque,
+            identity=identity if _signed else None,  # False: benchmarks measure what signing costs
+            entropy=os.urandom,
         )
         self._endpoint: Endpoint | None = None
         self._tg: TaskGroup | None = None
@@ -479,6 +492,7 @@ class Peer:
                     room=self.room,
                     secret=self._secret,
                     max_frame=self._max_frame,
+                    identity=self.identity,
                     **extra,
                 )
             )
@@ -588,9 +602,10 @@ class Peer:
         if count <= self._auth_seen:
             return
         new, self._auth_seen = count - self._auth_seen, count
-        failures: list[AuthenticationFailed] = list(getattr(endpoint, "auth_failures", ()))[-new:]
+        # the endpoint keeps short texts (an exception would keep its traceback alive)
+        failures = [str(f) for f in list(getattr(endpoint, "auth_failures", ()))[-new:]]
         if failures:
-            self._auth_last = failures[-1]
+            self._auth_last = AuthenticationFailed(failures[-1])
         for reason in [str(f) for f in failures] or ["a handshake failed on the room secret"]:
             self._diagnose(
                 Diagnostic(kind="auth_failed", peer=None, reason=f"{reason}: give every peer the same secret")
@@ -855,6 +870,9 @@ class Peer:
                 self._master_change.set()
                 self._master_change = anyio.Event()
                 self._master_cbs(master, term)
+            case Forked(peer=peer, reason=reason):
+                self.log.warning("%s was caught forging (%s): it is not followed any more", peer, reason)
+                self._diagnose(Diagnostic(kind="forked", peer=peer, reason=reason))
             case PeersChanged(peers=peers):
                 self._linked = peers
                 self._peers_cbs(peers)

@@ -23,12 +23,20 @@ entries for that type, so two builds of a game never mix one type's state.
 
 Two clocks come in: ``now`` (monotonic, for election deadlines) and ``wall`` (seconds since
 the epoch, for master values, transforms and the master's recovery deadline).
+
+With an identity, the node also plumbs the signed history (docs/security.md): it signs this
+peer's proposals once per frame (``Endorse``); as master it checks each author's endorsement
+before an action reaches the MasterCore, makes sure every peer gets an author's ``Endorsed``
+before the first entry it covers, and seals each step's heads; as a peer it sends the latest
+seal it got to the others (``Witness``) and compares theirs: two valid seals of one master for
+the same log index that differ prove a forked history. A peer caught forging (that, or an
+entry its author never signed) is reported (:class:`Forked`) and never followed again.
 """
 
 from __future__ import annotations
 
 import traceback
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, assert_never
@@ -39,9 +47,11 @@ from .election.messages import ElectionMessage
 from .errors import IncompatibleType, InvalidState, ProtocolError, RemoteProtocolError
 from .ids import PeerId, Rid, Term
 from .presence import Introduce, PeerInfo, Role
+from .proofs import prove
 from .resource import effects as fx
 from .resource import messages as rm
 from .resource.client import ClientCore
+from .resource.history import action_digest, commitment, endorsement_signer, seal_signer
 from .resource.master import MasterCore
 from .resource.state import freeze
 from .resource.types import Action, ResourceType, parse_rid
@@ -51,9 +61,12 @@ from .transport.base import MAX_DATAGRAM, Frame, PeerDown, PeersSeen, PeerUp, Tr
 if TYPE_CHECKING:
     import random
 
+    from .identity import Identity
+
 __all__ = [
     "Dropped",
     "Fault",
+    "Forked",
     "MasterChanged",
     "NodeCore",
     "NodeEvent",
@@ -66,6 +79,12 @@ __all__ = [
 
 MAX_EARLY_INTROS: Final = 256
 """Introductions kept that arrived ahead of their link's PeerUp (a restarted peer's new link)."""
+ENDORSED_KEPT: Final = 4096
+"""As master: actions per author whose endorsement is kept until they are applied (the oldest go first)."""
+SEALS_KEPT: Final = 512
+"""Seals remembered to compare with what other peers got."""
+WITNESS_EVERY: Final = 0.25
+"""Seconds between two Witness messages of one peer (its latest seal, to every other peer)."""
 
 
 # -- what a step returns -------------------------------------------------------------------------
@@ -84,6 +103,14 @@ class PeersChanged:
     """The other peers with an open link are now ``peers``."""
 
     peers: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Forked:
+    """``peer`` (a master) was caught forging: ``reason`` says how; it is not followed any more."""
+
+    peer: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,7 +139,7 @@ class TypeConflict:
     theirs: str
 
 
-NodeEvent = fx.Notice | MasterChanged | PeersChanged | PeerJoined | PeerLeft | TypeConflict
+NodeEvent = fx.Notice | MasterChanged | PeersChanged | PeerJoined | PeerLeft | TypeConflict | Forked
 """What the app hears of, in order."""
 
 
@@ -169,18 +196,36 @@ class NodeCore:
         info: dict[str, Any] | None = None,
         role: Role = "player",
         opaque: bool = False,
+        identity: Identity | None = None,
+        entropy: Callable[[int], bytes] | None = None,
     ) -> None:
         """``name``, ``info`` and ``role`` are what this peer introduces itself with; ``opaque`` (a
-        spectator only) replicates, read-only, the resources of types it does not have."""
+        spectator only) replicates, read-only, the resources of types it does not have.
+        ``identity`` (whose id is ``me``; every real peer has one) signs what this peer must prove
+        to others and turns on every check of what others sign (docs/security.md). ``entropy(n)``
+        gives ``n`` unpredictable bytes for commitments (the Peer passes ``os.urandom``; default: ``rng``)."""
         if opaque and role != "spectator":
             raise ValueError("only a spectator can hold resources of types it does not have (opaque)")
         self.me = me
+        self.identity = identity
+        self._entropy = entropy or rng.randbytes
+        self._endorsements: dict[PeerId, OrderedDict[bytes, rm.Endorsed]] = {}  # master: per author
+        self._proofs: OrderedDict[tuple[PeerId, str, int], rm.Endorsed] = OrderedDict()  # master: checked proposals
+        self._endorsed_to: dict[PeerId, OrderedDict[bytes, None]] = {}  # master: Endorsed sent per peer (by proof)
+        self._seals: OrderedDict[tuple[int, int], rm.Sealed] = OrderedDict()  # from our master
+        self._witness: rm.Sealed | None = None  # the latest seal not yet passed on
+        self._witness_at = -1e18
+        self._distrusted: set[PeerId] = set()
         self.types = dict(types)
         self.rng = rng
         self.decode_limit = decode_limit
         self.majority = election.policy is el.Policy.MAJORITY
-        self.client = ClientCore(me, types=self.types, wait_commit=self.majority, opaque=opaque)
-        self.election = el.ElectionMachine(me, config=election, rng=rng, spectator=role == "spectator")
+        self.client = ClientCore(
+            me, types=self.types, wait_commit=self.majority, opaque=opaque, verify=identity is not None
+        )
+        self.election = el.ElectionMachine(
+            me, config=election, rng=rng, identity=identity, spectator=role == "spectator"
+        )
         self.master: MasterCore | None = None
         self.peers: frozenset[PeerId] = frozenset()
         self.intro = Introduce(
@@ -310,7 +355,8 @@ class NodeCore:
         so a burst of dispatches leaves as one frame per peer.
         """
         self._now, self._wall = now, wall
-        seq, effects = self.client.dispatch(rid, action, private, now=wall)
+        nonce = self._entropy(16) if private is not None and self.identity is not None else b""
+        seq, effects = self.client.dispatch(rid, action, private, now=wall, nonce=nonce)
         self._effects(effects)
         return seq, self._ready(hold=hold)
 
@@ -347,6 +393,8 @@ class NodeCore:
             match _ROUTES[type(message)]:
                 case Route.TO_CLIENTS:
                     to_clients: rm.ToClients = message  # type: ignore[assignment]
+                    if type(to_clients) is rm.Sealed and self.identity is not None:
+                        self._keep_seal(sender, to_clients)
                     if sender in self.conflicts and self._conflicting(sender, to_clients):
                         return  # a master of another build: its entries for that type are not ours
                     self._effects(self.client.step(sender, to_clients, self._wall))
@@ -358,6 +406,8 @@ class NodeCore:
                         if filtered is None:
                             return
                         to_master = filtered
+                    if master is not None and self.identity is not None and not self._endorsed(sender, to_master):
+                        return
                     if master is not None:
                         lease = not self.majority or self.election.can_confirm(self._now)
                         self._effects(master.step(sender, to_master, self._wall, lease=lease))
@@ -368,8 +418,12 @@ class NodeCore:
                     election: ElectionMessage = message  # type: ignore[assignment]
                     self._elect(el.Received(sender=sender, message=election))
                 case Route.NODE:
-                    intro: Introduce = message  # type: ignore[assignment]
-                    self._on_intro(sender, intro)
+                    node: Introduce | rm.ToPeers = message  # type: ignore[assignment]
+                    if type(node) is Introduce:
+                        self._on_intro(sender, node)
+                    else:
+                        assert type(node) is rm.Witness
+                        self._on_witness(sender, node)
                 case route:
                     assert_never(route)
         except ProtocolError as exc:
@@ -377,7 +431,111 @@ class NodeCore:
         except Exception as exc:
             self._fault(sender, type(message).__name__, exc)
 
+    # -- the signed history (see the module docstring) --------------------------------------------
+
+    def _endorsed(self, sender: PeerId, message: rm.ToMaster) -> bool:
+        """As master: check an Endorse, or that a Propose is endorsed; False (after reporting) drops it."""
+        if type(message) is rm.Endorse:
+            if sender == self.me:
+                return False  # not ours to check: we wrote it
+            if endorsement_signer(message) != sender:
+                raise RemoteProtocolError("an endorsement not signed by its sender")
+            endorsed = rm.Endorsed(term=message.term, author=sender, digests=message.digests, proof=message.proof)
+            book = self._endorsements.setdefault(sender, OrderedDict())
+            for digest in message.digests:
+                book[digest] = endorsed
+            while len(book) > ENDORSED_KEPT:
+                book.popitem(last=False)
+            return False
+        if type(message) is not rm.Propose:
+            return True
+        if sender == self.me:
+            return True  # the master's own actions: it is their author, its entries say so
+        digest = _digest(sender, message)
+        known = self._endorsements.get(sender)
+        proof = None if known is None else known.get(digest)
+        if proof is None:
+            raise RemoteProtocolError(f"{message.rid} seq {message.seq}: an action its author did not sign")
+        self._proofs[(sender, message.rid, message.seq)] = proof
+        while len(self._proofs) > ENDORSED_KEPT * 4:
+            self._proofs.popitem(last=False)
+        return True
+
+    def _publish_endorsement(self, message: rm.ToClients) -> None:
+        """As master, before an author's Applied reaches a peer: that peer gets the author's Endorsed first."""
+        if type(message) is not rm.Applied:
+            return
+        endorsed = self._proofs.pop((message.author, message.rid, message.seq), None)
+        if endorsed is None:
+            return  # our own (we are their author), or applied from a sealed replica
+        for peer in self.peers:
+            if self._mark_sent(peer, endorsed):
+                self._reliable.setdefault(peer, []).append(endorsed)
+
+    def _mark_sent(self, peer: PeerId, endorsed: rm.Endorsed) -> bool:
+        """Record that ``peer`` gets ``endorsed`` now; False if it got it already."""
+        sent = self._endorsed_to.setdefault(peer, OrderedDict())
+        if endorsed.proof in sent:
+            return False
+        sent[endorsed.proof] = None
+        if len(sent) > ENDORSED_KEPT:
+            sent.popitem(last=False)
+        return True
+
+    def _endorse_outgoing(self) -> None:
+        """Sign the proposals leaving for our master in this frame: one Endorse ahead of them."""
+        master = self.client.master
+        if self.identity is None or master is None or master == self.me:
+            return
+        messages = self._reliable.get(master)
+        if not messages:
+            return
+        proposals = [(i, m) for i, m in enumerate(messages) if type(m) is rm.Propose]
+        if not proposals:
+            return
+        digests = tuple(_digest(self.me, m) for _, m in proposals)
+        proof = prove(self.identity, "endorse", b"".join(digests))
+        messages.insert(proposals[0][0], rm.Endorse(term=self.client.term, digests=digests, proof=proof))
+
+    def _keep_seal(self, sender: PeerId, sealed: rm.Sealed) -> None:
+        """A seal from our master: remember it (to compare) and pass the latest on to the others."""
+        if sender != self.client.master or sender == self.me or sealed.term != self.client.term:
+            return
+        self._seals[(sealed.term, sealed.index)] = sealed
+        while len(self._seals) > SEALS_KEPT:
+            self._seals.popitem(last=False)
+        self._witness = sealed
+
+    def _send_witness(self) -> None:
+        sealed = self._witness
+        if sealed is None or self._now < self._witness_at + WITNESS_EVERY:
+            return
+        self._witness, self._witness_at = None, self._now
+        witness = rm.Witness(term=sealed.term, sealed=sealed)
+        for peer in self.peers:
+            if peer != self.client.master:
+                self._reliable.setdefault(peer, []).append(witness)
+
+    def _on_witness(self, sender: PeerId, witness: rm.Witness) -> None:
+        """Another peer's seal: if ours for the same index differs and both are the same master's, it forked."""
+        theirs = witness.sealed
+        ours = self._seals.get((theirs.term, theirs.index))
+        if ours is None or ours == theirs:
+            return
+        master = seal_signer(ours)
+        if master is None or seal_signer(theirs) != master:
+            return  # a made-up seal proves nothing (and costs the sender its credibility only)
+        self._distrust(master, f"it sealed two different histories at index {theirs.index} of term {theirs.term}")
+
+    def _distrust(self, peer: PeerId, reason: str) -> None:
+        if peer in self._distrusted or peer == self.me:
+            return
+        self._distrusted.add(peer)
+        self._events.append(Forked(peer=peer, reason=reason))
+        self._elect(el.Distrust(peer=peer))
+
     def _link_up(self, peer: PeerId) -> None:
+        self._endorsed_to.pop(peer, None)  # what went over an earlier link may be lost: send again
         if peer == self.client.master and peer != self.me:
             # the link to our master (re)opened: what we sent meanwhile may be lost, so report
             # our replicas again and re-send pending work (the master drops duplicates)
@@ -391,6 +549,8 @@ class NodeCore:
             self._links_changed()
 
     def _link_down(self, peer: PeerId, graceful: bool) -> None:
+        self._endorsed_to.pop(peer, None)
+        self._endorsements.pop(peer, None)
         if peer not in self.peers:
             return
         self.peers = self.peers - {peer}
@@ -446,8 +606,8 @@ class NodeCore:
 
     def _conflicting(self, sender: PeerId, message: rm.ToClients) -> bool:
         """True when ``message`` from master ``sender`` is about a type whose versions differ (answers pass)."""
-        if isinstance(message, rm.Replied | rm.Rejected | rm.Committed | rm.Began):
-            return False
+        if isinstance(message, rm.Replied | rm.Rejected | rm.Committed | rm.Began | rm.Sealed | rm.Endorsed):
+            return False  # answers, and what the signed history checks whatever the type
         rid = message.rid
         return rid.partition(":")[0] in self.conflicts[sender]
 
@@ -455,7 +615,7 @@ class NodeCore:
         """What the master may serve of ``message`` from a peer of another build (None: nothing)."""
         theirs = self.conflicts[sender]
         match message:
-            case rm.Ack():
+            case rm.Ack() | rm.Endorse():
                 return message
             case rm.Report(have=have):
                 kept = {rid: pos for rid, pos in have.items() if rid.partition(":")[0] not in theirs}
@@ -549,6 +709,8 @@ class NodeCore:
                     peers=self.peers - {previous} if previous is not None else self.peers,
                     now=self._wall,
                     quorum=self.election.has_quorum if self.majority else None,
+                    identity=self.identity,
+                    master_of=self.election.master_of,
                     removed=self.client.removed,
                 )
         else:
@@ -562,11 +724,15 @@ class NodeCore:
                 case fx.Send(to=to, message=message):
                     self._send(to, message)
                 case fx.Publish(message=message):  # to every peer, this one included
+                    if self.identity is not None:
+                        self._publish_endorsement(message)
                     for peer in self.peers:
                         self._reliable.setdefault(peer, []).append(message)
                     self._local.append(message)
                 case fx.TermObserved(term=term):
                     self._observe(term)
+                case fx.Forged(peer=peer, reason=reason):
+                    self._distrust(peer, reason)
                 case (
                     fx.StateChanged()
                     | fx.ActionSettled()
@@ -602,8 +768,13 @@ class NodeCore:
                 self._route(self.me, self._local.popleft())
             if self.majority:
                 self._guard(self.me, "ack", self._ack)
+            if not self._local and not hold and master is not None and self.master is master:
+                self._effects(master.seal())  # the heads this step changed, after its entries
             if not self._local:
                 break
+        if not hold and self.identity is not None:
+            self._guard(self.me, "endorse", self._endorse_outgoing)
+            self._send_witness()
         ready = Ready(frames={}, more=[], datagrams={}, events=self._events, faults=self._faults, dropped=self._dropped)
         self._events, self._faults, self._dropped = [], [], []
         if hold:
@@ -627,6 +798,12 @@ class NodeCore:
         if index > self._acked and master is not None:
             self._acked = index
             self._send(master, rm.Ack(term=self.client.term, index=index))
+
+
+def _digest(author: PeerId, proposal: rm.Propose) -> bytes:
+    """The digest ``author`` signs for ``proposal`` (see ``resource.history``)."""
+    commit = b"" if proposal.private is None else commitment(proposal.nonce, proposal.private)
+    return action_digest(author, proposal.rid, proposal.seq, proposal.action, commit)
 
 
 FRAME_TARGET: Final = 1024 * 1024

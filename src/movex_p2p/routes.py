@@ -22,7 +22,8 @@ class Route(enum.Enum):
     ELECTION = "election"
     """Peer <-> peer: the ElectionMachine."""
     NODE = "node"
-    """Peer <-> peer: the NodeCore itself (introductions: who a peer is, its role, its type versions)."""
+    """Peer <-> peer: the NodeCore itself (introductions: who a peer is, its role, its type versions;
+    witnesses: peers compare the seals their master sent them)."""
 
 
 class Lane(enum.Enum):

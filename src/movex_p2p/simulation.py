@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .election import machine as el
+from .identity import KEY_SIZE, Identity
 from .ids import PeerId, Rid, Term
 from .links import Links
 from .nodecore import Dropped, Fault, MasterChanged, NodeCore, PeersChanged, Ready
@@ -79,18 +80,25 @@ class Simulation:
         delay: tuple[float, float] = (0.0002, 0.002),
         loss: float = 0.0,
         detect_after: float = 0.5,
+        signed: bool = True,
     ) -> None:
+        """``signed`` (the default, as every real peer): each peer has an identity (seeded) and its id is
+        derived from it, so votes, certificates and the signed history are checked as on a LAN."""
         self.rng = random.Random(seed)
         self.now = 0.0
         self.links = Links(self.rng, delay=delay, loss=loss)
         """The link model: ``loss`` applies to datagrams (the election's), see :mod:`movex_p2p.links`."""
         self.detect_after = detect_after
         self.types = {t.name: t for t in types}
-        self.ids = [PeerId(f"p{i}") for i in range(size)]
+        keys = random.Random(seed ^ 0x5EED)
+        identities = [Identity(keys.randbytes(KEY_SIZE)) if signed else None for _ in range(size)]
+        self.ids = [PeerId(f"p{i}") if ident is None else ident.id for i, ident in enumerate(identities)]
         config = config or el.ElectionConfig()
         self.peers: dict[PeerId, SimPeer] = {
-            pid: SimPeer(NodeCore(pid, types=self.types, election=config, rng=random.Random(self.rng.random())))
-            for pid in self.ids
+            pid: SimPeer(
+                NodeCore(pid, types=self.types, election=config, rng=random.Random(self.rng.random()), identity=ident)
+            )
+            for pid, ident in zip(self.ids, identities, strict=True)
         }
         self.elected: list[tuple[float, Term, PeerId]] = []
         self.dropped: list[tuple[PeerId, Dropped]] = []

@@ -31,6 +31,7 @@ from .routes import Lane, Route
 __all__ = [
     "DECODE_LIMIT",
     "DECODE_SLACK",
+    "INT_LIMIT",
     "LANES",
     "MAX_DEPTH",
     "ROUTES",
@@ -59,6 +60,8 @@ _ENVELOPE_DEPTH: Final = 16  # CBOR nesting the messages themselves add around p
 Message = rm.ResourceMessage | em.ElectionMessage | pm.NodeMessage
 
 _BY_TAG: Final[dict[int, type[Message]]] = {**pm.MESSAGES, **rm.MESSAGES, **em.MESSAGES}
+if len(_BY_TAG) != len(pm.MESSAGES) + len(rm.MESSAGES) + len(em.MESSAGES):  # pragma: no cover - a build error
+    raise RuntimeError("two messages modules declare the same wire tag")
 
 ROUTES: Final[dict[type[Message], Route]] = dict(
     itertools.chain(pm.ROUTES.items(), rm.ROUTES.items(), em.ROUTES.items())
@@ -202,6 +205,9 @@ _Checker = Callable[[Any, str], Any]
 _CHECKERS: dict[Any, _Checker] = {}
 _PLAIN: Final = (type(None), bool, int, str, bytes)  # data that needs no check_data call
 _INLINE: Final = {int: "int", str: "str", bytes: "bytes", bool: "bool"}
+INT_LIMIT: Final = 2**63
+"""Every int field of a message (terms, indexes, versions, seqs...) lies in [-INT_LIMIT, INT_LIMIT):
+a peer cannot make us compute with a 2**15000 term. Ints inside app data (payloads, states) are the app's."""
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
@@ -237,6 +243,8 @@ def _make_checker(tp: Any) -> _Checker:
         return lambda v, where: v if type(v) in _PLAIN else check_data(v, where=where)
     if tp is type(None) or tp is None:
         return lambda v, where: v if v is None else _fail(where, "null", v)
+    if tp is int:
+        return lambda v, where: v if type(v) is int and -INT_LIMIT <= v < INT_LIMIT else _fail(where, "int64", v)
     if tp in _INLINE:
         name = _INLINE[tp]
         return lambda v, where: v if type(v) is tp else _fail(where, name, v)
@@ -300,6 +308,10 @@ def _check_statements(tp: Any, var: str, name: str, env: dict[str, Any]) -> list
     if inner is not None:
         body = _check_statements(inner, var, name, env)
         return [f"if {var} is not None:", *(f"    {line}" for line in body)]
+    if tp is int:
+        return [
+            f"if type({var}) is not int or not -{INT_LIMIT} <= {var} < {INT_LIMIT}: _fail({name!r}, 'int64', {var})"
+        ]
     if tp in _INLINE:
         return [f"if type({var}) is not {tp.__name__}: _fail({name!r}, {_INLINE[tp]!r}, {var})"]
     if tp is Any:

@@ -3,6 +3,14 @@
 Raft's election half over our own links: terms, pre-vote, one vote per term, up-to-date votes,
 ranked and randomized timeouts, heartbeats with acks (the lease), fencing, and handover
 (Raft's TimeoutNow). See docs/election.md for the state diagram and the two quorum policies.
+
+With an ``identity`` (every real peer has one) a term is won by votes only: each vote is signed,
+a master shows its certificate (the votes that elected it) in its heartbeats, and a peer follows
+or steps down only for a certificate that is a quorum of the peers it sees; a term round moves
+by one at most per vote; replies, acks and other messages never depose anyone; a handover needs
+the master's signed grant; a candidate that won a vote and never showed a master is refused for
+a while. docs/security.md says why each rule is there. Without an identity (hand-fed unit tests)
+the machine trusts every message, as release 0.1 did.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, assert_never
 
 from ..ids import PeerId, Term
+from ..proofs import prove, signer, signer_key
 from .messages import (
     ElectionMessage,
     Heartbeat,
@@ -30,12 +39,15 @@ if TYPE_CHECKING:
     import random
     from collections.abc import Iterable
 
+    from ..identity import Identity
+
 __all__ = [
     "LAG_AFTER",
     "SALT_BITS",
     "VIEW_EVERY",
     "VIEW_GRACE",
     "Broadcast",
+    "Distrust",
     "Effect",
     "ElectionConfig",
     "ElectionMachine",
@@ -64,6 +76,15 @@ SALT_BITS: Final = 32
 
 _SALT_MASK: Final = (1 << SALT_BITS) - 1
 _SENT_KEPT: Final = 64  # heartbeat send times remembered for matching acks
+MAX_ROUND: Final = 2**30
+"""The highest election round (terms stay far below 2**63, so every int on the wire is bounded)."""
+MAX_MEMBERS: Final = 256
+"""MAJORITY: members remembered at once (the longest gone is forgotten first)."""
+_TRUSTED_KEPT: Final = 64  # certified terms remembered (and masters of terms seen with real votes)
+_ROUND_STEP: Final = 8
+"""A vote request may be at most this many rounds past ours (a voter that missed rounds catches up)."""
+_TOP_UP: Final = 0.2  # seconds between a master's requests for the votes of peers that do not follow it
+_RIVAL: Final = 1.0  # seconds between two reactions to a rival master's claims
 
 LAG_AFTER: Final = 1.0
 """Seconds a follower may stay behind the log index a master's heartbeat named before it reports again."""
@@ -128,6 +149,8 @@ class ElectionConfig:
     """Upper bound of the uniform random extra wait drawn from the injected rng."""
     lease: float = 0.25
     """MAJORITY only: a master confirms until this long after sending the heartbeat its quorum acked."""
+    member_expiry: float = 30.0
+    """MAJORITY only: a member disconnected this long leaves the membership (``math.inf``: never)."""
 
     def __post_init__(self) -> None:
         for name in ("heartbeat_interval", "election_timeout", "lease"):
@@ -139,6 +162,8 @@ class ElectionConfig:
             raise ValueError("heartbeat_interval must be shorter than election_timeout")
         if not self.heartbeat_interval < self.lease <= self.election_timeout:
             raise ValueError("lease must be longer than heartbeat_interval and at most election_timeout")
+        if not self.member_expiry > self.election_timeout:
+            raise ValueError("member_expiry must be longer than election_timeout")
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -204,13 +229,23 @@ class Observed:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Distrust:
+    """``peer`` was caught forging (a master that signed two histories, or an action its author never signed).
+
+    It is never followed or voted for again in this session; if it is our master, we stop following it.
+    """
+
+    peer: PeerId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Roles:
     """The peers known to be spectators now: they never campaign and count in no vote or quorum."""
 
     spectators: frozenset[PeerId]
 
 
-Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Observed | Joining | Roles
+Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Observed | Joining | Roles | Distrust
 
 # -- effects ----------------------------------------------------------------------------------
 
@@ -251,16 +286,40 @@ Effect = Send | Broadcast | MasterKnown | Lagging
 class ElectionMachine:
     """Master election for one peer, with no I/O, no clock and no global randomness."""
 
-    def __init__(self, me: PeerId, *, config: ElectionConfig, rng: random.Random, spectator: bool = False) -> None:
-        """A ``spectator`` follows the master but never campaigns nor votes."""
+    def __init__(
+        self,
+        me: PeerId,
+        *,
+        config: ElectionConfig,
+        rng: random.Random,
+        identity: Identity | None = None,
+        spectator: bool = False,
+    ) -> None:
+        """``identity`` (whose id is ``me``) signs votes and grants and turns on every signed rule.
+        A ``spectator`` follows the master but never campaigns nor votes."""
+        if identity is not None and identity.id != me:
+            raise ValueError("identity.id must be the machine's own id")
         self._me = me
         self._spectator = spectator
         self._spectators: frozenset[PeerId] = frozenset()  # the OTHER peers known to be spectators
         self._config = config
         self._rng = rng
+        self._identity = identity
+        self._signed = identity is not None
+        self._cert: dict[PeerId, bytes] = {}  # candidate / master: the signed votes won in our term
+        self._trusted: dict[Term, PeerId] = {}  # terms whose certificate we checked, and their master
+        self._seen: dict[Term, PeerId] = {}  # terms whose master showed votes of other peers we know
+        self._known_cert: tuple[Term, PeerId, tuple[bytes, ...]] | None = None  # the one we follow
+        self._pending_vote: tuple[Term, PeerId, float] | None = None
+        self._seen_round = 0  # the highest round refusals told us of (bounded)
+        self._top_up_at = -math.inf
+        self._rival_at = -math.inf
+        self._gone_at: dict[PeerId, float] = {}  # MAJORITY: when each member disconnected
+        self._distrusted: set[PeerId] = set()
         self._salt = salt_of(me)
         self._role = Role.FOLLOWER
         self._term = Term(0)
+        self._ballot = Term(0)  # the highest term we voted or campaigned in (== _term unsigned)
         self._master: PeerId | None = None
         self._voted_for: PeerId | None = None
         self._announced: tuple[PeerId | None, Term] = (None, Term(0))
@@ -356,6 +415,10 @@ class ElectionMachine:
             return True
         return self._handover_to is None and now < self._lease_until()
 
+    def master_of(self, term: Term) -> PeerId | None:
+        """The master of ``term`` if we know it: we followed it, or saw it hold votes of peers we know (signed)."""
+        return self._trusted.get(term) or self._seen.get(term)
+
     def has_quorum(self, voters: frozenset[PeerId]) -> bool:
         """Do ``voters`` (this peer counts only if listed) form a quorum under the policy now?"""
         return self._has_quorum(set(voters))
@@ -373,7 +436,7 @@ class ElectionMachine:
             case Tick():
                 self._on_tick(now, out)
             case Received(sender=sender, message=message):
-                if sender != self._me:
+                if sender != self._me and sender not in self._distrusted:
                     self._heard[sender] = now
                     self._silent.pop(sender, None)
                     self._on_message(sender, message, now, out)
@@ -382,6 +445,7 @@ class ElectionMachine:
             case PeerLeft(peer=peer, graceful=graceful):
                 if graceful:
                     self._members.discard(peer)
+                    self._gone_at.pop(peer, None)
                     self._positions.pop(peer, None)
                     self._acked.pop(peer, None)
                 self._on_peers_changed(self._connected - {peer}, now, out)
@@ -391,8 +455,17 @@ class ElectionMachine:
                     self._catch_up = None
             case Handover():
                 self._hand_over(now, out)
+            case Distrust(peer=peer):
+                if peer != self._me and len(self._distrusted) < MAX_MEMBERS:
+                    self._distrusted.add(peer)
+                if self._master == peer and peer != self._me:
+                    self._step_down(self._term, now)
+                    self._sticky_until = -math.inf
+                    self._arm_election(now, prompt=True)
             case Observed(term=term):
-                if term > self._term:
+                # signed: a term heard outside the election proves nothing (a client could make it
+                # up); the new master's certified heartbeat is what moves us
+                if term > self._term and not self._signed:
                     self._step_down(term, now)
             case Joining(peers=peers):
                 if not self._settled:
@@ -423,6 +496,8 @@ class ElectionMachine:
     # -- timers --
 
     def _on_tick(self, now: float, out: list[Effect]) -> None:
+        self._expire_members(now)
+        self._check_pending_vote(now)
         if self._heartbeat_at is not None and now >= self._heartbeat_at:
             self._heartbeat(now, out)
         if self._handover_at is not None and now >= self._handover_at:
@@ -499,7 +574,8 @@ class ElectionMachine:
         return len(voters & group) > size // 2
 
     def _next_term(self) -> Term:
-        return Term(((term_round(self._term) + 1) << SALT_BITS) | self._salt)
+        round_ = min(max(term_round(self._ballot), self._seen_round) + 1, MAX_ROUND)
+        return Term((round_ << SALT_BITS) | self._salt)
 
     def _lease_until(self) -> float:
         voters = self._members - self._spectators
@@ -516,11 +592,107 @@ class ElectionMachine:
             return False
         return now < self._sticky_until
 
+    def _expire_members(self, now: float) -> None:
+        """MAJORITY: members gone longer than ``member_expiry`` leave (ids that come and go cannot pile up)."""
+        expiry = self._config.member_expiry
+        known = self._members | self._connected
+        for table in (self._heard, self._positions, self._acked):  # keyed by senders: only peers we know
+            for peer in [p for p in table if p not in known]:
+                del table[peer]
+        for peer, gone in list(self._gone_at.items()):
+            if peer in self._connected:
+                del self._gone_at[peer]
+            elif now - gone >= expiry or len(self._members) > MAX_MEMBERS:
+                del self._gone_at[peer]
+                self._members.discard(peer)
+                self._positions.pop(peer, None)
+                self._acked.pop(peer, None)
+
+    # -- certificates (signed) --
+
+    def _vote_proof(self, term: Term, candidate: PeerId) -> bytes:
+        assert self._identity is not None
+        return prove(self._identity, "vote", term, candidate)
+
+    def _voters(self, term: Term, master: PeerId, cert: tuple[bytes, ...]) -> set[PeerId]:
+        """The distinct peers of our view whose valid signed votes for ``master`` in ``term`` ``cert`` holds."""
+        allowed = self._group() | self._connected | {master}
+        voters: set[PeerId] = set()
+        for proof in cert[: len(allowed)]:
+            claimed = signer_key(proof)
+            if claimed is None or claimed in voters or claimed not in allowed:
+                continue  # filtered before any signature is checked: bounded work per message
+            if signer(proof, "vote", term, master) == claimed:
+                voters.add(claimed)
+        if voters - {master} and term not in self._seen:  # others voted for it: it did master that term
+            self._seen[term] = master
+            if len(self._seen) > _TRUSTED_KEPT:
+                del self._seen[min(self._seen)]
+        return voters
+
+    def _quorum_of(self, voters: set[PeerId]) -> bool:
+        """Do ``voters`` form a quorum of our group?
+
+        While we follow (or are) a master, we count ourselves: a rival must win a quorum that
+        includes what we would have voted. Without one (just arrived, or our master is gone),
+        a term we did not vote in is judged by the others' votes only.
+        """
+        group = set(self._group())
+        if self._master is None and self._me not in voters:
+            group.discard(self._me)
+        return len(voters & group) > len(group) // 2
+
+    def _certified(self, term: Term, master: PeerId, cert: tuple[bytes, ...]) -> bool:
+        """Is ``master`` the winner of ``term`` by a quorum of votes (checked once per term)?"""
+        if self._trusted.get(term) == master:
+            return True
+        if term_round(term) > MAX_ROUND or (term & _SALT_MASK) != salt_of(master):
+            return False
+        if not self._quorum_of(self._voters(term, master, cert)):
+            return False
+        self._trusted[term] = master
+        if len(self._trusted) > _TRUSTED_KEPT:
+            del self._trusted[min(self._trusted)]
+        return True
+
+    def _own_cert_holds(self) -> bool:
+        """As master: is our certificate a quorum of the group we see now?"""
+        return self._quorum_of(set(self._cert))
+
+    def _check_pending_vote(self, now: float, asking: PeerId | None = None) -> bool:
+        """One vote per candidate until it shows a master for it (or two election timeouts pass).
+
+        ``asking``: that candidate asks again for a new ballot; True if it must wait (it had our
+        vote less than two election timeouts ago and showed no certified master for it). A
+        candidate that never follows up its VoteRequests so gets our vote at most once per two
+        election timeouts, and the other candidates have them meanwhile. (A longer, doubling
+        refusal after three such votes in a row also caught honest candidates that lost their
+        elections to datagram loss, and could leave a bare majority masterless.)
+        """
+        pending = self._pending_vote
+        if pending is None:
+            return False
+        term, candidate, at = pending
+        if self._trusted.get(term) == candidate:
+            self._pending_vote = None
+        elif asking == candidate or now - at > 2 * self._config.election_timeout:
+            if asking == candidate and now - at <= 2 * self._config.election_timeout:
+                return True
+            self._pending_vote = None
+        return False
+
+    def _learn_round(self, term: Term) -> None:
+        """A refusal told of a newer round: our next campaign goes past it (at most two rounds past ours)."""
+        self._seen_round = max(self._seen_round, min(term_round(term), term_round(self._ballot) + 2))
+
     # -- transitions --
 
     def _step_down(self, term: Term, now: float, master: PeerId | None = None) -> None:
         if term > self._term:
             self._term = term
+            self._cert = {}
+        if term > self._ballot:
+            self._ballot = term
             self._voted_for = None
         self._role = Role.FOLLOWER
         self._master = master
@@ -569,14 +741,21 @@ class ElectionMachine:
         last_term, last_index = self._position
         out.append(Broadcast(message=PreVoteRequest(term=self._proposal, last_term=last_term, last_index=last_index)))
 
-    def _campaign(self, now: float, out: list[Effect], *, handover: bool) -> None:
+    def _campaign(self, now: float, out: list[Effect], *, handover: bool, grant: bytes = b"") -> None:
         if self._spectator:
             return
-        self._term = self._next_term()
+        # Signed, the term peers see (and fence with) moves only to a won term: a lost campaign
+        # leaves it as it was, so the winner of the same round is followed even if its term is lower.
+        self._ballot = self._next_term()
+        if not self._signed:
+            self._term = self._ballot
         self._role = Role.CANDIDATE
         self._master = None
+        self._heartbeat_at = None  # a master running again (signed: a healed partition) is no master meanwhile
+        self._handover_to = self._handover_at = None
         self._voted_for = self._me
         self._votes = {self._me}
+        self._cert = {self._me: self._vote_proof(self._ballot, self._me)} if self._signed else {}
         self._proposal = None
         self._prevotes.clear()
         self._arm_election(now)
@@ -584,12 +763,16 @@ class ElectionMachine:
             self._become_master(now, out)
             return
         last_term, last_index = self._position
-        message = VoteRequest(term=self._term, last_term=last_term, last_index=last_index, handover=handover)
+        message = VoteRequest(
+            term=self._ballot, last_term=last_term, last_index=last_index, handover=handover, grant=grant
+        )
         out.append(Broadcast(message=message))
 
     def _become_master(self, now: float, out: list[Effect]) -> None:
+        self._term = self._ballot
         self._role = Role.MASTER
         self._master = self._me
+        self._trusted[self._term] = self._me
         self._election_at = None
         self._asked_at = None
         self._seq = 0
@@ -598,6 +781,7 @@ class ElectionMachine:
         self._handover_to = None
         self._handover_at = None
         self._handover_tried.clear()
+        self._top_up_at = -math.inf  # at once: peers that did not vote may not find our certificate enough
         self._heartbeat(now, out)
 
     def _heartbeat(self, now: float, out: list[Effect]) -> None:
@@ -606,9 +790,29 @@ class ElectionMachine:
         self._sent.pop(self._seq - _SENT_KEPT, None)
         self._heartbeat_at = now + self._config.heartbeat_interval
         out.append(Broadcast(message=self._heartbeat_message()))
+        if self._signed and now >= self._top_up_at + _TOP_UP:
+            self._top_up(now, out)
+
+    def _top_up(self, now: float, out: list[Effect]) -> None:
+        """Ask connected players whose vote our certificate lacks for it, in our term.
+
+        A peer whose view of the room differs from ours (it sees more peers) may not find our
+        certificate a quorum; with its own vote in it, it will. Followers are asked too: a
+        spectator, or a peer that joins later, judges the certificate by the votes of the
+        players it sees, and cannot add a vote of its own. The term does not change.
+        """
+        self._top_up_at = now
+        last_term, last_index = self._position
+        request = VoteRequest(term=self._term, last_term=last_term, last_index=last_index, handover=False)
+        out.extend(
+            Send(to=peer, message=request) for peer in sorted(self._connected - self._spectators - set(self._cert))
+        )
 
     def _heartbeat_message(self) -> Heartbeat:
-        return Heartbeat(term=self._term, seq=self._seq, successors=self._ranked_successors(), index=self._position[1])
+        cert = tuple(proof for _, proof in sorted(self._cert.items())) if self._signed else ()
+        return Heartbeat(
+            term=self._term, seq=self._seq, successors=self._ranked_successors(), cert=cert, index=self._position[1]
+        )
 
     def _ranked_successors(self) -> tuple[PeerId, ...]:
         def key(peer: PeerId) -> tuple[int, int, PeerId]:
@@ -631,7 +835,8 @@ class ElectionMachine:
         self._handover_to = untried[0]
         self._handover_tried.add(self._handover_to)
         self._handover_at = now + self._config.election_timeout
-        out.append(Send(to=self._handover_to, message=TimeoutNow(term=self._term)))
+        grant = prove(self._identity, "handover", self._term, self._handover_to) if self._identity else b""
+        out.append(Send(to=self._handover_to, message=TimeoutNow(term=self._term, grant=grant)))
 
     def _recheck_quorum(self, now: float, out: list[Effect]) -> None:
         if self._proposal is not None and self._has_quorum(self._prevotes):
@@ -652,6 +857,12 @@ class ElectionMachine:
         for peer in new:
             self._linked_at[peer] = now
         self._members |= peers
+        for peer in new:
+            self._gone_at.pop(peer, None)
+        for peer in gone:
+            if peer in self._members:
+                self._gone_at[peer] = now
+        self._expire_members(now)
         self._silent = {p: since for p, since in self._silent.items() if p in peers}
         if self._role is Role.MASTER:
             if new:
@@ -673,7 +884,7 @@ class ElectionMachine:
             case Heartbeat():
                 self._on_heartbeat(sender, message, now, out)
             case HeartbeatAck():
-                self._on_heartbeat_ack(sender, message, now)
+                self._on_heartbeat_ack(sender, message, now, out)
             case PreVoteRequest():
                 self._on_pre_vote_request(sender, message, now, out)
             case PreVoteReply():
@@ -693,17 +904,32 @@ class ElectionMachine:
 
     def _ack(self, term: Term, seq: int) -> HeartbeatAck:
         last_term, last_index = self._position
-        return HeartbeatAck(term=term, seq=seq, last_term=last_term, last_index=last_index)
+        cert: tuple[bytes, ...] = ()
+        leader = ""
+        known = self._known_cert
+        if self._signed and self._trusted.get(term) == self._me:  # a term we won (and maybe left)
+            cert, leader = tuple(proof for _, proof in sorted(self._cert.items())), self._me
+        elif self._signed and known is not None and known[0] == term:
+            _, leader, cert = known
+        return HeartbeatAck(term=term, seq=seq, last_term=last_term, last_index=last_index, cert=cert, leader=leader)
 
     def _on_heartbeat(self, sender: PeerId, message: Heartbeat, now: float, out: list[Effect]) -> None:
         term = message.term
-        if term < self._term:  # a stale master: tell it our term so it steps down
+        if term < self._term:  # a stale master: tell it our term (and, signed, its certificate)
             out.append(Send(to=sender, message=self._ack(self._term, message.seq)))
+            if self._signed and self._role is Role.MASTER:
+                self._rival(sender, message, now, out)
             return
         # Two masters of one term only happen on a salt collision: the lower id keeps it
         # (a master is its own master, so this also covers a master hearing a rival).
         if term == self._term and self._master is not None and sender > self._master:
             return
+        if self._signed and not (term == self._term and self._master == sender):
+            if not self._certified(term, sender, message.cert):
+                if self._role is Role.MASTER:
+                    self._rival(sender, message, now, out)
+                return  # no quorum voted for it, as far as we can see: not our master
+            self._known_cert = (term, sender, message.cert)
         if term > self._term or self._role is not Role.FOLLOWER or self._master != sender:
             self._step_down(term, now, master=sender)
         self._sticky_until = now + self._config.election_timeout
@@ -727,9 +953,40 @@ class ElectionMachine:
             self._catch_up = None
             out.append(Lagging())
 
-    def _on_heartbeat_ack(self, sender: PeerId, message: HeartbeatAck, now: float) -> None:
+    def _rival(self, sender: PeerId, message: Heartbeat, now: float, out: list[Effect]) -> None:
+        """As master, we hear another master we will not follow (signed).
+
+        A master whose own certificate is still a quorum of the group it sees keeps its place
+        (the other must yield: a liar's claim changes nothing). One whose certificate no longer
+        is (a partition healed) gives way: to a rival whose certificate is a quorum for us, by
+        telling it our term and certificate so it runs for the round above; otherwise by stepping
+        down so that the whole group elects anew.
+        """
+        if self._own_cert_holds() or now < self._rival_at + _RIVAL:
+            return
+        self._rival_at = now
+        group = set(self._group())
+        theirs = self._voters(message.term, sender, message.cert) & group
+        if message.term > self._term and len(theirs) >= len(set(self._cert) & group) > 0:
+            # both of us won a part of the room while it looked split (lost datagrams, a partition):
+            # the newer term with at least as many votes wins, as it did before votes were signed
+            self._trusted[message.term] = sender
+            self._known_cert = (message.term, sender, message.cert)
+            self._step_down(message.term, now, master=sender)
+            self._sticky_until = now + self._config.election_timeout
+            out.append(Send(to=sender, message=self._ack(message.term, message.seq)))
+            return
+        if self._quorum_of(theirs):
+            out.append(Send(to=sender, message=self._ack(self._term, message.seq)))
+        self._step_down(self._term, now)
+        self._arm_election(now, prompt=True)
+
+    def _on_heartbeat_ack(self, sender: PeerId, message: HeartbeatAck, now: float, out: list[Effect]) -> None:
         if message.term > self._term:
-            self._step_down(message.term, now)
+            if not self._signed:
+                self._step_down(message.term, now)
+            elif self._role is Role.MASTER:
+                self._run_above(message, now, out)
             return
         if message.term < self._term or self._role is not Role.MASTER:
             return
@@ -738,14 +995,33 @@ class ElectionMachine:
         if sent is not None and sent > self._acked.get(sender, -math.inf):
             self._acked[sender] = sent
 
+    def _run_above(self, message: HeartbeatAck, now: float, out: list[Effect]) -> None:
+        """As master whose certificate holds, a peer of ours shows a certified newer term: run for the round above.
+
+        That peer followed a master of the other side of a healed partition; our followers vote
+        for us again, and then that side follows us too. A made-up certificate changes nothing,
+        and a real one can move the round by ``_ROUND_STEP`` at most, once per ``_RIVAL`` seconds (the
+        other side may have run several rounds while split, under loss).
+        """
+        if now < self._rival_at + _RIVAL or not self._own_cert_holds():
+            return
+        if term_round(message.term) > term_round(self._term) + _ROUND_STEP or not message.leader:
+            return
+        leader = PeerId(message.leader)
+        if (message.term & _SALT_MASK) != salt_of(leader) or not self._voters(message.term, leader, message.cert):
+            return
+        self._rival_at = now
+        self._seen_round = max(self._seen_round, term_round(message.term))
+        self._campaign(now, out, handover=False)
+
     def _on_pre_vote_request(self, sender: PeerId, message: PreVoteRequest, now: float, out: list[Effect]) -> None:
         grant = (
             not self._spectator
-            and message.term > self._term
+            and message.term > self._ballot
             and (message.last_term, message.last_index) >= self._position
             and not self._sticky(now)
         )
-        reply = PreVoteReply(term=message.term if grant else self._term, granted=grant)
+        reply = PreVoteReply(term=message.term if grant else self._ballot, granted=grant)
         out.append(Send(to=sender, message=reply))
 
     def _on_pre_vote_reply(self, sender: PeerId, message: PreVoteReply, now: float, out: list[Effect]) -> None:
@@ -754,13 +1030,52 @@ class ElectionMachine:
                 self._prevotes.add(sender)
                 if self._has_quorum(self._prevotes):
                     self._campaign(now, out, handover=False)
-        elif message.term > self._term:
-            self._step_down(message.term, now)
+        elif message.term > self._ballot:
+            if self._signed:
+                self._learn_round(message.term)  # a refusal proves nothing: our next round goes past it
+            else:
+                self._step_down(message.term, now)
 
     def _on_vote_request(self, sender: PeerId, message: VoteRequest, now: float, out: list[Effect]) -> None:
-        if message.term < self._term:
-            out.append(Send(to=sender, message=VoteReply(term=self._term, granted=False)))
+        if message.term < self._ballot:
+            out.append(Send(to=sender, message=VoteReply(term=self._ballot, granted=False)))
             return
+        if not self._signed:
+            self._on_vote_request_unsigned(sender, message, now, out)
+            return
+        refuse = VoteReply(term=self._ballot, granted=False)
+        if self._spectator:
+            out.append(Send(to=sender, message=refuse))  # a spectator never votes
+            return
+        if message.term > self._ballot and self._check_pending_vote(now, asking=sender):
+            out.append(Send(to=sender, message=refuse))  # one vote per candidate until it shows a master
+            return
+        jump = term_round(message.term) - term_round(self._ballot)
+        if jump > _ROUND_STEP or (message.term & _SALT_MASK) != salt_of(sender):
+            out.append(Send(to=sender, message=refuse))  # no jumping rounds, no campaigning for others' terms
+            return
+        granted_over = self._master is not None and (
+            signer(message.grant, "handover", self._term, sender) == self._master
+        )
+        handover = message.handover and granted_over
+        if not handover and sender != self._master and self._sticky(now):
+            return  # a live master exists: ignore the disruption (Raft §9.6)
+        up_to_date = (message.last_term, message.last_index) >= self._position
+        voted = self._voted_for if message.term == self._ballot else None
+        if voted not in (None, sender) or not (up_to_date or handover):
+            out.append(Send(to=sender, message=refuse))
+            return
+        if message.term > self._ballot:  # our vote moves on; the term we follow does not (not won yet)
+            self._ballot = message.term
+            if self._role is not Role.FOLLOWER:
+                self._step_down(self._term, now)
+        self._voted_for = sender
+        self._pending_vote = (message.term, sender, now)
+        self._arm_election(now)
+        proof = self._vote_proof(message.term, sender)
+        out.append(Send(to=sender, message=VoteReply(term=message.term, granted=True, proof=proof)))
+
+    def _on_vote_request_unsigned(self, sender: PeerId, message: VoteRequest, now: float, out: list[Effect]) -> None:
         if not message.handover and self._sticky(now):
             return  # a live master exists: ignore the disruption (Raft §9.6)
         chosen = self._handover_to == sender  # our own successor: it need not be as up to date as us
@@ -774,19 +1089,41 @@ class ElectionMachine:
         out.append(Send(to=sender, message=VoteReply(term=self._term, granted=grant)))
 
     def _on_vote_reply(self, sender: PeerId, message: VoteReply, now: float, out: list[Effect]) -> None:
-        if message.term > self._term:
-            self._step_down(message.term, now)
-        elif (
-            message.term == self._term
-            and message.granted
-            and self._role is Role.CANDIDATE
-            and sender not in self._spectators
-        ):
+        if message.term > self._ballot:
+            if not self._signed:
+                self._step_down(message.term, now)
+                return
+            self._learn_round(message.term)
+            if self._role is Role.MASTER and not self._own_cert_holds() and now >= self._rival_at + _RIVAL:
+                # a peer of our group is past our term and our votes are not a quorum of the group
+                # as it is now (it was silent when we won): run again above its round, with its vote
+                self._rival_at = now
+                self._campaign(now, out, handover=False)
+            return
+        if message.term != self._ballot or not message.granted or self._role is Role.FOLLOWER:
+            return
+        if sender in self._spectators:
+            return  # a spectator's vote counts for nothing
+        if self._signed:
+            if signer(message.proof, "vote", self._ballot, self._me) != sender:
+                return  # an unsigned or forged vote counts for nothing
+            self._cert[sender] = message.proof  # late votes join a master's certificate too
+        if self._role is Role.CANDIDATE:
             self._votes.add(sender)
             if self._has_quorum(self._votes):
                 self._become_master(now, out)
 
     def _on_timeout_now(self, sender: PeerId, message: TimeoutNow, now: float, out: list[Effect]) -> None:
+        if self._signed:
+            # only our own master may hand over to us, and only with its signed grant
+            if (
+                message.term == self._term
+                and self._master == sender
+                and self._role is Role.FOLLOWER
+                and signer(message.grant, "handover", self._term, self._me) == sender
+            ):
+                self._campaign(now, out, handover=True, grant=message.grant)
+            return
         if message.term > self._term:
             self._step_down(message.term, now, master=sender)
         if message.term == self._term and self._master == sender and self._role is Role.FOLLOWER:

@@ -1,7 +1,10 @@
 """Election wire messages: one frozen dataclass each, every one carrying ``term``.
 
 The sender of a message is the authenticated link it arrived on (``Received.sender``), so no
-message names its own sender. Tags 60-79 belong to the election; append, never renumber.
+message names its own sender. What a peer must be able to show to others is signed: a granted
+vote carries the voter's proof, a master's heartbeat carries its certificate (the proofs of the
+votes that elected it), a handover carries the old master's signed grant (``movex_p2p.proofs``).
+Tags 60-79 belong to the election; append, never renumber.
 Every election message takes :attr:`Route.ELECTION` and travels on the datagram lane: each is
 small, idempotent and loss-tolerant (heartbeats repeat, a lost vote is asked for again at the
 next timeout), and must never wait behind a large state on the reliable lane.
@@ -35,6 +38,8 @@ __all__ = [
 class Heartbeat:
     """The master of ``term`` is alive; ``successors`` ranks its connected peers, best first.
 
+    ``cert`` holds the signed votes that won ``term`` for the sender: a peer follows a master
+    only when they form a quorum (docs/security.md).
     ``index`` is how far the master's own log reached: a follower that has not caught up with it
     a while later missed something (a link that broke and came back) and reports again.
     """
@@ -42,6 +47,7 @@ class Heartbeat:
     term: Term
     seq: int
     successors: tuple[PeerId, ...]
+    cert: tuple[bytes, ...] = ()
     index: int = 0
 
 
@@ -53,6 +59,10 @@ class HeartbeatAck:
     seq: int
     last_term: int
     last_index: int
+    cert: tuple[bytes, ...] = ()
+    """When ``term`` is newer than the heartbeat's: the certificate of ``term`` (won by ``leader``),
+    so the master can see it is real and run for the round above (a healed partition)."""
+    leader: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +90,8 @@ class VoteRequest:
     last_term: int
     last_index: int
     handover: bool
+    grant: bytes = b""
+    """With ``handover``: the old master's signed grant naming the candidate (its TimeoutNow's)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +100,8 @@ class VoteReply:
 
     term: Term
     granted: bool
+    proof: bytes = b""
+    """With ``granted``: the voter's signature of its vote (a part of the winner's certificate)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +109,8 @@ class TimeoutNow:
     """The master of ``term`` is leaving and names the receiver its successor: run an election now."""
 
     term: Term
+    grant: bytes = b""
+    """The master's signed grant naming the receiver, shown to voters with the VoteRequest."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..identity import KEY_SIZE, Identity
 from ..ids import PeerId, Term
 from ..links import Links
 from ..routes import Lane
@@ -82,8 +83,23 @@ class Cluster:
         loss: float = 0.0,
         down_delay: float | None = 0.0,
         up_delay: float = 0.0,
+        signed: bool = False,
+        inert: Iterable[int] = (),
     ) -> None:
-        ids = [f"p{i}" for i in range(peers)] if isinstance(peers, int) else list(peers)
+        """``signed``: every peer has an identity (seeded) and its id derived from it, as real peers do.
+        ``inert``: indexes of peers whose machines stay silent (a test speaks for them with :meth:`inject`)."""
+        identities: list[Identity] = []
+        ids: list[str]
+        if signed:
+            keys = type(rng)(rng.getrandbits(64))
+            identities = [Identity(keys.randbytes(KEY_SIZE)) for _ in range(peers if isinstance(peers, int) else 0)]
+            ids = [ident.id for ident in identities]
+        else:
+            ids = [f"p{i}" for i in range(peers)] if isinstance(peers, int) else list(peers)
+        self.ids: list[PeerId] = [PeerId(p) for p in ids]
+        """The peers, in creation order."""
+        self.identities: dict[PeerId, Identity] = {ident.id: ident for ident in identities}
+        self.inert: set[PeerId] = {self.ids[i] for i in inert}
         self.rng = rng
         self.config = config
         self.links = Links(rng, delay=delay, loss=loss)
@@ -92,7 +108,10 @@ class Cluster:
         self.up_delay = up_delay
         self.now = 0.0
         self.machines: dict[PeerId, ElectionMachine] = {
-            PeerId(p): ElectionMachine(PeerId(p), config=config, rng=type(rng)(rng.getrandbits(64))) for p in ids
+            PeerId(p): ElectionMachine(
+                PeerId(p), config=config, rng=type(rng)(rng.getrandbits(64)), identity=self.identities.get(PeerId(p))
+            )
+            for p in ids
         }
         self.alive: set[PeerId] = set(self.machines)
         self.elected: list[Elected] = []
@@ -178,6 +197,10 @@ class Cluster:
     def handover(self, peer: str) -> None:
         """Ask ``peer`` to hand its mastership over."""
         self.step(PeerId(peer), Handover())
+
+    def inject(self, src: str, dst: str, message: ElectionMessage) -> None:
+        """Deliver ``message`` from ``src`` to ``dst`` over their link, as if ``src`` had sent it now."""
+        self._transmit(PeerId(src), PeerId(dst), message)
 
     def step(self, peer: PeerId, event: Input) -> None:
         """Feed ``event`` to a live peer now and route its effects."""
@@ -267,6 +290,8 @@ class Cluster:
         heapq.heappush(self._queue, (when, next(self._seq), what))
 
     def _route(self, src: PeerId, effects: list[Effect]) -> None:
+        if src in self.inert:
+            return
         for effect in effects:
             match effect:
                 case Send(to=dst, message=message):

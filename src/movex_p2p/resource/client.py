@@ -9,20 +9,26 @@ checksum, and predicts its own view:
 A peer's concurrent action only moves ``confirmed``; pending own actions are replayed on top,
 so it never forces a resync. A gap or a checksum mismatch asks for one snapshot (single
 flight per resource); pending actions are rebased on it.
+
+With ``verify`` (every real peer) an entry is applied only if its author signed it (the master
+republishes each author's ``Endorsed`` digests before the entries), a reveal only if it matches
+the commitment published with the public half, and the master's seals are checked against the
+replicas: anything else is a forgery by the master (a :class:`~.effects.Forged` effect).
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, assert_never
 
-from ..errors import ActionRejected, InvalidState, LocalProtocolError, StateTooLarge
+from ..errors import ActionRejected, InvalidState, LocalProtocolError, RemoteProtocolError, StateTooLarge
 from ..ids import PeerId, Rid, Term
 from .effects import (
     ActionSettled,
     Effect,
+    Forged,
     PresenceChanged,
     Rebased,
     RequestSettled,
@@ -34,6 +40,7 @@ from .effects import (
     Synced,
     TermObserved,
 )
+from .history import action_digest, commitment, endorsement_signer, meta_digest, resolves
 from .messages import (
     Applied,
     Began,
@@ -41,6 +48,7 @@ from .messages import (
     Committed,
     Create,
     Created,
+    Endorsed,
     Held,
     Position,
     Presence,
@@ -57,6 +65,7 @@ from .messages import (
     ResourceMessage,
     Restore,
     Revealed,
+    Sealed,
     Secret,
     Snapshot,
     SyncRequest,
@@ -75,6 +84,9 @@ KEEP_CONFIRMED = 1024
 
 RESEND_AFTER = 1.0
 """Seconds without any progress on pending actions after which they are sent again."""
+
+MAX_ENDORSED = 65_536
+"""Endorsed action digests kept (the oldest are forgotten first; an entry follows its endorsement at once)."""
 
 OPAQUE_REFRESH = 0.25
 """Seconds between two snapshots of one opaque replica (see :func:`opaque_type`)."""
@@ -110,6 +122,8 @@ class Pending:
     private: Action | None = None
     waits: bool = False  # carries master values: not applied until the master resolves it
     index: int | None = None  # applied at this log index, awaiting commit (``majority``)
+    nonce: bytes = b""  # with ``private``: the nonce of its commitment
+    origin: Action | None = None  # the private half as dispatched, once the master resolved it
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +141,20 @@ class ClientCore:
     """Replicas and predicted views of one peer; see the module docstring."""
 
     def __init__(
-        self, me: PeerId, *, types: Mapping[str, ResourceType], wait_commit: bool = False, opaque: bool = False
+        self,
+        me: PeerId,
+        *,
+        types: Mapping[str, ResourceType],
+        wait_commit: bool = False,
+        opaque: bool = False,
+        verify: bool = False,
     ) -> None:
         """With ``wait_commit`` an own action is confirmed only once a quorum holds it (``majority``);
-        with ``opaque`` this peer also replicates, read-only, resources of types it does not have."""
+        with ``opaque`` this peer also replicates, read-only, resources of types it does not have;
+        with ``verify`` entries are checked against their authors' signatures (see the module docstring)."""
         self.me = me
+        self.verify = verify
+        self._endorsed: OrderedDict[tuple[str, bytes], None] = OrderedDict()
         self.wait_commit = wait_commit
         self.opaque = opaque
         self.removed: dict[Rid, int] = {}
@@ -146,7 +169,7 @@ class ClientCore:
         self.synced = False
         self.replicas: dict[Rid, Replica] = {}
         self._pending: dict[Rid, list[Pending]] = {}
-        self._secrets: dict[Rid, list[tuple[int, Action]]] = {}  # own confirmed, unrevealed
+        self._secrets: dict[Rid, list[tuple[int, Action, bytes, Action | None]]] = {}  # own confirmed, unrevealed
         self._views: dict[Rid, Any] = {}
         self._syncing: set[Rid] = set()
         self._requests: dict[int, Create | Bind | Report | Remove] = {}
@@ -180,7 +203,10 @@ class ClientCore:
         transform = self.replicas[rid].type.transform
         if transform is None:
             return view
-        return freeze(transform(view, TransformContext(now=self.master_now(now))))
+        try:  # the app's hook, on whatever state the room holds: its failure is the app's to see
+            return freeze(transform(view, TransformContext(now=self.master_now(now))))
+        except Exception as exc:
+            raise InvalidState(f"{rid}: the type's transform raised {exc!r} on this state") from exc
 
     def master_now(self, now: float) -> float:
         """The master's clock estimated from the last entry it stamped."""
@@ -192,7 +218,7 @@ class ClientCore:
 
     def secrets(self, rid: Rid) -> list[Action]:
         """Own private actions on ``rid`` that the master holds and has not revealed."""
-        return [action for _, action in self._secrets.get(rid, ())]
+        return [action for _, action, _, _ in self._secrets.get(rid, ())]
 
     # -- commands from the app -----------------------------------------------------------------
 
@@ -228,13 +254,14 @@ class ClientCore:
         return self._req, self._request(Remove(term=self.term, req=self._req, rid=rid))
 
     def dispatch(
-        self, rid: Rid, action: Action, private: Action | None = None, *, now: float | None = None
+        self, rid: Rid, action: Action, private: Action | None = None, *, now: float | None = None, nonce: bytes = b""
     ) -> tuple[int, list[Effect]]:
         """Apply ``action`` optimistically (unless it carries master values) and send it.
 
         With ``private``, this is a private/public pair: everyone sees ``action`` (the public
         half) and only this peer sees ``private`` until the type's ``can_reveal`` says so.
-        ``now`` (wall seconds) starts the stall timer of :meth:`resend_stalled`.
+        ``now`` (wall seconds) starts the stall timer of :meth:`resend_stalled`; ``nonce`` (random,
+        from the driver) hides the private half's commitment.
         """
         res = self.replicas.get(rid)
         if res is None:
@@ -257,7 +284,7 @@ class ClientCore:
         # after a restart with the same identity, the master already holds this author's earlier seqs
         seq = self._seqs[rid] = max(self._seqs.get(rid, 0), res.applied.get(self.me, 0)) + 1
         pending = self._pending.setdefault(rid, [])
-        pending.append(Pending(seq, public, secret, waits))
+        pending.append(Pending(seq, public, secret, waits, nonce=nonce if secret else b""))
         effects: list[Effect] = []
         if not waits:
             effects = self._changed(rid)
@@ -299,14 +326,20 @@ class ClientCore:
                 self._req += 1
                 effects.append(Send(to=master, message=Bind(term=self.term, req=self._req, rid=rid, info=info)))
         effects.extend(  # private halves of pairs applied but not yet committed
-            Send(to=master, message=Restore(term=self.term, rid=rid, seq=item.seq, private=item.private))
+            Send(
+                to=master,
+                message=Restore(
+                    term=self.term, rid=rid, seq=item.seq, private=item.private, nonce=item.nonce, origin=item.origin
+                ),
+            )
             for rid, items in self._pending.items()
             for item in items
             if item.index is not None and item.private is not None
         )
         for rid, secrets in self._secrets.items():
-            for seq, private in secrets:
-                effects.append(Send(to=master, message=Restore(term=self.term, rid=rid, seq=seq, private=private)))
+            for seq, private, nonce, origin in secrets:
+                restore = Restore(term=self.term, rid=rid, seq=seq, private=private, nonce=nonce, origin=origin)
+                effects.append(Send(to=master, message=restore))
         for rid in self._pending:
             effects += self._resend(rid, 0)
         return effects
@@ -314,15 +347,18 @@ class ClientCore:
     def step(self, sender: PeerId, message: ToClients, now: float) -> list[Effect]:
         """Handle one message from the master."""
         self._last_now = now
+        if type(message) is Endorsed:  # signed by its author: whoever relays it, whenever (not fenced)
+            return self._on_endorsed(sender, message)
         if message.term > self.term:
             return [TermObserved(term=message.term, sender=sender)]
         if message.term < self.term or sender != self.master:
             return []  # fenced: an older or unknown master
         match message:
-            case Applied():
-                return self._on_applied(message, now)
+            case Applied():  # a master authors its own actions: only others' need their author's signature
+                verify = self.verify and sender != self.me and message.author != sender  # (as master, we checked)
+                return self._on_applied(message, now, verify=verify)
             case Revealed():
-                return self._on_revealed(message, now)
+                return self._on_revealed(message, now, verify=self.verify and sender != self.me)
             case Created():
                 return self._on_created(message)
             case Presence():
@@ -342,6 +378,10 @@ class ClientCore:
             case Began():
                 self._entry(message.index)
                 return []
+            case Endorsed():  # pragma: no cover - handled above, before the fence
+                return []
+            case Sealed():
+                return self._on_sealed(message)
             case Removed():
                 return self._on_removed(message)
             case Pull():
@@ -393,13 +433,53 @@ class ClientCore:
         self._clock_offset = msg.now - now
         return res
 
-    def _on_applied(self, msg: Applied, now: float) -> list[Effect]:
+    def _on_endorsed(self, sender: PeerId, msg: Endorsed) -> list[Effect]:
+        if not self.verify:
+            return []
+        if endorsement_signer(msg) != msg.author:
+            raise RemoteProtocolError(f"an endorsement not signed by its author {msg.author}")
+        for digest in msg.digests:
+            self._endorsed[(msg.author, digest)] = None
+        while len(self._endorsed) > MAX_ENDORSED:
+            self._endorsed.popitem(last=False)
+        return []
+
+    def _forged(self, msg: Applied) -> str | None:
+        """Why ``msg`` is not its author's action, or None if it is."""
+        original = msg.origin or msg.action
+        if msg.origin is not None and (
+            msg.origin.type != msg.action.type or not resolves(msg.origin.payload, msg.action.payload)
+        ):
+            return f"{msg.rid} v{msg.version}: the master changed more than the master values of {msg.author}'s action"
+        digest = action_digest(msg.author, msg.rid, msg.seq, original, msg.commitment)
+        if self._endorsed.pop((msg.author, digest), 0) is None:
+            return None
+        return f"{msg.rid} v{msg.version}: an action {msg.author} never signed (seq {msg.seq})"
+
+    def _on_sealed(self, msg: Sealed) -> list[Effect]:
+        effects: list[Effect] = []
+        for head in msg.heads:
+            res = self.replicas.get(head.rid)
+            if res is None or res.version != head.version or head.rid in self._syncing:
+                continue
+            if res.checksum != head.checksum or meta_digest(res.applied, res.held) != head.meta:
+                effects += self._resync(head.rid, "the master's seal does not match the entries it sent")
+            else:
+                res.seal = msg
+        return effects
+
+    def _on_applied(self, msg: Applied, now: float, *, verify: bool = False) -> list[Effect]:
+        """``verify``: check its author signed it (not for the master's own actions: it wrote them)."""
+        if verify and msg.rid in self.replicas and msg.version == self.replicas[msg.rid].version + 1:
+            forged = self._forged(msg)
+            if forged is not None:
+                return [Forged(peer=self.master or msg.author, reason=forged)]
         res = self._apply_entry(msg, [msg.action.by(msg.author)], now)
         if not isinstance(res, Replica):
             return res
         res.settle(msg.author, msg.seq, applied=True)
         if msg.private:
-            res.held.append(Held(author=msg.author, seq=msg.seq))
+            res.held.append(Held(author=msg.author, seq=msg.seq, commitment=msg.commitment))
         effects: list[Effect] = []
         if msg.author == self.me:
             if self.wait_commit and msg.index > self.committed:
@@ -419,7 +499,29 @@ class ClientCore:
                     effects += self._settle(rid, item.seq, None)
         return effects
 
-    def _on_revealed(self, msg: Revealed, now: float) -> list[Effect]:
+    def _broken_commitment(self, msg: Revealed) -> str | None:
+        """Why a revealed private action is not the one its author committed to, or None."""
+        res = self.replicas.get(msg.rid)
+        if res is None or msg.version != res.version + 1:
+            return None
+        committed = {(h.author, h.seq): h.commitment for h in res.held}
+        for held in msg.actions:
+            if held.action is None:
+                continue
+            original = held.origin or held.action
+            if (held.author, held.seq) not in committed or committed[(held.author, held.seq)] != commitment(
+                held.nonce, original
+            ):
+                return f"{msg.rid} v{msg.version}: {held.author}'s revealed action {held.seq} breaks its commitment"
+            if held.origin is not None and not resolves(held.origin.payload, held.action.payload):
+                return f"{msg.rid} v{msg.version}: the master changed {held.author}'s private action {held.seq}"
+        return None
+
+    def _on_revealed(self, msg: Revealed, now: float, *, verify: bool = False) -> list[Effect]:
+        if verify:
+            broken = self._broken_commitment(msg)
+            if broken is not None:
+                return [Forged(peer=self.master or PeerId(""), reason=broken)]
         res = self._apply_entry(msg, [None if h.action is None else h.action.by(h.author) for h in msg.actions], now)
         if not isinstance(res, Replica):
             return res
@@ -460,6 +562,8 @@ class ClientCore:
     def _on_secret(self, msg: Secret) -> list[Effect]:
         for item in self._pending.get(msg.rid, ()):
             if item.seq == msg.seq:
+                if item.private is not None and item.origin is None and item.private.payload != msg.private.payload:
+                    item.origin = Action(item.private.type, item.private.payload)  # as dispatched
                 item.private = msg.private.by(self.me)  # as resolved by the master
                 item.waits = False
                 return []
@@ -467,11 +571,12 @@ class ClientCore:
         # (it restarted with the same identity): it is ours again
         res = self.replicas.get(msg.rid)
         secrets = self._secrets.setdefault(msg.rid, [])
-        if res is None or any(seq == msg.seq for seq, _ in secrets):
+        if res is None or any(secret[0] == msg.seq for secret in secrets):
             return []
         if not any(h.author == self.me and h.seq == msg.seq for h in res.held):
             return []
-        secrets.append((msg.seq, msg.private.by(self.me)))
+        origin = None if msg.origin is None else msg.origin.by(self.me)
+        secrets.append((msg.seq, msg.private.by(self.me), msg.nonce, origin))
         secrets.sort(key=lambda item: item[0])
         return self._changed(msg.rid)
 
@@ -499,9 +604,6 @@ class ClientCore:
         return [*effects, ResourceRemoved(rid=rid)]
 
     def _on_rejected(self, msg: Rejected) -> list[Effect]:
-        res = self.replicas.get(msg.rid)
-        if res is not None:
-            res.settle(self.me, msg.seq, applied=False)
         effects = self._settle(msg.rid, msg.seq, msg.reason, refusal=msg.refusal)
         return effects + (self._changed(msg.rid) if msg.rid in self.replicas else [])
 
@@ -544,7 +646,7 @@ class ClientCore:
                 effects += self._settle(msg.rid, item.seq, None, kept=(msg.version, msg.entry_term, item.action))
         held_own = {h.seq for h in res.held if h.author == self.me}
         if msg.rid in self._secrets:
-            self._secrets[msg.rid] = [(s, a) for s, a in self._secrets[msg.rid] if s in held_own]
+            self._secrets[msg.rid] = [secret for secret in self._secrets[msg.rid] if secret[0] in held_own]
         return effects + self._changed(msg.rid)
 
     def _rebase_lost(self, res: Replica) -> list[Effect]:
@@ -579,7 +681,9 @@ class ClientCore:
 
     def _propose(self, rid: Rid, item: Pending, base: int) -> Propose:
         """The Propose of pending ``item`` (every seq up to ``base`` is settled)."""
-        return Propose(term=self.term, rid=rid, seq=item.seq, base=base, action=item.action, private=item.private)
+        return Propose(
+            term=self.term, rid=rid, seq=item.seq, base=base, action=item.action, private=item.private, nonce=item.nonce
+        )
 
     def _resend(self, rid: Rid, after: int) -> list[Effect]:
         items = self._pending.get(rid, [])
@@ -670,7 +774,7 @@ class ClientCore:
                     record = _Confirmed(version, term, seq, action.by(self.me), item.private)
                     self._confirmed.setdefault(rid, deque(maxlen=KEEP_CONFIRMED)).append(record)
                 if error is None and item.private is not None:
-                    self._secrets.setdefault(rid, []).append((seq, item.private))
+                    self._secrets.setdefault(rid, []).append((seq, item.private, item.nonce, item.origin))
                 if not items:
                     self._pending.pop(rid, None)
                 return [ActionSettled(rid=rid, seq=seq, error=error, refusal=refusal)]
@@ -704,7 +808,7 @@ class ClientCore:
             raise LocalProtocolError(f"{rid} is not here")
         view = res.state
         type_ = res.type
-        for _, private in self._secrets.get(rid, ()):
+        for _, private, _, _ in self._secrets.get(rid, ()):
             view = _try(type_, view, private)
         for item in self._pending.get(rid, ()):
             if item.waits:

@@ -11,6 +11,7 @@ from .messages import Refusal, ResourceMessage, ToClients
 __all__ = [
     "ActionSettled",
     "Effect",
+    "Forged",
     "Notice",
     "PresenceChanged",
     "Publish",
@@ -118,6 +119,14 @@ class TermObserved:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Forged:
+    """The master ``peer`` sent an entry its author never signed, or a reveal that breaks a commitment."""
+
+    peer: PeerId
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Synced:
     """This peer holds every resource of the current master."""
 
@@ -138,5 +147,5 @@ Notice = (
 )
 """What the app hears of: the node passes these on unchanged."""
 
-Effect = Send | Publish | TermObserved | Notice
+Effect = Send | Publish | TermObserved | Forged | Notice
 """Everything a resource core returns."""

@@ -12,6 +12,12 @@ What cannot be served yet waits in ONE queue, in arrival order: everything but r
 pulled replicas while recovering, and everything while the node says the master holds no
 lease (``lease=False``, ``majority`` policy). Under ``majority`` the master also counts
 replicas' ``Ack``s and publishes ``Committed`` once a quorum holds an index of its own term.
+
+What a peer sends is input, never truth (docs/security.md): a pulled replica is adopted only
+while recovering, only at the position its peer reported, only with a checksum that matches
+its state and (with an identity) only under a valid seal of a master of its term; the app's
+hooks (reducer, ``can_reveal``) are contained like bad input; every map keyed by what peers send
+is bounded.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 
 from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError
 from ..ids import PeerId, Rid, Term
+from ..proofs import prove
 from .effects import Effect, Publish, Send, TermObserved
+from .history import commitment, head, meta_digest, resolves, seal_signer, seal_statement
 from .messages import (
     Ack,
     Applied,
@@ -31,7 +39,10 @@ from .messages import (
     Committed,
     Create,
     Created,
+    Endorse,
+    Head,
     Held,
+    Position,
     Presence,
     Propose,
     Pull,
@@ -45,6 +56,7 @@ from .messages import (
     Resend,
     Restore,
     Revealed,
+    Sealed,
     Secret,
     Snapshot,
     SyncRequest,
@@ -59,16 +71,27 @@ from .values import has_master_values, resolve_master_values, seed_for
 if TYPE_CHECKING:
     import random
 
+    from ..identity import Identity
+
 __all__ = ["MAX_WAITING", "RECOVERY_TIMEOUT", "TOMBSTONES", "MasterCore"]
 
 MAX_EARLY: Final = 4096
 """Actions kept per author and resource while an earlier one is missing."""
+
+MAX_EARLY_TOTAL: Final = 16_384
+"""Actions kept while an earlier one is missing, all authors and resources together."""
 
 MAX_WAITING: Final = 65_536
 """Messages kept while the master cannot serve yet; beyond that they are refused (their senders re-send)."""
 
 RECOVERY_TIMEOUT: Final = 1.0
 """Seconds a new master waits for every connected peer's Report before it serves anyway."""
+
+MAX_PULLS: Final = 4096
+"""Pulls (and reported positions) a recovering master keeps track of at once."""
+
+MAX_SETTLED: Final = 65_536
+"""Rejected seqs remembered per (resource, author) pair (the oldest pairs are forgotten first)."""
 
 TOMBSTONES: Final = 4096
 """Removed rids remembered, so a late report cannot bring one back."""
@@ -101,13 +124,22 @@ class MasterCore:
         recovery_timeout: float = RECOVERY_TIMEOUT,
         rng_factory: Callable[[int], random.Random],
         quorum: Callable[[frozenset[PeerId]], bool] | None = None,
+        identity: Identity | None = None,
+        master_of: Callable[[Term], PeerId | None] | None = None,
         removed: Mapping[Rid, int] | None = None,
     ) -> None:
         """``rng_factory(seed)`` builds the generator for one action's master values (the driver
         passes ``random.Random``): the core itself never touches the random module. With
-        ``quorum`` (``majority``: does this set of peers form a quorum?) acks are counted.
+        ``quorum`` (``majority``: does this set of peers form a quorum?) acks are counted. With
+        ``identity`` (whose id is ``me``) the master seals its heads and adopts only replicas sealed by the
+        master of their term, as ``master_of(term)`` knows it (the election: followed, or shown real votes).
         ``removed``: tombstones (rid -> index of its removal) this master must not bring back."""
         self.me = me
+        self._identity = identity
+        self._master_of = master_of or (lambda term: None)
+        self._dirty: dict[Rid, None] = {}  # resources whose head changed since the last seal
+        self._settled: dict[tuple[Rid, PeerId], int] = {}  # rejected seqs (not in the replicated head)
+        self._reported: dict[tuple[PeerId, Rid], Position] = {}  # what each peer reported it holds
         self._rng_factory = rng_factory
         self._quorum = quorum
         self.term = term
@@ -126,6 +158,7 @@ class MasterCore:
         self._reports: dict[PeerId, Report] = {}  # recovery: what each peer holds, answered when it ends
         self._adopted: set[Rid] = set()  # recovery: replicas pulled (published when it ends)
         self._early: dict[tuple[PeerId, Rid], dict[int, Propose]] = {}
+        self._parked = 0  # actions in _early, all together
         self._acks: dict[PeerId, int] = {}
         self.committed = 0
         self.deadline: float | None = now + recovery_timeout
@@ -159,6 +192,22 @@ class MasterCore:
 
     # -- inputs --------------------------------------------------------------------------------
 
+    def seal(self) -> list[Effect]:
+        """Sign the heads of the resources changed since the last seal (a ``Sealed`` for every peer); [] if none."""
+        if self._identity is None or not self._dirty:
+            return []
+        heads: list[Head] = []
+        for rid in self._dirty:
+            res = self._resources.get(rid)
+            if res is not None:
+                heads.append(head(rid, res.version, res.checksum, res.applied, res.held))
+        self._dirty.clear()
+        proof = prove(self._identity, *seal_statement(self.term, self.index, heads))
+        sealed = Sealed(term=self.term, index=self.index, heads=tuple(heads), proof=proof)
+        for h in heads:
+            self._resources[h.rid].seal = sealed
+        return [Publish(message=sealed)]
+
     def tick(self, now: float, *, lease: bool = True) -> list[Effect]:
         """Advance time: serve what waited for the lease once it holds; end recovery once its deadline passed."""
         if not lease:
@@ -176,6 +225,8 @@ class MasterCore:
             return peer != self.me and peer not in self._peers
 
         self._awaiting_report = {p for p in self._awaiting_report if not gone(p)}
+        for key in [key for key in self._early if gone(key[0])]:  # what departed peers parked
+            self._parked -= len(self._early.pop(key))
         for rid, waiting in list(self._awaiting_pull.items()):
             waiting.difference_update({p for p in waiting if gone(p)})
             if not waiting:
@@ -243,6 +294,8 @@ class MasterCore:
                 effects = self._on_pulled(sender, snapshot)
             case Ack():
                 effects = self._on_ack(sender, message)
+            case Endorse():
+                effects = []  # checked and republished by the node, before the proposals it covers
             case _:
                 assert_never(message)
         if self.deadline is not None:
@@ -320,7 +373,14 @@ class MasterCore:
         for res in self._resources.values():
             for held in res.held:
                 if held.author == peer and held.action is not None:
-                    secret = Secret(term=self.term, rid=res.rid, seq=held.seq, private=held.action)
+                    secret = Secret(
+                        term=self.term,
+                        rid=res.rid,
+                        seq=held.seq,
+                        private=held.action,
+                        nonce=held.nonce,
+                        origin=held.origin,
+                    )
                     effects.append(Send(to=peer, message=secret))
         return effects
 
@@ -333,12 +393,13 @@ class MasterCore:
             if mine is None and rid in self._removed:  # it missed the removal: tell it again
                 effects.append(Send(to=sender, message=Removed(term=self.term, index=self._removed[rid], rid=rid)))
                 continue
-            if mine is None or (pos.term, pos.version) > mine.key:
-                if not self._known_type(rid):
+            if recovering and (mine is None or (pos.term, pos.version) > mine.key):
+                # only a recovering master pulls, only from a position no newer than its own term
+                if not self._known_type(rid) or pos.term > self.term or len(self._pulls) >= MAX_PULLS:
                     continue
-                if recovering:
-                    self._awaiting_pull.setdefault(rid, set()).add(sender)
+                self._awaiting_pull.setdefault(rid, set()).add(sender)
                 self._pulls.add((sender, rid))
+                self._reported[(sender, rid)] = pos
                 effects.append(Send(to=sender, message=Pull(term=self.term, rid=rid)))
         if recovering:
             self._awaiting_report.discard(sender)
@@ -355,6 +416,7 @@ class MasterCore:
         if (sender, snap.rid) not in self._pulls:
             return []  # a snapshot we did not ask this peer for: never adopted
         self._pulls.discard((sender, snap.rid))
+        reported = self._reported.pop((sender, snap.rid), None)
         waiting = self._awaiting_pull.get(snap.rid)
         if waiting is not None:
             waiting.discard(sender)
@@ -363,6 +425,8 @@ class MasterCore:
         type_ = self._types.get(parse_rid(snap.rid)[0]) if self._known_type(snap.rid) else None
         if type_ is None:
             return []
+        if self.deadline is None:
+            raise RemoteProtocolError(f"a replica of {snap.rid} pulled after recovery ended")
         current: Replica | None = self._resources.get(snap.rid)
         if current is not None and (snap.entry_term, snap.version) <= current.key:
             return []
@@ -372,15 +436,46 @@ class MasterCore:
             pulled = Replica.from_snapshot(snap, type_)
         except InvalidState as exc:
             raise RemoteProtocolError(f"pulled replica of {snap.rid}: {exc}") from exc
+        refusal = self._check_pulled(snap, pulled, reported)
+        if refusal is not None:  # not adopted: the peer gets ours (its authors re-send what it lacks)
+            return (
+                [] if current is None else [Send(to=sender, message=current.snapshot(term=self.term, index=self.index))]
+            )
         if current is not None:  # keep private halves we already hold
             known = {(h.author, h.seq): h for h in current.held if h.action is not None}
             pulled.held = [known.get((h.author, h.seq), h) for h in pulled.held]
         self._resources[snap.rid] = pulled
+        self._dirty[snap.rid] = None
         if self.deadline is not None:
             self._adopted.add(snap.rid)  # recovering: published once every pull is in
             return []
         self.index += 1
         return [Publish(message=pulled.snapshot(term=self.term, index=self.index))]
+
+    def _check_pulled(self, snap: Snapshot, pulled: Replica, reported: Position | None) -> str | None:
+        """Why the pulled replica is not adopted (not the one reported, not whole, or not sealed), or None."""
+        if reported is None or (reported.term, reported.version, reported.checksum) != (
+            snap.entry_term,
+            snap.version,
+            snap.checksum,
+        ):
+            return "not at the position its peer reported"
+        if pulled.checksum != snap.checksum:
+            return "its state does not have its checksum"
+        if self._identity is None:
+            return None
+        seal = snap.seal
+        signed_by = None if seal is None or seal.term != snap.entry_term else seal_signer(seal)
+        known = self.me if snap.entry_term == self.term else self._master_of(snap.entry_term)
+        if seal is None or signed_by is None or signed_by != known:
+            return "not sealed by the master of its term"
+        meta = meta_digest(pulled.applied, pulled.held)
+        if not any(
+            h.rid == snap.rid and h.version == snap.version and h.checksum == snap.checksum and h.meta == meta
+            for h in seal.heads
+        ):
+            return "not the head its seal signs"
+        return None
 
     def _on_ack(self, sender: PeerId, ack: Ack) -> list[Effect]:
         if self._quorum is None or ack.index <= self._acks.get(sender, 0):
@@ -435,6 +530,7 @@ class MasterCore:
         res = Replica(rid=msg.rid, type=type_, state=state)
         res.advance(self.term, 0)
         self._resources[msg.rid] = res
+        self._dirty[msg.rid] = None
         self.index += 1
         created = Created(term=self.term, index=self.index, rid=msg.rid, state=state, checksum=res.checksum)
         return [Publish(message=created), self._reply(sender, msg.req, msg.rid)]
@@ -478,14 +574,17 @@ class MasterCore:
                 term=self.term, rid=msg.rid, seq=msg.seq, reason=f"no resource {msg.rid}", refusal="not_found"
             )
             return [Send(to=sender, message=reject)]
-        last = res.applied.get(sender, 0)
+        last = self._last(res, sender)
         if msg.seq <= last:
+            if msg.seq > res.applied.get(sender, 0):  # rejected earlier (its answer lost, or its author restarted)
+                return [self._reject(sender, msg, f"seq {msg.seq} of this author was already rejected")]
             return []  # a re-submission of an action already applied: idempotent by (author, seq)
         early = self._early.setdefault((sender, msg.rid), {})
         if msg.seq > max(last, msg.base) + 1:
             # an earlier action of this author was lost on the way: hold this one, ask again
             first = not early
-            if len(early) < MAX_EARLY:
+            if len(early) < MAX_EARLY and self._parked < MAX_EARLY_TOTAL:
+                self._parked += msg.seq not in early
                 early[msg.seq] = msg
             if first:
                 after = max(last, msg.base)
@@ -493,13 +592,27 @@ class MasterCore:
             return []
         effects = self._apply(sender, res, msg, now)
         while early:  # actions that overtook a lost one can go now, in order
-            following = early.pop(res.applied.get(sender, 0) + 1, None)
+            following = early.pop(self._last(res, sender) + 1, None)
             if following is None:
                 break
+            self._parked -= 1
             effects += self._apply(sender, res, following, now)
+        settled = self._last(res, sender)
+        for seq in [seq for seq in early if seq <= settled]:  # overtaken by a base that skipped them
+            del early[seq]
+            self._parked -= 1
         if not early:
             self._early.pop((sender, msg.rid), None)
         return effects
+
+    def _last(self, res: Replica, author: PeerId) -> int:
+        """The last seq of ``author`` on ``res`` that is settled (applied, or rejected by this master)."""
+        return max(res.applied.get(author, 0), self._settled.get((res.rid, author), 0))
+
+    def _settle_rejected(self, res: Replica, author: PeerId, seq: int) -> None:
+        self._settled[(res.rid, author)] = seq
+        if len(self._settled) > MAX_SETTLED:
+            del self._settled[next(iter(self._settled))]
 
     def _apply(self, sender: PeerId, res: Replica, msg: Propose, now: float) -> list[Effect]:
         action, private = msg.action, msg.private
@@ -515,19 +628,25 @@ class MasterCore:
                 own = [h.action for h in res.held if h.author == sender and h.action is not None]
                 replay(res.type, public, [*own, private])
         except Exception as exc:
-            res.settle(sender, msg.seq, applied=False)
+            self._settle_rejected(res, sender, msg.seq)
             return [self._reject(sender, msg, _reason(exc))]
         effects: list[Effect] = []
         digest = checksum(public)
         size = size_of(public)
         if size > res.type.max_bytes:
-            res.settle(sender, msg.seq, applied=False)
+            self._settle_rejected(res, sender, msg.seq)
             reason = f"the state would be {size} bytes, over {res.type.name!r}'s max_bytes {res.type.max_bytes}"
             return [self._reject(sender, msg, reason, "too_large")]
         res.write(public, self.term, res.version + 1, digest)
         res.settle(sender, msg.seq, applied=True)
+        self._dirty[msg.rid] = None
+        commit = b""
         if private is not None:
-            res.held.append(Held(author=sender, seq=msg.seq, action=private))
+            assert msg.private is not None
+            commit = commitment(msg.nonce, msg.private)
+            origin = msg.private if private.payload is not msg.private.payload else None
+            held = Held(author=sender, seq=msg.seq, action=private, commitment=commit, nonce=msg.nonce, origin=origin)
+            res.held.append(held)
             effects.append(Send(to=sender, message=Secret(term=self.term, rid=msg.rid, seq=msg.seq, private=private)))
         self.index += 1
         effects.append(
@@ -543,6 +662,8 @@ class MasterCore:
                     private=private is not None,
                     checksum=digest,
                     now=now,
+                    origin=msg.action if action.payload is not msg.action.payload else None,
+                    commitment=commit,
                 )
             )
         )
@@ -567,7 +688,20 @@ class MasterCore:
         for i, held in enumerate(res.held):
             if held.author == sender and held.seq == msg.seq:
                 if held.action is None:
-                    res.held[i] = Held(author=sender, seq=msg.seq, action=msg.private.by(sender))
+                    original = msg.origin or msg.private
+                    if self._identity is not None and (
+                        commitment(msg.nonce, original) != held.commitment
+                        or not resolves(original.payload, msg.private.payload)
+                    ):
+                        raise RemoteProtocolError(f"restored private half {msg.seq} does not match its commitment")
+                    res.held[i] = Held(
+                        author=sender,
+                        seq=msg.seq,
+                        action=msg.private.by(sender),
+                        commitment=held.commitment,
+                        nonce=msg.nonce,
+                        origin=msg.origin,
+                    )
                     return self._maybe_reveal(res, now)
                 return []
         return []
@@ -596,6 +730,7 @@ class MasterCore:
             revealed.append(held)
         res.held = []
         res.write(state, self.term, res.version + 1)
+        self._dirty[res.rid] = None
         self.index += 1
         return [
             Publish(

@@ -5,6 +5,13 @@ by one per entry across every resource (the election compares (term, index)) and
 per-resource ``version`` that grows by one per state change. Which core handles each message
 is declared once, by the two unions :data:`ToMaster` and :data:`ToClients` at the end of this
 module (:data:`ROUTES`); every resource message travels on the reliable lane (:data:`LANES`).
+
+The signed history (docs/security.md): an author's actions reach the master with its
+:class:`Endorse` (one signature per frame over a digest of each action), which the master
+republishes to everyone as :class:`Endorsed` before the entries; each ``Applied`` carries what a
+peer needs to recompute its digest (the action as dispatched, and a commitment to its private
+half). The master seals the heads of the resources each step changed (:class:`Sealed`), a
+snapshot carries the seal of its head, and peers compare seals (:class:`Witness`).
 """
 
 from __future__ import annotations
@@ -27,7 +34,10 @@ __all__ = [
     "Committed",
     "Create",
     "Created",
+    "Endorse",
+    "Endorsed",
     "Era",
+    "Head",
     "Held",
     "Position",
     "Presence",
@@ -44,12 +54,15 @@ __all__ = [
     "ResourceMessage",
     "Restore",
     "Revealed",
+    "Sealed",
     "Secret",
     "Snapshot",
     "SyncRequest",
     "ToClients",
     "ToMaster",
+    "ToPeers",
     "Unbind",
+    "Witness",
 ]
 
 
@@ -109,6 +122,8 @@ class Propose:
     base: int
     action: Action
     private: Action | None = None
+    nonce: bytes = b""
+    """With ``private``: the author's random nonce of its commitment (see ``history.commitment``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,6 +134,18 @@ class Restore:
     rid: Rid
     seq: int
     private: Action
+    nonce: bytes = b""
+    origin: Action | None = None
+    """The private half as dispatched, when the master that confirmed it resolved master values in it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endorse:
+    """The author's signature over the digests of the actions it proposes in this frame (sent before them)."""
+
+    term: Term
+    digests: tuple[bytes, ...]
+    proof: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,6 +205,10 @@ class Applied:
     private: bool
     checksum: bytes
     now: float
+    origin: Action | None = None
+    """The action as its author dispatched it, when the master resolved master values in it."""
+    commitment: bytes = b""
+    """With ``private``: the author's commitment to its private half (checked when it is revealed)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,6 +218,11 @@ class Held:
     author: PeerId
     seq: int
     action: Action | None = None
+    commitment: bytes = b""
+    """The author's commitment to the private half (the revealed action must match it)."""
+    nonce: bytes = b""
+    origin: Action | None = None
+    """In a reveal: the private half as dispatched, when the master resolved master values in it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,6 +265,10 @@ class Secret:
     rid: Rid
     seq: int
     private: Action
+    nonce: bytes = b""
+    """Sent back to an author that restarted: the nonce of the private half's commitment."""
+    origin: Action | None = None
+    """Sent back to an author that restarted: the private half as dispatched, if the master resolved it."""
 
 
 Refusal = Literal["rejected", "not_found", "too_large", "incompatible"]
@@ -268,6 +308,36 @@ class Era:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Head:
+    """What a resource is after a log entry: its version, checksum and the digest of its applied seqs and held refs."""
+
+    rid: Rid
+    version: int
+    checksum: bytes
+    meta: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sealed:
+    """The master of ``term`` signs, at log ``index``, the heads of the resources that changed since its last seal."""
+
+    term: Term
+    index: int
+    heads: tuple[Head, ...]
+    proof: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endorsed:
+    """An author's :class:`Endorse`, republished by the master to every peer before the entries it covers."""
+
+    term: Term
+    author: PeerId
+    digests: tuple[bytes, ...]
+    proof: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
     """From the master: a whole replica of ``rid`` (state, subscribers, held private references, applied seqs)."""
 
@@ -282,6 +352,8 @@ class Snapshot:
     held: tuple[Held, ...]
     applied: dict[str, int]
     eras: tuple[Era, ...] = ()
+    seal: Sealed | None = None
+    """The seal of the master of ``entry_term`` over this head (a new master adopts only sealed replicas)."""
     recent: dict[str, bytes] = field(default_factory=dict)
     """Per author, which of its last seqs up to ``applied`` this replica holds (see ``Replica.holds``)."""
 
@@ -338,7 +410,15 @@ class Ack:
     index: int
 
 
-ToMaster = Create | Bind | Unbind | Propose | Restore | Report | SyncRequest | Pulled | Ack | Remove
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Witness:
+    """Peer to peer: the latest seal this peer got from its master (peers compare what their master told them)."""
+
+    term: Term
+    sealed: Sealed
+
+
+ToMaster = Create | Bind | Unbind | Propose | Restore | Report | SyncRequest | Pulled | Ack | Remove | Endorse
 """Client -> master (:attr:`Route.TO_MASTER`): the MasterCore serves them."""
 
 ToClients = (
@@ -355,14 +435,20 @@ ToClients = (
     | Committed
     | Began
     | Removed
+    | Sealed
+    | Endorsed
 )
 """Master -> clients (:attr:`Route.TO_CLIENTS`): every peer's ClientCore applies them."""
 
-ResourceMessage = ToMaster | ToClients
+ToPeers = Witness
+"""Peer -> peer (:attr:`Route.NODE`): the NodeCore itself compares what the master told each."""
+
+ResourceMessage = ToMaster | ToClients | ToPeers
 
 ROUTES: Final[dict[type[ResourceMessage], Route]] = {
     **dict.fromkeys(get_args(ToMaster), Route.TO_MASTER),
     **dict.fromkeys(get_args(ToClients), Route.TO_CLIENTS),
+    Witness: Route.NODE,
 }
 """The route of every resource message, derived from the two unions above."""
 
@@ -393,5 +479,9 @@ MESSAGES: Final[dict[int, type[ResourceMessage]]] = {
     50: Pulled,
     51: Remove,
     52: Removed,
+    53: Endorse,
+    54: Endorsed,
+    55: Sealed,
+    56: Witness,
 }
 """Wire tags: append, never renumber."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..ids import Rid, Term
-from .messages import Era, Held, Position, Snapshot
+from .messages import Era, Held, Position, Sealed, Snapshot
 from .state import checksum, freeze
 
 if TYPE_CHECKING:
@@ -36,6 +36,8 @@ class Replica:
     held: list[Held] = field(default_factory=list)
     applied: dict[str, int] = field(default_factory=dict)
     eras: list[Era] = field(default_factory=list)
+    seal: Sealed | None = None
+    """The master's seal over this replica's current head (None until one arrives for this version)."""
     recent: dict[str, int] = field(default_factory=dict)
     """Per author, bit k set: seq ``applied[author] - k`` is in this replica's log (applied, not
     skipped nor rejected). Two masters of a split may both apply one action; its author can
@@ -75,6 +77,7 @@ class Replica:
         self._checksum = digest
         self.version = version
         self.entry_term = term
+        self.seal = None
         if not self.eras or self.eras[-1].term != term:
             self.eras.append(Era(term=term, since=version))
             del self.eras[:-MAX_ERAS]
@@ -106,6 +109,7 @@ class Replica:
             held=list(self.held),
             applied=dict(self.applied),
             eras=list(self.eras),
+            seal=self.seal,
             recent=dict(self.recent),
             _checksum=self._checksum,
         )
@@ -130,9 +134,10 @@ class Replica:
             state=self.state,
             checksum=self.checksum,
             subscribers=dict(self.subscribers),
-            held=tuple(Held(author=h.author, seq=h.seq) for h in self.held),
+            held=tuple(Held(author=h.author, seq=h.seq, commitment=h.commitment) for h in self.held),
             applied=dict(self.applied),
             eras=tuple(self.eras),
+            seal=self.seal,
             recent={author: mask.to_bytes(_WINDOW_BYTES, "big") for author, mask in self.recent.items()},
         )
 
@@ -146,9 +151,10 @@ class Replica:
             version=snap.version,
             entry_term=snap.entry_term,
             subscribers={k: dict(v) for k, v in snap.subscribers.items()},
-            held=[Held(author=h.author, seq=h.seq) for h in snap.held],
+            held=[Held(author=h.author, seq=h.seq, commitment=h.commitment) for h in snap.held],
             applied=dict(snap.applied),
             eras=list(snap.eras[-MAX_ERAS:]),
+            seal=snap.seal,
             recent={author: int.from_bytes(mask[-_WINDOW_BYTES:], "big") for author, mask in snap.recent.items()},
         )
 

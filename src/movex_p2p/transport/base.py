@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ..ids import PeerId
+
+if TYPE_CHECKING:
+    from ..identity import Identity
 
 __all__ = ["MAX_DATAGRAM", "Endpoint", "Frame", "PeerDown", "PeerUp", "PeersSeen", "Transport", "TransportEvent"]
 
@@ -94,8 +97,12 @@ class Transport(Protocol):
         secret: str | None,
         max_frame: int | None = None,
         role: str = "player",
+        identity: Identity | None = None,
     ) -> AbstractAsyncContextManager[Endpoint]:
         """Join ``room`` as ``peer_id``; leaving the context says goodbye and closes every link.
+
+        ``identity`` holds the key ``peer_id`` is derived from: a transport that authenticates
+        peers proves it with that key (LanTransport needs it; the in-process networks trust ids).
 
         ``max_frame``: the largest frame the node will send or accept (its largest state plus
         room for the message around it); a transport that bounds frames must allow at least that.

@@ -8,7 +8,10 @@ id shows up as Updated with a new one), ``sig`` (signaling TCP port), ``name`` a
 
 :func:`browse` only listens: it announces nothing and joins no room (a lobby screen).
 
-mDNS is a discovery hint, not liveness: a killed peer's records linger for their TTL.
+mDNS is a discovery hint, not liveness and not proof: a killed peer's records linger for their
+TTL, and anyone on the LAN can announce any id. The LAN transport only dials what it learns
+here; the handshake proves who answers. TXT is parsed strictly (:func:`parse_txt` raises
+ValueError and nothing else) and at most :data:`MAX_RESOLVING` records are resolved at once.
 zeroconf callbacks only ``send_nowait`` into a bounded stream; owned tasks do the rest.
 """
 
@@ -29,13 +32,24 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 from ..errors import TransportError
 from ..ids import PeerId
 
-__all__ = ["SERVICE_TYPE", "Announcement", "Discovery", "DiscoveryEvent", "PeerGone", "browse", "parse_txt"]
+__all__ = [
+    "MAX_RESOLVING",
+    "SERVICE_TYPE",
+    "Announcement",
+    "Discovery",
+    "DiscoveryEvent",
+    "PeerGone",
+    "browse",
+    "parse_txt",
+]
 
 log = logging.getLogger(__name__)
 
 SERVICE_TYPE: Final = "_movex._tcp.local."
 _RESOLVE_TIMEOUT_MS: Final = 3000
 _TXT_LIMIT: Final = 200
+MAX_RESOLVING: Final = 64
+"""Records resolved at once; a flood of names beyond that is skipped (they may announce again)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,23 +85,49 @@ def _peer_of(name: str) -> str:
 
 
 def parse_txt(properties: dict[bytes, bytes | None], addresses: Sequence[str], port: int) -> Announcement:
-    """Build an Announcement from TXT properties (pure); ValueError if something is missing."""
+    """Build an Announcement from TXT properties (pure); ValueError if anything is missing or malformed."""
+    try:
+        return _parse_txt(properties, addresses)
+    except ValueError:
+        raise
+    except Exception as exc:  # whatever a hostile record makes the checks raise
+        raise ValueError(f"malformed TXT: {type(exc).__name__}") from None
 
-    def text(key: bytes) -> str:
+
+def _parse_txt(properties: dict[bytes, bytes | None], addresses: Sequence[str]) -> Announcement:
+    def text(key: bytes, *, optional: bool = False) -> str:
         value = properties.get(key)
         if value is None:
+            if optional:
+                return ""
             raise ValueError(f"TXT lacks {key.decode()}")
-        return value.decode()
+        decoded = value.decode()
+        if len(decoded) > _TXT_LIMIT or not decoded.isprintable():
+            raise ValueError(f"TXT {key.decode()}: not a short printable text")
+        return decoded
 
+    def number(key: bytes, low: int, high: int) -> int:
+        raw = text(key)
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 20):
+            raise ValueError(f"TXT {key.decode()}: not a decimal number")
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"TXT {key.decode()}: {value} out of range")
+        return value
+
+    peer = text(b"id")
+    if not peer:
+        raise ValueError("TXT id is empty")
+    kept = [a for a in addresses if isinstance(a, str) and len(a) <= 15][:8]
     role = text(b"role") if properties.get(b"role") is not None else "player"
     return Announcement(
-        peer=PeerId(text(b"id")),
-        name=text(b"name") if properties.get(b"name") is not None else "",
+        peer=PeerId(peer),
+        name=text(b"name", optional=True),
         room=text(b"room"),
-        version=int(text(b"v")),
-        incarnation=int(text(b"inc")),
-        port=int(text(b"sig")),
-        addresses=tuple(addresses),
+        version=number(b"v", 0, 2**16),
+        incarnation=number(b"inc", 0, 2**64 - 1),
+        port=number(b"sig", 1, 65535),
+        addresses=tuple(kept),
         role=role if role in ("player", "spectator") else "player",
     )
 
@@ -118,6 +158,7 @@ class Discovery:
         self._browser: AsyncServiceBrowser | None = None
         self._info: AsyncServiceInfo | None = None
         self._tg: TaskGroup | None = None
+        self._resolving: set[str] = set()
 
     # zeroconf calls this with keyword arguments: the parameter names are part of its API.
     def _on_change(self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
@@ -221,10 +262,19 @@ class Discovery:
                 continue
             if change is ServiceStateChange.Removed:
                 await self._emit(PeerGone(peer=PeerId(peer)))
+            elif name in self._resolving or len(self._resolving) >= MAX_RESOLVING:
+                log.debug("skipping %s: %d records being resolved", name, len(self._resolving))
             else:
+                self._resolving.add(name)
                 tg.start_soon(self._resolve, name)
 
     async def _resolve(self, name: str) -> None:
+        try:
+            await self._resolve_once(name)
+        finally:
+            self._resolving.discard(name)
+
+    async def _resolve_once(self, name: str) -> None:
         assert self._azc is not None
         info = AsyncServiceInfo(SERVICE_TYPE, name)
         try:
@@ -237,7 +287,7 @@ class Discovery:
             return
         try:
             announcement = parse_txt(info.properties, info.parsed_addresses(IPVersion.V4Only), info.port)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except ValueError as exc:
             log.debug("ignoring %s: %s", name, exc)
             return
         if announcement.room != self._me.room or announcement.version != self._me.version:

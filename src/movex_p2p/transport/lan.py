@@ -9,8 +9,14 @@ nothing at all heard on it: mDNS records and aiortc's own consent checks are far
 liveness, and a link that still delivers anything is never torn down.
 
 Leaving sends a goodbye frame on every channel and the mDNS goodbye at once, so others see a
-graceful leave within milliseconds. A peer restarted with the same id announces a new
-incarnation; the old link is dropped and a new one is made.
+graceful leave within milliseconds. A peer restarted with the same identity announces a new
+incarnation; its old link is replaced once the new incarnation has proven itself in a handshake.
+
+Strangers (docs/security.md): what mDNS and peer exchange tell is a hint to dial, never proof:
+nothing learnt from them closes or refuses a live, authenticated link, and a peer never proven
+is dialed a few times only. Incoming handshakes are bounded per source address and in total,
+must authenticate within :data:`AUTH_DEADLINE`, and an address whose handshakes keep failing
+is refused for a while; failures are counted by reason, nothing else is kept.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import logging
 import math
 import os
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import MutableMapping, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -40,12 +46,14 @@ from ..errors import (
     RemoteProtocolError,
     TransportError,
 )
+from ..identity import Identity
 from ..ids import PeerId
 from .base import Frame, PeerDown, PeersSeen, PeerUp, TransportEvent
 from .discovery import Announcement, Discovery, PeerGone
 from .interfaces import default_interfaces, usable_interfaces
 from .link import DEFAULT_MAX_FRAME, MAX_DATAGRAM, FrameDecoder, Link, encode_frame
 from .mesh import (
+    HINT_LIMIT,
     AddressState,
     Attempt,
     Attempts,
@@ -66,13 +74,13 @@ from .signaling import (
     Exchange,
     Hello,
     derive_key,
-    new_hello,
     run_dialer,
     run_listener,
 )
 from .webrtc import RtcSession
 
 __all__ = [
+    "AUTH_DEADLINE",
     "MAX_DATAGRAM",
     "FrameDecoder",
     "LanEndpoint",
@@ -87,7 +95,18 @@ log = logging.getLogger(__name__)
 
 INBOX_LIMIT: Final = 256 * 1024 * 1024
 """Bytes of received frames the node has not taken yet; a link that overruns it is dropped."""
-_MAX_HANDSHAKES: Final = 32
+AUTH_DEADLINE: Final = 2.0
+"""Seconds a handshake may take until the other side proved the room key and its identity (either role)."""
+_MAX_HANDSHAKES: Final = 64
+"""Incoming handshakes not yet authenticated, at once; a further one pushes out the oldest."""
+_MAX_PER_ADDRESS: Final = 4
+"""Incoming handshakes not yet authenticated from one source address, at once."""
+_STRIKES: Final = 4
+"""Failed incoming handshakes from one address before it is refused for a while (doubling, up to a minute)."""
+_PENALTY: Final = (1.0, 60.0)
+_ADDRESSES_KEPT: Final = 1024
+"""Source addresses whose failures are remembered (counts only; the oldest is forgotten first)."""
+_FAILURES_KEPT: Final = 16
 _DISCOVERY_GRACE: Final = 0.5
 """For this long after joining, a peer counts one more member it may not have heard of yet: the
 peers of a room that is already there answer its first mDNS query in that time (even on a busy
@@ -107,10 +126,15 @@ _GROWTH: Final = 1.5
 _FALLBACK_DIAL: Final = 1.0
 """A peer seen over mDNS is dialed by the lower id at once; the higher id dials only if no link came after this long."""
 _HINT_TRIES: Final = 4
-"""Failed dials of a peer learnt only by peer exchange before its hint is dropped."""
-_AUTH_FAILURES_KEPT: Final = 64
+"""Failed dials of a peer never proven (learnt by peer exchange or mDNS only) before its loop stops."""
+_RETRY_UNPROVEN: Final = (2.0, 60.0)
+"""After its loop stopped, news of a never-proven peer restarts it only after this pause (doubling)."""
 _KNOWN_LIMIT: Final = 256
-"""Most peers kept from mDNS at once (a flood of fake records cannot grow memory)."""
+"""Most peers kept from mDNS at once (the oldest never-proven one makes room for a newcomer)."""
+_CANDIDATES: Final = 4
+"""Distinct mDNS records (address, port, incarnation) kept per peer id: a copy cannot hide the real one."""
+_PROVEN_LIMIT: Final = 4096
+"""Peers remembered as proven (a link with them was authenticated)."""
 _STABLE_LINK: Final = 5.0
 """A link that stayed open this long resets the dial backoff."""
 _SYN_TRIES: Final = 3
@@ -185,14 +209,20 @@ class LanTransport:
         secret: str | None,
         max_frame: int | None = None,
         role: str = "player",
+        identity: Identity | None = None,
     ) -> LanEndpoint:
-        """Join ``room`` as ``peer_id`` (``async with``); leaving says goodbye and closes every link.
+        """Join ``room`` as ``identity`` (``async with``); leaving says goodbye and closes every link.
 
+        ``peer_id`` must be ``identity.id``: handshakes prove it with the identity's key (without
+        an identity, ``peer_id`` must be the id of a fresh one, so pass the identity).
         ``max_frame`` raises (never lowers) the transport's own bound for this endpoint's links;
         ``role`` is announced in the mDNS record (a lobby counts players, not spectators).
         """
         limit = self.max_frame if max_frame is None else max(self.max_frame, max_frame)
-        return LanEndpoint(self, peer_id=peer_id, name=name, room=room, secret=secret, max_frame=limit, role=role)
+        identity = identity or Identity.generate()
+        if identity.id != peer_id:
+            raise ValueError(f"peer id {peer_id!r} is not the id of the identity given ({identity.id!r})")
+        return LanEndpoint(self, identity=identity, name=name, room=room, secret=secret, max_frame=limit, role=role)
 
 
 class _PeerLog(logging.LoggerAdapter[logging.Logger]):
@@ -207,13 +237,15 @@ class LanEndpoint:
         self,
         transport: LanTransport,
         *,
-        peer_id: PeerId,
+        identity: Identity,
         name: str,
         room: str,
         secret: str | None,
         max_frame: int = DEFAULT_MAX_FRAME,
         role: str = "player",
     ) -> None:
+        peer_id = identity.id
+        self.identity = identity
         self.id = peer_id
         self.name = name
         self.room = room
@@ -223,21 +255,26 @@ class LanEndpoint:
         self._secret = secret
         self._log = _PeerLog(log, {"peer": peer_id})
         self.incarnation = time.time_ns()
-        self.auth_failures: deque[AuthenticationFailed] = deque(maxlen=_AUTH_FAILURES_KEPT)
-        """The latest authentication failures (peers refused, or that refused us)."""
+        self.auth_failures: deque[str] = deque(maxlen=_FAILURES_KEPT)
+        """The latest authentication failures (peers refused, or that refused us), as short texts."""
         self.refused: Counter[str] = Counter()
         """Handshakes that failed or were refused, by reason (a fixed set of words)."""
+        self._incoming: OrderedDict[anyio.CancelScope, str] = OrderedDict()  # not yet authenticated: source
+        self._strikes: OrderedDict[str, tuple[int, float]] = OrderedDict()  # address: (failures, refused until)
+        self._proven: OrderedDict[PeerId, None] = OrderedDict()  # peers we held an authenticated link with
+        self._gave_up: dict[PeerId, tuple[float, float]] = {}  # never-proven peer: (when its loop stopped, pause)
+        self._bad: set[tuple[PeerId, int, tuple[str, ...], int]] = set()  # mDNS records that failed auth
         self.signaling_port = 0
         self.interfaces: list[str] = []
         self._key = b""
         self._links: dict[PeerId, Link] = {}
-        self._known: dict[PeerId, Announcement] = {}
+        self._known: dict[PeerId, list[Announcement]] = {}  # newest first, at most _CANDIDATES each
         self._hints = Hints()
         self._attempts = Attempts(peer_id)
         self._addresses: dict[PeerAddress, AddressState] = {}
         self._dialers: dict[PeerId, anyio.CancelScope] = {}
         self._left: dict[PeerId, int] = {}
-        self._refused: dict[PeerId, int] = {}
+        self._probing: set[PeerId] = set()
         self._detector = FailureDetector(timeout=transport.dead_after)
         self._events_tx: MemoryObjectSendStream[TransportEvent]
         self._events_rx: MemoryObjectReceiveStream[TransportEvent]
@@ -252,7 +289,6 @@ class LanEndpoint:
         self._discovery: Discovery | None = None
         self._reannouncing = False
         self._closing = False
-        self._handshakes = 0
 
     # -- the Endpoint seam ----------------------------------------------------------------
 
@@ -346,7 +382,6 @@ class LanEndpoint:
 
     async def _open(self) -> None:
         self.interfaces = usable_interfaces(self._t.interfaces)
-        self._key = await anyio.to_thread.run_sync(derive_key, self.room, self._secret)
         listener = await self._listen()
         await self._stack.enter_async_context(listener)
         self._tg = await self._stack.enter_async_context(anyio.create_task_group())
@@ -370,6 +405,9 @@ class LanEndpoint:
             if not (self._t.peers or self._t.port):
                 raise  # nobody could find us, nor we anybody
             self._log.warning("%s: reachable by address only (port %d)", exc, self.signaling_port)
+        # the room key (scrypt: tens of ms) is derived while the mDNS announcement goes out; no
+        # handshake runs before it is there (connections wait in the listen backlog meanwhile)
+        self._key = await anyio.to_thread.run_sync(derive_key, self.room, self._secret)
         self._tg.start_soon(self._serve, listener)
         if self._discovery is not None:
             self._tg.start_soon(self._discovery_loop, self._discovery)
@@ -479,6 +517,9 @@ class LanEndpoint:
 
         A peer stops counting sooner once two dials to it failed (a stale mDNS record of a
         peer that is gone); on a lossy Wi-Fi a live peer's link can take several seconds.
+        Once this endpoint is open that long, only peers whose handshake proved the room key
+        lately count: mDNS records are hints anyone can send, and a stream of made-up members
+        must not keep a new room from electing.
         """
         window = 2 * self._t.connect_timeout
         for key, at in list(self._found_at.items()):
@@ -487,15 +528,19 @@ class LanEndpoint:
             if now - at >= window and not alive:
                 del self._found_at[key]  # a link had its chance: found long ago, it no longer counts
                 self._answered_at.pop(key, None)
+        if now - self._opened_at >= window:  # past the first window, only peers that proved the room key
+            for key in [k for k in self._found_at if now - self._answered_at.get(k, -math.inf) >= window]:
+                del self._found_at[key]
         linked = self.peers
         seen: set[str] = {
             peer
-            for peer, ann in self._known.items()
+            for peer, records in self._known.items()
             if peer in self._found_at
             and peer not in linked
             and peer not in self._left
-            and peer not in self._refused
-            and ann.role != "spectator"  # a spectator never votes: the room elects without it
+            and any(  # a record that refused our secret, or a spectator's (it never votes), counts for nothing
+                (peer, r.port, r.addresses, r.incarnation) not in self._bad and r.role != "spectator" for r in records
+            )
         }
         seen.update(
             key
@@ -512,34 +557,72 @@ class LanEndpoint:
                 case Announcement():
                     self._on_announcement(event)
                 case PeerGone(peer=peer):
+                    # a goodbye is as much a hint as an announcement: it never touches a live link,
+                    # and stops only the dial loop of a peer never proven
                     self._log.debug("%s withdrew its mDNS record", peer)
-                    self._known.pop(peer, None)
-                    dialer = self._dialers.get(peer)
-                    if dialer is not None and peer not in self._attempts and peer not in self._hints:
-                        dialer.cancel()  # stop retrying; an open link ends by goodbye or heartbeat
+                    if peer not in self._proven:
+                        self._known.pop(peer, None)
+                        dialer = self._dialers.get(peer)
+                        if dialer is not None and peer not in self._attempts and peer not in self._hints:
+                            dialer.cancel()
 
     def _on_announcement(self, ann: Announcement) -> None:
+        """An mDNS record: a hint to dial, kept beside (never instead of) other records of that id."""
         peer = ann.peer
-        old = self._known.get(peer)
-        if old is None and len(self._known) >= _KNOWN_LIMIT:
-            self._log.debug("ignoring %s: already %d peers known over mDNS", peer, len(self._known))
-            return
-        if old is not None and ann.incarnation < old.incarnation:
-            return  # a stale record of an older incarnation
-        self._known[peer] = ann
-        if old is None:
+        candidates = self._known.get(peer)
+        if candidates is None:
+            if len(self._known) >= _KNOWN_LIMIT and not self._make_room():
+                self._log.debug("ignoring %s: already %d peers known over mDNS", peer, len(self._known))
+                return
+            candidates = self._known[peer] = []
             self._log.debug("discovered %s", peer)
             self._found_at.setdefault(peer, anyio.current_time())
+        where = (ann.port, ann.addresses, ann.incarnation)
+        news = all((c.port, c.addresses, c.incarnation) != where for c in candidates)
+        candidates[:] = [ann, *(c for c in candidates if (c.port, c.addresses, c.incarnation) != where)]
+        del candidates[_CANDIDATES:]
         held = self._attempts.get(peer)
-        restarted = held is not None and held.incarnation < ann.incarnation
-        if held is not None and restarted:
-            self._log.info("%s restarted (incarnation %d): replacing its link", peer, ann.incarnation)
-            held.scope.cancel()
-        if not self.id < peer and old is None and held is None:
+        if held is not None and held.opened and ann.incarnation > held.incarnation:
+            # Maybe it restarted, maybe someone copies its id: only a handshake in which the new
+            # incarnation proves the peer's key replaces the link (mesh.admit), never the record.
+            self._log.info("%s announces incarnation %d: checking it with a handshake", peer, ann.incarnation)
+            self._probe(peer, ann)
+        if not self.id < peer and news and held is None and len(candidates) == 1:
             self._reannounce_soon()  # the lower id dials: tell it at once that we are here
-        news = old is None or old.incarnation != ann.incarnation
-        # a new dial loop reads the news at once; one that runs a live link keeps it
-        self._ensure_dialer(peer, restart=restarted or (news and held is None))
+        if news and held is None:
+            self._ensure_dialer(peer, restart=True)  # a new dial loop reads the news at once
+
+    def _make_room(self) -> bool:
+        """Forget the oldest mDNS peer never proven and not being dialed with success; False if none."""
+        for peer in self._known:
+            if peer not in self._proven and peer not in self._attempts:
+                del self._known[peer]
+                dialer = self._dialers.get(peer)
+                if dialer is not None and peer not in self._hints:
+                    dialer.cancel()
+                return True
+        return False
+
+    def _probe(self, peer: PeerId, ann: Announcement) -> None:
+        """One dial to where ``ann`` says ``peer`` listens (one probe per peer at a time)."""
+        if self._tg is None or self._closing or peer in self._probing:
+            return
+        self._probing.add(peer)
+        self._tg.start_soon(self._run_probe, peer, ann)
+
+    async def _run_probe(self, peer: PeerId, ann: Announcement) -> None:
+        self._log.debug("probing %s at %s port %d", peer, ann.addresses, ann.port)
+        try:
+            await self._dial_once(ann.addresses, ann.port, expected=peer)
+        except Declined:
+            pass  # the same incarnation we hold: nothing changed
+        except (AuthenticationFailed, ConnectError, RemoteProtocolError) as exc:
+            self._count_failure(exc)
+            self._bad.add((peer, ann.port, ann.addresses, ann.incarnation))
+            self._log.info("%s's record of incarnation %d did not prove itself: %s", peer, ann.incarnation, exc)
+        finally:
+            await anyio.sleep(1.0)  # at most one probe per peer a second
+            self._probing.discard(peer)
 
     def _reannounce_soon(self) -> None:
         if self._reannouncing or self._tg is None or self._discovery is None:
@@ -573,8 +656,16 @@ class LanEndpoint:
             self._ensure_dialer(peer)
 
     def _ensure_dialer(self, peer: PeerId, *, restart: bool = False) -> None:
-        """Run a dial loop for ``peer`` (known by id) unless one runs already."""
+        """Run a dial loop for ``peer`` (known by id) unless one runs already.
+
+        A never-proven peer whose loop gave up is dialed again only after a pause that doubles
+        each time (news or not), so fake records cannot keep us dialing.
+        """
         dialer = self._dialers.get(peer)
+        if dialer is None and peer not in self._proven:
+            gave_up = self._gave_up.get(peer)
+            if gave_up is not None and anyio.current_time() < gave_up[0] + gave_up[1]:
+                return
         if dialer is not None and restart:
             dialer.cancel()
             dialer = None
@@ -583,22 +674,40 @@ class LanEndpoint:
             self._dialers[peer] = scope
             self._tg.start_soon(self._dial_loop, peer, scope)
 
-    def _target(self, peer: PeerId) -> tuple[Contact, bool] | None:
-        """Where to dial ``peer``, and whether only peer exchange told us; None: do not dial it."""
-        ann = self._known.get(peer)
+    def _target(self, peer: PeerId) -> tuple[Contact, Announcement | None] | None:
+        """Where to dial ``peer`` next, and the mDNS record that said so; None: do not dial it."""
         hint = self._hints.get(peer)
-        if ann is None:
-            return None if hint is None else (hint, True)
-        if ann.incarnation in (self._left.get(peer), self._refused.get(peer)):
-            return None  # it said goodbye, or refused our secret: until it restarts
-        addresses = tuple(dict.fromkeys((*ann.addresses, *(() if hint is None else hint.addresses))))
-        return Contact(peer=peer, addresses=addresses, port=ann.port), False
+        for ann in self._known.get(peer, ()):
+            if ann.incarnation == self._left.get(peer) or (peer, ann.port, ann.addresses, ann.incarnation) in self._bad:
+                continue  # it said goodbye, or that record failed to prove the peer (or our secret)
+            extra = () if hint is None or hint.port != ann.port else hint.addresses
+            addresses = tuple(dict.fromkeys((*ann.addresses, *extra)))
+            return Contact(peer=peer, addresses=addresses, port=ann.port), ann
+        return None if hint is None else (hint, None)
+
+    def _prove(self, peer: PeerId) -> None:
+        """An authenticated link with ``peer`` opened: from now on it is dialed for as long as it is known."""
+        self._proven[peer] = None
+        self._proven.move_to_end(peer)
+        while len(self._proven) > _PROVEN_LIMIT:
+            self._proven.popitem(last=False)
+        self._gave_up.pop(peer, None)
+
+    def _give_up(self, peer: PeerId) -> None:
+        """A never-proven peer's dial loop stops: its next one waits (see :meth:`_ensure_dialer`)."""
+        last = self._gave_up.get(peer)
+        pause = _RETRY_UNPROVEN[0] if last is None else min(last[1] * 2, _RETRY_UNPROVEN[1])
+        self._gave_up[peer] = (anyio.current_time(), pause)
+        if len(self._gave_up) > _KNOWN_LIMIT + HINT_LIMIT:  # forget the oldest first
+            del self._gave_up[next(iter(self._gave_up))]
+        self._hints.forget(peer)
 
     async def _dial_loop(self, peer: PeerId, scope: anyio.CancelScope) -> None:
         """Hold a link with ``peer``, known by id, until it is gone, said goodbye or refused our secret.
 
         Over mDNS the lower id dials at once and the higher id only after ``_FALLBACK_DIAL``;
-        a peer learnt by peer exchange is dialed at once (it may not know us), a few times.
+        a peer learnt by peer exchange is dialed at once (it may not know us). A peer never
+        proven is dialed ``_HINT_TRIES`` times at most, then the loop stops.
         """
         backoff, failures, waited = _BACKOFF[0], 0, False
         try:
@@ -613,8 +722,8 @@ class LanEndpoint:
                         target = self._target(peer)
                         if target is None:
                             return
-                        contact, hinted = target
-                        if self.id > peer and not waited and peer not in self._hints:
+                        contact, ann = target
+                        if self.id > peer and not waited and ann is not None and peer not in self._hints:
                             waited = True
                             await anyio.sleep(_FALLBACK_DIAL)
                             continue
@@ -626,24 +735,25 @@ class LanEndpoint:
                                 await anyio.sleep(backoff)
                                 backoff = min(backoff * _GROWTH, _BACKOFF[1])
                             continue
-                        except AuthenticationFailed as exc:
-                            self._log.warning("%s: %s; not retrying", peer, exc)
-                            self.auth_failures.append(exc)
-                            self.refused["wrong secret"] += 1
-                            ann = self._known.get(peer)
-                            if ann is not None:  # until it restarts (a new incarnation)
-                                self._refused[peer] = ann.incarnation
-                            self._hints.forget(peer)
-                            return
-                        except (ConnectError, RemoteProtocolError) as exc:
+                        except (AuthenticationFailed, ConnectError, RemoteProtocolError) as exc:
                             self._count_failure(exc)
                             if self._answered_at.get(peer, -math.inf) < started:
                                 failures += 1  # it never answered: maybe gone (a link that was slow does not count)
                             if failures >= 2:  # not a peer that is about to link: stop waiting for it
                                 self._found_at.pop(peer, None)
-                            if hinted and failures >= _HINT_TRIES:
-                                self._log.debug("giving up on %s (learnt by peer exchange): %s", peer, exc)
-                                self._hints.forget(peer)
+                            if isinstance(exc, AuthenticationFailed):
+                                self._log.warning("%s: %s", peer, exc)
+                                self._note_auth_failure(exc)
+                                if ann is None:
+                                    self._hints.forget(peer)  # the hint led to someone else
+                                else:  # that record: until the peer announces another incarnation
+                                    self._bad.add((peer, ann.port, ann.addresses, ann.incarnation))
+                                    if len(self._bad) > 4 * _KNOWN_LIMIT:
+                                        self._bad.pop()
+                                continue
+                            if peer not in self._proven and failures >= _HINT_TRIES:
+                                self._log.debug("giving up on %s (never proven): %s", peer, exc)
+                                self._give_up(peer)
                                 return
                             self._log.debug("dialing %s failed: %s; retry in %.2f s", peer, exc, backoff)
                             await anyio.sleep(backoff)
@@ -696,7 +806,7 @@ class LanEndpoint:
                 if not outage:
                     outage = True
                     if isinstance(exc, AuthenticationFailed):
-                        self.auth_failures.append(exc)
+                        self._note_auth_failure(exc)
                         self._log.warning("%s: %s; retrying every %.0f s at most", address, exc, cap)
                     else:
                         self._log.info("cannot reach %s yet (%s); retrying every %.0f s at most", address, exc, cap)
@@ -708,6 +818,10 @@ class LanEndpoint:
                     backoff = _BACKOFF[0]
             await anyio.sleep(backoff)
             backoff = min(backoff * _GROWTH, cap)
+
+    def _note_auth_failure(self, exc: AuthenticationFailed) -> None:
+        """Keep a short text of the failure (the exception itself would keep its whole traceback alive)."""
+        self.auth_failures.append(str(exc)[:200])
 
     def _answered(self, peer: PeerId) -> None:
         """A found peer proved it is alive (a handshake with it got this far): keep it counted as joining."""
@@ -745,15 +859,18 @@ class LanEndpoint:
 
         Raises ConnectError or RemoteProtocolError (no link), AuthenticationFailed, Declined (a
         link of the pair is already held, at either end) or Ourselves. ``state`` (a ``peers=``
-        address) learns who answered as soon as it is authenticated.
+        address) learns who answered as soon as it is authenticated. The listener must prove
+        itself within :data:`AUTH_DEADLINE`; the whole exchange within ``connect_timeout``.
         """
         scope = anyio.CancelScope()
         session: RtcSession | None = None
         attempt: Attempt | None = None
         linked = False
+        deadline = anyio.CancelScope(deadline=anyio.current_time() + min(AUTH_DEADLINE, self._t.connect_timeout))
 
         async def create_offer(challenge: Challenge) -> Exchange:
             nonlocal session, attempt
+            deadline.deadline = anyio.current_time() + self._t.connect_timeout  # it proved itself
             if challenge.peer == self.id:
                 raise Ourselves(f"{addresses} port {port} is our own address")
             if state is not None:
@@ -770,21 +887,29 @@ class LanEndpoint:
             sdp = await session.create_offer()
             return Exchange(sdp=sdp, me=self._contact(), members=self._attempts.contacts(exclude=challenge.peer))
 
-        hello = new_hello(sender=self.id, receiver=expected, name=self.name, incarnation=self.incarnation)
         reached: str | None = None
         try:
             with scope:
-                try:
-                    with anyio.fail_after(self._t.connect_timeout):
-                        stream = await self._connect_tcp(addresses, port)
-                        reached = _remote_host(stream)
-                        async with stream:
-                            result = await run_dialer(stream, key=self._key, hello=hello, create_offer=create_offer)
-                        assert session is not None
-                        assert attempt is not None
-                        await session.accept_answer(result.answer.sdp)
-                except TimeoutError as exc:
-                    raise ConnectError(f"signaling with {expected or addresses[0]} timed out") from exc
+                with deadline:
+                    stream = await self._connect_tcp(addresses, port)
+                    reached = _remote_host(stream)
+                    async with stream:
+                        result = await run_dialer(
+                            stream,
+                            key=self._key,
+                            identity=self.identity,
+                            receiver=expected,
+                            name=self.name,
+                            incarnation=self.incarnation,
+                            create_offer=create_offer,
+                        )
+                    assert session is not None
+                    assert attempt is not None
+                    await session.accept_answer(result.answer.sdp)
+                if deadline.cancelled_caught:
+                    raise ConnectError(f"signaling with {expected or addresses[0]} timed out")
+                assert attempt is not None
+                assert session is not None
                 attempt.contact = with_address(result.answer.me, reached)
                 self._learn(result.answer.members, source=result.peer)
                 linked = attempt.opened = True
@@ -844,23 +969,58 @@ class LanEndpoint:
 
     # -- accepting --------------------------------------------------------------------------
 
+    def _admit_incoming(self, source: str) -> str | None:
+        """Why a new incoming handshake from ``source`` is refused now, or None (it may go on)."""
+        if self._closing:
+            return "closing"
+        strikes = self._strikes.get(source)
+        if strikes is not None and anyio.current_time() < strikes[1]:
+            return "refused: too many failures from that address"
+        if sum(1 for where in self._incoming.values() if where == source) >= _MAX_PER_ADDRESS:
+            return "refused: too many handshakes from that address"
+        if len(self._incoming) >= _MAX_HANDSHAKES:  # the oldest unauthenticated one makes room
+            oldest, _ = self._incoming.popitem(last=False)
+            oldest.cancel()
+            self.refused["pushed out by newer handshakes"] += 1
+        return None
+
+    def _strike(self, source: str) -> None:
+        """A handshake from ``source`` failed: after a few, refuse that address for a while (doubling)."""
+        count, _ = self._strikes.pop(source, (0, 0.0))
+        count += 1
+        until = 0.0
+        if count >= _STRIKES:
+            until = anyio.current_time() + min(_PENALTY[0] * 2 ** (count - _STRIKES), _PENALTY[1])
+        self._strikes[source] = (count, until)
+        while len(self._strikes) > _ADDRESSES_KEPT:
+            self._strikes.popitem(last=False)
+
     async def _handle_incoming(self, stream: SocketStream) -> None:
-        if self._handshakes >= _MAX_HANDSHAKES or self._closing:
-            self.refused["too many handshakes at once"] += 1
+        came_from = _remote_host(stream)
+        source = came_from or "?"
+        refusal = self._admit_incoming(source)
+        if refusal is not None:
+            if refusal != "closing":
+                self.refused[refusal] += 1
             await stream.aclose()
             return
-        self._handshakes += 1
-        scope = anyio.CancelScope()
+        scope = anyio.CancelScope(deadline=anyio.current_time() + min(AUTH_DEADLINE, self._t.connect_timeout))
+        self._incoming[scope] = source
         session: RtcSession | None = None
         attempt: Attempt | None = None
         linked = False
-        came_from = _remote_host(stream)
+
+        def authenticated() -> None:
+            self._incoming.pop(scope, None)  # no longer a stranger: never pushed out, more time
+            scope.deadline = anyio.current_time() + self._t.connect_timeout
+            self._strikes.pop(source, None)
 
         async def create_answer(hello: Hello, offer: Exchange) -> Exchange:
             nonlocal session, attempt
             sender = hello.sender
             self._answered(sender)
             attempt = self._attempts.claim(sender, dialer=sender, incarnation=hello.incarnation, scope=scope)
+            self._log.debug("%s dialed us: %s", sender, "refused" if attempt is None else "claimed")
             if attempt is None:
                 raise Declined(hello.sender)
             attempt.contact = with_address(offer.me, came_from)
@@ -869,44 +1029,48 @@ class LanEndpoint:
             sdp = await session.accept_offer(offer.sdp)
             return Exchange(sdp=sdp, me=self._contact(), members=self._attempts.contacts(exclude=hello.sender))
 
+        failed: str | None = None
         try:
             with scope:
                 try:
-                    with anyio.fail_after(self._t.connect_timeout):
-                        async with stream:
-                            hello = await run_listener(
-                                stream,
-                                key=self._key,
-                                me=self.id,
-                                name=self.name,
-                                incarnation=self.incarnation,
-                                create_answer=create_answer,
-                            )
+                    async with stream:
+                        hello = await run_listener(
+                            stream,
+                            key=self._key,
+                            identity=self.identity,
+                            name=self.name,
+                            incarnation=self.incarnation,
+                            create_answer=create_answer,
+                            authenticated=authenticated,
+                        )
                 except Declined as exc:
                     self._log.debug("%s dialed, but a link of the pair is already held", exc.peer)
                     return
                 except AuthenticationFailed as exc:
                     self._log.warning("refused a dialer: %s", exc)
-                    self.auth_failures.append(exc)
-                    self.refused["wrong secret"] += 1
+                    self._note_auth_failure(exc)
+                    failed = "wrong secret"
                     return
-                except (TimeoutError, ConnectError, RemoteProtocolError) as exc:
+                except (ConnectError, RemoteProtocolError) as exc:
                     self._log.info("refused a signaling connection: %s", exc)
-                    self.refused["bad or cut-short handshake"] += 1
-                    return
-                except Exception:
-                    self._log.warning("signaling connection failed", exc_info=True)
+                    failed = "bad or cut-short handshake"
                     return
                 finally:
-                    self._handshakes -= 1
+                    self._incoming.pop(scope, None)
                 assert session is not None
                 assert attempt is not None
+                scope.deadline = math.inf  # the handshake is over: the link lives until it closes
                 linked = attempt.opened = True
                 try:
                     await self._run_link(session, peer=hello.sender, name=hello.name, incarnation=hello.incarnation)
                 except ConnectError as exc:
                     self._log.info("link from %s did not open: %s", hello.sender, exc)
+            if scope.cancelled_caught and not linked:
+                failed = "bad or cut-short handshake"  # too slow to authenticate, or pushed out
         finally:
+            if failed is not None:
+                self.refused[failed] += 1
+                self._strike(source)
             if attempt is not None:
                 self._attempts.release(attempt)
             if not linked:
@@ -946,6 +1110,7 @@ class LanEndpoint:
                 if self._closing:
                     return
                 self._links[peer] = link
+                self._prove(peer)
                 self._log.debug("link to %s open; waiting to hear from it", peer)
                 with contextlib.suppress(ChannelClosed):
                     link.beat()  # the heartbeat loop beats it too: the peer may be waiting for us
@@ -959,6 +1124,8 @@ class LanEndpoint:
             link.dead = True
             if link.graceful:
                 self._left[peer] = link.incarnation
+                while len(self._left) > _KNOWN_LIMIT:  # the oldest goodbyes are forgotten first
+                    del self._left[next(iter(self._left))]
             if self._links.get(peer) is link:
                 del self._links[peer]
                 self._detector.forget(peer)

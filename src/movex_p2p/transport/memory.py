@@ -18,15 +18,18 @@ from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 
-from ..errors import AuthenticationFailed, ChannelClosed, LocalProtocolError
+from ..errors import ChannelClosed, LocalProtocolError
 from ..ids import PeerId
 from ..links import Links
 from ..routes import Lane
 from .base import MAX_DATAGRAM, Frame, PeerDown, PeerUp, TransportEvent
+
+if TYPE_CHECKING:
+    from ..identity import Identity
 
 __all__ = ["FaultyNetwork", "LocalNetwork"]
 
@@ -59,7 +62,7 @@ class _LocalEndpoint:
         self._held_frames = 0
         self._last_frame_at = 0.0
         self.closed = False
-        self.auth_failures: deque[AuthenticationFailed] = deque(maxlen=_AUTH_FAILURES_KEPT)
+        self.auth_failures: deque[str] = deque(maxlen=_AUTH_FAILURES_KEPT)  # short texts, as on the LAN
         """The latest authentication failures (as :class:`~movex_p2p.transport.lan.LanEndpoint` keeps them)."""
         self.refused: Counter[str] = Counter()
         """Handshakes that failed, by reason: here only ``"wrong secret"`` (another secret, same room)."""
@@ -176,10 +179,12 @@ class LocalNetwork:
         secret: str | None,
         max_frame: int | None = None,
         role: str = "player",
+        identity: Identity | None = None,
     ) -> AsyncIterator[_LocalEndpoint]:
         """Join ``room``; peers with another secret never get a link to this one (frames have no size limit here).
 
-        Both sides count such a pair as a failed handshake (``refused``, ``auth_failures``), as on the LAN.
+        In process, ids are trusted (``identity`` is not needed). Both sides count a pair with
+        different secrets as a failed handshake (``refused``, ``auth_failures``), as on the LAN.
         """
         if peer_id in self._endpoints:
             raise ValueError(f"peer id {peer_id} is already on this network")
@@ -193,7 +198,7 @@ class LocalNetwork:
             elif endpoint.room == other.room and endpoint.secret != other.secret and not other.closed:
                 for ours, theirs in ((endpoint, other), (other, endpoint)):  # as a LAN handshake fails both ways
                     ours.refused["wrong secret"] += 1
-                    ours.auth_failures.append(AuthenticationFailed(f"{theirs.peer_id} does not hold our room secret"))
+                    ours.auth_failures.append(f"{theirs.peer_id} does not hold our room secret")
         try:
             yield endpoint
         finally:
@@ -300,6 +305,7 @@ class FaultyNetwork(LocalNetwork):
         secret: str | None,
         max_frame: int | None = None,
         role: str = "player",
+        identity: Identity | None = None,
     ) -> AsyncIterator[_LocalEndpoint]:
         """Join ``room`` (a killed peer's id may join again)."""
         self.links.revive(peer_id)

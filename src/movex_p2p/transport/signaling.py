@@ -1,34 +1,45 @@
 """Authenticated offer/answer exchange over TCP: one short-lived connection per pair of peers.
 
 Either peer may dial the other's signaling port (see :mod:`movex_p2p.transport.mesh` for who
-does, and which link is kept). Both sides prove they hold the room key before anything that
-matters is revealed, and the SDPs and the peer exchange are bound to the proof::
+does, and which link is kept). Each side proves two things before anything that matters is
+revealed: that it knows the room secret (a PAKE, so a captured exchange cannot be guessed
+offline) and that it holds the private key its peer id is derived from (an Ed25519 signature
+over the transcript). The SDPs and the peer exchange are bound to both proofs::
 
-    dialer -> listener  Hello(version, sender, receiver, name, incarnation, nonce_d)
-    listener -> dialer  Challenge(peer, name, incarnation, nonce_l, proof = MAC("challenge", transcript))
-    dialer -> listener  Offer(sdp, me, members, mac = MAC("offer", transcript, offer))
-    listener -> dialer  Answer(sdp, me, members, mac = MAC("answer", transcript, offer, answer))
-                        or Busy(mac = MAC("busy", transcript, offer)): the pair is linked already
+    dialer -> listener  Hello(version, sender, receiver, name, incarnation, nonce_d, key_d, pake_d)
+    listener -> dialer  Challenge(peer, name, incarnation, nonce_l, key_l, pake_l,
+                                  proof = MAC_K("challenge", T), sig = sign_l("challenge", T))
+    dialer -> listener  Offer(sdp, me, members, mac = MAC_K("offer", T, offer), sig = sign_d(same))
+    listener -> dialer  Answer(sdp, me, members, mac = MAC_K("answer", T, offer, answer), sig = sign_l(same))
+                        or Busy(mac, sig over "busy", T, offer): the pair is linked already
+    dialer -> listener  Confirm(mac = MAC_K("confirm", T, offer, answer), sig = sign_d(same))
+
+``T`` is the transcript of Hello and Challenge: the protocol version, both ids, names,
+incarnations, fresh nonces, public keys and PAKE messages. ``K`` is the SPAKE2 key both sides
+derive from their PAKE messages and the room key (:func:`derive_key`: scrypt of the secret,
+salted with the room name); a side that does not know the secret derives another ``K`` and
+its MAC fails. A peer id must equal :func:`~movex_p2p.identity.peer_id_of` of the key that
+signs, so nobody can answer for another peer's id; the signatures also cover both nonces and,
+by the end, both SDPs (which carry the DTLS fingerprints), so the data channel that follows is
+bound to both identities and to the secret.
+
+A listener sends no SDP before the dialer's Offer verifies, a dialer sends no SDP before the
+listener's Challenge verifies. A stranger learns the listener's id, name and public key (mDNS
+announces the first two anyway) and a PAKE message, which tells nothing about the secret: each
+handshake is one online guess at most, and the LAN transport bounds handshakes per address.
 
 ``receiver`` is the peer the dialer means to reach, or ``""`` when it dials an address without
-knowing who listens there ("join by address"); the Challenge names the listener. ``me`` is the
-sender's own contact (its addresses and signaling port) and ``members`` the contacts of the
-peers it has authenticated links with (peer exchange: at most :data:`MAX_MEMBERS`, each at most
-:data:`MAX_ADDRESSES` IPv4 addresses): a hint to dial, never proof of anything.
+knowing who listens there ("join by address"). ``me`` is the sender's own contact (its
+addresses and signaling port) and ``members`` the contacts of the peers it has authenticated
+links with (peer exchange: at most :data:`MAX_MEMBERS`, each at most :data:`MAX_ADDRESSES`
+IPv4 addresses): a hint to dial, never proof of anything.
 
-``MAC`` is HMAC-SHA256 under :func:`derive_key` (room, secret); ``transcript`` covers the
-protocol version, both ids and names, both incarnations and both fresh nonces. The SDPs carry
-the DTLS fingerprints, so the data channel that follows is bound to the secret. A listener
-sends no SDP before the dialer's offer MAC verifies, a dialer sends no SDP before the
-listener's proof verifies: a peer without the secret gets no link and learns nothing but the
-listener's id and name (which mDNS announces anyway) and a MAC over public values and random
-nonces (an offline guess of a weak secret stays possible: use a strong secret).
-
-Without a secret (``secret=None``) the key is derived from the room name and the well-known
-empty secret ``""``: links are then authenticated against accidental cross-talk only.
+Without a secret (``secret=None``) the room key is derived from the well-known empty secret:
+links are then authenticated against accidental cross-talk only (identities are still proven).
 
 Wire format: every message is a 4-byte big-endian length then a UTF-8 JSON object, at most
-:data:`MAX_MESSAGE` bytes. This module is the only code that sees those bytes.
+:data:`MAX_MESSAGE` bytes. This module is the only code that sees those bytes; every decoding
+failure is a :class:`~movex_p2p.errors.RemoteProtocolError`.
 """
 
 from __future__ import annotations
@@ -47,8 +58,11 @@ from typing import Any, Final, TypeVar
 import anyio
 from anyio.abc import ByteStream
 from anyio.streams.buffered import BufferedByteReceiveStream
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from spake2 import SPAKE2_Symmetric
 
 from ..errors import AuthenticationFailed, ConnectError, LocalProtocolError, RemoteProtocolError
+from ..identity import KEY_SIZE, SIGNATURE_SIZE, Identity, peer_id_of, verify
 from ..ids import PeerId
 
 __all__ = [
@@ -57,52 +71,69 @@ __all__ = [
     "MAX_MEMBERS",
     "MAX_MESSAGE",
     "NONCE_SIZE",
+    "PAKE_SIZE",
     "PROTOCOL_VERSION",
     "Answer",
     "Busy",
     "Challenge",
+    "Confirm",
     "Contact",
     "Declined",
     "DialResult",
     "Exchange",
     "Hello",
     "Offer",
+    "Pake",
     "SignalMessage",
     "decode",
     "derive_key",
     "encode",
     "mac",
-    "make_answer",
-    "make_busy",
-    "make_challenge",
-    "make_offer",
-    "new_hello",
     "read_message",
     "run_dialer",
     "run_listener",
-    "verify_answer",
-    "verify_busy",
-    "verify_challenge",
-    "verify_offer",
+    "transcript",
 ]
 
-PROTOCOL_VERSION: Final = 2
-"""2: either side may dial, the Challenge names the listener, Offer and Answer carry the peer exchange."""
+PROTOCOL_VERSION: Final = 3
+"""3: SPAKE2 instead of a MAC under a PBKDF2 key, Ed25519 identities proven, a final Confirm."""
 MAX_MESSAGE: Final = 64 * 1024
 MAX_MEMBERS: Final = 32
 """Most contacts one side passes on in a handshake."""
 MAX_ADDRESSES: Final = 8
 """Most addresses in one contact."""
 MAX_ID: Final = 256
+MAX_NAME: Final = 256
 NONCE_SIZE: Final = 16
-_KDF_ITERATIONS: Final = 20_000
+PAKE_SIZE: Final = 33
+"""Bytes of a SPAKE2 message (a side byte and a group element)."""
+MAC_SIZE: Final = 32
+_SCRYPT: Final = {"n": 2**15, "r": 8, "p": 1}
+"""scrypt cost: ~32 MiB and ~65 ms once per endpoint (off the event loop)."""
 _HEADER = struct.Struct(">I")
+_LABEL: Final = b"movex-p2p/signaling/v3"
 
 
 def derive_key(room: str, secret: str | None) -> bytes:
-    """The 32-byte room key: PBKDF2-HMAC-SHA256(secret or "", salt = protocol label + room)."""
-    salt = b"movex-p2p/v1/room\x00" + room.encode()
-    return hashlib.pbkdf2_hmac("sha256", (secret or "").encode(), salt, _KDF_ITERATIONS)
+    """The 32-byte room key: scrypt(secret or "", salt = protocol label + room); the PAKE's password."""
+    salt = b"movex-p2p/v3/room\x00" + room.encode()
+    return Scrypt(salt=salt, length=32, **_SCRYPT).derive((secret or "").encode())
+
+
+class Pake:
+    """One side of one SPAKE2 exchange under the room key (fresh per handshake)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._state = SPAKE2_Symmetric(key, idSymmetric=_LABEL)
+        self.message: bytes = self._state.start()
+
+    def finish(self, theirs: bytes) -> bytes:
+        """The session key ``K``; AuthenticationFailed if the other side's message is unusable."""
+        try:
+            key: bytes = self._state.finish(theirs)
+        except Exception as exc:  # spake2 raises ValueError, AssertionError or its own errors
+            raise AuthenticationFailed(f"key exchange failed: {type(exc).__name__}") from None
+        return key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,7 +147,7 @@ class Contact:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Exchange:
-    """What an Offer or an Answer carries besides its MAC: the SDP and the peer exchange."""
+    """What an Offer or an Answer carries besides its proofs: the SDP and the peer exchange."""
 
     sdp: str
     me: Contact
@@ -133,33 +164,40 @@ class Hello:
     name: str
     incarnation: int
     nonce: bytes
+    key: bytes
+    pake: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Challenge:
-    """The listener's id, name, nonce and its proof that it holds the room key."""
+    """The listener's id, name, nonce, key and PAKE message, its proof of the room key and its signature."""
 
     peer: PeerId
     name: str
     incarnation: int
     nonce: bytes
+    key: bytes
+    pake: bytes
     proof: bytes
+    sig: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Offer:
-    """The dialer's SDP offer and peer exchange, MAC'd over the transcript."""
+    """The dialer's SDP offer and peer exchange, MAC'd and signed over the transcript."""
 
     body: Exchange
     mac: bytes
+    sig: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Answer:
-    """The listener's SDP answer and peer exchange, MAC'd over the transcript and the offer."""
+    """The listener's SDP answer and peer exchange, MAC'd and signed over the transcript and the offer."""
 
     body: Exchange
     mac: bytes
+    sig: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,6 +205,15 @@ class Busy:
     """The listener turns an authenticated dialer away: it holds a link (or a handshake) of the pair already."""
 
     mac: bytes
+    sig: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Confirm:
+    """The dialer's last word: its MAC and signature over the whole exchange, both SDPs included."""
+
+    mac: bytes
+    sig: bytes
 
 
 class Declined(ConnectError):
@@ -177,8 +224,8 @@ class Declined(ConnectError):
         self.peer = peer
 
 
-SignalMessage = Hello | Challenge | Offer | Answer | Busy
-_M = TypeVar("_M", Hello, Challenge, Offer, Answer, Busy)
+SignalMessage = Hello | Challenge | Offer | Answer | Busy | Confirm
+_M = TypeVar("_M", Hello, Challenge, Offer, Answer, Busy, Confirm)
 
 
 # --- codec ---------------------------------------------------------------------------------
@@ -211,6 +258,8 @@ def encode(message: SignalMessage) -> bytes:
                 "name": message.name,
                 "inc": message.incarnation,
                 "nonce": message.nonce.hex(),
+                "key": message.key.hex(),
+                "pake": message.pake.hex(),
             }
         case Challenge():
             body = {
@@ -219,25 +268,30 @@ def encode(message: SignalMessage) -> bytes:
                 "name": message.name,
                 "inc": message.incarnation,
                 "nonce": message.nonce.hex(),
+                "key": message.key.hex(),
+                "pake": message.pake.hex(),
                 "proof": message.proof.hex(),
+                "sig": message.sig.hex(),
             }
         case Offer():
-            body = {"t": "offer", **_exchange_json(message.body), "mac": message.mac.hex()}
+            body = {"t": "offer", **_exchange_json(message.body), "mac": message.mac.hex(), "sig": message.sig.hex()}
         case Answer():
-            body = {"t": "answer", **_exchange_json(message.body), "mac": message.mac.hex()}
+            body = {"t": "answer", **_exchange_json(message.body), "mac": message.mac.hex(), "sig": message.sig.hex()}
         case Busy():
-            body = {"t": "busy", "mac": message.mac.hex()}
+            body = {"t": "busy", "mac": message.mac.hex(), "sig": message.sig.hex()}
+        case Confirm():
+            body = {"t": "confirm", "mac": message.mac.hex(), "sig": message.sig.hex()}
     payload = json.dumps(body, separators=(",", ":")).encode()
     if len(payload) > MAX_MESSAGE:
         raise ValueError(f"signaling message of {len(payload)} bytes exceeds {MAX_MESSAGE}")
     return _HEADER.pack(len(payload)) + payload
 
 
-def _str(body: dict[str, Any], key: str, *, limit: int = 256) -> str:
+def _str(body: dict[str, Any], key: str, *, limit: int = MAX_NAME) -> str:
     return _text(body[key], key, limit=limit)
 
 
-def _text(value: object, what: str, *, limit: int = 256) -> str:
+def _text(value: object, what: str, *, limit: int = MAX_NAME) -> str:
     if not isinstance(value, str) or len(value) > limit:
         raise TypeError(f"{what}: expected a string of at most {limit} characters")
     return value
@@ -297,40 +351,74 @@ def _exchange(body: dict[str, Any]) -> Exchange:
     )
 
 
+def _proofs(body: dict[str, Any]) -> dict[str, bytes]:
+    return {"mac": _hex(body, "mac", MAC_SIZE), "sig": _hex(body, "sig", SIGNATURE_SIZE)}
+
+
 def decode(payload: bytes) -> SignalMessage:
-    """Parse one message body (without its length prefix); RemoteProtocolError if malformed."""
+    """Parse one message body (without its length prefix); RemoteProtocolError if malformed, and nothing else."""
     try:
-        body = json.loads(payload.decode())
-        if not isinstance(body, dict):
-            raise TypeError("expected a JSON object")
-        match body["t"]:
-            case "hello":
-                return Hello(
-                    version=_int(body, "v"),
-                    sender=_peer_id(body["from"], "from"),
-                    receiver=PeerId(_str(body, "to", limit=MAX_ID)),
-                    name=_str(body, "name"),
-                    incarnation=_int(body, "inc"),
-                    nonce=_hex(body, "nonce", NONCE_SIZE),
-                )
-            case "challenge":
-                return Challenge(
-                    peer=_peer_id(body["id"], "id"),
-                    name=_str(body, "name"),
-                    incarnation=_int(body, "inc"),
-                    nonce=_hex(body, "nonce", NONCE_SIZE),
-                    proof=_hex(body, "proof", 32),
-                )
-            case "offer":
-                return Offer(body=_exchange(body), mac=_hex(body, "mac", 32))
-            case "answer":
-                return Answer(body=_exchange(body), mac=_hex(body, "mac", 32))
-            case "busy":
-                return Busy(mac=_hex(body, "mac", 32))
-            case other:
-                raise ValueError(f"unknown message type {other!r}")
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError, KeyError, RecursionError) as exc:
-        raise RemoteProtocolError(f"malformed signaling message: {exc}") from exc
+        return _decode(payload)
+    except RemoteProtocolError:
+        raise
+    except Exception as exc:  # any input: json and its checks raise many kinds (RecursionError, MemoryError...)
+        raise RemoteProtocolError(f"malformed signaling message: {type(exc).__name__}: {exc}"[:200]) from None
+
+
+def _decode(payload: bytes) -> SignalMessage:
+    if len(payload) > MAX_MESSAGE:
+        raise RemoteProtocolError(f"signaling message of {len(payload)} bytes exceeds {MAX_MESSAGE}")
+    text = payload.decode()
+    if _nesting(text) > 8:  # no message nests deeper than 4: refuse before json recurses
+        raise ValueError("nested too deeply")
+    body = json.loads(text)
+    if not isinstance(body, dict):
+        raise TypeError("expected a JSON object")
+    match body["t"]:
+        case "hello":
+            return Hello(
+                version=_int(body, "v"),
+                sender=_peer_id(body["from"], "from"),
+                receiver=PeerId(_str(body, "to", limit=MAX_ID)),
+                name=_str(body, "name"),
+                incarnation=_int(body, "inc"),
+                nonce=_hex(body, "nonce", NONCE_SIZE),
+                key=_hex(body, "key", KEY_SIZE),
+                pake=_hex(body, "pake", PAKE_SIZE),
+            )
+        case "challenge":
+            return Challenge(
+                peer=_peer_id(body["id"], "id"),
+                name=_str(body, "name"),
+                incarnation=_int(body, "inc"),
+                nonce=_hex(body, "nonce", NONCE_SIZE),
+                key=_hex(body, "key", KEY_SIZE),
+                pake=_hex(body, "pake", PAKE_SIZE),
+                proof=_hex(body, "proof", MAC_SIZE),
+                sig=_hex(body, "sig", SIGNATURE_SIZE),
+            )
+        case "offer":
+            return Offer(body=_exchange(body), **_proofs(body))
+        case "answer":
+            return Answer(body=_exchange(body), **_proofs(body))
+        case "busy":
+            return Busy(**_proofs(body))
+        case "confirm":
+            return Confirm(**_proofs(body))
+        case other:
+            raise ValueError(f"unknown message type {str(other)[:20]!r}")
+
+
+def _nesting(text: str) -> int:
+    """The deepest bracket nesting in ``text`` (strings included: an over-estimate is fine)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 async def read_message(stream: BufferedByteReceiveStream) -> SignalMessage:
@@ -344,94 +432,53 @@ async def read_message(stream: BufferedByteReceiveStream) -> SignalMessage:
         raise RemoteProtocolError("signaling connection closed mid-exchange") from exc
 
 
-# --- MACs ----------------------------------------------------------------------------------
+# --- transcript, MACs and signatures ---------------------------------------------------------
 
 
-def _transcript(label: str, hello: Hello, challenge: Challenge, *parts: bytes) -> bytes:
+def transcript(label: str, hello: Hello, challenge: Challenge, *parts: bytes) -> bytes:
+    """The bytes one step's MAC and signature cover: both sides' introductions plus ``parts``."""
     fields: list[bytes] = [
-        b"movex-p2p/signaling/v2",
+        _LABEL,
         label.encode(),
         str(hello.version).encode(),
         hello.sender.encode(),
         hello.receiver.encode(),
         hello.name.encode(),
         str(hello.incarnation).encode(),
+        hello.nonce,
+        hello.key,
+        hello.pake,
         challenge.peer.encode(),
         challenge.name.encode(),
         str(challenge.incarnation).encode(),
-        hello.nonce,
         challenge.nonce,
+        challenge.key,
+        challenge.pake,
         *parts,
     ]
     return b"".join(_HEADER.pack(len(field)) + field for field in fields)
 
 
-def mac(key: bytes, label: str, hello: Hello, challenge: Challenge, *parts: bytes) -> bytes:
-    """HMAC-SHA256 of one step of the exchange (pure; the challenge's own proof is not covered)."""
-    return hmac.new(key, _transcript(label, hello, challenge, *parts), hashlib.sha256).digest()
-
-
-def _verify(expected: bytes, got: bytes, what: str) -> None:
-    if not hmac.compare_digest(expected, got):
-        raise AuthenticationFailed(f"{what}: MAC mismatch (wrong room secret?)")
+def mac(session_key: bytes, data: bytes) -> bytes:
+    """HMAC-SHA256 under the PAKE's session key."""
+    return hmac.new(session_key, data, hashlib.sha256).digest()
 
 
 def _parts(body: Exchange) -> tuple[bytes, bytes]:
     return body.sdp.encode(), _canonical(body)
 
 
-def make_challenge(key: bytes, hello: Hello, *, me: PeerId, name: str, incarnation: int) -> Challenge:
-    """The listener's answer to a Hello: its id, a fresh nonce and its proof of the key."""
-    unsigned = Challenge(peer=me, name=name, incarnation=incarnation, nonce=secrets.token_bytes(NONCE_SIZE), proof=b"")
-    return dataclasses.replace(unsigned, proof=mac(key, "challenge", hello, unsigned))
+def _check(session_key: bytes, key: bytes, data: bytes, got_mac: bytes, got_sig: bytes, who: str) -> None:
+    """Raise AuthenticationFailed unless ``got_mac`` proves the room key and ``got_sig`` the identity."""
+    if not hmac.compare_digest(mac(session_key, data), got_mac):
+        raise AuthenticationFailed(f"{who}: MAC mismatch (wrong room secret?)")
+    if not verify(key, got_sig, data):
+        raise AuthenticationFailed(f"{who}: bad signature (not the key its id is derived from)")
 
 
-def verify_challenge(key: bytes, hello: Hello, challenge: Challenge) -> None:
-    """Raise AuthenticationFailed unless the listener proved the key."""
-    _verify(mac(key, "challenge", hello, challenge), challenge.proof, f"listener {challenge.peer}")
-
-
-def make_offer(key: bytes, hello: Hello, challenge: Challenge, body: Exchange) -> Offer:
-    """The dialer's offer, bound to the transcript."""
-    return Offer(body=body, mac=mac(key, "offer", hello, challenge, *_parts(body)))
-
-
-def verify_offer(key: bytes, hello: Hello, challenge: Challenge, offer: Offer) -> None:
-    """Raise AuthenticationFailed unless the dialer proved the key over its offer."""
-    _verify(mac(key, "offer", hello, challenge, *_parts(offer.body)), offer.mac, f"dialer {hello.sender}")
-
-
-def make_answer(key: bytes, hello: Hello, challenge: Challenge, offer: Exchange, body: Exchange) -> Answer:
-    """The listener's answer, bound to the transcript and to the offer."""
-    return Answer(body=body, mac=mac(key, "answer", hello, challenge, *_parts(offer), *_parts(body)))
-
-
-def verify_answer(key: bytes, hello: Hello, challenge: Challenge, offer: Exchange, answer: Answer) -> None:
-    """Raise AuthenticationFailed unless the listener proved the key over the offer and its answer."""
-    expected = mac(key, "answer", hello, challenge, *_parts(offer), *_parts(answer.body))
-    _verify(expected, answer.mac, f"listener {challenge.peer}")
-
-
-def make_busy(key: bytes, hello: Hello, challenge: Challenge, offer: Exchange) -> Busy:
-    """The listener's authenticated "the pair is linked already"."""
-    return Busy(mac=mac(key, "busy", hello, challenge, *_parts(offer)))
-
-
-def verify_busy(key: bytes, hello: Hello, challenge: Challenge, offer: Exchange, busy: Busy) -> None:
-    """Raise AuthenticationFailed unless the listener proved the key over its refusal."""
-    _verify(mac(key, "busy", hello, challenge, *_parts(offer)), busy.mac, f"listener {challenge.peer}")
-
-
-def new_hello(*, sender: PeerId, receiver: PeerId | None, name: str, incarnation: int) -> Hello:
-    """A Hello with a fresh nonce (``receiver=None``: whoever listens at the address dialed)."""
-    return Hello(
-        version=PROTOCOL_VERSION,
-        sender=sender,
-        receiver=receiver or PeerId(""),
-        name=name,
-        incarnation=incarnation,
-        nonce=secrets.token_bytes(NONCE_SIZE),
-    )
+def _check_id(peer: PeerId, key: bytes, who: str) -> None:
+    if peer_id_of(key) != peer:
+        raise AuthenticationFailed(f"{who}: id {peer!r} is not derived from its public key")
 
 
 # --- the two roles over a byte stream ------------------------------------------------------
@@ -458,36 +505,59 @@ async def run_dialer(
     stream: ByteStream,
     *,
     key: bytes,
-    hello: Hello,
+    identity: Identity,
+    receiver: PeerId | None,
+    name: str,
+    incarnation: int,
     create_offer: Callable[[Challenge], Awaitable[Exchange]],
 ) -> DialResult:
     """Run the dialer's side; the caller bounds it with a timeout and closes ``stream``.
 
-    ``create_offer(challenge)`` is called once the listener is authenticated (it may raise to
-    stop there). Raises AuthenticationFailed, RemoteProtocolError, Declined (the listener holds
-    the pair already), or ConnectError (the stream broke).
+    ``receiver`` is the peer we mean to reach (None: whoever listens). ``create_offer(challenge)``
+    is called once the listener is authenticated (it may raise to stop there). Raises
+    AuthenticationFailed, RemoteProtocolError, Declined (the listener holds the pair already),
+    or ConnectError (the stream broke).
     """
     reader = BufferedByteReceiveStream(stream)
+    pake = Pake(key)
+    hello = Hello(
+        version=PROTOCOL_VERSION,
+        sender=identity.id,
+        receiver=receiver or PeerId(""),
+        name=name[:MAX_NAME],
+        incarnation=incarnation,
+        nonce=secrets.token_bytes(NONCE_SIZE),
+        key=identity.public_key,
+        pake=pake.message,
+    )
     try:
         await stream.send(encode(hello))
         challenge = await _expect(reader, Challenge)
-        verify_challenge(key, hello, challenge)
+        who = f"listener {challenge.peer}"
+        session = pake.finish(challenge.pake)
+        _check(session, challenge.key, transcript("challenge", hello, challenge), challenge.proof, challenge.sig, who)
+        _check_id(challenge.peer, challenge.key, who)
         if hello.receiver and challenge.peer != hello.receiver:
-            raise RemoteProtocolError(f"dialed {hello.receiver!r} but {challenge.peer!r} answered")
+            raise AuthenticationFailed(f"dialed {hello.receiver!r} but {challenge.peer!r} answered")
         offer = await create_offer(challenge)
         if offer.me.peer != hello.sender:
             raise LocalProtocolError("an offer's own contact must name the dialer")
-        await stream.send(encode(make_offer(key, hello, challenge, offer)))
+        signed = transcript("offer", hello, challenge, *_parts(offer))
+        await stream.send(encode(Offer(body=offer, mac=mac(session, signed), sig=identity.sign(signed))))
         reply = await read_message(reader)
         if isinstance(reply, Busy):
-            verify_busy(key, hello, challenge, offer, reply)
+            signed = transcript("busy", hello, challenge, *_parts(offer))
+            _check(session, challenge.key, signed, reply.mac, reply.sig, who)
             raise Declined(challenge.peer)
         if not isinstance(reply, Answer):
             raise RemoteProtocolError(f"expected Answer, got {type(reply).__name__}")
         answer = reply
-        verify_answer(key, hello, challenge, offer, answer)
+        signed = transcript("answer", hello, challenge, *_parts(offer), *_parts(answer.body))
+        _check(session, challenge.key, signed, answer.mac, answer.sig, who)
         if answer.body.me.peer != challenge.peer:
             raise RemoteProtocolError(f"{challenge.peer!r} answered with the contact of {answer.body.me.peer!r}")
+        signed = transcript("confirm", hello, challenge, *_parts(offer), *_parts(answer.body))
+        await stream.send(encode(Confirm(mac=mac(session, signed), sig=identity.sign(signed))))
     except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
         raise ConnectError(f"signaling with {hello.receiver or 'an address'} broke: {exc!r}") from exc
     return DialResult(peer=challenge.peer, name=challenge.name, incarnation=challenge.incarnation, answer=answer.body)
@@ -497,38 +567,65 @@ async def run_listener(
     stream: ByteStream,
     *,
     key: bytes,
-    me: PeerId,
+    identity: Identity,
     name: str,
     incarnation: int,
     create_answer: Callable[[Hello, Exchange], Awaitable[Exchange]],
+    authenticated: Callable[[], None] | None = None,
 ) -> Hello:
     """Run the listener's side for one incoming connection; return the authenticated Hello.
 
-    ``create_answer(hello, offer)`` is called only once the dialer is authenticated; it raises
-    Declined to turn the dialer away with a Busy (then re-raised here). Raises
-    AuthenticationFailed, RemoteProtocolError, or ConnectError (the stream broke).
+    ``authenticated()`` is called as soon as the dialer proved the room key and its identity
+    (its Offer verified). ``create_answer(hello, offer)`` is called then; it raises Declined
+    to turn the dialer away with a Busy (then re-raised here). The dialer's Confirm is awaited
+    before returning. Raises AuthenticationFailed, RemoteProtocolError, or ConnectError (the
+    stream broke).
     """
     reader = BufferedByteReceiveStream(stream)
+    me = identity.id
     try:
         hello = await _expect(reader, Hello)
         if hello.version != PROTOCOL_VERSION:
             raise RemoteProtocolError(f"unsupported signaling version {hello.version}")
         if hello.receiver not in ("", me):
             raise RemoteProtocolError(f"dial meant for {hello.receiver!r}, not us")
-        challenge = make_challenge(key, hello, me=me, name=name, incarnation=incarnation)
+        who = f"dialer {hello.sender}"
+        _check_id(hello.sender, hello.key, who)
+        pake = Pake(key)
+        session = pake.finish(hello.pake)
+        unsigned = Challenge(
+            peer=me,
+            name=name[:MAX_NAME],
+            incarnation=incarnation,
+            nonce=secrets.token_bytes(NONCE_SIZE),
+            key=identity.public_key,
+            pake=pake.message,
+            proof=b"",
+            sig=b"",
+        )
+        signed = transcript("challenge", hello, unsigned)
+        challenge = dataclasses.replace(unsigned, proof=mac(session, signed), sig=identity.sign(signed))
         await stream.send(encode(challenge))
         offer = await _expect(reader, Offer)
-        verify_offer(key, hello, challenge, offer)
+        signed = transcript("offer", hello, challenge, *_parts(offer.body))
+        _check(session, hello.key, signed, offer.mac, offer.sig, who)
         if offer.body.me.peer != hello.sender:
             raise RemoteProtocolError(f"{hello.sender!r} offered with the contact of {offer.body.me.peer!r}")
+        if authenticated is not None:
+            authenticated()
         try:
             answer = await create_answer(hello, offer.body)
         except Declined:
-            await stream.send(encode(make_busy(key, hello, challenge, offer.body)))
+            signed = transcript("busy", hello, challenge, *_parts(offer.body))
+            await stream.send(encode(Busy(mac=mac(session, signed), sig=identity.sign(signed))))
             raise
         if answer.me.peer != me:
             raise LocalProtocolError("an answer's own contact must name the listener")
-        await stream.send(encode(make_answer(key, hello, challenge, offer.body, answer)))
+        signed = transcript("answer", hello, challenge, *_parts(offer.body), *_parts(answer))
+        await stream.send(encode(Answer(body=answer, mac=mac(session, signed), sig=identity.sign(signed))))
+        confirm = await _expect(reader, Confirm)
+        signed = transcript("confirm", hello, challenge, *_parts(offer.body), *_parts(answer))
+        _check(session, hello.key, signed, confirm.mac, confirm.sig, who)
     except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
         raise ConnectError(f"signaling connection broke: {exc!r}") from exc
     return hello
