@@ -90,6 +90,29 @@ async def test_revealed_private_actions_keep_their_authors() -> None:
         await until(lambda: all(r.state["picks"] == expected for r in res))
 
 
+def _reveal_raises(state: Any) -> bool:
+    if state["hidden"] >= 2:
+        raise KeyError("round")  # a bug in the app's can_reveal
+    return False
+
+
+async def test_a_can_reveal_that_raises_is_an_app_error_diagnostic_and_reveals_nothing() -> None:
+    broken = mx.ResourceType("secretly", secretly, initial={"hidden": 0, "picks": {}}, can_reveal=_reveal_raises)
+    async with room(2, types=[broken]) as peers:
+        seen: list[mx.Diagnostic] = []
+        for p in peers:
+            p.on_diagnostic(seen.append)
+        rid = await peers[0].create(broken, id="s")
+        res = [await p.bind(rid) for p in peers]
+        await res[0].dispatch_private(mx.Action("pick", "ace"), mx.Action("hide"))
+        await res[1].dispatch_private(mx.Action("pick", "two"), mx.Action("hide"))
+        await until(lambda: any(d.kind == "app_error" for d in seen))
+        (error,) = {(d.rid, d.reason) for d in seen if d.kind == "app_error"}
+        assert error == (rid, "can_reveal raised KeyError: 'round'")
+        await until(lambda: all(r.state["hidden"] == 2 for r in res))
+        assert res[1].state["picks"] == {peers[1].id: "two"}  # nothing revealed: only its own pick
+
+
 def test_identity_is_stable_across_restarts_and_proves_its_id(tmp_path: Path) -> None:
     path = tmp_path / "keys" / "alice.key"
     first = mx.Identity.load_or_create(path)

@@ -106,6 +106,8 @@ class Diagnostic:
     - ``"forked"``: the master ``peer`` was caught forging (an action its author never signed, a
       reveal that breaks its commitment, or two different histories sealed for one log index); it
       is not followed any more.
+    - ``"app_error"``: the app's ``can_reveal``, or its reducer revealing a private action,
+      raised on ``rid`` (``reason`` says what): no reveal, or that private half was dropped.
     - ``"fault"``: a bug in movex_p2p (``detail`` holds the traceback; please report it).
     """
 
@@ -856,6 +858,9 @@ class Peer:
             case fx.Stalled(master=master, seconds=seconds, pending=pending):
                 reason = f"the master confirmed nothing for {seconds:.1f} s: {pending} pending actions sent again"
                 self._diagnose(Diagnostic(kind="slow_link", peer=master, reason=reason))
+            case fx.AppRaised(rid=rid, where=where, error=error):
+                reason = f"{where} raised {error}"
+                self._diagnose(Diagnostic(kind="app_error", peer=None, reason=reason, rid=rid))
             case fx.ResourceRemoved(rid=rid):
                 resource = self._resources.pop(rid, None)
                 if resource is not None:

@@ -743,6 +743,7 @@ class NodeCore:
                     | fx.Synced()
                     | fx.ResourceRemoved()
                     | fx.Stalled()
+                    | fx.AppRaised()
                 ):
                     self._events.append(effect)
                 case _:

@@ -10,6 +10,7 @@ from .messages import Refusal, ResourceMessage, ToClients
 
 __all__ = [
     "ActionSettled",
+    "AppRaised",
     "Effect",
     "Forged",
     "Notice",
@@ -127,6 +128,18 @@ class Forged:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AppRaised:
+    """The app's ``where`` (``can_reveal``, a reducer revealing a private half) raised on ``rid``.
+
+    What it guarded did not happen: no reveal, or that private half was dropped.
+    """
+
+    rid: Rid
+    where: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Synced:
     """This peer holds every resource of the current master."""
 
@@ -144,6 +157,7 @@ Notice = (
     | Synced
     | ResourceRemoved
     | Stalled
+    | AppRaised
 )
 """What the app hears of: the node passes these on unchanged."""
 

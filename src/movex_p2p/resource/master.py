@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError
 from ..ids import PeerId, Rid, Term
 from ..proofs import prove
-from .effects import Effect, Publish, Send, TermObserved
+from .effects import AppRaised, Effect, Publish, Send, TermObserved
 from .history import commitment, head, meta_digest, resolves, seal_signer, seal_statement
 from .messages import (
     Ack,
@@ -714,10 +714,12 @@ class MasterCore:
         if any(h.action is None and (h.author == self.me or h.author in self._peers) for h in res.held):
             return []
         try:
-            if not can_reveal(res.state):
-                return []
-        except Exception:
+            ready = can_reveal(res.state)
+        except Exception as exc:  # the app's code: never reveal on it, say so (the node warns once)
+            return [AppRaised(rid=res.rid, where="can_reveal", error=_reason(exc))]
+        if not ready:
             return []
+        raised: list[Effect] = []
         revealed: list[Held] = []
         state = res.state
         for held in res.held:
@@ -725,7 +727,10 @@ class MasterCore:
                 continue  # its author died with the previous master: that secret is gone
             try:
                 state = res.type.reduce(state, held.action)
-            except Exception:
+            except Exception as exc:  # the app's reducer: that private half is dropped, and said so
+                raised.append(
+                    AppRaised(rid=res.rid, where="the reducer revealing a private action", error=_reason(exc))
+                )
                 continue
             revealed.append(held)
         res.held = []
@@ -733,6 +738,7 @@ class MasterCore:
         self._dirty[res.rid] = None
         self.index += 1
         return [
+            *raised,
             Publish(
                 message=Revealed(
                     term=self.term,
@@ -743,7 +749,7 @@ class MasterCore:
                     checksum=res.checksum,
                     now=now,
                 )
-            )
+            ),
         ]
 
     def _view_of(self, res: Replica, peer: PeerId) -> Any:
