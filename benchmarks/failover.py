@@ -7,7 +7,7 @@ an action confirmed by the new master. Every run also checks that nothing was lo
 and that all survivors end with one checksum.
 
     python benchmarks/failover.py                 # 10 kill runs at 3 and 5 peers + 10 handovers
-    python benchmarks/failover.py --runs 3 --json /tmp/failover.json
+    python benchmarks/failover.py --runs 3 --json failover.json
 """
 
 from __future__ import annotations

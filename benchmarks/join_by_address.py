@@ -9,7 +9,7 @@ same chain with transport-only peers (tests/lan_peer.py) times the links alone: 
 endpoint listening to the last of the three links open.
 
     python benchmarks/join_by_address.py              # 10 runs, ~1 min
-    python benchmarks/join_by_address.py --runs 3 --json /tmp/join.json
+    python benchmarks/join_by_address.py --runs 3 --json join.json
     python benchmarks/join_by_address.py --mdns   # the baseline: mDNS on, no address given
 """
 

@@ -1,6 +1,6 @@
 """Node-level LAN benchmark: every peer a movex_p2p.Peer process, all in a private network namespace.
 
-    python benchmarks/lan_node.py --json /tmp/lan-node.json   # re-executes itself under `unshare -rn`
+    python benchmarks/lan_node.py --json lan-node.json   # re-executes itself under `unshare -rn`
 
 Measures, in one run:
 1. 5 peers: process spawn -> mesh open and a bound resource synced on all (also counted from

@@ -6,7 +6,7 @@ between two hosts). Needs root (``ip netns add``) and nftables; nothing leaves t
 
     python benchmarks/wifi.py                        # every table (~35 min)
     python benchmarks/wifi.py --only failover --runs 5 --loss 0 5
-    python benchmarks/wifi.py --only join --json /tmp/wifi.json
+    python benchmarks/wifi.py --only join --json wifi.json
     python benchmarks/wifi.py --only scale --peers 12 --seconds 60
 
 Tables:

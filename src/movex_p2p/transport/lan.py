@@ -365,7 +365,6 @@ class LanEndpoint:
                 return
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 return  # closing: nobody listens any more
-            link.up = True
             link.heard_first.set()
             self._log.debug("link to %s up", peer)
         self._detector.heard(peer, anyio.current_time())
@@ -522,15 +521,13 @@ class LanEndpoint:
         must not keep a new room from electing.
         """
         window = 2 * self._t.connect_timeout
+        young = now - self._opened_at < window  # past the first window, only peers that proved the room key
         for key, at in list(self._found_at.items()):
-            answered = self._answered_at.get(key, -math.inf)
-            alive = now - answered < window and now - at < _JOINING_LIMIT * self._t.connect_timeout
-            if now - at >= window and not alive:
+            answered = now - self._answered_at.get(key, -math.inf) < window  # its handshake got that far lately
+            in_time = now - at < window or (answered and now - at < _JOINING_LIMIT * self._t.connect_timeout)
+            if not in_time or not (answered or young):
                 del self._found_at[key]  # a link had its chance: found long ago, it no longer counts
                 self._answered_at.pop(key, None)
-        if now - self._opened_at >= window:  # past the first window, only peers that proved the room key
-            for key in [k for k in self._found_at if now - self._answered_at.get(k, -math.inf) >= window]:
-                del self._found_at[key]
         linked = self.peers
         seen: set[str] = {
             peer

@@ -180,9 +180,8 @@ class Link:
         self.session = session
         self.scope = anyio.CancelScope()
         self.finished = anyio.Event()
-        self.up = False
-        """Heard from since the channels opened (its owner sets it)."""
         self.heard_first = anyio.Event()
+        """Set by its owner once the peer was heard since the channels opened: the link is up."""
         self.dead = False
         self.graceful = False
         self.reason = ""
@@ -194,6 +193,11 @@ class Link:
         self.queued = 0
         """Bytes of frames queued and not yet handed to the channel."""
         self._wake = anyio.Event()
+
+    @property
+    def up(self) -> bool:
+        """The peer was heard on this link (see :attr:`heard_first`)."""
+        return self.heard_first.is_set()
 
     # -- received (aiortc callbacks: no waiting) -----------------------------------------------
 
