@@ -8,6 +8,7 @@ between two hosts). Needs root (``ip netns add``) and nftables; nothing leaves t
     python benchmarks/wifi.py --only failover --runs 5 --loss 0 5
     python benchmarks/wifi.py --only join --json wifi.json
     python benchmarks/wifi.py --only scale --peers 12 --seconds 60
+    python benchmarks/wifi.py --only burst --runs 20 --loss 0 2 5 10 --burst-peers 4
 
 Tables:
 - timers: plain aiortc between two hosts at ``--timers-loss`` % (default 5), with aiortc's SCTP
@@ -15,6 +16,11 @@ Tables:
   1000 pings sent one at a time (p50, p90, p99, max) and MB/s of a 4 MB bulk transfer;
 - failover: 4 peers dispatching every 10 ms, the master SIGKILLed; time until every survivor had
   an action confirmed by the new master (p50, max), lost / doubled actions;
+- burst: ``--burst-peers`` (default 4) peers play (an action every 25 ms each); every non-master
+  dispatches ``--burst`` (default 100) actions at once, then 10 more, and the master is SIGKILLed
+  right after (issue 15): seconds from the kill until every survivor's last burst handle settled
+  (p50, max), beside the paced failover (the failover table's measure) run in the same loop,
+  lost / doubled / stuck actions and failed runs (a handle that never settled, two checksums);
 - steady: 4 peers playing for ``--seconds`` (default 60); master changes and peers declared dead
   while nobody left (spurious, both should be 0), confirmed actions/s of the room;
 - startup: 4 peers started together; seconds from the last one entering its room until nobody
@@ -44,10 +50,10 @@ import anyio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "src"), str(ROOT)]
 from multihost import open_hosts, unavailable_reason  # noqa: E402
-from wifi_bed import failover_at_loss, join, raw_bulk, raw_pings, startup, steady  # noqa: E402
+from wifi_bed import failover_at_loss, failover_with_burst, join, raw_bulk, raw_pings, startup, steady  # noqa: E402
 
 Row = dict[str, Any]
-TABLES = ["timers", "failover", "steady", "startup", "join", "scale"]
+TABLES = ["timers", "failover", "burst", "steady", "startup", "join", "scale"]
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -101,6 +107,46 @@ async def failover_rows(losses: list[int], runs: int) -> list[Row]:
                 "failed_runs": bad,
             }
         )
+    return rows
+
+
+async def burst_rows(losses: list[int], runs: int, burst: int, peer_counts: list[int]) -> list[Row]:
+    rows = []
+    for peers in peer_counts:
+        for loss in losses:
+            settled, paced, lost, doubled, stuck, bad = [], [], 0, 0, 0, 0
+            for run in range(runs):
+                async with open_hosts(4) as hosts:
+                    result = await failover_with_burst(hosts, peers, loss, burst=burst, run=run, within=60)
+                async with open_hosts(4) as hosts:
+                    pace = await failover_at_loss(hosts, peers, loss, run=run)
+                settled.append(result.settled_after)
+                paced.append(pace.pause)
+                lost, doubled, stuck = lost + result.lost, doubled + result.doubled, stuck + result.stuck
+                bad += not result.ok
+                where = f"{peers} peers {loss}% run {run + 1}/{runs}"
+                print(
+                    f"  burst {where}: settled {result.settled_after * 1000:.0f} ms, "
+                    f"paced {pace.pause * 1000:.0f} ms, ok={result.ok} {result.problems or ''}",
+                    flush=True,
+                )
+            good = [x for x in settled if x != float("inf")]
+            good_paced = [x for x in paced if x == x]
+            rows.append(
+                {
+                    "peers": peers,
+                    "loss": loss,
+                    "runs": runs,
+                    "burst": burst,
+                    "settled_p50_ms": round(statistics.median(good) * 1000) if good else None,
+                    "settled_max_ms": round(max(good) * 1000) if good else None,
+                    "paced_p50_ms": round(statistics.median(good_paced) * 1000) if good_paced else None,
+                    "lost": lost,
+                    "doubled": doubled,
+                    "stuck": stuck,
+                    "failed_runs": bad,
+                }
+            )
     return rows
 
 
@@ -243,6 +289,7 @@ async def main(args: argparse.Namespace) -> int:
     tables = {
         "timers": lambda: timers_rows(args.timers_loss),
         "failover": lambda: failover_rows(args.loss, args.runs),
+        "burst": lambda: burst_rows(args.loss, args.runs, args.burst, args.burst_peers),
         "steady": lambda: steady_rows(args.loss, args.seconds),
         "startup": lambda: startup_rows(args.loss, args.runs),
         "join": lambda: join_rows(args.sizes, 0),
@@ -267,6 +314,8 @@ if __name__ == "__main__":
     parser.add_argument("--loss", type=int, nargs="+", default=[0, 2, 5, 10])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--burst", type=int, default=100, help="actions each survivor sends at once (burst)")
+    parser.add_argument("--burst-peers", type=int, nargs="+", default=[4], help="room sizes of the burst table")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--json", default=None)
     sys.exit(anyio.run(main, parser.parse_args()))

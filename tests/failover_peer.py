@@ -48,7 +48,7 @@ def trace_heartbeats(peer: mx.Peer) -> None:
 
 async def run(args: argparse.Namespace) -> None:
     reader, pipe = await stdin_lines()
-    stats = {"dispatched": 0, "confirmed": 0, "rejected": 0}
+    stats = {"dispatched": 0, "confirmed": 0, "rejected": 0, "stuck": 0}
     terms_seen: set[int] = set()
     going = anyio.Event()
     stopping = anyio.Event()
@@ -85,6 +85,10 @@ async def run(args: argparse.Namespace) -> None:
             async def confirm(handle: mx.DispatchHandle) -> None:
                 try:
                     await handle
+                except mx.ActionStuck:
+                    stats["stuck"] += 1
+                    stats["rejected"] += 1
+                    return
                 except mx.MovexError:
                     stats["rejected"] += 1
                     return
@@ -100,12 +104,19 @@ async def run(args: argparse.Namespace) -> None:
                     task_group.start_soon(confirm, resource.dispatch(mx.Action("inc", peer.id)))
                     await anyio.sleep(args.interval)
 
+            async def settle_burst(handles: list[mx.DispatchHandle]) -> None:
+                async with anyio.create_task_group() as burst:
+                    for handle in handles:
+                        burst.start_soon(confirm, handle)
+                emit("burst_settled", n=len(handles), mono=time.monotonic())
+
             tg.start_soon(dispatch_loop, tg)
             while True:
                 line = await reader.readline()
                 if not line:
                     break
-                cmd = json.loads(line)["cmd"]
+                command = json.loads(line)
+                cmd = command["cmd"]
                 if cmd == "go":
                     going.set()
                 elif cmd == "stop":  # stop dispatching; report once every own action settled
@@ -114,6 +125,12 @@ async def run(args: argparse.Namespace) -> None:
                         while stats["confirmed"] + stats["rejected"] < stats["dispatched"]:  # noqa: ASYNC110
                             await anyio.sleep(0.02)
                     emit("stopped", id=peer.id)
+                elif cmd == "burst":  # ``n`` dispatches at once, then ``more``: all in flight together
+                    handles = [resource.dispatch(mx.Action("inc", peer.id)) for _ in range(int(command["n"]))]
+                    handles += [resource.dispatch(mx.Action("inc", peer.id)) for _ in range(int(command["more"]))]
+                    stats["dispatched"] += len(handles)
+                    emit("burst_sent", n=len(handles), mono=time.monotonic())
+                    tg.start_soon(settle_burst, handles)
                 elif cmd == "report":  # once every peer stopped: the room is quiet
                     await anyio.sleep(args.settle)
                     emit(

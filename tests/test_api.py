@@ -61,6 +61,8 @@ def test_api_md_names() -> None:
         "RoomInfo",
         "StateTooLarge",
         "browse_rooms",
+        # 0.3
+        "ActionStuck",
     ):
         assert name in movex_p2p.__all__
     for kind in ("now", "random", "random_int", "uuid"):
@@ -83,6 +85,7 @@ def test_errors_share_one_root() -> None:
     ):
         assert issubclass(getattr(movex_p2p, name), movex_p2p.MovexError)
     assert issubclass(movex_p2p.IncompatibleType, movex_p2p.ActionRejected)
+    assert issubclass(movex_p2p.ActionStuck, movex_p2p.NotSynced)
 
 
 def test_testing_is_reachable_from_a_plain_import() -> None:

@@ -25,7 +25,7 @@ from movex_p2p.simulation import Simulation, SimulationFault
 from resources import Counter
 from test_migration_sim import Log, test_kills_never_lose_or_double_what_survivors_saw
 
-MasterChangedFn = Callable[[ClientCore, PeerId | None, Term], list[Effect]]
+MasterChangedFn = Callable[[ClientCore, PeerId | None, Term, float | None], list[Effect]]
 
 
 def break_on_migration(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,12 +33,12 @@ def break_on_migration(monkeypatch: pytest.MonkeyPatch) -> None:
     original: MasterChangedFn = ClientCore.master_changed
     known: dict[int, PeerId] = {}  # each client's first master
 
-    def broken(self: ClientCore, master: PeerId | None, term: Term) -> list[Effect]:
+    def broken(self: ClientCore, master: PeerId | None, term: Term, now: float | None = None) -> list[Effect]:
         seen = self.master or master
         first = None if seen is None else known.setdefault(id(self), seen)
         if master is not None and first is not None and master != first:
             raise KeyError("a bug planted mid-migration")
-        return original(self, master, term)
+        return original(self, master, term, now)
 
     monkeypatch.setattr(ClientCore, "master_changed", broken)
 

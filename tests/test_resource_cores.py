@@ -11,7 +11,7 @@ from movex_p2p.errors import LocalProtocolError
 from movex_p2p.ids import PeerId, Rid, Term
 from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
-from movex_p2p.resource.client import RESEND_AFTER
+from movex_p2p.resource.client import RESEND_AFTER, STUCK_AFTER
 from movex_p2p.resource.state import freeze
 from movex_p2p.resource.values import MasterValue
 from resources import SECRET, CoreCluster, submit
@@ -562,13 +562,15 @@ def test_a_stalled_client_whose_confirmation_was_lost_is_settled_by_a_snapshot()
     assert c.view(author, C) == {"count": 1}
     assert len(c.checksums(C)) == 1
     # a master that is only slow is not flooded: the next snapshots come after 2, then 4 rounds
+    # (and once more when the action has waited STUCK_AFTER: it is proposed again with a snapshot)
     c.dispatch(author, C, mx.Action("increment"))
     c.links[(author, master)].clear()
     asked = [
         any(isinstance(e, fx.Send) and isinstance(e.message, rm.SyncRequest) for e in client.resend_stalled(t))
         for t in (c.now + RESEND_AFTER * k for k in range(1, 9))
     ]
-    assert asked == [True, True, False, True, False, False, False, True]
+    assert STUCK_AFTER == 5 * RESEND_AFTER
+    assert asked == [True, True, False, True, True, False, False, True]
 
 
 def test_a_rejected_seq_sent_again_is_rejected_again_not_ignored() -> None:

@@ -20,10 +20,12 @@ from multihost import Hosts
 from netns import PeerProcess
 
 __all__ = [
+    "BurstResult",
     "JoinResult",
     "StartupResult",
     "SteadyResult",
     "failover_at_loss",
+    "failover_with_burst",
     "join",
     "raw_bulk",
     "raw_pings",
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
+LOG = "WARNING"  # the peers' log level (their stderr)
 
 
 async def _spawn(hosts: Hosts, peers: int, tag: str, *extra: str) -> list[PeerProcess]:
@@ -172,6 +175,94 @@ async def failover_at_loss(hosts: Hosts, peers: int, loss: int, *, run: int = 0)
     """The failover bed (tests/failover_bed.py) with ``loss`` % on every host, in and out."""
     hosts.set_loss(loss)
     return await failover_run(hosts, peers, mode="kill", run=run)
+
+
+def _peer_args(name: str, expect: int, seed: int) -> list[str]:
+    return ["-m", "tests.failover_peer", "--id", name, "--expect", str(expect), "--seed", str(seed)]
+
+
+@dataclass
+class BurstResult:
+    """A master SIGKILLed with a burst of every survivor's actions in flight: did every handle settle?"""
+
+    peers: int
+    burst: int
+    settled_after: float
+    """Seconds from the kill until the last survivor's last burst handle settled (inf: some never did)."""
+    confirmed: int = 0
+    lost: int = 0
+    doubled: int = 0
+    stuck: int = 0
+    checksums: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and (self.lost, self.doubled, self.stuck, self.checksums) == (0, 0, 0, 1)
+
+
+async def failover_with_burst(
+    hosts: Hosts,
+    peers: int,
+    loss: int,
+    *,
+    burst: int,
+    run: int = 0,
+    cut_heal: bool = False,
+    within: float = 30.0,
+) -> BurstResult:
+    """``peers`` play steadily; every non-master dispatches ``burst`` actions at once, then 10 more,
+    and the master is SIGKILLed right after (issue 15). With ``cut_heal`` one survivor is then cut
+    off for 2 s and healed. Every handle must settle, exactly once, with one checksum in the end."""
+    hosts.set_loss(loss)
+    procs = [
+        await hosts.spawn_on(
+            i % len(hosts.names),
+            [*_peer_args(f"k{run}p{i}", peers - 1, i), "--interval", "0.025", "--log", LOG],
+            name=f"k{run}p{i}",
+        )
+        for i in range(peers)
+    ]
+    ready = [await p.wait_event("ready", within=90) for p in procs]
+    if len({e["master"] for e in ready}) != 1:
+        await anyio.sleep(0.5)  # one election may still be settling
+    for p in procs:
+        await p.command("go")
+    await anyio.sleep(1.0)
+    master = ready[0]["master"]
+    victim = next(p for p in procs if p.of("ready")[0]["id"] == master)
+    survivors = [p for p in procs if p is not victim]
+    for p in survivors:
+        await p.command("burst", n=burst, more=10)
+    victim.kill()
+    killed = time.monotonic()
+    result = BurstResult(peers=peers, burst=burst, settled_after=float("inf"))
+    try:
+        settled = [await p.wait_event("burst_settled", within=within) for p in survivors]
+        result.settled_after = max(e["mono"] for e in settled) - killed
+    except (TimeoutError, AssertionError):
+        result.problems.append(f"a burst never settled within {within} s of the kill")
+    if cut_heal:  # then one survivor is cut off for 2 s while everyone plays on, and healed
+        host = procs.index(survivors[-1]) % len(hosts.names)
+        hosts.cut(host)
+        await anyio.sleep(2.0)
+        hosts.heal(host)
+        await anyio.sleep(3.0)  # the healed side rejoins (a term of its own, if it elected itself, loses)
+    finals = await stop_and_report(survivors)
+    state: dict[str, Any] = finals[0]["state"]
+    result.checksums = len({f["checksum"] for f in finals})
+    for f in finals:
+        result.confirmed += int(f["confirmed"])
+        result.stuck += int(f.get("stuck", 0))
+        if f["rejected"]:
+            result.problems.append(f"{f['id']}: {f['rejected']} actions failed")
+        result.lost += int(f["dispatched"]) - int(f["confirmed"]) - int(f["rejected"])
+        applied = int(state.get(f["id"], 0))
+        result.doubled += max(0, applied - int(f["confirmed"]))
+        result.lost += max(0, int(f["confirmed"]) - applied)
+    for p in survivors:
+        await hosts.leave(p, within=15)
+    return result
 
 
 async def _raw_pair(hosts: Hosts, *args: str) -> tuple[PeerProcess, PeerProcess]:

@@ -14,6 +14,7 @@ from . import testing as testing  # ``mx.testing.FaultyNetwork`` after ``import 
 from .election.machine import ElectionConfig, Policy
 from .errors import (
     ActionRejected,
+    ActionStuck,
     AuthenticationFailed,
     IncompatibleType,
     InvalidState,
@@ -40,6 +41,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "Action",
     "ActionRejected",
+    "ActionStuck",
     "AuthenticationFailed",
     "Diagnostic",
     "DispatchHandle",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ActionRejected",
+    "ActionStuck",
     "AuthenticationFailed",
     "ChannelClosed",
     "ConnectError",
@@ -51,6 +52,21 @@ class InvalidState(MovexError, TypeError):
 
 class NotSynced(MovexError):
     """The peer has no master yet, or the resource is not synced with it."""
+
+
+class ActionStuck(NotSynced):
+    """An own action stayed unconfirmed ``seconds`` after a master was known, even proposed again.
+
+    It is not withdrawn: it stays pending and goes through if the master ever takes it (the
+    state then shows it). A ``stuck`` diagnostic names the seqs; please report it.
+    """
+
+    def __init__(self, reason: str, *, rid: str, seq: int, seconds: float) -> None:
+        super().__init__(f"{rid}: {reason}")
+        self.reason = reason
+        self.rid = rid
+        self.seq = seq
+        self.seconds = seconds
 
 
 class ProtocolError(MovexError):

@@ -7,7 +7,10 @@ same thing everywhere. A frame travels on one of two lanes (:class:`~movex_p2p.r
 
 - **reliable**: in order per direction, never lost while the link is up. A frame sent over a
   cut link is lost, and the drivers also drop frames still in flight when a cut happens: a
-  reliable channel either delivers or breaks, so that is the only loss on this lane.
+  reliable channel either delivers or breaks, so that is the only loss on this lane. With
+  ``retransmit`` the lane's loss costs time as it does on SCTP: a frame lost (probability
+  ``loss``) arrives one retransmission timeout later (20-300 ms, doubling while lost again), and
+  every frame behind it waits (head-of-line blocking).
 - **datagram**: each frame is lost with probability ``loss`` (per direction if set so) and
   delayed on its own draw, so datagrams overtake one another whenever the delay varies.
 """
@@ -29,8 +32,16 @@ __all__ = ["Links"]
 class Links:
     """Who can talk to whom, and when a frame sent now arrives (see the module docstring)."""
 
-    def __init__(self, rng: random.Random, *, delay: tuple[float, float] = (0.0, 0.0), loss: float = 0.0) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        *,
+        delay: tuple[float, float] = (0.0, 0.0),
+        loss: float = 0.0,
+        retransmit: bool = False,
+    ) -> None:
         self.rng = rng
+        self.retransmit = retransmit
         self.delay = (0.0, 0.0)
         self.loss = 0.0
         self._loss_on: dict[tuple[PeerId, PeerId], float] = {}
@@ -101,6 +112,12 @@ class Links:
             if loss and self.rng.random() < loss:
                 return None
             return at
+        if self.retransmit:
+            loss = self._loss_on.get((src, dst), self.loss)
+            rto = self.rng.uniform(0.02, 0.3)
+            while loss and self.rng.random() < loss and rto < 8.0:
+                at += rto
+                rto *= 2
         key = (src, dst)
         last = self._last.get(key)
         if last is not None and last > at:

@@ -36,6 +36,7 @@ from .callbacks import Callbacks
 from .election import machine as el
 from .errors import (
     ActionRejected,
+    ActionStuck,
     AuthenticationFailed,
     ChannelClosed,
     IncompatibleType,
@@ -62,7 +63,7 @@ from .nodecore import (
 )
 from .presence import MAX_NAME, ROLES, PeerInfo, Role
 from .resource import effects as fx
-from .resource.client import is_opaque
+from .resource.client import STUCK_AFTER, is_opaque
 from .resource.messages import Refusal
 from .resource.replica import Replica
 from .resource.state import freeze, hexdigest
@@ -103,6 +104,8 @@ class Diagnostic:
     - ``"incompatible_type"``: ``peer`` has another version of a resource type (another build).
     - ``"dropped"``: input from ``peer`` was refused (``reason`` says why).
     - ``"slow_link"``: the master (``peer``) confirmed nothing for a while; actions were sent again.
+    - ``"stuck"``: own actions on ``rid`` (``reason`` names their seqs) stayed unconfirmed even
+      proposed again; their handles raise :class:`ActionStuck` (they stay pending).
     - ``"forked"``: the master ``peer`` was caught forging (an action its author never signed, a
       reveal that breaks its commitment, or two different histories sealed for one log index); it
       is not followed any more.
@@ -309,6 +312,9 @@ class Peer:
     resources of types this peer does not have (``resource_info``), as ``movex-p2p inspect`` does.
     ``identity``: a persistent key pair (``mx.Identity.load_or_create(path)``); ``peer.id`` derives
     from it, so a restarted peer is the same peer (same author, its held private actions its own).
+    ``stuck_after``: seconds an own action may wait unconfirmed once a master is known; then it is
+    proposed again, and after as long again its handle raises :class:`ActionStuck` (diagnostic
+    ``stuck``). It stays pending: nothing is lost, and the state shows it if it goes through later.
     """
 
     def __init__(
@@ -326,8 +332,11 @@ class Peer:
         identity: Identity | None = None,
         role: Role = "player",
         opaque: bool = False,
+        stuck_after: float = STUCK_AFTER,
         _signed: bool = True,
     ) -> None:
+        if not stuck_after > 0:
+            raise ValueError("stuck_after must be a positive number of seconds")
         if not room or not isinstance(room, str):
             raise ValueError("room must be a non-empty str")
         if role not in ROLES:
@@ -374,6 +383,7 @@ class Peer:
             identity=identity if _signed else None,  # False: benchmarks measure what signing costs
             entropy=os.urandom,
         )
+        self._core.client.stuck_after = stuck_after
         self._endpoint: Endpoint | None = None
         self._tg: TaskGroup | None = None
         self._exit: AsyncExitStack | None = None
@@ -398,7 +408,7 @@ class Peer:
         self._diagnostic_cbs: Callbacks[[Diagnostic]] = Callbacks("on_diagnostic", log=self.log)
         self._joined_cbs: Callbacks[[PeerInfo]] = Callbacks("on_peer_joined", log=self.log)
         self._left_cbs: Callbacks[[PeerInfo, str]] = Callbacks("on_peer_left", log=self.log)
-        self.stats = {"events_in": 0, "frames_out": 0, "dropped": 0, "faults": 0, "resyncs": 0, "rebased": 0}
+        self.stats = dict.fromkeys(("events_in", "frames_out", "dropped", "faults", "resyncs", "rebased", "stuck"), 0)
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -852,12 +862,26 @@ class Peer:
                 self.log.warning("%s: %d own actions confirmed by a deposed master were re-sent", rid, count)
             case fx.ResyncStarted(rid=rid, reason=reason):
                 self.stats["resyncs"] += 1
-                reason = f"{reason}: resynced; a reducer that is not pure (clock, random, set order) does this"
+                if reason.startswith(("checksum mismatch", "reducer raised")):
+                    reason = f"{reason}: resynced; a reducer that is not pure (clock, random, set order) does this"
+                else:  # a lost frame, or a replica of a deposed master's history: nothing for the app to fix
+                    reason = f"{reason}: resynced"
                 self._diagnostic_cbs(Diagnostic(kind="diverged", peer=self.master_id, reason=reason, rid=rid))
                 self.log.warning("%s diverged (%s)", rid, reason)
             case fx.Stalled(master=master, seconds=seconds, pending=pending):
                 reason = f"the master confirmed nothing for {seconds:.1f} s: {pending} pending actions sent again"
                 self._diagnose(Diagnostic(kind="slow_link", peer=master, reason=reason))
+            case fx.Stuck(rid=rid, seqs=seqs, master=master, seconds=seconds):
+                reason = (
+                    f"{len(seqs)} own actions (seqs {_seq_ranges(seqs)}) unconfirmed {seconds:.0f} s after the master "
+                    f"{master} was known, even proposed again; they stay pending"
+                )
+                self.stats["stuck"] += len(seqs)
+                self._diagnose(Diagnostic(kind="stuck", peer=master, reason=reason, rid=rid))
+                for seq in seqs:
+                    handle = self._handles.pop((rid, seq), None)
+                    if handle is not None:
+                        handle._settle(ActionStuck(reason, rid=rid, seq=seq, seconds=seconds))
             case fx.AppRaised(rid=rid, where=where, error=error):
                 reason = f"{where} raised {error}"
                 self._diagnose(Diagnostic(kind="app_error", peer=None, reason=reason, rid=rid))
@@ -907,3 +931,14 @@ class Peer:
     def __repr__(self) -> str:
         role = "master" if self.is_master else "client"
         return f"<Peer {self.id} {role} term={self.term} peers={len(self.peers)}>"
+
+
+def _seq_ranges(seqs: tuple[int, ...]) -> str:
+    """``1-3, 7`` for (1, 2, 3, 7): seqs as short runs."""
+    runs: list[list[int]] = []
+    for seq in sorted(seqs):
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1][1] = seq
+        else:
+            runs.append([seq, seq])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)

@@ -539,7 +539,7 @@ class NodeCore:
         if peer == self.client.master and peer != self.me:
             # the link to our master (re)opened: what we sent meanwhile may be lost, so report
             # our replicas again and re-send pending work (the master drops duplicates)
-            self._effects(self.client.master_changed(peer, self.election.term))
+            self._effects(self.client.master_changed(peer, self.election.term, self._wall))
         if peer not in self.peers:
             self.peers = self.peers | {peer}
             self._send(peer, self.intro)
@@ -715,7 +715,7 @@ class NodeCore:
                 )
         else:
             self.master = None
-        self._effects(self.client.master_changed(master, term))
+        self._effects(self.client.master_changed(master, term, self._wall))
 
     def _effects(self, effects: Iterable[fx.Effect]) -> None:
         """Execute what a resource core returned."""
@@ -743,6 +743,7 @@ class NodeCore:
                     | fx.Synced()
                     | fx.ResourceRemoved()
                     | fx.Stalled()
+                    | fx.Stuck()
                     | fx.AppRaised()
                 ):
                     self._events.append(effect)

@@ -53,6 +53,8 @@ class SimPeer:
     confirmed: dict[tuple[Rid, int], Action] = field(default_factory=dict)
     confirmed_at: dict[tuple[Rid, int], float] = field(default_factory=dict)
     rejected: dict[tuple[Rid, int], str] = field(default_factory=dict)
+    stuck: dict[tuple[Rid, int], float] = field(default_factory=dict)
+    """Own actions reported stuck (:class:`~movex_p2p.resource.effects.Stuck`), and when."""
     dispatched: dict[tuple[Rid, int], Action] = field(default_factory=dict)
     resyncs: int = 0
     rebased: int = 0
@@ -80,15 +82,22 @@ class Simulation:
         delay: tuple[float, float] = (0.0002, 0.002),
         loss: float = 0.0,
         detect_after: float = 0.5,
+        detect_jitter: float = 0.0,
+        retransmit: bool = False,
         signed: bool = True,
     ) -> None:
         """``signed`` (the default, as every real peer): each peer has an identity (seeded) and its id is
-        derived from it, so votes, certificates and the signed history are checked as on a LAN."""
+        derived from it, so votes, certificates and the signed history are checked as on a LAN.
+        ``detect_jitter``: each peer notices a kill or a cut after ``detect_after`` plus its own
+        uniform draw from ``[0, detect_jitter]`` (real detectors fire at different moments).
+        ``retransmit``: reliable frames lost (``loss``) arrive a retransmission later, the frames
+        behind them waiting (see :class:`~movex_p2p.links.Links`); else only datagrams are lost."""
         self.rng = random.Random(seed)
         self.now = 0.0
-        self.links = Links(self.rng, delay=delay, loss=loss)
+        self.links = Links(self.rng, delay=delay, loss=loss, retransmit=retransmit)
         """The link model: ``loss`` applies to datagrams (the election's), see :mod:`movex_p2p.links`."""
         self.detect_after = detect_after
+        self.detect_jitter = detect_jitter
         self.types = {t.name: t for t in types}
         keys = random.Random(seed ^ 0x5EED)
         identities = [Identity(keys.randbytes(KEY_SIZE)) if signed else None for _ in range(size)]
@@ -170,13 +179,24 @@ class Simulation:
         self._execute(PeerId(pid), ready)
         return rid
 
-    def dispatch(self, pid: str, rid: Rid, action: Action, private: Action | None = None) -> int:
-        """``pid`` dispatches ``action`` on ``rid``; returns its seq."""
+    def dispatch(self, pid: str, rid: Rid, action: Action, private: Action | None = None, *, hold: bool = False) -> int:
+        """``pid`` dispatches ``action`` on ``rid``; returns its seq. With ``hold`` its frames wait for
+        the next step or :meth:`flush`, as a ``Peer`` sends a burst of dispatches: one frame per peer."""
         peer = self.peers[PeerId(pid)]
-        seq, ready = peer.core.dispatch(rid, action, private, self.now, self.now)
+        seq, ready = peer.core.dispatch(rid, action, private, self.now, self.now, hold=hold)
         peer.dispatched[(rid, seq)] = action
         self._execute(PeerId(pid), ready)
         return seq
+
+    def burst(self, pid: str, rid: Rid, actions: Iterable[Action]) -> list[int]:
+        """``pid`` dispatches ``actions`` in one go, as a game does in one frame: they leave as one frame."""
+        seqs = [self.dispatch(pid, rid, action, hold=True) for action in actions]
+        self.flush(pid)
+        return seqs
+
+    def flush(self, pid: str) -> None:
+        """Send what ``pid``'s held dispatches left in its outbox."""
+        self._execute(PeerId(pid), self.peers[PeerId(pid)].core.flush(self.now, self.now))
 
     def at(self, when: float, kind: str, *args: Any) -> None:
         """Schedule ``kind`` (kill, partition, heal, call) at virtual time ``when``."""
@@ -242,7 +262,8 @@ class Simulation:
 
     def _topology_changed(self, *, detect: float) -> None:
         for pid in self.alive:
-            self._push(self.now + detect, "links", (pid,))
+            jitter = self.rng.uniform(0.0, self.detect_jitter) if detect and self.detect_jitter else 0.0
+            self._push(self.now + detect + jitter, "links", (pid,))
 
     def _report_links(self, pid: PeerId) -> None:
         if not self.peers[pid].alive:
@@ -283,6 +304,9 @@ class Simulation:
                     peer.confirmed_at[(rid, seq)] = self.now
                 case fx.ActionSettled(rid=rid, seq=seq, error=error) if error is not None:
                     peer.rejected[(rid, seq)] = error
+                case fx.Stuck(rid=rid, seqs=seqs):
+                    for seq in seqs:
+                        peer.stuck[(rid, seq)] = self.now
                 case fx.ResyncStarted():
                     peer.resyncs += 1
                 case fx.Rebased(count=count):

@@ -37,6 +37,7 @@ from .effects import (
     Send,
     Stalled,
     StateChanged,
+    Stuck,
     Synced,
     TermObserved,
 )
@@ -83,7 +84,11 @@ KEEP_CONFIRMED = 1024
 """Own confirmed actions kept per resource, to re-send any that a split's losing master confirmed."""
 
 RESEND_AFTER = 1.0
-"""Seconds without any progress on pending actions after which they are sent again."""
+"""Seconds without progress on a resource's oldest pending action after which its pending actions are sent again."""
+
+STUCK_AFTER = 5.0
+"""Seconds an own action may wait once a master is known: then it is proposed again with a fresh
+snapshot asked for, and if it still waits as long again, it is reported stuck (:class:`~.effects.Stuck`)."""
 
 MAX_ENDORSED = 65_536
 """Endorsed action digests kept (the oldest are forgotten first; an entry follows its endorsement at once)."""
@@ -124,6 +129,8 @@ class Pending:
     index: int | None = None  # applied at this log index, awaiting commit (``majority``)
     nonce: bytes = b""  # with ``private``: the nonce of its commitment
     origin: Action | None = None  # the private half as dispatched, once the master resolved it
+    born: float = 0.0  # wall time of the dispatch (or of its re-send as a new action)
+    stuck: int = 0  # 1: proposed again after STUCK_AFTER; 2: reported stuck
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +183,10 @@ class ClientCore:
         self._bound: dict[Rid, dict[str, Any]] = {}
         self._seqs: dict[Rid, int] = {}
         self._confirmed: dict[Rid, deque[_Confirmed]] = {}
-        self._progress_at = 0.0
-        self._stalls = 0  # RESEND_AFTER rounds in a row without progress
+        self._since: dict[Rid, float] = {}  # per resource: when its oldest pending action became the oldest
+        self._stalls: dict[Rid, int] = {}  # per resource: RESEND_AFTER rounds in a row without progress
+        self._master_at = 0.0  # when the current master became known
+        self.stuck_after = STUCK_AFTER
         self._last_now = 0.0
         self._req = 0
         self._clock_offset = 0.0
@@ -279,12 +288,15 @@ class ClientCore:
         public, secret = action.by(self.me), None if private is None else private.by(self.me)
         waits = has_master_values(action.payload) or (private is not None and has_master_values(private.payload))
         predicted = None if waits else self._predict(rid, res, public, secret)
-        if not self._pending and now is not None:
-            self._progress_at = now  # the first pending action: the stall timer starts now
+        if now is not None:
+            self._last_now = max(self._last_now, now)
+        when = self._last_now
+        if rid not in self._pending:
+            self._since[rid] = when  # the first pending action: the stall timer starts now
         # after a restart with the same identity, the master already holds this author's earlier seqs
         seq = self._seqs[rid] = max(self._seqs.get(rid, 0), res.applied.get(self.me, 0)) + 1
         pending = self._pending.setdefault(rid, [])
-        pending.append(Pending(seq, public, secret, waits, nonce=nonce if secret else b""))
+        pending.append(Pending(seq, public, secret, waits, nonce=nonce if secret else b"", born=when))
         effects: list[Effect] = []
         if not waits:
             effects = self._changed(rid)
@@ -307,12 +319,18 @@ class ClientCore:
         self._requests[self._req] = report
         return [Send(to=self.master, message=report)]
 
-    def master_changed(self, master: PeerId | None, term: Term) -> list[Effect]:
-        """A new master (or none) is known: report what we hold, then re-submit our work."""
+    def master_changed(self, master: PeerId | None, term: Term, now: float | None = None) -> list[Effect]:
+        """A new master (or none) is known at ``now``: report what we hold, then re-submit our work."""
         self.master = master
         self.term = max(self.term, term)
         self.synced = False
         self._syncing.clear()
+        if now is not None:
+            self._last_now = now
+        self._master_at = self._last_now
+        for rid in self._pending:  # a new master gets a fresh chance: every stall timer restarts
+            self._since[rid] = self._last_now
+            self._stalls.pop(rid, None)
         if master is None:
             return []
         effects = self.report()
@@ -408,8 +426,15 @@ class ClientCore:
         res = self.replicas.get(msg.rid)
         if res is None:
             return self._resync(msg.rid, "entry for an unknown resource")
-        if msg.rid in self._syncing or msg.version <= res.version:
-            return []  # resyncing, or already applied (e.g. after a snapshot)
+        if msg.rid in self._syncing:
+            return []  # the snapshot on its way holds it
+        if msg.version <= res.version:  # already applied (e.g. after a snapshot) ...
+            written = res.term_at(msg.version)
+            if written is None or written == msg.term:
+                return []
+            # ... or not: this replica holds that version from another master's history (a
+            # deposed one's, that the new master never had)
+            return self._resync(msg.rid, f"version {msg.version} here is another history than the master's")
         if is_opaque(res.type):  # no reducer here: a fresh snapshot will tell
             self._stale[msg.rid] = None
             return self._refresh(now)
@@ -598,6 +623,8 @@ class ClientCore:
         self._bound.pop(rid, None)
         self._seqs.pop(rid, None)
         self._pending.pop(rid, None)
+        self._since.pop(rid, None)
+        self._stalls.pop(rid, None)
         self._stale.pop(rid, None)
         self._fetched_at.pop(rid, None)
         self._syncing.discard(rid)
@@ -667,11 +694,13 @@ class ClientCore:
         for confirmed in lost:
             kept.remove(confirmed)
         effects: list[Effect] = [Rebased(rid=res.rid, count=len(lost))]
+        if res.rid not in self._pending:
+            self._since[res.rid] = self._last_now
         pending = self._pending.setdefault(res.rid, [])
         first = len(pending)
         for confirmed in lost:  # as new actions: their master values stay as first resolved
             seq = self._seqs[res.rid] = self._seqs.get(res.rid, 0) + 1
-            pending.append(Pending(seq, confirmed.action, confirmed.private))
+            pending.append(Pending(seq, confirmed.action, confirmed.private, born=self._last_now))
         if self.master is not None:
             base = pending[0].seq - 1
             effects += [Send(to=self.master, message=self._propose(res.rid, i, base)) for i in pending[first:]]
@@ -720,37 +749,73 @@ class ClientCore:
         if self.master is None:
             return None
         waits = [self._fetched_at.get(r, 0.0) + OPAQUE_REFRESH for r in self._stale if r not in self._syncing]
-        if self._pending:
-            waits.append(self._progress_at + RESEND_AFTER)
+        for rid, items in self._pending.items():
+            waits.append(self._since.get(rid, 0.0) + RESEND_AFTER)
+            due = self._stuck_due(items)
+            if due is not None:
+                waits.append(due)
         return min(waits) if waits else None
 
-    def resend_stalled(self, now: float) -> list[Effect]:
-        """Nothing settled for RESEND_AFTER seconds (frames lost?): re-send pending actions; ask for snapshots.
+    def _stuck_due(self, items: list[Pending]) -> float | None:
+        """When the oldest of ``items`` not yet reported stuck reaches its next STUCK_AFTER step, or None."""
+        for item in items:
+            if item.stuck < 2:
+                return max(item.born, self._master_at) + self.stuck_after * (item.stuck + 1)
+        return None
 
-        The master drops a re-sent action it already applied; if the entry that confirmed it
-        was lost on the way, only a snapshot (whose applied seqs settle it) ends the wait. A
+    def resend_stalled(self, now: float) -> list[Effect]:
+        """Re-send what waits too long; ask for snapshots; report actions that cannot settle.
+
+        Per resource: when its oldest pending action saw no progress for RESEND_AFTER seconds
+        (frames lost? a confirmation this replica never applied?), its pending actions are sent
+        again. The master drops a re-sent action it already applied; if the entry that confirmed
+        it was lost on the way, only a snapshot (whose applied seqs settle it) ends the wait. A
         master that is merely slow must not be flooded with snapshots, so they are asked for
-        after 1, 2, 4, 8... stalled rounds in a row.
+        after 1, 2, 4, 8... stalled rounds in a row. Progress on one resource never hides a stall
+        on another, nor does progress on newer actions hide an older one that waits.
+
+        An action still pending STUCK_AFTER seconds after it was dispatched (or after the
+        current master became known, if later) is proposed again with a snapshot asked for; one
+        still pending after twice that is reported (:class:`~.effects.Stuck`) once. It stays
+        pending: if the master applies it later, the state shows it.
         """
+        self._last_now = max(self._last_now, now)
         master = self.master
         effects: list[Effect] = self._refresh(now) if self._stale else []
-        if not self._pending or master is None:
-            self._progress_at = now
-            self._stalls = 0
+        if master is None:
+            for rid in self._pending:
+                self._since[rid] = now
             return effects
-        if now - self._progress_at < RESEND_AFTER:
-            return effects
-        waited = now - self._progress_at
-        self._progress_at = now
-        self._stalls += 1
-        snapshots = self._stalls & (self._stalls - 1) == 0  # a power of two
-        if snapshots:
-            pending = sum(len(items) for items in self._pending.values())
-            effects.append(Stalled(master=master, seconds=waited * self._stalls, pending=pending))
-        for rid in list(self._pending):
-            effects += self._resend(rid, 0)
-            if snapshots and rid in self.replicas and rid not in self._syncing:
+        stalled, waited = 0, 0.0
+        for rid, items in list(self._pending.items()):
+            since = self._since.get(rid, now)
+            resend = snapshot = False
+            if now - since >= RESEND_AFTER:
+                stalls = self._stalls[rid] = self._stalls.get(rid, 0) + 1
+                self._since[rid] = now
+                resend = True
+                if stalls & (stalls - 1) == 0:  # a power of two
+                    snapshot = True
+                    stalled += len(items)
+                    waited = max(waited, (now - since) * stalls)
+            stuck: list[int] = []
+            for item in items:
+                due = max(item.born, self._master_at) + self.stuck_after * (item.stuck + 1)
+                if item.stuck >= 2 or now < due:
+                    continue
+                item.stuck += 1
+                if item.stuck == 1:
+                    resend = snapshot = True
+                else:
+                    stuck.append(item.seq)
+            if resend:
+                effects += self._resend(rid, 0)
+            if snapshot and rid in self.replicas and rid not in self._syncing:
                 effects.append(Send(to=master, message=SyncRequest(term=self.term, rid=rid)))
+            if stuck:
+                effects.append(Stuck(rid=rid, seqs=tuple(stuck), master=master, seconds=2 * self.stuck_after))
+        if stalled:
+            effects.insert(0, Stalled(master=master, seconds=waited, pending=stalled))
         return effects
 
     def _settle(
@@ -766,8 +831,9 @@ class ClientCore:
         items = self._pending.get(rid, [])
         for i, item in enumerate(items):
             if item.seq == seq:
-                self._progress_at = self._last_now
-                self._stalls = 0
+                if i == 0:  # progress: the oldest pending action settled
+                    self._since[rid] = self._last_now
+                    self._stalls.pop(rid, None)
                 del items[i]
                 if kept is not None:  # confirmed at once: kept in case this master loses a split
                     version, term, action = kept
@@ -777,6 +843,8 @@ class ClientCore:
                     self._secrets.setdefault(rid, []).append((seq, item.private, item.nonce, item.origin))
                 if not items:
                     self._pending.pop(rid, None)
+                    self._since.pop(rid, None)
+                    self._stalls.pop(rid, None)
                 return [ActionSettled(rid=rid, seq=seq, error=error, refusal=refusal)]
         return []
 

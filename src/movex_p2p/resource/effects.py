@@ -23,6 +23,7 @@ __all__ = [
     "Send",
     "Stalled",
     "StateChanged",
+    "Stuck",
     "Synced",
     "TermObserved",
 ]
@@ -104,6 +105,16 @@ class Stalled:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Stuck:
+    """Own actions ``seqs`` on ``rid`` waited ``seconds`` with ``master`` known, were proposed again, and still wait."""
+
+    rid: Rid
+    seqs: tuple[int, ...]
+    master: PeerId
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Rebased:
     """A new master's log lacked ``count`` own actions a previous master confirmed: they were re-sent."""
 
@@ -157,6 +168,7 @@ Notice = (
     | Synced
     | ResourceRemoved
     | Stalled
+    | Stuck
     | AppRaised
 )
 """What the app hears of: the node passes these on unchanged."""

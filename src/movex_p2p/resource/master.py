@@ -356,17 +356,15 @@ class MasterCore:
         return [Send(to=peer, message=Committed(term=self.term, index=self.committed))]
 
     def _catch_up(self, peer: PeerId, report: Report, *, skip: set[Rid] | frozenset[Rid] = frozenset()) -> list[Effect]:
-        """Snapshots of every resource ``peer`` lacks or holds an older (or another) replica of."""
+        """Snapshots of every resource ``peer`` lacks or holds another replica of (older, newer or different)."""
         effects: list[Effect] = self._commit_to(peer)
         for rid, res in self._resources.items():
             if rid in skip:
                 continue
             pos = report.have.get(rid)
-            if (
-                pos is None
-                or (pos.term, pos.version) < res.key
-                or ((pos.term, pos.version) == res.key and pos.checksum != res.checksum)
-            ):
+            # older, or another history: a newer one this master did not pull (reported after
+            # recovery, or refused) is a branch the room does not have, so the peer takes ours
+            if pos is None or (pos.term, pos.version) != res.key or pos.checksum != res.checksum:
                 effects.append(Send(to=peer, message=res.snapshot(term=self.term, index=self.index)))
         # private actions the reporter authored and we hold: a peer restarted with the same
         # identity gets its secrets back (one that knows them already ignores these)
@@ -437,10 +435,11 @@ class MasterCore:
         except InvalidState as exc:
             raise RemoteProtocolError(f"pulled replica of {snap.rid}: {exc}") from exc
         refusal = self._check_pulled(snap, pulled, reported)
-        if refusal is not None:  # not adopted: the peer gets ours (its authors re-send what it lacks)
-            return (
-                [] if current is None else [Send(to=sender, message=current.snapshot(term=self.term, index=self.index))]
-            )
+        if refusal is not None:
+            # not adopted: the peer gets our replica once recovery ends (_catch_up), not now. Ours
+            # may still be replaced by another peer's newer one, and a peer handed a replica older
+            # than its own takes its confirmed actions for lost and sends them again: doubled.
+            return []
         if current is not None:  # keep private halves we already hold
             known = {(h.author, h.seq): h for h in current.held if h.action is not None}
             pulled.held = [known.get((h.author, h.seq), h) for h in pulled.held]

@@ -1,0 +1,284 @@
+"""Stranded actions (issue 15): every own action settles, or says loudly that it cannot.
+
+Deterministic: the resource cores driven directly (tests/resources.py's CoreCluster) and whole
+NodeCores in the seeded Simulation, with a hand-advanced clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+
+import movex_p2p as mx
+from movex_p2p.ids import PeerId, Rid, Term
+from movex_p2p.resource import effects as fx
+from movex_p2p.resource import messages as rm
+from movex_p2p.resource.client import RESEND_AFTER, STUCK_AFTER, ClientCore
+from movex_p2p.resource.master import RECOVERY_TIMEOUT, MasterCore
+from movex_p2p.resource.replica import Replica
+from movex_p2p.resource.state import freeze
+from movex_p2p.simulation import Simulation
+from resources import ALL_TYPES, CoreCluster, Counter
+from test_migration_sim import Log
+
+C = "counter:c1"
+C2 = "counter:c2"
+
+
+def _sends(effects: list[fx.Effect], kind: type[Any]) -> list[Any]:
+    return [e.message for e in effects if isinstance(e, fx.Send) and isinstance(e.message, kind)]
+
+
+def test_a_stranded_action_is_sent_again_while_another_resource_keeps_settling() -> None:
+    # The master applied p1's action on C, but its confirmation never reached p1. Meanwhile p1
+    # plays on C2 and those actions settle. Before: any settled action counted as progress, so
+    # the stall timer never fired and the action on C waited forever, silently.
+    c = CoreCluster(3)
+    c.setup(C)
+    c.setup(C2)
+    p1 = c.ids[1]
+    client = c.clients[p1]
+    seq = c.dispatch(p1, C, mx.Action("increment"))
+    c.deliver(p1, c.master_id)  # applied by the master ...
+    c.links[(c.master_id, p1)].clear()  # ... and its entry to p1 lost
+    start = c.now
+    while client.pending(Rid(C)) and c.now < start + 10:
+        c.now += 0.25
+        c.dispatch(p1, C2, mx.Action("increment"))  # progress elsewhere, every quarter second
+        c.route(p1, client.resend_stalled(c.now))
+        c.run()
+    assert client.pending(Rid(C)) == []
+    assert [e.error for e in c.of_type(fx.ActionSettled, p1) if (e.rid, e.seq) == (C, seq)] == [None]
+    assert c.now - start <= 2 * RESEND_AFTER
+    assert c.view(p1, C) == {"count": 1}
+    assert len(c.checksums(C)) == 1
+
+
+def test_an_older_stranded_action_is_sent_again_while_newer_ones_on_its_resource_settle() -> None:
+    # Progress means the OLDEST pending action settled: newer ones settling (a base that moved
+    # past it at the master) must not hide it.
+    c = CoreCluster(2)
+    c.setup(C)
+    p1 = c.ids[1]
+    client = c.clients[p1]
+    first = c.dispatch(p1, C, mx.Action("increment"))
+    c.links[(p1, c.master_id)].clear()  # lost on the way
+    assert client.deadline == pytest.approx(c.now + RESEND_AFTER)
+    c.now += 0.6
+    c.dispatch(p1, C, mx.Action("increment"))  # the master parks it and asks for the first again
+    c.run()
+    c.now += 0.6  # past RESEND_AFTER since the first was sent: it is sent again at once
+    c.route(p1, client.resend_stalled(c.now))
+    c.run()
+    assert client.pending(Rid(C)) == []
+    assert c.settled(p1, first).error is None
+
+
+def test_a_late_report_of_a_replica_newer_than_the_new_masters_gets_the_masters_snapshot() -> None:
+    # p0 (master of term 1) applied p1's action and told only p2; then it died. p1 becomes
+    # master of term 2 without p2's report (it came after the recovery deadline), so nothing
+    # was pulled. p2's replica is then NEWER than the master's log, on a branch nobody else has:
+    # before, the master sent it nothing and p2 ignored every entry at a version it held,
+    # including its own confirmations: silent divergence.
+    c = CoreCluster(3)
+    c.setup(C)
+    p0, p1, p2 = c.ids
+    c.dispatch(p2, C, mx.Action("increment"))
+    c.deliver(p2, p0)
+    c.links[(p0, p1)].clear()  # the entry reaches p2 only
+    c.run()
+    assert c.clients[p2].replicas[Rid(C)].version == 1
+    assert c.clients[p1].replicas[Rid(C)].version == 0
+    c.kill(p0)
+    c.elect(p1, Term(2), deliver=False)
+    late = c.links.pop((p2, p1))  # p2's report (and re-sends) arrive late
+    c.run()
+    c.advance(RECOVERY_TIMEOUT + 0.1)  # recovery ends without p2
+    c.run()
+    assert not c.master.recovering
+    c.links[(p2, p1)] = late
+    c.run()  # p2's report, before anything new is written
+    seq = c.dispatch(p1, C, mx.Action("increment"))
+    c.run()
+    snapshots = c.sent(rm.Snapshot, lambda m: m.rid == C)
+    assert snapshots, "p2 never got the master's replica"
+    assert [e.error for e in c.of_type(fx.ActionSettled, p1) if (e.rid, e.seq) == (C, seq)] == [None]
+    assert len(c.checksums(C)) == 1
+    # p2's action confirmed by the dead master only is not lost: it went through again
+    assert c.view(p1, C) == {"count": 2}
+    assert c.clients[p2].pending(Rid(C)) == []
+
+
+def test_an_entry_of_a_newer_term_at_a_version_this_replica_holds_from_an_older_one_resyncs() -> None:
+    c = CoreCluster(2)
+    c.setup(C)
+    p0, p1 = c.ids
+    c.dispatch(p0, C, mx.Action("increment"))
+    c.run()
+    client = ClientCore(PeerId("x"), types=ALL_TYPES)
+    replica = c.clients[p1].replicas[Rid(C)]
+    client.replicas[Rid(C)] = replica.copy()  # holds version 1 as the master of term 1 wrote it
+    client.master_changed(PeerId("m2"), Term(2), now=0.0)
+    other = c.clients[p0].replicas[Rid(C)]
+    applied = rm.Applied(
+        term=Term(2),
+        index=5,
+        rid=Rid(C),
+        version=1,  # version 1 again, written by the master of term 2: another history
+        author=PeerId("m2"),
+        seq=1,
+        action=mx.Action("decrement"),
+        private=False,
+        checksum=other.checksum,
+        now=0.0,
+    )
+    effects = client.step(PeerId("m2"), applied, 0.0)
+    assert [type(e) for e in effects] == [fx.ResyncStarted, fx.Send]
+    assert _sends(effects, rm.SyncRequest)
+
+
+def test_an_action_no_master_takes_is_proposed_again_then_reported_stuck() -> None:
+    client = ClientCore(PeerId("a"), types=ALL_TYPES)  # its master never answers: nothing is delivered
+    client.replicas[Rid(C)] = _replica()
+    client.master_changed(PeerId("m"), Term(1), now=0.0)
+    seq, _ = client.dispatch(Rid(C), mx.Action("increment"), now=0.0)
+    before = client.resend_stalled(STUCK_AFTER - 0.01)
+    assert not [e for e in before if isinstance(e, fx.Stuck)]
+    again = client.resend_stalled(STUCK_AFTER)
+    assert [m.seq for m in _sends(again, rm.Propose)] == [seq]
+    assert _sends(again, rm.SyncRequest)
+    assert client.deadline is not None
+    assert client.deadline < 2 * STUCK_AFTER  # re-sends go on meanwhile
+    stuck = [
+        e for t in (6.0, 7.0, 8.0, 9.0, 2 * STUCK_AFTER) for e in client.resend_stalled(t) if isinstance(e, fx.Stuck)
+    ]
+    assert stuck == [fx.Stuck(rid=Rid(C), seqs=(seq,), master=PeerId("m"), seconds=2 * STUCK_AFTER)]
+    assert not [e for e in client.resend_stalled(30.0) if isinstance(e, fx.Stuck)]  # once
+    assert [p.seq for p in client.pending(Rid(C))] == [seq]  # still pending: it may yet go through
+
+
+def test_the_bound_counts_from_when_the_master_became_known() -> None:
+    client = ClientCore(PeerId("a"), types=ALL_TYPES)
+    client.replicas[Rid(C)] = _replica()
+    seq, _ = client.dispatch(Rid(C), mx.Action("increment"), now=0.0)  # no master yet
+    assert client.resend_stalled(20.0) == []
+    client.master_changed(PeerId("m"), Term(1), now=20.0)
+    assert not [e for e in client.resend_stalled(20.0 + 2 * STUCK_AFTER - 0.1) if isinstance(e, fx.Stuck)]
+    assert [e.seqs for e in client.resend_stalled(20.0 + 2 * STUCK_AFTER) if isinstance(e, fx.Stuck)] == [(seq,)]
+
+
+def _replica() -> Replica:
+    return Replica(rid=Rid(C), type=ALL_TYPES["counter"], state=freeze({"count": 0}))
+
+
+async def test_a_handle_the_master_never_confirms_raises_action_stuck_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A master running modified code takes one author's proposals and never answers them: the
+    # handle must not wait forever. It is proposed again, then raises ActionStuck, and a 'stuck'
+    # diagnostic names the seqs.
+    net = mx.LocalNetwork()
+    async with (
+        mx.Peer(room="stuck", types=[Counter], transport=net, seed=1, name="host", stuck_after=0.3) as host,
+        mx.Peer(room="stuck", types=[Counter], transport=net, seed=2, name="guest", stuck_after=0.3) as guest,
+    ):
+        with anyio.fail_after(10):
+            await host.wait_ready()
+            await guest.wait_ready()
+        master, author = (host, guest) if host.is_master else (guest, host)
+        rid = await host.create(Counter, id="c")
+        res = await author.bind(rid)
+        await res.dispatch(mx.Action("increment"))  # confirmed while the master is honest
+        proposals: list[int] = []
+        on_propose = MasterCore._on_propose
+
+        def deaf(self: MasterCore, sender: PeerId, msg: rm.Propose, now: float) -> list[fx.Effect]:
+            if sender == PeerId(author.id):
+                proposals.append(msg.seq)
+                return []  # taken, never answered
+            return on_propose(self, sender, msg, now)
+
+        monkeypatch.setattr(MasterCore, "_on_propose", deaf)
+        diagnostics: list[mx.Diagnostic] = []
+        author.on_diagnostic(diagnostics.append)
+        handle = res.dispatch(mx.Action("increment"))
+        with anyio.fail_after(5), pytest.raises(mx.ActionStuck) as raised:
+            await handle
+        assert raised.value.seq == handle.seq
+        assert proposals.count(handle.seq) >= 2  # proposed again before giving up
+        stuck = [d for d in diagnostics if d.kind == "stuck"]
+        assert len(stuck) == 1
+        assert f"seqs {handle.seq}" in stuck[0].reason
+        assert stuck[0].peer == master.id
+        assert author.stats["stuck"] == 1
+        assert res.pending == 1  # still pending: if the master ever takes it, the state shows it
+        monkeypatch.setattr(MasterCore, "_on_propose", on_propose)
+        await until_settled(res)
+        assert res.state == {"count": 2}  # it went through in the end, once
+        assert master.resource_info(rid).state == {"count": 2}
+
+
+async def until_settled(res: mx.Resource) -> None:
+    with anyio.fail_after(5):
+        while res.pending:  # noqa: ASYNC110 - the core's re-sends settle it; polling is simplest
+            await anyio.sleep(0.01)
+
+
+def _burst_at_kill(size: int, seed: int, loss: float, burst: int, kill_after: float) -> tuple[Simulation, Rid, float]:
+    """Every non-master sends ``burst`` actions as one frame, then 10 more, and the master dies ``kill_after``
+    later. The Simulation models what the real stack does here: a burst leaves as one frame with
+    one endorsement, lost reliable frames cost a retransmission (head-of-line), and each peer's
+    detector fires at its own moment."""
+    sim = Simulation(size, types=[Log], seed=seed, loss=loss, detect_after=0.9, detect_jitter=0.1, retransmit=True)
+    assert sim.run(10.0, until=lambda s: len(s.masters()) == 1 and all(s.peers[p].core.client.synced for p in s.alive))
+    rid = sim.create(sim.alive[-1], "log", "l")
+    assert sim.run(5.0, until=lambda s: all(s.peers[p].core.client.has(rid) for p in s.alive))
+    master = sim.masters()[0]
+    survivors = [p for p in sim.alive if p != master]
+    for pid in survivors:
+        sim.burst(pid, rid, [mx.Action("add", [pid, k]) for k in range(burst)])
+        sim.burst(pid, rid, [mx.Action("add", [pid, burst + k]) for k in range(10)])
+    killed = sim.now + kill_after
+    sim.at(killed, "kill", master)
+    return sim, rid, killed
+
+
+def _converged(rid: Rid) -> Callable[[Simulation], bool]:
+    return lambda sim: sim.converged(rid)
+
+
+def _all_settled(sim: Simulation) -> bool:
+    return all(
+        set(sim.peers[p].confirmed) | set(sim.peers[p].rejected) >= set(sim.peers[p].dispatched) for p in sim.alive
+    )
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.02, 0.05, 0.1])
+@pytest.mark.parametrize("burst", [100, 500])
+def test_a_burst_in_flight_at_a_master_kill_settles_within_two_seconds(loss: float, burst: int) -> None:
+    runs = [(seed, kill_after) for seed in range(3) for kill_after in (0.0, 0.0005, 0.002)]
+    for seed, kill_after in runs if burst <= 100 else runs[:2]:  # a burst of 500 costs 5x the CPU
+        sim, rid, killed = _burst_at_kill(4, seed, loss, burst, kill_after)
+        assert sim.run(30.0, until=_all_settled), f"seed {seed}: a handle never settled"
+        settled_at = max(max(sim.peers[p].confirmed_at.values()) for p in sim.alive)
+        assert settled_at - killed <= 2.0, f"seed {seed}, kill after {kill_after}: {settled_at - killed:.2f} s"
+        assert sim.run(5.0, until=_converged(rid))
+        items = [tuple(item) for item in sim.state(sim.alive[0], rid)["items"]]
+        assert len(items) == len(set(items)) == (burst + 10) * 3, "lost or doubled"
+        for pid in sim.alive:
+            assert not sim.peers[pid].rejected
+            assert not sim.peers[pid].stuck
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.05])
+def test_twelve_peers_with_a_burst_in_flight_at_a_master_kill_settle_within_two_seconds(loss: float) -> None:
+    sim, rid, killed = _burst_at_kill(12, 3, loss, 100, 0.0005)
+    assert sim.run(30.0, until=_all_settled)
+    settled_at = max(max(sim.peers[p].confirmed_at.values()) for p in sim.alive)
+    assert settled_at - killed <= 2.0
+    assert sim.run(5.0, until=_converged(rid))
+    items = [tuple(item) for item in sim.state(sim.alive[0], rid)["items"]]
+    assert len(items) == len(set(items)) == 110 * 11
