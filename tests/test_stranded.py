@@ -6,13 +6,16 @@ NodeCores in the seeded Simulation, with a hand-advanced clock.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import anyio
 import pytest
 
 import movex_p2p as mx
+from movex_p2p import wire
 from movex_p2p.ids import PeerId, Rid, Term
 from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
@@ -282,3 +285,53 @@ def test_twelve_peers_with_a_burst_in_flight_at_a_master_kill_settle_within_two_
     assert sim.run(5.0, until=_converged(rid))
     items = [tuple(item) for item in sim.state(sim.alive[0], rid)["items"]]
     assert len(items) == len(set(items)) == 110 * 11
+
+
+def test_a_refused_pull_does_not_make_its_peer_send_its_confirmed_actions_again() -> None:
+    # p0 (master of term 1) confirmed p2's two actions and p3's two; p1 holds only the first
+    # entry, p2 the first two, p3 all four. p0 dies and p1 becomes master of term 2: it pulls
+    # from p2 and p3. p2's replica is refused (here: it does not match its checksum). Before,
+    # p1 sent p2 its own (older) replica at once; p2 took its two confirmed actions for lost and
+    # sent them again, and p1 then adopted p3's replica, which holds them: applied twice.
+    c = CoreCluster(4)
+    c.setup(C)
+    p0, p1, p2, p3 = c.ids
+    for peer in (p2, p2, p3, p3):
+        c.dispatch(peer, C, mx.Action("increment"))
+        c.deliver(peer, p0)
+    for peer, entries in ((p1, 1), (p2, 2), (p3, 4)):
+        for _ in range(entries):
+            c.deliver(p0, peer)
+    c.kill(p0)
+    assert [c.clients[p].replicas[Rid(C)].version for p in (p1, p2, p3)] == [1, 2, 4]
+    c.elect(p1, Term(2), deliver=False)
+    # both replicas on their way to p1, p2's first: break it
+    while not (_pulled_ahead(c, p2, p1) and _pulled_ahead(c, p3, p1)):
+        links = [link for link in c.pending_links() if not (link[1] == p1 and _pulled_ahead(c, *link))]
+        assert links, "the cluster went quiet before both replicas were pulled"
+        c.deliver(*links[0])
+    c.links[(p2, p1)] = deque(_break_pulled(frame) for frame in c.links[(p2, p1)])
+    while c.links[(p2, p1)]:
+        c.deliver(p2, p1)
+    c.run()
+    c.advance(RECOVERY_TIMEOUT + 0.1)
+    c.run()
+    assert c.view(p1, C) == {"count": 4}, "an action was applied twice"
+    assert len(c.checksums(C, [p1, p2, p3])) == 1
+    assert not c.of_type(fx.Rebased, p2)
+
+
+def _pulled_ahead(c: CoreCluster, src: PeerId, dst: PeerId) -> bool:
+    """True when the next frame from ``src`` to ``dst`` carries a Pulled."""
+    queue = c.links[(src, dst)]
+    return bool(queue) and any(isinstance(m, rm.Pulled) for m in wire.decode(queue[0]))
+
+
+def _break_pulled(frame: bytes) -> bytes:
+    """``frame`` with every Pulled snapshot's state changed (its checksum no longer matches)."""
+    messages = wire.decode(frame)
+    broken = [
+        replace(m, snapshot=replace(m.snapshot, state={"count": -1})) if isinstance(m, rm.Pulled) else m
+        for m in messages
+    ]
+    return wire.encode_many(broken)
