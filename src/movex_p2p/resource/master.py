@@ -100,6 +100,9 @@ TOMBSTONES: Final = 4096
 _NO_RID: Final = Rid("")  # a report's reply names no resource
 
 _RECOVERY: Final = frozenset({Report, Pulled})
+_WAITS_FOR_PULL: Final = frozenset({Propose, Bind, Unbind, SyncRequest, Remove, Restore})
+"""What waits while the master pulls the resource it names (after recovery: a late reporter's)."""
+
 """What a recovering master serves at once (everything else waits until recovery ends)."""
 
 
@@ -152,6 +155,8 @@ class MasterCore:
         self._awaiting_report: set[PeerId] = set(peers) | {me}
         self._awaiting_pull: dict[Rid, set[PeerId]] = {}
         self._pulls: set[tuple[PeerId, Rid]] = set()  # every Pull sent and not yet answered
+        self._for_pull: dict[Rid, list[tuple[PeerId, ToMaster]]] = {}  # after recovery: for a rid being pulled
+        self._parked_for_pull = 0
         self._waiting: deque[tuple[PeerId, ToMaster]] = deque()
         self.waits_for_lease = False
         """True when something waits that a lease (and no end of recovery) would let through."""
@@ -232,6 +237,12 @@ class MasterCore:
             if not waiting:
                 del self._awaiting_pull[rid]
         effects: list[Effect] = []
+        unanswered = {(p, rid) for p, rid in self._pulls if gone(p)}  # pulls whose peer left: not coming
+        if unanswered:
+            self._pulls -= unanswered
+            for peer, rid in unanswered:
+                self._reported.pop((peer, rid), None)
+                effects += self._unpark(rid, now, lease)
         if self.recovering:
             if lease:
                 effects += self._maybe_finish_recovery(now)
@@ -261,6 +272,16 @@ class MasterCore:
                 raise RemoteProtocolError(f"the master's queue is full ({MAX_WAITING} messages wait)")
             self._waiting.append((sender, message))
             self.waits_for_lease = self.waits_for_lease or not lease
+            return []
+        if (
+            type(message) in _WAITS_FOR_PULL
+            and message.rid not in self._resources  # type: ignore[union-attr]
+            and any(r == message.rid for _, r in self._pulls)  # type: ignore[union-attr]
+        ):  # a late reporter's resource is on its way: its actions wait for it, not fail
+            if self._parked_for_pull >= MAX_WAITING:
+                raise RemoteProtocolError(f"the master's queue is full ({MAX_WAITING} messages wait)")
+            self._for_pull.setdefault(message.rid, []).append((sender, message))  # type: ignore[union-attr]
+            self._parked_for_pull += 1
             return []
         effects: list[Effect]
         match message:
@@ -391,8 +412,11 @@ class MasterCore:
             if mine is None and rid in self._removed:  # it missed the removal: tell it again
                 effects.append(Send(to=sender, message=Removed(term=self.term, index=self._removed[rid], rid=rid)))
                 continue
-            if recovering and (mine is None or (pos.term, pos.version) > mine.key):
-                # only a recovering master pulls, only from a position no newer than its own term
+            newer = mine is None or (pos.term, pos.version) > mine.key
+            if (recovering and newer) or mine is None:
+                # a recovering master pulls what is newer, from a position no newer than its own
+                # term; later, only a resource it does not hold at all (a late reporter's: a peer
+                # that played alone before this master was elected without it, say)
                 if not self._known_type(rid) or pos.term > self.term or len(self._pulls) >= MAX_PULLS:
                     continue
                 self._awaiting_pull.setdefault(rid, set()).add(sender)
@@ -423,9 +447,12 @@ class MasterCore:
         type_ = self._types.get(parse_rid(snap.rid)[0]) if self._known_type(snap.rid) else None
         if type_ is None:
             return []
-        if self.deadline is None:
-            raise RemoteProtocolError(f"a replica of {snap.rid} pulled after recovery ended")
         current: Replica | None = self._resources.get(snap.rid)
+        if self.deadline is None:  # after recovery: only a resource this master does not hold
+            if current is not None:
+                return self._unpark(snap.rid, 0.0, True)
+            effects = self._adopt_late(sender, snap, type_, reported)
+            return effects + self._unpark(snap.rid, 0.0, True)
         if current is not None and (snap.entry_term, snap.version) <= current.key:
             return []
         if current is None and snap.rid in self._removed:
@@ -450,6 +477,34 @@ class MasterCore:
             return []
         self.index += 1
         return [Publish(message=pulled.snapshot(term=self.term, index=self.index))]
+
+    def _adopt_late(
+        self, sender: PeerId, snap: Snapshot, type_: ResourceType, reported: Position | None
+    ) -> list[Effect]:
+        """After recovery: adopt ``snap`` of a resource this master does not hold, if it checks out; publish it."""
+        if snap.rid in self._removed:
+            return []
+        try:
+            pulled = Replica.from_snapshot(snap, type_)
+        except InvalidState as exc:
+            raise RemoteProtocolError(f"pulled replica of {snap.rid}: {exc}") from exc
+        if self._check_pulled(snap, pulled, reported) is not None:
+            return []
+        self._resources[snap.rid] = pulled
+        self._dirty[snap.rid] = None
+        self.index += 1
+        return [Publish(message=pulled.snapshot(term=self.term, index=self.index))]
+
+    def _unpark(self, rid: Rid, now: float, lease: bool) -> list[Effect]:
+        """Serve what waited for ``rid`` to be pulled, once no pull of it is in flight any more."""
+        if any(r == rid for _, r in self._pulls):
+            return []
+        parked = self._for_pull.pop(rid, [])
+        self._parked_for_pull -= len(parked)
+        effects: list[Effect] = []
+        for sender, message in parked:
+            effects += self._admit(sender, message, now, lease)
+        return effects
 
     def _check_pulled(self, snap: Snapshot, pulled: Replica, reported: Position | None) -> str | None:
         """Why the pulled replica is not adopted (not the one reported, not whole, or not sealed), or None."""
