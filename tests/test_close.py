@@ -198,3 +198,44 @@ async def test_a_task_that_breaks_fails_the_peer_and_close_raises_it() -> None:
         await peer.close()
     assert group.group_contains(RuntimeError, match="bug in a peer task")
     await peer.close()  # raised once; closed now
+
+
+async def test_updates_end_and_callbacks_stop_when_the_peer_closes() -> None:
+    network = mx.LocalNetwork()
+    async with mx.Peer(room="r", types=[Counter], transport=network) as peer:
+        await peer.wait_ready()
+        res = await peer.bind(await peer.create(Counter, id="c"))
+        seen: list[Any] = []
+        res.on_update(seen.append)
+        views: list[Any] = []
+
+        async def read() -> None:
+            views.extend([state async for state in res.updates()])
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read)
+                await res.dispatch(mx.Action("increment"))
+                await peer.close()  # ends read(): the task group can exit
+    assert views[0] == {"count": 0} or views[0] == {"count": 1}
+    assert views[-1] == {"count": 1}
+    assert seen == [{"count": 1}]
+
+
+async def test_a_peer_used_from_another_thread_says_what_to_use_instead() -> None:
+    async with mx.Peer(room="r", types=[Counter], transport=mx.LocalNetwork()) as peer:
+        await peer.wait_ready()
+        res = await peer.bind(await peer.create(Counter, id="c"))
+        errors: list[BaseException] = []
+
+        def from_a_game_loop() -> None:
+            try:
+                res.dispatch(mx.Action("increment"))
+            except RuntimeError as exc:
+                errors.append(exc)
+
+        await anyio.to_thread.run_sync(from_a_game_loop)
+        assert len(errors) == 1
+        assert "a Peer is not thread-safe" in str(errors[0])
+        assert "movex_p2p.embed.start_peer" in str(errors[0])
+        assert res.state == {"count": 0}  # nothing was applied

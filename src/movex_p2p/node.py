@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import random
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
@@ -251,7 +252,14 @@ class Resource:
         return self._peer._dispatch(self.rid, public, private)
 
     def on_update(self, callback: Callable[[Any], None]) -> Callable[[], None]:
-        """Call ``callback(state)`` on every change of the view; returns an unsubscribe function."""
+        """Call ``callback(state)`` on every change of the view; returns an unsubscribe function.
+
+        ``state`` is the new view (as :attr:`state` reads it). The callback runs on the event loop's
+        thread, synchronously, inside the step that changed the view: once per change, none missed,
+        so keep it short and do not block; it cannot await (start a task, or use :meth:`updates`).
+        A callback that raises is logged (logger ``movex_p2p.node``) and the others still run. It
+        stops after ``unsubscribe()``, :meth:`unbind`, the removal of the resource or ``peer.close()``.
+        """
         return self._callbacks.add(callback)
 
     def on_removed(self, callback: Callable[[], None]) -> Callable[[], None]:
@@ -259,7 +267,13 @@ class Resource:
         return self._removed_cbs.add(callback)
 
     async def updates(self) -> AsyncIterator[Any]:
-        """Yield the view now and after every change (changes between reads coalesce); ends on unbind or removal."""
+        """Yield the view now, then after every change: ``async for state in res.updates(): ...``.
+
+        Changes between two reads coalesce: a reader that is slower than the changes gets the
+        latest view, not each one in between (use :meth:`on_update` to see every change). Several
+        iterators may run at once, each sees every view it has time for. The iteration ends when
+        the resource is unbound or removed, or the peer closes.
+        """
         seen = -1
         while self.bound:
             if seen != self._generation:
@@ -305,7 +319,13 @@ class Resource:
 
 
 class Peer:
-    """One peer of a room; ``async with Peer(...) as peer`` joins, leaving hands the master over.
+    """One peer of a room; ``async with Peer(...) as peer`` joins, leaving (:meth:`close`) hands the master over.
+
+    Not thread-safe: use a Peer on the thread of the event loop it was entered on (its coroutines,
+    ``dispatch``, its properties). A call from another thread raises ``RuntimeError`` rather than
+    race with the network tasks; a synchronous game loop on its own thread uses
+    ``movex_p2p.embed.start_peer`` instead, which runs the Peer on a thread of its own and is safe
+    to call from any thread (``EmbeddedPeer.call`` runs a coroutine on that loop).
 
     ``role="spectator"``: never master, never counted in votes or quorum, still receives every
     update and every reveal. ``opaque=True`` (spectators only) also holds, read-only, the
@@ -351,10 +371,12 @@ class Peer:
         self.room = room
         self.role: Role = role
         self.name = name or f"peer-{rng.getrandbits(16):04x}"
+        """Display name, shown to the others (``name=``, or ``peer-`` and 4 random hex digits); not unique."""
         if identity is None:  # a fresh one; reproducible from ``seed`` for tests and simulations
             identity = Identity(rng.randbytes(KEY_SIZE)) if seed is not None else Identity.generate()
         self.identity = identity
         self.id = identity.id
+        """This peer's id, unique in the room and derived from its key (stable with ``identity=``)."""
         self.info = dict(info or {})
         freeze(self.info)  # InvalidState now, not at the first bind, if it is not JSON-like
         self._secret = secret
@@ -391,6 +413,7 @@ class Peer:
         self._closing: anyio.Event | None = None  # set once close() is done
         self._start_error: Exception | None = None  # the transport failed to open
         self._crash: Exception | None = None  # a task of the peer raised: close() raises it
+        self._thread: int | None = None  # the event loop's thread (a Peer is not thread-safe)
         self._resources: dict[Rid, Resource] = {}
         self._handles: dict[tuple[Rid, int], DispatchHandle] = {}
         self._requests: dict[int, tuple[anyio.Event, list[fx.RequestSettled]]] = {}
@@ -515,6 +538,7 @@ class Peer:
         except RuntimeError:
             raise RuntimeError("movex_p2p runs on asyncio (aiortc and zeroconf need it), not on trio") from None
         started = anyio.Event()
+        self._thread = threading.get_ident()
         self._runner = loop.create_task(self._run(connect, started), name=f"movex_p2p peer {self.id}")
         try:
             await started.wait()
@@ -556,6 +580,9 @@ class Peer:
             with anyio.CancelScope(shield=True):
                 await self._stop_runner()
             self._fail_waiters(TransportError("the peer is closed"))
+            for resource in list(self._resources.values()):  # their updates() iterators end
+                resource.bound = False
+                resource._notify()
             self._closing.set()
         crash, self._crash = self._crash, None
         if crash is not None:
@@ -764,8 +791,8 @@ class Peer:
         return result
 
     def _dispatch(self, rid: Rid, action: Action, private: Action | None) -> DispatchHandle:
-        if self._closed or self._failure is not None or self._endpoint is None:
-            self._check_open()
+        if self._closed or self._failure is not None or self._endpoint is None or self._thread != threading.get_ident():
+            self._check_open()  # raises
         # The frames are held: they leave with the core's next step, the pump's (replies to what
         # arrived meanwhile) or the flusher's at the end of this loop turn, whichever comes first.
         # So a burst of dispatches, and a master's own among its confirmations, is one frame per peer.
@@ -784,6 +811,12 @@ class Peer:
             self._execute(self._core.unbind(resource.rid, anyio.current_time(), time.time()))
 
     def _check_open(self) -> None:
+        if self._thread is not None and threading.get_ident() != self._thread:
+            raise RuntimeError(
+                f"peer {self.id} was called from another thread than its event loop's: a Peer is not thread-safe. "
+                "From another thread (a game loop) use movex_p2p.embed.start_peer, which runs the peer on a "
+                "thread of its own and is safe to call from any thread"
+            )
         if self._closed or self._failure is not None:
             raise TransportError("the peer is closed") from self._failure
         if self._endpoint is None:
