@@ -7,7 +7,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
 from movex_p2p.cli import build_parser, check_verdict, namespace_problem
@@ -187,3 +189,50 @@ def test_join_prints_incoming_lines_above_the_line_being_typed(capsys: pytest.Ca
     console._readline, console.prompt = None, ""  # not a terminal (a pipe, a test): plain lines
     console.say("<bob> hi")
     assert capsys.readouterr().out == "<bob> hi\n"
+
+
+def _one_error(process: Any, command: str) -> str:
+    """The one line a failed command printed on stderr (and no traceback)."""
+    stderr = process.stderr()
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith(f"movex-p2p {command}: ")]
+    assert len(errors) == 1, stderr
+    return str(errors[0])
+
+
+@pytest.mark.netns
+async def test_join_and_inspect_fail_with_one_clear_line_in_a_namespace() -> None:
+    """A game's room (no 'chat' type), a wrong secret, an empty room: one line on stderr, a non-zero exit."""
+    from netns import open_namespace
+
+    async with open_namespace() as ns:
+        game = ["-m", "tests.game_peer", "--name", "ann", "--room", "game", "--secret", "s", "--create"]
+        host = await ns.spawn(game, name="ann")
+        await host.wait_event("ready", within=20)
+        where = ["--interface", "lo"]
+        join = await ns.spawn(["-m", "movex_p2p", "join", "--room", "game", "--secret", "s", *where], name="join")
+        with anyio.fail_after(40):
+            await join.process.wait()
+        inspect = ["-m", "movex_p2p", "inspect", *where, "--seconds", "2"]
+        wrong = await ns.spawn([*inspect, "--room", "game", "--secret", "nope"], name="wrong")
+        with anyio.fail_after(40):  # one at a time: a handshake of ours failing could confuse another
+            await wrong.process.wait()
+        empty = await ns.spawn([*inspect, "--room", "empty"], name="empty")
+        with anyio.fail_after(40):
+            await empty.process.wait()
+        assert join.process.returncode == 2, join.stderr()
+        assert _one_error(join, "join") == (
+            "movex-p2p join: room 'game' plays another game: its master has no resource type 'chat'; "
+            "use `movex-p2p inspect --room game` to see it"
+        )
+        assert wrong.process.returncode == 2, wrong.stderr()
+        error = _one_error(wrong, "inspect")
+        assert "room 'game': peers were found, but every handshake with them failed on the room secret" in error
+        assert error.endswith("give every peer the same secret (--secret)"), error
+        assert empty.process.returncode == 1, empty.stderr()
+        assert _one_error(empty, "inspect") == (
+            "movex-p2p inspect: no peer answered in room 'empty' within 2 s (see the hints above)"
+        )
+        report = [e["line"] for e in empty.events if e["ev"] == "garbage"]
+        assert any(line.startswith("hint: no member seen over mDNS") for line in report), report
+        await ns.leave(host)

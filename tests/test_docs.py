@@ -147,3 +147,37 @@ def test_the_readme_runs_the_pygame_example_with_its_extra() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "pygame_game.py" in readme
     assert "'.[pygame]'" in readme
+
+
+def _build_api(out: Path, *modules: str, pythonpath: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(pythonpath or ROOT / "src")}
+    argv = [sys.executable, str(ROOT / "tests" / "build_api.py"), str(out), *modules]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, check=False, cwd=ROOT)
+
+
+def test_the_api_reference_builds_from_the_docstrings(tmp_path: Path) -> None:
+    """pdoc renders the public modules with no warning; the names users ask about are documented."""
+    done = _build_api(tmp_path)
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "movex_p2p.html").read_text()
+    for anchor in ("Peer.close", "Peer.id", "Resource.updates", "Resource.on_update", "LanTransport"):
+        assert f'id="{anchor}"' in page, anchor
+    assert "not thread-safe" in page
+    embed = (tmp_path / "movex_p2p" / "embed.html").read_text()
+    assert 'id="EmbeddedPeer.name"' in embed
+
+
+def test_the_api_reference_fails_on_a_broken_docstring(tmp_path: Path) -> None:
+    package = tmp_path / "src" / "broken"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        '"""A package with mistakes."""\n\n__all__ = ["Thing", "gone"]\n\n\n'
+        'class Thing:\n    """See :meth:`nowhere`."""\n\n    def undocumented(self) -> None:\n        pass\n'
+    )
+    done = _build_api(tmp_path / "out", "broken", pythonpath=tmp_path / "src")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        "pdoc: Found 'gone' in broken.__all__, but it does not resolve: Error importing broken.gone",
+        "broken.Thing: the reference 'nowhere' names nothing",
+        "broken.Thing.undocumented: no docstring",
+    ]

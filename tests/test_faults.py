@@ -138,7 +138,7 @@ async def test_dropped_input_is_reported_once_per_peer_and_reason() -> None:
         mx.Peer(room="d", types=[Counter], transport=network, seed=2, name="b") as b,
     ):
         with anyio.fail_after(10):
-            while b.id not in a.peers:  # noqa: ASYNC110
+            while b.id not in a.peers or a.id not in b.peers:  # noqa: ASYNC110  (b sends: its end must be up too)
                 await anyio.sleep(0.01)
         diagnostics: list[Diagnostic] = []
         a.on_diagnostic(diagnostics.append)

@@ -37,6 +37,7 @@ from . import (
     IncompatibleType,
     MovexError,
     Peer,
+    ResourceNotFound,
     ResourceType,
     TransportError,
 )
@@ -628,6 +629,10 @@ class UsageError(Exception):
     """Something the user must fix (an unknown interface, a port in use): one line, exit code 2."""
 
 
+class NothingFound(Exception):
+    """The command ran but found nothing (an empty room): one line, exit code 1."""
+
+
 def _lan(args: argparse.Namespace) -> LanTransport:
     """The LAN transport the flags ask for; UsageError naming the flag to change."""
     from .transport.interfaces import usable_interfaces
@@ -757,6 +762,17 @@ def cmd_join(args: argparse.Namespace) -> int:
             res = peer.bind(peer.create(Chat, id="lobby"))
         except IncompatibleType as exc:
             raise UsageError(f"{exc}: this room runs another version of movex-p2p's chat") from exc
+        except ResourceNotFound as exc:  # the master has no 'chat' type: a game's room
+            raise UsageError(
+                f"room {args.room!r} plays another game: its master has no resource type {Chat.name!r}; "
+                f"use `movex-p2p inspect --room {args.room}` to see it"
+            ) from exc
+        except TimeoutError as exc:
+            raise UsageError(
+                f"the master did not answer within {peer.call_timeout:g} s; try `movex-p2p inspect`"
+            ) from exc
+        except TransportError as exc:
+            raise _start_failed(exc, args) from exc
 
         def name_of(peer_id: str | None) -> str:
             member = peer.members.get(peer_id or "")
@@ -829,7 +845,11 @@ async def inspect_room(
     peer_flags: bool = False,
     full: bool = False,
 ) -> int:
-    """Join as a spectator that holds every type opaquely, listen ``seconds``, print the room."""
+    """Join as a spectator that holds every type opaquely, listen ``seconds``, print the room.
+
+    Raises :class:`UsageError` when every member refused our secret, :class:`NothingFound` when
+    no peer answered (after printing what the network showed).
+    """
     peer = Peer(
         room=room, types=[], name="inspector", secret=secret, transport=transport, role="spectator", opaque=True
     )
@@ -845,14 +865,20 @@ async def inspect_room(
             await anyio.sleep(min(1.0, seconds / 2))  # let snapshots of existing resources arrive
         if not peer.peers:  # alone so far: listen for the whole time, so the report can tell why
             await anyio.sleep(max(0.0, deadline - anyio.current_time()))
+        if refused is None and not peer.peers:
+            refused = peer._refused_by_everyone()  # a handshake that failed while we listened
         for line in room_report(peer, full=full):
             print(line)
         status = _endpoint_status(peer)
         if status is not None:
             for line in lan_report(status, peer_flags=peer_flags):
-                print(line)
-        if refused is not None:
-            print(f"hint: {refused} (--secret)")
+                print(line, flush=True)
+        answered = bool(peer.peers)
+    if refused is not None:
+        raise UsageError(f"{refused} (--secret)")
+    if not answered:
+        hints = " (see the hints above)" if status is not None else ""
+        raise NothingFound(f"no peer answered in room {room!r} within {seconds:g} s{hints}")
     return 0
 
 
@@ -1013,6 +1039,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"movex-p2p {args.command}: {exc}", file=sys.stderr)
         return 2
+    except NothingFound as exc:
+        print(f"movex-p2p {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -295,7 +295,9 @@ class EmbeddedPeer:
         self._resources: list[EmbeddedResource] = []
         self._by_rid: dict[str, list[EmbeddedResource]] = {}
         self.id = ""
+        """The peer's id (``Peer.id``): unique in the room; set on entering ``with`` ("" before)."""
         self.name = ""
+        """The peer's display name (``Peer.name``, the ``name=`` given or a random one); set on entering ``with``."""
 
     # -- lifecycle -----------------------------------------------------------------------------
 

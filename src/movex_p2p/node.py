@@ -18,18 +18,19 @@ call it:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, assert_never
 
 import anyio
-from anyio.abc import TaskGroup
 
 from . import wire
 from .callbacks import Callbacks
@@ -251,7 +252,14 @@ class Resource:
         return self._peer._dispatch(self.rid, public, private)
 
     def on_update(self, callback: Callable[[Any], None]) -> Callable[[], None]:
-        """Call ``callback(state)`` on every change of the view; returns an unsubscribe function."""
+        """Call ``callback(state)`` on every change of the view; returns an unsubscribe function.
+
+        ``state`` is the new view (as :attr:`state` reads it). The callback runs on the event loop's
+        thread, synchronously, inside the step that changed the view: once per change, none missed,
+        so keep it short and do not block; it cannot await (start a task, or use :meth:`updates`).
+        A callback that raises is logged (logger ``movex_p2p.node``) and the others still run. It
+        stops after ``unsubscribe()``, :meth:`unbind`, the removal of the resource or ``peer.close()``.
+        """
         return self._callbacks.add(callback)
 
     def on_removed(self, callback: Callable[[], None]) -> Callable[[], None]:
@@ -259,7 +267,13 @@ class Resource:
         return self._removed_cbs.add(callback)
 
     async def updates(self) -> AsyncIterator[Any]:
-        """Yield the view now and after every change (changes between reads coalesce); ends on unbind or removal."""
+        """Yield the view now, then after every change: ``async for state in res.updates(): ...``.
+
+        Changes between two reads coalesce: a reader that is slower than the changes gets the
+        latest view, not each one in between (use :meth:`on_update` to see every change). Several
+        iterators may run at once, each sees every view it has time for. The iteration ends when
+        the resource is unbound or removed, or the peer closes.
+        """
         seen = -1
         while self.bound:
             if seen != self._generation:
@@ -305,7 +319,13 @@ class Resource:
 
 
 class Peer:
-    """One peer of a room; ``async with Peer(...) as peer`` joins, leaving hands the master over.
+    """One peer of a room; ``async with Peer(...) as peer`` joins, leaving (:meth:`close`) hands the master over.
+
+    Not thread-safe: use a Peer on the thread of the event loop it was entered on (its coroutines,
+    ``dispatch``, its properties). A call from another thread raises ``RuntimeError`` rather than
+    race with the network tasks; a synchronous game loop on its own thread uses
+    ``movex_p2p.embed.start_peer`` instead, which runs the Peer on a thread of its own and is safe
+    to call from any thread (``EmbeddedPeer.call`` runs a coroutine on that loop).
 
     ``role="spectator"``: never master, never counted in votes or quorum, still receives every
     update and every reveal. ``opaque=True`` (spectators only) also holds, read-only, the
@@ -351,10 +371,12 @@ class Peer:
         self.room = room
         self.role: Role = role
         self.name = name or f"peer-{rng.getrandbits(16):04x}"
+        """Display name, shown to the others (``name=``, or ``peer-`` and 4 random hex digits); not unique."""
         if identity is None:  # a fresh one; reproducible from ``seed`` for tests and simulations
             identity = Identity(rng.randbytes(KEY_SIZE)) if seed is not None else Identity.generate()
         self.identity = identity
         self.id = identity.id
+        """This peer's id, unique in the room and derived from its key (stable with ``identity=``)."""
         self.info = dict(info or {})
         freeze(self.info)  # InvalidState now, not at the first bind, if it is not JSON-like
         self._secret = secret
@@ -385,8 +407,13 @@ class Peer:
         )
         self._core.client.stuck_after = stuck_after
         self._endpoint: Endpoint | None = None
-        self._tg: TaskGroup | None = None
-        self._exit: AsyncExitStack | None = None
+        self._runner: asyncio.Task[None] | None = None  # the peer's own task (see _run)
+        self._stop = anyio.Event()  # set: the runner leaves
+        self._stopped = anyio.Event()  # set by the runner when it is over
+        self._closing: anyio.Event | None = None  # set once close() is done
+        self._start_error: Exception | None = None  # the transport failed to open
+        self._crash: Exception | None = None  # a task of the peer raised: close() raises it
+        self._thread: int | None = None  # the event loop's thread (a Peer is not thread-safe)
         self._resources: dict[Rid, Resource] = {}
         self._handles: dict[tuple[Rid, int], DispatchHandle] = {}
         self._requests: dict[int, tuple[anyio.Event, list[fx.RequestSettled]]] = {}
@@ -492,52 +519,115 @@ class Peer:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Peer:
-        stack = AsyncExitStack()
-        await stack.__aenter__()
+        """Join the room: open the transport and start the peer's own task (see :meth:`close`)."""
+        if self._runner is not None or self._closed:
+            raise RuntimeError("this Peer was already entered: a Peer joins a room once, make a new one")
+        # a spectator says so in its mDNS record, so a lobby does not count it as a player
+        extra: dict[str, Any] = {} if self.role == "player" else {"role": self.role}
+        connect = self._transport.connect(
+            peer_id=self.id,
+            name=self.name,
+            room=self.room,
+            secret=self._secret,
+            max_frame=self._max_frame,
+            identity=self.identity,
+            **extra,
+        )
         try:
-            # a spectator says so in its mDNS record, so a lobby does not count it as a player
-            extra: dict[str, Any] = {} if self.role == "player" else {"role": self.role}
-            self._endpoint = await stack.enter_async_context(
-                self._transport.connect(
-                    peer_id=self.id,
-                    name=self.name,
-                    room=self.room,
-                    secret=self._secret,
-                    max_frame=self._max_frame,
-                    identity=self.identity,
-                    **extra,
-                )
-            )
-            self._tg = anyio.create_task_group()
-            await self._tg.__aenter__()
-        except BaseException:
-            await stack.aclose()
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError("movex_p2p runs on asyncio (aiortc and zeroconf need it), not on trio") from None
+        started = anyio.Event()
+        self._thread = threading.get_ident()
+        self._runner = loop.create_task(self._run(connect, started), name=f"movex_p2p peer {self.id}")
+        try:
+            await started.wait()
+        except BaseException:  # cancelled while the transport opened: stop it before leaving
+            self._closed = True
+            await self._stop_runner()
             raise
-        self._exit = stack
-        self._execute(self._core.start(anyio.current_time(), time.time()))
-        self._tg.start_soon(self._pump)
-        self._tg.start_soon(self._ticker)
-        self._tg.start_soon(self._flusher)
+        error, self._start_error = self._start_error, None
+        if error is not None:
+            self._closed = True
+            await self._stop_runner()
+            raise error
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        await self._close(hand_over=exc_info[0] is None)
+
+    async def close(self) -> None:
+        """Leave the room: a master hands over first (``handover_timeout``), then the transport closes.
+
+        Idempotent, and callable in any order for several peers of one task: the peer's tasks run
+        in a task of their own, not in the caller's. ``async with`` calls it. Afterwards every call
+        raises ``mx.TransportError("the peer is closed")``, and so do the dispatch handles and
+        requests still waiting.
+        """
+        await self._close(hand_over=True)
+
+    async def _close(self, *, hand_over: bool) -> None:
+        if self._closing is not None:  # closed, or closing in another task: wait for it
+            with anyio.CancelScope(shield=True):
+                await self._closing.wait()
+            return
+        self._closing = anyio.Event()
         try:
-            if self._failure is None and exc_info[0] is None:
-                await self._hand_over()
+            if hand_over and self._runner is not None and self._failure is None:
+                await self._hand_over()  # a cancelled caller skips it; the rest is shielded
         finally:
             self._closed = True
-            tg, self._tg = self._tg, None
-            try:
-                if tg is not None:
-                    tg.cancel_scope.cancel()
-                    await tg.__aexit__(None, None, None)
-            finally:
-                stack, self._exit = self._exit, None
-                if stack is not None:
-                    # not under a shield of ours: the transport owns a task group opened before
-                    # it, and it shields its own goodbye
-                    await stack.aclose()
-                self._fail_waiters(TransportError("the peer is closed"))
+            with anyio.CancelScope(shield=True):
+                await self._stop_runner()
+            self._fail_waiters(TransportError("the peer is closed"))
+            for resource in list(self._resources.values()):  # their updates() iterators end
+                resource.bound = False
+                resource._notify()
+            self._closing.set()
+        crash, self._crash = self._crash, None
+        if crash is not None:
+            raise crash
+
+    async def _stop_runner(self) -> None:
+        """End the peer's task (its task group, then the transport) and wait until it is over."""
+        runner = self._runner
+        if runner is None:
+            return
+        self._stop.set()
+        await self._stopped.wait()
+
+    async def _run(self, connect: AbstractAsyncContextManager[Endpoint], started: anyio.Event) -> None:
+        """The peer's own task: the transport's context and the task group of pump, ticker and flusher.
+
+        It is not a task of the caller's: a task group entered in ``__aenter__`` would be a cancel
+        scope of the caller's task, which anyio requires to be left in reverse order of entry, so
+        peers could only leave last-in first-out. The Peer owns this task: ``__aenter__`` starts it
+        and :meth:`close` ends it and waits for its end (under a shield), so it never outlives the peer.
+        """
+        try:
+            # not under a shield of ours: the transport owns a task group opened before it, and it
+            # shields its own goodbye
+            async with connect as endpoint, anyio.create_task_group() as tg:
+                self._endpoint = endpoint
+                self._execute(self._core.start(anyio.current_time(), time.time()))
+                tg.start_soon(self._pump)
+                tg.start_soon(self._ticker)
+                tg.start_soon(self._flusher)
+                started.set()
+                await self._stop.wait()
+                tg.cancel_scope.cancel()
+        except Exception as exc:
+            if not started.is_set():
+                self._start_error = exc  # __aenter__ raises it
+            else:
+                self.log.error("peer %s stopped on a bug (close() raises it): %r", self.id, exc)
+                self._crash = exc
+                self._failure = TransportError("the peer stopped on a bug")
+                self._failure.__cause__ = exc
+                self._fail_waiters(self._failure)
+        finally:
+            started.set()
+            self._stopped.set()
 
     async def _hand_over(self) -> None:
         if not self.is_master or not self.peers:
@@ -701,8 +791,8 @@ class Peer:
         return result
 
     def _dispatch(self, rid: Rid, action: Action, private: Action | None) -> DispatchHandle:
-        if self._closed or self._failure is not None or self._endpoint is None:
-            self._check_open()
+        if self._closed or self._failure is not None or self._endpoint is None or self._thread != threading.get_ident():
+            self._check_open()  # raises
         # The frames are held: they leave with the core's next step, the pump's (replies to what
         # arrived meanwhile) or the flusher's at the end of this loop turn, whichever comes first.
         # So a burst of dispatches, and a master's own among its confirmations, is one frame per peer.
@@ -721,6 +811,12 @@ class Peer:
             self._execute(self._core.unbind(resource.rid, anyio.current_time(), time.time()))
 
     def _check_open(self) -> None:
+        if self._thread is not None and threading.get_ident() != self._thread:
+            raise RuntimeError(
+                f"peer {self.id} was called from another thread than its event loop's: a Peer is not thread-safe. "
+                "From another thread (a game loop) use movex_p2p.embed.start_peer, which runs the peer on a "
+                "thread of its own and is safe to call from any thread"
+            )
         if self._closed or self._failure is not None:
             raise TransportError("the peer is closed") from self._failure
         if self._endpoint is None:
