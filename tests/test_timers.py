@@ -6,8 +6,11 @@ Pure cores and whole simulated peers in virtual time: no sockets, no sleeps."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.abc
 import pytest
 
 import movex_p2p as mx
@@ -20,6 +23,7 @@ from movex_p2p.resource.client import ClientCore
 from movex_p2p.resource.values import Deadline, earliest_deadline, fire_deadline
 from movex_p2p.simulation import Simulation
 from resources import RPS_INITIAL, SECRET, CoreCluster, rps, rps_can_reveal, submit
+from test_node_scenarios import until
 
 
 def forfeit(state: Any, lost: mx.Unrevealed) -> Any:
@@ -315,3 +319,53 @@ def test_simulation_a_deadline_fires_once_across_a_master_failover() -> None:
     (survivor,) = sim.alive
     assert sim.state(survivor, rid)["turn"] == 1
     assert len(sim.state(survivor, rid)["timeouts"]) == 1
+
+
+# -- on real (in-process) peers ------------------------------------------------------------------------
+
+
+async def test_the_master_back_without_its_private_half_is_told_private_lost(tmp_path: Path) -> None:
+    """Issue 16 on mx.Peer: the master plays privately, is SIGKILLed, comes back with the same
+    Identity; the reveal happens reveal_timeout after it is due, and the author's Peer is told."""
+    quick = mx.ResourceType(
+        "rps", rps, initial=RPS_INITIAL, can_reveal=rps_can_reveal, reveal_timeout=0.5, on_unrevealed=forfeit
+    )
+    identity = mx.Identity.load_or_create(tmp_path / "ann.key")
+    net = mx.testing.FaultyNetwork(seed=3, detect_after=0.3)
+    diagnostics: list[mx.Diagnostic] = []
+    killed = anyio.Event()
+
+    async def first_ann(*, task_status: anyio.abc.TaskStatus[mx.Peer]) -> None:
+        async with mx.Peer(room="t", types=[quick], name="ann", transport=net, identity=identity) as ann:
+            task_status.started(ann)
+            await killed.wait()  # then its process ends: nothing it held survives
+
+    async with anyio.create_task_group() as tg:
+        ann: mx.Peer = await tg.start(first_ann)
+        with anyio.fail_after(5):
+            await ann.wait_ready()
+        assert ann.is_master
+        async with mx.Peer(room="t", types=[quick], name="bob", transport=net) as bob:
+            with anyio.fail_after(5):
+                await bob.wait_ready()
+                rid = await ann.create(quick, id="g")
+                ra, rb = await ann.bind(rid), await bob.bind(rid)
+                await ra.dispatch(mx.Action("addPlayer", {"id": ann.id, "playerLabel": "playerA"}))
+                await rb.dispatch(mx.Action("addPlayer", {"id": bob.id, "playerLabel": "playerB"}))
+                await ra.dispatch_private(*submit("playerA", "rock"))  # only the master (ann) holds it
+                await until(lambda: rb.state["submissions"]["playerA"] == {"play": SECRET})
+            net.kill(ann.id)  # SIGKILL
+            killed.set()
+            await until(lambda: bob.is_master)
+            async with mx.Peer(room="t", types=[quick], name="ann2", transport=net, identity=identity) as again:
+                again.on_diagnostic(diagnostics.append)
+                with anyio.fail_after(5):
+                    await again.wait_ready()
+                    ra = await again.bind(rid)
+                await rb.dispatch_private(*submit("playerB", "paper"))
+                await until(lambda: ra.state["winner"] == rb.state["winner"] == "forfeit:playerB")
+                await until(lambda: any(d.kind == "private_lost" for d in diagnostics))
+    (lost,) = [d for d in diagnostics if d.kind == "private_lost"]
+    assert lost.rid == rid
+    assert lost.peer == bob.id
+    assert "seqs 2" in lost.reason
