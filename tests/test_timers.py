@@ -369,3 +369,44 @@ async def test_the_master_back_without_its_private_half_is_told_private_lost(tmp
     assert lost.rid == rid
     assert lost.peer == bob.id
     assert "seqs 2" in lost.reason
+
+
+# -- examples/cards.py's turn timer --------------------------------------------------------------------
+
+
+def test_cards_turn_timer_skips_a_silent_player_once_even_across_a_master_failover() -> None:
+    cards = _load_cards()
+    sim = Simulation(3, types=cards.TYPES, seed=11)
+    assert sim.run(3.0, until=lambda s: len(s.masters()) == 1)
+    master = sim.masters()[0]
+    ann, bob = (p for p in sim.ids if p != master)  # two players; the master only serves
+    rid = sim.create(ann, "table", "main", cards.table_initial(turn_seconds=10.0))
+    sim.run(0.5)
+    for pid, name in ((ann, "ann"), (bob, "bob")):
+        sim.dispatch(pid, rid, mx.Action("join", {"name": name}))
+        sim.run(0.2)
+    sim.dispatch(ann, rid, mx.Action("start", {"until": mx.master.deadline(10)}))
+    sim.run(0.5)
+    state = sim.state(ann, rid)
+    assert state["players"][state["turn"]] == ann
+    started = Deadline.of(state["until"])
+    assert started is not None
+    sim.kill(master)  # ann never plays; the master that drew her timer dies meanwhile
+    assert sim.run(15.0, until=lambda s: s.now > started + 1 and s.converged(rid))
+    state = sim.state(bob, rid)
+    assert state["played"] == {ann: cards.SKIPPED}  # skipped once, by the new master
+    assert state["players"][state["turn"]] == bob
+    assert Deadline.of(state["until"]) == pytest.approx(started + 10.0, abs=0.5)  # bob's turn has its own timer
+    assert sim.state(ann, rid) == state
+
+
+def _load_cards() -> Any:
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "cards.py"
+    spec = importlib.util.spec_from_file_location("cards_example", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
