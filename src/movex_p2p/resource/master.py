@@ -169,6 +169,7 @@ class MasterCore:
         self.began: int | None = None
         self._reveal_waits: dict[Rid, float] = {}  # reveals due that wait for a half: since when (this master's clock)
         self._deadlines: dict[Rid, tuple[Any, float | None]] = {}  # per resource: (state, its earliest deadline)
+        self._timed = any(t.on_deadline is not None for t in self._types.values())  # any type with on_deadline?
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -221,7 +222,7 @@ class MasterCore:
         effects = self._release(now) if self._waiting and (self.deadline is None or self.waits_for_lease) else []
         if self.deadline is not None and now >= self.deadline:
             effects += self._finish_recovery(now)
-        if self.deadline is None and (self._reveal_waits or any(r.type.on_deadline for r in self._resources.values())):
+        if self.deadline is None and (self._reveal_waits or self._timed):
             effects += self._timers(now)
         return effects
 
@@ -798,8 +799,12 @@ class MasterCore:
         """
         if self.deadline is not None:
             return None
-        waits = [since + self._resources[rid].type.reveal_timeout for rid, since in self._reveal_waits.items()]
-        for res in self._resources.values():
+        waits = [
+            since + res.type.reveal_timeout
+            for rid, since in self._reveal_waits.items()
+            if (res := self._resources.get(rid)) is not None
+        ]
+        for res in self._resources.values() if self._timed else ():
             if res.type.on_deadline is not None:
                 when = self._next_deadline(res)
                 if when is not None:
@@ -824,7 +829,7 @@ class MasterCore:
                 del self._reveal_waits[rid]
             elif now >= since + res.type.reveal_timeout:
                 effects += self._maybe_reveal(res, now)
-        for res in list(self._resources.values()):
+        for res in list(self._resources.values()) if self._timed else []:
             if res.type.on_deadline is None:
                 continue
             for _ in range(MAX_FIRED):  # several passed (a master change took long): in order, each once
