@@ -7,6 +7,11 @@ face down (a private play with a public "face down" half). Once everyone has pla
 table reveals every card at once, to spectators too; the highest card takes the round. Cards
 come from an endless shoe (many decks shuffled together): two players may hold the same card.
 
+Each turn has a timer (``--turn-seconds``, 30 by default): the master draws it as a deadline
+(``mx.master.deadline``) and, if it passes before the player put a card down, the table's
+``on_deadline`` skips that player for the round. The deadline is part of the state, so it
+survives a change of master: whichever peer is master when it passes runs it, once.
+
 A player whose game crashes starts it again with the same identity file: it is the same
 player (same id, same turn) and the master hands it its hand back. (The master's own hand
 lives only on the master: if the master itself crashes, its hand is lost.)
@@ -30,6 +35,7 @@ import json
 import random
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -41,6 +47,8 @@ import movex_p2p as mx
 
 ROUNDS = 5
 HAND = 5
+TURN_SECONDS = 30.0
+SKIPPED = "skipped"  # on the table instead of a card: the turn timer ran out
 MAX_PLAYERS = 6
 FACE_DOWN = "face down"
 SUITS = "\u2663\u2666\u2665\u2660"  # clubs, diamonds, hearts, spades: the lowest to the highest
@@ -85,6 +93,14 @@ def hand(state: Any, action: mx.Action) -> Any:
 Hand = mx.ResourceType("hand", hand, initial={"owner": "", "count": 0})
 
 
+def _until(payload: Any) -> Any:
+    """The turn's deadline an action carries (drawn by the master: ``mx.master.deadline``)."""
+    until = payload.get("until") if isinstance(payload, dict) else None
+    if mx.Deadline.of(until) is None:
+        raise ValueError("this action carries the next turn's deadline: {'until': mx.master.deadline(seconds)}")
+    return until
+
+
 def table(state: Any, action: mx.Action) -> Any:
     """Who plays, in which order, what lies on the table, and the score."""
     who = action.author
@@ -106,19 +122,20 @@ def table(state: Any, action: mx.Action) -> Any:
                 return state
             if who not in players or len(players) < 2:
                 raise ValueError("a player starts the game, once 2 players joined")
-            return {**state, "phase": "playing"}
-        case mx.Action("place"):  # public half of a play: a card lies face down
-            if state["phase"] != "playing" or players[state["turn"]] != who:
+            return {**state, "phase": "playing", "until": _until(action.payload)}
+        case mx.Action("place"):  # public half of a play: a card lies face down; the next turn's timer
+            if state["phase"] != "playing" or players[state["turn"]] != who or who in played:
                 raise ValueError("not your turn")
             turn = (state["turn"] + 1) % len(players)
-            return {**state, "played": {**played, who: FACE_DOWN}, "turn": turn}
+            return {**state, "played": {**played, who: FACE_DOWN}, "turn": turn, "until": _until(action.payload)}
         case mx.Action("play", int(card)):  # private half: which card (revealed with the others)
             if played.get(who) != FACE_DOWN:
                 raise ValueError("play needs its public half")
             return {**state, "played": {**played, who: card}}
-        case mx.Action("settle", int(round_)) if round_ == state["round"] and revealed(state):
-            winner = max(players, key=lambda p: strength(played[p]))
-            scores = {**state["scores"], winner: state["scores"][winner] + 1}
+        case mx.Action("settle", {"round": int(round_)}) if round_ == state["round"] and revealed(state):
+            cards = [p for p in players if isinstance(played[p], int)]
+            winner = max(cards, key=lambda p: strength(played[p])) if cards else None
+            scores = state["scores"] if winner is None else {**state["scores"], winner: state["scores"][winner] + 1}
             last = {"round": round_, "cards": played, "winner": winner}
             over = round_ >= ROUNDS
             return {
@@ -126,17 +143,36 @@ def table(state: Any, action: mx.Action) -> Any:
                 "played": {},
                 "scores": scores,
                 "round": round_ + 1,
-                "turn": players.index(winner),
+                "turn": state["turn"] if winner is None else players.index(winner),
                 "last": last,
                 "phase": "over" if over else "playing",
+                "until": None if over else _until(action.payload),
             }
     return state  # a late or repeated settle changes nothing
 
 
+def turn_timeout(state: Any, now: float) -> Any:
+    """``on_deadline``: the player whose turn it is did not play in time: skipped for this round."""
+    players, played = state["players"], state["played"]
+    if state["phase"] != "playing" or not players:
+        return {**state, "until": None}
+    who = players[state["turn"]]
+    if who in played:  # everyone has played: the round waits for its reveal and settle
+        return {**state, "until": None}
+    return {
+        **state,
+        "played": {**played, who: SKIPPED},
+        "turn": (state["turn"] + 1) % len(players),
+        "until": mx.Deadline.at(now + state["turn_seconds"]),
+    }
+
+
 def revealed(state: Any) -> bool:
-    """Every player's card lies on the table, face up."""
+    """Every player's card lies on the table, face up (or the player was skipped)."""
     played = state["played"]
-    return bool(state["players"]) and all(isinstance(played.get(p), int) for p in state["players"])
+    return bool(state["players"]) and all(
+        isinstance(played.get(p), int) or played.get(p) == SKIPPED for p in state["players"]
+    )
 
 
 def can_reveal(state: Any) -> bool:
@@ -144,12 +180,22 @@ def can_reveal(state: Any) -> bool:
     return bool(state["players"]) and all(p in state["played"] for p in state["players"])
 
 
-Table = mx.ResourceType(
-    "table",
-    table,
-    initial={"phase": "joining", "players": [], "names": {}, "scores": {}, "played": {}, "turn": 0, "round": 1},
-    can_reveal=can_reveal,
-)
+def table_initial(turn_seconds: float = TURN_SECONDS) -> dict[str, Any]:
+    """A new table; each turn lasts ``turn_seconds``."""
+    return {
+        "phase": "joining",
+        "players": [],
+        "names": {},
+        "scores": {},
+        "played": {},
+        "turn": 0,
+        "round": 1,
+        "until": None,
+        "turn_seconds": turn_seconds,
+    }
+
+
+Table = mx.ResourceType("table", table, initial=table_initial(), can_reveal=can_reveal, on_deadline=turn_timeout)
 TYPES = [Table, Hand]
 
 
@@ -163,10 +209,11 @@ class Seat:
         self.peer, self.table, self.hand = peer, table, hand
 
     @classmethod
-    async def take(cls, peer: mx.Peer) -> Seat:
-        """Bind the table and (a player) create and bind its own hand, keeping one it already has."""
+    async def take(cls, peer: mx.Peer, *, turn_seconds: float = TURN_SECONDS) -> Seat:
+        """Bind the table (creating it, if first, with ``turn_seconds`` per turn) and, for a player,
+        create and bind its own hand, keeping one it already has."""
         await peer.wait_ready()
-        table = await peer.bind(await peer.create(Table, id="main"))
+        table = await peer.bind(await peer.create(Table, table_initial(turn_seconds), id="main"))
         if peer.role == "spectator":
             return cls(peer, table, None)
         hand = await peer.bind(await peer.create(Hand, {"owner": peer.id, "count": 0}, id=peer.id))
@@ -197,17 +244,25 @@ class Seat:
             draw = mx.Action("draw", mx.master.random_int(0, 51))
             await self.hand.dispatch_private(draw, mx.Action("drew"))
 
+    def next_turn(self) -> dict[str, Any]:
+        """What an action that hands the turn on carries: the next turn's deadline, drawn by the master."""
+        return {"until": mx.master.deadline(self.table.state["turn_seconds"])}
+
+    async def start(self) -> None:
+        """Start the game (its first turn's timer runs from now)."""
+        await self.table.dispatch(mx.Action("start", self.next_turn()))
+
     async def play(self, card: int) -> None:
         """Take ``card`` from the hand and put it face down on the table."""
         assert self.hand is not None
         await self.hand.dispatch_private(mx.Action("discard", card), mx.Action("discarded"))
-        await self.table.dispatch_private(mx.Action("play", card), mx.Action("place"))
+        await self.table.dispatch_private(mx.Action("play", card), mx.Action("place", self.next_turn()))
 
     async def settle(self) -> None:
         """Once the cards are face up, score the round (any peer may; only the first counts)."""
         state = self.table.state
         if state["phase"] == "playing" and revealed(state):
-            await self.table.dispatch(mx.Action("settle", state["round"]))
+            await self.table.dispatch(mx.Action("settle", {"round": state["round"], **self.next_turn()}))
 
 
 def describe(state: Any) -> str:
@@ -221,13 +276,16 @@ def describe(state: Any) -> str:
         winners = [names[p] for p in state["players"] if state["scores"][p] == best]
         return f"game over: {' and '.join(winners)} won ({scores})"
     cards = [f"{names[p]}: {card_name(c) if isinstance(c, int) else c}" for p, c in state["played"].items()]
+    if mx.Deadline.of(state.get("until")) is not None and not mx.Deadline.fired(state["until"]):
+        cards.append(f"turn ends at {time.strftime('%H:%M:%S', time.localtime(mx.Deadline.of(state['until'])))}")
     turn = names[state["players"][state["turn"]]]
     return f"round {state['round']}/{ROUNDS}, {turn} to play; table [{'; '.join(cards)}]; scores {scores}"
 
 
 def reveal_line(last: Any, names: dict[str, str]) -> str:
-    cards = ", ".join(f"{names[p]} {card_name(c)}" for p, c in last["cards"].items())
-    return f"round {last['round']}: {cards} -> {names[last['winner']]} takes it"
+    cards = ", ".join(f"{names[p]} {card_name(c) if isinstance(c, int) else c}" for p, c in last["cards"].items())
+    winner = "nobody" if last["winner"] is None else names[last["winner"]]
+    return f"round {last['round']}: {cards} -> {winner} takes it"
 
 
 async def wait_until(res: mx.Resource, predicate: Callable[[Any], bool]) -> Any:
@@ -245,7 +303,7 @@ async def bot(seat: Seat, rng: random.Random, *, stop_after: int | None = None, 
     """
     if start_at:
         await wait_until(seat.table, lambda s: len(s["players"]) >= start_at or s["phase"] != "joining")
-        await seat.table.dispatch(mx.Action("start"))
+        await seat.start()
     await wait_until(seat.table, lambda s: s["phase"] != "joining")
     await seat.draw_hand()
     async for state in seat.table.updates():
@@ -260,7 +318,7 @@ async def bot(seat: Seat, rng: random.Random, *, stop_after: int | None = None, 
 # -- in one process: bots, a spectator, a crash and a comeback --------------------------------------
 
 
-async def local_game(players: int, seed: int) -> dict[str, Any]:
+async def local_game(players: int, seed: int, turn_seconds: float = TURN_SECONDS) -> dict[str, Any]:
     """Bots play a whole game on a FaultyNetwork; the last player crashes after round 2 and comes back."""
     network = mx.testing.FaultyNetwork(seed=seed)
     rng = random.Random(seed)
@@ -282,7 +340,10 @@ async def local_game(players: int, seed: int) -> dict[str, Any]:
             print(f"[watcher] {line}", flush=True)
 
     async with AsyncExitStack() as stack:
-        seats = {name: await Seat.take(await stack.enter_async_context(peer(name))) for name in names[:-1]}
+        seats = {
+            name: await Seat.take(await stack.enter_async_context(peer(name)), turn_seconds=turn_seconds)
+            for name in names[:-1]
+        }
         watcher = await Seat.take(await stack.enter_async_context(peer("watcher", "spectator")))
         watcher.table.on_update(show)
         async with anyio.create_task_group() as tg:
@@ -291,7 +352,7 @@ async def local_game(players: int, seed: int) -> dict[str, Any]:
             async with peer(victim) as first:  # its own block: it dies on its own
                 crashed = await Seat.take(first)
                 await wait_until(watcher.table, lambda s: len(s["players"]) == players)
-                await seats[names[0]].table.dispatch(mx.Action("start"))
+                await seats[names[0]].start()
                 await bot(crashed, random.Random(rng.random()), stop_after=2)
                 before = sorted(crashed.cards)
                 print(f"[{victim}] crashes holding {', '.join(map(card_name, before))}", flush=True)
@@ -334,7 +395,7 @@ async def lan_game(args: argparse.Namespace) -> int:
         peer.on_peer_left(lambda info, reason: print(f"* {info.name} {reason}", flush=True))
         peer.on_diagnostic(lambda d: print(f"! {d.kind}: {d.reason}", flush=True))
         try:
-            seat = await Seat.take(peer)
+            seat = await Seat.take(peer, turn_seconds=args.turn_seconds)
         except mx.AuthenticationFailed as exc:
             print(f"{exc} (--secret)", file=sys.stderr)
             return 2
@@ -373,7 +434,7 @@ async def draw_when_started(seat: Seat) -> None:
 async def command(seat: Seat, text: str) -> None:
     """``s``: start; a number: play that card of your hand."""
     if text == "s":
-        await seat.table.dispatch(mx.Action("start"))
+        await seat.start()
     elif text.isdigit() and seat.hand is not None:
         cards = seat.cards
         if not 1 <= int(text) <= len(cards):
@@ -423,12 +484,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spectate", action="store_true", help="watch: never master, not a player")
     parser.add_argument("--bot", action="store_true", help="play by yourself")
     parser.add_argument("--players", type=int, default=2, help="--bot: start once this many players joined")
+    parser.add_argument("--turn-seconds", type=float, default=TURN_SECONDS, help="a turn's timer (seconds)")
     parser.add_argument("--identity", default=None, metavar="FILE", help="your key file (default: per name, in tmp)")
     args = parser.parse_args(argv)
     if args.local is not None:
         if not 2 <= args.local <= MAX_PLAYERS:
             parser.error(f"--local takes 2 to {MAX_PLAYERS} players")
-        summary = anyio.run(local_game, args.local, args.seed)
+        summary = anyio.run(local_game, args.local, args.seed, args.turn_seconds)
         print(json.dumps(summary), flush=True)
         return 0 if summary["checksums_equal"] and summary["hand_restored"] else 1
     return anyio.run(lan_game, args)

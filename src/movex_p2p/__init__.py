@@ -29,8 +29,8 @@ from .identity import Identity
 from .lobby import browse_rooms
 from .node import Diagnostic, DispatchHandle, Peer, Resource, ResourceInfo
 from .presence import PeerInfo, RoomInfo
-from .resource.types import Action, ResourceType, TransformContext
-from .resource.values import master
+from .resource.types import Action, ResourceType, TransformContext, Unrevealed
+from .resource.values import Deadline, master
 from .transport.memory import LocalNetwork
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ __all__ = [
     "ActionRejected",
     "ActionStuck",
     "AuthenticationFailed",
+    "Deadline",
     "Diagnostic",
     "DispatchHandle",
     "ElectionConfig",
@@ -65,6 +66,7 @@ __all__ = [
     "StateTooLarge",
     "TransformContext",
     "TransportError",
+    "Unrevealed",
     "browse_rooms",
     "master",
 ]

@@ -110,8 +110,11 @@ class Diagnostic:
     - ``"forked"``: the master ``peer`` was caught forging (an action its author never signed, a
       reveal that breaks its commitment, or two different histories sealed for one log index); it
       is not followed any more.
-    - ``"app_error"``: the app's ``can_reveal``, or its reducer revealing a private action,
-      raised on ``rid`` (``reason`` says what): no reveal, or that private half was dropped.
+    - ``"app_error"``: the app's ``can_reveal``, its reducer revealing a private action, its
+      ``on_unrevealed`` or its ``on_deadline`` raised on ``rid`` (``reason`` says what): no reveal,
+      that private half dropped, or the state left as it was.
+    - ``"private_lost"``: own private actions on ``rid`` were never revealed (this process lacks
+      them after a restart, or they reached the master ``peer`` too late); ``on_unrevealed`` ran.
     - ``"fault"``: a bug in movex_p2p (``detail`` holds the traceback; please report it).
     """
 
@@ -981,6 +984,12 @@ class Peer:
             case fx.AppRaised(rid=rid, where=where, error=error):
                 reason = f"{where} raised {error}"
                 self._diagnose(Diagnostic(kind="app_error", peer=None, reason=reason, rid=rid))
+            case fx.PrivateLost(rid=rid, seqs=seqs, master=master):
+                reason = (
+                    f"own private actions (seqs {_seq_ranges(seqs)}) were never revealed: this process does not "
+                    "hold them (a restart?) or they reached the master too late; the type's on_unrevealed ran"
+                )
+                self._diagnose(Diagnostic(kind="private_lost", peer=master, reason=reason, rid=rid))
             case fx.ResourceRemoved(rid=rid):
                 resource = self._resources.pop(rid, None)
                 if resource is not None:

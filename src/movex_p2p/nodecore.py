@@ -297,8 +297,11 @@ class NodeCore:
         waits = []
         if self.election.deadline is not None:
             waits.append(self.election.deadline - now)
-        if self.master is not None and self.master.deadline is not None:
-            waits.append(self.master.deadline - wall)
+        master = self.master
+        if master is not None and master.deadline is not None:
+            waits.append(master.deadline - wall)
+        if master is not None and master.due is not None and self.election.can_confirm(now):
+            waits.append(master.due - wall)  # a reveal timeout or a deadline in a state (not without the lease)
         if self.client.deadline is not None:
             waits.append(self.client.deadline - wall)
         return max(0.0, min(waits)) if waits else None
@@ -745,6 +748,7 @@ class NodeCore:
                     | fx.Stalled()
                     | fx.Stuck()
                     | fx.AppRaised()
+                    | fx.PrivateLost()
                 ):
                     self._events.append(effect)
                 case _:

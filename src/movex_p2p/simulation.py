@@ -56,6 +56,10 @@ class SimPeer:
     stuck: dict[tuple[Rid, int], float] = field(default_factory=dict)
     """Own actions reported stuck (:class:`~movex_p2p.resource.effects.Stuck`), and when."""
     dispatched: dict[tuple[Rid, int], Action] = field(default_factory=dict)
+    lost: dict[tuple[Rid, int], float] = field(default_factory=dict)
+    """Own private halves never revealed (:class:`~movex_p2p.resource.effects.PrivateLost`), and when."""
+    app_errors: list[fx.AppRaised] = field(default_factory=list)
+    """The app's hooks that raised while this peer was master."""
     resyncs: int = 0
     rebased: int = 0
     master_changes: int = 0
@@ -102,7 +106,7 @@ class Simulation:
         keys = random.Random(seed ^ 0x5EED)
         identities = [Identity(keys.randbytes(KEY_SIZE)) if signed else None for _ in range(size)]
         self.ids = [PeerId(f"p{i}") if ident is None else ident.id for i, ident in enumerate(identities)]
-        config = config or el.ElectionConfig()
+        config = self._config = config or el.ElectionConfig()
         self.peers: dict[PeerId, SimPeer] = {
             pid: SimPeer(
                 NodeCore(pid, types=self.types, election=config, rng=random.Random(self.rng.random()), identity=ident)
@@ -162,6 +166,22 @@ class Simulation:
         self.links.kill(pid)
         self._topology_changed(detect=self.detect_after)
 
+    def restart(self, pid: str) -> None:
+        """Killed ``pid`` comes back as a new process with the same identity (nothing it held in memory
+        survives); call it once the others noticed the kill (``detect_after``)."""
+        peer = PeerId(pid)
+        if self.peers[peer].alive:
+            raise ValueError(f"{pid} is alive: kill it first")
+        identity = self.peers[peer].core.identity
+        core = NodeCore(
+            peer, types=self.types, election=self._config, rng=random.Random(self.rng.random()), identity=identity
+        )
+        self.peers[peer] = SimPeer(core)
+        self.links.revive(pid)
+        self._seen[peer] = set()
+        self._execute(peer, core.start(self.now, self.now))
+        self._topology_changed(detect=0.05)
+
     def partition(self, *groups: Iterable[str]) -> None:
         """Cut links between groups (peers in no group form one more group)."""
         self.links.partition(*groups)
@@ -199,7 +219,7 @@ class Simulation:
         self._execute(PeerId(pid), self.peers[PeerId(pid)].core.flush(self.now, self.now))
 
     def at(self, when: float, kind: str, *args: Any) -> None:
-        """Schedule ``kind`` (kill, partition, heal, call) at virtual time ``when``."""
+        """Schedule ``kind`` (kill, restart, partition, heal, call) at virtual time ``when``."""
         self._push(when, kind, args)
 
     def run(self, seconds: float, *, until: Callable[[Simulation], bool] | None = None) -> bool:
@@ -249,6 +269,8 @@ class Simulation:
                 self._report_links(pid)
             case "kill":
                 self.kill(*event.args)
+            case "restart":
+                self.restart(*event.args)
             case "partition":
                 self.partition(*event.args)
             case "heal":
@@ -307,6 +329,11 @@ class Simulation:
                 case fx.Stuck(rid=rid, seqs=seqs):
                     for seq in seqs:
                         peer.stuck[(rid, seq)] = self.now
+                case fx.PrivateLost(rid=rid, seqs=seqs):
+                    for seq in seqs:
+                        peer.lost[(rid, seq)] = self.now
+                case fx.AppRaised():
+                    peer.app_errors.append(event)
                 case fx.ResyncStarted():
                     peer.resyncs += 1
                 case fx.Rebased(count=count):

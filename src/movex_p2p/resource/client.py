@@ -19,7 +19,7 @@ replicas: anything else is a forgery by the master (a :class:`~.effects.Forged` 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, assert_never
 
@@ -30,6 +30,7 @@ from .effects import (
     Effect,
     Forged,
     PresenceChanged,
+    PrivateLost,
     Rebased,
     RequestSettled,
     ResourceRemoved,
@@ -49,6 +50,7 @@ from .messages import (
     Committed,
     Create,
     Created,
+    Elapsed,
     Endorsed,
     Held,
     Position,
@@ -75,7 +77,7 @@ from .messages import (
 )
 from .replica import Replica
 from .state import check_data, checksum, freeze, size_of
-from .types import Action, ResourceType, TransformContext, parse_rid
+from .types import Action, ResourceType, TransformContext, Unrevealed, parse_rid
 from .values import has_master_values
 
 __all__ = ["ClientCore", "Pending", "is_opaque", "opaque_type"]
@@ -377,6 +379,8 @@ class ClientCore:
                 return self._on_applied(message, now, verify=verify)
             case Revealed():
                 return self._on_revealed(message, now, verify=self.verify and sender != self.me)
+            case Elapsed():
+                return self._on_elapsed(message, now)
             case Created():
                 return self._on_created(message)
             case Presence():
@@ -421,8 +425,11 @@ class ClientCore:
         if stamp is not None:
             self._clock_offset = stamp - now
 
-    def _apply_entry(self, msg: Applied | Revealed, actions: list[Action | None], now: float) -> Replica | list[Effect]:
-        """Replay ``actions`` for entry ``msg`` and verify it; the replica, or what to do instead."""
+    def _apply_entry(
+        self, msg: Applied | Revealed | Elapsed, compute: Callable[[Replica], Any], now: float
+    ) -> Replica | list[Effect]:
+        """Compute the state after entry ``msg`` (``compute(replica)``, which may raise) and verify it;
+        the replica, or what to do instead."""
         res = self.replicas.get(msg.rid)
         if res is None:
             return self._resync(msg.rid, "entry for an unknown resource")
@@ -440,12 +447,8 @@ class ClientCore:
             return self._refresh(now)
         if msg.version != res.version + 1:
             return self._resync(msg.rid, f"version gap: have {res.version}, got {msg.version}")
-        state = res.state
         try:
-            for action in actions:
-                if action is None:
-                    raise InvalidState("a revealed action is missing")
-                state = res.type.reduce(state, action)
+            state = compute(res)
         except Exception as exc:
             return self._resync(msg.rid, f"reducer raised on a confirmed action: {exc!r}")
         digest = checksum(state)
@@ -499,12 +502,13 @@ class ClientCore:
             forged = self._forged(msg)
             if forged is not None:
                 return [Forged(peer=self.master or msg.author, reason=forged)]
-        res = self._apply_entry(msg, [msg.action.by(msg.author)], now)
+        action = msg.action.by(msg.author)
+        res = self._apply_entry(msg, lambda replica: replica.type.reduce(replica.state, action), now)
         if not isinstance(res, Replica):
             return res
         res.settle(msg.author, msg.seq, applied=True)
         if msg.private:
-            res.held.append(Held(author=msg.author, seq=msg.seq, commitment=msg.commitment))
+            res.held.append(Held(author=msg.author, seq=msg.seq, commitment=msg.commitment, public=action))
         effects: list[Effect] = []
         if msg.author == self.me:
             if self.wait_commit and msg.index > self.committed:
@@ -547,7 +551,7 @@ class ClientCore:
             broken = self._broken_commitment(msg)
             if broken is not None:
                 return [Forged(peer=self.master or PeerId(""), reason=broken)]
-        res = self._apply_entry(msg, [None if h.action is None else h.action.by(h.author) for h in msg.actions], now)
+        res = self._apply_entry(msg, lambda replica: _reveal(replica, msg.actions), now)
         if not isinstance(res, Replica):
             return res
         res.held = []
@@ -555,6 +559,14 @@ class ClientCore:
         for item in self._pending.get(msg.rid, ()):
             if item.index is not None:
                 item.private = None  # revealed: it is in the confirmed state now
+        lost = tuple(h.seq for h in msg.actions if h.action is None and h.author == self.me)
+        effects: list[Effect] = [PrivateLost(rid=msg.rid, seqs=lost, master=self.master)] if lost else []
+        return effects + self._changed(msg.rid)
+
+    def _on_elapsed(self, msg: Elapsed, now: float) -> list[Effect]:
+        res = self._apply_entry(msg, lambda replica: replica.type.elapse(replica.state, msg.deadline, msg.now)[0], now)
+        if not isinstance(res, Replica):
+            return res
         return self._changed(msg.rid)
 
     def _on_created(self, msg: Created) -> list[Effect]:
@@ -907,6 +919,22 @@ class ClientCore:
             except Exception:
                 continue
         return None if cached is None else state
+
+
+def _reveal(res: Replica, actions: tuple[Held, ...]) -> Any:
+    """``res``'s state after a reveal: each revealed half replayed, ``on_unrevealed`` for each lost one.
+
+    A lost half's public half is taken from this replica's own reference when it has one (it
+    saw the pair's entry), not from the master's word."""
+    publics = {(h.author, h.seq): h.public for h in res.held if h.public is not None}
+    state = res.state
+    for held in actions:
+        if held.action is None:
+            public = publics.get((held.author, held.seq), held.public)
+            state, _ = res.type.unrevealed(state, Unrevealed(held.author, held.seq, public))
+        else:
+            state = res.type.reduce(state, held.action.by(held.author))
+    return state
 
 
 def _check_size(type_: ResourceType, size: int, what: str) -> None:

@@ -15,6 +15,7 @@ __all__ = [
     "Forged",
     "Notice",
     "PresenceChanged",
+    "PrivateLost",
     "Publish",
     "Rebased",
     "RequestSettled",
@@ -140,14 +141,26 @@ class Forged:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AppRaised:
-    """The app's ``where`` (``can_reveal``, a reducer revealing a private half) raised on ``rid``.
+    """The app's ``where`` (``can_reveal``, a reducer revealing a private half, ``on_unrevealed``,
+    ``on_deadline``) raised on ``rid``, or broke the reducer's contract.
 
-    What it guarded did not happen: no reveal, or that private half was dropped.
+    What it guarded did not happen: no reveal, that private half was dropped, or the state was
+    left as it was (a deadline is marked fired all the same).
     """
 
     rid: Rid
     where: str
     error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrivateLost:
+    """Own private halves ``seqs`` on ``rid`` were never revealed (this process lacks them, or they came
+    too late): the master ``master`` ran the type's ``on_unrevealed`` for them instead."""
+
+    rid: Rid
+    seqs: tuple[int, ...]
+    master: PeerId | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,6 +183,7 @@ Notice = (
     | Stalled
     | Stuck
     | AppRaised
+    | PrivateLost
 )
 """What the app hears of: the node passes these on unchanged."""
 

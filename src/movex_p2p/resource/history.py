@@ -24,7 +24,7 @@ from ..ids import PeerId, Rid, Term
 from ..proofs import signer, statement
 from .messages import Endorse, Endorsed, Head, Held, Sealed
 from .types import Action
-from .values import MasterValue
+from .values import FIRED_KEY, Deadline, MasterValue
 
 __all__ = [
     "DIGEST_SIZE",
@@ -85,7 +85,10 @@ def endorsement_signer(message: Endorse | Endorsed) -> PeerId | None:
 
 def meta_digest(applied: Mapping[str, int], held: Iterable[Held]) -> bytes:
     """The digest of a replica's applied seqs and held references (its head's ``meta``)."""
-    body = [sorted(applied.items()), [[h.author, h.seq, h.commitment] for h in held]]
+    body = [
+        sorted(applied.items()),
+        [[h.author, h.seq, h.commitment, None if h.public is None else _encode(h.public)] for h in held],
+    ]
     return _hash(cbor2.dumps(body, canonical=True))
 
 
@@ -116,6 +119,8 @@ def resolves(origin: Any, resolved: Any) -> bool:
                 return type(resolved) is float or type(resolved) is int
             case "random_int":
                 return type(resolved) is int and origin.args[0] <= resolved <= origin.args[1]
+            case "deadline":
+                return Deadline.of(resolved) is not None and FIRED_KEY not in resolved
             case _:
                 return type(resolved) is str
     if isinstance(origin, list | tuple):

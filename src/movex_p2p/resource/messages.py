@@ -34,6 +34,7 @@ __all__ = [
     "Committed",
     "Create",
     "Created",
+    "Elapsed",
     "Endorse",
     "Endorsed",
     "Era",
@@ -223,11 +224,18 @@ class Held:
     nonce: bytes = b""
     origin: Action | None = None
     """In a reveal: the private half as dispatched, when the master resolved master values in it."""
+    public: Action | None = None
+    """The pair's public half (what ``on_unrevealed`` is told if the private half is never revealed)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Revealed:
-    """Log entry: held private actions replayed onto the public state in master order."""
+    """Log entry: held private actions replayed onto the public state in master order.
+
+    A held reference without ``action`` is a private half that could not be revealed (its author
+    gone, or back without it, or silent for the type's ``reveal_timeout``): the type's
+    ``on_unrevealed`` runs for it at its place in the order.
+    """
 
     term: Term
     index: int
@@ -391,6 +399,20 @@ class Began:
     index: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Elapsed:
+    """Log entry: the earliest deadline in ``rid``'s state (at ``deadline``) passed: it is marked fired
+    and the type's ``on_deadline`` ran with the master's clock ``now``, giving ``version`` and ``checksum``."""
+
+    term: Term
+    index: int
+    rid: Rid
+    version: int
+    deadline: float
+    checksum: bytes
+    now: float
+
+
 # -- client -> master, answering the master (after the types they carry) -------------------
 
 
@@ -437,6 +459,7 @@ ToClients = (
     | Removed
     | Sealed
     | Endorsed
+    | Elapsed
 )
 """Master -> clients (:attr:`Route.TO_CLIENTS`): every peer's ClientCore applies them."""
 
@@ -483,5 +506,6 @@ MESSAGES: Final[dict[int, type[ResourceMessage]]] = {
     54: Endorsed,
     55: Sealed,
     56: Witness,
+    57: Elapsed,
 }
 """Wire tags: append, never renumber."""

@@ -12,7 +12,8 @@ from typing import Any, Final
 
 from ..errors import InvalidState, LocalProtocolError
 from ..ids import Rid
-from .state import freeze
+from .state import freeze, size_of
+from .values import fire_deadline
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -20,6 +21,7 @@ __all__ = [
     "Reducer",
     "ResourceType",
     "TransformContext",
+    "Unrevealed",
     "code_version",
     "make_rid",
     "parse_rid",
@@ -67,10 +69,27 @@ class TransformContext:
     now: float
 
 
+@dataclass(frozen=True, slots=True)
+class Unrevealed:
+    """A private half that was never revealed: what ``ResourceType(on_unrevealed=...)`` receives.
+
+    ``author`` dispatched the pair as its action ``seq``; ``public`` is the pair's public half (None
+    only if this replica never saw it). Its author is gone, or came back without it (a restarted
+    process), or did not hand it to the master within the type's ``reveal_timeout``.
+    """
+
+    author: str
+    seq: int
+    public: Action | None
+
+
 Reducer = Callable[[Any, Action], Any]
 
 DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
 """The default ``ResourceType.max_bytes``: 64 MiB."""
+
+DEFAULT_REVEAL_TIMEOUT: Final = 10.0
+"""The default ``ResourceType.reveal_timeout``: seconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +101,17 @@ class ResourceType:
     ``max_bytes`` bounds a state (and an action) of this type, counted as its CBOR encoding:
     anything up to it syncs, however many such resources a room holds.
 
+    ``on_unrevealed(state, u: Unrevealed) -> state`` runs, in the reveal's entry, for each private
+    half that cannot be revealed: its author is gone without it, or connected but did not hand
+    it over within ``reveal_timeout`` seconds of the reveal being due. Default: the half is
+    dropped and the rest revealed. ``on_deadline(state, now) -> state`` runs, as one entry, when
+    the earliest :class:`~.values.Deadline` in the state passes. Both run on every peer (pure, like
+    the reducer); one that raises, or breaks the reducer's contract, leaves the state as it was.
+
     ``version``: peers whose versions of a type differ cannot share its resources (two builds of
     a game with different rules never mix). Default: :func:`code_version` of the reducer,
-    ``can_reveal`` and ``transform``, so any change to the rules changes it.
+    ``can_reveal``, ``transform``, ``on_unrevealed`` and ``on_deadline``, so any change to the
+    rules changes it.
     """
 
     name: str
@@ -94,6 +121,9 @@ class ResourceType:
     transform: Callable[[Any, TransformContext], Any] | None = field(default=None, kw_only=True)
     max_bytes: int = field(default=DEFAULT_MAX_BYTES, kw_only=True)
     version: str = field(default="", kw_only=True)
+    reveal_timeout: float = field(default=DEFAULT_REVEAL_TIMEOUT, kw_only=True)
+    on_unrevealed: Callable[[Any, Unrevealed], Any] | None = field(default=None, kw_only=True)
+    on_deadline: Callable[[Any, float], Any] | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or ":" in self.name:
@@ -104,8 +134,14 @@ class ResourceType:
             raise ValueError(f"max_bytes must be a positive int, not {self.max_bytes!r}")
         if not isinstance(self.version, str) or len(self.version) > MAX_VERSION:
             raise ValueError(f"version must be a str of at most {MAX_VERSION} characters, not {self.version!r}")
+        if type(self.reveal_timeout) not in (int, float) or not 0 <= self.reveal_timeout < float("inf"):
+            raise ValueError(f"reveal_timeout must be a finite number of seconds >= 0, not {self.reveal_timeout!r}")
+        for hook in ("on_unrevealed", "on_deadline"):
+            if getattr(self, hook) is not None and not callable(getattr(self, hook)):
+                raise TypeError(f"{hook} must be callable")
         if not self.version:
-            object.__setattr__(self, "version", code_version(self.reducer, self.can_reveal, self.transform))
+            hooks = (self.reducer, self.can_reveal, self.transform, self.on_unrevealed, self.on_deadline)
+            object.__setattr__(self, "version", code_version(*hooks))
 
     def rid(self, id: str) -> Rid:
         """The rid of the resource ``id`` of this type."""
@@ -127,6 +163,39 @@ class ResourceType:
             raise InvalidState(
                 f"the {self.name!r} reducer returned data that is not JSON-like for action {action.type!r}: {exc}"
             ) from None
+
+    def unrevealed(self, state: Any, lost: Unrevealed) -> tuple[Any, str | None]:
+        """The state once ``on_unrevealed`` handled ``lost``, and why it failed (then the state is unchanged)."""
+        hook = self.on_unrevealed
+        if hook is None:
+            return state, None
+        return self._run_hook(state, lambda: hook(state, lost), "on_unrevealed")
+
+    def elapse(self, state: Any, deadline: float, now: float) -> tuple[Any, str | None]:
+        """The state once the deadline at ``deadline`` fired at ``now`` (marked fired, then ``on_deadline``),
+        and why ``on_deadline`` failed (then the state is only marked)."""
+        marked = freeze(fire_deadline(state, deadline))
+        hook = self.on_deadline
+        if hook is None:
+            return marked, None
+        return self._run_hook(marked, lambda: hook(marked, now), "on_deadline")
+
+    def _run_hook(self, state: Any, call: Callable[[], Any], hook: str) -> tuple[Any, str | None]:
+        """Run the app's ``hook`` held to the reducer's contract and to max_bytes: its result, or ``state``
+        and why not (contained identically on every peer)."""
+        try:
+            result = call()
+            if result is state:
+                return state, None
+            if result is None:
+                return state, f"the {self.name!r} {hook} returned None: return the state"
+            result = freeze(result)
+        except Exception as exc:  # the app's code, or data that is not JSON-like
+            return state, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        size = size_of(result)
+        if size > self.max_bytes:
+            return state, f"the {self.name!r} {hook} returned {size} bytes, over max_bytes {self.max_bytes}"
+        return result, None
 
 
 def make_rid(type_name: str, id: str) -> Rid:

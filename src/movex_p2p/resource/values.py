@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid as _uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -10,9 +11,28 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     import random
 
-__all__ = ["MasterValue", "has_master_values", "master", "resolve_master_values"]
+__all__ = [
+    "DEADLINE_KEY",
+    "FIRED_KEY",
+    "Deadline",
+    "MasterValue",
+    "earliest_deadline",
+    "fire_deadline",
+    "has_master_values",
+    "master",
+    "resolve_master_values",
+]
 
-_KINDS: Final = {"now": 0, "random": 0, "random_int": 2, "uuid": 0}
+_KINDS: Final = {"now": 0, "random": 0, "random_int": 2, "uuid": 0, "deadline": 1}
+
+DEADLINE_KEY: Final = "$deadline"
+"""The key of a deadline in a state: ``{"$deadline": seconds since the epoch}`` (see :class:`Deadline`)."""
+
+FIRED_KEY: Final = "$fired"
+"""Set to True in a deadline once the type's ``on_deadline`` ran for it."""
+
+MAX_DEADLINE_SECONDS: Final = 10**9
+"""The longest ``master.deadline(seconds)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,13 +40,18 @@ class MasterValue:
     """A placeholder replaced by the master before the reducer runs."""
 
     kind: str
-    args: tuple[int, ...] = ()
+    args: tuple[float, ...] = ()
 
     @classmethod
     def build(cls, kind: Any, args: tuple[Any, ...]) -> MasterValue:
         """Validate untrusted parts and build a placeholder."""
         if kind not in _KINDS or len(args) != _KINDS[kind]:
             raise ValueError(f"unknown master value {kind!r}/{len(args)}")
+        if kind == "deadline":
+            seconds = args[0]
+            if type(seconds) not in (int, float) or not 0 <= seconds <= MAX_DEADLINE_SECONDS:
+                raise ValueError(f"deadline(seconds) needs 0 <= seconds <= {MAX_DEADLINE_SECONDS}, not {seconds!r}")
+            return cls(kind, args)
         if any(type(a) is not int for a in args):
             raise TypeError("master value arguments must be ints")
         if kind == "random_int" and args[0] > args[1]:
@@ -60,6 +85,14 @@ class _Master:
         """A random UUID (str) drawn by the master."""
         return MasterValue("uuid")
 
+    @staticmethod
+    def deadline(seconds: float) -> MasterValue:
+        """A :class:`Deadline` ``seconds`` from the master's clock when it applies the action.
+
+        Once it passes, the type's ``on_deadline`` runs (see :class:`Deadline`).
+        """
+        return MasterValue.build("deadline", (seconds,))
+
 
 master: Final = _Master()
 
@@ -86,7 +119,9 @@ def resolve_master_values(value: Any, *, now: float, rng: random.Random) -> Any:
             case "random":
                 return rng.random()
             case "random_int":
-                return rng.randint(value.args[0], value.args[1])
+                return rng.randint(int(value.args[0]), int(value.args[1]))
+            case "deadline":
+                return Deadline.at(now + value.args[0])
             case _:  # "uuid"
                 return str(_uuid.UUID(int=rng.getrandbits(128), version=4))
     if kind is list or kind is tuple:
@@ -94,6 +129,83 @@ def resolve_master_values(value: Any, *, now: float, rng: random.Random) -> Any:
     if isinstance(value, dict):
         return {key: resolve_master_values(item, now=now, rng=rng) for key, item in value.items()}
     return value
+
+
+class Deadline:
+    """A wall-clock deadline in a state: the plain dict ``{"$deadline": seconds since the epoch}``.
+
+    ``mx.master.deadline(30)`` in a payload becomes one, drawn by the master; a reducer stores it
+    in the state like any value, and ``on_deadline`` may build one with :meth:`at` (from its
+    ``now``). When the earliest deadline in a state of a type with ``on_deadline`` passes on the
+    master's clock, the master appends one entry that marks it fired (``"$fired": True`` is added,
+    so it never fires again) and runs ``on_deadline(state, now)``. Being data, it is checksummed
+    and replicated like the rest of the state, so a new master finds it where the last one left it.
+    """
+
+    __slots__ = ()
+
+    @staticmethod
+    def at(when: float) -> dict[str, Any]:
+        """The deadline at ``when`` (seconds since the epoch, the master's clock)."""
+        if type(when) not in (int, float) or not math.isfinite(when):
+            raise ValueError(f"a deadline is a finite number of seconds, not {when!r}")
+        return {DEADLINE_KEY: when}
+
+    @staticmethod
+    def of(value: Any) -> float | None:
+        """The time of ``value`` if it is a deadline (fired or not), else None."""
+        if not isinstance(value, dict) or DEADLINE_KEY not in value:
+            return None
+        when = value[DEADLINE_KEY]
+        if type(when) not in (int, float) or not all(k in (DEADLINE_KEY, FIRED_KEY) for k in value):
+            return None
+        return float(when)
+
+    @staticmethod
+    def fired(value: Any) -> bool:
+        """True if ``value`` is a deadline whose ``on_deadline`` already ran."""
+        return Deadline.of(value) is not None and value.get(FIRED_KEY) is True
+
+
+def earliest_deadline(state: Any) -> float | None:
+    """The earliest deadline in ``state`` not fired yet, or None."""
+    if isinstance(state, dict):
+        when = Deadline.of(state)
+        if when is not None:
+            return None if state.get(FIRED_KEY) is True else when
+        items: Any = state.values()
+    elif isinstance(state, list):
+        items = state
+    else:
+        return None
+    found: float | None = None
+    for item in items:
+        if isinstance(item, dict | list):
+            t = earliest_deadline(item)
+            if t is not None and (found is None or t < found):
+                found = t
+    return found
+
+
+def fire_deadline(state: Any, when: float) -> Any:
+    """``state`` with every deadline at ``when`` not fired yet marked fired (unchanged parts shared)."""
+    if isinstance(state, dict):
+        at = Deadline.of(state)
+        if at is not None:
+            if at == when and state.get(FIRED_KEY) is not True:
+                return {DEADLINE_KEY: state[DEADLINE_KEY], FIRED_KEY: True}
+            return state
+        changed = {}
+        for key, item in state.items():
+            if isinstance(item, dict | list):
+                new = fire_deadline(item, when)
+                if new is not item:
+                    changed[key] = new
+        return {**state, **changed} if changed else state
+    if isinstance(state, list):
+        items = [fire_deadline(item, when) if isinstance(item, dict | list) else item for item in state]
+        return items if any(a is not b for a, b in zip(items, state, strict=True)) else state
+    return state
 
 
 def seed_for(salt: bytes, term: int, rid: str, version: int) -> int:
