@@ -105,7 +105,7 @@ class ResourceType:
     half that cannot be revealed: its author is gone without it, or connected but did not hand
     it over within ``reveal_timeout`` seconds of the reveal being due. Default: the half is
     dropped and the rest revealed. ``on_deadline(state, now) -> state`` runs, as one entry, when
-    the earliest :class:`~.values.Deadline` in the state passes. Both run on every peer (pure, like
+    the earliest :class:`~movex_p2p.resource.values.Deadline` in the state passes. Both run on every peer (pure, like
     the reducer); one that raises, or breaks the reducer's contract, leaves the state as it was.
 
     ``version``: peers whose versions of a type differ cannot share its resources (two builds of
