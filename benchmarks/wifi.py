@@ -21,6 +21,8 @@ Tables:
   right after (issue 15): seconds from the kill until every survivor's last burst handle settled
   (p50, max), beside the paced failover (the failover table's measure) run in the same loop,
   lost / doubled / stuck actions and failed runs (a handle that never settled, two checksums);
+- merge: a host plays alone 1.5 s, then 3 peers start at once (one may be elected); everyone
+  plays 2 s more: the host's actions rejected (0 expected), lost / doubled, failed runs (issue 16);
 - steady: 4 peers playing for ``--seconds`` (default 60); master changes and peers declared dead
   while nobody left (spurious, both should be 0), confirmed actions/s of the room;
 - startup: 4 peers started together; seconds from the last one entering its room until nobody
@@ -50,10 +52,19 @@ import anyio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "src"), str(ROOT)]
 from multihost import open_hosts, unavailable_reason  # noqa: E402
-from wifi_bed import failover_at_loss, failover_with_burst, join, raw_bulk, raw_pings, startup, steady  # noqa: E402
+from wifi_bed import (  # noqa: E402
+    failover_at_loss,
+    failover_with_burst,
+    join,
+    raw_bulk,
+    raw_pings,
+    startup,
+    startup_merge,
+    steady,
+)
 
 Row = dict[str, Any]
-TABLES = ["timers", "failover", "burst", "steady", "startup", "join", "scale"]
+TABLES = ["timers", "failover", "burst", "merge", "steady", "startup", "join", "scale"]
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -152,6 +163,17 @@ async def burst_rows(
                 }
             )
     return rows
+
+
+async def merge_rows(runs: int) -> list[Row]:
+    rejected, lost, doubled, bad = 0, 0, 0, 0
+    for run in range(runs):
+        async with open_hosts(4) as hosts:
+            result = await startup_merge(hosts, run=run)
+        rejected, lost, doubled = rejected + result.rejected, lost + result.lost, doubled + result.doubled
+        bad += result.rejected > 0 or (result.checksums, result.masters) != (1, 1)
+        print(f"  merge run {run + 1}/{runs}: {result}", flush=True)
+    return [{"runs": runs, "host_rejected": rejected, "lost": lost, "doubled": doubled, "failed_runs": bad}]
 
 
 async def steady_rows(losses: list[int], seconds: float) -> list[Row]:
@@ -293,6 +315,7 @@ async def main(args: argparse.Namespace) -> int:
     tables = {
         "timers": lambda: timers_rows(args.timers_loss),
         "failover": lambda: failover_rows(args.loss, args.runs),
+        "merge": lambda: merge_rows(args.runs),
         "burst": lambda: burst_rows(args.loss, args.runs, args.burst, args.burst_peers, paced_too=not args.no_paced),
         "steady": lambda: steady_rows(args.loss, args.seconds),
         "startup": lambda: startup_rows(args.loss, args.runs),

@@ -22,6 +22,7 @@ from netns import PeerProcess
 __all__ = [
     "BurstResult",
     "JoinResult",
+    "MergeResult",
     "StartupResult",
     "SteadyResult",
     "failover_at_loss",
@@ -30,6 +31,7 @@ __all__ = [
     "raw_bulk",
     "raw_pings",
     "startup",
+    "startup_merge",
     "steady",
 ]
 
@@ -261,6 +263,55 @@ async def failover_with_burst(
         result.doubled += max(0, applied - int(f["confirmed"]))
         result.lost += max(0, int(f["confirmed"]) - applied)
     for p in survivors:
+        await hosts.leave(p, within=15)
+    return result
+
+
+@dataclass
+class MergeResult:
+    """A host played alone, then three peers joined at once: what became of the host's actions?"""
+
+    confirmed: int
+    rejected: int
+    """The host's actions that failed (ResourceNotFound, "join first"...): 0 expected."""
+    lost: int = 0
+    doubled: int = 0
+    checksums: int = 0
+    masters: int = 0
+    """Distinct masters the peers followed at the end (1 expected)."""
+
+
+async def startup_merge(hosts: Hosts, *, run: int = 0, alone: float = 1.5, joiners: int = 3) -> MergeResult:
+    """Issue 16, item 3: the host plays alone ``alone`` s; ``joiners`` peers start at once (one may be
+    elected); everyone plays 2 s more. The host's actions must all be confirmed, none rejected."""
+    host = await hosts.spawn_on(0, [*_peer_args(f"m{run}h", 0, run * 10), "--interval", "0.025"], name=f"m{run}h")
+    await host.wait_event("ready", within=60)
+    await host.command("go")
+    await anyio.sleep(alone)
+    others = [
+        await hosts.spawn_on(
+            1 + i % (len(hosts.names) - 1), [*_peer_args(f"m{run}j{i}", joiners, run * 10 + i + 1)], name=f"m{run}j{i}"
+        )
+        for i in range(joiners)
+    ]
+    for p in others:
+        await p.wait_event("ready", within=60)
+    for p in others:
+        await p.command("go")
+    await anyio.sleep(2.0)
+    procs = [host, *others]
+    finals = await stop_and_report(procs)
+    state: dict[str, Any] = finals[0]["state"]
+    mine = finals[0]
+    result = MergeResult(confirmed=int(mine["confirmed"]), rejected=int(mine["rejected"]))
+    result.checksums = len({f["checksum"] for f in finals})
+    result.masters = len({f["master"] for f in finals})
+    for f in finals:
+        result.lost += int(f["dispatched"]) - int(f["confirmed"]) - int(f["rejected"])
+        applied = int(state.get(f["id"], 0))
+        result.doubled += max(0, applied - int(f["confirmed"]))
+        result.lost += max(0, int(f["confirmed"]) - applied)
+    for p in procs:
         await hosts.leave(p, within=15)
     return result
 
