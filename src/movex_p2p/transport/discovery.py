@@ -48,6 +48,16 @@ log = logging.getLogger(__name__)
 SERVICE_TYPE: Final = "_movex._tcp.local."
 _RESOLVE_TIMEOUT_MS: Final = 3000
 _TXT_LIMIT: Final = 200
+_QUESTION: Final = DNSQuestionType.QU
+"""The kind of question :func:`browse` asks: QU, never QM.
+
+zeroconf (every peer's responder) ignores a query whose bytes equal one it got less than
+800 ms earlier from anyone, unless it holds a QU question. Two lobbies that browse at once
+send byte-identical QM queries (a fresh cache: no known answers, query id 0), so all but
+the first got no answer at all: with three hosts browsing at once, 10 of 15 browses listed
+nothing (issue 16). A QU question is answered every time, and from an ephemeral port it is
+answered exactly like QM (by unicast, to that port).
+"""
 MAX_RESOLVING: Final = 64
 """Records resolved at once; a flood of names beyond that is skipped (they may announce again)."""
 
@@ -315,7 +325,8 @@ async def browse(interfaces: Sequence[str], *, wait: float, limit: int = 1024) -
     try:
         # unicast mode: queries leave from an ephemeral port, so every responder answers at once,
         # by unicast, to this socket alone: no multicast rate limit (a record multicast in the last
-        # second is held back a second) and no other mDNS socket of this host takes the answers
+        # second is held back a second) and no other mDNS socket of this host takes the answers.
+        # Questions are QU (_QUESTION): see there why not QM.
         azc = AsyncZeroconf(interfaces=list(interfaces), ip_version=IPVersion.V4Only, unicast=True)
     except OSError as exc:
         raise TransportError(f"mDNS on {list(interfaces)} unavailable: {exc!r}") from exc
@@ -332,7 +343,7 @@ async def browse(interfaces: Sequence[str], *, wait: float, limit: int = 1024) -
         info = AsyncServiceInfo(SERVICE_TYPE, name)
         timeout_ms = max(1, int((until - anyio.current_time()) * 1000))
         try:
-            found_it = await info.async_request(azc.zeroconf, timeout_ms, question_type=DNSQuestionType.QM)
+            found_it = await info.async_request(azc.zeroconf, timeout_ms, question_type=_QUESTION)
             if not found_it or info.port is None:
                 return
             announcement = parse_txt(info.properties, info.parsed_addresses(IPVersion.V4Only), info.port)
@@ -348,9 +359,7 @@ async def browse(interfaces: Sequence[str], *, wait: float, limit: int = 1024) -
     try:
         until = anyio.current_time() + wait
         async with anyio.create_task_group() as tg:
-            browser = AsyncServiceBrowser(
-                azc.zeroconf, [SERVICE_TYPE], handlers=[on_change], question_type=DNSQuestionType.QM
-            )
+            browser = AsyncServiceBrowser(azc.zeroconf, [SERVICE_TYPE], handlers=[on_change], question_type=_QUESTION)
             with anyio.move_on_after(wait):
                 async for name, change in changes_rx:
                     if change is ServiceStateChange.Removed:
