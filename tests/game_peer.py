@@ -41,7 +41,7 @@ async def run_peer(args: argparse.Namespace) -> None:
             secret=args.secret,
             role=args.role,
             identity=identity,
-            transport=mx.LanTransport([args.iface]),
+            transport=mx.LanTransport([args.iface], port=args.port),
         )
         peer.on_peer_joined(lambda info: emit("joined", id=info.id, name=info.name, role=info.role))
         peer.on_peer_left(lambda info, reason: emit("left", id=info.id, name=info.name, reason=reason))
@@ -52,7 +52,7 @@ async def run_peer(args: argparse.Namespace) -> None:
                 with anyio.fail_after(args.ready_timeout):
                     await peer.wait_ready()
             except mx.AuthenticationFailed as exc:
-                emit("error", type=type(exc).__name__, message=str(exc))
+                emit("error", type=type(exc).__name__, message=str(exc), cause=str(exc.__cause__ or ""))
             except TimeoutError:
                 emit("error", type="TimeoutError", message="wait_ready timed out")
             else:
@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--role", choices=["player", "spectator"], default="player")
     parser.add_argument("--identity", default=None, help="a key file: the same one after a restart is the same peer")
     parser.add_argument("--iface", default="127.0.0.2")
+    parser.add_argument("--port", type=int, default=0, help="a fixed signaling TCP port")
     parser.add_argument("--create", action="store_true", help="create and bind counter:c")
     parser.add_argument("--ready-timeout", type=float, default=20.0)
     parser.add_argument("--browse", action="store_true", help="only browse rooms, on command")

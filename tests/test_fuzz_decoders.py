@@ -46,8 +46,10 @@ KEYS = [
     "me",
     "peers",
     "mac",
+    "why",
+    "retry",
 ]
-TYPES = ["hello", "challenge", "offer", "answer", "busy", "confirm", "x"]
+TYPES = ["hello", "challenge", "offer", "answer", "busy", "confirm", "refused", "x"]
 
 
 def decodes_or_refuses(payload: bytes) -> None:

@@ -16,7 +16,9 @@ Strangers (docs/security.md): what mDNS and peer exchange tell is a hint to dial
 nothing learnt from them closes or refuses a live, authenticated link, and a peer never proven
 is dialed a few times only. Incoming handshakes are bounded per source address and in total,
 must authenticate within :data:`AUTH_DEADLINE`, and an address whose handshakes keep failing
-is refused for a while; failures are counted by reason, nothing else is kept.
+is refused for a while, told why and for how long (an unsigned ``Refusal``: the dialer's
+``wait_ready`` then raises ``AuthenticationFailed`` with that reason rather than electing
+itself alone); failures are counted by reason, nothing else is kept.
 """
 
 from __future__ import annotations
@@ -73,7 +75,10 @@ from .signaling import (
     Declined,
     Exchange,
     Hello,
+    Refusal,
+    Refused,
     derive_key,
+    refuse,
     run_dialer,
     run_listener,
 )
@@ -104,6 +109,14 @@ _MAX_PER_ADDRESS: Final = 4
 _STRIKES: Final = 4
 """Failed incoming handshakes from one address before it is refused for a while (doubling, up to a minute)."""
 _PENALTY: Final = (1.0, 60.0)
+_STRUCK: Final = "refused: too many failures from that address"
+"""The reason counted (``LanStatus.refused``) when an address is refused after its strikes."""
+_REFUSAL_REASON: Final = "too many failed handshakes from this address (a wrong room secret?)"
+"""What a refused dialer is told (then the seconds until the refusal ends)."""
+_REFUSING: Final = 16
+"""Refused dialers told why at once; beyond that the connection is closed without a word."""
+_REFUSAL_LINGER: Final = 0.5
+"""Seconds a refusal waits for the dialer to read it and hang up."""
 _ADDRESSES_KEPT: Final = 1024
 """Source addresses whose failures are remembered (counts only; the oldest is forgotten first)."""
 _FAILURES_KEPT: Final = 16
@@ -261,6 +274,7 @@ class LanEndpoint:
         """Handshakes that failed or were refused, by reason (a fixed set of words)."""
         self._incoming: OrderedDict[anyio.CancelScope, str] = OrderedDict()  # not yet authenticated: source
         self._strikes: OrderedDict[str, tuple[int, float]] = OrderedDict()  # address: (failures, refused until)
+        self._refusing = 0  # refusals being told now
         self._proven: OrderedDict[PeerId, None] = OrderedDict()  # peers we held an authenticated link with
         self._gave_up: dict[PeerId, tuple[float, float]] = {}  # never-proven peer: (when its loop stopped, pause)
         self._bad: set[tuple[PeerId, int, tuple[str, ...], int]] = set()  # mDNS records that failed auth
@@ -613,6 +627,9 @@ class LanEndpoint:
             await self._dial_once(ann.addresses, ann.port, expected=peer)
         except Declined:
             pass  # the same incarnation we hold: nothing changed
+        except Refused as exc:  # our address is refused for a while: says nothing of the record
+            self._count_failure(exc)
+            self._note_auth_failure(exc)
         except (AuthenticationFailed, ConnectError, RemoteProtocolError) as exc:
             self._count_failure(exc)
             self._bad.add((peer, ann.port, ann.addresses, ann.incarnation))
@@ -738,7 +755,12 @@ class LanEndpoint:
                                 failures += 1  # it never answered: maybe gone (a link that was slow does not count)
                             if failures >= 2:  # not a peer that is about to link: stop waiting for it
                                 self._found_at.pop(peer, None)
-                            if isinstance(exc, AuthenticationFailed):
+                            pause = backoff
+                            if isinstance(exc, Refused):  # our address, for a while: not this record
+                                self._log.warning("%s: %s", peer, exc)
+                                self._note_auth_failure(exc)
+                                pause = max(backoff, min(exc.retry_after, _PENALTY[1]))
+                            elif isinstance(exc, AuthenticationFailed):
                                 self._log.warning("%s: %s", peer, exc)
                                 self._note_auth_failure(exc)
                                 if ann is None:
@@ -752,8 +774,8 @@ class LanEndpoint:
                                 self._log.debug("giving up on %s (never proven): %s", peer, exc)
                                 self._give_up(peer)
                                 return
-                            self._log.debug("dialing %s failed: %s; retry in %.2f s", peer, exc, backoff)
-                            await anyio.sleep(backoff)
+                            self._log.debug("dialing %s failed: %s; retry in %.2f s", peer, exc, pause)
+                            await anyio.sleep(pause)
                             backoff = min(backoff * _GROWTH, _BACKOFF[1])
                             continue
                         if anyio.current_time() - started > _STABLE_LINK:
@@ -786,7 +808,7 @@ class LanEndpoint:
             if held is not None:
                 await held.ended.wait()
                 continue
-            started = anyio.current_time()
+            started, pause = anyio.current_time(), backoff
             try:
                 await self._dial_once([address.host], address.port, expected=None, state=state)
             except Ourselves:
@@ -799,6 +821,8 @@ class LanEndpoint:
                     continue
             except (AuthenticationFailed, ConnectError, RemoteProtocolError) as exc:
                 self._count_failure(exc)
+                if isinstance(exc, Refused):
+                    pause = max(pause, min(exc.retry_after, _PENALTY[1]))
                 state.error = f"{'refused' if isinstance(exc, AuthenticationFailed) else 'unreachable'}: {exc}"
                 if not outage:
                     outage = True
@@ -812,8 +836,8 @@ class LanEndpoint:
             else:
                 state.error, outage = None, False
                 if anyio.current_time() - started > _STABLE_LINK:
-                    backoff = _BACKOFF[0]
-            await anyio.sleep(backoff)
+                    backoff = pause = _BACKOFF[0]
+            await anyio.sleep(pause)
             backoff = min(backoff * _GROWTH, cap)
 
     def _note_auth_failure(self, exc: AuthenticationFailed) -> None:
@@ -972,7 +996,7 @@ class LanEndpoint:
             return "closing"
         strikes = self._strikes.get(source)
         if strikes is not None and anyio.current_time() < strikes[1]:
-            return "refused: too many failures from that address"
+            return _STRUCK
         if sum(1 for where in self._incoming.values() if where == source) >= _MAX_PER_ADDRESS:
             return "refused: too many handshakes from that address"
         if len(self._incoming) >= _MAX_HANDSHAKES:  # the oldest unauthenticated one makes room
@@ -992,6 +1016,16 @@ class LanEndpoint:
         while len(self._strikes) > _ADDRESSES_KEPT:
             self._strikes.popitem(last=False)
 
+    async def _tell_refused(self, stream: SocketStream, source: str) -> None:
+        """Tell a dialer from a refused ``source`` why, and when it may retry (unsigned, bounded)."""
+        _, until = self._strikes[source]
+        retry = max(1, math.ceil(until - anyio.current_time()))
+        self._refusing += 1
+        try:
+            await refuse(stream, Refusal(reason=_REFUSAL_REASON, retry=retry), linger=_REFUSAL_LINGER)
+        finally:
+            self._refusing -= 1
+
     async def _handle_incoming(self, stream: SocketStream) -> None:
         came_from = _remote_host(stream)
         source = came_from or "?"
@@ -999,7 +1033,9 @@ class LanEndpoint:
         if refusal is not None:
             if refusal != "closing":
                 self.refused[refusal] += 1
-            await stream.aclose()
+            async with stream:
+                if refusal == _STRUCK and self._refusing < _REFUSING:
+                    await self._tell_refused(stream, source)
             return
         scope = anyio.CancelScope(deadline=anyio.current_time() + min(AUTH_DEADLINE, self._t.connect_timeout))
         self._incoming[scope] = source
