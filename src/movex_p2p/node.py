@@ -49,6 +49,7 @@ from .errors import (
 )
 from .identity import KEY_SIZE, Identity
 from .ids import PeerId, Rid
+from .lobby import Lobby, check_game, check_max_players, encode_info, room_version
 from .nodecore import (
     Forked,
     MasterChanged,
@@ -333,6 +334,9 @@ class Peer:
         role: Role = "player",
         opaque: bool = False,
         stuck_after: float = STUCK_AFTER,
+        game: str | None = None,
+        max_players: int | None = None,
+        lobby_info: dict[str, Any] | None = None,
         _signed: bool = True,
     ) -> None:
         if not stuck_after > 0:
@@ -347,6 +351,14 @@ class Peer:
             raise ValueError(f"name must be a str of at most {MAX_NAME} characters")
         if not isinstance(types, Sequence) or not all(isinstance(t, ResourceType) for t in types):
             raise TypeError("types must be a list of mx.ResourceType")
+        # lobby hints (RoomInfo), announced over mDNS, unsigned; ValueError now if one is unfit
+        self._lobby = Lobby(
+            game=check_game(game),
+            version=room_version(types),
+            max_players=check_max_players(max_players),
+            secret=bool(secret),
+            info=encode_info(lobby_info),
+        )
         rng = random.Random(seed)
         self.room = room
         self.role: Role = role
@@ -497,6 +509,8 @@ class Peer:
         try:
             # a spectator says so in its mDNS record, so a lobby does not count it as a player
             extra: dict[str, Any] = {} if self.role == "player" else {"role": self.role}
+            if getattr(self._transport, "announces_lobby", False):  # a lobby screen's hints (RoomInfo)
+                extra.update(lobby=self._lobby, started=lambda: bool(self._core.client.replicas))
             self._endpoint = await stack.enter_async_context(
                 self._transport.connect(
                     peer_id=self.id,

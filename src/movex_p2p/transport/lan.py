@@ -24,13 +24,14 @@ itself alone); failures are counted by reason, nothing else is kept.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import math
 import os
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Final
@@ -50,6 +51,7 @@ from ..errors import (
 )
 from ..identity import Identity
 from ..ids import PeerId
+from ..lobby import Lobby
 from .base import Frame, PeerDown, PeersSeen, PeerUp, TransportEvent
 from .discovery import Announcement, Discovery, PeerGone
 from .interfaces import default_interfaces, usable_interfaces
@@ -154,6 +156,8 @@ _SYN_TRIES: Final = 3
 """Connection attempts per address of one dial (overlapping, the first to connect wins)."""
 _NEXT_ADDRESS: Final = 0.25
 """Dialing several addresses of a peer, the next one is tried after this long (or once the last failed)."""
+_LOBBY_POLL: Final = 0.5
+"""Seconds between two looks at whether the room started (a change is re-announced over mDNS)."""
 _JOINING_LIMIT: Final = 6
 """A found peer that answers our handshakes counts as joining for at most this many ``connect_timeout``
 (its link may take long on a lossy Wi-Fi; one that answers yet never links must not block the room)."""
@@ -181,6 +185,9 @@ class LanTransport:
     opening one link (signaling + ICE + DTLS + SCTP) is bounded by ``connect_timeout``;
     ``max_frame`` bounds one frame in either direction.
     """
+
+    announces_lobby: Final = True
+    """:meth:`connect` takes ``lobby`` and ``started`` (what a lobby screen shows of the room)."""
 
     def __init__(
         self,
@@ -223,19 +230,33 @@ class LanTransport:
         max_frame: int | None = None,
         role: str = "player",
         identity: Identity | None = None,
+        lobby: Lobby | None = None,
+        started: Callable[[], bool] | None = None,
     ) -> LanEndpoint:
         """Join ``room`` as ``identity`` (``async with``); leaving says goodbye and closes every link.
 
         ``peer_id`` must be ``identity.id``: handshakes prove it with the identity's key (without
         an identity, ``peer_id`` must be the id of a fresh one, so pass the identity).
         ``max_frame`` raises (never lowers) the transport's own bound for this endpoint's links;
-        ``role`` is announced in the mDNS record (a lobby counts players, not spectators).
+        ``role`` is announced in the mDNS record (a lobby counts players, not spectators), and so
+        is ``lobby`` (hints for a lobby screen); ``started()`` says whether the room holds a
+        resource now: it is looked at every half second and a change re-announced.
         """
         limit = self.max_frame if max_frame is None else max(self.max_frame, max_frame)
         identity = identity or Identity.generate()
         if identity.id != peer_id:
             raise ValueError(f"peer id {peer_id!r} is not the id of the identity given ({identity.id!r})")
-        return LanEndpoint(self, identity=identity, name=name, room=room, secret=secret, max_frame=limit, role=role)
+        return LanEndpoint(
+            self,
+            identity=identity,
+            name=name,
+            room=room,
+            secret=secret,
+            max_frame=limit,
+            role=role,
+            lobby=lobby or Lobby(secret=bool(secret)),
+            started=started,
+        )
 
 
 class _PeerLog(logging.LoggerAdapter[logging.Logger]):
@@ -256,6 +277,8 @@ class LanEndpoint:
         secret: str | None,
         max_frame: int = DEFAULT_MAX_FRAME,
         role: str = "player",
+        lobby: Lobby | None = None,
+        started: Callable[[], bool] | None = None,
     ) -> None:
         peer_id = identity.id
         self.identity = identity
@@ -303,6 +326,8 @@ class LanEndpoint:
         self._discovery: Discovery | None = None
         self._reannouncing = False
         self._closing = False
+        self._lobby = lobby or Lobby(secret=bool(secret))
+        self._started = started
 
     # -- the Endpoint seam ----------------------------------------------------------------
 
@@ -411,6 +436,7 @@ class LanEndpoint:
                         port=self.signaling_port,
                         addresses=tuple(self.interfaces),
                         role=self.role,
+                        lobby=self._lobby,
                     ),
                 )
             )
@@ -424,6 +450,8 @@ class LanEndpoint:
         self._tg.start_soon(self._serve, listener)
         if self._discovery is not None:
             self._tg.start_soon(self._discovery_loop, self._discovery)
+            if self._started is not None:
+                self._tg.start_soon(self._lobby_loop, self._discovery, self._started)
         self._opened_at = anyio.current_time()
         self._tg.start_soon(self._heartbeat_loop)
         for address in self._t.peers:
@@ -561,6 +589,16 @@ class LanEndpoint:
         if now - self._opened_at < _DISCOVERY_GRACE:
             seen.add("?")  # peers already here answer our first mDNS query within this long
         return frozenset(seen)
+
+    async def _lobby_loop(self, discovery: Discovery, started: Callable[[], bool]) -> None:
+        """Re-announce the lobby hints whenever ``started()`` changes (looked at every ``_LOBBY_POLL``)."""
+        while True:
+            now_started = bool(started())
+            if now_started != self._lobby.started:
+                self._lobby = dataclasses.replace(self._lobby, started=now_started)
+                self._log.debug("lobby: the room %s", "started" if now_started else "holds no resource")
+                await discovery.update_lobby(self._lobby)
+            await anyio.sleep(_LOBBY_POLL)
 
     async def _discovery_loop(self, discovery: Discovery) -> None:
         async for event in discovery.events:
