@@ -323,17 +323,22 @@ async def test_a_refusal_gives_up_on_a_dialer_that_never_hangs_up() -> None:
 
 
 async def test_a_listener_without_the_secret_never_sees_an_offer() -> None:
+    """And it is told: 0.3 hung up on it, and a newcomer took that for a cut-short handshake
+    (it could then be ready alone before its own dial found the secrets differ, issue 16)."""
     calls, dialer, listener = await handshake(KEY, derive_key("room", "guess"))
     assert calls == []  # the dialer made no offer: nothing revealed
     assert isinstance(dialer, AuthenticationFailed)
-    assert isinstance(listener, RemoteProtocolError)
+    assert isinstance(listener, signaling.Refused)  # an AuthenticationFailed
+    assert str(listener) == (
+        f"dialer {ALICE.id} refused us: your proof of the room secret failed (a wrong room secret?)"
+    )
 
 
 async def test_a_dialer_without_the_secret_never_gets_an_answer() -> None:
     calls, dialer, listener = await handshake(derive_key("room", "guess"), KEY)
     assert "answer" not in calls
     assert isinstance(dialer, AuthenticationFailed)  # it cannot even verify the listener's proof
-    assert isinstance(listener, RemoteProtocolError)
+    assert isinstance(listener, signaling.Refused)  # and tells the listener so
 
 
 async def test_a_dial_meant_for_another_peer_is_refused() -> None:

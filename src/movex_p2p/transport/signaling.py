@@ -24,10 +24,12 @@ by the end, both SDPs (which carry the DTLS fingerprints), so the data channel t
 bound to both identities and to the secret.
 
 A listener that refuses the dialer's address (too many failed handshakes from it lately)
-answers the Hello's place with one ``Refusal(reason, retry)`` instead of a Challenge, then hangs
-up: nobody signs it (the listener knows nothing of the dialer yet), so the dialer takes it as a
-hint, exactly like a failed MAC it cannot tell from a stranger's, and raises :class:`Refused`
-(an ``AuthenticationFailed``) carrying the reason and the seconds until it may retry.
+answers the Hello with one ``Refusal(reason, retry)`` instead of a Challenge, then hangs up;
+a dialer whose check of the Challenge fails sends one in place of its Offer (``retry`` 0), so
+the listener learns that the secrets differ rather than seeing a cut-short handshake. Nobody
+signs a Refusal (its sender has proven nothing, or could not check): the side that gets one
+takes it as a hint, like a failed MAC it cannot tell from a stranger's, and raises
+:class:`Refused` (an ``AuthenticationFailed``) with the reason and the seconds until a retry.
 
 A listener sends no SDP before the dialer's Offer verifies, a dialer sends no SDP before the
 listener's Challenge verifies. A stranger learns the listener's id, name and public key (mDNS
@@ -50,6 +52,7 @@ failure is a :class:`~movex_p2p.errors.RemoteProtocolError`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -121,6 +124,8 @@ MAX_REASON: Final = 200
 """Characters of a refusal's reason."""
 MAX_RETRY: Final = 3600
 """The longest retry time a refusal may name, in seconds."""
+_PROOF_FAILED: Final = "your proof of the room secret failed (a wrong room secret?)"
+"""What a dialer tells a listener whose Challenge did not verify."""
 _SCRYPT: Final = {"n": 2**15, "r": 8, "p": 1}
 """scrypt cost: ~32 MiB and ~65 ms once per endpoint (off the event loop)."""
 _HEADER = struct.Struct(">I")
@@ -247,7 +252,8 @@ class Refused(AuthenticationFailed):
     """The listener refused our address before any proof (a :class:`Refusal`): the reason it gave, unsigned."""
 
     def __init__(self, who: str, refusal: Refusal) -> None:
-        super().__init__(f"{who} refused us: {refusal.reason}, retry after {refusal.retry} s")
+        retry = f", retry after {refusal.retry} s" if refusal.retry else ""
+        super().__init__(f"{who} refused us: {refusal.reason}{retry}")
         self.reason = refusal.reason
         self.retry_after = refusal.retry
 
@@ -581,9 +587,17 @@ async def run_dialer(
             raise RemoteProtocolError(f"expected Challenge, got {type(first).__name__}")
         challenge = first
         who = f"listener {challenge.peer}"
-        session = pake.finish(challenge.pake)
-        _check(session, challenge.key, transcript("challenge", hello, challenge), challenge.proof, challenge.sig, who)
-        _check_id(challenge.peer, challenge.key, who)
+        try:
+            session = pake.finish(challenge.pake)
+            signed = transcript("challenge", hello, challenge)
+            _check(session, challenge.key, signed, challenge.proof, challenge.sig, who)
+            _check_id(challenge.peer, challenge.key, who)
+        except AuthenticationFailed:
+            # tell the listener, which otherwise sees only a hang-up: it may be a newcomer that
+            # would take it for a cut-short handshake and elect itself alone (unsigned: a hint)
+            with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await stream.send(encode(Refusal(reason=_PROOF_FAILED, retry=0)))
+            raise
         if hello.receiver and challenge.peer != hello.receiver:
             raise AuthenticationFailed(f"dialed {hello.receiver!r} but {challenge.peer!r} answered")
         offer = await create_offer(challenge)
@@ -670,7 +684,12 @@ async def run_listener(
         signed = transcript("challenge", hello, unsigned)
         challenge = dataclasses.replace(unsigned, proof=mac(session, signed), sig=identity.sign(signed))
         await stream.send(encode(challenge))
-        offer = await _expect(reader, Offer)
+        offer_or_refusal = await read_message(reader)
+        if isinstance(offer_or_refusal, Refusal):
+            raise Refused(f"dialer {hello.sender}", offer_or_refusal)
+        if not isinstance(offer_or_refusal, Offer):
+            raise RemoteProtocolError(f"expected Offer, got {type(offer_or_refusal).__name__}")
+        offer = offer_or_refusal
         signed = transcript("offer", hello, challenge, *_parts(offer.body))
         _check(session, hello.key, signed, offer.mac, offer.sig, who)
         if offer.body.me.peer != hello.sender:
