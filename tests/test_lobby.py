@@ -32,6 +32,8 @@ def test_room_info_keeps_its_0_2_positional_fields_and_adds_hints_with_defaults(
         False,
         {},
     )
+    hinted = mx.RoomInfo("castle", 2, ("ann", "bob"), 1, info={"map": [1, 2]})
+    assert len({old, hinted, old}) == 2  # hashable, as in 0.2 (info, any JSON, is left out of the hash)
 
 
 def test_room_version_is_a_short_digest_of_the_types_and_their_versions() -> None:

@@ -71,7 +71,7 @@ class PeerInfo:
 
     id: str
     name: str
-    info: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict, hash=False)  # still hashable, as in 0.2
     role: Role = "player"
 
 
@@ -98,7 +98,7 @@ class RoomInfo:
     max_players: int | None = None
     secret_required: bool = False
     started: bool = False
-    info: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict, hash=False)  # still hashable, as in 0.2
 
 
 NodeMessage = Introduce

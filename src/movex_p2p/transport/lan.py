@@ -1056,7 +1056,7 @@ class LanEndpoint:
 
     async def _tell_refused(self, stream: SocketStream, source: str) -> None:
         """Tell a dialer from a refused ``source`` why, and when it may retry (unsigned, bounded)."""
-        _, until = self._strikes[source]
+        _, until = self._strikes.get(source, (0, 0.0))
         retry = max(1, math.ceil(until - anyio.current_time()))
         self._refusing += 1
         try:

@@ -236,7 +236,8 @@ class Confirm:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Refusal:
-    """The listener refuses the dialer's address for ``retry`` more seconds, and says why (unsigned)."""
+    """One side turns the other away and says why (unsigned): a listener refuses the dialer's
+    address for ``retry`` more seconds, or a dialer found the listener's proof wrong (``retry`` 0)."""
 
     reason: str
     retry: int
@@ -249,7 +250,7 @@ class Refusal:
 
 
 class Refused(AuthenticationFailed):
-    """The listener refused our address before any proof (a :class:`Refusal`): the reason it gave, unsigned."""
+    """The other side turned us away with a :class:`Refusal`: its reason (unsigned) and ``retry_after`` seconds."""
 
     def __init__(self, who: str, refusal: Refusal) -> None:
         retry = f", retry after {refusal.retry} s" if refusal.retry else ""
