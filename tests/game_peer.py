@@ -9,13 +9,15 @@ Events: ``entering`` (just before ``Peer.__aenter__``), ``ready``, ``joined`` an
 deltas), ``diagnostic``, ``error`` (``wait_ready`` raised), ``members``, ``left_room``. With
 ``--browse``: no peer at all; on ``{"cmd": "browse"}`` it runs ``mx.browse_rooms`` once and
 reports ``rooms`` (and ``browse_started`` just before); on ``{"cmd": "poll"}`` it browses for
-``--wait`` seconds again and again until room ``--room`` shows, and reports ``seen``.
+``--wait`` seconds again and again until room ``--room`` shows, and reports ``seen``;
+``{"cmd": "browse", "game": G}`` lists only the rooms of game G.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 import time
@@ -41,7 +43,10 @@ async def run_peer(args: argparse.Namespace) -> None:
             secret=args.secret,
             role=args.role,
             identity=identity,
-            transport=mx.LanTransport([args.iface]),
+            transport=mx.LanTransport([args.iface], port=args.port),
+            game=args.game,
+            max_players=args.max_players,
+            lobby_info=json.loads(args.lobby_info) if args.lobby_info else None,
         )
         peer.on_peer_joined(lambda info: emit("joined", id=info.id, name=info.name, role=info.role))
         peer.on_peer_left(lambda info, reason: emit("left", id=info.id, name=info.name, reason=reason))
@@ -52,7 +57,7 @@ async def run_peer(args: argparse.Namespace) -> None:
                 with anyio.fail_after(args.ready_timeout):
                     await peer.wait_ready()
             except mx.AuthenticationFailed as exc:
-                emit("error", type=type(exc).__name__, message=str(exc))
+                emit("error", type=type(exc).__name__, message=str(exc), cause=str(exc.__cause__ or ""))
             except TimeoutError:
                 emit("error", type="TimeoutError", message="wait_ready timed out")
             else:
@@ -84,7 +89,8 @@ async def run_browse(args: argparse.Namespace) -> None:
             if b'"browse"' in line:
                 emit("browse_started")
                 started = time.monotonic()
-                rooms = await mx.browse_rooms(interfaces=[args.iface], wait=args.wait)
+                game = json.loads(line).get("game")
+                rooms = await mx.browse_rooms(interfaces=[args.iface], wait=args.wait, game=game)
                 emit("rooms", rooms=[dataclasses.asdict(r) for r in rooms], took=time.monotonic() - started)
             elif b'"poll"' in line:  # short browses, back to back, until room --room shows
                 while True:
@@ -106,6 +112,10 @@ def main() -> None:
     parser.add_argument("--role", choices=["player", "spectator"], default="player")
     parser.add_argument("--identity", default=None, help="a key file: the same one after a restart is the same peer")
     parser.add_argument("--iface", default="127.0.0.2")
+    parser.add_argument("--port", type=int, default=0, help="a fixed signaling TCP port")
+    parser.add_argument("--game", default=None, help="Peer(game=...)")
+    parser.add_argument("--max-players", type=int, default=None, help="Peer(max_players=...)")
+    parser.add_argument("--lobby-info", default=None, help="Peer(lobby_info=...), as JSON")
     parser.add_argument("--create", action="store_true", help="create and bind counter:c")
     parser.add_argument("--ready-timeout", type=float, default=20.0)
     parser.add_argument("--browse", action="store_true", help="only browse rooms, on command")

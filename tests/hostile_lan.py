@@ -9,7 +9,9 @@ where every 127.x.y.z address is the namespace's own loopback. Modes (``--mode``
   port that accepts and never answers; ``--copy ID`` announces that real peer's id instead,
   with a higher incarnation, pointing at the same dead end.
 - ``fail``: run ``--count`` failed handshakes against ``--port``, from rotating source
-  addresses: garbage, a Hello cut short, a Hello with a made-up id, a wrong PAKE message.
+  addresses (all from ``--iface`` when given: the multi-host bed passes the host's address):
+  garbage, a Hello cut short, a Hello with a made-up id, a wrong PAKE message; ``--pace S``
+  waits S seconds between two (the listener's refusals then keep doubling).
 
 Events (stdout, JSON lines): ``ready``, ``holding`` (open connections), ``announced``, ``failed``.
 """
@@ -153,7 +155,7 @@ async def run_fail(args: argparse.Namespace) -> None:
         outcome = "closed"
         try:
             with anyio.fail_after(5):
-                async with await connect_from(source(i % 5000), args.host, args.port) as stream:
+                async with await connect_from(args.iface or source(i % 5000), args.host, args.port) as stream:
                     await stream.send(kinds[kind])
                     await stream.send_eof()
                     try:
@@ -164,6 +166,7 @@ async def run_fail(args: argparse.Namespace) -> None:
         except (OSError, TimeoutError) as exc:
             outcome = type(exc).__name__
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        await anyio.sleep(args.pace)
     emit("failed", outcomes=outcomes)
 
 
@@ -175,6 +178,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--room", default="room")
     parser.add_argument("--copy", default="")
+    parser.add_argument("--pace", type=float, default=0.0, help="fail: seconds between two handshakes")
+    parser.add_argument("--iface", default="", help="fail: every handshake from this source address")
     args = parser.parse_args()
     runner = {"idle": run_idle, "announce": run_announce, "fail": run_fail}[args.mode]
     anyio.run(runner, args, backend="asyncio")

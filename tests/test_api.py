@@ -63,6 +63,7 @@ def test_api_md_names() -> None:
         "browse_rooms",
         # 0.3
         "ActionStuck",
+        "room_version",
     ):
         assert name in movex_p2p.__all__
     for kind in ("now", "random", "random_int", "uuid"):

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from movex_p2p import wire
 from movex_p2p.errors import RemoteProtocolError
+from movex_p2p.lobby import encode_info, parse_lobby
 from movex_p2p.transport import signaling
 from movex_p2p.transport.discovery import parse_txt
 from movex_p2p.transport.link import FrameDecoder
@@ -46,8 +47,10 @@ KEYS = [
     "me",
     "peers",
     "mac",
+    "why",
+    "retry",
 ]
-TYPES = ["hello", "challenge", "offer", "answer", "busy", "confirm", "x"]
+TYPES = ["hello", "challenge", "offer", "answer", "busy", "confirm", "refused", "x"]
 
 
 def decodes_or_refuses(payload: bytes) -> None:
@@ -141,3 +144,23 @@ def test_txt_records(properties: dict[bytes, bytes | None], addresses: list[str]
         parse_txt(properties, addresses, 1)
     except ValueError:
         pass
+
+
+LOBBY_KEYS = [b"game", b"tv", b"max", b"sec", b"st", b"i0", b"i1", b"i2", b"i3"]
+lobby_values = (
+    st.none()
+    | st.binary(max_size=220)
+    | st.sampled_from([b"1", b"0", b"6", b"99999", b"0123456789ab", b'{"a":', b"1}", b"[" * 200, b"{}"])
+    | json_values.map(lambda v: json.dumps(v).encode())
+)
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(LOBBY_KEYS), lobby_values, max_size=9))
+def test_lobby_hints(properties: dict[bytes, bytes | None]) -> None:
+    """Hostile lobby hints never raise and never come out malformed (a record stays listed without them)."""
+    lobby = parse_lobby(properties)
+    assert lobby.info == "" or encode_info(json.loads(lobby.info)) == lobby.info
+    assert lobby.max_players == 0 or 1 <= lobby.max_players <= 10_000
+    full = {b"room": b"r", b"id": b"p", b"v": b"3", b"inc": b"1", b"sig": b"5000", **properties}
+    assert parse_txt(full, [], 5000).lobby == lobby

@@ -102,9 +102,10 @@ async def test_browse_rooms_sees_a_room_within_a_second_of_its_first_peer() -> N
         browser.events.clear()
         await browser.command("browse")
         rooms = (await browser.wait_event("rooms", within=10))["rooms"]
-        assert rooms == [
-            {"room": "castle", "players": 2, "names": ["ann", "bob"], "spectators": 1},
-            {"room": "dungeon", "players": 1, "names": ["zed"], "spectators": 0},
+        counts = [{k: r[k] for k in ("room", "players", "names", "spectators", "secret_required")} for r in rooms]
+        assert counts == [
+            {"room": "castle", "players": 2, "names": ["ann", "bob"], "spectators": 1, "secret_required": False},
+            {"room": "dungeon", "players": 1, "names": ["zed"], "spectators": 0, "secret_required": True},
         ], rooms
         others[0].kill()
         await first.wait_event("left", name="bob", reason="lost", within=5)

@@ -58,6 +58,7 @@ N16, K32, P33, M32, S64 = b"n" * 16, b"k" * 32, b"S" + b"p" * 32, b"m" * 32, b"s
         Answer(body=ANSWER, mac=M32, sig=S64),
         Busy(mac=M32, sig=S64),
         Confirm(mac=M32, sig=S64),
+        signaling.Refusal(reason="too many failed handshakes", retry=8),
     ],
 )
 def test_signaling_messages_round_trip(message: signaling.SignalMessage) -> None:
@@ -89,6 +90,14 @@ def test_signaling_messages_round_trip(message: signaling.SignalMessage) -> None
         b'{"t": "hello", "v": ' + b"9" * 5000 + b"}",
         b"[" * 60_000,  # 0.1: RecursionError escaped decode and killed the peer
         b"{" * 30 + b"}" * 30,
+        b'{"t": "refused", "why": "x"}',
+        b'{"t": "refused", "why": "x", "retry": -1}',
+        b'{"t": "refused", "why": "x", "retry": 3601}',
+        b'{"t": "refused", "why": "x", "retry": true}',
+        b'{"t": "refused", "why": "x", "retry": 1.5}',
+        b'{"t": "refused", "why": "a\\nb", "retry": 1}',  # not printable
+        b'{"t": "refused", "why": "' + b"x" * 201 + b'", "retry": 1}',
+        b'{"t": "refused", "why": 3, "retry": 1}',
     ],
 )
 def test_malformed_signaling_is_a_remote_protocol_error(payload: bytes) -> None:
@@ -272,18 +281,64 @@ async def test_a_listener_that_holds_the_pair_already_turns_the_dialer_away() ->
     assert declined.value.peer == BOB.id
 
 
+async def test_a_refused_dialer_is_told_why_and_when_to_retry() -> None:
+    """0.3 hung up on a refused address without a word: the dialer saw a cut-short handshake."""
+    dialer_end, listener_end = pipe_pair()
+
+    async def create_offer(challenge: Challenge) -> Exchange:
+        raise AssertionError("a refused dialer never gets a Challenge")
+
+    async def listen() -> None:
+        refusal = signaling.Refusal(reason="too many failed handshakes", retry=8)
+        async with listener_end:
+            await signaling.refuse(listener_end, refusal, linger=5)  # returns once the dialer hung up
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listen)
+            with pytest.raises(signaling.Refused) as refused:
+                async with dialer_end:
+                    await run_dialer(
+                        dialer_end,
+                        key=KEY,
+                        identity=ALICE,
+                        receiver=BOB.id,
+                        name="a",
+                        incarnation=7,
+                        create_offer=create_offer,
+                    )
+    assert isinstance(refused.value, AuthenticationFailed)
+    assert (refused.value.reason, refused.value.retry_after) == ("too many failed handshakes", 8)
+    assert str(refused.value) == f"the listener {BOB.id} refused us: too many failed handshakes, retry after 8 s"
+
+
+async def test_a_refusal_gives_up_on_a_dialer_that_never_hangs_up() -> None:
+    listener_end, dialer_end = pipe_pair()
+    refusal = signaling.Refusal(reason="r", retry=1)
+    with anyio.fail_after(5):
+        await signaling.refuse(listener_end, refusal, linger=0.05)
+        assert decode((await dialer_end.receive())[4:]) == refusal
+    await listener_end.aclose()
+    await dialer_end.aclose()
+
+
 async def test_a_listener_without_the_secret_never_sees_an_offer() -> None:
+    """And it is told: 0.3 hung up on it, and a newcomer took that for a cut-short handshake
+    (it could then be ready alone before its own dial found the secrets differ, issue 16)."""
     calls, dialer, listener = await handshake(KEY, derive_key("room", "guess"))
     assert calls == []  # the dialer made no offer: nothing revealed
     assert isinstance(dialer, AuthenticationFailed)
-    assert isinstance(listener, RemoteProtocolError)
+    assert isinstance(listener, signaling.Refused)  # an AuthenticationFailed
+    assert str(listener) == (
+        f"dialer {ALICE.id} refused us: your proof of the room secret failed (a wrong room secret?)"
+    )
 
 
 async def test_a_dialer_without_the_secret_never_gets_an_answer() -> None:
     calls, dialer, listener = await handshake(derive_key("room", "guess"), KEY)
     assert "answer" not in calls
     assert isinstance(dialer, AuthenticationFailed)  # it cannot even verify the listener's proof
-    assert isinstance(listener, RemoteProtocolError)
+    assert isinstance(listener, signaling.Refused)  # and tells the listener so
 
 
 async def test_a_dial_meant_for_another_peer_is_refused() -> None:

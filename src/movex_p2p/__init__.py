@@ -26,7 +26,7 @@ from .errors import (
     TransportError,
 )
 from .identity import Identity
-from .lobby import browse_rooms
+from .lobby import browse_rooms, room_version
 from .node import Diagnostic, DispatchHandle, Peer, Resource, ResourceInfo
 from .presence import PeerInfo, RoomInfo
 from .resource.types import Action, ResourceType, TransformContext, Unrevealed
@@ -69,6 +69,7 @@ __all__ = [
     "Unrevealed",
     "browse_rooms",
     "master",
+    "room_version",
 ]
 
 

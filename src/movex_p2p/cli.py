@@ -47,6 +47,7 @@ from .transport.base import Transport
 from .transport.memory import FaultyNetwork
 
 if TYPE_CHECKING:
+    from .presence import RoomInfo
     from .transport.lan import LanTransport
     from .transport.mesh import LanStatus
 
@@ -931,6 +932,46 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         raise _start_failed(exc, args) from exc
 
 
+def room_lines(rooms: Sequence[RoomInfo]) -> list[str]:
+    """What ``rooms`` prints: one line per room, then its lobby hints (unsigned) if any."""
+    lines = []
+    for room in rooms:
+        watching = f", {room.spectators} watching" if room.spectators else ""
+        names = f" ({', '.join(room.names)})" if room.names else ""
+        lines.append(f"{room.room}: {room.players} player(s){names}{watching}")
+        hints = [
+            *([f"game {room.game}"] if room.game else []),
+            *([f"max {room.max_players} players"] if room.max_players else []),
+            *(["secret required"] if room.secret_required else []),
+            "started" if room.started else "not started",
+            *([f"types {room.version}"] if room.version else []),
+            *([f"info {_text(room.info, 200)}"] if room.info else []),
+        ]
+        lines.append(f"  {', '.join(hints)}")
+    return lines
+
+
+def cmd_rooms(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .lobby import browse_rooms
+    from .transport.interfaces import usable_interfaces
+
+    if not args.wait >= 0:
+        raise UsageError("--wait must be a number of seconds, 0 or more")
+    try:
+        usable_interfaces(args.interface)
+        rooms = anyio.run(functools.partial(browse_rooms, args.interface, args.wait, game=args.game))
+    except (ValueError, TransportError) as exc:
+        raise UsageError(f"{exc}; choose one with --interface ADDRESS or --interface ADAPTER") from exc
+    if args.json:
+        print(json.dumps([asdict(room) for room in rooms]))
+        return 0
+    what = f"rooms of game {args.game!r}" if args.game else "rooms"
+    print("\n".join(room_lines(rooms)) if rooms else f"no {what} answered within {args.wait:g} s")
+    return 0
+
+
 def _peer_address(text: str) -> str:
     from .transport.mesh import parse_peer_address
 
@@ -1015,6 +1056,20 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--seconds", type=float, default=3.0, help="how long to listen (default 3)")
     inspect.add_argument("--full", action="store_true", help="print whole states (default: 400 characters each)")
     inspect.set_defaults(func=cmd_inspect)
+
+    rooms = sub.add_parser(
+        "rooms",
+        help="list the rooms on the LAN (a lobby): players, game, whether it started",
+        description="List the rooms whose peers answer over mDNS within --wait seconds, without joining any "
+        "and without a secret. Games, versions, max players, started and info are hints the peers announce.",
+    )
+    rooms.add_argument("--wait", type=float, default=1.0, help="seconds to listen (default 1)")
+    rooms.add_argument("--game", default=None, help="only rooms announcing this game")
+    rooms.add_argument("--json", action="store_true", help="print the rooms as one JSON list")
+    rooms.add_argument(
+        "--interface", action="append", default=None, metavar="ADDR|NAME", help="as for join (repeatable)"
+    )
+    rooms.set_defaults(func=cmd_rooms)
 
     ns = sub.add_parser("_demo-ns")
     ns.add_argument("--peers", type=int, default=4)

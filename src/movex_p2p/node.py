@@ -50,6 +50,7 @@ from .errors import (
 )
 from .identity import KEY_SIZE, Identity
 from .ids import PeerId, Rid
+from .lobby import Lobby, check_game, check_max_players, encode_info, room_version
 from .nodecore import (
     Forked,
     MasterChanged,
@@ -356,6 +357,9 @@ class Peer:
         role: Role = "player",
         opaque: bool = False,
         stuck_after: float = STUCK_AFTER,
+        game: str | None = None,
+        max_players: int | None = None,
+        lobby_info: dict[str, Any] | None = None,
         _signed: bool = True,
     ) -> None:
         if not stuck_after > 0:
@@ -370,6 +374,14 @@ class Peer:
             raise ValueError(f"name must be a str of at most {MAX_NAME} characters")
         if not isinstance(types, Sequence) or not all(isinstance(t, ResourceType) for t in types):
             raise TypeError("types must be a list of mx.ResourceType")
+        # lobby hints (RoomInfo), announced over mDNS, unsigned; ValueError now if one is unfit
+        self._lobby = Lobby(
+            game=check_game(game),
+            version=room_version(types),
+            max_players=check_max_players(max_players),
+            secret=bool(secret),
+            info=encode_info(lobby_info),
+        )
         rng = random.Random(seed)
         self.room = room
         self.role: Role = role
@@ -527,6 +539,8 @@ class Peer:
             raise RuntimeError("this Peer was already entered: a Peer joins a room once, make a new one")
         # a spectator says so in its mDNS record, so a lobby does not count it as a player
         extra: dict[str, Any] = {} if self.role == "player" else {"role": self.role}
+        if getattr(self._transport, "announces_lobby", False):  # a lobby screen's hints (RoomInfo)
+            extra.update(lobby=self._lobby, started=lambda: bool(self._core.client.replicas))
         connect = self._transport.connect(
             peer_id=self.id,
             name=self.name,
@@ -690,9 +704,10 @@ class Peer:
         self._poll_auth()
         if not self._auth_seen or self._core.peers:
             return None
+        last = f" (the last: {self._auth_last})" if self._auth_last is not None else ""
         error = AuthenticationFailed(
             f"room {self.room!r}: peers were found, but every handshake with them failed on the room secret "
-            "(no link is open): give every peer the same secret"
+            f"(no link is open){last}: give every peer the same secret"
         )
         error.__cause__ = self._auth_last
         return error

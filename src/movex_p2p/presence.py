@@ -71,18 +71,34 @@ class PeerInfo:
 
     id: str
     name: str
-    info: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict, hash=False)  # still hashable, as in 0.2
     role: Role = "player"
 
 
 @dataclass(frozen=True, slots=True)
 class RoomInfo:
-    """A room seen on the LAN (:func:`movex_p2p.browse_rooms`): its name, player count and player names."""
+    """A room seen on the LAN (:func:`movex_p2p.browse_rooms`).
+
+    ``room``, ``players`` (count), ``names`` (the players' names, sorted) and ``spectators``
+    (count) come from every peer's mDNS record. The rest are hints its peers announce (what most
+    of its players say), unsigned: anyone on the LAN can announce anything, a join still proves
+    the secret. ``game`` (``Peer(game=...)``, None if none), ``version``
+    (:func:`movex_p2p.room_version` of the peers' types: equal digests, same build),
+    ``max_players`` (None if none), ``secret_required`` (a peer has a secret), ``started`` (the
+    room holds at least one resource, as a peer's replicas show; announced within about half a
+    second of a create) and ``info`` (``Peer(lobby_info=...)``, at most 512 bytes of JSON).
+    """
 
     room: str
     players: int
     names: tuple[str, ...]
     spectators: int = 0
+    game: str | None = None
+    version: str = ""
+    max_players: int | None = None
+    secret_required: bool = False
+    started: bool = False
+    info: dict[str, Any] = field(default_factory=dict, hash=False)  # still hashable, as in 0.2
 
 
 NodeMessage = Introduce

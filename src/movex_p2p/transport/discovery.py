@@ -4,7 +4,9 @@ Each peer registers ``<peer id>._movex._tcp.local.`` on explicit interface addre
 probing skipped (peer ids are unique: ~5 ms instead of ~1.2 s), and browses the same type.
 TXT: ``room``, ``id``, ``v`` (protocol version), ``inc`` (incarnation: a restart with the same
 id shows up as Updated with a new one), ``sig`` (signaling TCP port), ``name`` and ``role``
-(``player`` or ``spectator``; absent means player).
+(``player`` or ``spectator``; absent means player), and the lobby hints
+(:func:`movex_p2p.lobby.lobby_txt`: game, types' digest, max players, secret, started, info),
+which :meth:`Discovery.update_lobby` re-announces when they change.
 
 :func:`browse` only listens: it announces nothing and joins no room (a lobby screen).
 
@@ -17,9 +19,10 @@ zeroconf callbacks only ``send_nowait`` into a bounded stream; owned tasks do th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final
 
@@ -31,6 +34,7 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 
 from ..errors import TransportError
 from ..ids import PeerId
+from ..lobby import Lobby, lobby_txt, parse_lobby
 
 __all__ = [
     "MAX_RESOLVING",
@@ -41,6 +45,7 @@ __all__ = [
     "PeerGone",
     "browse",
     "parse_txt",
+    "service_info",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,16 @@ log = logging.getLogger(__name__)
 SERVICE_TYPE: Final = "_movex._tcp.local."
 _RESOLVE_TIMEOUT_MS: Final = 3000
 _TXT_LIMIT: Final = 200
+_QUESTION: Final = DNSQuestionType.QU
+"""The kind of question :func:`browse` asks: QU, never QM.
+
+zeroconf (every peer's responder) ignores a query whose bytes equal one it got less than
+800 ms earlier from anyone, unless it holds a QU question. Two lobbies that browse at once
+send byte-identical QM queries (a fresh cache: no known answers, query id 0), so all but
+the first got no answer at all: with three hosts browsing at once, 10 of 15 browses listed
+nothing (issue 16). A QU question is answered every time, and from an ephemeral port it is
+answered exactly like QM (by unicast, to that port).
+"""
 MAX_RESOLVING: Final = 64
 """Records resolved at once; a flood of names beyond that is skipped (they may announce again)."""
 
@@ -64,6 +79,7 @@ class Announcement:
     port: int
     addresses: tuple[str, ...]
     role: str = "player"
+    lobby: Lobby = field(default_factory=Lobby)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,7 +100,7 @@ def _peer_of(name: str) -> str:
     return name[: -len(SERVICE_TYPE) - 1] if name.endswith("." + SERVICE_TYPE) else name
 
 
-def parse_txt(properties: dict[bytes, bytes | None], addresses: Sequence[str], port: int) -> Announcement:
+def parse_txt(properties: Mapping[bytes, bytes | None], addresses: Sequence[str], port: int) -> Announcement:
     """Build an Announcement from TXT properties (pure); ValueError if anything is missing or malformed."""
     try:
         return _parse_txt(properties, addresses)
@@ -94,7 +110,7 @@ def parse_txt(properties: dict[bytes, bytes | None], addresses: Sequence[str], p
         raise ValueError(f"malformed TXT: {type(exc).__name__}") from None
 
 
-def _parse_txt(properties: dict[bytes, bytes | None], addresses: Sequence[str]) -> Announcement:
+def _parse_txt(properties: Mapping[bytes, bytes | None], addresses: Sequence[str]) -> Announcement:
     def text(key: bytes, *, optional: bool = False) -> str:
         value = properties.get(key)
         if value is None:
@@ -129,6 +145,29 @@ def _parse_txt(properties: dict[bytes, bytes | None], addresses: Sequence[str]) 
         port=number(b"sig", 1, 65535),
         addresses=tuple(kept),
         role=role if role in ("player", "spectator") else "player",
+        lobby=parse_lobby(properties),
+    )
+
+
+def service_info(me: Announcement) -> AsyncServiceInfo:
+    """Our mDNS record (pure: zeroconf packs the TXT here, ValueError if an entry is over 255 bytes)."""
+    properties: dict[str | bytes, str | bytes | None] = {
+        "room": me.room,
+        "id": str(me.peer),
+        "v": str(me.version),
+        "inc": str(me.incarnation),
+        "sig": str(me.port),
+        "name": me.name,
+        "role": me.role,
+        **lobby_txt(me.lobby),
+    }
+    return AsyncServiceInfo(
+        SERVICE_TYPE,
+        _instance(me.peer),
+        port=me.port,
+        properties=properties,
+        server=f"{me.peer}.local.",
+        parsed_addresses=list(me.addresses),
     )
 
 
@@ -178,22 +217,7 @@ class Discovery:
         await self._tg.__aenter__()
         try:
             me = self._me
-            self._info = AsyncServiceInfo(
-                SERVICE_TYPE,
-                _instance(me.peer),
-                port=me.port,
-                properties={
-                    "room": me.room,
-                    "id": str(me.peer),
-                    "v": str(me.version),
-                    "inc": str(me.incarnation),
-                    "sig": str(me.port),
-                    "name": me.name,
-                    "role": me.role,
-                },
-                server=f"{me.peer}.local.",
-                parsed_addresses=list(me.addresses),
-            )
+            self._info = service_info(self._me)
             # Probing skipped: the name is our unique peer id. The returned awaitable is the
             # announcement task: an owned task awaits it so it never lingers.
             announced = await self._azc.async_register_service(
@@ -207,6 +231,17 @@ class Discovery:
             raise
         log.debug("announced %s on %s port %d", me.peer, self._interfaces, me.port)
         return self
+
+    async def update_lobby(self, lobby: Lobby) -> None:
+        """Announce new lobby hints (e.g. the room started): our record again, with the new TXT."""
+        if self._info is None or self._azc is None or lobby == self._me.lobby:
+            return
+        self._me = dataclasses.replace(self._me, lobby=lobby)
+        self._info = service_info(self._me)
+        try:
+            await (await self._azc.async_update_service(self._info))
+        except Exception:
+            log.debug("mDNS update of the lobby hints failed", exc_info=True)
 
     async def reannounce(self) -> None:
         """Multicast our records again, so a peer that just joined learns of us at once.
@@ -315,7 +350,8 @@ async def browse(interfaces: Sequence[str], *, wait: float, limit: int = 1024) -
     try:
         # unicast mode: queries leave from an ephemeral port, so every responder answers at once,
         # by unicast, to this socket alone: no multicast rate limit (a record multicast in the last
-        # second is held back a second) and no other mDNS socket of this host takes the answers
+        # second is held back a second) and no other mDNS socket of this host takes the answers.
+        # Questions are QU (_QUESTION): see there why not QM.
         azc = AsyncZeroconf(interfaces=list(interfaces), ip_version=IPVersion.V4Only, unicast=True)
     except OSError as exc:
         raise TransportError(f"mDNS on {list(interfaces)} unavailable: {exc!r}") from exc
@@ -332,7 +368,7 @@ async def browse(interfaces: Sequence[str], *, wait: float, limit: int = 1024) -
         info = AsyncServiceInfo(SERVICE_TYPE, name)
         timeout_ms = max(1, int((until - anyio.current_time()) * 1000))
         try:
-            found_it = await info.async_request(azc.zeroconf, timeout_ms, question_type=DNSQuestionType.QM)
+            found_it = await info.async_request(azc.zeroconf, timeout_ms, question_type=_QUESTION)
             if not found_it or info.port is None:
                 return
             announcement = parse_txt(info.properties, info.parsed_addresses(IPVersion.V4Only), info.port)
@@ -348,9 +384,7 @@ async def browse(interfaces: Sequence[str], *, wait: float, limit: int = 1024) -
     try:
         until = anyio.current_time() + wait
         async with anyio.create_task_group() as tg:
-            browser = AsyncServiceBrowser(
-                azc.zeroconf, [SERVICE_TYPE], handlers=[on_change], question_type=DNSQuestionType.QM
-            )
+            browser = AsyncServiceBrowser(azc.zeroconf, [SERVICE_TYPE], handlers=[on_change], question_type=_QUESTION)
             with anyio.move_on_after(wait):
                 async for name, change in changes_rx:
                     if change is ServiceStateChange.Removed:

@@ -16,19 +16,22 @@ Strangers (docs/security.md): what mDNS and peer exchange tell is a hint to dial
 nothing learnt from them closes or refuses a live, authenticated link, and a peer never proven
 is dialed a few times only. Incoming handshakes are bounded per source address and in total,
 must authenticate within :data:`AUTH_DEADLINE`, and an address whose handshakes keep failing
-is refused for a while; failures are counted by reason, nothing else is kept.
+is refused for a while, told why and for how long (an unsigned ``Refusal``: the dialer's
+``wait_ready`` then raises ``AuthenticationFailed`` with that reason rather than electing
+itself alone); failures are counted by reason, nothing else is kept.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import math
 import os
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Final
@@ -48,6 +51,7 @@ from ..errors import (
 )
 from ..identity import Identity
 from ..ids import PeerId
+from ..lobby import Lobby
 from .base import Frame, PeerDown, PeersSeen, PeerUp, TransportEvent
 from .discovery import Announcement, Discovery, PeerGone
 from .interfaces import default_interfaces, usable_interfaces
@@ -73,7 +77,10 @@ from .signaling import (
     Declined,
     Exchange,
     Hello,
+    Refusal,
+    Refused,
     derive_key,
+    refuse,
     run_dialer,
     run_listener,
 )
@@ -104,6 +111,14 @@ _MAX_PER_ADDRESS: Final = 4
 _STRIKES: Final = 4
 """Failed incoming handshakes from one address before it is refused for a while (doubling, up to a minute)."""
 _PENALTY: Final = (1.0, 60.0)
+_STRUCK: Final = "refused: too many failures from that address"
+"""The reason counted (``LanStatus.refused``) when an address is refused after its strikes."""
+_REFUSAL_REASON: Final = "too many failed handshakes from this address (a wrong room secret?)"
+"""What a refused dialer is told (then the seconds until the refusal ends)."""
+_REFUSING: Final = 16
+"""Refused dialers told why at once; beyond that the connection is closed without a word."""
+_REFUSAL_LINGER: Final = 0.5
+"""Seconds a refusal waits for the dialer to read it and hang up."""
 _ADDRESSES_KEPT: Final = 1024
 """Source addresses whose failures are remembered (counts only; the oldest is forgotten first)."""
 _FAILURES_KEPT: Final = 16
@@ -141,6 +156,8 @@ _SYN_TRIES: Final = 3
 """Connection attempts per address of one dial (overlapping, the first to connect wins)."""
 _NEXT_ADDRESS: Final = 0.25
 """Dialing several addresses of a peer, the next one is tried after this long (or once the last failed)."""
+_LOBBY_POLL: Final = 0.5
+"""Seconds between two looks at whether the room started (a change is re-announced over mDNS)."""
 _JOINING_LIMIT: Final = 6
 """A found peer that answers our handshakes counts as joining for at most this many ``connect_timeout``
 (its link may take long on a lossy Wi-Fi; one that answers yet never links must not block the room)."""
@@ -168,6 +185,9 @@ class LanTransport:
     opening one link (signaling + ICE + DTLS + SCTP) is bounded by ``connect_timeout``;
     ``max_frame`` bounds one frame in either direction.
     """
+
+    announces_lobby: Final = True
+    """:meth:`connect` takes ``lobby`` and ``started`` (what a lobby screen shows of the room)."""
 
     def __init__(
         self,
@@ -210,19 +230,33 @@ class LanTransport:
         max_frame: int | None = None,
         role: str = "player",
         identity: Identity | None = None,
+        lobby: Lobby | None = None,
+        started: Callable[[], bool] | None = None,
     ) -> LanEndpoint:
         """Join ``room`` as ``identity`` (``async with``); leaving says goodbye and closes every link.
 
         ``peer_id`` must be ``identity.id``: handshakes prove it with the identity's key (without
         an identity, ``peer_id`` must be the id of a fresh one, so pass the identity).
         ``max_frame`` raises (never lowers) the transport's own bound for this endpoint's links;
-        ``role`` is announced in the mDNS record (a lobby counts players, not spectators).
+        ``role`` is announced in the mDNS record (a lobby counts players, not spectators), and so
+        is ``lobby`` (hints for a lobby screen); ``started()`` says whether the room holds a
+        resource now: it is looked at every half second and a change re-announced.
         """
         limit = self.max_frame if max_frame is None else max(self.max_frame, max_frame)
         identity = identity or Identity.generate()
         if identity.id != peer_id:
             raise ValueError(f"peer id {peer_id!r} is not the id of the identity given ({identity.id!r})")
-        return LanEndpoint(self, identity=identity, name=name, room=room, secret=secret, max_frame=limit, role=role)
+        return LanEndpoint(
+            self,
+            identity=identity,
+            name=name,
+            room=room,
+            secret=secret,
+            max_frame=limit,
+            role=role,
+            lobby=lobby or Lobby(secret=bool(secret)),
+            started=started,
+        )
 
 
 class _PeerLog(logging.LoggerAdapter[logging.Logger]):
@@ -243,6 +277,8 @@ class LanEndpoint:
         secret: str | None,
         max_frame: int = DEFAULT_MAX_FRAME,
         role: str = "player",
+        lobby: Lobby | None = None,
+        started: Callable[[], bool] | None = None,
     ) -> None:
         peer_id = identity.id
         self.identity = identity
@@ -261,6 +297,7 @@ class LanEndpoint:
         """Handshakes that failed or were refused, by reason (a fixed set of words)."""
         self._incoming: OrderedDict[anyio.CancelScope, str] = OrderedDict()  # not yet authenticated: source
         self._strikes: OrderedDict[str, tuple[int, float]] = OrderedDict()  # address: (failures, refused until)
+        self._refusing = 0  # refusals being told now
         self._proven: OrderedDict[PeerId, None] = OrderedDict()  # peers we held an authenticated link with
         self._gave_up: dict[PeerId, tuple[float, float]] = {}  # never-proven peer: (when its loop stopped, pause)
         self._bad: set[tuple[PeerId, int, tuple[str, ...], int]] = set()  # mDNS records that failed auth
@@ -289,6 +326,8 @@ class LanEndpoint:
         self._discovery: Discovery | None = None
         self._reannouncing = False
         self._closing = False
+        self._lobby = lobby or Lobby(secret=bool(secret))
+        self._started = started
 
     # -- the Endpoint seam ----------------------------------------------------------------
 
@@ -397,6 +436,7 @@ class LanEndpoint:
                         port=self.signaling_port,
                         addresses=tuple(self.interfaces),
                         role=self.role,
+                        lobby=self._lobby,
                     ),
                 )
             )
@@ -410,6 +450,8 @@ class LanEndpoint:
         self._tg.start_soon(self._serve, listener)
         if self._discovery is not None:
             self._tg.start_soon(self._discovery_loop, self._discovery)
+            if self._started is not None:
+                self._tg.start_soon(self._lobby_loop, self._discovery, self._started)
         self._opened_at = anyio.current_time()
         self._tg.start_soon(self._heartbeat_loop)
         for address in self._t.peers:
@@ -548,6 +590,16 @@ class LanEndpoint:
             seen.add("?")  # peers already here answer our first mDNS query within this long
         return frozenset(seen)
 
+    async def _lobby_loop(self, discovery: Discovery, started: Callable[[], bool]) -> None:
+        """Re-announce the lobby hints whenever ``started()`` changes (looked at every ``_LOBBY_POLL``)."""
+        while True:
+            now_started = bool(started())
+            if now_started != self._lobby.started:
+                self._lobby = dataclasses.replace(self._lobby, started=now_started)
+                self._log.debug("lobby: the room %s", "started" if now_started else "holds no resource")
+                await discovery.update_lobby(self._lobby)
+            await anyio.sleep(_LOBBY_POLL)
+
     async def _discovery_loop(self, discovery: Discovery) -> None:
         async for event in discovery.events:
             match event:
@@ -613,6 +665,9 @@ class LanEndpoint:
             await self._dial_once(ann.addresses, ann.port, expected=peer)
         except Declined:
             pass  # the same incarnation we hold: nothing changed
+        except Refused as exc:  # our address is refused for a while: says nothing of the record
+            self._count_failure(exc)
+            self._note_auth_failure(exc)
         except (AuthenticationFailed, ConnectError, RemoteProtocolError) as exc:
             self._count_failure(exc)
             self._bad.add((peer, ann.port, ann.addresses, ann.incarnation))
@@ -738,7 +793,12 @@ class LanEndpoint:
                                 failures += 1  # it never answered: maybe gone (a link that was slow does not count)
                             if failures >= 2:  # not a peer that is about to link: stop waiting for it
                                 self._found_at.pop(peer, None)
-                            if isinstance(exc, AuthenticationFailed):
+                            pause = backoff
+                            if isinstance(exc, Refused):  # our address, for a while: not this record
+                                self._log.warning("%s: %s", peer, exc)
+                                self._note_auth_failure(exc)
+                                pause = max(backoff, min(exc.retry_after, _PENALTY[1]))
+                            elif isinstance(exc, AuthenticationFailed):
                                 self._log.warning("%s: %s", peer, exc)
                                 self._note_auth_failure(exc)
                                 if ann is None:
@@ -752,8 +812,8 @@ class LanEndpoint:
                                 self._log.debug("giving up on %s (never proven): %s", peer, exc)
                                 self._give_up(peer)
                                 return
-                            self._log.debug("dialing %s failed: %s; retry in %.2f s", peer, exc, backoff)
-                            await anyio.sleep(backoff)
+                            self._log.debug("dialing %s failed: %s; retry in %.2f s", peer, exc, pause)
+                            await anyio.sleep(pause)
                             backoff = min(backoff * _GROWTH, _BACKOFF[1])
                             continue
                         if anyio.current_time() - started > _STABLE_LINK:
@@ -786,7 +846,7 @@ class LanEndpoint:
             if held is not None:
                 await held.ended.wait()
                 continue
-            started = anyio.current_time()
+            started, pause = anyio.current_time(), backoff
             try:
                 await self._dial_once([address.host], address.port, expected=None, state=state)
             except Ourselves:
@@ -799,6 +859,8 @@ class LanEndpoint:
                     continue
             except (AuthenticationFailed, ConnectError, RemoteProtocolError) as exc:
                 self._count_failure(exc)
+                if isinstance(exc, Refused):
+                    pause = max(pause, min(exc.retry_after, _PENALTY[1]))
                 state.error = f"{'refused' if isinstance(exc, AuthenticationFailed) else 'unreachable'}: {exc}"
                 if not outage:
                     outage = True
@@ -812,8 +874,8 @@ class LanEndpoint:
             else:
                 state.error, outage = None, False
                 if anyio.current_time() - started > _STABLE_LINK:
-                    backoff = _BACKOFF[0]
-            await anyio.sleep(backoff)
+                    backoff = pause = _BACKOFF[0]
+            await anyio.sleep(pause)
             backoff = min(backoff * _GROWTH, cap)
 
     def _note_auth_failure(self, exc: AuthenticationFailed) -> None:
@@ -972,7 +1034,7 @@ class LanEndpoint:
             return "closing"
         strikes = self._strikes.get(source)
         if strikes is not None and anyio.current_time() < strikes[1]:
-            return "refused: too many failures from that address"
+            return _STRUCK
         if sum(1 for where in self._incoming.values() if where == source) >= _MAX_PER_ADDRESS:
             return "refused: too many handshakes from that address"
         if len(self._incoming) >= _MAX_HANDSHAKES:  # the oldest unauthenticated one makes room
@@ -992,6 +1054,16 @@ class LanEndpoint:
         while len(self._strikes) > _ADDRESSES_KEPT:
             self._strikes.popitem(last=False)
 
+    async def _tell_refused(self, stream: SocketStream, source: str) -> None:
+        """Tell a dialer from a refused ``source`` why, and when it may retry (unsigned, bounded)."""
+        _, until = self._strikes.get(source, (0, 0.0))
+        retry = max(1, math.ceil(until - anyio.current_time()))
+        self._refusing += 1
+        try:
+            await refuse(stream, Refusal(reason=_REFUSAL_REASON, retry=retry), linger=_REFUSAL_LINGER)
+        finally:
+            self._refusing -= 1
+
     async def _handle_incoming(self, stream: SocketStream) -> None:
         came_from = _remote_host(stream)
         source = came_from or "?"
@@ -999,7 +1071,9 @@ class LanEndpoint:
         if refusal is not None:
             if refusal != "closing":
                 self.refused[refusal] += 1
-            await stream.aclose()
+            async with stream:
+                if refusal == _STRUCK and self._refusing < _REFUSING:
+                    await self._tell_refused(stream, source)
             return
         scope = anyio.CancelScope(deadline=anyio.current_time() + min(AUTH_DEADLINE, self._t.connect_timeout))
         self._incoming[scope] = source

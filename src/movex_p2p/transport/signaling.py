@@ -23,6 +23,14 @@ signs, so nobody can answer for another peer's id; the signatures also cover bot
 by the end, both SDPs (which carry the DTLS fingerprints), so the data channel that follows is
 bound to both identities and to the secret.
 
+A listener that refuses the dialer's address (too many failed handshakes from it lately)
+answers the Hello with one ``Refusal(reason, retry)`` instead of a Challenge, then hangs up;
+a dialer whose check of the Challenge fails sends one in place of its Offer (``retry`` 0), so
+the listener learns that the secrets differ rather than seeing a cut-short handshake. Nobody
+signs a Refusal (its sender has proven nothing, or could not check): the side that gets one
+takes it as a hint, like a failed MAC it cannot tell from a stranger's, and raises
+:class:`Refused` (an ``AuthenticationFailed``) with the reason and the seconds until a retry.
+
 A listener sends no SDP before the dialer's Offer verifies, a dialer sends no SDP before the
 listener's Challenge verifies. A stranger learns the listener's id, name and public key (mDNS
 announces the first two anyway) and a PAKE message, which tells nothing about the secret: each
@@ -44,6 +52,7 @@ failure is a :class:`~movex_p2p.errors.RemoteProtocolError`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -84,12 +93,15 @@ __all__ = [
     "Hello",
     "Offer",
     "Pake",
+    "Refusal",
+    "Refused",
     "SignalMessage",
     "decode",
     "derive_key",
     "encode",
     "mac",
     "read_message",
+    "refuse",
     "run_dialer",
     "run_listener",
     "transcript",
@@ -108,6 +120,12 @@ NONCE_SIZE: Final = 16
 PAKE_SIZE: Final = 33
 """Bytes of a SPAKE2 message (a side byte and a group element)."""
 MAC_SIZE: Final = 32
+MAX_REASON: Final = 200
+"""Characters of a refusal's reason."""
+MAX_RETRY: Final = 3600
+"""The longest retry time a refusal may name, in seconds."""
+_PROOF_FAILED: Final = "your proof of the room secret failed (a wrong room secret?)"
+"""What a dialer tells a listener whose Challenge did not verify."""
 _SCRYPT: Final = {"n": 2**15, "r": 8, "p": 1}
 """scrypt cost: ~32 MiB and ~65 ms once per endpoint (off the event loop)."""
 _HEADER = struct.Struct(">I")
@@ -216,6 +234,31 @@ class Confirm:
     sig: bytes
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """One side turns the other away and says why (unsigned): a listener refuses the dialer's
+    address for ``retry`` more seconds, or a dialer found the listener's proof wrong (``retry`` 0)."""
+
+    reason: str
+    retry: int
+
+    def __post_init__(self) -> None:
+        if len(self.reason) > MAX_REASON or not self.reason.isprintable():
+            raise ValueError(f"a refusal's reason: at most {MAX_REASON} printable characters")
+        if isinstance(self.retry, bool) or not isinstance(self.retry, int) or not 0 <= self.retry <= MAX_RETRY:
+            raise ValueError(f"a refusal's retry: whole seconds within 0..{MAX_RETRY}")
+
+
+class Refused(AuthenticationFailed):
+    """The other side turned us away with a :class:`Refusal`: its reason (unsigned) and ``retry_after`` seconds."""
+
+    def __init__(self, who: str, refusal: Refusal) -> None:
+        retry = f", retry after {refusal.retry} s" if refusal.retry else ""
+        super().__init__(f"{who} refused us: {refusal.reason}{retry}")
+        self.reason = refusal.reason
+        self.retry_after = refusal.retry
+
+
 class Declined(ConnectError):
     """No new link with ``peer``, by the rules: this side or the other holds the pair already (no failure)."""
 
@@ -224,8 +267,8 @@ class Declined(ConnectError):
         self.peer = peer
 
 
-SignalMessage = Hello | Challenge | Offer | Answer | Busy | Confirm
-_M = TypeVar("_M", Hello, Challenge, Offer, Answer, Busy, Confirm)
+SignalMessage = Hello | Challenge | Offer | Answer | Busy | Confirm | Refusal
+_M = TypeVar("_M", Hello, Challenge, Offer, Answer, Busy, Confirm, Refusal)
 
 
 # --- codec ---------------------------------------------------------------------------------
@@ -281,6 +324,8 @@ def encode(message: SignalMessage) -> bytes:
             body = {"t": "busy", "mac": message.mac.hex(), "sig": message.sig.hex()}
         case Confirm():
             body = {"t": "confirm", "mac": message.mac.hex(), "sig": message.sig.hex()}
+        case Refusal():
+            body = {"t": "refused", "why": message.reason, "retry": message.retry}
     payload = json.dumps(body, separators=(",", ":")).encode()
     if len(payload) > MAX_MESSAGE:
         raise ValueError(f"signaling message of {len(payload)} bytes exceeds {MAX_MESSAGE}")
@@ -405,6 +450,10 @@ def _decode(payload: bytes) -> SignalMessage:
             return Busy(**_proofs(body))
         case "confirm":
             return Confirm(**_proofs(body))
+        case "refused":
+            return Refusal(
+                reason=_str(body, "why", limit=MAX_REASON), retry=_uint(body["retry"], "retry", limit=MAX_RETRY + 1)
+            )
         case other:
             raise ValueError(f"unknown message type {str(other)[:20]!r}")
 
@@ -532,11 +581,24 @@ async def run_dialer(
     )
     try:
         await stream.send(encode(hello))
-        challenge = await _expect(reader, Challenge)
+        first = await read_message(reader)
+        if isinstance(first, Refusal):
+            raise Refused(f"the listener {hello.receiver or 'at that address'}", first)
+        if not isinstance(first, Challenge):
+            raise RemoteProtocolError(f"expected Challenge, got {type(first).__name__}")
+        challenge = first
         who = f"listener {challenge.peer}"
-        session = pake.finish(challenge.pake)
-        _check(session, challenge.key, transcript("challenge", hello, challenge), challenge.proof, challenge.sig, who)
-        _check_id(challenge.peer, challenge.key, who)
+        try:
+            session = pake.finish(challenge.pake)
+            signed = transcript("challenge", hello, challenge)
+            _check(session, challenge.key, signed, challenge.proof, challenge.sig, who)
+            _check_id(challenge.peer, challenge.key, who)
+        except AuthenticationFailed:
+            # tell the listener, which otherwise sees only a hang-up: it may be a newcomer that
+            # would take it for a cut-short handshake and elect itself alone (unsigned: a hint)
+            with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await stream.send(encode(Refusal(reason=_PROOF_FAILED, retry=0)))
+            raise
         if hello.receiver and challenge.peer != hello.receiver:
             raise AuthenticationFailed(f"dialed {hello.receiver!r} but {challenge.peer!r} answered")
         offer = await create_offer(challenge)
@@ -561,6 +623,23 @@ async def run_dialer(
     except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
         raise ConnectError(f"signaling with {hello.receiver or 'an address'} broke: {exc!r}") from exc
     return DialResult(peer=challenge.peer, name=challenge.name, incarnation=challenge.incarnation, answer=answer.body)
+
+
+async def refuse(stream: ByteStream, refusal: Refusal, *, linger: float) -> None:
+    """Send ``refusal`` instead of a Challenge, then hang up (the caller closes ``stream``).
+
+    The dialer's Hello is read and dropped, and its own close awaited for up to ``linger``
+    seconds: closing a TCP socket with unread bytes in it resets the connection, and a reset
+    can discard the refusal before the dialer reads it. Never raises for a broken stream.
+    """
+    with anyio.move_on_after(linger):
+        try:
+            await stream.send(encode(refusal))
+            drained = 0
+            while drained <= MAX_MESSAGE:  # a Hello is well under it: then the dialer closes
+                drained += len(await stream.receive())
+        except (OSError, anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
 
 
 async def run_listener(
@@ -606,7 +685,12 @@ async def run_listener(
         signed = transcript("challenge", hello, unsigned)
         challenge = dataclasses.replace(unsigned, proof=mac(session, signed), sig=identity.sign(signed))
         await stream.send(encode(challenge))
-        offer = await _expect(reader, Offer)
+        offer_or_refusal = await read_message(reader)
+        if isinstance(offer_or_refusal, Refusal):
+            raise Refused(f"dialer {hello.sender}", offer_or_refusal)
+        if not isinstance(offer_or_refusal, Offer):
+            raise RemoteProtocolError(f"expected Offer, got {type(offer_or_refusal).__name__}")
+        offer = offer_or_refusal
         signed = transcript("offer", hello, challenge, *_parts(offer.body))
         _check(session, hello.key, signed, offer.mac, offer.sig, who)
         if offer.body.me.peer != hello.sender:
