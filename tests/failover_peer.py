@@ -89,8 +89,9 @@ async def run(args: argparse.Namespace) -> None:
                     stats["stuck"] += 1
                     stats["rejected"] += 1
                     return
-                except mx.MovexError:
+                except mx.MovexError as exc:
                     stats["rejected"] += 1
+                    emit("rejected", error=f"{type(exc).__name__}: {exc}", mono=time.monotonic())
                     return
                 stats["confirmed"] += 1
                 if peer.term not in terms_seen:

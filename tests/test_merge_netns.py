@@ -16,10 +16,10 @@ from wifi_bed import startup_merge
 pytestmark = pytest.mark.netns
 
 
-@pytest.mark.parametrize("run", range(3))
+@pytest.mark.parametrize("run", range(2))
 async def test_a_host_that_played_alone_keeps_every_action_when_three_join_at_once(run: int) -> None:
     async with open_hosts(4) as hosts:
         result = await startup_merge(hosts, run=run)
-    assert result.rejected == 0
+    assert result.rejected == 0, result.errors
     assert result.confirmed > 0
     assert (result.lost, result.doubled, result.checksums, result.masters) == (0, 0, 1, 1)

@@ -279,6 +279,8 @@ class MergeResult:
     checksums: int = 0
     masters: int = 0
     """Distinct masters the peers followed at the end (1 expected)."""
+    errors: list[str] = field(default_factory=list)
+    """Why the host's rejected actions failed."""
 
 
 async def startup_merge(hosts: Hosts, *, run: int = 0, alone: float = 1.5, joiners: int = 3) -> MergeResult:
@@ -304,6 +306,7 @@ async def startup_merge(hosts: Hosts, *, run: int = 0, alone: float = 1.5, joine
     state: dict[str, Any] = finals[0]["state"]
     mine = finals[0]
     result = MergeResult(confirmed=int(mine["confirmed"]), rejected=int(mine["rejected"]))
+    result.errors = [e["error"] for e in host.of("rejected")]
     result.checksums = len({f["checksum"] for f in finals})
     result.masters = len({f["master"] for f in finals})
     for f in finals:
