@@ -589,12 +589,14 @@ async def lan_game(args: argparse.Namespace) -> int:
             print(f"{exc} (--secret)", file=sys.stderr)
             return 2
         print(f"you are {peer.name} ({peer.id}){' watching' if args.spectate else ''}; key {key}", flush=True)
+        master_changed(peer.master_id, peer.term)
         seat.table.on_update(Narrator(lambda line: print(line, flush=True)))
         async with anyio.create_task_group() as tg:
             if args.bot and not args.spectate:
                 await bot(seat, random.Random(), start_at=args.players, think=args.think)
             else:
-                tg.start_soon(read_commands, seat, tg.cancel_scope)
+                if not args.spectate:  # a spectator types nothing: it leaves when the game is over (or on Ctrl-C)
+                    tg.start_soon(read_commands, seat, tg.cancel_scope)
                 await show_table(seat)
             tg.cancel_scope.cancel()
     return 0
