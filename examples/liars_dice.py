@@ -9,7 +9,7 @@ except in a bid on ones) or calls "liar" on the last bid. The call makes the tab
 settles the round: if the table holds fewer than Q dice of face F the bidder loses a die,
 otherwise the caller does. A player without dice is out; the last player with dice wins.
 
-Turn timer (``--turn-seconds``, 20 by default): each turn's deadline is a master value
+Turn timer (``--turn-seconds``, 20 by default, 1 with ``--local``): each turn's deadline is a master value
 (``mx.master.deadline``) kept in the state; when it passes the table's ``on_deadline`` runs, on
 whichever peer is master then. A silent bidder forfeits its turn (the next player bids on the
 same bid). A player who has not rolled when the rolling time is up loses a die and sits the round
@@ -598,6 +598,8 @@ async def lan_game(args: argparse.Namespace) -> int:
                 if not args.spectate:  # a spectator types nothing: it leaves when the game is over (or on Ctrl-C)
                     tg.start_soon(read_commands, seat, tg.cancel_scope)
                 await show_table(seat)
+                if not args.spectate:
+                    print("the game is over: press Enter to leave", flush=True)
             tg.cancel_scope.cancel()
     return 0
 

@@ -40,6 +40,8 @@ class DiceRun:
     kill_round: int = 0
     winner: str = ""
     settle_times: dict[int, float] = field(default_factory=dict)  # round -> seconds from call to settle
+    seen_call_to_settle: float = float("inf")  # the kill round, on the spectator's screen (this clock)
+    kill_to_settle: float = float("inf")  # from the SIGKILL to the kill round's settle on the spectator's screen
     kill_round_lost: bool = False  # the killed master's roll was reported lost at that round's reveal
     stuck: list[str] = field(default_factory=list)  # "! stuck" lines, any process
     aiortc_noise: list[str] = field(default_factory=list)  # processes with aiortc's shutdown traceback (see below)
@@ -59,6 +61,7 @@ class DiceRun:
             and bool(self.winner)
             and self.kill_round_lost
             and max(self.settle_times.values(), default=float("inf")) <= BOUND
+            and self.seen_call_to_settle <= BOUND
         )
 
 
@@ -112,9 +115,15 @@ async def dice_run(
     if result.killed not in processes:
         result.problems.append(f"the master is not a player: {masters[-1]!r}")
         return result
+    killed_at = time.monotonic()
     processes[result.killed].kill()
     await processes[result.killed].process.wait()
     victim = await ns.spawn(player(result.killed), name=f"{result.killed}-again")
+    await printed(eye, rf"^round {result.kill_round}: \w+ calls liar$", within=90)
+    called_at = time.monotonic()
+    await printed(eye, rf"^round {result.kill_round}: .* settled ", within=30)
+    result.kill_to_settle = time.monotonic() - killed_at
+    result.seen_call_to_settle = time.monotonic() - called_at
     winner = await printed(eye, r"^winner: ", within=120)
     result.winner = winner.split()[1]
     for process in [*processes.values(), victim]:

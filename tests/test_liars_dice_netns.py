@@ -22,7 +22,8 @@ async def test_liars_dice_master_killed_mid_round_and_back_with_its_identity(tmp
     print("\n" + "\n".join(line for line in run.lines if line.startswith(("round", "winner", "*"))))
     print(
         f"\nmaster {run.killed} killed at round {run.kill_round}; winner {run.winner}; "
-        f"seconds from call to settle per round {{{times}}}; game {run.elapsed:.1f} s; "
+        f"seconds from call to settle per round {{{times}}} (the kill round: {run.seen_call_to_settle:.2f} s "
+        f"on the spectator's screen, {run.kill_to_settle:.2f} s after the kill); game {run.elapsed:.1f} s; "
         f"aiortc shutdown tracebacks in {run.aiortc_noise or 'none'}"
     )
     assert not run.problems, run.problems
@@ -30,4 +31,5 @@ async def test_liars_dice_master_killed_mid_round_and_back_with_its_identity(tmp
     assert run.winner
     assert run.kill_round_lost, "the killed master's roll should be lost (on_unrevealed) at its round's reveal"
     assert run.kill_round_time <= BOUND, run.settle_times
+    assert run.seen_call_to_settle <= BOUND, run.seen_call_to_settle
     assert max(run.settle_times.values()) <= BOUND, run.settle_times
