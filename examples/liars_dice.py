@@ -139,6 +139,8 @@ def settle(state: Any, until: Any, at: Any) -> Any:
     # with dice lost the bid cannot be checked: whoever lost their dice pays, nobody else
     losers = list(state["lost"]) or [state["caller"] if count >= bid["quantity"] else bid["by"]]
     left = {**state["left"], **{p: state["left"][p] - 1 for p in losers}}
+    if not any(left.values()):  # every roll lost and nobody would have a die left: the round is void
+        losers, left = [], state["left"]
     last = {
         "round": state["round"],
         "bid": bid,
@@ -151,7 +153,7 @@ def settle(state: Any, until: Any, at: Any) -> Any:
         if isinstance(at, float) and isinstance(state["called_at"], float)
         else None,
     }
-    return next_round({**state, "left": left, "last": last}, losers[0], until)
+    return next_round({**state, "left": left, "last": last}, losers[0] if losers else state["starter"], until)
 
 
 def table(state: Any, action: mx.Action) -> Any:
@@ -230,6 +232,8 @@ def time_up(state: Any, now: float) -> Any:
             "turn": after(state["rolled"], silent, state["players"]),
             "until": until,
         }
+    if state["phase"] == "rolling" and not state["rolled"]:  # nobody rolled (a stalled table): wait again
+        return {**timed_out, "timed_out": None, "until": until}
     if state["phase"] == "rolling":
         missing = [p for p in live(state) if p not in state["rolled"]]
         left = {**state["left"], **{p: state["left"][p] - 1 for p in missing}}
@@ -309,7 +313,7 @@ def reveal_line(last: Any, names: dict[str, str], left: dict[str, int], *, timin
         verdict = f"dice of {', '.join(names[p] for p in last['lost'])} lost, not judged"
     else:
         verdict = f"{last['count']} showing"
-    losers = " and ".join(names[p] for p in last["losers"])
+    losers = " and ".join(names[p] for p in last["losers"]) or "nobody (the round is void)"
     counts = ", ".join(f"{names[p]} {n}" for p, n in left.items())
     took = "" if last["took"] is None or not timing else f"; settled {last['took']:.2f} s after the call"
     return (

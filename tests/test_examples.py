@@ -165,3 +165,18 @@ def test_liars_dice_rules_the_timer_skips_a_silent_bidder_and_fines_a_missing_ro
     assert (state["turn"], state["bid"], state["timeouts"]) == ("bob", None, 2)
     with pytest.raises(ValueError, match="no roll expected"):
         ld.table(state, mx.Action("rolled", {"round": 1, "until": mx.Deadline.at(1.0)}).by("cy"))
+
+
+def test_liars_dice_rules_a_stalled_table_fines_nobody_and_a_void_round_ends_no_game() -> None:
+    state = ld.time_up(dice_table({}), 50.0)  # nobody rolled in time: nobody is fined, the timer runs again
+    assert state["left"] == {"ann": 5, "bob": 5, "cy": 5}
+    assert state["phase"] == "rolling"
+    assert mx.Deadline.of(state["until"]) == 50.0 + ld.TURN_SECONDS
+    last = dice_table({"ann": [6], "bob": [2]})  # one die each, cy out: both rolls lost at the call
+    last = {**last, "left": {"ann": 1, "bob": 1, "cy": 0}}
+    last = {**last, "phase": "called", "caller": "bob", "bid": {"by": "ann", "quantity": 1, "face": 6}}
+    last = {**last, "rolled": ["ann", "bob"], "dice": {}, "lost": ["ann", "bob"]}
+    state = ld.table(last, mx.Action("settle", {"round": 1, "until": mx.Deadline.at(1.0)}).by("ann"))
+    assert state["left"] == {"ann": 1, "bob": 1, "cy": 0}  # void: nobody loses, the game goes on
+    assert state["phase"] == "rolling"
+    assert state["last"]["losers"] == []
