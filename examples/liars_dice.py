@@ -592,6 +592,9 @@ async def lan_game(args: argparse.Namespace) -> int:
         except mx.AuthenticationFailed as exc:
             print(f"{exc} (--secret)", file=sys.stderr)
             return 2
+        except mx.IncompatibleType as exc:  # another build of this game (other rules) holds the table
+            print(exc, file=sys.stderr)
+            return 2
         print(f"you are {peer.name} ({peer.id}){' watching' if args.spectate else ''}; key {key}", flush=True)
         master_changed(peer.master_id, peer.term)
         seat.table.on_update(Narrator(lambda line: print(line, flush=True)))
