@@ -1,0 +1,167 @@
+"""examples/liars_dice.py on the real stack (mDNS + WebRTC), with its master SIGKILLed mid-round.
+
+One run, in a namespace the caller opens (tests/netns.py): three bot players (``--bot``, each
+with an ``--identity`` file) and a spectator that finds the room through the lobby
+(``mx.browse_rooms``, no ``--room``). When the spectator sees the first bid of round 2, the
+master's process is SIGKILLed and started again with the same identity file. Its hidden roll
+died with it, so at the next call the new master reveals the others' rolls and the table's
+``on_unrevealed`` ends the round (the restarted player loses a die). Every round's settle is
+stamped by the master's clock (``mx.master.now()``): the spectator prints "settled S s after
+the call", which must stay within ``REVEAL_TIMEOUT`` + 1 s. Used by tests/test_liars_dice_netns.py
+and benchmarks/liars_dice_failover.py.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+from netns import Namespace, PeerProcess
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+from liars_dice import REVEAL_TIMEOUT
+
+BOUND = REVEAL_TIMEOUT + 1.0
+"""Each round must be settled within this many seconds of its call (master clock)."""
+PLAYERS = ("ann", "bob", "cy")
+SETTLED = re.compile(r"^round (\d+): .* settled (\d+\.\d+) s after the call$")
+
+
+@dataclass
+class DiceRun:
+    """What one run measured."""
+
+    killed: str = ""
+    kill_round: int = 0
+    winner: str = ""
+    settle_times: dict[int, float] = field(default_factory=dict)  # round -> seconds from call to settle
+    seen_call_to_settle: float = float("inf")  # the kill round, on the spectator's screen (this clock)
+    kill_to_settle: float = float("inf")  # from the SIGKILL to the kill round's settle on the spectator's screen
+    kill_round_lost: bool = False  # the killed master's roll was reported lost at that round's reveal
+    stuck: list[str] = field(default_factory=list)  # "! stuck" lines, any process
+    aiortc_noise: list[str] = field(default_factory=list)  # processes with aiortc's shutdown traceback (see below)
+    problems: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+    lines: list[str] = field(default_factory=list)  # what the spectator printed
+
+    @property
+    def kill_round_time(self) -> float:
+        return self.settle_times.get(self.kill_round, float("inf"))
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.problems
+            and not self.stuck
+            and bool(self.winner)
+            and self.kill_round_lost
+            and max(self.settle_times.values(), default=float("inf")) <= BOUND
+            and self.seen_call_to_settle <= BOUND
+        )
+
+
+def text_lines(process: PeerProcess) -> list[str]:
+    """What the example printed, one line each (it prints text: the bed keeps those as "garbage")."""
+    return [str(e["line"]) for e in process.events if e.get("ev") == "garbage"]
+
+
+def aiortc_shutdown_noise(errors: str) -> bool:
+    """Every traceback in ``errors`` is aiortc's SCTP retransmission task failing on a DTLS
+    transport already shut down while the process left ("Task exception was never retrieved ...
+    RTCSctpTransport._transmit ... protocol is shutdown"): noise at exit, counted, not a failure."""
+    tracebacks = errors.count("Traceback")
+    return (
+        tracebacks > 0
+        and tracebacks == errors.count("Task exception was never retrieved")
+        and errors.count("RTCSctpTransport._transmit") >= tracebacks
+        and errors.count("protocol is shutdown") >= tracebacks
+    )
+
+
+async def printed(process: PeerProcess, pattern: str, *, within: float) -> str:
+    """The first line ``process`` printed (so far or within ``within`` s) that matches ``pattern``."""
+    regex = re.compile(pattern)
+    event = await process.wait_for(lambda e: e.get("ev") == "garbage" and bool(regex.search(e["line"])), within=within)
+    return str(event["line"])
+
+
+async def dice_run(
+    ns: Namespace, keys: Path, *, think: float = 0.3, turn_seconds: float = 3.0, dice: int = 2
+) -> DiceRun:
+    """One game of three bots and a spectator, the master SIGKILLed at round 2 and restarted."""
+    result = DiceRun()
+    started = time.monotonic()
+    common = ["examples/liars_dice.py", "--interface", "127.0.0.2", "--turn-seconds", str(turn_seconds)]
+    bot = [*common, "--room", "liars-dice", "--bot", "--players", "3", "--think", str(think), "--dice", str(dice)]
+
+    def player(name: str) -> list[str]:
+        return [*bot, "--name", name, "--identity", str(keys / f"{name}.key")]
+
+    processes = {name: await ns.spawn(player(name), name=name) for name in PLAYERS}
+    await printed(processes["ann"], r"^you are ann", within=60)
+    eye = await ns.spawn([*common, "--spectate", "--name", "eye", "--identity", str(keys / "eye.key")], name="eye")
+    joined = await printed(eye, r"^\* joining ", within=30)
+    if joined != "* joining liars-dice":
+        result.problems.append(f"the lobby did not find the room: {joined!r}")
+    await printed(eye, r"^round 2: \w+ bids ", within=90)
+    masters = [line for line in text_lines(eye) if line.startswith("* master: ")]
+    result.killed = masters[-1].split()[2]
+    result.kill_round = 2
+    if result.killed not in processes:
+        result.problems.append(f"the master is not a player: {masters[-1]!r}")
+        return result
+    killed_at = time.monotonic()
+    processes[result.killed].kill()
+    await processes[result.killed].process.wait()
+    victim = await ns.spawn(player(result.killed), name=f"{result.killed}-again")
+    await printed(eye, rf"^round {result.kill_round}: \w+ calls liar$", within=90)
+    called_at = time.monotonic()
+    await printed(eye, rf"^round {result.kill_round}: .* settled ", within=30)
+    result.kill_to_settle = time.monotonic() - killed_at
+    result.seen_call_to_settle = time.monotonic() - called_at
+    winner = await printed(eye, r"^winner: ", within=120)
+    result.winner = winner.split()[1]
+    for process in [*processes.values(), victim]:
+        if process is processes[result.killed]:
+            continue
+        with anyio.fail_after(30):
+            await process.process.wait()
+        if process.process.returncode != 0:
+            result.problems.append(f"{process.name} exited with {process.process.returncode}: {process.stderr()}")
+    for process in [*processes.values(), victim, eye]:
+        result.stuck += [line for line in text_lines(process) if line.startswith("! stuck")]
+        errors = process.stderr_path.read_text()
+        if aiortc_shutdown_noise(errors):
+            result.aiortc_noise.append(process.name)
+        elif "Traceback" in errors:
+            result.problems.append(f"{process.name}: {errors[-4000:]}")
+    for line in text_lines(eye):
+        match = SETTLED.match(line)
+        if match:
+            result.settle_times[int(match[1])] = float(match[2])
+            if int(match[1]) == result.kill_round:
+                result.kill_round_lost = f"dice of {result.killed} lost" in line
+    rounds = sorted(result.settle_times)
+    reveals = [line for line in text_lines(eye) if SETTLED.match(line)]
+    left = (
+        [int(n) for n in re.findall(r"\w+ (\d+)", reveals[-1].split(" loses a die (")[1].split(")")[0])]
+        if reveals
+        else []
+    )
+    # each round costs one die: the spectator saw rounds 1..n and, after the last, one player has dice
+    if rounds != list(range(1, len(rounds) + 1)) or sum(left) + len(rounds) != len(PLAYERS) * dice:
+        result.problems.append(f"the spectator did not see every round settled: {rounds}, dice left {left}")
+    if sum(1 for n in left if n > 0) != 1:
+        result.problems.append(f"the game ended with dice left {left}")
+    result.elapsed = time.monotonic() - started
+    result.lines = text_lines(eye)
+    with anyio.move_on_after(30):
+        await eye.process.wait()
+    if eye.process.returncode != 0:
+        result.problems.append(f"the spectator did not leave after the game (exit code {eye.process.returncode})")
+    return result
