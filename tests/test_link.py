@@ -26,7 +26,7 @@ from movex_p2p.transport.link import (
     encode_frame,
     encode_record,
 )
-from movex_p2p.transport.webrtc import LAN_RTO, RtcSession, use_lan_timers
+from movex_p2p.transport.webrtc import LAN_RTO, RtcSession, quiet_closed_transmit, use_lan_timers
 
 PEER = PeerId("b")
 
@@ -274,3 +274,35 @@ def test_a_stalled_process_does_not_declare_its_peers_dead() -> None:
     detector.stalled(2.0)  # our loop ran nothing for 2 s: the peer's heartbeats wait unread
     assert detector.expired(2.5) == []
     assert detector.expired(3.1) == [PEER]  # silent for a second of our own running time
+
+
+async def test_a_retransmission_after_the_connection_closed_is_quiet_and_other_errors_still_raise() -> None:
+    class Association:
+        def __init__(self, error: Exception) -> None:
+            self.error = error
+            self.sent = 0
+
+        async def _transmit(self) -> None:
+            self.sent += 1
+            raise self.error
+
+    closed = Association(ConnectionError("Cannot send encrypted data, not connected"))
+    assert quiet_closed_transmit(closed)
+    await closed._transmit()  # as aiortc's T3 timer runs it: a task nobody awaits
+    assert closed.sent == 1
+    broken = Association(ValueError("a bug"))
+    assert quiet_closed_transmit(broken)
+    with pytest.raises(ValueError, match="a bug"):
+        await broken._transmit()
+    assert quiet_closed_transmit(object()) is False
+
+
+async def test_a_session_guards_its_association() -> None:
+    session = RtcSession(addresses=[])
+    try:
+        assert session.lan_timers
+        sctp = session._pc.sctp
+        assert sctp is not None
+        assert sctp._transmit.__name__ == "transmit_unless_closed"
+    finally:
+        await session.close()

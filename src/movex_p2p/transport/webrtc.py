@@ -31,6 +31,7 @@ __all__ = [
     "SessionSink",
     "candidate_types",
     "check_host_only",
+    "quiet_closed_transmit",
     "use_lan_timers",
 ]
 
@@ -129,6 +130,30 @@ def use_lan_timers(sctp: Any) -> bool:
     return True
 
 
+def quiet_closed_transmit(sctp: Any) -> bool:
+    """Keep one association's retransmissions from failing loudly once its DTLS transport closed.
+
+    aiortc starts a retransmission (``_transmit``) as a task nobody awaits when its T3 timer
+    fires; if the peer closed the connection meanwhile, DTLS raises ``ConnectionError`` ("not
+    connected") in that task and asyncio prints "Task exception was never retrieved" at exit. Our
+    short LAN timers make that race common. Nothing can be sent on a closed connection, and the
+    link's own close path reports the loss, so that one error is logged at DEBUG; any other error
+    still raises. Per association, like :func:`use_lan_timers`; False if the internals are not there.
+    """
+    transmit = getattr(sctp, "_transmit", None)
+    if transmit is None:
+        return False
+
+    async def transmit_unless_closed() -> None:
+        try:
+            await transmit()
+        except ConnectionError as exc:
+            log.debug("SCTP retransmission after its DTLS transport closed: %s", exc)
+
+    sctp._transmit = transmit_unless_closed
+    return True
+
+
 class RtcSession:
     """One RTCPeerConnection with a reliable ordered channel (id 0) and a datagram channel (id 1).
 
@@ -146,7 +171,7 @@ class RtcSession:
         self._datagrams: RTCDataChannel = self._pc.createDataChannel(
             "movex-datagram", negotiated=True, id=DATAGRAM_CHANNEL_ID, ordered=False, maxRetransmits=0
         )
-        self.lan_timers = use_lan_timers(self._pc.sctp)
+        self.lan_timers = use_lan_timers(self._pc.sctp) and quiet_closed_transmit(self._pc.sctp)
         if not self.lan_timers:
             log.warning("aiortc's SCTP internals changed: LAN retransmission timers not applied")
         self._channel.bufferedAmountLowThreshold = LOW_WATER
