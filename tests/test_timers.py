@@ -209,8 +209,8 @@ def raising(state: Any, now: float) -> Any:
 
 
 TURNS_INITIAL: dict[str, Any] = {"turn": None, "until": None, "played": 0, "timeouts": []}
-Turns = mx.ResourceType("turns", turns, initial=TURNS_INITIAL, on_deadline=next_turn)
-Raising = mx.ResourceType("turns", turns, initial=TURNS_INITIAL, on_deadline=raising)
+Turns = mx.ResourceType("rounds", turns, initial=TURNS_INITIAL, on_deadline=next_turn)
+Raising = mx.ResourceType("rounds", turns, initial=TURNS_INITIAL, on_deadline=raising)
 
 
 def test_deadline_values_are_plain_data() -> None:
@@ -230,12 +230,12 @@ def test_deadline_values_are_plain_data() -> None:
 
 
 def test_a_deadline_fires_once_as_an_entry_every_peer_replays() -> None:
-    c = CoreCluster(3, types={"turns": Turns})
-    c.setup("turns:t")
+    c = CoreCluster(3, types={"rounds": Turns})
+    c.setup("rounds:t")
     start = c.now
-    c.dispatch(c.ids[1], "turns:t", mx.Action("start", {"until": mx.master.deadline(30)}))
+    c.dispatch(c.ids[1], "rounds:t", mx.Action("start", {"until": mx.master.deadline(30)}))
     c.run()
-    assert c.view(c.ids[2], "turns:t")["until"] == {"$deadline": start + 30}
+    assert c.view(c.ids[2], "rounds:t")["until"] == {"$deadline": start + 30}
     assert c.master.due == start + 30
     c.advance(29.9)
     c.run()
@@ -245,22 +245,22 @@ def test_a_deadline_fires_once_as_an_entry_every_peer_replays() -> None:
     elapsed = c.sent(rm.Elapsed)[0]
     assert elapsed.deadline == start + 30
     for p in c.ids:
-        state = c.view(p, "turns:t")
+        state = c.view(p, "rounds:t")
         assert state["turn"] == 1
         assert state["timeouts"] == [c.now]
         assert Deadline.fired(state["until"])
-    assert len(c.checksums("turns:t")) == 1
+    assert len(c.checksums("rounds:t")) == 1
     assert c.master.due is None
     c.advance(100.0)
     c.run()
-    assert c.view(c.ids[0], "turns:t")["turn"] == 1  # once
+    assert c.view(c.ids[0], "rounds:t")["turn"] == 1  # once
     assert not c.of_type(fx.ResyncStarted)
 
 
 def test_on_deadline_raising_is_reported_once_and_the_deadline_is_spent() -> None:
-    c = CoreCluster(2, types={"turns": Raising})
-    c.setup("turns:t")
-    c.dispatch(c.ids[1], "turns:t", mx.Action("start", {"until": mx.master.deadline(5)}))
+    c = CoreCluster(2, types={"rounds": Raising})
+    c.setup("rounds:t")
+    c.dispatch(c.ids[1], "rounds:t", mx.Action("start", {"until": mx.master.deadline(5)}))
     c.run()
     for _ in range(5):
         c.advance(5.0)
@@ -268,20 +268,20 @@ def test_on_deadline_raising_is_reported_once_and_the_deadline_is_spent() -> Non
     raised = c.of_type(fx.AppRaised)
     assert [(e.where, "broken" in e.error) for e in raised] == [("on_deadline", True)]
     assert len(c.sent(rm.Elapsed)) == 2  # one entry, delivered to each of the 2 peers
-    assert Deadline.fired(c.view(c.ids[1], "turns:t")["until"])
-    assert c.view(c.ids[1], "turns:t")["turn"] == 0  # on_deadline changed nothing
-    assert len(c.checksums("turns:t")) == 1
+    assert Deadline.fired(c.view(c.ids[1], "rounds:t")["until"])
+    assert c.view(c.ids[1], "rounds:t")["turn"] == 0  # on_deadline changed nothing
+    assert len(c.checksums("rounds:t")) == 1
     assert c.master.due is None
 
 
 def test_the_node_wakes_up_for_the_masters_next_deadline() -> None:
-    core = NodeCore(PeerId("solo"), types={"turns": Turns}, election=ElectionConfig(), rng=random.Random(1))
+    core = NodeCore(PeerId("solo"), types={"rounds": Turns}, election=ElectionConfig(), rng=random.Random(1))
     core.start(0.0, 1000.0)
     now = 0.0
     while core.master is None or core.master.recovering or not core.client.synced:
         now += 0.05
         core.tick(now, 1000.0 + now)
-    rid = Rid("turns:t")
+    rid = Rid("rounds:t")
     core.create(rid, None, now, 1000.0 + now)
     core.bind(rid, {}, now, 1000.0 + now)
     core.dispatch(rid, mx.Action("start", {"until": mx.master.deadline(60)}), None, now, 1000.0 + now)
@@ -301,7 +301,7 @@ def test_simulation_a_deadline_fires_once_across_a_master_failover() -> None:
     assert sim.run(3.0, until=lambda s: len(s.masters()) == 1)
     master = sim.masters()[0]
     player = next(p for p in sim.ids if p != master)
-    rid = sim.create(player, "turns", "t")
+    rid = sim.create(player, "rounds", "t")
     sim.run(0.5)
     sim.dispatch(player, rid, mx.Action("start", {"until": mx.master.deadline(5)}))
     sim.run(1.0)

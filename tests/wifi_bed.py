@@ -49,6 +49,19 @@ async def _spawn(hosts: Hosts, peers: int, tag: str, *extra: str) -> list[PeerPr
     ]
 
 
+def _lost_and_doubled(finals: list[dict[str, Any]]) -> tuple[int, int]:
+    """From every peer's ``final`` report: actions lost (neither settled, or confirmed but not in the
+    room's state, which counts each peer's actions) and doubled (in the state more often than confirmed)."""
+    state: dict[str, Any] = finals[0]["state"]
+    lost = doubled = 0
+    for f in finals:
+        lost += int(f["dispatched"]) - int(f["confirmed"]) - int(f["rejected"])
+        applied = int(state.get(f["id"], 0))
+        doubled += max(0, applied - int(f["confirmed"]))
+        lost += max(0, int(f["confirmed"]) - applied)
+    return lost, doubled
+
+
 def _masters_after(proc: PeerProcess, since: float) -> list[tuple[str | None, int]]:
     return [(e["master"], int(e["term"])) for e in proc.of("master") if e["mono"] >= since]
 
@@ -162,10 +175,7 @@ async def steady(
         result.confirmed += int(f["confirmed"])
         if f["rejected"]:
             result.problems.append(f"{f['id']}: {f['rejected']} rejected")
-        result.lost += int(f["dispatched"]) - int(f["confirmed"]) - int(f["rejected"])
-        applied = int(finals[0]["state"].get(f["id"], 0))  # the room's state counts each peer's actions
-        result.doubled += max(0, applied - int(f["confirmed"]))
-        result.lost += max(0, int(f["confirmed"]) - applied)
+    result.lost, result.doubled = _lost_and_doubled(finals)
     if len({f["checksum"] for f in finals}) != 1:
         result.problems.append("checksums differ")
     for p in procs:
@@ -251,17 +261,13 @@ async def failover_with_burst(
         hosts.heal(host)
         await anyio.sleep(3.0)  # the healed side rejoins (a term of its own, if it elected itself, loses)
     finals = await stop_and_report(survivors)
-    state: dict[str, Any] = finals[0]["state"]
     result.checksums = len({f["checksum"] for f in finals})
     for f in finals:
         result.confirmed += int(f["confirmed"])
         result.stuck += int(f.get("stuck", 0))
         if f["rejected"]:
             result.problems.append(f"{f['id']}: {f['rejected']} actions failed")
-        result.lost += int(f["dispatched"]) - int(f["confirmed"]) - int(f["rejected"])
-        applied = int(state.get(f["id"], 0))
-        result.doubled += max(0, applied - int(f["confirmed"]))
-        result.lost += max(0, int(f["confirmed"]) - applied)
+    result.lost, result.doubled = _lost_and_doubled(finals)
     for p in survivors:
         await hosts.leave(p, within=15)
     return result
@@ -303,17 +309,12 @@ async def startup_merge(hosts: Hosts, *, run: int = 0, alone: float = 1.5, joine
     await anyio.sleep(2.0)
     procs = [host, *others]
     finals = await stop_and_report(procs)
-    state: dict[str, Any] = finals[0]["state"]
     mine = finals[0]
     result = MergeResult(confirmed=int(mine["confirmed"]), rejected=int(mine["rejected"]))
     result.errors = [e["error"] for e in host.of("rejected")]
     result.checksums = len({f["checksum"] for f in finals})
     result.masters = len({f["master"] for f in finals})
-    for f in finals:
-        result.lost += int(f["dispatched"]) - int(f["confirmed"]) - int(f["rejected"])
-        applied = int(state.get(f["id"], 0))
-        result.doubled += max(0, applied - int(f["confirmed"]))
-        result.lost += max(0, int(f["confirmed"]) - applied)
+    result.lost, result.doubled = _lost_and_doubled(finals)
     for p in procs:
         await hosts.leave(p, within=15)
     return result

@@ -811,7 +811,10 @@ class ClientCore:
                     stalled += len(items)
                     waited = max(waited, (now - since) * stalls)
             stuck: list[int] = []
-            for item in items:
+            # items are in dispatch order, so none is due before the oldest's first step: the
+            # common case (nothing waits that long) costs no scan, however many are pending
+            first_due = max(items[0].born, self._master_at) + self.stuck_after
+            for item in items if now >= first_due else ():
                 due = max(item.born, self._master_at) + self.stuck_after * (item.stuck + 1)
                 if item.stuck >= 2 or now < due:
                     continue

@@ -321,7 +321,7 @@ class MasterCore:
                     *self._commit_to(sender),
                 ]
             case Pulled(snapshot=snapshot):
-                effects = self._on_pulled(sender, snapshot)
+                effects = self._on_pulled(sender, snapshot, now, lease)
             case Ack():
                 effects = self._on_ack(sender, message)
             case Endorse():
@@ -443,7 +443,7 @@ class MasterCore:
         type_name, sep, id = rid.partition(":")
         return bool(sep and id) and type_name in self._types
 
-    def _on_pulled(self, sender: PeerId, snap: Snapshot) -> list[Effect]:
+    def _on_pulled(self, sender: PeerId, snap: Snapshot, now: float, lease: bool) -> list[Effect]:
         if (sender, snap.rid) not in self._pulls:
             return []  # a snapshot we did not ask this peer for: never adopted
         self._pulls.discard((sender, snap.rid))
@@ -453,15 +453,19 @@ class MasterCore:
             waiting.discard(sender)
             if not waiting:
                 del self._awaiting_pull[snap.rid]
+        effects = self._take_pulled(snap, reported)
+        if self.deadline is None:  # after recovery: what waited for this resource goes now
+            effects += self._unpark(snap.rid, now, lease)
+        return effects
+
+    def _take_pulled(self, snap: Snapshot, reported: Position | None) -> list[Effect]:
+        """Adopt a pulled replica if it is newer and checks out (after recovery: only of a resource we lack)."""
         type_ = self._types.get(parse_rid(snap.rid)[0]) if self._known_type(snap.rid) else None
         if type_ is None:
             return []
         current: Replica | None = self._resources.get(snap.rid)
-        if self.deadline is None:  # after recovery: only a resource this master does not hold
-            if current is not None:
-                return self._unpark(snap.rid, 0.0, True)
-            effects = self._adopt_late(sender, snap, type_, reported)
-            return effects + self._unpark(snap.rid, 0.0, True)
+        if current is not None and self.deadline is None:
+            return []  # after recovery, only a resource this master does not hold is pulled
         if current is not None and (snap.entry_term, snap.version) <= current.key:
             return []
         if current is None and snap.rid in self._removed:
@@ -484,23 +488,6 @@ class MasterCore:
         if self.deadline is not None:
             self._adopted.add(snap.rid)  # recovering: published once every pull is in
             return []
-        self.index += 1
-        return [Publish(message=pulled.snapshot(term=self.term, index=self.index))]
-
-    def _adopt_late(
-        self, sender: PeerId, snap: Snapshot, type_: ResourceType, reported: Position | None
-    ) -> list[Effect]:
-        """After recovery: adopt ``snap`` of a resource this master does not hold, if it checks out; publish it."""
-        if snap.rid in self._removed:
-            return []
-        try:
-            pulled = Replica.from_snapshot(snap, type_)
-        except InvalidState as exc:
-            raise RemoteProtocolError(f"pulled replica of {snap.rid}: {exc}") from exc
-        if self._check_pulled(snap, pulled, reported) is not None:
-            return []
-        self._resources[snap.rid] = pulled
-        self._dirty[snap.rid] = None
         self.index += 1
         return [Publish(message=pulled.snapshot(term=self.term, index=self.index))]
 

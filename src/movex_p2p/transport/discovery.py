@@ -30,6 +30,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from zeroconf import DNSQuestionType, IPVersion, ServiceStateChange, Zeroconf
+from zeroconf import Error as ZeroconfError
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from ..errors import TransportError
@@ -238,10 +239,7 @@ class Discovery:
             return
         self._me = dataclasses.replace(self._me, lobby=lobby)
         self._info = service_info(self._me)
-        try:
-            await (await self._azc.async_update_service(self._info))
-        except Exception:
-            log.debug("mDNS update of the lobby hints failed", exc_info=True)
+        await self._announce_again("update of the lobby hints")
 
     async def reannounce(self) -> None:
         """Multicast our records again, so a peer that just joined learns of us at once.
@@ -251,10 +249,17 @@ class Discovery:
         """
         if self._info is None or self._azc is None:
             return
+        await self._announce_again("re-announcement")
+
+    async def _announce_again(self, what: str) -> None:
+        """Multicast our (possibly new) record; a send that fails is a hint lost, logged, never fatal."""
+        azc, info = self._azc, self._info
+        if azc is None or info is None:
+            return
         try:
-            await (await self._azc.async_update_service(self._info))
-        except Exception:
-            log.debug("mDNS re-announcement failed", exc_info=True)
+            await (await azc.async_update_service(info))
+        except (OSError, ZeroconfError) as exc:
+            log.warning("mDNS %s failed: %r", what, exc)
 
     async def withdraw(self) -> None:
         """Send the mDNS goodbye now (idempotent); other peers see it within milliseconds."""
