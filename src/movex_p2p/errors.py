@@ -8,7 +8,9 @@ __all__ = [
     "AuthenticationFailed",
     "ChannelClosed",
     "ConnectError",
+    "IdentityFileError",
     "IncompatibleType",
+    "InsecureIdentityFile",
     "InvalidState",
     "LocalProtocolError",
     "MovexError",
@@ -48,6 +50,14 @@ class IncompatibleType(ActionRejected):
 
 class InvalidState(MovexError, TypeError):
     """A state or payload holds a value that is not JSON-like data."""
+
+
+class IdentityFileError(MovexError, ValueError):
+    """An identity file is corrupted, truncated or not an identity file: nothing was loaded from it."""
+
+
+class InsecureIdentityFile(MovexError, UserWarning):
+    """Warning category: an identity file that other users of the machine can read (POSIX)."""
 
 
 class NotSynced(MovexError):

@@ -9,24 +9,121 @@ The id depends on the public key only: a player may change its name and stay the
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import functools
 import hashlib
+import hmac
+import logging
 import os
+import stat
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from .errors import IdentityFileError, InsecureIdentityFile
 from .ids import PeerId
 
 __all__ = ["KEY_SIZE", "SIGNATURE_SIZE", "Identity", "peer_id_of", "verify"]
 
 KEY_SIZE: Final = 32
-"""Bytes of an Ed25519 private key, public key, and a stored identity file."""
+"""Bytes of an Ed25519 private key and public key."""
 SIGNATURE_SIZE: Final = 64
 """Bytes of an Ed25519 signature."""
 _ID_CHARS: Final = 20  # base32 characters of the public key's hash: 100 bits
+
+# An identity file: this header, the 32 private-key bytes, then the first 16 bytes of the
+# SHA-256 of header and key. A flipped bit, a truncation or another file never loads as a key.
+_MAGIC: Final = b"movex-p2p identity 1\n"
+_CHECK_SIZE: Final = 16
+_FILE_SIZE: Final = len(_MAGIC) + KEY_SIZE + _CHECK_SIZE
+
+log = logging.getLogger(__name__)
+
+
+def _checksum(key: bytes) -> bytes:
+    return hashlib.sha256(_MAGIC + key).digest()[:_CHECK_SIZE]
+
+
+def _encode(key: bytes) -> bytes:
+    return _MAGIC + key + _checksum(key)
+
+
+def _decode(file: Path, raw: bytes) -> bytes:
+    """The private key in an identity file's bytes (IdentityFileError if they are not intact)."""
+    if not raw.startswith(_MAGIC):
+        raise IdentityFileError(f"{file} does not hold a movex_p2p identity (no identity header)")
+    if len(raw) != _FILE_SIZE:
+        raise IdentityFileError(
+            f"{file} is a damaged movex_p2p identity ({len(raw)} bytes, expected {_FILE_SIZE}): "
+            f"restore it from a backup, or delete it to start as a new peer"
+        )
+    key = raw[len(_MAGIC) : len(_MAGIC) + KEY_SIZE]
+    if not hmac.compare_digest(raw[len(_MAGIC) + KEY_SIZE :], _checksum(key)):
+        raise IdentityFileError(
+            f"{file} is a damaged movex_p2p identity (its checksum does not match): "
+            f"restore it from a backup, or delete it to start as a new peer"
+        )
+    return key
+
+
+def _write_temporary(file: Path, data: bytes) -> str:
+    """A new file beside ``file`` (mode 0600) holding ``data``, flushed to disk: its path."""
+    descriptor, name = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        os.unlink(name)
+        raise
+    return name
+
+
+def _create_exclusive(file: Path, data: bytes) -> bool:
+    """Put ``data`` at ``file`` whole, unless it exists (False): never a half-written file, never a replaced one."""
+    name = _write_temporary(file, data)
+    try:
+        if os.name == "nt":
+            os.rename(name, file)  # fails if the target exists
+            return True
+        os.link(name, file)  # fails if the target exists; the file appears complete
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK}:
+            raise
+        return _create_in_place(file, data)  # a file system without hard links (FAT)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+    return True
+
+
+def _create_in_place(file: Path, data: bytes) -> bool:
+    # Exclusive, but a reader racing the write may see a short file (and get IdentityFileError).
+    try:
+        descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(data)
+    return True
+
+
+def _replace(file: Path, data: bytes) -> None:
+    """Atomically replace ``file`` with ``data`` (mode 0600)."""
+    name = _write_temporary(file, data)
+    try:
+        os.replace(name, file)
+    except BaseException:
+        os.unlink(name)
+        raise
 
 
 @functools.lru_cache(maxsize=4096)
@@ -74,24 +171,48 @@ class Identity:
     def load_or_create(cls, path: str | os.PathLike[str]) -> Identity:
         """The identity stored at ``path``, created there (readable by this user only) if absent.
 
-        Raises ValueError if the file exists but does not hold an identity.
+        Safe when many threads or processes call it at once for one path: all get the same
+        identity. Raises :class:`~movex_p2p.errors.IdentityFileError` (a ValueError) if the
+        file exists but is corrupted, truncated or no identity file; warns with
+        :class:`~movex_p2p.errors.InsecureIdentityFile` if other users may read it (POSIX).
+        A file of the first format (32 raw bytes, no checksum) is loaded and rewritten in the
+        checksummed format.
         """
         file = Path(path)
         try:
-            raw = file.read_bytes()
+            return cls._load(file)
         except FileNotFoundError:
-            raw = os.urandom(KEY_SIZE)
-            file.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as out:
-                out.write(raw)
-            return cls(raw)
-        if len(raw) != KEY_SIZE:
-            raise ValueError(f"{file} does not hold a movex_p2p identity ({len(raw)} bytes, expected {KEY_SIZE})")
-        return cls(raw)
+            pass
+        file.parent.mkdir(parents=True, exist_ok=True)
+        created = cls.generate()
+        if _create_exclusive(file, _encode(created.private_bytes())):
+            return created
+        return cls._load(file)  # another thread or process created it first: theirs is the one
+
+    @classmethod
+    def _load(cls, file: Path) -> Identity:
+        with file.open("rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            raw = handle.read(_FILE_SIZE + 1)
+        if os.name == "posix" and mode & 0o077:
+            warnings.warn(
+                InsecureIdentityFile(
+                    f"{file} is readable by other users (mode {stat.S_IMODE(mode):o}): anyone who reads it "
+                    f"can act as this peer; run chmod 600 on it"
+                ),
+                stacklevel=3,
+            )
+        if len(raw) == KEY_SIZE and not raw.startswith(_MAGIC[:8]):  # (a truncated new file starts so)
+            identity = cls(raw)  # the first format: upgrade it so that later loads are checked
+            try:
+                _replace(file, _encode(raw))
+            except OSError as exc:
+                log.warning("could not rewrite %s with a checksum (%s); it still loads", file, exc)
+            return identity
+        return cls(_decode(file, raw))
 
     def private_bytes(self) -> bytes:
-        """The raw private key: keep it secret (``load_or_create`` stores exactly this)."""
+        """The raw private key: keep it secret (``load_or_create`` stores it with a header and a checksum)."""
         return self._key.private_bytes_raw()
 
     def sign(self, data: bytes) -> bytes:
