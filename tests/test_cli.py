@@ -12,7 +12,8 @@ from typing import Any
 import anyio
 import pytest
 
-from movex_p2p.cli import build_parser, check_verdict, namespace_problem
+from movex_p2p.cli import NEW_SECRET, build_parser, check_verdict, namespace_problem, resolve_secret
+from movex_p2p.roomcode import WORDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,12 +34,12 @@ def run_cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]
 def test_top_level_help_lists_the_commands() -> None:
     done = run_cli("--help")
     assert done.returncode == 0, done.stderr
-    for command in ("demo", "join", "inspect"):
+    for command in ("demo", "join", "inspect", "rooms", "room-code"):
         assert command in done.stdout
     assert "_demo" not in done.stdout, "internal subcommands stay hidden"
 
 
-@pytest.mark.parametrize("command", ["demo", "join", "inspect"])
+@pytest.mark.parametrize("command", ["demo", "join", "inspect", "rooms", "room-code"])
 def test_each_subcommand_has_help(command: str) -> None:
     done = run_cli(command, "--help")
     assert done.returncode == 0, done.stderr
@@ -64,6 +65,30 @@ def test_join_and_inspect_require_a_room() -> None:
     assert (args.room, args.interface, args.seconds, args.port, args.peer) == ("r", ["127.0.0.2"], 1.0, 0, [])
     args = parser.parse_args(["join", "--room", "r", "--port", "47000", "--peer", "a:1", "--peer", "10.0.0.5:47000"])
     assert (args.port, args.peer, args.interface) == (47000, ["a:1", "10.0.0.5:47000"], None)
+
+
+def test_room_code_prints_a_new_secret_of_common_words() -> None:
+    codes = [run_cli("room-code", timeout=30), run_cli("room-code", "--words", "6", timeout=30)]
+    assert [done.returncode for done in codes] == [0, 0], [done.stderr for done in codes]
+    four, six = (done.stdout.strip().split("-") for done in codes)
+    assert (len(four), len(six)) == (4, 6)
+    assert set(four + six) <= set(WORDS)
+    refused = run_cli("room-code", "--words", "0", timeout=30)
+    assert refused.returncode == 2
+    assert "not a number of words" in refused.stderr
+
+
+def test_join_with_secret_alone_makes_a_room_code_and_says_it() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["join", "--room", "r", "--secret", "--port", "47000"])
+    assert (args.secret, args.port) == (NEW_SECRET, 47000)
+    secret, note = resolve_secret(args)
+    assert secret is not None
+    assert len(secret.split("-")) == 4
+    assert set(secret.split("-")) <= set(WORDS)
+    assert note == f"* new room secret: {secret} (others join with --secret {secret})"
+    assert resolve_secret(parser.parse_args(["join", "--room", "r", "--secret", "mine"])) == ("mine", None)
+    assert resolve_secret(parser.parse_args(["join", "--room", "r"])) == (None, None)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from .node import Diagnostic, DispatchHandle, Peer, Resource, ResourceInfo
 from .presence import PeerInfo, RoomInfo
 from .resource.types import Action, ResourceType, TransformContext, Unrevealed
 from .resource.values import Deadline, master
+from .roomcode import room_code
 from .transport.memory import LocalNetwork
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ __all__ = [
     "Unrevealed",
     "browse_rooms",
     "master",
+    "room_code",
     "room_version",
 ]
 

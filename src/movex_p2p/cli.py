@@ -1,4 +1,4 @@
-"""The ``movex-p2p`` command: ``demo``, ``join`` and ``inspect``.
+"""The ``movex-p2p`` command: ``demo``, ``join``, ``inspect``, ``rooms`` and ``room-code``.
 
 ``demo`` runs several peers on this machine, kills the master midway and checks that every
 surviving peer ends with the same state and that no confirmed action was lost or doubled.
@@ -43,6 +43,7 @@ from . import (
 )
 from .election.machine import term_round
 from .ids import Term
+from .roomcode import DEFAULT_WORDS, room_code
 from .transport.base import Transport
 from .transport.memory import FaultyNetwork
 
@@ -743,6 +744,9 @@ def cmd_join(args: argparse.Namespace) -> int:
 
     transport = _lan(args)
     console = Console()
+    args.secret, note = resolve_secret(args)
+    if note is not None:
+        console.say(note)
     console.say(f"joining room {args.room!r} on the LAN... (Enter: +1, text: chat, /who: members, /quit: leave)")
     with contextlib.ExitStack() as stack:
         try:
@@ -987,6 +991,29 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _word_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 32:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of words (1 to 32)")
+    return int(text)
+
+
+NEW_SECRET: Final = object()
+"""``join --secret`` without a value: make a new room code."""
+
+
+def resolve_secret(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The secret ``join`` uses, and a line telling the user a new one (``--secret`` given alone)."""
+    if args.secret is not NEW_SECRET:
+        return args.secret, None
+    code = room_code()
+    return code, f"* new room secret: {code} (others join with --secret {code})"
+
+
+def cmd_room_code(args: argparse.Namespace) -> int:
+    print(room_code(args.words))
+    return 0
+
+
 def _network_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--interface",
@@ -1040,7 +1067,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     join.add_argument("--room", required=True, help="room name")
     join.add_argument("--name", default=None, help="your display name")
-    join.add_argument("--secret", default=None, help="room secret (peers without it cannot join)")
+    join.add_argument(
+        "--secret",
+        nargs="?",
+        const=NEW_SECRET,
+        default=None,
+        help="room secret (peers without it cannot join); --secret alone makes a new 4-word room code and "
+        "prints it for the others",
+    )
     _network_flags(join)
     join.set_defaults(func=cmd_join)
 
@@ -1070,6 +1104,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--interface", action="append", default=None, metavar="ADDR|NAME", help="as for join (repeatable)"
     )
     rooms.set_defaults(func=cmd_rooms)
+
+    code = sub.add_parser(
+        "room-code",
+        help="print a new random room secret (4 common words: 44 bits)",
+        description="Print a new room secret of random common English words from a list of 2048 (11 bits "
+        "each), drawn with the operating system's randomness. Give it to every player (--secret).",
+    )
+    code.add_argument("--words", type=_word_count, default=DEFAULT_WORDS, help="how many words (default 4)")
+    code.set_defaults(func=cmd_room_code)
 
     ns = sub.add_parser("_demo-ns")
     ns.add_argument("--peers", type=int, default=4)
