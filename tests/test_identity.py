@@ -178,3 +178,20 @@ def test_without_hard_links_a_file_is_still_created_once(tmp_path: Path, monkeyp
     first = mx.Identity.load_or_create(path)
     assert mx.Identity.load_or_create(path).id == first.id
     assert os.listdir(tmp_path) == ["a.key"]
+
+
+def test_a_first_format_file_that_cannot_be_rewritten_loads_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def read_only(source: object, target: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    key = bytes(range(32))
+    path = tmp_path / "old.key"
+    path.write_bytes(key)
+    path.chmod(0o600)
+    monkeypatch.setattr(os, "replace", read_only)
+    with pytest.warns(UserWarning, match="could not rewrite"):
+        assert mx.Identity.load_or_create(path).private_bytes() == key
+    assert path.read_bytes() == key
+    assert sorted(os.listdir(tmp_path)) == ["old.key"]  # the temporary file is gone

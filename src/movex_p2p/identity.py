@@ -14,10 +14,8 @@ import errno
 import functools
 import hashlib
 import hmac
-import logging
 import os
 import stat
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Final
@@ -41,8 +39,6 @@ _ID_CHARS: Final = 20  # base32 characters of the public key's hash: 100 bits
 _MAGIC: Final = b"movex-p2p identity 1\n"
 _CHECK_SIZE: Final = 16
 _FILE_SIZE: Final = len(_MAGIC) + KEY_SIZE + _CHECK_SIZE
-
-log = logging.getLogger(__name__)
 
 
 def _checksum(key: bytes) -> bytes:
@@ -73,7 +69,10 @@ def _decode(file: Path, raw: bytes) -> bytes:
 
 def _write_temporary(file: Path, data: bytes) -> str:
     """A new file beside ``file`` (mode 0600) holding ``data``, flushed to disk: its path."""
-    descriptor, name = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
+    # no tempfile module: it imports random and threading, and the pure cores import this module
+    name = str(file.with_name(f".{file.name}.{os.urandom(6).hex()}.tmp"))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    descriptor = os.open(name, flags, 0o600)
     try:
         with os.fdopen(descriptor, "wb") as out:
             out.write(data)
@@ -207,7 +206,7 @@ class Identity:
             try:
                 _replace(file, _encode(raw))
             except OSError as exc:
-                log.warning("could not rewrite %s with a checksum (%s); it still loads", file, exc)
+                warnings.warn(f"could not rewrite {file} with a checksum ({exc}); it still loads", stacklevel=3)
             return identity
         return cls(_decode(file, raw))
 

@@ -2,10 +2,12 @@
 
 An endpoint delivers whole frames (bytes) between peers of one room and reports links coming up
 and going down. Each link has two lanes (:class:`~movex_p2p.routes.Lane`): ``send`` is reliable
-and ordered; ``send_datagram`` is best effort (frames of at most :data:`MAX_DATAGRAM` bytes may
-be lost or reordered) and never waits behind ``send`` data. Frames from either lane arrive as
-the same :class:`Frame` event. An endpoint knows nothing of resources or elections; the node
-encodes and decodes frames with :mod:`movex_p2p.wire` and picks each message's lane.
+and ordered; ``send_datagram`` is best effort (its frames may be lost or reordered) and never
+waits behind ``send`` data. The node passes ``send_datagram`` frames of at most
+:data:`MAX_DATAGRAM` bytes only; what a transport does with a larger one differs (see there).
+Frames from either lane arrive as the same :class:`Frame` event. An endpoint knows nothing of
+resources or elections; the node encodes and decodes frames with :mod:`movex_p2p.wire` and
+picks each message's lane.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_DATAGRAM", "Endpoint", "Frame", "PeerDown", "PeerUp", "PeersSeen", "Transport", "TransportEvent"]
 
 MAX_DATAGRAM: Final = 1024
-"""The largest frame ``send_datagram`` takes, in bytes; a larger one must go through ``send``."""
+"""The largest frame, in bytes, that the node passes to ``send_datagram`` (a larger one goes through ``send``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,7 +79,13 @@ class Endpoint(Protocol):
         ...
 
     def send_datagram(self, peer: PeerId, data: bytes) -> None:
-        """Best effort: may be lost or reordered, never waits behind send() data; ChannelClosed if no link."""
+        """Best effort: may be lost or reordered, never waits behind send() data; ChannelClosed if no link.
+
+        Over :data:`MAX_DATAGRAM` bytes, the transports differ: LanTransport sends the frame on
+        the reliable lane instead; the in-process networks raise LocalProtocolError. A LAN
+        endpoint that receives a datagram over that size closes the link to its sender as
+        malformed (never delivered).
+        """
         ...
 
     async def receive(self) -> TransportEvent:
