@@ -23,6 +23,7 @@ bound to their loop): ``start_peer`` does that by itself, one runtime per networ
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import threading
@@ -34,7 +35,7 @@ from types import TracebackType
 from typing import Any, Final, TypeVar, assert_never
 
 import anyio
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from .callbacks import Callbacks
@@ -282,6 +283,8 @@ class EmbeddedPeer:
         self._runtime: _Runtime | None = None
         self._peer: Peer | None = None
         self._stop: anyio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: TaskGroup | None = None  # dispatches waiting for the master; network thread only
         self._done: concurrent.futures.Future[None] | None = None
         self._events: deque[PeerEvent] = deque(maxlen=POLL_LIMIT)
         self._master_cbs: Callbacks[[str | None, int]] = Callbacks("on_master_changed")
@@ -341,7 +344,8 @@ class EmbeddedPeer:
 
     async def _run(self, *, task_status: TaskStatus[Peer]) -> None:
         self._stop = anyio.Event()
-        async with Peer(**self._peer_args) as peer:
+        self._loop = asyncio.get_running_loop()
+        async with Peer(**self._peer_args) as peer, anyio.create_task_group() as tasks:
             peer.on_master_changed(self._on_master_changed)
             peer.on_peers_changed(self._on_peers_changed)
             peer.on_peer_joined(self._on_peer_joined)
@@ -350,8 +354,11 @@ class EmbeddedPeer:
             self._master = (peer.master_id, peer.term)
             self._peers = peer.peers
             self._members = peer.members
+            self._tasks = tasks
             task_status.started(peer)
             await self._stop.wait()
+            self._tasks = None
+            tasks.cancel_scope.cancel()  # their futures raise TransportError: the peer closed first
 
     # -- network-thread callbacks: record only -------------------------------------------------
 
@@ -392,7 +399,43 @@ class EmbeddedPeer:
         return self._portal().call(bounded)
 
     def _submit(self, fn: Callable[..., Awaitable[None]], *args: Any) -> concurrent.futures.Future[None]:
-        return self._portal().start_task_soon(fn, *args)
+        """Run ``fn(*args)`` on the network loop; never waits for it (``BlockingPortal.start_task_soon`` does)."""
+        self._portal()
+        loop = self._loop
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        try:
+            if loop is None:
+                raise RuntimeError("no loop")
+            loop.call_soon_threadsafe(self._spawn, fn, args, future)
+        except RuntimeError as exc:  # the loop is closed
+            raise TransportError("the embedded peer is not running (use it inside 'with')") from exc
+        return future
+
+    def _spawn(
+        self, fn: Callable[..., Awaitable[None]], args: tuple[Any, ...], future: concurrent.futures.Future[None]
+    ) -> None:
+        """Network thread: start a task that settles ``future`` with ``fn(*args)``."""
+        if self._tasks is None:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(TransportError("the embedded peer closed first"))
+            return
+        self._tasks.start_soon(self._settle, fn, args, future)
+
+    @staticmethod
+    async def _settle(
+        fn: Callable[..., Awaitable[None]], args: tuple[Any, ...], future: concurrent.futures.Future[None]
+    ) -> None:
+        if not future.set_running_or_notify_cancel():
+            return  # the caller cancelled it first
+        try:
+            await fn(*args)
+        except Exception as exc:  # the caller's future carries it (ActionRejected, TransportError...)
+            future.set_exception(exc)
+        except BaseException:  # cancelled: the peer closed first
+            future.set_exception(TransportError("the embedded peer closed first"))
+            raise
+        else:
+            future.set_result(None)
 
     def call(self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = None) -> T:
         """Run ``await fn(*args)`` on the network loop and return its result (blocks)."""
