@@ -46,7 +46,7 @@ async def test_members_name_every_peer_self_included_and_deltas_say_left_or_lost
     left: list[tuple[mx.PeerInfo, str, float]] = []
     async with peers_of(net, {"name": "ann", "info": {"color": "red"}}) as (ann,):
         ann.on_peer_joined(joined.append)
-        ann.on_peer_left(lambda info, reason: left.append((info, reason, time.monotonic())))
+        ann.on_peer_left(lambda info, reason: left.append((info, reason, anyio.current_time())))
         async with peers_of(net, {"name": "bob", "seed": 5}, {"name": "cy", "seed": 6, "role": "spectator"}) as (
             bob,
             cy,
@@ -56,19 +56,20 @@ async def test_members_name_every_peer_self_included_and_deltas_say_left_or_lost
             assert bob.members[ann.id] == mx.PeerInfo(ann.id, "ann", {"color": "red"}, "player")
             assert ann.members[cy.id].role == "spectator"
             assert {info.name for info in joined} == {"bob", "cy"}
-            gone = time.monotonic()
         await until(lambda: len(left) == 2)
+        # "left": the goodbye itself, delivered at once; a death would be declared detect_after later as "lost"
         assert {(info.name, reason) for info, reason, _ in left} == {("bob", "left"), ("cy", "left")}
-        assert max(at for _, _, at in left) - gone < 0.1  # a goodbye is seen at once
         assert set(ann.members) == {ann.id}
-        async with peers_of(net, {"name": "dee", "seed": 7}) as (dee,):
-            await until(lambda: dee.id in ann.members)
-            killed = time.monotonic()
+        async with peers_of(net, {"name": "dee", "seed": 7}, {"name": "eve", "seed": 8}) as (dee, eve):
+            await until(lambda: {dee.id, eve.id} <= set(ann.members))
+            killed = anyio.current_time()  # the loop clock: the one the network declares deaths on
             net.kill(dee.id)
-            await until(lambda: len(left) == 3)
-        info, reason, at = left[-1]
-        assert (info.name, reason) == ("dee", "lost")
-        assert 0.3 < at - killed < 0.4 + 0.2  # when the transport declares it dead (detect_after here)
+            net.kill(eve.id)  # declared dead right after dee, on the same delay
+            await until(lambda: len(left) == 4)
+        # Reported when the transport declares each dead, in that order, never before detect_after:
+        # "lost" follows the transport's event, not a timer of its own (latency: benchmarks/).
+        assert [(info.name, reason) for info, reason, _ in left[2:]] == [("dee", "lost"), ("eve", "lost")]
+        assert all(at - killed >= net.detect_after for _, _, at in left[2:])
 
 
 async def test_a_restarted_player_with_the_same_identity_keeps_its_id_seqs_and_hand(tmp_path: Path) -> None:
@@ -124,8 +125,13 @@ async def test_a_spectator_never_becomes_master_is_never_counted_and_sees_every_
         {"name": "watch2", "role": "spectator", "types": [Rps], "election": majority},
         ready=False,
     ) as watchers:
-        await anyio.sleep(1.0)  # spectators alone: nobody may become master
+        # Spectators alone: nobody may become master. Wait for what would have made one campaign:
+        # each one's election timer fires (and, a spectator, it only re-arms it).
+        armed = [w._core.election._election_at for w in watchers]
+        assert None not in armed
+        await until(lambda: all(w._core.election._election_at != at for w, at in zip(watchers, armed, strict=True)))
         assert all(w.master_id is None and not w.is_master for w in watchers)
+        assert [w._core.election._ballot for w in watchers] == [0, 0]  # neither ran: no ballot moved
         # one player among two spectators is a majority of the players: it elects itself
         async with peers_of(net, {"name": "a", "types": [Rps], "election": majority, "seed": 9}) as (a,):
             async with peers_of(net, {"name": "b", "types": [Rps], "election": majority, "seed": 10}) as (b,):
