@@ -118,6 +118,7 @@ def execute(endpoint: LanEndpoint, command: dict[str, Any]) -> bool:
                 "status",
                 peers=sorted(alias(p) for p in endpoint.peers),
                 auth_failures=len(endpoint.auth_failures),
+                dialing=sorted(alias(p) for p in endpoint._dialers),  # peers with a dial loop (tests peek)
                 port=endpoint.signaling_port,
                 lan=lan,
                 rss_kib=rss_kib(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from address_bed import chain_without_multicast
 from multihost import open_hosts
 from netns import ADDRESS, Namespace, PeerProcess, no_python_noise, open_namespace
+from test_lan_netns import status_when, unreachable
 
 pytestmark = pytest.mark.netns
 
@@ -77,13 +79,23 @@ async def spawn_with_addresses(ns: Namespace, ids: list[str], *extra: str) -> di
     return peers
 
 
+def settled(others: set[str], status: dict[str, Any]) -> bool:
+    """Linked to ``others``, and every address loop holds its peer's link (it dials no more meanwhile)."""
+    states = [state for _, state in status["lan"]["addresses"]]
+    linked = all(state == "this peer's own address" or state.startswith("linked to ") for state in states)
+    return set(status["lan"]["linked"]) == others and linked
+
+
 async def test_everyone_dialing_everyone_at_once_makes_one_link_per_pair() -> None:
     """The same address list on every peer (mDNS on too): each pair still ends with one link, no flap."""
     async with open_namespace() as ns:
         peers = await spawn_with_addresses(ns, ["p0", "p1", "p2", "p3"], "--secret", "s")
         for peer_id, peer in peers.items():
             await peer.wait_peers(set(peers) - {peer_id}, within=15)
-        await anyio.sleep(3.0)  # long enough for every retry and fallback dial to have happened
+        # Every address loop has found its peer and holds its link (it dials no more while that
+        # link is up), and every mDNS dial loop holds one too: no dial is left to cross a link.
+        for peer_id, peer in peers.items():
+            await status_when(peer, functools.partial(settled, set(peers) - {peer_id}))
         for sender, receiver in itertools.permutations(peers, 2):
             await peers[sender].command("send", peer=receiver, data=f"{sender}>{receiver}")
         for sender, receiver in itertools.permutations(peers, 2):
@@ -103,7 +115,8 @@ async def test_everyone_dialing_everyone_at_once_makes_one_link_per_pair() -> No
 async def test_an_address_that_is_down_is_retried_quietly_until_it_answers() -> None:
     async with open_namespace() as ns:
         waiting = await ns.spawn_peer("p1", "--peer", f"{ADDRESS}:{PORT}", "--log", "INFO")
-        await anyio.sleep(3.0)  # nobody listens there yet: the first failure is logged, the retries are not
+        # nobody listens there yet: the first failure is logged, the retries are not (three failures)
+        await status_when(waiting, lambda s: unreachable(s) >= 3)
         started = time.monotonic()
         late = await ns.spawn_peer("p2", "--listen-port", str(PORT))
         up = await waiting.wait_event("up", peer="p2", within=10)

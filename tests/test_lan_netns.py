@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
+from collections.abc import Callable
+from typing import Any
 
 import anyio
 import pytest
@@ -33,6 +36,30 @@ async def assert_full_mesh_exchange(peers: dict[str, PeerProcess]) -> None:
         await peer.command("send_all", data=f"hello from {peer_id}")
     for sender, receiver in itertools.permutations(ids, 2):
         await peers[receiver].wait_event("frame", peer=sender, data=f"hello from {sender}")
+
+
+def _answered(peer: PeerProcess, asked: int, _: object) -> bool:
+    return len(peer.of("status")) > asked
+
+
+async def status_when(
+    peer: PeerProcess, predicate: Callable[[dict[str, Any]], bool], *, within: float = 20.0
+) -> dict[str, Any]:
+    """Ask ``peer`` for its status until ``predicate`` holds for an answer; that answer."""
+    with anyio.fail_after(within):
+        while True:
+            asked = len(peer.of("status"))
+            await peer.command("status")
+            await peer.wait_for(functools.partial(_answered, peer, asked))
+            status = peer.of("status")[asked]
+            if predicate(status):
+                return status
+            await anyio.sleep(0.05)  # ask again
+
+
+def unreachable(status: dict[str, Any]) -> int:
+    """Dials of ``status``'s peer that nobody answered."""
+    return int(dict(status["lan"]["refused"]).get("unreachable or timed out", 0))
 
 
 async def leave_all(ns: Namespace, peers: dict[str, PeerProcess]) -> None:
@@ -74,7 +101,9 @@ async def test_wrong_secret_gets_no_link_and_no_frame_and_other_rooms_are_ignore
         bad = await ns.spawn_peer("p1", "--secret", "wrong")
         elsewhere = await ns.spawn_peer("p3", "--secret", "right", "--room", "another-room")
         await good["p0"].wait_peers({"p2"})
-        await anyio.sleep(2.0)  # plenty of time for p0 to dial p1, and p1 to dial p2
+        # the lower id dials: p0 dials p1, p1 dials p2, and each refuses the other's proof
+        for dialer in (good["p0"], bad):
+            await status_when(dialer, lambda s: s["auth_failures"] >= 1)
         for peer in (*good.values(), bad):
             await peer.command("send_all", data="leak")
             await peer.command("status")
@@ -85,7 +114,7 @@ async def test_wrong_secret_gets_no_link_and_no_frame_and_other_rooms_are_ignore
         assert statuses["p0"]["auth_failures"] >= 1  # p0 dialed p1 and refused its proof
         assert statuses["p1"]["auth_failures"] >= 1  # p1 dialed p2 and refused its proof
         await good["p2"].wait_event("frame", peer="p0", data="leak")
-        await anyio.sleep(0.3)
+        await status_when(bad, lambda s: s["peers"] == [])  # it logs in order: what it got came before this
         assert not bad.of("up")
         assert not bad.of("frame")
         await elsewhere.command("status")
@@ -139,6 +168,7 @@ async def test_graceful_leave_is_seen_quickly() -> None:
         peers = await spawn_all(ns, ["p0", "p1", "p2"])
         for peer_id, peer in peers.items():
             await peer.wait_peers(set(peers) - {peer_id})
+        before = {name: unreachable(await status_when(peers[name], lambda s: True)) for name in ("p0", "p2")}
         asked_at = time.monotonic()
         await peers["p1"].command("leave")
         for survivor in ("p0", "p2"):
@@ -147,8 +177,12 @@ async def test_graceful_leave_is_seen_quickly() -> None:
             print(f"{survivor} saw p1 leave {down['t'] - asked_at:.3f} s after it was asked to")
             assert down["t"] - asked_at < 0.5
         await ns.leave(peers.pop("p1"))
-        await anyio.sleep(1.5)  # no one redials a peer that said goodbye
-        assert len(peers["p0"].of("up")) == 2
+        # no one redials a peer that said goodbye: each survivor's dial loop for p1 ends, having
+        # dialed nobody (a redial of the exited p1 would count as unreachable and loop on)
+        for name in ("p0", "p2"):
+            status = await status_when(peers[name], lambda s: "p1" not in s["dialing"])
+            assert unreachable(status) == before[name], status["lan"]["refused"]
+            assert len(peers[name].of("up")) == 2
         await leave_all(ns, peers)
 
 
