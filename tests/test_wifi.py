@@ -41,10 +41,12 @@ async def test_peers_started_together_at_10_percent_loss_agree_on_one_master() -
     async with open_hosts(4) as hosts:
         hosts.set_loss(10)
         result = await startup(hosts, 4)
-    # No split room: never two masters at once for longer than a heartbeat takes to depose one.
+    # No split room: every peer is ready under the same master (startup raises otherwise), no
+    # two peers were master in one term, and a master gave way only to a newer term's master.
     # Rarely two candidacies of one round cross and the first winner steps down a few ms later
-    # for the second (seen once in 8 runs, 7 ms): a second master, never two at once.
-    assert result.split_for < 0.5, result
+    # for the second: a second master, never two in one term. How long two were master at once
+    # is a speed figure, measured by benchmarks/wifi.py ("two_masters_at_once_max_s"), not here.
+    assert (result.shared_terms, result.gave_way_back) == (0, 0), result
     assert result.masters_seen <= 2, result
 
 

@@ -77,6 +77,36 @@ class StartupResult:
     """Distinct peers that were master at some point (1 = nobody elected itself by mistake)."""
     split_for: float = 0.0
     """Seconds during which two or more peers each thought itself master (a split room)."""
+    shared_terms: int = 0
+    """Terms in which two or more peers each thought itself master (one term has one owner: 0)."""
+    gave_way_back: int = 0
+    """Times a master next followed a master of an older term than its own (only a newer one may depose it: 0)."""
+
+
+def _shared_terms(procs: list[PeerProcess]) -> int:
+    """Terms that two or more of ``procs`` each reported being master in (by their own events)."""
+    claims: dict[int, set[str]] = {}
+    for p in procs:
+        me = p.of("entered")[0]["id"]
+        for e in p.of("master"):
+            if e["master"] == me:
+                claims.setdefault(int(e["term"]), set()).add(me)
+    return sum(1 for masters in claims.values() if len(masters) > 1)
+
+
+def _gave_way_back(procs: list[PeerProcess]) -> int:
+    """Times one of ``procs`` stopped being master and next followed a master of an older term."""
+    count = 0
+    for p in procs:
+        me = p.of("entered")[0]["id"]
+        mine: int | None = None
+        for e in p.of("master"):
+            if e["master"] == me:
+                mine = int(e["term"])
+            elif e["master"] is not None and mine is not None:
+                count += int(e["term"]) < mine
+                mine = None
+    return count
 
 
 def _split_time(procs: list[PeerProcess], until: float) -> float:
@@ -111,11 +141,19 @@ async def startup(hosts: Hosts, peers: int, *, tag: str = "s") -> StartupResult:
     last = max((e["mono"] for e in changes), default=entered)
     elected = {e["master"] for e in changes if e["master"] is not None}
     split = _split_time(procs, until=time.monotonic())
+    shared, back = _shared_terms(procs), _gave_way_back(procs)
     for p in procs:
         await hosts.leave(p, within=15)
     if len(masters) != 1:
         raise AssertionError(f"ready with different masters: {masters}")
-    return StartupResult(peers=peers, agreed_after=max(0.0, last - entered), masters_seen=len(elected), split_for=split)
+    return StartupResult(
+        peers=peers,
+        agreed_after=max(0.0, last - entered),
+        masters_seen=len(elected),
+        split_for=split,
+        shared_terms=shared,
+        gave_way_back=back,
+    )
 
 
 @dataclass
