@@ -5,6 +5,11 @@ with no retransmission (a datagram lane): it carries liveness and election messa
 must never wait behind a retransmission of data. Both share one SCTP association, whose
 retransmission timers are set for a LAN (see :func:`use_lan_timers`).
 
+aiortc is imported with PyAV stubbed out (:mod:`.avstub`). Link setup on a lossy LAN gets
+three workarounds per session (``RtcSession.link_setup_fixes``): DTLS handshake datagrams go
+out three times, ICE checks retry after 0.1 s, a retransmitted SCTP INIT carries tag 0
+(docs/design.md "Real networks", docs/upstream.md).
+
 aiortc callbacks only hand what arrived to the session's :class:`SessionSink` (a synchronous,
 non-blocking receiver owned by the caller); everything else runs in tasks owned by the caller.
 aiortc errors are mapped to movex_p2p errors here.
@@ -18,14 +23,17 @@ from collections.abc import Iterable
 from typing import Any, ClassVar, Final, Protocol
 
 import anyio
-from aioice import stun
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
-from aiortc import __version__ as aiortc_version
-from aiortc.exceptions import InvalidStateError
-from aiortc.rtcsctptransport import InitChunk, serialize_packet
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..errors import ChannelClosed, ConnectError, RemoteProtocolError
+from .avstub import stub_av
+
+with stub_av():  # aiortc without PyAV and FFmpeg: ~16 MB and ~0.2 s less (docs/design.md)
+    from aioice import stun
+    from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+    from aiortc import __version__ as aiortc_version
+    from aiortc.exceptions import InvalidStateError
+    from aiortc.rtcsctptransport import InitChunk, serialize_packet
 
 __all__ = [
     "CHANNEL_ID",
