@@ -19,7 +19,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 from aioice import stun
-from aioice.ice import StunProtocol
+from aioice.candidate import Candidate
+from aioice.ice import CandidatePair, Connection, StunProtocol
 from aiortc import RTCCertificate, RTCDtlsParameters, RTCDtlsTransport
 from aiortc.rtcsctptransport import RTCSctpTransport
 from anyio.abc import TaskGroup
@@ -29,6 +30,8 @@ from movex_p2p.transport.webrtc import (
     DTLS_COPY_GAP,
     STUN_RTO,
     RtcSession,
+    SourceFilter,
+    accept_only_selected_source,
     copy_handshake_flights,
     init_with_tag_zero,
     lan_stun_retries,
@@ -271,6 +274,38 @@ def test_lan_stun_retries_refuses_an_object_without_aioice_internals() -> None:
     assert lan_stun_retries(object()) is False
 
 
+# --- DTLS only from the ICE-selected address (issue 19, S3) -----------------------------------
+
+
+async def test_dtls_records_from_another_address_than_the_selected_pair_are_dropped_and_counted() -> None:
+    connection = Connection(ice_controlling=True)
+    protocol = StunProtocol(connection)
+    protocol.local_candidate = Candidate(
+        foundation="1", component=1, transport="udp", priority=1, host="10.99.0.1", port=4000, type="host"
+    )
+    connection._protocols.append(protocol)
+    counted = SourceFilter()
+    ice = FakeIceTransport([protocol])
+    ice._connection = connection  # type: ignore[assignment]
+    assert accept_only_selected_source(ice, counted)
+    record = b"\x16\xfe\xfd" + bytes(20)  # a DTLS handshake record
+    peer, stranger = ("10.99.0.2", 5000), ("10.99.0.66", 5000)
+    protocol.datagram_received(record, peer)  # nothing nominated yet: nobody is the peer
+    remote = Candidate(
+        foundation="2", component=1, transport="udp", priority=1, host=peer[0], port=peer[1], type="host"
+    )
+    connection._nominated[1] = CandidatePair(protocol, remote)
+    protocol.datagram_received(record, stranger)
+    assert connection._queue.qsize() == 0  # fails without the filter: aioice queues both for DTLS
+    assert counted.dropped == 2
+    protocol.datagram_received(record, peer)
+    assert connection._queue.get_nowait() == (record, 1)
+
+
+def test_the_source_filter_refuses_an_object_without_aioice_internals() -> None:
+    assert accept_only_selected_source(object(), SourceFilter()) is False
+
+
 # --- the whole session -------------------------------------------------------------------------
 
 
@@ -326,5 +361,5 @@ def test_two_real_sessions_open_with_every_fix_applied() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    fixes = "['dtls-copies', 'init-tag', 'stun-rto']"
+    fixes = "['dtls-copies', 'init-tag', 'source-filter', 'stun-rto']"
     assert done.stdout.strip() == f"{fixes} {fixes} True"

@@ -45,6 +45,8 @@ __all__ = [
     "HandshakeCopies",
     "RtcSession",
     "SessionSink",
+    "SourceFilter",
+    "accept_only_selected_source",
     "candidate_types",
     "check_host_only",
     "copy_handshake_flights",
@@ -307,6 +309,53 @@ def lan_stun_retries(ice: Any) -> bool:
     return True
 
 
+class SourceFilter:
+    """Counts the datagrams :func:`accept_only_selected_source` dropped for one session."""
+
+    def __init__(self) -> None:
+        self.dropped = 0
+
+    def drop(self, addr: tuple[Any, ...]) -> None:
+        """Count one foreign datagram; the first one of a session is logged."""
+        self.dropped += 1
+        if self.dropped == 1:
+            log.warning("dropped a non-STUN datagram from %s: not the ICE-selected address", addr[0])
+
+
+def accept_only_selected_source(ice: Any, source_filter: SourceFilter) -> bool:
+    """Let one aiortc ICE transport pass on non-STUN datagrams (DTLS) only from its selected pair's address.
+
+    aioice hands every datagram that is not STUN to DTLS whatever its source, so during link
+    setup anyone on the LAN who learns our port can race the peer with DTLS records of its own
+    (a ClientHello, an alert). This drops a non-STUN datagram unless it comes from the remote
+    address of the pair ICE nominated on that socket (before nomination, all of them: the
+    peer's DTLS starts only once its own ICE check succeeded, and a dropped first flight is
+    resent). STUN still reaches aioice, which checks its credentials. Call it after gathering;
+    False if the internals differ.
+    """
+    connection = getattr(ice, "_connection", None)
+    protocols = getattr(connection, "_protocols", None)
+    nominated = getattr(connection, "_nominated", None)
+    if not isinstance(protocols, list) or not isinstance(nominated, dict):
+        return False
+    for protocol in protocols:
+        received = getattr(protocol, "datagram_received", None)
+        if received is None or getattr(received, "filtered", False):
+            continue
+
+        def filtered(data: bytes, addr: tuple[Any, ...], received: Any = received, protocol: Any = protocol) -> None:
+            if data and data[0] > 3:  # not STUN (RFC 7983): DTLS, or anything else
+                pair = nominated.get(protocol.local_candidate.component)
+                if pair is None or pair.protocol is not protocol or tuple(pair.remote_addr) != (addr[0], addr[1]):
+                    source_filter.drop(addr)
+                    return
+            received(data, addr)
+
+        filtered.filtered = True  # type: ignore[attr-defined]
+        protocol.datagram_received = filtered
+    return True
+
+
 class RtcSession:
     """One RTCPeerConnection with a reliable ordered channel (id 0) and a datagram channel (id 1).
 
@@ -332,6 +381,8 @@ class RtcSession:
         if not self.lan_timers:
             log.warning("aiortc's SCTP internals changed: LAN retransmission timers not applied")
         self._copies: HandshakeCopies | None = None
+        self.source_filter = SourceFilter()
+        """Datagrams dropped because they came from another address than the ICE-selected one."""
         self.setup_fixes: list[str] = []
         """The link-setup workarounds applied to this session (so far)."""
         if self.link_setup_fixes:
@@ -368,9 +419,13 @@ class RtcSession:
             _warn_once("DTLS handshake copies")
 
     def _after_gathering(self) -> None:
+        sctp: Any = self._pc.sctp
+        if accept_only_selected_source(sctp.transport.transport, self.source_filter):
+            self.setup_fixes.append("source-filter")
+        else:
+            _warn_once("DTLS source filter")
         if not self.link_setup_fixes:
             return
-        sctp: Any = self._pc.sctp
         if lan_stun_retries(sctp.transport.transport):
             self.setup_fixes.append("stun-rto")
         else:
