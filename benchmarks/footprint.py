@@ -1,6 +1,6 @@
 """A peer's footprint: import time and memory of movex_p2p, against a baseline checkout.
 
-Each figure comes from fresh interpreters, baseline and ours alternating so both see the same
+Each figure comes from fresh interpreters (wall and CPU time of the import, VmRSS after it), baseline and ours alternating so both see the same
 load; medians of ``--runs``. The idle peer runs inside a private network namespace
 (``unshare -rn``; nothing leaves it): two peers join a room on ``127.0.0.2``, and each reports
 its resident memory (VmRSS) one second after its link is up.
@@ -27,11 +27,11 @@ SETUP = "ip link set lo up multicast on && ip addr add 127.0.0.2/8 dev lo"
 
 IMPORT = """
 import time
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 import {module}
-took = time.perf_counter() - started
+took, cpu = time.perf_counter() - started, time.process_time() - cpu
 rss = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:"))
-print(took, rss / 1024)
+print(took, cpu, rss / 1024)
 """
 
 PEER = """
@@ -61,7 +61,7 @@ def env(src: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": src}
 
 
-def import_once(module: str, src: str) -> tuple[float, float]:
+def import_once(module: str, src: str) -> tuple[float, float, float]:
     out = subprocess.run(
         [sys.executable, "-c", IMPORT.format(module=module)],
         capture_output=True,
@@ -70,7 +70,7 @@ def import_once(module: str, src: str) -> tuple[float, float]:
         check=True,
         timeout=120,
     ).stdout.split()
-    return float(out[0]) * 1000, float(out[1])
+    return float(out[0]) * 1000, float(out[1]) * 1000, float(out[2])
 
 
 def peer_once(src: str) -> list[float]:
@@ -97,25 +97,30 @@ def main() -> int:
     rows = []
     for module in ("movex_p2p", "movex_p2p.transport.webrtc", "aiortc"):
         ms: dict[str, list[float]] = {name: [] for name in sources}
+        cpu: dict[str, list[float]] = {name: [] for name in sources}
         mb: dict[str, list[float]] = {name: [] for name in sources}
         for _ in range(args.runs):
             for name, src in sources.items():
-                took, rss = import_once(module, src)
+                took, used, rss = import_once(module, src)
                 ms[name].append(took)
+                cpu[name].append(used)
                 mb[name].append(rss)
-        rows.append((f"import {module}", ms, mb))
+        rows.append((f"import {module}", ms, cpu, mb))
         print(f"  {rows[-1][0]}: " + ", ".join(f"{n} {statistics.median(ms[n]):.0f} ms" for n in sources), flush=True)
     if not args.no_peer:
         peers: dict[str, list[float]] = {name: [] for name in sources}
         for _ in range(args.runs):
             for name, src in sources.items():
                 peers[name] += peer_once(src)
-        rows.append(("idle LAN peer, one link (RSS only)", {}, peers))
-    print("\n| what | baseline ms | ours ms | baseline MB | ours MB |\n|---|---|---|---|---|")
-    for what, ms, mb in rows:
-        times = [f"{statistics.median(ms[n]):.0f}" if ms else "-" for n in sources]
-        sizes = [f"{statistics.median(mb[n]):.1f}" for n in sources]
-        print(f"| {what} | {times[0]} | {times[1]} | {sizes[0]} | {sizes[1]} |")
+        rows.append(("idle LAN peer, one link (RSS only)", {}, {}, peers))
+    print("\n| what | wall ms, baseline / ours | CPU ms, baseline / ours | RSS MB, baseline / ours |")
+    print("|---|---|---|---|")
+    for what, ms, cpu, mb in rows:
+        cells = [
+            " / ".join(f"{statistics.median(column[n]):.{digits}f}" for n in sources) if column else "-"
+            for column, digits in ((ms, 0), (cpu, 0), (mb, 1))
+        ]
+        print(f"| {what} | {' | '.join(cells)} |")
     return 0
 
 
