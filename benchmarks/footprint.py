@@ -1,9 +1,10 @@
 """A peer's footprint: import time and memory of movex_p2p, against a baseline checkout.
 
-Each figure comes from fresh interpreters (wall and CPU time of the import, VmRSS after it), baseline and ours alternating so both see the same
-load; medians of ``--runs``. The idle peer runs inside a private network namespace
-(``unshare -rn``; nothing leaves it): two peers join a room on ``127.0.0.2``, and each reports
-its resident memory (VmRSS) one second after its link is up.
+Each figure comes from fresh interpreters (wall and CPU time of the import, VmRSS after it),
+baseline and ours alternating so both see the same load; medians of ``--runs``. The idle peer
+runs inside a private network namespace (``unshare -rn``; nothing leaves it): two peers join a
+room on ``127.0.0.2``, and each reports its resident memory (VmRSS) one second after its link
+is up.
 
     git archive <base commit> src | tar -x -C /tmp/base      # the checkout to compare with
     python benchmarks/footprint.py --baseline-src /tmp/base/src --runs 7
