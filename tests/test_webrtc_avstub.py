@@ -1,4 +1,4 @@
-"""aiortc without PyAV (transport/avstub.py): our import skips it, a game's own import gets the real one."""
+"""aiortc without PyAV and aioice.mdns (transport/avstub.py): our import skips them, a game's own gets the real ones."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import textwrap
 
 import pytest
 
+from movex_p2p.errors import RemoteProtocolError
 from movex_p2p.transport.avstub import StubModule
+from movex_p2p.transport.webrtc import check_host_only
 from netns import child_env
 
 
@@ -31,13 +33,14 @@ def test_our_transport_imports_aiortc_without_pyav_and_a_later_import_gets_the_r
         """
         import sys
         import movex_p2p.transport.webrtc
-        print("av" in sys.modules, any(name.startswith("av.") for name in sys.modules))
+        print("av" in sys.modules, any(name.startswith("av.") for name in sys.modules), "dns" in sys.modules)
         import av
-        print(type(av).__name__, av.VideoFrame.__module__)
+        import aioice.mdns
+        print(type(av).__name__, av.VideoFrame.__module__, aioice.mdns.MDnsProtocol.__module__)
         """
     )
-    # Fails without the stub: "True True" (aiortc imports PyAV).
-    assert out.splitlines() == ["False False", "module av.video.frame"]
+    # Fails without the stub: "True True True" (aiortc imports PyAV, aioice imports dnspython).
+    assert out.splitlines() == ["False False False", "module av.video.frame aioice.mdns"]
 
 
 def test_aiortc_imported_first_keeps_its_real_pyav() -> None:
@@ -64,6 +67,13 @@ def test_aiortcs_media_after_our_import_fails_clearly() -> None:
         """
     )
     assert out == "ImportError True"
+
+
+def test_an_sdp_with_an_mdns_candidate_is_refused_before_aioice_would_resolve_it() -> None:
+    sdp = "a=candidate:1 1 udp 2130706431 3f1c0e8a-7d1b-4a5e.local 5000 typ host\r\n"
+    with pytest.raises(RemoteProtocolError, match="not IP addresses"):
+        check_host_only(sdp)
+    check_host_only(sdp.replace("3f1c0e8a-7d1b-4a5e.local", "10.99.0.2"))
 
 
 def test_a_stub_module_answers_names_with_placeholders_that_refuse_use() -> None:

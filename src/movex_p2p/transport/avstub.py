@@ -1,11 +1,14 @@
-"""A stand-in for PyAV while we import aiortc: data channels never touch PyAV or FFmpeg.
+"""Stand-ins for PyAV and aioice's mDNS resolver while we import aiortc: our links never use them.
 
 ``import aiortc`` imports PyAV (and with it FFmpeg's libraries, ~14 MB resident) for its audio
-and video code, which a data channel never runs. While :func:`stub_av` is active, a meta-path
-finder answers ``import av`` and ``import av.*`` with empty modules whose names are
-placeholders; once aiortc is imported it steps aside and forgets those modules, so a game that
-imports ``av`` later gets the real PyAV. Only aiortc's media classes keep the placeholders: a
-game that wants aiortc's audio/video must import ``aiortc`` (or ``av``) before ``movex_p2p``'s
+and video code, which a data channel never runs; ``aioice`` imports ``aioice.mdns`` and with it
+dnspython (~5 MB) to resolve ``.local`` candidates, which our peers never send (their SDP is
+refused: :func:`~movex_p2p.transport.webrtc.check_host_only`). While :func:`stub_av` is
+active, a meta-path finder answers ``import av``, ``import av.*`` and ``import aioice.mdns``
+with empty modules whose names are placeholders; once aiortc is imported it steps aside and
+forgets those modules, so a game that imports ``av`` or ``aioice.mdns`` later gets the real
+one. Only aiortc's media classes and aioice's ``.local`` resolution keep the placeholders: a
+game that wants them must import ``aiortc`` (or ``av``, ``aioice``) before ``movex_p2p``'s
 transport, and then nothing is stubbed. Using a placeholder raises ImportError saying so.
 """
 
@@ -19,12 +22,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
-__all__ = ["StubModule", "stub_av"]
+__all__ = ["PROVIDED", "STUBBED", "WHY", "StubModule", "stub_av"]
 
 WHY = (
-    "PyAV was stubbed out while movex_p2p imported aiortc (data channels do not need it); "
-    "import aiortc or av before movex_p2p to use aiortc's audio and video"
+    "PyAV and aioice.mdns were stubbed out while movex_p2p imported aiortc (data channels do not need "
+    "them); import aiortc or av before movex_p2p to use aiortc's audio and video or mDNS candidates"
 )
+STUBBED: tuple[str, ...] = ("av", "aioice.mdns")
+"""Modules (and their submodules) answered with stubs while aiortc is imported."""
 
 
 def _refuse(*_: Any, **__: Any) -> NoReturn:
@@ -56,11 +61,20 @@ class StubModule(types.ModuleType):
         return made
 
 
+def _is_mdns_hostname(name: str) -> bool:
+    """aioice asks this of every remote candidate: a ``.local`` name would need the resolver."""
+    return name.endswith(".local")
+
+
+PROVIDED: dict[str, dict[str, Any]] = {"aioice.mdns": {"is_mdns_hostname": _is_mdns_hostname}}
+"""What a stub module really implements: the functions that are called whether mDNS is used or not."""
+
+
 class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname == "av" or fullname.startswith("av."):
+        if any(fullname == name or fullname.startswith(name + ".") for name in STUBBED):
             return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
         return None
 
@@ -70,14 +84,17 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return module
 
     def exec_module(self, module: types.ModuleType) -> None:
-        """Nothing to run: the module is empty."""
+        """Nothing to run: the module is empty but for :data:`PROVIDED`."""
+        for name, value in PROVIDED.get(module.__name__, {}).items():
+            setattr(module, name, value)
 
 
 @contextmanager
 def stub_av() -> Iterator[bool]:
-    """Answer ``import av*`` with stubs inside the block (yields True), unless PyAV or aiortc is
-    already imported (yields False: nothing changes). Afterwards ``import av`` finds the real one."""
-    if any(name in sys.modules for name in ("av", "aiortc")):
+    """Answer the imports of :data:`STUBBED` with stubs inside the block (yields True), unless
+    PyAV, aioice or aiortc is already imported (yields False: nothing changes). Afterwards those
+    imports find the real modules."""
+    if any(name in sys.modules for name in ("av", "aioice", "aiortc")):
         yield False
         return
     finder = _Finder()

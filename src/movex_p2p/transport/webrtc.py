@@ -5,7 +5,7 @@ with no retransmission (a datagram lane): it carries liveness and election messa
 must never wait behind a retransmission of data. Both share one SCTP association, whose
 retransmission timers are set for a LAN (see :func:`use_lan_timers`).
 
-aiortc is imported with PyAV stubbed out (:mod:`.avstub`). Link setup on a lossy LAN gets
+aiortc is imported with PyAV and aioice's mDNS resolver stubbed out (:mod:`.avstub`). Link setup on a lossy LAN gets
 three workarounds per session (``RtcSession.link_setup_fixes``): DTLS handshake datagrams go
 out three times, ICE checks retry after 0.1 s, a retransmitted SCTP INIT carries tag 0
 (docs/design.md "Real networks", docs/upstream.md).
@@ -18,6 +18,7 @@ aiortc errors are mapped to movex_p2p errors here.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Iterable
 from typing import Any, ClassVar, Final, Protocol
@@ -28,7 +29,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ..errors import ChannelClosed, ConnectError, RemoteProtocolError
 from .avstub import stub_av
 
-with stub_av():  # aiortc without PyAV and FFmpeg: ~16 MB and ~0.2 s less (docs/design.md)
+with stub_av():  # aiortc without PyAV, FFmpeg and dnspython: ~22 MB less (docs/design.md)
     from aioice import stun
     from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
     from aiortc import __version__ as aiortc_version
@@ -94,14 +95,26 @@ def candidate_types(sdp: str) -> list[tuple[str, str]]:
     return found
 
 
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
 def check_host_only(sdp: str, *, allowed: Iterable[str] | None = None) -> None:
-    """Raise RemoteProtocolError unless the SDP carries host candidates only (optionally on ``allowed``)."""
+    """Raise RemoteProtocolError unless the SDP carries host candidates with IP addresses only
+    (no ``.local`` names: aioice's mDNS resolver is not loaded), optionally on ``allowed``."""
     candidates = candidate_types(sdp)
     if not candidates:
         raise RemoteProtocolError("SDP carries no ICE candidate")
     bad = [c for c in candidates if c[1] != "host"]
     if bad:
         raise RemoteProtocolError(f"SDP carries non-host candidates {bad}")
+    named = [address for address, _ in candidates if not _is_ip(address)]
+    if named:
+        raise RemoteProtocolError(f"SDP carries candidates that are not IP addresses {named}")
     if allowed is not None:
         allowed_set = set(allowed)
         if not any(address in allowed_set for address, _ in candidates):
