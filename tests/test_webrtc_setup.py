@@ -274,10 +274,10 @@ def test_lan_stun_retries_refuses_an_object_without_aioice_internals() -> None:
     assert lan_stun_retries(object()) is False
 
 
-# --- DTLS only from the ICE-selected address (issue 19, S3) -----------------------------------
+# --- DTLS only from the peer's ICE address (issue 19, S3) -------------------------------------
 
 
-async def test_dtls_records_from_another_address_than_the_selected_pair_are_dropped_and_counted() -> None:
+async def test_dtls_records_from_another_address_than_the_peers_ice_address_are_dropped_and_counted() -> None:
     connection = Connection(ice_controlling=True)
     protocol = StunProtocol(connection)
     protocol.local_candidate = Candidate(
@@ -289,17 +289,27 @@ async def test_dtls_records_from_another_address_than_the_selected_pair_are_drop
     ice._connection = connection  # type: ignore[assignment]
     assert accept_only_selected_source(ice, counted)
     record = b"\x16\xfe\xfd" + bytes(20)  # a DTLS handshake record
-    peer, stranger = ("10.99.0.2", 5000), ("10.99.0.66", 5000)
-    protocol.datagram_received(record, peer)  # nothing nominated yet: nobody is the peer
-    remote = Candidate(
-        foundation="2", component=1, transport="udp", priority=1, host=peer[0], port=peer[1], type="host"
-    )
-    connection._nominated[1] = CandidatePair(protocol, remote)
+    peer, stranger, other = ("10.99.0.2", 5000), ("10.99.0.66", 5000), ("10.99.0.3", 5000)
+
+    def candidate(addr: tuple[str, int]) -> Candidate:
+        return Candidate(
+            foundation="2", component=1, transport="udp", priority=1, host=addr[0], port=addr[1], type="host"
+        )
+
+    protocol.datagram_received(record, peer)  # no remote description yet: nobody is the peer
+    connection._check_list += [CandidatePair(protocol, candidate(peer)), CandidatePair(protocol, candidate(other))]
     protocol.datagram_received(record, stranger)
     assert connection._queue.qsize() == 0  # fails without the filter: aioice queues both for DTLS
     assert counted.dropped == 2
+    protocol.datagram_received(record, peer)  # a candidate on the check list, before nomination
+    assert connection._queue.get_nowait() == (record, 1)
+    connection._nominated[1] = connection._check_list[0]  # once nominated, only that address
+    protocol.datagram_received(record, other)
+    assert counted.dropped == 3
     protocol.datagram_received(record, peer)
     assert connection._queue.get_nowait() == (record, 1)
+    protocol.datagram_received(bytes(20), stranger)  # STUN-looking: aioice parses it (DTLS ignores such bytes)
+    assert counted.dropped == 3
 
 
 def test_the_source_filter_refuses_an_object_without_aioice_internals() -> None:

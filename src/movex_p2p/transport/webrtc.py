@@ -332,36 +332,44 @@ class SourceFilter:
         """Count one foreign datagram; the first one of a session is logged."""
         self.dropped += 1
         if self.dropped == 1:
-            log.warning("dropped a non-STUN datagram from %s: not the ICE-selected address", addr[0])
+            log.warning("dropped a non-STUN datagram from %s: not the peer's ICE address", addr[0])
 
 
 def accept_only_selected_source(ice: Any, source_filter: SourceFilter) -> bool:
-    """Let one aiortc ICE transport pass on non-STUN datagrams (DTLS) only from its selected pair's address.
+    """Let one aiortc ICE transport pass on non-STUN datagrams (DTLS) only from the peer's ICE address.
 
     aioice hands every datagram that is not STUN to DTLS whatever its source, so during link
     setup anyone on the LAN who learns our port can race the peer with DTLS records of its own
     (a ClientHello, an alert). This drops a non-STUN datagram unless it comes from the remote
-    address of the pair ICE nominated on that socket (before nomination, all of them: the
-    peer's DTLS starts only once its own ICE check succeeded, and a dropped first flight is
-    resent). STUN still reaches aioice, which checks its credentials. Call it after gathering;
-    False if the internals differ.
+    address of the pair ICE nominated on that socket, or, before nomination, of a pair on its
+    check list (a candidate of the peer's authenticated SDP, or an address that sent a check
+    carrying the peer's ICE credentials): the peer's ClientHello may arrive before our side
+    nominated. STUN still reaches aioice, which checks the credentials. Call it after
+    gathering; False if the internals differ.
     """
     connection = getattr(ice, "_connection", None)
     protocols = getattr(connection, "_protocols", None)
     nominated = getattr(connection, "_nominated", None)
-    if not isinstance(protocols, list) or not isinstance(nominated, dict):
+    check_list = getattr(connection, "_check_list", None)
+    if not isinstance(protocols, list) or not isinstance(nominated, dict) or not isinstance(check_list, list):
         return False
+
+    def known(protocol: Any, addr: tuple[Any, ...]) -> bool:
+        source = (addr[0], addr[1])
+        pair = nominated.get(protocol.local_candidate.component)
+        if pair is not None:
+            return pair.protocol is protocol and tuple(pair.remote_addr) == source
+        return any(p.protocol is protocol and tuple(p.remote_addr) == source for p in check_list)
+
     for protocol in protocols:
         received = getattr(protocol, "datagram_received", None)
         if received is None or getattr(received, "filtered", False):
             continue
 
         def filtered(data: bytes, addr: tuple[Any, ...], received: Any = received, protocol: Any = protocol) -> None:
-            if data and data[0] > 3:  # not STUN (RFC 7983): DTLS, or anything else
-                pair = nominated.get(protocol.local_candidate.component)
-                if pair is None or pair.protocol is not protocol or tuple(pair.remote_addr) != (addr[0], addr[1]):
-                    source_filter.drop(addr)
-                    return
+            if data and data[0] > 3 and not known(protocol, addr):  # not STUN (RFC 7983): DTLS, or anything else
+                source_filter.drop(addr)
+                return
             received(data, addr)
 
         filtered.filtered = True  # type: ignore[attr-defined]
@@ -395,7 +403,7 @@ class RtcSession:
             log.warning("aiortc's SCTP internals changed: LAN retransmission timers not applied")
         self._copies: HandshakeCopies | None = None
         self.source_filter = SourceFilter()
-        """Datagrams dropped because they came from another address than the ICE-selected one."""
+        """Datagrams dropped because they came from another address than the peer's ICE address."""
         self.setup_fixes: list[str] = []
         """The link-setup workarounds applied to this session (so far)."""
         if self.link_setup_fixes:
