@@ -9,6 +9,7 @@ between two hosts). Needs root (``ip netns add``) and nftables; nothing leaves t
     python benchmarks/wifi.py --only join --json wifi.json
     python benchmarks/wifi.py --only scale --peers 12 --seconds 60
     python benchmarks/wifi.py --only burst --runs 20 --loss 0 2 5 10 --burst-peers 4
+    python benchmarks/wifi.py --only startup failover --runs 20 --loss 10 --compare-setup
 
 Tables:
 - timers: plain aiortc between two hosts at ``--timers-loss`` % (default 5), with aiortc's SCTP
@@ -26,8 +27,13 @@ Tables:
 - steady: 4 peers playing for ``--seconds`` (default 60); master changes and peers declared dead
   while nobody left (spurious, both should be 0), confirmed actions/s of the room;
 - startup: 4 peers started together; seconds from the last one entering its room until nobody
-  changes master any more, how many peers were ever master (1 = no peer elected itself by
+  changes master any more (p50, p90, max), runs where some peer was not ready within 60 s (a
+  link that never opened), how many peers were ever master (1 = no peer elected itself by
   mistake) and for how long two peers were master at once (a split room);
+
+``--compare-setup``: the startup and failover tables run each run twice, interleaved, once with
+aiortc as shipped ("stock": peers started with MOVEX_BENCH_STOCK_SETUP=1) and once with our link
+setup workarounds (``RtcSession.link_setup_fixes``: DTLS handshake copies, ICE check timeout, INIT tag).
 - join: a late joiner of a room holding 1, 10 and 100 MB of state (resources of 1 MB each):
   ``Peer.__aenter__`` -> ready with every resource, MB/s, against raw aiortc bulk MB/s (one
   data channel, 64 KiB messages, no movex_p2p) between the same two hosts in the same run; the
@@ -41,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -51,6 +58,7 @@ import anyio
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "src"), str(ROOT)]
+from failover_peer import STOCK_SETUP  # noqa: E402
 from multihost import open_hosts, unavailable_reason  # noqa: E402
 from wifi_bed import (  # noqa: E402
     failover_at_loss,
@@ -96,28 +104,39 @@ async def timers_rows(loss: int) -> list[Row]:
     return rows
 
 
-async def failover_rows(losses: list[int], runs: int) -> list[Row]:
+async def failover_rows(losses: list[int], runs: int, setups: list[str]) -> list[Row]:
     rows = []
     for loss in losses:
-        pauses, lost, doubled, bad = [], 0, 0, 0
+        pauses: dict[str, list[float]] = {s: [] for s in setups}
+        lost, doubled, bad = dict.fromkeys(setups, 0), dict.fromkeys(setups, 0), dict.fromkeys(setups, 0)
         for run in range(runs):
-            async with open_hosts(4) as hosts:
-                result = await failover_at_loss(hosts, 4, loss, run=run)
-            pauses.append(result.pause)
-            lost, doubled, bad = lost + result.lost, doubled + result.doubled, bad + (not result.ok)
-            print(f"  failover {loss}% run {run + 1}/{runs}: {result.pause * 1000:.0f} ms ok={result.ok}", flush=True)
-        good = [p for p in pauses if p == p]  # NaN: a survivor never had anything confirmed
-        rows.append(
-            {
-                "loss": loss,
-                "runs": runs,
-                "p50_ms": round(statistics.median(good) * 1000) if good else None,
-                "max_ms": round(max(good) * 1000) if good else None,
-                "lost": lost,
-                "doubled": doubled,
-                "failed_runs": bad,
-            }
-        )
+            for setup in setups:  # interleaved: both see the same load
+                _setup(setup)
+                async with open_hosts(4) as hosts:
+                    result = await failover_at_loss(hosts, 4, loss, run=run)
+                pauses[setup].append(result.pause)
+                lost[setup] += result.lost
+                doubled[setup] += result.doubled
+                bad[setup] += not result.ok
+                print(
+                    f"  failover {loss}% {setup} run {run + 1}/{runs}: {result.pause * 1000:.0f} ms ok={result.ok}",
+                    flush=True,
+                )
+        _setup("ours")
+        for setup in setups:
+            good = [p for p in pauses[setup] if p == p]  # NaN: a survivor never had anything confirmed
+            rows.append(
+                {
+                    "loss": loss,
+                    "link_setup": setup,
+                    "runs": runs,
+                    "p50_ms": round(statistics.median(good) * 1000) if good else None,
+                    "max_ms": round(max(good) * 1000) if good else None,
+                    "lost": lost[setup],
+                    "doubled": doubled[setup],
+                    "failed_runs": bad[setup],
+                }
+            )
     return rows
 
 
@@ -198,31 +217,56 @@ async def steady_rows(losses: list[int], seconds: float) -> list[Row]:
     return rows
 
 
-async def startup_rows(losses: list[int], runs: int) -> list[Row]:
+def _setup(name: str) -> None:
+    """Peers spawned from now on set links up with our workarounds ("ours") or without ("stock")."""
+    if name == "stock":
+        os.environ[STOCK_SETUP] = "1"
+    else:
+        os.environ.pop(STOCK_SETUP, None)
+
+
+async def startup_rows(losses: list[int], runs: int, setups: list[str]) -> list[Row]:
     rows = []
     for loss in losses:
-        agreed, masters, splits = [], [], []
-        for _ in range(runs):
-            async with open_hosts(4) as hosts:
-                hosts.set_loss(loss)
-                result = await startup(hosts, 4)
-            agreed.append(result.agreed_after)
-            masters.append(result.masters_seen)
-            splits.append(result.split_for)
-            print(
-                f"  startup {loss}%: agreed after {result.agreed_after:.2f} s, {result.masters_seen} master(s), "
-                f"two at once for {result.split_for:.2f} s"
+        agreed: dict[str, list[float]] = {s: [] for s in setups}
+        masters: dict[str, list[int]] = {s: [] for s in setups}
+        splits: dict[str, list[float]] = {s: [] for s in setups}
+        failed = dict.fromkeys(setups, 0)
+        for run in range(runs):
+            for setup in setups:  # interleaved: both see the same load
+                _setup(setup)
+                try:
+                    async with open_hosts(4) as hosts:
+                        hosts.set_loss(loss)
+                        result = await startup(hosts, 4)
+                except (TimeoutError, AssertionError) as exc:  # a link never opened, or two rooms
+                    failed[setup] += 1
+                    print(f"  startup {loss}% {setup} run {run + 1}/{runs}: FAILED {exc!r}", flush=True)
+                    continue
+                agreed[setup].append(result.agreed_after)
+                masters[setup].append(result.masters_seen)
+                splits[setup].append(result.split_for)
+                print(
+                    f"  startup {loss}% {setup} run {run + 1}/{runs}: agreed after {result.agreed_after:.2f} s, "
+                    f"{result.masters_seen} master(s), two at once for {result.split_for:.2f} s",
+                    flush=True,
+                )
+        _setup("ours")
+        for setup in setups:
+            good = agreed[setup]
+            rows.append(
+                {
+                    "loss": loss,
+                    "link_setup": setup,
+                    "runs": runs,
+                    "agreed_p50_s": round(statistics.median(good), 2) if good else None,
+                    "agreed_p90_s": round(_percentile(good, 0.9), 2) if good else None,
+                    "agreed_max_s": round(max(good), 2) if good else None,
+                    "failed_runs": failed[setup],
+                    "runs_with_one_master": sum(1 for m in masters[setup] if m == 1),
+                    "two_masters_at_once_max_s": round(max(splits[setup]), 2) if good else None,
+                }
             )
-        rows.append(
-            {
-                "loss": loss,
-                "runs": runs,
-                "agreed_p50_s": round(statistics.median(agreed), 2),
-                "agreed_max_s": round(max(agreed), 2),
-                "runs_with_one_master": sum(1 for m in masters if m == 1),
-                "two_masters_at_once_max_s": round(max(splits), 2),
-            }
-        )
     return rows
 
 
@@ -312,13 +356,14 @@ async def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     results: dict[str, list[Row]] = {}
     only = set(args.only or TABLES)
+    setups = ["stock", "ours"] if args.compare_setup else ["ours"]
     tables = {
         "timers": lambda: timers_rows(args.timers_loss),
-        "failover": lambda: failover_rows(args.loss, args.runs),
+        "failover": lambda: failover_rows(args.loss, args.runs, setups),
         "merge": lambda: merge_rows(args.runs),
         "burst": lambda: burst_rows(args.loss, args.runs, args.burst, args.burst_peers, paced_too=not args.no_paced),
         "steady": lambda: steady_rows(args.loss, args.seconds),
-        "startup": lambda: startup_rows(args.loss, args.runs),
+        "startup": lambda: startup_rows(args.loss, args.runs, setups),
         "join": lambda: join_rows(args.sizes, 0),
         "scale": lambda: scale_rows(args.peers, args.seconds, args.runs),
     }
@@ -345,5 +390,10 @@ if __name__ == "__main__":
     parser.add_argument("--no-paced", action="store_true", help="burst table: skip the paced failover beside it")
     parser.add_argument("--burst-peers", type=int, nargs="+", default=[4], help="room sizes of the burst table")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument(
+        "--compare-setup",
+        action="store_true",
+        help="startup, failover: each run also without the link-setup workarounds (aiortc as shipped)",
+    )
     parser.add_argument("--json", default=None)
     sys.exit(anyio.run(main, parser.parse_args()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ from lan_peer import emit, stdin_lines
 from resources import Blob, Tally
 
 HEARTBEAT_GAPS: list[float] = []
+STOCK_SETUP = "MOVEX_BENCH_STOCK_SETUP"
+"""Set to 1 in the environment: this peer's links are set up without the link-setup workarounds."""
 
 
 def trace_heartbeats(peer: mx.Peer) -> None:
@@ -169,6 +172,10 @@ def main() -> None:
     parser.add_argument("--log", default="WARNING")
     args = parser.parse_args()
     logging.basicConfig(level=args.log, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    if os.environ.get(STOCK_SETUP) == "1":  # benchmarks/wifi.py --compare-setup: aiortc as shipped
+        from movex_p2p.transport.webrtc import RtcSession
+
+        RtcSession.link_setup_fixes = False
     anyio.run(run, args, backend="asyncio")
 
 

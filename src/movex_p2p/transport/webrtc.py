@@ -5,6 +5,11 @@ with no retransmission (a datagram lane): it carries liveness and election messa
 must never wait behind a retransmission of data. Both share one SCTP association, whose
 retransmission timers are set for a LAN (see :func:`use_lan_timers`).
 
+aiortc is imported with PyAV and aioice's mDNS resolver stubbed out (:mod:`.avstub`). Link setup on a lossy LAN gets
+three workarounds per session (``RtcSession.link_setup_fixes``): DTLS handshake datagrams go
+out three times, ICE checks retry after 0.1 s, a retransmitted SCTP INIT carries tag 0
+(docs/design.md "Real networks", docs/upstream.md).
+
 aiortc callbacks only hand what arrived to the session's :class:`SessionSink` (a synchronous,
 non-blocking receiver owned by the caller); everything else runs in tasks owned by the caller.
 aiortc errors are mapped to movex_p2p errors here.
@@ -12,25 +17,42 @@ aiortc errors are mapped to movex_p2p errors here.
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
 from collections.abc import Iterable
-from typing import Any, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 import anyio
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
-from aiortc.exceptions import InvalidStateError
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..errors import ChannelClosed, ConnectError, RemoteProtocolError
+from .avstub import stub_av
+
+with stub_av():  # aiortc without PyAV, FFmpeg and dnspython: ~22 MB less (docs/design.md)
+    from aioice import stun
+    from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+    from aiortc import __version__ as aiortc_version
+    from aiortc.exceptions import InvalidStateError
+    from aiortc.rtcsctptransport import InitChunk, serialize_packet
 
 __all__ = [
     "CHANNEL_ID",
     "DATAGRAM_CHANNEL_ID",
+    "DTLS_COPIES",
+    "DTLS_COPY_GAP",
     "LAN_RTO",
+    "STUN_RTO",
+    "HandshakeCopies",
     "RtcSession",
     "SessionSink",
+    "SourceFilter",
+    "accept_only_selected_source",
     "candidate_types",
     "check_host_only",
+    "copy_handshake_flights",
+    "init_with_tag_zero",
+    "lan_stun_retries",
     "quiet_closed_transmit",
     "use_lan_timers",
 ]
@@ -50,7 +72,16 @@ now and then, every loss on a quiet channel then stalls it for at least a second
 trip here is ~1 ms, so 20 ms is still 20 round trips (measured in docs/design.md). The
 initial value also paces the association's INIT, which aiortc abandons after 8 tries: 0.5 s
 leaves 4 s for a DTLS handshake that lost a flight (OpenSSL retries after 1 s, then 2 s).
+T1 (INIT) does not back off in aiortc: it resends every 0.5 s.
 """
+
+DTLS_COPIES: Final = 3
+"""Times each DTLS handshake datagram is sent (see :func:`copy_handshake_flights`)."""
+DTLS_COPY_GAP: Final = 0.004
+"""Seconds between two copies of a handshake datagram."""
+
+STUN_RTO: Final = 0.1
+"""First retransmission timeout of our ICE connectivity checks (aioice: 0.5 s, then doubling)."""
 
 
 def candidate_types(sdp: str) -> list[tuple[str, str]]:
@@ -64,14 +95,26 @@ def candidate_types(sdp: str) -> list[tuple[str, str]]:
     return found
 
 
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
 def check_host_only(sdp: str, *, allowed: Iterable[str] | None = None) -> None:
-    """Raise RemoteProtocolError unless the SDP carries host candidates only (optionally on ``allowed``)."""
+    """Raise RemoteProtocolError unless the SDP carries host candidates with IP addresses only
+    (no ``.local`` names: aioice's mDNS resolver is not loaded), optionally on ``allowed``."""
     candidates = candidate_types(sdp)
     if not candidates:
         raise RemoteProtocolError("SDP carries no ICE candidate")
     bad = [c for c in candidates if c[1] != "host"]
     if bad:
         raise RemoteProtocolError(f"SDP carries non-host candidates {bad}")
+    named = [address for address, _ in candidates if not _is_ip(address)]
+    if named:
+        raise RemoteProtocolError(f"SDP carries candidates that are not IP addresses {named}")
     if allowed is not None:
         allowed_set = set(allowed)
         if not any(address in allowed_set for address, _ in candidates):
@@ -90,6 +133,15 @@ def _restrict_candidates(sdp: str, allowed: frozenset[str] | None) -> str:
                 continue
         kept.append(line)
     return "\r\n".join(kept) + "\r\n"
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(what: str) -> None:
+    if what not in _warned:
+        _warned.add(what)
+        log.warning("aiortc %s's internals differ from 1.16: %s not applied", aiortc_version, what)
 
 
 class SessionSink(Protocol):
@@ -154,12 +206,187 @@ def quiet_closed_transmit(sctp: Any) -> bool:
     return True
 
 
+def init_with_tag_zero(sctp: Any) -> bool:
+    """Make one aiortc association send every INIT with verification tag 0, as RFC 9260 8.5.1 says.
+
+    aiortc 1.16 sends a retransmitted INIT with the tag it learnt from the peer's INIT. Both
+    sides always send an INIT (RFC 8841 9.3), so if both INIT-ACKs are lost, each side drops
+    the other's later INITs (an INIT must carry tag 0) until T1 gives up: the link never opens
+    (docs/upstream.md). Per association; False, leaving aiortc as it is, if the internals differ.
+    """
+    send = getattr(sctp, "_send_chunk", None)
+    needed = ("_remote_verification_tag", "_local_port", "_remote_port", "transport")
+    if send is None or not all(hasattr(sctp, name) for name in needed):
+        return False
+
+    async def send_chunk(chunk: Any) -> None:
+        if isinstance(chunk, InitChunk) and sctp._remote_verification_tag != 0:
+            packet = serialize_packet(sctp._local_port, sctp._remote_port, 0, chunk)
+            await sctp.transport._send_data(packet)
+        else:
+            await send(chunk)
+
+    sctp._send_chunk = send_chunk
+    return True
+
+
+class HandshakeCopies:
+    """Sends each DTLS handshake datagram of one transport :data:`DTLS_COPIES` times (see
+    :func:`copy_handshake_flights`); owns the tasks that send the copies: :meth:`close` ends them."""
+
+    def __init__(self, dtls: Any, send: Any) -> None:
+        self._dtls = dtls
+        self._send = send
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.copies_sent = 0
+
+    async def send(self, data: bytes) -> None:
+        """The ICE transport's ``_send``: the datagram now, copies later while the handshake runs."""
+        await self._send(data)
+        if self._dtls.state == "connecting" and data and 19 < data[0] < 64:  # a DTLS record
+            task = asyncio.get_running_loop().create_task(self._copies(data))
+            self._tasks.add(task)
+            task.add_done_callback(self._finished)
+
+    async def _copies(self, data: bytes) -> None:
+        for _ in range(DTLS_COPIES - 1):
+            await asyncio.sleep(DTLS_COPY_GAP)
+            await self._send(data)
+            self.copies_sent += 1
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, ConnectionError):  # the connection closed between two copies
+            log.debug("DTLS handshake copy not sent: %s", exc)
+        elif exc is not None:
+            raise exc  # a bug: reported by the event loop's exception handler
+
+    def close(self) -> None:
+        """Cancel the copies not sent yet."""
+        for task in self._tasks:
+            task.cancel()
+
+
+def copy_handshake_flights(dtls: Any) -> HandshakeCopies | None:
+    """Send each datagram of one aiortc DTLS transport's handshake 3 times, 4 ms apart.
+
+    OpenSSL resends a lost handshake flight only after its timer (1 s, then 2 s, 4 s...), and
+    neither ``DTLS_set_timer_cb`` nor an earlier ``DTLSv1_handle_timeout`` can shorten it from
+    Python. The copies are byte-identical: a receiver drops the extra ones (DTLS replay
+    window, handshake message sequence). Only while the transport is ``connecting``; once it is
+    connected every datagram goes out once. Wraps the ICE transport's ``_send`` of this one
+    transport; None, leaving aiortc as it is, if the internals differ.
+    """
+    ice: Any = getattr(dtls, "transport", None)
+    send = getattr(ice, "_send", None)
+    if send is None or not hasattr(dtls, "state"):
+        return None
+    copies = HandshakeCopies(dtls, send)
+    ice._send = copies.send
+    return copies
+
+
+class _LanTransactions(dict[Any, Any]):
+    """One STUN protocol's transactions: each one starts with :data:`STUN_RTO` (aioice reads a global)."""
+
+    def __setitem__(self, key: Any, transaction: Any) -> None:
+        transaction._Transaction__timeout_delay = STUN_RTO
+        super().__setitem__(key, transaction)
+
+
+def _stun_internals_present() -> bool:
+    transaction = stun.Transaction.__init__
+    names = transaction.__code__.co_names
+    return "_Transaction__timeout_delay" in names and "RETRY_RTO" in names
+
+
+def lan_stun_retries(ice: Any) -> bool:
+    """Give the STUN transactions (ICE checks) of one aiortc ICE transport a first timeout of
+    :data:`STUN_RTO` instead of aioice's process-wide ``RETRY_RTO`` (0.5 s).
+
+    A lost check then costs 0.1 s instead of 0.5 s (then 1 s, 2 s...). Call it after gathering
+    (the protocols exist) and before the checks start; per transport. False if the internals differ.
+    """
+    protocols = getattr(getattr(ice, "_connection", None), "_protocols", None)
+    if not isinstance(protocols, list) or not _stun_internals_present():
+        return False
+    for protocol in protocols:
+        transactions = getattr(protocol, "transactions", None)
+        if not isinstance(transactions, dict):
+            return False
+        if not isinstance(transactions, _LanTransactions):
+            protocol.transactions = _LanTransactions(transactions)
+    return True
+
+
+class SourceFilter:
+    """Counts the datagrams :func:`accept_only_selected_source` dropped for one session."""
+
+    def __init__(self) -> None:
+        self.dropped = 0
+
+    def drop(self, addr: tuple[Any, ...]) -> None:
+        """Count one foreign datagram; the first one of a session is logged."""
+        self.dropped += 1
+        if self.dropped == 1:
+            log.warning("dropped a non-STUN datagram from %s: not the peer's ICE address", addr[0])
+
+
+def accept_only_selected_source(ice: Any, source_filter: SourceFilter) -> bool:
+    """Let one aiortc ICE transport pass on non-STUN datagrams (DTLS) only from the peer's ICE address.
+
+    aioice hands every datagram that is not STUN to DTLS whatever its source, so during link
+    setup anyone on the LAN who learns our port can race the peer with DTLS records of its own
+    (a ClientHello, an alert). This drops a non-STUN datagram unless it comes from the remote
+    address of the pair ICE nominated on that socket, or, before nomination, of a pair on its
+    check list (a candidate of the peer's authenticated SDP, or an address that sent a check
+    carrying the peer's ICE credentials): the peer's ClientHello may arrive before our side
+    nominated. STUN still reaches aioice, which checks the credentials. Call it after
+    gathering; False if the internals differ.
+    """
+    connection = getattr(ice, "_connection", None)
+    protocols = getattr(connection, "_protocols", None)
+    nominated = getattr(connection, "_nominated", None)
+    check_list = getattr(connection, "_check_list", None)
+    if not isinstance(protocols, list) or not isinstance(nominated, dict) or not isinstance(check_list, list):
+        return False
+
+    def known(protocol: Any, addr: tuple[Any, ...]) -> bool:
+        source = (addr[0], addr[1])
+        pair = nominated.get(protocol.local_candidate.component)
+        if pair is not None:
+            return pair.protocol is protocol and tuple(pair.remote_addr) == source
+        return any(p.protocol is protocol and tuple(p.remote_addr) == source for p in check_list)
+
+    for protocol in protocols:
+        received = getattr(protocol, "datagram_received", None)
+        if received is None or getattr(received, "filtered", False):
+            continue
+
+        def filtered(data: bytes, addr: tuple[Any, ...], received: Any = received, protocol: Any = protocol) -> None:
+            if data and data[0] > 3 and not known(protocol, addr):  # not STUN (RFC 7983): DTLS, or anything else
+                source_filter.drop(addr)
+                return
+            received(data, addr)
+
+        filtered.filtered = True  # type: ignore[attr-defined]
+        protocol.datagram_received = filtered
+    return True
+
+
 class RtcSession:
     """One RTCPeerConnection with a reliable ordered channel (id 0) and a datagram channel (id 1).
 
     Received messages go to ``sink`` (set it with :meth:`attach` before the channels open);
     the caller must ``await close()`` (in ``finally``, shielded) once done.
     """
+
+    link_setup_fixes: ClassVar[bool] = True
+    """Apply the link-setup workarounds (DTLS copies, STUN timeout, INIT tag) to new sessions;
+    False measures aiortc as shipped (``benchmarks/wifi.py --stock-setup``)."""
 
     def __init__(self, *, addresses: Iterable[str] | None = None) -> None:
         self._allowed = None if addresses is None else frozenset(addresses)
@@ -174,6 +401,13 @@ class RtcSession:
         self.lan_timers = use_lan_timers(self._pc.sctp) and quiet_closed_transmit(self._pc.sctp)
         if not self.lan_timers:
             log.warning("aiortc's SCTP internals changed: LAN retransmission timers not applied")
+        self._copies: HandshakeCopies | None = None
+        self.source_filter = SourceFilter()
+        """Datagrams dropped because they came from another address than the peer's ICE address."""
+        self.setup_fixes: list[str] = []
+        """The link-setup workarounds applied to this session (so far)."""
+        if self.link_setup_fixes:
+            self._apply_setup_fixes()
         self._channel.bufferedAmountLowThreshold = LOW_WATER
         self._sink: SessionSink | None = None
         self._early: list[tuple[bool, bytes]] = []
@@ -192,6 +426,31 @@ class RtcSession:
         self._datagrams.on("message", self._on_datagram)
         self._channel.on("bufferedamountlow", self._on_drained)
         self._pc.on("connectionstatechange", self._on_state)
+
+    def _apply_setup_fixes(self) -> None:
+        sctp: Any = self._pc.sctp
+        if init_with_tag_zero(sctp):
+            self.setup_fixes.append("init-tag")
+        else:
+            _warn_once("INIT tag 0")
+        self._copies = copy_handshake_flights(sctp.transport)
+        if self._copies is not None:
+            self.setup_fixes.append("dtls-copies")
+        else:
+            _warn_once("DTLS handshake copies")
+
+    def _after_gathering(self) -> None:
+        sctp: Any = self._pc.sctp
+        if accept_only_selected_source(sctp.transport.transport, self.source_filter):
+            self.setup_fixes.append("source-filter")
+        else:
+            _warn_once("DTLS source filter")
+        if not self.link_setup_fixes:
+            return
+        if lan_stun_retries(sctp.transport.transport):
+            self.setup_fixes.append("stun-rto")
+        else:
+            _warn_once("STUN retransmission timeout")
 
     def attach(self, sink: SessionSink) -> None:
         """Deliver what arrives to ``sink`` from now on (and what arrived before, in order)."""
@@ -260,6 +519,7 @@ class RtcSession:
     async def create_offer(self) -> str:
         """Gather (non-trickle) and return our offer SDP: host candidates only."""
         await self._pc.setLocalDescription(await self._pc.createOffer())
+        self._after_gathering()
         return self._local_sdp()
 
     async def accept_offer(self, sdp: str) -> str:
@@ -268,6 +528,7 @@ class RtcSession:
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await self._pc.setLocalDescription(await self._pc.createAnswer())
+            self._after_gathering()
         except (ValueError, TypeError, AttributeError, IndexError) as exc:
             raise RemoteProtocolError(f"unusable offer: {exc!r}") from exc
         return self._local_sdp()
@@ -325,6 +586,8 @@ class RtcSession:
             return
         self._closed = True
         self._report_down("closed")
+        if self._copies is not None:
+            self._copies.close()
         try:
             await self._pc.close()
         except Exception:
