@@ -14,7 +14,7 @@ import ipaddress
 import math
 import random
 from collections import Counter, OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -275,6 +275,43 @@ class DialNow:
 Step = Stop | WaitFor | Pause | DialNow
 
 
+_Record = tuple[PeerId, int, tuple[str, ...], int]
+"""An mDNS record as told apart: peer, port, addresses, incarnation."""
+
+
+class _BadRecords:
+    """Records that failed to prove their peer, at most ``BAD_LIMIT``: beyond, a random one is forgotten.
+
+    Random (from the injected generator), so a flood of made-up records cannot choose which one goes.
+    """
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._items: list[_Record] = []
+        self._index: dict[_Record, int] = {}
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._index
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[_Record]:
+        return iter(list(self._items))
+
+    def add(self, item: _Record) -> None:
+        if item in self._index:
+            return
+        self._index[item] = len(self._items)
+        self._items.append(item)
+        if len(self._items) > BAD_LIMIT:
+            i = self._rng.randrange(len(self._items))
+            victim, last = self._items[i], self._items.pop()
+            del self._index[victim]
+            if i < len(self._items):
+                self._items[i], self._index[last] = last, i
+
+
 @dataclass(slots=True)
 class _AddressDial:
     backoff: float = BACKOFF[0]
@@ -298,7 +335,6 @@ class MeshCore:
         self.me = me
         self._connect_timeout = connect_timeout
         self._interval = heartbeat_interval
-        self._rng = rng
         self.refused: Counter[str] = Counter()
         """Handshakes that failed or were refused, by reason (a fixed set of words)."""
         self.auth_failures: deque[str] = deque(maxlen=FAILURES_KEPT)
@@ -313,7 +349,7 @@ class MeshCore:
         self._known: dict[PeerId, list[Announcement]] = {}  # newest first, at most CANDIDATES each
         self._proven: OrderedDict[PeerId, None] = OrderedDict()  # peers we held an authenticated link with
         self._gave_up: dict[PeerId, tuple[float, float]] = {}  # never-proven peer: (when its loop stopped, pause)
-        self._bad: set[tuple[PeerId, int, tuple[str, ...], int]] = set()  # mDNS records that failed auth
+        self._bad = _BadRecords(rng)  # mDNS records that failed auth
         self._left: dict[PeerId, int] = {}  # incarnations that said goodbye
         self._dials: dict[PeerId, DialState] = {}  # a dial loop runs for each
         self._address_dials: dict[PeerAddress, _AddressDial] = {}
@@ -554,8 +590,6 @@ class MeshCore:
 
     def _mark_bad(self, peer: PeerId, ann: Announcement) -> None:
         self._bad.add((peer, ann.port, ann.addresses, ann.incarnation))
-        if len(self._bad) > BAD_LIMIT:
-            self._bad.discard(self._rng.choice(sorted(self._bad)))
 
     def _give_up(self, peer: PeerId, now: float) -> None:
         """A never-proven peer's dial loop stops: its next one waits (see :meth:`_ensure_dialer`)."""
