@@ -267,7 +267,7 @@ class Pause:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DialNow:
-    """Dial ``contact`` now and report the outcome."""
+    """Dial ``contact`` now and report the outcome (for a ``peers=`` address, ``contact.peer`` is "": unknown)."""
 
     contact: Contact
 
