@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import struct
 from collections.abc import Callable
 
@@ -16,7 +17,8 @@ from movex_p2p.identity import Identity
 from movex_p2p.ids import PeerId
 from movex_p2p.transport import signaling
 from movex_p2p.transport.discovery import Announcement, parse_txt
-from movex_p2p.transport.lan import LanEndpoint, LanTransport, usable_interfaces
+from movex_p2p.transport.lan import LanTransport, usable_interfaces
+from movex_p2p.transport.meshcore import MeshCore
 from movex_p2p.transport.signaling import (
     Answer,
     Busy,
@@ -525,24 +527,17 @@ def test_interfaces_and_settings_are_validated() -> None:
 def test_a_found_peer_counts_as_joining_while_it_answers_and_never_forever() -> None:
     """At 10 % loss a link can take longer than two connect timeouts: a peer that answered our
     handshakes still counts (the room must not elect without it), but only for so long."""
-    endpoint = LanEndpoint(
-        LanTransport(connect_timeout=5.0), identity=Identity.generate(), name="a", room="r", secret=None
-    )
-    try:
-        endpoint._opened_at = 0.0
-        for peer in ("slow", "gone"):
-            endpoint._known[PeerId(peer)] = [
-                Announcement(
-                    peer=PeerId(peer), name=peer, room="r", version=1, incarnation=1, port=1, addresses=("10.0.0.2",)
-                )
-            ]
-            endpoint._found_at[peer] = 1.0
-        assert endpoint._still_joining(0.1) == {"?", "slow", "gone"}  # "?": discovery has just begun
-        assert endpoint._still_joining(5.0) == {"slow", "gone"}
-        endpoint._answered_at["slow"] = 9.0  # it answered a handshake; its link is still setting up
-        assert endpoint._still_joining(12.0) == {"slow"}  # the silent one had its two connect timeouts
-        endpoint._answered_at["slow"] = 28.0
-        assert endpoint._still_joining(31.5) == set()  # answering forever yet never linking: no longer counted
-    finally:  # its event stream is made with it
-        endpoint._events_tx.close()
-        endpoint._events_rx.close()
+    mesh = MeshCore(PeerId("a"), connect_timeout=5.0, dead_after=0.9, heartbeat_interval=0.1, rng=random.Random(0))
+    mesh.open(0.0, interfaces=["10.0.0.1"], port=1)
+    none: frozenset[PeerId] = frozenset()
+    for peer in ("slow", "gone"):
+        record = Announcement(
+            peer=PeerId(peer), name=peer, room="r", version=1, incarnation=1, port=1, addresses=("10.0.0.2",)
+        )
+        mesh.announced(record, 1.0)
+    assert mesh.still_joining(0.1, linked=none) == {"?", "slow", "gone"}  # "?": discovery has just begun
+    assert mesh.still_joining(5.0, linked=none) == {"slow", "gone"}
+    mesh.answered(PeerId("slow"), 9.0)  # it answered a handshake; its link is still setting up
+    assert mesh.still_joining(12.0, linked=none) == {"slow"}  # the silent one had its two connect timeouts
+    mesh.answered(PeerId("slow"), 28.0)
+    assert mesh.still_joining(31.5, linked=none) == set()  # answering forever yet never linking: no longer counted

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
+import random
 
-import anyio
 import pytest
 
 from movex_p2p.identity import Identity
 from movex_p2p.ids import PeerId
-from movex_p2p.transport.lan import LanEndpoint, LanTransport
+from movex_p2p.transport.lan import LanTransport
 from movex_p2p.transport.mesh import (
     HINT_LIMIT,
     AddressState,
+    Attempt,
     Attempts,
     PeerAddress,
     Verdict,
@@ -23,6 +22,7 @@ from movex_p2p.transport.mesh import (
     parse_peer_address,
     with_address,
 )
+from movex_p2p.transport.meshcore import Effect, MeshCore, StartDialer
 from movex_p2p.transport.signaling import MAX_ADDRESSES, Contact
 
 LOW, HIGH = PeerId("a"), PeerId("b")
@@ -67,44 +67,52 @@ def orders() -> list[tuple[str, ...]]:
     ]
 
 
-async def test_crossing_dials_end_with_exactly_one_link_in_every_order() -> None:
+def test_crossing_dials_end_with_exactly_one_link_in_every_order() -> None:
     outcomes = set()
     for order in orders():
         tables = {LOW: Attempts(LOW), HIGH: Attempts(HIGH)}
-        claims: dict[str, list[anyio.CancelScope]] = {"L": [], "H": []}
+        claims: dict[str, list[Attempt | None]] = {"L": [], "H": []}
+        cancelled: set[int] = set()  # id() of each claim cancelled (displaced at its end)
         for step in order:
             handshake, end, other = STEPS[step]
-            if any(scope.cancel_called for scope in claims[handshake]):
-                continue  # cancelled at one end: the TCP connection closes, the other end sees it fail
+            if any(claim is None or id(claim) in cancelled for claim in claims[handshake]):
+                continue  # refused or cancelled at one end: the TCP connection closes, the other end sees it fail
             if step.endswith("@b" if handshake == "L" else "@a") and len(claims[handshake]) == 0:
                 continue  # its dialer stopped at the Challenge: no Offer was ever sent
-            scope = anyio.CancelScope()
-            if tables[end].claim(other, dialer=DIALER[handshake], incarnation=1, scope=scope) is None:
-                claims[handshake].append(anyio.CancelScope())
-                claims[handshake][-1].cancel()  # refused: that handshake is over
-            else:
-                claims[handshake].append(scope)
-        links = [h for h, scopes in claims.items() if len(scopes) == 2 and not any(s.cancel_called for s in scopes)]
+            claimed = tables[end].claim(other, dialer=DIALER[handshake], incarnation=1)
+            if claimed is None:
+                claims[handshake].append(None)  # refused: that handshake is over
+                continue
+            attempt, displaced = claimed
+            if displaced is not None:
+                cancelled.add(id(displaced))
+            claims[handshake].append(attempt)
+        links = [
+            h for h, held in claims.items() if len(held) == 2 and not any(a is None or id(a) in cancelled for a in held)
+        ]
         assert len(links) == 1, (order, claims)
         survivor = links[0]
         for end, table in tables.items():
-            held = table.get(HIGH if end == LOW else LOW)
-            assert held is not None
-            assert held.dialer == DIALER[survivor], (order, end)
+            kept = table.get(HIGH if end == LOW else LOW)
+            assert kept is not None
+            assert kept.dialer == DIALER[survivor], (order, end)
         outcomes.add(survivor)
     assert outcomes == {"L", "H"}  # either may win, depending on which is authenticated first at the lower id
 
 
-async def test_attempts_release_only_their_own_claim() -> None:
+def test_attempts_release_only_their_own_claim() -> None:
     table = Attempts(LOW)
-    first = table.claim(HIGH, dialer=HIGH, incarnation=1, scope=anyio.CancelScope())
-    assert first is not None
-    assert table.claim(HIGH, dialer=HIGH, incarnation=1, scope=anyio.CancelScope()) is None
-    second = table.claim(HIGH, dialer=HIGH, incarnation=2, scope=anyio.CancelScope())  # it restarted
-    assert second is not None
-    assert first.scope.cancel_called
+    claimed = table.claim(HIGH, dialer=HIGH, incarnation=1)
+    assert claimed is not None
+    first, displaced = claimed
+    assert displaced is None
+    assert table.claim(HIGH, dialer=HIGH, incarnation=1) is None
+    claimed = table.claim(HIGH, dialer=HIGH, incarnation=2)  # it restarted
+    assert claimed is not None
+    second, displaced = claimed
+    assert displaced is first  # its owner cancels it
     table.release(first)  # the replaced one ends later: the new claim stays
-    assert first.ended.is_set()
+    assert first.ended
     assert table.get(HIGH) is second
     second.contact = Contact(peer=HIGH, addresses=("10.0.0.2",), port=1)
     assert table.contacts(exclude=PeerId("c")) == (second.contact,)
@@ -179,68 +187,63 @@ def test_address_states_describe_themselves() -> None:
     assert AddressState(ours=True).describe(()) == "this peer's own address"
 
 
-# --- hostile peer exchange, into a real endpoint (never opened: no socket) --------------------
+# --- hostile peer exchange, into the mesh core (no socket) --------------------------------------
 
 
-@contextmanager
-def endpoint(interfaces: list[str]) -> Iterator[tuple[LanEndpoint, list[PeerId]]]:
-    me = Identity(b"m" * 32)
-    ep = LanTransport(["127.0.0.2"]).connect(peer_id=me.id, name="me", room="r", secret=None, identity=me)
-    ep.interfaces = interfaces
-    dialed: list[PeerId] = []
-
-    def ensure_dialer(peer: PeerId, *, restart: bool = False) -> None:
-        dialed.append(peer)
-
-    ep._ensure_dialer = ensure_dialer  # type: ignore[method-assign]
-    try:
-        yield ep, dialed
-    finally:
-        ep._events_tx.close()
-        ep._events_rx.close()
+def core(interfaces: list[str]) -> MeshCore:
+    mesh = MeshCore(PeerId("me"), connect_timeout=5.0, dead_after=0.9, heartbeat_interval=0.1, rng=random.Random(1))
+    mesh.open(0.0, interfaces=interfaces, port=9)
+    return mesh
 
 
-async def test_peer_exchange_is_bounded_and_validated() -> None:
-    with endpoint(["192.168.1.5"]) as (ep, dialed):
-        await exchange_flood(ep, dialed)
+def dialed(effects: list[Effect]) -> list[PeerId]:
+    return [e.dial.peer for e in effects if isinstance(e, StartDialer)]
 
 
-async def exchange_flood(ep: LanEndpoint, dialed: list[PeerId]) -> None:
+def test_peer_exchange_is_bounded_and_validated() -> None:
+    mesh = core(["192.168.1.5"])
     garbage = [
-        Contact(peer=ep.id, addresses=("10.0.0.9",), port=1),  # ourselves
+        Contact(peer=mesh.me, addresses=("10.0.0.9",), port=1),  # ourselves
         Contact(peer=PeerId("lo"), addresses=("127.0.0.2",), port=1),  # loopback: we use none
         Contact(peer=PeerId("mc"), addresses=("224.0.0.251",), port=5353),
         Contact(peer=PeerId("none"), addresses=(), port=1),
     ]
-    ep._learn(garbage, source=PeerId("x"))
-    assert dialed == []
-    assert len(ep._hints) == 0
+    assert dialed(mesh.learnt(garbage, source=PeerId("x"), now=1.0)) == []
+    assert len(mesh.hints) == 0
+    started: list[PeerId] = []
     for batch in range(20):  # a member floods us with made-up members, handshake after handshake
         flood = [Contact(peer=PeerId(f"f{batch}-{i}"), addresses=("10.1.0.1",), port=1) for i in range(32)]
-        ep._learn(flood, source=PeerId("x"))
-    assert len(ep._hints) == HINT_LIMIT
-    assert len(dialed) == HINT_LIMIT
-    ep._learn([Contact(peer=PeerId("f0-0"), addresses=("10.2.0.2",), port=2)], source=PeerId("y"))
-    assert ep._hints.get(PeerId("f0-0")) == Contact(peer=PeerId("f0-0"), addresses=("10.2.0.2",), port=2)
+        started += dialed(mesh.learnt(flood, source=PeerId("x"), now=1.0))
+    assert len(mesh.hints) == HINT_LIMIT
+    assert len(started) == HINT_LIMIT
+    mesh.learnt([Contact(peer=PeerId("f0-0"), addresses=("10.2.0.2",), port=2)], source=PeerId("y"), now=1.0)
+    assert mesh.hints.get(PeerId("f0-0")) == Contact(peer=PeerId("f0-0"), addresses=("10.2.0.2",), port=2)
 
 
-async def test_peer_exchange_skips_peers_we_hold() -> None:
-    with endpoint(["127.0.0.2"]) as (ep, dialed):
-        await exchange_held(ep, dialed)
+def test_peer_exchange_skips_peers_we_hold() -> None:
+    mesh = core(["127.0.0.2"])
+    assert mesh.claim(PeerId("p1"), dialer=PeerId("p1"), incarnation=1) is not None
+    members = [
+        Contact(peer=PeerId("p1"), addresses=("127.0.0.2",), port=1),
+        Contact(peer=PeerId("p2"), addresses=("127.0.0.2",), port=2),  # loopback kept: we use it too
+    ]
+    assert dialed(mesh.learnt(members, source=PeerId("p1"), now=1.0)) == ["p2"]
+    assert mesh.known == ()
+    assert mesh.hints.peers() == ["p2"]
 
 
-async def exchange_held(ep: LanEndpoint, dialed: list[PeerId]) -> None:
-    held = ep._attempts.claim(PeerId("p1"), dialer=PeerId("p1"), incarnation=1, scope=anyio.CancelScope())
-    assert held is not None
-    ep._learn(
-        [
-            Contact(peer=PeerId("p1"), addresses=("127.0.0.2",), port=1),
-            Contact(peer=PeerId("p2"), addresses=("127.0.0.2",), port=2),  # loopback kept: we use it too
-        ],
-        source=PeerId("p1"),
-    )
-    assert dialed == ["p2"]
-    status = ep.status()
+def test_an_endpoint_reports_what_its_core_learnt() -> None:
+    me = Identity(b"m" * 32)
+    endpoint = LanTransport(["127.0.0.2"]).connect(peer_id=me.id, name="me", room="r", secret=None, identity=me)
+    mesh = endpoint._core
+    mesh.open(0.0, interfaces=["127.0.0.2"], port=9)
+    mesh.learnt([Contact(peer=PeerId("p2"), addresses=("127.0.0.2",), port=2)], source=PeerId("p1"), now=1.0)
+    mesh.refused["wrong secret"] += 1
+    status = endpoint.status()
     assert status.learnt == ("p2",)
     assert status.seen == ()
     assert status.linked == ()
+    assert status.refused == (("wrong secret", 1),)
+    assert endpoint.refused is mesh.refused
+    assert endpoint.auth_failures is mesh.auth_failures
+    endpoint._links.close()

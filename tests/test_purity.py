@@ -26,6 +26,7 @@ PURE = [
     *sorted([*PACKAGE.joinpath("resource").glob("*.py"), *PACKAGE.joinpath("election").glob("*.py")]),
     *(PACKAGE / name for name in ("wire.py", "nodecore.py", "routes.py", "links.py", "ids.py", "presence.py")),
     PACKAGE / "transport" / "base.py",  # the seam NodeCore reads transport events from
+    *(PACKAGE / "transport" / name for name in ("meshcore.py", "mesh.py")),  # the LAN mesh's policy
 ]
 
 

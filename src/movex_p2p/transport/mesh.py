@@ -31,14 +31,12 @@ import enum
 import ipaddress
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
-
-import anyio
 
 from ..errors import ConnectError
 from ..ids import PeerId
-from .signaling import MAX_ADDRESSES, MAX_MEMBERS, Contact
+from .contact import MAX_ADDRESSES, MAX_MEMBERS, Contact
 
 __all__ = [
     "HINT_LIMIT",
@@ -126,12 +124,12 @@ class Attempt:
     peer: PeerId
     dialer: PeerId
     incarnation: int
-    scope: anyio.CancelScope
     contact: Contact | None = None
     """The peer's own contact, once its side of the exchange is authenticated."""
     opened: bool = False
     """The handshake completed and the link was started."""
-    ended: anyio.Event = field(default_factory=anyio.Event)
+    ended: bool = False
+    """Released: its handshake failed or its link closed."""
 
 
 class Attempts:
@@ -150,8 +148,12 @@ class Attempts:
     def __iter__(self) -> Iterator[Attempt]:
         return iter(list(self._held.values()))
 
-    def claim(self, peer: PeerId, *, dialer: PeerId, incarnation: int, scope: anyio.CancelScope) -> Attempt | None:
-        """Hold ``peer`` for a newly authenticated handshake, or None if the rules refuse it."""
+    def claim(self, peer: PeerId, *, dialer: PeerId, incarnation: int) -> tuple[Attempt, Attempt | None] | None:
+        """Hold ``peer`` for a newly authenticated handshake, or None if the rules refuse it.
+
+        Also returns what it displaced, if anything: its owner must cancel it (its handshake
+        stops, or its link closes and is reported down as usual).
+        """
         held = self._held.get(peer)
         verdict = admit(
             self._me,
@@ -162,17 +164,15 @@ class Attempts:
         )
         if verdict is Verdict.REFUSE:
             return None
-        if held is not None:
-            held.scope.cancel()  # its handshake stops, or its link closes (reported down as usual)
-        attempt = Attempt(peer=peer, dialer=dialer, incarnation=incarnation, scope=scope)
+        attempt = Attempt(peer=peer, dialer=dialer, incarnation=incarnation)
         self._held[peer] = attempt
-        return attempt
+        return attempt, held
 
     def release(self, attempt: Attempt) -> None:
         """``attempt`` is over (its link closed, or it never opened)."""
         if self._held.get(attempt.peer) is attempt:
             del self._held[attempt.peer]
-        attempt.ended.set()
+        attempt.ended = True
 
     def contacts(self, *, exclude: PeerId) -> tuple[Contact, ...]:
         """What we pass on in a handshake with ``exclude``: the authenticated contacts we hold."""

@@ -73,6 +73,7 @@ from spake2 import SPAKE2_Symmetric
 from ..errors import AuthenticationFailed, ConnectError, LocalProtocolError, RemoteProtocolError
 from ..identity import KEY_SIZE, SIGNATURE_SIZE, Identity, peer_id_of, verify
 from ..ids import PeerId
+from .contact import MAX_ADDRESSES, MAX_MEMBERS, Contact
 
 __all__ = [
     "MAX_ADDRESSES",
@@ -110,10 +111,6 @@ __all__ = [
 PROTOCOL_VERSION: Final = 3
 """3: SPAKE2 instead of a MAC under a PBKDF2 key, Ed25519 identities proven, a final Confirm."""
 MAX_MESSAGE: Final = 64 * 1024
-MAX_MEMBERS: Final = 32
-"""Most contacts one side passes on in a handshake."""
-MAX_ADDRESSES: Final = 8
-"""Most addresses in one contact."""
 MAX_ID: Final = 256
 MAX_NAME: Final = 256
 NONCE_SIZE: Final = 16
@@ -152,15 +149,6 @@ class Pake:
         except Exception as exc:  # spake2 raises ValueError, AssertionError or its own errors
             raise AuthenticationFailed(f"key exchange failed: {type(exc).__name__}") from None
         return key
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Contact:
-    """Where a peer listens for signaling: its IPv4 addresses and TCP port."""
-
-    peer: PeerId
-    addresses: tuple[str, ...]
-    port: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

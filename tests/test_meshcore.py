@@ -1,0 +1,563 @@
+"""MeshCore without sockets: a hand clock, seeded randomness and scripted peers (hostile mDNS included)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import movex_p2p
+from movex_p2p.ids import PeerId
+from movex_p2p.lobby import Lobby
+from movex_p2p.transport.discovery import Announcement
+from movex_p2p.transport.mesh import Attempt, PeerAddress
+from movex_p2p.transport.meshcore import (
+    BACKOFF,
+    CANDIDATES,
+    FALLBACK_DIAL,
+    GROWTH,
+    HINT_TRIES,
+    JOINING_LIMIT,
+    KNOWN_LIMIT,
+    MAX_HANDSHAKES,
+    MAX_PER_ADDRESS,
+    PENALTY,
+    REFUSING,
+    RETRY_UNPROVEN,
+    STABLE_LINK,
+    STRIKES,
+    STRUCK,
+    Beat,
+    DialNow,
+    DialState,
+    DropSilent,
+    Effect,
+    Failure,
+    FailureKind,
+    Log,
+    MeshCore,
+    Pause,
+    Probe,
+    PushOut,
+    Reannounce,
+    Refuse,
+    ReportSeen,
+    StartAddressDialer,
+    StartDialer,
+    Stop,
+    StopDialer,
+    WaitFor,
+)
+from movex_p2p.transport.signaling import Contact
+from test_purity import FORBIDDEN, runtime_imports
+
+UNREACHABLE = Failure(kind=FailureKind.UNREACHABLE, text="connection refused")
+WRONG_SECRET = Failure(kind=FailureKind.WRONG_SECRET, text="bad proof")
+
+
+def record(peer: str, *, port: int = 7000, incarnation: int = 1, address: str = "10.0.0.2") -> Announcement:
+    return Announcement(
+        peer=PeerId(peer),
+        name=peer,
+        room="r",
+        version=1,
+        incarnation=incarnation,
+        port=port,
+        addresses=(address,),
+        lobby=Lobby(),
+    )
+
+
+@dataclass
+class Linked:
+    """A dial that opened a link; it closes after ``seconds``."""
+
+    seconds: float
+
+
+Outcome = Failure | Linked
+
+
+@dataclass
+class _Loop:
+    dial: DialState
+    wake: float
+    waiting: Attempt | None = None
+    link_ends: float | None = None
+    attempt: Attempt | None = None
+
+
+@dataclass
+class Driver:
+    """Performs a MeshCore's effects as LanEndpoint does, on a hand clock; dial outcomes come from ``network``."""
+
+    me: str = "m"
+    seed: int = 1
+    network: Callable[[PeerId, Contact, float], Outcome] = lambda peer, contact, now: UNREACHABLE
+    now: float = 0.0
+    dials: list[tuple[float, PeerId]] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+    loops: dict[PeerId, _Loop] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.core = MeshCore(
+            PeerId(self.me), connect_timeout=5.0, dead_after=0.9, heartbeat_interval=0.1, rng=random.Random(self.seed)
+        )
+        self.perform(self.core.open(self.now, interfaces=["10.0.0.1"], port=9))
+
+    def perform(self, effects: list[Effect]) -> None:
+        self.effects += effects
+        for effect in effects:
+            match effect:
+                case StartDialer(dial=dial):
+                    old = self.loops.pop(dial.peer, None)
+                    if old is not None:
+                        self.core.dialer_ended(old.dial)
+                    self.loops[dial.peer] = _Loop(dial, self.now)
+                case StopDialer(peer=peer):
+                    loop = self.loops.pop(peer, None)
+                    if loop is not None:
+                        self.core.dialer_ended(loop.dial)
+
+    def announce(self, ann: Announcement) -> list[Effect]:
+        effects = self.core.announced(ann, self.now)
+        self.perform(effects)
+        return effects
+
+    def dials_of(self, peer: str) -> list[float]:
+        return [round(at, 4) for at, p in self.dials if p == peer]
+
+    def _run_loop(self, loop: _Loop) -> None:
+        core, dial = self.core, loop.dial
+        if loop.link_ends is not None:  # its link closes now
+            assert loop.attempt is not None
+            core.attempts.release(loop.attempt)
+            core.link_closed(dial.peer, incarnation=1, graceful=False, current=True)
+            core.dial_linked(dial, self.now)
+            loop.link_ends = loop.attempt = None
+            self._pause(loop, core.link_over(dial))
+            return
+        if loop.waiting is not None:
+            if not loop.waiting.ended:
+                return
+            held, loop.waiting = loop.waiting, None
+            if held.opened:
+                self._pause(loop, core.link_over(dial))
+                return
+        step = core.dial_next(dial, self.now)
+        match step:
+            case Stop():
+                self._end(loop)
+            case Pause(seconds=seconds):
+                loop.wake = self.now + seconds
+            case WaitFor(attempt=held):
+                loop.waiting, loop.wake = held, self.now
+            case DialNow(contact=contact):
+                self.dials.append((self.now, dial.peer))
+                outcome = self.network(dial.peer, contact, self.now)
+                if isinstance(outcome, Failure):
+                    pause, effects = core.dial_failed(dial, outcome, self.now)
+                    self.perform(effects)
+                    self._pause(loop, pause)
+                else:
+                    core.answered(dial.peer, self.now)
+                    claimed = core.claim(dial.peer, dialer=core.me, incarnation=1)
+                    assert claimed is not None
+                    loop.attempt, _ = claimed
+                    loop.attempt.opened = True
+                    core.link_opened(dial.peer)
+                    core.heard(dial.peer, self.now)
+                    loop.link_ends = loop.wake = self.now + outcome.seconds
+
+    def _pause(self, loop: _Loop, pause: float | None) -> None:
+        if pause is None:
+            self._end(loop)
+        else:
+            loop.wake = self.now + pause
+
+    def _end(self, loop: _Loop) -> None:
+        if self.loops.get(loop.dial.peer) is loop:
+            del self.loops[loop.dial.peer]
+        self.core.dialer_ended(loop.dial)
+
+    def run(self, seconds: float) -> None:
+        """Advance the clock ``seconds``, waking the core and each dial loop when due, in time order."""
+        until = self.now + seconds
+        while True:
+            wakes = [loop.wake for loop in self.loops.values()]
+            due = min([self.core.next_deadline(), *wakes])
+            if due > until:
+                break
+            self.now = max(self.now, due)
+            if self.core.next_deadline() <= self.now:
+                linked = frozenset(p for p, loop in self.loops.items() if loop.link_ends is not None)
+                self.perform(self.core.tick(self.now, linked=linked))
+            for loop in list(self.loops.values()):
+                if loop.wake <= self.now and self.loops.get(loop.dial.peer) is loop:
+                    self._run_loop(loop)
+        self.now = until
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [round(b - a, 4) for a, b in itertools.pairwise(times)]
+
+
+def backoffs(count: int) -> list[float]:
+    pauses, pause = [], BACKOFF[0]
+    for _ in range(count):
+        pauses.append(round(pause, 4))
+        pause = min(pause * GROWTH, BACKOFF[1])
+    return pauses
+
+
+# --- purity ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["meshcore.py", "mesh.py"])
+def test_the_mesh_policy_imports_no_io_clock_or_random(name: str) -> None:
+    path = Path(movex_p2p.__file__).resolve().parent / "transport" / name
+    bad = [(line, module) for line, module in runtime_imports(path.read_text()) if module in FORBIDDEN - {"random"}]
+    assert bad == [], bad
+    # random only for the injected Random's type: never the module's global functions
+    assert "random." not in path.read_text().replace("random.Random", "")
+
+
+# --- dialing and backoff ----------------------------------------------------------------------------
+
+
+def test_the_bounds_are_those_the_netns_tests_were_tuned_for() -> None:
+    assert (BACKOFF, GROWTH, FALLBACK_DIAL, HINT_TRIES, RETRY_UNPROVEN) == ((0.05, 2.0), 1.5, 1.0, 4, (2.0, 60.0))
+    assert (KNOWN_LIMIT, CANDIDATES, STABLE_LINK, JOINING_LIMIT) == (256, 4, 5.0, 6)
+    assert (MAX_HANDSHAKES, MAX_PER_ADDRESS, STRIKES, PENALTY, REFUSING) == (64, 4, 4, (1.0, 60.0), 16)
+
+
+def test_a_proven_peer_is_redialed_with_a_backoff_growing_to_two_seconds_and_never_given_up() -> None:
+    driver = Driver(me="a")
+    driver.core.link_opened(PeerId("b"))  # we held a link with it once
+    driver.announce(record("b"))
+    driver.run(30.0)
+    times = driver.dials_of("b")
+    assert times[0] == 0.0  # the lower id dials at once
+    assert gaps(times) == pytest.approx(backoffs(len(times) - 1), abs=1e-3)
+    assert max(gaps(times)) == pytest.approx(BACKOFF[1])
+    assert times[-1] > 28.0  # still dialing
+    assert driver.core.refused["unreachable or timed out"] == len(times)
+
+
+def test_a_never_proven_peer_is_dialed_four_times_then_only_after_a_doubling_pause() -> None:
+    driver = Driver(me="a")
+    driver.announce(record("b"))
+    driver.run(10.0)
+    assert gaps(driver.dials_of("b")) == pytest.approx([0.05, 0.075, 0.1125])  # four dials, then the loop gives up
+    assert "b" not in driver.loops
+    first_give_up = driver.dials_of("b")[-1]
+    # a flapping record (news each time) cannot restart it before RETRY_UNPROVEN[0] = 2 s
+    driver.now = first_give_up + 1.9
+    assert not [e for e in driver.announce(record("b", port=7001)) if isinstance(e, StartDialer)]
+    driver.now = first_give_up + 2.0
+    assert [e for e in driver.announce(record("b", port=7002)) if isinstance(e, StartDialer)]
+    driver.run(10.0)
+    assert len(driver.dials_of("b")) == 8
+    second_give_up = driver.dials_of("b")[-1]
+    driver.now = second_give_up + 3.9  # the pause doubled
+    assert not [e for e in driver.announce(record("b", port=7003)) if isinstance(e, StartDialer)]
+    driver.now = second_give_up + 4.0
+    assert [e for e in driver.announce(record("b", port=7004)) if isinstance(e, StartDialer)]
+
+
+def test_the_higher_id_reannounces_and_waits_a_second_for_the_lower_id_to_dial() -> None:
+    driver = Driver(me="z")
+    effects = driver.announce(record("b"))
+    assert any(isinstance(e, Reannounce) for e in effects)
+    assert not any(isinstance(e, Reannounce) for e in driver.announce(record("b", port=7001)))  # not the first record
+    driver.run(0.99)
+    assert driver.dials_of("b") == []
+    driver.run(0.02)
+    assert driver.dials_of("b") == [1.0]
+
+
+def test_a_link_that_stayed_up_resets_the_backoff_and_a_short_one_does_not() -> None:
+    closes = iter([Linked(0.5), Linked(0.5), Linked(6.0)])
+
+    def network(peer: PeerId, contact: Contact, now: float) -> Outcome:
+        return next(closes, UNREACHABLE)
+
+    driver = Driver(me="a", network=network)
+    driver.core.link_opened(PeerId("b"))
+    driver.announce(record("b"))
+    driver.run(12.0)
+    times = driver.dials_of("b")
+    short, short2, stable = times[:3]
+    assert round(short2 - short, 4) == round(0.5 + BACKOFF[0], 4)
+    assert round(stable - short2, 4) == round(0.5 + BACKOFF[0] * GROWTH, 4)
+    assert round(times[3] - stable, 4) == round(6.0 + BACKOFF[0], 4)  # reset by the stable link
+
+
+def test_a_wrong_secret_marks_that_record_bad_and_the_next_record_is_tried_at_once() -> None:
+    ports: list[int] = []
+
+    def network(peer: PeerId, contact: Contact, now: float) -> Outcome:
+        ports.append(contact.port)
+        return WRONG_SECRET if contact.port == 7000 else UNREACHABLE
+
+    driver = Driver(me="a", network=network)
+    driver.announce(record("b", port=7001))
+    driver.announce(record("b", port=7000))  # newest first: dialed first
+    driver.run(0.01)
+    assert driver.dials_of("b")[:2] == [0.0, 0.0]
+    assert ports[:2] == [7000, 7001]
+    assert driver.core.auth_failures[-1] == "bad proof"
+    driver.run(5.0)
+    assert 7000 not in ports[1:]  # until the peer announces another incarnation
+    assert driver.core.still_joining(5.0, linked=frozenset()) == frozenset()  # two failed dials: not waited for
+
+
+def test_a_refusal_waits_as_long_as_it_says_up_to_a_minute() -> None:
+    answers = iter([Failure(kind=FailureKind.REFUSED, text="refused", retry_after=30.0)])
+
+    def network(peer: PeerId, contact: Contact, now: float) -> Outcome:
+        return next(answers, Linked(100.0))
+
+    driver = Driver(me="a", network=network)
+    driver.core.link_opened(PeerId("b"))
+    driver.announce(record("b"))
+    driver.run(40.0)
+    assert driver.dials_of("b") == [0.0, 30.0]
+    assert driver.core.refused["wrong secret"] == 1
+
+
+def test_an_mdns_goodbye_stops_a_never_proven_peer_but_not_a_proven_one() -> None:
+    driver = Driver(me="a")
+    driver.announce(record("b"))
+    driver.announce(record("c"))
+    driver.core.link_opened(PeerId("c"))
+    assert any(isinstance(e, StopDialer) for e in driver.core.withdrawn(PeerId("b")))
+    assert not any(isinstance(e, StopDialer) for e in driver.core.withdrawn(PeerId("c")))
+    assert driver.core.known == ("c",)
+
+
+# --- hostile mDNS --------------------------------------------------------------------------------
+
+
+def test_thousands_of_made_up_announcements_stay_bounded_and_a_real_peer_still_links() -> None:
+    rng = random.Random(7)
+    real = PeerId("real")
+
+    def network(peer: PeerId, contact: Contact, now: float) -> Outcome:
+        return Linked(1000.0) if peer == real else UNREACHABLE
+
+    driver = Driver(me="a", network=network)
+    for i in range(5000):
+        driver.announce(record(f"fake{rng.randrange(10**9)}-{i}", port=rng.randrange(1, 65536)))
+        if i % 50 == 0:
+            driver.run(0.01)
+        assert len(driver.core.known) <= KNOWN_LIMIT
+        assert len(driver.loops) <= KNOWN_LIMIT
+    driver.run(5.0)
+    assert len(driver.core.known) <= KNOWN_LIMIT
+    driver.announce(record("real", address="10.0.0.3"))
+    driver.run(1.0)
+    assert driver.dials_of("real") == [driver.dials_of("real")[0]]  # dialed once: linked
+    # made-up members never proved the room key: after the first window they no longer count as joining
+    driver.run(10.0)
+    assert driver.core.still_joining(driver.now, linked=frozenset({real})) == frozenset()
+
+
+def test_one_id_flapping_between_many_records_keeps_four_and_they_cannot_hide_the_real_one() -> None:
+    driver = Driver(me="a", network=lambda peer, contact, now: Linked(1000.0) if contact.port == 7000 else UNREACHABLE)
+    driver.core.link_opened(PeerId("b"))
+    driver.announce(record("b", port=7000))
+    driver.run(0.01)
+    assert driver.dials_of("b") == [0.0]  # linked
+    for port in range(8000, 8100):  # a copy floods records of that id: the link is never touched
+        effects = driver.announce(record("b", port=port))
+        assert not any(isinstance(e, StartDialer | StopDialer | Probe) for e in effects)
+    assert len(driver.core._known[PeerId("b")]) == 4
+    assert driver.dials_of("b") == [0.0]
+
+
+def test_a_restarted_incarnation_is_probed_once_at_a_time_and_a_bad_copy_leaves_the_link() -> None:
+    driver = Driver(me="a", network=lambda peer, contact, now: Linked(1000.0))
+    driver.announce(record("b", incarnation=1))
+    driver.run(0.01)
+    held = driver.core.attempts.get(PeerId("b"))
+    assert held is not None
+    assert held.opened
+    probes = [e for e in driver.announce(record("b", incarnation=2, port=7100)) if isinstance(e, Probe)]
+    assert [p.record.incarnation for p in probes] == [2]
+    assert not [e for e in driver.announce(record("b", incarnation=3, port=7200)) if isinstance(e, Probe)]
+    driver.core.probe_failed(PeerId("b"), probes[0].record, WRONG_SECRET)  # a copy of its id: that record is bad
+    assert not [e for e in driver.announce(record("b", incarnation=2, port=7100)) if isinstance(e, Probe)]
+    driver.core.probe_ended(PeerId("b"))  # the executor ends a probe a second after it started
+    again = [e for e in driver.announce(record("b", incarnation=2, port=7100)) if isinstance(e, Probe)]
+    assert len(again) == 1  # at most one probe at a time, whatever the records say
+    assert driver.core.attempts.get(PeerId("b")) is held  # the link stays, whatever the records say
+    assert driver.dials_of("b") == [0.0]
+    # the real restart proves itself in a handshake: its claim displaces what we held
+    claimed = driver.core.claim(PeerId("b"), dialer=PeerId("b"), incarnation=4)
+    assert claimed is not None
+    assert claimed[1] is held
+
+
+def test_bad_records_are_bounded_and_forgotten_the_same_way_for_the_same_seed() -> None:
+    def bad_after(seed: int) -> set[tuple[PeerId, int, tuple[str, ...], int]]:
+        core = Driver(me="a", seed=seed).core
+        for i in range(1500):
+            core.probe_failed(PeerId(f"p{i % 300}"), record(f"p{i % 300}", port=i), WRONG_SECRET)
+        assert len(core._bad) == 4 * KNOWN_LIMIT
+        return set(core._bad)
+
+    assert bad_after(3) == bad_after(3)
+    assert bad_after(3) != bad_after(4)
+
+
+# --- admission -----------------------------------------------------------------------------------
+
+
+def test_failures_from_one_source_get_it_refused_for_a_doubling_while() -> None:
+    core = Driver().core
+    now = 0.0
+    for _ in range(3):
+        handle, _effects = core.incoming("10.6.6.6", now)
+        assert handle is not None
+        core.handshake_over(handle)
+        core.handshake_failed("10.6.6.6", "bad or cut-short handshake", now)
+    assert core.incoming("10.6.6.6", now)[0] is not None  # three strikes: still admitted
+    core.handshake_failed("10.6.6.6", "bad or cut-short handshake", now)
+    refusals = []
+    for penalty in (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0):
+        handle, effects = core.incoming("10.6.6.6", now + 0.5)
+        assert handle is None
+        refusals.append(effects)
+        core.refusal_told()
+        other, _effects = core.incoming("10.7.7.7", now)
+        assert other is not None  # another address is not affected
+        core.handshake_over(other)
+        now += penalty
+        handle, _effects = core.incoming("10.6.6.6", now)  # the penalty is over
+        assert handle is not None, penalty
+        core.handshake_over(handle)
+        core.handshake_failed("10.6.6.6", "wrong secret", now)
+    retries = [effects[0].retry for effects in refusals if isinstance(effects[0], Refuse)]
+    assert retries == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert core.refused[STRUCK] == 8
+    handle, _effects = core.incoming("10.6.6.6", now + PENALTY[1])
+    assert handle is not None
+    core.authenticated(handle, "10.6.6.6")  # a success forgets its strikes
+    assert core.incoming("10.6.6.6", now + PENALTY[1])[0] is not None
+
+
+def test_refusals_told_at_once_are_bounded() -> None:
+    core = Driver().core
+    for _ in range(4):
+        core.handshake_failed("10.6.6.6", "wrong secret", 0.0)
+    told = [core.incoming("10.6.6.6", 0.1)[1][0] for _ in range(REFUSING + 3)]
+    assert all(isinstance(effect, Refuse) for effect in told)
+    assert [effect.retry for effect in told if isinstance(effect, Refuse)] == [1] * REFUSING + [None] * 3
+    core.refusal_told()
+    assert core.incoming("10.6.6.6", 0.1)[1] == [Refuse(reason=STRUCK, retry=1)]
+
+
+def test_unauthenticated_handshakes_are_bounded_per_address_and_the_oldest_is_pushed_out() -> None:
+    core = Driver().core
+    handles = [h for _ in range(4) if (h := core.incoming("10.6.6.6", 0.0)[0]) is not None]
+    assert len(handles) == 4
+    handle, effects = core.incoming("10.6.6.6", 0.0)
+    assert handle is None
+    assert effects == [Refuse(reason="refused: too many handshakes from that address", retry=None)]
+    for i in range(MAX_HANDSHAKES - 4):
+        assert core.incoming(f"10.1.{i // 200}.{i % 200}", 0.0) == (handles[-1] + 1 + i, [])
+    handle, effects = core.incoming("10.9.9.9", 0.0)
+    assert handle is not None
+    assert effects == [PushOut(handle=handles[0])]
+    assert core.refused["pushed out by newer handshakes"] == 1
+    core.close()
+    assert core.incoming("10.9.9.8", 0.0) == (None, [Refuse(reason="closing", retry=None)])
+    assert "closing" not in core.refused
+
+
+# --- liveness and peers seen ------------------------------------------------------------------
+
+
+def test_a_silent_link_is_dropped_and_a_stall_of_our_own_is_not_blamed_on_it() -> None:
+    core = Driver().core
+    peer = PeerId("b")
+    core.heard(peer, 0.0)
+    assert any(isinstance(e, Beat) for e in core.tick(0.0, linked=frozenset({peer})))
+    assert core.next_deadline() == pytest.approx(0.1)
+    now = 0.1
+    while now < 0.85:
+        assert not any(isinstance(e, DropSilent) for e in core.tick(now, linked=frozenset({peer})))
+        now = core.next_deadline()
+    core.heard(peer, 0.85)
+    stalled_wake = core.next_deadline() + 2.0  # our loop woke two seconds late: the peer's beats wait unread
+    assert not any(isinstance(e, DropSilent) for e in core.tick(stalled_wake, linked=frozenset({peer})))
+    now = stalled_wake
+    for _ in range(20):
+        now = core.next_deadline()
+        if any(isinstance(e, DropSilent) for e in core.tick(now, linked=frozenset({peer}))):
+            break
+    assert now == pytest.approx(stalled_wake + 0.9, abs=0.11)
+    core.link_closed(peer, incarnation=1, graceful=True, current=True)
+
+
+def test_peers_seen_are_reported_on_change_only_and_a_goodbye_or_spectator_does_not_count() -> None:
+    driver = Driver(me="z")  # the higher id: it waits a second for "b" to dial
+    driver.announce(record("b"))
+    driver.announce(Announcement(**{**_fields(record("s")), "role": "spectator"}))  # type: ignore[arg-type]
+    driver.run(0.6)
+    reports = [e.peers for e in driver.effects if isinstance(e, ReportSeen)]
+    assert reports == [frozenset({"?", "b"}), frozenset({"b"})]  # "?": the first mDNS answers may still come
+    driver.core.link_closed(PeerId("b"), incarnation=1, graceful=True, current=True)  # it said goodbye
+    driver.run(0.2)
+    assert [e.peers for e in driver.effects if isinstance(e, ReportSeen)][2:] == [frozenset()]
+
+
+def _fields(ann: Announcement) -> dict[str, object]:
+    return {name: getattr(ann, name) for name in Announcement.__dataclass_fields__}
+
+
+# --- peers= addresses ---------------------------------------------------------------------------
+
+
+def test_an_address_is_retried_with_backoff_logged_once_and_our_own_is_skipped() -> None:
+    core = MeshCore(PeerId("m"), connect_timeout=5.0, dead_after=0.9, heartbeat_interval=0.1, rng=random.Random(0))
+    there, ours = PeerAddress("10.0.0.5", 47000), PeerAddress("10.0.0.1", 9)
+    effects = core.open(0.0, interfaces=["10.0.0.1"], port=9, addresses=[there, ours])
+    assert effects == [StartAddressDialer(address=there), StartAddressDialer(address=ours)]
+    assert core.address_next(ours, 0.0) == Stop()
+    pauses, logs = [], []
+    now = 0.0
+    for _ in range(12):
+        assert isinstance(core.address_next(there, now), DialNow)
+        pause, effects = core.address_failed(there, UNREACHABLE)
+        pauses.append(round(pause, 4))
+        logs += [e.level.name for e in effects if isinstance(e, Log)]
+        now += pause
+    assert pauses == pytest.approx(backoffs(12), abs=1e-3)
+    assert logs == ["INFO"] + ["DEBUG"] * 11
+    assert core.still_joining(1.0, linked=frozenset()) == {"@10.0.0.5:47000"}
+    assert isinstance(core.address_next(there, now), DialNow)
+    refused = Failure(kind=FailureKind.REFUSED, text="refused", retry_after=600.0)
+    assert core.address_failed(there, refused)[0] == PENALTY[1]
+    core.address_answered(there, PeerId("b"))
+    assert core.still_joining(1.0, linked=frozenset()) == frozenset()
+    assert dict(core.addresses)[there].describe(()) == "connecting to b"
+
+
+def test_the_same_seed_gives_the_same_decisions() -> None:
+    def trace(seed: int) -> list[tuple[float, PeerId]]:
+        rng = random.Random(seed)
+        driver = Driver(me="m", seed=seed)
+        for i in range(300):
+            driver.announce(record(f"p{rng.randrange(400)}", port=rng.randrange(1, 5), incarnation=i))
+            driver.run(rng.random() / 10)
+        driver.run(20.0)
+        return driver.dials
+
+    assert trace(5) == trace(5)
+    assert len(trace(5)) > 100
