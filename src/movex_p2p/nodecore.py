@@ -257,9 +257,25 @@ class NodeCore:
         self._guard(self.me, "start", self._election, self.election.start(now))  # no position yet
         return self._ready()
 
+    def step(self, events: Iterable[TransportEvent], now: float, wall: float) -> Ready:
+        """The driver's one step: ``events`` (maybe none) in arrival order, then the timers due by now.
+
+        Its Ready also hands over every frame the app's commands queued since the last step.
+        """
+        self._now, self._wall = now, wall
+        self._receive(events)
+        wait = self.seconds_to_deadline(now, wall)
+        if wait is not None and wait <= 0:
+            self._guard(self.me, "tick", self._tick)
+        return self._ready()
+
     def receive(self, events: Iterable[TransportEvent], now: float, wall: float) -> Ready:
         """Transport events, in the order they arrived: frames and links going up or down."""
         self._now, self._wall = now, wall
+        self._receive(events)
+        return self._ready()
+
+    def _receive(self, events: Iterable[TransportEvent]) -> None:
         for event in events:
             match event:
                 case Frame(peer=sender, data=data):
@@ -278,7 +294,6 @@ class NodeCore:
                     self._guard(self.me, "PeersSeen", self._elect, el.Joining(peers=seen))
                 case _:
                     assert_never(event)
-        return self._ready()
 
     def tick(self, now: float, wall: float) -> Ready:
         """Time passed: fire due timers (election, master recovery, the client's re-sends)."""
@@ -305,6 +320,11 @@ class NodeCore:
         if self.client.deadline is not None:
             waits.append(self.client.deadline - wall)
         return max(0.0, min(waits)) if waits else None
+
+    def next_deadline(self, now: float, wall: float) -> float | None:
+        """When (on the ``now`` clock) the next timer is due, or None when there is none."""
+        wait = self.seconds_to_deadline(now, wall)
+        return None if wait is None else now + wait
 
     # -- the app's commands (raise LocalProtocolError for what the app may not do) ----------------
 
@@ -349,29 +369,22 @@ class NodeCore:
             name = self.members[peer].name if peer in self.members else ""
             raise IncompatibleType(incompatibility(type_name, ours.version, theirs, peer, name))
 
-    def dispatch(
-        self, rid: Rid, action: Action, private: Action | None, now: float, wall: float, *, hold: bool = False
-    ) -> tuple[int, Ready]:
-        """Apply ``action`` optimistically and send it (``private``: a private/public pair); returns its seq.
+    def dispatch(self, rid: Rid, action: Action, private: Action | None, now: float, wall: float) -> tuple[int, Ready]:
+        """Apply ``action`` optimistically and queue it (``private``: a private/public pair); returns its seq.
 
-        With ``hold`` the frames stay in the outbox for the next step's Ready (or :meth:`flush`),
-        so a burst of dispatches leaves as one frame per peer.
+        The Ready has the step's events (a master settles its own action here) and no frames:
+        they leave with the next :meth:`step`, so a burst of dispatches is one frame per peer.
         """
         self._now, self._wall = now, wall
         nonce = self._entropy(16) if private is not None and self.identity is not None else b""
         seq, effects = self.client.dispatch(rid, action, private, now=wall, nonce=nonce)
         self._effects(effects)
-        return seq, self._ready(hold=hold)
+        return seq, self._ready(hold=True)
 
     @property
-    def holding(self) -> bool:
-        """True when earlier steps held frames that no Ready has handed over yet."""
+    def queued(self) -> bool:
+        """True when commands queued frames that no step has handed over yet."""
         return bool(self._reliable or self._datagrams)
-
-    def flush(self, now: float, wall: float) -> Ready:
-        """A step with no input: hands over what earlier steps held."""
-        self._now, self._wall = now, wall
-        return self._ready()
 
     # -- routing -------------------------------------------------------------------------------
 
