@@ -12,6 +12,7 @@ import anyio
 from .callbacks import Callbacks
 from .errors import MovexError, ResourceNotFound
 from .ids import Rid
+from .resource.client import is_opaque
 from .resource.replica import Replica
 from .resource.state import hexdigest
 from .resource.types import Action
@@ -36,6 +37,18 @@ class ResourceInfo:
     subscribers: dict[str, dict[str, Any]]
     state: Any
     opaque: bool = False
+
+    @classmethod
+    def of(cls, replica: Replica) -> ResourceInfo:
+        """What ``replica`` holds, as a ResourceInfo."""
+        return cls(
+            rid=replica.rid,
+            version=replica.version,
+            checksum=hexdigest(replica.checksum),
+            subscribers={k: dict(v) for k, v in replica.subscribers.items()},
+            state=replica.state,
+            opaque=is_opaque(replica.type),
+        )
 
 
 class DispatchHandle:

@@ -37,8 +37,8 @@ from .nodecore import NodeCore, Ready
 from .notifier import REFUSALS, Notifier
 from .presence import MAX_NAME, ROLES, PeerInfo, Role
 from .resource import effects as fx
-from .resource.client import STUCK_AFTER, is_opaque
-from .resource.state import freeze, hexdigest
+from .resource.client import STUCK_AFTER
+from .resource.state import freeze
 from .resource.types import DEFAULT_MAX_BYTES, Action, ResourceType, make_rid, parse_rid
 from .transport.base import Endpoint, Transport
 
@@ -91,18 +91,7 @@ class Peer:
         lobby_info: dict[str, Any] | None = None,
         _signed: bool = True,
     ) -> None:
-        if not stuck_after > 0:
-            raise ValueError("stuck_after must be a positive number of seconds")
-        if not room or not isinstance(room, str):
-            raise ValueError("room must be a non-empty str")
-        if role not in ROLES:
-            raise ValueError(f"role must be 'player' or 'spectator', not {role!r}")
-        if opaque and role != "spectator":
-            raise ValueError("opaque=True needs role='spectator': only a spectator can hold types it does not have")
-        if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
-            raise ValueError(f"name must be a str of at most {MAX_NAME} characters")
-        if not isinstance(types, Sequence) or not all(isinstance(t, ResourceType) for t in types):
-            raise TypeError("types must be a list of mx.ResourceType")
+        _check_arguments(room, types, name, role, opaque, stuck_after)
         # lobby hints (RoomInfo), announced over mDNS, unsigned; ValueError now if one is unfit
         self._lobby = Lobby(
             game=check_game(game),
@@ -160,8 +149,6 @@ class Peer:
         self._thread: int | None = None  # the event loop's thread (a Peer is not thread-safe)
         self._closed = False
         self._failure: BaseException | None = None
-        self._auth_seen = 0  # handshakes the endpoint counted as failed on the secret, as last seen
-        self._auth_last: AuthenticationFailed | None = None
         self.log = logging.LoggerAdapter(log, {"peer": self.id})
         self.stats = dict.fromkeys(("events_in", "frames_out", "dropped", "faults", "resyncs", "rebased", "stuck"), 0)
         self._notifier = Notifier(log=self.log, stats=self.stats, master_id=lambda: self.master_id)
@@ -224,14 +211,7 @@ class Peer:
         replica = self._core.client.replicas.get(Rid(rid))
         if replica is None:
             raise ResourceNotFound(f"no resource {rid}", rid=rid)
-        return ResourceInfo(
-            rid=rid,
-            version=replica.version,
-            checksum=hexdigest(replica.checksum),
-            subscribers={k: dict(v) for k, v in replica.subscribers.items()},
-            state=replica.state,
-            opaque=is_opaque(replica.type),
-        )
+        return ResourceInfo.of(replica)
 
     def events(self) -> EventReader:
         """The peer's events from now on, in order: ``async for event in peer.events(): ...``.
@@ -397,8 +377,8 @@ class Peer:
     def _on_ready(self, ready: Ready) -> None:
         """What the driver does after sending a Ready's frames: tell the app, then look at the handshakes."""
         self._notifier(ready)
-        if self._auth_seen != self._refused_on_secret():
-            self._poll_auth()
+        if self._driver is not None:
+            self._notifier.look_at_refusals(self._driver.endpoint)
 
     async def _hand_over(self) -> None:
         if not self.is_master or not self.peers:
@@ -454,37 +434,6 @@ class Peer:
             return False
         seen = self._driver.endpoint.status()
         return bool(set(seen.seen) - set(seen.linked)) or (not seen.linked and bool(seen.refused))
-
-    def _refused_by_everyone(self) -> AuthenticationFailed | None:
-        self._poll_auth()
-        if not self._auth_seen or self._core.peers:
-            return None
-        last = f" (the last: {self._auth_last})" if self._auth_last is not None else ""
-        error = AuthenticationFailed(
-            f"room {self.room!r}: peers were found, but every handshake with them failed on the room secret "
-            f"(no link is open){last}: give every peer the same secret"
-        )
-        error.__cause__ = self._auth_last
-        return error
-
-    def _refused_on_secret(self) -> int:
-        return 0 if self._driver is None else int(self._driver.endpoint.refused.get("wrong secret", 0))
-
-    def _poll_auth(self) -> None:
-        """Report handshakes the endpoint counted as failed on the secret since the last look."""
-        count = self._refused_on_secret()
-        if count <= self._auth_seen or self._driver is None:
-            return
-        new, self._auth_seen = count - self._auth_seen, count
-        # the endpoint keeps short texts (an exception would keep its traceback alive)
-        failures = [str(f) for f in list(self._driver.endpoint.auth_failures)[-new:]]
-        if failures:
-            self._auth_last = AuthenticationFailed(failures[-1])
-        for reason in failures or ["a handshake failed on the room secret"]:
-            self._notifier.diagnose(
-                Diagnostic(kind="auth_failed", peer=None, reason=f"{reason}: give every peer the same secret")
-            )
-        self._notifier.wake_waiters()
 
     # -- resources -----------------------------------------------------------------------------
 
@@ -576,6 +525,12 @@ class Peer:
         if not self._closed and self._driver is not None:
             self._driver.command(self._core.unbind(resource.rid, anyio.current_time(), time.time()))
 
+    def _refused_by_everyone(self) -> AuthenticationFailed | None:
+        """The ``AuthenticationFailed`` for handshakes that failed on the secret while no link is open."""
+        if self._driver is not None:
+            self._notifier.look_at_refusals(self._driver.endpoint)
+        return self._notifier.refused_by_everyone(self.room) if self._notifier.auth_seen and not self.peers else None
+
     def _check_open(self) -> Driver:
         """The driver, if the peer may take a command now (open, on its loop's thread); else raise why not."""
         if self._thread is not None and threading.get_ident() != self._thread:
@@ -593,3 +548,21 @@ class Peer:
     def __repr__(self) -> str:
         role = "master" if self.is_master else "client"
         return f"<Peer {self.id} {role} term={self.term} peers={len(self.peers)}>"
+
+
+def _check_arguments(
+    room: str, types: Sequence[ResourceType], name: str | None, role: Role, opaque: bool, stuck_after: float
+) -> None:
+    """Raise ValueError or TypeError for an unfit ``Peer(...)`` argument."""
+    if not stuck_after > 0:
+        raise ValueError("stuck_after must be a positive number of seconds")
+    if not room or not isinstance(room, str):
+        raise ValueError("room must be a non-empty str")
+    if role not in ROLES:
+        raise ValueError(f"role must be 'player' or 'spectator', not {role!r}")
+    if opaque and role != "spectator":
+        raise ValueError("opaque=True needs role='spectator': only a spectator can hold types it does not have")
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
+        raise ValueError(f"name must be a str of at most {MAX_NAME} characters")
+    if not isinstance(types, Sequence) or not all(isinstance(t, ResourceType) for t in types):
+        raise TypeError("types must be a list of mx.ResourceType")

@@ -12,7 +12,15 @@ from typing import Any, Final, assert_never
 
 import anyio
 
-from .errors import ActionRejected, ActionStuck, IncompatibleType, MovexError, ResourceNotFound, StateTooLarge
+from .errors import (
+    ActionRejected,
+    ActionStuck,
+    AuthenticationFailed,
+    IncompatibleType,
+    MovexError,
+    ResourceNotFound,
+    StateTooLarge,
+)
 from .events import Diagnostic, EventStream
 from .handles import DispatchHandle, Resource
 from .ids import Rid
@@ -29,6 +37,7 @@ from .nodecore import (
 )
 from .resource import effects as fx
 from .resource.messages import Refusal
+from .transport.base import Endpoint
 
 __all__ = ["REFUSALS", "Notifier"]
 
@@ -61,6 +70,8 @@ class Notifier:
         self.wake = anyio.Event()  # set (and replaced) when wait_ready should look again
         self.agreement_waiters = 0  # wait_ready() calls waiting for every linked peer to agree: every step wakes them
         self._warned: set[tuple[str, str]] = set()
+        self.auth_seen = 0  # handshakes the endpoint counted as failed on the secret, as last seen
+        self._auth_last: AuthenticationFailed | None = None
 
     def __call__(self, ready: Ready) -> None:
         """Tell the app what the step did (the driver calls it after sending the step's frames)."""
@@ -76,6 +87,32 @@ class Notifier:
                 resource = self.resources.get(rid)
                 if resource is not None:
                     resource._notify()
+
+    def look_at_refusals(self, endpoint: Endpoint) -> None:
+        """Report the handshakes ``endpoint`` counted as failed on the room secret since the last look."""
+        count = int(endpoint.refused.get("wrong secret", 0))
+        if count <= self.auth_seen:
+            return
+        new, self.auth_seen = count - self.auth_seen, count
+        # the endpoint keeps short texts (an exception would keep its traceback alive)
+        failures = [str(f) for f in list(endpoint.auth_failures)[-new:]]
+        if failures:
+            self._auth_last = AuthenticationFailed(failures[-1])
+        for reason in failures or ["a handshake failed on the room secret"]:
+            self.diagnose(
+                Diagnostic(kind="auth_failed", peer=None, reason=f"{reason}: give every peer the same secret")
+            )
+        self.wake_waiters()
+
+    def refused_by_everyone(self, room: str) -> AuthenticationFailed:
+        """What ``wait_ready`` raises when handshakes failed on the secret and no link is open."""
+        last = f" (the last: {self._auth_last})" if self._auth_last is not None else ""
+        error = AuthenticationFailed(
+            f"room {room!r}: peers were found, but every handshake with them failed on the room secret "
+            f"(no link is open){last}: give every peer the same secret"
+        )
+        error.__cause__ = self._auth_last
+        return error
 
     def wake_waiters(self) -> None:
         """Make ``wait_ready`` look again."""
