@@ -54,6 +54,7 @@ class Driver:
         self._scope: anyio.CancelScope | None = None  # the wait for input; its deadline is the core's
         self._flush: asyncio.Handle | None = None  # the end-of-turn step, while one is scheduled
         self._broken: Exception | None = None  # the end-of-turn step raised: run() raises it
+        self._clock = asyncio.get_running_loop().time  # anyio.current_time() on asyncio, with fewer calls
         self.closed = False
         self.steps = 0
         """Steps taken by the driver (its own and the end-of-turn ones), for tests and benchmarks."""
@@ -64,9 +65,11 @@ class Driver:
         Raises ``anyio.EndOfStream`` or ``anyio.ClosedResourceError`` when the endpoint ends.
         """
         core, endpoint = self.core, self.endpoint
-        self.execute(core.start(anyio.current_time(), time.time()))
+        started = core.start(self._clock(), time.time())
+        self.execute(started)
+        deadline = started.deadline
         while True:
-            with anyio.CancelScope(deadline=self._deadline()) as scope:
+            with anyio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
                 self._scope = scope
                 while True:
                     events = [await endpoint.receive()]
@@ -76,22 +79,28 @@ class Driver:
                         except anyio.WouldBlock:
                             break
                     self._stats["events_in"] += len(events)
-                    self.step(events)
+                    self.steps += 1
+                    self.execute(core.step(events, self._clock(), time.time()))
             self._scope = None
             if self._broken is not None:
                 raise self._broken
-            self.step([])  # a deadline passed: the timers that are due
+            deadline = self.step([])  # a deadline passed: the timers that are due
 
-    def step(self, events: list[TransportEvent]) -> None:
-        """One step of the core on ``events`` (and its due timers); its Ready executed."""
+    def step(self, events: list[TransportEvent]) -> float | None:
+        """One step of the core on ``events`` (and its due timers), its Ready executed; returns its deadline."""
         self.steps += 1
-        self.execute(self.core.step(events, anyio.current_time(), time.time()))
+        ready = self.core.step(events, self._clock(), time.time())
+        self.execute(ready)
+        return ready.deadline
 
     def command(self, ready: Ready) -> None:
         """Execute an app command's Ready now; what the command queued leaves at the end of this loop turn."""
-        self.execute(ready)
-        if self._flush is None and self.core.queued and not self.closed:
-            self._flush = asyncio.get_running_loop().call_soon(self._end_of_turn)
+        if self.core.queued and not self.closed:  # a dispatch: the end-of-turn step rearms
+            self.execute(ready, rearm=False)
+            if self._flush is None:
+                self._flush = asyncio.get_running_loop().call_soon(self._end_of_turn)
+        else:
+            self.execute(ready)
 
     def _end_of_turn(self) -> None:
         self._flush = None
@@ -104,8 +113,13 @@ class Driver:
             if self._scope is not None:
                 self._scope.cancel()
 
-    def execute(self, ready: Ready) -> None:
-        """Send the Ready's frames, hand the rest to ``notify``, then wait no longer than the core's next deadline."""
+    def execute(self, ready: Ready, *, rearm: bool = True) -> None:
+        """Send the Ready's frames, hand the rest to ``notify``, then wait no longer than its deadline.
+
+        The wait's deadline only moves earlier here: a deadline that moved later (a follower's
+        election timer, pushed back by each heartbeat) wakes the driver once at the old time,
+        which then steps (no timer is due: nothing happens) and waits for the new one.
+        """
         if not self.closed:
             send = self.endpoint.send
             for peer, frame in ready.frames.items():  # the hot path
@@ -122,10 +136,8 @@ class Driver:
                 self._send(self.endpoint.send_datagram, peer, frame)
         self._notify(ready)  # also with nothing in it: waiters on time-based conditions look again
         scope = self._scope
-        if scope is not None:
-            deadline = self._deadline()
-            if deadline != scope.deadline:
-                scope.deadline = deadline
+        if rearm and scope is not None and ready.deadline is not None and ready.deadline < scope.deadline:
+            scope.deadline = ready.deadline
 
     def _send(self, send: Callable[[PeerId, bytes], None], peer: PeerId, frame: bytes) -> None:
         try:
@@ -135,10 +147,6 @@ class Driver:
         except TransportError as exc:
             self._warn("sending to %s failed: %s", peer, exc)
         self._stats["frames_out"] += 1
-
-    def _deadline(self) -> float:
-        deadline = self.core.next_deadline(anyio.current_time(), time.time())
-        return math.inf if deadline is None else deadline
 
     def close(self) -> None:
         """Send nothing more (the endpoint is closing); a scheduled end-of-turn step does nothing."""

@@ -175,6 +175,9 @@ class Ready:
     events: list[NodeEvent]
     faults: list[Fault]
     dropped: list[Dropped]
+    deadline: float | None = None
+    """When the next timer is due after this step, on the ``now`` clock (None: no timer). A
+    dispatch's Ready carries the one of the last step: its own timers count from the next step."""
 
 
 _ROUTES: Final = wire.ROUTES
@@ -248,6 +251,7 @@ class NodeCore:
         self._acked = 0  # majority: the last index this replica acked to its master
         self._now = 0.0
         self._wall = 0.0
+        self._deadline: float | None = None  # as the last step's Ready said
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -264,8 +268,7 @@ class NodeCore:
         """
         self._now, self._wall = now, wall
         self._receive(events)
-        wait = self.seconds_to_deadline(now, wall)
-        if wait is not None and wait <= 0:
+        if self._deadline is not None and self._deadline <= now:  # as the last step computed it
             self._guard(self.me, "tick", self._tick)
         return self._ready()
 
@@ -309,22 +312,24 @@ class NodeCore:
 
     def seconds_to_deadline(self, now: float, wall: float) -> float | None:
         """Seconds until the next timer, or None when there is none."""
-        waits = []
-        if self.election.deadline is not None:
-            waits.append(self.election.deadline - now)
-        master = self.master
-        if master is not None and master.deadline is not None:
-            waits.append(master.deadline - wall)
-        if master is not None and master.due is not None and self.election.can_confirm(now):
-            waits.append(master.due - wall)  # a reveal timeout or a deadline in a state (not without the lease)
-        if self.client.deadline is not None:
-            waits.append(self.client.deadline - wall)
-        return max(0.0, min(waits)) if waits else None
+        deadline = self.next_deadline(now, wall)
+        return None if deadline is None else deadline - now
 
     def next_deadline(self, now: float, wall: float) -> float | None:
-        """When (on the ``now`` clock) the next timer is due, or None when there is none."""
-        wait = self.seconds_to_deadline(now, wall)
-        return None if wait is None else now + wait
+        """When (on the ``now`` clock) the next timer is due (``now`` if overdue), or None when there is none."""
+        wait = self.election.deadline
+        if wait is not None:
+            wait -= now
+        master = self.master
+        if master is not None:
+            for at in (master.deadline, master.due if self.election.can_confirm(now) else None):
+                # the recovery deadline; a reveal timeout or a deadline in a state (not without the lease)
+                if at is not None and (wait is None or at - wall < wait):
+                    wait = at - wall
+        at = self.client.deadline
+        if at is not None and (wait is None or at - wall < wait):
+            wait = at - wall
+        return None if wait is None else now + max(0.0, wait)
 
     # -- the app's commands (raise LocalProtocolError for what the app may not do) ----------------
 
@@ -794,7 +799,17 @@ class NodeCore:
         if not hold and self.identity is not None:
             self._guard(self.me, "endorse", self._endorse_outgoing)
             self._send_witness()
-        ready = Ready(frames={}, more=[], datagrams={}, events=self._events, faults=self._faults, dropped=self._dropped)
+        if not hold:
+            self._deadline = self.next_deadline(self._now, self._wall)
+        ready = Ready(
+            frames={},
+            more=[],
+            datagrams={},
+            events=self._events,
+            faults=self._faults,
+            dropped=self._dropped,
+            deadline=self._deadline,
+        )
         self._events, self._faults, self._dropped = [], [], []
         if hold:
             return ready
