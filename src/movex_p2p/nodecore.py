@@ -311,12 +311,7 @@ class NodeCore:
         return self._ready()
 
     def seconds_to_deadline(self, now: float, wall: float) -> float | None:
-        """Seconds until the next timer, or None when there is none."""
-        deadline = self.next_deadline(now, wall)
-        return None if deadline is None else deadline - now
-
-    def next_deadline(self, now: float, wall: float) -> float | None:
-        """When (on the ``now`` clock) the next timer is due (``now`` if overdue), or None when there is none."""
+        """Seconds until the next timer (0 if overdue), or None when there is none."""
         wait = self.election.deadline
         if wait is not None:
             wait -= now
@@ -329,7 +324,12 @@ class NodeCore:
         at = self.client.deadline
         if at is not None and (wait is None or at - wall < wait):
             wait = at - wall
-        return None if wait is None else now + max(0.0, wait)
+        return None if wait is None else max(0.0, wait)
+
+    def next_deadline(self, now: float, wall: float) -> float | None:
+        """When (on the ``now`` clock) the next timer is due (``now`` if overdue), or None when there is none."""
+        wait = self.seconds_to_deadline(now, wall)
+        return None if wait is None else now + wait
 
     # -- the app's commands (raise LocalProtocolError for what the app may not do) ----------------
 
