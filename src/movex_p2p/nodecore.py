@@ -1,13 +1,15 @@
 """NodeCore: one peer's cores wired together, with no I/O (the node's brain, pure).
 
 It owns the ClientCore (every peer), the MasterCore (while elected) and the ElectionMachine.
-Everything that happens to a peer comes in through one of its methods: transport events
-(:meth:`NodeCore.receive`), time (:meth:`NodeCore.tick`), the app's commands (:meth:`create`,
-:meth:`bind`, :meth:`unbind`, :meth:`remove`, :meth:`dispatch`) and leaving (:meth:`hand_over`). Each call
-returns ONE :class:`Ready` (etcd/raft style): the frames to send per peer and lane, the events
-for the app, the faults (bugs of ours) and the dropped input (the sender's fault). The asyncio
-driver (:class:`movex_p2p.Peer`) and the virtual-time :mod:`movex_p2p.simulation` do nothing but
-execute Readies, so the simulation tests the very routing the real peer runs.
+Everything that happens to a peer comes in through one of its methods: transport events and
+time (:meth:`NodeCore.step`: the events, then the timers due; :meth:`receive` and :meth:`tick`
+are its two halves), the app's commands (:meth:`create`, :meth:`bind`, :meth:`unbind`,
+:meth:`remove`, :meth:`dispatch`) and leaving (:meth:`hand_over`). Each call returns ONE
+:class:`Ready` (etcd/raft style): the frames to send per peer and lane, the events for the app,
+the faults (bugs of ours), the dropped input (the sender's fault) and when the next timer is due.
+A dispatch queues its frames for the next step (a burst leaves as one frame per peer). The
+asyncio driver (:class:`movex_p2p.driver.Driver`) and the virtual-time :mod:`movex_p2p.simulation`
+do nothing but execute Readies, so the simulation tests the very routing the real peer runs.
 
 Routing: every message takes the route its messages module declares (:data:`movex_p2p.wire.ROUTES`)
 and leaves on the lane declared there (:data:`movex_p2p.wire.LANES`). Messages a peer sends itself
