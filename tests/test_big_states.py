@@ -99,7 +99,7 @@ def test_one_step_for_a_peer_leaves_in_frames_of_about_frame_target() -> None:
     ]
     for snapshot in snapshots:
         core._send(other, snapshot)
-    ready = core.flush(now, now)
+    ready = core.step((), now, now)
     frames = [ready.frames[other]] + [frame for peer, frame in ready.more if peer == other]
     assert len(frames) > 1
     assert all(len(frame) <= FRAME_TARGET + 500_000 for frame in frames)

@@ -183,10 +183,10 @@ async def test_a_transport_that_fails_to_open_raises_from_aenter() -> None:
 async def test_a_task_that_breaks_fails_the_peer_and_close_raises_it() -> None:
     peer = mx.Peer(room="r", types=[Counter], transport=mx.LocalNetwork())
 
-    async def broken() -> None:
+    async def broken(driver: object) -> None:
         raise RuntimeError("bug in a peer task")
 
-    peer._flusher = broken  # type: ignore[method-assign]
+    peer._drive = broken  # type: ignore[method-assign]
     await peer.__aenter__()
     await _until(lambda: peer._failure is not None, 5)
     with pytest.raises(mx.TransportError, match="the peer is closed") as caught:

@@ -371,7 +371,7 @@ async def test_a_stalled_master_is_reported_as_a_slow_link() -> None:
     async with room(1) as (a,):
         seen: list[mx.Diagnostic] = []
         a.on_diagnostic(seen.append)
-        a._on_event(fx.Stalled(master=PeerId("m"), seconds=1.0, pending=3), set())
+        a._notifier._on_event(fx.Stalled(master=PeerId("m"), seconds=1.0, pending=3), set())
         assert [(d.kind, d.peer) for d in seen] == [("slow_link", "m")]
         assert "3 pending actions" in seen[0].reason
 

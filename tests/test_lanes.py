@@ -160,11 +160,14 @@ def test_held_dispatches_leave_together_with_the_next_step() -> None:
     )
     core.receive([Frame(peer=B, data=wire.encode(snapshot))], 0.0, 0.0)
     rid = Counter.rid("c")
-    first = core.dispatch(rid, mx.Action("increment"), None, 0.0, 0.0)[1]
-    held = [core.dispatch(rid, mx.Action("increment"), None, 0.0, 0.0, hold=True)[1] for _ in range(3)]
+    core.dispatch(rid, mx.Action("increment"), None, 0.0, 0.0)
+    first = core.step((), 0.0, 0.0)
+    held = [core.dispatch(rid, mx.Action("increment"), None, 0.0, 0.0)[1] for _ in range(3)]
     assert len(wire.decode(first.frames[B])) == 1
     assert all(r.frames == {} for r in held)
-    assert all(r.events for r in held)  # the app hears of held dispatches at once
-    flushed = core.flush(0.0, 0.0)
+    assert all(r.events for r in held)  # the app hears of queued dispatches at once
+    assert core.queued
+    flushed = core.step((), 0.0, 0.0)
+    assert not core.queued
     proposes = [m for m in wire.decode(flushed.frames[B]) if isinstance(m, rm.Propose)]
     assert [p.seq for p in proposes] == [2, 3, 4]

@@ -25,10 +25,13 @@ from .errors import (
     StateTooLarge,
     TransportError,
 )
+from .events import PeerEvent
 from .identity import Identity
 from .lobby import browse_rooms, room_version
 from .node import Diagnostic, DispatchHandle, Peer, Resource, ResourceInfo
+from .nodecore import MasterChanged, PeerJoined, PeerLeft, PeersChanged
 from .presence import PeerInfo, RoomInfo
+from .resource.effects import ResourceRemoved
 from .resource.types import Action, ResourceType, TransformContext, Unrevealed
 from .resource.values import Deadline, master
 from .roomcode import room_code
@@ -53,15 +56,21 @@ __all__ = [
     "InvalidState",
     "LanTransport",
     "LocalNetwork",
+    "MasterChanged",
     "MovexError",
     "NotSynced",
     "Peer",
+    "PeerEvent",
     "PeerInfo",
+    "PeerJoined",
+    "PeerLeft",
+    "PeersChanged",
     "Policy",
     "ProtocolError",
     "Resource",
     "ResourceInfo",
     "ResourceNotFound",
+    "ResourceRemoved",
     "ResourceType",
     "RoomInfo",
     "StateTooLarge",

@@ -40,8 +40,9 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from .callbacks import Callbacks
 from .errors import ActionRejected, InvalidState, ResourceNotFound, TransportError
+from .events import Diagnostic, EventStream, PeerEvent
 from .ids import Rid
-from .node import Diagnostic, Peer, Resource
+from .node import Peer, Resource
 from .nodecore import MasterChanged, PeerJoined, PeerLeft, PeersChanged
 from .presence import PeerInfo, Role
 from .resource.effects import ResourceRemoved
@@ -70,10 +71,6 @@ log = logging.getLogger(__name__)
 
 POLL_LIMIT: Final = 1024
 """Most states (or events) kept for a caller that does not poll; older ones are dropped."""
-
-
-PeerEvent = MasterChanged | PeersChanged | PeerJoined | PeerLeft | Diagnostic | ResourceRemoved
-"""What :meth:`EmbeddedPeer.poll` returns (the node's own events and diagnostics, one definition each)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -287,11 +284,7 @@ class EmbeddedPeer:
         self._tasks: TaskGroup | None = None  # dispatches waiting for the master; network thread only
         self._done: concurrent.futures.Future[None] | None = None
         self._events: deque[PeerEvent] = deque(maxlen=POLL_LIMIT)
-        self._master_cbs: Callbacks[[str | None, int]] = Callbacks("on_master_changed")
-        self._peers_cbs: Callbacks[[frozenset[str]]] = Callbacks("on_peers_changed")
-        self._joined_cbs: Callbacks[[PeerInfo]] = Callbacks("on_peer_joined")
-        self._left_cbs: Callbacks[[PeerInfo, str]] = Callbacks("on_peer_left")
-        self._diagnostic_cbs: Callbacks[[Diagnostic]] = Callbacks("on_diagnostic")
+        self._stream = EventStream()  # the caller's thread: poll() publishes, callbacks raise there
         self._master: tuple[str | None, int] = (None, 0)
         self._peers: frozenset[str] = frozenset()
         self._members: dict[str, PeerInfo] = {}
@@ -346,11 +339,7 @@ class EmbeddedPeer:
         self._stop = anyio.Event()
         self._loop = asyncio.get_running_loop()
         async with Peer(**self._peer_args) as peer, anyio.create_task_group() as tasks:
-            peer.on_master_changed(self._on_master_changed)
-            peer.on_peers_changed(self._on_peers_changed)
-            peer.on_peer_joined(self._on_peer_joined)
-            peer.on_peer_left(self._on_peer_left)
-            peer.on_diagnostic(self._events.append)
+            peer.on_event(self._record)
             self._master = (peer.master_id, peer.term)
             self._peers = peer.peers
             self._members = peer.members
@@ -362,21 +351,23 @@ class EmbeddedPeer:
 
     # -- network-thread callbacks: record only -------------------------------------------------
 
-    def _on_master_changed(self, master: str | None, term: int) -> None:
-        self._master = (master, term)
-        self._events.append(MasterChanged(master=master, term=term))
-
-    def _on_peers_changed(self, peers: frozenset[str]) -> None:
-        self._peers = frozenset(peers)
-        self._events.append(PeersChanged(peers=self._peers))
-
-    def _on_peer_joined(self, info: PeerInfo) -> None:
-        self._members = {**self._members, info.id: info}
-        self._events.append(PeerJoined(info=info))
-
-    def _on_peer_left(self, info: PeerInfo, reason: str) -> None:
-        self._members = {k: v for k, v in self._members.items() if k != info.id}
-        self._events.append(PeerLeft(info=info, reason=reason))
+    def _record(self, event: PeerEvent) -> None:
+        match event:
+            case MasterChanged(master=master, term=term):
+                self._master = (master, term)
+            case PeersChanged(peers=peers):
+                self._peers = frozenset(peers)
+            case PeerJoined(info=info):
+                self._members = {**self._members, info.id: info}
+            case PeerLeft(info=info):
+                self._members = {k: v for k, v in self._members.items() if k != info.id}
+            case ResourceRemoved():
+                return  # told by the bound resource's on_removed (below), for resources bound here
+            case Diagnostic():
+                pass
+            case _:
+                assert_never(event)
+        self._events.append(event)
 
     def _on_resource_removed(self, embedded: EmbeddedResource) -> None:
         embedded._on_removed()
@@ -527,45 +518,33 @@ class EmbeddedPeer:
 
     def on_master_changed(self, callback: Callable[[str | None, int], None]) -> Callable[[], None]:
         """Call ``callback(master_id, term)`` from :meth:`poll_events` after each master change."""
-        return self._master_cbs.add(callback)
+        return self._stream.on_master_changed(callback)
 
     def on_peers_changed(self, callback: Callable[[frozenset[str]], None]) -> Callable[[], None]:
         """Call ``callback(peer_ids)`` from :meth:`poll` after each link change."""
-        return self._peers_cbs.add(callback)
+        return self._stream.on_peers_changed(callback)
 
     def on_peer_joined(self, callback: Callable[[PeerInfo], None]) -> Callable[[], None]:
         """Call ``callback(info)`` from :meth:`poll` when a peer joins the room."""
-        return self._joined_cbs.add(callback)
+        return self._stream.on_peer_joined(callback)
 
     def on_peer_left(self, callback: Callable[[PeerInfo, str], None]) -> Callable[[], None]:
         """Call ``callback(info, reason)`` from :meth:`poll` when a peer leaves (``"left"`` or ``"lost"``)."""
-        return self._left_cbs.add(callback)
+        return self._stream.on_peer_left(callback)
 
     def on_diagnostic(self, callback: Callable[[Diagnostic], None]) -> Callable[[], None]:
         """Call ``callback(diagnostic)`` from :meth:`poll` for each ``mx.Diagnostic``."""
-        return self._diagnostic_cbs.add(callback)
+        return self._stream.on_diagnostic(callback)
 
     def poll(self) -> list[PeerEvent]:
         """Take the events since the last call (master and membership changes, joins and leaves,
         diagnostics, removed resources) and run their callbacks here, on the caller's thread."""
         events = _take_all(self._events)
         for event in events:
-            match event:
-                case MasterChanged(master=master, term=term):
-                    self._master_cbs(master, term)
-                case PeersChanged(peers=peers):
-                    self._peers_cbs(peers)
-                case PeerJoined(info=info):
-                    self._joined_cbs(info)
-                case PeerLeft(info=info, reason=reason):
-                    self._left_cbs(info, reason)
-                case Diagnostic():
-                    self._diagnostic_cbs(event)
-                case ResourceRemoved(rid=rid):
-                    for embedded in self._by_rid.pop(rid, []):
-                        embedded._removed_cbs()
-                case _:
-                    assert_never(event)
+            if isinstance(event, ResourceRemoved):
+                for embedded in self._by_rid.pop(event.rid, []):
+                    embedded._removed_cbs()
+            self._stream.publish(event)
         return events
 
     poll_events = poll

@@ -1,13 +1,15 @@
 """NodeCore: one peer's cores wired together, with no I/O (the node's brain, pure).
 
 It owns the ClientCore (every peer), the MasterCore (while elected) and the ElectionMachine.
-Everything that happens to a peer comes in through one of its methods: transport events
-(:meth:`NodeCore.receive`), time (:meth:`NodeCore.tick`), the app's commands (:meth:`create`,
-:meth:`bind`, :meth:`unbind`, :meth:`remove`, :meth:`dispatch`) and leaving (:meth:`hand_over`). Each call
-returns ONE :class:`Ready` (etcd/raft style): the frames to send per peer and lane, the events
-for the app, the faults (bugs of ours) and the dropped input (the sender's fault). The asyncio
-driver (:class:`movex_p2p.Peer`) and the virtual-time :mod:`movex_p2p.simulation` do nothing but
-execute Readies, so the simulation tests the very routing the real peer runs.
+Everything that happens to a peer comes in through one of its methods: transport events and
+time (:meth:`NodeCore.step`: the events, then the timers due; :meth:`receive` and :meth:`tick`
+are its two halves), the app's commands (:meth:`create`, :meth:`bind`, :meth:`unbind`,
+:meth:`remove`, :meth:`dispatch`) and leaving (:meth:`hand_over`). Each call returns ONE
+:class:`Ready` (etcd/raft style): the frames to send per peer and lane, the events for the app,
+the faults (bugs of ours), the dropped input (the sender's fault) and when the next timer is due.
+A dispatch queues its frames for the next step (a burst leaves as one frame per peer). The
+asyncio driver (:class:`movex_p2p.driver.Driver`) and the virtual-time :mod:`movex_p2p.simulation`
+do nothing but execute Readies, so the simulation tests the very routing the real peer runs.
 
 Routing: every message takes the route its messages module declares (:data:`movex_p2p.wire.ROUTES`)
 and leaves on the lane declared there (:data:`movex_p2p.wire.LANES`). Messages a peer sends itself
@@ -175,6 +177,9 @@ class Ready:
     events: list[NodeEvent]
     faults: list[Fault]
     dropped: list[Dropped]
+    deadline: float | None = None
+    """When the next timer is due after this step, on the ``now`` clock (None: no timer). A
+    dispatch's Ready carries the one of the last step: its own timers count from the next step."""
 
 
 _ROUTES: Final = wire.ROUTES
@@ -248,6 +253,7 @@ class NodeCore:
         self._acked = 0  # majority: the last index this replica acked to its master
         self._now = 0.0
         self._wall = 0.0
+        self._deadline: float | None = None  # as the last step's Ready said
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -257,9 +263,24 @@ class NodeCore:
         self._guard(self.me, "start", self._election, self.election.start(now))  # no position yet
         return self._ready()
 
+    def step(self, events: Iterable[TransportEvent], now: float, wall: float) -> Ready:
+        """The driver's one step: ``events`` (maybe none) in arrival order, then the timers due by now.
+
+        Its Ready also hands over every frame the app's commands queued since the last step.
+        """
+        self._now, self._wall = now, wall
+        self._receive(events)
+        if self._deadline is not None and self._deadline <= now:  # as the last step computed it
+            self._guard(self.me, "tick", self._tick)
+        return self._ready()
+
     def receive(self, events: Iterable[TransportEvent], now: float, wall: float) -> Ready:
         """Transport events, in the order they arrived: frames and links going up or down."""
         self._now, self._wall = now, wall
+        self._receive(events)
+        return self._ready()
+
+    def _receive(self, events: Iterable[TransportEvent]) -> None:
         for event in events:
             match event:
                 case Frame(peer=sender, data=data):
@@ -278,7 +299,6 @@ class NodeCore:
                     self._guard(self.me, "PeersSeen", self._elect, el.Joining(peers=seen))
                 case _:
                     assert_never(event)
-        return self._ready()
 
     def tick(self, now: float, wall: float) -> Ready:
         """Time passed: fire due timers (election, master recovery, the client's re-sends)."""
@@ -293,18 +313,25 @@ class NodeCore:
         return self._ready()
 
     def seconds_to_deadline(self, now: float, wall: float) -> float | None:
-        """Seconds until the next timer, or None when there is none."""
-        waits = []
-        if self.election.deadline is not None:
-            waits.append(self.election.deadline - now)
+        """Seconds until the next timer (0 if overdue), or None when there is none."""
+        wait = self.election.deadline
+        if wait is not None:
+            wait -= now
         master = self.master
-        if master is not None and master.deadline is not None:
-            waits.append(master.deadline - wall)
-        if master is not None and master.due is not None and self.election.can_confirm(now):
-            waits.append(master.due - wall)  # a reveal timeout or a deadline in a state (not without the lease)
-        if self.client.deadline is not None:
-            waits.append(self.client.deadline - wall)
-        return max(0.0, min(waits)) if waits else None
+        if master is not None:
+            for at in (master.deadline, master.due if self.election.can_confirm(now) else None):
+                # the recovery deadline; a reveal timeout or a deadline in a state (not without the lease)
+                if at is not None and (wait is None or at - wall < wait):
+                    wait = at - wall
+        at = self.client.deadline
+        if at is not None and (wait is None or at - wall < wait):
+            wait = at - wall
+        return None if wait is None else max(0.0, wait)
+
+    def next_deadline(self, now: float, wall: float) -> float | None:
+        """When (on the ``now`` clock) the next timer is due (``now`` if overdue), or None when there is none."""
+        wait = self.seconds_to_deadline(now, wall)
+        return None if wait is None else now + wait
 
     # -- the app's commands (raise LocalProtocolError for what the app may not do) ----------------
 
@@ -349,29 +376,22 @@ class NodeCore:
             name = self.members[peer].name if peer in self.members else ""
             raise IncompatibleType(incompatibility(type_name, ours.version, theirs, peer, name))
 
-    def dispatch(
-        self, rid: Rid, action: Action, private: Action | None, now: float, wall: float, *, hold: bool = False
-    ) -> tuple[int, Ready]:
-        """Apply ``action`` optimistically and send it (``private``: a private/public pair); returns its seq.
+    def dispatch(self, rid: Rid, action: Action, private: Action | None, now: float, wall: float) -> tuple[int, Ready]:
+        """Apply ``action`` optimistically and queue it (``private``: a private/public pair); returns its seq.
 
-        With ``hold`` the frames stay in the outbox for the next step's Ready (or :meth:`flush`),
-        so a burst of dispatches leaves as one frame per peer.
+        The Ready has the step's events (a master settles its own action here) and no frames:
+        they leave with the next :meth:`step`, so a burst of dispatches is one frame per peer.
         """
         self._now, self._wall = now, wall
         nonce = self._entropy(16) if private is not None and self.identity is not None else b""
         seq, effects = self.client.dispatch(rid, action, private, now=wall, nonce=nonce)
         self._effects(effects)
-        return seq, self._ready(hold=hold)
+        return seq, self._ready(hold=True)
 
     @property
-    def holding(self) -> bool:
-        """True when earlier steps held frames that no Ready has handed over yet."""
+    def queued(self) -> bool:
+        """True when commands queued frames that no step has handed over yet."""
         return bool(self._reliable or self._datagrams)
-
-    def flush(self, now: float, wall: float) -> Ready:
-        """A step with no input: hands over what earlier steps held."""
-        self._now, self._wall = now, wall
-        return self._ready()
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -781,7 +801,17 @@ class NodeCore:
         if not hold and self.identity is not None:
             self._guard(self.me, "endorse", self._endorse_outgoing)
             self._send_witness()
-        ready = Ready(frames={}, more=[], datagrams={}, events=self._events, faults=self._faults, dropped=self._dropped)
+        if not hold:
+            self._deadline = self.next_deadline(self._now, self._wall)
+        ready = Ready(
+            frames={},
+            more=[],
+            datagrams={},
+            events=self._events,
+            faults=self._faults,
+            dropped=self._dropped,
+            deadline=self._deadline,
+        )
         self._events, self._faults, self._dropped = [], [], []
         if hold:
             return ready

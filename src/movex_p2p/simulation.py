@@ -203,9 +203,11 @@ class Simulation:
         """``pid`` dispatches ``action`` on ``rid``; returns its seq. With ``hold`` its frames wait for
         the next step or :meth:`flush`, as a ``Peer`` sends a burst of dispatches: one frame per peer."""
         peer = self.peers[PeerId(pid)]
-        seq, ready = peer.core.dispatch(rid, action, private, self.now, self.now, hold=hold)
+        seq, ready = peer.core.dispatch(rid, action, private, self.now, self.now)
         peer.dispatched[(rid, seq)] = action
         self._execute(PeerId(pid), ready)
+        if not hold:
+            self.flush(pid)
         return seq
 
     def burst(self, pid: str, rid: Rid, actions: Iterable[Action]) -> list[int]:
@@ -216,7 +218,7 @@ class Simulation:
 
     def flush(self, pid: str) -> None:
         """Send what ``pid``'s held dispatches left in its outbox."""
-        self._execute(PeerId(pid), self.peers[PeerId(pid)].core.flush(self.now, self.now))
+        self._execute(PeerId(pid), self.peers[PeerId(pid)].core.receive((), self.now, self.now))
 
     def at(self, when: float, kind: str, *args: Any) -> None:
         """Schedule ``kind`` (kill, restart, partition, heal, call) at virtual time ``when``."""

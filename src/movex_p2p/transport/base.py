@@ -12,6 +12,7 @@ picks each message's lane.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -21,7 +22,17 @@ from ..ids import PeerId
 if TYPE_CHECKING:
     from ..identity import Identity
 
-__all__ = ["MAX_DATAGRAM", "Endpoint", "Frame", "PeerDown", "PeerUp", "PeersSeen", "Transport", "TransportEvent"]
+__all__ = [
+    "MAX_DATAGRAM",
+    "Endpoint",
+    "EndpointStatus",
+    "Frame",
+    "PeerDown",
+    "PeerUp",
+    "PeersSeen",
+    "Transport",
+    "TransportEvent",
+]
 
 MAX_DATAGRAM: Final = 1024
 """The largest frame, in bytes, that the node passes to ``send_datagram`` (a larger one goes through ``send``)."""
@@ -66,8 +77,37 @@ class PeersSeen:
 TransportEvent = PeerUp | PeerDown | Frame | PeersSeen
 
 
+class EndpointStatus(Protocol):
+    """What an endpoint knows of its room now (a LAN endpoint's ``LanStatus`` tells more)."""
+
+    @property
+    def seen(self) -> tuple[PeerId, ...]:
+        """Peers of the room found on the network, linked or not."""
+        ...
+
+    @property
+    def linked(self) -> tuple[PeerId, ...]:
+        """Peers with an open link."""
+        ...
+
+    @property
+    def refused(self) -> tuple[tuple[str, int], ...]:
+        """Handshakes that failed or were refused, counted by reason."""
+        ...
+
+
 class Endpoint(Protocol):
     """One peer's attachment to a room on some network."""
+
+    @property
+    def refused(self) -> Mapping[str, int]:
+        """Handshakes that failed or were refused so far, by reason (``"wrong secret"``: the room secret)."""
+        ...
+
+    @property
+    def auth_failures(self) -> Sequence[str]:
+        """The latest handshakes that failed on the room secret, as short texts (a bounded window)."""
+        ...
 
     @property
     def peers(self) -> frozenset[PeerId]:
@@ -90,6 +130,14 @@ class Endpoint(Protocol):
 
     async def receive(self) -> TransportEvent:
         """Wait for the next event; raise ``anyio.EndOfStream`` once the endpoint is closed."""
+        ...
+
+    def receive_nowait(self) -> TransportEvent:
+        """The next event if one is ready now, else raise ``anyio.WouldBlock`` (never waits)."""
+        ...
+
+    def status(self) -> EndpointStatus:
+        """What this endpoint knows of the room now."""
         ...
 
 

@@ -26,17 +26,26 @@ from ..errors import ChannelClosed, LocalProtocolError
 from ..ids import PeerId
 from ..links import Links
 from ..routes import Lane
-from .base import MAX_DATAGRAM, Frame, PeerDown, PeerUp, TransportEvent
+from .base import MAX_DATAGRAM, Frame, PeerDown, PeersSeen, PeerUp, TransportEvent
 
 if TYPE_CHECKING:
     from ..identity import Identity
 
-__all__ = ["FaultyNetwork", "LocalNetwork"]
+__all__ = ["FaultyNetwork", "LocalNetwork", "LocalStatus"]
 
 log = logging.getLogger(__name__)
 
 INBOX_LIMIT: Final = 100_000
 _AUTH_FAILURES_KEPT: Final = 64
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalStatus:
+    """What an in-process endpoint knows of its room (see ``Endpoint.status``)."""
+
+    seen: tuple[PeerId, ...]
+    linked: tuple[PeerId, ...]
+    refused: tuple[tuple[str, int], ...]
 
 
 @dataclass(order=True)
@@ -70,6 +79,23 @@ class _LocalEndpoint:
     @property
     def peers(self) -> frozenset[PeerId]:
         return frozenset(self._links)
+
+    def status(self) -> LocalStatus:
+        """Peers of this room on the network that this one can reach (``seen``), links, refusals."""
+        network = self._network
+        seen = [
+            other.peer_id
+            for other in network._endpoints.values()
+            if other is not self
+            and other.room == self.room
+            and not other.closed
+            and network._can_talk(self.peer_id, other.peer_id)
+        ]
+        return LocalStatus(
+            seen=tuple(sorted(seen)),
+            linked=tuple(sorted(self._links)),
+            refused=tuple(sorted(self.refused.items())),
+        )
 
     def send(self, peer: PeerId, data: bytes) -> None:
         if self.closed or peer not in self._links:
@@ -199,6 +225,8 @@ class LocalNetwork:
                 for ours, theirs in ((endpoint, other), (other, endpoint)):  # as a LAN handshake fails both ways
                     ours.refused["wrong secret"] += 1
                     ours.auth_failures.append(f"{theirs.peer_id} does not hold our room secret")
+                    # an event, so the node steps and sees the refusal: no peer here may still link
+                    ours._put(PeersSeen(peers=frozenset()))
         try:
             yield endpoint
         finally:
