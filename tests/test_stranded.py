@@ -23,6 +23,7 @@ from movex_p2p.resource.client import RESEND_AFTER, STUCK_AFTER, ClientCore
 from movex_p2p.resource.master import RECOVERY_TIMEOUT, MasterCore
 from movex_p2p.resource.replica import Replica
 from movex_p2p.resource.state import freeze
+from movex_p2p.signing import FAKE
 from movex_p2p.simulation import Simulation
 from resources import ALL_TYPES, CoreCluster, Counter
 from test_migration_sim import Log
@@ -96,7 +97,7 @@ def test_a_late_report_of_a_replica_newer_than_the_new_masters_gets_the_masters_
     assert c.clients[p2].replicas[Rid(C)].version == 1
     assert c.clients[p1].replicas[Rid(C)].version == 0
     c.kill(p0)
-    c.elect(p1, Term(2), deliver=False)
+    c.elect(p1, 2, deliver=False)
     late = c.links.pop((p2, p1))  # p2's report (and re-sends) arrive late
     c.run()
     c.advance(RECOVERY_TIMEOUT + 0.1)  # recovery ends without p2
@@ -121,7 +122,7 @@ def test_an_entry_of_a_newer_term_at_a_version_this_replica_holds_from_an_older_
     p0, p1 = c.ids
     c.dispatch(p0, C, mx.Action("increment"))
     c.run()
-    client = ClientCore(PeerId("x"), types=ALL_TYPES)
+    client = ClientCore(PeerId("x"), types=ALL_TYPES, verifier=FAKE)
     replica = c.clients[p1].replicas[Rid(C)]
     client.replicas[Rid(C)] = replica.copy()  # holds version 1 as the master of term 1 wrote it
     client.master_changed(PeerId("m2"), Term(2), now=0.0)
@@ -144,7 +145,7 @@ def test_an_entry_of_a_newer_term_at_a_version_this_replica_holds_from_an_older_
 
 
 def test_an_action_no_master_takes_is_proposed_again_then_reported_stuck() -> None:
-    client = ClientCore(PeerId("a"), types=ALL_TYPES)  # its master never answers: nothing is delivered
+    client = ClientCore(PeerId("a"), types=ALL_TYPES, verifier=FAKE)  # its master never answers: nothing is delivered
     client.replicas[Rid(C)] = _replica()
     client.master_changed(PeerId("m"), Term(1), now=0.0)
     seq, _ = client.dispatch(Rid(C), mx.Action("increment"), now=0.0)
@@ -164,7 +165,7 @@ def test_an_action_no_master_takes_is_proposed_again_then_reported_stuck() -> No
 
 
 def test_the_bound_counts_from_when_the_master_became_known() -> None:
-    client = ClientCore(PeerId("a"), types=ALL_TYPES)
+    client = ClientCore(PeerId("a"), types=ALL_TYPES, verifier=FAKE)
     client.replicas[Rid(C)] = _replica()
     seq, _ = client.dispatch(Rid(C), mx.Action("increment"), now=0.0)  # no master yet
     assert client.resend_stalled(20.0) == []
@@ -300,11 +301,10 @@ def test_a_refused_pull_does_not_make_its_peer_send_its_confirmed_actions_again(
         c.dispatch(peer, C, mx.Action("increment"))
         c.deliver(peer, p0)
     for peer, entries in ((p1, 1), (p2, 2), (p3, 4)):
-        for _ in range(entries):
-            c.deliver(p0, peer)
+        c.deliver_entries(p0, peer, entries)
     c.kill(p0)
     assert [c.clients[p].replicas[Rid(C)].version for p in (p1, p2, p3)] == [1, 2, 4]
-    c.elect(p1, Term(2), deliver=False)
+    c.elect(p1, 2, deliver=False)
     # both replicas on their way to p1, p2's first: break it
     while not (_pulled_ahead(c, p2, p1) and _pulled_ahead(c, p3, p1)):
         links = [link for link in c.pending_links() if not (link[1] == p1 and _pulled_ahead(c, *link))]
@@ -344,7 +344,7 @@ def test_a_resource_reported_after_recovery_is_pulled_and_its_authors_actions_wa
     # resource it does not hold at all, whenever it is reported, and actions on it wait for it.
     c = CoreCluster(3)
     _, p1, p2 = c.ids
-    c.elect(p1, Term(1))
+    c.elect(p1, 1)
     c.create(p1, C, run=False)
     _run_alone(c, p1)
     for _ in range(3):
@@ -352,7 +352,7 @@ def test_a_resource_reported_after_recovery_is_pulled_and_its_authors_actions_wa
     _run_alone(c, p1)
     assert not c.clients[p2].has(Rid(C))
     assert c.view(p1, C) == {"count": 3}
-    c.elect(p2, Term(2), deliver=False)
+    c.elect(p2, 2, deliver=False)
     late = c.links.pop((p1, p2))  # p1's report and re-sends arrive after recovery
     c.run()
     c.advance(RECOVERY_TIMEOUT + 0.1)

@@ -4,13 +4,12 @@ Raft's election half over our own links: terms, pre-vote, one vote per term, up-
 ranked and randomized timeouts, heartbeats with acks (the lease), fencing, and handover
 (Raft's TimeoutNow). See docs/election.md for the state diagram and the two quorum policies.
 
-With an ``identity`` (every real peer has one) a term is won by votes only: each vote is signed,
+A term is won by votes only: each vote is signed (by the injected ``Signer``),
 a master shows its certificate (the votes that elected it) in its heartbeats, and a peer follows
 or steps down only for a certificate that is a quorum of the peers it sees; a term round moves
 by one at most per vote; replies, acks and other messages never depose anyone; a handover needs
 the master's signed grant; a candidate that won a vote and never showed a master is refused for
-a while. docs/security.md says why each rule is there. Without an identity (hand-fed unit tests)
-the machine trusts every message, as release 0.1 did.
+a while. docs/security.md says why each rule is there.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
     import random
     from collections.abc import Iterable
 
-    from ..identity import Identity
+    from ..signing import Signer, Verifier
 
 __all__ = [
     "LAG_AFTER",
@@ -58,7 +57,6 @@ __all__ = [
     "LinksChanged",
     "LogPosition",
     "MasterKnown",
-    "Observed",
     "PeerLeft",
     "Policy",
     "Received",
@@ -222,13 +220,6 @@ class Joining:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Observed:
-    """A non-election message carried ``term``; a higher term fences us (a master steps down)."""
-
-    term: Term
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Distrust:
     """``peer`` was caught forging (a master that signed two histories, or an action its author never signed).
 
@@ -245,7 +236,7 @@ class Roles:
     spectators: frozenset[PeerId]
 
 
-Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Observed | Joining | Roles | Distrust
+Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Joining | Roles | Distrust
 
 # -- effects ----------------------------------------------------------------------------------
 
@@ -292,20 +283,21 @@ class ElectionMachine:
         *,
         config: ElectionConfig,
         rng: random.Random,
-        identity: Identity | None = None,
+        signer: Signer,
+        verifier: Verifier,
         spectator: bool = False,
     ) -> None:
-        """``identity`` (whose id is ``me``) signs votes and grants and turns on every signed rule.
+        """``signer`` (whose id is ``me``) signs votes and grants; ``verifier`` checks the others'.
         A ``spectator`` follows the master but never campaigns nor votes."""
-        if identity is not None and identity.id != me:
-            raise ValueError("identity.id must be the machine's own id")
+        if signer.id != me:
+            raise ValueError("signer.id must be the machine's own id")
         self._me = me
         self._spectator = spectator
         self._spectators: frozenset[PeerId] = frozenset()  # the OTHER peers known to be spectators
         self._config = config
         self._rng = rng
-        self._identity = identity
-        self._signed = identity is not None
+        self._signer = signer
+        self._verifier = verifier
         self._cert: dict[PeerId, bytes] = {}  # candidate / master: the signed votes won in our term
         self._trusted: dict[Term, PeerId] = {}  # terms whose certificate we checked, and their master
         self._seen: dict[Term, PeerId] = {}  # terms whose master showed votes of other peers we know
@@ -319,7 +311,7 @@ class ElectionMachine:
         self._salt = salt_of(me)
         self._role = Role.FOLLOWER
         self._term = Term(0)
-        self._ballot = Term(0)  # the highest term we voted or campaigned in (== _term unsigned)
+        self._ballot = Term(0)  # the highest term we voted or campaigned in
         self._master: PeerId | None = None
         self._voted_for: PeerId | None = None
         self._announced: tuple[PeerId | None, Term] = (None, Term(0))
@@ -416,7 +408,7 @@ class ElectionMachine:
         return self._handover_to is None and now < self._lease_until()
 
     def master_of(self, term: Term) -> PeerId | None:
-        """The master of ``term`` if we know it: we followed it, or saw it hold votes of peers we know (signed)."""
+        """The master of ``term`` if we know it: we followed it, or saw it hold votes of peers we know."""
         return self._trusted.get(term) or self._seen.get(term)
 
     def has_quorum(self, voters: frozenset[PeerId]) -> bool:
@@ -462,11 +454,6 @@ class ElectionMachine:
                     self._step_down(self._term, now)
                     self._sticky_until = -math.inf
                     self._arm_election(now, prompt=True)
-            case Observed(term=term):
-                # signed: a term heard outside the election proves nothing (a client could make it
-                # up); the new master's certified heartbeat is what moves us
-                if term > self._term and not self._signed:
-                    self._step_down(term, now)
             case Joining(peers=peers):
                 if not self._settled:
                     self._joining = peers
@@ -608,11 +595,10 @@ class ElectionMachine:
                 self._positions.pop(peer, None)
                 self._acked.pop(peer, None)
 
-    # -- certificates (signed) --
+    # -- certificates --
 
     def _vote_proof(self, term: Term, candidate: PeerId) -> bytes:
-        assert self._identity is not None
-        return prove(self._identity, "vote", term, candidate)
+        return prove(self._signer, "vote", term, candidate)
 
     def _voters(self, term: Term, master: PeerId, cert: tuple[bytes, ...]) -> set[PeerId]:
         """The distinct peers of our view whose valid signed votes for ``master`` in ``term`` ``cert`` holds."""
@@ -622,7 +608,7 @@ class ElectionMachine:
             claimed = signer_key(proof)
             if claimed is None or claimed in voters or claimed not in allowed:
                 continue  # filtered before any signature is checked: bounded work per message
-            if signer(proof, "vote", term, master) == claimed:
+            if signer(proof, "vote", term, master, verifier=self._verifier) == claimed:
                 voters.add(claimed)
         if voters - {master} and term not in self._seen:  # others voted for it: it did master that term
             self._seen[term] = master
@@ -744,18 +730,16 @@ class ElectionMachine:
     def _campaign(self, now: float, out: list[Effect], *, handover: bool, grant: bytes = b"") -> None:
         if self._spectator:
             return
-        # Signed, the term peers see (and fence with) moves only to a won term: a lost campaign
-        # leaves it as it was, so the winner of the same round is followed even if its term is lower.
+        # The term peers see (and fence with) moves only to a won term: a lost campaign leaves
+        # it as it was, so the winner of the same round is followed even if its term is lower.
         self._ballot = self._next_term()
-        if not self._signed:
-            self._term = self._ballot
         self._role = Role.CANDIDATE
         self._master = None
-        self._heartbeat_at = None  # a master running again (signed: a healed partition) is no master meanwhile
+        self._heartbeat_at = None  # a master running again (a healed partition) is no master meanwhile
         self._handover_to = self._handover_at = None
         self._voted_for = self._me
         self._votes = {self._me}
-        self._cert = {self._me: self._vote_proof(self._ballot, self._me)} if self._signed else {}
+        self._cert = {self._me: self._vote_proof(self._ballot, self._me)}
         self._proposal = None
         self._prevotes.clear()
         self._arm_election(now)
@@ -790,7 +774,7 @@ class ElectionMachine:
         self._sent.pop(self._seq - _SENT_KEPT, None)
         self._heartbeat_at = now + self._config.heartbeat_interval
         out.append(Broadcast(message=self._heartbeat_message()))
-        if self._signed and now >= self._top_up_at + _TOP_UP:
+        if now >= self._top_up_at + _TOP_UP:
             self._top_up(now, out)
 
     def _top_up(self, now: float, out: list[Effect]) -> None:
@@ -809,7 +793,7 @@ class ElectionMachine:
         )
 
     def _heartbeat_message(self) -> Heartbeat:
-        cert = tuple(proof for _, proof in sorted(self._cert.items())) if self._signed else ()
+        cert = tuple(proof for _, proof in sorted(self._cert.items()))
         return Heartbeat(
             term=self._term, seq=self._seq, successors=self._ranked_successors(), cert=cert, index=self._position[1]
         )
@@ -835,7 +819,7 @@ class ElectionMachine:
         self._handover_to = untried[0]
         self._handover_tried.add(self._handover_to)
         self._handover_at = now + self._config.election_timeout
-        grant = prove(self._identity, "handover", self._term, self._handover_to) if self._identity else b""
+        grant = prove(self._signer, "handover", self._term, self._handover_to)
         out.append(Send(to=self._handover_to, message=TimeoutNow(term=self._term, grant=grant)))
 
     def _recheck_quorum(self, now: float, out: list[Effect]) -> None:
@@ -907,24 +891,24 @@ class ElectionMachine:
         cert: tuple[bytes, ...] = ()
         leader = ""
         known = self._known_cert
-        if self._signed and self._trusted.get(term) == self._me:  # a term we won (and maybe left)
+        if self._trusted.get(term) == self._me:  # a term we won (and maybe left)
             cert, leader = tuple(proof for _, proof in sorted(self._cert.items())), self._me
-        elif self._signed and known is not None and known[0] == term:
+        elif known is not None and known[0] == term:
             _, leader, cert = known
         return HeartbeatAck(term=term, seq=seq, last_term=last_term, last_index=last_index, cert=cert, leader=leader)
 
     def _on_heartbeat(self, sender: PeerId, message: Heartbeat, now: float, out: list[Effect]) -> None:
         term = message.term
-        if term < self._term:  # a stale master: tell it our term (and, signed, its certificate)
+        if term < self._term:  # a stale master: tell it our term (and its certificate)
             out.append(Send(to=sender, message=self._ack(self._term, message.seq)))
-            if self._signed and self._role is Role.MASTER:
+            if self._role is Role.MASTER:
                 self._rival(sender, message, now, out)
             return
         # Two masters of one term only happen on a salt collision: the lower id keeps it
         # (a master is its own master, so this also covers a master hearing a rival).
         if term == self._term and self._master is not None and sender > self._master:
             return
-        if self._signed and not (term == self._term and self._master == sender):
+        if not (term == self._term and self._master == sender):
             if not self._certified(term, sender, message.cert):
                 if self._role is Role.MASTER:
                     self._rival(sender, message, now, out)
@@ -938,8 +922,21 @@ class ElectionMachine:
         self._proposal = None
         self._prevotes.clear()
         self._arm_election(now)
-        out.append(Send(to=sender, message=self._ack(term, message.seq)))
+        out.append(Send(to=sender, message=self._ack(self._lendable(term, now), message.seq)))
         self._check_lag(message.index, now, out)
+
+    def _lendable(self, term: Term, now: float) -> Term:
+        """The term our ack of a heartbeat of ``term`` names: ``term``, or a newer one we just voted in.
+
+        Under MAJORITY an ack lends the master its lease; while a vote we gave in a newer term may
+        still elect its candidate (the pending vote: two election timeouts), the lease is not ours
+        to lend, and the ack names that newer term (which credits no lease).
+        """
+        self._check_pending_vote(now)
+        pending = self._pending_vote
+        if self._config.policy is Policy.MAJORITY and pending is not None and pending[0] > term:
+            return pending[0]
+        return term
 
     def _check_lag(self, master_index: int, now: float, out: list[Effect]) -> None:
         """Entries take milliseconds to arrive: still short of an index the master had long ago, we missed some."""
@@ -954,7 +951,7 @@ class ElectionMachine:
             out.append(Lagging())
 
     def _rival(self, sender: PeerId, message: Heartbeat, now: float, out: list[Effect]) -> None:
-        """As master, we hear another master we will not follow (signed).
+        """As master, we hear another master we will not follow.
 
         A master whose own certificate is still a quorum of the group it sees keeps its place
         (the other must yield: a liar's claim changes nothing). One whose certificate no longer
@@ -983,9 +980,7 @@ class ElectionMachine:
 
     def _on_heartbeat_ack(self, sender: PeerId, message: HeartbeatAck, now: float, out: list[Effect]) -> None:
         if message.term > self._term:
-            if not self._signed:
-                self._step_down(message.term, now)
-            elif self._role is Role.MASTER:
+            if self._role is Role.MASTER:
                 self._run_above(message, now, out)
             return
         if message.term < self._term or self._role is not Role.MASTER:
@@ -1031,17 +1026,11 @@ class ElectionMachine:
                 if self._has_quorum(self._prevotes):
                     self._campaign(now, out, handover=False)
         elif message.term > self._ballot:
-            if self._signed:
-                self._learn_round(message.term)  # a refusal proves nothing: our next round goes past it
-            else:
-                self._step_down(message.term, now)
+            self._learn_round(message.term)  # a refusal proves nothing: our next round goes past it
 
     def _on_vote_request(self, sender: PeerId, message: VoteRequest, now: float, out: list[Effect]) -> None:
         if message.term < self._ballot:
             out.append(Send(to=sender, message=VoteReply(term=self._ballot, granted=False)))
-            return
-        if not self._signed:
-            self._on_vote_request_unsigned(sender, message, now, out)
             return
         refuse = VoteReply(term=self._ballot, granted=False)
         if self._spectator:
@@ -1055,7 +1044,7 @@ class ElectionMachine:
             out.append(Send(to=sender, message=refuse))  # no jumping rounds, no campaigning for others' terms
             return
         granted_over = self._master is not None and (
-            signer(message.grant, "handover", self._term, sender) == self._master
+            signer(message.grant, "handover", self._term, sender, verifier=self._verifier) == self._master
         )
         handover = message.handover and granted_over
         if not handover and sender != self._master and self._sticky(now):
@@ -1075,24 +1064,8 @@ class ElectionMachine:
         proof = self._vote_proof(message.term, sender)
         out.append(Send(to=sender, message=VoteReply(term=message.term, granted=True, proof=proof)))
 
-    def _on_vote_request_unsigned(self, sender: PeerId, message: VoteRequest, now: float, out: list[Effect]) -> None:
-        if not message.handover and self._sticky(now):
-            return  # a live master exists: ignore the disruption (Raft §9.6)
-        chosen = self._handover_to == sender  # our own successor: it need not be as up to date as us
-        if message.term > self._term:
-            self._step_down(message.term, now)
-        up_to_date = (message.last_term, message.last_index) >= self._position
-        grant = not self._spectator and self._voted_for in (None, sender) and (up_to_date or chosen)
-        if grant:
-            self._voted_for = sender
-            self._arm_election(now)
-        out.append(Send(to=sender, message=VoteReply(term=self._term, granted=grant)))
-
     def _on_vote_reply(self, sender: PeerId, message: VoteReply, now: float, out: list[Effect]) -> None:
         if message.term > self._ballot:
-            if not self._signed:
-                self._step_down(message.term, now)
-                return
             self._learn_round(message.term)
             if self._role is Role.MASTER and not self._own_cert_holds() and now >= self._rival_at + _RIVAL:
                 # a peer of our group is past our term and our votes are not a quorum of the group
@@ -1104,27 +1077,20 @@ class ElectionMachine:
             return
         if sender in self._spectators:
             return  # a spectator's vote counts for nothing
-        if self._signed:
-            if signer(message.proof, "vote", self._ballot, self._me) != sender:
-                return  # an unsigned or forged vote counts for nothing
-            self._cert[sender] = message.proof  # late votes join a master's certificate too
+        if signer(message.proof, "vote", self._ballot, self._me, verifier=self._verifier) != sender:
+            return  # an unsigned or forged vote counts for nothing
+        self._cert[sender] = message.proof  # late votes join a master's certificate too
         if self._role is Role.CANDIDATE:
             self._votes.add(sender)
             if self._has_quorum(self._votes):
                 self._become_master(now, out)
 
     def _on_timeout_now(self, sender: PeerId, message: TimeoutNow, now: float, out: list[Effect]) -> None:
-        if self._signed:
-            # only our own master may hand over to us, and only with its signed grant
-            if (
-                message.term == self._term
-                and self._master == sender
-                and self._role is Role.FOLLOWER
-                and signer(message.grant, "handover", self._term, self._me) == sender
-            ):
-                self._campaign(now, out, handover=True, grant=message.grant)
-            return
-        if message.term > self._term:
-            self._step_down(message.term, now, master=sender)
-        if message.term == self._term and self._master == sender and self._role is Role.FOLLOWER:
-            self._campaign(now, out, handover=True)
+        # only our own master may hand over to us, and only with its signed grant
+        if (
+            message.term == self._term
+            and self._master == sender
+            and self._role is Role.FOLLOWER
+            and signer(message.grant, "handover", self._term, self._me, verifier=self._verifier) == sender
+        ):
+            self._campaign(now, out, handover=True, grant=message.grant)

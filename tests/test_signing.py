@@ -1,0 +1,51 @@
+"""The signing seam: Ed25519 in production, a fast fake that still refuses forgeries in tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from movex_p2p.identity import Identity, peer_id_of
+from movex_p2p.proofs import prove, signer
+from movex_p2p.signing import ED25519, FAKE, FakeSigner, Signer, Verifier
+
+
+def test_a_fake_signature_passes_only_for_its_key_and_its_bytes() -> None:
+    one, two = FakeSigner.from_seed(1), FakeSigner.from_seed(2)
+    signature = one.sign(b"hello")
+    assert len(signature) == 64
+    assert FAKE.verify(one.public_key, signature, b"hello")
+    assert not FAKE.verify(one.public_key, signature, b"hellO")  # a changed message
+    assert not FAKE.verify(two.public_key, signature, b"hello")  # made with another key
+    assert not FAKE.verify(one.public_key, two.sign(b"hello"), b"hello")
+    assert not FAKE.verify(b"short", signature, b"hello")
+    assert not FAKE.verify(one.public_key, signature[:-1], b"hello")
+
+
+def test_fake_signers_are_seeded_and_their_ids_derive_from_their_keys() -> None:
+    assert FakeSigner.from_seed(7).public_key == FakeSigner.from_seed(7).public_key
+    assert FakeSigner.from_seed(7).id != FakeSigner.from_seed(8).id
+    key = FakeSigner.from_seed(b"seed")
+    assert key.id == peer_id_of(key.public_key)
+    identity = Identity(b"k" * 32)
+    assert FakeSigner(identity.public_key).id == identity.id  # the same peer, a fake signature
+    with pytest.raises(ValueError):
+        FakeSigner(b"short")
+
+
+@pytest.mark.parametrize(
+    ("make", "verifier"),
+    [
+        pytest.param(lambda n: Identity(bytes([n]) * 32), ED25519, id="ed25519"),
+        pytest.param(FakeSigner.from_seed, FAKE, id="fake"),
+    ],
+)
+def test_a_proof_names_its_signer_under_its_own_scheme_only(make: object, verifier: Verifier) -> None:
+    one: Signer = make(1)  # type: ignore[operator]
+    two: Signer = make(2)  # type: ignore[operator]
+    proof = prove(one, "vote", 5, "cand")
+    assert signer(proof, "vote", 5, "cand", verifier=verifier) == one.id
+    assert signer(proof, "vote", 6, "cand", verifier=verifier) is None  # another statement
+    forged = two.public_key + proof[32:]  # one's signature under two's key
+    assert signer(forged, "vote", 5, "cand", verifier=verifier) is None
+    other = FAKE if verifier is ED25519 else ED25519
+    assert signer(proof, "vote", 5, "cand", verifier=other) is None  # one scheme per room
