@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import random
+
+import anyio
 import pytest
 
+import movex_p2p as mx
 from movex_p2p.identity import Identity, peer_id_of
 from movex_p2p.proofs import prove, signer
 from movex_p2p.signing import ED25519, FAKE, FakeSigner, Signer, Verifier
+from resources import Counter
+from test_node_scenarios import until
 
 
 def test_a_fake_signature_passes_only_for_its_key_and_its_bytes() -> None:
@@ -49,3 +55,21 @@ def test_a_proof_names_its_signer_under_its_own_scheme_only(make: object, verifi
     assert signer(forged, "vote", 5, "cand", verifier=verifier) is None
     other = FAKE if verifier is ED25519 else ED25519
     assert signer(proof, "vote", 5, "cand", verifier=other) is None  # one scheme per room
+
+
+async def test_peers_with_the_benchmarks_fake_signer_play_the_same_protocol() -> None:
+    """``Peer(_fake_signer=True)`` (benchmarks/lan_node.py --fake-signer): same ids, same protocol, fake signatures."""
+    net = mx.LocalNetwork()
+    peers = [
+        mx.Peer(room="fake", types=[Counter], name=f"f{i}", transport=net, seed=i, _fake_signer=True) for i in range(3)
+    ]
+    with anyio.fail_after(10):
+        async with peers[0] as a, peers[1] as b, peers[2] as c:
+            for p in (a, b, c):
+                await p.wait_ready()
+            rid = await b.create(Counter, id="c")
+            resources = [await p.bind(rid) for p in (a, b, c)]
+            for res in resources:
+                await res.dispatch(mx.Action("increment"))
+            await until(lambda: all(res.state == {"count": 3} for res in resources))
+    assert a.id == mx.Identity(random.Random(0).randbytes(32)).id  # the id of the seed's real key
