@@ -256,7 +256,7 @@ class CoreCluster:
         self.salt = salt
         self.rng = random.Random(seed)
         self.alive: set[PeerId] = set(self.ids)
-        self.clients = {p: ClientCore(p, types=types, verifier=FAKE) for p in self.ids}
+        self.clients = {p: ClientCore(p, types=types) for p in self.ids}
         self.links: dict[tuple[PeerId, PeerId], deque[bytes]] = defaultdict(deque)
         self.effects: dict[PeerId, list[fx.Effect]] = defaultdict(list)
         self.delivered: list[tuple[PeerId, PeerId, wire.Message]] = []

@@ -169,7 +169,7 @@ def test_a_restarted_author_continues_its_seqs_and_gets_its_held_secrets_back() 
     c.run()
     assert c.view(bob, "rps:g")["submissions"]["playerB"] == {"play": "rock"}
     # bob's process dies; a new one with the same id (the same identity) joins and reports nothing
-    c.clients[bob] = fresh = ClientCore(bob, types=c.types, verifier=FAKE)
+    c.clients[bob] = fresh = ClientCore(bob, types=c.types)
     c.route(bob, fresh.master_changed(c.master_id, c.term))
     c.run()
     assert fresh.view(Rid("rps:g"))["submissions"]["playerB"] == {"play": "rock"}  # its hand is back
@@ -186,7 +186,7 @@ def test_an_opaque_replica_takes_snapshots_at_a_bounded_rate() -> None:
     c.setup("counter:c")
     eye = PeerId("eye")
     c.alive.add(eye)
-    c.clients[eye] = opaque = ClientCore(eye, types={}, opaque=True, verifier=FAKE)
+    c.clients[eye] = opaque = ClientCore(eye, types={}, opaque=True)
     c.route(eye, opaque.master_changed(c.master_id, c.term))
     c.run()
     assert opaque.has(Rid("counter:c"))
@@ -209,7 +209,7 @@ def test_an_opaque_replica_takes_snapshots_at_a_bounded_rate() -> None:
 
 
 def test_a_stall_is_reported_once_per_doubling() -> None:
-    client = ClientCore(PeerId("a"), types={"counter": Counter}, verifier=FAKE)
+    client = ClientCore(PeerId("a"), types={"counter": Counter})
     client.master_changed(PeerId("m"), Term(1))
     client.replicas[Rid("counter:c")] = Replica(rid=Rid("counter:c"), type=Counter, state={"count": 0})
     client.dispatch(Rid("counter:c"), mx.Action("increment"), now=0.0)

@@ -47,16 +47,17 @@ from .election.messages import ElectionMessage
 from .errors import IncompatibleType, InvalidState, ProtocolError, RemoteProtocolError
 from .ids import PeerId, Rid, Term
 from .presence import Introduce, PeerInfo, Role
-from .proofs import prove
+from .proofs import prove, signer_key
 from .resource import effects as fx
 from .resource import messages as rm
 from .resource.client import ClientCore
-from .resource.history import action_digest, commitment, endorsement_signer, seal_signer
+from .resource.history import action_digest, commitment
 from .resource.master import MasterCore
 from .resource.state import freeze
 from .resource.types import Action, ResourceType, parse_rid
 from .routes import Lane, Route
 from .transport.base import MAX_DATAGRAM, Frame, PeerDown, PeersSeen, PeerUp, TransportEvent
+from .verify import check
 
 if TYPE_CHECKING:
     import random
@@ -224,7 +225,7 @@ class NodeCore:
         self.rng = rng
         self.decode_limit = decode_limit
         self.majority = election.policy is el.Policy.MAJORITY
-        self.client = ClientCore(me, types=self.types, wait_commit=self.majority, opaque=opaque, verifier=verifier)
+        self.client = ClientCore(me, types=self.types, wait_commit=self.majority, opaque=opaque)
         self.election = el.ElectionMachine(
             me, config=election, rng=rng, signer=signer, verifier=verifier, spectator=role == "spectator"
         )
@@ -271,7 +272,11 @@ class NodeCore:
                         self._dropped.append(Dropped(sender=sender, reason=f"malformed frame: {exc}"))
                         continue
                     for message in messages:
-                        self._route(sender, message)
+                        refused = check(sender, message, self.verifier)  # every signature, once
+                        if refused is not None:
+                            self._dropped.append(Dropped(sender=sender, reason=f"{type(message).__name__}: {refused}"))
+                        else:
+                            self._route(sender, message)
                 case PeerUp(peer=peer):
                     self._guard(peer, "PeerUp", self._link_up, peer)
                 case PeerDown(peer=peer, graceful=graceful):
@@ -442,8 +447,6 @@ class NodeCore:
         if type(message) is rm.Endorse:
             if sender == self.me:
                 return False  # not ours to check: we wrote it
-            if endorsement_signer(message, self.verifier) != sender:
-                raise RemoteProtocolError("an endorsement not signed by its sender")
             endorsed = rm.Endorsed(term=message.term, author=sender, digests=message.digests, proof=message.proof)
             book = self._endorsements.setdefault(sender, OrderedDict())
             for digest in message.digests:
@@ -526,9 +529,9 @@ class NodeCore:
         ours = self._seals.get((theirs.term, theirs.index))
         if ours is None or ours == theirs:
             return
-        master = seal_signer(ours, self.verifier)
-        if master is None or seal_signer(theirs, self.verifier) != master:
-            return  # a made-up seal proves nothing (and costs the sender its credibility only)
+        master = signer_key(ours.proof)  # both seals passed the verify stage: their keys signed them
+        if master is None or signer_key(theirs.proof) != master:
+            return  # another master's seal proves nothing about ours
         self._distrust(master, f"it sealed two different histories at index {theirs.index} of term {theirs.term}")
 
     def _distrust(self, peer: PeerId, reason: str) -> None:

@@ -10,8 +10,8 @@ A peer's concurrent action only moves ``confirmed``; pending own actions are rep
 so it never forces a resync. A gap or a checksum mismatch asks for one snapshot (single
 flight per resource); pending actions are rebased on it.
 
-An entry is applied only if its author signed it (the master
-republishes each author's ``Endorsed`` digests before the entries), a reveal only if it matches
+An entry is applied only if its author signed it (the master republishes each author's
+``Endorsed`` digests before the entries; the node's verify stage checked their signatures), a reveal only if it matches
 the commitment published with the public half, and the master's seals are checked against the
 replicas: anything else is a forgery by the master (a :class:`~.effects.Forged` effect).
 """
@@ -23,9 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, assert_never
 
-from ..errors import ActionRejected, InvalidState, LocalProtocolError, RemoteProtocolError, StateTooLarge
+from ..errors import ActionRejected, InvalidState, LocalProtocolError, StateTooLarge
 from ..ids import PeerId, Rid, Term
-from ..signing import Verifier
 from .effects import (
     ActionSettled,
     Effect,
@@ -43,7 +42,7 @@ from .effects import (
     Synced,
     TermObserved,
 )
-from .history import action_digest, commitment, endorsement_signer, meta_digest, resolves
+from .history import action_digest, commitment, meta_digest, resolves
 from .messages import (
     Applied,
     Began,
@@ -157,13 +156,11 @@ class ClientCore:
         types: Mapping[str, ResourceType],
         wait_commit: bool = False,
         opaque: bool = False,
-        verifier: Verifier,
     ) -> None:
         """With ``wait_commit`` an own action is confirmed only once a quorum holds it (``majority``);
         with ``opaque`` this peer also replicates, read-only, resources of types it does not have;
-        ``verifier`` checks entries against their authors' signatures (see the module docstring)."""
+        entries are checked against their authors' endorsements (see the module docstring)."""
         self.me = me
-        self._verifier = verifier
         self._endorsed: OrderedDict[tuple[str, bytes], None] = OrderedDict()
         self.wait_commit = wait_commit
         self.opaque = opaque
@@ -463,8 +460,6 @@ class ClientCore:
         return res
 
     def _on_endorsed(self, sender: PeerId, msg: Endorsed) -> list[Effect]:
-        if endorsement_signer(msg, self._verifier) != msg.author:
-            raise RemoteProtocolError(f"an endorsement not signed by its author {msg.author}")
         for digest in msg.digests:
             self._endorsed[(msg.author, digest)] = None
         while len(self._endorsed) > MAX_ENDORSED:
