@@ -1,7 +1,7 @@
 """Failover and first-election times of the election alone, in the virtual-time harness.
 
 Run: python benchmarks/election.py            (a few seconds; --seeds N for more or fewer runs)
-     python benchmarks/election.py --signed   (every peer with an identity: signed votes, certificates)
+     python benchmarks/election.py --ed25519  (real Ed25519 keys instead of the fast fake signer)
 
 Each run starts a room (election.sim.Cluster: 1-5 ms links, every election message a datagram),
 waits for its first master, kills the master at a random point of a heartbeat period and
@@ -25,7 +25,7 @@ def settled(c: Cluster) -> bool:
     return len(masters) == 1 and all(m == masters[0] for m in c.known_masters().values())
 
 
-def run(policy: Policy, size: int, seed: int, *, reported: bool, signed: bool = False) -> tuple[float, float]:
+def run(policy: Policy, size: int, seed: int, *, reported: bool, ed25519: bool = False) -> tuple[float, float]:
     """(first election, failover) in seconds of virtual time."""
     rng = random.Random(seed)
     c = Cluster(
@@ -34,7 +34,7 @@ def run(policy: Policy, size: int, seed: int, *, reported: bool, signed: bool = 
         rng=rng,
         delay=(0.001, 0.005),
         down_delay=0.0 if reported else None,
-        signed=signed,
+        ed25519=ed25519,
     )
     assert c.run_until(5.0, until=settled)
     first = c.now
@@ -48,14 +48,14 @@ def run(policy: Policy, size: int, seed: int, *, reported: bool, signed: bool = 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=300)
-    parser.add_argument("--signed", action="store_true", help="signed peers (as every real Peer)")
+    parser.add_argument("--ed25519", action="store_true", help="real Ed25519 keys (the protocol is the same)")
     args = parser.parse_args()
-    print(f"virtual seconds over {args.seeds} seeds{', signed' if args.signed else ''}: mean / max")
+    print(f"virtual seconds over {args.seeds} seeds{', ed25519' if args.ed25519 else ''}: mean / max")
     print(f"{'policy, peers':18} {'first election':>16} {'death reported':>16} {'never reported':>16}")
     for policy, sizes in ((Policy.AVAILABLE, (2, 3, 5)), (Policy.MAJORITY, (3, 5))):
         for size in sizes:
-            reported = [run(policy, size, seed, reported=True, signed=args.signed) for seed in range(args.seeds)]
-            silent = [run(policy, size, seed, reported=False, signed=args.signed)[1] for seed in range(args.seeds)]
+            reported = [run(policy, size, seed, reported=True, ed25519=args.ed25519) for seed in range(args.seeds)]
+            silent = [run(policy, size, seed, reported=False, ed25519=args.ed25519)[1] for seed in range(args.seeds)]
             firsts = [first for first, _ in reported]
             cells = [
                 f"{statistics.mean(values):.2f} / {max(values):.2f}"

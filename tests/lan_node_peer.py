@@ -106,7 +106,7 @@ async def run(args: argparse.Namespace) -> None:
             seed=args.seed,
             transport=mx.LanTransport([args.iface]),
             election=election,
-            _signed=not args.unsigned,
+            _fake_signer=args.fake_signer,
         )
         emit("entering", wall=time.time())
         async with peer:
@@ -145,7 +145,9 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--id", required=True)
-    parser.add_argument("--unsigned", action="store_true", help="benchmark only: no signed history nor election")
+    parser.add_argument(
+        "--fake-signer", action="store_true", help="benchmark only: a keyed hash in place of Ed25519 (same protocol)"
+    )
     parser.add_argument("--expect", type=int, required=True, help="other peers to wait for")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--iface", default="127.0.0.2")

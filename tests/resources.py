@@ -3,7 +3,9 @@
 Every test, test peer process and benchmark takes its resource types from here (one counter,
 one tally...). ``CoreCluster`` drives ``MasterCore``/``ClientCore`` directly: effects are routed
 between cores as encoded frames over per-link FIFO queues, by the routes the messages declare;
-time is a number advanced by hand (STYLE.md §2.5).
+time is a number advanced by hand (STYLE.md §2.5). It runs the signed history as NodeCore plumbs
+it (fake signers): each author endorses its proposals, the master's entries go out behind the
+authors' ``Endorsed``, and the master seals the heads after each step.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from typing import Any, Final, cast
 
 import movex_p2p as mx
 from movex_p2p import wire
+from movex_p2p.election.machine import SALT_BITS, salt_of
 from movex_p2p.ids import PeerId, Rid, Term
+from movex_p2p.proofs import prove
 from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.client import ClientCore
+from movex_p2p.resource.history import action_digest, commitment
 from movex_p2p.resource.master import MasterCore
 from movex_p2p.routes import Route
+from movex_p2p.signing import FAKE, FakeSigner
 
 Action = mx.Action
 
@@ -239,7 +245,12 @@ class CoreCluster:
         salt: bytes = b"salt",
         now: float = 100.0,
     ) -> None:
-        self.ids = [PeerId(f"p{i}") for i in range(size)]
+        signers = sorted((FakeSigner.from_seed(seed << 16 | i) for i in range(size)), key=lambda s: s.id)
+        self.signers = {s.id: s for s in signers}
+        self.ids = [s.id for s in signers]
+        """The peers, lowest id first."""
+        self.term_masters: dict[Term, PeerId] = {}
+        self._endorsements: dict[tuple[PeerId, Rid, int], rm.Endorsed] = {}
         self.types = types
         self.now = now
         self.salt = salt
@@ -250,12 +261,19 @@ class CoreCluster:
         self.effects: dict[PeerId, list[fx.Effect]] = defaultdict(list)
         self.delivered: list[tuple[PeerId, PeerId, wire.Message]] = []
         self.master_id = self.ids[0]
-        self.master = self._new_master(self.master_id, Term(1), replicas=())
-        self.elect(self.master_id, Term(1), build=False)
+        self.term = self.term_of(1, self.master_id)
+        self.master = self._new_master(self.master_id, self.term, replicas=())
+        self.elect(self.master_id, 1, build=False)
 
     # -- topology ------------------------------------------------------------------------------
 
+    @staticmethod
+    def term_of(round_: int, master: PeerId) -> Term:
+        """Round ``round_`` of the term only ``master`` may win (its seals name it)."""
+        return Term(round_ << SALT_BITS | salt_of(master))
+
     def _new_master(self, me: PeerId, term: Term, replicas: Iterable[Any], index: int = 0) -> MasterCore:
+        self.term_masters[term] = me
         return MasterCore(
             me,
             term=term,
@@ -266,10 +284,14 @@ class CoreCluster:
             peers=frozenset(self.alive - {me}),
             now=self.now,
             rng_factory=random.Random,
+            signer=self.signers[me],
+            verifier=FAKE,
+            master_of=self.term_masters.get,
         )
 
-    def elect(self, master: PeerId, term: Term, *, build: bool = True, deliver: bool = True) -> None:
-        """Make ``master`` the master of ``term`` (built from its client's replicas) and tell everyone."""
+    def elect(self, master: PeerId, round_: int, *, build: bool = True, deliver: bool = True) -> None:
+        """Make ``master`` the master of round ``round_`` (built from its client's replicas) and tell everyone."""
+        term = self.term = self.term_of(round_, master)
         if build:
             client = self.clients[master]
             self.master = self._new_master(master, term, client.replicas.values(), client.index)
@@ -285,22 +307,52 @@ class CoreCluster:
         for key in [k for k in self.links if peer in k]:
             del self.links[key]
         if peer != self.master_id:
-            self.route(self.master_id, self.master.peers_changed(frozenset(self.alive - {self.master_id}), self.now))
+            self.master_step(self.master.peers_changed(frozenset(self.alive - {self.master_id}), self.now))
 
     # -- routing -------------------------------------------------------------------------------
 
-    def route(self, src: PeerId, effects: list[fx.Effect]) -> None:
+    def route(self, src: PeerId, effects: list[fx.Effect], *, one_frame: bool = False) -> None:
+        """Queue what ``src``'s core sends; ``one_frame``: each destination gets it as one frame (a node's step)."""
+        if one_frame:
+            start = {key: len(queue) for key, queue in self.links.items()}
+            self.route(src, effects)
+            for key, queue in self.links.items():
+                if key[0] == src and len(queue) - start.get(key, 0) > 1:
+                    frames = [queue.pop() for _ in range(len(queue) - start.get(key, 0))]
+                    queue.append(wire.encode_many([m for frame in reversed(frames) for m in wire.decode(frame)]))
+            return
         for effect in effects:
             match effect:
                 case fx.Send(to=to, message=message):
+                    if type(message) is rm.Propose and src != to:
+                        self._endorse(src, message)
                     if to in self.alive and src in self.alive:
                         self.links[(src, to)].append(wire.encode(message))
                 case fx.Publish(message=message):
                     frame = wire.encode(message)
+                    endorsed = (
+                        self._endorsements.pop((message.author, message.rid, message.seq), None)
+                        if type(message) is rm.Applied
+                        else None
+                    )
                     for dst in sorted(self.alive):
+                        if endorsed is not None:
+                            self.links[(src, dst)].append(wire.encode(endorsed))
                         self.links[(src, dst)].append(frame)
                 case _:
                     self.effects[src].append(effect)
+
+    def _endorse(self, author: PeerId, proposal: rm.Propose) -> None:
+        """What NodeCore does for an author: sign the digest of the proposal leaving for the master."""
+        commit = b"" if proposal.private is None else commitment(proposal.nonce, proposal.private)
+        digest = action_digest(author, proposal.rid, proposal.seq, proposal.action, commit)
+        proof = prove(self.signers[author], "endorse", digest)
+        endorsed = rm.Endorsed(term=proposal.term, author=author, digests=(digest,), proof=proof)
+        self._endorsements[(author, proposal.rid, proposal.seq)] = endorsed
+
+    def master_step(self, effects: list[fx.Effect]) -> None:
+        """Route what the master returned, then its seal of the heads that changed (as NodeCore does)."""
+        self.route(self.master_id, effects + self.master.seal(), one_frame=True)
 
     def deliver(self, src: PeerId, dst: PeerId) -> None:
         """Deliver the oldest frame on the link src -> dst."""
@@ -310,11 +362,19 @@ class CoreCluster:
             match message:
                 case _ if wire.ROUTES[type(message)] is Route.TO_MASTER:
                     if dst == self.master_id:
-                        self.route(dst, self.master.step(src, cast(rm.ToMaster, message), self.now))
+                        self.master_step(self.master.step(src, cast(rm.ToMaster, message), self.now))
                 case _ if wire.ROUTES[type(message)] is Route.TO_CLIENTS:
                     self.route(dst, self.clients[dst].step(src, cast(rm.ToClients, message), self.now))
                 case _:
                     raise AssertionError(f"not a resource message: {message!r}")
+
+    def deliver_entries(self, src: PeerId, dst: PeerId, count: int) -> None:
+        """Deliver frames on src -> dst until ``count`` more ``Applied`` entries arrived."""
+        got = 0
+        while got < count:
+            before = len(self.delivered)
+            self.deliver(src, dst)
+            got += sum(type(m) is rm.Applied for _, _, m in self.delivered[before:])
 
     def pending_links(self) -> list[tuple[PeerId, PeerId]]:
         return sorted(k for k, q in self.links.items() if q)
@@ -335,7 +395,7 @@ class CoreCluster:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-        self.route(self.master_id, self.master.tick(self.now))
+        self.master_step(self.master.tick(self.now))
 
     # -- app commands --------------------------------------------------------------------------
 

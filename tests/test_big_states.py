@@ -15,6 +15,7 @@ from movex_p2p.ids import PeerId, Term
 from movex_p2p.nodecore import FRAME_TARGET, NodeCore
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.state import freeze, size_of
+from movex_p2p.signing import FAKE, FakeSigner
 from movex_p2p.transport.base import PeerUp
 from resources import Blob
 from test_node_scenarios import room, until
@@ -74,8 +75,11 @@ async def test_a_late_joiner_syncs_a_room_bigger_than_any_frame() -> None:
 
 
 def test_one_step_for_a_peer_leaves_in_frames_of_about_frame_target() -> None:
-    me, other = PeerId("a"), PeerId("b")
-    core = NodeCore(me, types={"blob": Blob}, election=ElectionConfig(), rng=random.Random(1))
+    key = FakeSigner.from_seed(1)
+    me, other = key.id, PeerId("b")
+    core = NodeCore(
+        me, types={"blob": Blob}, election=ElectionConfig(), rng=random.Random(1), signer=key, verifier=FAKE
+    )
     core.start(0.0, 0.0)
     core.receive([PeerUp(peer=other)], 0.0, 0.0)
     now = 0.0

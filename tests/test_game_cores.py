@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import movex_p2p as mx
+from keys import fake_signers, term_of
 from movex_p2p import wire
 from movex_p2p.election import messages as em
 from movex_p2p.election.machine import (
@@ -29,6 +30,7 @@ from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.client import OPAQUE_REFRESH, RESEND_AFTER, ClientCore, is_opaque
 from movex_p2p.resource.replica import Replica
+from movex_p2p.signing import FAKE, FakeSigner
 from movex_p2p.transport.base import Frame, PeerDown, PeerUp
 from resources import CoreCluster, Counter, Rps, submit
 
@@ -38,38 +40,41 @@ POLICIES = [
 ]
 
 
-def with_spectators(size: int, spectators: set[str], config: ElectionConfig, seed: int = 1) -> Cluster:
-    """A cluster where ``spectators`` run spectator machines and every other peer knows them."""
+def with_spectators(size: int, spectators: set[int], config: ElectionConfig, seed: int = 1) -> Cluster:
+    """A cluster where the peers of index ``spectators`` run spectator machines and every other peer knows them."""
     c = Cluster(size, config=config, rng=random.Random(seed))
-    for name in spectators:
-        peer = PeerId(name)
-        c.machines[peer] = ElectionMachine(peer, config=config, rng=random.Random(seed), spectator=True)
+    for i in spectators:
+        peer = c.ids[i]
+        c.machines[peer] = ElectionMachine(
+            peer, config=config, rng=random.Random(seed), signer=c.signers[peer], verifier=c.verifier, spectator=True
+        )
         c.machines[peer].start(c.now)
     for peer in c.machines:
-        c.step(peer, Roles(spectators=frozenset(PeerId(s) for s in spectators)))
+        c.step(peer, Roles(spectators=frozenset(c.ids[i] for i in spectators)))
     return c
 
 
 @pytest.mark.parametrize("config", POLICIES)
 def test_one_player_among_spectators_is_elected_and_a_spectator_never_is(config: ElectionConfig) -> None:
-    c = with_spectators(3, {"p0", "p1"}, config)
-    assert c.run_until(3.0, until=lambda c: c.masters() == [PeerId("p2")])
+    c = with_spectators(3, {0, 1}, config)
+    p0, p1, p2 = c.ids
+    assert c.run_until(3.0, until=lambda c: c.masters() == [p2])
     c.run(3.0)
-    assert c.masters() == [PeerId("p2")]
-    assert all(e.peer == PeerId("p2") for e in c.elected)
-    assert c.known_masters() == dict.fromkeys(map(PeerId, ["p0", "p1", "p2"]), PeerId("p2"))
-    c.kill("p2")
+    assert c.masters() == [p2]
+    assert all(e.peer == p2 for e in c.elected)
+    assert c.known_masters() == dict.fromkeys([p0, p1, p2], p2)
+    c.kill(p2)
     c.run(5.0)
     assert c.masters() == []  # the spectators wait for a player
 
 
 def test_spectators_count_in_no_quorum() -> None:
     # two players and three spectators: under MAJORITY, the players' majority is what counts
-    c = with_spectators(5, {"p2", "p3", "p4"}, ElectionConfig(policy=Policy.MAJORITY))
+    c = with_spectators(5, {2, 3, 4}, ElectionConfig(policy=Policy.MAJORITY))
     assert c.run_until(3.0, until=lambda c: len(c.masters()) == 1)
     master = c.masters()[0]
-    assert master in {PeerId("p0"), PeerId("p1")}
-    other = ({PeerId("p0"), PeerId("p1")} - {master}).pop()
+    assert master in {c.ids[0], c.ids[1]}
+    other = ({c.ids[0], c.ids[1]} - {master}).pop()
     c.kill(str(master))
     c.run(5.0)
     assert c.masters() == []  # 1 of 2 players is no majority, however many spectators remain
@@ -77,17 +82,20 @@ def test_spectators_count_in_no_quorum() -> None:
 
 
 def test_a_spectator_grants_no_vote_and_a_granted_one_is_not_counted() -> None:
-    spectator = ElectionMachine(PeerId("s"), config=ElectionConfig(), rng=random.Random(0), spectator=True)
+    a, b, s = fake_signers(3)
+    spectator = ElectionMachine(
+        s.id, config=ElectionConfig(), rng=random.Random(0), signer=s, verifier=FAKE, spectator=True
+    )
     spectator.start(0.0)
-    request = em.VoteRequest(term=Term(5 << 32), last_term=0, last_index=0, handover=False)
-    out = spectator.step(Received(sender=PeerId("a"), message=request), 0.0)
-    assert [e.message for e in out if isinstance(e, Send)] == [em.VoteReply(term=Term(5 << 32), granted=False)]
+    request = em.VoteRequest(term=term_of(5, a.id), last_term=0, last_index=0, handover=False)
+    out = spectator.step(Received(sender=a.id, message=request), 0.0)
+    assert [e.message for e in out if isinstance(e, Send)] == [em.VoteReply(term=Term(0), granted=False)]
     # a candidate hears a (forged) granted vote from a known spectator: it does not count
     config = ElectionConfig(policy=Policy.MAJORITY)
-    candidate = ElectionMachine(PeerId("a"), config=config, rng=random.Random(0))
+    candidate = ElectionMachine(a.id, config=config, rng=random.Random(0), signer=a, verifier=FAKE)
     candidate.start(0.0)
-    candidate.step(LinksChanged(peers=frozenset({PeerId("b"), PeerId("s")})), 0.0)
-    candidate.step(Roles(spectators=frozenset({PeerId("s")})), 0.0)
+    candidate.step(LinksChanged(peers=frozenset({b.id, s.id})), 0.0)
+    candidate.step(Roles(spectators=frozenset({s.id})), 0.0)
     now = 0.0
     while candidate.role.name == "FOLLOWER" and now < 2.0:  # pre-vote needs b (2 players); b is silent
         now += 0.05
@@ -95,17 +103,17 @@ def test_a_spectator_grants_no_vote_and_a_granted_one_is_not_counted() -> None:
             message = getattr(effect, "message", None)
             if isinstance(message, em.PreVoteRequest):
                 reply = em.PreVoteReply(term=message.term, granted=True)
-                candidate.step(Received(sender=PeerId("s"), message=reply), now)
+                candidate.step(Received(sender=s.id, message=reply), now)
     assert candidate.role.name == "FOLLOWER"  # the spectator's pre-vote did not make a majority
 
 
 def test_a_master_hands_over_to_a_player_never_to_a_spectator() -> None:
-    c = with_spectators(3, {"p0"}, ElectionConfig())
+    c = with_spectators(3, {0}, ElectionConfig())
     assert c.run_until(3.0, until=lambda c: len(c.masters()) == 1)
     master = c.masters()[0]
     c.handover(str(master))
     c.leave(str(master))
-    expected = ({PeerId("p1"), PeerId("p2")} - {master}).pop()
+    expected = ({c.ids[1], c.ids[2]} - {master}).pop()
     assert c.run_until(c.now + 2.0, until=lambda c: c.masters() == [expected])
 
 
@@ -126,13 +134,13 @@ def test_a_removed_resource_is_gone_everywhere_and_a_late_report_cannot_bring_it
     assert len(c.of_type(fx.ResourceRemoved)) == 3
     assert c.master.resource(Rid("counter:c")) is None
     # a peer that missed the removal reports the old replica: it is told again, not pulled
-    report = rm.Report(term=Term(1), req=99, have={"counter:c": stale})
+    report = rm.Report(term=c.term, req=99, have={"counter:c": stale})
     out = c.master.step(c.ids[2], report, c.now)
     sent = [e.message for e in out if isinstance(e, fx.Send)]
     assert any(isinstance(m, rm.Removed) and m.rid == "counter:c" for m in sent)
     assert not any(isinstance(m, rm.Pull) for m in sent)
     # a new master built from a replica set that knows the removal keeps refusing it
-    c.elect(c.ids[1], Term(2))
+    c.elect(c.ids[1], 2)
     assert c.master.resource(Rid("counter:c")) is None
     req, effects = c.clients[c.ids[0]].remove(Rid("counter:c"))
     c.route(c.ids[0], effects)
@@ -162,7 +170,7 @@ def test_a_restarted_author_continues_its_seqs_and_gets_its_held_secrets_back() 
     assert c.view(bob, "rps:g")["submissions"]["playerB"] == {"play": "rock"}
     # bob's process dies; a new one with the same id (the same identity) joins and reports nothing
     c.clients[bob] = fresh = ClientCore(bob, types=c.types)
-    c.route(bob, fresh.master_changed(c.master_id, Term(1)))
+    c.route(bob, fresh.master_changed(c.master_id, c.term))
     c.run()
     assert fresh.view(Rid("rps:g"))["submissions"]["playerB"] == {"play": "rock"}  # its hand is back
     assert c.view(c.ids[2], "rps:g")["submissions"]["playerB"] == {"play": "$SECRET"}
@@ -179,7 +187,7 @@ def test_an_opaque_replica_takes_snapshots_at_a_bounded_rate() -> None:
     eye = PeerId("eye")
     c.alive.add(eye)
     c.clients[eye] = opaque = ClientCore(eye, types={}, opaque=True)
-    c.route(eye, opaque.master_changed(c.master_id, Term(1)))
+    c.route(eye, opaque.master_changed(c.master_id, c.term))
     c.run()
     assert opaque.has(Rid("counter:c"))
     assert is_opaque(opaque.replicas[Rid("counter:c")].type)
@@ -215,8 +223,17 @@ def test_a_stall_is_reported_once_per_doubling() -> None:
 # -- introductions in the NodeCore -----------------------------------------------------------------
 
 
-def node(me: str = "me", **kwargs: Any) -> NodeCore:
-    return NodeCore(PeerId(me), types={"counter": Counter}, election=ElectionConfig(), rng=random.Random(0), **kwargs)
+def node(**kwargs: Any) -> NodeCore:
+    me = FakeSigner.from_seed(0)
+    return NodeCore(
+        me.id,
+        types={"counter": Counter},
+        election=ElectionConfig(),
+        rng=random.Random(0),
+        signer=me,
+        verifier=FAKE,
+        **kwargs,
+    )
 
 
 def intro(name: str, role: str = "player", **types: str) -> bytes:

@@ -29,21 +29,22 @@ from movex_p2p.errors import RemoteProtocolError
 from movex_p2p.identity import Identity
 from movex_p2p.ids import PeerId, Term
 from movex_p2p.proofs import prove
+from movex_p2p.signing import ED25519, Signer
 
 AVAILABLE = ElectionConfig(policy=Policy.AVAILABLE)
 MAJORITY = ElectionConfig(policy=Policy.MAJORITY)
 
 
-def room(size: int = 4, *, config: ElectionConfig = AVAILABLE, seed: int = 3) -> tuple[Cluster, PeerId, Identity]:
+def room(size: int = 4, *, config: ElectionConfig = AVAILABLE, seed: int = 3) -> tuple[Cluster, PeerId, Signer]:
     """``size`` signed peers, the last one a liar (silent machine); returns the cluster once a master is settled."""
-    cluster = Cluster(size, config=config, rng=random.Random(seed), signed=True, inert=[size - 1])
+    cluster = Cluster(size, config=config, rng=random.Random(seed), ed25519=True, inert=[size - 1])
     liar = cluster.ids[-1]
     honest = cluster.ids[:-1]
     settled = cluster.run_until(
         3.0, until=lambda c: len({c.machines[p].master for p in honest} - {None}) == 1 and len(c.masters()) == 1
     )
     assert settled, cluster.known_masters()
-    return cluster, liar, cluster.identities[liar]
+    return cluster, liar, cluster.signers[liar]
 
 
 def term_of(liar: PeerId, round_: int) -> Term:
@@ -76,7 +77,7 @@ def test_votes_signed_by_someone_else_or_for_another_term_count_for_nothing() ->
     master = cluster.masters()[0]
     term = cluster.machines[master].term
     forged = term_of(liar, term_round(term) + 1)
-    others = [cluster.identities[p] for p in honest(cluster, liar)]
+    others = [cluster.signers[p] for p in honest(cluster, liar)]
     stolen = tuple(prove(o, "vote", term, master) for o in others)  # real votes, for the real master's term
     made_up = tuple(Identity(bytes([i]) * 32).public_key + bytes(64) for i in range(3))
     cluster.inject(liar, master, em.Heartbeat(term=forged, seq=1, successors=(), cert=stolen + made_up))
@@ -173,7 +174,7 @@ def test_majority_members_that_come_and_go_expire() -> None:
     the member set until no quorum could ever be reached again."""
     config = ElectionConfig(policy=Policy.MAJORITY, member_expiry=5.0)
     me, friend = Identity(b"m" * 32), Identity(b"f" * 32)
-    machine = ElectionMachine(me.id, config=config, rng=random.Random(1), identity=me)
+    machine = ElectionMachine(me.id, config=config, rng=random.Random(1), signer=me, verifier=ED25519)
     machine.start(0.0)
     now = 0.0
     for i in range(50):  # fresh ids, each connected for a moment, then gone

@@ -25,6 +25,7 @@ from movex_p2p.resource import messages as rm
 from movex_p2p.resource.history import action_digest, head, seal_statement
 from movex_p2p.resource.master import MAX_EARLY_TOTAL
 from movex_p2p.resource.state import checksum, freeze
+from movex_p2p.signing import ED25519
 from movex_p2p.transport.base import Frame, PeerUp
 from resources import Counter
 from test_node_scenarios import room, until
@@ -34,7 +35,12 @@ ME, EVIL, THIRD = Identity(b"1" * 32), Identity(b"9" * 32), Identity(b"3" * 32)
 
 def node(identity: Identity = ME) -> NodeCore:
     return NodeCore(
-        identity.id, types={"counter": Counter}, election=ElectionConfig(), rng=random.Random(1), identity=identity
+        identity.id,
+        types={"counter": Counter},
+        election=ElectionConfig(),
+        rng=random.Random(1),
+        signer=identity,
+        verifier=ED25519,
     )
 
 

@@ -9,20 +9,29 @@ import anyio
 import pytest
 
 import movex_p2p as mx
+from keys import fake_signers, term_of, vote
 from movex_p2p import wire
 from movex_p2p.election import messages as em
 from movex_p2p.election.machine import ElectionConfig
 from movex_p2p.errors import ChannelClosed, LocalProtocolError
-from movex_p2p.ids import PeerId, Term
+from movex_p2p.ids import PeerId
 from movex_p2p.links import Links
 from movex_p2p.nodecore import NodeCore
 from movex_p2p.resource import messages as rm
 from movex_p2p.routes import Lane, Route
+from movex_p2p.signing import FAKE
 from movex_p2p.testing import FaultyNetwork
 from movex_p2p.transport.base import MAX_DATAGRAM, Frame, PeerUp
 from resources import Counter
 
-A, B = PeerId("a"), PeerId("b")
+KEY_A, KEY_B = fake_signers(2)
+A, B = KEY_A.id, KEY_B.id
+
+
+def node_a() -> NodeCore:
+    return NodeCore(
+        A, types={"counter": Counter}, election=ElectionConfig(), rng=random.Random(1), signer=KEY_A, verifier=FAKE
+    )
 
 
 # -- the declarations ------------------------------------------------------------------------------
@@ -117,7 +126,7 @@ async def test_faulty_network_datagrams_are_lost_reliable_frames_are_not() -> No
 
 
 def test_the_node_sends_election_messages_as_datagrams_and_big_ones_reliably() -> None:
-    core = NodeCore(A, types={"counter": Counter}, election=ElectionConfig(), rng=random.Random(1))
+    core = node_a()
     core.start(0.0, 0.0)
     ready = core.receive([PeerUp(peer=B)], 0.0, 0.0)
     now = 0.0
@@ -135,22 +144,27 @@ def test_the_node_sends_election_messages_as_datagrams_and_big_ones_reliably() -
     assert ready.datagrams
     assert all(len(frame) <= MAX_DATAGRAM for frame in ready.datagrams.values())
     # (each reliable frame also carries the node's introduction to the new peer)
-    reliable = [m for frame in ready.frames.values() for m in wire.decode(frame) if isinstance(m, em.Heartbeat)]
-    assert reliable
-    assert all(len(wire.encode(heartbeat)) > MAX_DATAGRAM for heartbeat in reliable)
+    # (and a vote request: the master asks each new player for its vote, for its certificate)
+    reliable = {
+        peer: [m for m in wire.decode(frame) if type(m) in get_args(em.ElectionMessage)]
+        for peer, frame in ready.frames.items()
+    }
+    assert any(isinstance(m, em.Heartbeat) for messages in reliable.values() for m in messages)
+    assert all(len(wire.encode_many(messages)) > MAX_DATAGRAM for messages in reliable.values() if messages)
 
 
 def test_held_dispatches_leave_together_with_the_next_step() -> None:
-    core = NodeCore(A, types={"counter": Counter}, election=ElectionConfig(), rng=random.Random(1))
+    core = node_a()
     core.start(0.0, 0.0)
     core.receive([PeerUp(peer=B)], 0.0, 0.0)
-    heartbeat = em.Heartbeat(term=Term(1 << 32), seq=1, successors=(A,))
+    term = term_of(1, B)
+    heartbeat = em.Heartbeat(term=term, seq=1, successors=(A,), cert=(vote(KEY_B, term, B),))
     core.receive([Frame(peer=B, data=wire.encode(heartbeat))], 0.0, 0.0)  # B is our master
     snapshot = rm.Snapshot(
-        term=Term(1 << 32),
+        term=term,
         index=1,
         rid=Counter.rid("c"),
-        entry_term=Term(1 << 32),
+        entry_term=term,
         version=0,
         state={"count": 0},
         checksum=b"",
@@ -163,7 +177,7 @@ def test_held_dispatches_leave_together_with_the_next_step() -> None:
     core.dispatch(rid, mx.Action("increment"), None, 0.0, 0.0)
     first = core.step((), 0.0, 0.0)
     held = [core.dispatch(rid, mx.Action("increment"), None, 0.0, 0.0)[1] for _ in range(3)]
-    assert len(wire.decode(first.frames[B])) == 1
+    assert [type(m) for m in wire.decode(first.frames[B])] == [rm.Endorse, rm.Propose]  # signed by its author
     assert all(r.frames == {} for r in held)
     assert all(r.events for r in held)  # the app hears of queued dispatches at once
     assert core.queued

@@ -10,14 +10,19 @@ import pytest
 import movex_p2p as mx
 from movex_p2p import wire
 from movex_p2p.election.machine import ElectionConfig
-from movex_p2p.ids import PeerId, Rid, Term
+from movex_p2p.identity import Identity
+from movex_p2p.ids import Rid, Term
 from movex_p2p.nodecore import NodeCore, Ready
+from movex_p2p.proofs import prove
 from movex_p2p.resource import messages as rm
+from movex_p2p.resource.history import action_digest
 from movex_p2p.resource.state import freeze
+from movex_p2p.signing import ED25519
 from movex_p2p.transport.base import Frame, PeerUp
 from resources import Counter
 
-ME, EVIL = PeerId("a-me"), PeerId("z-evil")
+KEY, EVIL_KEY = Identity(b"1" * 32), Identity(b"9" * 32)  # a hostile test: real Ed25519
+ME, EVIL = KEY.id, EVIL_KEY.id
 
 
 def from_evil(core: NodeCore, *messages: wire.Message, now: float = 1.0) -> Ready:
@@ -28,7 +33,9 @@ def from_evil(core: NodeCore, *messages: wire.Message, now: float = 1.0) -> Read
 
 
 def _master() -> tuple[NodeCore, Rid]:
-    core = NodeCore(ME, types={"counter": Counter}, election=ElectionConfig(), rng=random.Random(1))
+    core = NodeCore(
+        ME, types={"counter": Counter}, election=ElectionConfig(), rng=random.Random(1), signer=KEY, verifier=ED25519
+    )
     core.start(0.0, 0.0)
     core.receive([PeerUp(peer=EVIL)], 0.0, 0.0)
     now = 0.0
@@ -75,7 +82,10 @@ def test_a_reducer_that_raises_rejects_only_that_action() -> None:
     core, rid = _master()
     assert core.master is not None
     term = core.master.term
-    ready = from_evil(core, rm.Propose(term=term, rid=rid, seq=1, base=0, action=mx.Action("boom")))
+    boom = mx.Action("boom")
+    digest = action_digest(EVIL, rid, 1, boom, b"")
+    endorse = rm.Endorse(term=term, digests=(digest,), proof=prove(EVIL_KEY, "endorse", digest))
+    ready = from_evil(core, endorse, rm.Propose(term=term, rid=rid, seq=1, base=0, action=boom))
     rejected = [m for m in wire.decode(ready.frames[EVIL]) if isinstance(m, rm.Rejected)]
     assert [r.reason for r in rejected] == ["ValueError: boom"]
     assert core.client.replicas[rid].state == {"count": 0}

@@ -8,7 +8,7 @@ import pytest
 
 import movex_p2p as mx
 from movex_p2p.errors import LocalProtocolError
-from movex_p2p.ids import PeerId, Rid, Term
+from movex_p2p.ids import Rid, Term
 from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.client import RESEND_AFTER, STUCK_AFTER
@@ -39,7 +39,7 @@ def test_create_reaches_every_peer_and_bind_sets_presence() -> None:
     c.bind(p1, C, {"color": "red"})
     c.bind(p2, C, {"color": "blue"})
     for p in c.ids:
-        assert c.clients[p].replicas[Rid(C)].subscribers == {"p1": {"color": "red"}, "p2": {"color": "blue"}}
+        assert c.clients[p].replicas[Rid(C)].subscribers == {p1: {"color": "red"}, p2: {"color": "blue"}}
     # creating again with exist_ok keeps the state; None means the type's initial state
     c.create(p2, C, {"count": 99})
     assert c.view(p0, C) == {"count": 2}
@@ -48,9 +48,9 @@ def test_create_reaches_every_peer_and_bind_sets_presence() -> None:
     c.clients[p1].unbind(Rid(C))
     c.route(p1, c.clients[p1].unbind(Rid(C)))
     c.run()
-    assert c.clients[p0].replicas[Rid(C)].subscribers == {"p2": {"color": "blue"}}
+    assert c.clients[p0].replicas[Rid(C)].subscribers == {p2: {"color": "blue"}}
     left = [e for e in c.of_type(fx.PresenceChanged, p0) if e.left]
-    assert left[-1].left == (PeerId("p1"),)
+    assert left[-1].left == (p1,)
     no_resyncs(c)
 
 
@@ -76,8 +76,8 @@ def test_confirmations_carry_term_and_version() -> None:
         c.dispatch(c.ids[1], C, mx.Action("increment"))
     c.run()
     applied = c.sent(rm.Applied, lambda m: m.rid == C)
-    assert {(m.term, m.version) for m in applied} == {(1, 1), (1, 2), (1, 3)}
-    assert c.clients[c.ids[0]].replicas[Rid(C)].key == (1, 3)
+    assert {(m.term, m.version) for m in applied} == {(c.term, 1), (c.term, 2), (c.term, 3)}
+    assert c.clients[c.ids[0]].replicas[Rid(C)].key == (c.term, 3)
 
 
 # -- prediction and concurrency (S1, S6) ----------------------------------------------------------
@@ -196,9 +196,7 @@ def test_unknown_rid_at_the_master_is_rejected_not_found() -> None:
         [
             fx.Send(
                 to=p0,
-                message=rm.Propose(
-                    term=Term(1), rid=Rid("counter:ghost"), seq=9, base=8, action=mx.Action("increment")
-                ),
+                message=rm.Propose(term=c.term, rid=Rid("counter:ghost"), seq=9, base=8, action=mx.Action("increment")),
             )
         ],
     )
@@ -389,7 +387,7 @@ def test_a_disconnected_secret_holder_during_a_reveal() -> None:
         view = c.view(p, "rps:g")
         assert view["submissions"] == {"playerA": {"play": "rock"}, "playerB": {"play": "scissors"}}
         assert view["winner"] == "rock"
-        assert "p1" not in c.clients[p].replicas[Rid("rps:g")].subscribers
+        assert b not in c.clients[p].replicas[Rid("rps:g")].subscribers
     assert len(c.checksums("rps:g")) == 1
     no_resyncs(c)
 
@@ -480,13 +478,13 @@ def test_presence_joined_and_left() -> None:
     c.create(p0, C)
     c.bind(p0, C)
     c.bind(p1, C, {"color": "red"})
-    joined = [e for e in c.of_type(fx.PresenceChanged, p0) if "p1" in e.joined]
-    assert joined[-1].joined == {"p1": {"color": "red"}}
+    joined = [e for e in c.of_type(fx.PresenceChanged, p0) if p1 in e.joined]
+    assert joined[-1].joined == {p1: {"color": "red"}}
     c.kill(p1)
     c.run()
     left = [e for e in c.of_type(fx.PresenceChanged, p2) if e.left]
-    assert left[-1].left == (PeerId("p1"),)
-    assert set(c.clients[p2].replicas[Rid(C)].subscribers) == {"p0"}
+    assert left[-1].left == (p1,)
+    assert set(c.clients[p2].replicas[Rid(C)].subscribers) == {p0}
 
 
 # -- resync ----------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def test_migration_with_pending_actions_applies_nothing_twice() -> None:
     c.kill(p0)
     assert c.view(p2, C) == {"count": 11}
     assert c.clients[p1].replicas[Rid(C)].state == {"count": 0}
-    c.elect(p2, Term(2))
+    c.elect(p2, 2)
     c.run(shuffle=True)
     for p in (p1, p2, p3):
         assert c.view(p, C) == {"count": 111}
@@ -45,8 +45,8 @@ def test_migration_with_pending_actions_applies_nothing_twice() -> None:
     assert c.settled(p3, s3).error is None
     keys = applied_keys(c, C)
     assert all(n == 1 for n in keys.values()), keys
-    terms = {(m.term, m.seq) for m in c.sent(rm.Applied) if m.author == "p3"}
-    assert terms == {(2, 1)}
+    terms = {(m.term, m.seq) for m in c.sent(rm.Applied) if m.author == p3}
+    assert terms == {(c.term_of(2, p2), 1)}
 
 
 def test_migration_keeps_resolved_master_values() -> None:
@@ -62,7 +62,7 @@ def test_migration_keeps_resolved_master_values() -> None:
     assert len(before) == 1
     c.kill(p0)
     c.now += 50.0
-    c.elect(p2, Term(2))  # p1 re-submits its (unconfirmed) roll: it must not be re-drawn
+    c.elect(p2, 2)  # p1 re-submits its (unconfirmed) roll: it must not be re-drawn
     for p in (p1, p2):
         assert c.view(p, "dice:d")["rolls"] == before
     assert len(c.checksums("dice:d")) == 1
@@ -78,7 +78,7 @@ def test_reveal_after_migration_shows_every_secret() -> None:
     c.dispatch_private(a, "rps:g", *submit("playerA", "paper"))
     c.run()
     c.kill(p0)
-    c.elect(b, Term(2))  # built from b's replica: it only holds a *reference* to a's secret
+    c.elect(b, 2)  # built from b's replica: it only holds a *reference* to a's secret
     assert c.sent(rm.Restore)  # a re-delivered the private half
     assert c.view(a, "rps:g")["submissions"]["playerA"] == {"play": "paper"}
     assert c.view(b, "rps:g")["submissions"]["playerA"] == {"play": SECRET}
@@ -102,7 +102,7 @@ def test_a_newer_replica_is_pulled_by_the_new_master() -> None:
     while c.links[(p0, p2)]:
         c.deliver(p0, p2)  # only p2 holds version 1
     c.kill(p0)
-    c.elect(p1, Term(2))  # p1 is behind: it must pull p2's replica before serving
+    c.elect(p1, 2)  # p1 is behind: it must pull p2's replica before serving
     assert c.sent(rm.Pull)
     c.dispatch(p1, C, mx.Action("increment"))
     c.run()
@@ -118,7 +118,7 @@ def test_old_terms_are_fenced() -> None:
     c.setup(C)
     p0, p1, p2 = c.ids
     c.kill(p0)
-    c.elect(p1, Term(2))
+    c.elect(p1, 2)
     # a late message of the dead master's term changes nothing
     stale = rm.Applied(
         term=Term(1),

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import movex_p2p as mx
 from movex_p2p.errors import InvalidState, LocalProtocolError
-from movex_p2p.ids import Rid, Term
+from movex_p2p.ids import Rid
 from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.state import FrozenDict, FrozenList, checksum, freeze, thaw
@@ -116,7 +116,7 @@ def test_a_mutating_reducer_is_rejected_and_never_corrupts_confirmed_state() -> 
         c.dispatch(c.ids[1], "mutating:m", mx.Action("increment"))
     assert c.pending_links() == []
     # a peer that skips that check (other code) meets the master's
-    propose = rm.Propose(term=Term(1), rid=Rid("mutating:m"), seq=1, base=0, action=mx.Action("increment"))
+    propose = rm.Propose(term=c.term, rid=Rid("mutating:m"), seq=1, base=0, action=mx.Action("increment"))
     c.route(c.ids[1], [fx.Send(to=c.master_id, message=propose)])
     c.run()
     rejected = c.sent(rm.Rejected)

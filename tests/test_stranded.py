@@ -96,7 +96,7 @@ def test_a_late_report_of_a_replica_newer_than_the_new_masters_gets_the_masters_
     assert c.clients[p2].replicas[Rid(C)].version == 1
     assert c.clients[p1].replicas[Rid(C)].version == 0
     c.kill(p0)
-    c.elect(p1, Term(2), deliver=False)
+    c.elect(p1, 2, deliver=False)
     late = c.links.pop((p2, p1))  # p2's report (and re-sends) arrive late
     c.run()
     c.advance(RECOVERY_TIMEOUT + 0.1)  # recovery ends without p2
@@ -300,11 +300,10 @@ def test_a_refused_pull_does_not_make_its_peer_send_its_confirmed_actions_again(
         c.dispatch(peer, C, mx.Action("increment"))
         c.deliver(peer, p0)
     for peer, entries in ((p1, 1), (p2, 2), (p3, 4)):
-        for _ in range(entries):
-            c.deliver(p0, peer)
+        c.deliver_entries(p0, peer, entries)
     c.kill(p0)
     assert [c.clients[p].replicas[Rid(C)].version for p in (p1, p2, p3)] == [1, 2, 4]
-    c.elect(p1, Term(2), deliver=False)
+    c.elect(p1, 2, deliver=False)
     # both replicas on their way to p1, p2's first: break it
     while not (_pulled_ahead(c, p2, p1) and _pulled_ahead(c, p3, p1)):
         links = [link for link in c.pending_links() if not (link[1] == p1 and _pulled_ahead(c, *link))]
@@ -344,7 +343,7 @@ def test_a_resource_reported_after_recovery_is_pulled_and_its_authors_actions_wa
     # resource it does not hold at all, whenever it is reported, and actions on it wait for it.
     c = CoreCluster(3)
     _, p1, p2 = c.ids
-    c.elect(p1, Term(1))
+    c.elect(p1, 1)
     c.create(p1, C, run=False)
     _run_alone(c, p1)
     for _ in range(3):
@@ -352,7 +351,7 @@ def test_a_resource_reported_after_recovery_is_pulled_and_its_authors_actions_wa
     _run_alone(c, p1)
     assert not c.clients[p2].has(Rid(C))
     assert c.view(p1, C) == {"count": 3}
-    c.elect(p2, Term(2), deliver=False)
+    c.elect(p2, 2, deliver=False)
     late = c.links.pop((p1, p2))  # p1's report and re-sends arrive after recovery
     c.run()
     c.advance(RECOVERY_TIMEOUT + 0.1)

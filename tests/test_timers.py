@@ -15,12 +15,13 @@ import pytest
 
 import movex_p2p as mx
 from movex_p2p.election.machine import ElectionConfig
-from movex_p2p.ids import PeerId, Rid, Term
+from movex_p2p.ids import PeerId, Rid
 from movex_p2p.nodecore import NodeCore
 from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.client import ClientCore
 from movex_p2p.resource.values import Deadline, earliest_deadline, fire_deadline
+from movex_p2p.signing import FAKE, FakeSigner
 from movex_p2p.simulation import Simulation
 from resources import RPS_INITIAL, SECRET, CoreCluster, rps, rps_can_reveal, submit
 from test_node_scenarios import until
@@ -62,14 +63,14 @@ def master_rolls_then_restarts(type_: mx.ResourceType) -> CoreCluster:
     c.dispatch(a, "rps:g", *reversed(submit("playerA", "rock")))  # the master holds its own private half
     c.run()
     c.kill(a)
-    c.elect(c.ids[1], Term(2))
+    c.elect(c.ids[1], 2)
     replica = c.master.resource(RID)
     assert replica is not None
     assert [h.action for h in replica.held] == [None]  # only p0 ever held it
     c.alive.add(a)  # p0 again: the same id, a new process that knows nothing
     c.clients[a] = ClientCore(a, types=c.types)
     c.route(c.master_id, c.master.peers_changed(frozenset(c.alive - {c.master_id}), c.now))
-    c.route(a, c.clients[a].master_changed(c.master_id, Term(2)))
+    c.route(a, c.clients[a].master_changed(c.master_id, c.term))
     c.run()
     c.dispatch(b, "rps:g", *reversed(submit("playerB", "paper")))
     c.run()
@@ -138,7 +139,7 @@ def test_an_author_gone_without_its_half_is_unrevealed_at_once_and_one_that_rest
     c.dispatch(a, "rps:g", *reversed(submit("playerA", "rock")))
     c.run()
     c.kill(a)
-    c.elect(c.ids[1], Term(2))
+    c.elect(c.ids[1], 2)
     c.dispatch(b, "rps:g", *reversed(submit("playerB", "paper")))
     c.run()
     assert c.view(b, "rps:g")["winner"] == "forfeit:playerB"  # no timeout to wait for
@@ -150,7 +151,7 @@ def test_an_author_gone_without_its_half_is_unrevealed_at_once_and_one_that_rest
     c.dispatch(b, "rps:g", *reversed(submit("playerB", "paper")))
     c.run()
     c.kill(a)
-    c.elect(c.ids[1], Term(2))  # b restores its half to the new master
+    c.elect(c.ids[1], 2)  # b restores its half to the new master
     c.dispatch(c.ids[1], "rps:g", *reversed(submit("playerA", "scissors")))
     c.run()
     assert c.view(b, "rps:g")["winner"] == "scissors"
@@ -275,7 +276,10 @@ def test_on_deadline_raising_is_reported_once_and_the_deadline_is_spent() -> Non
 
 
 def test_the_node_wakes_up_for_the_masters_next_deadline() -> None:
-    core = NodeCore(PeerId("solo"), types={"rounds": Turns}, election=ElectionConfig(), rng=random.Random(1))
+    key = FakeSigner.from_seed(1)
+    core = NodeCore(
+        key.id, types={"rounds": Turns}, election=ElectionConfig(), rng=random.Random(1), signer=key, verifier=FAKE
+    )
     core.start(0.0, 1000.0)
     now = 0.0
     while core.master is None or core.master.recovering or not core.client.synced:

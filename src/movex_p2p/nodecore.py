@@ -26,7 +26,7 @@ entries for that type, so two builds of a game never mix one type's state.
 Two clocks come in: ``now`` (monotonic, for election deadlines) and ``wall`` (seconds since
 the epoch, for master values, transforms and the master's recovery deadline).
 
-With an identity, the node also plumbs the signed history (docs/security.md): it signs this
+The node also plumbs the signed history (docs/security.md): it signs this
 peer's proposals once per frame (``Endorse``); as master it checks each author's endorsement
 before an action reaches the MasterCore, makes sure every peer gets an author's ``Endorsed``
 before the first entry it covers, and seals each step's heads; as a peer it sends the latest
@@ -49,21 +49,22 @@ from .election.messages import ElectionMessage
 from .errors import IncompatibleType, InvalidState, ProtocolError, RemoteProtocolError
 from .ids import PeerId, Rid, Term
 from .presence import Introduce, PeerInfo, Role
-from .proofs import prove
+from .proofs import prove, signer_key
 from .resource import effects as fx
 from .resource import messages as rm
 from .resource.client import ClientCore
-from .resource.history import action_digest, commitment, endorsement_signer, seal_signer
+from .resource.history import action_digest, commitment
 from .resource.master import MasterCore
 from .resource.state import freeze
 from .resource.types import Action, ResourceType, parse_rid
 from .routes import Lane, Route
 from .transport.base import MAX_DATAGRAM, Frame, PeerDown, PeersSeen, PeerUp, TransportEvent
+from .verify import check
 
 if TYPE_CHECKING:
     import random
 
-    from .identity import Identity
+    from .signing import Signer, Verifier
 
 __all__ = [
     "Dropped",
@@ -201,18 +202,22 @@ class NodeCore:
         info: dict[str, Any] | None = None,
         role: Role = "player",
         opaque: bool = False,
-        identity: Identity | None = None,
+        signer: Signer,
+        verifier: Verifier,
         entropy: Callable[[int], bytes] | None = None,
     ) -> None:
         """``name``, ``info`` and ``role`` are what this peer introduces itself with; ``opaque`` (a
         spectator only) replicates, read-only, the resources of types it does not have.
-        ``identity`` (whose id is ``me``; every real peer has one) signs what this peer must prove
-        to others and turns on every check of what others sign (docs/security.md). ``entropy(n)``
+        ``signer`` (whose id is ``me``; a real peer's Identity) signs what this peer must prove to
+        others, ``verifier`` checks what others sign (docs/security.md). ``entropy(n)``
         gives ``n`` unpredictable bytes for commitments (the Peer passes ``os.urandom``; default: ``rng``)."""
         if opaque and role != "spectator":
             raise ValueError("only a spectator can hold resources of types it does not have (opaque)")
         self.me = me
-        self.identity = identity
+        if signer.id != me:
+            raise ValueError("signer.id must be the node's own id")
+        self.signer = signer
+        self.verifier = verifier
         self._entropy = entropy or rng.randbytes
         self._endorsements: dict[PeerId, OrderedDict[bytes, rm.Endorsed]] = {}  # master: per author
         self._proofs: OrderedDict[tuple[PeerId, str, int], rm.Endorsed] = OrderedDict()  # master: checked proposals
@@ -225,11 +230,9 @@ class NodeCore:
         self.rng = rng
         self.decode_limit = decode_limit
         self.majority = election.policy is el.Policy.MAJORITY
-        self.client = ClientCore(
-            me, types=self.types, wait_commit=self.majority, opaque=opaque, verify=identity is not None
-        )
+        self.client = ClientCore(me, types=self.types, wait_commit=self.majority, opaque=opaque)
         self.election = el.ElectionMachine(
-            me, config=election, rng=rng, identity=identity, spectator=role == "spectator"
+            me, config=election, rng=rng, signer=signer, verifier=verifier, spectator=role == "spectator"
         )
         self.master: MasterCore | None = None
         self.peers: frozenset[PeerId] = frozenset()
@@ -290,7 +293,11 @@ class NodeCore:
                         self._dropped.append(Dropped(sender=sender, reason=f"malformed frame: {exc}"))
                         continue
                     for message in messages:
-                        self._route(sender, message)
+                        refused = check(sender, message, self.verifier)  # every signature, once
+                        if refused is not None:
+                            self._dropped.append(Dropped(sender=sender, reason=f"{type(message).__name__}: {refused}"))
+                        else:
+                            self._route(sender, message)
                 case PeerUp(peer=peer):
                     self._guard(peer, "PeerUp", self._link_up, peer)
                 case PeerDown(peer=peer, graceful=graceful):
@@ -383,7 +390,7 @@ class NodeCore:
         they leave with the next :meth:`step`, so a burst of dispatches is one frame per peer.
         """
         self._now, self._wall = now, wall
-        nonce = self._entropy(16) if private is not None and self.identity is not None else b""
+        nonce = self._entropy(16) if private is not None else b""
         seq, effects = self.client.dispatch(rid, action, private, now=wall, nonce=nonce)
         self._effects(effects)
         return seq, self._ready(hold=True)
@@ -416,7 +423,7 @@ class NodeCore:
             match _ROUTES[type(message)]:
                 case Route.TO_CLIENTS:
                     to_clients: rm.ToClients = message  # type: ignore[assignment]
-                    if type(to_clients) is rm.Sealed and self.identity is not None:
+                    if type(to_clients) is rm.Sealed:
                         self._keep_seal(sender, to_clients)
                     if sender in self.conflicts and self._conflicting(sender, to_clients):
                         return  # a master of another build: its entries for that type are not ours
@@ -429,14 +436,13 @@ class NodeCore:
                         if filtered is None:
                             return
                         to_master = filtered
-                    if master is not None and self.identity is not None and not self._endorsed(sender, to_master):
+                    if master is not None and not self._endorsed(sender, to_master):
                         return
                     if master is not None:
                         lease = not self.majority or self.election.can_confirm(self._now)
                         self._effects(master.step(sender, to_master, self._wall, lease=lease))
-                    elif to_master.term > self.election.term:
-                        self._observe(Term(to_master.term))
-                    # else: not (or no longer) master; the sender re-sends to the next one
+                    # else: not (or no longer) master; the sender re-sends to the next one (a term it
+                    # names proves nothing: a certified heartbeat is what moves the election)
                 case Route.ELECTION:
                     election: ElectionMessage = message  # type: ignore[assignment]
                     self._elect(el.Received(sender=sender, message=election))
@@ -461,8 +467,6 @@ class NodeCore:
         if type(message) is rm.Endorse:
             if sender == self.me:
                 return False  # not ours to check: we wrote it
-            if endorsement_signer(message) != sender:
-                raise RemoteProtocolError("an endorsement not signed by its sender")
             endorsed = rm.Endorsed(term=message.term, author=sender, digests=message.digests, proof=message.proof)
             book = self._endorsements.setdefault(sender, OrderedDict())
             for digest in message.digests:
@@ -508,7 +512,7 @@ class NodeCore:
     def _endorse_outgoing(self) -> None:
         """Sign the proposals leaving for our master in this frame: one Endorse ahead of them."""
         master = self.client.master
-        if self.identity is None or master is None or master == self.me:
+        if master is None or master == self.me:
             return
         messages = self._reliable.get(master)
         if not messages:
@@ -517,7 +521,7 @@ class NodeCore:
         if not proposals:
             return
         digests = tuple(_digest(self.me, m) for _, m in proposals)
-        proof = prove(self.identity, "endorse", b"".join(digests))
+        proof = prove(self.signer, "endorse", b"".join(digests))
         messages.insert(proposals[0][0], rm.Endorse(term=self.client.term, digests=digests, proof=proof))
 
     def _keep_seal(self, sender: PeerId, sealed: rm.Sealed) -> None:
@@ -545,9 +549,9 @@ class NodeCore:
         ours = self._seals.get((theirs.term, theirs.index))
         if ours is None or ours == theirs:
             return
-        master = seal_signer(ours)
-        if master is None or seal_signer(theirs) != master:
-            return  # a made-up seal proves nothing (and costs the sender its credibility only)
+        master = signer_key(ours.proof)  # both seals passed the verify stage: their keys signed them
+        if master is None or signer_key(theirs.proof) != master:
+            return  # another master's seal proves nothing about ours
         self._distrust(master, f"it sealed two different histories at index {theirs.index} of term {theirs.term}")
 
     def _distrust(self, peer: PeerId, reason: str) -> None:
@@ -684,9 +688,6 @@ class NodeCore:
     def _hand_over(self) -> None:
         self._elect(el.Handover())
 
-    def _observe(self, term: Term) -> None:
-        self._elect(el.Observed(term=term))
-
     def _elect(self, event: el.Input) -> None:
         """Step the election, first telling it how up to date this replica is (for votes and acks)."""
         position = self.client.position
@@ -732,7 +733,8 @@ class NodeCore:
                     peers=self.peers - {previous} if previous is not None else self.peers,
                     now=self._wall,
                     quorum=self.election.has_quorum if self.majority else None,
-                    identity=self.identity,
+                    signer=self.signer,
+                    verifier=self.verifier,
                     master_of=self.election.master_of,
                     removed=self.client.removed,
                 )
@@ -747,13 +749,12 @@ class NodeCore:
                 case fx.Send(to=to, message=message):
                     self._send(to, message)
                 case fx.Publish(message=message):  # to every peer, this one included
-                    if self.identity is not None:
-                        self._publish_endorsement(message)
+                    self._publish_endorsement(message)
                     for peer in self.peers:
                         self._reliable.setdefault(peer, []).append(message)
                     self._local.append(message)
-                case fx.TermObserved(term=term):
-                    self._observe(term)
+                case fx.TermObserved():
+                    pass  # a term heard outside the election proves nothing: a certified heartbeat moves us
                 case fx.Forged(peer=peer, reason=reason):
                     self._distrust(peer, reason)
                 case (
@@ -798,7 +799,7 @@ class NodeCore:
                 self._effects(master.seal())  # the heads this step changed, after its entries
             if not self._local:
                 break
-        if not hold and self.identity is not None:
+        if not hold:
             self._guard(self.me, "endorse", self._endorse_outgoing)
             self._send_witness()
         if not hold:

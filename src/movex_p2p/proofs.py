@@ -1,20 +1,24 @@
 """Signed statements that travel inside messages: a proof is the signer's public key and its signature (pure).
 
-A proof is 96 bytes: the Ed25519 public key (32) then the signature (64) over a labelled,
+A proof is 96 bytes: the signer's public key (32) then its signature (64) over a labelled,
 length-prefixed encoding of the statement's parts. The signer's peer id is derived from the key
 (:func:`~movex_p2p.identity.peer_id_of`), so a proof is checked without knowing any key in
 advance, and nobody can sign for another peer's id. Used for election votes, handover grants
 and the signed history (docs/security.md). Verifications are cached: a certificate heard in
-every heartbeat is verified once.
+every heartbeat is verified once. The signer and verifier are injected (:mod:`movex_p2p.signing`):
+Ed25519 on every real peer.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from .identity import KEY_SIZE, SIGNATURE_SIZE, Identity, peer_id_of, verify
+from .identity import KEY_SIZE, SIGNATURE_SIZE, peer_id_of
 from .ids import PeerId
+
+if TYPE_CHECKING:
+    from .signing import Signer, Verifier
 
 __all__ = ["PROOF_SIZE", "prove", "signer", "signer_key", "statement"]
 
@@ -40,17 +44,20 @@ def statement(label: str, *parts: str | int | bytes) -> bytes:
     return bytes(out)
 
 
-def prove(identity: Identity, label: str, *parts: str | int | bytes) -> bytes:
-    """``identity``'s proof of the statement (key + signature)."""
-    return identity.public_key + identity.sign(statement(label, *parts))
+def prove(signer: Signer, label: str, *parts: str | int | bytes) -> bytes:
+    """``signer``'s proof of the statement (key + signature)."""
+    return signer.public_key + signer.sign(statement(label, *parts))
 
 
-def signer(proof: bytes, label: str, *parts: str | int | bytes) -> PeerId | None:
+def signer(proof: bytes, label: str, *parts: str | int | bytes, verifier: Verifier) -> PeerId | None:
     """The id of whoever signed ``proof`` over the statement, or None if it is not a valid proof of it."""
     if type(proof) is not bytes or len(proof) != PROOF_SIZE:
         return None
     data = statement(label, *parts)
-    valid = _valid(proof, data) if len(data) <= _CACHED else verify(proof[:KEY_SIZE], proof[KEY_SIZE:], data)
+    if len(data) <= _CACHED:
+        valid = _valid(verifier, proof, data)
+    else:
+        valid = verifier.verify(proof[:KEY_SIZE], proof[KEY_SIZE:], data)
     if not valid:
         return None
     return peer_id_of(proof[:KEY_SIZE])
@@ -64,5 +71,5 @@ def signer_key(proof: bytes) -> PeerId | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _valid(proof: bytes, data: bytes) -> bool:
-    return verify(proof[:KEY_SIZE], proof[KEY_SIZE:], data)
+def _valid(verifier: Verifier, proof: bytes, data: bytes) -> bool:
+    return verifier.verify(proof[:KEY_SIZE], proof[KEY_SIZE:], data)

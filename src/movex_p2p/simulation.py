@@ -29,6 +29,7 @@ from .nodecore import Dropped, Fault, MasterChanged, NodeCore, PeersChanged, Rea
 from .resource import effects as fx
 from .resource.types import Action, ResourceType
 from .routes import Lane
+from .signing import ED25519, FAKE, FakeSigner, Signer, Verifier
 from .transport.base import Frame, PeerDown, PeerUp, TransportEvent
 
 __all__ = ["SimPeer", "Simulation", "SimulationFault", "terms_with_two_masters"]
@@ -88,10 +89,11 @@ class Simulation:
         detect_after: float = 0.5,
         detect_jitter: float = 0.0,
         retransmit: bool = False,
-        signed: bool = True,
+        ed25519: bool = False,
     ) -> None:
-        """``signed`` (the default, as every real peer): each peer has an identity (seeded) and its id is
-        derived from it, so votes, certificates and the signed history are checked as on a LAN.
+        """Each peer signs with a seeded key and its id is derived from it, so votes, certificates and
+        the signed history are checked as on a LAN: a fast :class:`~movex_p2p.signing.FakeSigner`, or
+        with ``ed25519`` a real Identity.
         ``detect_jitter``: each peer notices a kill or a cut after ``detect_after`` plus its own
         uniform draw from ``[0, detect_jitter]`` (real detectors fire at different moments).
         ``retransmit``: reliable frames lost (``loss``) arrive a retransmission later, the frames
@@ -104,14 +106,15 @@ class Simulation:
         self.detect_jitter = detect_jitter
         self.types = {t.name: t for t in types}
         keys = random.Random(seed ^ 0x5EED)
-        identities = [Identity(keys.randbytes(KEY_SIZE)) if signed else None for _ in range(size)]
-        self.ids = [PeerId(f"p{i}") if ident is None else ident.id for i, ident in enumerate(identities)]
+        identities = [Identity(keys.randbytes(KEY_SIZE)) for _ in range(size)]
+        # the fake signer keeps each peer's id (its key's): a seed plays the same room either way
+        signers: list[Signer] = [ident if ed25519 else FakeSigner(ident.public_key) for ident in identities]
+        self.verifier: Verifier = ED25519 if ed25519 else FAKE
+        """What every peer checks signatures with."""
+        self.ids = [signer.id for signer in signers]
         config = self._config = config or el.ElectionConfig()
         self.peers: dict[PeerId, SimPeer] = {
-            pid: SimPeer(
-                NodeCore(pid, types=self.types, election=config, rng=random.Random(self.rng.random()), identity=ident)
-            )
-            for pid, ident in zip(self.ids, identities, strict=True)
+            signer.id: SimPeer(self._core(signer, random.Random(self.rng.random()))) for signer in signers
         }
         self.elected: list[tuple[float, Term, PeerId]] = []
         self.dropped: list[tuple[PeerId, Dropped]] = []
@@ -172,15 +175,17 @@ class Simulation:
         peer = PeerId(pid)
         if self.peers[peer].alive:
             raise ValueError(f"{pid} is alive: kill it first")
-        identity = self.peers[peer].core.identity
-        core = NodeCore(
-            peer, types=self.types, election=self._config, rng=random.Random(self.rng.random()), identity=identity
-        )
+        core = self._core(self.peers[peer].core.signer, random.Random(self.rng.random()))
         self.peers[peer] = SimPeer(core)
         self.links.revive(pid)
         self._seen[peer] = set()
         self._execute(peer, core.start(self.now, self.now))
         self._topology_changed(detect=0.05)
+
+    def _core(self, signer: Signer, rng: random.Random) -> NodeCore:
+        return NodeCore(
+            signer.id, types=self.types, election=self._config, rng=rng, signer=signer, verifier=self.verifier
+        )
 
     def partition(self, *groups: Iterable[str]) -> None:
         """Cut links between groups (peers in no group form one more group)."""

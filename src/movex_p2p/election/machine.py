@@ -4,13 +4,12 @@ Raft's election half over our own links: terms, pre-vote, one vote per term, up-
 ranked and randomized timeouts, heartbeats with acks (the lease), fencing, and handover
 (Raft's TimeoutNow). See docs/election.md for the state diagram and the two quorum policies.
 
-With an ``identity`` (every real peer has one) a term is won by votes only: each vote is signed,
+A term is won by votes only: each vote is signed (by the injected ``Signer``),
 a master shows its certificate (the votes that elected it) in its heartbeats, and a peer follows
 or steps down only for a certificate that is a quorum of the peers it sees; a term round moves
 by one at most per vote; replies, acks and other messages never depose anyone; a handover needs
 the master's signed grant; a candidate that won a vote and never showed a master is refused for
-a while. docs/security.md says why each rule is there. Without an identity (hand-fed unit tests)
-the machine trusts every message, as release 0.1 did.
+a while. docs/security.md says why each rule is there.
 """
 
 from __future__ import annotations
@@ -22,7 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, assert_never
 
 from ..ids import PeerId, Term
-from ..proofs import prove, signer, signer_key
+from .certificates import Certificates
+from .lease import Beats
 from .messages import (
     ElectionMessage,
     Heartbeat,
@@ -34,12 +34,13 @@ from .messages import (
     VoteReply,
     VoteRequest,
 )
+from .room import MAX_MEMBERS, VIEW_EVERY, VIEW_GRACE, Room
 
 if TYPE_CHECKING:
     import random
     from collections.abc import Iterable
 
-    from ..identity import Identity
+    from ..signing import Signer, Verifier
 
 __all__ = [
     "LAG_AFTER",
@@ -58,7 +59,6 @@ __all__ = [
     "LinksChanged",
     "LogPosition",
     "MasterKnown",
-    "Observed",
     "PeerLeft",
     "Policy",
     "Received",
@@ -75,12 +75,8 @@ SALT_BITS: Final = 32
 """Low bits of a term that name the peer that may campaign for it (see :func:`salt_of`)."""
 
 _SALT_MASK: Final = (1 << SALT_BITS) - 1
-_SENT_KEPT: Final = 64  # heartbeat send times remembered for matching acks
 MAX_ROUND: Final = 2**30
 """The highest election round (terms stay far below 2**63, so every int on the wire is bounded)."""
-MAX_MEMBERS: Final = 256
-"""MAJORITY: members remembered at once (the longest gone is forgotten first)."""
-_TRUSTED_KEPT: Final = 64  # certified terms remembered (and masters of terms seen with real votes)
 _ROUND_STEP: Final = 8
 """A vote request may be at most this many rounds past ours (a voter that missed rounds catches up)."""
 _TOP_UP: Final = 0.2  # seconds between a master's requests for the votes of peers that do not follow it
@@ -88,14 +84,6 @@ _RIVAL: Final = 1.0  # seconds between two reactions to a rival master's claims
 
 LAG_AFTER: Final = 1.0
 """Seconds a follower may stay behind the log index a master's heartbeat named before it reports again."""
-
-_SILENT_COUNTS: Final = 1
-"""Election timeouts a silent peer still counts in the size of the AVAILABLE group (it cannot vote)."""
-
-VIEW_EVERY: Final = 1.0
-"""Seconds between two :class:`View` datagrams to every linked peer (also sent at each change)."""
-VIEW_GRACE: Final = 1.0
-"""Seconds a new link has to say what it follows before :meth:`ElectionMachine.agreed` stops waiting for it."""
 
 
 def salt_of(peer: PeerId) -> int:
@@ -222,13 +210,6 @@ class Joining:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Observed:
-    """A non-election message carried ``term``; a higher term fences us (a master steps down)."""
-
-    term: Term
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Distrust:
     """``peer`` was caught forging (a master that signed two histories, or an action its author never signed).
 
@@ -245,7 +226,7 @@ class Roles:
     spectators: frozenset[PeerId]
 
 
-Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Observed | Joining | Roles | Distrust
+Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Joining | Roles | Distrust
 
 # -- effects ----------------------------------------------------------------------------------
 
@@ -292,45 +273,36 @@ class ElectionMachine:
         *,
         config: ElectionConfig,
         rng: random.Random,
-        identity: Identity | None = None,
+        signer: Signer,
+        verifier: Verifier,
         spectator: bool = False,
     ) -> None:
-        """``identity`` (whose id is ``me``) signs votes and grants and turns on every signed rule.
+        """``signer`` (whose id is ``me``) signs votes and grants; ``verifier`` checks the others'.
         A ``spectator`` follows the master but never campaigns nor votes."""
-        if identity is not None and identity.id != me:
-            raise ValueError("identity.id must be the machine's own id")
+        if signer.id != me:
+            raise ValueError("signer.id must be the machine's own id")
         self._me = me
         self._spectator = spectator
-        self._spectators: frozenset[PeerId] = frozenset()  # the OTHER peers known to be spectators
         self._config = config
         self._rng = rng
-        self._identity = identity
-        self._signed = identity is not None
-        self._cert: dict[PeerId, bytes] = {}  # candidate / master: the signed votes won in our term
-        self._trusted: dict[Term, PeerId] = {}  # terms whose certificate we checked, and their master
-        self._seen: dict[Term, PeerId] = {}  # terms whose master showed votes of other peers we know
-        self._known_cert: tuple[Term, PeerId, tuple[bytes, ...]] | None = None  # the one we follow
-        self._pending_vote: tuple[Term, PeerId, float] | None = None
+        self._certs = Certificates(signer, verifier)  # our votes and grants, the certificates we checked
         self._seen_round = 0  # the highest round refusals told us of (bounded)
         self._top_up_at = -math.inf
         self._rival_at = -math.inf
-        self._gone_at: dict[PeerId, float] = {}  # MAJORITY: when each member disconnected
         self._distrusted: set[PeerId] = set()
         self._salt = salt_of(me)
         self._role = Role.FOLLOWER
         self._term = Term(0)
-        self._ballot = Term(0)  # the highest term we voted or campaigned in (== _term unsigned)
+        self._ballot = Term(0)  # the highest term we voted or campaigned in
         self._master: PeerId | None = None
         self._voted_for: PeerId | None = None
         self._announced: tuple[PeerId | None, Term] = (None, Term(0))
-        self._connected: frozenset[PeerId] = frozenset()
-        self._members: set[PeerId] = {me}
+        # who counts: links, the silent, spectators, the MAJORITY membership, what each link follows
+        self._room = Room(me, available=config.policy is Policy.AVAILABLE, election_timeout=config.election_timeout)
         self._position: tuple[int, int] = (0, 0)
         self._sticky_until = -math.inf  # refuse (pre-)votes until then: a live master was heard
         self._successors: tuple[PeerId, ...] = ()
-        self._heard: dict[PeerId, float] = {}  # when anything last arrived from each peer
         self._now = -math.inf  # the time of the event being stepped
-        self._silent: dict[PeerId, float] = {}  # connected but unresponsive (since when): cannot vote
         self._asked_at: float | None = None  # when our current pre-vote round began
         # follower and candidate
         self._election_at: float | None = None
@@ -339,19 +311,12 @@ class ElectionMachine:
         self._votes: set[PeerId] = set()
         # master
         self._heartbeat_at: float | None = None
-        self._seq = 0
-        self._sent: dict[int, float] = {}
-        self._acked: dict[PeerId, float] = {}  # send time of the latest heartbeat each peer acked
-        self._positions: dict[PeerId, tuple[int, int]] = {}
+        self._beats = Beats()  # heartbeats sent, acks and positions: the lease
         self._handover_to: PeerId | None = None
         self._handover_at: float | None = None
         self._handover_tried: set[PeerId] = set()
         # startup and agreement
-        self._joining: frozenset[str] = frozenset()  # known, unlinked peers; they count until a master is known
         self._settled = False  # a master (maybe this peer) was known once: joining is over
-        self._views: dict[PeerId, tuple[Term, PeerId | None]] = {}  # what each linked peer follows
-        self._view_heard: dict[PeerId, float] = {}
-        self._linked_at: dict[PeerId, float] = {}
         self._view_at: float | None = None
         self._grace_used = False  # the election timer was given its one grace after a stall
         self._catch_up: tuple[float, int] | None = None  # (when, index): the master's log reached index
@@ -397,15 +362,7 @@ class ElectionMachine:
         """
         if self._master is None:
             return False
-        mine = (self._term, self._master)
-        for peer in self._connected - self._silent.keys():
-            view = self._views.get(peer)
-            if view is None:
-                if now - self._linked_at.get(peer, now) < VIEW_GRACE:
-                    return False
-            elif view != mine:
-                return False
-        return True
+        return self._room.agreed(now, (self._term, self._master), self._room.connected - self._room.silent.keys())
 
     def can_confirm(self, now: float) -> bool:
         """May this peer act as master now? False for non-masters and, under MAJORITY, without a lease."""
@@ -416,8 +373,8 @@ class ElectionMachine:
         return self._handover_to is None and now < self._lease_until()
 
     def master_of(self, term: Term) -> PeerId | None:
-        """The master of ``term`` if we know it: we followed it, or saw it hold votes of peers we know (signed)."""
-        return self._trusted.get(term) or self._seen.get(term)
+        """The master of ``term`` if we know it: we followed it, or saw it hold votes of peers we know."""
+        return self._certs.master_of(term)
 
     def has_quorum(self, voters: frozenset[PeerId]) -> bool:
         """Do ``voters`` (this peer counts only if listed) form a quorum under the policy now?"""
@@ -437,18 +394,15 @@ class ElectionMachine:
                 self._on_tick(now, out)
             case Received(sender=sender, message=message):
                 if sender != self._me and sender not in self._distrusted:
-                    self._heard[sender] = now
-                    self._silent.pop(sender, None)
+                    self._room.heard_from(sender, now)
                     self._on_message(sender, message, now, out)
             case LinksChanged(peers=peers):
                 self._on_peers_changed(peers - {self._me}, now, out)
             case PeerLeft(peer=peer, graceful=graceful):
                 if graceful:
-                    self._members.discard(peer)
-                    self._gone_at.pop(peer, None)
-                    self._positions.pop(peer, None)
-                    self._acked.pop(peer, None)
-                self._on_peers_changed(self._connected - {peer}, now, out)
+                    self._room.left(peer)
+                    self._beats.forget(peer)
+                self._on_peers_changed(self._room.connected - {peer}, now, out)
             case LogPosition(term=term, index=index):
                 self._position = (term, index)
                 if self._catch_up is not None and index >= self._catch_up[1]:
@@ -462,24 +416,19 @@ class ElectionMachine:
                     self._step_down(self._term, now)
                     self._sticky_until = -math.inf
                     self._arm_election(now, prompt=True)
-            case Observed(term=term):
-                # signed: a term heard outside the election proves nothing (a client could make it
-                # up); the new master's certified heartbeat is what moves us
-                if term > self._term and not self._signed:
-                    self._step_down(term, now)
             case Joining(peers=peers):
                 if not self._settled:
-                    self._joining = peers
+                    self._room.joining = peers
                     self._recheck_quorum(now, out)
             case Roles(spectators=spectators):
-                self._spectators = spectators - {self._me}
+                self._room.spectators = spectators - {self._me}
                 self._recheck_quorum(now, out)
             case _:
                 assert_never(event)
         if (self._master, self._term) != self._announced:
             self._announced = (self._master, self._term)
             if self._master is not None:
-                self._settled, self._joining = True, frozenset()
+                self._settled, self._room.joining = True, frozenset()
             out.insert(0, MasterKnown(master=self._master, term=self._term))
             self._tell_view(now, out)
         return out
@@ -489,7 +438,7 @@ class ElectionMachine:
         view = View(term=self._term, master=self._master)
         if to is None:
             out.append(Broadcast(message=view))
-            self._view_at = now + VIEW_EVERY if self._connected else None
+            self._view_at = now + VIEW_EVERY if self._room.connected else None
         else:
             out.extend(Send(to=peer, message=view) for peer in to)
 
@@ -504,7 +453,7 @@ class ElectionMachine:
             self._hand_over(now, out)  # the successor did not win in time: pick again
         if self._view_at is not None and now >= self._view_at:
             self._view_at = None
-            if self._connected:
+            if self._room.connected:
                 self._tell_view(now, out)  # views are datagrams: say it again now and then
         if (
             self._election_at is not None
@@ -522,21 +471,8 @@ class ElectionMachine:
             # The master stays known while the pre-vote runs: a follower that missed a few
             # heartbeats (lost datagrams, a stalled loop) must not drop a master the others still
             # follow. The master changes only when a new term is won or a higher one is seen.
-            self._suspect_silent_peers(now)
+            self._room.suspect(now, self._master, self._asked_at)
             self._pre_vote(now, out)
-
-    def _suspect_silent_peers(self, now: float) -> None:
-        # Called when the election timer fires: the master (if any) sent nothing for a whole
-        # election timeout, and peers that answered nothing since our last pre-vote round began
-        # are unresponsive. AVAILABLE leaves them out of the group until they speak again, so a
-        # survivor whose transport has not yet noticed a death still elects.
-        if self._master is not None:
-            self._silent.setdefault(self._master, now)
-        if self._asked_at is not None:
-            asked_at = self._asked_at
-            for p in self._connected:
-                if self._heard.get(p, -math.inf) < asked_at:
-                    self._silent.setdefault(p, now)
 
     def _arm_election(self, now: float, *, prompt: bool = False) -> None:
         self._grace_used = False
@@ -545,141 +481,76 @@ class ElectionMachine:
         self._election_at = max(now + wait, self._sticky_until) if prompt else now + cfg.election_timeout + wait
 
     def _rank(self) -> int:
-        order = [p for p in self._successors if p in self._connected or p == self._me]
+        order = [p for p in self._successors if p in self._room.connected or p == self._me]
         if self._me in order:
             return order.index(self._me)
-        return sorted((self._connected - self._spectators) | {self._me}).index(self._me)
+        return sorted((self._room.connected - self._room.spectators) | {self._me}).index(self._me)
 
     # -- quorum, terms, lease --
 
     def _group(self) -> set[PeerId] | frozenset[PeerId]:
-        if self._config.policy is Policy.AVAILABLE:
-            return (self._connected - self._silent.keys() - self._spectators) | {self._me}
-        return self._members - self._spectators
+        return self._room.group()
 
     def _has_quorum(self, voters: set[PeerId]) -> bool:
-        group = self._group()
-        # joining: peers known but not linked yet count too (they cannot vote before they link)
-        size = len(group) + len(self._joining.difference(group))
-        if self._config.policy is Policy.AVAILABLE:
-            # Silent peers cannot vote, but the recently silent still count: on a lossy Wi-Fi a few
-            # heartbeats in a row go missing now and then, and a peer linked only to its master
-            # would otherwise win alone and take the room. Silent longer, they are gone.
-            counted = _SILENT_COUNTS * self._config.election_timeout
-            size += sum(
-                1
-                for peer, since in self._silent.items()
-                if self._now - since < counted and peer not in self._spectators and peer not in self._joining
-            )
-        return len(voters & group) > size // 2
+        return self._room.has_quorum(voters, self._now)
 
     def _next_term(self) -> Term:
         round_ = min(max(term_round(self._ballot), self._seen_round) + 1, MAX_ROUND)
         return Term((round_ << SALT_BITS) | self._salt)
 
     def _lease_until(self) -> float:
-        voters = self._members - self._spectators
-        need = len(voters) // 2  # acks needed besides our own
-        if need == 0:
-            return math.inf
-        times = sorted((t for p, t in self._acked.items() if p in voters), reverse=True)
-        return times[need - 1] + self._config.lease if len(times) >= need else -math.inf
+        return self._beats.lease_until(self._room.members - self._room.spectators, self._config.lease)
 
     def _sticky(self, now: float) -> bool:
         if self._role is Role.MASTER:
             return True
-        if self._config.policy is Policy.AVAILABLE and (self._master is None or self._master not in self._connected):
+        if self._config.policy is Policy.AVAILABLE and (
+            self._master is None or self._master not in self._room.connected
+        ):
             return False
         return now < self._sticky_until
 
     def _expire_members(self, now: float) -> None:
         """MAJORITY: members gone longer than ``member_expiry`` leave (ids that come and go cannot pile up)."""
-        expiry = self._config.member_expiry
-        known = self._members | self._connected
-        for table in (self._heard, self._positions, self._acked):  # keyed by senders: only peers we know
-            for peer in [p for p in table if p not in known]:
-                del table[peer]
-        for peer, gone in list(self._gone_at.items()):
-            if peer in self._connected:
-                del self._gone_at[peer]
-            elif now - gone >= expiry or len(self._members) > MAX_MEMBERS:
-                del self._gone_at[peer]
-                self._members.discard(peer)
-                self._positions.pop(peer, None)
-                self._acked.pop(peer, None)
+        self._beats.keep_only(self._room.members | self._room.connected)
+        for peer in self._room.expire(now, self._config.member_expiry):
+            self._beats.forget(peer)
 
-    # -- certificates (signed) --
-
-    def _vote_proof(self, term: Term, candidate: PeerId) -> bytes:
-        assert self._identity is not None
-        return prove(self._identity, "vote", term, candidate)
+    # -- certificates --
 
     def _voters(self, term: Term, master: PeerId, cert: tuple[bytes, ...]) -> set[PeerId]:
         """The distinct peers of our view whose valid signed votes for ``master`` in ``term`` ``cert`` holds."""
-        allowed = self._group() | self._connected | {master}
-        voters: set[PeerId] = set()
-        for proof in cert[: len(allowed)]:
-            claimed = signer_key(proof)
-            if claimed is None or claimed in voters or claimed not in allowed:
-                continue  # filtered before any signature is checked: bounded work per message
-            if signer(proof, "vote", term, master) == claimed:
-                voters.add(claimed)
-        if voters - {master} and term not in self._seen:  # others voted for it: it did master that term
-            self._seen[term] = master
-            if len(self._seen) > _TRUSTED_KEPT:
-                del self._seen[min(self._seen)]
-        return voters
+        return self._certs.voters(term, master, cert, self._group() | self._room.connected | {master})
 
     def _quorum_of(self, voters: set[PeerId]) -> bool:
-        """Do ``voters`` form a quorum of our group?
-
-        While we follow (or are) a master, we count ourselves: a rival must win a quorum that
-        includes what we would have voted. Without one (just arrived, or our master is gone),
-        a term we did not vote in is judged by the others' votes only.
-        """
-        group = set(self._group())
-        if self._master is None and self._me not in voters:
-            group.discard(self._me)
-        return len(voters & group) > len(group) // 2
+        """Do ``voters`` form a quorum of our group (counting ourselves only while we follow a master)?"""
+        return self._room.quorum_of(voters, following=self._master is not None)
 
     def _certified(self, term: Term, master: PeerId, cert: tuple[bytes, ...]) -> bool:
         """Is ``master`` the winner of ``term`` by a quorum of votes (checked once per term)?"""
-        if self._trusted.get(term) == master:
+        if self._certs.trusted.get(term) == master:
             return True
         if term_round(term) > MAX_ROUND or (term & _SALT_MASK) != salt_of(master):
             return False
         if not self._quorum_of(self._voters(term, master, cert)):
             return False
-        self._trusted[term] = master
-        if len(self._trusted) > _TRUSTED_KEPT:
-            del self._trusted[min(self._trusted)]
+        self._certs.trust(term, master)
         return True
 
     def _own_cert_holds(self) -> bool:
         """As master: is our certificate a quorum of the group we see now?"""
-        return self._quorum_of(set(self._cert))
+        return self._quorum_of(set(self._certs.won))
 
     def _check_pending_vote(self, now: float, asking: PeerId | None = None) -> bool:
         """One vote per candidate until it shows a master for it (or two election timeouts pass).
 
-        ``asking``: that candidate asks again for a new ballot; True if it must wait (it had our
-        vote less than two election timeouts ago and showed no certified master for it). A
-        candidate that never follows up its VoteRequests so gets our vote at most once per two
-        election timeouts, and the other candidates have them meanwhile. (A longer, doubling
-        refusal after three such votes in a row also caught honest candidates that lost their
-        elections to datagram loss, and could leave a bare majority masterless.)
+        ``asking``: that candidate asks again for a new ballot; True if it must wait. A candidate
+        that never follows up its VoteRequests so gets our vote at most once per two election
+        timeouts, and the other candidates have them meanwhile. (A longer, doubling refusal after
+        three such votes in a row also caught honest candidates that lost their elections to
+        datagram loss, and could leave a bare majority masterless.)
         """
-        pending = self._pending_vote
-        if pending is None:
-            return False
-        term, candidate, at = pending
-        if self._trusted.get(term) == candidate:
-            self._pending_vote = None
-        elif asking == candidate or now - at > 2 * self._config.election_timeout:
-            if asking == candidate and now - at <= 2 * self._config.election_timeout:
-                return True
-            self._pending_vote = None
-        return False
+        return self._certs.pending_blocks(now, 2 * self._config.election_timeout, asking)
 
     def _learn_round(self, term: Term) -> None:
         """A refusal told of a newer round: our next campaign goes past it (at most two rounds past ours)."""
@@ -690,7 +561,7 @@ class ElectionMachine:
     def _step_down(self, term: Term, now: float, master: PeerId | None = None) -> None:
         if term > self._term:
             self._term = term
-            self._cert = {}
+            self._certs.won = {}
         if term > self._ballot:
             self._ballot = term
             self._voted_for = None
@@ -700,8 +571,7 @@ class ElectionMachine:
         self._prevotes.clear()
         self._votes.clear()
         self._heartbeat_at = None
-        self._sent.clear()
-        self._acked.clear()
+        self._beats.reset()
         self._handover_to = None
         self._handover_at = None
         self._handover_tried.clear()
@@ -714,17 +584,7 @@ class ElectionMachine:
         link to it instead (the mesh is still forming, or one link of it is down).
         """
         group = self._group() - {self._me}
-        if not group:
-            return False
-        elsewhere = 0
-        for peer in group:
-            view = self._views.get(peer)
-            if view is None or now - self._view_heard.get(peer, -math.inf) > 2 * VIEW_EVERY:
-                continue
-            term, master = view
-            if master is not None and master != self._me and master not in self._connected and term >= self._term:
-                elsewhere += 1
-        return elsewhere * 2 > len(group) + 1
+        return self._room.follow_elsewhere(now, group, self._me, self._room.connected, self._term)
 
     def _pre_vote(self, now: float, out: list[Effect]) -> None:
         if self._role is Role.FOLLOWER and self._follow_elsewhere(now):
@@ -744,18 +604,16 @@ class ElectionMachine:
     def _campaign(self, now: float, out: list[Effect], *, handover: bool, grant: bytes = b"") -> None:
         if self._spectator:
             return
-        # Signed, the term peers see (and fence with) moves only to a won term: a lost campaign
-        # leaves it as it was, so the winner of the same round is followed even if its term is lower.
+        # The term peers see (and fence with) moves only to a won term: a lost campaign leaves
+        # it as it was, so the winner of the same round is followed even if its term is lower.
         self._ballot = self._next_term()
-        if not self._signed:
-            self._term = self._ballot
         self._role = Role.CANDIDATE
         self._master = None
-        self._heartbeat_at = None  # a master running again (signed: a healed partition) is no master meanwhile
+        self._heartbeat_at = None  # a master running again (a healed partition) is no master meanwhile
         self._handover_to = self._handover_at = None
         self._voted_for = self._me
         self._votes = {self._me}
-        self._cert = {self._me: self._vote_proof(self._ballot, self._me)} if self._signed else {}
+        self._certs.won = {self._me: self._certs.vote(self._ballot, self._me)}
         self._proposal = None
         self._prevotes.clear()
         self._arm_election(now)
@@ -772,12 +630,10 @@ class ElectionMachine:
         self._term = self._ballot
         self._role = Role.MASTER
         self._master = self._me
-        self._trusted[self._term] = self._me
+        self._certs.trust(self._term, self._me)
         self._election_at = None
         self._asked_at = None
-        self._seq = 0
-        self._sent.clear()
-        self._acked.clear()
+        self._beats.reset()
         self._handover_to = None
         self._handover_at = None
         self._handover_tried.clear()
@@ -785,12 +641,10 @@ class ElectionMachine:
         self._heartbeat(now, out)
 
     def _heartbeat(self, now: float, out: list[Effect]) -> None:
-        self._seq += 1
-        self._sent[self._seq] = now
-        self._sent.pop(self._seq - _SENT_KEPT, None)
+        self._beats.beat(now)
         self._heartbeat_at = now + self._config.heartbeat_interval
         out.append(Broadcast(message=self._heartbeat_message()))
-        if self._signed and now >= self._top_up_at + _TOP_UP:
+        if now >= self._top_up_at + _TOP_UP:
             self._top_up(now, out)
 
     def _top_up(self, now: float, out: list[Effect]) -> None:
@@ -805,21 +659,22 @@ class ElectionMachine:
         last_term, last_index = self._position
         request = VoteRequest(term=self._term, last_term=last_term, last_index=last_index, handover=False)
         out.extend(
-            Send(to=peer, message=request) for peer in sorted(self._connected - self._spectators - set(self._cert))
+            Send(to=peer, message=request)
+            for peer in sorted(self._room.connected - self._room.spectators - set(self._certs.won))
         )
 
     def _heartbeat_message(self) -> Heartbeat:
-        cert = tuple(proof for _, proof in sorted(self._cert.items())) if self._signed else ()
+        cert = self._certs.proofs()
         return Heartbeat(
-            term=self._term, seq=self._seq, successors=self._ranked_successors(), cert=cert, index=self._position[1]
+            term=self._term,
+            seq=self._beats.seq,
+            successors=self._ranked_successors(),
+            cert=cert,
+            index=self._position[1],
         )
 
     def _ranked_successors(self) -> tuple[PeerId, ...]:
-        def key(peer: PeerId) -> tuple[int, int, PeerId]:
-            last_term, last_index = self._positions.get(peer, (0, 0))
-            return (-last_term, -last_index, peer)
-
-        return tuple(sorted(self._connected - self._spectators, key=key))
+        return self._beats.ranked(self._room.connected - self._room.spectators)
 
     def _hand_over(self, now: float, out: list[Effect]) -> None:
         if self._role is not Role.MASTER:
@@ -835,7 +690,7 @@ class ElectionMachine:
         self._handover_to = untried[0]
         self._handover_tried.add(self._handover_to)
         self._handover_at = now + self._config.election_timeout
-        grant = prove(self._identity, "handover", self._term, self._handover_to) if self._identity else b""
+        grant = self._certs.grant(self._term, self._handover_to)
         out.append(Send(to=self._handover_to, message=TimeoutNow(term=self._term, grant=grant)))
 
     def _recheck_quorum(self, now: float, out: list[Effect]) -> None:
@@ -847,23 +702,8 @@ class ElectionMachine:
     # -- events --
 
     def _on_peers_changed(self, peers: frozenset[PeerId], now: float, out: list[Effect]) -> None:
-        gone = self._connected - peers
-        new = peers - self._connected
-        self._connected = peers
-        for peer in gone:
-            self._views.pop(peer, None)
-            self._view_heard.pop(peer, None)
-            self._linked_at.pop(peer, None)
-        for peer in new:
-            self._linked_at[peer] = now
-        self._members |= peers
-        for peer in new:
-            self._gone_at.pop(peer, None)
-        for peer in gone:
-            if peer in self._members:
-                self._gone_at[peer] = now
+        gone, new = self._room.links_changed(peers, now)
         self._expire_members(now)
-        self._silent = {p: since for p, since in self._silent.items() if p in peers}
         if self._role is Role.MASTER:
             if new:
                 hello = self._heartbeat_message()
@@ -896,9 +736,8 @@ class ElectionMachine:
             case TimeoutNow():
                 self._on_timeout_now(sender, message, now, out)
             case View(term=term, master=master):
-                if sender in self._connected:
-                    self._views[sender] = (term, master)
-                    self._view_heard[sender] = now
+                if sender in self._room.connected:
+                    self._room.view(sender, term, master, now)
             case _:
                 assert_never(message)
 
@@ -906,30 +745,30 @@ class ElectionMachine:
         last_term, last_index = self._position
         cert: tuple[bytes, ...] = ()
         leader = ""
-        known = self._known_cert
-        if self._signed and self._trusted.get(term) == self._me:  # a term we won (and maybe left)
-            cert, leader = tuple(proof for _, proof in sorted(self._cert.items())), self._me
-        elif self._signed and known is not None and known[0] == term:
+        known = self._certs.known
+        if self._certs.trusted.get(term) == self._me:  # a term we won (and maybe left)
+            cert, leader = self._certs.proofs(), self._me
+        elif known is not None and known[0] == term:
             _, leader, cert = known
         return HeartbeatAck(term=term, seq=seq, last_term=last_term, last_index=last_index, cert=cert, leader=leader)
 
     def _on_heartbeat(self, sender: PeerId, message: Heartbeat, now: float, out: list[Effect]) -> None:
         term = message.term
-        if term < self._term:  # a stale master: tell it our term (and, signed, its certificate)
+        if term < self._term:  # a stale master: tell it our term (and its certificate)
             out.append(Send(to=sender, message=self._ack(self._term, message.seq)))
-            if self._signed and self._role is Role.MASTER:
+            if self._role is Role.MASTER:
                 self._rival(sender, message, now, out)
             return
         # Two masters of one term only happen on a salt collision: the lower id keeps it
         # (a master is its own master, so this also covers a master hearing a rival).
         if term == self._term and self._master is not None and sender > self._master:
             return
-        if self._signed and not (term == self._term and self._master == sender):
+        if not (term == self._term and self._master == sender):
             if not self._certified(term, sender, message.cert):
                 if self._role is Role.MASTER:
                     self._rival(sender, message, now, out)
                 return  # no quorum voted for it, as far as we can see: not our master
-            self._known_cert = (term, sender, message.cert)
+            self._certs.known = (term, sender, message.cert)
         if term > self._term or self._role is not Role.FOLLOWER or self._master != sender:
             self._step_down(term, now, master=sender)
         self._sticky_until = now + self._config.election_timeout
@@ -938,8 +777,21 @@ class ElectionMachine:
         self._proposal = None
         self._prevotes.clear()
         self._arm_election(now)
-        out.append(Send(to=sender, message=self._ack(term, message.seq)))
+        out.append(Send(to=sender, message=self._ack(self._lendable(term, now), message.seq)))
         self._check_lag(message.index, now, out)
+
+    def _lendable(self, term: Term, now: float) -> Term:
+        """The term our ack of a heartbeat of ``term`` names: ``term``, or a newer one we just voted in.
+
+        Under MAJORITY an ack lends the master its lease; while a vote we gave in a newer term may
+        still elect its candidate (the pending vote: two election timeouts), the lease is not ours
+        to lend, and the ack names that newer term (which credits no lease).
+        """
+        self._check_pending_vote(now)
+        pending = self._certs.pending
+        if self._config.policy is Policy.MAJORITY and pending is not None and pending[0] > term:
+            return pending[0]
+        return term
 
     def _check_lag(self, master_index: int, now: float, out: list[Effect]) -> None:
         """Entries take milliseconds to arrive: still short of an index the master had long ago, we missed some."""
@@ -954,7 +806,7 @@ class ElectionMachine:
             out.append(Lagging())
 
     def _rival(self, sender: PeerId, message: Heartbeat, now: float, out: list[Effect]) -> None:
-        """As master, we hear another master we will not follow (signed).
+        """As master, we hear another master we will not follow.
 
         A master whose own certificate is still a quorum of the group it sees keeps its place
         (the other must yield: a liar's claim changes nothing). One whose certificate no longer
@@ -967,11 +819,11 @@ class ElectionMachine:
         self._rival_at = now
         group = set(self._group())
         theirs = self._voters(message.term, sender, message.cert) & group
-        if message.term > self._term and len(theirs) >= len(set(self._cert) & group) > 0:
+        if message.term > self._term and len(theirs) >= len(set(self._certs.won) & group) > 0:
             # both of us won a part of the room while it looked split (lost datagrams, a partition):
             # the newer term with at least as many votes wins, as it did before votes were signed
-            self._trusted[message.term] = sender
-            self._known_cert = (message.term, sender, message.cert)
+            self._certs.trust(message.term, sender)
+            self._certs.known = (message.term, sender, message.cert)
             self._step_down(message.term, now, master=sender)
             self._sticky_until = now + self._config.election_timeout
             out.append(Send(to=sender, message=self._ack(message.term, message.seq)))
@@ -983,17 +835,12 @@ class ElectionMachine:
 
     def _on_heartbeat_ack(self, sender: PeerId, message: HeartbeatAck, now: float, out: list[Effect]) -> None:
         if message.term > self._term:
-            if not self._signed:
-                self._step_down(message.term, now)
-            elif self._role is Role.MASTER:
+            if self._role is Role.MASTER:
                 self._run_above(message, now, out)
             return
         if message.term < self._term or self._role is not Role.MASTER:
             return
-        self._positions[sender] = (message.last_term, message.last_index)
-        sent = self._sent.get(message.seq)
-        if sent is not None and sent > self._acked.get(sender, -math.inf):
-            self._acked[sender] = sent
+        self._beats.acked(sender, message.seq, (message.last_term, message.last_index))
 
     def _run_above(self, message: HeartbeatAck, now: float, out: list[Effect]) -> None:
         """As master whose certificate holds, a peer of ours shows a certified newer term: run for the round above.
@@ -1026,22 +873,16 @@ class ElectionMachine:
 
     def _on_pre_vote_reply(self, sender: PeerId, message: PreVoteReply, now: float, out: list[Effect]) -> None:
         if message.granted:
-            if self._proposal is not None and message.term == self._proposal and sender not in self._spectators:
+            if self._proposal is not None and message.term == self._proposal and sender not in self._room.spectators:
                 self._prevotes.add(sender)
                 if self._has_quorum(self._prevotes):
                     self._campaign(now, out, handover=False)
         elif message.term > self._ballot:
-            if self._signed:
-                self._learn_round(message.term)  # a refusal proves nothing: our next round goes past it
-            else:
-                self._step_down(message.term, now)
+            self._learn_round(message.term)  # a refusal proves nothing: our next round goes past it
 
     def _on_vote_request(self, sender: PeerId, message: VoteRequest, now: float, out: list[Effect]) -> None:
         if message.term < self._ballot:
             out.append(Send(to=sender, message=VoteReply(term=self._ballot, granted=False)))
-            return
-        if not self._signed:
-            self._on_vote_request_unsigned(sender, message, now, out)
             return
         refuse = VoteReply(term=self._ballot, granted=False)
         if self._spectator:
@@ -1055,7 +896,7 @@ class ElectionMachine:
             out.append(Send(to=sender, message=refuse))  # no jumping rounds, no campaigning for others' terms
             return
         granted_over = self._master is not None and (
-            signer(message.grant, "handover", self._term, sender) == self._master
+            self._certs.granter(message.grant, self._term, sender) == self._master
         )
         handover = message.handover and granted_over
         if not handover and sender != self._master and self._sticky(now):
@@ -1070,29 +911,13 @@ class ElectionMachine:
             if self._role is not Role.FOLLOWER:
                 self._step_down(self._term, now)
         self._voted_for = sender
-        self._pending_vote = (message.term, sender, now)
+        self._certs.pending = (message.term, sender, now)
         self._arm_election(now)
-        proof = self._vote_proof(message.term, sender)
+        proof = self._certs.vote(message.term, sender)
         out.append(Send(to=sender, message=VoteReply(term=message.term, granted=True, proof=proof)))
-
-    def _on_vote_request_unsigned(self, sender: PeerId, message: VoteRequest, now: float, out: list[Effect]) -> None:
-        if not message.handover and self._sticky(now):
-            return  # a live master exists: ignore the disruption (Raft §9.6)
-        chosen = self._handover_to == sender  # our own successor: it need not be as up to date as us
-        if message.term > self._term:
-            self._step_down(message.term, now)
-        up_to_date = (message.last_term, message.last_index) >= self._position
-        grant = not self._spectator and self._voted_for in (None, sender) and (up_to_date or chosen)
-        if grant:
-            self._voted_for = sender
-            self._arm_election(now)
-        out.append(Send(to=sender, message=VoteReply(term=self._term, granted=grant)))
 
     def _on_vote_reply(self, sender: PeerId, message: VoteReply, now: float, out: list[Effect]) -> None:
         if message.term > self._ballot:
-            if not self._signed:
-                self._step_down(message.term, now)
-                return
             self._learn_round(message.term)
             if self._role is Role.MASTER and not self._own_cert_holds() and now >= self._rival_at + _RIVAL:
                 # a peer of our group is past our term and our votes are not a quorum of the group
@@ -1102,29 +927,22 @@ class ElectionMachine:
             return
         if message.term != self._ballot or not message.granted or self._role is Role.FOLLOWER:
             return
-        if sender in self._spectators:
+        if sender in self._room.spectators:
             return  # a spectator's vote counts for nothing
-        if self._signed:
-            if signer(message.proof, "vote", self._ballot, self._me) != sender:
-                return  # an unsigned or forged vote counts for nothing
-            self._cert[sender] = message.proof  # late votes join a master's certificate too
+        if self._certs.voter(message.proof, self._ballot, self._me) != sender:
+            return  # an unsigned or forged vote counts for nothing
+        self._certs.won[sender] = message.proof  # late votes join a master's certificate too
         if self._role is Role.CANDIDATE:
             self._votes.add(sender)
             if self._has_quorum(self._votes):
                 self._become_master(now, out)
 
     def _on_timeout_now(self, sender: PeerId, message: TimeoutNow, now: float, out: list[Effect]) -> None:
-        if self._signed:
-            # only our own master may hand over to us, and only with its signed grant
-            if (
-                message.term == self._term
-                and self._master == sender
-                and self._role is Role.FOLLOWER
-                and signer(message.grant, "handover", self._term, self._me) == sender
-            ):
-                self._campaign(now, out, handover=True, grant=message.grant)
-            return
-        if message.term > self._term:
-            self._step_down(message.term, now, master=sender)
-        if message.term == self._term and self._master == sender and self._role is Role.FOLLOWER:
-            self._campaign(now, out, handover=True)
+        # only our own master may hand over to us, and only with its signed grant
+        if (
+            message.term == self._term
+            and self._master == sender
+            and self._role is Role.FOLLOWER
+            and self._certs.granter(message.grant, self._term, self._me) == sender
+        ):
+            self._campaign(now, out, handover=True, grant=message.grant)

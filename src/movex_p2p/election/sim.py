@@ -21,6 +21,7 @@ from ..identity import KEY_SIZE, Identity
 from ..ids import PeerId, Term
 from ..links import Links
 from ..routes import Lane
+from ..signing import ED25519, FAKE, FakeSigner, Signer, Verifier
 from .machine import (
     Broadcast,
     Effect,
@@ -75,7 +76,7 @@ class Cluster:
 
     def __init__(
         self,
-        peers: int | Iterable[str],
+        peers: int,
         *,
         config: ElectionConfig,
         rng: random.Random,
@@ -83,22 +84,25 @@ class Cluster:
         loss: float = 0.0,
         down_delay: float | None = 0.0,
         up_delay: float = 0.0,
-        signed: bool = False,
+        ed25519: bool = False,
         inert: Iterable[int] = (),
     ) -> None:
-        """``signed``: every peer has an identity (seeded) and its id derived from it, as real peers do.
+        """Every peer signs with a key drawn from ``rng`` and its id is derived from it, as real peers
+        do: a :class:`~movex_p2p.signing.FakeSigner` (fast), or with ``ed25519`` a real Identity.
         ``inert``: indexes of peers whose machines stay silent (a test speaks for them with :meth:`inject`)."""
-        identities: list[Identity] = []
-        ids: list[str]
-        if signed:
-            keys = type(rng)(rng.getrandbits(64))
-            identities = [Identity(keys.randbytes(KEY_SIZE)) for _ in range(peers if isinstance(peers, int) else 0)]
-            ids = [ident.id for ident in identities]
-        else:
-            ids = [f"p{i}" for i in range(peers)] if isinstance(peers, int) else list(peers)
-        self.ids: list[PeerId] = [PeerId(p) for p in ids]
-        """The peers, in creation order."""
-        self.identities: dict[PeerId, Identity] = {ident.id: ident for ident in identities}
+        keys = type(rng)(rng.getrandbits(64))
+        signers: list[Signer] = sorted(
+            (
+                Identity(keys.randbytes(KEY_SIZE)) if ed25519 else FakeSigner(keys.randbytes(KEY_SIZE))
+                for _ in range(peers)
+            ),
+            key=lambda signer: signer.id,
+        )
+        self.verifier: Verifier = ED25519 if ed25519 else FAKE
+        """What every peer checks signatures with."""
+        self.ids: list[PeerId] = [signer.id for signer in signers]
+        """The peers, lowest id first."""
+        self.signers: dict[PeerId, Signer] = {signer.id: signer for signer in signers}
         self.inert: set[PeerId] = {self.ids[i] for i in inert}
         self.rng = rng
         self.config = config
@@ -108,10 +112,10 @@ class Cluster:
         self.up_delay = up_delay
         self.now = 0.0
         self.machines: dict[PeerId, ElectionMachine] = {
-            PeerId(p): ElectionMachine(
-                PeerId(p), config=config, rng=type(rng)(rng.getrandbits(64)), identity=self.identities.get(PeerId(p))
+            p: ElectionMachine(
+                p, config=config, rng=type(rng)(rng.getrandbits(64)), signer=self.signers[p], verifier=self.verifier
             )
-            for p in ids
+            for p in self.ids
         }
         self.alive: set[PeerId] = set(self.machines)
         self.elected: list[Elected] = []

@@ -10,8 +10,8 @@ A peer's concurrent action only moves ``confirmed``; pending own actions are rep
 so it never forces a resync. A gap or a checksum mismatch asks for one snapshot (single
 flight per resource); pending actions are rebased on it.
 
-With ``verify`` (every real peer) an entry is applied only if its author signed it (the master
-republishes each author's ``Endorsed`` digests before the entries), a reveal only if it matches
+An entry is applied only if its author signed it (the master republishes each author's
+``Endorsed`` digests before the entries; the node's verify stage checked their signatures), a reveal only if it matches
 the commitment published with the public half, and the master's seals are checked against the
 replicas: anything else is a forgery by the master (a :class:`~.effects.Forged` effect).
 """
@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, assert_never
 
-from ..errors import ActionRejected, InvalidState, LocalProtocolError, RemoteProtocolError, StateTooLarge
+from ..errors import ActionRejected, InvalidState, LocalProtocolError, StateTooLarge
 from ..ids import PeerId, Rid, Term
 from .effects import (
     ActionSettled,
@@ -42,7 +42,7 @@ from .effects import (
     Synced,
     TermObserved,
 )
-from .history import action_digest, commitment, endorsement_signer, meta_digest, resolves
+from .history import action_digest, commitment, meta_digest, resolves
 from .messages import (
     Applied,
     Began,
@@ -156,13 +156,11 @@ class ClientCore:
         types: Mapping[str, ResourceType],
         wait_commit: bool = False,
         opaque: bool = False,
-        verify: bool = False,
     ) -> None:
         """With ``wait_commit`` an own action is confirmed only once a quorum holds it (``majority``);
         with ``opaque`` this peer also replicates, read-only, resources of types it does not have;
-        with ``verify`` entries are checked against their authors' signatures (see the module docstring)."""
+        entries are checked against their authors' endorsements (see the module docstring)."""
         self.me = me
-        self.verify = verify
         self._endorsed: OrderedDict[tuple[str, bytes], None] = OrderedDict()
         self.wait_commit = wait_commit
         self.opaque = opaque
@@ -375,10 +373,10 @@ class ClientCore:
             return []  # fenced: an older or unknown master
         match message:
             case Applied():  # a master authors its own actions: only others' need their author's signature
-                verify = self.verify and sender != self.me and message.author != sender  # (as master, we checked)
+                verify = sender != self.me and message.author != sender  # (as master, we checked)
                 return self._on_applied(message, now, verify=verify)
             case Revealed():
-                return self._on_revealed(message, now, verify=self.verify and sender != self.me)
+                return self._on_revealed(message, now, verify=sender != self.me)
             case Elapsed():
                 return self._on_elapsed(message, now)
             case Created():
@@ -462,10 +460,6 @@ class ClientCore:
         return res
 
     def _on_endorsed(self, sender: PeerId, msg: Endorsed) -> list[Effect]:
-        if not self.verify:
-            return []
-        if endorsement_signer(msg) != msg.author:
-            raise RemoteProtocolError(f"an endorsement not signed by its author {msg.author}")
         for digest in msg.digests:
             self._endorsed[(msg.author, digest)] = None
         while len(self._endorsed) > MAX_ENDORSED:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import cbor2
 
@@ -25,6 +25,9 @@ from ..proofs import signer, statement
 from .messages import Endorse, Endorsed, Head, Held, Sealed
 from .types import Action
 from .values import FIRED_KEY, Deadline, MasterValue
+
+if TYPE_CHECKING:
+    from ..signing import Verifier
 
 __all__ = [
     "DIGEST_SIZE",
@@ -78,9 +81,9 @@ def action_digest(author: str, rid: str, seq: int, action: Action, commit: bytes
     return digest.digest()
 
 
-def endorsement_signer(message: Endorse | Endorsed) -> PeerId | None:
+def endorsement_signer(message: Endorse | Endorsed, verifier: Verifier) -> PeerId | None:
     """Who signed an endorsement (None if the proof is not valid)."""
-    return signer(message.proof, "endorse", b"".join(message.digests))
+    return signer(message.proof, "endorse", b"".join(message.digests), verifier=verifier)
 
 
 def meta_digest(applied: Mapping[str, int], held: Iterable[Held]) -> bytes:
@@ -103,9 +106,9 @@ def seal_statement(term: Term, index: int, heads: Iterable[Head]) -> tuple[str, 
     return ("seal", term, index, body)
 
 
-def seal_signer(sealed: Sealed) -> PeerId | None:
+def seal_signer(sealed: Sealed, verifier: Verifier) -> PeerId | None:
     """The master that signed ``sealed``: a valid proof whose key may campaign for ``sealed.term``; else None."""
-    who = signer(sealed.proof, *seal_statement(sealed.term, sealed.index, sealed.heads))
+    who = signer(sealed.proof, *seal_statement(sealed.term, sealed.index, sealed.heads), verifier=verifier)
     if who is None or salt_of(who) != sealed.term & _SALT_MASK:
         return None
     return who

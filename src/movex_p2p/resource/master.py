@@ -15,7 +15,7 @@ replicas' ``Ack``s and publishes ``Committed`` once a quorum holds an index of i
 
 What a peer sends is input, never truth (docs/security.md): a pulled replica is adopted only
 while recovering, only at the position its peer reported, only with a checksum that matches
-its state and (with an identity) only under a valid seal of a master of its term; the app's
+its state and only under a valid seal of a master of its term; the app's
 hooks (reducer, ``can_reveal``) are contained like bad input; every map keyed by what peers send
 is bounded.
 """
@@ -72,7 +72,7 @@ from .values import earliest_deadline, has_master_values, resolve_master_values,
 if TYPE_CHECKING:
     import random
 
-    from ..identity import Identity
+    from ..signing import Signer, Verifier
 
 __all__ = ["MAX_WAITING", "RECOVERY_TIMEOUT", "TOMBSTONES", "MasterCore"]
 
@@ -131,19 +131,22 @@ class MasterCore:
         recovery_timeout: float = RECOVERY_TIMEOUT,
         rng_factory: Callable[[int], random.Random],
         quorum: Callable[[frozenset[PeerId]], bool] | None = None,
-        identity: Identity | None = None,
-        master_of: Callable[[Term], PeerId | None] | None = None,
+        signer: Signer,
+        verifier: Verifier,
+        master_of: Callable[[Term], PeerId | None],
         removed: Mapping[Rid, int] | None = None,
     ) -> None:
         """``rng_factory(seed)`` builds the generator for one action's master values (the driver
         passes ``random.Random``): the core itself never touches the random module. With
-        ``quorum`` (``majority``: does this set of peers form a quorum?) acks are counted. With
-        ``identity`` (whose id is ``me``) the master seals its heads and adopts only replicas sealed by the
-        master of their term, as ``master_of(term)`` knows it (the election: followed, or shown real votes).
+        ``quorum`` (``majority``: does this set of peers form a quorum?) acks are counted.
+        ``signer`` (whose id is ``me``) seals its heads; ``verifier`` checks seals: it adopts only replicas
+        sealed by the master of their term, as ``master_of(term)`` knows it (the election: followed, or
+        shown real votes).
         ``removed``: tombstones (rid -> index of its removal) this master must not bring back."""
         self.me = me
-        self._identity = identity
-        self._master_of = master_of or (lambda term: None)
+        self._signer = signer
+        self._verifier = verifier
+        self._master_of = master_of
         self._dirty: dict[Rid, None] = {}  # resources whose head changed since the last seal
         self._settled: dict[tuple[Rid, PeerId], int] = {}  # rejected seqs (not in the replicated head)
         self._reported: dict[tuple[PeerId, Rid], Position] = {}  # what each peer reported it holds
@@ -206,7 +209,7 @@ class MasterCore:
 
     def seal(self) -> list[Effect]:
         """Sign the heads of the resources changed since the last seal (a ``Sealed`` for every peer); [] if none."""
-        if self._identity is None or not self._dirty:
+        if not self._dirty:
             return []
         heads: list[Head] = []
         for rid in self._dirty:
@@ -214,7 +217,7 @@ class MasterCore:
             if res is not None:
                 heads.append(head(rid, res.version, res.checksum, res.applied, res.held))
         self._dirty.clear()
-        proof = prove(self._identity, *seal_statement(self.term, self.index, heads))
+        proof = prove(self._signer, *seal_statement(self.term, self.index, heads))
         sealed = Sealed(term=self.term, index=self.index, heads=tuple(heads), proof=proof)
         for h in heads:
             self._resources[h.rid].seal = sealed
@@ -512,10 +515,8 @@ class MasterCore:
             return "not at the position its peer reported"
         if pulled.checksum != snap.checksum:
             return "its state does not have its checksum"
-        if self._identity is None:
-            return None
         seal = snap.seal
-        signed_by = None if seal is None or seal.term != snap.entry_term else seal_signer(seal)
+        signed_by = None if seal is None or seal.term != snap.entry_term else seal_signer(seal, self._verifier)
         known = self.me if snap.entry_term == self.term else self._master_of(snap.entry_term)
         if seal is None or signed_by is None or signed_by != known:
             return "not sealed by the master of its term"
@@ -749,9 +750,8 @@ class MasterCore:
             if held.author == sender and held.seq == msg.seq:
                 if held.action is None:
                     original = msg.origin or msg.private
-                    if self._identity is not None and (
-                        commitment(msg.nonce, original) != held.commitment
-                        or not resolves(original.payload, msg.private.payload)
+                    if commitment(msg.nonce, original) != held.commitment or not resolves(
+                        original.payload, msg.private.payload
                     ):
                         raise RemoteProtocolError(f"restored private half {msg.seq} does not match its commitment")
                     res.held[i] = Held(

@@ -1,0 +1,45 @@
+"""The one stage that checks the signatures a peer's message carries, between decode and routing (pure).
+
+NodeCore passes every message decoded from a peer's frame through :func:`check` before any core
+sees it: an author's endorsement (``Endorse``, and ``Endorsed`` as the master relays it), a
+master's seal (``Sealed``) and a seal a peer passes on (``Witness``) must be validly signed by
+the peer they name, or the message is dropped and reported (its sender's fault). What follows
+trusts those signatures: the master's book of endorsements, the clients' check of each entry's
+digest, the comparison of witnessed seals (a fork is the node's verdict, ``Forked``). The
+election checks its own proofs (votes, certificates, grants) against the group it sees.
+Messages a peer sends itself never pass here: it wrote them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .resource import messages as rm
+from .resource.history import endorsement_signer, seal_signer
+
+if TYPE_CHECKING:
+    from . import wire
+    from .ids import PeerId
+    from .signing import Verifier
+
+__all__ = ["check"]
+
+
+def check(sender: PeerId, message: wire.Message, verifier: Verifier) -> str | None:
+    """Why ``message`` from ``sender`` fails a signature it carries, or None if every one holds."""
+    match message:
+        case rm.Endorse():
+            if endorsement_signer(message, verifier) != sender:
+                return "an endorsement not signed by its sender"
+        case rm.Endorsed():
+            if endorsement_signer(message, verifier) != message.author:
+                return f"an endorsement not signed by its author {message.author}"
+        case rm.Sealed():
+            if seal_signer(message, verifier) != sender:
+                return "a seal not signed by its sender (the master of its term)"
+        case rm.Witness(sealed=sealed):
+            if seal_signer(sealed, verifier) is None:
+                return "a witnessed seal no master of its term signed"
+        case _:
+            pass
+    return None

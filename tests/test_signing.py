@@ -1,0 +1,75 @@
+"""The signing seam: Ed25519 in production, a fast fake that still refuses forgeries in tests."""
+
+from __future__ import annotations
+
+import random
+
+import anyio
+import pytest
+
+import movex_p2p as mx
+from movex_p2p.identity import Identity, peer_id_of
+from movex_p2p.proofs import prove, signer
+from movex_p2p.signing import ED25519, FAKE, FakeSigner, Signer, Verifier
+from resources import Counter
+from test_node_scenarios import until
+
+
+def test_a_fake_signature_passes_only_for_its_key_and_its_bytes() -> None:
+    one, two = FakeSigner.from_seed(1), FakeSigner.from_seed(2)
+    signature = one.sign(b"hello")
+    assert len(signature) == 64
+    assert FAKE.verify(one.public_key, signature, b"hello")
+    assert not FAKE.verify(one.public_key, signature, b"hellO")  # a changed message
+    assert not FAKE.verify(two.public_key, signature, b"hello")  # made with another key
+    assert not FAKE.verify(one.public_key, two.sign(b"hello"), b"hello")
+    assert not FAKE.verify(b"short", signature, b"hello")
+    assert not FAKE.verify(one.public_key, signature[:-1], b"hello")
+
+
+def test_fake_signers_are_seeded_and_their_ids_derive_from_their_keys() -> None:
+    assert FakeSigner.from_seed(7).public_key == FakeSigner.from_seed(7).public_key
+    assert FakeSigner.from_seed(7).id != FakeSigner.from_seed(8).id
+    key = FakeSigner.from_seed(b"seed")
+    assert key.id == peer_id_of(key.public_key)
+    identity = Identity(b"k" * 32)
+    assert FakeSigner(identity.public_key).id == identity.id  # the same peer, a fake signature
+    with pytest.raises(ValueError):
+        FakeSigner(b"short")
+
+
+@pytest.mark.parametrize(
+    ("make", "verifier"),
+    [
+        pytest.param(lambda n: Identity(bytes([n]) * 32), ED25519, id="ed25519"),
+        pytest.param(FakeSigner.from_seed, FAKE, id="fake"),
+    ],
+)
+def test_a_proof_names_its_signer_under_its_own_scheme_only(make: object, verifier: Verifier) -> None:
+    one: Signer = make(1)  # type: ignore[operator]
+    two: Signer = make(2)  # type: ignore[operator]
+    proof = prove(one, "vote", 5, "cand")
+    assert signer(proof, "vote", 5, "cand", verifier=verifier) == one.id
+    assert signer(proof, "vote", 6, "cand", verifier=verifier) is None  # another statement
+    forged = two.public_key + proof[32:]  # one's signature under two's key
+    assert signer(forged, "vote", 5, "cand", verifier=verifier) is None
+    other = FAKE if verifier is ED25519 else ED25519
+    assert signer(proof, "vote", 5, "cand", verifier=other) is None  # one scheme per room
+
+
+async def test_peers_with_the_benchmarks_fake_signer_play_the_same_protocol() -> None:
+    """``Peer(_fake_signer=True)`` (benchmarks/lan_node.py --fake-signer): same ids, same protocol, fake signatures."""
+    net = mx.LocalNetwork()
+    peers = [
+        mx.Peer(room="fake", types=[Counter], name=f"f{i}", transport=net, seed=i, _fake_signer=True) for i in range(3)
+    ]
+    with anyio.fail_after(10):
+        async with peers[0] as a, peers[1] as b, peers[2] as c:
+            for p in (a, b, c):
+                await p.wait_ready()
+            rid = await b.create(Counter, id="c")
+            resources = [await p.bind(rid) for p in (a, b, c)]
+            for res in resources:
+                await res.dispatch(mx.Action("increment"))
+            await until(lambda: all(res.state == {"count": 3} for res in resources))
+    assert a.id == mx.Identity(random.Random(0).randbytes(32)).id  # the id of the seed's real key
