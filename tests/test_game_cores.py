@@ -30,7 +30,7 @@ from movex_p2p.resource import messages as rm
 from movex_p2p.resource.client import OPAQUE_REFRESH, RESEND_AFTER, ClientCore, is_opaque
 from movex_p2p.resource.replica import Replica
 from movex_p2p.transport.base import Frame, PeerDown, PeerUp
-from resources import CoreCluster, Counter, Rps, submit
+from tests.resources import CoreCluster, Counter, Rps, submit
 
 POLICIES = [
     pytest.param(ElectionConfig(policy=Policy.MAJORITY), id="majority"),

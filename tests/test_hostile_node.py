@@ -26,8 +26,8 @@ from movex_p2p.resource.history import action_digest, head, seal_statement
 from movex_p2p.resource.master import MAX_EARLY_TOTAL
 from movex_p2p.resource.state import checksum, freeze
 from movex_p2p.transport.base import Frame, PeerUp
-from resources import Counter
-from test_node_scenarios import room, until
+from tests.resources import Counter
+from tests.test_node_scenarios import room, until
 
 ME, EVIL, THIRD = Identity(b"1" * 32), Identity(b"9" * 32), Identity(b"3" * 32)
 

@@ -20,7 +20,7 @@ from movex_p2p.resource import messages as rm
 from movex_p2p.routes import Lane, Route
 from movex_p2p.testing import FaultyNetwork
 from movex_p2p.transport.base import MAX_DATAGRAM, Frame, PeerUp
-from resources import Counter
+from tests.resources import Counter
 
 A, B = PeerId("a"), PeerId("b")
 

@@ -15,7 +15,7 @@ from movex_p2p.nodecore import NodeCore, Ready
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.state import freeze
 from movex_p2p.transport.base import Frame, PeerUp
-from resources import Counter
+from tests.resources import Counter
 
 ME, EVIL = PeerId("a-me"), PeerId("z-evil")
 
