@@ -111,7 +111,7 @@ def identity_of(name: str) -> Identity:
 # -- peer: a movex_p2p.Peer on the LAN ----------------------------------------------------------
 
 
-class Player:
+class Driver:
     """The ``peer`` role: a Peer, its resources and the commands that act on them."""
 
     def __init__(self, peer: mx.Peer, args: argparse.Namespace) -> None:
@@ -342,7 +342,7 @@ async def run_peer(args: argparse.Namespace) -> None:
         election=election,
         _signed=not args.unsigned,
     )
-    player = Player(peer, args)
+    player = Driver(peer, args)
     meshed = False
 
     def peers_changed(peers: frozenset[str]) -> None:
