@@ -32,11 +32,9 @@ import anyio
 import movex_p2p as mx
 from movex_p2p.ids import PeerId
 from movex_p2p.routes import Lane
+from movex_p2p.testing.types import Counter
 from movex_p2p.transport.base import Frame
 from movex_p2p.transport.memory import _LocalEndpoint
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from resources import Counter
 
 PACKAGE = Path(mx.__file__).resolve().parent
 CODEC_AND_DATA = {"wire.py", "state.py", "values.py", "types.py"}

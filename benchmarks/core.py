@@ -8,11 +8,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import statistics
-import sys
 import time
 from collections import deque
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -20,9 +18,7 @@ import cbor2
 
 import movex_p2p as mx
 from movex_p2p.resource.state import checksum, freeze
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from resources import Counter  # the test suite's counter: one definition
+from movex_p2p.testing.types import Counter  # the test suite's counter: one definition
 
 
 async def _throughput(n_peers: int, per_peer: int, window: int, seed: int) -> float:

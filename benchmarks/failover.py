@@ -16,14 +16,12 @@ import argparse
 import json
 import statistics
 import sys
-from pathlib import Path
 from typing import Any
 
 import anyio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from failover_bed import FailoverResult, failover_run
-from netns import open_namespace, unavailable_reason
+from movex_p2p.testing.failover_bed import FailoverResult, failover_run
+from movex_p2p.testing.netns import open_namespace, unavailable_reason
 
 
 async def series(peers: int, mode: str, runs: int) -> list[FailoverResult]:

@@ -1,11 +1,11 @@
 """Join by address: 3 peers on 3 hosts, mDNS dropped, each given one address, mesh and sync.
 
-Each run builds a fresh multi-host bed (tests/multihost.py: network namespaces joined by veth
+Each run builds a fresh multi-host bed (movex_p2p.testing.multihost: network namespaces joined by veth
 pairs to a bridge; needs root; no packet leaves the machine), drops mDNS (UDP 5353) on the
-bridge, and starts movex_p2p.Peer processes over LanTransport (tests/address_bed.py): p1 knows
+bridge, and starts movex_p2p.Peer processes over LanTransport (movex_p2p.testing.address_bed): p1 knows
 nobody and listens on a fixed port, p2 knows p1, p3 knows p2. Every peer runs without fcntl.
 Each run checks that all three end with one counter, one checksum and one master. Then the
-same chain with transport-only peers (tests/lan_peer.py) times the links alone: from the last
+same chain with transport-only peers (the peer program's ``link`` role) times the links alone: from the last
 endpoint listening to the last of the three links open.
 
     python benchmarks/join_by_address.py              # 10 runs, ~1 min
@@ -19,13 +19,11 @@ import argparse
 import json
 import statistics
 import sys
-from pathlib import Path
 
 import anyio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from address_bed import ChainRun, chain_links, chain_without_multicast
-from multihost import open_hosts, unavailable_reason
+from movex_p2p.testing.address_bed import ChainRun, chain_links, chain_without_multicast
+from movex_p2p.testing.multihost import open_hosts, unavailable_reason
 
 
 async def one_run(*, by_address: bool) -> ChainRun:

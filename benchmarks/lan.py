@@ -24,16 +24,13 @@ import anyio
 from anyio.abc import Process, TaskGroup
 from anyio.streams.text import TextReceiveStream
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
-
-from movex_p2p.errors import ChannelClosed  # noqa: E402
-from movex_p2p.identity import Identity  # noqa: E402
-from movex_p2p.ids import PeerId  # noqa: E402
-from movex_p2p.transport.base import Frame, PeerDown, PeerUp  # noqa: E402
-from movex_p2p.transport.lan import LanEndpoint, LanTransport  # noqa: E402
-from netns import ADDRESS  # noqa: E402  (one namespace setup for the tests and the benchmarks)
-from netns import reexec_in_namespace as _reexec  # noqa: E402
+from movex_p2p.errors import ChannelClosed
+from movex_p2p.identity import Identity
+from movex_p2p.ids import PeerId
+from movex_p2p.testing.netns import ADDRESS  # one namespace setup for the tests and the benchmarks
+from movex_p2p.testing.netns import reexec_in_namespace as _reexec
+from movex_p2p.transport.base import Frame, PeerDown, PeerUp
+from movex_p2p.transport.lan import LanEndpoint, LanTransport
 
 IN_NAMESPACE = "MOVEX_BENCH_NETNS"
 Event = dict[str, Any]

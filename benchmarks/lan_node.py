@@ -17,7 +17,8 @@ Measures, in one run:
    option for this measurement only), alternating, in one run: what Ed25519 costs;
 4. RSS per peer process with the Peer running.
 
-The peer processes are tests/lan_node_peer.py. Never run the peers on a real network.
+The peer processes are the peer program's ``peer`` role (``python -m movex_p2p.testing.peer``).
+Never run the peers on a real network.
 """
 
 from __future__ import annotations
@@ -33,14 +34,12 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
+from lan import IN_NAMESPACE, Proc, pct, reexec_in_namespace, stop_all  # benchmarks/ is this script's path[0]
 
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent / "tests")]
-from lan import IN_NAMESPACE, Proc, pct, reexec_in_namespace, stop_all  # noqa: E402
-
-from netns import ADDRESS  # noqa: E402
+from movex_p2p.testing.netns import ADDRESS
 
 ROOT = Path(__file__).resolve().parent.parent
-PEER = ROOT / "tests" / "lan_node_peer.py"
+PEER = ["-m", "movex_p2p.testing.peer", "peer", "--room", "lan-node", "--tally"]
 LAN = ROOT / "benchmarks" / "lan.py"
 
 
@@ -68,7 +67,7 @@ class Bed:
             if self.profile_dir:
                 extra += ["--profile", f"{self.profile_dir}/{prefix}{i}.prof"]
             procs.append(
-                await self.spawn(str(PEER), "--id", f"{prefix}{i}", "--expect", str(n - 1), "--seed", str(i), *extra)
+                await self.spawn(*PEER, "--name", f"{prefix}{i}", "--expect", str(n - 1), "--seed", str(i), *extra)
             )
         for proc in procs:
             await proc.wait_ev("ready", within=60)

@@ -1,6 +1,6 @@
 """examples/liars_dice.py on the real stack, the master SIGKILLed mid-round, N times.
 
-Each run (tests/liars_dice_bed.py) starts three bot players and a spectator as processes in a
+Each run (movex_p2p.testing.liars_dice_bed) starts three bot players and a spectator as processes in a
 fresh private network namespace (``unshare -rn``: nothing leaves the machine), SIGKILLs the
 master's process at the first bid of round 2 and starts it again with the same identity file,
 and plays the game to its winner. Per run: the seconds from each call to its settle (master
@@ -23,9 +23,8 @@ from typing import Any
 
 import anyio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from liars_dice_bed import BOUND, DiceRun, dice_run
-from netns import open_namespace, unavailable_reason
+from movex_p2p.testing.liars_dice_bed import BOUND, DiceRun, dice_run
+from movex_p2p.testing.netns import open_namespace, unavailable_reason
 
 
 async def main(args: argparse.Namespace) -> int:

@@ -19,20 +19,15 @@ import argparse
 import asyncio
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import anyio
+from aiortc import RTCCertificate, RTCDtlsParameters, RTCDtlsTransport
+from aiortc.rtcsctptransport import RTCSctpTransport
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "src"), str(ROOT)]
-from aiortc import RTCCertificate, RTCDtlsParameters, RTCDtlsTransport  # noqa: E402
-from aiortc.rtcsctptransport import RTCSctpTransport  # noqa: E402
-
-from movex_p2p.transport.webrtc import copy_handshake_flights, init_with_tag_zero, use_lan_timers  # noqa: E402
-from test_webrtc_setup import FakeDtls, FakeIce  # noqa: E402
+from movex_p2p.testing.fake_rtc import FakeDtls, FakeIce
+from movex_p2p.transport.webrtc import copy_handshake_flights, init_with_tag_zero, use_lan_timers
 
 
 def lossy(rng: random.Random, loss: float) -> Any:

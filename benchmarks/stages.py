@@ -22,25 +22,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
+from calls import HoldingNetwork
 
 import movex_p2p as mx
 from movex_p2p import identity, proofs
 from movex_p2p.ids import PeerId
 from movex_p2p.resource import client as client_core
 from movex_p2p.resource import history
+from movex_p2p.testing.types import Counter
 from movex_p2p.transport.base import Frame
-
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent / "tests")]
-from calls import HoldingNetwork  # noqa: E402
-
-from resources import Counter  # noqa: E402
 
 SPENT: dict[str, float] = {"ed25519": 0.0, "digest": 0.0}
 

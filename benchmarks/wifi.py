@@ -1,6 +1,6 @@
 """A room on a lossy LAN: failover, throughput, spurious changes, startup and big states under packet loss.
 
-Every peer is a process on its own "host" (a network namespace on a bridge, tests/multihost.py)
+Every peer is a process on its own "host" (a network namespace on a bridge, movex_p2p.testing.multihost)
 and nftables on the bridge drops P % of the packets into and out of every host (so about 2P %
 between two hosts). Needs root (``ip netns add``) and nftables; nothing leaves the machine.
 
@@ -51,16 +51,13 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import anyio
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "src"), str(ROOT)]
-from failover_peer import STOCK_SETUP  # noqa: E402
-from multihost import open_hosts, unavailable_reason  # noqa: E402
-from wifi_bed import (  # noqa: E402
+from movex_p2p.testing.multihost import open_hosts, unavailable_reason
+from movex_p2p.testing.peer import STOCK_SETUP
+from movex_p2p.testing.wifi_bed import (
     failover_at_loss,
     failover_with_burst,
     join,

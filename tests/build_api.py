@@ -113,7 +113,6 @@ def build(out: Path, modules: Sequence[str] = MODULES) -> list[Path]:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "src"))
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "build" / "api"
     try:
         pages = build(out, sys.argv[2:] or MODULES)

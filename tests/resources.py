@@ -1,11 +1,12 @@
 """The test suite's shared reducers (Movex's spec resources, rewritten) and an in-memory core cluster.
 
-Every test, test peer process and benchmark takes its resource types from here (one counter,
-one tally...). ``CoreCluster`` drives ``MasterCore``/``ClientCore`` directly: effects are routed
-between cores as encoded frames over per-link FIFO queues, by the routes the messages declare;
-time is a number advanced by hand (STYLE.md §2.5). It runs the signed history as NodeCore plumbs
-it (fake signers): each author endorses its proposals, the master's entries go out behind the
-authors' ``Endorsed``, and the master seals the heads after each step.
+Every test takes its resource types from here (one counter, one chat...); the counter, tally
+and blob of the peer program and the benchmarks live in :mod:`movex_p2p.testing.types`.
+``CoreCluster`` drives ``MasterCore``/``ClientCore`` directly: effects are routed between cores
+as encoded frames over per-link FIFO queues, by the routes the messages declare; time is a
+number advanced by hand (STYLE.md §2.5). It runs the signed history as NodeCore plumbs it (fake
+signers): each author endorses its proposals, the master's entries go out behind the authors'
+``Endorsed``, and the master seals the heads after each step.
 """
 
 from __future__ import annotations
@@ -27,36 +28,12 @@ from movex_p2p.resource.history import action_digest, commitment
 from movex_p2p.resource.master import MasterCore
 from movex_p2p.routes import Route
 from movex_p2p.signing import FAKE, FakeSigner
+from movex_p2p.testing.types import Blob as Blob
+from movex_p2p.testing.types import Counter as Counter
 
 Action = mx.Action
 
-# -- counter -------------------------------------------------------------------------------------
-
-
-def counter(state: Any, action: mx.Action) -> Any:
-    match action:
-        case mx.Action("increment"):
-            return {**state, "count": state["count"] + 1}
-        case mx.Action("decrement"):
-            return {**state, "count": state["count"] - 1}
-        case mx.Action("incrementBy", int() as n):
-            return {**state, "count": state["count"] + n}
-        case mx.Action("incrementBy", n):
-            raise TypeError(f"incrementBy needs an int, not {n!r}")
-        case mx.Action("change", n):
-            return {**state, "count": n}
-        case mx.Action("append", item):
-            return {**state, "items": [*state.get("items", []), item]}
-        case mx.Action("boom"):
-            raise ValueError("boom")
-        case mx.Action("drop", key):  # deletes a key (S4: must not be resurrected)
-            return {k: v for k, v in state.items() if k != key}
-        case mx.Action("set", [key, value]):
-            return {**state, key: value}
-    return state
-
-
-Counter: Final = mx.ResourceType("counter", counter, initial={"count": 0})
+# -- counter: movex_p2p.testing.types (one definition, shared with the peer program) ------------
 
 
 def mutating(state: Any, action: mx.Action) -> Any:
@@ -447,25 +424,3 @@ class CoreCluster:
 
     def sent(self, kind: type[Any], predicate: Callable[[Any], bool] = lambda _: True) -> list[Any]:
         return [m for _, _, m in self.delivered if isinstance(m, kind) and predicate(m)]
-
-
-def tally(state: Any, action: mx.Action) -> Any:
-    """Per-peer counters: ``inc(peer_id)`` adds one to that peer's count (the process beds' resource)."""
-    match action:
-        case mx.Action("inc", str(who)):
-            return {**state, who: state.get(who, 0) + 1}
-    return state
-
-
-Tally = mx.ResourceType("tally", tally, initial={})
-
-
-def blob(state: Any, action: mx.Action) -> Any:
-    """A big state: ``put(bytes)`` replaces it (late joins and snapshots of megabytes)."""
-    match action:
-        case mx.Action("put", bytes(data)):
-            return {"data": data}
-    return state
-
-
-Blob = mx.ResourceType("blob", blob, initial={"data": b""})

@@ -13,7 +13,7 @@ from movex_p2p import wire
 from movex_p2p.identity import peer_id_of, verify
 from movex_p2p.ids import Term
 from movex_p2p.resource import messages as rm
-from test_node_scenarios import room, until
+from tests.test_node_scenarios import room, until
 
 
 def turns(state: Any, action: mx.Action) -> Any:

@@ -17,8 +17,8 @@ from movex_p2p.resource import messages as rm
 from movex_p2p.resource.state import freeze, size_of
 from movex_p2p.signing import FAKE, FakeSigner
 from movex_p2p.transport.base import PeerUp
-from resources import Blob
-from test_node_scenarios import room, until
+from tests.resources import Blob
+from tests.test_node_scenarios import room, until
 
 Small = mx.ResourceType("small", Blob.reducer, initial={"data": b""}, max_bytes=10_000)
 

@@ -166,10 +166,10 @@ def test_process_demo_in_a_private_network_namespace() -> None:
 @pytest.mark.netns
 async def test_join_and_inspect_by_address_in_a_namespace() -> None:
     """A peer listens on a fixed port; inspect reaches it by address, and says why nothing is found elsewhere."""
-    from netns import ADDRESS, open_namespace
+    from movex_p2p.testing.netns import ADDRESS, open_namespace
 
     async with open_namespace() as ns:
-        host = await ns.spawn_peer("p0", "--listen-port", "47000")
+        host = await ns.spawn_peer("p0", "--port", "47000")
         cli = ["-m", "movex_p2p", "inspect", "--room", "room", "--interface", "lo", "--seconds", "2"]
         found = await ns.spawn([*cli, "--peer", f"{ADDRESS}:47000"], name="inspect")
         await found.process.wait()
@@ -228,10 +228,10 @@ def _one_error(process: Any, command: str) -> str:
 @pytest.mark.netns
 async def test_join_and_inspect_fail_with_one_clear_line_in_a_namespace() -> None:
     """A game's room (no 'chat' type), a wrong secret, an empty room: one line on stderr, a non-zero exit."""
-    from netns import open_namespace
+    from movex_p2p.testing.netns import open_namespace
 
     async with open_namespace() as ns:
-        game = ["-m", "tests.game_peer", "--name", "ann", "--room", "game", "--secret", "s", "--create"]
+        game = ["-m", "movex_p2p.testing.peer", "peer", "--name", "ann", "--room", "game", "--secret", "s", "--counter"]
         host = await ns.spawn(game, name="ann")
         await host.wait_event("ready", within=20)
         where = ["--interface", "lo"]

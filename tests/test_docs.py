@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from netns import SETUP, unavailable_reason
+from movex_p2p.testing.netns import SETUP, unavailable_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -16,7 +16,7 @@ from movex_p2p.ids import PeerId
 from movex_p2p.nodecore import NodeCore
 from movex_p2p.resource import messages as rm
 from movex_p2p.transport.base import Endpoint, PeerUp, TransportEvent
-from resources import Counter
+from tests.resources import Counter
 
 
 def _count_steps(core: NodeCore) -> Tally[str]:

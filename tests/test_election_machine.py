@@ -7,7 +7,6 @@ import random
 
 import pytest
 
-from keys import fake_signers, term_of, vote
 from movex_p2p import wire
 from movex_p2p.election import messages as em
 from movex_p2p.election.machine import (
@@ -35,6 +34,7 @@ from movex_p2p.election.machine import (
 from movex_p2p.election.sim import Cluster
 from movex_p2p.ids import PeerId, Term
 from movex_p2p.signing import FAKE
+from tests.keys import fake_signers, term_of, vote
 
 MAJORITY = ElectionConfig(policy=Policy.MAJORITY)
 AVAILABLE = ElectionConfig(policy=Policy.AVAILABLE)

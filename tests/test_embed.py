@@ -22,7 +22,7 @@ from movex_p2p.embed import (
     start_peer,
 )
 from movex_p2p.testing import FaultyNetwork
-from resources import Counter
+from tests.resources import Counter
 
 # transport/memory.py never closes an endpoint's receive stream (reported to its owners); the
 # resulting ResourceWarning at garbage collection is not this module's concern.

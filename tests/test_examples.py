@@ -8,12 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import liars_dice as ld  # examples/ is on pytest's pythonpath (pyproject.toml)
 import pytest
 
 import movex_p2p as mx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))  # liar's dice's rules, below
-import liars_dice as ld
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from failover_bed import failover_run
-from netns import open_namespace, require_netns
+from movex_p2p.testing.failover_bed import failover_run
+from movex_p2p.testing.netns import open_namespace, require_netns
 
 pytestmark = pytest.mark.netns
 

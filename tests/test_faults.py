@@ -22,8 +22,8 @@ from movex_p2p.node import Diagnostic
 from movex_p2p.resource.client import ClientCore
 from movex_p2p.resource.effects import Effect
 from movex_p2p.simulation import Simulation, SimulationFault
-from resources import Counter
-from test_migration_sim import Log, test_kills_never_lose_or_double_what_survivors_saw
+from tests.resources import Counter
+from tests.test_migration_sim import Log, test_kills_never_lose_or_double_what_survivors_saw
 
 MasterChangedFn = Callable[[ClientCore, PeerId | None, Term, float | None], list[Effect]]
 

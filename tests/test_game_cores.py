@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 import movex_p2p as mx
-from keys import fake_signers, term_of
 from movex_p2p import wire
 from movex_p2p.election import messages as em
 from movex_p2p.election.machine import (
@@ -32,7 +31,8 @@ from movex_p2p.resource.client import OPAQUE_REFRESH, RESEND_AFTER, ClientCore, 
 from movex_p2p.resource.replica import Replica
 from movex_p2p.signing import FAKE, FakeSigner
 from movex_p2p.transport.base import Frame, PeerDown, PeerUp
-from resources import CoreCluster, Counter, Rps, submit
+from tests.keys import fake_signers, term_of
+from tests.resources import CoreCluster, Counter, Rps, submit
 
 POLICIES = [
     pytest.param(ElectionConfig(policy=Policy.MAJORITY), id="majority"),

@@ -18,8 +18,8 @@ from movex_p2p import presence
 from movex_p2p.errors import LocalProtocolError
 from movex_p2p.ids import PeerId
 from movex_p2p.resource import effects as fx
-from resources import Counter, Rps, submit
-from test_node_scenarios import room, until
+from tests.resources import Counter, Rps, submit
+from tests.test_node_scenarios import room, until
 
 
 @asynccontextmanager
@@ -108,7 +108,7 @@ async def test_a_restarted_player_with_the_same_identity_keeps_its_id_seqs_and_h
 
 
 def rps_secret() -> str:
-    from resources import SECRET
+    from tests.resources import SECRET
 
     return SECRET
 

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from netns import Namespace, PeerProcess, no_python_noise, open_namespace
+from movex_p2p.testing.netns import PEER, Namespace, PeerProcess, no_python_noise, open_namespace
 
 pytestmark = pytest.mark.netns
 
@@ -34,7 +34,9 @@ def after(at: float, ev: str, event: dict[str, Any], **fields: Any) -> bool:
 
 
 async def spawn(ns: Namespace, name: str, *extra: str, wait: str | None = "ready") -> PeerProcess:
-    peer = await ns.spawn(["-X", "dev", "-m", "tests.game_peer", "--name", name, *extra], name=name)
+    role = "browse" if "--browse" in extra else "peer"  # a lobby browser, or a Peer
+    args = [a for a in extra if a != "--browse"]
+    peer = await ns.spawn([*PEER, role, "--name", name, *args], name=name)
     if wait is not None:
         await peer.wait_event(wait, within=30)
     return peer
@@ -59,7 +61,7 @@ async def test_presence_deltas_on_the_lan(tmp_path: Path) -> None:
         # a graceful leave (the spectator: no handover in the way) is seen at once
         await eye.command("leave")
         asked = (await eye.wait_event("leaving"))["t"]
-        seen = (await ann.wait_event("left", name="eye", reason="left", within=5))["t"]
+        seen = (await ann.wait_event("parted", name="eye", reason="left", within=5))["t"]
         leave_ms = (seen - asked) * 1000
         assert leave_ms < 100, f"a leave was seen after {leave_ms:.0f} ms"
 
@@ -68,7 +70,7 @@ async def test_presence_deltas_on_the_lan(tmp_path: Path) -> None:
         for _ in range(3):
             killed_at = time.monotonic()
             bob.kill()
-            lost = await ann.wait_for(functools.partial(after, killed_at, "left", reason="lost"), within=5)
+            lost = await ann.wait_for(functools.partial(after, killed_at, "parted", reason="lost"), within=5)
             kills.append(lost["t"] - killed_at)
             bob = await spawn(ns, "bob", "--identity", str(tmp_path / "bob.key"))  # the same player comes back
             again = await ann.wait_for(functools.partial(after, killed_at, "joined"), within=15)
@@ -108,7 +110,7 @@ async def test_browse_rooms_sees_a_room_within_a_second_of_its_first_peer() -> N
             {"room": "dungeon", "players": 1, "names": ["zed"], "spectators": 0, "secret_required": True},
         ], rooms
         others[0].kill()
-        await first.wait_event("left", name="bob", reason="lost", within=5)
+        await first.wait_event("parted", name="bob", reason="lost", within=5)
         browser.events.clear()
         await browser.command("browse")
         rooms = (await browser.wait_event("rooms", within=10))["rooms"]
@@ -150,7 +152,7 @@ async def test_inspect_shows_any_type_as_a_spectator_and_join_explains_a_wrong_s
         await empty.process.wait()
         report = lines_of(empty)
         assert "master: none (no player in the room)" in report, report
-        ann = await spawn(ns, "ann", "--room", "r", "--create", "--secret", "s")
+        ann = await spawn(ns, "ann", "--room", "r", "--counter", "--secret", "s")
         await ann.command("increment")
         await ann.wait_event("incremented")
         cli = ["-m", "movex_p2p", "inspect", "--room", "r", "--secret", "s", "--interface", "lo", "--seconds", "2"]

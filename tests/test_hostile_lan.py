@@ -8,7 +8,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from netns import ADDRESS, Namespace, PeerProcess, no_python_noise, open_namespace
+from movex_p2p.testing.netns import ADDRESS, Namespace, PeerProcess, no_python_noise, open_namespace
 
 pytestmark = pytest.mark.netns
 
@@ -16,7 +16,7 @@ PORT = 47100
 
 
 async def hostile(ns: Namespace, mode: str, *args: str) -> PeerProcess:
-    return await ns.spawn(["-m", "tests.hostile_lan", "--mode", mode, *args], name=f"hostile-{mode}")
+    return await ns.spawn(["-m", "movex_p2p.testing.peer", mode, *args], name=f"hostile-{mode}")
 
 
 async def status(peer: PeerProcess) -> dict[str, object]:
@@ -28,7 +28,7 @@ async def status(peer: PeerProcess) -> dict[str, object]:
 async def test_a_peer_joins_within_a_second_past_100_idle_connections_and_200_fake_members() -> None:
     """0.1: 32 idle TCP connections took every handshake slot, and no legitimate peer could join."""
     async with open_namespace() as ns:
-        member = await ns.spawn_peer("p0", "--secret", "s", "--listen-port", str(PORT))
+        member = await ns.spawn_peer("p0", "--secret", "s", "--port", str(PORT))
         idle = await hostile(ns, "idle", "--port", str(PORT), "--count", "100")
         await idle.wait_event("ready")
         fakes = await hostile(ns, "announce", "--count", "200")
@@ -62,7 +62,7 @@ async def test_a_peer_joins_within_a_second_past_100_idle_connections_and_200_fa
 async def test_ten_thousand_failed_handshakes_cost_under_10_mib() -> None:
     """0.1 kept every failed handshake with its traceback and offer: 10,000 tries cost 692 MiB."""
     async with open_namespace() as ns:
-        member = await ns.spawn_peer("p0", "--secret", "s", "--listen-port", str(PORT))
+        member = await ns.spawn_peer("p0", "--secret", "s", "--port", str(PORT))
         warm = await hostile(ns, "fail", "--port", str(PORT), "--count", "400")  # allocator warm-up
         await warm.wait_event("failed", within=60)
         before = (await status(member))["rss_kib"]

@@ -27,8 +27,8 @@ from movex_p2p.resource.master import MAX_EARLY_TOTAL
 from movex_p2p.resource.state import checksum, freeze
 from movex_p2p.signing import ED25519
 from movex_p2p.transport.base import Frame, PeerUp
-from resources import Counter
-from test_node_scenarios import room, until
+from tests.resources import Counter
+from tests.test_node_scenarios import room, until
 
 ME, EVIL, THIRD = Identity(b"1" * 32), Identity(b"9" * 32), Identity(b"3" * 32)
 

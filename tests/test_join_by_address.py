@@ -10,14 +10,15 @@ from typing import Any
 import anyio
 import pytest
 
-from address_bed import chain_without_multicast
-from multihost import open_hosts
-from netns import ADDRESS, Namespace, PeerProcess, no_python_noise, open_namespace
-from test_lan_netns import status_when, unreachable
+from movex_p2p.testing.address_bed import chain_without_multicast
+from movex_p2p.testing.multihost import open_hosts
+from movex_p2p.testing.netns import ADDRESS, Namespace, PeerProcess, no_python_noise, open_namespace
+from tests.test_lan_netns import status_when, unreachable
 
 pytestmark = pytest.mark.netns
 
 PORT = 47000
+LINK = ["-m", "movex_p2p.testing.peer", "link"]
 
 
 async def test_three_hosts_mesh_by_address_with_multicast_dropped() -> None:
@@ -42,9 +43,7 @@ async def test_peer_exchange_meshes_a_chain_and_status_tells_how() -> None:
         a = hosts.addresses
         known = {"p1": [], "p2": ["--peer", f"{a[0]}:{PORT}"], "p3": ["--peer", f"{a[1]}:{PORT}"]}
         peers = {
-            name: await hosts.spawn_on(
-                i, ["-m", "tests.lan_peer", "--id", name, "--listen-port", str(PORT), *known[name]], name=name
-            )
+            name: await hosts.spawn_on(i, [*LINK, "--name", name, "--port", str(PORT), *known[name]], name=name)
             for i, name in enumerate(known)
         }
         for name, peer in peers.items():
@@ -72,7 +71,7 @@ async def spawn_with_addresses(ns: Namespace, ids: list[str], *extra: str) -> di
     async with anyio.create_task_group() as tg:
 
         async def one(peer_id: str) -> None:
-            peers[peer_id] = await ns.spawn_peer(peer_id, "--listen-port", str(ports[peer_id]), *everyone, *extra)
+            peers[peer_id] = await ns.spawn_peer(peer_id, "--port", str(ports[peer_id]), *everyone, *extra)
 
         for peer_id in ids:
             tg.start_soon(one, peer_id)
@@ -118,7 +117,7 @@ async def test_an_address_that_is_down_is_retried_quietly_until_it_answers() -> 
         # nobody listens there yet: the first failure is logged, the retries are not (three failures)
         await status_when(waiting, lambda s: unreachable(s) >= 3)
         started = time.monotonic()
-        late = await ns.spawn_peer("p2", "--listen-port", str(PORT))
+        late = await ns.spawn_peer("p2", "--port", str(PORT))
         up = await waiting.wait_event("up", peer="p2", within=10)
         await late.wait_peers({"p1"})
         print(f"linked {up['t'] - started:.2f} s after the late peer was spawned")
@@ -135,12 +134,12 @@ async def test_an_address_that_is_down_is_retried_quietly_until_it_answers() -> 
 
 async def test_a_member_flooding_made_up_members_gets_bounded_hints_and_the_room_keeps_working() -> None:
     async with open_namespace() as ns:
-        target = await ns.spawn_peer("p9", "--secret", "s", "--listen-port", str(PORT))
+        target = await ns.spawn_peer("p9", "--secret", "s", "--port", str(PORT))
         hostile = await ns.spawn(
-            ["-m", "tests.lan_peer", "--mode", "hostile", "--secret", "s", "--port", str(PORT), "--rounds", "12"],
+            ["-m", "movex_p2p.testing.peer", "ghosts", "--secret", "s", "--port", str(PORT), "--count", "12"],
             name="hostile",
         )
-        flood = await hostile.wait_event("hostile", within=30)
+        flood = await hostile.wait_event("ghosts", within=30)
         assert set(flood["outcomes"]) == {"RemoteProtocolError"}  # its SDP is refused, after the hints were read
         lan = (await statuses({"p9": target}))["p9"]["lan"]
         assert len(lan["learnt"]) <= 128, len(lan["learnt"])  # 12 x 32 made-up members offered

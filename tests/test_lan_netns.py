@@ -11,7 +11,8 @@ from typing import Any
 import anyio
 import pytest
 
-from netns import ADDRESS, Namespace, PeerProcess, no_python_noise, open_namespace
+from movex_p2p.testing.address_bed import counting
+from movex_p2p.testing.netns import ADDRESS, PEER, Namespace, PeerProcess, no_python_noise, open_namespace
 
 pytestmark = pytest.mark.netns
 
@@ -188,7 +189,7 @@ async def test_graceful_leave_is_seen_quickly() -> None:
 
 async def test_offers_carry_only_host_candidates() -> None:
     async with open_namespace() as ns:
-        checker = await ns.spawn(["-X", "dev", "-m", "tests.lan_peer", "--mode", "offer"], name="offer")
+        checker = await ns.spawn([*PEER, "offer"], name="offer")
         offer = await checker.wait_event("offer", within=20)
         assert offer["candidates"], "no candidate gathered"
         assert {kind for _, kind in offer["candidates"]} == {"host"}
@@ -201,7 +202,7 @@ async def test_garbage_on_the_signaling_port_is_refused_and_the_listener_keeps_s
     async with open_namespace() as ns:
         target = await ns.spawn_peer("p9")
         port = (await target.wait_event("ready"))["port"]
-        attacker = await ns.spawn(["-m", "tests.lan_peer", "--mode", "garbage", "--port", str(port)], name="garbage")
+        attacker = await ns.spawn([*PEER, "garbage", "--port", str(port)], name="garbage")
         await attacker.wait_event("done", within=60)
         assert [e["outcome"] for e in attacker.of("garbage")] == ["closed"] * 7
         friend = await ns.spawn_peer("p1")
@@ -212,15 +213,8 @@ async def test_garbage_on_the_signaling_port_is_refused_and_the_listener_keeps_s
 async def test_peers_sync_a_counter_over_the_lan() -> None:
     """The node on the real stack: three movex_p2p.Peer processes, one counter, every increment seen by all."""
     n, count = 3, 5
-    node_args = ["--mode", "node", "--secret", "s", "--expect", str(n - 1), "--count", str(count)]
     async with open_namespace() as ns:
-        nodes = [
-            await ns.spawn(
-                ["-X", "dev", "-m", "tests.lan_peer", *node_args, "--total", str(n * count), "--id", f"n{i}"],
-                name=f"n{i}",
-            )
-            for i in range(n)
-        ]
+        nodes = [await ns.spawn([*PEER, *counting(n, count), "--name", f"n{i}"], name=f"n{i}") for i in range(n)]
         synced = [await node.wait_event("synced", within=40) for node in nodes]
         assert {s["count"] for s in synced} == {n * count}
         assert len({s["checksum"] for s in synced}) == 1

@@ -9,7 +9,6 @@ import anyio
 import pytest
 
 import movex_p2p as mx
-from keys import fake_signers, term_of, vote
 from movex_p2p import wire
 from movex_p2p.election import messages as em
 from movex_p2p.election.machine import ElectionConfig
@@ -22,7 +21,8 @@ from movex_p2p.routes import Lane, Route
 from movex_p2p.signing import FAKE
 from movex_p2p.testing import FaultyNetwork
 from movex_p2p.transport.base import MAX_DATAGRAM, Frame, PeerUp
-from resources import Counter
+from tests.keys import fake_signers, term_of, vote
+from tests.resources import Counter
 
 KEY_A, KEY_B = fake_signers(2)
 A, B = KEY_A.id, KEY_B.id

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from liars_dice_bed import BOUND, dice_run
-from netns import open_namespace
+from movex_p2p.testing.liars_dice_bed import BOUND, dice_run
+from movex_p2p.testing.netns import open_namespace
 
 pytestmark = pytest.mark.netns
 

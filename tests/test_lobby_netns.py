@@ -1,6 +1,6 @@
 """The lobby on the multi-host bed (issue 16): several hosts browsing at once all find the room.
 
-Every process runs in its own namespace host (tests/multihost.py); run with ``-s`` for figures.
+Every process runs in its own namespace host (movex_p2p.testing.multihost); run with ``-s`` for figures.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 import anyio
 import pytest
 
-from multihost import open_hosts
-from netns import ADDRESS, PeerProcess, open_namespace
+from movex_p2p.testing.multihost import open_hosts
+from movex_p2p.testing.netns import ADDRESS, PeerProcess, open_namespace
 
 pytestmark = pytest.mark.netns
 
@@ -32,10 +32,12 @@ async def browse_all(browsers: list[PeerProcess]) -> list[list[dict[str, Any]]]:
 
 async def test_three_hosts_browsing_at_once_all_find_the_room_every_time() -> None:
     async with open_hosts(1 + BROWSERS) as hosts:
-        host = await hosts.spawn_on(0, ["-m", "tests.game_peer", "--name", "ann", "--room", "castle"], name="ann")
+        host = await hosts.spawn_on(
+            0, ["-m", "movex_p2p.testing.peer", "peer", "--name", "ann", "--room", "castle"], name="ann"
+        )
         await host.wait_event("ready", within=30)
         browsers = [
-            await hosts.spawn_on(1 + i, ["-m", "tests.game_peer", "--browse", "--wait", str(WAIT)], name=f"b{i}")
+            await hosts.spawn_on(1 + i, ["-m", "movex_p2p.testing.peer", "browse", "--wait", str(WAIT)], name=f"b{i}")
             for i in range(BROWSERS)
         ]
         for browser in browsers:
@@ -56,11 +58,11 @@ HINTS = ["--game", "liars-dice", "--max-players", "6", "--lobby-info", '{"mode":
 
 async def test_a_lobby_shows_each_rooms_hints_filters_by_game_and_sees_it_start() -> None:
     async with open_hosts(2) as hosts:
-        game = ["-m", "tests.game_peer", "--room", "castle", *HINTS]
+        game = ["-m", "movex_p2p.testing.peer", "peer", "--room", "castle", *HINTS]
         ann = await hosts.spawn_on(0, [*game, "--name", "ann"], name="ann")
-        chess = ["-m", "tests.game_peer", "--room", "study", "--game", "chess", "--name", "kim"]
+        chess = ["-m", "movex_p2p.testing.peer", "peer", "--room", "study", "--game", "chess", "--name", "kim"]
         kim = await hosts.spawn_on(0, chess, name="kim")
-        browser = await hosts.spawn_on(1, ["-m", "tests.game_peer", "--browse", "--wait", str(WAIT)], name="lobby")
+        browser = await hosts.spawn_on(1, ["-m", "movex_p2p.testing.peer", "browse", "--wait", str(WAIT)], name="lobby")
         for peer in (ann, kim):
             await peer.wait_event("ready", within=30)
         await browser.wait_event("browser_ready", within=30)
@@ -86,7 +88,7 @@ async def test_a_lobby_shows_each_rooms_hints_filters_by_game_and_sees_it_start(
         await browser.command("browse", game="chess")
         assert [r["room"] for r in (await browser.wait_event("rooms", within=10 + WAIT))["rooms"]] == ["study"]
 
-        bob = await hosts.spawn_on(0, [*game, "--name", "bob", "--create"], name="bob")  # creates counter:c
+        bob = await hosts.spawn_on(0, [*game, "--name", "bob", "--counter"], name="bob")  # creates counter:c
         await ann.wait_event("joined", name="bob", within=30)
         await bob.wait_event("ready", within=30)
         for _ in range(10):  # each peer looks every 0.5 s and re-announces at once
@@ -101,7 +103,9 @@ async def test_a_lobby_shows_each_rooms_hints_filters_by_game_and_sees_it_start(
 
 async def test_movex_p2p_rooms_lists_the_rooms() -> None:
     async with open_namespace() as ns:
-        ann = await ns.spawn(["-m", "tests.game_peer", "--name", "ann", "--room", "castle", *HINTS], name="ann")
+        ann = await ns.spawn(
+            ["-m", "movex_p2p.testing.peer", "peer", "--name", "ann", "--room", "castle", *HINTS], name="ann"
+        )
         await ann.wait_event("ready", within=30)
         cli = ["-m", "movex_p2p", "rooms", "--interface", ADDRESS, "--wait", "0.5"]
         listed = await ns.spawn(cli, name="rooms")

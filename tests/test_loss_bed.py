@@ -1,10 +1,10 @@
-"""The loss bed itself: nftables in each host namespace drops what it is told to (tests/multihost.py)."""
+"""The loss bed itself: nftables in each host namespace drops what it is told to (movex_p2p.testing.multihost)."""
 
 from __future__ import annotations
 
 import pytest
 
-from multihost import Hosts, open_hosts
+from movex_p2p.testing.multihost import Hosts, open_hosts
 
 pytestmark = pytest.mark.netns
 

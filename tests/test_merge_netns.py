@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from multihost import open_hosts
-from wifi_bed import startup_merge
+from movex_p2p.testing.multihost import open_hosts
+from movex_p2p.testing.wifi_bed import startup_merge
 
 pytestmark = pytest.mark.netns
 

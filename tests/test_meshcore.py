@@ -53,7 +53,7 @@ from movex_p2p.transport.meshcore import (
     WaitFor,
 )
 from movex_p2p.transport.signaling import Contact
-from test_purity import FORBIDDEN, runtime_imports
+from tests.test_purity import FORBIDDEN, runtime_imports
 
 UNREACHABLE = Failure(kind=FailureKind.UNREACHABLE, text="connection refused")
 WRONG_SECRET = Failure(kind=FailureKind.WRONG_SECRET, text="bad proof")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from failover_bed import failover_run
-from multihost import open_hosts
+from movex_p2p.testing.address_bed import counting
+from movex_p2p.testing.failover_bed import failover_run
+from movex_p2p.testing.multihost import open_hosts
 
 pytestmark = pytest.mark.netns
 
@@ -15,22 +16,7 @@ async def test_three_hosts_sync_a_counter() -> None:
     async with open_hosts(n) as hosts:
         nodes = [
             await hosts.spawn(
-                [
-                    "-m",
-                    "tests.lan_peer",
-                    "--mode",
-                    "node",
-                    "--secret",
-                    "s",
-                    "--expect",
-                    str(n - 1),
-                    "--count",
-                    str(count),
-                    "--total",
-                    str(n * count),
-                    "--id",
-                    f"h{i}",
-                ],
+                ["-m", "movex_p2p.testing.peer", *counting(n, count), "--name", f"h{i}"],
                 name=f"h{i}",
             )
             for i in range(n)

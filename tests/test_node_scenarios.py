@@ -11,7 +11,7 @@ import anyio.lowlevel
 import pytest
 
 import movex_p2p as mx
-from resources import SECRET, Chat, Counter, Dice, Rps, submit
+from tests.resources import SECRET, Chat, Counter, Dice, Rps, submit
 
 TYPES = [Counter, Chat, Rps, Dice]
 

@@ -19,7 +19,7 @@ from movex_p2p.resource.history import action_digest
 from movex_p2p.resource.state import freeze
 from movex_p2p.signing import ED25519
 from movex_p2p.transport.base import Frame, PeerUp
-from resources import Counter
+from tests.resources import Counter
 
 KEY, EVIL_KEY = Identity(b"1" * 32), Identity(b"9" * 32)  # a hostile test: real Ed25519
 ME, EVIL = KEY.id, EVIL_KEY.id

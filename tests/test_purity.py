@@ -24,7 +24,19 @@ PACKAGE = Path(movex_p2p.__file__).resolve().parent
 FORBIDDEN = frozenset({"asyncio", "anyio", "aiortc", "zeroconf", "time", "random", "socket", "threading"})
 PURE = [
     *sorted([*PACKAGE.joinpath("resource").glob("*.py"), *PACKAGE.joinpath("election").glob("*.py")]),
-    *(PACKAGE / name for name in ("wire.py", "nodecore.py", "routes.py", "links.py", "ids.py", "presence.py")),
+    *(
+        PACKAGE / name
+        for name in (
+            "wire.py",
+            "nodecore.py",
+            "routes.py",
+            "links.py",
+            "ids.py",
+            "presence.py",
+            "verify.py",
+            "signing.py",
+        )
+    ),
     PACKAGE / "transport" / "base.py",  # the seam NodeCore reads transport events from
     *(PACKAGE / "transport" / name for name in ("meshcore.py", "mesh.py")),  # the LAN mesh's policy
 ]

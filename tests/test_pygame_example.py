@@ -44,7 +44,7 @@ def test_two_headless_bots_end_with_the_same_board() -> None:
 async def test_the_lobby_lists_the_rooms_on_the_lan_and_joins_one() -> None:
     """examples/pygame_game.py --lobby, headless, in a private namespace: it lists the room a peer runs and joins it."""
     pytest.importorskip("pygame")
-    from netns import open_namespace
+    from movex_p2p.testing.netns import open_namespace
 
     async with open_namespace() as ns:
         game = [str(EXAMPLE), "--headless", "--bot", "--interface", "127.0.0.2"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from movex_p2p.identity import Identity
-from multihost import open_hosts
+from movex_p2p.testing.multihost import open_hosts
 
 pytestmark = pytest.mark.netns
 
@@ -45,12 +45,12 @@ def identities(tmp_path: Path, *names: str) -> list[list[str]]:
 async def test_a_guest_from_a_refused_address_gets_authentication_failed_with_the_reason(tmp_path: Path) -> None:
     guest_key, host_key = identities(tmp_path, "guest", "host")  # the guest dials first
     async with open_hosts(2) as hosts:
-        game = ["-m", "tests.game_peer", "--room", "castle"]
+        game = ["-m", "movex_p2p.testing.peer", "peer", "--room", "castle"]
         host = await hosts.spawn_on(
             0, [*game, "--name", "host", "--secret", "right", "--port", str(PORT), *host_key], name="host"
         )
         await host.wait_event("ready", within=30)
-        strikes = ["-m", "tests.hostile_lan", "--mode", "fail", "--host", hosts.addresses[0]]
+        strikes = ["-m", "movex_p2p.testing.peer", "fail", "--host", hosts.addresses[0]]
         hostile = await hosts.spawn_on(
             1, [*strikes, "--port", str(PORT), "--count", str(FAILURES), "--pace", str(PACE)], name="hostile"
         )
@@ -81,7 +81,7 @@ async def test_a_newcomer_dialed_by_the_room_with_a_wrong_secret_is_told(tmp_pat
     comes): 0.3's newcomer saw only cut-short handshakes, and was ready alone after ~3 s."""
     host_key, guest_key = identities(tmp_path, "host", "guest")  # the host dials first
     async with open_hosts(2) as hosts:
-        game = ["-m", "tests.game_peer", "--room", "castle"]
+        game = ["-m", "movex_p2p.testing.peer", "peer", "--room", "castle"]
         host = await hosts.spawn_on(0, [*game, "--name", "host", "--secret", "right", *host_key], name="host")
         await host.wait_event("ready", within=30)
         drop_mdns_into(hosts.names[1])

@@ -14,7 +14,7 @@ from movex_p2p.resource import messages as rm
 from movex_p2p.resource.client import RESEND_AFTER, STUCK_AFTER
 from movex_p2p.resource.state import freeze
 from movex_p2p.resource.values import MasterValue
-from resources import SECRET, CoreCluster, submit
+from tests.resources import SECRET, CoreCluster, submit
 
 C = "counter:c1"
 

@@ -7,8 +7,8 @@ from collections import Counter as Tally
 import movex_p2p as mx
 from movex_p2p.ids import Rid, Term
 from movex_p2p.resource import messages as rm
-from resources import SECRET, CoreCluster, submit
-from test_resource_cores import no_resyncs, roll_payload
+from tests.resources import SECRET, CoreCluster, submit
+from tests.test_resource_cores import no_resyncs, roll_payload
 
 C = "counter:c1"
 

@@ -13,7 +13,7 @@ from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.replica import replay
 from movex_p2p.resource.state import checksum, freeze
-from resources import CoreCluster, Counter
+from tests.resources import CoreCluster, Counter
 
 RID = "counter:p"
 INITIAL: dict[str, Any] = {"count": 0, "items": []}

@@ -16,7 +16,7 @@ from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.state import FrozenDict, FrozenList, checksum, freeze, thaw
 from movex_p2p.resource.types import make_rid, parse_rid
-from resources import CoreCluster, Counter, Mutating
+from tests.resources import CoreCluster, Counter, Mutating
 
 
 @pytest.mark.parametrize("bad", ["abc", ":x", "x:", ":", "", "a"])

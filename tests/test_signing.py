@@ -11,8 +11,8 @@ import movex_p2p as mx
 from movex_p2p.identity import Identity, peer_id_of
 from movex_p2p.proofs import prove, signer
 from movex_p2p.signing import ED25519, FAKE, FakeSigner, Signer, Verifier
-from resources import Counter
-from test_node_scenarios import until
+from tests.resources import Counter
+from tests.test_node_scenarios import until
 
 
 def test_a_fake_signature_passes_only_for_its_key_and_its_bytes() -> None:

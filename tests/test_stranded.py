@@ -24,8 +24,8 @@ from movex_p2p.resource.master import RECOVERY_TIMEOUT, MasterCore
 from movex_p2p.resource.replica import Replica
 from movex_p2p.resource.state import freeze
 from movex_p2p.simulation import Simulation
-from resources import ALL_TYPES, CoreCluster, Counter
-from test_migration_sim import Log
+from tests.resources import ALL_TYPES, CoreCluster, Counter
+from tests.test_migration_sim import Log
 
 C = "counter:c1"
 C2 = "counter:c2"

@@ -1,6 +1,6 @@
 """Stranded actions on the real stack (issue 15): a burst in flight when the master is SIGKILLed.
 
-Peer processes on namespace hosts (tests/multihost.py) with nftables loss, real mDNS and WebRTC.
+Peer processes on namespace hosts (movex_p2p.testing.multihost) with nftables loss, real mDNS and WebRTC.
 Every survivor dispatches a burst at once, then 10 more, and the master is killed right after:
 every handle settles, nothing is lost or doubled, and the room ends with one checksum. How fast
 is measured in ``python benchmarks/wifi.py --only burst`` (12 peers too); here a hang is bounded.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from multihost import open_hosts
-from wifi_bed import failover_with_burst
+from movex_p2p.testing.multihost import open_hosts
+from movex_p2p.testing.wifi_bed import failover_with_burst
 
 pytestmark = pytest.mark.netns
 

@@ -15,7 +15,7 @@ from movex_p2p.resource.history import action_digest, head, seal_statement
 from movex_p2p.signing import FAKE, FakeSigner
 from movex_p2p.transport.base import Frame, PeerUp
 from movex_p2p.verify import check
-from resources import Counter
+from tests.resources import Counter
 
 ME, AUTHOR, MASTER = (FakeSigner.from_seed(i) for i in range(3))
 TERM = Term(1 << 32 | salt_of(MASTER.id))

@@ -9,9 +9,9 @@ import textwrap
 import pytest
 
 from movex_p2p.errors import RemoteProtocolError
+from movex_p2p.testing.netns import child_env
 from movex_p2p.transport.avstub import StubModule
 from movex_p2p.transport.webrtc import check_host_only
-from netns import child_env
 
 
 def run(code: str) -> str:

@@ -7,12 +7,10 @@ network namespace.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -23,8 +21,9 @@ from aioice.candidate import Candidate
 from aioice.ice import CandidatePair, Connection, StunProtocol
 from aiortc import RTCCertificate, RTCDtlsParameters, RTCDtlsTransport
 from aiortc.rtcsctptransport import RTCSctpTransport
-from anyio.abc import TaskGroup
 
+from movex_p2p.testing.fake_rtc import Drop, FakeDtls, FakeIce
+from movex_p2p.testing.netns import SETUP, child_env, unavailable_reason
 from movex_p2p.transport.webrtc import (
     DTLS_COPIES,
     DTLS_COPY_GAP,
@@ -36,47 +35,11 @@ from movex_p2p.transport.webrtc import (
     init_with_tag_zero,
     lan_stun_retries,
 )
-from netns import SETUP, child_env, unavailable_reason
 
 INIT, INIT_ACK = 1, 2
-Drop = Callable[[str, bytes], bool]
 
 
 # --- SCTP: a retransmitted INIT must carry tag 0 ------------------------------------------------
-
-
-class FakeDtls:
-    """Just enough of RTCDtlsTransport for an association: delivers each packet to the peer in a task."""
-
-    def __init__(self, name: str, role: str, tg: TaskGroup, drop: Drop) -> None:
-        self.name = name
-        self._role = role
-        self.state = "connected"
-        self.peer: FakeDtls | None = None
-        self.receiver: Any = None
-        self.sent: list[bytes] = []
-        self.waiting: list[bytes] = []
-        self._tg = tg
-        self._drop = drop
-
-    def _register_data_receiver(self, receiver: Any) -> None:
-        self.receiver = receiver
-        waiting, self.waiting = self.waiting, []
-        for data in waiting:  # what the peer sent before this end started
-            self._tg.start_soon(receiver._handle_data, data)
-
-    def _unregister_data_receiver(self, receiver: Any) -> None:
-        self.receiver = None
-
-    async def _send_data(self, data: bytes) -> None:
-        self.sent.append(data)
-        assert self.peer is not None
-        if self._drop(self.name, data):
-            return
-        if self.peer.receiver is None:
-            self.peer.waiting.append(data)
-        else:
-            self._tg.start_soon(self.peer.receiver._handle_data, data)
 
 
 def drop_first_init_acks() -> Drop:
@@ -141,28 +104,6 @@ def test_init_with_tag_zero_refuses_an_object_without_aiortc_internals() -> None
 
 
 # --- DTLS: each handshake datagram three times ------------------------------------------------
-
-
-class FakeIce:
-    """Just enough of RTCIceTransport for DTLS: a datagram pipe to the peer that loses chosen datagrams."""
-
-    def __init__(self, name: str, role: str, drop: Drop) -> None:
-        self.name = name
-        self.role = role
-        self.state = "completed"
-        self.peer: FakeIce | None = None
-        self.sent: list[bytes] = []
-        self._drop = drop
-        self._inbox: asyncio.Queue[bytes] = asyncio.Queue()
-
-    async def _send(self, data: bytes) -> None:
-        self.sent.append(data)
-        assert self.peer is not None
-        if not self._drop(self.name, data):
-            self.peer._inbox.put_nowait(data)
-
-    async def _recv(self) -> bytes:
-        return await self._inbox.get()
 
 
 def drop_first_datagram_of(victim: str) -> Drop:

@@ -1,6 +1,6 @@
 """A room on a lossy LAN: 4 peer processes on 4 namespace hosts, nftables dropping packets (needs root).
 
-Loss P here means P % of the packets into and out of every host are dropped (tests/multihost.py),
+Loss P here means P % of the packets into and out of every host are dropped (movex_p2p.testing.multihost),
 so about 2P % of the packets between two hosts are lost. Speed targets live in benchmarks/wifi.py;
 these tests check what must hold at every loss: nothing lost or doubled, one master, one checksum.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from multihost import open_hosts
-from wifi_bed import failover_at_loss, startup, steady
+from movex_p2p.testing.multihost import open_hosts
+from movex_p2p.testing.wifi_bed import failover_at_loss, startup, steady
 
 pytestmark = pytest.mark.netns
 

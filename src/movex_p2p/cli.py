@@ -461,7 +461,10 @@ def namespace_problem() -> str | None:
 
 
 class ProcessMember:
-    """A demo peer in a child process: commands on its stdin, JSON status lines on its stdout."""
+    """A demo peer in a child process (the peer program's ``demo`` role, :mod:`movex_p2p.testing.peer`).
+
+    Commands go to its stdin and events come from its stdout, JSON lines both ways.
+    """
 
     def __init__(self, name: str, process: Process) -> None:
         self.name = name
@@ -483,7 +486,7 @@ class ProcessMember:
             while self._pending and not self.killed:
                 cmd = self._pending.pop(0)
                 try:
-                    await self.process.stdin.send(f"{cmd}\n".encode())
+                    await self.process.stdin.send((json.dumps({"cmd": cmd}) + "\n").encode())
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                     return
             await anyio.sleep(0.02)
@@ -496,11 +499,15 @@ class ProcessMember:
                 buffer += chunk
                 *lines, buffer = buffer.split("\n")
                 for line in lines:
-                    if line.startswith("{") and not self.killed:
-                        try:
-                            self.status = json.loads(line)
-                        except ValueError:
-                            pass
+                    if not line.startswith("{") or self.killed:
+                        continue
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(event, dict) and event.pop("ev", None) == "status":
+                        event.pop("t", None)
+                        self.status = event
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
 
@@ -526,7 +533,7 @@ async def demo_namespace(peers: int, seconds: float) -> int:
             err = open(os.path.join(logdir, f"{name}.log"), "wb")  # noqa: SIM115, ASYNC230
             files.append(err)
             process = await anyio.open_process(
-                [sys.executable, "-m", "movex_p2p.cli", "_demo-peer", "--name", name, "--seed", str(i)],
+                [sys.executable, "-m", "movex_p2p.testing.peer", "demo", "--name", name, "--seed", str(i)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -542,7 +549,7 @@ async def demo_namespace(peers: int, seconds: float) -> int:
                     await control(members, log, seconds=seconds, join_timeout=30.0)
                 finally:
                     for m in members:
-                        m.command("quit")
+                        m.command("leave")
                     await anyio.sleep(0.2)
                     with anyio.move_on_after(5):
                         for m in members:
@@ -564,39 +571,6 @@ async def demo_namespace(peers: int, seconds: float) -> int:
             await m.process.aclose()
         for f in files:
             f.close()
-
-
-async def demo_peer(name: str, seed: int) -> int:
-    """One peer process of the namespace demo: commands on stdin, JSON status on stdout."""
-    if not only_loopback():
-        print("refusing to run: this process is not in a private network namespace", file=sys.stderr)
-        return 2
-    from .transport.lan import LanTransport
-
-    peer = Peer(room=DEMO_ROOM, types=[Tally], name=name, seed=seed, transport=LanTransport(interfaces=[NS_ADDRESS]))
-    player = Player(peer)
-    stop = anyio.Event()
-
-    async def report() -> None:
-        while True:
-            print(json.dumps(player.status()), flush=True)
-            await anyio.sleep(REPORT_EVERY)
-
-    async def commands() -> None:
-        while True:
-            line = await anyio.to_thread.run_sync(sys.stdin.readline)
-            cmd = line.strip()
-            if not line or cmd == "quit":
-                stop.set()
-                return
-            player.command(cmd)
-
-    async with peer, anyio.create_task_group() as tg:
-        tg.start_soon(report)
-        tg.start_soon(commands)
-        await player.run(stop)
-        tg.cancel_scope.cancel()
-    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -1119,10 +1093,6 @@ def build_parser() -> argparse.ArgumentParser:
     ns.add_argument("--seconds", type=float, default=30.0)
     ns.set_defaults(func=lambda a: anyio.run(demo_namespace, a.peers, a.seconds))
 
-    child = sub.add_parser("_demo-peer")
-    child.add_argument("--name", required=True)
-    child.add_argument("--seed", type=int, default=0)
-    child.set_defaults(func=lambda a: anyio.run(demo_peer, a.name, a.seed))
     # internal subcommands: callable, but not listed in --help
     sub._choices_actions = [a for a in sub._choices_actions if not a.dest.startswith("_")]
     return parser

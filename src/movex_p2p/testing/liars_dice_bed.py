@@ -1,6 +1,6 @@
 """examples/liars_dice.py on the real stack (mDNS + WebRTC), with its master SIGKILLed mid-round.
 
-One run, in a namespace the caller opens (tests/netns.py): three bot players (``--bot``, each
+One run, in a namespace the caller opens (movex_p2p.testing.netns): three bot players (``--bot``, each
 with an ``--identity`` file) and a spectator that finds the room through the lobby
 (``mx.browse_rooms``, no ``--room``). When the spectator sees the first bid of round 2, the
 master's process is SIGKILLed and started again with the same identity file. Its hidden roll
@@ -14,18 +14,16 @@ and benchmarks/liars_dice_failover.py.
 from __future__ import annotations
 
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 
-from netns import Namespace, PeerProcess
+from .netns import Namespace, PeerProcess, example
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
-from liars_dice import REVEAL_TIMEOUT
-
+REVEAL_TIMEOUT: float = example("liars_dice").REVEAL_TIMEOUT
+"""examples/liars_dice.py's own (read from the example, so the two never disagree)."""
 BOUND = REVEAL_TIMEOUT + 1.0
 """Each round must be settled within this many seconds of its call (master clock)."""
 PLAYERS = ("ann", "bob", "cy")

@@ -10,6 +10,7 @@ benchmark script again inside a fresh one.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import shutil
@@ -21,18 +22,34 @@ import typing
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import Process, TaskGroup
 from anyio.streams.text import TextReceiveStream
 
-ROOT = Path(__file__).resolve().parent.parent
+SRC = Path(__file__).resolve().parents[2]
+"""The directory that holds the ``movex_p2p`` package the beds run (put first on the peers' path)."""
+ROOT = SRC.parent
+"""The checkout the beds run from (its ``examples/`` and ``benchmarks/`` scripts; the peers' working directory)."""
 ADDRESS = "127.0.0.2"
 SETUP = f"ip link set lo up multicast on && ip addr add {ADDRESS}/8 dev lo"
 """Shell commands that make a fresh namespace usable: lo up with multicast, a host address aioice accepts."""
 
 Event = dict[str, Any]
+WITHOUT_FCNTL = [
+    "-c",
+    "import runpy, sys\n"
+    "if 'fcntl' in sys.modules: raise SystemExit('fcntl was imported before this wrapper ran')\n"
+    "sys.modules['fcntl'] = None  # every later import of it fails, as on Windows\n"
+    "sys.argv = sys.argv[1:]\n"
+    "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)",
+]
+"""``python WITHOUT_FCNTL MODULE ARGS...`` runs MODULE with ``fcntl`` unavailable: the whole stack
+(standard library, aiortc, zeroconf, movex_p2p) imported and run without it."""
+PEER = ["-X", "dev", "-m", "movex_p2p.testing.peer"]
+"""``python PEER ROLE ...`` runs the peer program (:mod:`movex_p2p.testing.peer`), in development mode."""
 B = TypeVar("B", bound="ProcessBed")
 
 
@@ -68,9 +85,22 @@ def reexec_in_namespace(flag: str) -> typing.NoReturn:
     os.execvp("unshare", ["unshare", "-rn", "sh", "-c", command, sys.executable, *sys.argv])
 
 
+def example(name: str) -> ModuleType:
+    """The checkout's ``examples/<name>.py``, imported by its path (the examples are scripts, not a package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load examples/{name}.py from {ROOT}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module
+
+
 def child_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(ROOT), env.get("PYTHONPATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -217,8 +247,8 @@ class Namespace(ProcessBed):
         return ["nsenter", "--preserve-credentials", "-U", "-n", "-t", str(self._holder.pid), sys.executable, *args]
 
     async def spawn_peer(self, peer_id: str, *extra: str) -> PeerProcess:
-        """A tests.lan_peer process; waits until it reports ``ready``."""
-        peer = await self.spawn(["-X", "dev", "-m", "tests.lan_peer", "--id", peer_id, *extra], name=peer_id)
+        """A ``link`` peer (:mod:`movex_p2p.testing.peer`) named ``peer_id``; waits until it reports ``ready``."""
+        peer = await self.spawn([*PEER, "link", "--name", peer_id, *extra], name=peer_id)
         await peer.wait_event("ready", within=20)
         return peer
 

@@ -12,7 +12,10 @@ from typing import Any
 
 import anyio
 
-from netns import PeerProcess, ProcessBed
+from .netns import PeerProcess, ProcessBed
+
+FAILOVER_PEER = ["-m", "movex_p2p.testing.peer", "peer", "--room", "failover", "--tally"]
+"""The peer program's arguments for one peer of the failover beds (a tally, dispatched on ``go``)."""
 
 
 @dataclass
@@ -53,7 +56,7 @@ async def failover_run(
     for i in range(peers):
         name = f"r{run}p{i}"
         procs[name] = await ns.spawn(
-            ["-m", "tests.failover_peer", "--id", name, "--expect", str(peers - 1), "--seed", str(run * 100 + i)],
+            [*FAILOVER_PEER, "--name", name, "--expect", str(peers - 1), "--seed", str(run * 100 + i)],
             name=name,
         )
     ready = {name: await p.wait_event("ready", within=60) for name, p in procs.items()}
@@ -78,7 +81,7 @@ async def failover_run(
             await p.wait_for(lambda e: e["ev"] == "term_confirm" and int(e["term"]) > old_term, within=15)
             for p in survivors.values()
         ]
-        result.pause = max(e["mono"] for e in firsts) - started
+        result.pause = max(e["t"] for e in firsts) - started
     except TimeoutError:
         result.problems.append("a survivor had nothing confirmed by a new master within 15 s")
     await anyio.sleep(0.3)

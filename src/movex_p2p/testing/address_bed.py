@@ -1,41 +1,39 @@
 """Join by address on the multi-host bed, mDNS dropped: shared by tests/test_join_by_address.py and the benchmark.
 
 p1 knows nobody and listens on a fixed port, p2 knows p1, p3 knows p2: they must mesh through
-peer exchange and sync one counter. Every peer runs without ``fcntl`` (tests/no_fcntl.py), as it
-would on Windows. Times are CLOCK_MONOTONIC, shared by every process on the machine.
+peer exchange and sync one counter. Every peer runs without ``fcntl`` (:data:`.netns.WITHOUT_FCNTL`),
+as it would on Windows. Times are CLOCK_MONOTONIC, shared by every process on the machine.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
-from multihost import Hosts
-from netns import PeerProcess
+from .multihost import Hosts
+from .netns import WITHOUT_FCNTL, PeerProcess
 
 PORT = 47000
 COUNT = 5
 
 
 def node_args(peer_id: str, *extra: str, n: int = 3, count: int = COUNT) -> list[str]:
+    """A peer of ``n`` that adds ``count`` to ``counter:c`` once ready, then reports ``synced`` at ``n * count``."""
     return [
-        "-m",
-        "tests.no_fcntl",
-        "tests.lan_peer",
-        "--mode",
-        "node",
-        "--secret",
-        "s",
-        "--expect",
-        str(n - 1),
-        "--count",
-        str(count),
-        "--total",
-        str(n * count),
-        "--id",
+        *WITHOUT_FCNTL,
+        "movex_p2p.testing.peer",
+        *counting(n, count),
+        "--name",
         peer_id,
         *extra,
     ]
+
+
+def counting(n: int, count: int) -> list[str]:
+    """The peer program's arguments for one of ``n`` peers that each add ``count`` to one counter."""
+    script = [{"cmd": "increment", "n": count}, {"cmd": "await_count", "count": n * count}]
+    return ["peer", "--secret", "s", "--counter", "--expect", str(n - 1), *(f"--do={json.dumps(c)}" for c in script)]
 
 
 @dataclass
@@ -60,8 +58,8 @@ async def chain_without_multicast(hosts: Hosts, *, by_address: bool = True) -> C
     """
     a1, a2 = hosts.addresses[0], hosts.addresses[1]
     specs = [
-        (0, "p1", ["--listen-port", str(PORT)]),
-        (1, "p2", ["--listen-port", str(PORT), "--peer", f"{a1}:{PORT}"]),
+        (0, "p1", ["--port", str(PORT)]),
+        (1, "p2", ["--port", str(PORT), "--peer", f"{a1}:{PORT}"]),
         (2, "p3", ["--peer", f"{a2}:{PORT}"]),
     ]
     if by_address:
@@ -74,7 +72,7 @@ async def chain_without_multicast(hosts: Hosts, *, by_address: bool = True) -> C
         spawned = time.monotonic()
         nodes.append(await hosts.spawn_on(host, node_args(name, *extra), name=name))
     synced = [await node.wait_event("synced", within=20) for node in nodes]
-    ready = [await node.wait_event("node_ready") for node in nodes]
+    ready = [await node.wait_event("room") for node in nodes]
     entered = [await node.wait_event("entering") for node in nodes]
     assert {s["count"] for s in synced} == {3 * COUNT}
     assert len({s["checksum"] for s in synced}) == 1
@@ -89,14 +87,14 @@ async def chain_without_multicast(hosts: Hosts, *, by_address: bool = True) -> C
 
 
 async def chain_links(hosts: Hosts) -> tuple[list[PeerProcess], float]:
-    """The same chain with transport-only peers (tests/lan_peer.py): seconds from the last
+    """The same chain with transport-only peers (the peer program's ``link`` role): seconds from the last
     endpoint listening to the last of the three links open."""
     hosts.drop_multicast()
     a1, a2 = hosts.addresses[0], hosts.addresses[1]
     known = {"p1": [], "p2": ["--peer", f"{a1}:{PORT}"], "p3": ["--peer", f"{a2}:{PORT}"]}
     peers = {
         name: await hosts.spawn_on(
-            host, ["-m", "tests.lan_peer", "--id", name, "--listen-port", str(PORT), *extra], name=name
+            host, ["-m", "movex_p2p.testing.peer", "link", "--name", name, "--port", str(PORT), *extra], name=name
         )
         for host, (name, extra) in enumerate(known.items())
     }

@@ -1,7 +1,7 @@
-"""Rooms on a lossy LAN: peer processes on the multi-host bed (tests/multihost.py) with nftables loss.
+"""Rooms on a lossy LAN: peer processes on the multi-host bed (movex_p2p.testing.multihost) with nftables loss.
 
 Shared by tests/test_wifi.py and benchmarks/wifi.py. Each scenario starts ``peers`` processes of
-tests/failover_peer.py, one per host in turn, and reports what it measured; times are
+the peer program (``movex_p2p.testing.peer``), one per host in turn, and reports what it measured; times are
 CLOCK_MONOTONIC, which every process on the machine shares.
 """
 
@@ -10,14 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
 
-from failover_bed import FailoverResult, failover_run, stop_and_report
-from multihost import Hosts
-from netns import PeerProcess
+from .failover_bed import FAILOVER_PEER, FailoverResult, failover_run, stop_and_report
+from .multihost import Hosts
+from .netns import ROOT, PeerProcess
 
 __all__ = [
     "BurstResult",
@@ -35,14 +34,13 @@ __all__ = [
     "steady",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
 LOG = "WARNING"  # the peers' log level (their stderr)
 
 
 async def _spawn(hosts: Hosts, peers: int, tag: str, *extra: str) -> list[PeerProcess]:
     return [
         await hosts.spawn(
-            ["-m", "tests.failover_peer", "--id", f"{tag}{i}", "--expect", str(peers - 1), "--seed", str(i), *extra],
+            [*FAILOVER_PEER, "--name", f"{tag}{i}", "--expect", str(peers - 1), "--seed", str(i), *extra],
             name=f"{tag}{i}",
         )
         for i in range(peers)
@@ -63,7 +61,7 @@ def _lost_and_doubled(finals: list[dict[str, Any]]) -> tuple[int, int]:
 
 
 def _masters_after(proc: PeerProcess, since: float) -> list[tuple[str | None, int]]:
-    return [(e["master"], int(e["term"])) for e in proc.of("master") if e["mono"] >= since]
+    return [(e["master"], int(e["term"])) for e in proc.of("master") if e["t"] >= since]
 
 
 @dataclass
@@ -117,9 +115,9 @@ def _split_time(procs: list[PeerProcess], until: float) -> float:
         since: float | None = None
         for e in p.of("master"):
             if e["master"] == me and since is None:
-                since = float(e["mono"])
+                since = float(e["t"])
             elif e["master"] != me and since is not None:
-                edges += [(since, 1), (float(e["mono"]), -1)]
+                edges += [(since, 1), (float(e["t"]), -1)]
                 since = None
         if since is not None:
             edges += [(since, 1), (until, -1)]
@@ -135,10 +133,10 @@ async def startup(hosts: Hosts, peers: int, *, tag: str = "s") -> StartupResult:
     """Start ``peers`` together; wait until all are ready; see how the first master was agreed on."""
     procs = await _spawn(hosts, peers, tag)
     ready = [await p.wait_event("ready", within=60) for p in procs]
-    entered = max(p.of("entered")[0]["mono"] for p in procs)
+    entered = max(p.of("entered")[0]["t"] for p in procs)
     masters = {e["master"] for e in ready}
     changes = [e for p in procs for e in p.of("master")]
-    last = max((e["mono"] for e in changes), default=entered)
+    last = max((e["t"] for e in changes), default=entered)
     elected = {e["master"] for e in changes if e["master"] is not None}
     split = _split_time(procs, until=time.monotonic())
     shared, back = _shared_terms(procs), _gave_way_back(procs)
@@ -205,9 +203,9 @@ async def steady(
     finals = await stop_and_report(procs)
     result = SteadyResult(peers=peers, seconds=seconds, master_changes=0, declared_dead=0, confirmed=0)
     for p in procs:
-        changes = [e for e in p.of("master") if began <= e["mono"] <= ended]
+        changes = [e for e in p.of("master") if began <= e["t"] <= ended]
         result.master_changes += len(changes)
-        sizes = [len(e["peers"]) for e in p.of("peers") if began <= e["mono"] <= ended]
+        sizes = [len(e["peers"]) for e in p.of("peers") if began <= e["t"] <= ended]
         result.declared_dead += sum(1 for a, b in zip([peers - 1, *sizes], sizes, strict=False) if b < a)
     for f in finals:
         result.confirmed += int(f["confirmed"])
@@ -222,13 +220,13 @@ async def steady(
 
 
 async def failover_at_loss(hosts: Hosts, peers: int, loss: int, *, run: int = 0) -> FailoverResult:
-    """The failover bed (tests/failover_bed.py) with ``loss`` % on every host, in and out."""
+    """The failover bed (movex_p2p.testing.failover_bed) with ``loss`` % on every host, in and out."""
     hosts.set_loss(loss)
     return await failover_run(hosts, peers, mode="kill", run=run)
 
 
 def _peer_args(name: str, expect: int, seed: int) -> list[str]:
-    return ["-m", "tests.failover_peer", "--id", name, "--expect", str(expect), "--seed", str(seed)]
+    return [*FAILOVER_PEER, "--name", name, "--expect", str(expect), "--seed", str(seed)]
 
 
 @dataclass
@@ -289,7 +287,7 @@ async def failover_with_burst(
     result = BurstResult(peers=peers, burst=burst, settled_after=float("inf"))
     try:
         settled = [await p.wait_event("burst_settled", within=within) for p in survivors]
-        result.settled_after = max(e["mono"] for e in settled) - killed
+        result.settled_after = max(e["t"] for e in settled) - killed
     except (TimeoutError, AssertionError):
         result.problems.append(f"a burst never settled within {within} s of the kill")
     if cut_heal:  # then one survivor is cut off for 2 s while everyone plays on, and healed
@@ -399,15 +397,14 @@ class JoinResult:
 async def join(hosts: Hosts, mb: int) -> JoinResult:
     """Host 0 creates ``mb`` resources of 1 MB each; a peer on host 1 joins and syncs them."""
     creator = await hosts.spawn_on(
-        0, ["-m", "tests.failover_peer", "--id", "creator", "--expect", "0", "--blobs", str(mb)], name="creator"
+        0, [*FAILOVER_PEER, "--name", "creator", "--expect", "0", "--blobs", str(mb)], name="creator"
     )
     await creator.wait_event("ready", within=120)
     joiner = await hosts.spawn_on(
         1,
         [
-            "-m",
-            "tests.failover_peer",
-            "--id",
+            *FAILOVER_PEER,
+            "--name",
             "joiner",
             "--expect",
             "1",
@@ -418,13 +415,13 @@ async def join(hosts: Hosts, mb: int) -> JoinResult:
         name="joiner",
     )
     synced = await joiner.wait_event("blobs", within=300)
-    entered = joiner.of("entered")[0]["mono"]
+    entered = joiner.of("entered")[0]["t"]
     gaps = sorted(synced["gaps"]) or [0.0]
     for proc in (joiner, creator):
         await hosts.leave(proc, within=30)
     return JoinResult(
         mb=mb,
-        seconds=synced["mono"] - entered,
+        seconds=synced["t"] - entered,
         heartbeat_gap_p99=gaps[min(len(gaps) - 1, int(0.99 * len(gaps)))],
         heartbeat_gap_max=gaps[-1],
     )

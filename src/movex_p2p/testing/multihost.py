@@ -2,7 +2,7 @@
 
 Each host is a namespace with its own address (10.77.0.x/24 on eth0); a further namespace
 holds the bridge, so nothing touches the root namespace's interfaces. Processes run in a host
-with ``ip netns exec`` and report JSON lines like the single-namespace bed (tests/netns.py).
+with ``ip netns exec`` and report JSON lines like the single-namespace bed (movex_p2p.testing.netns).
 
 Faults (the kernels here have no netem): an nftables table ``bridge chaos`` in the bridge's
 namespace drops frames on each host's bridge port, as a lossy radio link would (a host's own
@@ -30,10 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
-import pytest
 from anyio.abc import TaskGroup
 
-from netns import PeerProcess, ProcessBed, running
+from .netns import PeerProcess, ProcessBed, running
 
 SUBNET = "10.77.0"
 
@@ -204,6 +203,8 @@ async def open_hosts(count: int) -> AsyncIterator[Hosts]:
     """``count`` hosts on a private bridge; every process and namespace is removed on exit."""
     reason = unavailable_reason()
     if reason is not None:
+        import pytest  # only tests skip; benchmarks check unavailable_reason() first
+
         pytest.skip(f"multi-host namespaces unavailable: {reason}")
     namespaces = _build(uuid.uuid4().hex[:6], count)
     try:
