@@ -299,3 +299,15 @@ def test_a_master_whose_votes_hold_runs_above_a_side_that_went_many_rounds(seed:
     more than two rounds left both sides waiting for each other."""
     inner = test_partitions_heal_to_one_master_and_one_checksum.hypothesis.inner_test  # type: ignore[attr-defined]
     inner(seed=seed, size=4, split=2, at=0.46875, length=1.5, policy=Policy.AVAILABLE, loss=0.2)
+
+
+def test_two_voters_refusing_one_candidate_in_turn_do_not_leave_the_room_masterless() -> None:
+    # Found by the property test above (seed 21207701): after the master died, each of two
+    # followers voted for the one candidate every other round (one vote per candidate until it
+    # shows a master), so no round had a quorum, and every vote re-armed the other's timer.
+    sim, rid = _started(4, 21207701, Policy.MAJORITY)
+    t0 = sim.now
+    _workload(sim, rid, start=t0, rounds=40, period=0.025)
+    sim.at(t0 + 0.1875, "call", lambda s, _: s.kill(s.masters()[0]), (None,))
+    sim.run(1.2)
+    assert sim.run(3.0, until=lambda s: s.converged(rid)), "no master after the kill"

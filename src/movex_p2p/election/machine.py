@@ -889,7 +889,11 @@ class ElectionMachine:
             out.append(Send(to=sender, message=refuse))  # a spectator never votes
             return
         if message.term > self._ballot and self._check_pending_vote(now, asking=sender):
-            out.append(Send(to=sender, message=refuse))  # one vote per candidate until it shows a master
+            # One vote per candidate until it shows a master. Its new ballot proves the old one
+            # failed: our own campaign goes past it, or two voters that refuse it in turn would
+            # leave a bare majority masterless, each vote re-arming the other's timer.
+            self._learn_round(message.term)
+            out.append(Send(to=sender, message=refuse))
             return
         jump = term_round(message.term) - term_round(self._ballot)
         if jump > _ROUND_STEP or (message.term & _SALT_MASK) != salt_of(sender):
