@@ -13,10 +13,12 @@ import pytest
 import movex_p2p
 from movex_p2p.ids import PeerId
 from movex_p2p.lobby import Lobby
+from movex_p2p.transport.admission import GUESS_BURST, GUESS_RATE, MEMBER_BURST
 from movex_p2p.transport.discovery import Announcement
 from movex_p2p.transport.mesh import Attempt, PeerAddress
 from movex_p2p.transport.meshcore import (
     BACKOFF,
+    BUSY,
     CANDIDATES,
     FALLBACK_DIAL,
     GROWTH,
@@ -469,15 +471,107 @@ def test_unauthenticated_handshakes_are_bounded_per_address_and_the_oldest_is_pu
     handle, effects = core.incoming("10.6.6.6", 0.0)
     assert handle is None
     assert effects == [Refuse(reason="refused: too many handshakes from that address", retry=None)]
-    for i in range(MAX_HANDSHAKES - 4):
-        assert core.incoming(f"10.1.{i // 200}.{i % 200}", 0.0) == (handles[-1] + 1 + i, [])
-    handle, effects = core.incoming("10.9.9.9", 0.0)
+    for i in range(MAX_HANDSHAKES - 4):  # paced under the room-wide budget of strangers
+        assert core.incoming(f"10.1.{i // 200}.{i % 200}", i / GUESS_RATE) == (handles[-1] + 1 + i, [])
+    handle, effects = core.incoming("10.9.9.9", MAX_HANDSHAKES / GUESS_RATE)
     assert handle is not None
     assert effects == [PushOut(handle=handles[0])]
     assert core.refused["pushed out by newer handshakes"] == 1
     core.close()
     assert core.incoming("10.9.9.8", 0.0) == (None, [Refuse(reason="closing", retry=None)])
     assert "closing" not in core.refused
+
+
+def _flood(core: MeshCore, rng: random.Random, *, seconds: float, per_second: int, start: float = 0.0) -> list[float]:
+    """Strangers from 250 addresses dial at random times; each admitted one fails on the key: when each was admitted."""
+    sources = [f"10.66.{i // 250}.{i % 250}" for i in range(250)]
+    times = sorted(start + rng.uniform(0.0, seconds) for _ in range(int(seconds * per_second)))
+    admitted: list[float] = []
+    for now in times:
+        source = rng.choice(sources)
+        handle, effects = core.incoming(source, now)
+        if handle is None:
+            assert len(effects) == 1, effects
+            assert isinstance(effects[0], Refuse), effects
+            if effects[0].retry is not None:
+                core.refusal_told()
+            continue
+        admitted.append(now)
+        core.handshake_over(handle)
+        core.handshake_failed(source, "wrong secret", now)
+    return admitted
+
+
+def test_strangers_from_250_addresses_get_at_most_10_guesses_a_second_room_wide() -> None:
+    core = Driver().core
+    admitted = _flood(core, random.Random(19), seconds=60.0, per_second=2000)
+    assert len(admitted) <= GUESS_RATE * 60 + GUESS_BURST  # 120,000 dials, each a guess if admitted
+    assert len(admitted) >= GUESS_RATE * 60 * 0.9  # the budget is used, not starved
+    for start in range(59):  # and in every one-second window
+        assert sum(1 for t in admitted if start <= t < start + 1) <= GUESS_RATE + GUESS_BURST
+    assert core.refused[BUSY] > 100_000
+    assert core.refused["wrong secret"] == len(admitted)
+
+
+def test_the_guess_budget_is_shared_by_every_member_of_the_room() -> None:
+    core = Driver().core
+    for peer in ("b", "c", "d", "e"):  # linked with 4 others: 5 listeners in the room
+        claimed = core.claim(PeerId(peer), dialer=PeerId(peer), incarnation=1)
+        assert claimed is not None
+        claimed[0].opened = True
+    admitted = _flood(core, random.Random(7), seconds=60.0, per_second=2000)
+    assert len(admitted) <= GUESS_RATE / 5 * 60 + GUESS_BURST / 5  # 5 listeners: 10 a second in all
+    assert len(admitted) >= GUESS_RATE / 5 * 60 * 0.9
+
+
+def test_a_refusal_by_the_room_budget_is_cheap_and_says_when_to_retry() -> None:
+    core = Driver().core
+    for i in range(int(GUESS_BURST)):
+        handle, _effects = core.incoming(f"10.66.0.{i}", 0.0)
+        assert handle is not None
+    handle, effects = core.incoming("10.66.1.1", 0.0)
+    assert handle is None
+    assert len(effects) == 1
+    assert isinstance(effects[0], Refuse)
+    assert effects == [Refuse(reason=BUSY, retry=1, told=effects[0].told)]
+    assert "unauthenticated" in effects[0].told
+
+
+def test_a_member_proven_before_gets_in_during_a_flood_and_a_newcomer_gets_its_token_back() -> None:
+    core = Driver().core
+    member = "10.0.0.2"
+    handle, _effects = core.incoming(member, 0.0)
+    assert handle is not None
+    core.authenticated(handle, member)  # it proved the room key: its token comes back
+    core.handshake_over(handle)
+    rng = random.Random(5)
+    for second in range(30):
+        _flood(core, rng, seconds=1.0, per_second=2000, start=float(second))
+        handle, _effects = core.incoming(member, second + 1.0)  # its re-dial is not starved
+        assert handle is not None, second
+        core.authenticated(handle, member)
+        core.handshake_over(handle)
+    # a newcomer that proves the key costs the strangers' budget nothing
+    for i in range(int(GUESS_BURST) * 3):
+        handle, _effects = core.incoming(f"10.0.1.{i}", 100.0)
+        assert handle is not None, i
+        core.authenticated(handle, f"10.0.1.{i}")
+        core.handshake_over(handle)
+
+
+def test_a_trusted_address_that_fails_is_a_stranger_again() -> None:
+    core = Driver().core
+    handle, _effects = core.incoming("10.0.0.2", 0.0)
+    assert handle is not None
+    core.authenticated(handle, "10.0.0.2")
+    core.handshake_over(handle)
+    assert core.admission.trusted("10.0.0.2")
+    for i in range(int(MEMBER_BURST)):  # its own allowance is bounded too
+        assert core.incoming("10.0.0.2", 0.0)[0] is not None, i
+        core.handshake_over(core._handles)
+    assert core.incoming("10.0.0.2", 0.0)[0] is None
+    core.handshake_failed("10.0.0.2", "wrong secret", 0.0)
+    assert not core.admission.trusted("10.0.0.2")
 
 
 # --- liveness and peers seen ------------------------------------------------------------------

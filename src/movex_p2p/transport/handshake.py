@@ -20,7 +20,7 @@ from ..identity import Identity
 from ..ids import PeerId
 from .linkset import LinkSet, close_session
 from .mesh import Attempt, Ourselves, PeerAddress, with_address
-from .meshcore import REFUSAL_REASON, Effect, Failure, FailureKind, MeshCore, Refuse
+from .meshcore import Effect, Failure, FailureKind, MeshCore, Refuse
 from .signaling import (
     Challenge,
     Contact,
@@ -251,10 +251,10 @@ class Handshakes:
 
     # -- accepting ------------------------------------------------------------------------
 
-    async def _tell_refused(self, stream: SocketStream, retry: int) -> None:
-        """Tell a dialer from a refused address why, and when it may retry (unsigned, bounded)."""
+    async def _tell_refused(self, stream: SocketStream, reason: str, retry: int) -> None:
+        """Tell a refused dialer why, and when it may retry (unsigned, bounded)."""
         try:
-            await refuse(stream, Refusal(reason=REFUSAL_REASON, retry=retry), linger=_REFUSAL_LINGER)
+            await refuse(stream, Refusal(reason=reason, retry=retry), linger=_REFUSAL_LINGER)
         finally:
             self._core.refusal_told()
 
@@ -268,7 +268,7 @@ class Handshakes:
             if isinstance(effect, Refuse):
                 async with stream:
                     if effect.retry is not None:
-                        await self._tell_refused(stream, effect.retry)
+                        await self._tell_refused(stream, effect.told, effect.retry)
             else:
                 self._execute([effect])
         if handle is None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 
 from ..election.detector import FailureDetector
 from ..ids import PeerId
+from .admission import Admission
 from .contact import MAX_ADDRESSES, Contact
 from .mesh import HINT_LIMIT, AddressState, Attempt, Attempts, Hints, PeerAddress, hint_addresses
 
@@ -65,6 +66,10 @@ STRUCK: Final = "refused: too many failures from that address"
 """The reason counted (``LanStatus.refused``) when an address is refused after its strikes."""
 REFUSAL_REASON: Final = "too many failed handshakes from this address (a wrong room secret?)"
 """What a refused dialer is told (then the seconds until the refusal ends)."""
+BUSY: Final = "refused: too many strangers' handshakes in the room"
+"""The reason counted when the room-wide budget of strangers' handshakes is spent (see admission.py)."""
+BUSY_REASON: Final = "too many unauthenticated handshakes in this room lately (a wrong room secret?)"
+"""What a dialer refused by the room-wide budget is told (then the seconds until it may retry)."""
 REFUSING: Final = 16
 """Refused dialers told why at once; beyond that the connection is closed without a word."""
 ADDRESSES_KEPT: Final = 1024
@@ -214,10 +219,11 @@ class PushOut:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Refuse:
-    """Turn an incoming connection away; tell it ``reason`` and ``retry`` seconds unless ``retry`` is None."""
+    """Turn a connection away (``reason``: as counted); tell it ``told``, ``retry`` seconds, unless that is None."""
 
     reason: str
     retry: int | None
+    told: str = REFUSAL_REASON
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -362,6 +368,7 @@ class MeshCore:
         self._strikes: OrderedDict[str, tuple[int, float]] = OrderedDict()  # address: (failures, refused until)
         self._incoming: OrderedDict[int, str] = OrderedDict()  # unauthenticated handshakes: handle -> source
         self._handles = 0
+        self.admission = Admission()
         self._refusing = 0  # refusals being told now
         self._detector = FailureDetector(timeout=dead_after)
         self._next_beat = math.inf
@@ -689,14 +696,18 @@ class MeshCore:
             refusal = STRUCK
         elif sum(1 for where in self._incoming.values() if where == source) >= MAX_PER_ADDRESS:
             refusal = "refused: too many handshakes from that address"
+        wait: float | None = None
+        if refusal is None and (wait := self._admit(source, now)) is not None:
+            refusal = BUSY  # the room-wide budget: before any crypto
         if refusal is not None:
             self.refused[refusal] += 1
             retry = None
-            if refusal == STRUCK and self._refusing < REFUSING:
-                assert strikes is not None
+            seconds = {STRUCK: None if strikes is None else strikes[1] - now, BUSY: wait}.get(refusal)
+            if seconds is not None and self._refusing < REFUSING:  # too many at once from one address: no word
                 self._refusing += 1
-                retry = max(1, math.ceil(strikes[1] - now))
-            return None, [Refuse(reason=refusal, retry=retry)]
+                retry = max(1, math.ceil(seconds))
+            told = BUSY_REASON if refusal == BUSY else REFUSAL_REASON
+            return None, [Refuse(reason=refusal, retry=retry, told=told)]
         if len(self._incoming) >= MAX_HANDSHAKES:  # the oldest unauthenticated one makes room
             oldest, _ = self._incoming.popitem(last=False)
             effects.append(PushOut(handle=oldest))
@@ -704,6 +715,10 @@ class MeshCore:
         self._handles += 1
         self._incoming[self._handles] = source
         return self._handles, effects
+
+    def _admit(self, source: str, now: float) -> float | None:
+        room = 1 + sum(1 for attempt in self.attempts if attempt.opened)  # every member listens: share the budget
+        return self.admission.admit(self._handles + 1, source, now, room=room)
 
     def refusal_told(self) -> None:
         """A refusal was told (or could not be): one fewer being told."""
@@ -713,14 +728,17 @@ class MeshCore:
         """The dialer of ``handle`` proved the room key and its identity: no longer a stranger."""
         self._incoming.pop(handle, None)
         self._strikes.pop(source, None)
+        self.admission.authenticated(handle, source)
 
     def handshake_over(self, handle: int) -> None:
         """The handshake of ``handle`` ended (either way)."""
         self._incoming.pop(handle, None)
+        self.admission.over(handle)
 
     def handshake_failed(self, source: str, reason: str, now: float) -> None:
         """A handshake from ``source`` failed: after a few, refuse that address for a while (doubling)."""
         self.refused[reason] += 1
+        self.admission.failed(source)
         count, _ = self._strikes.pop(source, (0, 0.0))
         count += 1
         until = 0.0
