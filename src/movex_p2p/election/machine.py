@@ -304,7 +304,7 @@ class ElectionMachine:
         self._proposal: Term | None = None  # pre-vote in progress for this term
         self._prevotes: set[PeerId] = set()
         self._votes: set[PeerId] = set()
-        from .mastership import MasterDuties
+        from .mastership import MasterDuties  # imported here: both modules import this one
         from .voting import Voter
 
         self._duty = MasterDuties(self)  # heartbeats, top-ups, handover, rivals: the master's side

@@ -33,8 +33,9 @@ class MasterDuties:
         self.rival_at = -math.inf  # when we last reacted to a rival master's claims
 
     def heartbeat(self, now: float, out: list[Effect]) -> None:
+        """Broadcast the next heartbeat, and top up our certificate now and then."""
         self.beats.beat(now)
-        self.heartbeat_at = now + self._m._config.heartbeat_interval
+        self.heartbeat_at = now + self._m.config.heartbeat_interval
         out.append(Broadcast(message=self.heartbeat_message()))
         if now >= self.top_up_at + _TOP_UP:
             self.top_up(now, out)
@@ -49,16 +50,17 @@ class MasterDuties:
         """
         self.top_up_at = now
         last_term, last_index = self._m._position
-        request = VoteRequest(term=self._m._term, last_term=last_term, last_index=last_index, handover=False)
+        request = VoteRequest(term=self._m.term, last_term=last_term, last_index=last_index, handover=False)
         out.extend(
             Send(to=peer, message=request)
             for peer in sorted(self._m._room.connected - self._m._room.spectators - set(self._m._certs.won))
         )
 
     def heartbeat_message(self) -> Heartbeat:
+        """Our heartbeat now: term, sequence number, successors, certificate, log index."""
         cert = self._m._certs.proofs()
         return Heartbeat(
-            term=self._m._term,
+            term=self._m.term,
             seq=self.beats.seq,
             successors=self.ranked_successors(),
             cert=cert,
@@ -66,10 +68,12 @@ class MasterDuties:
         )
 
     def ranked_successors(self) -> tuple[PeerId, ...]:
+        """Linked players best placed to follow us, best first (by their acked log positions)."""
         return self.beats.ranked(self._m._room.connected - self._m._room.spectators)
 
     def hand_over(self, now: float, out: list[Effect]) -> None:
-        if self._m._role is not Role.MASTER:
+        """As master, grant the next untried successor our term (TimeoutNow), again if it does not win."""
+        if self._m.role is not Role.MASTER:
             return
         ranked = self.ranked_successors()
         if not ranked:
@@ -81,9 +85,9 @@ class MasterDuties:
             untried = list(ranked)
         self.handover_to = untried[0]
         self.handover_tried.add(self.handover_to)
-        self.handover_at = now + self._m._config.election_timeout
-        grant = self._m._certs.grant(self._m._term, self.handover_to)
-        out.append(Send(to=self.handover_to, message=TimeoutNow(term=self._m._term, grant=grant)))
+        self.handover_at = now + self._m.config.election_timeout
+        grant = self._m._certs.grant(self._m.term, self.handover_to)
+        out.append(Send(to=self.handover_to, message=TimeoutNow(term=self._m.term, grant=grant)))
 
     def rival(self, sender: PeerId, message: Heartbeat, now: float, out: list[Effect]) -> None:
         """As master, we hear another master we will not follow.
@@ -99,26 +103,27 @@ class MasterDuties:
         self.rival_at = now
         group = set(self._m._group())
         theirs = self._m._voters(message.term, sender, message.cert) & group
-        if message.term > self._m._term and len(theirs) >= len(set(self._m._certs.won) & group) > 0:
+        if message.term > self._m.term and len(theirs) >= len(set(self._m._certs.won) & group) > 0:
             # both of us won a part of the room while it looked split (lost datagrams, a partition):
             # the newer term with at least as many votes wins, as it did before votes were signed
             self._m._certs.trust(message.term, sender)
             self._m._certs.known = (message.term, sender, message.cert)
             self._m._step_down(message.term, now, master=sender)
-            self._m._vote.sticky_until = now + self._m._config.election_timeout
+            self._m._vote.sticky_until = now + self._m.config.election_timeout
             out.append(Send(to=sender, message=self._m._ack(message.term, message.seq)))
             return
         if self._m._quorum_of(theirs):
-            out.append(Send(to=sender, message=self._m._ack(self._m._term, message.seq)))
-        self._m._step_down(self._m._term, now)
+            out.append(Send(to=sender, message=self._m._ack(self._m.term, message.seq)))
+        self._m._step_down(self._m.term, now)
         self._m._arm_election(now, prompt=True)
 
     def on_heartbeat_ack(self, sender: PeerId, message: HeartbeatAck, now: float, out: list[Effect]) -> None:
-        if message.term > self._m._term:
-            if self._m._role is Role.MASTER:
+        """Count an ack of our term toward the lease; a newer certified term in it may make us run above."""
+        if message.term > self._m.term:
+            if self._m.role is Role.MASTER:
                 self.run_above(message, now, out)
             return
-        if message.term < self._m._term or self._m._role is not Role.MASTER:
+        if message.term < self._m.term or self._m.role is not Role.MASTER:
             return
         self.beats.acked(sender, message.seq, (message.last_term, message.last_index))
 
@@ -132,7 +137,7 @@ class MasterDuties:
         """
         if now < self.rival_at + _RIVAL or not self._m._own_cert_holds():
             return
-        if term_round(message.term) > term_round(self._m._term) + _ROUND_STEP or not message.leader:
+        if term_round(message.term) > term_round(self._m.term) + _ROUND_STEP or not message.leader:
             return
         leader = PeerId(message.leader)
         if (message.term & _SALT_MASK) != salt_of(leader) or not self._m._voters(message.term, leader, message.cert):

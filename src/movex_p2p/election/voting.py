@@ -27,10 +27,11 @@ class Voter:
         self.sticky_until = -math.inf  # refuse (pre-)votes until then: a live master was heard
 
     def sticky(self, now: float) -> bool:
-        if self._m._role is Role.MASTER:
+        """Refuse (pre-)votes now: we are master, or heard a master lately (under AVAILABLE: one still linked)."""
+        if self._m.role is Role.MASTER:
             return True
-        if self._m._config.policy is Policy.AVAILABLE and (
-            self._m._master is None or self._m._master not in self._m._room.connected
+        if self._m.config.policy is Policy.AVAILABLE and (
+            self._m.master is None or self._m.master not in self._m._room.connected
         ):
             return False
         return now < self.sticky_until
@@ -44,7 +45,7 @@ class Voter:
         three such votes in a row also caught honest candidates that lost their elections to
         datagram loss, and could leave a bare majority masterless.)
         """
-        return self._m._certs.pending_blocks(now, 2 * self._m._config.election_timeout, asking)
+        return self._m._certs.pending_blocks(now, 2 * self._m.config.election_timeout, asking)
 
     def lendable(self, term: Term, now: float) -> Term:
         """The term our ack of a heartbeat of ``term`` names: ``term``, or a newer one we just voted in.
@@ -55,11 +56,12 @@ class Voter:
         """
         self.check_pending_vote(now)
         pending = self._m._certs.pending
-        if self._m._config.policy is Policy.MAJORITY and pending is not None and pending[0] > term:
+        if self._m.config.policy is Policy.MAJORITY and pending is not None and pending[0] > term:
             return pending[0]
         return term
 
     def on_pre_vote_request(self, sender: PeerId, message: PreVoteRequest, now: float, out: list[Effect]) -> None:
+        """Grant a pre-vote to a newer, up-to-date candidate while no live master holds us."""
         grant = (
             not self._m._spectator
             and message.term > self._m._ballot
@@ -70,6 +72,7 @@ class Voter:
         out.append(Send(to=sender, message=reply))
 
     def on_vote_request(self, sender: PeerId, message: VoteRequest, now: float, out: list[Effect]) -> None:
+        """One signed vote per term, to an up-to-date candidate of its own term (or one our master handed over to)."""
         if message.term < self._m._ballot:
             out.append(Send(to=sender, message=VoteReply(term=self._m._ballot, granted=False)))
             return
@@ -84,11 +87,11 @@ class Voter:
         if jump > _ROUND_STEP or (message.term & _SALT_MASK) != salt_of(sender):
             out.append(Send(to=sender, message=refuse))  # no jumping rounds, no campaigning for others' terms
             return
-        granted_over = self._m._master is not None and (
-            self._m._certs.granter(message.grant, self._m._term, sender) == self._m._master
+        granted_over = self._m.master is not None and (
+            self._m._certs.granter(message.grant, self._m.term, sender) == self._m.master
         )
         handover = message.handover and granted_over
-        if not handover and sender != self._m._master and self.sticky(now):
+        if not handover and sender != self._m.master and self.sticky(now):
             return  # a live master exists: ignore the disruption (Raft §9.6)
         up_to_date = (message.last_term, message.last_index) >= self._m._position
         voted = self.voted_for if message.term == self._m._ballot else None
@@ -97,8 +100,8 @@ class Voter:
             return
         if message.term > self._m._ballot:  # our vote moves on; the term we follow does not (not won yet)
             self._m._ballot = message.term
-            if self._m._role is not Role.FOLLOWER:
-                self._m._step_down(self._m._term, now)
+            if self._m.role is not Role.FOLLOWER:
+                self._m._step_down(self._m.term, now)
         self.voted_for = sender
         self._m._certs.pending = (message.term, sender, now)
         self._m._arm_election(now)
