@@ -458,7 +458,7 @@ def test_handover_retries_when_the_successor_dies() -> None:
     c = cluster(3, AVAILABLE, down_delay=None)
     old = elect(c)
     c.run(0.3)
-    first = c.machines[old]._ranked_successors()[0]
+    first = c.machines[old]._duty.ranked_successors()[0]
     c.kill(first)
     c.handover(old)  # TimeoutNow is lost with the dead peer: the master retries after a timeout
     assert c.run_until(c.now + 1.0, until=lambda c: c.masters() not in ([], [old]) and settled(c))

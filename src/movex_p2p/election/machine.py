@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Final, assert_never
 
 from ..ids import PeerId, Term
 from .certificates import Certificates
-from .lease import Beats
 from .messages import (
     ElectionMessage,
     Heartbeat,
@@ -287,20 +286,16 @@ class ElectionMachine:
         self._rng = rng
         self._certs = Certificates(signer, verifier)  # our votes and grants, the certificates we checked
         self._seen_round = 0  # the highest round refusals told us of (bounded)
-        self._top_up_at = -math.inf
-        self._rival_at = -math.inf
         self._distrusted: set[PeerId] = set()
         self._salt = salt_of(me)
         self._role = Role.FOLLOWER
         self._term = Term(0)
         self._ballot = Term(0)  # the highest term we voted or campaigned in
         self._master: PeerId | None = None
-        self._voted_for: PeerId | None = None
         self._announced: tuple[PeerId | None, Term] = (None, Term(0))
         # who counts: links, the silent, spectators, the MAJORITY membership, what each link follows
         self._room = Room(me, available=config.policy is Policy.AVAILABLE, election_timeout=config.election_timeout)
         self._position: tuple[int, int] = (0, 0)
-        self._sticky_until = -math.inf  # refuse (pre-)votes until then: a live master was heard
         self._successors: tuple[PeerId, ...] = ()
         self._now = -math.inf  # the time of the event being stepped
         self._asked_at: float | None = None  # when our current pre-vote round began
@@ -309,12 +304,11 @@ class ElectionMachine:
         self._proposal: Term | None = None  # pre-vote in progress for this term
         self._prevotes: set[PeerId] = set()
         self._votes: set[PeerId] = set()
-        # master
-        self._heartbeat_at: float | None = None
-        self._beats = Beats()  # heartbeats sent, acks and positions: the lease
-        self._handover_to: PeerId | None = None
-        self._handover_at: float | None = None
-        self._handover_tried: set[PeerId] = set()
+        from .mastership import MasterDuties  # imported here: both modules import this one
+        from .voting import Voter
+
+        self._duty = MasterDuties(self)  # heartbeats, top-ups, handover, rivals: the master's side
+        self._vote = Voter(self)  # the voting rules: which (pre-)votes this peer grants
         # startup and agreement
         self._settled = False  # a master (maybe this peer) was known once: joining is over
         self._view_at: float | None = None
@@ -351,7 +345,11 @@ class ElectionMachine:
     @property
     def deadline(self) -> float | None:
         """When the driver must send ``Tick()`` next, or None."""
-        timers = [t for t in (self._election_at, self._heartbeat_at, self._handover_at, self._view_at) if t is not None]
+        timers = [
+            t
+            for t in (self._election_at, self._duty.heartbeat_at, self._duty.handover_at, self._view_at)
+            if t is not None
+        ]
         return min(timers) if timers else None
 
     def agreed(self, now: float) -> bool:
@@ -370,7 +368,7 @@ class ElectionMachine:
             return False
         if self._config.policy is Policy.AVAILABLE:
             return True
-        return self._handover_to is None and now < self._lease_until()
+        return self._duty.handover_to is None and now < self._lease_until()
 
     def master_of(self, term: Term) -> PeerId | None:
         """The master of ``term`` if we know it: we followed it, or saw it hold votes of peers we know."""
@@ -401,20 +399,20 @@ class ElectionMachine:
             case PeerLeft(peer=peer, graceful=graceful):
                 if graceful:
                     self._room.left(peer)
-                    self._beats.forget(peer)
+                    self._duty.beats.forget(peer)
                 self._on_peers_changed(self._room.connected - {peer}, now, out)
             case LogPosition(term=term, index=index):
                 self._position = (term, index)
                 if self._catch_up is not None and index >= self._catch_up[1]:
                     self._catch_up = None
             case Handover():
-                self._hand_over(now, out)
+                self._duty.hand_over(now, out)
             case Distrust(peer=peer):
                 if peer != self._me and len(self._distrusted) < MAX_MEMBERS:
                     self._distrusted.add(peer)
                 if self._master == peer and peer != self._me:
                     self._step_down(self._term, now)
-                    self._sticky_until = -math.inf
+                    self._vote.sticky_until = -math.inf
                     self._arm_election(now, prompt=True)
             case Joining(peers=peers):
                 if not self._settled:
@@ -446,11 +444,11 @@ class ElectionMachine:
 
     def _on_tick(self, now: float, out: list[Effect]) -> None:
         self._expire_members(now)
-        self._check_pending_vote(now)
-        if self._heartbeat_at is not None and now >= self._heartbeat_at:
-            self._heartbeat(now, out)
-        if self._handover_at is not None and now >= self._handover_at:
-            self._hand_over(now, out)  # the successor did not win in time: pick again
+        self._vote.check_pending_vote(now)
+        if self._duty.heartbeat_at is not None and now >= self._duty.heartbeat_at:
+            self._duty.heartbeat(now, out)
+        if self._duty.handover_at is not None and now >= self._duty.handover_at:
+            self._duty.hand_over(now, out)  # the successor did not win in time: pick again
         if self._view_at is not None and now >= self._view_at:
             self._view_at = None
             if self._room.connected:
@@ -478,7 +476,7 @@ class ElectionMachine:
         self._grace_used = False
         cfg = self._config
         wait = self._rank() * cfg.rank_step + self._rng.uniform(0.0, cfg.jitter)
-        self._election_at = max(now + wait, self._sticky_until) if prompt else now + cfg.election_timeout + wait
+        self._election_at = max(now + wait, self._vote.sticky_until) if prompt else now + cfg.election_timeout + wait
 
     def _rank(self) -> int:
         order = [p for p in self._successors if p in self._room.connected or p == self._me]
@@ -499,22 +497,13 @@ class ElectionMachine:
         return Term((round_ << SALT_BITS) | self._salt)
 
     def _lease_until(self) -> float:
-        return self._beats.lease_until(self._room.members - self._room.spectators, self._config.lease)
-
-    def _sticky(self, now: float) -> bool:
-        if self._role is Role.MASTER:
-            return True
-        if self._config.policy is Policy.AVAILABLE and (
-            self._master is None or self._master not in self._room.connected
-        ):
-            return False
-        return now < self._sticky_until
+        return self._duty.beats.lease_until(self._room.members - self._room.spectators, self._config.lease)
 
     def _expire_members(self, now: float) -> None:
         """MAJORITY: members gone longer than ``member_expiry`` leave (ids that come and go cannot pile up)."""
-        self._beats.keep_only(self._room.members | self._room.connected)
+        self._duty.beats.keep_only(self._room.members | self._room.connected)
         for peer in self._room.expire(now, self._config.member_expiry):
-            self._beats.forget(peer)
+            self._duty.beats.forget(peer)
 
     # -- certificates --
 
@@ -541,17 +530,6 @@ class ElectionMachine:
         """As master: is our certificate a quorum of the group we see now?"""
         return self._quorum_of(set(self._certs.won))
 
-    def _check_pending_vote(self, now: float, asking: PeerId | None = None) -> bool:
-        """One vote per candidate until it shows a master for it (or two election timeouts pass).
-
-        ``asking``: that candidate asks again for a new ballot; True if it must wait. A candidate
-        that never follows up its VoteRequests so gets our vote at most once per two election
-        timeouts, and the other candidates have them meanwhile. (A longer, doubling refusal after
-        three such votes in a row also caught honest candidates that lost their elections to
-        datagram loss, and could leave a bare majority masterless.)
-        """
-        return self._certs.pending_blocks(now, 2 * self._config.election_timeout, asking)
-
     def _learn_round(self, term: Term) -> None:
         """A refusal told of a newer round: our next campaign goes past it (at most two rounds past ours)."""
         self._seen_round = max(self._seen_round, min(term_round(term), term_round(self._ballot) + 2))
@@ -564,17 +542,17 @@ class ElectionMachine:
             self._certs.won = {}
         if term > self._ballot:
             self._ballot = term
-            self._voted_for = None
+            self._vote.voted_for = None
         self._role = Role.FOLLOWER
         self._master = master
         self._proposal = None
         self._prevotes.clear()
         self._votes.clear()
-        self._heartbeat_at = None
-        self._beats.reset()
-        self._handover_to = None
-        self._handover_at = None
-        self._handover_tried.clear()
+        self._duty.heartbeat_at = None
+        self._duty.beats.reset()
+        self._duty.handover_to = None
+        self._duty.handover_at = None
+        self._duty.handover_tried.clear()
         self._arm_election(now)
 
     def _follow_elsewhere(self, now: float) -> bool:
@@ -609,9 +587,9 @@ class ElectionMachine:
         self._ballot = self._next_term()
         self._role = Role.CANDIDATE
         self._master = None
-        self._heartbeat_at = None  # a master running again (a healed partition) is no master meanwhile
-        self._handover_to = self._handover_at = None
-        self._voted_for = self._me
+        self._duty.heartbeat_at = None  # a master running again (a healed partition) is no master meanwhile
+        self._duty.handover_to = self._duty.handover_at = None
+        self._vote.voted_for = self._me
         self._votes = {self._me}
         self._certs.won = {self._me: self._certs.vote(self._ballot, self._me)}
         self._proposal = None
@@ -633,65 +611,12 @@ class ElectionMachine:
         self._certs.trust(self._term, self._me)
         self._election_at = None
         self._asked_at = None
-        self._beats.reset()
-        self._handover_to = None
-        self._handover_at = None
-        self._handover_tried.clear()
-        self._top_up_at = -math.inf  # at once: peers that did not vote may not find our certificate enough
-        self._heartbeat(now, out)
-
-    def _heartbeat(self, now: float, out: list[Effect]) -> None:
-        self._beats.beat(now)
-        self._heartbeat_at = now + self._config.heartbeat_interval
-        out.append(Broadcast(message=self._heartbeat_message()))
-        if now >= self._top_up_at + _TOP_UP:
-            self._top_up(now, out)
-
-    def _top_up(self, now: float, out: list[Effect]) -> None:
-        """Ask connected players whose vote our certificate lacks for it, in our term.
-
-        A peer whose view of the room differs from ours (it sees more peers) may not find our
-        certificate a quorum; with its own vote in it, it will. Followers are asked too: a
-        spectator, or a peer that joins later, judges the certificate by the votes of the
-        players it sees, and cannot add a vote of its own. The term does not change.
-        """
-        self._top_up_at = now
-        last_term, last_index = self._position
-        request = VoteRequest(term=self._term, last_term=last_term, last_index=last_index, handover=False)
-        out.extend(
-            Send(to=peer, message=request)
-            for peer in sorted(self._room.connected - self._room.spectators - set(self._certs.won))
-        )
-
-    def _heartbeat_message(self) -> Heartbeat:
-        cert = self._certs.proofs()
-        return Heartbeat(
-            term=self._term,
-            seq=self._beats.seq,
-            successors=self._ranked_successors(),
-            cert=cert,
-            index=self._position[1],
-        )
-
-    def _ranked_successors(self) -> tuple[PeerId, ...]:
-        return self._beats.ranked(self._room.connected - self._room.spectators)
-
-    def _hand_over(self, now: float, out: list[Effect]) -> None:
-        if self._role is not Role.MASTER:
-            return
-        ranked = self._ranked_successors()
-        if not ranked:
-            self._handover_at = None
-            return
-        untried = [p for p in ranked if p not in self._handover_tried]
-        if not untried:  # every successor failed to win: start over from the best
-            self._handover_tried.clear()
-            untried = list(ranked)
-        self._handover_to = untried[0]
-        self._handover_tried.add(self._handover_to)
-        self._handover_at = now + self._config.election_timeout
-        grant = self._certs.grant(self._term, self._handover_to)
-        out.append(Send(to=self._handover_to, message=TimeoutNow(term=self._term, grant=grant)))
+        self._duty.beats.reset()
+        self._duty.handover_to = None
+        self._duty.handover_at = None
+        self._duty.handover_tried.clear()
+        self._duty.top_up_at = -math.inf  # at once: peers that did not vote may not find our certificate enough
+        self._duty.heartbeat(now, out)
 
     def _recheck_quorum(self, now: float, out: list[Effect]) -> None:
         if self._proposal is not None and self._has_quorum(self._prevotes):
@@ -706,12 +631,12 @@ class ElectionMachine:
         self._expire_members(now)
         if self._role is Role.MASTER:
             if new:
-                hello = self._heartbeat_message()
+                hello = self._duty.heartbeat_message()
                 out.extend(Send(to=peer, message=hello) for peer in sorted(new))
         elif self._master is not None and self._master in gone:
             self._master = None
             if self._config.policy is Policy.AVAILABLE:
-                self._sticky_until = -math.inf  # no lease to honour: elect at once
+                self._vote.sticky_until = -math.inf  # no lease to honour: elect at once
             self._arm_election(now, prompt=True)
         if new:
             self._tell_view(now, out, to=sorted(new))
@@ -724,13 +649,13 @@ class ElectionMachine:
             case Heartbeat():
                 self._on_heartbeat(sender, message, now, out)
             case HeartbeatAck():
-                self._on_heartbeat_ack(sender, message, now, out)
+                self._duty.on_heartbeat_ack(sender, message, now, out)
             case PreVoteRequest():
-                self._on_pre_vote_request(sender, message, now, out)
+                self._vote.on_pre_vote_request(sender, message, now, out)
             case PreVoteReply():
                 self._on_pre_vote_reply(sender, message, now, out)
             case VoteRequest():
-                self._on_vote_request(sender, message, now, out)
+                self._vote.on_vote_request(sender, message, now, out)
             case VoteReply():
                 self._on_vote_reply(sender, message, now, out)
             case TimeoutNow():
@@ -757,7 +682,7 @@ class ElectionMachine:
         if term < self._term:  # a stale master: tell it our term (and its certificate)
             out.append(Send(to=sender, message=self._ack(self._term, message.seq)))
             if self._role is Role.MASTER:
-                self._rival(sender, message, now, out)
+                self._duty.rival(sender, message, now, out)
             return
         # Two masters of one term only happen on a salt collision: the lower id keeps it
         # (a master is its own master, so this also covers a master hearing a rival).
@@ -766,32 +691,19 @@ class ElectionMachine:
         if not (term == self._term and self._master == sender):
             if not self._certified(term, sender, message.cert):
                 if self._role is Role.MASTER:
-                    self._rival(sender, message, now, out)
+                    self._duty.rival(sender, message, now, out)
                 return  # no quorum voted for it, as far as we can see: not our master
             self._certs.known = (term, sender, message.cert)
         if term > self._term or self._role is not Role.FOLLOWER or self._master != sender:
             self._step_down(term, now, master=sender)
-        self._sticky_until = now + self._config.election_timeout
+        self._vote.sticky_until = now + self._config.election_timeout
         self._successors = message.successors
         self._asked_at = None
         self._proposal = None
         self._prevotes.clear()
         self._arm_election(now)
-        out.append(Send(to=sender, message=self._ack(self._lendable(term, now), message.seq)))
+        out.append(Send(to=sender, message=self._ack(self._vote.lendable(term, now), message.seq)))
         self._check_lag(message.index, now, out)
-
-    def _lendable(self, term: Term, now: float) -> Term:
-        """The term our ack of a heartbeat of ``term`` names: ``term``, or a newer one we just voted in.
-
-        Under MAJORITY an ack lends the master its lease; while a vote we gave in a newer term may
-        still elect its candidate (the pending vote: two election timeouts), the lease is not ours
-        to lend, and the ack names that newer term (which credits no lease).
-        """
-        self._check_pending_vote(now)
-        pending = self._certs.pending
-        if self._config.policy is Policy.MAJORITY and pending is not None and pending[0] > term:
-            return pending[0]
-        return term
 
     def _check_lag(self, master_index: int, now: float, out: list[Effect]) -> None:
         """Entries take milliseconds to arrive: still short of an index the master had long ago, we missed some."""
@@ -805,72 +717,6 @@ class ElectionMachine:
             self._catch_up = None
             out.append(Lagging())
 
-    def _rival(self, sender: PeerId, message: Heartbeat, now: float, out: list[Effect]) -> None:
-        """As master, we hear another master we will not follow.
-
-        A master whose own certificate is still a quorum of the group it sees keeps its place
-        (the other must yield: a liar's claim changes nothing). One whose certificate no longer
-        is (a partition healed) gives way: to a rival whose certificate is a quorum for us, by
-        telling it our term and certificate so it runs for the round above; otherwise by stepping
-        down so that the whole group elects anew.
-        """
-        if self._own_cert_holds() or now < self._rival_at + _RIVAL:
-            return
-        self._rival_at = now
-        group = set(self._group())
-        theirs = self._voters(message.term, sender, message.cert) & group
-        if message.term > self._term and len(theirs) >= len(set(self._certs.won) & group) > 0:
-            # both of us won a part of the room while it looked split (lost datagrams, a partition):
-            # the newer term with at least as many votes wins, as it did before votes were signed
-            self._certs.trust(message.term, sender)
-            self._certs.known = (message.term, sender, message.cert)
-            self._step_down(message.term, now, master=sender)
-            self._sticky_until = now + self._config.election_timeout
-            out.append(Send(to=sender, message=self._ack(message.term, message.seq)))
-            return
-        if self._quorum_of(theirs):
-            out.append(Send(to=sender, message=self._ack(self._term, message.seq)))
-        self._step_down(self._term, now)
-        self._arm_election(now, prompt=True)
-
-    def _on_heartbeat_ack(self, sender: PeerId, message: HeartbeatAck, now: float, out: list[Effect]) -> None:
-        if message.term > self._term:
-            if self._role is Role.MASTER:
-                self._run_above(message, now, out)
-            return
-        if message.term < self._term or self._role is not Role.MASTER:
-            return
-        self._beats.acked(sender, message.seq, (message.last_term, message.last_index))
-
-    def _run_above(self, message: HeartbeatAck, now: float, out: list[Effect]) -> None:
-        """As master whose certificate holds, a peer of ours shows a certified newer term: run for the round above.
-
-        That peer followed a master of the other side of a healed partition; our followers vote
-        for us again, and then that side follows us too. A made-up certificate changes nothing,
-        and a real one can move the round by ``_ROUND_STEP`` at most, once per ``_RIVAL`` seconds (the
-        other side may have run several rounds while split, under loss).
-        """
-        if now < self._rival_at + _RIVAL or not self._own_cert_holds():
-            return
-        if term_round(message.term) > term_round(self._term) + _ROUND_STEP or not message.leader:
-            return
-        leader = PeerId(message.leader)
-        if (message.term & _SALT_MASK) != salt_of(leader) or not self._voters(message.term, leader, message.cert):
-            return
-        self._rival_at = now
-        self._seen_round = max(self._seen_round, term_round(message.term))
-        self._campaign(now, out, handover=False)
-
-    def _on_pre_vote_request(self, sender: PeerId, message: PreVoteRequest, now: float, out: list[Effect]) -> None:
-        grant = (
-            not self._spectator
-            and message.term > self._ballot
-            and (message.last_term, message.last_index) >= self._position
-            and not self._sticky(now)
-        )
-        reply = PreVoteReply(term=message.term if grant else self._ballot, granted=grant)
-        out.append(Send(to=sender, message=reply))
-
     def _on_pre_vote_reply(self, sender: PeerId, message: PreVoteReply, now: float, out: list[Effect]) -> None:
         if message.granted:
             if self._proposal is not None and message.term == self._proposal and sender not in self._room.spectators:
@@ -880,53 +726,13 @@ class ElectionMachine:
         elif message.term > self._ballot:
             self._learn_round(message.term)  # a refusal proves nothing: our next round goes past it
 
-    def _on_vote_request(self, sender: PeerId, message: VoteRequest, now: float, out: list[Effect]) -> None:
-        if message.term < self._ballot:
-            out.append(Send(to=sender, message=VoteReply(term=self._ballot, granted=False)))
-            return
-        refuse = VoteReply(term=self._ballot, granted=False)
-        if self._spectator:
-            out.append(Send(to=sender, message=refuse))  # a spectator never votes
-            return
-        if message.term > self._ballot and self._check_pending_vote(now, asking=sender):
-            # One vote per candidate until it shows a master. Its new ballot proves the old one
-            # failed: our own campaign goes past it, or two voters that refuse it in turn would
-            # leave a bare majority masterless, each vote re-arming the other's timer.
-            self._learn_round(message.term)
-            out.append(Send(to=sender, message=refuse))
-            return
-        jump = term_round(message.term) - term_round(self._ballot)
-        if jump > _ROUND_STEP or (message.term & _SALT_MASK) != salt_of(sender):
-            out.append(Send(to=sender, message=refuse))  # no jumping rounds, no campaigning for others' terms
-            return
-        granted_over = self._master is not None and (
-            self._certs.granter(message.grant, self._term, sender) == self._master
-        )
-        handover = message.handover and granted_over
-        if not handover and sender != self._master and self._sticky(now):
-            return  # a live master exists: ignore the disruption (Raft §9.6)
-        up_to_date = (message.last_term, message.last_index) >= self._position
-        voted = self._voted_for if message.term == self._ballot else None
-        if voted not in (None, sender) or not (up_to_date or handover):
-            out.append(Send(to=sender, message=refuse))
-            return
-        if message.term > self._ballot:  # our vote moves on; the term we follow does not (not won yet)
-            self._ballot = message.term
-            if self._role is not Role.FOLLOWER:
-                self._step_down(self._term, now)
-        self._voted_for = sender
-        self._certs.pending = (message.term, sender, now)
-        self._arm_election(now)
-        proof = self._certs.vote(message.term, sender)
-        out.append(Send(to=sender, message=VoteReply(term=message.term, granted=True, proof=proof)))
-
     def _on_vote_reply(self, sender: PeerId, message: VoteReply, now: float, out: list[Effect]) -> None:
         if message.term > self._ballot:
             self._learn_round(message.term)
-            if self._role is Role.MASTER and not self._own_cert_holds() and now >= self._rival_at + _RIVAL:
+            if self._role is Role.MASTER and not self._own_cert_holds() and now >= self._duty.rival_at + _RIVAL:
                 # a peer of our group is past our term and our votes are not a quorum of the group
                 # as it is now (it was silent when we won): run again above its round, with its vote
-                self._rival_at = now
+                self._duty.rival_at = now
                 self._campaign(now, out, handover=False)
             return
         if message.term != self._ballot or not message.granted or self._role is Role.FOLLOWER:
