@@ -29,6 +29,7 @@ PURE = [
         for name in (
             "wire.py",
             "nodecore.py",
+            "signed_history.py",
             "routes.py",
             "links.py",
             "ids.py",

@@ -38,7 +38,7 @@ entry its author never signed) is reported (:class:`Forked`) and never followed 
 from __future__ import annotations
 
 import traceback
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, assert_never
@@ -49,15 +49,14 @@ from .election.messages import ElectionMessage
 from .errors import IncompatibleType, InvalidState, ProtocolError, RemoteProtocolError
 from .ids import PeerId, Rid, Term
 from .presence import Introduce, PeerInfo, Role
-from .proofs import prove, signer_key
 from .resource import effects as fx
 from .resource import messages as rm
 from .resource.client import ClientCore
-from .resource.history import action_digest, commitment
 from .resource.master import MasterCore
 from .resource.state import freeze
 from .resource.types import Action, ResourceType, parse_rid
 from .routes import Lane, Route
+from .signed_history import SignedHistory
 from .transport.base import MAX_DATAGRAM, Frame, PeerDown, PeersSeen, PeerUp, TransportEvent
 from .verify import check
 
@@ -82,14 +81,6 @@ __all__ = [
 
 MAX_EARLY_INTROS: Final = 256
 """Introductions kept that arrived ahead of their link's PeerUp (a restarted peer's new link)."""
-ENDORSED_KEPT: Final = 4096
-"""As master: actions per author whose endorsement is kept until they are applied (the oldest go first)."""
-SEALS_KEPT: Final = 512
-"""Seals remembered to compare with what other peers got."""
-WITNESS_EVERY: Final = 0.25
-"""Seconds between two Witness messages of one peer (its latest seal, to every other peer)."""
-
-
 # -- what a step returns -------------------------------------------------------------------------
 
 
@@ -219,13 +210,7 @@ class NodeCore:
         self.signer = signer
         self.verifier = verifier
         self._entropy = entropy or rng.randbytes
-        self._endorsements: dict[PeerId, OrderedDict[bytes, rm.Endorsed]] = {}  # master: per author
-        self._proofs: OrderedDict[tuple[PeerId, str, int], rm.Endorsed] = OrderedDict()  # master: checked proposals
-        self._endorsed_to: dict[PeerId, OrderedDict[bytes, None]] = {}  # master: Endorsed sent per peer (by proof)
-        self._seals: OrderedDict[tuple[int, int], rm.Sealed] = OrderedDict()  # from our master
-        self._witness: rm.Sealed | None = None  # the latest seal not yet passed on
-        self._witness_at = -1e18
-        self._distrusted: set[PeerId] = set()
+        self.history = SignedHistory(me, signer)
         self.types = dict(types)
         self.rng = rng
         self.decode_limit = decode_limit
@@ -424,7 +409,7 @@ class NodeCore:
                 case Route.TO_CLIENTS:
                     to_clients: rm.ToClients = message  # type: ignore[assignment]
                     if type(to_clients) is rm.Sealed:
-                        self._keep_seal(sender, to_clients)
+                        self.history.keep_seal(sender, to_clients, self.client.master, self.client.term)
                     if sender in self.conflicts and self._conflicting(sender, to_clients):
                         return  # a master of another build: its entries for that type are not ours
                     self._effects(self.client.step(sender, to_clients, self._wall))
@@ -464,105 +449,42 @@ class NodeCore:
 
     def _endorsed(self, sender: PeerId, message: rm.ToMaster) -> bool:
         """As master: check an Endorse, or that a Propose is endorsed; False (after reporting) drops it."""
-        if type(message) is rm.Endorse:
-            if sender == self.me:
-                return False  # not ours to check: we wrote it
-            endorsed = rm.Endorsed(term=message.term, author=sender, digests=message.digests, proof=message.proof)
-            book = self._endorsements.setdefault(sender, OrderedDict())
-            for digest in message.digests:
-                book[digest] = endorsed
-            while len(book) > ENDORSED_KEPT:
-                book.popitem(last=False)
-            return False
-        if type(message) is not rm.Propose:
-            return True
-        if sender == self.me:
-            return True  # the master's own actions: it is their author, its entries say so
-        digest = _digest(sender, message)
-        known = self._endorsements.get(sender)
-        proof = None if known is None else known.get(digest)
-        if proof is None:
-            raise RemoteProtocolError(f"{message.rid} seq {message.seq}: an action its author did not sign")
-        self._proofs[(sender, message.rid, message.seq)] = proof
-        while len(self._proofs) > ENDORSED_KEPT * 4:
-            self._proofs.popitem(last=False)
-        return True
+        return self.history.endorsed(sender, message)
 
     def _publish_endorsement(self, message: rm.ToClients) -> None:
         """As master, before an author's Applied reaches a peer: that peer gets the author's Endorsed first."""
-        if type(message) is not rm.Applied:
-            return
-        endorsed = self._proofs.pop((message.author, message.rid, message.seq), None)
-        if endorsed is None:
-            return  # our own (we are their author), or applied from a sealed replica
-        for peer in self.peers:
-            if self._mark_sent(peer, endorsed):
-                self._reliable.setdefault(peer, []).append(endorsed)
-
-    def _mark_sent(self, peer: PeerId, endorsed: rm.Endorsed) -> bool:
-        """Record that ``peer`` gets ``endorsed`` now; False if it got it already."""
-        sent = self._endorsed_to.setdefault(peer, OrderedDict())
-        if endorsed.proof in sent:
-            return False
-        sent[endorsed.proof] = None
-        if len(sent) > ENDORSED_KEPT:
-            sent.popitem(last=False)
-        return True
+        for peer, endorsed in self.history.endorsement_for(message, self.peers):
+            self._reliable.setdefault(peer, []).append(endorsed)
 
     def _endorse_outgoing(self) -> None:
         """Sign the proposals leaving for our master in this frame: one Endorse ahead of them."""
         master = self.client.master
         if master is None or master == self.me:
             return
-        messages = self._reliable.get(master)
-        if not messages:
-            return
-        proposals = [(i, m) for i, m in enumerate(messages) if type(m) is rm.Propose]
-        if not proposals:
-            return
-        digests = tuple(_digest(self.me, m) for _, m in proposals)
-        proof = prove(self.signer, "endorse", b"".join(digests))
-        messages.insert(proposals[0][0], rm.Endorse(term=self.client.term, digests=digests, proof=proof))
-
-    def _keep_seal(self, sender: PeerId, sealed: rm.Sealed) -> None:
-        """A seal from our master: remember it (to compare) and pass the latest on to the others."""
-        if sender != self.client.master or sender == self.me or sealed.term != self.client.term:
-            return
-        self._seals[(sealed.term, sealed.index)] = sealed
-        while len(self._seals) > SEALS_KEPT:
-            self._seals.popitem(last=False)
-        self._witness = sealed
+        self.history.endorse(self._reliable.get(master), self.client.term)
 
     def _send_witness(self) -> None:
-        sealed = self._witness
-        if sealed is None or self._now < self._witness_at + WITNESS_EVERY:
+        witness = self.history.witness(self._now)
+        if witness is None:
             return
-        self._witness, self._witness_at = None, self._now
-        witness = rm.Witness(term=sealed.term, sealed=sealed)
         for peer in self.peers:
             if peer != self.client.master:
                 self._reliable.setdefault(peer, []).append(witness)
 
     def _on_witness(self, sender: PeerId, witness: rm.Witness) -> None:
         """Another peer's seal: if ours for the same index differs and both are the same master's, it forked."""
-        theirs = witness.sealed
-        ours = self._seals.get((theirs.term, theirs.index))
-        if ours is None or ours == theirs:
-            return
-        master = signer_key(ours.proof)  # both seals passed the verify stage: their keys signed them
-        if master is None or signer_key(theirs.proof) != master:
-            return  # another master's seal proves nothing about ours
-        self._distrust(master, f"it sealed two different histories at index {theirs.index} of term {theirs.term}")
+        forked = self.history.forked(witness)
+        if forked is not None:
+            self._distrust(*forked)
 
     def _distrust(self, peer: PeerId, reason: str) -> None:
-        if peer in self._distrusted or peer == self.me:
+        if not self.history.distrust(peer):
             return
-        self._distrusted.add(peer)
         self._events.append(Forked(peer=peer, reason=reason))
         self._elect(el.Distrust(peer=peer))
 
     def _link_up(self, peer: PeerId) -> None:
-        self._endorsed_to.pop(peer, None)  # what went over an earlier link may be lost: send again
+        self.history.link_up(peer)  # what went over an earlier link may be lost: send again
         if peer == self.client.master and peer != self.me:
             # the link to our master (re)opened: what we sent meanwhile may be lost, so report
             # our replicas again and re-send pending work (the master drops duplicates)
@@ -576,8 +498,7 @@ class NodeCore:
             self._links_changed()
 
     def _link_down(self, peer: PeerId, graceful: bool) -> None:
-        self._endorsed_to.pop(peer, None)
-        self._endorsements.pop(peer, None)
+        self.history.link_down(peer)
         if peer not in self.peers:
             return
         self.peers = self.peers - {peer}
@@ -835,12 +756,6 @@ class NodeCore:
         if index > self._acked and master is not None:
             self._acked = index
             self._send(master, rm.Ack(term=self.client.term, index=index))
-
-
-def _digest(author: PeerId, proposal: rm.Propose) -> bytes:
-    """The digest ``author`` signs for ``proposal`` (see ``resource.history``)."""
-    commit = b"" if proposal.private is None else commitment(proposal.nonce, proposal.private)
-    return action_digest(author, proposal.rid, proposal.seq, proposal.action, commit)
 
 
 FRAME_TARGET: Final = 1024 * 1024
