@@ -30,6 +30,8 @@ PURE = [
             "wire.py",
             "nodecore.py",
             "signed_history.py",
+            "outbox.py",
+            "roster.py",
             "routes.py",
             "links.py",
             "ids.py",
