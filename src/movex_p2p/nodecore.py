@@ -11,6 +11,10 @@ A dispatch queues its frames for the next step (a burst leaves as one frame per 
 asyncio driver (:class:`movex_p2p.driver.Driver`) and the virtual-time :mod:`movex_p2p.simulation`
 do nothing but execute Readies, so the simulation tests the very routing the real peer runs.
 
+NodeCore routes; its collaborators each hold one job: :class:`~movex_p2p.outbox.Outbox` (what a
+step sends, by peer and lane, and its framing), :class:`~movex_p2p.roster.Roster` (members and
+type conflicts) and :class:`~movex_p2p.signed_history.SignedHistory` (endorsements, seals, witnesses).
+
 Routing: every message takes the route its messages module declares (:data:`movex_p2p.wire.ROUTES`)
 and leaves on the lane declared there (:data:`movex_p2p.wire.LANES`). Messages a peer sends itself
 (the master's log entries for its own replica, a client's proposals to its own master) are
