@@ -102,7 +102,7 @@ def test_one_step_for_a_peer_leaves_in_frames_of_about_frame_target() -> None:
         for i in range(6)
     ]
     for snapshot in snapshots:
-        core._send(other, snapshot)
+        core.outbox.send(other, snapshot)
     ready = core.step((), now, now)
     frames = [ready.frames[other]] + [frame for peer, frame in ready.more if peer == other]
     assert len(frames) > 1

@@ -266,7 +266,7 @@ def test_introductions_from_strangers_are_bounded_and_a_conflict_is_reported_onc
     core.start(0.0, 0.0)
     for i in range(1000):  # frames from peers with no link (a transport would not deliver them)
         core.receive([Frame(peer=PeerId(f"x{i}"), data=intro("x"))], 0.0, 0.0)
-    assert len(core._early_intros) <= MAX_EARLY_INTROS
+    assert len(core.roster.early) <= MAX_EARLY_INTROS
     core.receive([PeerUp(peer=PeerId("c"))], 0.0, 0.0)
     ready = core.receive([Frame(peer=PeerId("c"), data=intro("cy", counter="other"))], 0.0, 0.0)
     conflicts = [e for e in ready.events if isinstance(e, TypeConflict)]

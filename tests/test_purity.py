@@ -29,6 +29,9 @@ PURE = [
         for name in (
             "wire.py",
             "nodecore.py",
+            "signed_history.py",
+            "outbox.py",
+            "roster.py",
             "routes.py",
             "links.py",
             "ids.py",

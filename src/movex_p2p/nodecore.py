@@ -11,6 +11,10 @@ A dispatch queues its frames for the next step (a burst leaves as one frame per 
 asyncio driver (:class:`movex_p2p.driver.Driver`) and the virtual-time :mod:`movex_p2p.simulation`
 do nothing but execute Readies, so the simulation tests the very routing the real peer runs.
 
+NodeCore routes; its collaborators each hold one job: :class:`~movex_p2p.outbox.Outbox` (what a
+step sends, by peer and lane, and its framing), :class:`~movex_p2p.roster.Roster` (members and
+type conflicts) and :class:`~movex_p2p.signed_history.SignedHistory` (endorsements, seals, witnesses).
+
 Routing: every message takes the route its messages module declares (:data:`movex_p2p.wire.ROUTES`)
 and leaves on the lane declared there (:data:`movex_p2p.wire.LANES`). Messages a peer sends itself
 (the master's log entries for its own replica, a client's proposals to its own master) are
@@ -38,7 +42,6 @@ entry its author never signed) is reported (:class:`Forked`) and never followed 
 from __future__ import annotations
 
 import traceback
-from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, assert_never
@@ -46,19 +49,22 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 from . import wire
 from .election import machine as el
 from .election.messages import ElectionMessage
-from .errors import IncompatibleType, InvalidState, ProtocolError, RemoteProtocolError
+from .errors import ProtocolError
 from .ids import PeerId, Rid, Term
+from .outbox import FRAME_TARGET as FRAME_TARGET  # re-exported: tests size frames by it
+from .outbox import Outbox
 from .presence import Introduce, PeerInfo, Role
-from .proofs import prove, signer_key
 from .resource import effects as fx
 from .resource import messages as rm
 from .resource.client import ClientCore
-from .resource.history import action_digest, commitment
 from .resource.master import MasterCore
-from .resource.state import freeze
 from .resource.types import Action, ResourceType, parse_rid
-from .routes import Lane, Route
-from .transport.base import MAX_DATAGRAM, Frame, PeerDown, PeersSeen, PeerUp, TransportEvent
+from .roster import MAX_EARLY_INTROS as MAX_EARLY_INTROS  # re-exported
+from .roster import Roster
+from .roster import incompatibility as incompatibility  # re-exported (the notifier words its errors so)
+from .routes import Route
+from .signed_history import SignedHistory
+from .transport.base import Frame, PeerDown, PeersSeen, PeerUp, TransportEvent
 from .verify import check
 
 if TYPE_CHECKING:
@@ -79,16 +85,6 @@ __all__ = [
     "Ready",
     "TypeConflict",
 ]
-
-MAX_EARLY_INTROS: Final = 256
-"""Introductions kept that arrived ahead of their link's PeerUp (a restarted peer's new link)."""
-ENDORSED_KEPT: Final = 4096
-"""As master: actions per author whose endorsement is kept until they are applied (the oldest go first)."""
-SEALS_KEPT: Final = 512
-"""Seals remembered to compare with what other peers got."""
-WITNESS_EVERY: Final = 0.25
-"""Seconds between two Witness messages of one peer (its latest seal, to every other peer)."""
-
 
 # -- what a step returns -------------------------------------------------------------------------
 
@@ -184,7 +180,6 @@ class Ready:
 
 
 _ROUTES: Final = wire.ROUTES
-_LANES: Final = wire.LANES
 
 
 class NodeCore:
@@ -219,13 +214,7 @@ class NodeCore:
         self.signer = signer
         self.verifier = verifier
         self._entropy = entropy or rng.randbytes
-        self._endorsements: dict[PeerId, OrderedDict[bytes, rm.Endorsed]] = {}  # master: per author
-        self._proofs: OrderedDict[tuple[PeerId, str, int], rm.Endorsed] = OrderedDict()  # master: checked proposals
-        self._endorsed_to: dict[PeerId, OrderedDict[bytes, None]] = {}  # master: Endorsed sent per peer (by proof)
-        self._seals: OrderedDict[tuple[int, int], rm.Sealed] = OrderedDict()  # from our master
-        self._witness: rm.Sealed | None = None  # the latest seal not yet passed on
-        self._witness_at = -1e18
-        self._distrusted: set[PeerId] = set()
+        self.history = SignedHistory(me, signer)
         self.types = dict(types)
         self.rng = rng
         self.decode_limit = decode_limit
@@ -239,15 +228,12 @@ class NodeCore:
         self.intro = Introduce(
             name=name, info=dict(info or {}), role=role, types={n: t.version for n, t in self.types.items()}
         )
-        self.members: dict[PeerId, PeerInfo] = {}
-        """The OTHER peers in the room: linked and introduced."""
-        self.conflicts: dict[PeerId, dict[str, str]] = {}
-        """Members whose version of one of our types differs: peer -> {type name: its version}."""
-        self._early_intros: dict[PeerId, Introduce] = {}
-        self._spectators: frozenset[PeerId] = frozenset()
-        self._local: deque[rm.ResourceMessage] = deque()
-        self._reliable: dict[PeerId, list[wire.Message]] = {}
-        self._datagrams: dict[PeerId, list[wire.Message]] = {}
+        self.roster = Roster(self.types)
+        self.members = self.roster.members
+        """The OTHER peers in the room: linked and introduced (the roster's)."""
+        self.conflicts = self.roster.conflicts
+        """Members whose version of one of our types differs: peer -> {type name: its version} (the roster's)."""
+        self.outbox = Outbox(me)
         self._events: list[NodeEvent] = []
         self._faults: list[Fault] = []
         self._dropped: list[Dropped] = []
@@ -374,14 +360,7 @@ class NodeCore:
 
     def check_compatible(self, type_name: str) -> None:
         """Raise IncompatibleType if a member has another version of ``type_name`` than this peer."""
-        ours = self.types.get(type_name)
-        if ours is None:
-            return
-        others = [(peer, found[type_name]) for peer, found in self.conflicts.items() if type_name in found]
-        if others:
-            peer, theirs = others[0]
-            name = self.members[peer].name if peer in self.members else ""
-            raise IncompatibleType(incompatibility(type_name, ours.version, theirs, peer, name))
+        self.roster.check_compatible(type_name)
 
     def dispatch(self, rid: Rid, action: Action, private: Action | None, now: float, wall: float) -> tuple[int, Ready]:
         """Apply ``action`` optimistically and queue it (``private``: a private/public pair); returns its seq.
@@ -398,7 +377,7 @@ class NodeCore:
     @property
     def queued(self) -> bool:
         """True when commands queued frames that no step has handed over yet."""
-        return bool(self._reliable or self._datagrams)
+        return self.outbox.queued
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -424,19 +403,21 @@ class NodeCore:
                 case Route.TO_CLIENTS:
                     to_clients: rm.ToClients = message  # type: ignore[assignment]
                     if type(to_clients) is rm.Sealed:
-                        self._keep_seal(sender, to_clients)
-                    if sender in self.conflicts and self._conflicting(sender, to_clients):
+                        self.history.keep_seal(sender, to_clients, self.client.master, self.client.term)
+                    if self.roster.conflicting(sender, to_clients):
                         return  # a master of another build: its entries for that type are not ours
                     self._effects(self.client.step(sender, to_clients, self._wall))
                 case Route.TO_MASTER:
                     to_master: rm.ToMaster = message  # type: ignore[assignment]
                     master = self.master
-                    if master is not None and sender in self.conflicts:
-                        filtered = self._refuse_incompatible(sender, to_master, master.term)
-                        if filtered is None:
+                    if master is not None:
+                        served, refusal = self.roster.serve(sender, to_master, master.term, self.me, self.intro.name)
+                        if refusal is not None:
+                            self.outbox.send(sender, refusal)
+                        if served is None:
                             return
-                        to_master = filtered
-                    if master is not None and not self._endorsed(sender, to_master):
+                        to_master = served
+                    if master is not None and not self.history.endorsed(sender, to_master):
                         return
                     if master is not None:
                         lease = not self.majority or self.election.can_confirm(self._now)
@@ -462,127 +443,58 @@ class NodeCore:
 
     # -- the signed history (see the module docstring) --------------------------------------------
 
-    def _endorsed(self, sender: PeerId, message: rm.ToMaster) -> bool:
-        """As master: check an Endorse, or that a Propose is endorsed; False (after reporting) drops it."""
-        if type(message) is rm.Endorse:
-            if sender == self.me:
-                return False  # not ours to check: we wrote it
-            endorsed = rm.Endorsed(term=message.term, author=sender, digests=message.digests, proof=message.proof)
-            book = self._endorsements.setdefault(sender, OrderedDict())
-            for digest in message.digests:
-                book[digest] = endorsed
-            while len(book) > ENDORSED_KEPT:
-                book.popitem(last=False)
-            return False
-        if type(message) is not rm.Propose:
-            return True
-        if sender == self.me:
-            return True  # the master's own actions: it is their author, its entries say so
-        digest = _digest(sender, message)
-        known = self._endorsements.get(sender)
-        proof = None if known is None else known.get(digest)
-        if proof is None:
-            raise RemoteProtocolError(f"{message.rid} seq {message.seq}: an action its author did not sign")
-        self._proofs[(sender, message.rid, message.seq)] = proof
-        while len(self._proofs) > ENDORSED_KEPT * 4:
-            self._proofs.popitem(last=False)
-        return True
-
     def _publish_endorsement(self, message: rm.ToClients) -> None:
         """As master, before an author's Applied reaches a peer: that peer gets the author's Endorsed first."""
-        if type(message) is not rm.Applied:
-            return
-        endorsed = self._proofs.pop((message.author, message.rid, message.seq), None)
-        if endorsed is None:
-            return  # our own (we are their author), or applied from a sealed replica
-        for peer in self.peers:
-            if self._mark_sent(peer, endorsed):
-                self._reliable.setdefault(peer, []).append(endorsed)
-
-    def _mark_sent(self, peer: PeerId, endorsed: rm.Endorsed) -> bool:
-        """Record that ``peer`` gets ``endorsed`` now; False if it got it already."""
-        sent = self._endorsed_to.setdefault(peer, OrderedDict())
-        if endorsed.proof in sent:
-            return False
-        sent[endorsed.proof] = None
-        if len(sent) > ENDORSED_KEPT:
-            sent.popitem(last=False)
-        return True
+        for peer, endorsed in self.history.endorsement_for(message, self.peers):
+            self.outbox.reliably(peer, endorsed)
 
     def _endorse_outgoing(self) -> None:
         """Sign the proposals leaving for our master in this frame: one Endorse ahead of them."""
         master = self.client.master
         if master is None or master == self.me:
             return
-        messages = self._reliable.get(master)
-        if not messages:
-            return
-        proposals = [(i, m) for i, m in enumerate(messages) if type(m) is rm.Propose]
-        if not proposals:
-            return
-        digests = tuple(_digest(self.me, m) for _, m in proposals)
-        proof = prove(self.signer, "endorse", b"".join(digests))
-        messages.insert(proposals[0][0], rm.Endorse(term=self.client.term, digests=digests, proof=proof))
-
-    def _keep_seal(self, sender: PeerId, sealed: rm.Sealed) -> None:
-        """A seal from our master: remember it (to compare) and pass the latest on to the others."""
-        if sender != self.client.master or sender == self.me or sealed.term != self.client.term:
-            return
-        self._seals[(sealed.term, sealed.index)] = sealed
-        while len(self._seals) > SEALS_KEPT:
-            self._seals.popitem(last=False)
-        self._witness = sealed
+        self.history.endorse(self.outbox.reliable.get(master), self.client.term)
 
     def _send_witness(self) -> None:
-        sealed = self._witness
-        if sealed is None or self._now < self._witness_at + WITNESS_EVERY:
+        witness = self.history.witness(self._now)
+        if witness is None:
             return
-        self._witness, self._witness_at = None, self._now
-        witness = rm.Witness(term=sealed.term, sealed=sealed)
         for peer in self.peers:
             if peer != self.client.master:
-                self._reliable.setdefault(peer, []).append(witness)
+                self.outbox.reliably(peer, witness)
 
     def _on_witness(self, sender: PeerId, witness: rm.Witness) -> None:
         """Another peer's seal: if ours for the same index differs and both are the same master's, it forked."""
-        theirs = witness.sealed
-        ours = self._seals.get((theirs.term, theirs.index))
-        if ours is None or ours == theirs:
-            return
-        master = signer_key(ours.proof)  # both seals passed the verify stage: their keys signed them
-        if master is None or signer_key(theirs.proof) != master:
-            return  # another master's seal proves nothing about ours
-        self._distrust(master, f"it sealed two different histories at index {theirs.index} of term {theirs.term}")
+        forked = self.history.forked(witness)
+        if forked is not None:
+            self._distrust(*forked)
 
     def _distrust(self, peer: PeerId, reason: str) -> None:
-        if peer in self._distrusted or peer == self.me:
+        if not self.history.distrust(peer):
             return
-        self._distrusted.add(peer)
         self._events.append(Forked(peer=peer, reason=reason))
         self._elect(el.Distrust(peer=peer))
 
     def _link_up(self, peer: PeerId) -> None:
-        self._endorsed_to.pop(peer, None)  # what went over an earlier link may be lost: send again
+        self.history.link_up(peer)  # what went over an earlier link may be lost: send again
         if peer == self.client.master and peer != self.me:
             # the link to our master (re)opened: what we sent meanwhile may be lost, so report
             # our replicas again and re-send pending work (the master drops duplicates)
             self._effects(self.client.master_changed(peer, self.election.term, self._wall))
         if peer not in self.peers:
             self.peers = self.peers | {peer}
-            self._send(peer, self.intro)
-            early = self._early_intros.pop(peer, None)
+            self.outbox.send(peer, self.intro)
+            early = self.roster.early.pop(peer, None)
             if early is not None:
                 self._introduce(peer, early)
             self._links_changed()
 
     def _link_down(self, peer: PeerId, graceful: bool) -> None:
-        self._endorsed_to.pop(peer, None)
-        self._endorsements.pop(peer, None)
+        self.history.link_down(peer)
         if peer not in self.peers:
             return
         self.peers = self.peers - {peer}
-        member = self.members.pop(peer, None)
-        self.conflicts.pop(peer, None)
+        member = self.roster.leave(peer)
         if member is not None:
             self._roles_changed()
         self._elect(el.PeerLeft(peer=peer, graceful=graceful))
@@ -595,29 +507,13 @@ class NodeCore:
     def _on_intro(self, sender: PeerId, intro: Introduce) -> None:
         if sender in self.peers and sender not in self.members:
             self._introduce(sender, intro)
-            return
-        # ahead of its link's PeerUp, or a second one on a link: a restarted peer's new link,
-        # whose PeerDown/PeerUp pair for the old link is still on its way
-        self._early_intros.pop(sender, None)
-        if len(self._early_intros) >= MAX_EARLY_INTROS:
-            del self._early_intros[next(iter(self._early_intros))]
-        self._early_intros[sender] = intro
+        else:
+            # ahead of its link's PeerUp, or a second one on a link: a restarted peer's new link,
+            # whose PeerDown/PeerUp pair for the old link is still on its way
+            self.roster.keep_early(sender, intro)
 
     def _introduce(self, peer: PeerId, intro: Introduce) -> None:
-        try:
-            info = freeze(intro.info)
-        except InvalidState as exc:  # the codec checked it already; belt and braces
-            raise RemoteProtocolError(f"introduction: {exc}") from exc
-        member = self.members[peer] = PeerInfo(str(peer), intro.name, info, intro.role)
-        conflicts = {
-            name: version
-            for name, version in intro.types.items()
-            if name in self.types and self.types[name].version != version
-        }
-        if conflicts:
-            self.conflicts[peer] = conflicts
-        else:
-            self.conflicts.pop(peer, None)
+        member, conflicts = self.roster.introduce(peer, intro)
         self._roles_changed()
         self._events.append(PeerJoined(info=member))
         for name, version in sorted(conflicts.items()):
@@ -626,44 +522,9 @@ class NodeCore:
             )
 
     def _roles_changed(self) -> None:
-        spectators = frozenset(p for p, m in self.members.items() if m.role == "spectator")
-        if spectators != self._spectators:
-            self._spectators = spectators
+        spectators = self.roster.spectators_changed()
+        if spectators is not None:
             self._elect(el.Roles(spectators=spectators))
-
-    def _conflicting(self, sender: PeerId, message: rm.ToClients) -> bool:
-        """True when ``message`` from master ``sender`` is about a type whose versions differ (answers pass)."""
-        if isinstance(message, rm.Replied | rm.Rejected | rm.Committed | rm.Began | rm.Sealed | rm.Endorsed):
-            return False  # answers, and what the signed history checks whatever the type
-        rid = message.rid
-        return rid.partition(":")[0] in self.conflicts[sender]
-
-    def _refuse_incompatible(self, sender: PeerId, message: rm.ToMaster, term: Term) -> rm.ToMaster | None:
-        """What the master may serve of ``message`` from a peer of another build (None: nothing)."""
-        theirs = self.conflicts[sender]
-        match message:
-            case rm.Ack() | rm.Endorse():
-                return message
-            case rm.Report(have=have):
-                kept = {rid: pos for rid, pos in have.items() if rid.partition(":")[0] not in theirs}
-                return message if len(kept) == len(have) else rm.Report(term=message.term, req=message.req, have=kept)
-            case rm.Pulled(snapshot=snapshot):
-                return None if snapshot.rid.partition(":")[0] in theirs else message
-        type_name = message.rid.partition(":")[0]
-        if type_name not in theirs:
-            return message
-        # as the sender will read it: "here" is the sender, the other build is this master's
-        master = f"the master {self.intro.name}" if self.intro.name else "the master"
-        reason = incompatibility(type_name, theirs[type_name], self.types[type_name].version, self.me, master)
-        match message:
-            case rm.Create(req=req) | rm.Bind(req=req) | rm.Remove(req=req):
-                self._send(
-                    sender, rm.Replied(term=term, req=req, rid=message.rid, error=reason, refusal="incompatible")
-                )
-            case rm.Propose(seq=seq):
-                refused = rm.Rejected(term=term, rid=message.rid, seq=seq, reason=reason, refusal="incompatible")
-                self._send(sender, refused)
-        return None
 
     def _links_changed(self) -> None:
         self._elect(el.LinksChanged(peers=self.peers))
@@ -702,10 +563,10 @@ class NodeCore:
         for effect in effects:
             match effect:
                 case el.Send(to=to, message=message):
-                    self._send(to, message)
+                    self.outbox.send(to, message)
                 case el.Broadcast(message=message):  # to every OTHER peer
                     for peer in self.peers:
-                        self._send(peer, message)
+                        self.outbox.send(peer, message)
                 case el.MasterKnown(master=master, term=term):
                     self._master_changed(master, term)
                     self._events.append(MasterChanged(master=master, term=term))
@@ -747,12 +608,10 @@ class NodeCore:
         for effect in effects:
             match effect:
                 case fx.Send(to=to, message=message):
-                    self._send(to, message)
+                    self.outbox.send(to, message)
                 case fx.Publish(message=message):  # to every peer, this one included
                     self._publish_endorsement(message)
-                    for peer in self.peers:
-                        self._reliable.setdefault(peer, []).append(message)
-                    self._local.append(message)
+                    self.outbox.publish(message, self.peers)
                 case fx.TermObserved():
                     pass  # a term heard outside the election proves nothing: a certified heartbeat moves us
                 case fx.Forged(peer=peer, reason=reason):
@@ -775,14 +634,6 @@ class NodeCore:
                 case _:
                     assert_never(effect)
 
-    def _send(self, to: PeerId, message: wire.Message) -> None:
-        if to == self.me:
-            self._local.append(message)  # type: ignore[arg-type]  # the election never sends to itself
-        elif _LANES[type(message)] is Lane.DATAGRAM:
-            self._datagrams.setdefault(to, []).append(message)
-        else:
-            self._reliable.setdefault(to, []).append(message)
-
     # -- the end of every step -----------------------------------------------------------------
 
     def _ready(self, *, hold: bool = False) -> Ready:
@@ -791,13 +642,13 @@ class NodeCore:
         if master is not None and master.waits_for_lease and self.election.can_confirm(self._now):
             self._guard(self.me, "waiting", self._serve_waiting)  # the lease is back
         while True:
-            while self._local:
-                self._route(self.me, self._local.popleft())
+            while self.outbox.local:
+                self._route(self.me, self.outbox.local.popleft())
             if self.majority:
                 self._guard(self.me, "ack", self._ack)
-            if not self._local and not hold and master is not None and self.master is master:
+            if not self.outbox.local and not hold and master is not None and self.master is master:
                 self._effects(master.seal())  # the heads this step changed, after its entries
-            if not self._local:
+            if not self.outbox.local:
                 break
         if not hold:
             self._guard(self.me, "endorse", self._endorse_outgoing)
@@ -816,16 +667,10 @@ class NodeCore:
         self._events, self._faults, self._dropped = [], [], []
         if hold:
             return ready
-        if self._datagrams:
-            ready.datagrams.update(_encode(self._datagrams, ready.more))
-            for peer, frame in list(ready.datagrams.items()):
-                if len(frame) > MAX_DATAGRAM:  # too big for the datagram lane: it goes reliably
-                    del ready.datagrams[peer]
-                    self._reliable.setdefault(peer, []).extend(self._datagrams[peer])
-            self._datagrams = {}
-        if self._reliable:
-            ready.frames.update(_encode(self._reliable, ready.more))
-            self._reliable = {}
+        frames, more, datagrams = self.outbox.flush()
+        ready.frames.update(frames)
+        ready.more.extend(more)
+        ready.datagrams.update(datagrams)
         return ready
 
     def _ack(self) -> None:
@@ -834,61 +679,4 @@ class NodeCore:
         master = self.client.master
         if index > self._acked and master is not None:
             self._acked = index
-            self._send(master, rm.Ack(term=self.client.term, index=index))
-
-
-def _digest(author: PeerId, proposal: rm.Propose) -> bytes:
-    """The digest ``author`` signs for ``proposal`` (see ``resource.history``)."""
-    commit = b"" if proposal.private is None else commitment(proposal.nonce, proposal.private)
-    return action_digest(author, proposal.rid, proposal.seq, proposal.action, commit)
-
-
-FRAME_TARGET: Final = 1024 * 1024
-"""A peer's messages of one step are joined into frames of about this many bytes at most (one
-message larger than that is a frame of its own): big states never make one huge frame."""
-
-
-def _encode(outbox: dict[PeerId, list[wire.Message]], more: list[tuple[PeerId, bytes]]) -> dict[PeerId, bytes]:
-    """The first frame per peer (the rest go to ``more``); a message sent to several peers is encoded once."""
-    encoded: dict[int, bytes] = {}
-    frames: dict[PeerId, bytes] = {}
-    for peer, messages in outbox.items():
-        parts: list[bytes] = []
-        size = 0
-        for message in messages:
-            frame = encoded.get(id(message))
-            if frame is None:
-                frame = encoded[id(message)] = wire.encode(message)
-            if parts and size + len(frame) > FRAME_TARGET:
-                _emit(frames, more, peer, parts)
-                parts, size = [], 0
-            parts.append(frame)
-            size += len(frame)
-        _emit(frames, more, peer, parts)
-    return frames
-
-
-def _emit(frames: dict[PeerId, bytes], more: list[tuple[PeerId, bytes]], peer: PeerId, parts: list[bytes]) -> None:
-    frame = parts[0] if len(parts) == 1 else wire.join(parts)
-    if peer in frames:
-        more.append((peer, frame))
-    else:
-        frames[peer] = frame
-
-
-def incompatibility(type_name: str, ours: str, theirs: str, peer: PeerId, name: str) -> str:
-    """The message of an IncompatibleType: both versions, who holds the other one, and the fix."""
-    who = f"{name} ({peer})" if name and name != peer else str(peer)
-    text = (
-        f"resource type {type_name!r} is version {ours!r} here but {theirs!r} on {who}: two builds of the "
-        f"game with different rules cannot share {type_name!r}. Run the same build on every peer "
-        "(or give both the same ResourceType(version=...) if their rules really are the same)"
-    )
-    ours_py, _, _ = ours.partition("-")
-    theirs_py, _, _ = theirs.partition("-")
-    if ours_py != theirs_py and ours_py.startswith("py3") and theirs_py.startswith("py3"):
-        text += (
-            f"; the default version digests the compiled reducer, which differs between Python versions "
-            f"({ours_py} here, {theirs_py} there): set ResourceType(version=...) explicitly"
-        )
-    return text
+            self.outbox.send(master, rm.Ack(term=self.client.term, index=index))
