@@ -18,9 +18,9 @@ replicas: anything else is a forgery by the master (a :class:`~.effects.Forged` 
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, assert_never
 
 from ..errors import ActionRejected, InvalidState, LocalProtocolError, StateTooLarge
@@ -31,14 +31,11 @@ from .effects import (
     Forged,
     PresenceChanged,
     PrivateLost,
-    Rebased,
     RequestSettled,
     ResourceRemoved,
     ResyncStarted,
     Send,
-    Stalled,
     StateChanged,
-    Stuck,
     Synced,
     TermObserved,
 )
@@ -55,7 +52,6 @@ from .messages import (
     Held,
     Position,
     Presence,
-    Propose,
     Pull,
     Pulled,
     Refusal,
@@ -75,22 +71,16 @@ from .messages import (
     ToClients,
     Unbind,
 )
+from .pending import KEEP_CONFIRMED as KEEP_CONFIRMED
+from .pending import RESEND_AFTER as RESEND_AFTER
+from .pending import STUCK_AFTER as STUCK_AFTER
+from .pending import Pending, PendingQueue
 from .replica import Replica
 from .state import check_data, checksum, freeze, size_of
 from .types import Action, ResourceType, TransformContext, Unrevealed, parse_rid
 from .values import has_master_values
 
 __all__ = ["ClientCore", "Pending", "is_opaque", "opaque_type"]
-
-KEEP_CONFIRMED = 1024
-"""Own confirmed actions kept per resource, to re-send any that a split's losing master confirmed."""
-
-RESEND_AFTER = 1.0
-"""Seconds without progress on a resource's oldest pending action after which its pending actions are sent again."""
-
-STUCK_AFTER = 5.0
-"""Seconds an own action may wait once a master is known: then it is proposed again with a fresh
-snapshot asked for, and if it still waits as long again, it is reported stuck (:class:`~.effects.Stuck`)."""
 
 MAX_ENDORSED = 65_536
 """Endorsed action digests kept (the oldest are forgotten first; an entry follows its endorsement at once)."""
@@ -118,32 +108,6 @@ def opaque_type(name: str) -> ResourceType:
 def is_opaque(type_: ResourceType) -> bool:
     """True for a stand-in made by :func:`opaque_type`."""
     return type_.reducer is _opaque_reducer
-
-
-@dataclass(slots=True)
-class Pending:
-    """An own action sent to the master and not yet confirmed or rejected."""
-
-    seq: int
-    action: Action
-    private: Action | None = None
-    waits: bool = False  # carries master values: not applied until the master resolves it
-    index: int | None = None  # applied at this log index, awaiting commit (``majority``)
-    nonce: bytes = b""  # with ``private``: the nonce of its commitment
-    origin: Action | None = None  # the private half as dispatched, once the master resolved it
-    born: float = 0.0  # wall time of the dispatch (or of its re-send as a new action)
-    stuck: int = 0  # 1: proposed again after STUCK_AFTER; 2: reported stuck
-
-
-@dataclass(frozen=True, slots=True)
-class _Confirmed:
-    """Own action ``seq`` as the master of ``term`` applied it at ``version``."""
-
-    version: int
-    term: int
-    seq: int
-    action: Action
-    private: Action | None
 
 
 class ClientCore:
@@ -175,23 +139,26 @@ class ClientCore:
         """(term, index) of the last log entry applied: how up to date this replica set is."""
         self.synced = False
         self.replicas: dict[Rid, Replica] = {}
-        self._pending: dict[Rid, list[Pending]] = {}
+        self._queue = PendingQueue(me)
         self._secrets: dict[Rid, list[tuple[int, Action, bytes, Action | None]]] = {}  # own confirmed, unrevealed
         self._views: dict[Rid, Any] = {}
         self._syncing: set[Rid] = set()
         self._requests: dict[int, Create | Bind | Report | Remove] = {}
         self._bound: dict[Rid, dict[str, Any]] = {}
-        self._seqs: dict[Rid, int] = {}
-        self._confirmed: dict[Rid, deque[_Confirmed]] = {}
-        self._since: dict[Rid, float] = {}  # per resource: when its oldest pending action became the oldest
-        self._stalls: dict[Rid, int] = {}  # per resource: RESEND_AFTER rounds in a row without progress
-        self._master_at = 0.0  # when the current master became known
-        self.stuck_after = STUCK_AFTER
         self._last_now = 0.0
         self._req = 0
         self._clock_offset = 0.0
         self._stale: dict[Rid, None] = {}  # opaque replicas behind the master
         self._fetched_at: dict[Rid, float] = {}  # when each opaque replica's last snapshot was asked for
+
+    @property
+    def stuck_after(self) -> float:
+        """Seconds an own action may wait once a master is known (STUCK_AFTER unless set)."""
+        return self._queue.stuck_after
+
+    @stuck_after.setter
+    def stuck_after(self, seconds: float) -> None:
+        self._queue.stuck_after = seconds
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -223,7 +190,7 @@ class ClientCore:
 
     def pending(self, rid: Rid) -> list[Pending]:
         """Own actions on ``rid`` awaiting the master."""
-        return list(self._pending.get(rid, ()))
+        return list(self._queue.items.get(rid, ()))
 
     def secrets(self, rid: Rid) -> list[Action]:
         """Own private actions on ``rid`` that the master holds and has not revealed."""
@@ -291,19 +258,17 @@ class ClientCore:
         if now is not None:
             self._last_now = max(self._last_now, now)
         when = self._last_now
-        if rid not in self._pending:
-            self._since[rid] = when  # the first pending action: the stall timer starts now
         # after a restart with the same identity, the master already holds this author's earlier seqs
-        seq = self._seqs[rid] = max(self._seqs.get(rid, 0), res.applied.get(self.me, 0)) + 1
-        pending = self._pending.setdefault(rid, [])
-        pending.append(Pending(seq, public, secret, waits, nonce=nonce if secret else b"", born=when))
+        seq = self._queue.next_seq(rid, res.applied.get(self.me, 0))
+        item = Pending(seq, public, secret, waits, nonce=nonce if secret else b"", born=when)
+        pending = self._queue.push(rid, item, when)
         effects: list[Effect] = []
         if not waits:
             effects = self._changed(rid)
             if predicted is not None:
                 self._views[rid] = predicted
         if self.master is not None:
-            effects.append(Send(to=self.master, message=self._propose(rid, pending[-1], pending[0].seq - 1)))
+            effects.append(Send(to=self.master, message=self._queue.propose(rid, item, pending[0].seq - 1, self.term)))
         return seq, effects
 
     # -- the master ----------------------------------------------------------------------------
@@ -327,10 +292,7 @@ class ClientCore:
         self._syncing.clear()
         if now is not None:
             self._last_now = now
-        self._master_at = self._last_now
-        for rid in self._pending:  # a new master gets a fresh chance: every stall timer restarts
-            self._since[rid] = self._last_now
-            self._stalls.pop(rid, None)
+        self._queue.restart(self._last_now)  # a new master gets a fresh chance
         if master is None:
             return []
         effects = self.report()
@@ -350,7 +312,7 @@ class ClientCore:
                     term=self.term, rid=rid, seq=item.seq, private=item.private, nonce=item.nonce, origin=item.origin
                 ),
             )
-            for rid, items in self._pending.items()
+            for rid, items in self._queue.items.items()
             for item in items
             if item.index is not None and item.private is not None
         )
@@ -358,8 +320,8 @@ class ClientCore:
             for seq, private, nonce, origin in secrets:
                 restore = Restore(term=self.term, rid=rid, seq=seq, private=private, nonce=nonce, origin=origin)
                 effects.append(Send(to=master, message=restore))
-        for rid in self._pending:
-            effects += self._resend(rid, 0)
+        for rid in self._queue.items:
+            effects += self._queue.resend(rid, 0, self.master, self.term)
         return effects
 
     def step(self, sender: PeerId, message: ToClients, now: float) -> list[Effect]:
@@ -392,7 +354,7 @@ class ClientCore:
             case Snapshot():
                 return self._on_snapshot(message)
             case Resend():
-                return self._resend(message.rid, message.after)
+                return self._queue.resend(message.rid, message.after, self.master, self.term)
             case Committed():
                 return self._on_committed(message.index)
             case Began():
@@ -506,7 +468,7 @@ class ClientCore:
         effects: list[Effect] = []
         if msg.author == self.me:
             if self.wait_commit and msg.index > self.committed:
-                for item in self._pending.get(msg.rid, ()):
+                for item in self._queue.items.get(msg.rid, ()):
                     if item.seq == msg.seq:
                         item.index = msg.index  # in the confirmed state now; settled on commit
             else:
@@ -516,7 +478,7 @@ class ClientCore:
     def _on_committed(self, index: int) -> list[Effect]:
         self.committed = max(self.committed, index)
         effects: list[Effect] = []
-        for rid, items in list(self._pending.items()):
+        for rid, items in list(self._queue.items.items()):
             for item in list(items):
                 if item.index is not None and item.index <= self.committed:
                     effects += self._settle(rid, item.seq, None)
@@ -550,7 +512,7 @@ class ClientCore:
             return res
         res.held = []
         self._secrets.pop(msg.rid, None)
-        for item in self._pending.get(msg.rid, ()):
+        for item in self._queue.items.get(msg.rid, ()):
             if item.index is not None:
                 item.private = None  # revealed: it is in the confirmed state now
         lost = tuple(h.seq for h in msg.actions if h.action is None and h.author == self.me)
@@ -591,7 +553,7 @@ class ClientCore:
         return [PresenceChanged(rid=res.rid, joined=joined, left=left)]
 
     def _on_secret(self, msg: Secret) -> list[Effect]:
-        for item in self._pending.get(msg.rid, ()):
+        for item in self._queue.items.get(msg.rid, ()):
             if item.seq == msg.seq:
                 if item.private is not None and item.origin is None and item.private.payload != msg.private.payload:
                     item.origin = Action(item.private.type, item.private.payload)  # as dispatched
@@ -620,17 +582,13 @@ class ClientCore:
         if rid not in self.replicas:
             return []
         effects: list[Effect] = []
-        for item in list(self._pending.get(rid, ())):
+        for item in list(self._queue.items.get(rid, ())):
             effects += self._settle(rid, item.seq, f"{rid} was removed", refusal="not_found")
         del self.replicas[rid]
         self._views.pop(rid, None)
         self._secrets.pop(rid, None)
-        self._confirmed.pop(rid, None)
         self._bound.pop(rid, None)
-        self._seqs.pop(rid, None)
-        self._pending.pop(rid, None)
-        self._since.pop(rid, None)
-        self._stalls.pop(rid, None)
+        self._queue.forget(rid)
         self._stale.pop(rid, None)
         self._fetched_at.pop(rid, None)
         self._syncing.discard(rid)
@@ -665,10 +623,10 @@ class ClientCore:
         res.subscribers = dict(old.subscribers) if old else {}
         self.replicas[msg.rid] = res
         effects = self._set_subscribers(res, msg.subscribers)
-        effects += self._rebase_lost(res)
+        effects += self._queue.rebase_lost(res, self._last_now, self.master, self.term)
         # rebase: what the snapshot already contains is confirmed (once committed, under majority)
         done = res.applied.get(self.me, 0)
-        for item in list(self._pending.get(msg.rid, ())):
+        for item in list(self._queue.items.get(msg.rid, ())):
             if item.seq > done:
                 item.index = None  # not in the master's log (any more): it goes through again
             elif res.holds(self.me, item.seq) is False:  # settled in that log, but not applied: refused
@@ -682,51 +640,7 @@ class ClientCore:
             self._secrets[msg.rid] = [secret for secret in self._secrets[msg.rid] if secret[0] in held_own]
         return effects + self._changed(msg.rid)
 
-    def _rebase_lost(self, res: Replica) -> list[Effect]:
-        """Re-send own confirmed actions that the new log lacks (a split's losing side confirmed them)."""
-        kept = self._confirmed.get(res.rid)
-        if not kept:
-            return []
-        lost: list[_Confirmed] = []
-        for confirmed in kept:
-            held = res.holds(self.me, confirmed.seq)  # by seq: another master of a split may hold it too
-            if held is None:  # too old to tell by seq: by who wrote its version
-                term = res.term_at(confirmed.version)
-                held = confirmed.version <= res.version and (term is None or term == confirmed.term)
-            if not held:
-                lost.append(confirmed)
-        if not lost:
-            return []
-        for confirmed in lost:
-            kept.remove(confirmed)
-        effects: list[Effect] = [Rebased(rid=res.rid, count=len(lost))]
-        if res.rid not in self._pending:
-            self._since[res.rid] = self._last_now
-        pending = self._pending.setdefault(res.rid, [])
-        first = len(pending)
-        for confirmed in lost:  # as new actions: their master values stay as first resolved
-            seq = self._seqs[res.rid] = self._seqs.get(res.rid, 0) + 1
-            pending.append(Pending(seq, confirmed.action, confirmed.private, born=self._last_now))
-        if self.master is not None:
-            base = pending[0].seq - 1
-            effects += [Send(to=self.master, message=self._propose(res.rid, i, base)) for i in pending[first:]]
-        return effects
-
     # -- helpers -------------------------------------------------------------------------------
-
-    def _propose(self, rid: Rid, item: Pending, base: int) -> Propose:
-        """The Propose of pending ``item`` (every seq up to ``base`` is settled)."""
-        return Propose(
-            term=self.term, rid=rid, seq=item.seq, base=base, action=item.action, private=item.private, nonce=item.nonce
-        )
-
-    def _resend(self, rid: Rid, after: int) -> list[Effect]:
-        items = self._pending.get(rid, [])
-        master = self.master
-        if master is None or not items:
-            return []
-        base = items[0].seq - 1
-        return [Send(to=master, message=self._propose(rid, i, base)) for i in items if i.seq > after]
 
     def _type_of(self, rid: Rid) -> ResourceType | None:
         """The type of ``rid`` here: ours, an opaque stand-in (``opaque``), or None (not replicated)."""
@@ -755,19 +669,8 @@ class ClientCore:
         if self.master is None:
             return None
         waits = [self._fetched_at.get(r, 0.0) + OPAQUE_REFRESH for r in self._stale if r not in self._syncing]
-        for rid, items in self._pending.items():
-            waits.append(self._since.get(rid, 0.0) + RESEND_AFTER)
-            due = self._stuck_due(items)
-            if due is not None:
-                waits.append(due)
+        waits += self._queue.waits()
         return min(waits) if waits else None
-
-    def _stuck_due(self, items: list[Pending]) -> float | None:
-        """When the oldest of ``items`` not yet reported stuck reaches its next STUCK_AFTER step, or None."""
-        for item in items:
-            if item.stuck < 2:
-                return max(item.born, self._master_at) + self.stuck_after * (item.stuck + 1)
-        return None
 
     def resend_stalled(self, now: float) -> list[Effect]:
         """Re-send what waits too long; ask for snapshots; report actions that cannot settle.
@@ -786,46 +689,9 @@ class ClientCore:
         pending: if the master applies it later, the state shows it.
         """
         self._last_now = max(self._last_now, now)
-        master = self.master
         effects: list[Effect] = self._refresh(now) if self._stale else []
-        if master is None:
-            for rid in self._pending:
-                self._since[rid] = now
-            return effects
-        stalled, waited = 0, 0.0
-        for rid, items in list(self._pending.items()):
-            since = self._since.get(rid, now)
-            resend = snapshot = False
-            if now - since >= RESEND_AFTER:
-                stalls = self._stalls[rid] = self._stalls.get(rid, 0) + 1
-                self._since[rid] = now
-                resend = True
-                if stalls & (stalls - 1) == 0:  # a power of two
-                    snapshot = True
-                    stalled += len(items)
-                    waited = max(waited, (now - since) * stalls)
-            stuck: list[int] = []
-            # items are in dispatch order, so none is due before the oldest's first step: the
-            # common case (nothing waits that long) costs no scan, however many are pending
-            first_due = max(items[0].born, self._master_at) + self.stuck_after
-            for item in items if now >= first_due else ():
-                due = max(item.born, self._master_at) + self.stuck_after * (item.stuck + 1)
-                if item.stuck >= 2 or now < due:
-                    continue
-                item.stuck += 1
-                if item.stuck == 1:
-                    resend = snapshot = True
-                else:
-                    stuck.append(item.seq)
-            if resend:
-                effects += self._resend(rid, 0)
-            if snapshot and rid in self.replicas and rid not in self._syncing:
-                effects.append(Send(to=master, message=SyncRequest(term=self.term, rid=rid)))
-            if stuck:
-                effects.append(Stuck(rid=rid, seqs=tuple(stuck), master=master, seconds=2 * self.stuck_after))
-        if stalled:
-            effects.insert(0, Stalled(master=master, seconds=waited, pending=stalled))
-        return effects
+        may_sync = lambda rid: rid in self.replicas and rid not in self._syncing  # noqa: E731
+        return self._queue.stalled(now, self.master, self.term, may_sync, effects)
 
     def _settle(
         self,
@@ -837,25 +703,12 @@ class ClientCore:
         kept: tuple[int, int, Action] | None = None,
     ) -> list[Effect]:
         """Drop ``seq`` from pending and report it; ``kept``: (version, term, action) of its confirmation."""
-        items = self._pending.get(rid, [])
-        for i, item in enumerate(items):
-            if item.seq == seq:
-                if i == 0:  # progress: the oldest pending action settled
-                    self._since[rid] = self._last_now
-                    self._stalls.pop(rid, None)
-                del items[i]
-                if kept is not None:  # confirmed at once: kept in case this master loses a split
-                    version, term, action = kept
-                    record = _Confirmed(version, term, seq, action.by(self.me), item.private)
-                    self._confirmed.setdefault(rid, deque(maxlen=KEEP_CONFIRMED)).append(record)
-                if error is None and item.private is not None:
-                    self._secrets.setdefault(rid, []).append((seq, item.private, item.nonce, item.origin))
-                if not items:
-                    self._pending.pop(rid, None)
-                    self._since.pop(rid, None)
-                    self._stalls.pop(rid, None)
-                return [ActionSettled(rid=rid, seq=seq, error=error, refusal=refusal)]
-        return []
+        item = self._queue.take(rid, seq, self._last_now, kept)
+        if item is None:
+            return []
+        if error is None and item.private is not None:
+            self._secrets.setdefault(rid, []).append((seq, item.private, item.nonce, item.origin))
+        return [ActionSettled(rid=rid, seq=seq, error=error, refusal=refusal)]
 
     def _resync(self, rid: Rid, reason: str) -> list[Effect]:
         if rid in self._syncing or self.master is None:
@@ -887,7 +740,7 @@ class ClientCore:
         type_ = res.type
         for _, private, _, _ in self._secrets.get(rid, ()):
             view = _try(type_, view, private)
-        for item in self._pending.get(rid, ()):
+        for item in self._queue.items.get(rid, ()):
             if item.waits:
                 continue
             if item.index is None:  # else its public half is in the confirmed state already
