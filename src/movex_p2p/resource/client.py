@@ -18,13 +18,14 @@ replicas: anything else is a forgery by the master (a :class:`~.effects.Forged` 
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, assert_never
 
 from ..errors import ActionRejected, InvalidState, LocalProtocolError, StateTooLarge
 from ..ids import PeerId, Rid, Term
+from .authorship import MAX_ENDORSED as MAX_ENDORSED
+from .authorship import Authorship
 from .effects import (
     ActionSettled,
     Effect,
@@ -39,7 +40,7 @@ from .effects import (
     Synced,
     TermObserved,
 )
-from .history import action_digest, commitment, meta_digest, resolves
+from .history import meta_digest
 from .messages import (
     Applied,
     Began,
@@ -82,9 +83,6 @@ from .values import has_master_values
 
 __all__ = ["ClientCore", "Pending", "is_opaque", "opaque_type"]
 
-MAX_ENDORSED = 65_536
-"""Endorsed action digests kept (the oldest are forgotten first; an entry follows its endorsement at once)."""
-
 OPAQUE_REFRESH = 0.25
 """Seconds between two snapshots of one opaque replica (see :func:`opaque_type`)."""
 
@@ -125,7 +123,7 @@ class ClientCore:
         with ``opaque`` this peer also replicates, read-only, resources of types it does not have;
         entries are checked against their authors' endorsements (see the module docstring)."""
         self.me = me
-        self._endorsed: OrderedDict[tuple[str, bytes], None] = OrderedDict()
+        self._authorship = Authorship()
         self.wait_commit = wait_commit
         self.opaque = opaque
         self.removed: dict[Rid, int] = {}
@@ -328,7 +326,8 @@ class ClientCore:
         """Handle one message from the master."""
         self._last_now = now
         if type(message) is Endorsed:  # signed by its author: whoever relays it, whenever (not fenced)
-            return self._on_endorsed(sender, message)
+            self._authorship.endorse(message)
+            return []
         if message.term > self.term:
             return [TermObserved(term=message.term, sender=sender)]
         if message.term < self.term or sender != self.master:
@@ -421,25 +420,6 @@ class ClientCore:
         self._clock_offset = msg.now - now
         return res
 
-    def _on_endorsed(self, sender: PeerId, msg: Endorsed) -> list[Effect]:
-        for digest in msg.digests:
-            self._endorsed[(msg.author, digest)] = None
-        while len(self._endorsed) > MAX_ENDORSED:
-            self._endorsed.popitem(last=False)
-        return []
-
-    def _forged(self, msg: Applied) -> str | None:
-        """Why ``msg`` is not its author's action, or None if it is."""
-        original = msg.origin or msg.action
-        if msg.origin is not None and (
-            msg.origin.type != msg.action.type or not resolves(msg.origin.payload, msg.action.payload)
-        ):
-            return f"{msg.rid} v{msg.version}: the master changed more than the master values of {msg.author}'s action"
-        digest = action_digest(msg.author, msg.rid, msg.seq, original, msg.commitment)
-        if self._endorsed.pop((msg.author, digest), 0) is None:
-            return None
-        return f"{msg.rid} v{msg.version}: an action {msg.author} never signed (seq {msg.seq})"
-
     def _on_sealed(self, msg: Sealed) -> list[Effect]:
         effects: list[Effect] = []
         for head in msg.heads:
@@ -455,7 +435,7 @@ class ClientCore:
     def _on_applied(self, msg: Applied, now: float, *, verify: bool = False) -> list[Effect]:
         """``verify``: check its author signed it (not for the master's own actions: it wrote them)."""
         if verify and msg.rid in self.replicas and msg.version == self.replicas[msg.rid].version + 1:
-            forged = self._forged(msg)
+            forged = self._authorship.forged(msg)
             if forged is not None:
                 return [Forged(peer=self.master or msg.author, reason=forged)]
         action = msg.action.by(msg.author)
@@ -484,27 +464,9 @@ class ClientCore:
                     effects += self._settle(rid, item.seq, None)
         return effects
 
-    def _broken_commitment(self, msg: Revealed) -> str | None:
-        """Why a revealed private action is not the one its author committed to, or None."""
-        res = self.replicas.get(msg.rid)
-        if res is None or msg.version != res.version + 1:
-            return None
-        committed = {(h.author, h.seq): h.commitment for h in res.held}
-        for held in msg.actions:
-            if held.action is None:
-                continue
-            original = held.origin or held.action
-            if (held.author, held.seq) not in committed or committed[(held.author, held.seq)] != commitment(
-                held.nonce, original
-            ):
-                return f"{msg.rid} v{msg.version}: {held.author}'s revealed action {held.seq} breaks its commitment"
-            if held.origin is not None and not resolves(held.origin.payload, held.action.payload):
-                return f"{msg.rid} v{msg.version}: the master changed {held.author}'s private action {held.seq}"
-        return None
-
     def _on_revealed(self, msg: Revealed, now: float, *, verify: bool = False) -> list[Effect]:
         if verify:
-            broken = self._broken_commitment(msg)
+            broken = self._authorship.broken_commitment(msg, self.replicas.get(msg.rid))
             if broken is not None:
                 return [Forged(peer=self.master or PeerId(""), reason=broken)]
         res = self._apply_entry(msg, lambda replica: _reveal(replica, msg.actions), now)
