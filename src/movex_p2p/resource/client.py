@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, assert_never
 
-from ..errors import ActionRejected, InvalidState, LocalProtocolError, StateTooLarge
+from ..errors import InvalidState, LocalProtocolError, StateTooLarge
 from ..ids import PeerId, Rid, Term
 from .authorship import MAX_ENDORSED as MAX_ENDORSED
 from .authorship import Authorship
@@ -76,9 +76,10 @@ from .pending import KEEP_CONFIRMED as KEEP_CONFIRMED
 from .pending import RESEND_AFTER as RESEND_AFTER
 from .pending import STUCK_AFTER as STUCK_AFTER
 from .pending import Pending, PendingQueue
+from .predictor import Predictor
 from .replica import Replica
 from .state import check_data, checksum, freeze, size_of
-from .types import Action, ResourceType, TransformContext, Unrevealed, parse_rid
+from .types import Action, ResourceType, Unrevealed, parse_rid
 from .values import has_master_values
 
 __all__ = ["ClientCore", "Pending", "is_opaque", "opaque_type"]
@@ -138,8 +139,7 @@ class ClientCore:
         self.synced = False
         self.replicas: dict[Rid, Replica] = {}
         self._queue = PendingQueue(me)
-        self._secrets: dict[Rid, list[tuple[int, Action, bytes, Action | None]]] = {}  # own confirmed, unrevealed
-        self._views: dict[Rid, Any] = {}
+        self._predictor = Predictor()
         self._syncing: set[Rid] = set()
         self._requests: dict[int, Create | Bind | Report | Remove] = {}
         self._bound: dict[Rid, dict[str, Any]] = {}
@@ -166,21 +166,12 @@ class ClientCore:
 
     def view(self, rid: Rid) -> Any:
         """The untransformed predicted view of ``rid`` (frozen)."""
-        view = self._views.get(rid)
-        if view is None:
-            view = self._views[rid] = self._compute_view(rid)
-        return view
+        return self._predictor.view(rid, self.replicas.get(rid), self._queue.items.get(rid, ()))
 
     def transformed(self, rid: Rid, now: float) -> Any:
         """The view the app sees: ``transform(view, master clock)`` when the type has one."""
         view = self.view(rid)
-        transform = self.replicas[rid].type.transform
-        if transform is None:
-            return view
-        try:  # the app's hook, on whatever state the room holds: its failure is the app's to see
-            return freeze(transform(view, TransformContext(now=self.master_now(now))))
-        except Exception as exc:
-            raise InvalidState(f"{rid}: the type's transform raised {exc!r} on this state") from exc
+        return Predictor.transformed(rid, view, self.replicas[rid].type, self.master_now(now))
 
     def master_now(self, now: float) -> float:
         """The master's clock estimated from the last entry it stamped."""
@@ -192,7 +183,7 @@ class ClientCore:
 
     def secrets(self, rid: Rid) -> list[Action]:
         """Own private actions on ``rid`` that the master holds and has not revealed."""
-        return [action for _, action, _, _ in self._secrets.get(rid, ())]
+        return [action for _, action, _, _ in self._predictor.secrets.get(rid, ())]
 
     # -- commands from the app -----------------------------------------------------------------
 
@@ -252,7 +243,7 @@ class ClientCore:
                 _check_size(res.type, size_of(part.payload), f"{part.type!r} on {rid}")
         public, secret = action.by(self.me), None if private is None else private.by(self.me)
         waits = has_master_values(action.payload) or (private is not None and has_master_values(private.payload))
-        predicted = None if waits else self._predict(rid, res, public, secret)
+        predicted = None if waits else self._predictor.predict(rid, res, public, secret)
         if now is not None:
             self._last_now = max(self._last_now, now)
         when = self._last_now
@@ -264,7 +255,7 @@ class ClientCore:
         if not waits:
             effects = self._changed(rid)
             if predicted is not None:
-                self._views[rid] = predicted
+                self._predictor.views[rid] = predicted
         if self.master is not None:
             effects.append(Send(to=self.master, message=self._queue.propose(rid, item, pending[0].seq - 1, self.term)))
         return seq, effects
@@ -314,7 +305,7 @@ class ClientCore:
             for item in items
             if item.index is not None and item.private is not None
         )
-        for rid, secrets in self._secrets.items():
+        for rid, secrets in self._predictor.secrets.items():
             for seq, private, nonce, origin in secrets:
                 restore = Restore(term=self.term, rid=rid, seq=seq, private=private, nonce=nonce, origin=origin)
                 effects.append(Send(to=master, message=restore))
@@ -473,7 +464,7 @@ class ClientCore:
         if not isinstance(res, Replica):
             return res
         res.held = []
-        self._secrets.pop(msg.rid, None)
+        self._predictor.secrets.pop(msg.rid, None)
         for item in self._queue.items.get(msg.rid, ()):
             if item.index is not None:
                 item.private = None  # revealed: it is in the confirmed state now
@@ -525,7 +516,7 @@ class ClientCore:
         # one of our private actions the master still holds, that this process does not know
         # (it restarted with the same identity): it is ours again
         res = self.replicas.get(msg.rid)
-        secrets = self._secrets.setdefault(msg.rid, [])
+        secrets = self._predictor.secrets.setdefault(msg.rid, [])
         if res is None or any(secret[0] == msg.seq for secret in secrets):
             return []
         if not any(h.author == self.me and h.seq == msg.seq for h in res.held):
@@ -547,8 +538,7 @@ class ClientCore:
         for item in list(self._queue.items.get(rid, ())):
             effects += self._settle(rid, item.seq, f"{rid} was removed", refusal="not_found")
         del self.replicas[rid]
-        self._views.pop(rid, None)
-        self._secrets.pop(rid, None)
+        self._predictor.forget(rid)
         self._bound.pop(rid, None)
         self._queue.forget(rid)
         self._stale.pop(rid, None)
@@ -598,8 +588,10 @@ class ClientCore:
             else:  # kept like any confirmation, in case this master loses a split
                 effects += self._settle(msg.rid, item.seq, None, kept=(msg.version, msg.entry_term, item.action))
         held_own = {h.seq for h in res.held if h.author == self.me}
-        if msg.rid in self._secrets:
-            self._secrets[msg.rid] = [secret for secret in self._secrets[msg.rid] if secret[0] in held_own]
+        if msg.rid in self._predictor.secrets:
+            self._predictor.secrets[msg.rid] = [
+                secret for secret in self._predictor.secrets[msg.rid] if secret[0] in held_own
+            ]
         return effects + self._changed(msg.rid)
 
     # -- helpers -------------------------------------------------------------------------------
@@ -669,7 +661,7 @@ class ClientCore:
         if item is None:
             return []
         if error is None and item.private is not None:
-            self._secrets.setdefault(rid, []).append((seq, item.private, item.nonce, item.origin))
+            self._predictor.secrets.setdefault(rid, []).append((seq, item.private, item.nonce, item.origin))
         return [ActionSettled(rid=rid, seq=seq, error=error, refusal=refusal)]
 
     def _resync(self, rid: Rid, reason: str) -> list[Effect]:
@@ -691,46 +683,8 @@ class ClientCore:
         return [Send(to=self.master, message=message)]
 
     def _changed(self, rid: Rid) -> list[Effect]:
-        self._views.pop(rid, None)
+        self._predictor.views.pop(rid, None)
         return [StateChanged(rid=rid)]
-
-    def _compute_view(self, rid: Rid) -> Any:
-        res = self.replicas.get(rid)
-        if res is None:
-            raise LocalProtocolError(f"{rid} is not here")
-        view = res.state
-        type_ = res.type
-        for _, private, _, _ in self._secrets.get(rid, ()):
-            view = _try(type_, view, private)
-        for item in self._queue.items.get(rid, ()):
-            if item.waits:
-                continue
-            if item.index is None:  # else its public half is in the confirmed state already
-                view = _try(type_, view, item.action)
-            if item.private is not None:
-                view = _try(type_, view, item.private)
-        return view
-
-    def _predict(self, rid: Rid, res: Replica, action: Action, private: Action | None) -> Any:
-        """The view once ``action`` (and ``private``) is applied, if the view is cached (else None).
-
-        A reducer that raises is left to the master (it may see another state; the view leaves
-        the action out), but one that breaks its contract (returns None or data that is not
-        JSON-like, or changes its input) raises ActionRejected here, at the dispatch: that is a
-        bug of the app, and nothing is sent.
-        """
-        cached = self._views.get(rid)
-        state = res.state if cached is None else cached
-        for part in (action, private):
-            if part is None:
-                continue
-            try:
-                state = res.type.reduce(state, part)
-            except InvalidState as exc:
-                raise ActionRejected(str(exc), rid=rid) from None
-            except Exception:
-                continue
-        return None if cached is None else state
 
 
 def _reveal(res: Replica, actions: tuple[Held, ...]) -> Any:
@@ -755,14 +709,6 @@ def _check_size(type_: ResourceType, size: int, what: str) -> None:
             f"{what} is {size} bytes, over {type_.name!r}'s max_bytes of {type_.max_bytes}: nothing was sent "
             "(split it, or raise ResourceType(max_bytes=...) on every peer)",
         )
-
-
-def _try(type_: ResourceType, state: Any, action: Action) -> Any:
-    """Predict one step; an action the master will reject leaves the view unchanged."""
-    try:
-        return type_.reduce(state, action)
-    except Exception:
-        return state
 
 
 def _reterm(request: Create | Bind | Report | Remove, term: Term) -> Create | Bind | Report | Remove:
