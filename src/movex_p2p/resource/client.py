@@ -19,7 +19,6 @@ replicas: anything else is a forgery by the master (a :class:`~.effects.Forged` 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any, assert_never
 
 from ..errors import InvalidState, LocalProtocolError, StateTooLarge
@@ -62,8 +61,6 @@ from .messages import (
     Replied,
     Report,
     Resend,
-    ResourceMessage,
-    Restore,
     Revealed,
     Sealed,
     Secret,
@@ -72,12 +69,14 @@ from .messages import (
     ToClients,
     Unbind,
 )
+from .overlay import PrivateOverlay
 from .pending import KEEP_CONFIRMED as KEEP_CONFIRMED
 from .pending import RESEND_AFTER as RESEND_AFTER
 from .pending import STUCK_AFTER as STUCK_AFTER
 from .pending import Pending, PendingQueue
 from .predictor import Predictor
 from .replica import Replica
+from .requests import Requests, to_master
 from .state import check_data, checksum, freeze, size_of
 from .types import Action, ResourceType, Unrevealed, parse_rid
 from .values import has_master_values
@@ -139,12 +138,11 @@ class ClientCore:
         self.synced = False
         self.replicas: dict[Rid, Replica] = {}
         self._queue = PendingQueue(me)
-        self._predictor = Predictor()
+        self._overlay = PrivateOverlay(me)
+        self._predictor = Predictor(self._overlay)
         self._syncing: set[Rid] = set()
-        self._requests: dict[int, Create | Bind | Report | Remove] = {}
-        self._bound: dict[Rid, dict[str, Any]] = {}
+        self._requests = Requests()
         self._last_now = 0.0
-        self._req = 0
         self._clock_offset = 0.0
         self._stale: dict[Rid, None] = {}  # opaque replicas behind the master
         self._fetched_at: dict[Rid, float] = {}  # when each opaque replica's last snapshot was asked for
@@ -183,7 +181,7 @@ class ClientCore:
 
     def secrets(self, rid: Rid) -> list[Action]:
         """Own private actions on ``rid`` that the master holds and has not revealed."""
-        return [action for _, action, _, _ in self._predictor.secrets.get(rid, ())]
+        return self._overlay.actions(rid)
 
     # -- commands from the app -----------------------------------------------------------------
 
@@ -197,26 +195,28 @@ class ClientCore:
         type_ = self.types[type_name]
         frozen = freeze(type_.initial if state is None else state)  # fail early on non-JSON-like data
         _check_size(type_, size_of(frozen), f"{rid}'s state")
-        self._req += 1
-        return self._req, self._request(Create(term=self.term, req=self._req, rid=rid, state=state, exist_ok=exist_ok))
+        req = self._requests.next()
+        return req, self._requests.ask(
+            Create(term=self.term, req=req, rid=rid, state=state, exist_ok=exist_ok), self.master
+        )
 
     def bind(self, rid: Rid, info: dict[str, Any]) -> tuple[int, list[Effect]]:
         """Subscribe to ``rid`` (presence ``info``); the answer comes as RequestSettled(req)."""
         freeze(info)
-        self._bound[rid] = dict(info)
-        self._req += 1
-        return self._req, self._request(Bind(term=self.term, req=self._req, rid=rid, info=dict(info)))
+        self._requests.bound[rid] = dict(info)
+        req = self._requests.next()
+        return req, self._requests.ask(Bind(term=self.term, req=req, rid=rid, info=dict(info)), self.master)
 
     def unbind(self, rid: Rid) -> list[Effect]:
         """Stop being a subscriber of ``rid``."""
-        self._bound.pop(rid, None)
-        return self._to_master(Unbind(term=self.term, rid=rid))
+        self._requests.bound.pop(rid, None)
+        return to_master(self.master, Unbind(term=self.term, rid=rid))
 
     def remove(self, rid: Rid) -> tuple[int, list[Effect]]:
         """Ask the master to delete ``rid`` everywhere; the answer comes as RequestSettled(req)."""
         parse_rid(rid)
-        self._req += 1
-        return self._req, self._request(Remove(term=self.term, req=self._req, rid=rid))
+        req = self._requests.next()
+        return req, self._requests.ask(Remove(term=self.term, req=req, rid=rid), self.master)
 
     def dispatch(
         self, rid: Rid, action: Action, private: Action | None = None, *, now: float | None = None, nonce: bytes = b""
@@ -267,10 +267,10 @@ class ClientCore:
         or when this replica stays behind the master's log (a frame lost on a link that came back)."""
         if self.master is None:
             return []
-        self._req += 1
+        req = self._requests.next()
         have: dict[str, Position] = {rid: res.position() for rid, res in self.replicas.items()}
-        report = Report(term=self.term, req=self._req, have=have)
-        self._requests[self._req] = report
+        report = Report(term=self.term, req=req, have=have)
+        self._requests.open[req] = report
         return [Send(to=self.master, message=report)]
 
     def master_changed(self, master: PeerId | None, term: Term, now: float | None = None) -> list[Effect]:
@@ -285,30 +285,8 @@ class ClientCore:
         if master is None:
             return []
         effects = self.report()
-        report = self._requests[self._req]
-        for req, request in sorted(self._requests.items()):
-            if req != report.req:
-                effects.append(Send(to=master, message=_reterm(request, self.term)))
-        asked = {r.rid for r in self._requests.values() if isinstance(r, Bind)}
-        for rid, info in self._bound.items():  # keep presence across master changes and reconnects
-            if rid not in asked:
-                self._req += 1
-                effects.append(Send(to=master, message=Bind(term=self.term, req=self._req, rid=rid, info=info)))
-        effects.extend(  # private halves of pairs applied but not yet committed
-            Send(
-                to=master,
-                message=Restore(
-                    term=self.term, rid=rid, seq=item.seq, private=item.private, nonce=item.nonce, origin=item.origin
-                ),
-            )
-            for rid, items in self._queue.items.items()
-            for item in items
-            if item.index is not None and item.private is not None
-        )
-        for rid, secrets in self._predictor.secrets.items():
-            for seq, private, nonce, origin in secrets:
-                restore = Restore(term=self.term, rid=rid, seq=seq, private=private, nonce=nonce, origin=origin)
-                effects.append(Send(to=master, message=restore))
+        effects += self._requests.replay(master, self.term, skip=self._requests.req)
+        effects += self._overlay.restores(master, self.term, self._queue.items)
         for rid in self._queue.items:
             effects += self._queue.resend(rid, 0, self.master, self.term)
         return effects
@@ -464,10 +442,7 @@ class ClientCore:
         if not isinstance(res, Replica):
             return res
         res.held = []
-        self._predictor.secrets.pop(msg.rid, None)
-        for item in self._queue.items.get(msg.rid, ()):
-            if item.index is not None:
-                item.private = None  # revealed: it is in the confirmed state now
+        self._overlay.revealed(msg.rid, self._queue.items.get(msg.rid, []))
         lost = tuple(h.seq for h in msg.actions if h.action is None and h.author == self.me)
         effects: list[Effect] = [PrivateLost(rid=msg.rid, seqs=lost, master=self.master)] if lost else []
         return effects + self._changed(msg.rid)
@@ -506,25 +481,9 @@ class ClientCore:
         return [PresenceChanged(rid=res.rid, joined=joined, left=left)]
 
     def _on_secret(self, msg: Secret) -> list[Effect]:
-        for item in self._queue.items.get(msg.rid, ()):
-            if item.seq == msg.seq:
-                if item.private is not None and item.origin is None and item.private.payload != msg.private.payload:
-                    item.origin = Action(item.private.type, item.private.payload)  # as dispatched
-                item.private = msg.private.by(self.me)  # as resolved by the master
-                item.waits = False
-                return []
-        # one of our private actions the master still holds, that this process does not know
-        # (it restarted with the same identity): it is ours again
         res = self.replicas.get(msg.rid)
-        secrets = self._predictor.secrets.setdefault(msg.rid, [])
-        if res is None or any(secret[0] == msg.seq for secret in secrets):
-            return []
-        if not any(h.author == self.me and h.seq == msg.seq for h in res.held):
-            return []
-        origin = None if msg.origin is None else msg.origin.by(self.me)
-        secrets.append((msg.seq, msg.private.by(self.me), msg.nonce, origin))
-        secrets.sort(key=lambda item: item[0])
-        return self._changed(msg.rid)
+        changed = self._overlay.adopt(msg, res, self._queue.items.get(msg.rid, []))
+        return self._changed(msg.rid) if changed else []
 
     def _on_removed(self, msg: Removed) -> list[Effect]:
         self._entry(msg.index)
@@ -539,7 +498,7 @@ class ClientCore:
             effects += self._settle(rid, item.seq, f"{rid} was removed", refusal="not_found")
         del self.replicas[rid]
         self._predictor.forget(rid)
-        self._bound.pop(rid, None)
+        self._requests.bound.pop(rid, None)
         self._queue.forget(rid)
         self._stale.pop(rid, None)
         self._fetched_at.pop(rid, None)
@@ -551,7 +510,7 @@ class ClientCore:
         return effects + (self._changed(msg.rid) if msg.rid in self.replicas else [])
 
     def _on_replied(self, msg: Replied) -> list[Effect]:
-        request = self._requests.pop(msg.req, None)
+        request = self._requests.open.pop(msg.req, None)
         if request is None:
             return []
         if isinstance(request, Report):
@@ -587,11 +546,7 @@ class ClientCore:
                 item.index = msg.index
             else:  # kept like any confirmation, in case this master loses a split
                 effects += self._settle(msg.rid, item.seq, None, kept=(msg.version, msg.entry_term, item.action))
-        held_own = {h.seq for h in res.held if h.author == self.me}
-        if msg.rid in self._predictor.secrets:
-            self._predictor.secrets[msg.rid] = [
-                secret for secret in self._predictor.secrets[msg.rid] if secret[0] in held_own
-            ]
+        self._overlay.prune(res)
         return effects + self._changed(msg.rid)
 
     # -- helpers -------------------------------------------------------------------------------
@@ -661,7 +616,7 @@ class ClientCore:
         if item is None:
             return []
         if error is None and item.private is not None:
-            self._predictor.secrets.setdefault(rid, []).append((seq, item.private, item.nonce, item.origin))
+            self._overlay.keep(rid, item)
         return [ActionSettled(rid=rid, seq=seq, error=error, refusal=refusal)]
 
     def _resync(self, rid: Rid, reason: str) -> list[Effect]:
@@ -672,15 +627,6 @@ class ClientCore:
             ResyncStarted(rid=rid, reason=reason),
             Send(to=self.master, message=SyncRequest(term=self.term, rid=rid)),
         ]
-
-    def _request(self, message: Create | Bind | Remove) -> list[Effect]:
-        self._requests[message.req] = message
-        return self._to_master(message)
-
-    def _to_master(self, message: ResourceMessage) -> list[Effect]:
-        if self.master is None:
-            return []  # re-sent when a master is known
-        return [Send(to=self.master, message=message)]
 
     def _changed(self, rid: Rid) -> list[Effect]:
         self._predictor.views.pop(rid, None)
@@ -709,7 +655,3 @@ def _check_size(type_: ResourceType, size: int, what: str) -> None:
             f"{what} is {size} bytes, over {type_.name!r}'s max_bytes of {type_.max_bytes}: nothing was sent "
             "(split it, or raise ResourceType(max_bytes=...) on every peer)",
         )
-
-
-def _reterm(request: Create | Bind | Report | Remove, term: Term) -> Create | Bind | Report | Remove:
-    return replace(request, term=term)

@@ -7,23 +7,21 @@ from typing import Any
 
 from ..errors import ActionRejected, InvalidState, LocalProtocolError
 from ..ids import Rid
+from .overlay import PrivateOverlay
 from .pending import Pending
 from .replica import Replica
 from .state import freeze
 from .types import Action, ResourceType, TransformContext
 
-__all__ = ["OwnSecret", "Predictor"]
-
-OwnSecret = tuple[int, Action, bytes, Action | None]
-"""An own private action the master holds unrevealed: (seq, private half, nonce, private half as dispatched)."""
+__all__ = ["Predictor"]
 
 
 class Predictor:
-    """The predicted view of each resource (cached until a change), and the own secrets it overlays."""
+    """The predicted view of each resource (cached until a change) over ``overlay``'s own secrets."""
 
-    def __init__(self) -> None:
+    def __init__(self, overlay: PrivateOverlay) -> None:
         self.views: dict[Rid, Any] = {}
-        self.secrets: dict[Rid, list[OwnSecret]] = {}  # own confirmed, unrevealed
+        self.overlay = overlay
 
     def view(self, rid: Rid, res: Replica | None, pending: Iterable[Pending]) -> Any:
         """The untransformed predicted view of ``rid`` (frozen), on replica ``res`` with ``pending`` on top."""
@@ -46,14 +44,14 @@ class Predictor:
     def forget(self, rid: Rid) -> None:
         """``rid`` was removed."""
         self.views.pop(rid, None)
-        self.secrets.pop(rid, None)
+        self.overlay.secrets.pop(rid, None)
 
     def _compute(self, rid: Rid, res: Replica | None, pending: Iterable[Pending]) -> Any:
         if res is None:
             raise LocalProtocolError(f"{rid} is not here")
         view = res.state
         type_ = res.type
-        for _, private, _, _ in self.secrets.get(rid, ()):
+        for _, private, _, _ in self.overlay.secrets.get(rid, ()):
             view = _try(type_, view, private)
         for item in pending:
             if item.waits:
