@@ -69,6 +69,8 @@ from .messages import (
     ToClients,
     Unbind,
 )
+from .opaque import OPAQUE_REFRESH as OPAQUE_REFRESH
+from .opaque import OpaqueRefresh, is_opaque, opaque_type, type_of
 from .overlay import PrivateOverlay
 from .pending import KEEP_CONFIRMED as KEEP_CONFIRMED
 from .pending import RESEND_AFTER as RESEND_AFTER
@@ -83,29 +85,8 @@ from .values import has_master_values
 
 __all__ = ["ClientCore", "Pending", "is_opaque", "opaque_type"]
 
-OPAQUE_REFRESH = 0.25
-"""Seconds between two snapshots of one opaque replica (see :func:`opaque_type`)."""
-
 TOMBSTONES = 4096
 """Removed rids remembered (a new master refuses to bring them back from a late report)."""
-
-
-def _opaque_reducer(state: Any, action: Action) -> Any:
-    raise LocalProtocolError("an opaque resource type has no reducer: this peer only reads its snapshots")
-
-
-def opaque_type(name: str) -> ResourceType:
-    """A stand-in for a type this peer does not have (``ClientCore(opaque=True)``, spectators only).
-
-    Its replicas take the master's snapshots as they are and never run a reducer: an entry
-    marks the replica stale, and a fresh snapshot is asked for, at most every OPAQUE_REFRESH s.
-    """
-    return ResourceType(name, _opaque_reducer, version="opaque")
-
-
-def is_opaque(type_: ResourceType) -> bool:
-    """True for a stand-in made by :func:`opaque_type`."""
-    return type_.reducer is _opaque_reducer
 
 
 class ClientCore:
@@ -144,8 +125,7 @@ class ClientCore:
         self._requests = Requests()
         self._last_now = 0.0
         self._clock_offset = 0.0
-        self._stale: dict[Rid, None] = {}  # opaque replicas behind the master
-        self._fetched_at: dict[Rid, float] = {}  # when each opaque replica's last snapshot was asked for
+        self._opaque = OpaqueRefresh()
 
     @property
     def stuck_after(self) -> float:
@@ -371,8 +351,8 @@ class ClientCore:
             # deposed one's, that the new master never had)
             return self._resync(msg.rid, f"version {msg.version} here is another history than the master's")
         if is_opaque(res.type):  # no reducer here: a fresh snapshot will tell
-            self._stale[msg.rid] = None
-            return self._refresh(now)
+            self._opaque.stale[msg.rid] = None
+            return self._opaque.refresh(now, self.master, self.term, self._syncing)
         if msg.version != res.version + 1:
             return self._resync(msg.rid, f"version gap: have {res.version}, got {msg.version}")
         try:
@@ -457,7 +437,7 @@ class ClientCore:
         self._entry(msg.index)
         if msg.rid in self.replicas:
             return []
-        type_ = self._type_of(msg.rid)
+        type_ = type_of(self.types, msg.rid, opaque=self.opaque)
         if type_ is None:
             return []  # a type this peer does not use
         replica = self.replicas[msg.rid] = Replica(rid=msg.rid, type=type_, state=freeze(msg.state))
@@ -469,16 +449,7 @@ class ClientCore:
         res = self.replicas.get(msg.rid)
         if res is None:
             return []
-        return self._set_subscribers(res, msg.subscribers)
-
-    def _set_subscribers(self, res: Replica, subscribers: dict[str, dict[str, Any]]) -> list[Effect]:
-        before = res.subscribers
-        res.subscribers = {k: dict(v) for k, v in subscribers.items()}
-        joined = {k: v for k, v in res.subscribers.items() if before.get(k) != v}
-        left = tuple(PeerId(k) for k in before if k not in res.subscribers)
-        if not joined and not left:
-            return []
-        return [PresenceChanged(rid=res.rid, joined=joined, left=left)]
+        return _set_subscribers(res, msg.subscribers)
 
     def _on_secret(self, msg: Secret) -> list[Effect]:
         res = self.replicas.get(msg.rid)
@@ -500,8 +471,7 @@ class ClientCore:
         self._predictor.forget(rid)
         self._requests.bound.pop(rid, None)
         self._queue.forget(rid)
-        self._stale.pop(rid, None)
-        self._fetched_at.pop(rid, None)
+        self._opaque.forget(rid)
         self._syncing.discard(rid)
         return [*effects, ResourceRemoved(rid=rid)]
 
@@ -521,11 +491,11 @@ class ClientCore:
 
     def _on_snapshot(self, msg: Snapshot) -> list[Effect]:
         self._entry(msg.index)
-        type_ = self._type_of(msg.rid)
+        type_ = type_of(self.types, msg.rid, opaque=self.opaque)
         if type_ is None:
             return []
         self._syncing.discard(msg.rid)
-        self._stale.pop(msg.rid, None)
+        self._opaque.stale.pop(msg.rid, None)
         try:
             res = Replica.from_snapshot(msg, type_)
         except InvalidState:
@@ -533,7 +503,7 @@ class ClientCore:
         old = self.replicas.get(msg.rid)
         res.subscribers = dict(old.subscribers) if old else {}
         self.replicas[msg.rid] = res
-        effects = self._set_subscribers(res, msg.subscribers)
+        effects = _set_subscribers(res, msg.subscribers)
         effects += self._queue.rebase_lost(res, self._last_now, self.master, self.term)
         # rebase: what the snapshot already contains is confirmed (once committed, under majority)
         done = res.applied.get(self.me, 0)
@@ -551,33 +521,12 @@ class ClientCore:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _type_of(self, rid: Rid) -> ResourceType | None:
-        """The type of ``rid`` here: ours, an opaque stand-in (``opaque``), or None (not replicated)."""
-        type_name, _ = parse_rid(rid)
-        type_ = self.types.get(type_name)
-        if type_ is None and self.opaque:
-            type_ = self.types[type_name] = opaque_type(type_name)
-        return type_
-
-    def _refresh(self, now: float) -> list[Effect]:
-        """Ask for snapshots of stale opaque replicas, at most one in flight and one per OPAQUE_REFRESH each."""
-        master = self.master
-        if master is None:
-            return []
-        effects: list[Effect] = []
-        for rid in self._stale:
-            if rid not in self._syncing and now - self._fetched_at.get(rid, -OPAQUE_REFRESH) >= OPAQUE_REFRESH:
-                self._syncing.add(rid)
-                self._fetched_at[rid] = now
-                effects.append(Send(to=master, message=SyncRequest(term=self.term, rid=rid)))
-        return effects
-
     @property
     def deadline(self) -> float | None:
         """When :meth:`resend_stalled` has work if nothing settles before, or None."""
         if self.master is None:
             return None
-        waits = [self._fetched_at.get(r, 0.0) + OPAQUE_REFRESH for r in self._stale if r not in self._syncing]
+        waits = self._opaque.waits(self._syncing)
         waits += self._queue.waits()
         return min(waits) if waits else None
 
@@ -598,7 +547,9 @@ class ClientCore:
         pending: if the master applies it later, the state shows it.
         """
         self._last_now = max(self._last_now, now)
-        effects: list[Effect] = self._refresh(now) if self._stale else []
+        effects: list[Effect] = (
+            self._opaque.refresh(now, self.master, self.term, self._syncing) if self._opaque.stale else []
+        )
         may_sync = lambda rid: rid in self.replicas and rid not in self._syncing  # noqa: E731
         return self._queue.stalled(now, self.master, self.term, may_sync, effects)
 
@@ -631,6 +582,17 @@ class ClientCore:
     def _changed(self, rid: Rid) -> list[Effect]:
         self._predictor.views.pop(rid, None)
         return [StateChanged(rid=rid)]
+
+
+def _set_subscribers(res: Replica, subscribers: dict[str, dict[str, Any]]) -> list[Effect]:
+    """Replace ``res``'s subscribers; what changed, as a PresenceChanged."""
+    before = res.subscribers
+    res.subscribers = {k: dict(v) for k, v in subscribers.items()}
+    joined = {k: v for k, v in res.subscribers.items() if before.get(k) != v}
+    left = tuple(PeerId(k) for k in before if k not in res.subscribers)
+    if not joined and not left:
+        return []
+    return [PresenceChanged(rid=res.rid, joined=joined, left=left)]
 
 
 def _reveal(res: Replica, actions: tuple[Held, ...]) -> Any:
