@@ -18,31 +18,28 @@ replicas: anything else is a forgery by the master (a :class:`~.effects.Forged` 
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
 from typing import Any, assert_never
 
-from ..errors import ActionRejected, InvalidState, LocalProtocolError, StateTooLarge
+from ..errors import InvalidState, LocalProtocolError, StateTooLarge
 from ..ids import PeerId, Rid, Term
+from .authorship import MAX_ENDORSED as MAX_ENDORSED
+from .authorship import Authorship
 from .effects import (
     ActionSettled,
     Effect,
     Forged,
     PresenceChanged,
     PrivateLost,
-    Rebased,
     RequestSettled,
     ResourceRemoved,
     ResyncStarted,
     Send,
-    Stalled,
     StateChanged,
-    Stuck,
     Synced,
     TermObserved,
 )
-from .history import action_digest, commitment, meta_digest, resolves
+from .history import meta_digest
 from .messages import (
     Applied,
     Began,
@@ -55,7 +52,6 @@ from .messages import (
     Held,
     Position,
     Presence,
-    Propose,
     Pull,
     Pulled,
     Refusal,
@@ -65,8 +61,6 @@ from .messages import (
     Replied,
     Report,
     Resend,
-    ResourceMessage,
-    Restore,
     Revealed,
     Sealed,
     Secret,
@@ -75,75 +69,24 @@ from .messages import (
     ToClients,
     Unbind,
 )
+from .opaque import OPAQUE_REFRESH as OPAQUE_REFRESH
+from .opaque import OpaqueRefresh, is_opaque, opaque_type, type_of
+from .overlay import PrivateOverlay
+from .pending import KEEP_CONFIRMED as KEEP_CONFIRMED
+from .pending import RESEND_AFTER as RESEND_AFTER
+from .pending import STUCK_AFTER as STUCK_AFTER
+from .pending import Pending, PendingQueue
+from .predictor import Predictor
 from .replica import Replica
+from .requests import Requests, to_master
 from .state import check_data, checksum, freeze, size_of
-from .types import Action, ResourceType, TransformContext, Unrevealed, parse_rid
+from .types import Action, ResourceType, Unrevealed, parse_rid
 from .values import has_master_values
 
 __all__ = ["ClientCore", "Pending", "is_opaque", "opaque_type"]
 
-KEEP_CONFIRMED = 1024
-"""Own confirmed actions kept per resource, to re-send any that a split's losing master confirmed."""
-
-RESEND_AFTER = 1.0
-"""Seconds without progress on a resource's oldest pending action after which its pending actions are sent again."""
-
-STUCK_AFTER = 5.0
-"""Seconds an own action may wait once a master is known: then it is proposed again with a fresh
-snapshot asked for, and if it still waits as long again, it is reported stuck (:class:`~.effects.Stuck`)."""
-
-MAX_ENDORSED = 65_536
-"""Endorsed action digests kept (the oldest are forgotten first; an entry follows its endorsement at once)."""
-
-OPAQUE_REFRESH = 0.25
-"""Seconds between two snapshots of one opaque replica (see :func:`opaque_type`)."""
-
 TOMBSTONES = 4096
 """Removed rids remembered (a new master refuses to bring them back from a late report)."""
-
-
-def _opaque_reducer(state: Any, action: Action) -> Any:
-    raise LocalProtocolError("an opaque resource type has no reducer: this peer only reads its snapshots")
-
-
-def opaque_type(name: str) -> ResourceType:
-    """A stand-in for a type this peer does not have (``ClientCore(opaque=True)``, spectators only).
-
-    Its replicas take the master's snapshots as they are and never run a reducer: an entry
-    marks the replica stale, and a fresh snapshot is asked for, at most every OPAQUE_REFRESH s.
-    """
-    return ResourceType(name, _opaque_reducer, version="opaque")
-
-
-def is_opaque(type_: ResourceType) -> bool:
-    """True for a stand-in made by :func:`opaque_type`."""
-    return type_.reducer is _opaque_reducer
-
-
-@dataclass(slots=True)
-class Pending:
-    """An own action sent to the master and not yet confirmed or rejected."""
-
-    seq: int
-    action: Action
-    private: Action | None = None
-    waits: bool = False  # carries master values: not applied until the master resolves it
-    index: int | None = None  # applied at this log index, awaiting commit (``majority``)
-    nonce: bytes = b""  # with ``private``: the nonce of its commitment
-    origin: Action | None = None  # the private half as dispatched, once the master resolved it
-    born: float = 0.0  # wall time of the dispatch (or of its re-send as a new action)
-    stuck: int = 0  # 1: proposed again after STUCK_AFTER; 2: reported stuck
-
-
-@dataclass(frozen=True, slots=True)
-class _Confirmed:
-    """Own action ``seq`` as the master of ``term`` applied it at ``version``."""
-
-    version: int
-    term: int
-    seq: int
-    action: Action
-    private: Action | None
 
 
 class ClientCore:
@@ -161,7 +104,7 @@ class ClientCore:
         with ``opaque`` this peer also replicates, read-only, resources of types it does not have;
         entries are checked against their authors' endorsements (see the module docstring)."""
         self.me = me
-        self._endorsed: OrderedDict[tuple[str, bytes], None] = OrderedDict()
+        self._authorship = Authorship()
         self.wait_commit = wait_commit
         self.opaque = opaque
         self.removed: dict[Rid, int] = {}
@@ -175,23 +118,23 @@ class ClientCore:
         """(term, index) of the last log entry applied: how up to date this replica set is."""
         self.synced = False
         self.replicas: dict[Rid, Replica] = {}
-        self._pending: dict[Rid, list[Pending]] = {}
-        self._secrets: dict[Rid, list[tuple[int, Action, bytes, Action | None]]] = {}  # own confirmed, unrevealed
-        self._views: dict[Rid, Any] = {}
+        self._queue = PendingQueue(me)
+        self._overlay = PrivateOverlay(me)
+        self._predictor = Predictor(self._overlay)
         self._syncing: set[Rid] = set()
-        self._requests: dict[int, Create | Bind | Report | Remove] = {}
-        self._bound: dict[Rid, dict[str, Any]] = {}
-        self._seqs: dict[Rid, int] = {}
-        self._confirmed: dict[Rid, deque[_Confirmed]] = {}
-        self._since: dict[Rid, float] = {}  # per resource: when its oldest pending action became the oldest
-        self._stalls: dict[Rid, int] = {}  # per resource: RESEND_AFTER rounds in a row without progress
-        self._master_at = 0.0  # when the current master became known
-        self.stuck_after = STUCK_AFTER
+        self._requests = Requests()
         self._last_now = 0.0
-        self._req = 0
         self._clock_offset = 0.0
-        self._stale: dict[Rid, None] = {}  # opaque replicas behind the master
-        self._fetched_at: dict[Rid, float] = {}  # when each opaque replica's last snapshot was asked for
+        self._opaque = OpaqueRefresh()
+
+    @property
+    def stuck_after(self) -> float:
+        """Seconds an own action may wait once a master is known (STUCK_AFTER unless set)."""
+        return self._queue.stuck_after
+
+    @stuck_after.setter
+    def stuck_after(self, seconds: float) -> None:
+        self._queue.stuck_after = seconds
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -201,21 +144,12 @@ class ClientCore:
 
     def view(self, rid: Rid) -> Any:
         """The untransformed predicted view of ``rid`` (frozen)."""
-        view = self._views.get(rid)
-        if view is None:
-            view = self._views[rid] = self._compute_view(rid)
-        return view
+        return self._predictor.view(rid, self.replicas.get(rid), self._queue.items.get(rid, ()))
 
     def transformed(self, rid: Rid, now: float) -> Any:
         """The view the app sees: ``transform(view, master clock)`` when the type has one."""
         view = self.view(rid)
-        transform = self.replicas[rid].type.transform
-        if transform is None:
-            return view
-        try:  # the app's hook, on whatever state the room holds: its failure is the app's to see
-            return freeze(transform(view, TransformContext(now=self.master_now(now))))
-        except Exception as exc:
-            raise InvalidState(f"{rid}: the type's transform raised {exc!r} on this state") from exc
+        return Predictor.transformed(rid, view, self.replicas[rid].type, self.master_now(now))
 
     def master_now(self, now: float) -> float:
         """The master's clock estimated from the last entry it stamped."""
@@ -223,11 +157,11 @@ class ClientCore:
 
     def pending(self, rid: Rid) -> list[Pending]:
         """Own actions on ``rid`` awaiting the master."""
-        return list(self._pending.get(rid, ()))
+        return list(self._queue.items.get(rid, ()))
 
     def secrets(self, rid: Rid) -> list[Action]:
         """Own private actions on ``rid`` that the master holds and has not revealed."""
-        return [action for _, action, _, _ in self._secrets.get(rid, ())]
+        return self._overlay.actions(rid)
 
     # -- commands from the app -----------------------------------------------------------------
 
@@ -241,26 +175,28 @@ class ClientCore:
         type_ = self.types[type_name]
         frozen = freeze(type_.initial if state is None else state)  # fail early on non-JSON-like data
         _check_size(type_, size_of(frozen), f"{rid}'s state")
-        self._req += 1
-        return self._req, self._request(Create(term=self.term, req=self._req, rid=rid, state=state, exist_ok=exist_ok))
+        req = self._requests.next()
+        return req, self._requests.ask(
+            Create(term=self.term, req=req, rid=rid, state=state, exist_ok=exist_ok), self.master
+        )
 
     def bind(self, rid: Rid, info: dict[str, Any]) -> tuple[int, list[Effect]]:
         """Subscribe to ``rid`` (presence ``info``); the answer comes as RequestSettled(req)."""
         freeze(info)
-        self._bound[rid] = dict(info)
-        self._req += 1
-        return self._req, self._request(Bind(term=self.term, req=self._req, rid=rid, info=dict(info)))
+        self._requests.bound[rid] = dict(info)
+        req = self._requests.next()
+        return req, self._requests.ask(Bind(term=self.term, req=req, rid=rid, info=dict(info)), self.master)
 
     def unbind(self, rid: Rid) -> list[Effect]:
         """Stop being a subscriber of ``rid``."""
-        self._bound.pop(rid, None)
-        return self._to_master(Unbind(term=self.term, rid=rid))
+        self._requests.bound.pop(rid, None)
+        return to_master(self.master, Unbind(term=self.term, rid=rid))
 
     def remove(self, rid: Rid) -> tuple[int, list[Effect]]:
         """Ask the master to delete ``rid`` everywhere; the answer comes as RequestSettled(req)."""
         parse_rid(rid)
-        self._req += 1
-        return self._req, self._request(Remove(term=self.term, req=self._req, rid=rid))
+        req = self._requests.next()
+        return req, self._requests.ask(Remove(term=self.term, req=req, rid=rid), self.master)
 
     def dispatch(
         self, rid: Rid, action: Action, private: Action | None = None, *, now: float | None = None, nonce: bytes = b""
@@ -287,23 +223,21 @@ class ClientCore:
                 _check_size(res.type, size_of(part.payload), f"{part.type!r} on {rid}")
         public, secret = action.by(self.me), None if private is None else private.by(self.me)
         waits = has_master_values(action.payload) or (private is not None and has_master_values(private.payload))
-        predicted = None if waits else self._predict(rid, res, public, secret)
+        predicted = None if waits else self._predictor.predict(rid, res, public, secret)
         if now is not None:
             self._last_now = max(self._last_now, now)
         when = self._last_now
-        if rid not in self._pending:
-            self._since[rid] = when  # the first pending action: the stall timer starts now
         # after a restart with the same identity, the master already holds this author's earlier seqs
-        seq = self._seqs[rid] = max(self._seqs.get(rid, 0), res.applied.get(self.me, 0)) + 1
-        pending = self._pending.setdefault(rid, [])
-        pending.append(Pending(seq, public, secret, waits, nonce=nonce if secret else b"", born=when))
+        seq = self._queue.next_seq(rid, res.applied.get(self.me, 0))
+        item = Pending(seq, public, secret, waits, nonce=nonce if secret else b"", born=when)
+        pending = self._queue.push(rid, item, when)
         effects: list[Effect] = []
         if not waits:
             effects = self._changed(rid)
             if predicted is not None:
-                self._views[rid] = predicted
+                self._predictor.views[rid] = predicted
         if self.master is not None:
-            effects.append(Send(to=self.master, message=self._propose(rid, pending[-1], pending[0].seq - 1)))
+            effects.append(Send(to=self.master, message=self._queue.propose(rid, item, pending[0].seq - 1, self.term)))
         return seq, effects
 
     # -- the master ----------------------------------------------------------------------------
@@ -313,10 +247,10 @@ class ClientCore:
         or when this replica stays behind the master's log (a frame lost on a link that came back)."""
         if self.master is None:
             return []
-        self._req += 1
+        req = self._requests.next()
         have: dict[str, Position] = {rid: res.position() for rid, res in self.replicas.items()}
-        report = Report(term=self.term, req=self._req, have=have)
-        self._requests[self._req] = report
+        report = Report(term=self.term, req=req, have=have)
+        self._requests.open[req] = report
         return [Send(to=self.master, message=report)]
 
     def master_changed(self, master: PeerId | None, term: Term, now: float | None = None) -> list[Effect]:
@@ -327,46 +261,22 @@ class ClientCore:
         self._syncing.clear()
         if now is not None:
             self._last_now = now
-        self._master_at = self._last_now
-        for rid in self._pending:  # a new master gets a fresh chance: every stall timer restarts
-            self._since[rid] = self._last_now
-            self._stalls.pop(rid, None)
+        self._queue.restart(self._last_now)  # a new master gets a fresh chance
         if master is None:
             return []
         effects = self.report()
-        report = self._requests[self._req]
-        for req, request in sorted(self._requests.items()):
-            if req != report.req:
-                effects.append(Send(to=master, message=_reterm(request, self.term)))
-        asked = {r.rid for r in self._requests.values() if isinstance(r, Bind)}
-        for rid, info in self._bound.items():  # keep presence across master changes and reconnects
-            if rid not in asked:
-                self._req += 1
-                effects.append(Send(to=master, message=Bind(term=self.term, req=self._req, rid=rid, info=info)))
-        effects.extend(  # private halves of pairs applied but not yet committed
-            Send(
-                to=master,
-                message=Restore(
-                    term=self.term, rid=rid, seq=item.seq, private=item.private, nonce=item.nonce, origin=item.origin
-                ),
-            )
-            for rid, items in self._pending.items()
-            for item in items
-            if item.index is not None and item.private is not None
-        )
-        for rid, secrets in self._secrets.items():
-            for seq, private, nonce, origin in secrets:
-                restore = Restore(term=self.term, rid=rid, seq=seq, private=private, nonce=nonce, origin=origin)
-                effects.append(Send(to=master, message=restore))
-        for rid in self._pending:
-            effects += self._resend(rid, 0)
+        effects += self._requests.replay(master, self.term, skip=self._requests.req)
+        effects += self._overlay.restores(master, self.term, self._queue.items)
+        for rid in self._queue.items:
+            effects += self._queue.resend(rid, 0, self.master, self.term)
         return effects
 
     def step(self, sender: PeerId, message: ToClients, now: float) -> list[Effect]:
         """Handle one message from the master."""
         self._last_now = now
         if type(message) is Endorsed:  # signed by its author: whoever relays it, whenever (not fenced)
-            return self._on_endorsed(sender, message)
+            self._authorship.endorse(message)
+            return []
         if message.term > self.term:
             return [TermObserved(term=message.term, sender=sender)]
         if message.term < self.term or sender != self.master:
@@ -392,7 +302,7 @@ class ClientCore:
             case Snapshot():
                 return self._on_snapshot(message)
             case Resend():
-                return self._resend(message.rid, message.after)
+                return self._queue.resend(message.rid, message.after, self.master, self.term)
             case Committed():
                 return self._on_committed(message.index)
             case Began():
@@ -441,8 +351,8 @@ class ClientCore:
             # deposed one's, that the new master never had)
             return self._resync(msg.rid, f"version {msg.version} here is another history than the master's")
         if is_opaque(res.type):  # no reducer here: a fresh snapshot will tell
-            self._stale[msg.rid] = None
-            return self._refresh(now)
+            self._opaque.stale[msg.rid] = None
+            return self._opaque.refresh(now, self.master, self.term, self._syncing)
         if msg.version != res.version + 1:
             return self._resync(msg.rid, f"version gap: have {res.version}, got {msg.version}")
         try:
@@ -459,25 +369,6 @@ class ClientCore:
         self._clock_offset = msg.now - now
         return res
 
-    def _on_endorsed(self, sender: PeerId, msg: Endorsed) -> list[Effect]:
-        for digest in msg.digests:
-            self._endorsed[(msg.author, digest)] = None
-        while len(self._endorsed) > MAX_ENDORSED:
-            self._endorsed.popitem(last=False)
-        return []
-
-    def _forged(self, msg: Applied) -> str | None:
-        """Why ``msg`` is not its author's action, or None if it is."""
-        original = msg.origin or msg.action
-        if msg.origin is not None and (
-            msg.origin.type != msg.action.type or not resolves(msg.origin.payload, msg.action.payload)
-        ):
-            return f"{msg.rid} v{msg.version}: the master changed more than the master values of {msg.author}'s action"
-        digest = action_digest(msg.author, msg.rid, msg.seq, original, msg.commitment)
-        if self._endorsed.pop((msg.author, digest), 0) is None:
-            return None
-        return f"{msg.rid} v{msg.version}: an action {msg.author} never signed (seq {msg.seq})"
-
     def _on_sealed(self, msg: Sealed) -> list[Effect]:
         effects: list[Effect] = []
         for head in msg.heads:
@@ -493,7 +384,7 @@ class ClientCore:
     def _on_applied(self, msg: Applied, now: float, *, verify: bool = False) -> list[Effect]:
         """``verify``: check its author signed it (not for the master's own actions: it wrote them)."""
         if verify and msg.rid in self.replicas and msg.version == self.replicas[msg.rid].version + 1:
-            forged = self._forged(msg)
+            forged = self._authorship.forged(msg)
             if forged is not None:
                 return [Forged(peer=self.master or msg.author, reason=forged)]
         action = msg.action.by(msg.author)
@@ -506,7 +397,7 @@ class ClientCore:
         effects: list[Effect] = []
         if msg.author == self.me:
             if self.wait_commit and msg.index > self.committed:
-                for item in self._pending.get(msg.rid, ()):
+                for item in self._queue.items.get(msg.rid, ()):
                     if item.seq == msg.seq:
                         item.index = msg.index  # in the confirmed state now; settled on commit
             else:
@@ -516,43 +407,22 @@ class ClientCore:
     def _on_committed(self, index: int) -> list[Effect]:
         self.committed = max(self.committed, index)
         effects: list[Effect] = []
-        for rid, items in list(self._pending.items()):
+        for rid, items in list(self._queue.items.items()):
             for item in list(items):
                 if item.index is not None and item.index <= self.committed:
                     effects += self._settle(rid, item.seq, None)
         return effects
 
-    def _broken_commitment(self, msg: Revealed) -> str | None:
-        """Why a revealed private action is not the one its author committed to, or None."""
-        res = self.replicas.get(msg.rid)
-        if res is None or msg.version != res.version + 1:
-            return None
-        committed = {(h.author, h.seq): h.commitment for h in res.held}
-        for held in msg.actions:
-            if held.action is None:
-                continue
-            original = held.origin or held.action
-            if (held.author, held.seq) not in committed or committed[(held.author, held.seq)] != commitment(
-                held.nonce, original
-            ):
-                return f"{msg.rid} v{msg.version}: {held.author}'s revealed action {held.seq} breaks its commitment"
-            if held.origin is not None and not resolves(held.origin.payload, held.action.payload):
-                return f"{msg.rid} v{msg.version}: the master changed {held.author}'s private action {held.seq}"
-        return None
-
     def _on_revealed(self, msg: Revealed, now: float, *, verify: bool = False) -> list[Effect]:
         if verify:
-            broken = self._broken_commitment(msg)
+            broken = self._authorship.broken_commitment(msg, self.replicas.get(msg.rid))
             if broken is not None:
                 return [Forged(peer=self.master or PeerId(""), reason=broken)]
         res = self._apply_entry(msg, lambda replica: _reveal(replica, msg.actions), now)
         if not isinstance(res, Replica):
             return res
         res.held = []
-        self._secrets.pop(msg.rid, None)
-        for item in self._pending.get(msg.rid, ()):
-            if item.index is not None:
-                item.private = None  # revealed: it is in the confirmed state now
+        self._overlay.revealed(msg.rid, self._queue.items.get(msg.rid, []))
         lost = tuple(h.seq for h in msg.actions if h.action is None and h.author == self.me)
         effects: list[Effect] = [PrivateLost(rid=msg.rid, seqs=lost, master=self.master)] if lost else []
         return effects + self._changed(msg.rid)
@@ -567,7 +437,7 @@ class ClientCore:
         self._entry(msg.index)
         if msg.rid in self.replicas:
             return []
-        type_ = self._type_of(msg.rid)
+        type_ = type_of(self.types, msg.rid, opaque=self.opaque)
         if type_ is None:
             return []  # a type this peer does not use
         replica = self.replicas[msg.rid] = Replica(rid=msg.rid, type=type_, state=freeze(msg.state))
@@ -579,37 +449,12 @@ class ClientCore:
         res = self.replicas.get(msg.rid)
         if res is None:
             return []
-        return self._set_subscribers(res, msg.subscribers)
-
-    def _set_subscribers(self, res: Replica, subscribers: dict[str, dict[str, Any]]) -> list[Effect]:
-        before = res.subscribers
-        res.subscribers = {k: dict(v) for k, v in subscribers.items()}
-        joined = {k: v for k, v in res.subscribers.items() if before.get(k) != v}
-        left = tuple(PeerId(k) for k in before if k not in res.subscribers)
-        if not joined and not left:
-            return []
-        return [PresenceChanged(rid=res.rid, joined=joined, left=left)]
+        return _set_subscribers(res, msg.subscribers)
 
     def _on_secret(self, msg: Secret) -> list[Effect]:
-        for item in self._pending.get(msg.rid, ()):
-            if item.seq == msg.seq:
-                if item.private is not None and item.origin is None and item.private.payload != msg.private.payload:
-                    item.origin = Action(item.private.type, item.private.payload)  # as dispatched
-                item.private = msg.private.by(self.me)  # as resolved by the master
-                item.waits = False
-                return []
-        # one of our private actions the master still holds, that this process does not know
-        # (it restarted with the same identity): it is ours again
         res = self.replicas.get(msg.rid)
-        secrets = self._secrets.setdefault(msg.rid, [])
-        if res is None or any(secret[0] == msg.seq for secret in secrets):
-            return []
-        if not any(h.author == self.me and h.seq == msg.seq for h in res.held):
-            return []
-        origin = None if msg.origin is None else msg.origin.by(self.me)
-        secrets.append((msg.seq, msg.private.by(self.me), msg.nonce, origin))
-        secrets.sort(key=lambda item: item[0])
-        return self._changed(msg.rid)
+        changed = self._overlay.adopt(msg, res, self._queue.items.get(msg.rid, []))
+        return self._changed(msg.rid) if changed else []
 
     def _on_removed(self, msg: Removed) -> list[Effect]:
         self._entry(msg.index)
@@ -620,19 +465,13 @@ class ClientCore:
         if rid not in self.replicas:
             return []
         effects: list[Effect] = []
-        for item in list(self._pending.get(rid, ())):
+        for item in list(self._queue.items.get(rid, ())):
             effects += self._settle(rid, item.seq, f"{rid} was removed", refusal="not_found")
         del self.replicas[rid]
-        self._views.pop(rid, None)
-        self._secrets.pop(rid, None)
-        self._confirmed.pop(rid, None)
-        self._bound.pop(rid, None)
-        self._seqs.pop(rid, None)
-        self._pending.pop(rid, None)
-        self._since.pop(rid, None)
-        self._stalls.pop(rid, None)
-        self._stale.pop(rid, None)
-        self._fetched_at.pop(rid, None)
+        self._predictor.forget(rid)
+        self._requests.bound.pop(rid, None)
+        self._queue.forget(rid)
+        self._opaque.forget(rid)
         self._syncing.discard(rid)
         return [*effects, ResourceRemoved(rid=rid)]
 
@@ -641,7 +480,7 @@ class ClientCore:
         return effects + (self._changed(msg.rid) if msg.rid in self.replicas else [])
 
     def _on_replied(self, msg: Replied) -> list[Effect]:
-        request = self._requests.pop(msg.req, None)
+        request = self._requests.open.pop(msg.req, None)
         if request is None:
             return []
         if isinstance(request, Report):
@@ -652,11 +491,11 @@ class ClientCore:
 
     def _on_snapshot(self, msg: Snapshot) -> list[Effect]:
         self._entry(msg.index)
-        type_ = self._type_of(msg.rid)
+        type_ = type_of(self.types, msg.rid, opaque=self.opaque)
         if type_ is None:
             return []
         self._syncing.discard(msg.rid)
-        self._stale.pop(msg.rid, None)
+        self._opaque.stale.pop(msg.rid, None)
         try:
             res = Replica.from_snapshot(msg, type_)
         except InvalidState:
@@ -664,11 +503,11 @@ class ClientCore:
         old = self.replicas.get(msg.rid)
         res.subscribers = dict(old.subscribers) if old else {}
         self.replicas[msg.rid] = res
-        effects = self._set_subscribers(res, msg.subscribers)
-        effects += self._rebase_lost(res)
+        effects = _set_subscribers(res, msg.subscribers)
+        effects += self._queue.rebase_lost(res, self._last_now, self.master, self.term)
         # rebase: what the snapshot already contains is confirmed (once committed, under majority)
         done = res.applied.get(self.me, 0)
-        for item in list(self._pending.get(msg.rid, ())):
+        for item in list(self._queue.items.get(msg.rid, ())):
             if item.seq > done:
                 item.index = None  # not in the master's log (any more): it goes through again
             elif res.holds(self.me, item.seq) is False:  # settled in that log, but not applied: refused
@@ -677,97 +516,19 @@ class ClientCore:
                 item.index = msg.index
             else:  # kept like any confirmation, in case this master loses a split
                 effects += self._settle(msg.rid, item.seq, None, kept=(msg.version, msg.entry_term, item.action))
-        held_own = {h.seq for h in res.held if h.author == self.me}
-        if msg.rid in self._secrets:
-            self._secrets[msg.rid] = [secret for secret in self._secrets[msg.rid] if secret[0] in held_own]
+        self._overlay.prune(res)
         return effects + self._changed(msg.rid)
 
-    def _rebase_lost(self, res: Replica) -> list[Effect]:
-        """Re-send own confirmed actions that the new log lacks (a split's losing side confirmed them)."""
-        kept = self._confirmed.get(res.rid)
-        if not kept:
-            return []
-        lost: list[_Confirmed] = []
-        for confirmed in kept:
-            held = res.holds(self.me, confirmed.seq)  # by seq: another master of a split may hold it too
-            if held is None:  # too old to tell by seq: by who wrote its version
-                term = res.term_at(confirmed.version)
-                held = confirmed.version <= res.version and (term is None or term == confirmed.term)
-            if not held:
-                lost.append(confirmed)
-        if not lost:
-            return []
-        for confirmed in lost:
-            kept.remove(confirmed)
-        effects: list[Effect] = [Rebased(rid=res.rid, count=len(lost))]
-        if res.rid not in self._pending:
-            self._since[res.rid] = self._last_now
-        pending = self._pending.setdefault(res.rid, [])
-        first = len(pending)
-        for confirmed in lost:  # as new actions: their master values stay as first resolved
-            seq = self._seqs[res.rid] = self._seqs.get(res.rid, 0) + 1
-            pending.append(Pending(seq, confirmed.action, confirmed.private, born=self._last_now))
-        if self.master is not None:
-            base = pending[0].seq - 1
-            effects += [Send(to=self.master, message=self._propose(res.rid, i, base)) for i in pending[first:]]
-        return effects
-
     # -- helpers -------------------------------------------------------------------------------
-
-    def _propose(self, rid: Rid, item: Pending, base: int) -> Propose:
-        """The Propose of pending ``item`` (every seq up to ``base`` is settled)."""
-        return Propose(
-            term=self.term, rid=rid, seq=item.seq, base=base, action=item.action, private=item.private, nonce=item.nonce
-        )
-
-    def _resend(self, rid: Rid, after: int) -> list[Effect]:
-        items = self._pending.get(rid, [])
-        master = self.master
-        if master is None or not items:
-            return []
-        base = items[0].seq - 1
-        return [Send(to=master, message=self._propose(rid, i, base)) for i in items if i.seq > after]
-
-    def _type_of(self, rid: Rid) -> ResourceType | None:
-        """The type of ``rid`` here: ours, an opaque stand-in (``opaque``), or None (not replicated)."""
-        type_name, _ = parse_rid(rid)
-        type_ = self.types.get(type_name)
-        if type_ is None and self.opaque:
-            type_ = self.types[type_name] = opaque_type(type_name)
-        return type_
-
-    def _refresh(self, now: float) -> list[Effect]:
-        """Ask for snapshots of stale opaque replicas, at most one in flight and one per OPAQUE_REFRESH each."""
-        master = self.master
-        if master is None:
-            return []
-        effects: list[Effect] = []
-        for rid in self._stale:
-            if rid not in self._syncing and now - self._fetched_at.get(rid, -OPAQUE_REFRESH) >= OPAQUE_REFRESH:
-                self._syncing.add(rid)
-                self._fetched_at[rid] = now
-                effects.append(Send(to=master, message=SyncRequest(term=self.term, rid=rid)))
-        return effects
 
     @property
     def deadline(self) -> float | None:
         """When :meth:`resend_stalled` has work if nothing settles before, or None."""
         if self.master is None:
             return None
-        waits = [self._fetched_at.get(r, 0.0) + OPAQUE_REFRESH for r in self._stale if r not in self._syncing]
-        for rid, items in self._pending.items():
-            waits.append(self._since.get(rid, 0.0) + RESEND_AFTER)
-            due = self._stuck_due(items)
-            if due is not None:
-                waits.append(due)
+        waits = self._opaque.waits(self._syncing)
+        waits += self._queue.waits()
         return min(waits) if waits else None
-
-    def _stuck_due(self, items: list[Pending]) -> float | None:
-        """When the oldest of ``items`` not yet reported stuck reaches its next STUCK_AFTER step, or None."""
-        for item in items:
-            if item.stuck < 2:
-                return max(item.born, self._master_at) + self.stuck_after * (item.stuck + 1)
-        return None
 
     def resend_stalled(self, now: float) -> list[Effect]:
         """Re-send what waits too long; ask for snapshots; report actions that cannot settle.
@@ -786,46 +547,11 @@ class ClientCore:
         pending: if the master applies it later, the state shows it.
         """
         self._last_now = max(self._last_now, now)
-        master = self.master
-        effects: list[Effect] = self._refresh(now) if self._stale else []
-        if master is None:
-            for rid in self._pending:
-                self._since[rid] = now
-            return effects
-        stalled, waited = 0, 0.0
-        for rid, items in list(self._pending.items()):
-            since = self._since.get(rid, now)
-            resend = snapshot = False
-            if now - since >= RESEND_AFTER:
-                stalls = self._stalls[rid] = self._stalls.get(rid, 0) + 1
-                self._since[rid] = now
-                resend = True
-                if stalls & (stalls - 1) == 0:  # a power of two
-                    snapshot = True
-                    stalled += len(items)
-                    waited = max(waited, (now - since) * stalls)
-            stuck: list[int] = []
-            # items are in dispatch order, so none is due before the oldest's first step: the
-            # common case (nothing waits that long) costs no scan, however many are pending
-            first_due = max(items[0].born, self._master_at) + self.stuck_after
-            for item in items if now >= first_due else ():
-                due = max(item.born, self._master_at) + self.stuck_after * (item.stuck + 1)
-                if item.stuck >= 2 or now < due:
-                    continue
-                item.stuck += 1
-                if item.stuck == 1:
-                    resend = snapshot = True
-                else:
-                    stuck.append(item.seq)
-            if resend:
-                effects += self._resend(rid, 0)
-            if snapshot and rid in self.replicas and rid not in self._syncing:
-                effects.append(Send(to=master, message=SyncRequest(term=self.term, rid=rid)))
-            if stuck:
-                effects.append(Stuck(rid=rid, seqs=tuple(stuck), master=master, seconds=2 * self.stuck_after))
-        if stalled:
-            effects.insert(0, Stalled(master=master, seconds=waited, pending=stalled))
-        return effects
+        effects: list[Effect] = (
+            self._opaque.refresh(now, self.master, self.term, self._syncing) if self._opaque.stale else []
+        )
+        may_sync = lambda rid: rid in self.replicas and rid not in self._syncing  # noqa: E731
+        return self._queue.stalled(now, self.master, self.term, may_sync, effects)
 
     def _settle(
         self,
@@ -837,25 +563,12 @@ class ClientCore:
         kept: tuple[int, int, Action] | None = None,
     ) -> list[Effect]:
         """Drop ``seq`` from pending and report it; ``kept``: (version, term, action) of its confirmation."""
-        items = self._pending.get(rid, [])
-        for i, item in enumerate(items):
-            if item.seq == seq:
-                if i == 0:  # progress: the oldest pending action settled
-                    self._since[rid] = self._last_now
-                    self._stalls.pop(rid, None)
-                del items[i]
-                if kept is not None:  # confirmed at once: kept in case this master loses a split
-                    version, term, action = kept
-                    record = _Confirmed(version, term, seq, action.by(self.me), item.private)
-                    self._confirmed.setdefault(rid, deque(maxlen=KEEP_CONFIRMED)).append(record)
-                if error is None and item.private is not None:
-                    self._secrets.setdefault(rid, []).append((seq, item.private, item.nonce, item.origin))
-                if not items:
-                    self._pending.pop(rid, None)
-                    self._since.pop(rid, None)
-                    self._stalls.pop(rid, None)
-                return [ActionSettled(rid=rid, seq=seq, error=error, refusal=refusal)]
-        return []
+        item = self._queue.take(rid, seq, self._last_now, kept)
+        if item is None:
+            return []
+        if error is None and item.private is not None:
+            self._overlay.keep(rid, item)
+        return [ActionSettled(rid=rid, seq=seq, error=error, refusal=refusal)]
 
     def _resync(self, rid: Rid, reason: str) -> list[Effect]:
         if rid in self._syncing or self.master is None:
@@ -866,56 +579,20 @@ class ClientCore:
             Send(to=self.master, message=SyncRequest(term=self.term, rid=rid)),
         ]
 
-    def _request(self, message: Create | Bind | Remove) -> list[Effect]:
-        self._requests[message.req] = message
-        return self._to_master(message)
-
-    def _to_master(self, message: ResourceMessage) -> list[Effect]:
-        if self.master is None:
-            return []  # re-sent when a master is known
-        return [Send(to=self.master, message=message)]
-
     def _changed(self, rid: Rid) -> list[Effect]:
-        self._views.pop(rid, None)
+        self._predictor.views.pop(rid, None)
         return [StateChanged(rid=rid)]
 
-    def _compute_view(self, rid: Rid) -> Any:
-        res = self.replicas.get(rid)
-        if res is None:
-            raise LocalProtocolError(f"{rid} is not here")
-        view = res.state
-        type_ = res.type
-        for _, private, _, _ in self._secrets.get(rid, ()):
-            view = _try(type_, view, private)
-        for item in self._pending.get(rid, ()):
-            if item.waits:
-                continue
-            if item.index is None:  # else its public half is in the confirmed state already
-                view = _try(type_, view, item.action)
-            if item.private is not None:
-                view = _try(type_, view, item.private)
-        return view
 
-    def _predict(self, rid: Rid, res: Replica, action: Action, private: Action | None) -> Any:
-        """The view once ``action`` (and ``private``) is applied, if the view is cached (else None).
-
-        A reducer that raises is left to the master (it may see another state; the view leaves
-        the action out), but one that breaks its contract (returns None or data that is not
-        JSON-like, or changes its input) raises ActionRejected here, at the dispatch: that is a
-        bug of the app, and nothing is sent.
-        """
-        cached = self._views.get(rid)
-        state = res.state if cached is None else cached
-        for part in (action, private):
-            if part is None:
-                continue
-            try:
-                state = res.type.reduce(state, part)
-            except InvalidState as exc:
-                raise ActionRejected(str(exc), rid=rid) from None
-            except Exception:
-                continue
-        return None if cached is None else state
+def _set_subscribers(res: Replica, subscribers: dict[str, dict[str, Any]]) -> list[Effect]:
+    """Replace ``res``'s subscribers; what changed, as a PresenceChanged."""
+    before = res.subscribers
+    res.subscribers = {k: dict(v) for k, v in subscribers.items()}
+    joined = {k: v for k, v in res.subscribers.items() if before.get(k) != v}
+    left = tuple(PeerId(k) for k in before if k not in res.subscribers)
+    if not joined and not left:
+        return []
+    return [PresenceChanged(rid=res.rid, joined=joined, left=left)]
 
 
 def _reveal(res: Replica, actions: tuple[Held, ...]) -> Any:
@@ -940,15 +617,3 @@ def _check_size(type_: ResourceType, size: int, what: str) -> None:
             f"{what} is {size} bytes, over {type_.name!r}'s max_bytes of {type_.max_bytes}: nothing was sent "
             "(split it, or raise ResourceType(max_bytes=...) on every peer)",
         )
-
-
-def _try(type_: ResourceType, state: Any, action: Action) -> Any:
-    """Predict one step; an action the master will reject leaves the view unchanged."""
-    try:
-        return type_.reduce(state, action)
-    except Exception:
-        return state
-
-
-def _reterm(request: Create | Bind | Report | Remove, term: Term) -> Create | Bind | Report | Remove:
-    return replace(request, term=term)

@@ -1,0 +1,216 @@
+"""PendingQueue: a peer's own actions awaiting the master, and their stall and stuck timers (pure)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..ids import PeerId, Rid, Term
+from .effects import Effect, Rebased, Send, Stalled, Stuck
+from .messages import Propose, SyncRequest
+from .replica import Replica
+from .types import Action
+
+__all__ = ["KEEP_CONFIRMED", "RESEND_AFTER", "STUCK_AFTER", "Confirmed", "Pending", "PendingQueue"]
+
+KEEP_CONFIRMED = 1024
+"""Own confirmed actions kept per resource, to re-send any that a split's losing master confirmed."""
+
+RESEND_AFTER = 1.0
+"""Seconds without progress on a resource's oldest pending action after which its pending actions are sent again."""
+
+STUCK_AFTER = 5.0
+"""Seconds an own action may wait once a master is known: then it is proposed again with a fresh
+snapshot asked for, and if it still waits as long again, it is reported stuck (:class:`~.effects.Stuck`)."""
+
+
+@dataclass(slots=True)
+class Pending:
+    """An own action sent to the master and not yet confirmed or rejected."""
+
+    seq: int
+    action: Action
+    private: Action | None = None
+    waits: bool = False  # carries master values: not applied until the master resolves it
+    index: int | None = None  # applied at this log index, awaiting commit (``majority``)
+    nonce: bytes = b""  # with ``private``: the nonce of its commitment
+    origin: Action | None = None  # the private half as dispatched, once the master resolved it
+    born: float = 0.0  # wall time of the dispatch (or of its re-send as a new action)
+    stuck: int = 0  # 1: proposed again after STUCK_AFTER; 2: reported stuck
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmed:
+    """Own action ``seq`` as the master of ``term`` applied it at ``version``."""
+
+    version: int
+    term: int
+    seq: int
+    action: Action
+    private: Action | None
+
+
+class PendingQueue:
+    """Own actions per resource awaiting the master: their seqs, re-sends, stall and stuck timers,
+    and the recently confirmed ones kept in case a split's losing master confirmed them."""
+
+    def __init__(self, me: PeerId) -> None:
+        self.me = me
+        self.items: dict[Rid, list[Pending]] = {}
+        self.seqs: dict[Rid, int] = {}
+        self.confirmed: dict[Rid, deque[Confirmed]] = {}
+        self.since: dict[Rid, float] = {}  # per resource: when its oldest pending action became the oldest
+        self.stalls: dict[Rid, int] = {}  # per resource: RESEND_AFTER rounds in a row without progress
+        self.master_at = 0.0  # when the current master became known
+        self.stuck_after = STUCK_AFTER
+
+    def next_seq(self, rid: Rid, floor: int = 0) -> int:
+        """A fresh own seq on ``rid``, above ``floor`` (what the master already holds of ours)."""
+        seq = self.seqs[rid] = max(self.seqs.get(rid, 0), floor) + 1
+        return seq
+
+    def push(self, rid: Rid, item: Pending, now: float) -> list[Pending]:
+        """Queue ``item``; the resource's pending list."""
+        if rid not in self.items:
+            self.since[rid] = now  # the first pending action: the stall timer starts now
+        pending = self.items.setdefault(rid, [])
+        pending.append(item)
+        return pending
+
+    def restart(self, now: float) -> None:
+        """A new master (or none) is known at ``now``: it gets a fresh chance, every stall timer restarts."""
+        self.master_at = now
+        for rid in self.items:
+            self.since[rid] = now
+            self.stalls.pop(rid, None)
+
+    def forget(self, rid: Rid) -> None:
+        """``rid`` was removed."""
+        for table in (self.items, self.seqs, self.confirmed, self.since, self.stalls):
+            table.pop(rid, None)
+
+    @staticmethod
+    def propose(rid: Rid, item: Pending, base: int, term: Term) -> Propose:
+        """The Propose of pending ``item`` (every seq up to ``base`` is settled)."""
+        return Propose(
+            term=term, rid=rid, seq=item.seq, base=base, action=item.action, private=item.private, nonce=item.nonce
+        )
+
+    def resend(self, rid: Rid, after: int, master: PeerId | None, term: Term) -> list[Effect]:
+        """Propose again the pending actions on ``rid`` above seq ``after``."""
+        items = self.items.get(rid, [])
+        if master is None or not items:
+            return []
+        base = items[0].seq - 1
+        return [Send(to=master, message=self.propose(rid, i, base, term)) for i in items if i.seq > after]
+
+    def take(self, rid: Rid, seq: int, now: float, kept: tuple[int, int, Action] | None) -> Pending | None:
+        """Drop ``seq`` from pending (None if it is not); ``kept``: (version, term, action) of its confirmation."""
+        items = self.items.get(rid, [])
+        for i, item in enumerate(items):
+            if item.seq == seq:
+                if i == 0:  # progress: the oldest pending action settled
+                    self.since[rid] = now
+                    self.stalls.pop(rid, None)
+                del items[i]
+                if kept is not None:  # confirmed at once: kept in case this master loses a split
+                    version, term, action = kept
+                    record = Confirmed(version, term, seq, action.by(self.me), item.private)
+                    self.confirmed.setdefault(rid, deque(maxlen=KEEP_CONFIRMED)).append(record)
+                if not items:
+                    self.items.pop(rid, None)
+                    self.since.pop(rid, None)
+                    self.stalls.pop(rid, None)
+                return item
+        return None
+
+    def rebase_lost(self, res: Replica, now: float, master: PeerId | None, term: Term) -> list[Effect]:
+        """Re-send own confirmed actions that the new log lacks (a split's losing side confirmed them)."""
+        kept = self.confirmed.get(res.rid)
+        if not kept:
+            return []
+        lost: list[Confirmed] = []
+        for confirmed in kept:
+            held = res.holds(self.me, confirmed.seq)  # by seq: another master of a split may hold it too
+            if held is None:  # too old to tell by seq: by who wrote its version
+                written = res.term_at(confirmed.version)
+                held = confirmed.version <= res.version and (written is None or written == confirmed.term)
+            if not held:
+                lost.append(confirmed)
+        if not lost:
+            return []
+        for confirmed in lost:
+            kept.remove(confirmed)
+        effects: list[Effect] = [Rebased(rid=res.rid, count=len(lost))]
+        if res.rid not in self.items:
+            self.since[res.rid] = now
+        pending = self.items.setdefault(res.rid, [])
+        first = len(pending)
+        for confirmed in lost:  # as new actions: their master values stay as first resolved
+            pending.append(Pending(self.next_seq(res.rid), confirmed.action, confirmed.private, born=now))
+        if master is not None:
+            base = pending[0].seq - 1
+            effects += [Send(to=master, message=self.propose(res.rid, i, base, term)) for i in pending[first:]]
+        return effects
+
+    def waits(self) -> list[float]:
+        """When each resource's stall or stuck timer is next due."""
+        waits: list[float] = []
+        for rid, items in self.items.items():
+            waits.append(self.since.get(rid, 0.0) + RESEND_AFTER)
+            due = self._stuck_due(items)
+            if due is not None:
+                waits.append(due)
+        return waits
+
+    def _stuck_due(self, items: list[Pending]) -> float | None:
+        """When the oldest of ``items`` not yet reported stuck reaches its next STUCK_AFTER step, or None."""
+        for item in items:
+            if item.stuck < 2:
+                return max(item.born, self.master_at) + self.stuck_after * (item.stuck + 1)
+        return None
+
+    def stalled(
+        self, now: float, master: PeerId | None, term: Term, may_sync: Callable[[Rid], bool], effects: list[Effect]
+    ) -> list[Effect]:
+        """``effects`` and the timers' work at ``now`` (see :meth:`ClientCore.resend_stalled`);
+        ``may_sync(rid)``: a snapshot of ``rid`` may be asked for."""
+        if master is None:
+            for rid in self.items:
+                self.since[rid] = now
+            return effects
+        stalled, waited = 0, 0.0
+        for rid, items in list(self.items.items()):
+            since = self.since.get(rid, now)
+            resend = snapshot = False
+            if now - since >= RESEND_AFTER:
+                stalls = self.stalls[rid] = self.stalls.get(rid, 0) + 1
+                self.since[rid] = now
+                resend = True
+                if stalls & (stalls - 1) == 0:  # a power of two
+                    snapshot = True
+                    stalled += len(items)
+                    waited = max(waited, (now - since) * stalls)
+            stuck: list[int] = []
+            # items are in dispatch order, so none is due before the oldest's first step: the
+            # common case (nothing waits that long) costs no scan, however many are pending
+            first_due = max(items[0].born, self.master_at) + self.stuck_after
+            for item in items if now >= first_due else ():
+                due = max(item.born, self.master_at) + self.stuck_after * (item.stuck + 1)
+                if item.stuck >= 2 or now < due:
+                    continue
+                item.stuck += 1
+                if item.stuck == 1:
+                    resend = snapshot = True
+                else:
+                    stuck.append(item.seq)
+            if resend:
+                effects += self.resend(rid, 0, master, term)
+            if snapshot and may_sync(rid):
+                effects.append(Send(to=master, message=SyncRequest(term=term, rid=rid)))
+            if stuck:
+                effects.append(Stuck(rid=rid, seqs=tuple(stuck), master=master, seconds=2 * self.stuck_after))
+        if stalled:
+            effects.insert(0, Stalled(master=master, seconds=waited, pending=stalled))
+        return effects

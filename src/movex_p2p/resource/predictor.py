@@ -1,0 +1,92 @@
+"""Predictor: a peer's optimistic views, ``confirmed + own unrevealed private actions + own pending actions`` (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..errors import ActionRejected, InvalidState, LocalProtocolError
+from ..ids import Rid
+from .overlay import PrivateOverlay
+from .pending import Pending
+from .replica import Replica
+from .state import freeze
+from .types import Action, ResourceType, TransformContext
+
+__all__ = ["Predictor"]
+
+
+class Predictor:
+    """The predicted view of each resource (cached until a change) over ``overlay``'s own secrets."""
+
+    def __init__(self, overlay: PrivateOverlay) -> None:
+        self.views: dict[Rid, Any] = {}
+        self.overlay = overlay
+
+    def view(self, rid: Rid, res: Replica | None, pending: Iterable[Pending]) -> Any:
+        """The untransformed predicted view of ``rid`` (frozen), on replica ``res`` with ``pending`` on top."""
+        view = self.views.get(rid)
+        if view is None:
+            view = self.views[rid] = self._compute(rid, res, pending)
+        return view
+
+    @staticmethod
+    def transformed(rid: Rid, view: Any, type_: ResourceType, master_now: float) -> Any:
+        """``transform(view, master clock)`` when the type has one."""
+        transform = type_.transform
+        if transform is None:
+            return view
+        try:  # the app's hook, on whatever state the room holds: its failure is the app's to see
+            return freeze(transform(view, TransformContext(now=master_now)))
+        except Exception as exc:
+            raise InvalidState(f"{rid}: the type's transform raised {exc!r} on this state") from exc
+
+    def forget(self, rid: Rid) -> None:
+        """``rid`` was removed."""
+        self.views.pop(rid, None)
+        self.overlay.secrets.pop(rid, None)
+
+    def _compute(self, rid: Rid, res: Replica | None, pending: Iterable[Pending]) -> Any:
+        if res is None:
+            raise LocalProtocolError(f"{rid} is not here")
+        view = res.state
+        type_ = res.type
+        for _, private, _, _ in self.overlay.secrets.get(rid, ()):
+            view = _try(type_, view, private)
+        for item in pending:
+            if item.waits:
+                continue
+            if item.index is None:  # else its public half is in the confirmed state already
+                view = _try(type_, view, item.action)
+            if item.private is not None:
+                view = _try(type_, view, item.private)
+        return view
+
+    def predict(self, rid: Rid, res: Replica, action: Action, private: Action | None) -> Any:
+        """The view once ``action`` (and ``private``) is applied, if the view is cached (else None).
+
+        A reducer that raises is left to the master (it may see another state; the view leaves
+        the action out), but one that breaks its contract (returns None or data that is not
+        JSON-like, or changes its input) raises ActionRejected here, at the dispatch: that is a
+        bug of the app, and nothing is sent.
+        """
+        cached = self.views.get(rid)
+        state = res.state if cached is None else cached
+        for part in (action, private):
+            if part is None:
+                continue
+            try:
+                state = res.type.reduce(state, part)
+            except InvalidState as exc:
+                raise ActionRejected(str(exc), rid=rid) from None
+            except Exception:
+                continue
+        return None if cached is None else state
+
+
+def _try(type_: ResourceType, state: Any, action: Action) -> Any:
+    """Predict one step; an action the master will reject leaves the view unchanged."""
+    try:
+        return type_.reduce(state, action)
+    except Exception:
+        return state
