@@ -53,7 +53,6 @@ from .messages import (
     Removed,
     Replied,
     Report,
-    Resend,
     Restore,
     Sealed,
     Secret,
@@ -68,6 +67,7 @@ from .reveals import reason as _reason
 from .state import checksum, freeze, size_of
 from .types import Action, ResourceType, parse_rid
 from .values import has_master_values, resolve_master_values, seed_for
+from .windows import AuthorWindows
 
 if TYPE_CHECKING:
     import random
@@ -75,12 +75,6 @@ if TYPE_CHECKING:
     from ..signing import Signer, Verifier
 
 __all__ = ["MAX_WAITING", "RECOVERY_TIMEOUT", "TOMBSTONES", "MasterCore"]
-
-MAX_EARLY: Final = 4096
-"""Actions kept per author and resource while an earlier one is missing."""
-
-MAX_EARLY_TOTAL: Final = 16_384
-"""Actions kept while an earlier one is missing, all authors and resources together."""
 
 MAX_WAITING: Final = 65_536
 """Messages kept while the master cannot serve yet; beyond that they are refused (their senders re-send)."""
@@ -90,9 +84,6 @@ RECOVERY_TIMEOUT: Final = 1.0
 
 MAX_PULLS: Final = 4096
 """Pulls (and reported positions) a recovering master keeps track of at once."""
-
-MAX_SETTLED: Final = 65_536
-"""Rejected seqs remembered per (resource, author) pair (the oldest pairs are forgotten first)."""
 
 TOMBSTONES: Final = 4096
 """Removed rids remembered, so a late report cannot bring one back."""
@@ -141,7 +132,6 @@ class MasterCore:
         self._verifier = verifier
         self._master_of = master_of
         self._dirty: dict[Rid, None] = {}  # resources whose head changed since the last seal
-        self._settled: dict[tuple[Rid, PeerId], int] = {}  # rejected seqs (not in the replicated head)
         self._reported: dict[tuple[PeerId, Rid], Position] = {}  # what each peer reported it holds
         self._rng_factory = rng_factory
         self._quorum = quorum
@@ -162,8 +152,7 @@ class MasterCore:
         """True when something waits that a lease (and no end of recovery) would let through."""
         self._reports: dict[PeerId, Report] = {}  # recovery: what each peer holds, answered when it ends
         self._adopted: set[Rid] = set()  # recovery: replicas pulled (published when it ends)
-        self._early: dict[tuple[PeerId, Rid], dict[int, Propose]] = {}
-        self._parked = 0  # actions in _early, all together
+        self._windows = AuthorWindows(term)
         self._acks: dict[PeerId, int] = {}
         self.committed = 0
         self.deadline: float | None = now + recovery_timeout
@@ -233,8 +222,7 @@ class MasterCore:
             return peer != self.me and peer not in self._peers
 
         self._awaiting_report = {p for p in self._awaiting_report if not gone(p)}
-        for key in [key for key in self._early if gone(key[0])]:  # what departed peers parked
-            self._parked -= len(self._early.pop(key))
+        self._windows.forget_peers(gone)  # what departed peers parked
         for rid, waiting in list(self._awaiting_pull.items()):
             waiting.difference_update({p for p in waiting if gone(p)})
             if not waiting:
@@ -592,8 +580,7 @@ class MasterCore:
         res = self._resources.pop(msg.rid, None)
         if res is None:
             return [self._reply(sender, msg.req, msg.rid, f"no resource {msg.rid}", refusal="not_found")]
-        for key in [key for key in self._early if key[1] == msg.rid]:
-            del self._early[key]
+        self._windows.forget_rid(msg.rid)
         self._awaiting_pull.pop(msg.rid, None)
         self._reveals.forget(msg.rid)
         self._pulls = {(peer, rid) for peer, rid in self._pulls if rid != msg.rid}
@@ -617,45 +604,7 @@ class MasterCore:
                 term=self.term, rid=msg.rid, seq=msg.seq, reason=f"no resource {msg.rid}", refusal="not_found"
             )
             return [Send(to=sender, message=reject)]
-        last = self._last(res, sender)
-        if msg.seq <= last:
-            if msg.seq > res.applied.get(sender, 0):  # rejected earlier (its answer lost, or its author restarted)
-                return [self._reject(sender, msg, f"seq {msg.seq} of this author was already rejected")]
-            return []  # a re-submission of an action already applied: idempotent by (author, seq)
-        early = self._early.setdefault((sender, msg.rid), {})
-        if msg.seq > max(last, msg.base) + 1:
-            # an earlier action of this author was lost on the way: hold this one, ask again
-            first = not early
-            if len(early) < MAX_EARLY and self._parked < MAX_EARLY_TOTAL:
-                self._parked += msg.seq not in early
-                early[msg.seq] = msg
-            if first:
-                after = max(last, msg.base)
-                return [Send(to=sender, message=Resend(term=self.term, rid=msg.rid, after=after))]
-            return []
-        effects = self._apply(sender, res, msg, now)
-        while early:  # actions that overtook a lost one can go now, in order
-            following = early.pop(self._last(res, sender) + 1, None)
-            if following is None:
-                break
-            self._parked -= 1
-            effects += self._apply(sender, res, following, now)
-        settled = self._last(res, sender)
-        for seq in [seq for seq in early if seq <= settled]:  # overtaken by a base that skipped them
-            del early[seq]
-            self._parked -= 1
-        if not early:
-            self._early.pop((sender, msg.rid), None)
-        return effects
-
-    def _last(self, res: Replica, author: PeerId) -> int:
-        """The last seq of ``author`` on ``res`` that is settled (applied, or rejected by this master)."""
-        return max(res.applied.get(author, 0), self._settled.get((res.rid, author), 0))
-
-    def _settle_rejected(self, res: Replica, author: PeerId, seq: int) -> None:
-        self._settled[(res.rid, author)] = seq
-        if len(self._settled) > MAX_SETTLED:
-            del self._settled[next(iter(self._settled))]
+        return self._windows.order(sender, res, msg, lambda m: self._apply(sender, res, m, now))
 
     def _apply(self, sender: PeerId, res: Replica, msg: Propose, now: float) -> list[Effect]:
         action, private = msg.action, msg.private
@@ -671,13 +620,13 @@ class MasterCore:
                 own = [h.action for h in res.held if h.author == sender and h.action is not None]
                 replay(res.type, public, [*own, private])
         except Exception as exc:
-            self._settle_rejected(res, sender, msg.seq)
+            self._windows.settle_rejected(res, sender, msg.seq)
             return [self._reject(sender, msg, _reason(exc))]
         effects: list[Effect] = []
         digest = checksum(public)
         size = size_of(public)
         if size > res.type.max_bytes:
-            self._settle_rejected(res, sender, msg.seq)
+            self._windows.settle_rejected(res, sender, msg.seq)
             reason = f"the state would be {size} bytes, over {res.type.name!r}'s max_bytes {res.type.max_bytes}"
             return [self._reject(sender, msg, reason, "too_large")]
         res.write(public, self.term, res.version + 1, digest)
