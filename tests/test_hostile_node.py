@@ -23,8 +23,8 @@ from movex_p2p.nodecore import Forked, NodeCore, Ready
 from movex_p2p.proofs import prove
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.history import action_digest, head, seal_statement
-from movex_p2p.resource.master import MAX_EARLY_TOTAL
 from movex_p2p.resource.state import checksum, freeze
+from movex_p2p.resource.windows import MAX_EARLY_TOTAL
 from movex_p2p.signing import ED25519
 from movex_p2p.transport.base import Frame, PeerUp
 from tests.resources import Counter
@@ -259,7 +259,7 @@ def test_parked_proposals_are_bounded() -> None:
         digests = tuple(action_digest(EVIL.id, rid, p.seq, p.action) for p in proposals)
         endorse = rm.Endorse(term=term, digests=digests, proof=prove(EVIL, "endorse", b"".join(digests)))
         core.receive([Frame(peer=EVIL.id, data=wire.encode_many([endorse, *proposals]))], now, now)
-    assert core.master._parked <= MAX_EARLY_TOTAL
+    assert core.master._windows.parked <= MAX_EARLY_TOTAL
 
 
 def crumbly(state: Any, action: mx.Action) -> Any:

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError
 from ..ids import PeerId, Rid, Term
 from ..proofs import prove
-from .effects import AppRaised, Effect, Publish, Send, TermObserved
-from .history import commitment, head, meta_digest, resolves, seal_signer, seal_statement
+from .effects import Effect, Publish, Send, TermObserved
+from .history import commitment, head, meta_digest, seal_signer, seal_statement
 from .messages import (
     Ack,
     Applied,
@@ -39,7 +39,6 @@ from .messages import (
     Committed,
     Create,
     Created,
-    Elapsed,
     Endorse,
     Head,
     Held,
@@ -54,9 +53,7 @@ from .messages import (
     Removed,
     Replied,
     Report,
-    Resend,
     Restore,
-    Revealed,
     Sealed,
     Secret,
     Snapshot,
@@ -65,9 +62,12 @@ from .messages import (
     Unbind,
 )
 from .replica import Replica, replay
+from .reveals import Reveals
+from .reveals import reason as _reason
 from .state import checksum, freeze, size_of
-from .types import Action, ResourceType, Unrevealed, parse_rid
-from .values import earliest_deadline, has_master_values, resolve_master_values, seed_for
+from .types import Action, ResourceType, parse_rid
+from .values import has_master_values, resolve_master_values, seed_for
+from .windows import AuthorWindows
 
 if TYPE_CHECKING:
     import random
@@ -75,12 +75,6 @@ if TYPE_CHECKING:
     from ..signing import Signer, Verifier
 
 __all__ = ["MAX_WAITING", "RECOVERY_TIMEOUT", "TOMBSTONES", "MasterCore"]
-
-MAX_EARLY: Final = 4096
-"""Actions kept per author and resource while an earlier one is missing."""
-
-MAX_EARLY_TOTAL: Final = 16_384
-"""Actions kept while an earlier one is missing, all authors and resources together."""
 
 MAX_WAITING: Final = 65_536
 """Messages kept while the master cannot serve yet; beyond that they are refused (their senders re-send)."""
@@ -91,14 +85,8 @@ RECOVERY_TIMEOUT: Final = 1.0
 MAX_PULLS: Final = 4096
 """Pulls (and reported positions) a recovering master keeps track of at once."""
 
-MAX_SETTLED: Final = 65_536
-"""Rejected seqs remembered per (resource, author) pair (the oldest pairs are forgotten first)."""
-
 TOMBSTONES: Final = 4096
 """Removed rids remembered, so a late report cannot bring one back."""
-
-MAX_FIRED: Final = 64
-"""Deadlines of one resource fired in one tick at most (the rest fire at the next, at once)."""
 
 
 _NO_RID: Final = Rid("")  # a report's reply names no resource
@@ -108,10 +96,6 @@ _WAITS_FOR_PULL: Final = frozenset({Propose, Bind, Unbind, SyncRequest, Remove, 
 """What waits while the master pulls the resource it names (after recovery: a late reporter's)."""
 
 """What a recovering master serves at once (everything else waits until recovery ends)."""
-
-
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class MasterCore:
@@ -148,7 +132,6 @@ class MasterCore:
         self._verifier = verifier
         self._master_of = master_of
         self._dirty: dict[Rid, None] = {}  # resources whose head changed since the last seal
-        self._settled: dict[tuple[Rid, PeerId], int] = {}  # rejected seqs (not in the replicated head)
         self._reported: dict[tuple[PeerId, Rid], Position] = {}  # what each peer reported it holds
         self._rng_factory = rng_factory
         self._quorum = quorum
@@ -169,15 +152,12 @@ class MasterCore:
         """True when something waits that a lease (and no end of recovery) would let through."""
         self._reports: dict[PeerId, Report] = {}  # recovery: what each peer holds, answered when it ends
         self._adopted: set[Rid] = set()  # recovery: replicas pulled (published when it ends)
-        self._early: dict[tuple[PeerId, Rid], dict[int, Propose]] = {}
-        self._parked = 0  # actions in _early, all together
+        self._windows = AuthorWindows(term)
         self._acks: dict[PeerId, int] = {}
         self.committed = 0
         self.deadline: float | None = now + recovery_timeout
         self.began: int | None = None
-        self._reveal_waits: dict[Rid, float] = {}  # reveals due that wait for a half: since when (this master's clock)
-        self._deadlines: dict[Rid, tuple[Any, float | None]] = {}  # per resource: (state, its earliest deadline)
-        self._timed = any(t.on_deadline is not None for t in self._types.values())  # any type with on_deadline?
+        self._reveals = Reveals(me, term=term, types=self._types, resources=self._resources, entry=self._entry)
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -203,7 +183,7 @@ class MasterCore:
     def private_view(self, rid: Rid, peer: PeerId) -> Any:
         """What ``peer`` sees of ``rid``: public state plus its own held private actions."""
         res = self._resources[rid]
-        return self._view_of(res, peer)
+        return self._reveals.view_of(res, peer)
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -230,8 +210,8 @@ class MasterCore:
         effects = self._release(now) if self._waiting and (self.deadline is None or self.waits_for_lease) else []
         if self.deadline is not None and now >= self.deadline:
             effects += self._finish_recovery(now)
-        if self.deadline is None and (self._reveal_waits or self._timed):
-            effects += self._timers(now)
+        if self.deadline is None and (self._reveals.waits or self._reveals.timed):
+            effects += self._reveals.timers(now, self._peers)
         return effects
 
     def peers_changed(self, peers: frozenset[PeerId], now: float, *, lease: bool = True) -> list[Effect]:
@@ -242,8 +222,7 @@ class MasterCore:
             return peer != self.me and peer not in self._peers
 
         self._awaiting_report = {p for p in self._awaiting_report if not gone(p)}
-        for key in [key for key in self._early if gone(key[0])]:  # what departed peers parked
-            self._parked -= len(self._early.pop(key))
+        self._windows.forget_peers(gone)  # what departed peers parked
         for rid, waiting in list(self._awaiting_pull.items()):
             waiting.difference_update({p for p in waiting if gone(p)})
             if not waiting:
@@ -312,7 +291,7 @@ class MasterCore:
                 del res.subscribers[sender]
                 effects = [self._presence(res)]
             case Restore():
-                effects = self._on_restore(sender, message, now)
+                effects = self._reveals.restore(sender, message, now, self._peers)
             case Report():
                 effects = self._on_report(sender, message)
             case SyncRequest():
@@ -601,11 +580,9 @@ class MasterCore:
         res = self._resources.pop(msg.rid, None)
         if res is None:
             return [self._reply(sender, msg.req, msg.rid, f"no resource {msg.rid}", refusal="not_found")]
-        for key in [key for key in self._early if key[1] == msg.rid]:
-            del self._early[key]
+        self._windows.forget_rid(msg.rid)
         self._awaiting_pull.pop(msg.rid, None)
-        self._reveal_waits.pop(msg.rid, None)
-        self._deadlines.pop(msg.rid, None)
+        self._reveals.forget(msg.rid)
         self._pulls = {(peer, rid) for peer, rid in self._pulls if rid != msg.rid}
         self.index += 1
         self._removed[msg.rid] = self.index
@@ -627,45 +604,7 @@ class MasterCore:
                 term=self.term, rid=msg.rid, seq=msg.seq, reason=f"no resource {msg.rid}", refusal="not_found"
             )
             return [Send(to=sender, message=reject)]
-        last = self._last(res, sender)
-        if msg.seq <= last:
-            if msg.seq > res.applied.get(sender, 0):  # rejected earlier (its answer lost, or its author restarted)
-                return [self._reject(sender, msg, f"seq {msg.seq} of this author was already rejected")]
-            return []  # a re-submission of an action already applied: idempotent by (author, seq)
-        early = self._early.setdefault((sender, msg.rid), {})
-        if msg.seq > max(last, msg.base) + 1:
-            # an earlier action of this author was lost on the way: hold this one, ask again
-            first = not early
-            if len(early) < MAX_EARLY and self._parked < MAX_EARLY_TOTAL:
-                self._parked += msg.seq not in early
-                early[msg.seq] = msg
-            if first:
-                after = max(last, msg.base)
-                return [Send(to=sender, message=Resend(term=self.term, rid=msg.rid, after=after))]
-            return []
-        effects = self._apply(sender, res, msg, now)
-        while early:  # actions that overtook a lost one can go now, in order
-            following = early.pop(self._last(res, sender) + 1, None)
-            if following is None:
-                break
-            self._parked -= 1
-            effects += self._apply(sender, res, following, now)
-        settled = self._last(res, sender)
-        for seq in [seq for seq in early if seq <= settled]:  # overtaken by a base that skipped them
-            del early[seq]
-            self._parked -= 1
-        if not early:
-            self._early.pop((sender, msg.rid), None)
-        return effects
-
-    def _last(self, res: Replica, author: PeerId) -> int:
-        """The last seq of ``author`` on ``res`` that is settled (applied, or rejected by this master)."""
-        return max(res.applied.get(author, 0), self._settled.get((res.rid, author), 0))
-
-    def _settle_rejected(self, res: Replica, author: PeerId, seq: int) -> None:
-        self._settled[(res.rid, author)] = seq
-        if len(self._settled) > MAX_SETTLED:
-            del self._settled[next(iter(self._settled))]
+        return self._windows.order(sender, res, msg, lambda m: self._apply(sender, res, m, now))
 
     def _apply(self, sender: PeerId, res: Replica, msg: Propose, now: float) -> list[Effect]:
         action, private = msg.action, msg.private
@@ -681,13 +620,13 @@ class MasterCore:
                 own = [h.action for h in res.held if h.author == sender and h.action is not None]
                 replay(res.type, public, [*own, private])
         except Exception as exc:
-            self._settle_rejected(res, sender, msg.seq)
+            self._windows.settle_rejected(res, sender, msg.seq)
             return [self._reject(sender, msg, _reason(exc))]
         effects: list[Effect] = []
         digest = checksum(public)
         size = size_of(public)
         if size > res.type.max_bytes:
-            self._settle_rejected(res, sender, msg.seq)
+            self._windows.settle_rejected(res, sender, msg.seq)
             reason = f"the state would be {size} bytes, over {res.type.name!r}'s max_bytes {res.type.max_bytes}"
             return [self._reject(sender, msg, reason, "too_large")]
         res.write(public, self.term, res.version + 1, digest)
@@ -742,168 +681,19 @@ class MasterCore:
             return action
         return Action(action.type, freeze(resolve_master_values(action.payload, now=now, rng=rng)))
 
-    def _on_restore(self, sender: PeerId, msg: Restore, now: float) -> list[Effect]:
-        res = self._resources.get(msg.rid)
-        if res is None:
-            return []
-        for i, held in enumerate(res.held):
-            if held.author == sender and held.seq == msg.seq:
-                if held.action is None:
-                    original = msg.origin or msg.private
-                    if commitment(msg.nonce, original) != held.commitment or not resolves(
-                        original.payload, msg.private.payload
-                    ):
-                        raise RemoteProtocolError(f"restored private half {msg.seq} does not match its commitment")
-                    res.held[i] = Held(
-                        author=sender,
-                        seq=msg.seq,
-                        action=msg.private.by(sender),
-                        commitment=held.commitment,
-                        nonce=msg.nonce,
-                        origin=msg.origin,
-                        public=held.public,
-                    )
-                    return self._maybe_reveal(res, now)
-                return []
-        return []
-
-    def _maybe_reveal(self, res: Replica, now: float) -> list[Effect]:
-        """Reveal ``res``'s held private halves if ``can_reveal`` says so.
-
-        A half this master lacks (the previous master held it) is waited for while its author is
-        connected (it restores it after a master change), for at most the type's
-        ``reveal_timeout`` counted from when this master first found the reveal due; a half whose
-        author is gone, or that is still missing then, is lost: ``on_unrevealed`` runs for it in
-        the reveal's entry.
-        """
-        can_reveal = res.type.can_reveal
-        if not res.held or can_reveal is None:
-            self._reveal_waits.pop(res.rid, None)
-            return []
-        try:
-            ready = can_reveal(res.state)
-        except Exception as exc:  # the app's code: never reveal on it, say so (the node warns once)
-            self._reveal_waits.pop(res.rid, None)
-            return [AppRaised(rid=res.rid, where="can_reveal", error=_reason(exc))]
-        if not ready:
-            self._reveal_waits.pop(res.rid, None)
-            return []
-        if any(h.action is None and (h.author == self.me or h.author in self._peers) for h in res.held):
-            since = self._reveal_waits.setdefault(res.rid, now)
-            if now < since + res.type.reveal_timeout:
-                return []  # its author may still restore it
-        self._reveal_waits.pop(res.rid, None)
-        raised: list[Effect] = []
-        revealed: list[Held] = []
-        state = res.state
-        for held in res.held:
-            if held.action is None:  # lost: its author died with the previous master, or came back without it
-                lost = Unrevealed(held.author, held.seq, held.public)
-                state, error = res.type.unrevealed(state, lost)
-                if error is not None:
-                    raised.append(AppRaised(rid=res.rid, where="on_unrevealed", error=error))
-                revealed.append(Held(author=held.author, seq=held.seq, commitment=held.commitment, public=held.public))
-                continue
-            try:
-                state = res.type.reduce(state, held.action)
-            except Exception as exc:  # the app's reducer: that private half is dropped, and said so
-                raised.append(
-                    AppRaised(rid=res.rid, where="the reducer revealing a private action", error=_reason(exc))
-                )
-                continue
-            revealed.append(held)
-        res.held = []
-        res.write(state, self.term, res.version + 1)
-        self._dirty[res.rid] = None
-        self.index += 1
-        return [
-            *raised,
-            Publish(
-                message=Revealed(
-                    term=self.term,
-                    index=self.index,
-                    rid=res.rid,
-                    version=res.version,
-                    actions=tuple(revealed),
-                    checksum=res.checksum,
-                    now=now,
-                )
-            ),
-        ]
-
-    # -- timers: reveal timeouts and deadlines in states ---------------------------------------
-
     @property
     def due(self) -> float | None:
         """When :meth:`tick` has timed work besides recovery (a reveal timeout, a deadline in a state), or None.
 
         While recovering, None (recovery ends at ``deadline``, and the timers are counted after it).
         """
-        if self.deadline is not None:
-            return None
-        waits = [
-            since + res.type.reveal_timeout
-            for rid, since in self._reveal_waits.items()
-            if (res := self._resources.get(rid)) is not None
-        ]
-        for res in self._resources.values() if self._timed else ():
-            if res.type.on_deadline is not None:
-                when = self._next_deadline(res)
-                if when is not None:
-                    waits.append(when)
-        return min(waits) if waits else None
+        return self._reveals.due(self.deadline is not None)
 
-    def _next_deadline(self, res: Replica) -> float | None:
-        """The earliest deadline not fired yet in ``res``'s state (cached per state object)."""
-        cached = self._deadlines.get(res.rid)
-        if cached is not None and cached[0] is res.state:
-            return cached[1]
-        when = earliest_deadline(res.state)
-        self._deadlines[res.rid] = (res.state, when)
-        return when
-
-    def _timers(self, now: float) -> list[Effect]:
-        """Reveal what waited ``reveal_timeout``; fire the deadlines that passed (one entry each, earliest first)."""
-        effects: list[Effect] = []
-        for rid, since in list(self._reveal_waits.items()):
-            res = self._resources.get(rid)
-            if res is None:
-                del self._reveal_waits[rid]
-            elif now >= since + res.type.reveal_timeout:
-                effects += self._maybe_reveal(res, now)
-        for res in list(self._resources.values()) if self._timed else []:
-            if res.type.on_deadline is None:
-                continue
-            for _ in range(MAX_FIRED):  # several passed (a master change took long): in order, each once
-                when = self._next_deadline(res)
-                if when is None or when > now:
-                    break
-                effects += self._elapse(res, when, now)
-        return effects
-
-    def _elapse(self, res: Replica, when: float, now: float) -> list[Effect]:
-        """One entry: the deadline at ``when`` is marked fired and ``on_deadline`` runs (contained)."""
-        state, error = res.type.elapse(res.state, when, now)
-        effects: list[Effect] = []
-        if error is not None:
-            effects.append(AppRaised(rid=res.rid, where="on_deadline", error=error))
-        res.write(state, self.term, res.version + 1)
-        self._dirty[res.rid] = None
+    def _entry(self, rid: Rid) -> int:
+        """``rid``'s head changed: number the next log entry."""
+        self._dirty[rid] = None
         self.index += 1
-        elapsed = Elapsed(
-            term=self.term,
-            index=self.index,
-            rid=res.rid,
-            version=res.version,
-            deadline=when,
-            checksum=res.checksum,
-            now=now,
-        )
-        effects.append(Publish(message=elapsed))
-        if res.held and res.type.can_reveal is not None:
-            effects += self._maybe_reveal(res, now)
-        return effects
+        return self.index
 
-    def _view_of(self, res: Replica, peer: PeerId) -> Any:
-        own = [h.action for h in res.held if h.author == peer and h.action is not None]
-        return replay(res.type, res.state, own) if own else res.state
+    def _maybe_reveal(self, res: Replica, now: float) -> list[Effect]:
+        return self._reveals.maybe_reveal(res, now, self._peers)
