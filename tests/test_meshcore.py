@@ -623,22 +623,22 @@ def test_an_address_is_retried_with_backoff_logged_once_and_our_own_is_skipped()
     there, ours = PeerAddress("10.0.0.5", 47000), PeerAddress("10.0.0.1", 9)
     effects = core.open(0.0, interfaces=["10.0.0.1"], port=9, addresses=[there, ours])
     assert effects == [StartAddressDialer(address=there), StartAddressDialer(address=ours)]
-    assert core.address_next(ours, 0.0) == Stop()
+    assert core.address.next(ours, 0.0) == Stop()
     pauses, logs = [], []
     now = 0.0
     for _ in range(12):
-        assert isinstance(core.address_next(there, now), DialNow)
-        pause, effects = core.address_failed(there, UNREACHABLE)
+        assert isinstance(core.address.next(there, now), DialNow)
+        pause, effects = core.address.failed(there, UNREACHABLE)
         pauses.append(round(pause, 4))
         logs += [e.level.name for e in effects if isinstance(e, Log)]
         now += pause
     assert pauses == pytest.approx(backoffs(12), abs=1e-3)
     assert logs == ["INFO"] + ["DEBUG"] * 11
     assert core.still_joining(1.0, linked=frozenset()) == {"@10.0.0.5:47000"}
-    assert isinstance(core.address_next(there, now), DialNow)
+    assert isinstance(core.address.next(there, now), DialNow)
     refused = Failure(kind=FailureKind.REFUSED, text="refused", retry_after=600.0)
-    assert core.address_failed(there, refused)[0] == PENALTY[1]
-    core.address_answered(there, PeerId("b"))
+    assert core.address.failed(there, refused)[0] == PENALTY[1]
+    core.address.answered(there, PeerId("b"))
     assert core.still_joining(1.0, linked=frozenset()) == frozenset()
     assert dict(core.addresses)[there].describe(()) == "connecting to b"
 

@@ -200,7 +200,7 @@ class Handshakes:
             if challenge.peer == me:
                 raise Ourselves(f"{addresses} port {port} is our own address")
             if address is not None:
-                core.address_answered(address, challenge.peer)
+                core.address.answered(address, challenge.peer)
             core.answered(challenge.peer, anyio.current_time())
             attempt = self._claim(challenge.peer, dialer=me, incarnation=challenge.incarnation, scope=scope)
             if attempt is None:

@@ -511,7 +511,7 @@ class LanEndpoint:
         """Hold a link with whoever listens at a ``peers=`` address, for as long as we run."""
         core = self._core
         while True:
-            step = core.address_next(address, anyio.current_time())
+            step = core.address.next(address, anyio.current_time())
             match step:
                 case Stop():
                     return
@@ -524,15 +524,15 @@ class LanEndpoint:
                     try:
                         await self._handshakes.dial_once([address.host], address.port, expected=None, address=address)
                     except Ourselves:
-                        self._execute(core.address_is_ours(address))
+                        self._execute(core.address.is_ours(address))
                         return
                     except Declined as exc:
-                        pause = core.address_declined(address, exc.peer)
+                        pause = core.address.declined(address, exc.peer)
                     except DIAL_ERRORS as exc:
-                        pause, effects = core.address_failed(address, failure_of(exc))
+                        pause, effects = core.address.failed(address, failure_of(exc))
                         self._execute(effects)
                     else:
-                        pause = core.address_linked(address, anyio.current_time())
+                        pause = core.address.linked(address, anyio.current_time())
                 case _:
                     assert_never(step)
             if pause:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKOFF",
     "PENALTY",
+    "AddressDials",
     "Beat",
     "DialNow",
     "DialState",
@@ -327,6 +328,78 @@ class _AddressDial:
     outage: bool = False
 
 
+class AddressDials:
+    """The dial loops of ``peers=`` addresses: what each does next, its backoff and its outage log."""
+
+    def __init__(self, core: MeshCore) -> None:
+        self._core = core
+        self._dials: dict[PeerAddress, _AddressDial] = {}
+
+    def next(self, address: PeerAddress, now: float) -> Step:
+        """What the loop holding a link with whoever listens at ``address`` does next."""
+        state = self._core.addresses.setdefault(address, AddressState())
+        if address.port == self._core.port and address.host in self._core.interfaces:
+            state.ours = True  # the same list on every player's machine: ours is in it
+        if state.ours or self._core.closing:
+            return Stop()
+        held = None if state.peer is None else self._core.attempts.get(state.peer)
+        if held is not None:
+            return WaitFor(attempt=held)
+        dial = self._dials.setdefault(address, _AddressDial())
+        dial.started, dial.pause = now, dial.backoff
+        return DialNow(contact=Contact(peer=PeerId(""), addresses=(address.host,), port=address.port))
+
+    def answered(self, address: PeerAddress, peer: PeerId) -> None:
+        """Who listens at ``address`` proved the room key."""
+        state = self._core.addresses.setdefault(address, AddressState())
+        state.peer, state.error = peer, None
+
+    def is_ours(self, address: PeerAddress) -> list[Effect]:
+        """We dialed ourselves there: its loop stops."""
+        self._core.addresses.setdefault(address, AddressState()).ours = True
+        return [Log(level=LogLevel.DEBUG, text=f"{address} is our own signaling address")]
+
+    def declined(self, address: PeerAddress, peer: PeerId) -> float:
+        """``peer`` at ``address`` holds the pair already: seconds to pause (0: at once)."""
+        self.answered(address, peer)
+        return 0.0 if peer in self._core.attempts else self._pause(address)
+
+    def failed(self, address: PeerAddress, failure: Failure) -> tuple[float, list[Effect]]:
+        """A dial of ``address`` failed: seconds to pause; an outage is logged once (INFO), retries at DEBUG."""
+        self._core._count(failure)
+        dial = self._dials.setdefault(address, _AddressDial())
+        if failure.kind is FailureKind.REFUSED:
+            dial.pause = max(dial.pause, min(failure.retry_after, PENALTY[1]))
+        state = self._core.addresses.setdefault(address, AddressState())
+        state.error = f"{'refused' if failure.auth else 'unreachable'}: {failure.text}"
+        cap = BACKOFF[1]
+        if dial.outage:
+            log = Log(level=LogLevel.DEBUG, text=f"{address}: {failure.text}")
+        elif failure.auth:
+            self._core.note_auth_failure(failure.text)
+            log = Log(level=LogLevel.WARNING, text=f"{address}: {failure.text}; retrying every {cap:.0f} s at most")
+        else:
+            text = f"cannot reach {address} yet ({failure.text}); retrying every {cap:.0f} s at most"
+            log = Log(level=LogLevel.INFO, text=text)
+        dial.outage = True
+        return self._pause(address), [log]
+
+    def linked(self, address: PeerAddress, now: float) -> float:
+        """The link our dial of ``address`` opened has closed: seconds to pause."""
+        self._core.addresses.setdefault(address, AddressState()).error = None
+        dial = self._dials.setdefault(address, _AddressDial())
+        dial.outage = False
+        if now - dial.started > STABLE_LINK:
+            dial.backoff = dial.pause = BACKOFF[0]
+        return self._pause(address)
+
+    def _pause(self, address: PeerAddress) -> float:
+        dial = self._dials.setdefault(address, _AddressDial())
+        pause = dial.pause
+        dial.backoff = min(dial.backoff * GROWTH, BACKOFF[1])
+        return pause
+
+
 class MeshCore:
     """The mesh's policy for one endpoint: events in with ``now``, effects and dial steps out."""
 
@@ -359,7 +432,8 @@ class MeshCore:
         self._bad = _BadRecords(rng)  # mDNS records that failed auth
         self._left: dict[PeerId, int] = {}  # incarnations that said goodbye
         self._dials: dict[PeerId, DialState] = {}  # a dial loop runs for each
-        self._address_dials: dict[PeerAddress, _AddressDial] = {}
+        self.address = AddressDials(self)
+        """The dial loops of ``peers=`` addresses."""
         self._probing: set[PeerId] = set()
         self._found_at: dict[str, float] = {}  # when each peer (or "@address") was first known
         self._answered_at: dict[str, float] = {}  # when each found peer last answered a handshake
@@ -607,72 +681,6 @@ class MeshCore:
         if len(self._gave_up) > KNOWN_LIMIT + HINT_LIMIT:  # forget the oldest first
             del self._gave_up[next(iter(self._gave_up))]
         self.hints.forget(peer)
-
-    # -- dial loops of ``peers=`` addresses ------------------------------------------------------
-
-    def address_next(self, address: PeerAddress, now: float) -> Step:
-        """What the loop holding a link with whoever listens at ``address`` does next."""
-        state = self.addresses.setdefault(address, AddressState())
-        if address.port == self.port and address.host in self.interfaces:
-            state.ours = True  # the same list on every player's machine: ours is in it
-        if state.ours or self.closing:
-            return Stop()
-        held = None if state.peer is None else self.attempts.get(state.peer)
-        if held is not None:
-            return WaitFor(attempt=held)
-        dial = self._address_dials.setdefault(address, _AddressDial())
-        dial.started, dial.pause = now, dial.backoff
-        return DialNow(contact=Contact(peer=PeerId(""), addresses=(address.host,), port=address.port))
-
-    def address_answered(self, address: PeerAddress, peer: PeerId) -> None:
-        """Who listens at ``address`` proved the room key."""
-        state = self.addresses.setdefault(address, AddressState())
-        state.peer, state.error = peer, None
-
-    def address_is_ours(self, address: PeerAddress) -> list[Effect]:
-        """We dialed ourselves there: its loop stops."""
-        self.addresses.setdefault(address, AddressState()).ours = True
-        return [Log(level=LogLevel.DEBUG, text=f"{address} is our own signaling address")]
-
-    def address_declined(self, address: PeerAddress, peer: PeerId) -> float:
-        """``peer`` at ``address`` holds the pair already: seconds to pause (0: at once)."""
-        self.address_answered(address, peer)
-        return 0.0 if peer in self.attempts else self._address_pause(address)
-
-    def address_failed(self, address: PeerAddress, failure: Failure) -> tuple[float, list[Effect]]:
-        """A dial of ``address`` failed: seconds to pause; an outage is logged once (INFO), retries at DEBUG."""
-        self._count(failure)
-        dial = self._address_dials.setdefault(address, _AddressDial())
-        if failure.kind is FailureKind.REFUSED:
-            dial.pause = max(dial.pause, min(failure.retry_after, PENALTY[1]))
-        state = self.addresses.setdefault(address, AddressState())
-        state.error = f"{'refused' if failure.auth else 'unreachable'}: {failure.text}"
-        cap = BACKOFF[1]
-        if dial.outage:
-            log = Log(level=LogLevel.DEBUG, text=f"{address}: {failure.text}")
-        elif failure.auth:
-            self.note_auth_failure(failure.text)
-            log = Log(level=LogLevel.WARNING, text=f"{address}: {failure.text}; retrying every {cap:.0f} s at most")
-        else:
-            text = f"cannot reach {address} yet ({failure.text}); retrying every {cap:.0f} s at most"
-            log = Log(level=LogLevel.INFO, text=text)
-        dial.outage = True
-        return self._address_pause(address), [log]
-
-    def address_linked(self, address: PeerAddress, now: float) -> float:
-        """The link our dial of ``address`` opened has closed: seconds to pause."""
-        self.addresses.setdefault(address, AddressState()).error = None
-        dial = self._address_dials.setdefault(address, _AddressDial())
-        dial.outage = False
-        if now - dial.started > STABLE_LINK:
-            dial.backoff = dial.pause = BACKOFF[0]
-        return self._address_pause(address)
-
-    def _address_pause(self, address: PeerAddress) -> float:
-        dial = self._address_dials.setdefault(address, _AddressDial())
-        pause = dial.pause
-        dial.backoff = min(dial.backoff * GROWTH, BACKOFF[1])
-        return pause
 
     # -- handshakes --------------------------------------------------------------------------------
 
