@@ -76,25 +76,23 @@ async def connect_tcp(addresses: Sequence[str], port: int) -> SocketStream:
     """A TCP connection to the first of ``addresses`` that answers (each tried in turn, overlapping).
 
     Each address is tried up to ``_SYN_TRIES`` times, ``_NEXT_ADDRESS`` apart: a lost SYN
-    otherwise costs the kernel's 1 s retransmission timeout, and a lossy Wi-Fi loses some.
+    otherwise costs the kernel's 1 s retransmission timeout, and a lossy Wi-Fi loses some. An
+    address the kernel answered with an error (refused, unreachable) is not tried again: a SYN
+    that was answered was not lost. Tries start one at a time, so a dial of many dead addresses
+    costs a task per address, not per try.
     """
     if not addresses:
         raise ConnectError("no address to dial")
-    addresses = [address for address in addresses for _ in range(_SYN_TRIES)]
-    errors: list[str] = []
+    errors: dict[str, str] = {}  # address -> why it failed
     won: list[SocketStream] = []
-    failed = [anyio.Event() for _ in addresses]
 
-    async def attempt(i: int, address: str, tg: TaskGroup) -> None:
-        if i:  # the next address once the previous one failed, or after a short while
-            with anyio.move_on_after(_NEXT_ADDRESS):
-                await failed[i - 1].wait()
+    async def attempt(address: str, failed: anyio.Event, tg: TaskGroup) -> None:
         try:
             stream = await anyio.connect_tcp(address, port)
         except OSError as exc:
             cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc  # anyio wraps the real one
-            errors.append(f"{address}:{port}: {os.strerror(cause.errno) if cause.errno else cause}")
-            failed[i].set()
+            errors[address] = f"{address}:{port}: {os.strerror(cause.errno) if cause.errno else cause}"
+            failed.set()
             return
         if won:
             await stream.aclose()
@@ -104,14 +102,19 @@ async def connect_tcp(addresses: Sequence[str], port: int) -> SocketStream:
 
     try:
         async with anyio.create_task_group() as tg:
-            for i, address in enumerate(addresses):
-                tg.start_soon(attempt, i, address, tg)
+            for address in (address for address in addresses for _ in range(_SYN_TRIES)):
+                if address in errors:
+                    continue
+                failed = anyio.Event()
+                tg.start_soon(attempt, address, failed, tg)
+                with anyio.move_on_after(_NEXT_ADDRESS):  # the next try once this one failed, or after a while
+                    await failed.wait()
     except BaseException:
         for stream in won:
             await stream.aclose()
         raise
     if not won:
-        raise ConnectError("; ".join(dict.fromkeys(errors)))
+        raise ConnectError("; ".join(errors.values()))
     return won[0]
 
 
