@@ -248,6 +248,7 @@ def _flapping(seed: int, size: int, flaps: int, policy: Policy) -> None:
         (19, 6, 6, Policy.AVAILABLE),
         (3, 5, 3, Policy.MAJORITY),
         (128, 8, 3, Policy.AVAILABLE),
+        (7, 7, 2, Policy.MAJORITY),
     ],
 )
 def test_flapping_partitions_regressions(seed: int, size: int, flaps: int, policy: Policy) -> None:
@@ -259,11 +260,16 @@ def test_flapping_partitions_regressions(seed: int, size: int, flaps: int, polic
     was committed after the heal (a master now tells each peer the commit index it catches up).
     Seed 128 left a peer one entry behind in a quiet room: a short cut lost it and no later entry
     showed the gap (heartbeats now name the master's log index; a follower still short of it a
-    second later reports again and is caught up)."""
+    second later reports again and is caught up). Seed 7 (``majority``, found by the property
+    test below) left a peer masterless for good: a recovering master sealed the heads of two
+    replicas it pulled one after the other at one log index, and the peer that compared the two
+    seals took its honest master for forked and distrusted it (a master now never seals while
+    recovering, nor twice at one index)."""
     _flapping(seed, size, flaps, policy)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.timeout(360)  # up to 15 s an example on a busy 2-CPU machine
+@settings(max_examples=24, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32),
     size=st.integers(3, 8),

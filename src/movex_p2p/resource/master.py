@@ -132,6 +132,7 @@ class MasterCore:
         self._verifier = verifier
         self._master_of = master_of
         self._dirty: dict[Rid, None] = {}  # resources whose head changed since the last seal
+        self._sealed_at: int | None = None  # the log index of our last seal: never two seals at one index
         self._reported: dict[tuple[PeerId, Rid], Position] = {}  # what each peer reported it holds
         self._rng_factory = rng_factory
         self._quorum = quorum
@@ -188,9 +189,16 @@ class MasterCore:
     # -- inputs --------------------------------------------------------------------------------
 
     def seal(self) -> list[Effect]:
-        """Sign the heads of the resources changed since the last seal (a ``Sealed`` for every peer); [] if none."""
-        if not self._dirty:
+        """Sign the heads of the resources changed since the last seal (a ``Sealed`` for every peer); [] if none.
+
+        Never while recovering (a pulled replica is adopted with no entry of its own; it is
+        published, at a fresh index, when recovery ends), and never twice at one log index: two
+        different seals of one (term, index) are what a forked master signs, and every peer that
+        compares them would distrust an honest master (``SignedHistory.forked``).
+        """
+        if not self._dirty or self.deadline is not None or self.index == self._sealed_at:
             return []
+        self._sealed_at = self.index
         heads: list[Head] = []
         for rid in self._dirty:
             res = self._resources.get(rid)
