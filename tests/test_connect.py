@@ -10,7 +10,6 @@ import pytest
 from anyio.abc import SocketStream
 
 from movex_p2p.errors import ConnectError
-from movex_p2p.transport import handshake
 from movex_p2p.transport.handshake import connect_tcp
 
 REFUSING = "127.0.0.3"  # on loopback, nothing listens there: the kernel refuses at once
@@ -24,9 +23,10 @@ def tries(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
     async def counting(host: str, port: int, **kwargs: Any) -> SocketStream:
         counted[host] += 1
-        return await real(host, port, **kwargs)
+        stream: SocketStream = await real(host, port, **kwargs)
+        return stream
 
-    monkeypatch.setattr(handshake.anyio, "connect_tcp", counting)
+    monkeypatch.setattr(anyio, "connect_tcp", counting)  # what handshake.connect_tcp calls
     return counted
 
 
