@@ -95,6 +95,11 @@ class Budget:
         self.charged: dict[PeerId, int] = {}
         """Bytes charged so far, per peer (the KEPT_BUCKETS most recently charged; for tests and benchmarks)."""
 
+    @property
+    def kept(self) -> list[PeerId]:
+        """The peers whose bucket is not known to be full (the least recently charged first)."""
+        return list(self._buckets)
+
     def resize(self, room: int) -> None:
         """Size the buckets for a room of ``room`` bytes (see the module docstring)."""
         self.burst = ROOMS * room + MIN_BURST
