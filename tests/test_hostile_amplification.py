@@ -332,3 +332,15 @@ def test_answers_to_a_peer_that_left_or_for_a_removed_resource_are_dropped() -> 
         answers.reply(PeerId("q"), req)
     with pytest.raises(RemoteProtocolError, match="already wait"):
         answers.reply(PeerId("q"), 99)
+
+
+def test_a_peer_owed_nothing_any_more_leaves_no_timer_behind() -> None:
+    resources = {Rid("blob:a"): _replica("blob:a", bytes(100_000))}
+    answers = bd.Answers(term=Term(1), resources=resources)
+    peer = PeerId("p")
+    answers.snapshot(peer, Rid("blob:a"))
+    answers.budget.charge(peer, 10**9, 0.0)  # an empty bucket: the snapshot waits
+    assert answers.pay(peer, 0.0, index=1) == []
+    answers.holds(peer, Rid("blob:a"))  # the only thing owed is no longer needed
+    assert answers.tick(0.0, index=1) == []
+    assert answers.due is None  # no timer left to fire over and over

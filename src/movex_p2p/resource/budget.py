@@ -122,8 +122,7 @@ class Budget:
         tokens = self.tokens(peer, now) - cost
         self._buckets.pop(peer, None)
         self._buckets[peer] = _Bucket(tokens=tokens, at=now)  # the least recently charged first
-        self.charged.pop(peer, None)
-        self.charged[peer] = self.charged.get(peer, 0) + cost
+        self.charged[peer] = self.charged.pop(peer, 0) + cost  # the most recently charged last
         buckets = self._buckets
         while buckets:  # full again, or too many: forgotten (a full bucket is the same as none)
             oldest = next(iter(buckets))
@@ -276,8 +275,11 @@ class Answers:
     def pay(self, peer: PeerId, now: float, index: int) -> list[Effect]:
         """Send ``peer`` what it is owed, in order, as far as its bucket goes (the log is at ``index``)."""
         owed = self._owed.get(peer)
-        if not owed or self._wake.get(peer, now) > now:
-            return []  # nothing owed, or its bucket is known not to pay yet: no snapshot is even built
+        if not owed:
+            self._settled(peer)
+            return []
+        if self._wake.get(peer, now) > now:
+            return []  # its bucket is known not to pay yet: no snapshot is even built
         self._size(index)
         effects: list[Effect] = []
         while owed:
