@@ -45,6 +45,7 @@ __all__ = [
     "OVERHEAD",
     "REFILL",
     "ROOMS",
+    "SMALL",
     "Answers",
     "Budget",
     "SharedSnapshots",
@@ -62,6 +63,9 @@ MIN_BURST: Final = 64 * 1024
 
 MIN_RATE: Final = 256 * 1024
 """Bytes per second a bucket refills at least (small rooms: a spectator's opaque refreshes stay quick)."""
+
+SMALL: Final = 32
+"""Bytes counted for a small answer (a reply to a Report, a commit index): about their encoded size."""
 
 OVERHEAD: Final = 512
 """Bytes counted per resource on top of its state when sizing the room (a snapshot's other fields)."""
@@ -316,7 +320,7 @@ class Answers:
                 cost = sum(_secret_size(s) for s in secrets)
                 return list(secrets), cost
             case _ReplyTo(req=req):
-                return [Replied(term=self.term, req=req, rid=Rid(""))], 0
+                return [Replied(term=self.term, req=req, rid=Rid(""))], SMALL
 
     def _size(self, index: int) -> None:
         if self._sized_at != index:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError
 from ..ids import PeerId, Rid, Term
 from ..proofs import prove
-from .budget import Answers
+from .budget import SMALL, Answers
 from .effects import Effect, Publish, Send, TermObserved
 from .history import commitment, head, meta_digest, seal_signer, seal_statement
 from .messages import (
@@ -308,7 +308,7 @@ class MasterCore:
                 if message.rid not in self._resources:
                     return []
                 self.answers.snapshot(sender, message.rid)  # owed, paid as the sender's budget allows
-                effects = [*self._commit_to(sender), *self.answers.pay(sender, now, self.index)]
+                effects = [*self._commit_to(sender, now), *self.answers.pay(sender, now, self.index)]
             case Pulled(snapshot=snapshot):
                 effects = self._on_pulled(sender, snapshot, now, lease)
             case Ack():
@@ -367,10 +367,11 @@ class MasterCore:
             effects += self._admit(sender, message, now, True)
         return effects
 
-    def _commit_to(self, peer: PeerId) -> list[Effect]:
+    def _commit_to(self, peer: PeerId, now: float) -> list[Effect]:
         """``majority``: tell one peer how far the log is committed (it may have missed a Committed)."""
         if self._quorum is None or not self.committed:
             return []
+        self.answers.budget.charge(peer, SMALL, now)  # an answer to its request, like the rest
         return [Send(to=peer, message=Committed(term=self.term, index=self.committed))]
 
     def _catch_up(
@@ -392,7 +393,7 @@ class MasterCore:
         # identity gets its secrets back (one that knows them already ignores these)
         self.answers.secrets(peer)
         self.answers.reply(peer, report.req)
-        return [*self._commit_to(peer), *self.answers.pay(peer, now, self.index)]
+        return [*self._commit_to(peer, now), *self.answers.pay(peer, now, self.index)]
 
     def _on_report(self, sender: PeerId, report: Report, now: float) -> list[Effect]:
         recovering = self.deadline is not None
