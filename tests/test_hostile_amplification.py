@@ -344,3 +344,13 @@ def test_a_peer_owed_nothing_any_more_leaves_no_timer_behind() -> None:
     answers.holds(peer, Rid("blob:a"))  # the only thing owed is no longer needed
     assert answers.tick(0.0, index=1) == []
     assert answers.due is None  # no timer left to fire over and over
+
+
+def test_the_masters_own_client_has_no_budget() -> None:
+    resources = {Rid("blob:a"): _replica("blob:a", bytes(100_000))}
+    me = PeerId("me")
+    answers = bd.Answers(me=me, term=Term(1), resources=resources)
+    for _ in range(10):  # its own requests are answered locally, as often as it asks
+        answers.snapshot(me, Rid("blob:a"))
+        assert len(answers.pay(me, 0.0, index=1)) == 1
+    assert me not in answers.budget.charged

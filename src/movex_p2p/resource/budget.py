@@ -207,16 +207,19 @@ class Answers:
     """What the master owes each peer in answer to its Reports and SyncRequests, paid as its budget allows.
 
     ``resources`` is the master's own map (read, never written). A peer's owed answers go out in
-    the order they were owed; the first one its bucket cannot pay holds the rest back.
+    the order they were owed; the first one its bucket cannot pay holds the rest back. The
+    master's own client (``me``) is answered locally: it has no budget.
     """
 
     def __init__(
         self,
         *,
+        me: PeerId | None = None,
         term: Term,
         resources: Mapping[Rid, Replica],
         encode: Callable[[Snapshot], bytes] | None = None,
     ) -> None:
+        self.me = me
         self.term = term
         self._resources = resources
         self.budget = Budget()
@@ -289,6 +292,7 @@ class Answers:
         while owed:
             what = next(iter(owed))
             messages, cost = self._answer(peer, what, index)
+            cost = 0 if peer == self.me else cost
             if cost and not self.budget.affords(peer, cost, now):
                 self._wake[peer] = self.budget.when(peer, cost, now)
                 return effects

@@ -161,7 +161,7 @@ class MasterCore:
         self.deadline: float | None = now + recovery_timeout
         self.began: int | None = None
         self._reveals = Reveals(me, term=term, types=self._types, resources=self._resources, entry=self._entry)
-        self.answers = Answers(term=term, resources=self._resources, encode=encode)
+        self.answers = Answers(me=me, term=term, resources=self._resources, encode=encode)
         """Snapshots and secrets owed to peers that asked, paid out of each one's budget (resource/budget.py)."""
 
     # -- inspection ----------------------------------------------------------------------------
@@ -371,7 +371,8 @@ class MasterCore:
         """``majority``: tell one peer how far the log is committed (it may have missed a Committed)."""
         if self._quorum is None or not self.committed:
             return []
-        self.answers.budget.charge(peer, SMALL, now)  # an answer to its request, like the rest
+        if peer != self.me:
+            self.answers.budget.charge(peer, SMALL, now)  # an answer to its request, like the rest
         return [Send(to=peer, message=Committed(term=self.term, index=self.committed))]
 
     def _catch_up(
