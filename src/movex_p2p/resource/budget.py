@@ -26,7 +26,7 @@ however many links queue it).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -305,7 +305,7 @@ class Answers:
         self._settled(peer)
         return effects
 
-    def _answer(self, peer: PeerId, what: _Owed, index: int) -> tuple[list[Snapshot | Secret | Replied], int]:
+    def _answer(self, peer: PeerId, what: _Owed, index: int) -> tuple[Sequence[Snapshot | Secret | Replied], int]:
         """The messages that answer ``what`` now, and the bytes they count for."""
         match what:
             case _SnapshotOf(rid=rid):
@@ -321,8 +321,7 @@ class Answers:
                     for h in res.held
                     if h.author == peer and h.action is not None
                 ]
-                cost = sum(_secret_size(s) for s in secrets)
-                return list(secrets), cost
+                return secrets, sum(_secret_size(s) for s in secrets)
             case _ReplyTo(req=req):
                 return [Replied(term=self.term, req=req, rid=Rid(""))], SMALL
 

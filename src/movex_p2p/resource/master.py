@@ -685,7 +685,8 @@ class MasterCore:
 
     @property
     def due(self) -> float | None:
-        """When :meth:`tick` has timed work besides recovery (a reveal timeout, a deadline in a state), or None.
+        """When :meth:`tick` has timed work besides recovery (a reveal timeout, a deadline in a state, an
+        answer owed to a peer whose budget refills), or None.
 
         While recovering, None (recovery ends at ``deadline``, and the timers are counted after it).
         """
