@@ -233,7 +233,7 @@ class NodeCore:
         """The OTHER peers in the room: linked and introduced (the roster's)."""
         self.conflicts = self.roster.conflicts
         """Members whose version of one of our types differs: peer -> {type name: its version} (the roster's)."""
-        self.outbox = Outbox(me)
+        self.outbox = Outbox(me, encoded=self._shared_bytes)
         self._events: list[NodeEvent] = []
         self._faults: list[Fault] = []
         self._dropped: list[Dropped] = []
@@ -598,6 +598,7 @@ class NodeCore:
                     verifier=self.verifier,
                     master_of=self.election.master_of,
                     removed=self.client.removed,
+                    encode=wire.encode,
                 )
         else:
             self.master = None
@@ -672,6 +673,11 @@ class NodeCore:
         ready.more.extend(more)
         ready.datagrams.update(datagrams)
         return ready
+
+    def _shared_bytes(self, message: wire.Message) -> bytes | None:
+        """The bytes the master already encoded ``message`` to (a snapshot shared by its requesters), or None."""
+        master = self.master
+        return None if master is None else master.answers.shared.encoded(message)
 
     def _ack(self) -> None:
         """``majority``: tell the master how far this replica holds the log (the master's commit counts it)."""

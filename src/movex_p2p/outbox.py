@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 from . import wire
@@ -23,8 +24,10 @@ _LANES: Final = wire.LANES
 class Outbox:
     """Messages queued per peer on the lane their type declares, and those this peer sent itself."""
 
-    def __init__(self, me: PeerId) -> None:
+    def __init__(self, me: PeerId, *, encoded: Callable[[wire.Message], bytes | None] | None = None) -> None:
+        """``encoded(message)``: bytes already encoded for ``message`` (a shared snapshot), or None."""
         self.me = me
+        self._encoded = encoded
         self.local: deque[rm.ResourceMessage] = deque()
         """Messages to this very peer, delivered within the step."""
         self.reliable: dict[PeerId, list[wire.Message]] = {}
@@ -60,20 +63,25 @@ class Outbox:
         datagrams: dict[PeerId, bytes] = {}
         frames: dict[PeerId, bytes] = {}
         if self.datagrams:
-            datagrams.update(_encode(self.datagrams, more))
+            datagrams.update(_encode(self.datagrams, more, self._encoded))
             for peer, frame in list(datagrams.items()):
                 if len(frame) > MAX_DATAGRAM:  # too big for the datagram lane: it goes reliably
                     del datagrams[peer]
                     self.reliable.setdefault(peer, []).extend(self.datagrams[peer])
             self.datagrams = {}
         if self.reliable:
-            frames.update(_encode(self.reliable, more))
+            frames.update(_encode(self.reliable, more, self._encoded))
             self.reliable = {}
         return frames, more, datagrams
 
 
-def _encode(outbox: dict[PeerId, list[wire.Message]], more: list[tuple[PeerId, bytes]]) -> dict[PeerId, bytes]:
-    """The first frame per peer (the rest go to ``more``); a message sent to several peers is encoded once."""
+def _encode(
+    outbox: dict[PeerId, list[wire.Message]],
+    more: list[tuple[PeerId, bytes]],
+    shared: Callable[[wire.Message], bytes | None] | None = None,
+) -> dict[PeerId, bytes]:
+    """The first frame per peer (the rest go to ``more``); a message sent to several peers is encoded once
+    (once at all, if ``shared`` has its bytes)."""
     encoded: dict[int, bytes] = {}
     frames: dict[PeerId, bytes] = {}
     for peer, messages in outbox.items():
@@ -82,7 +90,10 @@ def _encode(outbox: dict[PeerId, list[wire.Message]], more: list[tuple[PeerId, b
         for message in messages:
             frame = encoded.get(id(message))
             if frame is None:
-                frame = encoded[id(message)] = wire.encode(message)
+                frame = None if shared is None else shared(message)
+                if frame is None:
+                    frame = wire.encode(message)
+                encoded[id(message)] = frame
             if parts and size + len(frame) > FRAME_TARGET:
                 _emit(frames, more, peer, parts)
                 parts, size = [], 0

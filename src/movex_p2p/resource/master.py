@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError
 from ..ids import PeerId, Rid, Term
 from ..proofs import prove
+from .budget import SMALL, Answers
 from .effects import Effect, Publish, Send, TermObserved
 from .history import commitment, head, meta_digest, seal_signer, seal_statement
 from .messages import (
@@ -119,6 +120,7 @@ class MasterCore:
         verifier: Verifier,
         master_of: Callable[[Term], PeerId | None],
         removed: Mapping[Rid, int] | None = None,
+        encode: Callable[[Snapshot], bytes] | None = None,
     ) -> None:
         """``rng_factory(seed)`` builds the generator for one action's master values (the driver
         passes ``random.Random``): the core itself never touches the random module. With
@@ -126,7 +128,8 @@ class MasterCore:
         ``signer`` (whose id is ``me``) seals its heads; ``verifier`` checks seals: it adopts only replicas
         sealed by the master of their term, as ``master_of(term)`` knows it (the election: followed, or
         shown real votes).
-        ``removed``: tombstones (rid -> index of its removal) this master must not bring back."""
+        ``removed``: tombstones (rid -> index of its removal) this master must not bring back.
+        ``encode`` (the wire codec) encodes each snapshot it answers with once, for every peer that asks."""
         self.me = me
         self._signer = signer
         self._verifier = verifier
@@ -159,6 +162,8 @@ class MasterCore:
         self.deadline: float | None = now + recovery_timeout
         self.began: int | None = None
         self._reveals = Reveals(me, term=term, types=self._types, resources=self._resources, entry=self._entry)
+        self.answers = Answers(me=me, term=term, resources=self._resources, encode=encode)
+        """Snapshots and secrets owed to peers that asked, paid out of each one's budget (resource/budget.py)."""
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -201,6 +206,7 @@ class MasterCore:
         self._sealed_at = self.index
         heads: list[Head] = []
         for rid in self._dirty:
+            self.answers.shared.forget(rid)
             res = self._resources.get(rid)
             if res is not None:
                 heads.append(head(rid, res.version, res.checksum, res.applied, res.held))
@@ -220,6 +226,8 @@ class MasterCore:
             effects += self._finish_recovery(now)
         if self.deadline is None and (self._reveals.waits or self._reveals.timed):
             effects += self._reveals.timers(now, self._peers)
+        if self.deadline is None and self.answers.due is not None:
+            effects += self.answers.tick(now, self.index)
         return effects
 
     def peers_changed(self, peers: frozenset[PeerId], now: float, *, lease: bool = True) -> list[Effect]:
@@ -230,6 +238,8 @@ class MasterCore:
             return peer != self.me and peer not in self._peers
 
         self._awaiting_report = {p for p in self._awaiting_report if not gone(p)}
+        for peer in [p for p in self.answers.peers if gone(p)]:
+            self.answers.left(peer)
         self._windows.forget_peers(gone)  # what departed peers parked
         for rid, waiting in list(self._awaiting_pull.items()):
             waiting.difference_update({p for p in waiting if gone(p)})
@@ -301,15 +311,12 @@ class MasterCore:
             case Restore():
                 effects = self._reveals.restore(sender, message, now, self._peers)
             case Report():
-                effects = self._on_report(sender, message)
+                effects = self._on_report(sender, message, now)
             case SyncRequest():
-                res = self._resources.get(message.rid)
-                if res is None:
+                if message.rid not in self._resources:
                     return []
-                effects = [
-                    Send(to=sender, message=res.snapshot(term=self.term, index=self.index)),
-                    *self._commit_to(sender),
-                ]
+                self.answers.snapshot(sender, message.rid)  # owed, paid as the sender's budget allows
+                effects = [*self._commit_to(sender, now), *self.answers.pay(sender, now, self.index)]
             case Pulled(snapshot=snapshot):
                 effects = self._on_pulled(sender, snapshot, now, lease)
             case Ack():
@@ -352,8 +359,7 @@ class MasterCore:
             effects.append(Publish(message=self._resources[rid].snapshot(term=self.term, index=self.index)))
         reports, self._reports = self._reports, {}
         for peer, report in reports.items():
-            effects += self._catch_up(peer, report, skip=self._adopted)
-            effects.append(self._reply(peer, report.req))
+            effects += self._catch_up(peer, report, now, skip=self._adopted)
         self._adopted = set()
         effects += self._release(now)
         for res in self._resources.values():
@@ -369,15 +375,19 @@ class MasterCore:
             effects += self._admit(sender, message, now, True)
         return effects
 
-    def _commit_to(self, peer: PeerId) -> list[Effect]:
+    def _commit_to(self, peer: PeerId, now: float) -> list[Effect]:
         """``majority``: tell one peer how far the log is committed (it may have missed a Committed)."""
         if self._quorum is None or not self.committed:
             return []
+        if peer != self.me:
+            self.answers.budget.charge(peer, SMALL, now)  # an answer to its request, like the rest
         return [Send(to=peer, message=Committed(term=self.term, index=self.committed))]
 
-    def _catch_up(self, peer: PeerId, report: Report, *, skip: set[Rid] | frozenset[Rid] = frozenset()) -> list[Effect]:
-        """Snapshots of every resource ``peer`` lacks or holds another replica of (older, newer or different)."""
-        effects: list[Effect] = self._commit_to(peer)
+    def _catch_up(
+        self, peer: PeerId, report: Report, now: float, *, skip: set[Rid] | frozenset[Rid] = frozenset()
+    ) -> list[Effect]:
+        """Snapshots of every resource ``peer`` lacks or holds another replica of (older, newer or different),
+        its secrets, then the reply to its report: owed, and paid as its budget allows (resource/budget.py)."""
         for rid, res in self._resources.items():
             if rid in skip:
                 continue
@@ -385,26 +395,18 @@ class MasterCore:
             # older, or another history: a newer one this master did not pull (reported after
             # recovery, or refused) is a branch the room does not have, so the peer takes ours
             if pos is None or (pos.term, pos.version) != res.key or pos.checksum != res.checksum:
-                effects.append(Send(to=peer, message=res.snapshot(term=self.term, index=self.index)))
+                self.answers.snapshot(peer, rid)
+            else:
+                self.answers.holds(peer, rid)
         # private actions the reporter authored and we hold: a peer restarted with the same
         # identity gets its secrets back (one that knows them already ignores these)
-        for res in self._resources.values():
-            for held in res.held:
-                if held.author == peer and held.action is not None:
-                    secret = Secret(
-                        term=self.term,
-                        rid=res.rid,
-                        seq=held.seq,
-                        private=held.action,
-                        nonce=held.nonce,
-                        origin=held.origin,
-                    )
-                    effects.append(Send(to=peer, message=secret))
-        return effects
+        self.answers.secrets(peer)
+        self.answers.reply(peer, report.req)
+        return [*self._commit_to(peer, now), *self.answers.pay(peer, now, self.index)]
 
-    def _on_report(self, sender: PeerId, report: Report) -> list[Effect]:
+    def _on_report(self, sender: PeerId, report: Report, now: float) -> list[Effect]:
         recovering = self.deadline is not None
-        effects: list[Effect] = [] if recovering else self._catch_up(sender, report)
+        effects: list[Effect] = []
         for rid_str, pos in report.have.items():
             rid = Rid(rid_str)
             mine = self._resources.get(rid)
@@ -425,9 +427,8 @@ class MasterCore:
         if recovering:
             self._awaiting_report.discard(sender)
             self._reports[sender] = report
-        else:
-            effects.append(self._reply(sender, report.req))
-        return effects
+            return effects
+        return effects + self._catch_up(sender, report, now)
 
     def _known_type(self, rid: Rid) -> bool:
         type_name, sep, id = rid.partition(":")
@@ -589,6 +590,7 @@ class MasterCore:
         if res is None:
             return [self._reply(sender, msg.req, msg.rid, f"no resource {msg.rid}", refusal="not_found")]
         self._windows.forget_rid(msg.rid)
+        self.answers.removed(msg.rid)
         self._awaiting_pull.pop(msg.rid, None)
         self._reveals.forget(msg.rid)
         self._pulls = {(peer, rid) for peer, rid in self._pulls if rid != msg.rid}
@@ -691,11 +693,14 @@ class MasterCore:
 
     @property
     def due(self) -> float | None:
-        """When :meth:`tick` has timed work besides recovery (a reveal timeout, a deadline in a state), or None.
+        """When :meth:`tick` has timed work besides recovery (a reveal timeout, a deadline in a state, an
+        answer owed to a peer whose budget refills), or None.
 
         While recovering, None (recovery ends at ``deadline``, and the timers are counted after it).
         """
-        return self._reveals.due(self.deadline is not None)
+        due = self._reveals.due(self.deadline is not None)
+        owed = None if self.deadline is not None else self.answers.due
+        return owed if due is None else due if owed is None else min(due, owed)
 
     def _entry(self, rid: Rid) -> int:
         """``rid``'s head changed: number the next log entry."""
