@@ -200,12 +200,14 @@ class NodeCore:
         signer: Signer,
         verifier: Verifier,
         entropy: Callable[[int], bytes] | None = None,
+        room: str = "",
     ) -> None:
         """``name``, ``info`` and ``role`` are what this peer introduces itself with; ``opaque`` (a
         spectator only) replicates, read-only, the resources of types it does not have.
         ``signer`` (whose id is ``me``; a real peer's Identity) signs what this peer must prove to
         others, ``verifier`` checks what others sign (docs/security.md). ``entropy(n)``
-        gives ``n`` unpredictable bytes for commitments (the Peer passes ``os.urandom``; default: ``rng``)."""
+        gives ``n`` unpredictable bytes for commitments (the Peer passes ``os.urandom``; default: ``rng``);
+        ``room`` is bound into the commitments of sealed private halves."""
         if opaque and role != "spectator":
             raise ValueError("only a spectator can hold resources of types it does not have (opaque)")
         self.me = me
@@ -219,7 +221,10 @@ class NodeCore:
         self.rng = rng
         self.decode_limit = decode_limit
         self.majority = election.policy is el.Policy.MAJORITY
-        self.client = ClientCore(me, types=self.types, wait_commit=self.majority, opaque=opaque)
+        self.room = room
+        self.client = ClientCore(
+            me, types=self.types, wait_commit=self.majority, opaque=opaque, room=room, signer=signer
+        )
         self.election = el.ElectionMachine(
             me, config=election, rng=rng, signer=signer, verifier=verifier, spectator=role == "spectator"
         )
@@ -598,6 +603,7 @@ class NodeCore:
                     verifier=self.verifier,
                     master_of=self.election.master_of,
                     removed=self.client.removed,
+                    room=self.room,
                 )
         else:
             self.master = None
@@ -629,6 +635,7 @@ class NodeCore:
                     | fx.Stuck()
                     | fx.AppRaised()
                     | fx.PrivateLost()
+                    | fx.OpeningForged()
                 ):
                     self._events.append(effect)
                 case _:

@@ -19,7 +19,7 @@ replicas: anything else is a forgery by the master (a :class:`~.effects.Forged` 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 from ..errors import InvalidState, LocalProtocolError, StateTooLarge
 from ..ids import PeerId, Rid, Term
@@ -29,6 +29,7 @@ from .effects import (
     ActionSettled,
     Effect,
     Forged,
+    OpeningForged,
     PresenceChanged,
     PrivateLost,
     RequestSettled,
@@ -79,9 +80,13 @@ from .pending import Pending, PendingQueue
 from .predictor import Predictor
 from .replica import Replica
 from .requests import Requests, to_master
+from .sealed import derive_nonce, fold, open_half, sealed_commitment
 from .state import check_data, checksum, freeze, size_of
 from .types import Action, ResourceType, Unrevealed, parse_rid
 from .values import has_master_values
+
+if TYPE_CHECKING:
+    from ..signing import Signer
 
 __all__ = ["ClientCore", "Pending", "is_opaque", "opaque_type"]
 
@@ -99,11 +104,18 @@ class ClientCore:
         types: Mapping[str, ResourceType],
         wait_commit: bool = False,
         opaque: bool = False,
+        room: str = "",
+        signer: Signer | None = None,
     ) -> None:
         """With ``wait_commit`` an own action is confirmed only once a quorum holds it (``majority``);
         with ``opaque`` this peer also replicates, read-only, resources of types it does not have;
-        entries are checked against their authors' endorsements (see the module docstring)."""
+        entries are checked against their authors' endorsements (see the module docstring).
+        ``room`` is bound into sealed commitments; ``signer`` (whose id is ``me``) signs the openings
+        of this peer's sealed private halves (a peer without one cannot dispatch sealed pairs)."""
         self.me = me
+        self.room = room
+        self._signer = signer
+        self._opened: set[tuple[Rid, int]] = set()  # own sealed halves opened to the current master
         self._authorship = Authorship()
         self.wait_commit = wait_commit
         self.opaque = opaque
@@ -221,6 +233,8 @@ class ClientCore:
                     raise LocalProtocolError(f"expected an Action, not {type(part).__name__}")
                 check_data(part.payload, where=f"{part.type} payload")
                 _check_size(res.type, size_of(part.payload), f"{part.type!r} on {rid}")
+        if private is not None and res.type.sealed:
+            _check_sealable(res.type, private, self._signer is not None)
         public, secret = action.by(self.me), None if private is None else private.by(self.me)
         waits = has_master_values(action.payload) or (private is not None and has_master_values(private.payload))
         predicted = None if waits else self._predictor.predict(rid, res, public, secret)
@@ -230,6 +244,8 @@ class ClientCore:
         # after a restart with the same identity, the master already holds this author's earlier seqs
         seq = self._queue.next_seq(rid, res.applied.get(self.me, 0))
         item = Pending(seq, public, secret, waits, nonce=nonce if secret else b"", born=when)
+        if secret is not None and res.type.sealed:
+            item.sealed = sealed_commitment(self.room, res.born, self.me, rid, seq, nonce, secret)
         pending = self._queue.push(rid, item, when)
         effects: list[Effect] = []
         if not waits:
@@ -266,9 +282,13 @@ class ClientCore:
             return []
         effects = self.report()
         effects += self._requests.replay(master, self.term, skip=self._requests.req)
-        effects += self._overlay.restores(master, self.term, self._queue.items)
+        sealed = [rid for rid, res in self.replicas.items() if res.type.sealed]
+        effects += self._overlay.restores(master, self.term, self._queue.items, sealed)
         for rid in self._queue.items:
             effects += self._queue.resend(rid, 0, self.master, self.term)
+        self._opened.clear()  # a new master (or link): open again what is due
+        for rid in sealed:
+            effects += self._open_due(rid)
         return effects
 
     def step(self, sender: PeerId, message: ToClients, now: float) -> list[Effect]:
@@ -375,7 +395,7 @@ class ClientCore:
             res = self.replicas.get(head.rid)
             if res is None or res.version != head.version or head.rid in self._syncing:
                 continue
-            if res.checksum != head.checksum or meta_digest(res.applied, res.held) != head.meta:
+            if res.checksum != head.checksum or meta_digest(res.applied, res.held, res.born) != head.meta:
                 effects += self._resync(head.rid, "the master's seal does not match the entries it sent")
             else:
                 res.seal = msg
@@ -414,6 +434,9 @@ class ClientCore:
         return effects
 
     def _on_revealed(self, msg: Revealed, now: float, *, verify: bool = False) -> list[Effect]:
+        known = self.replicas.get(msg.rid)
+        if known is not None and known.type.sealed:
+            return self._on_revealed_sealed(msg, now, verify=verify)
         if verify:
             broken = self._authorship.broken_commitment(msg, self.replicas.get(msg.rid))
             if broken is not None:
@@ -426,6 +449,79 @@ class ClientCore:
         lost = tuple(h.seq for h in msg.actions if h.action is None and h.author == self.me)
         effects: list[Effect] = [PrivateLost(rid=msg.rid, seqs=lost, master=self.master)] if lost else []
         return effects + self._changed(msg.rid)
+
+    def _on_revealed_sealed(self, msg: Revealed, now: float, *, verify: bool) -> list[Effect]:
+        """A reveal of sealed halves: every opening checked against the commitment this replica holds."""
+        res = self.replicas[msg.rid]
+        if verify and msg.version == res.version + 1:
+            broken = _broken_sealed_reveal(msg, res)
+            if broken is not None:
+                return [Forged(peer=self.master or PeerId(""), reason=broken)]
+        outcomes: list[str] = []
+
+        def compute(replica: Replica) -> Any:
+            done = fold(
+                replica.type,
+                replica.state,
+                msg.actions,
+                room=self.room,
+                born=replica.born,
+                rid=replica.rid,
+                commitments={(h.author, h.seq): h.commitment for h in replica.held},
+                publics={(h.author, h.seq): h.public for h in replica.held},
+            )
+            outcomes.extend(done.outcomes)
+            return done.state
+
+        applied = self._apply_entry(msg, compute, now)
+        if not isinstance(applied, Replica):
+            return applied
+        applied.held = []
+        self._overlay.revealed(msg.rid, self._queue.items.get(msg.rid, []))
+        self._opened = {key for key in self._opened if key[0] != msg.rid}
+        effects: list[Effect] = [
+            OpeningForged(rid=msg.rid, author=h.author, seq=h.seq)
+            for h, outcome in zip(msg.actions, outcomes, strict=True)
+            if outcome == "forged"
+        ]
+        lost = tuple(h.seq for h, o in zip(msg.actions, outcomes, strict=True) if o == "lost" and h.author == self.me)
+        if lost:
+            effects.append(PrivateLost(rid=msg.rid, seqs=lost, master=self.master))
+        return effects + self._changed(msg.rid)
+
+    def _open_due(self, rid: Rid) -> list[Effect]:
+        """Open own sealed halves on ``rid`` to the master once its ``can_reveal`` holds on this replica."""
+        res = self.replicas.get(rid)
+        master, signer = self.master, self._signer
+        if res is None or master is None or signer is None or not res.type.sealed or rid in self._syncing:
+            return []
+        halves = self._overlay.own_halves(rid, self._queue.items.get(rid, []))
+        if not halves or res.type.can_reveal is None:
+            return []
+        try:
+            due = bool(res.type.can_reveal(res.state))
+        except Exception:  # the app's code: not due (the master, running it too, says so)
+            due = False
+        if not due:
+            return []
+        commitments = {h.seq: h.commitment for h in res.held if h.author == self.me}
+        effects: list[Effect] = []
+        for seq, action, nonce in halves:
+            commit = commitments.get(seq)
+            if commit is None or (rid, seq) in self._opened:
+                continue
+            self._opened.add((rid, seq))
+            opening = open_half(signer, term=self.term, rid=rid, seq=seq, commitment=commit, nonce=nonce, action=action)
+            effects.append(Send(to=master, message=opening))
+        return effects
+
+    def _reseal(self, rid: Rid, item: Pending) -> None:
+        """A sealed pair re-sent under a new seq (a rebase): a new nonce, a new commitment."""
+        res = self.replicas.get(rid)
+        if res is None or not res.type.sealed or item.private is None:
+            return
+        item.nonce = derive_nonce(item.nonce, item.seq)
+        item.sealed = sealed_commitment(self.room, res.born, self.me, rid, item.seq, item.nonce, item.private)
 
     def _on_elapsed(self, msg: Elapsed, now: float) -> list[Effect]:
         res = self._apply_entry(msg, lambda replica: replica.type.elapse(replica.state, msg.deadline, msg.now)[0], now)
@@ -442,6 +538,7 @@ class ClientCore:
             return []  # a type this peer does not use
         replica = self.replicas[msg.rid] = Replica(rid=msg.rid, type=type_, state=freeze(msg.state))
         replica.advance(msg.term, 0)
+        replica.born = (msg.term, msg.index)
         return self._changed(msg.rid)
 
     def _on_presence(self, msg: Presence) -> list[Effect]:
@@ -504,7 +601,7 @@ class ClientCore:
         res.subscribers = dict(old.subscribers) if old else {}
         self.replicas[msg.rid] = res
         effects = _set_subscribers(res, msg.subscribers)
-        effects += self._queue.rebase_lost(res, self._last_now, self.master, self.term)
+        effects += self._queue.rebase_lost(res, self._last_now, self.master, self.term, self._reseal)
         # rebase: what the snapshot already contains is confirmed (once committed, under majority)
         done = res.applied.get(self.me, 0)
         for item in list(self._queue.items.get(msg.rid, ())):
@@ -517,6 +614,7 @@ class ClientCore:
             else:  # kept like any confirmation, in case this master loses a split
                 effects += self._settle(msg.rid, item.seq, None, kept=(msg.version, msg.entry_term, item.action))
         self._overlay.prune(res)
+        self._opened = {key for key in self._opened if key[0] != msg.rid}
         return effects + self._changed(msg.rid)
 
     # -- helpers -------------------------------------------------------------------------------
@@ -581,6 +679,8 @@ class ClientCore:
 
     def _changed(self, rid: Rid) -> list[Effect]:
         self._predictor.views.pop(rid, None)
+        if self._overlay.secrets.get(rid) or (self.wait_commit and rid in self._queue.items):
+            return [StateChanged(rid=rid), *self._open_due(rid)]  # own private halves: is a sealed reveal due?
         return [StateChanged(rid=rid)]
 
 
@@ -617,3 +717,28 @@ def _check_size(type_: ResourceType, size: int, what: str) -> None:
             f"{what} is {size} bytes, over {type_.name!r}'s max_bytes of {type_.max_bytes}: nothing was sent "
             "(split it, or raise ResourceType(max_bytes=...) on every peer)",
         )
+
+
+def _check_sealable(type_: ResourceType, private: Action, signs: bool) -> None:
+    """A sealed private half must be one this peer can open, and that needs no master to resolve it."""
+    if not signs:
+        raise LocalProtocolError(f"this peer cannot open sealed private halves of {type_.name!r} (no signer)")
+    if has_master_values(private.payload):
+        raise LocalProtocolError(
+            f"{type_.name!r} is sealed: the master never sees a private half, so it cannot resolve mx.master.* "
+            "values in one; draw with mx.fair.* (every player contributes, only you see the value) or put "
+            "the mx.master.* value in the public half"
+        )
+
+
+def _broken_sealed_reveal(msg: Revealed, res: Replica) -> str | None:
+    """Why a sealed reveal is not the master's to publish (not this replica's held halves, or an opening
+    its author never signed), or None. A signed opening that breaks its commitment is its author's forgery."""
+    if [(h.author, h.seq) for h in msg.actions] != [(h.author, h.seq) for h in res.held]:
+        return f"{msg.rid} v{msg.version}: a reveal of other private halves than the log holds"
+    for mine, held in zip(res.held, msg.actions, strict=True):
+        if held.commitment != mine.commitment:
+            return f"{msg.rid} v{msg.version}: a reveal that changes {held.author}'s commitment {held.seq}"
+        if held.action is not None and not held.proof:
+            return f"{msg.rid} v{msg.version}: an opening {held.author} never signed (seq {held.seq})"
+    return None
