@@ -7,7 +7,8 @@ private halves never reaches it before the reveal. Deterministic: seeded, no sle
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any, Final
 
 import pytest
@@ -18,7 +19,7 @@ from movex_p2p.errors import LocalProtocolError
 from movex_p2p.ids import PeerId, Rid
 from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
-from movex_p2p.resource.sealed import open_half, opening_signer, sealed_commitment
+from movex_p2p.resource.sealed import open_batch, open_halves, opening_signer, sealed_commitment
 from movex_p2p.signing import FAKE
 from movex_p2p.simulation import Simulation
 from movex_p2p.transport.base import Frame
@@ -161,16 +162,12 @@ def test_every_peer_checks_each_opening_and_a_forged_one_counts_as_unrevealed() 
 
 
 def _swap(c: CoreCluster, author: PeerId, opening: rm.Open) -> rm.Open:
-    payload = {**opening.action.payload, "rps": "scissors"}
-    return open_half(
-        c.signers[author],
-        term=opening.term,
-        rid=opening.rid,
-        seq=opening.seq,
-        commitment=opening.commitment,
-        nonce=opening.nonce,
-        action=mx.Action(opening.action.type, payload),
-    )
+    halves = [(h.seq, h.commitment, h.nonce, _scissors(h.action)) for h in opening.halves if h.action is not None]
+    return open_halves(c.signers[author], term=opening.term, rid=opening.rid, halves=halves)
+
+
+def _scissors(action: mx.Action) -> mx.Action:
+    return mx.Action(action.type, {**action.payload, "rps": "scissors"})
 
 
 def test_a_master_that_changes_or_makes_up_an_opening_is_caught() -> None:
@@ -201,18 +198,20 @@ def test_a_master_that_changes_or_makes_up_an_opening_is_caught() -> None:
     assert "never signed" in forged[0].reason
     assert not c.of_type(fx.OpeningForged)  # no author is blamed
     # with a signature, but not the author's: the verify stage drops it before any core sees it
-    real = open_half(
-        c.signers[a],
-        term=c.term,
-        rid=Rid("rps:g"),
-        seq=2,
-        commitment=b"c" * 16,
-        nonce=b"n" * 16,
-        action=mx.Action("submit", {}),
+    real = open_halves(
+        c.signers[a], term=c.term, rid=Rid("rps:g"), halves=[(2, b"c" * 16, b"n" * 16, mx.Action("submit", {}))]
     )
-    held = rm.Held(author=b, seq=2, commitment=real.commitment, nonce=real.nonce, action=real.action, proof=real.proof)
-    revealed = rm.Revealed(term=c.term, index=9, rid=Rid("rps:g"), version=9, actions=(held,), checksum=b"", now=0.0)
-    assert check(c.master_id, revealed, FAKE) is not None
+    half = real.halves[0]
+    batch = open_batch(real)
+
+    def revealed(*actions: rm.Held) -> rm.Revealed:
+        return rm.Revealed(term=c.term, index=9, rid=Rid("rps:g"), version=9, actions=actions, checksum=b"", now=0.0)
+
+    signed = rm.Held(author=a, seq=2, commitment=half.commitment, nonce=half.nonce, action=half.action)
+    assert check(c.master_id, revealed(replace(signed, proof=real.proof, batch=batch)), FAKE) is None
+    assert check(c.master_id, revealed(replace(signed, author=b, proof=real.proof, batch=batch)), FAKE) is not None
+    changed = replace(signed, action=mx.Action("submit", {"rps": "rock"}), proof=real.proof, batch=batch)
+    assert check(c.master_id, revealed(changed), FAKE) is not None  # not in the batch its author signed
     assert check(b, real, FAKE) is not None  # b cannot open a's half in a's name
     assert check(a, real, FAKE) is None
     assert opening_signer("rps:g", real, FAKE) == a
@@ -366,7 +365,7 @@ def test_simulation_a_spying_master_and_a_failover_with_sealed_halves_pending_lo
     assert set(sim.alive) - {a} <= {p for p, _ in sim.seen_by("MARK-A")}  # every other peer saw it opened
     for marker, author in (("MARK-A", a), ("MARK-B", b)):
         for dst, messages in sim.seen_by(marker, since=due):
-            carriers = [m for m in messages if marker in repr(getattr(m, "action", None)) or isinstance(m, rm.Revealed)]
+            carriers = [m for m in messages if marker in repr(m)]
             assert carriers, (dst, author)
             assert all(isinstance(m, rm.Open | rm.Revealed) for m in carriers), (dst, author)
             if any(isinstance(m, rm.Open) for m in carriers):
@@ -390,12 +389,12 @@ async def test_peers_a_spectator_sees_every_opening_and_a_forging_author_is_name
     ) as (a, b, eye):
         diagnostics: list[mx.Diagnostic] = []
         eye.on_diagnostic(diagnostics.append)
-        honest = sealed_module.open_half
+        honest = sealed_module.open_halves
 
-        def forging(signer: Any, *, action: mx.Action, **kw: Any) -> rm.Open:  # b's modified code
+        def forging(signer: Any, *, halves: Iterable[Any], **kw: Any) -> rm.Open:  # b's modified code
             if signer.id == b.id:
-                action = mx.Action(action.type, {**action.payload, "rps": "scissors"})
-            return honest(signer, action=action, **kw)
+                halves = [(seq, commit, nonce, _scissors(action)) for seq, commit, nonce, action in halves]
+            return honest(signer, halves=halves, **kw)
 
         rid = await a.create(SealedRps, id="g")
         ra, rb, rw = await a.bind(rid), await b.bind(rid), await eye.bind(rid)
@@ -411,7 +410,7 @@ async def test_peers_a_spectator_sees_every_opening_and_a_forging_author_is_name
         await until(lambda: rw.state["winner"] == "paper")  # the spectator saw both openings
         assert rw.checksum == ra.checksum == rb.checksum
         # round two: b opens something else than it committed to
-        monkeypatch.setattr(client_module, "open_half", forging)
+        monkeypatch.setattr(client_module, "open_halves", forging)
         await ra.dispatch(mx.Action("playAgain"))
         await ra.dispatch_private(*hand("playerA", "rock"))
         await rb.dispatch_private(*hand("playerB", "paper"))

@@ -44,7 +44,7 @@ def check(sender: PeerId, message: wire.Message, verifier: Verifier) -> str | No
                 return "a witnessed seal no master of its term signed"
         case rm.Open():
             if opening_signer(message.rid, message, verifier) != sender:
-                return "an opening not signed by its sender"
+                return "openings not signed by their sender"
         case rm.Revealed():
             for held in message.actions:
                 if held.proof and opening_signer(message.rid, held, verifier) != held.author:

@@ -80,7 +80,7 @@ from .pending import Pending, PendingQueue
 from .predictor import Predictor
 from .replica import Replica
 from .requests import Requests, to_master
-from .sealed import derive_nonce, fold, open_half, sealed_commitment
+from .sealed import MAX_BATCH, derive_nonce, fold, open_halves, sealed_commitment
 from .state import check_data, checksum, freeze, size_of
 from .types import Action, ResourceType, Unrevealed, parse_rid
 from .values import has_master_values
@@ -499,21 +499,22 @@ class ClientCore:
         if not halves or res.type.can_reveal is None:
             return []
         try:
-            due = bool(res.type.can_reveal(res.state))
+            ready = bool(res.type.can_reveal(res.state))
         except Exception:  # the app's code: not due (the master, running it too, says so)
-            due = False
-        if not due:
+            ready = False
+        if not ready:
             return []
         commitments = {h.seq: h.commitment for h in res.held if h.author == self.me}
-        effects: list[Effect] = []
+        due: list[tuple[int, bytes, bytes, Action]] = []
         for seq, action, nonce in halves:
             commit = commitments.get(seq)
-            if commit is None or (rid, seq) in self._opened:
-                continue
-            self._opened.add((rid, seq))
-            opening = open_half(signer, term=self.term, rid=rid, seq=seq, commitment=commit, nonce=nonce, action=action)
-            effects.append(Send(to=master, message=opening))
-        return effects
+            if commit is not None and (rid, seq) not in self._opened:
+                self._opened.add((rid, seq))
+                due.append((seq, commit, nonce, action))
+        return [  # one signature per batch
+            Send(to=master, message=open_halves(signer, term=self.term, rid=rid, halves=due[i : i + MAX_BATCH]))
+            for i in range(0, len(due), MAX_BATCH)
+        ]
 
     def _reseal(self, rid: Rid, item: Pending) -> None:
         """A sealed pair re-sent under a new seq (a rebase): a new nonce, a new commitment."""

@@ -230,7 +230,9 @@ class Held:
     public: Action | None = None
     """The pair's public half (what ``on_unrevealed`` is told if the private half is never revealed)."""
     proof: bytes = b""
-    """A sealed half's opening: its author's signature over it (``sealed.opening_statement``)."""
+    """A sealed half's opening: its author's signature over the batch of openings it came in."""
+    batch: bytes = b""
+    """With ``proof``: the digests of that batch's openings (``sealed.half_digest``), this one's among them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -422,15 +424,12 @@ class Elapsed:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Open:
-    """The author opens its sealed private half ``seq`` of ``rid`` (the type's ``can_reveal`` holds):
-    the half and the nonce of ``commitment``, and its signature over them (``sealed.opening_statement``)."""
+    """The author opens sealed private halves of ``rid`` (the type's ``can_reveal`` holds): each one's
+    seq, commitment, half and nonce, and one signature over them all (``sealed.batch_statement``)."""
 
     term: Term
     rid: Rid
-    seq: int
-    commitment: bytes
-    action: Action
-    nonce: bytes
+    halves: tuple[Held, ...]
     proof: bytes
 
 

@@ -11,7 +11,7 @@ from .effects import AppRaised, Effect, Publish
 from .history import commitment, resolves
 from .messages import Elapsed, Held, Open, Propose, Restore, Revealed
 from .replica import Replica, replay
-from .sealed import fold
+from .sealed import fold, open_batch
 from .types import ResourceType, Unrevealed
 from .values import earliest_deadline
 
@@ -67,25 +67,30 @@ class Reveals:
         return res is not None and res.type.sealed and rid in self.waits
 
     def open(self, sender: PeerId, msg: Open, now: float, peers: Collection[PeerId]) -> list[Effect]:
-        """An author opens its sealed half (its signature was checked): kept for the reveal, matching or not."""
+        """An author opens sealed halves (its signature was checked): kept for the reveal, matching or not."""
         res = self._resources.get(msg.rid)
         if res is None or not res.type.sealed:
             return []
-        for i, held in enumerate(res.held):
-            if held.author == sender and held.seq == msg.seq:
-                if held.action is not None or msg.commitment != held.commitment:
-                    return []  # opened already (the first opening counts), or not an opening of this half
-                res.held[i] = Held(
-                    author=sender,
-                    seq=msg.seq,
-                    action=msg.action.by(sender),
-                    commitment=held.commitment,
-                    nonce=msg.nonce,
-                    public=held.public,
-                    proof=msg.proof,
-                )
-                return self.maybe_reveal(res, now, peers)
-        return []
+        batch = open_batch(msg)
+        where = {(h.author, h.seq): i for i, h in enumerate(res.held)}
+        for half in msg.halves:
+            i = where.get((sender, half.seq))
+            if i is None or half.action is None:
+                continue
+            held = res.held[i]
+            if held.action is not None or half.commitment != held.commitment:
+                continue  # opened already (the first opening counts), or not an opening of this half
+            res.held[i] = Held(
+                author=sender,
+                seq=held.seq,
+                action=half.action.by(sender),
+                commitment=held.commitment,
+                nonce=half.nonce,
+                public=held.public,
+                proof=msg.proof,
+                batch=batch,
+            )
+        return self.maybe_reveal(res, now, peers)
 
     @staticmethod
     def view_of(res: Replica, peer: PeerId) -> Any:

@@ -4,8 +4,8 @@ With ``ResourceType(private="sealed")`` the author of a private/public pair keep
 half: its ``Propose`` carries only :func:`sealed_commitment` (BLAKE2b of the room, the resource's
 incarnation, the author, the rid, the seq, a fresh random nonce and the half), so the master
 orders a commitment it cannot read. When ``can_reveal`` holds on the author's replica, the author
-*opens* each of its halves (:class:`~.messages.Open`: the half, its nonce, and the author's
-signature over the opening, :func:`opening_statement`); the master puts the openings it got in
+*opens* its halves (:class:`~.messages.Open`: each half and its nonce, and one signature of the
+author over the batch, :func:`batch_statement`); the master puts the openings it got in
 the ``Revealed`` entry and every peer runs :func:`fold` on it: an opening that matches its
 commitment runs through the reducer, in log order; one that does not is *forged* by its author
 (its signature proves the author sent it), and like a half never opened it goes to the type's
@@ -30,17 +30,23 @@ if TYPE_CHECKING:
     from ..signing import Signer, Verifier
 
 __all__ = [
+    "MAX_BATCH",
     "Outcome",
     "Revealing",
+    "batch_statement",
     "derive_nonce",
     "fold",
-    "open_half",
+    "half_digest",
+    "open_batch",
+    "open_halves",
     "opening_signer",
-    "opening_statement",
     "sealed_commitment",
 ]
 
 _PERSON: Final = b"movex-sealed"
+
+MAX_BATCH: Final = 128
+"""Openings one signature covers at most (an author with more opens them in several batches)."""
 
 Outcome = Literal["revealed", "lost", "forged", "refused"]
 """What became of one sealed half at the reveal: run by the reducer; never opened (or its author
@@ -75,27 +81,51 @@ def derive_nonce(nonce: bytes, seq: int) -> bytes:
     return hashlib.blake2b(nonce + seq.to_bytes(8, "big", signed=True), digest_size=NONCE_SIZE, person=_PERSON).digest()
 
 
-def opening_statement(rid: str, seq: int, commitment: bytes, nonce: bytes, action: Action) -> tuple[Any, ...]:
-    """The parts of the statement an author signs when it opens its half ``seq`` of ``rid``."""
-    return ("open", rid, seq, commitment, nonce, encode_action(action))
+def half_digest(seq: int, commitment: bytes, nonce: bytes, action: Action) -> bytes:
+    """The digest of one opening (what a batch signature covers)."""
+    digest = hashlib.blake2b(digest_size=DIGEST_SIZE, person=b"movex-opening")
+    for part in (seq.to_bytes(8, "big", signed=True), commitment, nonce, encode_action(action)):
+        digest.update(len(part).to_bytes(4, "big"))
+        digest.update(part)
+    return digest.digest()
 
 
-def open_half(
-    signer_: Signer, *, term: Term, rid: Rid, seq: int, commitment: bytes, nonce: bytes, action: Action
-) -> Open:
-    """The author's signed opening of its sealed half ``seq``."""
-    proof = prove(signer_, *opening_statement(rid, seq, commitment, nonce, action))
-    plain = Action(action.type, action.payload)
-    return Open(term=term, rid=rid, seq=seq, commitment=commitment, action=plain, nonce=nonce, proof=proof)
+def batch_statement(rid: str, batch: bytes) -> tuple[str, str, bytes]:
+    """The statement an author signs to open the halves of ``rid`` whose digests ``batch`` joins."""
+    return ("open", rid, batch)
 
 
-def opening_signer(rid: str, held: Held | Open, verifier: Verifier) -> PeerId | None:
-    """Who signed the opening ``held`` carries (None if its proof is not valid, or it carries none)."""
-    action = held.action
-    if action is None or not held.proof:
-        return None
-    statement = opening_statement(rid, held.seq, held.commitment, held.nonce, action)
-    return signer(held.proof, *statement, verifier=verifier)
+def open_halves(signer_: Signer, *, term: Term, rid: Rid, halves: Iterable[tuple[int, bytes, bytes, Action]]) -> Open:
+    """The author's signed opening of its sealed halves: (seq, commitment, nonce, half) each, one signature."""
+    opened = tuple(
+        Held(author=signer_.id, seq=seq, commitment=commit, nonce=nonce, action=Action(action.type, action.payload))
+        for seq, commit, nonce, action in halves
+    )
+    batch = b"".join(half_digest(h.seq, h.commitment, h.nonce, h.action) for h in opened if h.action is not None)
+    return Open(term=term, rid=rid, halves=opened, proof=prove(signer_, *batch_statement(rid, batch)))
+
+
+def open_batch(msg: Open) -> bytes:
+    """The digests of an Open's halves, joined (what its proof signs)."""
+    return b"".join(half_digest(h.seq, h.commitment, h.nonce, h.action) for h in msg.halves if h.action is not None)
+
+
+def opening_signer(rid: str, opened: Held | Open, verifier: Verifier) -> PeerId | None:
+    """Who signed ``opened``: an Open, or one opening a Revealed entry carries (whose digest must be
+    in its batch); None if the proof is not valid or does not cover it."""
+    if isinstance(opened, Open):
+        if len(opened.halves) > MAX_BATCH or any(h.action is None for h in opened.halves):
+            return None
+        batch = open_batch(opened)
+    else:
+        action = opened.action
+        if action is None or not opened.proof or len(opened.batch) > MAX_BATCH * DIGEST_SIZE:
+            return None
+        batch = opened.batch
+        own = half_digest(opened.seq, opened.commitment, opened.nonce, action)
+        if not any(batch[i : i + DIGEST_SIZE] == own for i in range(0, len(batch), DIGEST_SIZE)):
+            return None
+    return signer(opened.proof, *batch_statement(rid, batch), verifier=verifier)
 
 
 @dataclass(slots=True)
