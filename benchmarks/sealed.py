@@ -105,9 +105,7 @@ def main() -> None:
     rates: dict[str, list[float]] = {"master": [], "sealed": []}
     for run in range(args.runs):
         for private in ("master", "sealed"):
-            rates[private].append(
-                anyio.run(_flood, private, args.peers, per_peer, args.window, args.reveal_every, run)
-            )
+            rates[private].append(anyio.run(_flood, private, args.peers, per_peer, args.window, args.reveal_every, run))
     print(
         f"private pairs/s, {args.peers} peers on LocalNetwork, window {args.window}, a reveal every "
         f"{args.reveal_every} halves, {args.actions} pairs, median of {args.runs} runs (alternating)"
