@@ -15,7 +15,8 @@ import pytest
 
 import movex_p2p as mx
 from movex_p2p import wire
-from movex_p2p.errors import LocalProtocolError
+from movex_p2p.election.machine import ElectionConfig, Policy
+from movex_p2p.errors import LocalProtocolError, RemoteProtocolError
 from movex_p2p.ids import PeerId, Rid
 from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
@@ -269,6 +270,9 @@ def test_the_master_refuses_a_private_half_sent_to_a_sealed_type_and_a_seal_to_a
     propose = rm.Propose(term=c.term, rid=Rid("rps:g"), seq=3, base=2, action=public, private=private, nonce=b"n")
     out = c.master.step(a, propose, c.now)
     assert [type(e.message) for e in out if isinstance(e, fx.Send)] == [rm.Rejected]
+    restore = rm.Restore(term=c.term, rid=Rid("rps:g"), seq=2, private=private, nonce=b"n")
+    with pytest.raises(RemoteProtocolError, match="never restored"):  # a sealed half never goes to a master
+        c.master.step(a, restore, c.now)
     c2, a2, _ = rps_game({"rps": MasterRps})
     propose = rm.Propose(term=c2.term, rid=Rid("rps:g"), seq=3, base=2, action=public, sealed=b"c" * 16)
     out = c2.master.step(a2, propose, c2.now)
@@ -333,8 +337,9 @@ def sim_hand(label: str, play: str, marker: str) -> tuple[mx.Action, mx.Action]:
     )
 
 
-def test_simulation_a_spying_master_and_a_failover_with_sealed_halves_pending_lose_nothing() -> None:
-    sim = SpySimulation(4, types=[SealedRps], seed=3)
+@pytest.mark.parametrize("policy", [Policy.AVAILABLE, Policy.MAJORITY], ids=lambda p: p.name.lower())
+def test_simulation_a_spying_master_and_a_failover_with_sealed_halves_pending_lose_nothing(policy: Policy) -> None:
+    sim = SpySimulation(4, types=[SealedRps], seed=3, config=ElectionConfig(policy=policy))
     assert sim.run(3.0, until=lambda s: len(s.masters()) == 1)
     first = sim.masters()[0]
     a, b = [p for p in sim.ids if p != first][:2]
@@ -377,8 +382,8 @@ def test_simulation_a_spying_master_and_a_failover_with_sealed_halves_pending_lo
 
 
 async def test_peers_a_spectator_sees_every_opening_and_a_forging_author_is_named(monkeypatch: Any) -> None:
-    from movex_p2p.resource import client as client_module
     from movex_p2p.resource import sealed as sealed_module
+    from movex_p2p.resource import sealing as sealing_module
 
     net = mx.LocalNetwork()
     async with peers_of(
@@ -410,7 +415,7 @@ async def test_peers_a_spectator_sees_every_opening_and_a_forging_author_is_name
         await until(lambda: rw.state["winner"] == "paper")  # the spectator saw both openings
         assert rw.checksum == ra.checksum == rb.checksum
         # round two: b opens something else than it committed to
-        monkeypatch.setattr(client_module, "open_halves", forging)
+        monkeypatch.setattr(sealing_module, "open_halves", forging)
         await ra.dispatch(mx.Action("playAgain"))
         await ra.dispatch_private(*hand("playerA", "rock"))
         await rb.dispatch_private(*hand("playerB", "paper"))

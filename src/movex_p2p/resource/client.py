@@ -18,6 +18,7 @@ replicas: anything else is a forgery by the master (a :class:`~.effects.Forged` 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, assert_never
 
@@ -29,9 +30,7 @@ from .effects import (
     ActionSettled,
     Effect,
     Forged,
-    OpeningForged,
     PresenceChanged,
-    PrivateLost,
     RequestSettled,
     ResourceRemoved,
     ResyncStarted,
@@ -80,7 +79,8 @@ from .pending import Pending, PendingQueue
 from .predictor import Predictor
 from .replica import Replica
 from .requests import Requests, to_master
-from .sealed import MAX_BATCH, derive_nonce, fold, open_halves, sealed_commitment
+from .sealed import Outcome
+from .sealing import Sealing
 from .state import check_data, checksum, freeze, size_of
 from .types import Action, ResourceType, Unrevealed, parse_rid
 from .values import has_master_values
@@ -109,13 +109,9 @@ class ClientCore:
     ) -> None:
         """With ``wait_commit`` an own action is confirmed only once a quorum holds it (``majority``);
         with ``opaque`` this peer also replicates, read-only, resources of types it does not have;
-        entries are checked against their authors' endorsements (see the module docstring).
-        ``room`` is bound into sealed commitments; ``signer`` (whose id is ``me``) signs the openings
-        of this peer's sealed private halves (a peer without one cannot dispatch sealed pairs)."""
+        entries are checked against their authors' endorsements (see the module docstring); ``room`` and
+        ``signer`` (whose id is ``me``) seal and open own sealed private halves (:class:`.sealing.Sealing`)."""
         self.me = me
-        self.room = room
-        self._signer = signer
-        self._opened: set[tuple[Rid, int]] = set()  # own sealed halves opened to the current master
         self._authorship = Authorship()
         self.wait_commit = wait_commit
         self.opaque = opaque
@@ -132,6 +128,7 @@ class ClientCore:
         self.replicas: dict[Rid, Replica] = {}
         self._queue = PendingQueue(me)
         self._overlay = PrivateOverlay(me)
+        self.sealing = Sealing(me, room, signer, self._overlay, self._queue)
         self._predictor = Predictor(self._overlay)
         self._syncing: set[Rid] = set()
         self._requests = Requests()
@@ -234,7 +231,7 @@ class ClientCore:
                 check_data(part.payload, where=f"{part.type} payload")
                 _check_size(res.type, size_of(part.payload), f"{part.type!r} on {rid}")
         if private is not None and res.type.sealed:
-            _check_sealable(res.type, private, self._signer is not None)
+            self.sealing.check(res.type, private)
         public, secret = action.by(self.me), None if private is None else private.by(self.me)
         waits = has_master_values(action.payload) or (private is not None and has_master_values(private.payload))
         predicted = None if waits else self._predictor.predict(rid, res, public, secret)
@@ -244,8 +241,7 @@ class ClientCore:
         # after a restart with the same identity, the master already holds this author's earlier seqs
         seq = self._queue.next_seq(rid, res.applied.get(self.me, 0))
         item = Pending(seq, public, secret, waits, nonce=nonce if secret else b"", born=when)
-        if secret is not None and res.type.sealed:
-            item.sealed = sealed_commitment(self.room, res.born, self.me, rid, seq, nonce, secret)
+        self.sealing.seal(res, item)
         pending = self._queue.push(rid, item, when)
         effects: list[Effect] = []
         if not waits:
@@ -286,9 +282,9 @@ class ClientCore:
         effects += self._overlay.restores(master, self.term, self._queue.items, sealed)
         for rid in self._queue.items:
             effects += self._queue.resend(rid, 0, self.master, self.term)
-        self._opened.clear()  # a new master (or link): open again what is due
+        self.sealing.opened.clear()  # a new master (or link): open again what is due
         for rid in sealed:
-            effects += self._open_due(rid)
+            effects += self.sealing.due(self.replicas[rid], self.master, self.term)
         return effects
 
     def step(self, sender: PeerId, message: ToClients, now: float) -> list[Effect]:
@@ -435,94 +431,19 @@ class ClientCore:
 
     def _on_revealed(self, msg: Revealed, now: float, *, verify: bool = False) -> list[Effect]:
         known = self.replicas.get(msg.rid)
-        if known is not None and known.type.sealed:
-            return self._on_revealed_sealed(msg, now, verify=verify)
+        sealed = known is not None and known.type.sealed
         if verify:
-            broken = self._authorship.broken_commitment(msg, self.replicas.get(msg.rid))
+            broken = self.sealing.broken(msg, known) if sealed else self._authorship.broken_commitment(msg, known)
             if broken is not None:
                 return [Forged(peer=self.master or PeerId(""), reason=broken)]
-        res = self._apply_entry(msg, lambda replica: _reveal(replica, msg.actions), now)
+        outcomes: list[Outcome] = []
+        compute = self.sealing.folder(msg, outcomes) if sealed else lambda replica: _reveal(replica, msg.actions)
+        res = self._apply_entry(msg, compute, now)
         if not isinstance(res, Replica):
             return res
         res.held = []
         self._overlay.revealed(msg.rid, self._queue.items.get(msg.rid, []))
-        lost = tuple(h.seq for h in msg.actions if h.action is None and h.author == self.me)
-        effects: list[Effect] = [PrivateLost(rid=msg.rid, seqs=lost, master=self.master)] if lost else []
-        return effects + self._changed(msg.rid)
-
-    def _on_revealed_sealed(self, msg: Revealed, now: float, *, verify: bool) -> list[Effect]:
-        """A reveal of sealed halves: every opening checked against the commitment this replica holds."""
-        res = self.replicas[msg.rid]
-        if verify and msg.version == res.version + 1:
-            broken = _broken_sealed_reveal(msg, res)
-            if broken is not None:
-                return [Forged(peer=self.master or PeerId(""), reason=broken)]
-        outcomes: list[str] = []
-
-        def compute(replica: Replica) -> Any:
-            done = fold(
-                replica.type,
-                replica.state,
-                msg.actions,
-                room=self.room,
-                born=replica.born,
-                rid=replica.rid,
-                commitments={(h.author, h.seq): h.commitment for h in replica.held},
-                publics={(h.author, h.seq): h.public for h in replica.held},
-            )
-            outcomes.extend(done.outcomes)
-            return done.state
-
-        applied = self._apply_entry(msg, compute, now)
-        if not isinstance(applied, Replica):
-            return applied
-        applied.held = []
-        self._overlay.revealed(msg.rid, self._queue.items.get(msg.rid, []))
-        self._opened = {key for key in self._opened if key[0] != msg.rid}
-        effects: list[Effect] = [
-            OpeningForged(rid=msg.rid, author=h.author, seq=h.seq)
-            for h, outcome in zip(msg.actions, outcomes, strict=True)
-            if outcome == "forged"
-        ]
-        lost = tuple(h.seq for h, o in zip(msg.actions, outcomes, strict=True) if o == "lost" and h.author == self.me)
-        if lost:
-            effects.append(PrivateLost(rid=msg.rid, seqs=lost, master=self.master))
-        return effects + self._changed(msg.rid)
-
-    def _open_due(self, rid: Rid) -> list[Effect]:
-        """Open own sealed halves on ``rid`` to the master once its ``can_reveal`` holds on this replica."""
-        res = self.replicas.get(rid)
-        master, signer = self.master, self._signer
-        if res is None or master is None or signer is None or not res.type.sealed or rid in self._syncing:
-            return []
-        halves = self._overlay.own_halves(rid, self._queue.items.get(rid, []))
-        if not halves or res.type.can_reveal is None:
-            return []
-        try:
-            ready = bool(res.type.can_reveal(res.state))
-        except Exception:  # the app's code: not due (the master, running it too, says so)
-            ready = False
-        if not ready:
-            return []
-        commitments = {h.seq: h.commitment for h in res.held if h.author == self.me}
-        due: list[tuple[int, bytes, bytes, Action]] = []
-        for seq, action, nonce in halves:
-            commit = commitments.get(seq)
-            if commit is not None and (rid, seq) not in self._opened:
-                self._opened.add((rid, seq))
-                due.append((seq, commit, nonce, action))
-        return [  # one signature per batch
-            Send(to=master, message=open_halves(signer, term=self.term, rid=rid, halves=due[i : i + MAX_BATCH]))
-            for i in range(0, len(due), MAX_BATCH)
-        ]
-
-    def _reseal(self, rid: Rid, item: Pending) -> None:
-        """A sealed pair re-sent under a new seq (a rebase): a new nonce, a new commitment."""
-        res = self.replicas.get(rid)
-        if res is None or not res.type.sealed or item.private is None:
-            return
-        item.nonce = derive_nonce(item.nonce, item.seq)
-        item.sealed = sealed_commitment(self.room, res.born, self.me, rid, item.seq, item.nonce, item.private)
+        return self.sealing.revealed(msg, outcomes, self.master) + self._changed(msg.rid)
 
     def _on_elapsed(self, msg: Elapsed, now: float) -> list[Effect]:
         res = self._apply_entry(msg, lambda replica: replica.type.elapse(replica.state, msg.deadline, msg.now)[0], now)
@@ -602,7 +523,8 @@ class ClientCore:
         res.subscribers = dict(old.subscribers) if old else {}
         self.replicas[msg.rid] = res
         effects = _set_subscribers(res, msg.subscribers)
-        effects += self._queue.rebase_lost(res, self._last_now, self.master, self.term, self._reseal)
+        reseal = functools.partial(self.sealing.seal, res, fresh=False)  # a sealed half under a new seq
+        effects += self._queue.rebase_lost(res, self._last_now, self.master, self.term, reseal)
         # rebase: what the snapshot already contains is confirmed (once committed, under majority)
         done = res.applied.get(self.me, 0)
         for item in list(self._queue.items.get(msg.rid, ())):
@@ -615,7 +537,7 @@ class ClientCore:
             else:  # kept like any confirmation, in case this master loses a split
                 effects += self._settle(msg.rid, item.seq, None, kept=(msg.version, msg.entry_term, item.action))
         self._overlay.prune(res)
-        self._opened = {key for key in self._opened if key[0] != msg.rid}
+        self.sealing.forget(msg.rid)
         return effects + self._changed(msg.rid)
 
     # -- helpers -------------------------------------------------------------------------------
@@ -630,21 +552,8 @@ class ClientCore:
         return min(waits) if waits else None
 
     def resend_stalled(self, now: float) -> list[Effect]:
-        """Re-send what waits too long; ask for snapshots; report actions that cannot settle.
-
-        Per resource: when its oldest pending action saw no progress for RESEND_AFTER seconds
-        (frames lost? a confirmation this replica never applied?), its pending actions are sent
-        again. The master drops a re-sent action it already applied; if the entry that confirmed
-        it was lost on the way, only a snapshot (whose applied seqs settle it) ends the wait. A
-        master that is merely slow must not be flooded with snapshots, so they are asked for
-        after 1, 2, 4, 8... stalled rounds in a row. Progress on one resource never hides a stall
-        on another, nor does progress on newer actions hide an older one that waits.
-
-        An action still pending STUCK_AFTER seconds after it was dispatched (or after the
-        current master became known, if later) is proposed again with a snapshot asked for; one
-        still pending after twice that is reported (:class:`~.effects.Stuck`) once. It stays
-        pending: if the master applies it later, the state shows it.
-        """
+        """Re-send what waits too long; ask for snapshots; report actions that cannot settle
+        (how: :meth:`.pending.PendingQueue.stalled`)."""
         self._last_now = max(self._last_now, now)
         effects: list[Effect] = (
             self._opaque.refresh(now, self.master, self.term, self._syncing) if self._opaque.stale else []
@@ -680,8 +589,9 @@ class ClientCore:
 
     def _changed(self, rid: Rid) -> list[Effect]:
         self._predictor.views.pop(rid, None)
-        if self._overlay.secrets.get(rid) or (self.wait_commit and rid in self._queue.items):
-            return [StateChanged(rid=rid), *self._open_due(rid)]  # own private halves: is a sealed reveal due?
+        res = self.replicas.get(rid)
+        if res is not None and res.type.sealed and rid not in self._syncing:  # is a reveal of own halves due?
+            return [StateChanged(rid=rid), *self.sealing.due(res, self.master, self.term)]
         return [StateChanged(rid=rid)]
 
 
@@ -718,28 +628,3 @@ def _check_size(type_: ResourceType, size: int, what: str) -> None:
             f"{what} is {size} bytes, over {type_.name!r}'s max_bytes of {type_.max_bytes}: nothing was sent "
             "(split it, or raise ResourceType(max_bytes=...) on every peer)",
         )
-
-
-def _check_sealable(type_: ResourceType, private: Action, signs: bool) -> None:
-    """A sealed private half must be one this peer can open, and that needs no master to resolve it."""
-    if not signs:
-        raise LocalProtocolError(f"this peer cannot open sealed private halves of {type_.name!r} (no signer)")
-    if has_master_values(private.payload):
-        raise LocalProtocolError(
-            f"{type_.name!r} is sealed: the master never sees a private half, so it cannot resolve mx.master.* "
-            "values in one; draw with mx.fair.* (every player contributes, only you see the value) or put "
-            "the mx.master.* value in the public half"
-        )
-
-
-def _broken_sealed_reveal(msg: Revealed, res: Replica) -> str | None:
-    """Why a sealed reveal is not the master's to publish (not this replica's held halves, or an opening
-    its author never signed), or None. A signed opening that breaks its commitment is its author's forgery."""
-    if [(h.author, h.seq) for h in msg.actions] != [(h.author, h.seq) for h in res.held]:
-        return f"{msg.rid} v{msg.version}: a reveal of other private halves than the log holds"
-    for mine, held in zip(res.held, msg.actions, strict=True):
-        if held.commitment != mine.commitment:
-            return f"{msg.rid} v{msg.version}: a reveal that changes {held.author}'s commitment {held.seq}"
-        if held.action is not None and not held.proof:
-            return f"{msg.rid} v{msg.version}: an opening {held.author} never signed (seq {held.seq})"
-    return None

@@ -160,9 +160,7 @@ class MasterCore:
         self.committed = 0
         self.deadline: float | None = now + recovery_timeout
         self.began: int | None = None
-        self._reveals = Reveals(
-            me, term=term, types=self._types, resources=self._resources, entry=self._entry, room=room
-        )
+        self._reveals = Reveals(me, term=term, types=types, resources=self._resources, entry=self._entry, room=room)
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -612,22 +610,14 @@ class MasterCore:
                 term=self.term, rid=msg.rid, seq=msg.seq, reason=f"no resource {msg.rid}", refusal="not_found"
             )
             return [Send(to=sender, message=reject)]
-        if self._reveals.sealing(msg.rid):  # the reveal lands where it fell due: later actions wait for it
-            if self._reveals.parked_count >= MAX_WAITING:
-                raise RemoteProtocolError(f"the master's queue is full ({MAX_WAITING} messages wait)")
-            self._reveals.parked.setdefault(msg.rid, []).append((sender, msg))
-            self._reveals.parked_count += 1
+        if self._reveals.park(sender, msg):  # a sealed reveal is due: it lands where it fell due
             return []
         return self._windows.order(sender, res, msg, lambda m: self._apply(sender, res, m, now))
 
     def _unpark_sealed(self, effects: list[Effect], now: float) -> list[Effect]:
         """``effects``, then the proposals that waited for a sealed reveal that is out now."""
-        parked = self._reveals.parked
-        for rid in [rid for rid in parked if not self._reveals.sealing(rid)] if parked else ():
-            waiting = parked.pop(rid)
-            self._reveals.parked_count -= len(waiting)
-            for sender, msg in waiting:
-                effects += self._on_propose(sender, msg, now)
+        for sender, msg in self._reveals.unpark() if self._reveals.parked else ():
+            effects += self._on_propose(sender, msg, now)
         return effects
 
     def _apply(self, sender: PeerId, res: Replica, msg: Propose, now: float) -> list[Effect]:

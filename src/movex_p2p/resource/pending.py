@@ -135,10 +135,10 @@ class PendingQueue:
         now: float,
         master: PeerId | None,
         term: Term,
-        reseal: Callable[[Rid, Pending], None] | None = None,
+        reseal: Callable[[Pending], None] | None = None,
     ) -> list[Effect]:
         """Re-send own confirmed actions that the new log lacks (a split's losing side confirmed them);
-        ``reseal(rid, item)`` seals a sealed type's private half again under its new seq."""
+        ``reseal(item)`` seals a sealed type's private half again under its new seq."""
         kept = self.confirmed.get(res.rid)
         if not kept:
             return []
@@ -162,7 +162,7 @@ class PendingQueue:
         for confirmed in lost:  # as new actions: their master values stay as first resolved
             item = Pending(self.next_seq(res.rid), confirmed.action, confirmed.private, born=now, nonce=confirmed.nonce)
             if reseal is not None and item.private is not None:
-                reseal(res.rid, item)
+                reseal(item)
             pending.append(item)
         if master is not None:
             base = pending[0].seq - 1
@@ -189,8 +189,22 @@ class PendingQueue:
     def stalled(
         self, now: float, master: PeerId | None, term: Term, may_sync: Callable[[Rid], bool], effects: list[Effect]
     ) -> list[Effect]:
-        """``effects`` and the timers' work at ``now`` (see :meth:`ClientCore.resend_stalled`);
-        ``may_sync(rid)``: a snapshot of ``rid`` may be asked for."""
+        """``effects`` and the timers' work at ``now`` (:meth:`ClientCore.resend_stalled`);
+        ``may_sync(rid)``: a snapshot of ``rid`` may be asked for.
+
+        Per resource: when its oldest pending action saw no progress for RESEND_AFTER seconds
+        (frames lost? a confirmation this replica never applied?), its pending actions are sent
+        again. The master drops a re-sent action it already applied; if the entry that confirmed
+        it was lost on the way, only a snapshot (whose applied seqs settle it) ends the wait. A
+        master that is merely slow must not be flooded with snapshots, so they are asked for
+        after 1, 2, 4, 8... stalled rounds in a row. Progress on one resource never hides a stall
+        on another, nor does progress on newer actions hide an older one that waits.
+
+        An action still pending STUCK_AFTER seconds after it was dispatched (or after the
+        current master became known, if later) is proposed again with a snapshot asked for; one
+        still pending after twice that is reported (:class:`~.effects.Stuck`) once. It stays
+        pending: if the master applies it later, the state shows it.
+        """
         if master is None:
             for rid in self.items:
                 self.since[rid] = now

@@ -15,10 +15,13 @@ from .sealed import fold, open_batch
 from .types import ResourceType, Unrevealed
 from .values import earliest_deadline
 
-__all__ = ["MAX_FIRED", "Reveals"]
+__all__ = ["MAX_FIRED", "MAX_PARKED", "Reveals"]
 
 MAX_FIRED: Final = 64
 """Deadlines of one resource fired in one tick at most (the rest fire at the next, at once)."""
+
+MAX_PARKED: Final = 65_536
+"""Proposals parked while sealed reveals wait for their openings (as the master's ``MAX_WAITING``)."""
 
 
 def reason(exc: BaseException) -> str:
@@ -65,6 +68,24 @@ class Reveals:
         """Is a reveal of ``rid``'s sealed halves due, waiting for their openings?"""
         res = self._resources.get(rid)
         return res is not None and res.type.sealed and rid in self.waits
+
+    def park(self, sender: PeerId, msg: Propose) -> bool:
+        """Keep ``msg`` until ``msg.rid``'s sealed reveal is out, if one is due (True); at most MAX_PARKED wait."""
+        if not self.sealing(msg.rid):
+            return False
+        if self.parked_count >= MAX_PARKED:
+            raise RemoteProtocolError(f"the master's queue is full ({MAX_PARKED} messages wait)")
+        self.parked.setdefault(msg.rid, []).append((sender, msg))
+        self.parked_count += 1
+        return True
+
+    def unpark(self) -> list[tuple[PeerId, Propose]]:
+        """The proposals that waited for sealed reveals that are out now, in arrival order."""
+        out: list[tuple[PeerId, Propose]] = []
+        for rid in [rid for rid in self.parked if not self.sealing(rid)]:
+            out += self.parked.pop(rid)
+        self.parked_count -= len(out)
+        return out
 
     def open(self, sender: PeerId, msg: Open, now: float, peers: Collection[PeerId]) -> list[Effect]:
         """An author opens sealed halves (its signature was checked): kept for the reveal, matching or not."""
