@@ -352,6 +352,8 @@ class MasterCore:
             effects += self._catch_up(peer, report, skip=self._adopted)
             effects.append(self._reply(peer, report.req))
         self._adopted = set()
+        for res in [res for res in self._resources.values() if res.type.sealed]:
+            effects += self._maybe_reveal(res, now)  # a sealed reveal due first: what waited queues behind it
         effects += self._release(now)
         for res in self._resources.values():
             effects += self._maybe_reveal(res, now)
