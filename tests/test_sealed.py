@@ -20,7 +20,7 @@ from movex_p2p.errors import LocalProtocolError, RemoteProtocolError
 from movex_p2p.ids import PeerId, Rid
 from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
-from movex_p2p.resource.sealed import open_batch, open_halves, opening_signer, sealed_commitment
+from movex_p2p.resource.sealed import MAX_BATCH, open_batch, open_halves, opening_signer, sealed_commitment
 from movex_p2p.signing import FAKE
 from movex_p2p.simulation import Simulation
 from movex_p2p.transport.base import Frame
@@ -425,3 +425,23 @@ async def test_peers_a_spectator_sees_every_opening_and_a_forging_author_is_name
         forged = [d for d in diagnostics if d.kind == "forged"]
         assert [(d.peer, d.rid) for d in forged] == [(b.id, rid)]
         assert not [d for d in diagnostics if d.kind == "forked"]  # the master is not blamed
+
+
+def test_openings_are_bounded_and_a_stray_one_changes_nothing() -> None:
+    c, a, b = rps_game({"rps": SealedRps})
+    half = (2, b"c" * 16, b"n" * 16, mx.Action("submit", {}))
+    many = open_halves(c.signers[a], term=c.term, rid=Rid("rps:g"), halves=[half] * (MAX_BATCH + 1))
+    assert check(a, many, FAKE) is not None  # over MAX_BATCH under one signature: dropped
+    c.sealed_dispatch(a, "rps:g", *hand("playerA", "rock"))
+    c.run()
+    before = c.checksums("rps:g")
+    # openings of halves that do not exist, or of a's half under another commitment, before it is due
+    stray = open_halves(c.signers[b], term=c.term, rid=Rid("rps:g"), halves=[(2, b"c" * 16, b"n" * 16, half[3])])
+    wrong = open_halves(c.signers[a], term=c.term, rid=Rid("rps:g"), halves=[half])
+    for sender, opening in ((b, stray), (a, wrong)):
+        assert c.master.step(sender, opening, c.now) == []
+    c.run()
+    assert c.checksums("rps:g") == before
+    held = c.master.resource(Rid("rps:g"))
+    assert held is not None
+    assert [h.action for h in held.held] == [None]  # still sealed
