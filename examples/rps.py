@@ -1,4 +1,6 @@
-"""Rock-paper-scissors with private moves: each play stays secret until both have played.
+"""Rock-paper-scissors with sealed private moves: each play stays secret until both have played,
+from the master too (``private="sealed"``: a player keeps its move and sends only a commitment;
+both open their moves when both have played, and every peer checks them).
 
 Run: python examples/rps.py
 """
@@ -32,7 +34,9 @@ def rps(state: Any, action: mx.Action) -> Any:
     return state
 
 
-Rps = mx.ResourceType("rps", rps, initial=INITIAL, can_reveal=lambda s: None not in s["plays"].values())
+Rps = mx.ResourceType(
+    "rps", rps, initial=INITIAL, can_reveal=lambda s: None not in s["plays"].values(), private="sealed"
+)
 
 
 async def wait_for(res: mx.Resource, predicate: Callable[[Any], bool]) -> None:

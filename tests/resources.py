@@ -233,7 +233,8 @@ class CoreCluster:
         self.salt = salt
         self.rng = random.Random(seed)
         self.alive: set[PeerId] = set(self.ids)
-        self.clients = {p: ClientCore(p, types=types) for p in self.ids}
+        self.room = "room"
+        self.clients = {p: ClientCore(p, types=types, room=self.room, signer=self.signers[p]) for p in self.ids}
         self.links: dict[tuple[PeerId, PeerId], deque[bytes]] = defaultdict(deque)
         self.effects: dict[PeerId, list[fx.Effect]] = defaultdict(list)
         self.delivered: list[tuple[PeerId, PeerId, wire.Message]] = []
@@ -264,6 +265,7 @@ class CoreCluster:
             signer=self.signers[me],
             verifier=FAKE,
             master_of=self.term_masters.get,
+            room=self.room,
         )
 
     def elect(self, master: PeerId, round_: int, *, build: bool = True, deliver: bool = True) -> None:
@@ -321,7 +323,7 @@ class CoreCluster:
 
     def _endorse(self, author: PeerId, proposal: rm.Propose) -> None:
         """What NodeCore does for an author: sign the digest of the proposal leaving for the master."""
-        commit = b"" if proposal.private is None else commitment(proposal.nonce, proposal.private)
+        commit = proposal.sealed if proposal.private is None else commitment(proposal.nonce, proposal.private)
         digest = action_digest(author, proposal.rid, proposal.seq, proposal.action, commit)
         proof = prove(self.signers[author], "endorse", digest)
         endorsed = rm.Endorsed(term=proposal.term, author=author, digests=(digest,), proof=proof)

@@ -49,6 +49,8 @@ class Diagnostic:
       that private half dropped, or the state left as it was.
     - ``"private_lost"``: own private actions on ``rid`` were never revealed (this process lacks
       them after a restart, or they reached the master ``peer`` too late); ``on_unrevealed`` ran.
+    - ``"forged"``: the player ``peer`` opened its sealed private action on ``rid`` with something
+      it had not committed to; it counts as never revealed (``on_unrevealed`` ran).
     - ``"fault"``: a bug in movex_p2p (``detail`` holds the traceback; please report it).
     """
 

@@ -200,12 +200,13 @@ class NodeCore:
         signer: Signer,
         verifier: Verifier,
         entropy: Callable[[int], bytes] | None = None,
+        room: str = "",
     ) -> None:
         """``name``, ``info`` and ``role`` are what this peer introduces itself with; ``opaque`` (a
         spectator only) replicates, read-only, the resources of types it does not have.
-        ``signer`` (whose id is ``me``; a real peer's Identity) signs what this peer must prove to
-        others, ``verifier`` checks what others sign (docs/security.md). ``entropy(n)``
-        gives ``n`` unpredictable bytes for commitments (the Peer passes ``os.urandom``; default: ``rng``)."""
+        ``signer`` (whose id is ``me``; a real peer's Identity) signs what this peer must prove to others,
+        ``verifier`` checks what others sign (docs/security.md). ``entropy(n)`` gives ``n`` unpredictable
+        bytes for commitments (the Peer: ``os.urandom``; default: ``rng``), bound to ``room`` if sealed."""
         if opaque and role != "spectator":
             raise ValueError("only a spectator can hold resources of types it does not have (opaque)")
         self.me = me
@@ -219,7 +220,7 @@ class NodeCore:
         self.rng = rng
         self.decode_limit = decode_limit
         self.majority = election.policy is el.Policy.MAJORITY
-        self.client = ClientCore(me, types=self.types, wait_commit=self.majority, opaque=opaque)
+        self.client = ClientCore(me, types=types, wait_commit=self.majority, opaque=opaque, room=room, signer=signer)
         self.election = el.ElectionMachine(
             me, config=election, rng=rng, signer=signer, verifier=verifier, spectator=role == "spectator"
         )
@@ -542,10 +543,6 @@ class NodeCore:
             self._effects(self.master.tick(wall, lease=self.election.can_confirm(now)))
         self._effects(self.client.resend_stalled(wall))
 
-    def _serve_waiting(self) -> None:
-        if self.master is not None:
-            self._effects(self.master.tick(self._wall, lease=True))
-
     def _hand_over(self) -> None:
         self._elect(el.Handover())
 
@@ -599,6 +596,7 @@ class NodeCore:
                     master_of=self.election.master_of,
                     removed=self.client.removed,
                     encode=wire.encode,
+                    room=self.client.sealing.room,
                 )
         else:
             self.master = None
@@ -630,6 +628,7 @@ class NodeCore:
                     | fx.Stuck()
                     | fx.AppRaised()
                     | fx.PrivateLost()
+                    | fx.OpeningForged()
                 ):
                     self._events.append(effect)
                 case _:
@@ -641,7 +640,7 @@ class NodeCore:
         """Deliver what this peer sent itself, ack under ``majority``, hand the rest over (``hold``: keep frames)."""
         master = self.master
         if master is not None and master.waits_for_lease and self.election.can_confirm(self._now):
-            self._guard(self.me, "waiting", self._serve_waiting)  # the lease is back
+            self._guard(self.me, "waiting", lambda: self._effects(master.tick(self._wall, lease=True)))  # lease back
         while True:
             while self.outbox.local:
                 self._route(self.me, self.outbox.local.popleft())

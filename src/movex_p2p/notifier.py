@@ -191,6 +191,12 @@ class Notifier:
                     "hold them (a restart?) or they reached the master too late; the type's on_unrevealed ran"
                 )
                 self.diagnose(Diagnostic(kind="private_lost", peer=master, reason=reason, rid=rid))
+            case fx.OpeningForged(rid=rid, author=author, seq=seq):
+                reason = (
+                    f"{author} opened its sealed private action {seq} with something it had not committed to "
+                    "(its signature proves it sent that): counted as never revealed, the type's on_unrevealed ran"
+                )
+                self.diagnose(Diagnostic(kind="forged", peer=author, reason=reason, rid=rid))
             case fx.ResourceRemoved(rid=rid):
                 resource = self.resources.pop(rid, None)
                 if resource is not None:

@@ -148,5 +148,5 @@ class SignedHistory:
 
 def _digest(author: PeerId, proposal: rm.Propose) -> bytes:
     """The digest ``author`` signs for ``proposal`` (see ``resource.history``)."""
-    commit = b"" if proposal.private is None else commitment(proposal.nonce, proposal.private)
+    commit = proposal.sealed if proposal.private is None else commitment(proposal.nonce, proposal.private)
     return action_digest(author, proposal.rid, proposal.seq, proposal.action, commit)

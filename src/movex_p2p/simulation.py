@@ -184,7 +184,13 @@ class Simulation:
 
     def _core(self, signer: Signer, rng: random.Random) -> NodeCore:
         return NodeCore(
-            signer.id, types=self.types, election=self._config, rng=rng, signer=signer, verifier=self.verifier
+            signer.id,
+            types=self.types,
+            election=self._config,
+            rng=rng,
+            signer=signer,
+            verifier=self.verifier,
+            room="simulation",
         )
 
     def partition(self, *groups: Iterable[str]) -> None:

@@ -3,7 +3,8 @@
 NodeCore passes every message decoded from a peer's frame through :func:`check` before any core
 sees it: an author's endorsement (``Endorse``, and ``Endorsed`` as the master relays it), a
 master's seal (``Sealed``) and a seal a peer passes on (``Witness``) must be validly signed by
-the peer they name, or the message is dropped and reported (its sender's fault). What follows
+the peer they name, or the message is dropped and reported (its sender's fault); so must an author's
+opening of a sealed private half (``Open``, and each one a ``Revealed`` entry carries). What follows
 trusts those signatures: the master's book of endorsements, the clients' check of each entry's
 digest, the comparison of witnessed seals (a fork is the node's verdict, ``Forked``). The
 election checks its own proofs (votes, certificates, grants) against the group it sees.
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from .resource import messages as rm
 from .resource.history import endorsement_signer, seal_signer
+from .resource.sealed import opening_signer
 
 if TYPE_CHECKING:
     from . import wire
@@ -40,6 +42,13 @@ def check(sender: PeerId, message: wire.Message, verifier: Verifier) -> str | No
         case rm.Witness(sealed=sealed):
             if seal_signer(sealed, verifier) is None:
                 return "a witnessed seal no master of its term signed"
+        case rm.Open():
+            if opening_signer(message.rid, message, verifier) != sender:
+                return "openings not signed by their sender"
+        case rm.Revealed():
+            for held in message.actions:
+                if held.proof and opening_signer(message.rid, held, verifier) != held.author:
+                    return f"an opening its author {held.author} never signed (seq {held.seq})"
         case _:
             pass
     return None

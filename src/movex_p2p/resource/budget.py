@@ -319,7 +319,7 @@ class Answers:
                     Secret(term=self.term, rid=res.rid, seq=h.seq, private=h.action, nonce=h.nonce, origin=h.origin)
                     for res in self._resources.values()
                     for h in res.held
-                    if h.author == peer and h.action is not None
+                    if h.author == peer and h.action is not None and not res.type.sealed  # sealed: the author's only
                 ]
                 return secrets, sum(_secret_size(s) for s in secrets)
             case _ReplyTo(req=req):

@@ -18,8 +18,9 @@ replicas: anything else is a forgery by the master (a :class:`~.effects.Forged` 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 from ..errors import InvalidState, LocalProtocolError, StateTooLarge
 from ..ids import PeerId, Rid, Term
@@ -30,7 +31,6 @@ from .effects import (
     Effect,
     Forged,
     PresenceChanged,
-    PrivateLost,
     RequestSettled,
     ResourceRemoved,
     ResyncStarted,
@@ -79,9 +79,14 @@ from .pending import Pending, PendingQueue
 from .predictor import Predictor
 from .replica import Replica
 from .requests import Requests, to_master
+from .sealed import Outcome
+from .sealing import Sealing
 from .state import check_data, checksum, freeze, size_of
 from .types import Action, ResourceType, Unrevealed, parse_rid
 from .values import has_master_values
+
+if TYPE_CHECKING:
+    from ..signing import Signer
 
 __all__ = ["ClientCore", "Pending", "is_opaque", "opaque_type"]
 
@@ -99,10 +104,13 @@ class ClientCore:
         types: Mapping[str, ResourceType],
         wait_commit: bool = False,
         opaque: bool = False,
+        room: str = "",
+        signer: Signer | None = None,
     ) -> None:
         """With ``wait_commit`` an own action is confirmed only once a quorum holds it (``majority``);
         with ``opaque`` this peer also replicates, read-only, resources of types it does not have;
-        entries are checked against their authors' endorsements (see the module docstring)."""
+        entries are checked against their authors' endorsements (see the module docstring); ``room`` and
+        ``signer`` (whose id is ``me``) seal and open own sealed private halves (:class:`.sealing.Sealing`)."""
         self.me = me
         self._authorship = Authorship()
         self.wait_commit = wait_commit
@@ -120,6 +128,7 @@ class ClientCore:
         self.replicas: dict[Rid, Replica] = {}
         self._queue = PendingQueue(me)
         self._overlay = PrivateOverlay(me)
+        self.sealing = Sealing(me, room, signer, self._overlay, self._queue)
         self._predictor = Predictor(self._overlay)
         self._syncing: set[Rid] = set()
         self._requests = Requests()
@@ -221,6 +230,8 @@ class ClientCore:
                     raise LocalProtocolError(f"expected an Action, not {type(part).__name__}")
                 check_data(part.payload, where=f"{part.type} payload")
                 _check_size(res.type, size_of(part.payload), f"{part.type!r} on {rid}")
+        if private is not None and res.type.sealed:
+            self.sealing.check(res.type, private)
         public, secret = action.by(self.me), None if private is None else private.by(self.me)
         waits = has_master_values(action.payload) or (private is not None and has_master_values(private.payload))
         predicted = None if waits else self._predictor.predict(rid, res, public, secret)
@@ -230,6 +241,7 @@ class ClientCore:
         # after a restart with the same identity, the master already holds this author's earlier seqs
         seq = self._queue.next_seq(rid, res.applied.get(self.me, 0))
         item = Pending(seq, public, secret, waits, nonce=nonce if secret else b"", born=when)
+        self.sealing.seal(res, item)
         pending = self._queue.push(rid, item, when)
         effects: list[Effect] = []
         if not waits:
@@ -266,9 +278,13 @@ class ClientCore:
             return []
         effects = self.report()
         effects += self._requests.replay(master, self.term, skip=self._requests.req)
-        effects += self._overlay.restores(master, self.term, self._queue.items)
+        sealed = [rid for rid, res in self.replicas.items() if res.type.sealed]
+        effects += self._overlay.restores(master, self.term, self._queue.items, sealed)
         for rid in self._queue.items:
             effects += self._queue.resend(rid, 0, self.master, self.term)
+        self.sealing.opened.clear()  # a new master (or link): open again what is due
+        for rid in sealed:
+            effects += self.sealing.due(self.replicas[rid], self.master, self.term)
         return effects
 
     def step(self, sender: PeerId, message: ToClients, now: float) -> list[Effect]:
@@ -375,7 +391,7 @@ class ClientCore:
             res = self.replicas.get(head.rid)
             if res is None or res.version != head.version or head.rid in self._syncing:
                 continue
-            if res.checksum != head.checksum or meta_digest(res.applied, res.held) != head.meta:
+            if res.checksum != head.checksum or meta_digest(res.applied, res.held, res.born) != head.meta:
                 effects += self._resync(head.rid, "the master's seal does not match the entries it sent")
             else:
                 res.seal = msg
@@ -414,18 +430,20 @@ class ClientCore:
         return effects
 
     def _on_revealed(self, msg: Revealed, now: float, *, verify: bool = False) -> list[Effect]:
+        known = self.replicas.get(msg.rid)
+        sealed = known is not None and known.type.sealed
         if verify:
-            broken = self._authorship.broken_commitment(msg, self.replicas.get(msg.rid))
+            broken = self.sealing.broken(msg, known) if sealed else self._authorship.broken_commitment(msg, known)
             if broken is not None:
                 return [Forged(peer=self.master or PeerId(""), reason=broken)]
-        res = self._apply_entry(msg, lambda replica: _reveal(replica, msg.actions), now)
+        outcomes: list[Outcome] = []
+        compute = self.sealing.folder(msg, outcomes) if sealed else lambda replica: _reveal(replica, msg.actions)
+        res = self._apply_entry(msg, compute, now)
         if not isinstance(res, Replica):
             return res
         res.held = []
         self._overlay.revealed(msg.rid, self._queue.items.get(msg.rid, []))
-        lost = tuple(h.seq for h in msg.actions if h.action is None and h.author == self.me)
-        effects: list[Effect] = [PrivateLost(rid=msg.rid, seqs=lost, master=self.master)] if lost else []
-        return effects + self._changed(msg.rid)
+        return self.sealing.revealed(msg, outcomes, self.master) + self._changed(msg.rid)
 
     def _on_elapsed(self, msg: Elapsed, now: float) -> list[Effect]:
         res = self._apply_entry(msg, lambda replica: replica.type.elapse(replica.state, msg.deadline, msg.now)[0], now)
@@ -442,6 +460,7 @@ class ClientCore:
             return []  # a type this peer does not use
         replica = self.replicas[msg.rid] = Replica(rid=msg.rid, type=type_, state=freeze(msg.state))
         replica.advance(msg.term, 0)
+        replica.born = (msg.term, msg.index)
         return self._changed(msg.rid)
 
     def _on_presence(self, msg: Presence) -> list[Effect]:
@@ -504,7 +523,8 @@ class ClientCore:
         res.subscribers = dict(old.subscribers) if old else {}
         self.replicas[msg.rid] = res
         effects = _set_subscribers(res, msg.subscribers)
-        effects += self._queue.rebase_lost(res, self._last_now, self.master, self.term)
+        reseal = functools.partial(self.sealing.seal, res, fresh=False)  # a sealed half under a new seq
+        effects += self._queue.rebase_lost(res, self._last_now, self.master, self.term, reseal)
         # rebase: what the snapshot already contains is confirmed (once committed, under majority)
         done = res.applied.get(self.me, 0)
         for item in list(self._queue.items.get(msg.rid, ())):
@@ -517,6 +537,7 @@ class ClientCore:
             else:  # kept like any confirmation, in case this master loses a split
                 effects += self._settle(msg.rid, item.seq, None, kept=(msg.version, msg.entry_term, item.action))
         self._overlay.prune(res)
+        self.sealing.forget(msg.rid)
         return effects + self._changed(msg.rid)
 
     # -- helpers -------------------------------------------------------------------------------
@@ -531,21 +552,8 @@ class ClientCore:
         return min(waits) if waits else None
 
     def resend_stalled(self, now: float) -> list[Effect]:
-        """Re-send what waits too long; ask for snapshots; report actions that cannot settle.
-
-        Per resource: when its oldest pending action saw no progress for RESEND_AFTER seconds
-        (frames lost? a confirmation this replica never applied?), its pending actions are sent
-        again. The master drops a re-sent action it already applied; if the entry that confirmed
-        it was lost on the way, only a snapshot (whose applied seqs settle it) ends the wait. A
-        master that is merely slow must not be flooded with snapshots, so they are asked for
-        after 1, 2, 4, 8... stalled rounds in a row. Progress on one resource never hides a stall
-        on another, nor does progress on newer actions hide an older one that waits.
-
-        An action still pending STUCK_AFTER seconds after it was dispatched (or after the
-        current master became known, if later) is proposed again with a snapshot asked for; one
-        still pending after twice that is reported (:class:`~.effects.Stuck`) once. It stays
-        pending: if the master applies it later, the state shows it.
-        """
+        """Re-send what waits too long; ask for snapshots; report actions that cannot settle
+        (how: :meth:`.pending.PendingQueue.stalled`)."""
         self._last_now = max(self._last_now, now)
         effects: list[Effect] = (
             self._opaque.refresh(now, self.master, self.term, self._syncing) if self._opaque.stale else []
@@ -581,6 +589,9 @@ class ClientCore:
 
     def _changed(self, rid: Rid) -> list[Effect]:
         self._predictor.views.pop(rid, None)
+        res = self.replicas.get(rid)
+        if res is not None and res.type.sealed and rid not in self._syncing:  # is a reveal of own halves due?
+            return [StateChanged(rid=rid), *self.sealing.due(res, self.master, self.term)]
         return [StateChanged(rid=rid)]
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "Effect",
     "Forged",
     "Notice",
+    "OpeningForged",
     "PresenceChanged",
     "PrivateLost",
     "Publish",
@@ -164,6 +165,16 @@ class PrivateLost:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class OpeningForged:
+    """``author`` opened its sealed private half ``seq`` on ``rid`` with something it had not committed to
+    (its signature proves it sent that): the half counts as never revealed (``on_unrevealed`` ran)."""
+
+    rid: Rid
+    author: PeerId
+    seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Synced:
     """This peer holds every resource of the current master."""
 
@@ -184,6 +195,7 @@ Notice = (
     | Stuck
     | AppRaised
     | PrivateLost
+    | OpeningForged
 )
 """What the app hears of: the node passes these on unchanged."""
 

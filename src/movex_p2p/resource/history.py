@@ -86,18 +86,26 @@ def endorsement_signer(message: Endorse | Endorsed, verifier: Verifier) -> PeerI
     return signer(message.proof, "endorse", b"".join(message.digests), verifier=verifier)
 
 
-def meta_digest(applied: Mapping[str, int], held: Iterable[Held]) -> bytes:
-    """The digest of a replica's applied seqs and held references (its head's ``meta``)."""
+def meta_digest(applied: Mapping[str, int], held: Iterable[Held], born: tuple[int, int] = (0, 0)) -> bytes:
+    """The digest of a replica's applied seqs, held references and incarnation (its head's ``meta``)."""
     body = [
         sorted(applied.items()),
         [[h.author, h.seq, h.commitment, None if h.public is None else _encode(h.public)] for h in held],
+        list(born),
     ]
     return _hash(cbor2.dumps(body, canonical=True))
 
 
-def head(rid: Rid, version: int, checksum: bytes, applied: Mapping[str, int], held: Iterable[Held]) -> Head:
+def head(
+    rid: Rid,
+    version: int,
+    checksum: bytes,
+    applied: Mapping[str, int],
+    held: Iterable[Held],
+    born: tuple[int, int] = (0, 0),
+) -> Head:
     """The head of a resource."""
-    return Head(rid=rid, version=version, checksum=checksum, meta=meta_digest(applied, held))
+    return Head(rid=rid, version=version, checksum=checksum, meta=meta_digest(applied, held, born))
 
 
 def seal_statement(term: Term, index: int, heads: Iterable[Head]) -> tuple[str, int, int, bytes]:

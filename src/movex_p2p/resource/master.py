@@ -31,7 +31,7 @@ from ..ids import PeerId, Rid, Term
 from ..proofs import prove
 from .budget import SMALL, Answers
 from .effects import Effect, Publish, Send, TermObserved
-from .history import commitment, head, meta_digest, seal_signer, seal_statement
+from .history import DIGEST_SIZE, commitment, head, meta_digest, seal_signer, seal_statement
 from .messages import (
     Ack,
     Applied,
@@ -43,6 +43,7 @@ from .messages import (
     Endorse,
     Head,
     Held,
+    Open,
     Position,
     Presence,
     Propose,
@@ -121,6 +122,7 @@ class MasterCore:
         master_of: Callable[[Term], PeerId | None],
         removed: Mapping[Rid, int] | None = None,
         encode: Callable[[Snapshot], bytes] | None = None,
+        room: str = "",
     ) -> None:
         """``rng_factory(seed)`` builds the generator for one action's master values (the driver
         passes ``random.Random``): the core itself never touches the random module. With
@@ -129,7 +131,8 @@ class MasterCore:
         sealed by the master of their term, as ``master_of(term)`` knows it (the election: followed, or
         shown real votes).
         ``removed``: tombstones (rid -> index of its removal) this master must not bring back.
-        ``encode`` (the wire codec) encodes each snapshot it answers with once, for every peer that asks."""
+        ``encode`` (the wire codec) encodes each snapshot it answers with once, for every peer that asks.
+        ``room`` is bound into the commitments of sealed private halves (``resource.sealed``)."""
         self.me = me
         self._signer = signer
         self._verifier = verifier
@@ -161,7 +164,7 @@ class MasterCore:
         self.committed = 0
         self.deadline: float | None = now + recovery_timeout
         self.began: int | None = None
-        self._reveals = Reveals(me, term=term, types=self._types, resources=self._resources, entry=self._entry)
+        self._reveals = Reveals(me, term=term, types=types, resources=self._resources, entry=self._entry, room=room)
         self.answers = Answers(me=me, term=term, resources=self._resources, encode=encode)
         """Snapshots and secrets owed to peers that asked, paid out of each one's budget (resource/budget.py)."""
 
@@ -209,7 +212,7 @@ class MasterCore:
             self.answers.shared.forget(rid)
             res = self._resources.get(rid)
             if res is not None:
-                heads.append(head(rid, res.version, res.checksum, res.applied, res.held))
+                heads.append(head(rid, res.version, res.checksum, res.applied, res.held, res.born))
         self._dirty.clear()
         proof = prove(self._signer, *seal_statement(self.term, self.index, heads))
         sealed = Sealed(term=self.term, index=self.index, heads=tuple(heads), proof=proof)
@@ -228,7 +231,7 @@ class MasterCore:
             effects += self._reveals.timers(now, self._peers)
         if self.deadline is None and self.answers.due is not None:
             effects += self.answers.tick(now, self.index)
-        return effects
+        return self._unpark_sealed(effects, now)
 
     def peers_changed(self, peers: frozenset[PeerId], now: float, *, lease: bool = True) -> list[Effect]:
         """The set of other connected peers changed: drop departed subscribers."""
@@ -264,15 +267,15 @@ class MasterCore:
                     del res.subscribers[p]
                 effects.append(self._presence(res))
             effects += self._maybe_reveal(res, now)
-        return effects
+        return self._unpark_sealed(effects, now)
 
     def step(self, sender: PeerId, message: ToMaster, now: float, *, lease: bool = True) -> list[Effect]:
         """Handle one message addressed to the master (``lease``: may it confirm now? see the module docstring)."""
         if message.term != self.term:  # older terms are fenced; a newer one deposes us
             return [TermObserved(term=message.term, sender=sender)] if message.term > self.term else []
         if lease and self._waiting and (self.deadline is None or self.waits_for_lease):  # what waited goes first
-            return self._release(now) + self._admit(sender, message, now, lease)
-        return self._admit(sender, message, now, lease)
+            return self._unpark_sealed(self._release(now) + self._admit(sender, message, now, lease), now)
+        return self._unpark_sealed(self._admit(sender, message, now, lease), now)
 
     def _admit(self, sender: PeerId, message: ToMaster, now: float, lease: bool) -> list[Effect]:
         """Serve ``message`` now, or queue it behind what waits (acks never wait)."""
@@ -310,6 +313,8 @@ class MasterCore:
                 effects = [self._presence(res)]
             case Restore():
                 effects = self._reveals.restore(sender, message, now, self._peers)
+            case Open():
+                effects = self._reveals.open(sender, message, now, self._peers)
             case Report():
                 effects = self._on_report(sender, message, now)
             case SyncRequest():
@@ -361,6 +366,8 @@ class MasterCore:
         for peer, report in reports.items():
             effects += self._catch_up(peer, report, now, skip=self._adopted)
         self._adopted = set()
+        for res in [res for res in self._resources.values() if res.type.sealed]:
+            effects += self._maybe_reveal(res, now)  # a sealed reveal due first: what waited queues behind it
         effects += self._release(now)
         for res in self._resources.values():
             effects += self._maybe_reveal(res, now)
@@ -508,7 +515,7 @@ class MasterCore:
         known = self.me if snap.entry_term == self.term else self._master_of(snap.entry_term)
         if seal is None or signed_by is None or signed_by != known:
             return "not sealed by the master of its term"
-        meta = meta_digest(pulled.applied, pulled.held)
+        meta = meta_digest(pulled.applied, pulled.held, pulled.born)
         if not any(
             h.rid == snap.rid and h.version == snap.version and h.checksum == snap.checksum and h.meta == meta
             for h in seal.heads
@@ -571,6 +578,7 @@ class MasterCore:
         self._resources[msg.rid] = res
         self._dirty[msg.rid] = None
         self.index += 1
+        res.born = (self.term, self.index)
         created = Created(term=self.term, index=self.index, rid=msg.rid, state=state, checksum=res.checksum)
         return [Publish(message=created), self._reply(sender, msg.req, msg.rid)]
 
@@ -614,9 +622,22 @@ class MasterCore:
                 term=self.term, rid=msg.rid, seq=msg.seq, reason=f"no resource {msg.rid}", refusal="not_found"
             )
             return [Send(to=sender, message=reject)]
+        if self._reveals.park(sender, msg):  # a sealed reveal is due: it lands where it fell due
+            return []
         return self._windows.order(sender, res, msg, lambda m: self._apply(sender, res, m, now))
 
+    def _unpark_sealed(self, effects: list[Effect], now: float) -> list[Effect]:
+        """``effects``, then the proposals that waited for a sealed reveal that is out now."""
+        for sender, msg in self._reveals.unpark() if self._reveals.parked else ():
+            effects += self._on_propose(sender, msg, now)
+        return effects
+
     def _apply(self, sender: PeerId, res: Replica, msg: Propose, now: float) -> list[Effect]:
+        if res.type.sealed or msg.sealed:
+            refused = _sealing_refusal(res.type, msg)
+            if refused is not None:
+                self._windows.settle_rejected(res, sender, msg.seq)
+                return [self._reject(sender, msg, refused)]
         action, private = msg.action, msg.private
         if has_master_values(action.payload) or (private is not None and has_master_values(private.payload)):
             rng = self._rng_factory(seed_for(self._salt, self.term, msg.rid, res.version + 1))
@@ -658,6 +679,9 @@ class MasterCore:
             )
             res.held.append(held)
             effects.append(Send(to=sender, message=Secret(term=self.term, rid=msg.rid, seq=msg.seq, private=private)))
+        elif msg.sealed:  # the author keeps the half: the master holds its commitment only
+            commit = msg.sealed
+            res.held.append(Held(author=sender, seq=msg.seq, commitment=commit, public=action))
         self.index += 1
         effects.append(
             Publish(
@@ -669,7 +693,7 @@ class MasterCore:
                     author=sender,
                     seq=msg.seq,
                     action=action,
-                    private=private is not None,
+                    private=bool(commit),
                     checksum=digest,
                     now=now,
                     origin=msg.action if action.payload is not msg.action.payload else None,
@@ -710,3 +734,14 @@ class MasterCore:
 
     def _maybe_reveal(self, res: Replica, now: float) -> list[Effect]:
         return self._reveals.maybe_reveal(res, now, self._peers)
+
+
+def _sealing_refusal(type_: ResourceType, msg: Propose) -> str | None:
+    """Why a proposal does not fit its type's private mode (a sealed pair carries a commitment only), or None."""
+    if not type_.sealed:
+        return f"{type_.name!r} is not a sealed type: its private halves go to the master"
+    if msg.private is not None:
+        return f"{type_.name!r} is sealed: a private half must stay with its author (send its commitment)"
+    if msg.sealed and len(msg.sealed) != DIGEST_SIZE:
+        return f"a sealed commitment is {DIGEST_SIZE} bytes, not {len(msg.sealed)}"
+    return None

@@ -40,6 +40,7 @@ __all__ = [
     "Era",
     "Head",
     "Held",
+    "Open",
     "Position",
     "Presence",
     "Propose",
@@ -125,6 +126,8 @@ class Propose:
     private: Action | None = None
     nonce: bytes = b""
     """With ``private``: the author's random nonce of its commitment (see ``history.commitment``)."""
+    sealed: bytes = b""
+    """A sealed type's pair: the author's commitment to the private half it keeps (see ``sealed``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,6 +229,10 @@ class Held:
     """In a reveal: the private half as dispatched, when the master resolved master values in it."""
     public: Action | None = None
     """The pair's public half (what ``on_unrevealed`` is told if the private half is never revealed)."""
+    proof: bytes = b""
+    """A sealed half's opening: its author's signature over the batch of openings it came in."""
+    batch: bytes = b""
+    """With ``proof``: the digests of that batch's openings (``sealed.half_digest``), this one's among them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -364,6 +371,8 @@ class Snapshot:
     """The seal of the master of ``entry_term`` over this head (a new master adopts only sealed replicas)."""
     recent: dict[str, bytes] = field(default_factory=dict)
     """Per author, which of its last seqs up to ``applied`` this replica holds (see ``Replica.holds``)."""
+    born: tuple[int, ...] = ()
+    """The incarnation of ``rid``: (term, log index) of its ``Created`` entry (sealed commitments bind it)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -413,6 +422,17 @@ class Elapsed:
     now: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Open:
+    """The author opens sealed private halves of ``rid`` (the type's ``can_reveal`` holds): each one's
+    seq, commitment, half and nonce, and one signature over them all (``sealed.batch_statement``)."""
+
+    term: Term
+    rid: Rid
+    halves: tuple[Held, ...]
+    proof: bytes
+
+
 # -- client -> master, answering the master (after the types they carry) -------------------
 
 
@@ -440,7 +460,7 @@ class Witness:
     sealed: Sealed
 
 
-ToMaster = Create | Bind | Unbind | Propose | Restore | Report | SyncRequest | Pulled | Ack | Remove | Endorse
+ToMaster = Create | Bind | Unbind | Propose | Restore | Report | SyncRequest | Pulled | Ack | Remove | Endorse | Open
 """Client -> master (:attr:`Route.TO_MASTER`): the MasterCore serves them."""
 
 ToClients = (
@@ -507,5 +527,6 @@ MESSAGES: Final[dict[int, type[ResourceMessage]]] = {
     55: Sealed,
     56: Witness,
     57: Elapsed,
+    59: Open,
 }
 """Wire tags: append, never renumber."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from ..ids import PeerId, Rid, Term
 from .effects import Effect, Send
@@ -34,8 +34,11 @@ class PrivateOverlay:
         assert item.private is not None
         self.secrets.setdefault(rid, []).append((item.seq, item.private, item.nonce, item.origin))
 
-    def restores(self, master: PeerId, term: Term, pending: Mapping[Rid, list[Pending]]) -> list[Effect]:
-        """Give a new master the private halves it needs: of pairs applied but not yet committed, then of secrets."""
+    def restores(
+        self, master: PeerId, term: Term, pending: Mapping[Rid, list[Pending]], sealed: Collection[Rid] = ()
+    ) -> list[Effect]:
+        """Give a new master the private halves it needs: of pairs applied but not yet committed, then of
+        secrets; never those of ``sealed`` resources (their authors open them at the reveal)."""
         effects: list[Effect] = [
             Send(
                 to=master,
@@ -44,14 +47,23 @@ class PrivateOverlay:
                 ),
             )
             for rid, items in pending.items()
+            if rid not in sealed
             for item in items
             if item.index is not None and item.private is not None
         ]
         for rid, secrets in self.secrets.items():
+            if rid in sealed:
+                continue
             for seq, private, nonce, origin in secrets:
                 restore = Restore(term=term, rid=rid, seq=seq, private=private, nonce=nonce, origin=origin)
                 effects.append(Send(to=master, message=restore))
         return effects
+
+    def own_halves(self, rid: Rid, pending: list[Pending]) -> list[tuple[int, Action, bytes]]:
+        """(seq, private half, nonce) of own pairs on ``rid`` the log holds and has not revealed yet."""
+        halves = [(seq, action, nonce) for seq, action, nonce, _ in self.secrets.get(rid, ())]
+        halves += [(i.seq, i.private, i.nonce) for i in pending if i.index is not None and i.private is not None]
+        return halves
 
     def adopt(self, msg: Secret, res: Replica | None, pending: list[Pending]) -> bool:
         """The master's copy of one of our private halves; True if the view changes."""

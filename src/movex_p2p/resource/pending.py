@@ -38,6 +38,7 @@ class Pending:
     origin: Action | None = None  # the private half as dispatched, once the master resolved it
     born: float = 0.0  # wall time of the dispatch (or of its re-send as a new action)
     stuck: int = 0  # 1: proposed again after STUCK_AFTER; 2: reported stuck
+    sealed: bytes = b""  # a sealed type's pair: the commitment sent in place of ``private``
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,7 @@ class Confirmed:
     seq: int
     action: Action
     private: Action | None
+    nonce: bytes = b""
 
 
 class PendingQueue:
@@ -93,6 +95,8 @@ class PendingQueue:
     @staticmethod
     def propose(rid: Rid, item: Pending, base: int, term: Term) -> Propose:
         """The Propose of pending ``item`` (every seq up to ``base`` is settled)."""
+        if item.sealed:  # the private half stays here
+            return Propose(term=term, rid=rid, seq=item.seq, base=base, action=item.action, sealed=item.sealed)
         return Propose(
             term=term, rid=rid, seq=item.seq, base=base, action=item.action, private=item.private, nonce=item.nonce
         )
@@ -116,7 +120,7 @@ class PendingQueue:
                 del items[i]
                 if kept is not None:  # confirmed at once: kept in case this master loses a split
                     version, term, action = kept
-                    record = Confirmed(version, term, seq, action.by(self.me), item.private)
+                    record = Confirmed(version, term, seq, action.by(self.me), item.private, item.nonce)
                     self.confirmed.setdefault(rid, deque(maxlen=KEEP_CONFIRMED)).append(record)
                 if not items:
                     self.items.pop(rid, None)
@@ -125,8 +129,16 @@ class PendingQueue:
                 return item
         return None
 
-    def rebase_lost(self, res: Replica, now: float, master: PeerId | None, term: Term) -> list[Effect]:
-        """Re-send own confirmed actions that the new log lacks (a split's losing side confirmed them)."""
+    def rebase_lost(
+        self,
+        res: Replica,
+        now: float,
+        master: PeerId | None,
+        term: Term,
+        reseal: Callable[[Pending], None] | None = None,
+    ) -> list[Effect]:
+        """Re-send own confirmed actions that the new log lacks (a split's losing side confirmed them);
+        ``reseal(item)`` seals a sealed type's private half again under its new seq."""
         kept = self.confirmed.get(res.rid)
         if not kept:
             return []
@@ -148,7 +160,10 @@ class PendingQueue:
         pending = self.items.setdefault(res.rid, [])
         first = len(pending)
         for confirmed in lost:  # as new actions: their master values stay as first resolved
-            pending.append(Pending(self.next_seq(res.rid), confirmed.action, confirmed.private, born=now))
+            item = Pending(self.next_seq(res.rid), confirmed.action, confirmed.private, born=now, nonce=confirmed.nonce)
+            if reseal is not None and item.private is not None:
+                reseal(item)
+            pending.append(item)
         if master is not None:
             base = pending[0].seq - 1
             effects += [Send(to=master, message=self.propose(res.rid, i, base, term)) for i in pending[first:]]
@@ -174,8 +189,22 @@ class PendingQueue:
     def stalled(
         self, now: float, master: PeerId | None, term: Term, may_sync: Callable[[Rid], bool], effects: list[Effect]
     ) -> list[Effect]:
-        """``effects`` and the timers' work at ``now`` (see :meth:`ClientCore.resend_stalled`);
-        ``may_sync(rid)``: a snapshot of ``rid`` may be asked for."""
+        """``effects`` and the timers' work at ``now`` (:meth:`ClientCore.resend_stalled`);
+        ``may_sync(rid)``: a snapshot of ``rid`` may be asked for.
+
+        Per resource: when its oldest pending action saw no progress for RESEND_AFTER seconds
+        (frames lost? a confirmation this replica never applied?), its pending actions are sent
+        again. The master drops a re-sent action it already applied; if the entry that confirmed
+        it was lost on the way, only a snapshot (whose applied seqs settle it) ends the wait. A
+        master that is merely slow must not be flooded with snapshots, so they are asked for
+        after 1, 2, 4, 8... stalled rounds in a row. Progress on one resource never hides a stall
+        on another, nor does progress on newer actions hide an older one that waits.
+
+        An action still pending STUCK_AFTER seconds after it was dispatched (or after the
+        current master became known, if later) is proposed again with a snapshot asked for; one
+        still pending after twice that is reported (:class:`~.effects.Stuck`) once. It stays
+        pending: if the master applies it later, the state shows it.
+        """
         if master is None:
             for rid in self.items:
                 self.since[rid] = now

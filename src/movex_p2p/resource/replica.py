@@ -42,6 +42,8 @@ class Replica:
     """Per author, bit k set: seq ``applied[author] - k`` is in this replica's log (applied, not
     skipped nor rejected). Two masters of a split may both apply one action; its author can
     then tell, after the heal, whether the winning log holds it (see :meth:`holds`)."""
+    born: tuple[int, int] = (0, 0)
+    """This incarnation of ``rid``: (term, log index) of its ``Created`` entry."""
     _checksum: bytes | None = None
 
     def settle(self, author: str, seq: int, *, applied: bool) -> None:
@@ -111,6 +113,7 @@ class Replica:
             eras=list(self.eras),
             seal=self.seal,
             recent=dict(self.recent),
+            born=self.born,
             _checksum=self._checksum,
         )
 
@@ -139,6 +142,7 @@ class Replica:
             eras=tuple(self.eras),
             seal=self.seal,
             recent={author: mask.to_bytes(_WINDOW_BYTES, "big") for author, mask in self.recent.items()},
+            born=self.born,
         )
 
     @classmethod
@@ -156,6 +160,7 @@ class Replica:
             eras=list(snap.eras[-MAX_ERAS:]),
             seal=snap.seal,
             recent={author: int.from_bytes(mask[-_WINDOW_BYTES:], "big") for author, mask in snap.recent.items()},
+            born=(snap.born[0], snap.born[1]) if len(snap.born) == 2 else (0, 0),
         )
 
 

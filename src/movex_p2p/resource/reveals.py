@@ -9,15 +9,19 @@ from ..errors import RemoteProtocolError
 from ..ids import PeerId, Rid, Term
 from .effects import AppRaised, Effect, Publish
 from .history import commitment, resolves
-from .messages import Elapsed, Held, Restore, Revealed
+from .messages import Elapsed, Held, Open, Propose, Restore, Revealed
 from .replica import Replica, replay
+from .sealed import fold, open_batch
 from .types import ResourceType, Unrevealed
 from .values import earliest_deadline
 
-__all__ = ["MAX_FIRED", "Reveals"]
+__all__ = ["MAX_FIRED", "MAX_PARKED", "Reveals"]
 
 MAX_FIRED: Final = 64
 """Deadlines of one resource fired in one tick at most (the rest fire at the next, at once)."""
+
+MAX_PARKED: Final = 65_536
+"""Proposals parked while sealed reveals wait for their openings (as the master's ``MAX_WAITING``)."""
 
 
 def reason(exc: BaseException) -> str:
@@ -40,9 +44,14 @@ class Reveals:
         types: Mapping[str, ResourceType],
         resources: dict[Rid, Replica],
         entry: Callable[[Rid], int],
+        room: str = "",
     ) -> None:
         self.me = me
+        self.room = room
         self.term = term
+        self.parked: dict[Rid, list[tuple[PeerId, Propose]]] = {}
+        """Sealed resources whose reveal is due: proposals that wait for it (the reveal lands where it fell due)."""
+        self.parked_count = 0
         self._resources = resources
         self._entry = entry
         self.waits: dict[Rid, float] = {}  # reveals due that wait for a half: since when (this master's clock)
@@ -53,6 +62,56 @@ class Reveals:
         """``rid`` was removed."""
         self.waits.pop(rid, None)
         self._deadlines.pop(rid, None)
+        self.parked_count -= len(self.parked.pop(rid, ()))
+
+    def sealing(self, rid: Rid) -> bool:
+        """Is a reveal of ``rid``'s sealed halves due, waiting for their openings?"""
+        res = self._resources.get(rid)
+        return res is not None and res.type.sealed and rid in self.waits
+
+    def park(self, sender: PeerId, msg: Propose) -> bool:
+        """Keep ``msg`` until ``msg.rid``'s sealed reveal is out, if one is due (True); at most MAX_PARKED wait."""
+        if not self.sealing(msg.rid):
+            return False
+        if self.parked_count >= MAX_PARKED:
+            raise RemoteProtocolError(f"the master's queue is full ({MAX_PARKED} messages wait)")
+        self.parked.setdefault(msg.rid, []).append((sender, msg))
+        self.parked_count += 1
+        return True
+
+    def unpark(self) -> list[tuple[PeerId, Propose]]:
+        """The proposals that waited for sealed reveals that are out now, in arrival order."""
+        out: list[tuple[PeerId, Propose]] = []
+        for rid in [rid for rid in self.parked if not self.sealing(rid)]:
+            out += self.parked.pop(rid)
+        self.parked_count -= len(out)
+        return out
+
+    def open(self, sender: PeerId, msg: Open, now: float, peers: Collection[PeerId]) -> list[Effect]:
+        """An author opens sealed halves (its signature was checked): kept for the reveal, matching or not."""
+        res = self._resources.get(msg.rid)
+        if res is None or not res.type.sealed:
+            return []
+        batch = open_batch(msg)
+        where = {(h.author, h.seq): i for i, h in enumerate(res.held)}
+        for half in msg.halves:
+            i = where.get((sender, half.seq))
+            if i is None or half.action is None:
+                continue
+            held = res.held[i]
+            if held.action is not None or half.commitment != held.commitment:
+                continue  # opened already (the first opening counts), or not an opening of this half
+            res.held[i] = Held(
+                author=sender,
+                seq=held.seq,
+                action=half.action.by(sender),
+                commitment=held.commitment,
+                nonce=half.nonce,
+                public=held.public,
+                proof=msg.proof,
+                batch=batch,
+            )
+        return self.maybe_reveal(res, now, peers)
 
     @staticmethod
     def view_of(res: Replica, peer: PeerId) -> Any:
@@ -65,6 +124,8 @@ class Reveals:
         res = self._resources.get(msg.rid)
         if res is None:
             return []
+        if res.type.sealed:
+            raise RemoteProtocolError(f"{msg.rid} is sealed: its private halves are opened, never restored")
         for i, held in enumerate(res.held):
             if held.author == sender and held.seq == msg.seq:
                 if held.action is None:
@@ -99,8 +160,8 @@ class Reveals:
         if not res.held or can_reveal is None:
             self.waits.pop(res.rid, None)
             return []
-        try:
-            ready = can_reveal(res.state)
+        try:  # a sealed reveal once due stays due: authors may have opened their halves
+            ready = (res.type.sealed and res.rid in self.waits) or can_reveal(res.state)
         except Exception as exc:  # the app's code: never reveal on it, say so (the node warns once)
             self.waits.pop(res.rid, None)
             return [AppRaised(rid=res.rid, where="can_reveal", error=reason(exc))]
@@ -112,6 +173,8 @@ class Reveals:
             if now < since + res.type.reveal_timeout:
                 return []  # its author may still restore it
         self.waits.pop(res.rid, None)
+        if res.type.sealed:
+            return self._reveal_sealed(res, now)
         raised: list[Effect] = []
         revealed: list[Held] = []
         state = res.state
@@ -146,6 +209,31 @@ class Reveals:
                 )
             ),
         ]
+
+    def _reveal_sealed(self, res: Replica, now: float) -> list[Effect]:
+        """The Revealed entry of ``res``'s sealed halves: every opening as its author sent it (peers check each)."""
+        commitments = {(h.author, h.seq): h.commitment for h in res.held}
+        publics = {(h.author, h.seq): h.public for h in res.held}
+        halves = tuple(res.held)
+        done = fold(
+            res.type,
+            res.state,
+            halves,
+            room=self.room,
+            born=res.born,
+            rid=res.rid,
+            commitments=commitments,
+            publics=publics,
+        )
+        res.held = []
+        res.write(done.state, self.term, res.version + 1)
+        index = self._entry(res.rid)
+        raised: list[Effect] = [AppRaised(rid=res.rid, where=where, error=error) for where, error in done.errors]
+        version, digest = res.version, res.checksum
+        entry = Revealed(
+            term=self.term, index=index, rid=res.rid, version=version, actions=halves, checksum=digest, now=now
+        )
+        return [*raised, Publish(message=entry)]
 
     def due(self, recovering: bool) -> float | None:
         """When :meth:`tick` has timed work besides recovery (a reveal timeout, a deadline in a state), or None.

@@ -8,7 +8,7 @@ import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from ..errors import InvalidState, LocalProtocolError
 from ..ids import Rid
@@ -17,6 +17,7 @@ from .values import fire_deadline
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "PRIVATE_MODES",
     "Action",
     "Reducer",
     "ResourceType",
@@ -91,6 +92,9 @@ DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_REVEAL_TIMEOUT: Final = 10.0
 """The default ``ResourceType.reveal_timeout``: seconds."""
 
+PRIVATE_MODES: Final = ("master", "sealed")
+"""The values of ``ResourceType.private``."""
+
 
 @dataclass(frozen=True, slots=True)
 class ResourceType:
@@ -112,6 +116,23 @@ class ResourceType:
     a game with different rules never mix). Default: :func:`code_version` of the reducer,
     ``can_reveal``, ``transform``, ``on_unrevealed`` and ``on_deadline``, so any change to the
     rules changes it.
+
+    ``private`` says who holds a pair's private half until the reveal (docs/security.md):
+
+    - ``"master"`` (the default in 0.3): the master sees it. The author sends it to the master,
+      which holds it, may resolve ``mx.master.*`` values in it, and reveals it at once when
+      ``can_reveal`` holds. The master cannot change it (a commitment binds it), but it reads it.
+    - ``"sealed"``: nobody but its author sees it before the reveal, the master included. The
+      author sends only a commitment and keeps the half; when ``can_reveal`` holds, it opens the
+      half (signed) and every peer checks the opening against the commitment. It costs one round
+      trip at each reveal; ``mx.master.*`` values are refused in a sealed half (the master never
+      sees it: use ``mx.fair``); a half not opened within ``reveal_timeout``, or opened with
+      something else than what was committed (a ``"forged"`` diagnostic naming its author), goes
+      to ``on_unrevealed``.
+
+    1.0 will make ``"sealed"`` the default: in a room of strangers whoever happens to be master
+    must not read the hands. 0.3 keeps ``"master"`` so that 0.2 games (``mx.master.*`` values in
+    private halves, reveals with no round trip) run unchanged.
     """
 
     name: str
@@ -124,6 +145,7 @@ class ResourceType:
     reveal_timeout: float = field(default=DEFAULT_REVEAL_TIMEOUT, kw_only=True)
     on_unrevealed: Callable[[Any, Unrevealed], Any] | None = field(default=None, kw_only=True)
     on_deadline: Callable[[Any, float], Any] | None = field(default=None, kw_only=True)
+    private: Literal["master", "sealed"] = field(default="master", kw_only=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or ":" in self.name:
@@ -136,12 +158,20 @@ class ResourceType:
             raise ValueError(f"version must be a str of at most {MAX_VERSION} characters, not {self.version!r}")
         if type(self.reveal_timeout) not in (int, float) or not 0 <= self.reveal_timeout < float("inf"):
             raise ValueError(f"reveal_timeout must be a finite number of seconds >= 0, not {self.reveal_timeout!r}")
+        if self.private not in PRIVATE_MODES:
+            raise ValueError(f"private must be one of {PRIVATE_MODES}, not {self.private!r}")
         for hook in ("on_unrevealed", "on_deadline"):
             if getattr(self, hook) is not None and not callable(getattr(self, hook)):
                 raise TypeError(f"{hook} must be callable")
         if not self.version:
             hooks = (self.reducer, self.can_reveal, self.transform, self.on_unrevealed, self.on_deadline)
-            object.__setattr__(self, "version", code_version(*hooks))
+            version = code_version(*hooks)
+            object.__setattr__(self, "version", version if self.private == "master" else f"{version}-{self.private}")
+
+    @property
+    def sealed(self) -> bool:
+        """True when private halves stay with their authors until the reveal (``private="sealed"``)."""
+        return self.private == "sealed"
 
     def rid(self, id: str) -> Rid:
         """The rid of the resource ``id`` of this type."""
