@@ -58,7 +58,7 @@ from .resource import effects as fx
 from .resource import messages as rm
 from .resource.client import ClientCore
 from .resource.master import MasterCore
-from .resource.types import Action, ResourceType, parse_rid
+from .resource.types import Action, ResourceType
 from .roster import MAX_EARLY_INTROS as MAX_EARLY_INTROS  # re-exported
 from .roster import Roster
 from .roster import incompatibility as incompatibility  # re-exported (the notifier words its errors so)
@@ -228,7 +228,7 @@ class NodeCore:
         self.intro = Introduce(
             name=name, info=dict(info or {}), role=role, types={n: t.version for n, t in self.types.items()}
         )
-        self.roster = Roster(self.types)
+        self.roster = Roster(self.types, role=role)
         self.members = self.roster.members
         """The OTHER peers in the room: linked and introduced (the roster's)."""
         self.conflicts = self.roster.conflicts
@@ -331,7 +331,7 @@ class NodeCore:
     def create(self, rid: Rid, state: Any, now: float, wall: float, *, exist_ok: bool = True) -> tuple[int, Ready]:
         """Ask the master to create ``rid``; the answer comes as a RequestSettled(req) event."""
         self._now, self._wall = now, wall
-        self.check_compatible(parse_rid(rid)[0])
+        self.roster.check_write(rid)
         req, effects = self.client.create(rid, state, exist_ok=exist_ok)
         self._effects(effects)
         return req, self._ready()
@@ -339,7 +339,7 @@ class NodeCore:
     def bind(self, rid: Rid, info: dict[str, Any], now: float, wall: float) -> tuple[int, Ready]:
         """Subscribe to ``rid`` with presence ``info``; the answer comes as a RequestSettled(req) event."""
         self._now, self._wall = now, wall
-        self.check_compatible(parse_rid(rid)[0])
+        self.roster.check_bind(rid, info)
         req, effects = self.client.bind(rid, info)
         self._effects(effects)
         return req, self._ready()
@@ -353,7 +353,7 @@ class NodeCore:
     def remove(self, rid: Rid, now: float, wall: float) -> tuple[int, Ready]:
         """Ask the master to delete ``rid`` everywhere; the answer comes as a RequestSettled(req) event."""
         self._now, self._wall = now, wall
-        self.check_compatible(parse_rid(rid)[0])
+        self.roster.check_write(rid)
         req, effects = self.client.remove(rid)
         self._effects(effects)
         return req, self._ready()
@@ -369,6 +369,7 @@ class NodeCore:
         they leave with the next :meth:`step`, so a burst of dispatches is one frame per peer.
         """
         self._now, self._wall = now, wall
+        self.roster.check_writer(rid)
         nonce = self._entropy(16) if private is not None else b""
         seq, effects = self.client.dispatch(rid, action, private, now=wall, nonce=nonce)
         self._effects(effects)
@@ -411,7 +412,7 @@ class NodeCore:
                     to_master: rm.ToMaster = message  # type: ignore[assignment]
                     master = self.master
                     if master is not None:
-                        served, refusal = self.roster.serve(sender, to_master, master.term, self.me, self.intro.name)
+                        served, refusal = self.roster.serve(sender, to_master, master, self.me, self.intro.name)
                         if refusal is not None:
                             self.outbox.send(sender, refusal)
                         if served is None:
