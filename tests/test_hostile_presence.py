@@ -1,4 +1,5 @@
-"""A room member running modified code against presence: spectators that write, and oversized presence info.
+"""A room member running modified code against presence: spectators that write, oversized presence info,
+and one identity in two processes.
 
 Signed NodeCores (as every real peer runs) fed hand-made frames from the hostile peer, and
 in-process Peers for what an honest app sees; each test names what release 0.2 did.
@@ -19,7 +20,7 @@ from movex_p2p.election import messages as em
 from movex_p2p.election.machine import ElectionConfig, salt_of
 from movex_p2p.identity import Identity
 from movex_p2p.ids import PeerId, Rid, Term
-from movex_p2p.nodecore import NodeCore, Ready
+from movex_p2p.nodecore import MasterChanged, NodeCore, Ready
 from movex_p2p.presence import MAX_INFO, MAX_PRESENCE, SPECTATORS_ONLY_WATCH, Introduce
 from movex_p2p.proofs import prove
 from movex_p2p.resource import messages as rm
@@ -27,7 +28,7 @@ from movex_p2p.resource.history import action_digest
 from movex_p2p.resource.state import checksum, freeze
 from movex_p2p.signing import ED25519
 from movex_p2p.testing.types import Blob, Counter
-from movex_p2p.transport.base import Frame, PeerDown, PeerUp
+from movex_p2p.transport.base import Frame, IdentityInUse, PeerDown, PeerUp
 from tests.test_hostile_node import deliver
 from tests.test_node_scenarios import until
 
@@ -298,3 +299,75 @@ def test_a_master_that_sends_oversized_presence_is_dropped_and_reported() -> Non
         assert [d.sender for d in ready.dropped] == [EVIL.id]
         assert "MAX_INFO" in ready.dropped[0].reason or "MAX_PRESENCE" in ready.dropped[0].reason
         assert client.client.replicas[rid].subscribers == {}
+
+
+# -- I2: one identity in two processes ---------------------------------------------------------------
+
+
+async def test_one_identity_in_two_processes_is_reported_on_both_and_the_earlier_one_steps_aside() -> None:
+    """0.2: the later process took the links; the earlier one silently elected itself master of a
+    one-peer room and kept confirming its own actions."""
+    net = mx.LocalNetwork()
+    key = Identity(b"7" * 32)
+    told: dict[str, list[mx.Diagnostic]] = {"earlier": [], "later": []}
+
+    def peer(name: str, seed: int, identity: Identity | None = None) -> mx.Peer:
+        return mx.Peer(room="r", types=[Counter], name=name, transport=net, seed=seed, identity=identity)
+
+    async with peer("ann", 1, key) as earlier:
+        earlier.on_diagnostic(told["earlier"].append)
+        with anyio.fail_after(5):
+            await earlier.wait_ready()
+        async with peer("bob", 2) as bob:
+            with anyio.fail_after(5):
+                await bob.wait_ready()
+            assert earlier.is_master
+            rid = await earlier.create(Counter, id="c")
+            mine = await earlier.bind(rid)
+            await mine.dispatch(mx.Action("increment"))
+            async with peer("ann-again", 3, key) as later:
+                later.on_diagnostic(told["later"].append)
+                await until(lambda: all(told.values()))
+                assert [d.kind for d in told["earlier"]] == ["duplicate_identity"]
+                assert [d.kind for d in told["later"]] == ["duplicate_identity"]
+                assert "stepped aside" in told["earlier"][0].reason
+                assert "took its links" in told["later"][0].reason
+                with anyio.fail_after(5):
+                    await later.wait_ready()
+                # the earlier one is out of the room and never claims it: let its election timer fire twice
+                for _ in range(2):
+                    armed = earlier._core.election._election_at
+                    await until(lambda armed=armed: earlier._core.election._election_at != armed)
+                assert not earlier.is_master
+                assert earlier.master_id is None
+                assert earlier.peers == frozenset()
+                with pytest.raises(mx.ActionRejected, match="stepped aside"):
+                    mine.dispatch(mx.Action("increment"))
+                with pytest.raises(mx.ActionRejected, match="stepped aside"):
+                    await earlier.create(Counter, id="d")
+                # the room plays on with the later process, under the same id
+                assert bob.members[key.id].name == "ann-again"
+                theirs = await later.bind(rid)
+                await theirs.dispatch(mx.Action("increment"))
+                await until(lambda: bob.resource_info(rid).state == {"count": 2})
+                assert mine.state == {"count": 1}  # nothing reached the earlier one
+
+
+def test_a_master_whose_identity_another_process_took_steps_aside_for_good() -> None:
+    """The same on a hand clock: told so by its transport, a lone master steps down and never campaigns again."""
+    core, now = serving_master()
+    rid = Counter.rid("c")
+    core.create(rid, None, now, now)
+    ready = core.receive([IdentityInUse(superseded=True, detail="another process took its links")], now, now)
+    assert [type(e) for e in ready.events] == [IdentityInUse, MasterChanged]
+    assert core.master is None
+    ballot = core.election._ballot
+    for _ in range(100):  # 5 s: sixteen election timeouts
+        now += 0.05
+        assert core.tick(now, now).events == []
+    assert core.master is None
+    assert core.election._ballot == ballot  # it never ran again
+    with pytest.raises(mx.ActionRejected, match="stepped aside"):
+        core.dispatch(rid, mx.Action("increment"), None, now, now)
+    with pytest.raises(mx.ActionRejected, match="stepped aside"):
+        core.remove(rid, now, now)

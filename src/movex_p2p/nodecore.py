@@ -64,7 +64,7 @@ from .roster import Roster
 from .roster import incompatibility as incompatibility  # re-exported (the notifier words its errors so)
 from .routes import Route
 from .signed_history import SignedHistory
-from .transport.base import Frame, PeerDown, PeersSeen, PeerUp, TransportEvent
+from .transport.base import Frame, IdentityInUse, PeerDown, PeersSeen, PeerUp, TransportEvent
 from .verify import check
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ class TypeConflict:
     theirs: str
 
 
-NodeEvent = fx.Notice | MasterChanged | PeersChanged | PeerJoined | PeerLeft | TypeConflict | Forked
+NodeEvent = fx.Notice | MasterChanged | PeersChanged | PeerJoined | PeerLeft | TypeConflict | Forked | IdentityInUse
 """What the app hears of, in order."""
 
 
@@ -233,6 +233,7 @@ class NodeCore:
         """The OTHER peers in the room: linked and introduced (the roster's)."""
         self.conflicts = self.roster.conflicts
         """Members whose version of one of our types differs: peer -> {type name: its version} (the roster's)."""
+        self.check_compatible = self.roster.check_compatible  # IncompatibleType if a member's version differs
         self.outbox = Outbox(me)
         self._events: list[NodeEvent] = []
         self._faults: list[Fault] = []
@@ -290,6 +291,11 @@ class NodeCore:
                     self._guard(peer, "PeerDown", self._link_down, peer, graceful)
                 case PeersSeen(peers=seen):
                     self._guard(self.me, "PeersSeen", self._elect, el.Joining(peers=seen))
+                case IdentityInUse(superseded=superseded):
+                    self._events.append(event)  # the app hears of it (a "duplicate_identity" diagnostic)
+                    if superseded:  # the other process took our links: step aside for good
+                        self.roster.step_aside()  # the app's writes raise from now on
+                        self._guard(self.me, "IdentityInUse", self._elect, el.StepAside())
                 case _:
                     assert_never(event)
 
@@ -302,7 +308,7 @@ class NodeCore:
     def hand_over(self, now: float, wall: float) -> Ready:
         """Shutting down: a master hands over to its most caught-up peer."""
         self._now, self._wall = now, wall
-        self._guard(self.me, "hand_over", self._hand_over)
+        self._guard(self.me, "hand_over", self._elect, el.Handover())
         return self._ready()
 
     def seconds_to_deadline(self, now: float, wall: float) -> float | None:
@@ -357,10 +363,6 @@ class NodeCore:
         req, effects = self.client.remove(rid)
         self._effects(effects)
         return req, self._ready()
-
-    def check_compatible(self, type_name: str) -> None:
-        """Raise IncompatibleType if a member has another version of ``type_name`` than this peer."""
-        self.roster.check_compatible(type_name)
 
     def dispatch(self, rid: Rid, action: Action, private: Action | None, now: float, wall: float) -> tuple[int, Ready]:
         """Apply ``action`` optimistically and queue it (``private``: a private/public pair); returns its seq.
@@ -546,9 +548,6 @@ class NodeCore:
     def _serve_waiting(self) -> None:
         if self.master is not None:
             self._effects(self.master.tick(self._wall, lease=True))
-
-    def _hand_over(self) -> None:
-        self._elect(el.Handover())
 
     def _elect(self, event: el.Input) -> None:
         """Step the election, first telling it how up to date this replica is (for votes and acks)."""

@@ -29,6 +29,7 @@ __all__ = [
     "ROLES",
     "ROUTES",
     "SPECTATORS_ONLY_WATCH",
+    "STEPPED_ASIDE",
     "Introduce",
     "NodeMessage",
     "PeerInfo",
@@ -60,6 +61,12 @@ the frame limit's slack (``wire.DECODE_SLACK``, 1 MiB)."""
 
 SPECTATORS_ONLY_WATCH: Final = "spectators only watch"
 """Why a spectator's dispatch, create or remove is refused (``mx.ActionRejected``), locally and by the master."""
+
+STEPPED_ASIDE: Final = (
+    "another process joined the room with this peer's identity and took its place: this one stepped aside "
+    "(close it, or give each process its own identity file)"
+)
+"""Why a peer whose identity another process took over refuses its app's writes (``mx.ActionRejected``)."""
 
 _MAX_TYPE_NAME: Final = 200
 _MAX_VERSION: Final = 64

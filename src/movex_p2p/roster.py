@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .errors import ActionRejected, IncompatibleType, InvalidState, RemoteProtocolError, StateTooLarge
 from .ids import PeerId, Rid
-from .presence import SPECTATORS_ONLY_WATCH, Introduce, PeerInfo, Role, info_error, presence_error
+from .presence import SPECTATORS_ONLY_WATCH, STEPPED_ASIDE, Introduce, PeerInfo, Role, info_error, presence_error
 from .resource import messages as rm
 from .resource.state import freeze
 from .resource.types import ResourceType, parse_rid
@@ -26,8 +26,8 @@ class Roster:
 
     def __init__(self, types: Mapping[str, ResourceType], *, role: Role = "player") -> None:
         self.types = types
-        self.role = role
-        """This peer's own role: a spectator's app may not write (:meth:`check_writer`)."""
+        self.read_only: str | None = SPECTATORS_ONLY_WATCH if role == "spectator" else None
+        """Why this peer's app may not write (:meth:`check_writer`): it is a spectator, or it stepped aside."""
         self.members: dict[PeerId, PeerInfo] = {}
         """The OTHER peers in the room: linked and introduced."""
         self.conflicts: dict[PeerId, dict[str, str]] = {}
@@ -75,9 +75,13 @@ class Roster:
         return spectators
 
     def check_writer(self, rid: Rid) -> None:
-        """Raise ActionRejected if this peer is a spectator: it only watches (no dispatch, create or remove)."""
-        if self.role == "spectator":
-            raise ActionRejected(SPECTATORS_ONLY_WATCH, rid=rid)
+        """Raise ActionRejected if this peer only watches (a spectator, or it stepped aside): it may not write."""
+        if self.read_only is not None:
+            raise ActionRejected(self.read_only, rid=rid)
+
+    def step_aside(self) -> None:
+        """Another process took this peer's identity: the app's writes are refused from now on."""
+        self.read_only = STEPPED_ASIDE
 
     def check_write(self, rid: Rid) -> None:
         """Raise if this peer may not create or remove ``rid``: :meth:`check_writer`, then :meth:`check_compatible`."""
