@@ -213,6 +213,8 @@ class Seat:
         """Bind the table (creating it, if first, with ``turn_seconds`` per turn) and, for a player,
         create and bind its own hand, keeping one it already has."""
         await peer.wait_ready()
+        while peer.role == "spectator" and Table.rid("main") not in peer.rids:  # noqa: ASYNC110
+            await anyio.sleep(0.05)  # a spectator creates nothing: it waits for a player's table
         table = await peer.bind(await peer.create(Table, table_initial(turn_seconds), id="main"))
         if peer.role == "spectator":
             return cls(peer, table, None)
