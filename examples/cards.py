@@ -261,9 +261,9 @@ class Seat:
         await self.table.dispatch_private(mx.Action("play", card), mx.Action("place", self.next_turn()))
 
     async def settle(self) -> None:
-        """Once the cards are face up, score the round (any peer may; only the first counts)."""
+        """Once the cards are face up, score the round (any player may; only the first counts)."""
         state = self.table.state
-        if state["phase"] == "playing" and revealed(state):
+        if self.hand is not None and state["phase"] == "playing" and revealed(state):  # a spectator writes nothing
             await self.table.dispatch(mx.Action("settle", {"round": state["round"], **self.next_turn()}))
 
 
