@@ -7,6 +7,7 @@ in-process Peers for what an honest app sees; each test names what release 0.2 d
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from typing import Any
@@ -29,7 +30,7 @@ from movex_p2p.resource.state import checksum, freeze
 from movex_p2p.signing import ED25519
 from movex_p2p.testing.types import Blob, Counter
 from movex_p2p.transport.base import Frame, IdentityInUse, PeerDown, PeerUp
-from tests.test_hostile_node import deliver
+from tests.test_hostile_node import deliver, forged_snapshot
 from tests.test_node_scenarios import until
 
 ME, EVIL, OTHER, NEW = (Identity(bytes([c]) * 32) for c in b"19" + b"83")
@@ -276,6 +277,18 @@ def test_presence_info_over_its_bound_is_refused_where_it_is_made_and_by_every_r
     assert [d.sender for d in ready.dropped] == [EVIL.id]
     assert "MAX_INFO" in ready.dropped[0].reason
     assert EVIL.id not in peer.members
+
+
+def test_a_pulled_replica_with_oversized_presence_is_never_adopted() -> None:
+    """0.2: a new master adopted a replica's subscribers as they came, of any size."""
+    master, now = serving_master(EVIL)
+    rid = Counter.rid("c")
+    term = master.master.term if master.master else 0
+    fat: dict[str, dict[str, Any]] = {EVIL.id: {"avatar": b"x" * (MAX_INFO + 1)}}
+    pulled = rm.Pulled(term=Term(term), snapshot=dataclasses.replace(forged_snapshot(rid, term=term), subscribers=fat))
+    ready = deliver(master, EVIL, pulled, now=now)
+    assert [d.sender for d in ready.dropped] == [EVIL.id]
+    assert "MAX_INFO" in ready.dropped[0].reason
 
 
 def test_a_master_that_sends_oversized_presence_is_dropped_and_reported() -> None:

@@ -128,8 +128,9 @@ class Roster:
         """As master (``me``, introduced as ``my_name``): what to serve of ``message``, and the refusal to send back.
 
         Besides type conflicts: a peer introduced as a spectator may not write (refused, whatever its
-        code does), and a bind's presence info must fit its bounds (``presence.MAX_INFO``: dropped
-        and reported; the resource's ``MAX_PRESENCE``: refused as too large).
+        code does), and presence must fit its bounds: a bind's info over ``presence.MAX_INFO`` or a
+        pulled replica's subscribers over them are dropped and reported, a bind past the
+        resource's ``MAX_PRESENCE`` is refused as too large.
         """
         term = master.term
         match message:
@@ -144,6 +145,8 @@ class Roster:
                 res = master.resource(rid)
                 if res is not None and (error := presence_error({**res.subscribers, sender: info})) is not None:
                     return None, rm.Replied(term=term, req=req, rid=rid, error=f"{rid}: {error}", refusal="too_large")
+            case rm.Pulled(snapshot=snapshot) if (error := presence_error(snapshot.subscribers)) is not None:
+                raise RemoteProtocolError(f"Pulled: {snapshot.rid}: {error}")  # never adopted, never served again
         theirs = self.conflicts.get(sender)
         if theirs is None:
             return message, None
