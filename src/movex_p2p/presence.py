@@ -5,6 +5,8 @@ one :class:`Introduce` over it: its display name, presence info, role (``"player
 ``"spectator"``) and the version of each resource type it has. The node turns introductions
 into :class:`PeerInfo` members (``peer.members``, ``on_peer_joined``), tells the election which
 peers are spectators, and compares type versions (two builds of a game never share a type).
+A spectator writes nothing (:data:`SPECTATORS_ONLY_WATCH`), and presence info is bounded
+(:data:`MAX_INFO` a peer, :data:`MAX_PRESENCE` a resource) so it never outgrows a frame.
 
 Tags 1-29 of the wire belong to the node: 1 is :class:`Introduce` (append, never renumber).
 """
