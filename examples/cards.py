@@ -213,6 +213,8 @@ class Seat:
         """Bind the table (creating it, if first, with ``turn_seconds`` per turn) and, for a player,
         create and bind its own hand, keeping one it already has."""
         await peer.wait_ready()
+        while peer.role == "spectator" and Table.rid("main") not in peer.rids:  # noqa: ASYNC110
+            await anyio.sleep(0.05)  # a spectator creates nothing: it waits for a player's table
         table = await peer.bind(await peer.create(Table, table_initial(turn_seconds), id="main"))
         if peer.role == "spectator":
             return cls(peer, table, None)
@@ -259,9 +261,9 @@ class Seat:
         await self.table.dispatch_private(mx.Action("play", card), mx.Action("place", self.next_turn()))
 
     async def settle(self) -> None:
-        """Once the cards are face up, score the round (any peer may; only the first counts)."""
+        """Once the cards are face up, score the round (any player may; only the first counts)."""
         state = self.table.state
-        if state["phase"] == "playing" and revealed(state):
+        if self.hand is not None and state["phase"] == "playing" and revealed(state):  # a spectator writes nothing
             await self.table.dispatch(mx.Action("settle", {"round": state["round"], **self.next_turn()}))
 
 

@@ -372,6 +372,8 @@ class Seat:
     async def take(cls, peer: mx.Peer, *, turn_seconds: float = TURN_SECONDS, dice: int = DICE) -> Seat:
         """Bind the table (creating it if first) and, for a player, join it (once)."""
         await peer.wait_ready()
+        while peer.role == "spectator" and Table.rid("main") not in peer.rids:  # noqa: ASYNC110
+            await anyio.sleep(0.05)  # a spectator creates nothing: it waits for a player's table
         table = await peer.bind(await peer.create(Table, table_initial(turn_seconds, dice), id="main"))
         if peer.role != "spectator" and peer.id not in table.state["players"]:
             await table.dispatch(mx.Action("join", {"name": peer.name}))

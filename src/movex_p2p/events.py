@@ -51,6 +51,11 @@ class Diagnostic:
       them after a restart, or they reached the master ``peer`` too late); ``on_unrevealed`` ran.
     - ``"forged"``: the player ``peer`` opened its sealed private action on ``rid`` with something
       it had not committed to; it counts as never revealed (``on_unrevealed`` ran).
+    - ``"duplicate_identity"``: another process joined the room with this peer's own identity (one
+      identity file used twice). The one that came later takes the links (the others hold one link
+      per id); the earlier one is out of the room and steps aside for good: it stops being master,
+      never campaigns or votes again, and its ``dispatch``/``create``/``remove`` raise
+      :class:`ActionRejected`. Both are told (``reason`` says which one this is).
     - ``"fault"``: a bug in movex_p2p (``detail`` holds the traceback; please report it).
     """
 

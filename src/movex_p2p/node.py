@@ -61,8 +61,8 @@ class Peer:
     ``movex_p2p.embed.start_peer`` instead, which runs the Peer on a thread of its own and is safe
     to call from any thread (``EmbeddedPeer.call`` runs a coroutine on that loop).
 
-    ``role="spectator"``: never master, never counted in votes or quorum, still receives every
-    update and every reveal. ``opaque=True`` (spectators only) also holds, read-only, the
+    ``role="spectator"``: never master, never counted in votes or quorum, never writes (``mx.ActionRejected``),
+    still receives every update and every reveal. ``opaque=True`` (spectators only) also holds, read-only, the
     resources of types this peer does not have (``resource_info``), as ``movex-p2p inspect`` does.
     ``identity``: a persistent key pair (``mx.Identity.load_or_create(path)``); ``peer.id`` derives
     from it, so a restarted peer is the same peer (same author, its held private actions its own).
@@ -338,10 +338,10 @@ class Peer:
     async def _run(self, connect: AbstractAsyncContextManager[Endpoint], started: anyio.Event) -> None:
         """The peer's own task: the transport's context, and in it the driver's task.
 
-        It is not a task of the caller's: a task group entered in ``__aenter__`` would be a cancel
-        scope of the caller's task, which anyio requires to be left in reverse order of entry, so
-        peers could only leave last-in first-out. The Peer owns this task: ``__aenter__`` starts it
-        and :meth:`close` ends it and waits for its end (under a shield), so it never outlives the peer.
+        It is not a task of the caller's: a task group entered in ``__aenter__`` would be a cancel scope of
+        the caller's task, which anyio requires to be left in reverse order of entry, so peers could only
+        leave last-in first-out. The Peer owns this task: ``__aenter__`` starts it and :meth:`close` ends
+        it and waits for its end (under a shield), so it never outlives the peer.
         """
         try:
             # not under a shield of ours: the transport owns a task group opened before it, and it
@@ -447,7 +447,7 @@ class Peer:
         """Create a resource (``state`` None: the type's initial state); return its rid.
 
         With ``exist_ok`` (the default) creating an existing rid keeps its state and succeeds,
-        so every peer may "create" the room's shared resources at start.
+        so every peer may "create" the room's shared resources at start (a spectator: one it holds).
         """
         type_name = type if isinstance(type, str) else type.name
         if type_name not in self._core.types:
@@ -459,6 +459,8 @@ class Peer:
             )
         rid = make_rid(type_name, id or uuid.UUID(int=self._rng.getrandbits(128), version=4).hex)
         self._check_open()
+        if self.role == "spectator" and exist_ok and self._core.client.has(Rid(rid)):
+            return rid  # it exists: nothing to write, so a spectator may name it so too
         req, ready = self._core.create(rid, state, anyio.current_time(), time.time(), exist_ok=exist_ok)
         await self._request(req, ready)
         return rid
@@ -507,8 +509,7 @@ class Peer:
             raise TransportError("the peer closed before the master answered")
         result = box[0]
         if result.error is not None:
-            cls = REFUSALS[result.refusal]
-            raise cls(result.error, rid=result.rid)
+            raise REFUSALS[result.refusal](result.error, rid=result.rid)
         return result
 
     def _dispatch(self, rid: Rid, action: Action, private: Action | None) -> DispatchHandle:
@@ -550,8 +551,7 @@ class Peer:
         return self._driver
 
     def __repr__(self) -> str:
-        role = "master" if self.is_master else "client"
-        return f"<Peer {self.id} {role} term={self.term} peers={len(self.peers)}>"
+        return f"<Peer {self.id} {'master' if self.is_master else 'client'} term={self.term} peers={len(self.peers)}>"
 
 
 def _check_arguments(

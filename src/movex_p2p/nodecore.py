@@ -58,13 +58,13 @@ from .resource import effects as fx
 from .resource import messages as rm
 from .resource.client import ClientCore
 from .resource.master import MasterCore
-from .resource.types import Action, ResourceType, parse_rid
+from .resource.types import Action, ResourceType
 from .roster import MAX_EARLY_INTROS as MAX_EARLY_INTROS  # re-exported
 from .roster import Roster
 from .roster import incompatibility as incompatibility  # re-exported (the notifier words its errors so)
 from .routes import Route
 from .signed_history import SignedHistory
-from .transport.base import Frame, PeerDown, PeersSeen, PeerUp, TransportEvent
+from .transport.base import Frame, IdentityInUse, PeerDown, PeersSeen, PeerUp, TransportEvent
 from .verify import check
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ class TypeConflict:
     theirs: str
 
 
-NodeEvent = fx.Notice | MasterChanged | PeersChanged | PeerJoined | PeerLeft | TypeConflict | Forked
+NodeEvent = fx.Notice | MasterChanged | PeersChanged | PeerJoined | PeerLeft | TypeConflict | Forked | IdentityInUse
 """What the app hears of, in order."""
 
 
@@ -229,11 +229,12 @@ class NodeCore:
         self.intro = Introduce(
             name=name, info=dict(info or {}), role=role, types={n: t.version for n, t in self.types.items()}
         )
-        self.roster = Roster(self.types)
+        self.roster = Roster(self.types, role=role)
         self.members = self.roster.members
         """The OTHER peers in the room: linked and introduced (the roster's)."""
         self.conflicts = self.roster.conflicts
         """Members whose version of one of our types differs: peer -> {type name: its version} (the roster's)."""
+        self.check_compatible = self.roster.check_compatible  # IncompatibleType if a member's version differs
         self.outbox = Outbox(me, encoded=self._shared_bytes)
         self._events: list[NodeEvent] = []
         self._faults: list[Fault] = []
@@ -291,6 +292,11 @@ class NodeCore:
                     self._guard(peer, "PeerDown", self._link_down, peer, graceful)
                 case PeersSeen(peers=seen):
                     self._guard(self.me, "PeersSeen", self._elect, el.Joining(peers=seen))
+                case IdentityInUse(superseded=superseded):
+                    self._events.append(event)  # the app hears of it (a "duplicate_identity" diagnostic)
+                    if superseded:  # the other process took our links: step aside for good
+                        self.roster.step_aside()  # the app's writes raise from now on
+                        self._guard(self.me, "IdentityInUse", self._elect, el.StepAside())
                 case _:
                     assert_never(event)
 
@@ -303,7 +309,7 @@ class NodeCore:
     def hand_over(self, now: float, wall: float) -> Ready:
         """Shutting down: a master hands over to its most caught-up peer."""
         self._now, self._wall = now, wall
-        self._guard(self.me, "hand_over", self._hand_over)
+        self._guard(self.me, "hand_over", self._elect, el.Handover())
         return self._ready()
 
     def seconds_to_deadline(self, now: float, wall: float) -> float | None:
@@ -332,7 +338,7 @@ class NodeCore:
     def create(self, rid: Rid, state: Any, now: float, wall: float, *, exist_ok: bool = True) -> tuple[int, Ready]:
         """Ask the master to create ``rid``; the answer comes as a RequestSettled(req) event."""
         self._now, self._wall = now, wall
-        self.check_compatible(parse_rid(rid)[0])
+        self.roster.check_write(rid)
         req, effects = self.client.create(rid, state, exist_ok=exist_ok)
         self._effects(effects)
         return req, self._ready()
@@ -340,7 +346,7 @@ class NodeCore:
     def bind(self, rid: Rid, info: dict[str, Any], now: float, wall: float) -> tuple[int, Ready]:
         """Subscribe to ``rid`` with presence ``info``; the answer comes as a RequestSettled(req) event."""
         self._now, self._wall = now, wall
-        self.check_compatible(parse_rid(rid)[0])
+        self.roster.check_bind(rid, info)
         req, effects = self.client.bind(rid, info)
         self._effects(effects)
         return req, self._ready()
@@ -354,14 +360,10 @@ class NodeCore:
     def remove(self, rid: Rid, now: float, wall: float) -> tuple[int, Ready]:
         """Ask the master to delete ``rid`` everywhere; the answer comes as a RequestSettled(req) event."""
         self._now, self._wall = now, wall
-        self.check_compatible(parse_rid(rid)[0])
+        self.roster.check_write(rid)
         req, effects = self.client.remove(rid)
         self._effects(effects)
         return req, self._ready()
-
-    def check_compatible(self, type_name: str) -> None:
-        """Raise IncompatibleType if a member has another version of ``type_name`` than this peer."""
-        self.roster.check_compatible(type_name)
 
     def dispatch(self, rid: Rid, action: Action, private: Action | None, now: float, wall: float) -> tuple[int, Ready]:
         """Apply ``action`` optimistically and queue it (``private``: a private/public pair); returns its seq.
@@ -370,6 +372,7 @@ class NodeCore:
         they leave with the next :meth:`step`, so a burst of dispatches is one frame per peer.
         """
         self._now, self._wall = now, wall
+        self.roster.check_writer(rid)
         nonce = self._entropy(16) if private is not None else b""
         seq, effects = self.client.dispatch(rid, action, private, now=wall, nonce=nonce)
         self._effects(effects)
@@ -412,7 +415,7 @@ class NodeCore:
                     to_master: rm.ToMaster = message  # type: ignore[assignment]
                     master = self.master
                     if master is not None:
-                        served, refusal = self.roster.serve(sender, to_master, master.term, self.me, self.intro.name)
+                        served, refusal = self.roster.serve(sender, to_master, master, self.me, self.intro.name)
                         if refusal is not None:
                             self.outbox.send(sender, refusal)
                         if served is None:
@@ -542,9 +545,6 @@ class NodeCore:
         if self.master is not None:
             self._effects(self.master.tick(wall, lease=self.election.can_confirm(now)))
         self._effects(self.client.resend_stalled(wall))
-
-    def _hand_over(self) -> None:
-        self._elect(el.Handover())
 
     def _elect(self, event: el.Input) -> None:
         """Step the election, first telling it how up to date this replica is (for votes and acks)."""

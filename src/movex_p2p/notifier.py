@@ -37,7 +37,7 @@ from .nodecore import (
 )
 from .resource import effects as fx
 from .resource.messages import Refusal
-from .transport.base import Endpoint
+from .transport.base import Endpoint, IdentityInUse
 
 __all__ = ["REFUSALS", "Notifier"]
 
@@ -227,6 +227,15 @@ class Notifier:
             case TypeConflict(peer=peer, name=name, type=type_name, ours=ours, theirs=theirs):
                 reason = incompatibility(type_name, ours, theirs, peer, name)
                 self.diagnose(Diagnostic(kind="incompatible_type", peer=peer, reason=reason))
+            case IdentityInUse(superseded=superseded, detail=detail):
+                if superseded:
+                    detail += (
+                        ": this one stepped aside (it is no master, never campaigns or votes, and its dispatch, "
+                        "create and remove raise ActionRejected); close it, or give each process its own identity file"
+                    )
+                else:
+                    detail += ", the other stepped aside: give each process its own identity file"
+                self.diagnose(Diagnostic(kind="duplicate_identity", peer=None, reason=detail))
             case _:
                 assert_never(event)
 

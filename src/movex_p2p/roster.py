@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
-from .errors import IncompatibleType, InvalidState, RemoteProtocolError
-from .ids import PeerId, Term
-from .presence import Introduce, PeerInfo
+from .errors import ActionRejected, IncompatibleType, InvalidState, RemoteProtocolError, StateTooLarge
+from .ids import PeerId, Rid
+from .presence import SPECTATORS_ONLY_WATCH, STEPPED_ASIDE, Introduce, PeerInfo, Role, info_error, presence_error
 from .resource import messages as rm
 from .resource.state import freeze
-from .resource.types import ResourceType
+from .resource.types import ResourceType, parse_rid
+
+if TYPE_CHECKING:
+    from .resource.master import MasterCore
 
 __all__ = ["MAX_EARLY_INTROS", "Roster", "incompatibility"]
 
@@ -21,8 +24,10 @@ MAX_EARLY_INTROS: Final = 256
 class Roster:
     """The members, their type conflicts with this build, and what may pass between two builds."""
 
-    def __init__(self, types: Mapping[str, ResourceType]) -> None:
+    def __init__(self, types: Mapping[str, ResourceType], *, role: Role = "player") -> None:
         self.types = types
+        self.read_only: str | None = SPECTATORS_ONLY_WATCH if role == "spectator" else None
+        """Why this peer's app may not write (:meth:`check_writer`): it is a spectator, or it stepped aside."""
         self.members: dict[PeerId, PeerInfo] = {}
         """The OTHER peers in the room: linked and introduced."""
         self.conflicts: dict[PeerId, dict[str, str]] = {}
@@ -69,6 +74,27 @@ class Roster:
         self.spectators = spectators
         return spectators
 
+    def check_writer(self, rid: Rid) -> None:
+        """Raise ActionRejected if this peer only watches (a spectator, or it stepped aside): it may not write."""
+        if self.read_only is not None:
+            raise ActionRejected(self.read_only, rid=rid)
+
+    def step_aside(self) -> None:
+        """Another process took this peer's identity: the app's writes are refused from now on."""
+        self.read_only = STEPPED_ASIDE
+
+    def check_write(self, rid: Rid) -> None:
+        """Raise if this peer may not create or remove ``rid``: :meth:`check_writer`, then :meth:`check_compatible`."""
+        self.check_writer(rid)
+        self.check_compatible(parse_rid(rid)[0])
+
+    def check_bind(self, rid: Rid, info: Mapping[str, Any]) -> None:
+        """Raise StateTooLarge if ``info`` is over ``presence.MAX_INFO``; as :meth:`check_compatible` for the type."""
+        error = info_error(info)
+        if error is not None:
+            raise StateTooLarge(f"{error}: nothing was sent", rid=rid)
+        self.check_compatible(parse_rid(rid)[0])
+
     def check_compatible(self, type_name: str) -> None:
         """Raise IncompatibleType if a member has another version of ``type_name`` than this peer."""
         ours = self.types.get(type_name)
@@ -81,7 +107,14 @@ class Roster:
             raise IncompatibleType(incompatibility(type_name, ours.version, theirs, peer, name))
 
     def conflicting(self, sender: PeerId, message: rm.ToClients) -> bool:
-        """True when ``message`` from master ``sender`` is about a type whose versions differ (answers pass)."""
+        """True when ``message`` from master ``sender`` is about a type whose versions differ (answers pass).
+
+        Raises RemoteProtocolError for presence over its bounds (``presence.MAX_INFO``, ``MAX_PRESENCE``).
+        """
+        if type(message) is rm.Presence or type(message) is rm.Snapshot:
+            error = presence_error(message.subscribers)
+            if error is not None:
+                raise RemoteProtocolError(f"{message.rid}: {error}")
         if sender not in self.conflicts:
             return False
         if isinstance(message, rm.Replied | rm.Rejected | rm.Committed | rm.Began | rm.Sealed | rm.Endorsed):
@@ -90,9 +123,30 @@ class Roster:
         return rid.partition(":")[0] in self.conflicts[sender]
 
     def serve(
-        self, sender: PeerId, message: rm.ToMaster, term: Term, me: PeerId, my_name: str
+        self, sender: PeerId, message: rm.ToMaster, master: MasterCore, me: PeerId, my_name: str
     ) -> tuple[rm.ToMaster | None, rm.ToClients | None]:
-        """As master (``me``, introduced as ``my_name``): what to serve of ``message``, and the refusal to send back."""
+        """As master (``me``, introduced as ``my_name``): what to serve of ``message``, and the refusal to send back.
+
+        Besides type conflicts: a peer introduced as a spectator may not write (refused, whatever its
+        code does), and presence must fit its bounds: a bind's info over ``presence.MAX_INFO`` or a
+        pulled replica's subscribers over them are dropped and reported, a bind past the
+        resource's ``MAX_PRESENCE`` is refused as too large.
+        """
+        term = master.term
+        match message:
+            case rm.Create(req=req) | rm.Remove(req=req) if self._spectator(sender):
+                return None, rm.Replied(term=term, req=req, rid=message.rid, error=SPECTATORS_ONLY_WATCH)
+            case rm.Propose(seq=seq) if self._spectator(sender):
+                return None, rm.Rejected(term=term, rid=message.rid, seq=seq, reason=SPECTATORS_ONLY_WATCH)
+            case rm.Bind(req=req, rid=rid, info=info):
+                error = info_error(info)
+                if error is not None:
+                    raise RemoteProtocolError(f"Bind: {error}")
+                res = master.resource(rid)
+                if res is not None and (error := presence_error({**res.subscribers, sender: info})) is not None:
+                    return None, rm.Replied(term=term, req=req, rid=rid, error=f"{rid}: {error}", refusal="too_large")
+            case rm.Pulled(snapshot=snapshot) if (error := presence_error(snapshot.subscribers)) is not None:
+                raise RemoteProtocolError(f"Pulled: {snapshot.rid}: {error}")  # never adopted, never served again
         theirs = self.conflicts.get(sender)
         if theirs is None:
             return message, None
@@ -110,14 +164,19 @@ class Roster:
         if type_name not in theirs:
             return message, None
         # as the sender will read it: "here" is the sender, the other build is this master's
-        master = f"the master {my_name}" if my_name else "the master"
-        reason = incompatibility(type_name, theirs[type_name], self.types[type_name].version, me, master)
+        who = f"the master {my_name}" if my_name else "the master"
+        reason = incompatibility(type_name, theirs[type_name], self.types[type_name].version, me, who)
         match message:
             case rm.Create(req=req) | rm.Bind(req=req) | rm.Remove(req=req):
                 return None, rm.Replied(term=term, req=req, rid=message.rid, error=reason, refusal="incompatible")
             case rm.Propose(seq=seq):
                 return None, rm.Rejected(term=term, rid=message.rid, seq=seq, reason=reason, refusal="incompatible")
         return None, None
+
+    def _spectator(self, peer: PeerId) -> bool:
+        """True when ``peer`` introduced itself as a spectator on its current link."""
+        member = self.members.get(peer)
+        return member is not None and member.role == "spectator"
 
 
 def incompatibility(type_name: str, ours: str, theirs: str, peer: PeerId, name: str) -> str:

@@ -64,6 +64,7 @@ __all__ = [
     "Role",
     "Roles",
     "Send",
+    "StepAside",
     "Tick",
     "salt_of",
     "term_owner_salt",
@@ -225,7 +226,12 @@ class Roles:
     spectators: frozenset[PeerId]
 
 
-Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Joining | Roles | Distrust
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepAside:
+    """Another process took this peer's place (its identity): stop being master; never campaign or vote again."""
+
+
+Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Joining | Roles | Distrust | StepAside
 
 # -- effects ----------------------------------------------------------------------------------
 
@@ -421,6 +427,10 @@ class ElectionMachine:
             case Roles(spectators=spectators):
                 self._room.spectators = spectators - {self._me}
                 self._recheck_quorum(now, out)
+            case StepAside():
+                self._spectator = True  # from now on it only follows, as a spectator does
+                if self._role is not Role.FOLLOWER or self._master == self._me:
+                    self._step_down(self._term, now)
             case _:
                 assert_never(event)
         if (self._master, self._term) != self._announced:

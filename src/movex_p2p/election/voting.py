@@ -64,6 +64,7 @@ class Voter:
         """Grant a pre-vote to a newer, up-to-date candidate while no live master holds us."""
         grant = (
             not self._m._spectator
+            and sender not in self._m._room.spectators  # a peer introduced as a spectator never campaigns
             and message.term > self._m._ballot
             and (message.last_term, message.last_index) >= self._m._position
             and not self.sticky(now)
@@ -77,8 +78,8 @@ class Voter:
             out.append(Send(to=sender, message=VoteReply(term=self._m._ballot, granted=False)))
             return
         refuse = VoteReply(term=self._m._ballot, granted=False)
-        if self._m._spectator:
-            out.append(Send(to=sender, message=refuse))  # a spectator never votes
+        if self._m._spectator or sender in self._m._room.spectators:
+            out.append(Send(to=sender, message=refuse))  # a spectator never votes, nor is voted for
             return
         if message.term > self._m._ballot and self.check_pending_vote(now, asking=sender):
             # One vote per candidate until it shows a master. Its new ballot proves the old one

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from .base import MAX_DATAGRAM, Endpoint, Frame, PeerDown, PeersSeen, PeerUp, Transport, TransportEvent
+from .base import (
+    MAX_DATAGRAM,
+    Endpoint,
+    Frame,
+    IdentityInUse,
+    PeerDown,
+    PeersSeen,
+    PeerUp,
+    Transport,
+    TransportEvent,
+)
 
 __all__ = [
     "MAX_DATAGRAM",
     "Endpoint",
     "Frame",
+    "IdentityInUse",
     "PeerDown",
     "PeerUp",
     "PeersSeen",

@@ -27,6 +27,7 @@ __all__ = [
     "Endpoint",
     "EndpointStatus",
     "Frame",
+    "IdentityInUse",
     "PeerDown",
     "PeerUp",
     "PeersSeen",
@@ -74,7 +75,20 @@ class PeersSeen:
     peers: frozenset[str]
 
 
-TransportEvent = PeerUp | PeerDown | Frame | PeersSeen
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IdentityInUse:
+    """Another process joined the room with this peer's own identity (the same key) while this one was in it.
+
+    ``superseded``: that process took this one's links (it came later; the peers hold one link per
+    id), so this one is out of the room; else this one took the links of a live process of the
+    same identity. Both are told (``detail`` says what happened).
+    """
+
+    superseded: bool
+    detail: str
+
+
+TransportEvent = PeerUp | PeerDown | Frame | PeersSeen | IdentityInUse
 
 
 class EndpointStatus(Protocol):

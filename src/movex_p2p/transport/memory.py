@@ -26,7 +26,7 @@ from ..errors import ChannelClosed, LocalProtocolError
 from ..ids import PeerId
 from ..links import Links
 from ..routes import Lane
-from .base import MAX_DATAGRAM, Frame, PeerDown, PeersSeen, PeerUp, TransportEvent
+from .base import MAX_DATAGRAM, Frame, IdentityInUse, PeerDown, PeersSeen, PeerUp, TransportEvent
 
 if TYPE_CHECKING:
     from ..identity import Identity
@@ -211,11 +211,13 @@ class LocalNetwork:
 
         In process, ids are trusted (``identity`` is not needed). Both sides count a pair with
         different secrets as a failed handshake (``refused``, ``auth_failures``), as on the LAN.
+        A second live endpoint of one id takes the first one's links (:meth:`_supersede`).
         """
-        if peer_id in self._endpoints:
-            raise ValueError(f"peer id {peer_id} is already on this network")
         endpoint = _LocalEndpoint(self, peer_id, name, room, secret)
+        old = self._endpoints.get(peer_id)
         self._endpoints[peer_id] = endpoint
+        if old is not None:
+            self._supersede(old, endpoint)
         for other in self._endpoints.values():
             if other is endpoint or not self._can_talk(peer_id, other.peer_id):
                 continue
@@ -232,6 +234,20 @@ class LocalNetwork:
         finally:
             self._leave(endpoint, graceful=True)
 
+    def _supersede(self, old: _LocalEndpoint, new: _LocalEndpoint) -> None:
+        """``new`` joins with the id of the live ``old`` (one identity in two processes): it takes old's
+        links, as a LAN peer's newer incarnation does; old keeps none, and both are told."""
+        for other in self._endpoints.values():
+            if other is new or other is old:
+                continue
+            if old.peer_id in other._links or self._up_pending(other, old.peer_id):
+                other._put(PeerDown(peer=old.peer_id, graceful=False))  # before new's PeerUp
+            if other.peer_id in old._links or self._same_room(old, other):
+                old._put(PeerDown(peer=other.peer_id, graceful=False))  # after any PeerUp still queued
+        where = f"room {old.room!r} with this peer's identity ({old.peer_id})"
+        old._put(IdentityInUse(superseded=True, detail=f"another process joined {where} and took its links"))
+        new._put(IdentityInUse(superseded=False, detail=f"another process was in {where}: this one took its links"))
+
     def _same_room(self, a: _LocalEndpoint, b: _LocalEndpoint) -> bool:
         return a.room == b.room and a.secret == b.secret and not a.closed and not b.closed
 
@@ -247,6 +263,7 @@ class LocalNetwork:
 
     def _leave(self, endpoint: _LocalEndpoint, *, graceful: bool) -> None:
         if self._endpoints.get(endpoint.peer_id) is not endpoint:
+            endpoint._close()  # gone already, or superseded: another endpoint of its id holds its links
             return
         del self._endpoints[endpoint.peer_id]
         endpoint._close()
@@ -260,8 +277,12 @@ class LocalNetwork:
 
     def _deliver(self, source: _LocalEndpoint, peer: PeerId, data: bytes, lane: Lane) -> None:
         target = self._endpoints.get(peer)
-        if target is None or not self._can_talk(source.peer_id, peer):
-            return
+        if (
+            target is None
+            or self._endpoints.get(source.peer_id) is not source
+            or not self._can_talk(source.peer_id, peer)
+        ):
+            return  # no such peer, a superseded sender, or a cut link
         delay = self._frame_delay(source.peer_id, peer, lane)
         if delay is None:
             return
