@@ -41,6 +41,7 @@ entry its author never signed) is reported (:class:`Forked`) and never followed 
 
 from __future__ import annotations
 
+import hashlib
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -219,7 +220,14 @@ class NodeCore:
         self.rng = rng
         self.decode_limit = decode_limit
         self.majority = election.policy is el.Policy.MAJORITY
-        self.client = ClientCore(me, types=self.types, wait_commit=self.majority, opaque=opaque)
+        self.client = ClientCore(
+            me,
+            types=self.types,
+            wait_commit=self.majority,
+            opaque=opaque,
+            signer=signer,
+            fair_seed=None if role == "spectator" else _fair_seed(me, rng, entropy),
+        )
         self.election = el.ElectionMachine(
             me, config=election, rng=rng, signer=signer, verifier=verifier, spectator=role == "spectator"
         )
@@ -598,6 +606,7 @@ class NodeCore:
                     verifier=self.verifier,
                     master_of=self.election.master_of,
                     removed=self.client.removed,
+                    ledger=self.client.fair.ledger.copy(),
                 )
         else:
             self.master = None
@@ -680,3 +689,11 @@ class NodeCore:
         if index > self._acked and master is not None:
             self._acked = index
             self.outbox.send(master, rm.Ack(term=self.client.term, index=index))
+
+
+def _fair_seed(me: PeerId, rng: random.Random, entropy: Callable[[int], bytes] | None) -> bytes:
+    """The seed of this peer's fair-draw chain: from ``entropy``; without it (tests), from ``rng``'s state
+    (not drawn from it, so the numbers a seeded test's rng gives the election stay as they were)."""
+    if entropy is not None:
+        return entropy(32)
+    return hashlib.blake2b(f"{me}:{rng.getstate()!r}".encode(), digest_size=32).digest()

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .proofs import signer
 from .resource import messages as rm
+from .resource.fair import anchor_statement, contribution_statement
 from .resource.history import endorsement_signer, seal_signer
 
 if TYPE_CHECKING:
@@ -40,6 +42,29 @@ def check(sender: PeerId, message: wire.Message, verifier: Verifier) -> str | No
         case rm.Witness(sealed=sealed):
             if seal_signer(sealed, verifier) is None:
                 return "a witnessed seal no master of its term signed"
+        case rm.Anchor():
+            statement = anchor_statement(sender, message.root, message.length)
+            if signer(message.proof, *statement, verifier=verifier) != sender:
+                return "an anchor not signed by its sender"
+        case rm.Anchored():
+            statement = anchor_statement(message.peer, message.root, message.length)
+            if signer(message.proof, *statement, verifier=verifier) != message.peer:
+                return f"an anchor not signed by its player {message.peer}"
+        case rm.Contribute():
+            if _contributor(message, message.term, message.draw, message, verifier) != sender:
+                return "a draw contribution not signed by its sender"
+        case rm.Drawn():
+            for c in message.contributions:
+                if _contributor(c, message.term, message.draw, message, verifier) != c.peer:
+                    return f"a draw contribution not signed by its player {c.peer}"
         case _:
             pass
     return None
+
+
+def _contributor(
+    c: rm.Contribute | rm.Contribution, term: int, draw: int, bound: rm.Contribute | rm.Drawn, verifier: Verifier
+) -> PeerId | None:
+    """Who signed element ``c`` for that draw (None if nobody validly did)."""
+    parts = contribution_statement(term, draw, bound.rid, bound.author, bound.seq, bound.digest, c.at, c.element)
+    return signer(c.proof, *parts, verifier=verifier)

@@ -29,14 +29,18 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError
 from ..ids import PeerId, Rid, Term
 from ..proofs import prove
+from .draws import Draws, Ledger
 from .effects import Effect, Publish, Send, TermObserved
+from .fair import resolve_fair
 from .history import commitment, head, meta_digest, seal_signer, seal_statement
 from .messages import (
     Ack,
+    Anchor,
     Applied,
     Began,
     Bind,
     Committed,
+    Contribute,
     Create,
     Created,
     Endorse,
@@ -66,7 +70,7 @@ from .reveals import Reveals
 from .reveals import reason as _reason
 from .state import checksum, freeze, size_of
 from .types import Action, ResourceType, parse_rid
-from .values import has_master_values, resolve_master_values, seed_for
+from .values import has_fair_values, has_master_values, resolve_master_values, seed_for
 from .windows import AuthorWindows
 
 if TYPE_CHECKING:
@@ -119,6 +123,7 @@ class MasterCore:
         verifier: Verifier,
         master_of: Callable[[Term], PeerId | None],
         removed: Mapping[Rid, int] | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         """``rng_factory(seed)`` builds the generator for one action's master values (the driver
         passes ``random.Random``): the core itself never touches the random module. With
@@ -126,7 +131,8 @@ class MasterCore:
         ``signer`` (whose id is ``me``) seals its heads; ``verifier`` checks seals: it adopts only replicas
         sealed by the master of their term, as ``master_of(term)`` knows it (the election: followed, or
         shown real votes).
-        ``removed``: tombstones (rid -> index of its removal) this master must not bring back."""
+        ``removed``: tombstones (rid -> index of its removal) this master must not bring back.
+        ``ledger``: the players' chains as this master's replica knows them (fair draws, ``draws.py``)."""
         self.me = me
         self._signer = signer
         self._verifier = verifier
@@ -158,6 +164,7 @@ class MasterCore:
         self.deadline: float | None = now + recovery_timeout
         self.began: int | None = None
         self._reveals = Reveals(me, term=term, types=self._types, resources=self._resources, entry=self._entry)
+        self._draws = Draws(me, term=term, ledger=ledger or Ledger(), entry=self._next_entry)
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -212,6 +219,8 @@ class MasterCore:
             effects += self._finish_recovery(now)
         if self.deadline is None and (self._reveals.waits or self._reveals.timed):
             effects += self._reveals.timers(now, self._peers)
+        if self.deadline is None and self._draws.timed_out(now):
+            effects += self._drawn(now)
         return effects
 
     def peers_changed(self, peers: frozenset[PeerId], now: float, *, lease: bool = True) -> list[Effect]:
@@ -223,6 +232,7 @@ class MasterCore:
 
         self._awaiting_report = {p for p in self._awaiting_report if not gone(p)}
         self._windows.forget_peers(gone)  # what departed peers parked
+        self._draws.forget_peers(gone)
         for rid, waiting in list(self._awaiting_pull.items()):
             waiting.difference_update({p for p in waiting if gone(p)})
             if not waiting:
@@ -246,6 +256,8 @@ class MasterCore:
                     del res.subscribers[p]
                 effects.append(self._presence(res))
             effects += self._maybe_reveal(res, now)
+        if self._draws.players_left(self._peers):
+            effects += self._drawn(now)
         return effects
 
     def step(self, sender: PeerId, message: ToMaster, now: float, *, lease: bool = True) -> list[Effect]:
@@ -308,6 +320,10 @@ class MasterCore:
                 effects = self._on_ack(sender, message)
             case Endorse():
                 effects = []  # checked and republished by the node, before the proposals it covers
+            case Anchor():
+                effects = self._draws.anchor(sender, message)
+            case Contribute():
+                effects = self._drawn(now) if self._draws.contribute(sender, message) else []
             case _:
                 assert_never(message)
         if self.deadline is not None:
@@ -583,6 +599,7 @@ class MasterCore:
         self._windows.forget_rid(msg.rid)
         self._awaiting_pull.pop(msg.rid, None)
         self._reveals.forget(msg.rid)
+        self._draws.forget(msg.rid)
         self._pulls = {(peer, rid) for peer, rid in self._pulls if rid != msg.rid}
         self.index += 1
         self._removed[msg.rid] = self.index
@@ -609,6 +626,15 @@ class MasterCore:
     def _apply(self, sender: PeerId, res: Replica, msg: Propose, now: float) -> list[Effect]:
         action, private = msg.action, msg.private
         if has_master_values(action.payload) or (private is not None and has_master_values(private.payload)):
+            if private is not None and has_fair_values(private.payload):
+                self._windows.settle_rejected(res, sender, msg.seq)
+                return [self._reject(sender, msg, "mx.fair values belong in the public half of an action")]
+            if has_fair_values(action.payload):
+                seed = self._draws.take_seed(sender, msg.rid, msg.seq)
+                if seed is None:  # drawn first; this author's later actions on rid wait behind it
+                    return self._draws.propose(sender, msg, now, self._peers)
+                drawn = resolve_fair(action.payload, seed)
+                action = Action(action.type, drawn if has_master_values(drawn) else freeze(drawn))
             rng = self._rng_factory(seed_for(self._salt, self.term, msg.rid, res.version + 1))
             action = self._resolve(action, now, rng)
             private = None if private is None else self._resolve(private, now, rng)
@@ -687,13 +713,31 @@ class MasterCore:
 
         While recovering, None (recovery ends at ``deadline``, and the timers are counted after it).
         """
-        return self._reveals.due(self.deadline is not None)
+        due = self._reveals.due(self.deadline is not None)
+        draw = None if self.deadline is not None else self._draws.due
+        return draw if due is None or (draw is not None and draw < due) else due
 
     def _entry(self, rid: Rid) -> int:
         """``rid``'s head changed: number the next log entry."""
         self._dirty[rid] = None
         self.index += 1
         return self.index
+
+    def _next_entry(self) -> int:
+        """Number the next log entry that changes no resource's head (a draw)."""
+        self.index += 1
+        return self.index
+
+    def _drawn(self, now: float) -> list[Effect]:
+        """Publish the running draw, apply its action at once, and start the next draw."""
+        effects, resolved = self._draws.resolve()
+        if resolved is not None:
+            author, msg = resolved
+            res = self._resources.get(msg.rid)
+            if res is not None:
+                effects += self._windows.order(author, res, msg, lambda m: self._apply(author, res, m, now))
+            self._draws.take_seed(author, msg.rid, msg.seq)  # unused if the action was not applied
+        return effects + self._draws.next(now, self._peers)
 
     def _maybe_reveal(self, res: Replica, now: float) -> list[Effect]:
         return self._reveals.maybe_reveal(res, now, self._peers)
