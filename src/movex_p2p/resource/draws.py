@@ -26,6 +26,7 @@ from ..ids import PeerId, Rid, Term
 from ..proofs import prove
 from .effects import Effect, Forged, Publish, Send
 from .fair import (
+    CHAIN_LENGTH,
     HashChain,
     anchor_statement,
     contribution_statement,
@@ -161,9 +162,13 @@ def seed_of(drawn: Drawn) -> bytes:
 class Player:
     """A peer's side of fair draws: its own chain (if it plays), the ledger, and the check of each draw."""
 
-    def __init__(self, me: PeerId, *, signer: Signer | None = None, seed: bytes | None = None) -> None:
-        """With ``signer`` and ``seed`` (unpredictable bytes) this peer contributes; without, it only checks."""
+    def __init__(
+        self, me: PeerId, *, signer: Signer | None = None, seed: bytes | None = None, length: int = CHAIN_LENGTH
+    ) -> None:
+        """With ``signer`` and ``seed`` (unpredictable bytes) this peer contributes (``length`` draws at
+        most); without, it only checks."""
         self.me = me
+        self._length = length
         self._signer = signer
         self._chain: HashChain | None = None
         self._seed = seed if signer is not None else None
@@ -176,7 +181,7 @@ class Player:
     def chain(self) -> HashChain | None:
         """This peer's own chain (built on first use), or None if it does not contribute."""
         if self._chain is None and self._seed is not None:
-            self._chain = HashChain(self._seed)
+            self._chain = HashChain(self._seed, self._length)
         return self._chain
 
     def anchor(self, term: Term) -> Anchor | None:

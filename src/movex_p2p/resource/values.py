@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid as _uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -58,9 +59,10 @@ class MasterValue:
         if kind in ("fair_choice", "fair_shuffle"):
             if not 1 <= len(args) <= MAX_FAIR_ITEMS:
                 raise ValueError(f"fair.choice/shuffle take 1 to {MAX_FAIR_ITEMS} items, not {len(args)}")
-            if any(has_master_values(item) for item in args):
+            items = tuple(_plain(item) for item in args)
+            if any(has_master_values(item) for item in items):
                 raise ValueError("the items of fair.choice/shuffle cannot hold placeholders")
-            return cls(kind, tuple(args))
+            return cls(kind, items)
         if kind not in _KINDS or len(args) != _KINDS[kind]:
             raise ValueError(f"unknown master value {kind!r}/{len(args)}")
         if kind == "deadline":
@@ -80,6 +82,17 @@ class MasterValue:
             shown = ", ".join(map(str, self.args)) if name == "int" else repr(list(self.args))
             return f"fair.{'random_int' if name == 'int' else name}({shown})"
         return f"master.{self.kind}({', '.join(map(str, self.args))})"
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` with every mapping a dict and every sequence a list (what a frozen or decoded item was)."""
+    if depth > 64:
+        raise ValueError("the items of fair.choice/shuffle are nested too deep")
+    if isinstance(value, Mapping):
+        return {key: _plain(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item, depth + 1) for item in value]
+    return value
 
 
 class _Master:
