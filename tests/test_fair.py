@@ -16,7 +16,7 @@ from movex_p2p.ids import PeerId, Rid, Term
 from movex_p2p.proofs import prove
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.draws import Draws, Ledger, Player, seed_of
-from movex_p2p.resource.effects import Forged, Publish, Send
+from movex_p2p.resource.effects import DrawShort, Forged, Publish, Send
 from movex_p2p.resource.fair import (
     ELEMENT_SIZE,
     HashChain,
@@ -280,8 +280,10 @@ def test_a_withheld_element_is_named_and_does_not_stall_the_draw() -> None:
     effects, _ = draws.resolve()
     (drawn,) = _publish(effects)
     assert drawn.missing == (silent,)
-    for p in room.players:
-        assert p.drawn(drawn, master_id) == []
+    for p in room.players:  # every peer hears whom the draw left out; the silent one answered nothing
+        assert p.drawn(drawn, master_id) == [
+            DrawShort(rid=Rid("d:1"), draw=drawing.index, missing=(silent,), master=master_id, answered=False)
+        ]
     assert room.players[0].ledger.chains[silent].next == 2  # its first element is used up, seen or not
 
 
@@ -316,15 +318,25 @@ def _applied(drawn: rm.Drawn, action: mx.Action, payload: Any, version: int) -> 
     )
 
 
-def _verdicts(players: list[Player], master: PeerId, drawn: rm.Drawn, applied: rm.Applied) -> list[bool]:
-    """Each honest peer's verdict (True: it accepts the draw and the entry): decode, verify, check, as a peer does."""
+def _forged(effects: list[Any]) -> bool:
+    return any(isinstance(e, Forged) for e in effects)
+
+
+def _verdicts(
+    players: list[Player], master: PeerId, drawn: rm.Drawn, applied: rm.Applied
+) -> tuple[list[bool], set[PeerId]]:
+    """Each honest peer's verdict (True: it accepts the draw and the entry), decoding, verifying and checking
+    as a peer does; and the peers told they were left out of the draw though they answered."""
     (drawn,) = wire.decode(wire.encode(drawn))  # type: ignore[assignment]
-    out = []
+    out, told = [], set()
     for p in players:
-        ok = check(master, drawn, FAKE) is None and p.drawn(drawn, master) == []
+        ok = check(master, drawn, FAKE) is None
+        effects = p.drawn(drawn, master) if ok else []
+        ok = ok and not _forged(effects)
         ok = ok and p.applied(applied, drawn.index, master) == []
+        told |= {p.me for e in effects if isinstance(e, DrawShort) and e.answered}
         out.append(ok)
-    return out
+    return out, told
 
 
 def test_a_master_running_modified_code_biases_none_of_1000_seeded_draws() -> None:
@@ -400,23 +412,24 @@ def test_a_master_running_modified_code_biases_none_of_1000_seeded_draws() -> No
             value = resolve_fair(other.payload, seed_of(drawn))
         elif attack == "value":
             value = {**honest_value, "die": honest_value["die"] % 6 + 1}
-        elif attack == "drop":
-            k = rng.randrange(1, 4)
+        elif attack == "drop":  # any one player's element, its own included
+            k = rng.randrange(4)
             victim = contribs.pop(k)
             drawn = replace(honest_drawn, contributions=tuple(contribs), missing=(victim.peer,))
             value = resolve_fair(action.payload, seed_of(drawn))
         applied = _applied(drawn, action, value, i + 1)
         room.entry()
+        told: set[PeerId] = set()
         if attack == "no_draw":
             applied = replace(applied, index=applied.index + 5)  # another entry took the Drawn's place
             verdicts = [p.applied(applied, applied.index - 1, master_id) == [] for p in honest]
             verdicts = [v and check(master_id, drawn, FAKE) is None for v in verdicts]
         else:
-            verdicts = _verdicts(honest, master_id, drawn, applied)
+            verdicts, told = _verdicts(honest, master_id, drawn, applied)
         if all(verdicts):
             accepted += 1
-            if attack == "drop":
-                assert drawn.missing  # visible: the entry names whom it left out
+            if attack == "drop":  # visible: the entry names whom it left out, and that player knows it answered
+                assert told == set(drawn.missing) - {master_id}
                 dropped += 1
             elif value != honest_value:
                 biased += 1
@@ -427,7 +440,7 @@ def test_a_master_running_modified_code_biases_none_of_1000_seeded_draws() -> No
                 if p.seed(rid, author, i + 1) is None:
                     assert p.drawn(honest_drawn, master_id) == []
         if master.seed(rid, author, i + 1) is None:
-            assert master.drawn(drawn if attack == "drop" else honest_drawn, master_id) == []
+            assert not _forged(master.drawn(drawn if attack == "drop" else honest_drawn, master_id))
         previous = list(drawn.contributions) if attack == "drop" else list(honest_drawn.contributions)
     assert biased == 0
     per_attack = 1000 // len(ATTACKS)

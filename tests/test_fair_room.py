@@ -115,7 +115,8 @@ def test_a_master_that_changes_a_fair_value_is_caught_by_every_peer_and_voted_ou
     assert sim.run(10.0, until=lambda s: all(len(_rolls(s, p, rid)) == 1 for p in others))
     assert {pid for pid, e in forked if e.peer == master} == set(others)  # each honest peer caught it
     second = next(iter(sim.peers[p].core.client.master for p in others))
-    assert second is not None and second != master
+    assert second is not None
+    assert second != master
     rolls = [_rolls(sim, p, rid) for p in others]
     assert rolls[0] == rolls[1] == rolls[2]
     drawn = _drawn_entries(sim, others[0])  # drawn again by the new master, checked by every peer

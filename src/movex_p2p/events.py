@@ -49,6 +49,8 @@ class Diagnostic:
       that private half dropped, or the state left as it was.
     - ``"private_lost"``: own private actions on ``rid`` were never revealed (this process lacks
       them after a restart, or they reached the master ``peer`` too late); ``on_unrevealed`` ran.
+    - ``"draw_missing"``: a fair draw on ``rid`` was fixed without some players' elements (``reason``
+      names them; the master ``peer`` says they did not answer in time): visible, and the room goes on.
     - ``"fault"``: a bug in movex_p2p (``detail`` holds the traceback; please report it).
     """
 

@@ -638,6 +638,7 @@ class NodeCore:
                     | fx.Stuck()
                     | fx.AppRaised()
                     | fx.PrivateLost()
+                    | fx.DrawShort()
                 ):
                     self._events.append(effect)
                 case _:

@@ -338,7 +338,7 @@ class ClientCore:
                 return self.fair.drawing(message, sender)
             case Drawn():
                 drew = self.fair.drawn(message, sender)
-                if not drew:
+                if not any(type(e) is Forged for e in drew):
                     self._entry(message.index)
                 return drew
             case Sealed():

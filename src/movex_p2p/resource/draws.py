@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Final
 
 from ..ids import PeerId, Rid, Term
 from ..proofs import prove
-from .effects import Effect, Forged, Publish, Send
+from .effects import DrawShort, Effect, Forged, Publish, Send
 from .fair import (
     CHAIN_LENGTH,
     HashChain,
@@ -102,15 +102,21 @@ class Ledger:
         """Take a relayed anchor (its signature already checked): a new chain, or news of a known one."""
         known = self.chains.get(msg.peer)
         at, element, next_ = msg.at, msg.element or msg.root, msg.next
-        valid = element == msg.root if at == 0 else verify_element(0, msg.root, at, element, length=msg.length)
-        if not valid or not at < next_ <= msg.length + 1:
+        if not at < next_ <= msg.length + 1:
             return False
         if known is not None and known.root == msg.root:
-            if next_ <= known.next:
+            if next_ <= known.next or at < known.at:
                 return False  # nothing newer (a stale relay cannot move a chain back)
+            if at > known.at and not verify_element(
+                known.at, known.element or known.root, at, element, length=known.length
+            ):
+                return False
+            if at == known.at and element != (known.element or known.root):
+                return False
             known.at, known.element, known.next = at, element, next_
             return True
-        if known is None and len(self.chains) >= MAX_PLAYERS:
+        valid = element == msg.root if at == 0 else verify_element(0, msg.root, at, element, length=msg.length)
+        if not valid or (known is None and len(self.chains) >= MAX_PLAYERS):
             return False
         self.chains[msg.peer] = Chain(
             root=msg.root, length=msg.length, proof=msg.proof, at=at, element=element, next=next_
@@ -241,10 +247,14 @@ class Player:
         if why is not None:
             return [Forged(peer=master, reason=f"draw at {msg.draw}: {why}")]
         self.ledger.consume(msg)
+        answered = self._gave == (msg.term, msg.draw)
         self._gave = None
         self._drawing = None
         self._drawn = (msg.index, msg, seed_of(msg))
-        return []
+        if not msg.missing:
+            return []
+        mine = answered and self.me in msg.missing
+        return [DrawShort(rid=msg.rid, draw=msg.draw, missing=msg.missing, master=master, answered=mine)]
 
     def seed(self, rid: Rid, author: PeerId, seq: int) -> bytes | None:
         """The seed of the last draw if it was for that action."""
@@ -348,7 +358,8 @@ class Draws:
     def _start(self, sender: PeerId, msg: Propose, now: float, players: Iterable[PeerId]) -> list[Effect]:
         digest = proposal_digest(sender, msg)
         drawing = Drawing(term=self.term, index=self._entry(), rid=msg.rid, author=sender, seq=msg.seq, digest=digest)
-        asked = frozenset(p for p in {*players, self.me} if p in self.ledger.chains)
+        chains = self.ledger.chains
+        asked = frozenset(p for p in {*players, self.me} if p in chains and chains[p].next <= chains[p].length)
         deadline = now + self.timeout
         self._open = _Open(drawing=drawing, author=sender, proposal=msg, asked=asked, got={}, deadline=deadline)
         return [Publish(message=drawing)]
