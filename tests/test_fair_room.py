@@ -123,3 +123,28 @@ def test_a_master_that_changes_a_fair_value_is_caught_by_every_peer_and_voted_ou
     assert drawn is not None
     assert drawn.term > 1
     assert rolls[0][0]["die"] == resolve_fair({"die": mx.fair.random_int(1, 5)}, seed_of(drawn))["die"]
+
+
+def test_a_restarted_player_anchors_a_new_chain_and_every_peer_keeps_checking() -> None:
+    sim, master, forked = _room(seed=11)
+    rid = sim.create(master, "dice", "d")
+    sim.run(0.5)
+    player = next(p for p in sim.ids if p != master)
+    for _ in range(3):
+        sim.dispatch(master, rid, mx.Action("roll", {"die": mx.fair.random_int(1, 6)}))
+    assert sim.run(3.0, until=lambda s: len(_rolls(s, master, rid)) == 3)
+    old = sim.peers[master].core.client.fair.ledger.chains[player].root
+    sim.kill(player)
+    sim.run(1.0)
+    sim.restart(player)  # a new process: a new secret seed, a new chain, the same identity
+    assert sim.run(3.0, until=lambda s: s.converged(rid))
+    for _ in range(3):
+        sim.dispatch(player, rid, mx.Action("roll", {"die": mx.fair.random_int(1, 6)}))
+    assert sim.run(3.0, until=lambda s: s.converged(rid) and len(_rolls(s, master, rid)) == 6)
+    assert not forked
+    drawn = _drawn_entries(sim, player)
+    assert drawn is not None
+    assert len(drawn.contributions) == 4  # the restarted player contributes from its new chain
+    chains = [sim.peers[p].core.client.fair.ledger.chains[player] for p in sim.ids]
+    assert len({c.root for c in chains}) == 1
+    assert chains[0].root != old

@@ -216,10 +216,14 @@ class Player:
             return [Forged(peer=master, reason=f"a draw at {msg.index} while the draw at {self._gave[1]} is open")]
         self._drawing = msg
         chain = self.chain
-        own = self.ledger.chains.get(self.me)
-        if chain is None or self._signer is None or own is None or own.root != chain.root or own.next > chain.length:
+        if chain is None or self._signer is None:
             return []
-        at = own.next
+        own = self.ledger.chains.get(self.me)
+        if own is not None and own.root != chain.root:
+            return []  # the log knows another chain of ours (an earlier process's): not ours to give
+        at = 1 if own is None else own.next  # None: our anchor's relay is still on its way
+        if at > chain.length:
+            return []
         element = chain.element(at)
         parts = contribution_statement(msg.term, msg.index, msg.rid, msg.author, msg.seq, msg.digest, at, element)
         self._gave = (msg.term, msg.index)
@@ -315,6 +319,7 @@ class Draws:
         self._open: _Open | None = None
         self._queue: deque[tuple[PeerId, Propose]] = deque()
         self._seeds: dict[tuple[PeerId, Rid, int], bytes] = {}
+        self._anchors: dict[PeerId, Anchor] = {}  # new chains that came while a draw ran
 
     @property
     def due(self) -> float | None:
@@ -326,20 +331,36 @@ class Draws:
         return self._seeds.pop((author, rid, seq), None)
 
     def anchor(self, sender: PeerId, msg: Anchor) -> list[Effect]:
-        """A player's anchor: relay it to everyone, and everyone's to it."""
-        relayed = Anchored(term=self.term, peer=sender, root=msg.root, length=msg.length, proof=msg.proof)
+        """A player's anchor: everyone's chains to it, then its own to everyone (to it last: then it knows
+        it holds every chain this master knows, see :meth:`Player.drawn`)."""
         known = self.ledger.chains.get(sender)
-        effects: list[Effect] = []
+        if known is None or known.root != msg.root:
+            if self._open is not None:  # a new chain waits until the running draw is drawn
+                if sender in self._anchors or len(self._anchors) < MAX_PLAYERS:
+                    self._anchors[sender] = msg
+                return []
+            relayed = Anchored(term=self.term, peer=sender, root=msg.root, length=msg.length, proof=msg.proof)
+            if not self.ledger.anchor(relayed):
+                return []
+        effects: list[Effect] = [
+            Send(to=sender, message=chain.relayed(self.term, peer))
+            for peer, chain in self.ledger.chains.items()
+            if peer != sender
+        ]
+        own = self.ledger.chains[sender].relayed(self.term, sender)
         if known is not None and known.root == msg.root:
-            relayed = known.relayed(self.term, sender)  # a new master's player re-anchoring: nothing new
-        elif self._open is not None or not self.ledger.anchor(relayed):
-            return []  # a new chain waits until no draw runs (the player re-sends it to each new master)
+            effects.append(Send(to=sender, message=own))  # a new master's player re-anchoring: nothing new
         else:
-            effects.append(Publish(message=relayed))
-        for peer, chain in self.ledger.chains.items():
-            if peer != sender:
-                effects.append(Send(to=sender, message=chain.relayed(self.term, peer)))
+            effects.append(Publish(message=own))
         return effects
+
+    def relays(self, to: PeerId | None = None) -> list[Effect]:
+        """Every chain this master knows, to ``to`` (a peer whose link just opened) or to everyone (a new
+        master): a peer then holds every chain a draw it gets may use (a chain it lacks is a forgery)."""
+        relayed = [chain.relayed(self.term, peer) for peer, chain in self.ledger.chains.items()]
+        if to is None:
+            return [Publish(message=m) for m in relayed]
+        return [Send(to=to, message=m) for m in relayed]
 
     def propose(self, sender: PeerId, msg: Propose, now: float, players: Iterable[PeerId]) -> list[Effect]:
         """A fair action: start its draw, or queue it behind the running one."""
@@ -419,16 +440,23 @@ class Draws:
         return [Publish(message=drawn)], (running.author, running.proposal)
 
     def next(self, now: float, players: Iterable[PeerId]) -> list[Effect]:
-        """Start the next waiting draw, if none runs."""
-        if self._open is not None or not self._queue:
+        """Anchor the chains that waited, then start the next waiting draw, if none runs."""
+        if self._open is not None:
             return []
+        effects: list[Effect] = []
+        waiting, self._anchors = self._anchors, {}
+        for sender, anchor in waiting.items():
+            effects += self.anchor(sender, anchor)
+        if not self._queue:
+            return effects
         sender, msg = self._queue.popleft()
-        return self._start(sender, msg, now, players)
+        return effects + self._start(sender, msg, now, players)
 
     def forget(self, rid: Rid) -> None:
         """``rid`` was removed: its waiting draws go (a running one still resolves)."""
         self._queue = deque((a, m) for a, m in self._queue if m.rid != rid)
 
     def forget_peers(self, gone: Callable[[PeerId], bool]) -> None:
-        """Drop the waiting fair actions of departed authors."""
+        """Drop the waiting fair actions (and chains) of departed peers."""
         self._queue = deque((a, m) for a, m in self._queue if not gone(a))
+        self._anchors = {p: a for p, a in self._anchors.items() if not gone(p)}

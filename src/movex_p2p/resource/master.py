@@ -225,6 +225,7 @@ class MasterCore:
 
     def peers_changed(self, peers: frozenset[PeerId], now: float, *, lease: bool = True) -> list[Effect]:
         """The set of other connected peers changed: drop departed subscribers."""
+        effects: list[Effect] = [e for peer in sorted(peers - self._peers) for e in self._draws.relays(peer)]
         self._peers = set(peers)
 
         def gone(peer: str) -> bool:
@@ -237,7 +238,6 @@ class MasterCore:
             waiting.difference_update({p for p in waiting if gone(p)})
             if not waiting:
                 del self._awaiting_pull[rid]
-        effects: list[Effect] = []
         unanswered = {(p, rid) for p, rid in self._pulls if gone(p)}  # pulls whose peer left: not coming
         if unanswered:
             self._pulls -= unanswered
@@ -343,7 +343,7 @@ class MasterCore:
         self._awaiting_pull.clear()
         self.index += 1
         self.began = self.index  # commits count only from an entry of our own term (as Raft's no-op)
-        effects: list[Effect] = [Publish(message=Began(term=self.term, index=self.index))]
+        effects: list[Effect] = [Publish(message=Began(term=self.term, index=self.index)), *self._draws.relays()]
         gone = [
             PeerId(p)
             for res in self._resources.values()
