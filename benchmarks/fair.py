@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
+from core import local_room  # benchmarks/ is this script's path[0]
 
 import movex_p2p as mx
 
@@ -38,19 +38,7 @@ Samples = tuple[list[float], list[float], list[float], list[float]]
 
 async def _latencies(n_peers: int, rolls: int, seed: int) -> Samples:
     """Wall and CPU seconds of each roll: (master wall, fair wall, master CPU, fair CPU)."""
-    network = mx.LocalNetwork()
-    async with AsyncExitStack() as stack:
-        peers = [
-            await stack.enter_async_context(
-                mx.Peer(room="bench", types=[Dice], name=f"p{i}", transport=network, seed=seed + i)
-            )
-            for i in range(n_peers)
-        ]
-        with anyio.fail_after(30):
-            for peer in peers:
-                await peer.wait_ready()
-            rid = await peers[0].create(Dice, id="d")
-            resources = [await peer.bind(rid) for peer in peers]
+    async with local_room(Dice, n_peers, seed) as (peers, resources):
         author = next(res for peer, res in zip(peers, resources, strict=True) if not peer.is_master)
         master_times: list[float] = []
         fair_times: list[float] = []
