@@ -11,7 +11,7 @@ from movex_p2p.ids import PeerId
 from movex_p2p.nodecore import Forked, Ready
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.draws import seed_of
-from movex_p2p.resource.effects import Effect, Publish
+from movex_p2p.resource.effects import DrawShort, Effect, Publish
 from movex_p2p.resource.fair import resolve_fair
 from movex_p2p.resource.master import MasterCore
 from movex_p2p.simulation import Simulation
@@ -27,14 +27,14 @@ Dice = mx.ResourceType("dice", initial={"rolls": []}, reducer=roll)
 
 
 def _room(seed: int, size: int = 4) -> tuple[Simulation, PeerId, list[tuple[PeerId, Any]]]:
-    """A room with one master, and a log of every Drawn entry any peer applied."""
+    """A room with one master, and a log of what its peers report: forgers caught, draws left short."""
     sim = Simulation(size, types=[Dice], seed=seed)
     assert sim.run(3.0, until=lambda s: len(s.masters()) == 1)
     seen: list[tuple[PeerId, Any]] = []
     execute = sim._execute
 
     def spy(pid: PeerId, ready: Ready) -> None:
-        seen.extend((pid, e) for e in ready.events if isinstance(e, Forked))
+        seen.extend((pid, e) for e in ready.events if isinstance(e, Forked | DrawShort))
         execute(pid, ready)
 
     sim._execute = spy  # type: ignore[method-assign]
@@ -82,9 +82,10 @@ def test_a_player_that_withholds_its_element_is_named_and_the_room_goes_on() -> 
     assert sim.run(3.0, until=lambda s: s.converged(rid) and len(_rolls(s, master, rid)) == 1)
     drawn = _drawn_entries(sim, author)
     assert drawn is not None
-    assert drawn.missing == (silent,)  # visible to every peer
+    assert drawn.missing == (silent,)  # visible to every peer: in the log, and told to each app
     assert len(drawn.contributions) == 3
-    assert not forked
+    assert sorted(pid for pid, e in forked if isinstance(e, DrawShort) and e.missing == (silent,)) == sorted(sim.ids)
+    assert not [e for _, e in forked if isinstance(e, Forked)]
     chains = sim.peers[author].core.client.fair.ledger.chains
     assert chains[silent].next == 2  # its withheld element is used up: never offered to a later draw
 
@@ -113,7 +114,7 @@ def test_a_master_that_changes_a_fair_value_is_caught_by_every_peer_and_voted_ou
     sim.dispatch(author, rid, mx.Action("roll", {"die": mx.fair.random_int(1, 5)}))
     others = [p for p in sim.ids if p != master]
     assert sim.run(10.0, until=lambda s: all(len(_rolls(s, p, rid)) == 1 for p in others))
-    assert {pid for pid, e in forked if e.peer == master} == set(others)  # each honest peer caught it
+    assert {pid for pid, e in forked if isinstance(e, Forked) and e.peer == master} == set(others)  # each caught it
     second = next(iter(sim.peers[p].core.client.master for p in others))
     assert second is not None
     assert second != master

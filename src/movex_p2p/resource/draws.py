@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
+from ..errors import RemoteProtocolError
 from ..ids import PeerId, Rid, Term
 from ..proofs import prove
 from .effects import DrawShort, Effect, Forged, Publish, Send
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
     from ..signing import Signer
 
-__all__ = ["DRAW_TIMEOUT", "MAX_DRAWS_WAITING", "MAX_PLAYERS", "Chain", "Draws", "Ledger", "Player", "proposal_digest"]
+__all__ = ["DRAW_TIMEOUT", "MAX_DRAWS_WAITING", "MAX_PLAYERS", "Draws", "Ledger", "Player", "proposal_digest"]
 
 DRAW_TIMEOUT: Final = 0.5
 """Seconds the master waits for the players' elements before it draws with those it has."""
@@ -52,7 +53,8 @@ MAX_PLAYERS: Final = 1024
 """Chains a ledger keeps (one per player)."""
 
 MAX_DRAWS_WAITING: Final = 4096
-"""Fair actions the master keeps waiting behind the running draw; beyond that they are refused."""
+"""Fair actions the master keeps waiting behind the running draw; beyond that they are dropped and
+reported (their authors send them again)."""
 
 
 def proposal_digest(author: str, msg: Propose) -> bytes:
@@ -61,42 +63,25 @@ def proposal_digest(author: str, msg: Propose) -> bytes:
     return action_digest(author, msg.rid, msg.seq, msg.action, commit)
 
 
-@dataclass(slots=True, kw_only=True)
-class Chain:
-    """A player's chain as the log knows it: its anchor, the last element used and the next index due."""
-
-    root: bytes
-    length: int
-    proof: bytes
-    at: int = 0
-    element: bytes = b""
-    next: int = 1
-
-    def relayed(self, term: Term, peer: PeerId) -> Anchored:
-        """This chain as an :class:`Anchored` the master relays."""
-        return Anchored(
-            term=term,
-            peer=peer,
-            root=self.root,
-            length=self.length,
-            proof=self.proof,
-            at=self.at,
-            element=self.element or self.root,
-            next=self.next,
-        )
-
-
 class Ledger:
-    """Every player's chain, as the log left it; checks and applies ``Drawn`` entries."""
+    """Every player's chain, as the log left it; checks and applies ``Drawn`` entries.
+
+    A chain is kept as the :class:`~.messages.Anchored` that relays it now: its anchor, the last
+    element a draw used (``at``, ``element``: 0 and the root if none) and the next index due.
+    """
 
     def __init__(self) -> None:
-        self.chains: dict[PeerId, Chain] = {}
+        self.chains: dict[PeerId, Anchored] = {}
 
     def copy(self) -> Ledger:
         """An independent copy (a new master starts from its own client's ledger)."""
         other = Ledger()
-        other.chains = {peer: replace(chain) for peer, chain in self.chains.items()}
+        other.chains = dict(self.chains)  # frozen: shared safely
         return other
+
+    def relayed(self, peer: PeerId, term: Term) -> Anchored:
+        """``peer``'s chain as the master of ``term`` relays it."""
+        return replace(self.chains[peer], term=term)
 
     def anchor(self, msg: Anchored) -> bool:
         """Take a relayed anchor (its signature already checked): a new chain, or news of a known one."""
@@ -107,20 +92,16 @@ class Ledger:
         if known is not None and known.root == msg.root:
             if next_ <= known.next or at < known.at:
                 return False  # nothing newer (a stale relay cannot move a chain back)
-            if at > known.at and not verify_element(
-                known.at, known.element or known.root, at, element, length=known.length
-            ):
+            if at > known.at and not verify_element(known.at, known.element, at, element, length=known.length):
                 return False
-            if at == known.at and element != (known.element or known.root):
+            if at == known.at and element != known.element:
                 return False
-            known.at, known.element, known.next = at, element, next_
+            self.chains[msg.peer] = replace(known, at=at, element=element, next=next_)
             return True
         valid = element == msg.root if at == 0 else verify_element(0, msg.root, at, element, length=msg.length)
         if not valid or (known is None and len(self.chains) >= MAX_PLAYERS):
             return False
-        self.chains[msg.peer] = Chain(
-            root=msg.root, length=msg.length, proof=msg.proof, at=at, element=element, next=next_
-        )
+        self.chains[msg.peer] = replace(msg, element=element)
         return True
 
     def check_element(self, peer: PeerId, at: int, element: bytes) -> str | None:
@@ -130,7 +111,7 @@ class Ledger:
             return f"{peer} has no anchored chain"
         if at != chain.next:
             return f"{peer}'s element {at} is not its next one ({chain.next})"
-        if not verify_element(chain.at, chain.element or chain.root, at, element, length=chain.length):
+        if not verify_element(chain.at, chain.element, at, element, length=chain.length):
             return f"{peer}'s element {at} is not of its chain"
         return None
 
@@ -153,10 +134,10 @@ class Ledger:
     def consume(self, drawn: Drawn) -> None:
         """Apply a checked ``drawn``: each contributor's element is its last, each named player's index is used."""
         for c in drawn.contributions:
-            chain = self.chains[c.peer]
-            chain.at, chain.element, chain.next = c.at, c.element, c.at + 1
+            self.chains[c.peer] = replace(self.chains[c.peer], at=c.at, element=c.element, next=c.at + 1)
         for peer in drawn.missing:
-            self.chains[peer].next += 1
+            chain = self.chains[peer]
+            self.chains[peer] = replace(chain, next=chain.next + 1)
 
 
 def seed_of(drawn: Drawn) -> bytes:
@@ -331,8 +312,8 @@ class Draws:
         return self._seeds.pop((author, rid, seq), None)
 
     def anchor(self, sender: PeerId, msg: Anchor) -> list[Effect]:
-        """A player's anchor: everyone's chains to it, then its own to everyone (to it last: then it knows
-        it holds every chain this master knows, see :meth:`Player.drawn`)."""
+        """A player's anchor: everyone's chains to it, and its own to everyone (a chain new to this master)
+        or back to it (one it knows: a player re-anchoring with a new master)."""
         known = self.ledger.chains.get(sender)
         if known is None or known.root != msg.root:
             if self._open is not None:  # a new chain waits until the running draw is drawn
@@ -343,11 +324,11 @@ class Draws:
             if not self.ledger.anchor(relayed):
                 return []
         effects: list[Effect] = [
-            Send(to=sender, message=chain.relayed(self.term, peer))
+            Send(to=sender, message=replace(chain, term=self.term))
             for peer, chain in self.ledger.chains.items()
             if peer != sender
         ]
-        own = self.ledger.chains[sender].relayed(self.term, sender)
+        own = self.ledger.relayed(sender, self.term)
         if known is not None and known.root == msg.root:
             effects.append(Send(to=sender, message=own))  # a new master's player re-anchoring: nothing new
         else:
@@ -357,7 +338,7 @@ class Draws:
     def relays(self, to: PeerId | None = None) -> list[Effect]:
         """Every chain this master knows, to ``to`` (a peer whose link just opened) or to everyone (a new
         master): a peer then holds every chain a draw it gets may use (a chain it lacks is a forgery)."""
-        relayed = [chain.relayed(self.term, peer) for peer, chain in self.ledger.chains.items()]
+        relayed = [replace(chain, term=self.term) for chain in self.ledger.chains.values()]
         if to is None:
             return [Publish(message=m) for m in relayed]
         return [Send(to=to, message=m) for m in relayed]
@@ -371,8 +352,9 @@ class Draws:
         if any((a, m.rid, m.seq) == key for a, m in self._queue):
             return []
         if running is not None:
-            if len(self._queue) < MAX_DRAWS_WAITING:
-                self._queue.append((sender, msg))
+            if len(self._queue) >= MAX_DRAWS_WAITING:
+                raise RemoteProtocolError(f"{MAX_DRAWS_WAITING} fair actions wait for a draw already")
+            self._queue.append((sender, msg))
             return []
         return self._start(sender, msg, now, players)
 
