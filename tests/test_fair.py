@@ -22,11 +22,13 @@ from movex_p2p.resource.fair import (
     HashChain,
     Stream,
     chain_hash,
+    check_private,
     contribution_statement,
     draw_seed,
     private_commitment,
     private_seed,
     resolve_fair,
+    resolve_private,
     verify_element,
 )
 from movex_p2p.resource.history import action_digest, resolves
@@ -141,6 +143,24 @@ def test_private_draws_need_the_secret_and_the_beacon() -> None:
     assert private_commitment(secret) != private_commitment(b"j" * 16)
     with pytest.raises(ValueError):
         private_seed(b"short", beacon, author="ann", rid="dice:1", seq=4)
+
+
+def test_a_private_draw_is_checked_at_the_reveal_and_neither_side_can_move_it() -> None:
+    secret, beacon = b"s" * 32, b"b" * 32
+    committed = private_commitment(secret)  # published with the public half, before the beacon exists
+    hand = {"cards": mx.fair.shuffle(range(10)), "die": mx.fair.random_int(1, 6), "at": mx.master.now()}
+    where: dict[str, Any] = {"author": "ann", "rid": "game:1", "seq": 7}
+    mine = resolve_private(hand, secret, beacon, **where)  # the author's view, once the beacon came
+    assert sorted(mine["cards"]) == list(range(10))
+    opened = {**mine, "at": 12.5}  # the master resolved its own values too
+    assert check_private(committed, secret, beacon, hand, opened, **where)
+    # the author cannot open another secret (to pick another hand), nor claim other values
+    assert not check_private(
+        committed, b"t" * 32, beacon, hand, resolve_private(hand, b"t" * 32, beacon, **where), **where
+    )
+    assert not check_private(committed, secret, beacon, hand, {**opened, "die": opened["die"] % 6 + 1}, **where)
+    # another beacon (a master that wished for another draw) gives another hand, refused against this one
+    assert not check_private(committed, secret, b"c" * 32, hand, opened, **where)
 
 
 # -- the ledger's rules -----------------------------------------------------------------------

@@ -149,3 +149,20 @@ def test_a_restarted_player_anchors_a_new_chain_and_every_peer_keeps_checking() 
     chains = [sim.peers[p].core.client.fair.ledger.chains[player] for p in sim.ids]
     assert len({c.root for c in chains}) == 1
     assert chains[0].root != old
+
+
+def test_a_player_that_sends_an_element_off_its_chain_is_left_out_visibly() -> None:
+    sim, master, forked = _room(seed=13)
+    cheat = next(p for p in sim.ids if p != master)
+    player = sim.peers[cheat].core.client.fair
+    chain = player.chain
+    assert chain is not None
+    chain._links[1:] = [bytes(32)] * (len(chain._links) - 1)  # modified code: made-up elements, signed
+    rid = sim.create(master, "dice", "d")
+    sim.run(0.5)
+    sim.dispatch(master, rid, mx.Action("roll", {"die": mx.fair.random_int(1, 6)}))
+    assert sim.run(3.0, until=lambda s: s.converged(rid) and len(_rolls(s, master, rid)) == 1)
+    drawn = _drawn_entries(sim, master)
+    assert drawn is not None
+    assert drawn.missing == (cheat,)  # the master checked it like every peer would, and left it out
+    assert not [e for _, e in forked if isinstance(e, Forked)]

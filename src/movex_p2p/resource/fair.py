@@ -33,11 +33,13 @@ __all__ = [
     "Stream",
     "anchor_statement",
     "chain_hash",
+    "check_private",
     "contribution_statement",
     "draw_seed",
     "private_commitment",
     "private_seed",
     "resolve_fair",
+    "resolve_private",
     "verify_element",
 ]
 
@@ -201,3 +203,47 @@ def private_seed(secret: bytes, beacon: bytes, *, author: str, rid: str, seq: in
         raise ValueError("a private draw needs a secret of 16+ bytes and a 32-byte beacon")
     data = statement("fair-private", author, rid, seq, secret, beacon)
     return hashlib.blake2b(data, digest_size=ELEMENT_SIZE).digest()
+
+
+def resolve_private(payload: Any, secret: bytes, beacon: bytes, *, author: str, rid: str, seq: int) -> Any:
+    """A private half's payload with its ``mx.fair`` placeholders drawn from the private seed (the author
+    does this once the beacon is known; every peer again at the reveal, in :func:`check_private`)."""
+    return resolve_fair(payload, private_seed(secret, beacon, author=author, rid=rid, seq=seq))
+
+
+def check_private(
+    committed: bytes,
+    secret: bytes,
+    beacon: bytes,
+    origin: Any,
+    resolved: Any,
+    *,
+    author: str,
+    rid: str,
+    seq: int,
+) -> bool:
+    """At the reveal: is ``secret`` the one ``committed`` to, and ``resolved`` exactly ``origin`` (the
+    private payload as dispatched) drawn from it and ``beacon``? (Master values in it are not compared.)"""
+    if private_commitment(secret) != committed:
+        return False
+    expected = resolve_private(origin, secret, beacon, author=author, rid=rid, seq=seq)
+    return _same_draws(expected, resolved)
+
+
+def _same_draws(expected: Any, resolved: Any) -> bool:
+    """``resolved`` equals ``expected`` except where ``expected`` still holds a master value."""
+    if type(expected) is MasterValue:
+        return True
+    if isinstance(expected, list | tuple):
+        return (
+            isinstance(resolved, list | tuple)
+            and len(expected) == len(resolved)
+            and all(_same_draws(a, b) for a, b in zip(expected, resolved, strict=True))
+        )
+    if isinstance(expected, dict):
+        return (
+            isinstance(resolved, dict)
+            and expected.keys() == resolved.keys()
+            and all(_same_draws(expected[k], resolved[k]) for k in expected)
+        )
+    return type(expected) is type(resolved) and bool(expected == resolved)
