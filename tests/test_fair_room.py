@@ -166,3 +166,13 @@ def test_a_player_that_sends_an_element_off_its_chain_is_left_out_visibly() -> N
     assert drawn is not None
     assert drawn.missing == (cheat,)  # the master checked it like every peer would, and left it out
     assert not [e for _, e in forked if isinstance(e, Forked)]
+
+
+def test_fair_values_in_a_private_half_are_refused() -> None:
+    sim, master, _ = _room(seed=17)
+    rid = sim.create(master, "dice", "d")
+    sim.run(0.5)
+    player = next(p for p in sim.ids if p != master)
+    seq = sim.dispatch(player, rid, mx.Action("roll", {"die": 1}), mx.Action("roll", {"die": mx.fair.random_int(1, 6)}))
+    assert sim.run(2.0, until=lambda s: (rid, seq) in s.peers[player].rejected)
+    assert "public half" in sim.peers[player].rejected[(rid, seq)]
