@@ -477,3 +477,30 @@ def test_peers_name_a_second_draw_opened_before_the_first_is_drawn() -> None:
     effects = player.drawing(replace(first, index=2, seq=2), master_id)
     assert len(effects) == 1
     assert isinstance(effects[0], Forged)
+
+
+def test_the_verify_stage_checks_every_signature_a_draw_carries() -> None:
+    room = Room(2)
+    (a, b), (sa, sb) = room.players, room.signers
+    anchor = a.anchor(Term(1))
+    assert anchor is not None
+    assert check(a.me, anchor, FAKE) is None
+    assert check(b.me, anchor, FAKE) == "an anchor not signed by its sender"  # b passing a's anchor off as its own
+    relayed = _anchored(a)
+    assert check(b.me, relayed, FAKE) is None  # any master may relay it: a signed it
+    assert check(b.me, replace(relayed, peer=b.me), FAKE) == f"an anchor not signed by its player {b.me}"
+    drawing = rm.Drawing(term=Term(1), index=1, rid=Rid("d:1"), author=a.me, seq=1, digest=b"d")
+    contribute = _answer(a, drawing, b.me)
+    assert check(a.me, contribute, FAKE) is None
+    assert check(a.me, replace(contribute, seq=2), FAKE) == "a draw contribution not signed by its sender"  # re-bound
+    c = rm.Contribution(peer=a.me, at=contribute.at, element=contribute.element, proof=contribute.proof)
+    drawn = rm.Drawn(
+        term=Term(1), index=2, draw=1, rid=Rid("d:1"), author=a.me, seq=1, digest=b"d", contributions=(c,)
+    )  # fmt: skip
+    assert check(b.me, drawn, FAKE) is None
+    assert check(b.me, replace(drawn, digest=b"e"), FAKE) == f"a draw contribution not signed by its player {a.me}"
+    forged = replace(c, proof=prove(sb, *contribution_statement(1, 1, "d:1", a.me, 1, b"d", c.at, c.element)))
+    assert check(b.me, replace(drawn, contributions=(forged,)), FAKE) is not None  # b cannot sign for a
+    crowded = replace(drawn, missing=tuple(PeerId(f"p{i}") for i in range(1024)))
+    assert check(b.me, crowded, FAKE) == "a draw naming more than 1024 players"
+    assert sa.id == a.me

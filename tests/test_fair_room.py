@@ -176,3 +176,21 @@ def test_fair_values_in_a_private_half_are_refused() -> None:
     seq = sim.dispatch(player, rid, mx.Action("roll", {"die": 1}), mx.Action("roll", {"die": mx.fair.random_int(1, 6)}))
     assert sim.run(2.0, until=lambda s: (rid, seq) in s.peers[player].rejected)
     assert "public half" in sim.peers[player].rejected[(rid, seq)]
+
+
+def test_a_master_killed_in_the_middle_of_a_draw_leaves_it_to_the_next_one() -> None:
+    sim, master, forked = _room(seed=19)
+    rid = sim.create(master, "dice", "d")
+    sim.run(0.5)
+    author = next(p for p in sim.ids if p != master)
+    sim.dispatch(author, rid, mx.Action("roll", {"die": mx.fair.random_int(1, 6)}))
+    assert sim.run(1.0, until=lambda s: s.peers[author].core.client.fair._drawing is not None)
+    sim.kill(master)  # its Drawing is out, its Drawn never will be
+    others = [p for p in sim.ids if p != master]
+    assert sim.run(10.0, until=lambda s: all(len(_rolls(s, p, rid)) == 1 for p in others) and s.converged(rid))
+    assert not [e for _, e in forked if isinstance(e, Forked)]
+    drawn = _drawn_entries(sim, author)
+    assert drawn is not None
+    assert drawn.term > 1  # drawn by the next master, from the three players left
+    assert sorted(c.peer for c in drawn.contributions) == sorted(others)
+    assert _rolls(sim, author, rid)[0]["die"] == resolve_fair({"die": mx.fair.random_int(1, 6)}, seed_of(drawn))["die"]

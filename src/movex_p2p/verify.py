@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .proofs import signer
 from .resource import messages as rm
+from .resource.draws import MAX_PLAYERS
 from .resource.fair import anchor_statement, contribution_statement
 from .resource.history import endorsement_signer, seal_signer
 
@@ -54,6 +55,8 @@ def check(sender: PeerId, message: wire.Message, verifier: Verifier) -> str | No
             if _contributor(message, message.term, message.draw, message, verifier) != sender:
                 return "a draw contribution not signed by its sender"
         case rm.Drawn():
+            if len(message.contributions) + len(message.missing) > MAX_PLAYERS:
+                return f"a draw naming more than {MAX_PLAYERS} players"
             for c in message.contributions:
                 if _contributor(c, message.term, message.draw, message, verifier) != c.peer:
                     return f"a draw contribution not signed by its player {c.peer}"
