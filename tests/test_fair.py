@@ -66,7 +66,7 @@ def test_two_seeds_give_unrelated_chains() -> None:
 
 def test_a_stream_maps_without_modulo_bias() -> None:
     # 3 values out of a 2-bit draw: modulo would give 0 twice as often; rejection keeps them even
-    counts = Counter(Stream(draw_seed(1, i, "r", "a", 1, b"", [])).below(3) for i in range(30_000))
+    counts = Counter(Stream(draw_seed("r", "a", i, b"", [])).below(3) for i in range(30_000))
     assert set(counts) == {0, 1, 2}
     assert all(abs(n - 10_000) < 400 for n in counts.values())  # a biased map would be ~13,300 for 0
     assert Stream(b"x").below(1) == 0
@@ -78,7 +78,7 @@ def test_a_stream_maps_without_modulo_bias() -> None:
 
 def test_a_die_is_even_over_seeded_draws() -> None:
     die = Counter(
-        resolve_fair({"d": mx.fair.random_int(1, 6)}, draw_seed(1, i, "r", "a", 1, b"", []))["d"] for i in range(60_000)
+        resolve_fair({"d": mx.fair.random_int(1, 6)}, draw_seed("r", "a", i, b"", []))["d"] for i in range(60_000)
     )
     assert set(die) == set(range(1, 7))
     assert all(abs(n - 10_000) < 450 for n in die.values())
@@ -112,11 +112,12 @@ def test_resolve_fair_numbers_placeholders_alike_whatever_the_key_order() -> Non
 
 def test_a_draw_seed_depends_on_every_contribution_and_not_on_their_order() -> None:
     parts = [("p1", 1, b"a" * 32), ("p2", 4, b"b" * 32)]
-    seed = draw_seed(1, 5, "r", "p1", 3, b"d", parts)
-    assert draw_seed(1, 5, "r", "p1", 3, b"d", list(reversed(parts))) == seed
-    assert draw_seed(1, 5, "r", "p1", 3, b"d", parts[:1]) != seed
-    assert draw_seed(1, 5, "r", "p1", 3, b"d", [("p1", 1, b"a" * 32), ("p2", 4, b"c" * 32)]) != seed
-    assert draw_seed(1, 6, "r", "p1", 3, b"d", parts) != seed  # bound to the draw's entry
+    seed = draw_seed("r", "p1", 3, b"d", parts)
+    assert draw_seed("r", "p1", 3, b"d", list(reversed(parts))) == seed
+    assert draw_seed("r", "p1", 3, b"d", parts[:1]) != seed
+    assert draw_seed("r", "p1", 3, b"d", [("p1", 1, b"a" * 32), ("p2", 4, b"c" * 32)]) != seed
+    assert draw_seed("r", "p1", 3, b"e", parts) != seed  # bound to the action
+    assert draw_seed("r", "p1", 4, b"d", parts) != seed
     assert len(seed) == ELEMENT_SIZE
 
 

@@ -143,7 +143,7 @@ class Ledger:
 def seed_of(drawn: Drawn) -> bytes:
     """The seed a ``Drawn`` fixes."""
     parts = ((c.peer, c.at, c.element) for c in drawn.contributions)
-    return draw_seed(drawn.term, drawn.draw, drawn.rid, drawn.author, drawn.seq, drawn.digest, parts)
+    return draw_seed(drawn.rid, drawn.author, drawn.seq, drawn.digest, parts)
 
 
 class Player:

@@ -5,8 +5,8 @@ Each player commits once to a *hash chain*: from a secret random ``seed`` it com
 from each player its next unused element ``x_i`` (``i`` one more than the last it gave): anyone
 checks ``H(x_i) == x_(i-1)`` (or ``H^k`` from an older known element), nobody can produce ``x_i``
 from ``x_(i-1)``, and the player could not choose it when the draw came (it was fixed by the
-anchor, long before). The draw's seed is a hash of the draw's binding (term, log index, resource,
-author, seq, the action's digest) and every contribution in peer order; values are read from it
+anchor, long before). The draw's seed is a hash of the action it is for (resource, author, seq,
+the action's digest) and every contribution in peer order; values are read from it
 without modulo bias (:class:`Stream`). See docs/security.md ("Fair randomness").
 
 A *private draw* (:func:`private_seed`) combines an author's secret, committed before the
@@ -112,17 +112,14 @@ def contribution_statement(
     return ("fair-element", term, draw, rid, author, seq, digest, at, element)
 
 
-def draw_seed(
-    term: int,
-    draw: int,
-    rid: str,
-    author: str,
-    seq: int,
-    digest: bytes,
-    contributions: Iterable[tuple[str, int, bytes]],
-) -> bytes:
-    """The seed of a draw: its binding and every ``(peer, at, element)`` contribution, in peer order."""
-    parts: list[str | int | bytes] = [term, draw, rid, author, seq, digest]
+def draw_seed(rid: str, author: str, seq: int, digest: bytes, contributions: Iterable[tuple[str, int, bytes]]) -> bytes:
+    """The seed of a draw: the action it is for and every ``(peer, at, element)`` contribution, in peer order.
+
+    Not the draw's term or log index: drawn again by another master (its first master gone before
+    the ``Drawn``), the same action with the same elements gets the same values, and no master can
+    move them by where in the log it puts the draw.
+    """
+    parts: list[str | int | bytes] = [rid, author, seq, digest]
     for peer, at, element in sorted(contributions):
         parts += [peer, at, element]
     return hashlib.blake2b(statement("fair-draw", *parts), digest_size=ELEMENT_SIZE).digest()
