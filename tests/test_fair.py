@@ -505,3 +505,20 @@ def test_the_verify_stage_checks_every_signature_a_draw_carries() -> None:
     crowded = replace(drawn, missing=tuple(PeerId(f"p{i}") for i in range(1024)))
     assert check(b.me, crowded, FAKE) == "a draw naming more than 1024 players"
     assert sa.id == a.me
+
+
+def test_the_entry_after_a_refused_draw_is_refused_too() -> None:
+    room = Room(2)
+    master_id, player = room.ids[0], room.players[1]
+    action = mx.Action("roll", {"die": mx.fair.random_int(1, 6)})
+    digest = action_digest(master_id, Rid("d:1"), 1, action)
+    drawing = rm.Drawing(term=Term(1), index=1, rid=Rid("d:1"), author=master_id, seq=1, digest=digest)
+    c = _answer(player, drawing, master_id)
+    element = bytes(32)  # not the player's element
+    drawn = rm.Drawn(
+        term=Term(1), index=2, draw=1, rid=Rid("d:1"), author=master_id, seq=1, digest=digest,
+        contributions=(rm.Contribution(peer=player.me, at=c.at, element=element, proof=c.proof),),
+    )  # fmt: skip
+    assert _forged(player.drawn(drawn, master_id))
+    applied = _applied(drawn, action, resolve_fair(action.payload, seed_of(drawn)), 1)
+    assert _forged(player.applied(applied, 1, master_id))  # its index was not taken: still refused

@@ -163,6 +163,7 @@ class Player:
         self._gave: tuple[Term, int] | None = None  # (term, draw index) we answered, not yet drawn
         self._drawing: Drawing | None = None
         self._drawn: tuple[int, Drawn, bytes] | None = None  # the last Drawn: its index, it, its seed
+        self._refused: int | None = None  # the log index of the last Drawn refused as forged
 
     @property
     def chain(self) -> HashChain | None:
@@ -227,9 +228,11 @@ class Player:
         if drawing is not None and drawing.term == msg.term and drawing.index == msg.draw:
             binding = (drawing.rid, drawing.author, drawing.seq, drawing.digest)
             if binding != (msg.rid, msg.author, msg.seq, msg.digest):
+                self._refused = msg.index
                 return [Forged(peer=master, reason=f"the draw at {msg.draw} is not the one the master announced")]
         why = self.ledger.check(msg)
         if why is not None:
+            self._refused = msg.index
             return [Forged(peer=master, reason=f"draw at {msg.draw}: {why}")]
         self.ledger.consume(msg)
         answered = self._gave == (msg.term, msg.draw)
@@ -257,6 +260,8 @@ class Player:
         origin = msg.origin
         if origin is None or not has_fair_values(origin.payload):
             return []
+        if self._refused == msg.index - 1:
+            return [Forged(peer=master, reason=f"{msg.rid} v{msg.version}: fair values from a forged draw")]
         last = self._drawn
         if last is None or last[0] != msg.index - 1:
             if previous == msg.index - 1:
