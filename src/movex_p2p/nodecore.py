@@ -58,6 +58,7 @@ from .presence import Introduce, PeerInfo, Role
 from .resource import effects as fx
 from .resource import messages as rm
 from .resource.client import ClientCore
+from .resource.draws import Player
 from .resource.master import MasterCore
 from .resource.types import Action, ResourceType, parse_rid
 from .roster import MAX_EARLY_INTROS as MAX_EARLY_INTROS  # re-exported
@@ -225,8 +226,7 @@ class NodeCore:
             types=self.types,
             wait_commit=self.majority,
             opaque=opaque,
-            signer=signer,
-            fair_seed=None if role == "spectator" else _fair_seed(me, rng, entropy),
+            fair=Player(me, signer=signer, seed=None if role == "spectator" else _fair_seed(me, rng, entropy)),
         )
         self.election = el.ElectionMachine(
             me, config=election, rng=rng, signer=signer, verifier=verifier, spectator=role == "spectator"

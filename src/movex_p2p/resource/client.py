@@ -19,7 +19,7 @@ replicas: anything else is a forgery by the master (a :class:`~.effects.Forged` 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, assert_never
+from typing import Any, assert_never
 
 from ..errors import InvalidState, LocalProtocolError, StateTooLarge
 from ..ids import PeerId, Rid, Term
@@ -87,9 +87,6 @@ from .state import check_data, checksum, freeze, size_of
 from .types import Action, ResourceType, Unrevealed, parse_rid
 from .values import has_master_values
 
-if TYPE_CHECKING:
-    from ..signing import Signer
-
 __all__ = ["ClientCore", "Pending", "is_opaque", "opaque_type"]
 
 TOMBSTONES = 4096
@@ -106,13 +103,11 @@ class ClientCore:
         types: Mapping[str, ResourceType],
         wait_commit: bool = False,
         opaque: bool = False,
-        signer: Signer | None = None,
-        fair_seed: bytes | None = None,
+        fair: Player | None = None,
     ) -> None:
-        """With ``signer`` and ``fair_seed`` (unpredictable bytes) this peer contributes to fair draws.
-        With ``wait_commit`` an own action is confirmed only once a quorum holds it (``majority``);
+        """With ``wait_commit`` an own action is confirmed only once a quorum holds it (``majority``);
         with ``opaque`` this peer also replicates, read-only, resources of types it does not have;
-        entries are checked against their authors' endorsements (see the module docstring)."""
+        entries are checked against their authors' endorsements (module docstring); ``fair``: its fair draws."""
         self.me = me
         self._authorship = Authorship()
         self.wait_commit = wait_commit
@@ -136,8 +131,7 @@ class ClientCore:
         self._last_now = 0.0
         self._clock_offset = 0.0
         self._opaque = OpaqueRefresh()
-        self.fair = Player(me, signer=signer, seed=fair_seed)
-        """Fair draws: this peer's chain, the players' chains, the check of each draw (``draws.py``)."""
+        self.fair = fair or Player(me)
 
     @property
     def stuck_after(self) -> float:
@@ -276,11 +270,7 @@ class ClientCore:
         self._queue.restart(self._last_now)  # a new master gets a fresh chance
         if master is None:
             return []
-        effects = self.report()
-        self.fair.master_changed()
-        anchor = self.fair.anchor(self.term)
-        if anchor is not None:  # before the proposals re-sent below: a draw asks only anchored players
-            effects.append(Send(to=master, message=anchor))
+        effects = self.report() + self.fair.master_changed(master, self.term)  # anchor before re-sent proposals
         effects += self._requests.replay(master, self.term, skip=self._requests.req)
         effects += self._overlay.restores(master, self.term, self._queue.items)
         for rid in self._queue.items:
@@ -294,8 +284,7 @@ class ClientCore:
             self._authorship.endorse(message)
             return []
         if type(message) is Anchored:  # signed by its player, likewise
-            self.fair.anchored(message)
-            return []
+            return self.fair.anchored(message)
         if message.term > self.term:
             return [TermObserved(term=message.term, sender=sender)]
         if message.term < self.term or sender != self.master:
@@ -303,11 +292,7 @@ class ClientCore:
         match message:
             case Applied():  # a master authors its own actions: only others' need their author's signature
                 verify = sender != self.me and message.author != sender  # (as master, we checked)
-                if sender != self.me and message.origin is not None:
-                    drew = self.fair.applied(message, self.index, sender)
-                    if drew:
-                        return drew
-                return self._on_applied(message, now, verify=verify)
+                return self.fair.applied(message, self.index, sender) or self._on_applied(message, now, verify=verify)
             case Revealed():
                 return self._on_revealed(message, now, verify=sender != self.me)
             case Elapsed():
@@ -333,14 +318,8 @@ class ClientCore:
                 return []
             case Endorsed() | Anchored():  # pragma: no cover - handled above, before the fence
                 return []
-            case Drawing():
-                self._entry(message.index)
-                return self.fair.drawing(message, sender)
-            case Drawn():
-                drew = self.fair.drawn(message, sender)
-                if not any(type(e) is Forged for e in drew):
-                    self._entry(message.index)
-                return drew
+            case Drawing() | Drawn():
+                return self.fair.entry(message, sender, self._entry)
             case Sealed():
                 return self._on_sealed(message)
             case Removed():

@@ -180,17 +180,31 @@ class Player:
         proof = prove(self._signer, *anchor_statement(self.me, chain.root, chain.length))
         return Anchor(term=term, root=chain.root, length=chain.length, proof=proof)
 
-    def master_changed(self) -> None:
-        """A new term: a draw left open by the last master is void."""
+    def master_changed(self, master: PeerId, term: Term) -> list[Effect]:
+        """A new master: a draw left open by the last one is void; our anchor goes to it (a draw asks
+        only the players whose chain it knows)."""
         self._gave = None
         self._drawing = None
+        anchor = self.anchor(term)
+        return [] if anchor is None else [Send(to=master, message=anchor)]
 
-    def anchored(self, msg: Anchored) -> None:
+    def entry(self, msg: Drawing | Drawn, master: PeerId, entry: Callable[[int], None]) -> list[Effect]:
+        """A draw's log entry from our master; ``entry(index)`` records its place in the log (not if forged)."""
+        if type(msg) is Drawing:
+            entry(msg.index)
+            return self.drawing(msg, master)
+        assert type(msg) is Drawn
+        effects = self.drawn(msg, master)
+        if not any(type(e) is Forged for e in effects):
+            entry(msg.index)
+        return effects
+
+    def anchored(self, msg: Anchored) -> list[Effect]:
         """A relayed anchor (while a draw is open, a new chain of a player waits for the next Anchored)."""
         known = self.ledger.chains.get(msg.peer)
-        if self._drawing is not None and known is not None and known.root != msg.root:
-            return
-        self.ledger.anchor(msg)
+        if self._drawing is None or known is None or known.root == msg.root:
+            self.ledger.anchor(msg)
+        return []
 
     def drawing(self, msg: Drawing, master: PeerId) -> list[Effect]:
         """The master asks for our next element: answer once per draw (one open draw at a time)."""
@@ -256,10 +270,11 @@ class Player:
 
         ``previous`` is the index of the last entry this peer applied: if it is not the one just
         before ``msg``, this peer missed entries and cannot tell (a peer that did not miss them can).
+        Our own master's entries are not checked: we drew them.
         """
         origin = msg.origin
-        if origin is None or not has_fair_values(origin.payload):
-            return []
+        if master == self.me or origin is None or not has_fair_values(origin.payload):
+            return []  # (as master, we drew it)
         if self._refused == msg.index - 1:
             return [Forged(peer=master, reason=f"{msg.rid} v{msg.version}: fair values from a forged draw")]
         last = self._drawn
