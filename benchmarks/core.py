@@ -10,7 +10,8 @@ import hashlib
 import statistics
 import time
 from collections import deque
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -21,20 +22,29 @@ from movex_p2p.resource.state import checksum, freeze
 from movex_p2p.testing.types import Counter  # the test suite's counter: one definition
 
 
-async def _throughput(n_peers: int, per_peer: int, window: int, seed: int) -> float:
+@asynccontextmanager
+async def local_room(
+    type_: mx.ResourceType, n_peers: int, seed: int
+) -> AsyncIterator[tuple[list[mx.Peer], list[mx.Resource]]]:
+    """``n_peers`` peers on one LocalNetwork, each bound to one new resource of ``type_``."""
     network = mx.LocalNetwork()
     async with AsyncExitStack() as stack:
         peers = [
             await stack.enter_async_context(
-                mx.Peer(room="bench", types=[Counter], name=f"p{i}", transport=network, seed=seed + i)
+                mx.Peer(room="bench", types=[type_], name=f"p{i}", transport=network, seed=seed + i)
             )
             for i in range(n_peers)
         ]
         with anyio.fail_after(30):
             for peer in peers:
                 await peer.wait_ready()
-            rid = await peers[0].create(Counter, id="c")
+            rid = await peers[0].create(type_, id="bench")
             resources = [await peer.bind(rid) for peer in peers]
+        yield peers, resources
+
+
+async def _throughput(n_peers: int, per_peer: int, window: int, seed: int) -> float:
+    async with local_room(Counter, n_peers, seed) as (peers, resources):
 
         async def run(res: mx.Resource) -> None:
             in_flight: deque[mx.DispatchHandle] = deque()

@@ -82,7 +82,7 @@ def test_no_two_messages_share_a_tag() -> None:
     assert len(tags) == len(set(tags)) == len(wire._BY_TAG)
     assert len(set(wire._BY_TAG.values())) == len(wire._BY_TAG)
     assert all(1 <= t <= 29 for t in pm.MESSAGES)
-    assert all(30 <= t <= 59 for t in rm.MESSAGES)
+    assert all(30 <= t <= 59 or 80 <= t <= 89 for t in rm.MESSAGES)  # 80-89: fair draws
     assert all(60 <= t <= 79 for t in em.MESSAGES)
 
 
@@ -99,6 +99,21 @@ def test_master_values_survive_the_wire() -> None:
     assert isinstance(back, rm.Propose)
     assert back.action.payload["nested"][1]["t"] == MasterValue("random_int", (1, 6))
     assert isinstance(back.action.payload["nested"][0], MasterValue)
+
+
+def test_fair_values_survive_the_wire() -> None:
+    payload = {
+        "die": mx.fair.random_int(1, 6),
+        "card": mx.fair.choice(["a", {"b": [1, 2]}]),
+        "deck": mx.fair.shuffle(range(3)),
+    }
+    msg = rm.Propose(term=Term(1), rid=Rid("dice:1"), seq=1, base=0, action=mx.Action("roll", payload))
+    (back,) = wire.decode(wire.encode(msg))
+    assert isinstance(back, rm.Propose)
+    assert back.action.payload["die"] == MasterValue("fair_int", (1, 6))
+    assert back.action.payload["card"].kind == "fair_choice"
+    assert back.action.payload["card"].args == ("a", {"b": [1, 2]})
+    assert list(back.action.payload["deck"].args) == [0, 1, 2]
 
 
 def test_batches() -> None:
@@ -276,6 +291,9 @@ def test_non_finite_floats(value: float) -> None:
         [["now"], []],
         ["random_int", [True, 2]],
         ["uuid", "x"],
+        ["fair_int", [6, 1]],
+        ["fair_choice", []],
+        ["fair_choice", [cbor2.CBORTag(40411, ["now", []])]],
     ],
 )
 def test_master_value_with_bad_args(args: Any) -> None:

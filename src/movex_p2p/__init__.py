@@ -33,7 +33,7 @@ from .nodecore import MasterChanged, PeerJoined, PeerLeft, PeersChanged
 from .presence import PeerInfo, RoomInfo
 from .resource.effects import ResourceRemoved
 from .resource.types import Action, ResourceType, TransformContext, Unrevealed
-from .resource.values import Deadline, master
+from .resource.values import Deadline, fair, master
 from .roomcode import room_code
 from .transport.memory import LocalNetwork
 
@@ -78,6 +78,7 @@ __all__ = [
     "TransportError",
     "Unrevealed",
     "browse_rooms",
+    "fair",
     "master",
     "room_code",
     "room_version",

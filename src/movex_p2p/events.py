@@ -56,6 +56,8 @@ class Diagnostic:
       per id); the earlier one is out of the room and steps aside for good: it stops being master,
       never campaigns or votes again, and its ``dispatch``/``create``/``remove`` raise
       :class:`ActionRejected`. Both are told (``reason`` says which one this is).
+    - ``"draw_missing"``: a fair draw on ``rid`` was fixed without some players' elements (``reason``
+      names them; the master ``peer`` says they did not answer in time): visible, and the room goes on.
     - ``"fault"``: a bug in movex_p2p (``detail`` holds the traceback; please report it).
     """
 

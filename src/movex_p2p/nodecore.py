@@ -41,6 +41,7 @@ entry its author never signed) is reported (:class:`Forked`) and never followed 
 
 from __future__ import annotations
 
+import hashlib
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from .presence import Introduce, PeerInfo, Role
 from .resource import effects as fx
 from .resource import messages as rm
 from .resource.client import ClientCore
+from .resource.draws import Player
 from .resource.master import MasterCore
 from .resource.types import Action, ResourceType
 from .roster import MAX_EARLY_INTROS as MAX_EARLY_INTROS  # re-exported
@@ -220,7 +222,15 @@ class NodeCore:
         self.rng = rng
         self.decode_limit = decode_limit
         self.majority = election.policy is el.Policy.MAJORITY
-        self.client = ClientCore(me, types=types, wait_commit=self.majority, opaque=opaque, room=room, signer=signer)
+        self.client = ClientCore(
+            me,
+            types=self.types,
+            wait_commit=self.majority,
+            opaque=opaque,
+            room=room,
+            signer=signer,
+            fair=Player(me, signer=signer, seed=None if role == "spectator" else _fair_seed(me, rng, entropy)),
+        )
         self.election = el.ElectionMachine(
             me, config=election, rng=rng, signer=signer, verifier=verifier, spectator=role == "spectator"
         )
@@ -597,6 +607,7 @@ class NodeCore:
                     removed=self.client.removed,
                     encode=wire.encode,
                     room=self.client.sealing.room,
+                    ledger=self.client.fair.ledger.copy(),
                 )
         else:
             self.master = None
@@ -629,6 +640,7 @@ class NodeCore:
                     | fx.AppRaised()
                     | fx.PrivateLost()
                     | fx.OpeningForged()
+                    | fx.DrawShort()
                 ):
                     self._events.append(effect)
                 case _:
@@ -685,3 +697,11 @@ class NodeCore:
         if index > self._acked and master is not None:
             self._acked = index
             self.outbox.send(master, rm.Ack(term=self.client.term, index=index))
+
+
+def _fair_seed(me: PeerId, rng: random.Random, entropy: Callable[[int], bytes] | None) -> bytes:
+    """The seed of this peer's fair-draw chain: from ``entropy``; without it (tests), from ``rng``'s state
+    (not drawn from it, so the numbers a seeded test's rng gives the election stay as they were)."""
+    if entropy is not None:
+        return entropy(32)
+    return hashlib.blake2b(f"{me}:{rng.getstate()!r}".encode(), digest_size=32).digest()

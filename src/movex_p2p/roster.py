@@ -119,6 +119,8 @@ class Roster:
             return False
         if isinstance(message, rm.Replied | rm.Rejected | rm.Committed | rm.Began | rm.Sealed | rm.Endorsed):
             return False  # answers, and what the signed history checks whatever the type
+        if isinstance(message, rm.Anchored | rm.Drawing | rm.Drawn):
+            return False  # fair draws are room-wide: every peer's ledger takes every draw
         rid = message.rid
         return rid.partition(":")[0] in self.conflicts[sender]
 
@@ -151,7 +153,7 @@ class Roster:
         if theirs is None:
             return message, None
         match message:
-            case rm.Ack() | rm.Endorse():
+            case rm.Ack() | rm.Endorse() | rm.Anchor():
                 return message, None
             case rm.Report(have=have):
                 kept = {rid: pos for rid, pos in have.items() if rid.partition(":")[0] not in theirs}

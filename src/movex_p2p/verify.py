@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .proofs import signer
 from .resource import messages as rm
+from .resource.draws import MAX_PLAYERS
+from .resource.fair import anchor_statement, contribution_statement
 from .resource.history import endorsement_signer, seal_signer
 from .resource.sealed import opening_signer
 
@@ -49,6 +52,31 @@ def check(sender: PeerId, message: wire.Message, verifier: Verifier) -> str | No
             for held in message.actions:
                 if held.proof and opening_signer(message.rid, held, verifier) != held.author:
                     return f"an opening its author {held.author} never signed (seq {held.seq})"
+        case rm.Anchor():
+            statement = anchor_statement(sender, message.root, message.length)
+            if signer(message.proof, *statement, verifier=verifier) != sender:
+                return "an anchor not signed by its sender"
+        case rm.Anchored():
+            statement = anchor_statement(message.peer, message.root, message.length)
+            if signer(message.proof, *statement, verifier=verifier) != message.peer:
+                return f"an anchor not signed by its player {message.peer}"
+        case rm.Contribute():
+            if _contributor(message, message.term, message.draw, message, verifier) != sender:
+                return "a draw contribution not signed by its sender"
+        case rm.Drawn():
+            if len(message.contributions) + len(message.missing) > MAX_PLAYERS:
+                return f"a draw naming more than {MAX_PLAYERS} players"
+            for c in message.contributions:
+                if _contributor(c, message.term, message.draw, message, verifier) != c.peer:
+                    return f"a draw contribution not signed by its player {c.peer}"
         case _:
             pass
     return None
+
+
+def _contributor(
+    c: rm.Contribute | rm.Contribution, term: int, draw: int, bound: rm.Contribute | rm.Drawn, verifier: Verifier
+) -> PeerId | None:
+    """Who signed element ``c`` for that draw (None if nobody validly did)."""
+    parts = contribution_statement(term, draw, bound.rid, bound.author, bound.seq, bound.digest, c.at, c.element)
+    return signer(c.proof, *parts, verifier=verifier)

@@ -1,7 +1,7 @@
 """The one codec: every message is a frozen dataclass; a frame is CBOR ``[tag, *fields]`` or a batch.
 
 A batch frame is ``[0, [[tag, *fields], ...]]``. Tags: 0 = batch, 1-29 the node (``presence.py``),
-30-59 resources (``resource/messages.py``), 60-79 election (``election/messages.py``); they are
+30-59 and 80-89 (fair draws) resources (``resource/messages.py``), 60-79 election (``election/messages.py``); they are
 wire format: append, never renumber. Decoding validates every field against the dataclass's type
 hints, so hostile bytes raise :class:`RemoteProtocolError` and nothing else. :data:`ROUTES` and
 :data:`LANES` merge what each messages module declares about its messages.

@@ -26,6 +26,7 @@ from ..errors import InvalidState, LocalProtocolError, StateTooLarge
 from ..ids import PeerId, Rid, Term
 from .authorship import MAX_ENDORSED as MAX_ENDORSED
 from .authorship import Authorship
+from .draws import Player
 from .effects import (
     ActionSettled,
     Effect,
@@ -41,12 +42,15 @@ from .effects import (
 )
 from .history import meta_digest
 from .messages import (
+    Anchored,
     Applied,
     Began,
     Bind,
     Committed,
     Create,
     Created,
+    Drawing,
+    Drawn,
     Elapsed,
     Endorsed,
     Held,
@@ -106,11 +110,13 @@ class ClientCore:
         opaque: bool = False,
         room: str = "",
         signer: Signer | None = None,
+        fair: Player | None = None,
     ) -> None:
         """With ``wait_commit`` an own action is confirmed only once a quorum holds it (``majority``);
         with ``opaque`` this peer also replicates, read-only, resources of types it does not have;
         entries are checked against their authors' endorsements (see the module docstring); ``room`` and
-        ``signer`` (whose id is ``me``) seal and open own sealed private halves (:class:`.sealing.Sealing`)."""
+        ``signer`` (whose id is ``me``) seal and open own sealed private halves (:class:`.sealing.Sealing`);
+        ``fair``: its fair draws."""
         self.me = me
         self._authorship = Authorship()
         self.wait_commit = wait_commit
@@ -135,6 +141,7 @@ class ClientCore:
         self._last_now = 0.0
         self._clock_offset = 0.0
         self._opaque = OpaqueRefresh()
+        self.fair = fair or Player(me)
 
     @property
     def stuck_after(self) -> float:
@@ -276,7 +283,7 @@ class ClientCore:
         self._queue.restart(self._last_now)  # a new master gets a fresh chance
         if master is None:
             return []
-        effects = self.report()
+        effects = self.report() + self.fair.master_changed(master, self.term)  # anchor before re-sent proposals
         effects += self._requests.replay(master, self.term, skip=self._requests.req)
         sealed = [rid for rid, res in self.replicas.items() if res.type.sealed]
         effects += self._overlay.restores(master, self.term, self._queue.items, sealed)
@@ -293,6 +300,8 @@ class ClientCore:
         if type(message) is Endorsed:  # signed by its author: whoever relays it, whenever (not fenced)
             self._authorship.endorse(message)
             return []
+        if type(message) is Anchored:  # signed by its player, likewise
+            return self.fair.anchored(message)
         if message.term > self.term:
             return [TermObserved(term=message.term, sender=sender)]
         if message.term < self.term or sender != self.master:
@@ -300,7 +309,7 @@ class ClientCore:
         match message:
             case Applied():  # a master authors its own actions: only others' need their author's signature
                 verify = sender != self.me and message.author != sender  # (as master, we checked)
-                return self._on_applied(message, now, verify=verify)
+                return self.fair.applied(message, self.index, sender) or self._on_applied(message, now, verify=verify)
             case Revealed():
                 return self._on_revealed(message, now, verify=sender != self.me)
             case Elapsed():
@@ -324,8 +333,10 @@ class ClientCore:
             case Began():
                 self._entry(message.index)
                 return []
-            case Endorsed():  # pragma: no cover - handled above, before the fence
+            case Endorsed() | Anchored():  # pragma: no cover - handled above, before the fence
                 return []
+            case Drawing() | Drawn():
+                return self.fair.entry(message, sender, self._entry)
             case Sealed():
                 return self._on_sealed(message)
             case Removed():

@@ -11,6 +11,7 @@ from .messages import Refusal, ResourceMessage, ToClients
 __all__ = [
     "ActionSettled",
     "AppRaised",
+    "DrawShort",
     "Effect",
     "Forged",
     "Notice",
@@ -175,6 +176,19 @@ class OpeningForged:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DrawShort:
+    """A fair draw on ``rid`` (log index ``draw``) was fixed without the elements of ``missing``, as the
+    master ``master`` says (a player that did not answer in time, or one it left out); ``answered``:
+    this peer is among them though it answered."""
+
+    rid: Rid
+    draw: int
+    missing: tuple[PeerId, ...]
+    master: PeerId
+    answered: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Synced:
     """This peer holds every resource of the current master."""
 
@@ -196,6 +210,7 @@ Notice = (
     | AppRaised
     | PrivateLost
     | OpeningForged
+    | DrawShort
 )
 """What the app hears of: the node passes these on unchanged."""
 

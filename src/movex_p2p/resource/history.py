@@ -132,6 +132,12 @@ def resolves(origin: Any, resolved: Any) -> bool:
                 return type(resolved) is int and origin.args[0] <= resolved <= origin.args[1]
             case "deadline":
                 return Deadline.of(resolved) is not None and FIRED_KEY not in resolved
+            case "fair_int":  # the exact value is checked against the draw (resource/draws.py)
+                return type(resolved) is int and origin.args[0] <= resolved <= origin.args[1]
+            case "fair_choice":
+                return any(resolves(item, resolved) for item in origin.args)
+            case "fair_shuffle":
+                return _permutes(list(origin.args), resolved)
             case _:
                 return type(resolved) is str
     if isinstance(origin, list | tuple):
@@ -147,3 +153,14 @@ def resolves(origin: Any, resolved: Any) -> bool:
             and all(resolves(origin[k], resolved[k]) for k in origin)
         )
     return type(origin) is type(resolved) and bool(origin == resolved)
+
+
+def _permutes(items: list[Any], resolved: Any) -> bool:
+    """Is ``resolved`` a list of exactly ``items`` in some order?"""
+    if not isinstance(resolved, list | tuple) or len(resolved) != len(items):
+        return False
+    try:
+        mine = sorted(cbor2.dumps(item, canonical=True) for item in resolved)
+    except (TypeError, ValueError, cbor2.CBOREncodeError):
+        return False
+    return mine == sorted(cbor2.dumps(item, canonical=True) for item in items)

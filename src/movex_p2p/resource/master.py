@@ -30,14 +30,18 @@ from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError
 from ..ids import PeerId, Rid, Term
 from ..proofs import prove
 from .budget import SMALL, Answers
+from .draws import Draws, Ledger
 from .effects import Effect, Publish, Send, TermObserved
+from .fair import resolve_fair
 from .history import DIGEST_SIZE, commitment, head, meta_digest, seal_signer, seal_statement
 from .messages import (
     Ack,
+    Anchor,
     Applied,
     Began,
     Bind,
     Committed,
+    Contribute,
     Create,
     Created,
     Endorse,
@@ -68,7 +72,7 @@ from .reveals import Reveals
 from .reveals import reason as _reason
 from .state import checksum, freeze, size_of
 from .types import Action, ResourceType, parse_rid
-from .values import has_master_values, resolve_master_values, seed_for
+from .values import has_fair_values, has_master_values, resolve_master_values, seed_for
 from .windows import AuthorWindows
 
 if TYPE_CHECKING:
@@ -123,6 +127,7 @@ class MasterCore:
         removed: Mapping[Rid, int] | None = None,
         encode: Callable[[Snapshot], bytes] | None = None,
         room: str = "",
+        ledger: Ledger | None = None,
     ) -> None:
         """``rng_factory(seed)`` builds the generator for one action's master values (the driver
         passes ``random.Random``): the core itself never touches the random module. With
@@ -132,7 +137,9 @@ class MasterCore:
         shown real votes).
         ``removed``: tombstones (rid -> index of its removal) this master must not bring back.
         ``encode`` (the wire codec) encodes each snapshot it answers with once, for every peer that asks.
-        ``room`` is bound into the commitments of sealed private halves (``resource.sealed``)."""
+        ``room`` is bound into the commitments of sealed private halves (``resource.sealed``).
+
+        ``ledger``: the players' chains as this master's replica knows them (fair draws, ``draws.py``)."""
         self.me = me
         self._signer = signer
         self._verifier = verifier
@@ -167,6 +174,7 @@ class MasterCore:
         self._reveals = Reveals(me, term=term, types=types, resources=self._resources, entry=self._entry, room=room)
         self.answers = Answers(me=me, term=term, resources=self._resources, encode=encode)
         """Snapshots and secrets owed to peers that asked, paid out of each one's budget (resource/budget.py)."""
+        self._draws = Draws(me, term=term, ledger=ledger or Ledger(), entry=self._next_entry)
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -231,10 +239,13 @@ class MasterCore:
             effects += self._reveals.timers(now, self._peers)
         if self.deadline is None and self.answers.due is not None:
             effects += self.answers.tick(now, self.index)
+        if self.deadline is None and self._draws.timed_out(now):
+            effects += self._drawn(now)
         return self._unpark_sealed(effects, now)
 
     def peers_changed(self, peers: frozenset[PeerId], now: float, *, lease: bool = True) -> list[Effect]:
         """The set of other connected peers changed: drop departed subscribers."""
+        effects: list[Effect] = [e for peer in sorted(peers - self._peers) for e in self._draws.relays(peer)]
         self._peers = set(peers)
 
         def gone(peer: str) -> bool:
@@ -244,11 +255,11 @@ class MasterCore:
         for peer in [p for p in self.answers.peers if gone(p)]:
             self.answers.left(peer)
         self._windows.forget_peers(gone)  # what departed peers parked
+        self._draws.forget_peers(gone)
         for rid, waiting in list(self._awaiting_pull.items()):
             waiting.difference_update({p for p in waiting if gone(p)})
             if not waiting:
                 del self._awaiting_pull[rid]
-        effects: list[Effect] = []
         unanswered = {(p, rid) for p, rid in self._pulls if gone(p)}  # pulls whose peer left: not coming
         if unanswered:
             self._pulls -= unanswered
@@ -267,6 +278,8 @@ class MasterCore:
                     del res.subscribers[p]
                 effects.append(self._presence(res))
             effects += self._maybe_reveal(res, now)
+        if self._draws.players_left(self._peers):
+            effects += self._drawn(now)
         return self._unpark_sealed(effects, now)
 
     def step(self, sender: PeerId, message: ToMaster, now: float, *, lease: bool = True) -> list[Effect]:
@@ -328,6 +341,10 @@ class MasterCore:
                 effects = self._on_ack(sender, message)
             case Endorse():
                 effects = []  # checked and republished by the node, before the proposals it covers
+            case Anchor():
+                effects = self._draws.anchor(sender, message)
+            case Contribute():
+                effects = self._drawn(now) if self._draws.contribute(sender, message) else []
             case _:
                 assert_never(message)
         if self.deadline is not None:
@@ -347,7 +364,7 @@ class MasterCore:
         self._awaiting_pull.clear()
         self.index += 1
         self.began = self.index  # commits count only from an entry of our own term (as Raft's no-op)
-        effects: list[Effect] = [Publish(message=Began(term=self.term, index=self.index))]
+        effects: list[Effect] = [Publish(message=Began(term=self.term, index=self.index)), *self._draws.relays()]
         gone = [
             PeerId(p)
             for res in self._resources.values()
@@ -601,6 +618,7 @@ class MasterCore:
         self.answers.removed(msg.rid)
         self._awaiting_pull.pop(msg.rid, None)
         self._reveals.forget(msg.rid)
+        self._draws.forget(msg.rid)
         self._pulls = {(peer, rid) for peer, rid in self._pulls if rid != msg.rid}
         self.index += 1
         self._removed[msg.rid] = self.index
@@ -640,6 +658,15 @@ class MasterCore:
                 return [self._reject(sender, msg, refused)]
         action, private = msg.action, msg.private
         if has_master_values(action.payload) or (private is not None and has_master_values(private.payload)):
+            if private is not None and has_fair_values(private.payload):
+                self._windows.settle_rejected(res, sender, msg.seq)
+                return [self._reject(sender, msg, "mx.fair values belong in the public half of an action")]
+            if has_fair_values(action.payload):
+                seed = self._draws.take_seed(sender, msg.rid, msg.seq)
+                if seed is None:  # drawn first; this author's later actions on rid wait behind it
+                    return self._draws.propose(sender, msg, now, self._peers)
+                drawn = resolve_fair(action.payload, seed)
+                action = Action(action.type, drawn if has_master_values(drawn) else freeze(drawn))
             rng = self._rng_factory(seed_for(self._salt, self.term, msg.rid, res.version + 1))
             action = self._resolve(action, now, rng)
             private = None if private is None else self._resolve(private, now, rng)
@@ -724,13 +751,30 @@ class MasterCore:
         """
         due = self._reveals.due(self.deadline is not None)
         owed = None if self.deadline is not None else self.answers.due
-        return owed if due is None else due if owed is None else min(due, owed)
+        draw = None if self.deadline is not None else self._draws.due
+        return min((t for t in (due, owed, draw) if t is not None), default=None)
 
     def _entry(self, rid: Rid) -> int:
         """``rid``'s head changed: number the next log entry."""
         self._dirty[rid] = None
         self.index += 1
         return self.index
+
+    def _next_entry(self) -> int:
+        """Number the next log entry that changes no resource's head (a draw)."""
+        self.index += 1
+        return self.index
+
+    def _drawn(self, now: float) -> list[Effect]:
+        """Publish the running draw, apply its action at once, and start the next draw."""
+        effects, resolved = self._draws.resolve()
+        if resolved is not None:
+            author, msg = resolved
+            res = self._resources.get(msg.rid)
+            if res is not None:
+                effects += self._windows.order(author, res, msg, lambda m: self._apply(author, res, m, now))
+            self._draws.take_seed(author, msg.rid, msg.seq)  # unused if the action was not applied
+        return effects + self._draws.next(now, self._peers)
 
     def _maybe_reveal(self, res: Replica, now: float) -> list[Effect]:
         return self._reveals.maybe_reveal(res, now, self._peers)

@@ -28,12 +28,18 @@ __all__ = [
     "MESSAGES",
     "ROUTES",
     "Ack",
+    "Anchor",
+    "Anchored",
     "Applied",
     "Began",
     "Bind",
     "Committed",
+    "Contribute",
+    "Contribution",
     "Create",
     "Created",
+    "Drawing",
+    "Drawn",
     "Elapsed",
     "Endorse",
     "Endorsed",
@@ -460,7 +466,109 @@ class Witness:
     sealed: Sealed
 
 
-ToMaster = Create | Bind | Unbind | Propose | Restore | Report | SyncRequest | Pulled | Ack | Remove | Endorse | Open
+# -- fair draws (resource/draws.py, docs/security.md "Fair randomness"; tags 80-89) ---------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Anchor:
+    """To the master: this player's hash chain, ``root`` = H^length(seed), signed (``fair.anchor_statement``)."""
+
+    term: Term
+    root: bytes
+    length: int
+    proof: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Anchored:
+    """A player's :class:`Anchor`, relayed by the master to every peer (any master may relay it).
+
+    ``at``/``element``/``next``: the last element of the chain a draw used (0 and the root if
+    none) and the index its next contribution must have, so a peer that joined late can check it.
+    """
+
+    term: Term
+    peer: PeerId
+    root: bytes
+    length: int
+    proof: bytes
+    at: int = 0
+    element: bytes = b""
+    next: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Drawing:
+    """Log entry: the master asks every player for its next chain element for the draw of action
+    ``seq`` of ``author`` on ``rid`` (``digest``: that action's digest, ``history.action_digest``)."""
+
+    term: Term
+    index: int
+    rid: Rid
+    author: PeerId
+    seq: int
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Contribute:
+    """To the master, answering the :class:`Drawing` at log index ``draw``: chain element ``at``, signed
+    over the draw's binding (``fair.contribution_statement``)."""
+
+    term: Term
+    draw: int
+    rid: Rid
+    author: PeerId
+    seq: int
+    digest: bytes
+    at: int
+    element: bytes
+    proof: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Contribution:
+    """One player's element in a :class:`Drawn` (its ``proof`` as in its :class:`Contribute`)."""
+
+    peer: PeerId
+    at: int
+    element: bytes
+    proof: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Drawn:
+    """Log entry: the draw at log index ``draw`` is fixed by ``contributions``; ``missing`` names the
+    players asked whose element the master did not get in time (each one's index is used up all the
+    same). The seed is ``fair.draw_seed`` of them; the action's ``Applied`` follows at once."""
+
+    term: Term
+    index: int
+    draw: int
+    rid: Rid
+    author: PeerId
+    seq: int
+    digest: bytes
+    contributions: tuple[Contribution, ...]
+    missing: tuple[PeerId, ...] = ()
+
+
+ToMaster = (
+    Create
+    | Bind
+    | Unbind
+    | Propose
+    | Restore
+    | Report
+    | SyncRequest
+    | Pulled
+    | Ack
+    | Remove
+    | Endorse
+    | Anchor
+    | Contribute
+    | Open
+)
 """Client -> master (:attr:`Route.TO_MASTER`): the MasterCore serves them."""
 
 ToClients = (
@@ -480,6 +588,9 @@ ToClients = (
     | Sealed
     | Endorsed
     | Elapsed
+    | Anchored
+    | Drawing
+    | Drawn
 )
 """Master -> clients (:attr:`Route.TO_CLIENTS`): every peer's ClientCore applies them."""
 
@@ -528,5 +639,10 @@ MESSAGES: Final[dict[int, type[ResourceMessage]]] = {
     56: Witness,
     57: Elapsed,
     59: Open,
+    80: Anchor,
+    81: Anchored,
+    82: Drawing,
+    83: Contribute,
+    84: Drawn,
 }
-"""Wire tags: append, never renumber."""
+"""Wire tags: append, never renumber (80-89: fair draws)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid as _uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -13,17 +14,27 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEADLINE_KEY",
+    "FAIR_KINDS",
     "FIRED_KEY",
+    "MAX_FAIR_ITEMS",
     "Deadline",
     "MasterValue",
     "earliest_deadline",
+    "fair",
     "fire_deadline",
+    "has_fair_values",
     "has_master_values",
     "master",
     "resolve_master_values",
 ]
 
-_KINDS: Final = {"now": 0, "random": 0, "random_int": 2, "uuid": 0, "deadline": 1}
+_KINDS: Final = {"now": 0, "random": 0, "random_int": 2, "uuid": 0, "deadline": 1, "fair_int": 2}
+
+FAIR_KINDS: Final = frozenset({"fair_int", "fair_choice", "fair_shuffle"})
+"""The kinds of ``mx.fair`` placeholders: resolved from every player's contribution, not by the master."""
+
+MAX_FAIR_ITEMS: Final = 4096
+"""The most items ``fair.choice`` and ``fair.shuffle`` take."""
 
 DEADLINE_KEY: Final = "$deadline"
 """The key of a deadline in a state: ``{"$deadline": seconds since the epoch}`` (see :class:`Deadline`)."""
@@ -40,11 +51,18 @@ class MasterValue:
     """A placeholder replaced by the master before the reducer runs."""
 
     kind: str
-    args: tuple[float, ...] = ()
+    args: tuple[Any, ...] = ()
 
     @classmethod
     def build(cls, kind: Any, args: tuple[Any, ...]) -> MasterValue:
         """Validate untrusted parts and build a placeholder."""
+        if kind in ("fair_choice", "fair_shuffle"):
+            if not 1 <= len(args) <= MAX_FAIR_ITEMS:
+                raise ValueError(f"fair.choice/shuffle take 1 to {MAX_FAIR_ITEMS} items, not {len(args)}")
+            items = tuple(_plain(item) for item in args)
+            if any(has_master_values(item) for item in items):
+                raise ValueError("the items of fair.choice/shuffle cannot hold placeholders")
+            return cls(kind, items)
         if kind not in _KINDS or len(args) != _KINDS[kind]:
             raise ValueError(f"unknown master value {kind!r}/{len(args)}")
         if kind == "deadline":
@@ -54,12 +72,27 @@ class MasterValue:
             return cls(kind, args)
         if any(type(a) is not int for a in args):
             raise TypeError("master value arguments must be ints")
-        if kind == "random_int" and args[0] > args[1]:
-            raise ValueError("random_int(a, b) needs a <= b")
+        if kind in ("random_int", "fair_int") and args[0] > args[1]:
+            raise ValueError(f"{'fair.' if kind == 'fair_int' else ''}random_int(a, b) needs a <= b")
         return cls(kind, args)
 
     def __repr__(self) -> str:
+        if self.kind in FAIR_KINDS:
+            name = self.kind.removeprefix("fair_")
+            shown = ", ".join(map(str, self.args)) if name == "int" else repr(list(self.args))
+            return f"fair.{'random_int' if name == 'int' else name}({shown})"
         return f"master.{self.kind}({', '.join(map(str, self.args))})"
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` with every mapping a dict and every sequence a list (what a frozen or decoded item was)."""
+    if depth > 64:
+        raise ValueError("the items of fair.choice/shuffle are nested too deep")
+    if isinstance(value, Mapping):
+        return {key: _plain(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item, depth + 1) for item in value]
+    return value
 
 
 class _Master:
@@ -97,6 +130,47 @@ class _Master:
 master: Final = _Master()
 
 
+class _Fair:
+    """Constructors for fair values: ``mx.fair.random_int(1, 6)`` and friends.
+
+    Put them in an action's public payload like master values. The master cannot pick them: each
+    player (every connected peer) gives the draw the next element of a hash chain it committed
+    to in advance, the value is a hash of the action and all of them, and every peer checks it
+    before applying the action (docs/security.md, "Fair randomness"). It costs one more round
+    trip between the master and the players. Not allowed in a private half.
+    """
+
+    @staticmethod
+    def random_int(a: int, b: int) -> MasterValue:
+        """An int in [a, b] (inclusive), drawn fairly."""
+        return MasterValue.build("fair_int", (a, b))
+
+    @staticmethod
+    def choice(seq: Any) -> Any:
+        """One item of ``seq`` (a non-empty sequence of data), drawn fairly."""
+        return MasterValue.build("fair_choice", tuple(seq))
+
+    @staticmethod
+    def shuffle(seq: Any) -> Any:
+        """A list of the items of ``seq`` in an order drawn fairly (``seq`` itself is not changed)."""
+        return MasterValue.build("fair_shuffle", tuple(seq))
+
+
+fair: Final = _Fair()
+
+
+def has_fair_values(value: Any) -> bool:
+    """True if ``value`` holds an ``mx.fair`` placeholder anywhere."""
+    kind = type(value)
+    if kind is MasterValue:
+        return bool(value.kind in FAIR_KINDS)
+    if kind is list or kind is tuple:
+        return any(has_fair_values(item) for item in value)
+    if isinstance(value, dict):
+        return any(has_fair_values(item) for item in value.values())
+    return False
+
+
 def has_master_values(value: Any) -> bool:
     """True if ``value`` holds a placeholder anywhere (lists and dict values included)."""
     kind = type(value)
@@ -122,6 +196,8 @@ def resolve_master_values(value: Any, *, now: float, rng: random.Random) -> Any:
                 return rng.randint(int(value.args[0]), int(value.args[1]))
             case "deadline":
                 return Deadline.at(now + value.args[0])
+            case "fair_int" | "fair_choice" | "fair_shuffle":
+                raise ValueError(f"{value!r} is drawn by the players (resource.fair.resolve_fair), not the master")
             case _:  # "uuid"
                 return str(_uuid.UUID(int=rng.getrandbits(128), version=4))
     if kind is list or kind is tuple:
