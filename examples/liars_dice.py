@@ -1,8 +1,11 @@
 """Liar's dice for 2 to 6 players (and any number of spectators), with hidden dice.
 
-Each round every player rolls its dice in secret: a private action whose dice are master values
-(``mx.master.random_int``), so the master draws them and only the player sees them, with a public
-half ("rolled") that everyone sees. Then, in turn order (the reducer checks ``action.author``),
+Each round every player rolls its dice in secret: a sealed private action (the table is
+``private="sealed"``: the player keeps the half, the master orders only a commitment to it) whose
+dice are fair private draws (``mx.fair.random_int``): drawn from the player's committed secret and
+a beacon every player contributes to, fixed only after the commitment is ordered, so only the
+player sees them and neither it nor the master can choose them. Its public half ("rolled")
+everyone sees. Then, in turn order (the reducer checks ``action.author``),
 each player either raises the bid ("at least Q dice on the table show face F"; ones are wild
 except in a bid on ones) or calls "liar" on the last bid. The call makes the table's
 ``can_reveal`` true, so every hidden roll is revealed at once, to spectators too; then any player
@@ -15,9 +18,10 @@ whichever peer is master then. A silent bidder forfeits its turn (the next playe
 same bid). A player who has not rolled when the rolling time is up loses a die and sits the round
 out, so a player who left for good cannot stall the game.
 
-Lost dice (``reveal_timeout`` 5 s, ``on_unrevealed``): only the master and the player hold a hidden
-roll. If the master's process dies, its own roll dies with it; a player that restarts without the
-roll (the same ``--identity``) cannot show it either. At the reveal the table waits up to
+Lost dice (``reveal_timeout`` 5 s, ``on_unrevealed``): only the player holds its hidden roll (a
+master that dies loses nothing of the others'). A player that dies, or restarts without the roll
+(the same ``--identity``), cannot show it; every peer checks each roll shown against its
+commitment and its draw, so a player that shows other dice counts as lost too. At the reveal the table waits up to
 ``REVEAL_TIMEOUT`` for each hidden roll, then ``on_unrevealed`` runs for those that are lost: the
 call is not judged (nobody can check the bid) and each player whose dice are lost loses a die, as
 a player who knocks over its cup would. So crashing never gets a player out of a losing call.
@@ -295,6 +299,7 @@ Table = mx.ResourceType(
     on_deadline=time_up,
     reveal_timeout=REVEAL_TIMEOUT,
     on_unrevealed=lost_roll,
+    private="sealed",
 )
 
 
@@ -401,9 +406,9 @@ class Seat:
         await self.table.dispatch(mx.Action("start", self._until()))
 
     async def roll(self) -> None:
-        """Roll my dice in secret: the master draws them, only I see them until a call."""
+        """Roll my dice in secret: fair private draws, only I see them until a call (the master neither)."""
         state = self.table.state
-        dice = [mx.master.random_int(1, 6) for _ in range(state["left"][self.peer.id])]
+        dice = [mx.fair.random_int(1, 6) for _ in range(state["left"][self.peer.id])]
         await self.table.dispatch_private(
             mx.Action("roll", {"round": state["round"], "dice": dice}),
             mx.Action("rolled", {"round": state["round"], **self._until()}),

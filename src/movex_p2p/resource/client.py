@@ -420,7 +420,7 @@ class ClientCore:
             return res
         res.settle(msg.author, msg.seq, applied=True)
         if msg.private:
-            res.held.append(Held(author=msg.author, seq=msg.seq, commitment=msg.commitment, public=action))
+            res.held.append(self.sealing.confirmed(msg, res, action, self.fair.seed(msg.rid, msg.author, msg.seq)))
         effects: list[Effect] = []
         if msg.author == self.me:
             if self.wait_commit and msg.index > self.committed:

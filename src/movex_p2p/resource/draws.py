@@ -37,14 +37,25 @@ from .fair import (
 )
 from .history import action_digest, commitment, resolves
 from .messages import Anchor, Anchored, Applied, Contribute, Contribution, Drawing, Drawn, Propose
-from .values import has_fair_values
+from .values import has_fair_values, has_master_values
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from ..signing import Signer
+    from .types import ResourceType
 
-__all__ = ["DRAW_TIMEOUT", "MAX_DRAWS_WAITING", "MAX_PLAYERS", "Draws", "Ledger", "Player", "proposal_digest"]
+__all__ = [
+    "DRAW_TIMEOUT",
+    "MAX_DRAWS_WAITING",
+    "MAX_PLAYERS",
+    "Draws",
+    "Ledger",
+    "Player",
+    "fair_in_master_half",
+    "proposal_digest",
+    "waits_for_values",
+]
 
 DRAW_TIMEOUT: Final = 0.5
 """Seconds the master waits for the players' elements before it draws with those it has."""
@@ -59,8 +70,26 @@ reported (their authors send them again)."""
 
 def proposal_digest(author: str, msg: Propose) -> bytes:
     """The digest of a proposal as its author signed it (a draw is bound to it)."""
-    commit = commitment(msg.nonce, msg.private) if msg.private is not None else b""
+    commit = commitment(msg.nonce, msg.private) if msg.private is not None else msg.sealed
     return action_digest(author, msg.rid, msg.seq, msg.action, commit)
+
+
+def waits_for_values(msg: Propose) -> bool:
+    """Does the master resolve values for ``msg`` (master or fair values, or a beacon for private draws)?"""
+    private = msg.private
+    return (
+        msg.draw
+        or has_master_values(msg.action.payload)
+        or (private is not None and has_master_values(private.payload))
+    )
+
+
+def fair_in_master_half(type_: ResourceType) -> str:
+    """Why an ``mx.fair`` value in a ``private="master"`` half is refused."""
+    return (
+        f"{type_.name!r} hands its private halves to the master, which would see their mx.fair values: "
+        "put them in the public half, or make the type private='sealed' (private draws only the author sees)"
+    )
 
 
 class Ledger:

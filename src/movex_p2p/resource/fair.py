@@ -35,8 +35,10 @@ __all__ = [
     "chain_hash",
     "check_private",
     "contribution_statement",
+    "draw_sealed",
     "draw_seed",
     "private_commitment",
+    "private_secret",
     "private_seed",
     "resolve_fair",
     "resolve_private",
@@ -193,6 +195,12 @@ def private_commitment(secret: bytes) -> bytes:
     return hashlib.blake2b(secret, digest_size=ELEMENT_SIZE, person=b"movex-fair-priv").digest()
 
 
+def private_secret(nonce: bytes) -> bytes:
+    """The secret of a sealed half's private draws, from the half's nonce: committed by the half's
+    sealed commitment (which binds the nonce), known to its author only until it opens the half."""
+    return hashlib.blake2b(nonce, digest_size=ELEMENT_SIZE, person=b"movex-fair-key").digest()
+
+
 def private_seed(secret: bytes, beacon: bytes, *, author: str, rid: str, seq: int) -> bytes:
     """The seed of a private draw: the author's committed ``secret`` and the public ``beacon`` (the seed of
     the fair draw of the entry that ordered the commitment). Read values from it with :class:`Stream`."""
@@ -244,3 +252,11 @@ def _same_draws(expected: Any, resolved: Any) -> bool:
             and all(_same_draws(expected[k], resolved[k]) for k in expected)
         )
     return type(expected) is type(resolved) and bool(expected == resolved)
+
+
+def draw_sealed(payload: Any, nonce: bytes, beacon: bytes, *, author: str, rid: str, seq: int) -> Any:
+    """A sealed half's payload with its ``mx.fair`` values drawn: from the secret its ``nonce`` gives and
+    ``beacon`` (the seed of the draw of the entry that ordered its commitment); None without a beacon."""
+    if len(beacon) != ELEMENT_SIZE or len(nonce) < 16:
+        return None
+    return resolve_private(payload, private_secret(nonce), beacon, author=author, rid=rid, seq=seq)

@@ -90,10 +90,15 @@ def meta_digest(applied: Mapping[str, int], held: Iterable[Held], born: tuple[in
     """The digest of a replica's applied seqs, held references and incarnation (its head's ``meta``)."""
     body = [
         sorted(applied.items()),
-        [[h.author, h.seq, h.commitment, None if h.public is None else _encode(h.public)] for h in held],
+        [[h.author, h.seq, h.commitment, None if h.public is None else _encode(h.public), *_beacon(h)] for h in held],
         list(born),
     ]
     return _hash(cbor2.dumps(body, canonical=True))
+
+
+def _beacon(held: Held) -> list[bytes]:
+    """A held reference's beacon, in its meta (none: as before beacons were)."""
+    return [held.beacon] if held.beacon else []
 
 
 def head(

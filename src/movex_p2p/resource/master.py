@@ -30,7 +30,7 @@ from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError
 from ..ids import PeerId, Rid, Term
 from ..proofs import prove
 from .budget import SMALL, Answers
-from .draws import Draws, Ledger
+from .draws import Draws, Ledger, fair_in_master_half, waits_for_values
 from .effects import Effect, Publish, Send, TermObserved
 from .fair import resolve_fair
 from .history import DIGEST_SIZE, commitment, head, meta_digest, seal_signer, seal_statement
@@ -656,12 +656,12 @@ class MasterCore:
             if refused is not None:
                 self._windows.settle_rejected(res, sender, msg.seq)
                 return [self._reject(sender, msg, refused)]
-        action, private = msg.action, msg.private
-        if has_master_values(action.payload) or (private is not None and has_master_values(private.payload)):
+        action, private, seed = msg.action, msg.private, None
+        if waits_for_values(msg):
             if private is not None and has_fair_values(private.payload):
                 self._windows.settle_rejected(res, sender, msg.seq)
-                return [self._reject(sender, msg, "mx.fair values belong in the public half of an action")]
-            if has_fair_values(action.payload):
+                return [self._reject(sender, msg, fair_in_master_half(res.type))]
+            if msg.draw or has_fair_values(action.payload):  # (draw: a sealed half's private draws need a beacon)
                 seed = self._draws.take_seed(sender, msg.rid, msg.seq)
                 if seed is None:  # drawn first; this author's later actions on rid wait behind it
                     return self._draws.propose(sender, msg, now, self._peers)
@@ -708,7 +708,7 @@ class MasterCore:
             effects.append(Send(to=sender, message=Secret(term=self.term, rid=msg.rid, seq=msg.seq, private=private)))
         elif msg.sealed:  # the author keeps the half: the master holds its commitment only
             commit = msg.sealed
-            res.held.append(Held(author=sender, seq=msg.seq, commitment=commit, public=action))
+            res.held.append(Held(author=sender, seq=msg.seq, commitment=commit, public=action, beacon=seed or b""))
         self.index += 1
         effects.append(
             Publish(

@@ -134,6 +134,8 @@ class Propose:
     """With ``private``: the author's random nonce of its commitment (see ``history.commitment``)."""
     sealed: bytes = b""
     """A sealed type's pair: the author's commitment to the private half it keeps (see ``sealed``)."""
+    draw: bool = False
+    """A sealed pair whose private half holds ``mx.fair`` values: the master draws a beacon for it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -239,6 +241,8 @@ class Held:
     """A sealed half's opening: its author's signature over the batch of openings it came in."""
     batch: bytes = b""
     """With ``proof``: the digests of that batch's openings (``sealed.half_digest``), this one's among them."""
+    beacon: bytes = b""
+    """A sealed pair drawn for (``Propose.draw``): the seed of its draw, which its private draws read."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

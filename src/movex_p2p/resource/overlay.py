@@ -60,9 +60,11 @@ class PrivateOverlay:
         return effects
 
     def own_halves(self, rid: Rid, pending: list[Pending]) -> list[tuple[int, Action, bytes]]:
-        """(seq, private half, nonce) of own pairs on ``rid`` the log holds and has not revealed yet."""
-        halves = [(seq, action, nonce) for seq, action, nonce, _ in self.secrets.get(rid, ())]
-        halves += [(i.seq, i.private, i.nonce) for i in pending if i.index is not None and i.private is not None]
+        """(seq, private half as dispatched, nonce) of own pairs on ``rid`` the log holds and has not revealed yet."""
+        halves = [(seq, origin or action, nonce) for seq, action, nonce, origin in self.secrets.get(rid, ())]
+        halves += [
+            (i.seq, i.origin or i.private, i.nonce) for i in pending if i.index is not None and i.private is not None
+        ]
         return halves
 
     def adopt(self, msg: Secret, res: Replica | None, pending: list[Pending]) -> bool:

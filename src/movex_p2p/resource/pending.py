@@ -11,6 +11,7 @@ from .effects import Effect, Rebased, Send, Stalled, Stuck
 from .messages import Propose, SyncRequest
 from .replica import Replica
 from .types import Action
+from .values import has_fair_values
 
 __all__ = ["KEEP_CONFIRMED", "RESEND_AFTER", "STUCK_AFTER", "Confirmed", "Pending", "PendingQueue"]
 
@@ -96,7 +97,11 @@ class PendingQueue:
     def propose(rid: Rid, item: Pending, base: int, term: Term) -> Propose:
         """The Propose of pending ``item`` (every seq up to ``base`` is settled)."""
         if item.sealed:  # the private half stays here
-            return Propose(term=term, rid=rid, seq=item.seq, base=base, action=item.action, sealed=item.sealed)
+            half = item.origin or item.private  # as dispatched: its private draws need a beacon
+            draw = half is not None and has_fair_values(half.payload)
+            return Propose(
+                term=term, rid=rid, seq=item.seq, base=base, action=item.action, sealed=item.sealed, draw=draw
+            )
         return Propose(
             term=term, rid=rid, seq=item.seq, base=base, action=item.action, private=item.private, nonce=item.nonce
         )

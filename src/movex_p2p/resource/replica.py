@@ -137,7 +137,10 @@ class Replica:
             state=self.state,
             checksum=self.checksum,
             subscribers=dict(self.subscribers),
-            held=tuple(Held(author=h.author, seq=h.seq, commitment=h.commitment, public=h.public) for h in self.held),
+            held=tuple(
+                Held(author=h.author, seq=h.seq, commitment=h.commitment, public=h.public, beacon=h.beacon)
+                for h in self.held
+            ),
             applied=dict(self.applied),
             eras=tuple(self.eras),
             seal=self.seal,
@@ -155,7 +158,10 @@ class Replica:
             version=snap.version,
             entry_term=snap.entry_term,
             subscribers={k: dict(v) for k, v in snap.subscribers.items()},
-            held=[Held(author=h.author, seq=h.seq, commitment=h.commitment, public=h.public) for h in snap.held],
+            held=[
+                Held(author=h.author, seq=h.seq, commitment=h.commitment, public=h.public, beacon=h.beacon)
+                for h in snap.held
+            ],
             applied=dict(snap.applied),
             eras=list(snap.eras[-MAX_ERAS:]),
             seal=snap.seal,

@@ -110,6 +110,7 @@ class Reveals:
                 public=held.public,
                 proof=msg.proof,
                 batch=batch,
+                beacon=held.beacon,
             )
         return self.maybe_reveal(res, now, peers)
 
@@ -224,6 +225,7 @@ class Reveals:
             rid=res.rid,
             commitments=commitments,
             publics=publics,
+            beacons={(h.author, h.seq): h.beacon for h in halves},
         )
         res.held = []
         res.write(done.state, self.term, res.version + 1)

@@ -21,10 +21,13 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ..ids import PeerId, Rid, Term
 from ..proofs import prove, signer
+from .fair import draw_sealed
 from .history import DIGEST_SIZE, NONCE_SIZE
 from .history import _encode as encode_action
 from .messages import Held, Open
+from .state import freeze
 from .types import Action, ResourceType, Unrevealed
+from .values import has_fair_values
 
 if TYPE_CHECKING:
     from ..signing import Signer, Verifier
@@ -48,9 +51,10 @@ _PERSON: Final = b"movex-sealed"
 MAX_BATCH: Final = 128
 """Openings one signature covers at most (an author with more opens them in several batches)."""
 
-Outcome = Literal["revealed", "lost", "forged", "refused"]
+Outcome = Literal["revealed", "lost", "forged", "refused", "undrawn"]
 """What became of one sealed half at the reveal: run by the reducer; never opened (or its author
-gone); opened with something that is not what it committed to; opened, but the reducer refused it."""
+gone); opened with something that is not what it committed to; opened, but the reducer refused it;
+opened, but with private draws and no beacon drawn for it (the master ordered it without a draw)."""
 
 
 def sealed_commitment(
@@ -148,11 +152,13 @@ def fold(
     rid: str,
     commitments: Mapping[tuple[PeerId, int], bytes],
     publics: Mapping[tuple[PeerId, int], Action | None],
+    beacons: Mapping[tuple[PeerId, int], bytes] | None = None,
 ) -> Revealing:
     """``state`` after the sealed ``halves`` of a reveal, in order; the same on every peer.
 
-    ``commitments`` and ``publics`` are this replica's own record of each pair (author, seq):
-    a half is checked against the commitment this peer saw published, never the master's word.
+    ``commitments``, ``publics`` and ``beacons`` are this replica's own record of each pair (author,
+    seq): a half is checked against the commitment this peer saw published, never the master's word,
+    and its ``mx.fair`` values are drawn here from the beacon this peer saw drawn (:func:`.fair.draw_sealed`).
     """
     outcomes: list[Outcome] = []
     errors: list[tuple[str, str]] = []
@@ -164,7 +170,10 @@ def fold(
             outcome = "lost"
         elif sealed_commitment(room, born, held.author, rid, held.seq, held.nonce, action) != commitments.get(key):
             outcome = "forged"
+        elif (drawn := _drawn(action, held, (beacons or {}).get(key, b""), rid)) is None:
+            outcome = "undrawn"
         else:
+            action = drawn
             try:
                 state = type_.reduce(state, action.by(held.author))
                 outcome = "revealed"
@@ -178,6 +187,14 @@ def fold(
             if error is not None:
                 errors.append(("on_unrevealed", error))
     return Revealing(state=state, outcomes=outcomes, errors=errors)
+
+
+def _drawn(action: Action, held: Held, beacon: bytes, rid: str) -> Action | None:
+    """``action`` (an opened half) with its private draws read from ``beacon``; None if it has some and no beacon."""
+    if not has_fair_values(action.payload):
+        return action
+    payload = draw_sealed(action.payload, held.nonce, beacon, author=held.author, rid=rid, seq=held.seq)
+    return None if payload is None else Action(action.type, freeze(payload))
 
 
 def _reason(exc: BaseException) -> str:

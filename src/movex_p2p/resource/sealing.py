@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import LocalProtocolError
 from ..ids import PeerId, Rid, Term
 from .effects import Effect, OpeningForged, PrivateLost, Send
-from .messages import Revealed
+from .fair import draw_sealed
+from .messages import Applied, Held, Revealed
 from .overlay import PrivateOverlay
 from .pending import Pending, PendingQueue
 from .sealed import MAX_BATCH, Outcome, derive_nonce, fold, open_halves, sealed_commitment
 from .types import Action, ResourceType
-from .values import has_master_values
+from .values import has_fair_values, has_unfair_values
 
 if TYPE_CHECKING:
     from ..signing import Signer
@@ -46,12 +47,27 @@ class Sealing:
         """Refuse, before anything is sent, a private half this peer cannot seal."""
         if self.signer is None:
             raise LocalProtocolError(f"this peer cannot open sealed private halves of {type_.name!r} (no signer)")
-        if has_master_values(private.payload):
+        if has_unfair_values(private.payload):
             raise LocalProtocolError(
                 f"{type_.name!r} is sealed: the master never sees a private half, so it cannot resolve mx.master.* "
                 "values in one; draw with mx.fair.* (every player contributes, only you see the value) or put "
                 "the mx.master.* value in the public half"
             )
+
+    def confirmed(self, msg: Applied, res: Replica, public: Action, seed: bytes | None) -> Held:
+        """A private pair's ``Applied`` (``public`` its half), ``seed`` the draw just before it for that pair (if
+        any): the held reference, with the beacon of a sealed pair; an own half's private draws are read now
+        (its author sees its values)."""
+        beacon = seed if seed is not None and res.type.sealed else b""
+        if beacon and msg.author == self.me:
+            for item in self._queue.items.get(res.rid, ()):
+                if item.seq == msg.seq and item.private is not None and has_fair_values(item.private.payload):
+                    payload = draw_sealed(
+                        item.private.payload, item.nonce, beacon, author=self.me, rid=res.rid, seq=item.seq
+                    )
+                    item.origin, item.private = item.private, Action(item.private.type, payload).by(self.me)
+                    item.waits = False
+        return Held(author=msg.author, seq=msg.seq, commitment=msg.commitment, public=public, beacon=beacon)
 
     def seal(self, res: Replica, item: Pending, *, fresh: bool = True) -> None:
         """Commit to ``item``'s private half (``fresh=False``: under a new seq, its nonce derived anew)."""
@@ -120,6 +136,7 @@ class Sealing:
                 rid=replica.rid,
                 commitments={(h.author, h.seq): h.commitment for h in replica.held},
                 publics={(h.author, h.seq): h.public for h in replica.held},
+                beacons={(h.author, h.seq): h.beacon for h in replica.held},
             )
             outcomes.extend(done.outcomes)
             return done.state

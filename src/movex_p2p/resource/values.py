@@ -24,6 +24,7 @@ __all__ = [
     "fire_deadline",
     "has_fair_values",
     "has_master_values",
+    "has_unfair_values",
     "master",
     "resolve_master_values",
 ]
@@ -180,6 +181,18 @@ def has_master_values(value: Any) -> bool:
         return any(has_master_values(item) for item in value)
     if isinstance(value, dict):
         return any(has_master_values(item) for item in value.values())
+    return False
+
+
+def has_unfair_values(value: Any) -> bool:
+    """True if ``value`` holds an ``mx.master`` placeholder (one the master picks) anywhere."""
+    kind = type(value)
+    if kind is MasterValue:
+        return bool(value.kind not in FAIR_KINDS)
+    if kind is list or kind is tuple:
+        return any(has_unfair_values(item) for item in value)
+    if isinstance(value, dict):
+        return any(has_unfair_values(item) for item in value.values())
     return False
 
 
