@@ -139,7 +139,7 @@ class Peer:
             # _fake_signer: benchmarks only, to measure what Ed25519 costs (the protocol is the same)
             signer=FakeSigner(identity.public_key) if _fake_signer else identity,
             verifier=FAKE if _fake_signer else ED25519,
-            entropy=os.urandom,
+            entropy=os.urandom if seed is None else random.Random(f"{seed}:entropy").randbytes,  # seed: replayable
             room=room,
         )
         self._core.client.stuck_after = stuck_after
