@@ -13,17 +13,20 @@ import random
 from dataclasses import replace
 from typing import Any, Final
 
+import liars_dice as ld  # examples/ is on pytest's pythonpath (pyproject.toml)
 import pytest
 
 import movex_p2p as mx
 from movex_p2p import wire
 from movex_p2p.errors import LocalProtocolError
 from movex_p2p.ids import PeerId, Rid, Term
+from movex_p2p.nodecore import Forked, Ready
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.draws import Draws, Player, proposal_digest, seed_of
 from movex_p2p.resource.effects import Forged, Publish, Send
 from movex_p2p.resource.fair import draw_sealed
 from movex_p2p.resource.sealed import fold, open_batch, open_halves, opening_signer, sealed_commitment
+from movex_p2p.routes import Lane
 from movex_p2p.signing import FAKE, FakeSigner
 from movex_p2p.simulation import Simulation
 from movex_p2p.transport.base import Frame
@@ -319,3 +322,97 @@ def test_a_master_running_modified_code_biases_none_of_1000_seeded_private_draws
     assert biased == 0
     assert refused == sum(counts[a] for a in ("opening", "nonce", "strip", "element", "rebind"))
     assert hits <= aims * 0.25  # the drop attack aims at a 6 it cannot see: it gets one by chance (1/6)
+
+
+# -- liar's dice with a master that reads every byte and tries to load the dice -------------------
+
+
+class LoadedSimulation(SpySimulation):
+    """``bad`` runs modified code: it records every frame it gets (``SpySimulation``) and rewrites what it
+    publishes: each opening in its reveals shows sixes (``"opening"``), or each draw names another
+    beacon in its reveals and a forged element in its ``Drawn`` (``"beacon"``)."""
+
+    def __init__(self, size: int, *, attack: str, **kwargs: Any) -> None:
+        self.attack = attack
+        self.bad: PeerId | None = None
+        self.tampered = 0
+        self.forked: list[tuple[PeerId, str]] = []
+        super().__init__(size, **kwargs)
+
+    def _transmit(self, src: PeerId, dst: PeerId, data: bytes, lane: Lane) -> None:
+        if src == self.bad and lane is Lane.RELIABLE:
+            messages = [self._load(m) for m in wire.decode(data)]
+            data = wire.encode_many(messages) if len(messages) > 1 else wire.encode(messages[0])
+        super()._transmit(src, dst, data, lane)
+
+    def _load(self, message: wire.Message) -> wire.Message:
+        if isinstance(message, rm.Revealed) and self.attack == "opening":
+            sixes = tuple(
+                h
+                if h.action is None
+                else replace(h, action=mx.Action("roll", {**h.action.payload, "dice": [6] * DICE}))
+                for h in message.actions
+            )
+            self.tampered += 1
+            return replace(message, actions=sixes)
+        if isinstance(message, rm.Revealed) and self.attack == "beacon":
+            self.tampered += 1
+            return replace(message, actions=tuple(replace(h, beacon=bytes(32)) for h in message.actions))
+        if isinstance(message, rm.Drawn) and self.attack == "beacon" and message.contributions:
+            self.tampered += 1
+            first = replace(message.contributions[0], element=bytes(32))
+            return replace(message, contributions=(first, *message.contributions[1:]))
+        return message
+
+    def _execute(self, pid: PeerId, ready: Ready) -> None:
+        self.forked += [(pid, e.peer) for e in ready.events if isinstance(e, Forked)]
+        super()._execute(pid, ready)
+
+
+@pytest.mark.parametrize("attack", ["opening", "beacon"])
+def test_liars_dice_with_a_master_that_reads_and_loads_the_dice(attack: str) -> None:
+    """examples/liars_dice.py's table: the master never gets a die before the call, and its changes are
+    refused by every peer (which votes it out) or change nothing: the dice shown are the ones rolled."""
+    sim = LoadedSimulation(4, attack=attack, types=[ld.Table], seed=23)
+    assert sim.run(3.0, until=lambda s: len(s.masters()) == 1)
+    bad = sim.bad = sim.masters()[0]
+    rid = sim.create(bad, ld.Table.name, "main", ld.table_initial(turn_seconds=60.0))
+    sim.run(0.5)
+    players = [p for p in sim.ids if p != bad]
+    for i, pid in enumerate(players):
+        sim.dispatch(pid, rid, mx.Action("join", {"name": ld.NAMES[i]}))
+    sim.run(0.5)
+    sim.dispatch(players[0], rid, mx.Action("start", {"until": mx.master.deadline(60.0)}))
+    sim.run(0.5)
+    for pid in players:  # every player rolls its dice: fair private draws in a sealed half
+        dice = [mx.fair.random_int(1, 6) for _ in range(ld.DICE)]
+        public = mx.Action("rolled", {"round": 1, "until": mx.master.deadline(60.0)})
+        sim.dispatch(pid, rid, public, mx.Action("roll", {"round": 1, "dice": dice}))
+    assert sim.run(15.0, until=lambda s: all(s.state(p, rid)["phase"] == "bidding" for p in players))
+    sim.run(0.5)
+    rolled = {pid: sim.peers[pid].core.client.view(rid)["dice"].get(pid) for pid in players}
+    if attack == "opening":
+        assert all(rolled.values())  # each player sees its own dice
+    for pid in [bad, *players]:  # ... and nobody sees another's, the master included
+        assert set(sim.peers[pid].core.client.view(rid)["dice"]) <= {pid}
+    read = [m for m in sim.messages_to(bad) if isinstance(m, rm.Open | rm.Revealed)]
+    assert read == []  # no opening reached the master before the call: its recorder holds no die
+    first = sim.state(players[0], rid)["turn"]
+    sim.dispatch(first, rid, mx.Action("bid", {"quantity": 1, "face": 2, "until": mx.master.deadline(60.0)}))
+    sim.run(0.3)
+    caller = sim.state(players[0], rid)["turn"]
+    sim.dispatch(caller, rid, mx.Action("liar", {"at": mx.master.now()}))
+    assert sim.run(15.0, until=lambda s: all(ld.revealed(s.state(p, rid)) and s.state(p, rid)["dice"] for p in players))
+    sim.run(1.0)
+    assert sim.tampered > 0
+    caught = {pid for pid, peer in sim.forked if peer == bad}
+    seen = {pid: sorted(d) for pid, d in rolled.items() if d is not None}
+    for pid in players:  # the dice every player shows are the ones each rolled: not one changed
+        assert sim.state(pid, rid)["dice"] == seen
+        assert sim.state(pid, rid)["lost"] == [p for p in players if p not in seen]  # a forged draw's roll: lost
+    if attack == "opening":  # each peer's verify stage dropped the loaded reveal (no signature of the author)
+        refused = {pid for pid, d in sim.dropped if d.sender == bad and "never signed" in d.reason}
+        assert refused == set(players)
+    else:  # each peer refused the forged draw, and voted the master out
+        assert caught == set(players)
+        assert all(sim.peers[p].core.client.master not in (None, bad) for p in players)

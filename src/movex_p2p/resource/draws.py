@@ -302,10 +302,12 @@ class Player:
         Our own master's entries are not checked: we drew them.
         """
         origin = msg.origin
-        if master == self.me or origin is None or not has_fair_values(origin.payload):
+        if master == self.me:
             return []  # (as master, we drew it)
-        if self._refused == msg.index - 1:
-            return [Forged(peer=master, reason=f"{msg.rid} v{msg.version}: fair values from a forged draw")]
+        if self._refused == msg.index - 1 and (msg.private or origin is not None):  # a sealed pair's beacon too
+            return [Forged(peer=master, reason=f"{msg.rid} v{msg.version}: values from a forged draw")]
+        if origin is None or not has_fair_values(origin.payload):
+            return []
         last = self._drawn
         if last is None or last[0] != msg.index - 1:
             if previous == msg.index - 1:
