@@ -466,7 +466,7 @@ async def bot(
     ``start_at``: start the game once that many players joined (0: wait for someone to).
     ``think``: seconds to wait before each move. ``doze``: stay silent on the first turn.
     ``in_order``: roll after the players before me in seat order, and settle only my own calls,
-    so that the master draws the same dice for the same seed (a replayable game; not for the LAN,
+    so that the same seed draws the same dice (a replayable game; not for the LAN,
     where a player who is gone would hold the others up).
     """
     me = seat.peer.id
