@@ -403,7 +403,9 @@ class NodeCore:
                 case Route.TO_CLIENTS:
                     to_clients: rm.ToClients = message  # type: ignore[assignment]
                     if type(to_clients) is rm.Sealed:
-                        self.history.keep_seal(sender, to_clients, self.client.master, self.client.term)
+                        self._forked(self.history.keep_seal(sender, to_clients, self.client.master, self.client.term))
+                    elif type(to_clients) is rm.Removed:
+                        self._forked(self.history.keep_removal_seal(sender, to_clients, self.client.master))
                     if self.roster.conflicting(sender, to_clients):
                         return  # a master of another build: its entries for that type are not ours
                     self._effects(self.client.step(sender, to_clients, self._wall))
@@ -456,18 +458,18 @@ class NodeCore:
         self.history.endorse(self.outbox.reliable.get(master), self.client.term)
 
     def _send_witness(self) -> None:
-        witness = self.history.witness(self._now)
-        if witness is None:
-            return
-        for peer in self.peers:
-            if peer != self.client.master:
-                self.outbox.reliably(peer, witness)
+        for witness in self.history.witness(self._now):
+            for peer in self.peers:
+                if peer != self.client.master:
+                    self.outbox.reliably(peer, witness)
 
     def _on_witness(self, sender: PeerId, witness: rm.Witness) -> None:
-        """Another peer's seal: if ours for the same index differs and both are the same master's, it forked."""
-        forked = self.history.forked(witness)
-        if forked is not None:
-            self._distrust(*forked)
+        """Another peer's seal: if it and one of ours cannot both be links of one master's chain, it forked."""
+        self._forked(self.history.forked(witness))
+
+    def _forked(self, verdict: tuple[PeerId, str] | None) -> None:
+        if verdict is not None:
+            self._distrust(*verdict)
 
     def _distrust(self, peer: PeerId, reason: str) -> None:
         if not self.history.distrust(peer):

@@ -39,7 +39,7 @@ from .effects import (
     Synced,
     TermObserved,
 )
-from .history import meta_digest
+from .history import REMOVED_VERSION, meta_digest
 from .messages import (
     Applied,
     Began,
@@ -109,6 +109,7 @@ class ClientCore:
         self.opaque = opaque
         self.removed: dict[Rid, int] = {}
         """Tombstones: recently removed rids and the log index of their removal."""
+        self._unsealed_removals: dict[Rid, int] = {}  # rid -> index of a Removed no seal recorded yet
         self.committed = 0
         self.types = dict(types)
         self.master: PeerId | None = None
@@ -259,6 +260,7 @@ class ClientCore:
         self.term = max(self.term, term)
         self.synced = False
         self._syncing.clear()
+        self._unsealed_removals.clear()  # the new master's answer to our report settles them
         if now is not None:
             self._last_now = now
         self._queue.restart(self._last_now)  # a new master gets a fresh chance
@@ -372,6 +374,11 @@ class ClientCore:
     def _on_sealed(self, msg: Sealed) -> list[Effect]:
         effects: list[Effect] = []
         for head in msg.heads:
+            if head.version == REMOVED_VERSION:
+                index = self._unsealed_removals.get(head.rid)
+                if index is not None and msg.prev < index <= msg.index:
+                    effects += self._remove(head.rid, index)
+                continue
             res = self.replicas.get(head.rid)
             if res is None or res.version != head.version or head.rid in self._syncing:
                 continue
@@ -457,9 +464,16 @@ class ClientCore:
         return self._changed(msg.rid) if changed else []
 
     def _on_removed(self, msg: Removed) -> list[Effect]:
+        """A removal is applied once a seal records it (this one's, or the next Sealed): see ``_on_sealed``."""
         self._entry(msg.index)
-        rid = msg.rid
-        self.removed[rid] = msg.index
+        if msg.rid in self.replicas and not _records_removal(msg.seal, msg.rid, msg.index):
+            self._unsealed_removals[msg.rid] = msg.index
+            return []
+        return self._remove(msg.rid, msg.index)
+
+    def _remove(self, rid: Rid, index: int) -> list[Effect]:
+        self._unsealed_removals.pop(rid, None)
+        self.removed[rid] = index
         while len(self.removed) > TOMBSTONES:
             del self.removed[next(iter(self.removed))]
         if rid not in self.replicas:
@@ -495,6 +509,7 @@ class ClientCore:
         if type_ is None:
             return []
         self._syncing.discard(msg.rid)
+        self._unsealed_removals.pop(msg.rid, None)
         self._opaque.stale.pop(msg.rid, None)
         try:
             res = Replica.from_snapshot(msg, type_)
@@ -617,3 +632,12 @@ def _check_size(type_: ResourceType, size: int, what: str) -> None:
             f"{what} is {size} bytes, over {type_.name!r}'s max_bytes of {type_.max_bytes}: nothing was sent "
             "(split it, or raise ResourceType(max_bytes=...) on every peer)",
         )
+
+
+def _records_removal(sealed: Sealed | None, rid: Rid, index: int) -> bool:
+    """Does ``sealed`` record the removal of ``rid`` at log ``index``?"""
+    return (
+        sealed is not None
+        and sealed.prev < index <= sealed.index
+        and any(h.rid == rid and h.version == REMOVED_VERSION for h in sealed.heads)
+    )

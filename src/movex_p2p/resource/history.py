@@ -7,8 +7,13 @@
   half, it binds the author to a private action that only the master sees until the reveal,
   where every peer checks it.
 - A *seal* is the master's signature over the heads of the resources a step changed (version,
-  checksum, and the digest of applied seqs and held references); replicas keep the seal of their
-  head, so a new master adopts a replica only as some master of its term signed it.
+  checksum, and the digest of applied seqs and held references, or a removal); replicas keep the
+  seal of their head, so a new master adopts a replica only as some master of its term signed it.
+  The seals of one term form a chain: each names the index of its term's ``Began`` entry, the
+  index of the seal before it (``prev``; ``began`` for the first) and that seal's digest
+  (``chain``), so a seal covers the log indices ``(prev, index]`` and commits to the whole term
+  before it. An honest master's seals of one term cover disjoint, adjacent intervals from one
+  ``began``: two seals of one master that break this (:func:`contradicts`) prove a forked history.
 """
 
 from __future__ import annotations
@@ -21,29 +26,36 @@ import cbor2
 
 from ..election.machine import SALT_BITS, salt_of
 from ..ids import PeerId, Rid, Term
-from ..proofs import signer, statement
+from ..proofs import prove, signer, statement
 from .messages import Endorse, Endorsed, Head, Held, Sealed
 from .types import Action
 from .values import FIRED_KEY, Deadline, MasterValue
 
 if TYPE_CHECKING:
-    from ..signing import Verifier
+    from ..signing import Signer, Verifier
 
 __all__ = [
     "DIGEST_SIZE",
     "NONCE_SIZE",
+    "REMOVED_VERSION",
     "action_digest",
     "commitment",
+    "contradicts",
     "endorsement_signer",
     "head",
     "meta_digest",
+    "removed_head",
     "resolves",
+    "seal",
+    "seal_digest",
     "seal_signer",
     "seal_statement",
 ]
 
 DIGEST_SIZE: Final = 16
 NONCE_SIZE: Final = 16
+REMOVED_VERSION: Final = -1
+"""The version of a head that records a removal (see :func:`removed_head`)."""
 _SALT_MASK: Final = (1 << SALT_BITS) - 1
 
 
@@ -100,18 +112,70 @@ def head(rid: Rid, version: int, checksum: bytes, applied: Mapping[str, int], he
     return Head(rid=rid, version=version, checksum=checksum, meta=meta_digest(applied, held))
 
 
-def seal_statement(term: Term, index: int, heads: Iterable[Head]) -> tuple[str, int, int, bytes]:
+def removed_head(rid: Rid) -> Head:
+    """The head a seal carries for a resource removed since the seal before it."""
+    return Head(rid=rid, version=REMOVED_VERSION, checksum=b"", meta=b"")
+
+
+def seal_statement(
+    term: Term, index: int, heads: Iterable[Head], *, began: int = 0, prev: int = 0, chain: bytes = b""
+) -> tuple[str, int, int, bytes, int, int, bytes]:
     """The parts of a seal's signed statement."""
     body = cbor2.dumps([[h.rid, h.version, h.checksum, h.meta] for h in heads])
-    return ("seal", term, index, body)
+    return ("seal", term, index, body, began, prev, chain)
+
+
+def _statement_of(sealed: Sealed) -> tuple[str, int, int, bytes, int, int, bytes]:
+    return seal_statement(
+        sealed.term, sealed.index, sealed.heads, began=sealed.began, prev=sealed.prev, chain=sealed.chain
+    )
+
+
+def seal(
+    signer_: Signer, term: Term, index: int, heads: Iterable[Head], *, began: int, prev: int, chain: bytes
+) -> Sealed:
+    """``signer_``'s seal at ``index`` of ``term``, the next link of its chain (see the module docstring)."""
+    heads = tuple(heads)
+    proof = prove(signer_, *seal_statement(term, index, heads, began=began, prev=prev, chain=chain))
+    return Sealed(term=term, index=index, heads=heads, proof=proof, began=began, prev=prev, chain=chain)
+
+
+def seal_digest(sealed: Sealed) -> bytes:
+    """What the next seal of the chain names as its ``chain``."""
+    return _hash(statement(*_statement_of(sealed)))
 
 
 def seal_signer(sealed: Sealed, verifier: Verifier) -> PeerId | None:
     """The master that signed ``sealed``: a valid proof whose key may campaign for ``sealed.term``; else None."""
-    who = signer(sealed.proof, *seal_statement(sealed.term, sealed.index, sealed.heads), verifier=verifier)
+    if not sealed.began <= sealed.prev < sealed.index:
+        return None  # not a link of any chain: it covers no index
+    who = signer(sealed.proof, *_statement_of(sealed), verifier=verifier)
     if who is None or salt_of(who) != sealed.term & _SALT_MASK:
         return None
     return who
+
+
+def contradicts(ours: Sealed, theirs: Sealed) -> str | None:
+    """Why two valid seals of one master for one term cannot both be links of one chain, or None.
+
+    Both must have passed :func:`seal_signer` and have one signer; an honest master's seals
+    of a term name one ``began`` and cover disjoint, adjacent intervals ``(prev, index]``, each
+    naming the digest of the one before it.
+    """
+    if ours == theirs or ours.term != theirs.term:
+        return None
+    where = f"of term {ours.term}"
+    if ours.began != theirs.began:
+        return f"it began term {ours.term} at two indices ({ours.began} and {theirs.began})"
+    if ours.index == theirs.index:
+        return f"it sealed two different histories at index {ours.index} {where}"
+    if ours.prev < theirs.index and theirs.prev < ours.index:
+        stretches = f"({ours.prev}, {ours.index}] and ({theirs.prev}, {theirs.index}]"
+        return f"it sealed overlapping stretches {stretches} of its log {where}"
+    for first, then in ((ours, theirs), (theirs, ours)):
+        if then.prev == first.index and then.chain != seal_digest(first):
+            return f"its seal at index {then.index} {where} follows another seal at {first.index} than the one it made"
+    return None
 
 
 def resolves(origin: Any, resolved: Any) -> bool:

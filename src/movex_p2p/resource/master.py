@@ -28,9 +28,8 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 
 from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError
 from ..ids import PeerId, Rid, Term
-from ..proofs import prove
 from .effects import Effect, Publish, Send, TermObserved
-from .history import commitment, head, meta_digest, seal_signer, seal_statement
+from .history import commitment, head, meta_digest, removed_head, seal, seal_digest, seal_signer
 from .messages import (
     Ack,
     Applied,
@@ -157,6 +156,9 @@ class MasterCore:
         self.committed = 0
         self.deadline: float | None = now + recovery_timeout
         self.began: int | None = None
+        self._sealed_at = 0  # the index of this term's last seal (0: none yet)
+        self._chain = b""  # its digest, which the next seal names
+        self._removal_seals: dict[Rid, Sealed] = {}  # the seal that covered each remembered removal
         self._reveals = Reveals(me, term=term, types=self._types, resources=self._resources, entry=self._entry)
 
     # -- inspection ----------------------------------------------------------------------------
@@ -188,19 +190,32 @@ class MasterCore:
     # -- inputs --------------------------------------------------------------------------------
 
     def seal(self) -> list[Effect]:
-        """Sign the heads of the resources changed since the last seal (a ``Sealed`` for every peer); [] if none."""
-        if not self._dirty:
+        """Sign the heads of the resources changed since the last seal (a ``Sealed`` for every peer); [] if none.
+
+        Only once this term began and only past the index of the last seal: every seal is the next
+        link of the term's chain, so no two ever cover one index (what changes while recovering
+        is sealed with the first entries after ``Began``)."""
+        if not self._dirty or self.began is None or self.index <= self._sealed_at:
             return []
         heads: list[Head] = []
         for rid in self._dirty:
             res = self._resources.get(rid)
-            if res is not None:
+            if res is None:
+                heads.append(removed_head(rid))
+            else:
                 heads.append(head(rid, res.version, res.checksum, res.applied, res.held))
         self._dirty.clear()
-        proof = prove(self._signer, *seal_statement(self.term, self.index, heads))
-        sealed = Sealed(term=self.term, index=self.index, heads=tuple(heads), proof=proof)
+        prev = max(self._sealed_at, self.began)
+        sealed = seal(self._signer, self.term, self.index, heads, began=self.began, prev=prev, chain=self._chain)
+        self._sealed_at, self._chain = self.index, seal_digest(sealed)
         for h in heads:
-            self._resources[h.rid].seal = sealed
+            res = self._resources.get(h.rid)
+            if res is not None:
+                res.seal = sealed
+            elif h.rid in self._removed:
+                self._removal_seals[h.rid] = sealed
+                while len(self._removal_seals) > TOMBSTONES:
+                    del self._removal_seals[next(iter(self._removal_seals))]
         return [Publish(message=sealed)]
 
     def tick(self, now: float, *, lease: bool = True) -> list[Effect]:
@@ -401,7 +416,8 @@ class MasterCore:
             rid = Rid(rid_str)
             mine = self._resources.get(rid)
             if mine is None and rid in self._removed:  # it missed the removal: tell it again
-                effects.append(Send(to=sender, message=Removed(term=self.term, index=self._removed[rid], rid=rid)))
+                again = Removed(term=self.term, index=self._removed[rid], rid=rid, seal=self._removal_seals.get(rid))
+                effects.append(Send(to=sender, message=again))
                 continue
             newer = mine is None or (pos.term, pos.version) > mine.key
             if (recovering and newer) or mine is None:
@@ -557,13 +573,14 @@ class MasterCore:
         if size > type_.max_bytes:
             error = f"{msg.rid}'s state is {size} bytes, over max_bytes {type_.max_bytes}"
             return [self._reply(sender, msg.req, msg.rid, error, refusal="too_large")]
+        sealed = self.seal() if msg.rid in self._dirty else []  # removed in this step: seal that first
         res = Replica(rid=msg.rid, type=type_, state=state)
         res.advance(self.term, 0)
         self._resources[msg.rid] = res
         self._dirty[msg.rid] = None
         self.index += 1
         created = Created(term=self.term, index=self.index, rid=msg.rid, state=state, checksum=res.checksum)
-        return [Publish(message=created), self._reply(sender, msg.req, msg.rid)]
+        return [*sealed, Publish(message=created), self._reply(sender, msg.req, msg.rid)]
 
     def _on_bind(self, sender: PeerId, msg: Bind) -> list[Effect]:
         res = self._resources.get(msg.rid)
@@ -585,6 +602,7 @@ class MasterCore:
         self._reveals.forget(msg.rid)
         self._pulls = {(peer, rid) for peer, rid in self._pulls if rid != msg.rid}
         self.index += 1
+        self._dirty[msg.rid] = None  # the next seal records the removal (removed_head)
         self._removed[msg.rid] = self.index
         while len(self._removed) > TOMBSTONES:
             del self._removed[next(iter(self._removed))]

@@ -258,11 +258,16 @@ class Presence:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Removed:
-    """Log entry: ``rid`` no longer exists (its state, subscribers and held private actions are gone)."""
+    """Log entry: ``rid`` no longer exists (its state, subscribers and held private actions are gone).
+
+    A replica is dropped only once a seal records the removal (the ``Sealed`` after it, or ``seal``
+    when the master tells a peer that missed it again), so a removal is part of the witnessed history.
+    """
 
     term: Term
     index: int
     rid: Rid
+    seal: Sealed | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -327,12 +332,20 @@ class Head:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Sealed:
-    """The master of ``term`` signs, at log ``index``, the heads of the resources that changed since its last seal."""
+    """The master of ``term`` signs, at log ``index``, the heads of the resources that changed since its last seal.
+
+    The seals of a term are a chain (see ``history``): this one covers the log indices
+    ``(prev, index]`` of the term begun at ``began``, and ``chain`` is the digest of the seal at ``prev``
+    (empty for the first, whose ``prev`` is ``began``).
+    """
 
     term: Term
     index: int
     heads: tuple[Head, ...]
     proof: bytes
+    began: int = 0
+    prev: int = 0
+    chain: bytes = b""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

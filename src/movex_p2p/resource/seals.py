@@ -1,0 +1,136 @@
+"""SealBook: the seals a peer got from its master, compared with each other and with other peers' (pure).
+
+The seals of one term are a chain (``history``): each covers the log indices ``(prev, index]``
+after its term's ``Began`` and names the digest of the seal before it. A peer keeps its master's
+latest seals and checks each new one against them and every seal another peer passes on
+(``Witness``) against them: two seals of one master that cannot both be links of one chain
+(:func:`~.history.contradicts`) prove it told peers different histories, whatever indices it
+gave each. So that the pair meets:
+
+- a seal that does not continue the one before it (a jump in the indices, a first seal, a
+  removal's seal sent again) is passed on at once, not only the latest every ``WITNESS_EVERY``;
+- another peer's seal that is ahead of ours is kept and checked once ours get there;
+- when a pair proves a fork, our seal of the pair is passed on, so the other peer proves it too.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Final
+
+from ..proofs import signer_key
+from .history import contradicts, seal_digest
+from .messages import Sealed
+
+__all__ = ["AHEAD_KEPT", "SEALS_KEPT", "URGENT_KEPT", "SealBook"]
+
+SEALS_KEPT: Final = 512
+"""Seals of our master remembered to compare with what other peers got."""
+AHEAD_KEPT: Final = 64
+"""Other peers' seals ahead of ours kept until ours catch up (the oldest go first)."""
+URGENT_KEPT: Final = 16
+"""Seals waiting to be passed on at once (the oldest go first)."""
+
+
+class SealBook:
+    """Our master's seals, the checks of each seal against them, and which seals to pass on."""
+
+    def __init__(self) -> None:
+        self._seals: OrderedDict[tuple[int, int], Sealed] = OrderedDict()  # (term, index) -> seal
+        self._last: Sealed | None = None  # the latest seal of our master's chain
+        self._latest: Sealed | None = None  # the latest not yet passed on
+        self._urgent: OrderedDict[bytes, Sealed] = OrderedDict()  # by proof
+        self._ahead: OrderedDict[bytes, Sealed] = OrderedDict()  # others' seals ahead of ours, by proof
+
+    def keep(self, sealed: Sealed) -> str | None:
+        """A seal from our master: remember it; why it contradicts one it sent before (a fork), or None."""
+        last = self._last
+        continues = (
+            last is not None
+            and last.term == sealed.term
+            and sealed.prev == last.index
+            and sealed.chain == seal_digest(last)
+        )
+        verdict = self._against_ours(sealed)
+        self._store(sealed)
+        self._last = self._latest = sealed
+        if not continues:
+            self._pass_on(sealed)
+        if verdict is not None:
+            return verdict[0]
+        return self._caught_up(sealed)
+
+    def keep_old(self, sealed: Sealed) -> str | None:
+        """A seal our master sent again with an older entry (a removal): check it and pass it on, nothing else."""
+        verdict = self._against_ours(sealed)
+        self._pass_on(sealed)
+        return None if verdict is None else verdict[0]
+
+    def compare(self, theirs: Sealed) -> str | None:
+        """Another peer's seal: why it and one of ours prove a fork, or None (kept if it is ahead of ours)."""
+        verdict = self._against_ours(theirs)
+        if verdict is not None:
+            self._pass_on(verdict[1])  # the other peer may not hold our half of the pair
+            return verdict[0]
+        if self._ahead_of_ours(theirs):
+            self._ahead[theirs.proof] = theirs
+            self._ahead.move_to_end(theirs.proof)
+            while len(self._ahead) > AHEAD_KEPT:
+                self._ahead.popitem(last=False)
+        return None
+
+    def to_pass_on(self, due: bool) -> list[Sealed]:
+        """The seals to pass on now: those waiting to go at once, and the latest if ``due``."""
+        out = list(self._urgent.values())
+        self._urgent.clear()
+        latest = self._latest
+        if due and latest is not None:
+            self._latest = None
+            if latest not in out:
+                out.append(latest)
+        return out
+
+    @property
+    def has_latest(self) -> bool:
+        """True when a seal waits for the next regular pass."""
+        return self._latest is not None
+
+    def _store(self, sealed: Sealed) -> None:
+        self._seals[(sealed.term, sealed.index)] = sealed
+        while len(self._seals) > SEALS_KEPT:
+            self._seals.popitem(last=False)
+
+    def _pass_on(self, sealed: Sealed) -> None:
+        self._urgent[sealed.proof] = sealed
+        while len(self._urgent) > URGENT_KEPT:
+            self._urgent.popitem(last=False)
+
+    def _against_ours(self, theirs: Sealed) -> tuple[str, Sealed] | None:
+        """(why, which of ours) if ``theirs`` and one of our master's seals cannot both be honest."""
+        master = signer_key(theirs.proof)
+        same = self._seals.get((theirs.term, theirs.index))
+        candidates = [same] if same is not None else []
+        candidates += [s for s in self._seals.values() if s.term == theirs.term and s is not same]
+        for ours in candidates:
+            if signer_key(ours.proof) != master:
+                continue  # another master's seal proves nothing about ours
+            why = contradicts(ours, theirs)
+            if why is not None:
+                return why, ours
+        return None
+
+    def _ahead_of_ours(self, theirs: Sealed) -> bool:
+        last = self._last
+        return last is None or last.term < theirs.term or (last.term == theirs.term and last.index < theirs.index)
+
+    def _caught_up(self, sealed: Sealed) -> str | None:
+        """Check the other peers' seals that ours reached with ``sealed``."""
+        for proof, theirs in list(self._ahead.items()):
+            if self._ahead_of_ours(theirs):
+                continue
+            del self._ahead[proof]
+            verdict = self._against_ours(theirs)
+            if verdict is not None:
+                self._pass_on(verdict[1])
+                return verdict[0]
+        return None
