@@ -10,6 +10,7 @@ actions would hold them.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ Race = mx.ResourceType("race", race, initial={"winner": None, "n": 0})
 RID = Race.rid("r")
 
 
-def follower(me: Identity, *others: Identity) -> NodeCore:
+def follower(me: Identity, *others: Identity, room: str = "castle") -> NodeCore:
     """A real signed peer linked to EVIL and ``others``, following EVIL (certified by everyone's votes)."""
     core = NodeCore(
         me.id,
@@ -58,6 +59,7 @@ def follower(me: Identity, *others: Identity) -> NodeCore:
         rng=random.Random(me.id),
         signer=me,
         verifier=ED25519,
+        room=room,
     )
     core.start(0.0, 0.0)
     core.receive([PeerUp(peer=p.id) for p in (EVIL, *others)], 0.0, 0.0)
@@ -109,6 +111,7 @@ class Branch:
     versions: dict[Rid, int] = field(default_factory=dict)
     applied: dict[Rid, dict[str, int]] = field(default_factory=dict)
     dirty: set[Rid] = field(default_factory=set)
+    incarnations: dict[Rid, bytes] = field(default_factory=dict)
 
     def next(self) -> int:
         self.index += 1
@@ -118,11 +121,15 @@ class Branch:
         self.began = self.sealed_at = self.next()
         return rm.Began(term=TERM, index=self.began)
 
-    def create(self, rid: Rid = RID, state: Any = None) -> rm.Created:
+    def create(self, rid: Rid = RID, state: Any = None, incarnation: bytes = b"i" * 16) -> rm.Created:
         frozen = freeze(Race.initial if state is None else state)
         self.states[rid], self.versions[rid], self.applied[rid] = frozen, 0, {}
+        self.incarnations[rid] = incarnation
         self.dirty.add(rid)
-        return rm.Created(term=TERM, index=self.next(), rid=rid, state=frozen, checksum=checksum(frozen))
+        index = self.next()
+        return rm.Created(
+            term=TERM, index=index, rid=rid, state=frozen, checksum=checksum(frozen), incarnation=incarnation
+        )
 
     def apply(self, propose: rm.Propose, author: PeerId, rid: Rid = RID) -> rm.Applied:
         action = propose.action.by(author)
@@ -143,6 +150,11 @@ class Branch:
             now=0.0,
         )
 
+    @staticmethod
+    def replace(entry: rm.Applied, *, index: int) -> rm.Applied:
+        """``entry`` renumbered (a replay)."""
+        return dataclasses.replace(entry, index=index)
+
     def remove(self, rid: Rid = RID) -> rm.Removed:
         del self.states[rid]
         self.dirty.add(rid)
@@ -151,7 +163,7 @@ class Branch:
     def seal(self) -> rm.Sealed:
         """Seal the step, as an honest master: the heads changed since the last seal, the next link of the chain."""
         heads = [
-            head(rid, self.versions[rid], checksum(self.states[rid]), self.applied[rid], ())
+            head(rid, self.versions[rid], checksum(self.states[rid]), self.applied[rid], (), self.incarnations[rid])
             if rid in self.states
             else removed_head(rid)
             for rid in sorted(self.dirty)

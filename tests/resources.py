@@ -322,7 +322,16 @@ class CoreCluster:
     def _endorse(self, author: PeerId, proposal: rm.Propose) -> None:
         """What NodeCore does for an author: sign the digest of the proposal leaving for the master."""
         commit = b"" if proposal.private is None else commitment(proposal.nonce, proposal.private)
-        digest = action_digest(author, proposal.rid, proposal.seq, proposal.action, commit)
+        digest = action_digest(
+            author,
+            proposal.rid,
+            proposal.seq,
+            proposal.action,
+            commit,
+            room="",
+            term=proposal.term,
+            incarnation=proposal.incarnation,
+        )
         proof = prove(self.signers[author], "endorse", digest)
         endorsed = rm.Endorsed(term=proposal.term, author=author, digests=(digest,), proof=proof)
         self._endorsements[(author, proposal.rid, proposal.seq)] = endorsed

@@ -203,3 +203,72 @@ def test_a_removal_and_a_new_incarnation_in_one_step_are_sealed_apart() -> None:
     assert [h.version for h in seals[1].heads] == [REMOVED_VERSION]
     assert [why for a, b in itertools.combinations(seals, 2) if (why := contradicts(a, b))] == []
     assert core.client.replicas[rid].state == {"count": 0}  # the new incarnation
+
+
+def played(room: str = "castle") -> tuple[NodeCore, Branch, rm.Endorsed, rm.Applied]:
+    """A first session: Alice's ``incrementBy 100`` (seq 1); Bob, and the master's history and what it holds."""
+    alice, bob = follower(ALICE, BOB, room=room), follower(BOB, ALICE, room=room)
+    branch = Branch()
+    first: list[wire.Message] = [branch.begin(), branch.create(incarnation=b"1" * 16), branch.seal()]
+    for core in (alice, bob):
+        send(core, EVIL, first, now=0.1)
+    endorsed, (propose,) = proposals(alice, mx.Action("incrementBy", 100), now=0.2)
+    applied = branch.apply(propose, ALICE.id)
+    for core in (alice, bob):
+        send(core, EVIL, [endorsed, applied, branch.seal()], now=0.3)
+        assert core.client.replicas[RID].state["n"] == 100
+    return bob, branch, endorsed, applied
+
+
+@pytest.mark.parametrize("where", ["re-created", "new-session", "other-room"])
+def test_an_old_signed_action_is_no_action_of_a_new_incarnation_session_or_room(where: str) -> None:
+    """Before: the digest an author signs covered author, rid, seq, action and commitment only, so a
+    master replayed an old ``incrementBy 100`` as seq 1 of a re-created rid, or of the rid in a new
+    session with the same identities, and every peer applied it. Now it binds the room, the term
+    and the rid's incarnation (new with each creation): the replay is an action nobody signed."""
+    bob, branch, endorsed, old = played()
+    if where == "re-created":  # the same session: removed, created again
+        send(bob, EVIL, [branch.remove(), branch.seal()], now=0.4)
+        send(bob, EVIL, [branch.create(incarnation=b"2" * 16), branch.seal()], now=0.5)
+    else:  # a new session of the same identities (and terms); in another room, even the incarnation is the same
+        other = where == "other-room"
+        bob, branch = follower(BOB, ALICE, room="keep" if other else "castle"), Branch()
+        send(bob, EVIL, [branch.begin(), branch.create(incarnation=b"1" * 16 if other else b"2" * 16)], now=0.1)
+        send(bob, EVIL, [branch.seal()], now=0.1)
+    assert bob.client.replicas[RID].state["n"] == 0
+    replay = branch.apply(rm.Propose(term=old.term, rid=RID, seq=1, base=0, action=old.action), ALICE.id)
+    ready = send(bob, EVIL, [endorsed, replay, branch.seal()], now=0.6)
+    assert bob.client.replicas[RID].state["n"] == 0  # not applied
+    assert [f.peer for f in forks(ready)] == [EVIL.id]
+    assert "never signed" in forks(ready)[0].reason
+
+
+def test_an_author_is_never_told_its_action_settled_when_another_was_confirmed() -> None:
+    """Before: in a new session, a pending ``decrement`` (seq 1) answered with the old session's
+    ``incrementBy 100`` (seq 1, its real signature) was reported ``ActionSettled(error=None)`` to its
+    author. A master that re-creates the rid with the old incarnation in the same room and term
+    can still replay it where the author's word is not heard, but the author itself is told
+    the truth (and a peer that removed that incarnation refuses it: next test)."""
+    _, session, endorsed, old = played()
+    alice = follower(ALICE, BOB)
+    branch = Branch()
+    send(alice, EVIL, [branch.begin(), branch.create(incarnation=session.incarnations[RID]), branch.seal()], now=0.1)
+    proposals(alice, mx.Action("decrement"), now=0.2)  # seq 1 of this session
+    replay = branch.apply(rm.Propose(term=old.term, rid=RID, seq=1, base=0, action=old.action), ALICE.id)
+    ready = send(alice, EVIL, [endorsed, replay, branch.seal()], now=0.3)
+    settled = [e for e in ready.events if isinstance(e, fx.ActionSettled)]
+    assert [(s.seq, s.error is None) for s in settled] == [(1, False)]
+    assert alice.client.pending(RID) == []
+    assert alice.client.replicas[RID].state["n"] == 100  # the master's log, as it is
+
+
+def test_a_rid_created_again_with_a_removed_incarnation_is_a_forgery() -> None:
+    """What lets a replay through, re-using a removed incarnation, is itself refused by its witnesses."""
+    bob = follower(BOB, ALICE)
+    branch = Branch()
+    send(bob, EVIL, [branch.begin(), branch.create(incarnation=b"1" * 16), branch.seal()], now=0.1)
+    send(bob, EVIL, [branch.remove(), branch.seal()], now=0.2)
+    assert not bob.client.has(RID)
+    ready = send(bob, EVIL, [branch.create(incarnation=b"1" * 16), branch.seal()], now=0.3)
+    assert [f.peer for f in forks(ready)] == [EVIL.id]
+    assert not bob.client.has(RID)

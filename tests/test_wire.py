@@ -183,6 +183,7 @@ def propose(payload: Any, *, kind: Any = "t", rid: Any = "counter:c", **override
         "action": [kind, payload],
         "private": None,
         "nonce": b"",
+        "incarnation": b"",
         **override,
     }
     return [33, *(values[f.name] for f in dataclasses.fields(rm.Propose))]

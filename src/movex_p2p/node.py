@@ -140,6 +140,7 @@ class Peer:
             signer=FakeSigner(identity.public_key) if _fake_signer else identity,
             verifier=FAKE if _fake_signer else ED25519,
             entropy=os.urandom,
+            room=room,
         )
         self._core.client.stuck_after = stuck_after
         self._driver: Driver | None = None  # while the transport is open

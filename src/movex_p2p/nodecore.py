@@ -200,12 +200,14 @@ class NodeCore:
         signer: Signer,
         verifier: Verifier,
         entropy: Callable[[int], bytes] | None = None,
+        room: str = "",
     ) -> None:
         """``name``, ``info`` and ``role`` are what this peer introduces itself with; ``opaque`` (a
         spectator only) replicates, read-only, the resources of types it does not have.
         ``signer`` (whose id is ``me``; a real peer's Identity) signs what this peer must prove to
         others, ``verifier`` checks what others sign (docs/security.md). ``entropy(n)``
-        gives ``n`` unpredictable bytes for commitments (the Peer passes ``os.urandom``; default: ``rng``)."""
+        gives ``n`` unpredictable bytes for commitments (the Peer passes ``os.urandom``; default: ``rng``).
+        ``room`` is bound into every action's signed digest (the Peer passes its room)."""
         if opaque and role != "spectator":
             raise ValueError("only a spectator can hold resources of types it does not have (opaque)")
         self.me = me
@@ -214,12 +216,12 @@ class NodeCore:
         self.signer = signer
         self.verifier = verifier
         self._entropy = entropy or rng.randbytes
-        self.history = SignedHistory(me, signer)
+        self.history = SignedHistory(me, signer, room)
         self.types = dict(types)
         self.rng = rng
         self.decode_limit = decode_limit
         self.majority = election.policy is el.Policy.MAJORITY
-        self.client = ClientCore(me, types=self.types, wait_commit=self.majority, opaque=opaque)
+        self.client = ClientCore(me, types=self.types, wait_commit=self.majority, opaque=opaque, room=room)
         self.election = el.ElectionMachine(
             me, config=election, rng=rng, signer=signer, verifier=verifier, spectator=role == "spectator"
         )

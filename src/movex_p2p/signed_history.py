@@ -38,9 +38,11 @@ WITNESS_EVERY: Final = 0.25
 class SignedHistory:
     """Endorsements, seals and witnesses of one peer; the verdicts it returns are the node's to act on."""
 
-    def __init__(self, me: PeerId, signer: Signer) -> None:
+    def __init__(self, me: PeerId, signer: Signer, room: str = "") -> None:
+        """``room``: what every digest binds (an action signed for one room is no action in another)."""
         self.me = me
         self.signer = signer
+        self.room = room
         self._endorsements: dict[PeerId, OrderedDict[bytes, rm.Endorsed]] = {}  # master: per author
         self._proofs: OrderedDict[tuple[PeerId, str, int], rm.Endorsed] = OrderedDict()  # master: checked proposals
         self._endorsed_to: dict[PeerId, OrderedDict[bytes, None]] = {}  # master: Endorsed sent per peer (by proof)
@@ -64,7 +66,7 @@ class SignedHistory:
             return True
         if sender == self.me:
             return True  # the master's own actions: it is their author, its entries say so
-        digest = _digest(sender, message)
+        digest = self._digest(sender, message)
         known = self._endorsements.get(sender)
         proof = None if known is None else known.get(digest)
         if proof is None:
@@ -100,7 +102,7 @@ class SignedHistory:
         proposals = [(i, m) for i, m in enumerate(messages) if type(m) is rm.Propose]
         if not proposals:
             return
-        digests = tuple(_digest(self.me, m) for _, m in proposals)
+        digests = tuple(self._digest(self.me, m) for _, m in proposals)
         proof = prove(self.signer, "endorse", b"".join(digests))
         messages.insert(proposals[0][0], rm.Endorse(term=term, digests=digests, proof=proof))
 
@@ -142,6 +144,20 @@ class SignedHistory:
         self._distrusted.add(peer)
         return True
 
+    def _digest(self, author: PeerId, proposal: rm.Propose) -> bytes:
+        """The digest ``author`` signs for ``proposal`` (see ``resource.history``)."""
+        commit = b"" if proposal.private is None else commitment(proposal.nonce, proposal.private)
+        return action_digest(
+            author,
+            proposal.rid,
+            proposal.seq,
+            proposal.action,
+            commit,
+            room=self.room,
+            term=proposal.term,
+            incarnation=proposal.incarnation,
+        )
+
     def link_up(self, peer: PeerId) -> None:
         """What went over an earlier link to ``peer`` may be lost: its Endorsed go again."""
         self._endorsed_to.pop(peer, None)
@@ -149,9 +165,3 @@ class SignedHistory:
     def link_down(self, peer: PeerId) -> None:
         self._endorsed_to.pop(peer, None)
         self._endorsements.pop(peer, None)
-
-
-def _digest(author: PeerId, proposal: rm.Propose) -> bytes:
-    """The digest ``author`` signs for ``proposal`` (see ``resource.history``)."""
-    commit = b"" if proposal.private is None else commitment(proposal.nonce, proposal.private)
-    return action_digest(author, proposal.rid, proposal.seq, proposal.action, commit)

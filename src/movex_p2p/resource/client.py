@@ -99,17 +99,19 @@ class ClientCore:
         types: Mapping[str, ResourceType],
         wait_commit: bool = False,
         opaque: bool = False,
+        room: str = "",
     ) -> None:
         """With ``wait_commit`` an own action is confirmed only once a quorum holds it (``majority``);
         with ``opaque`` this peer also replicates, read-only, resources of types it does not have;
-        entries are checked against their authors' endorsements (see the module docstring)."""
+        entries are checked against their authors' endorsements in ``room`` (see the module docstring)."""
         self.me = me
-        self._authorship = Authorship()
+        self._authorship = Authorship(room)
         self.wait_commit = wait_commit
         self.opaque = opaque
         self.removed: dict[Rid, int] = {}
         """Tombstones: recently removed rids and the log index of their removal."""
         self._unsealed_removals: dict[Rid, int] = {}  # rid -> index of a Removed no seal recorded yet
+        self._incarnations: dict[Rid, bytes] = {}  # rid -> the incarnation of the replica removed last
         self.committed = 0
         self.types = dict(types)
         self.master: PeerId | None = None
@@ -230,7 +232,8 @@ class ClientCore:
         when = self._last_now
         # after a restart with the same identity, the master already holds this author's earlier seqs
         seq = self._queue.next_seq(rid, res.applied.get(self.me, 0))
-        item = Pending(seq, public, secret, waits, nonce=nonce if secret else b"", born=when)
+        nonce = nonce if secret else b""
+        item = Pending(seq, public, secret, waits, nonce=nonce, born=when, incarnation=res.incarnation)
         pending = self._queue.push(rid, item, when)
         effects: list[Effect] = []
         if not waits:
@@ -382,7 +385,7 @@ class ClientCore:
             res = self.replicas.get(head.rid)
             if res is None or res.version != head.version or head.rid in self._syncing:
                 continue
-            if res.checksum != head.checksum or meta_digest(res.applied, res.held) != head.meta:
+            if res.checksum != head.checksum or meta_digest(res.applied, res.held, res.incarnation) != head.meta:
                 effects += self._resync(head.rid, "the master's seal does not match the entries it sent")
             else:
                 res.seal = msg
@@ -390,10 +393,18 @@ class ClientCore:
 
     def _on_applied(self, msg: Applied, now: float, *, verify: bool = False) -> list[Effect]:
         """``verify``: check its author signed it (not for the master's own actions: it wrote them)."""
-        if verify and msg.rid in self.replicas and msg.version == self.replicas[msg.rid].version + 1:
-            forged = self._authorship.forged(msg)
+        replica = self.replicas.get(msg.rid)
+        if verify and replica is not None and msg.version == replica.version + 1:
+            forged = self._authorship.forged(msg, replica.incarnation)
             if forged is not None:
                 return [Forged(peer=self.master or msg.author, reason=forged)]
+        if msg.author == self.me and replica is not None and msg.version == replica.version + 1:
+            another = self._queue.another(msg.rid, msg.seq, msg.origin or msg.action, msg.commitment)
+            if another:  # never told it settled: it did not (the entry still applies: the log is the master's)
+                self._queue.take(msg.rid, msg.seq, self._last_now, None)
+                reason = f"the master confirmed another action as this one (seq {msg.seq})"
+                settled = ActionSettled(rid=msg.rid, seq=msg.seq, error=reason, refusal="rejected")
+                return [settled, *self._on_applied(msg, now, verify=False)]
         action = msg.action.by(msg.author)
         res = self._apply_entry(msg, lambda replica: replica.type.reduce(replica.state, action), now)
         if not isinstance(res, Replica):
@@ -447,7 +458,12 @@ class ClientCore:
         type_ = type_of(self.types, msg.rid, opaque=self.opaque)
         if type_ is None:
             return []  # a type this peer does not use
-        replica = self.replicas[msg.rid] = Replica(rid=msg.rid, type=type_, state=freeze(msg.state))
+        if self._incarnations.get(msg.rid) == msg.incarnation:
+            reason = f"{msg.rid} created again with the incarnation of the one removed (a replay)"
+            return [Forged(peer=self.master or PeerId(""), reason=reason)]
+        state = freeze(msg.state)
+        replica = Replica(rid=msg.rid, type=type_, state=state, incarnation=msg.incarnation)
+        self.replicas[msg.rid] = replica
         replica.advance(msg.term, 0)
         return self._changed(msg.rid)
 
@@ -478,6 +494,9 @@ class ClientCore:
             del self.removed[next(iter(self.removed))]
         if rid not in self.replicas:
             return []
+        self._incarnations[rid] = self.replicas[rid].incarnation
+        while len(self._incarnations) > TOMBSTONES:
+            del self._incarnations[next(iter(self._incarnations))]
         effects: list[Effect] = []
         for item in list(self._queue.items.get(rid, ())):
             effects += self._settle(rid, item.seq, f"{rid} was removed", refusal="not_found")

@@ -1,8 +1,11 @@
 """The signed history's digests, commitments and seals (pure; see docs/security.md).
 
-- An action's *digest* binds its author, resource, seq, the action as dispatched and the
-  commitment to its private half; an author signs the digests of a frame's actions at once
-  (``Endorse``), so every peer can check that an ``Applied`` entry's action is its author's.
+- An action's *digest* binds the room, its author, the term it was proposed in, its resource and
+  that resource's incarnation (unique to one creation of the rid), its seq, the action as
+  dispatched and the commitment to its private half; an author signs the digests of a frame's
+  actions at once (``Endorse``), so every peer can check that an ``Applied`` entry's action is its
+  author's, given to this master for this resource in this room (an old signature does not
+  fit a re-created rid, another term or another room).
 - A *commitment* is BLAKE2b of a random nonce and the private half: published with the public
   half, it binds the author to a private action that only the master sees until the reveal,
   where every peer checks it.
@@ -43,6 +46,7 @@ __all__ = [
     "contradicts",
     "endorsement_signer",
     "head",
+    "incarnation",
     "meta_digest",
     "removed_head",
     "resolves",
@@ -79,13 +83,24 @@ def commitment(nonce: bytes, private: Action) -> bytes:
     return _hash(statement("commit", nonce, _encode(private)))
 
 
-def action_digest(author: str, rid: str, seq: int, action: Action, commit: bytes = b"") -> bytes:
+def action_digest(
+    author: str, rid: str, seq: int, action: Action, commit: bytes = b"", *, room: str, term: int, incarnation: bytes
+) -> bytes:
     """The digest an author signs for one action (``action`` as dispatched, master values unresolved)."""
     payload = action.payload
     body = _encode(action) if isinstance(payload, dict | list | tuple | MasterValue) else None
     if body is None:  # the common small payloads: one cbor call, no canonical sort needed
         body = cbor2.dumps([action.type, payload], default=_encode_value)
-    parts = (author.encode(), rid.encode(), seq.to_bytes(8, "big", signed=True), body, commit)
+    parts = (
+        room.encode(),
+        author.encode(),
+        term.to_bytes(8, "big", signed=True),
+        rid.encode(),
+        incarnation,
+        seq.to_bytes(8, "big", signed=True),
+        body,
+        commit,
+    )
     digest = hashlib.blake2b(digest_size=DIGEST_SIZE, person=b"movex-action")
     for part in parts:
         digest.update(len(part).to_bytes(4, "big"))
@@ -98,18 +113,26 @@ def endorsement_signer(message: Endorse | Endorsed, verifier: Verifier) -> PeerI
     return signer(message.proof, "endorse", b"".join(message.digests), verifier=verifier)
 
 
-def meta_digest(applied: Mapping[str, int], held: Iterable[Held]) -> bytes:
-    """The digest of a replica's applied seqs and held references (its head's ``meta``)."""
+def meta_digest(applied: Mapping[str, int], held: Iterable[Held], incarnation: bytes = b"") -> bytes:
+    """The digest of a replica's applied seqs, held references and incarnation (its head's ``meta``)."""
     body = [
         sorted(applied.items()),
         [[h.author, h.seq, h.commitment, None if h.public is None else _encode(h.public)] for h in held],
+        incarnation,
     ]
     return _hash(cbor2.dumps(body, canonical=True))
 
 
-def head(rid: Rid, version: int, checksum: bytes, applied: Mapping[str, int], held: Iterable[Held]) -> Head:
+def head(
+    rid: Rid, version: int, checksum: bytes, applied: Mapping[str, int], held: Iterable[Held], incarnation: bytes = b""
+) -> Head:
     """The head of a resource."""
-    return Head(rid=rid, version=version, checksum=checksum, meta=meta_digest(applied, held))
+    return Head(rid=rid, version=version, checksum=checksum, meta=meta_digest(applied, held, incarnation))
+
+
+def incarnation(salt: bytes, term: Term, index: int) -> bytes:
+    """The incarnation of a resource created at ``index`` of ``term`` by a master with the secret ``salt``."""
+    return _hash(statement("incarnation", salt, term, index))
 
 
 def removed_head(rid: Rid) -> Head:

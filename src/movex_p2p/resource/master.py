@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError
 from ..ids import PeerId, Rid, Term
 from .effects import Effect, Publish, Send, TermObserved
-from .history import commitment, head, meta_digest, removed_head, seal, seal_digest, seal_signer
+from .history import commitment, head, incarnation, meta_digest, removed_head, seal, seal_digest, seal_signer
 from .messages import (
     Ack,
     Applied,
@@ -203,7 +203,7 @@ class MasterCore:
             if res is None:
                 heads.append(removed_head(rid))
             else:
-                heads.append(head(rid, res.version, res.checksum, res.applied, res.held))
+                heads.append(head(rid, res.version, res.checksum, res.applied, res.held, res.incarnation))
         self._dirty.clear()
         prev = max(self._sealed_at, self.began)
         sealed = seal(self._signer, self.term, self.index, heads, began=self.began, prev=prev, chain=self._chain)
@@ -515,7 +515,7 @@ class MasterCore:
         known = self.me if snap.entry_term == self.term else self._master_of(snap.entry_term)
         if seal is None or signed_by is None or signed_by != known:
             return "not sealed by the master of its term"
-        meta = meta_digest(pulled.applied, pulled.held)
+        meta = meta_digest(pulled.applied, pulled.held, pulled.incarnation)
         if not any(
             h.rid == snap.rid and h.version == snap.version and h.checksum == snap.checksum and h.meta == meta
             for h in seal.heads
@@ -574,12 +574,15 @@ class MasterCore:
             error = f"{msg.rid}'s state is {size} bytes, over max_bytes {type_.max_bytes}"
             return [self._reply(sender, msg.req, msg.rid, error, refusal="too_large")]
         sealed = self.seal() if msg.rid in self._dirty else []  # removed in this step: seal that first
-        res = Replica(rid=msg.rid, type=type_, state=state)
+        self.index += 1
+        born = incarnation(self._salt, self.term, self.index)
+        res = Replica(rid=msg.rid, type=type_, state=state, incarnation=born)
         res.advance(self.term, 0)
         self._resources[msg.rid] = res
         self._dirty[msg.rid] = None
-        self.index += 1
-        created = Created(term=self.term, index=self.index, rid=msg.rid, state=state, checksum=res.checksum)
+        created = Created(
+            term=self.term, index=self.index, rid=msg.rid, state=state, checksum=res.checksum, incarnation=born
+        )
         return [*sealed, Publish(message=created), self._reply(sender, msg.req, msg.rid)]
 
     def _on_bind(self, sender: PeerId, msg: Bind) -> list[Effect]:
@@ -625,6 +628,9 @@ class MasterCore:
         return self._windows.order(sender, res, msg, lambda m: self._apply(sender, res, m, now))
 
     def _apply(self, sender: PeerId, res: Replica, msg: Propose, now: float) -> list[Effect]:
+        if msg.incarnation != res.incarnation:  # signed for an earlier creation of the rid
+            self._windows.settle_rejected(res, sender, msg.seq)
+            return [self._reject(sender, msg, f"{msg.rid} was removed and created again", "not_found")]
         action, private = msg.action, msg.private
         if has_master_values(action.payload) or (private is not None and has_master_values(private.payload)):
             rng = self._rng_factory(seed_for(self._salt, self.term, msg.rid, res.version + 1))

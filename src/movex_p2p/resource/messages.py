@@ -125,6 +125,8 @@ class Propose:
     private: Action | None = None
     nonce: bytes = b""
     """With ``private``: the author's random nonce of its commitment (see ``history.commitment``)."""
+    incarnation: bytes = b""
+    """The incarnation of ``rid`` the author signed this action for (its ``Created`` entry's)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,6 +189,8 @@ class Created:
     rid: Rid
     state: Any
     checksum: bytes
+    incarnation: bytes = b""
+    """Unique to this creation of ``rid`` (the master's choice): actions are signed for one incarnation."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -377,6 +381,8 @@ class Snapshot:
     """The seal of the master of ``entry_term`` over this head (a new master adopts only sealed replicas)."""
     recent: dict[str, bytes] = field(default_factory=dict)
     """Per author, which of its last seqs up to ``applied`` this replica holds (see ``Replica.holds``)."""
+    incarnation: bytes = b""
+    """The incarnation of ``rid`` (its ``Created`` entry's; part of each head's ``meta``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ..ids import PeerId, Rid, Term
 from .effects import Effect, Rebased, Send, Stalled, Stuck
+from .history import action_digest, commitment
 from .messages import Propose, SyncRequest
 from .replica import Replica
 from .types import Action
@@ -38,6 +39,7 @@ class Pending:
     origin: Action | None = None  # the private half as dispatched, once the master resolved it
     born: float = 0.0  # wall time of the dispatch (or of its re-send as a new action)
     stuck: int = 0  # 1: proposed again after STUCK_AFTER; 2: reported stuck
+    incarnation: bytes = b""  # of the resource it was dispatched on (signed with it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +96,14 @@ class PendingQueue:
     def propose(rid: Rid, item: Pending, base: int, term: Term) -> Propose:
         """The Propose of pending ``item`` (every seq up to ``base`` is settled)."""
         return Propose(
-            term=term, rid=rid, seq=item.seq, base=base, action=item.action, private=item.private, nonce=item.nonce
+            term=term,
+            rid=rid,
+            seq=item.seq,
+            base=base,
+            action=item.action,
+            private=item.private,
+            nonce=item.nonce,
+            incarnation=item.incarnation,
         )
 
     def resend(self, rid: Rid, after: int, master: PeerId | None, term: Term) -> list[Effect]:
@@ -104,6 +113,15 @@ class PendingQueue:
             return []
         base = items[0].seq - 1
         return [Send(to=master, message=self.propose(rid, i, base, term)) for i in items if i.seq > after]
+
+    def another(self, rid: Rid, seq: int, action: Action, commit: bytes) -> bool:
+        """Is own pending ``seq`` on ``rid`` another action than ``action`` (as dispatched) committed by ``commit``?"""
+        for item in self.items.get(rid, ()):
+            if item.seq == seq:
+                private = item.origin or item.private  # as dispatched (the master may have resolved it since)
+                ours = b"" if private is None else commitment(item.nonce, private)
+                return ours != commit or _encoded(item.action) != _encoded(action)
+        return False
 
     def take(self, rid: Rid, seq: int, now: float, kept: tuple[int, int, Action] | None) -> Pending | None:
         """Drop ``seq`` from pending (None if it is not); ``kept``: (version, term, action) of its confirmation."""
@@ -148,7 +166,8 @@ class PendingQueue:
         pending = self.items.setdefault(res.rid, [])
         first = len(pending)
         for confirmed in lost:  # as new actions: their master values stay as first resolved
-            pending.append(Pending(self.next_seq(res.rid), confirmed.action, confirmed.private, born=now))
+            seq = self.next_seq(res.rid)
+            pending.append(Pending(seq, confirmed.action, confirmed.private, born=now, incarnation=res.incarnation))
         if master is not None:
             base = pending[0].seq - 1
             effects += [Send(to=master, message=self.propose(res.rid, i, base, term)) for i in pending[first:]]
@@ -214,3 +233,8 @@ class PendingQueue:
         if stalled:
             effects.insert(0, Stalled(master=master, seconds=waited, pending=stalled))
         return effects
+
+
+def _encoded(action: Action) -> bytes:
+    """``action``'s type and payload, canonically (a decoded payload equals the dispatched one)."""
+    return action_digest("", "", 0, action, room="", term=0, incarnation=b"")

@@ -42,6 +42,8 @@ class Replica:
     """Per author, bit k set: seq ``applied[author] - k`` is in this replica's log (applied, not
     skipped nor rejected). Two masters of a split may both apply one action; its author can
     then tell, after the heal, whether the winning log holds it (see :meth:`holds`)."""
+    incarnation: bytes = b""
+    """Unique to this creation of ``rid`` (see ``Created``): what its authors' signatures bind to."""
     _checksum: bytes | None = None
 
     def settle(self, author: str, seq: int, *, applied: bool) -> None:
@@ -111,6 +113,7 @@ class Replica:
             eras=list(self.eras),
             seal=self.seal,
             recent=dict(self.recent),
+            incarnation=self.incarnation,
             _checksum=self._checksum,
         )
 
@@ -139,6 +142,7 @@ class Replica:
             eras=tuple(self.eras),
             seal=self.seal,
             recent={author: mask.to_bytes(_WINDOW_BYTES, "big") for author, mask in self.recent.items()},
+            incarnation=self.incarnation,
         )
 
     @classmethod
@@ -156,6 +160,7 @@ class Replica:
             eras=list(snap.eras[-MAX_ERAS:]),
             seal=snap.seal,
             recent={author: int.from_bytes(mask[-_WINDOW_BYTES:], "big") for author, mask in snap.recent.items()},
+            incarnation=snap.incarnation,
         )
 
 
