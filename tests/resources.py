@@ -251,6 +251,7 @@ class CoreCluster:
 
     def _new_master(self, me: PeerId, term: Term, replicas: Iterable[Any], index: int = 0) -> MasterCore:
         self.term_masters[term] = me
+        client = self.clients[me]  # its tombstones, as NodeCore passes them
         return MasterCore(
             me,
             term=term,
@@ -264,6 +265,8 @@ class CoreCluster:
             signer=self.signers[me],
             verifier=FAKE,
             master_of=self.term_masters.get,
+            removed=client.removed,
+            removal_seals=client.removal_seals,
         )
 
     def elect(self, master: PeerId, round_: int, *, build: bool = True, deliver: bool = True) -> None:

@@ -20,11 +20,13 @@ from movex_p2p.nodecore import NodeCore, Ready
 from movex_p2p.proofs import prove
 from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
+from movex_p2p.resource.client import ClientCore
 from movex_p2p.resource.history import REMOVED_VERSION, contradicts, head, seal
+from movex_p2p.resource.replica import Replica
 from movex_p2p.resource.state import checksum, freeze
 from movex_p2p.transport.base import PeerUp
 from tests.forger import ALICE, BOB, EVIL, RID, Branch, follower, forks, proposals, send, to
-from tests.resources import Counter
+from tests.resources import CoreCluster, Counter
 from tests.test_hostile_node import EVIL as MEMBER
 from tests.test_hostile_node import ME, THIRD, elect_alone, node
 
@@ -272,3 +274,28 @@ def test_a_rid_created_again_with_a_removed_incarnation_is_a_forgery() -> None:
     ready = send(bob, EVIL, [branch.create(incarnation=b"1" * 16), branch.seal()], now=0.3)
     assert [f.peer for f in forks(ready)] == [EVIL.id]
     assert not bob.client.has(RID)
+
+
+def test_a_removal_told_again_carries_the_seal_that_recorded_it() -> None:
+    """A peer that missed a removal is told again with its seal (by this master or the next), so
+    it drops its replica under a seal like everyone else did, and only then."""
+    c = CoreCluster(3)
+    rid = Rid("counter:c")
+    c.setup(rid)
+    stale = c.clients[c.ids[2]].replicas[rid].position()
+    _, effects = c.clients[c.ids[1]].remove(rid)
+    c.route(c.ids[1], effects)
+    c.run()
+    assert all(not client.has(rid) for client in c.clients.values())
+    for _ in range(2):  # this master, then the next one (built from a peer's tombstones)
+        out = c.master.step(c.ids[2], rm.Report(term=c.term, req=99, have={rid: stale}), c.now)
+        (again,) = [e.message for e in out if isinstance(e, fx.Send) and isinstance(e.message, rm.Removed)]
+        assert again.seal is not None
+        assert [(h.rid, h.version) for h in again.seal.heads] == [(rid, REMOVED_VERSION)]
+        assert again.seal.prev < again.index <= again.seal.index
+        c.elect(c.ids[1], 2)
+    unsealed = ClientCore(c.ids[2], types={"counter": Counter})  # a replica told of a removal no seal records
+    unsealed.replicas[rid] = Replica(rid=rid, type=Counter, state=freeze({"count": 0}))
+    unsealed.master, unsealed.term = c.ids[0], c.term
+    assert unsealed.step(c.ids[0], rm.Removed(term=c.term, index=7, rid=rid), c.now) == []
+    assert unsealed.has(rid)

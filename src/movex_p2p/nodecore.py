@@ -602,6 +602,7 @@ class NodeCore:
                     verifier=self.verifier,
                     master_of=self.election.master_of,
                     removed=self.client.removed,
+                    removal_seals=self.client.removal_seals,
                 )
         else:
             self.master = None

@@ -111,6 +111,8 @@ class ClientCore:
         self.removed: dict[Rid, int] = {}
         """Tombstones: recently removed rids and the log index of their removal."""
         self._unsealed_removals: dict[Rid, int] = {}  # rid -> index of a Removed no seal recorded yet
+        self.removal_seals: dict[Rid, Sealed] = {}
+        """The seal that recorded each tombstone's removal (a new master tells a peer that missed it)."""
         self._incarnations: dict[Rid, bytes] = {}  # rid -> the incarnation of the replica removed last
         self.committed = 0
         self.types = dict(types)
@@ -380,7 +382,7 @@ class ClientCore:
             if head.version == REMOVED_VERSION:
                 index = self._unsealed_removals.get(head.rid)
                 if index is not None and msg.prev < index <= msg.index:
-                    effects += self._remove(head.rid, index)
+                    effects += self._remove(head.rid, index, msg)
                 continue
             res = self.replicas.get(head.rid)
             if res is None or res.version != head.version or head.rid in self._syncing:
@@ -482,16 +484,21 @@ class ClientCore:
     def _on_removed(self, msg: Removed) -> list[Effect]:
         """A removal is applied once a seal records it (this one's, or the next Sealed): see ``_on_sealed``."""
         self._entry(msg.index)
-        if msg.rid in self.replicas and not _records_removal(msg.seal, msg.rid, msg.index):
+        recorded = _records_removal(msg.seal, msg.rid, msg.index)
+        if msg.rid in self.replicas and not recorded:
             self._unsealed_removals[msg.rid] = msg.index
             return []
-        return self._remove(msg.rid, msg.index)
+        return self._remove(msg.rid, msg.index, msg.seal if recorded else None)
 
-    def _remove(self, rid: Rid, index: int) -> list[Effect]:
+    def _remove(self, rid: Rid, index: int, sealed: Sealed | None) -> list[Effect]:
         self._unsealed_removals.pop(rid, None)
         self.removed[rid] = index
+        if sealed is not None:
+            self.removal_seals[rid] = sealed
         while len(self.removed) > TOMBSTONES:
-            del self.removed[next(iter(self.removed))]
+            gone = next(iter(self.removed))
+            del self.removed[gone]
+            self.removal_seals.pop(gone, None)
         if rid not in self.replicas:
             return []
         self._incarnations[rid] = self.replicas[rid].incarnation

@@ -118,6 +118,7 @@ class MasterCore:
         verifier: Verifier,
         master_of: Callable[[Term], PeerId | None],
         removed: Mapping[Rid, int] | None = None,
+        removal_seals: Mapping[Rid, Sealed] | None = None,
     ) -> None:
         """``rng_factory(seed)`` builds the generator for one action's master values (the driver
         passes ``random.Random``): the core itself never touches the random module. With
@@ -125,7 +126,8 @@ class MasterCore:
         ``signer`` (whose id is ``me``) seals its heads; ``verifier`` checks seals: it adopts only replicas
         sealed by the master of their term, as ``master_of(term)`` knows it (the election: followed, or
         shown real votes).
-        ``removed``: tombstones (rid -> index of its removal) this master must not bring back."""
+        ``removed``: tombstones (rid -> index of its removal) this master must not bring back, and
+        ``removal_seals`` the seals that recorded them (sent with a removal told again)."""
         self.me = me
         self._signer = signer
         self._verifier = verifier
@@ -158,7 +160,7 @@ class MasterCore:
         self.began: int | None = None
         self._sealed_at = 0  # the index of this term's last seal (0: none yet)
         self._chain = b""  # its digest, which the next seal names
-        self._removal_seals: dict[Rid, Sealed] = {}  # the seal that covered each remembered removal
+        self._removal_seals: dict[Rid, Sealed] = dict(removal_seals or {})  # the seal of each remembered removal
         self._reveals = Reveals(me, term=term, types=self._types, resources=self._resources, entry=self._entry)
 
     # -- inspection ----------------------------------------------------------------------------
