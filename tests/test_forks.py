@@ -121,7 +121,7 @@ def test_an_honest_master_never_seals_two_histories_at_one_index_while_it_recove
     assert [why for a, b in itertools.combinations(seals, 2) if (why := contradicts(a, b))] == []
     bob = node(THIRD)  # a peer that got every seal: none of them incriminates the honest master
     for sealed in seals:
-        assert not bob.history.seals.compare(sealed)
+        assert not bob.history.seals.compare(MEMBER.id, sealed)
 
 
 def member_snapshot(rid: Rid, term: Term, count: int) -> rm.Snapshot:

@@ -467,7 +467,7 @@ class NodeCore:
 
     def _on_witness(self, sender: PeerId, witness: rm.Witness) -> None:
         """Another peer's seal: if it and one of ours cannot both be links of one master's chain, it forked."""
-        self._forked(self.history.forked(witness))
+        self._forked(self.history.forked(sender, witness))
 
     def _forked(self, verdict: tuple[PeerId, str] | None) -> None:
         if verdict is not None:

@@ -131,9 +131,9 @@ class SignedHistory:
             self._witness_at = now
         return [rm.Witness(term=sealed.term, sealed=sealed) for sealed in self.seals.to_pass_on(due)]
 
-    def forked(self, witness: rm.Witness) -> Verdict | None:
+    def forked(self, sender: PeerId, witness: rm.Witness) -> Verdict | None:
         """Another peer's seal: (master, why) if it and one of ours prove that master forked."""
-        why = self.seals.compare(witness.sealed)
+        why = self.seals.compare(sender, witness.sealed)
         master = signer_key(witness.sealed.proof)  # the verify stage checked its signature
         return None if why is None or master is None else (master, why)
 
@@ -163,5 +163,6 @@ class SignedHistory:
         self._endorsed_to.pop(peer, None)
 
     def link_down(self, peer: PeerId) -> None:
+        self.seals.forget(peer)
         self._endorsed_to.pop(peer, None)
         self._endorsements.pop(peer, None)

@@ -26,8 +26,8 @@ __all__ = ["AHEAD_KEPT", "SEALS_KEPT", "URGENT_KEPT", "SealBook"]
 
 SEALS_KEPT: Final = 512
 """Seals of our master remembered to compare with what other peers got."""
-AHEAD_KEPT: Final = 64
-"""Other peers' seals ahead of ours kept until ours catch up (the oldest go first)."""
+AHEAD_KEPT: Final = 8
+"""Seals of our master ahead of ours kept per peer that passed them on, until ours catch up (the oldest go first)."""
 URGENT_KEPT: Final = 16
 """Seals waiting to be passed on at once (the oldest go first)."""
 
@@ -40,7 +40,7 @@ class SealBook:
         self._last: Sealed | None = None  # the latest seal of our master's chain
         self._latest: Sealed | None = None  # the latest not yet passed on
         self._urgent: OrderedDict[bytes, Sealed] = OrderedDict()  # by proof
-        self._ahead: OrderedDict[bytes, Sealed] = OrderedDict()  # others' seals ahead of ours, by proof
+        self._ahead: dict[str, OrderedDict[bytes, Sealed]] = {}  # per peer: our master's seals ahead of ours
 
     def keep(self, sealed: Sealed) -> str | None:
         """A seal from our master: remember it; why it contradicts one it sent before (a fork), or None."""
@@ -66,18 +66,25 @@ class SealBook:
         self._pass_on(sealed)
         return None if verdict is None else verdict[0]
 
-    def compare(self, theirs: Sealed) -> str | None:
-        """Another peer's seal: why it and one of ours prove a fork, or None (kept if it is ahead of ours)."""
+    def compare(self, sender: str, theirs: Sealed) -> str | None:
+        """A seal ``sender`` passed on: why it and one of ours prove a fork, or None (kept if it is
+        our master's and ahead of ours)."""
         verdict = self._against_ours(theirs)
         if verdict is not None:
             self._pass_on(verdict[1])  # the other peer may not hold our half of the pair
             return verdict[0]
-        if self._ahead_of_ours(theirs):
-            self._ahead[theirs.proof] = theirs
-            self._ahead.move_to_end(theirs.proof)
-            while len(self._ahead) > AHEAD_KEPT:
-                self._ahead.popitem(last=False)
+        last = self._last
+        if self._ahead_of_ours(theirs) and (last is None or signer_key(last.proof) == signer_key(theirs.proof)):
+            kept = self._ahead.setdefault(sender, OrderedDict())
+            kept[theirs.proof] = theirs
+            kept.move_to_end(theirs.proof)
+            while len(kept) > AHEAD_KEPT:
+                kept.popitem(last=False)
         return None
+
+    def forget(self, peer: str) -> None:
+        """``peer``'s link went down: the seals it passed on and we kept go."""
+        self._ahead.pop(peer, None)
 
     def to_pass_on(self, due: bool) -> list[Sealed]:
         """The seals to pass on now: those waiting to go at once, and the latest if ``due``."""
@@ -122,14 +129,15 @@ class SealBook:
 
     def _caught_up(self, sealed: Sealed) -> str | None:
         """Check the other peers' seals that ours reached with ``sealed``."""
-        for proof, theirs in list(self._ahead.items()):
-            if self._ahead_of_ours(theirs):
-                continue
-            del self._ahead[proof]
-            verdict = self._against_ours(theirs)
-            if verdict is not None:
-                self._pass_on(verdict[1])
-                return verdict[0]
+        for kept in self._ahead.values():
+            for proof, theirs in list(kept.items()):
+                if self._ahead_of_ours(theirs):
+                    continue
+                del kept[proof]
+                verdict = self._against_ours(theirs)
+                if verdict is not None:
+                    self._pass_on(verdict[1])
+                    return verdict[0]
         return None
 
 
