@@ -23,9 +23,10 @@ from movex_p2p.resource import messages as rm
 from movex_p2p.resource.client import ClientCore
 from movex_p2p.resource.history import REMOVED_VERSION, contradicts, head, seal
 from movex_p2p.resource.replica import Replica
+from movex_p2p.resource.seals import SealBook
 from movex_p2p.resource.state import checksum, freeze
 from movex_p2p.transport.base import PeerUp
-from tests.forger import ALICE, BOB, EVIL, RID, Branch, follower, forks, proposals, send, to
+from tests.forger import ALICE, BOB, EVIL, RID, TERM, Branch, follower, forks, proposals, send, to
 from tests.resources import CoreCluster, Counter
 from tests.test_hostile_node import EVIL as MEMBER
 from tests.test_hostile_node import ME, THIRD, elect_alone, node
@@ -299,3 +300,29 @@ def test_a_removal_told_again_carries_the_seal_that_recorded_it() -> None:
     unsealed.master, unsealed.term = c.ids[0], c.term
     assert unsealed.step(c.ids[0], rm.Removed(term=c.term, index=7, rid=rid), c.now) == []
     assert unsealed.has(rid)
+
+
+def test_a_seal_ahead_of_ours_is_checked_when_ours_get_there() -> None:
+    """Bob's seal that jumped far ahead reaches Alice first; her next own seal overlaps it: a fork.
+    A member flooding seals of its own never pushes that one out."""
+    mine, theirs = Branch(), Branch()
+    for branch in (mine, theirs):
+        branch.begin()
+        branch.create()
+    book = SealBook()
+    assert book.keep(mine.seal()) is None
+    assert book.compare(BOB.id, theirs.seal()) is None  # the same first step
+    theirs.index += 1_000
+    theirs.apply(rm.Propose(term=TERM, rid=RID, seq=1, base=0, action=mx.Action("claim")), BOB.id)
+    jumped = theirs.seal()
+    assert book.compare(BOB.id, jumped) is None  # ahead of Alice's: kept
+    own = Term((1 << 32) | salt_of(ALICE.id))
+    for index in range(2_000, 2_100):  # a member passing on seals of its own, far ahead
+        flood = seal(ALICE, own, index, (), began=1, prev=index - 1, chain=b"")
+        assert book.compare(ALICE.id, flood) is None
+    mine.apply(rm.Propose(term=TERM, rid=RID, seq=1, base=0, action=mx.Action("claim")), ALICE.id)
+    why = book.keep(mine.seal())
+    assert why is not None
+    assert "overlapping" in why
+    assert jumped not in book.to_pass_on(due=False)  # ours of the pair goes to Bob, who holds his
+    assert len(book.to_pass_on(due=True)) <= 1

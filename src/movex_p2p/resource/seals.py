@@ -128,9 +128,16 @@ class SealBook:
         return last is None or last.term < theirs.term or (last.term == theirs.term and last.index < theirs.index)
 
     def _caught_up(self, sealed: Sealed) -> str | None:
-        """Check the other peers' seals that ours reached with ``sealed``."""
+        """Check our new seal against the seals kept ahead of ours, and those it reached against all of ours."""
+        master = signer_key(sealed.proof)
         for kept in self._ahead.values():
             for proof, theirs in list(kept.items()):
+                why = None
+                if theirs.term == sealed.term and _related(sealed, theirs) and signer_key(theirs.proof) == master:
+                    why = contradicts(sealed, theirs)
+                if why is not None:
+                    self._pass_on(sealed)
+                    return why
                 if self._ahead_of_ours(theirs):
                     continue
                 del kept[proof]
