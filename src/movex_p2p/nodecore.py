@@ -404,10 +404,8 @@ class NodeCore:
             match _ROUTES[type(message)]:
                 case Route.TO_CLIENTS:
                     to_clients: rm.ToClients = message  # type: ignore[assignment]
-                    if type(to_clients) is rm.Sealed:
+                    if type(to_clients) is rm.Sealed or type(to_clients) is rm.Removed:
                         self._forked(self.history.keep_seal(sender, to_clients, self.client.master, self.client.term))
-                    elif type(to_clients) is rm.Removed:
-                        self._forked(self.history.keep_removal_seal(sender, to_clients, self.client.master))
                     if self.roster.conflicting(sender, to_clients):
                         return  # a master of another build: its entries for that type are not ours
                     self._effects(self.client.step(sender, to_clients, self._wall))
@@ -436,8 +434,8 @@ class NodeCore:
                     if type(node) is Introduce:
                         self._on_intro(sender, node)
                     else:
-                        assert type(node) is rm.Witness
-                        self._on_witness(sender, node)
+                        assert type(node) is rm.Witness  # another peer's seal: does it and one of ours prove a fork?
+                        self._forked(self.history.forked(sender, node))
                 case route:
                     assert_never(route)
         except ProtocolError as exc:
@@ -464,10 +462,6 @@ class NodeCore:
             for peer in self.peers:
                 if peer != self.client.master:
                     self.outbox.reliably(peer, witness)
-
-    def _on_witness(self, sender: PeerId, witness: rm.Witness) -> None:
-        """Another peer's seal: if it and one of ours cannot both be links of one master's chain, it forked."""
-        self._forked(self.history.forked(sender, witness))
 
     def _forked(self, verdict: tuple[PeerId, str] | None) -> None:
         if verdict is not None:

@@ -106,22 +106,22 @@ class SignedHistory:
         proof = prove(self.signer, "endorse", b"".join(digests))
         messages.insert(proposals[0][0], rm.Endorse(term=term, digests=digests, proof=proof))
 
-    def keep_seal(self, sender: PeerId, sealed: rm.Sealed, master: PeerId | None, term: Term) -> Verdict | None:
+    def keep_seal(
+        self, sender: PeerId, message: rm.Sealed | rm.Removed, master: PeerId | None, term: Term
+    ) -> Verdict | None:
         """A seal from ``sender``: if it is our master's of its ``term``, remember it (and pass it on);
-        (master, why) if it contradicts a seal that master sent us before."""
-        if sender != master or sender == self.me or sealed.term != term:
+        (master, why) if it contradicts a seal that master sent us before. A ``Removed`` told again
+        carries the seal that recorded it (maybe an earlier master's): compared and passed on only."""
+        if sender != master or sender == self.me:
             return None
-        why = self.seals.keep(sealed)
+        if type(message) is rm.Removed:
+            sealed = message.seal
+            why = None if sealed is None else self.seals.keep_old(sealed)
+            signed = None if sealed is None else signer_key(sealed.proof)
+            return None if why is None or signed is None else (signed, why)
+        assert type(message) is rm.Sealed
+        why = None if message.term != term else self.seals.keep(message)
         return None if why is None else (sender, why)
-
-    def keep_removal_seal(self, sender: PeerId, removed: rm.Removed, master: PeerId | None) -> Verdict | None:
-        """The seal our master sent again with a removal we missed: compare it and pass it on."""
-        sealed = removed.seal
-        if sealed is None or sender != master or sender == self.me:
-            return None
-        why = self.seals.keep_old(sealed)
-        signed = signer_key(sealed.proof)
-        return None if why is None or signed is None else (signed, why)
 
     def witness(self, now: float) -> list[rm.Witness]:
         """The Witnesses to send to every peer but our master now (the seals to pass on at once, and

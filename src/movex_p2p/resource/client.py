@@ -39,7 +39,7 @@ from .effects import (
     Synced,
     TermObserved,
 )
-from .history import REMOVED_VERSION, meta_digest
+from .history import meta_digest
 from .messages import (
     Applied,
     Began,
@@ -77,6 +77,8 @@ from .pending import RESEND_AFTER as RESEND_AFTER
 from .pending import STUCK_AFTER as STUCK_AFTER
 from .pending import Pending, PendingQueue
 from .predictor import Predictor
+from .removals import TOMBSTONES as TOMBSTONES  # re-exported
+from .removals import Removals
 from .replica import Replica
 from .requests import Requests, to_master
 from .state import check_data, checksum, freeze, size_of
@@ -84,9 +86,6 @@ from .types import Action, ResourceType, Unrevealed, parse_rid
 from .values import has_master_values
 
 __all__ = ["ClientCore", "Pending", "is_opaque", "opaque_type"]
-
-TOMBSTONES = 4096
-"""Removed rids remembered (a new master refuses to bring them back from a late report)."""
 
 
 class ClientCore:
@@ -108,12 +107,9 @@ class ClientCore:
         self._authorship = Authorship(room)
         self.wait_commit = wait_commit
         self.opaque = opaque
-        self.removed: dict[Rid, int] = {}
-        """Tombstones: recently removed rids and the log index of their removal."""
-        self._unsealed_removals: dict[Rid, int] = {}  # rid -> index of a Removed no seal recorded yet
-        self.removal_seals: dict[Rid, Sealed] = {}
-        """The seal that recorded each tombstone's removal (a new master tells a peer that missed it)."""
-        self._incarnations: dict[Rid, bytes] = {}  # rid -> the incarnation of the replica removed last
+        self._removals = Removals()
+        self.removed = self._removals.removed  # tombstones: removed rid -> index of its removal
+        self.removal_seals = self._removals.seals  # the seal that recorded each (a new master tells it again)
         self.committed = 0
         self.types = dict(types)
         self.master: PeerId | None = None
@@ -234,8 +230,9 @@ class ClientCore:
         when = self._last_now
         # after a restart with the same identity, the master already holds this author's earlier seqs
         seq = self._queue.next_seq(rid, res.applied.get(self.me, 0))
-        nonce = nonce if secret else b""
-        item = Pending(seq, public, secret, waits, nonce=nonce, born=when, incarnation=res.incarnation)
+        item = Pending(
+            seq, public, secret, waits, nonce=nonce if secret else b"", born=when, incarnation=res.incarnation
+        )
         pending = self._queue.push(rid, item, when)
         effects: list[Effect] = []
         if not waits:
@@ -265,7 +262,7 @@ class ClientCore:
         self.term = max(self.term, term)
         self.synced = False
         self._syncing.clear()
-        self._unsealed_removals.clear()  # the new master's answer to our report settles them
+        self._removals.forget()  # the new master's answer to our report settles them
         if now is not None:
             self._last_now = now
         self._queue.restart(self._last_now)  # a new master gets a fresh chance
@@ -378,12 +375,9 @@ class ClientCore:
 
     def _on_sealed(self, msg: Sealed) -> list[Effect]:
         effects: list[Effect] = []
+        for rid, index in self._removals.recorded(msg):
+            effects += self._remove(rid, index, msg)
         for head in msg.heads:
-            if head.version == REMOVED_VERSION:
-                index = self._unsealed_removals.get(head.rid)
-                if index is not None and msg.prev < index <= msg.index:
-                    effects += self._remove(head.rid, index, msg)
-                continue
             res = self.replicas.get(head.rid)
             if res is None or res.version != head.version or head.rid in self._syncing:
                 continue
@@ -401,12 +395,9 @@ class ClientCore:
             if forged is not None:
                 return [Forged(peer=self.master or msg.author, reason=forged)]
         if msg.author == self.me and replica is not None and msg.version == replica.version + 1:
-            another = self._queue.another(msg.rid, msg.seq, msg.origin or msg.action, msg.commitment)
-            if another:  # never told it settled: it did not (the entry still applies: the log is the master's)
-                self._queue.take(msg.rid, msg.seq, self._last_now, None)
-                reason = f"the master confirmed another action as this one (seq {msg.seq})"
-                settled = ActionSettled(rid=msg.rid, seq=msg.seq, error=reason, refusal="rejected")
-                return [settled, *self._on_applied(msg, now, verify=False)]
+            wrong = self._queue.confirmed_another(msg, self._last_now)
+            if wrong is not None:  # the entry still applies (the log is the master's); our action did not
+                return [wrong, *self._on_applied(msg, now, verify=False)]
         action = msg.action.by(msg.author)
         res = self._apply_entry(msg, lambda replica: replica.type.reduce(replica.state, action), now)
         if not isinstance(res, Replica):
@@ -460,11 +451,9 @@ class ClientCore:
         type_ = type_of(self.types, msg.rid, opaque=self.opaque)
         if type_ is None:
             return []  # a type this peer does not use
-        if self._incarnations.get(msg.rid) == msg.incarnation:
-            reason = f"{msg.rid} created again with the incarnation of the one removed (a replay)"
-            return [Forged(peer=self.master or PeerId(""), reason=reason)]
-        state = freeze(msg.state)
-        replica = Replica(rid=msg.rid, type=type_, state=state, incarnation=msg.incarnation)
+        if (replay := self._removals.replayed(msg.rid, msg.incarnation)) is not None:
+            return [Forged(peer=self.master or PeerId(""), reason=replay)]
+        replica = Replica(rid=msg.rid, type=type_, state=freeze(msg.state), incarnation=msg.incarnation)
         self.replicas[msg.rid] = replica
         replica.advance(msg.term, 0)
         return self._changed(msg.rid)
@@ -484,26 +473,14 @@ class ClientCore:
     def _on_removed(self, msg: Removed) -> list[Effect]:
         """A removal is applied once a seal records it (this one's, or the next Sealed): see ``_on_sealed``."""
         self._entry(msg.index)
-        recorded = _records_removal(msg.seal, msg.rid, msg.index)
-        if msg.rid in self.replicas and not recorded:
-            self._unsealed_removals[msg.rid] = msg.index
-            return []
-        return self._remove(msg.rid, msg.index, msg.seal if recorded else None)
+        now, sealed = self._removals.told(msg, held=msg.rid in self.replicas)
+        return self._remove(msg.rid, msg.index, sealed) if now else []
 
     def _remove(self, rid: Rid, index: int, sealed: Sealed | None) -> list[Effect]:
-        self._unsealed_removals.pop(rid, None)
-        self.removed[rid] = index
-        if sealed is not None:
-            self.removal_seals[rid] = sealed
-        while len(self.removed) > TOMBSTONES:
-            gone = next(iter(self.removed))
-            del self.removed[gone]
-            self.removal_seals.pop(gone, None)
-        if rid not in self.replicas:
+        res = self.replicas.get(rid)
+        self._removals.tombstone(rid, index, sealed, None if res is None else res.incarnation)
+        if res is None:
             return []
-        self._incarnations[rid] = self.replicas[rid].incarnation
-        while len(self._incarnations) > TOMBSTONES:
-            del self._incarnations[next(iter(self._incarnations))]
         effects: list[Effect] = []
         for item in list(self._queue.items.get(rid, ())):
             effects += self._settle(rid, item.seq, f"{rid} was removed", refusal="not_found")
@@ -535,7 +512,7 @@ class ClientCore:
         if type_ is None:
             return []
         self._syncing.discard(msg.rid)
-        self._unsealed_removals.pop(msg.rid, None)
+        self._removals.forget(msg.rid)
         self._opaque.stale.pop(msg.rid, None)
         try:
             res = Replica.from_snapshot(msg, type_)
@@ -572,21 +549,8 @@ class ClientCore:
         return min(waits) if waits else None
 
     def resend_stalled(self, now: float) -> list[Effect]:
-        """Re-send what waits too long; ask for snapshots; report actions that cannot settle.
-
-        Per resource: when its oldest pending action saw no progress for RESEND_AFTER seconds
-        (frames lost? a confirmation this replica never applied?), its pending actions are sent
-        again. The master drops a re-sent action it already applied; if the entry that confirmed
-        it was lost on the way, only a snapshot (whose applied seqs settle it) ends the wait. A
-        master that is merely slow must not be flooded with snapshots, so they are asked for
-        after 1, 2, 4, 8... stalled rounds in a row. Progress on one resource never hides a stall
-        on another, nor does progress on newer actions hide an older one that waits.
-
-        An action still pending STUCK_AFTER seconds after it was dispatched (or after the
-        current master became known, if later) is proposed again with a snapshot asked for; one
-        still pending after twice that is reported (:class:`~.effects.Stuck`) once. It stays
-        pending: if the master applies it later, the state shows it.
-        """
+        """Re-send what waits too long; ask for snapshots; report actions that cannot settle
+        (:meth:`PendingQueue.stalled <.pending.PendingQueue.stalled>` says when)."""
         self._last_now = max(self._last_now, now)
         effects: list[Effect] = (
             self._opaque.refresh(now, self.master, self.term, self._syncing) if self._opaque.stale else []
@@ -658,12 +622,3 @@ def _check_size(type_: ResourceType, size: int, what: str) -> None:
             f"{what} is {size} bytes, over {type_.name!r}'s max_bytes of {type_.max_bytes}: nothing was sent "
             "(split it, or raise ResourceType(max_bytes=...) on every peer)",
         )
-
-
-def _records_removal(sealed: Sealed | None, rid: Rid, index: int) -> bool:
-    """Does ``sealed`` record the removal of ``rid`` at log ``index``?"""
-    return (
-        sealed is not None
-        and sealed.prev < index <= sealed.index
-        and any(h.rid == rid and h.version == REMOVED_VERSION for h in sealed.heads)
-    )

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError
 from ..ids import PeerId, Rid, Term
 from .effects import Effect, Publish, Send, TermObserved
-from .history import commitment, head, incarnation, meta_digest, removed_head, seal, seal_digest, seal_signer
+from .history import commitment, incarnation, meta_digest, removed_head, seal_signer
 from .messages import (
     Ack,
     Applied,
@@ -63,6 +63,7 @@ from .messages import (
 from .replica import Replica, replay
 from .reveals import Reveals
 from .reveals import reason as _reason
+from .seals import SealChain
 from .state import checksum, freeze, size_of
 from .types import Action, ResourceType, parse_rid
 from .values import has_master_values, resolve_master_values, seed_for
@@ -158,9 +159,7 @@ class MasterCore:
         self.committed = 0
         self.deadline: float | None = now + recovery_timeout
         self.began: int | None = None
-        self._sealed_at = 0  # the index of this term's last seal (0: none yet)
-        self._chain = b""  # its digest, which the next seal names
-        self._removal_seals: dict[Rid, Sealed] = dict(removal_seals or {})  # the seal of each remembered removal
+        self._chain = SealChain(signer, term, removal_seals or {})
         self._reveals = Reveals(me, term=term, types=self._types, resources=self._resources, entry=self._entry)
 
     # -- inspection ----------------------------------------------------------------------------
@@ -197,27 +196,20 @@ class MasterCore:
         Only once this term began and only past the index of the last seal: every seal is the next
         link of the term's chain, so no two ever cover one index (what changes while recovering
         is sealed with the first entries after ``Began``)."""
-        if not self._dirty or self.began is None or self.index <= self._sealed_at:
+        if not self._dirty or self.began is None or self.index <= self._chain.sealed_at:
             return []
         heads: list[Head] = []
         for rid in self._dirty:
             res = self._resources.get(rid)
-            if res is None:
-                heads.append(removed_head(rid))
-            else:
-                heads.append(head(rid, res.version, res.checksum, res.applied, res.held, res.incarnation))
+            heads.append(removed_head(rid) if res is None else res.head())
         self._dirty.clear()
-        prev = max(self._sealed_at, self.began)
-        sealed = seal(self._signer, self.term, self.index, heads, began=self.began, prev=prev, chain=self._chain)
-        self._sealed_at, self._chain = self.index, seal_digest(sealed)
+        sealed = self._chain.next(self.index, self.began, heads)
         for h in heads:
             res = self._resources.get(h.rid)
             if res is not None:
                 res.seal = sealed
-            elif h.rid in self._removed:
-                self._removal_seals[h.rid] = sealed
-                while len(self._removal_seals) > TOMBSTONES:
-                    del self._removal_seals[next(iter(self._removal_seals))]
+            else:
+                self._chain.removed(h.rid, sealed)
         return [Publish(message=sealed)]
 
     def tick(self, now: float, *, lease: bool = True) -> list[Effect]:
@@ -418,7 +410,7 @@ class MasterCore:
             rid = Rid(rid_str)
             mine = self._resources.get(rid)
             if mine is None and rid in self._removed:  # it missed the removal: tell it again
-                again = Removed(term=self.term, index=self._removed[rid], rid=rid, seal=self._removal_seals.get(rid))
+                again = Removed(term=self.term, index=self._removed[rid], rid=rid, seal=self._chain.removals.get(rid))
                 effects.append(Send(to=sender, message=again))
                 continue
             newer = mine is None or (pos.term, pos.version) > mine.key

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..ids import PeerId, Rid, Term
-from .effects import Effect, Rebased, Send, Stalled, Stuck
+from .effects import ActionSettled, Effect, Rebased, Send, Stalled, Stuck
 from .history import action_digest, commitment
-from .messages import Propose, SyncRequest
+from .messages import Applied, Propose, SyncRequest
 from .replica import Replica
 from .types import Action
 
@@ -114,14 +114,19 @@ class PendingQueue:
         base = items[0].seq - 1
         return [Send(to=master, message=self.propose(rid, i, base, term)) for i in items if i.seq > after]
 
-    def another(self, rid: Rid, seq: int, action: Action, commit: bytes) -> bool:
-        """Is own pending ``seq`` on ``rid`` another action than ``action`` (as dispatched) committed by ``commit``?"""
-        for item in self.items.get(rid, ()):
-            if item.seq == seq:
+    def confirmed_another(self, entry: Applied, now: float) -> ActionSettled | None:
+        """An own ``entry`` confirming another action (or commitment) than pending seq ``entry.seq``: that
+        action is dropped and reported not settled (never told it settled); None if it is ours."""
+        for item in self.items.get(entry.rid, ()):
+            if item.seq == entry.seq:
                 private = item.origin or item.private  # as dispatched (the master may have resolved it since)
                 ours = b"" if private is None else commitment(item.nonce, private)
-                return ours != commit or _encoded(item.action) != _encoded(action)
-        return False
+                if ours == entry.commitment and _encoded(item.action) == _encoded(entry.origin or entry.action):
+                    return None
+                self.take(entry.rid, entry.seq, now, None)
+                reason = f"the master confirmed another action as this one (seq {entry.seq})"
+                return ActionSettled(rid=entry.rid, seq=entry.seq, error=reason, refusal="rejected")
+        return None
 
     def take(self, rid: Rid, seq: int, now: float, kept: tuple[int, int, Action] | None) -> Pending | None:
         """Drop ``seq`` from pending (None if it is not); ``kept``: (version, term, action) of its confirmation."""
@@ -193,8 +198,21 @@ class PendingQueue:
     def stalled(
         self, now: float, master: PeerId | None, term: Term, may_sync: Callable[[Rid], bool], effects: list[Effect]
     ) -> list[Effect]:
-        """``effects`` and the timers' work at ``now`` (see :meth:`ClientCore.resend_stalled`);
-        ``may_sync(rid)``: a snapshot of ``rid`` may be asked for."""
+        """``effects`` and the timers' work at ``now``; ``may_sync(rid)``: a snapshot of ``rid`` may be asked for.
+
+        Per resource: when its oldest pending action saw no progress for RESEND_AFTER seconds
+        (frames lost? a confirmation this replica never applied?), its pending actions are sent
+        again. The master drops a re-sent action it already applied; if the entry that confirmed
+        it was lost on the way, only a snapshot (whose applied seqs settle it) ends the wait. A
+        master that is merely slow must not be flooded with snapshots, so they are asked for
+        after 1, 2, 4, 8... stalled rounds in a row. Progress on one resource never hides a stall
+        on another, nor does progress on newer actions hide an older one that waits.
+
+        An action still pending STUCK_AFTER seconds after it was dispatched (or after the
+        current master became known, if later) is proposed again with a snapshot asked for; one
+        still pending after twice that is reported (:class:`~.effects.Stuck`) once. It stays
+        pending: if the master applies it later, the state shows it.
+        """
         if master is None:
             for rid in self.items:
                 self.since[rid] = now

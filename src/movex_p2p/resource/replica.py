@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..ids import Rid, Term
-from .messages import Era, Held, Position, Sealed, Snapshot
+from .history import head as head_of
+from .messages import Era, Head, Held, Position, Sealed, Snapshot
 from .state import checksum, freeze
 
 if TYPE_CHECKING:
@@ -121,6 +122,10 @@ class Replica:
     def key(self) -> tuple[int, int]:
         """What "newer" means between replicas: (entry term, version)."""
         return (self.entry_term, self.version)
+
+    def head(self) -> Head:
+        """This replica's head, as a seal signs it."""
+        return head_of(self.rid, self.version, self.checksum, self.applied, self.held, self.incarnation)
 
     def position(self) -> Position:
         """This replica's position, as a new master is told."""

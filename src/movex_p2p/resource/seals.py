@@ -16,13 +16,18 @@ gave each. So that the pair meets:
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Final
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final
 
+from ..ids import Rid, Term
 from ..proofs import signer_key
-from .history import contradicts, seal_digest
-from .messages import Sealed
+from .history import contradicts, seal, seal_digest
+from .messages import Head, Sealed
 
-__all__ = ["AHEAD_KEPT", "SEALS_KEPT", "URGENT_KEPT", "SealBook"]
+if TYPE_CHECKING:
+    from ..signing import Signer
+
+__all__ = ["AHEAD_KEPT", "REMOVALS_KEPT", "SEALS_KEPT", "URGENT_KEPT", "SealBook", "SealChain"]
 
 SEALS_KEPT: Final = 512
 """Seals of our master remembered to compare with what other peers got."""
@@ -30,6 +35,36 @@ AHEAD_KEPT: Final = 8
 """Seals of our master ahead of ours kept per peer that passed them on, until ours catch up (the oldest go first)."""
 URGENT_KEPT: Final = 16
 """Seals waiting to be passed on at once (the oldest go first)."""
+REMOVALS_KEPT: Final = 4096
+"""As master: the seals of this many removals remembered (as many as tombstones)."""
+
+
+class SealChain:
+    """A master's seals of its term: each the next link of the chain (see ``history``)."""
+
+    def __init__(self, signer: Signer, term: Term, removals: Mapping[Rid, Sealed]) -> None:
+        """``removals``: the seals that recorded the removals this master remembers (a removal told
+        again carries its seal)."""
+        self._signer = signer
+        self._term = term
+        self.sealed_at = 0
+        """The index of the last seal of the term (0: none yet)."""
+        self._chain = b""  # its digest, which the next seal names
+        self.removals: dict[Rid, Sealed] = dict(removals)
+
+    def next(self, index: int, began: int, heads: list[Head]) -> Sealed:
+        """The seal of ``heads`` at ``index`` (past the last one) of the term begun at ``began``."""
+        assert index > self.sealed_at, "two seals past one index"
+        prev = max(self.sealed_at, began)
+        sealed = seal(self._signer, self._term, index, heads, began=began, prev=prev, chain=self._chain)
+        self.sealed_at, self._chain = index, seal_digest(sealed)
+        return sealed
+
+    def removed(self, rid: Rid, sealed: Sealed) -> None:
+        """``sealed`` recorded the removal of ``rid``."""
+        self.removals[rid] = sealed
+        while len(self.removals) > REMOVALS_KEPT:
+            del self.removals[next(iter(self.removals))]
 
 
 class SealBook:
