@@ -15,6 +15,7 @@ gave each. So that the pair meets:
 
 from __future__ import annotations
 
+import bisect
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
@@ -72,6 +73,7 @@ class SealBook:
 
     def __init__(self) -> None:
         self._seals: OrderedDict[tuple[int, int], Sealed] = OrderedDict()  # (term, index) -> seal
+        self._ends: dict[int, list[int]] = {}  # per term: the indices of the seals kept, sorted
         self._last: Sealed | None = None  # the latest seal of our master's chain
         self._latest: Sealed | None = None  # the latest not yet passed on
         self._urgent: OrderedDict[bytes, Sealed] = OrderedDict()  # by proof
@@ -138,9 +140,16 @@ class SealBook:
         return self._latest is not None
 
     def _store(self, sealed: Sealed) -> None:
-        self._seals[(sealed.term, sealed.index)] = sealed
+        key = (sealed.term, sealed.index)
+        if key not in self._seals:
+            bisect.insort(self._ends.setdefault(sealed.term, []), sealed.index)
+        self._seals[key] = sealed
         while len(self._seals) > SEALS_KEPT:
-            self._seals.popitem(last=False)
+            (term, index), _ = self._seals.popitem(last=False)
+            ends = self._ends[term]
+            ends.remove(index)  # the oldest: at the front
+            if not ends:
+                del self._ends[term]
 
     def _pass_on(self, sealed: Sealed) -> None:
         self._urgent[sealed.proof] = sealed
@@ -150,13 +159,27 @@ class SealBook:
     def _against_ours(self, theirs: Sealed) -> tuple[str, Sealed] | None:
         """(why, which of ours) if ``theirs`` and one of our master's seals cannot both be honest."""
         master = signer_key(theirs.proof)
-        for ours in self._seals.values():
-            if ours.term != theirs.term or not _related(ours, theirs) or signer_key(ours.proof) != master:
+        for ours in self._neighbours(theirs):
+            if signer_key(ours.proof) != master:
                 continue  # another master's seal proves nothing about ours
             why = contradicts(ours, theirs)
             if why is not None:
                 return why, ours
         return None
+
+    def _neighbours(self, theirs: Sealed) -> list[Sealed]:
+        """The few of our seals that ``theirs`` may contradict: the last of its term (another ``Began``?),
+        the one at its index or the first past its ``prev`` (overlapping?), the one at its ``prev``
+        and the one after its index (adjacent?). Ours cover disjoint stretches, so no other one can."""
+        ends = self._ends.get(theirs.term)
+        if not ends:
+            return []
+        term, seals = theirs.term, self._seals
+        first_after = bisect.bisect_right(ends, theirs.prev)
+        after = bisect.bisect_right(ends, theirs.index)
+        keys = {ends[-1], theirs.prev}
+        keys.update(ends[i] for i in (first_after, after) if i < len(ends))
+        return [seals[(term, i)] for i in sorted(keys) if (term, i) in seals]
 
     def _ahead_of_ours(self, theirs: Sealed) -> bool:
         last = self._last
