@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -163,6 +164,7 @@ def seal(
     return Sealed(term=term, index=index, heads=heads, proof=proof, began=began, prev=prev, chain=chain)
 
 
+@functools.lru_cache(maxsize=1024)  # each seal is the previous one of the next, and checked again by witnesses
 def seal_digest(sealed: Sealed) -> bytes:
     """What the next seal of the chain names as its ``chain``."""
     return _hash(statement(*_statement_of(sealed)))
