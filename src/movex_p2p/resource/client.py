@@ -230,9 +230,8 @@ class ClientCore:
         when = self._last_now
         # after a restart with the same identity, the master already holds this author's earlier seqs
         seq = self._queue.next_seq(rid, res.applied.get(self.me, 0))
-        item = Pending(
-            seq, public, secret, waits, nonce=nonce if secret else b"", born=when, incarnation=res.incarnation
-        )
+        nonce = nonce if secret else b""
+        item = Pending(seq, public, secret, waits, nonce=nonce, born=when, incarnation=res.incarnation)
         pending = self._queue.push(rid, item, when)
         effects: list[Effect] = []
         if not waits:
@@ -253,7 +252,7 @@ class ClientCore:
         req = self._requests.next()
         have: dict[str, Position] = {rid: res.position() for rid, res in self.replicas.items()}
         report = Report(term=self.term, req=req, have=have)
-        self._requests.open[req] = report
+        self._requests.report(report, self._last_now)
         return [Send(to=self.master, message=report)]
 
     def master_changed(self, master: PeerId | None, term: Term, now: float | None = None) -> list[Effect]:
@@ -497,7 +496,7 @@ class ClientCore:
         return effects + (self._changed(msg.rid) if msg.rid in self.replicas else [])
 
     def _on_replied(self, msg: Replied) -> list[Effect]:
-        request = self._requests.open.pop(msg.req, None)
+        request = self._requests.answered(msg.req)
         if request is None:
             return []
         if isinstance(request, Report):
@@ -544,17 +543,18 @@ class ClientCore:
         """When :meth:`resend_stalled` has work if nothing settles before, or None."""
         if self.master is None:
             return None
-        waits = self._opaque.waits(self._syncing)
-        waits += self._queue.waits()
+        due = self._requests.report_due()
+        waits = [*self._opaque.waits(self._syncing), *self._queue.waits(), *([] if due is None else [due])]
         return min(waits) if waits else None
 
     def resend_stalled(self, now: float) -> list[Effect]:
         """Re-send what waits too long; ask for snapshots; report actions that cannot settle
         (:meth:`PendingQueue.stalled <.pending.PendingQueue.stalled>` says when)."""
         self._last_now = max(self._last_now, now)
-        effects: list[Effect] = (
-            self._opaque.refresh(now, self.master, self.term, self._syncing) if self._opaque.stale else []
-        )
+        due = self._requests.report_due()
+        effects: list[Effect] = self.report() if due is not None and now >= due else []
+        if self._opaque.stale:
+            effects += self._opaque.refresh(now, self.master, self.term, self._syncing)
         may_sync = lambda rid: rid in self.replicas and rid not in self._syncing  # noqa: E731
         return self._queue.stalled(now, self.master, self.term, may_sync, effects)
 
