@@ -99,6 +99,7 @@ class Driver:
 
     me: str = "m"
     seed: int = 1
+    incarnation: int = 0
     network: Callable[[PeerId, Contact, float], Outcome] = lambda peer, contact, now: UNREACHABLE
     now: float = 0.0
     dials: list[tuple[float, PeerId]] = field(default_factory=list)
@@ -107,7 +108,12 @@ class Driver:
 
     def __post_init__(self) -> None:
         self.core = MeshCore(
-            PeerId(self.me), connect_timeout=5.0, dead_after=0.9, heartbeat_interval=0.1, rng=random.Random(self.seed)
+            PeerId(self.me),
+            connect_timeout=5.0,
+            dead_after=0.9,
+            heartbeat_interval=0.1,
+            rng=random.Random(self.seed),
+            incarnation=self.incarnation,
         )
         self.perform(self.core.open(self.now, interfaces=["10.0.0.1"], port=9))
 
