@@ -225,7 +225,7 @@ def backoffs(count: int) -> list[float]:
 # --- purity ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["meshcore.py", "mesh.py"])
+@pytest.mark.parametrize("name", ["meshcore.py", "mesh.py", "twins.py"])
 def test_the_mesh_policy_imports_no_io_clock_or_random(name: str) -> None:
     path = Path(movex_p2p.__file__).resolve().parent / "transport" / name
     bad = [(line, module) for line, module in runtime_imports(path.read_text()) if module in FORBIDDEN - {"random"}]
