@@ -52,6 +52,8 @@ async def test_one_identity_in_two_lan_processes_is_reported_on_both_and_the_lat
             diagnostic = await process.wait_event("diagnostic", kind="duplicate_identity", within=15)
             told[process.name] = diagnostic["reason"]
         print(f"\nearlier: {told['earlier']}\nlater: {told['later']}")
+        entered = later.of("entering")[0]["t"]
+        print(f"both told {max(told_at(p) for p in (earlier, later)) - entered:.2f} s after the later one entered")
         assert "stepped aside (it is no master" in str(told["earlier"])
         assert "the other stepped aside" in str(told["later"])
         # the later one plays with the third peer

@@ -220,11 +220,17 @@ async def relay(source: _Pipe, sink: _Pipe, tap: list[SignalMessage]) -> None:
 
 
 async def dial(
-    dialer: Side, listener: Side, monkeypatch: pytest.MonkeyPatch, *, tap: list[SignalMessage] | None = None
+    dialer: Side,
+    listener: Side,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    tap: list[SignalMessage] | None = None,
+    by_address: bool = False,
 ) -> BaseException | PeerId:
-    """``dialer`` probes ``listener`` (as a record of its own id); what ``dial_once`` raised or returned.
+    """``dialer`` probes ``listener`` (a record of its own id); what ``dial_once`` raised or returned.
 
-    ``tap`` gets every message either side sent (someone on the path records them).
+    ``tap`` gets every message either side sent (someone on the path records them);
+    ``by_address``: dialed as a ``peers=`` address (whoever listens), not by id.
     """
     dialer_end, near = pipe_pair()
     far, listener_end = pipe_pair()
@@ -242,7 +248,8 @@ async def dial(
                 tg.start_soon(relay, near, far, recorded)
                 tg.start_soon(relay, far, near, recorded)
                 try:
-                    outcome = await dialer.handshakes.dial_once(["10.0.0.2"], 7000, expected=dialer.core.me)
+                    expected = None if by_address else dialer.core.me
+                    outcome = await dialer.handshakes.dial_once(["10.0.0.2"], 7000, expected=expected)
                 except Exception as exc:
                     outcome = exc
     finally:
@@ -251,13 +258,14 @@ async def dial(
     return outcome
 
 
+@pytest.mark.parametrize("by_address", [False, True])
 @pytest.mark.parametrize("earlier_dials", [True, False])
 async def test_two_processes_of_one_identity_prove_it_to_each_other_in_one_handshake(
-    earlier_dials: bool, monkeypatch: pytest.MonkeyPatch
+    earlier_dials: bool, by_address: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     earlier, later = Side(ALICE, 1), Side(ALICE, 2)
     dialer, listener = (earlier, later) if earlier_dials else (later, earlier)
-    outcome = await dial(dialer, listener, monkeypatch)
+    outcome = await dial(dialer, listener, monkeypatch, by_address=by_address)
     assert isinstance(outcome, Twin), outcome
     assert outcome.incarnation == listener.incarnation
     (superseded,) = reports(earlier.effects)
@@ -270,7 +278,7 @@ async def test_two_processes_of_one_identity_prove_it_to_each_other_in_one_hands
 
 
 async def test_the_same_process_dialing_itself_is_ourselves_not_a_twin(monkeypatch: pytest.MonkeyPatch) -> None:
-    outcome = await dial(Side(ALICE, 1), Side(ALICE, 1), monkeypatch)
+    outcome = await dial(Side(ALICE, 1), Side(ALICE, 1), monkeypatch, by_address=True)
     assert isinstance(outcome, Ourselves), outcome
 
 
