@@ -14,8 +14,9 @@ mDNS is a discovery hint, not liveness and not proof: a killed peer's records li
 TTL, and anyone on the LAN can announce any id. The LAN transport only dials what it learns
 here; the handshake proves who answers. A record of our own id with another incarnation is
 reported too (another process of our identity announces the same name, or a copy): it is dialed
-once, and only the handshake proves a twin (see :mod:`.twins`). TXT is parsed strictly (:func:`parse_txt` raises
-ValueError and nothing else) and at most :data:`MAX_RESOLVING` records are resolved at once.
+once, and only the handshake proves a twin (see :mod:`.twins`). TXT is parsed strictly
+(:func:`parse_txt` raises ValueError and nothing else) and at most :data:`MAX_RESOLVING`
+records are resolved at once.
 zeroconf callbacks only ``send_nowait`` into a bounded stream; owned tasks do the rest.
 """
 

@@ -200,9 +200,10 @@ class Handshakes:
 
         Raises ConnectError or RemoteProtocolError (no link), AuthenticationFailed, Declined (a
         link of the pair is already held, at either end), Ourselves, or Twin (another live
-        process of our identity answered: reported to the core as it proved itself). ``address`` (a ``peers=``
-        address) learns who answered as soon as it is authenticated. The listener must prove
-        itself within :data:`AUTH_DEADLINE`; the whole exchange within ``connect_timeout``.
+        process of our identity answered: reported to the core as it proved itself).
+        ``address`` (a ``peers=`` address) learns who answered as soon as it is authenticated.
+        The listener must prove itself within :data:`AUTH_DEADLINE`; the whole exchange within
+        ``connect_timeout``.
         """
         core, me = self._core, self._identity.id
         scope = anyio.CancelScope()

@@ -11,6 +11,9 @@ liveness, and a link that still delivers anything is never torn down.
 Leaving sends a goodbye frame on every channel and the mDNS goodbye at once, so others see a
 graceful leave within milliseconds. A peer restarted with the same identity announces a new
 incarnation; its old link is replaced once the new incarnation has proven itself in a handshake.
+Two live processes of one identity (one identity file used twice) see the record of their own id
+that the other announces, prove it to each other in one handshake and are both told
+(``IdentityInUse``); the later one keeps the links, the earlier one drops them (:mod:`.twins`).
 
 Strangers (docs/security.md): what mDNS and peer exchange tell is a hint to dial, never proof:
 nothing learnt from them closes or refuses a live, authenticated link, and a peer never proven
