@@ -199,7 +199,7 @@ def test_fair_values_in_a_master_private_half_and_master_values_in_a_sealed_half
 # -- a master running modified code: 1,000 seeded private draws -----------------------------------
 
 ROOM: Final = "room"
-BORN: Final = (1, 1)
+INCARNATION: Final = bytes(16)
 RID: Final = Rid("cup:c")
 ATTACKS: Final = ("drop", "beacon", "opening", "nonce", "strip", "element", "rebind")
 
@@ -288,7 +288,7 @@ def test_a_master_running_modified_code_biases_none_of_1000_seeded_private_draws
         counts[attack] += 1
         seq, nonce = 1 + i % 7, rng.randbytes(16)
         public, private = roll()
-        commit = sealed_commitment(ROOM, BORN, author, RID, seq, nonce, private)
+        commit = sealed_commitment(ROOM, INCARNATION, author, RID, seq, nonce, private)
         propose = rm.Propose(term=Term(1), rid=RID, seq=seq, base=seq - 1, action=public, sealed=commit, draw=True)
         drawn = _tamper_draw(attack, table.draw(author, propose), propose, private, rng)
         beacons = []
@@ -306,7 +306,7 @@ def test_a_master_running_modified_code_biases_none_of_1000_seeded_private_draws
                 outcomes.append(None)  # the verify stage refuses an opening its author did not sign
                 continue
             done = fold(
-                Cup, INITIAL, [half], room=ROOM, born=BORN, rid=RID,
+                Cup, INITIAL, [half], room=ROOM, incarnation=INCARNATION, rid=RID,
                 commitments={(author, seq): commit}, publics={(author, seq): public}, beacons={(author, seq): beacon},
             )  # fmt: skip
             outcomes.append(done.state["hands"].get(author) if done.outcomes == ["revealed"] else None)

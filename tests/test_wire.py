@@ -199,6 +199,7 @@ def propose(payload: Any, *, kind: Any = "t", rid: Any = "counter:c", **override
         "private": None,
         "nonce": b"",
         "sealed": b"",
+        "incarnation": b"",
         "draw": False,
         **override,
     }
