@@ -77,9 +77,8 @@ def main() -> None:
             f"private draw p50 {p50d:.2f} ms p99 {_p(drawn, 0.99):.2f} ms | added p50 {p50d - p50p:.2f} ms | "
             f"confirmations after its own before the author saw its dice: {late} in {2 * args.rolls + 20} pairs"
         )
-    print(
-        f"added latency of a private draw to its author, p50, median of {args.runs} runs: {statistics.median(added):.2f} ms"
-    )
+    median = statistics.median(added)
+    print(f"added latency of a private draw to its author, p50, median of {args.runs} runs: {median:.2f} ms")
 
 
 if __name__ == "__main__":
