@@ -416,3 +416,32 @@ def test_liars_dice_with_a_master_that_reads_and_loads_the_dice(attack: str) -> 
     else:  # each peer refused the forged draw, and voted the master out
         assert caught == set(players)
         assert all(sim.peers[p].core.client.master not in (None, bad) for p in players)
+
+
+class StrippingSimulation(Simulation):
+    """``bad`` runs modified code: it orders every sealed pair without the draw its private half asks for."""
+
+    bad: PeerId | None = None
+
+    def _transmit(self, src: PeerId, dst: PeerId, data: bytes, lane: Lane) -> None:
+        if dst == self.bad and lane is Lane.RELIABLE:
+            messages = [replace(m, draw=False) if isinstance(m, rm.Propose) else m for m in wire.decode(data)]
+            data = wire.encode_many(messages) if len(messages) > 1 else wire.encode(messages[0])
+        super()._transmit(src, dst, data, lane)
+
+
+def test_a_pair_ordered_without_its_draw_is_lost_at_the_reveal_never_given_values_and_its_author_told() -> None:
+    sim = StrippingSimulation(3, types=[Cup], seed=13)
+    assert sim.run(3.0, until=lambda s: len(s.masters()) == 1)
+    bad = sim.bad = sim.masters()[0]
+    rid = sim.create(bad, "cup", "c")
+    sim.run(0.5)
+    author = next(p for p in sim.ids if p != bad)
+    seq = sim.dispatch(author, rid, *roll())
+    assert sim.run(2.0, until=lambda s: (rid, seq) in s.peers[author].confirmed)
+    assert _hand(sim, author, rid, author) is None  # no beacon: no values, not even for its author
+    sim.dispatch(bad, rid, mx.Action("show", {}))
+    assert sim.run(3.0, until=lambda s: s.converged(rid) and s.state(bad, rid)["lost"] == [author])
+    for pid in sim.ids:
+        assert sim.state(pid, rid)["hands"] == {}
+    assert (rid, seq) in sim.peers[author].lost  # the author is told its half was lost

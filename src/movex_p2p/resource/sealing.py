@@ -154,7 +154,8 @@ class Sealing:
             for held, outcome in zip(msg.actions, outcomes, strict=False)
             if outcome == "forged"
         ]
-        lost = tuple(h.seq for h in msg.actions if h.action is None and h.author == self.me)
+        undrawn = {h.seq for h, o in zip(msg.actions, outcomes, strict=False) if o == "undrawn"}  # no beacon
+        lost = tuple(h.seq for h in msg.actions if h.author == self.me and (h.action is None or h.seq in undrawn))
         if lost:
             effects.append(PrivateLost(rid=msg.rid, seqs=lost, master=master))
         return effects
