@@ -1,0 +1,170 @@
+"""Proof of censorship: a master dropping one author's proposals is reported and voted out; a liar frames nobody.
+
+Whole rooms in virtual time (:class:`~movex_p2p.simulation.Simulation`); the dishonest master is
+the same NodeCore with its routing modified, as a modified build would run it, and the dishonest
+author sends hand-made frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import movex_p2p as mx
+from movex_p2p import wire
+from movex_p2p.censorship import GRACE, Censored, CensorWatch, Unconfirmed, author_of, grievance
+from movex_p2p.ids import PeerId, Rid, Term
+from movex_p2p.nodecore import Ready
+from movex_p2p.resource import messages as rm
+from movex_p2p.resource.pending import STUCK_AFTER
+from movex_p2p.routes import Lane
+from movex_p2p.signing import FAKE, FakeSigner
+from movex_p2p.simulation import Simulation
+from tests.resources import Counter
+
+ROOM = "simulation"  # the room every Simulation peer signs for
+
+
+def _room(size: int = 4, seed: int = 5) -> tuple[Simulation, PeerId, list[tuple[PeerId, Censored]], Rid]:
+    """A room with one master and a counter; a log of the Censored each peer reports."""
+    sim = Simulation(size, types=[Counter], seed=seed)
+    assert sim.run(3.0, until=lambda s: len(s.masters()) == 1)
+    master = sim.masters()[0]
+    rid = sim.create(master, "counter", "c")
+    assert sim.run(1.0, until=lambda s: all(s.peers[p].core.client.has(rid) for p in s.ids))
+    seen: list[tuple[PeerId, Censored]] = []
+    execute = sim._execute
+
+    def spy(pid: PeerId, ready: Ready) -> None:
+        seen.extend((pid, e) for e in ready.events if isinstance(e, Censored))
+        execute(pid, ready)
+
+    sim._execute = spy  # type: ignore[method-assign]
+    return sim, master, seen, rid
+
+
+def _busy(sim: Simulation, pid: PeerId, rid: Rid, until: float, every: float = 0.5) -> None:
+    """``pid`` dispatches an increment every ``every`` seconds until ``until``: the master has others' work."""
+
+    def tick(s: Simulation) -> None:
+        if s.peers[pid].alive and s.peers[pid].core.election.master is not None:
+            s.dispatch(pid, rid, mx.Action("increment"))
+        if s.now + every < until:
+            s.at(s.now + every, "call", tick, ())
+
+    sim.at(sim.now + every, "call", tick, ())
+
+
+def _censor(sim: Simulation, master: PeerId, victim: PeerId) -> None:
+    """Modify ``master``'s code: whatever concerns ``victim``'s proposals never reaches its MasterCore."""
+    core = sim.peers[master].core
+    route: Callable[[PeerId, wire.Message], None] = core._route
+
+    def censoring(sender: PeerId, message: wire.Message) -> None:
+        if sender == victim and type(message) in (rm.Propose, rm.Endorse):
+            return
+        if type(message) is Unconfirmed and message.author == victim:
+            return
+        route(sender, message)
+
+    core._route = censoring  # type: ignore[method-assign]
+
+
+def test_a_master_that_drops_one_authors_proposals_is_reported_by_every_honest_peer_and_voted_out() -> None:
+    sim, master, seen, rid = _room()
+    victim, busy = [p for p in sim.ids if p != master][:2]
+    _censor(sim, master, victim)
+    _busy(sim, busy, rid, until=sim.now + 40)
+    seq = sim.dispatch(victim, rid, mx.Action("incrementBy", 100))
+    honest = set(sim.ids) - {master}
+
+    assert sim.run(4 * STUCK_AFTER + GRACE, until=lambda s: {pid for pid, _ in seen} == honest)
+    assert {(c.master, c.author, c.rid, c.seq) for _, c in seen} == {(master, victim, rid, seq)}
+    assert all(c.seconds >= GRACE for _, c in seen)
+    assert sim.run(10.0, until=lambda s: (rid, seq) in s.peers[victim].confirmed)  # the new master confirms it
+    new = sim.peers[victim].core.election.master
+    assert new is not None
+    assert new != master
+    assert sim.run(5.0, until=lambda s: all(s.state(p, rid)["count"] >= 100 for p in honest))
+
+
+def test_an_honest_master_applies_what_a_peer_hands_it_so_a_lying_author_frames_nobody() -> None:
+    """The author gossips a proposal it never sent to the master: each peer hands it to the master, which applies it."""
+    sim, master, seen, rid = _room()
+    liar = next(p for p in sim.ids if p != master)
+    busy = next(p for p in sim.ids if p not in (master, liar))
+    _busy(sim, busy, rid, until=sim.now + 20)
+    core = sim.peers[liar].core
+    term = core.client.term
+    never_sent = rm.Propose(term=term, rid=rid, seq=1, base=0, action=mx.Action("incrementBy", 7))
+    frame = wire.encode(grievance(core.signer, ROOM, never_sent, master))
+    for peer in sim.ids:
+        if peer not in (liar, master):
+            sim._transmit(liar, peer, frame, Lane.RELIABLE)  # to the others, never to the master
+    assert sim.run(20.0)
+    assert seen == []
+    assert sim.masters() == [master]
+    assert all(sim.peers[p].core.election.master == master for p in sim.ids)
+    assert sim.state(master, rid)["count"] >= 7  # applied as its author signed it
+
+
+def test_an_action_the_master_refuses_is_no_evidence() -> None:
+    """A signed proposal the reducer refuses: the master declines it to each forwarder, nobody reports it."""
+    sim, master, seen, rid = _room()
+    liar = next(p for p in sim.ids if p != master)
+    busy = next(p for p in sim.ids if p not in (master, liar))
+    _busy(sim, busy, rid, until=sim.now + 20)
+    core = sim.peers[liar].core
+    boom = rm.Propose(term=core.client.term, rid=rid, seq=1, base=0, action=mx.Action("boom"))
+    frame = wire.encode(grievance(core.signer, ROOM, boom, master))
+    for peer in sim.ids:
+        if peer != liar:
+            sim._transmit(liar, peer, frame, Lane.RELIABLE)
+    assert sim.run(20.0)
+    assert seen == []
+    assert sim.masters() == [master]
+
+
+def test_evidence_is_bound_to_its_room_term_and_master() -> None:
+    author, other = FakeSigner(b"a" * 32), FakeSigner(b"b" * 32)
+    proposal = rm.Propose(term=Term(3), rid=Rid("counter:c"), seq=2, base=1, action=mx.Action("increment"))
+    msg = grievance(author, ROOM, proposal, PeerId("m"))
+    assert author_of(msg, ROOM, FAKE) == author.id
+    assert author_of(msg, "another room", FAKE) is None
+    fields: dict[str, Any] = {"term": Term(4), "master": PeerId("x"), "seq": 3, "author": other.id}
+    for name, value in fields.items():
+        assert author_of(_replace(msg, **{name: value}), ROOM, FAKE) is None, name
+    with pytest.raises(ValueError, match="private half"):
+        grievance(author, ROOM, _private(proposal), PeerId("m"))
+
+
+def test_what_a_peer_watches_is_bounded_per_author() -> None:
+    author = FakeSigner(b"a" * 32)
+    watch = CensorWatch(PeerId("me"))
+    held = [watch.hold(grievance(author, ROOM, _proposal(seq), PeerId("m")), 0.0, 0) for seq in range(1, 3 * 8 + 1)]
+    assert held.count(True) == 8
+    assert not watch.hold(grievance(author, ROOM, _proposal(1), PeerId("m")), 0.0, 0)  # held already
+
+
+def _proposal(seq: int) -> rm.Propose:
+    return rm.Propose(term=Term(1), rid=Rid("counter:c"), seq=seq, base=seq - 1, action=mx.Action("increment"))
+
+
+def _private(proposal: rm.Propose) -> rm.Propose:
+    return rm.Propose(
+        term=proposal.term,
+        rid=proposal.rid,
+        seq=proposal.seq,
+        base=proposal.base,
+        action=proposal.action,
+        private=mx.Action("secret"),
+        nonce=b"n" * 16,
+    )
+
+
+def _replace(msg: Unconfirmed, **changes: Any) -> Unconfirmed:
+    from dataclasses import replace
+
+    return replace(msg, **changes)
