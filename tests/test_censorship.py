@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import pytest
 
 import movex_p2p as mx
@@ -17,7 +18,9 @@ from movex_p2p import wire
 from movex_p2p.censorship import GRACE, Censored, CensorWatch, Unconfirmed, author_of, grievance
 from movex_p2p.ids import PeerId, Rid, Term
 from movex_p2p.nodecore import Ready
+from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
+from movex_p2p.resource.master import MasterCore
 from movex_p2p.resource.pending import STUCK_AFTER
 from movex_p2p.routes import Lane
 from movex_p2p.signing import FAKE, FakeSigner
@@ -168,3 +171,62 @@ def _replace(msg: Unconfirmed, **changes: Any) -> Unconfirmed:
     from dataclasses import replace
 
     return replace(msg, **changes)
+
+
+def test_under_the_report_policy_peers_report_and_keep_the_master() -> None:
+    sim, master, seen, rid = _room()
+    for pid in sim.ids:
+        sim.peers[pid].core.censor.policy = "report"
+    victim, busy = [p for p in sim.ids if p != master][:2]
+    _censor(sim, master, victim)
+    _busy(sim, busy, rid, until=sim.now + 30)
+    sim.dispatch(victim, rid, mx.Action("increment"))
+    honest = set(sim.ids) - {master}
+    assert sim.run(4 * STUCK_AFTER + GRACE, until=lambda s: {pid for pid, _ in seen} == honest)
+    assert sim.run(5.0)
+    assert sim.masters() == [master]
+    assert all(sim.peers[p].core.election.master == master for p in sim.ids)
+
+
+async def test_a_peer_reports_a_censoring_master_as_a_diagnostic_and_the_room_moves_on() -> None:
+    """Real Peers on the in-process network: the master's code drops one author's proposals."""
+    net = mx.LocalNetwork()
+    kwargs: dict[str, Any] = {"room": "censor", "types": [Counter], "transport": net, "stuck_after": 0.3}
+    async with (
+        mx.Peer(seed=1, name="a", **kwargs) as a,
+        mx.Peer(seed=2, name="b", **kwargs) as b,
+        mx.Peer(seed=3, name="c", **kwargs) as c,
+    ):
+        with anyio.fail_after(10):
+            for peer in (a, b, c):
+                await peer.wait_ready()
+            while len(a.peers) < 2 or len({p.master_id for p in (a, b, c)}) != 1:  # noqa: ASYNC110 - simplest
+                await anyio.sleep(0.01)
+        evil = next(p for p in (a, b, c) if p.is_master)
+        victim, busy = (p for p in (a, b, c) if p is not evil)
+        rid = await evil.create(Counter, id="c")
+        mine, theirs = await victim.bind(rid), await busy.bind(rid)
+        on_propose = MasterCore._on_propose
+
+        def censoring(self: MasterCore, sender: PeerId, msg: rm.Propose, now: float) -> list[fx.Effect]:
+            if self.me == PeerId(evil.id) and sender == PeerId(victim.id):
+                return []  # taken, never confirmed
+            return on_propose(self, sender, msg, now)
+
+        diagnostics: list[mx.Diagnostic] = []
+        for peer in (victim, busy):
+            peer.on_diagnostic(diagnostics.append)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(MasterCore, "_on_propose", censoring)
+            handle = mine.dispatch(mx.Action("incrementBy", 100))
+            with anyio.fail_after(10):
+                while mine.pending:  # the censored action: until another master confirms it
+                    theirs.dispatch(mx.Action("increment"))
+                    await anyio.sleep(0.05)
+        with pytest.raises(mx.ActionStuck):  # it was reported stuck (2 * stuck_after) before the gossip
+            await handle
+        censored = [d for d in diagnostics if d.kind == "censored"]
+        assert {d.peer for d in censored} == {evil.id}
+        assert len(censored) == 2  # the author and the other honest peer, each once
+        assert victim.master_id not in (None, evil.id)
+        assert mine.state["count"] >= 100

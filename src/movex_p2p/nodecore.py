@@ -435,7 +435,7 @@ class NodeCore:
                 case Route.NODE:
                     node: Introduce | rm.ToPeers | CensorMessage = message  # type: ignore[assignment]
                     if type(node) is Introduce:
-                        self._on_intro(sender, node)
+                        _on_intro(self, sender, node)
                     elif type(node) is rm.Witness:
                         self._on_witness(sender, node)
                     else:
@@ -454,12 +454,11 @@ class NodeCore:
         if master is None:
             return []
         served, refusal = self.roster.serve(sender, to_master, master, self.me, self.intro.name)
-        if refusal is not None:
-            self.outbox.send(sender, refusal)
+        effects: list[fx.Effect] = [] if refusal is None else [fx.Send(to=sender, message=refusal)]
         if served is None or not self.history.endorsed(sender, served):
-            return []
+            return effects
         lease = not self.majority or self.election.can_confirm(self._now)
-        return master.step(sender, served, self._wall, lease=lease)
+        return effects + master.step(sender, served, self._wall, lease=lease)
 
     # -- the signed history (see the module docstring) --------------------------------------------
 
@@ -506,7 +505,7 @@ class NodeCore:
             self.outbox.send(peer, self.intro)
             early = self.roster.early.pop(peer, None)
             if early is not None:
-                self._introduce(peer, early)
+                _introduce(self, peer, early)
             self._links_changed()
 
     def _link_down(self, peer: PeerId, graceful: bool) -> None:
@@ -517,35 +516,11 @@ class NodeCore:
         self.peers = self.peers - {peer}
         member = self.roster.leave(peer)
         if member is not None:
-            self._roles_changed()
+            _roles_changed(self)
         self._elect(el.PeerLeft(peer=peer, graceful=graceful))
         self._links_changed()
         if member is not None:
             self._events.append(PeerLeft(info=member, reason="left" if graceful else "lost"))
-
-    # -- presence ------------------------------------------------------------------------------
-
-    def _on_intro(self, sender: PeerId, intro: Introduce) -> None:
-        if sender in self.peers and sender not in self.members:
-            self._introduce(sender, intro)
-        else:
-            # ahead of its link's PeerUp, or a second one on a link: a restarted peer's new link,
-            # whose PeerDown/PeerUp pair for the old link is still on its way
-            self.roster.keep_early(sender, intro)
-
-    def _introduce(self, peer: PeerId, intro: Introduce) -> None:
-        member, conflicts = self.roster.introduce(peer, intro)
-        self._roles_changed()
-        self._events.append(PeerJoined(info=member))
-        for name, version in sorted(conflicts.items()):
-            self._events.append(
-                TypeConflict(peer=peer, name=intro.name, type=name, ours=self.types[name].version, theirs=version)
-            )
-
-    def _roles_changed(self) -> None:
-        spectators = self.roster.spectators_changed()
-        if spectators is not None:
-            self._elect(el.Roles(spectators=spectators))
 
     def _links_changed(self) -> None:
         self._elect(el.LinksChanged(peers=self.peers))
@@ -709,6 +684,34 @@ class NodeCore:
         if index > self._acked and master is not None:
             self._acked = index
             self.outbox.send(master, rm.Ack(term=self.client.term, index=index))
+
+
+# -- presence (out of the class, which stays small) ------------------------------------------------
+
+
+def _on_intro(core: NodeCore, sender: PeerId, intro: Introduce) -> None:
+    if sender in core.peers and sender not in core.members:
+        _introduce(core, sender, intro)
+    else:
+        # ahead of its link's PeerUp, or a second one on a link: a restarted peer's new link,
+        # whose PeerDown/PeerUp pair for the old link is still on its way
+        core.roster.keep_early(sender, intro)
+
+
+def _introduce(core: NodeCore, peer: PeerId, intro: Introduce) -> None:
+    member, conflicts = core.roster.introduce(peer, intro)
+    _roles_changed(core)
+    core._events.append(PeerJoined(info=member))
+    for name, version in sorted(conflicts.items()):
+        core._events.append(
+            TypeConflict(peer=peer, name=intro.name, type=name, ours=core.types[name].version, theirs=version)
+        )
+
+
+def _roles_changed(core: NodeCore) -> None:
+    spectators = core.roster.spectators_changed()
+    if spectators is not None:
+        core._elect(el.Roles(spectators=spectators))
 
 
 def _fair_seed(me: PeerId, rng: random.Random, entropy: Callable[[int], bytes] | None) -> bytes:
