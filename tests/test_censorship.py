@@ -8,6 +8,7 @@ author sends hand-made frames.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -138,7 +139,7 @@ def test_evidence_is_bound_to_its_room_term_and_master() -> None:
     assert author_of(msg, "another room", FAKE) is None
     fields: dict[str, Any] = {"term": Term(4), "master": PeerId("x"), "seq": 3, "author": other.id}
     for name, value in fields.items():
-        assert author_of(_replace(msg, **{name: value}), ROOM, FAKE) is None, name
+        assert author_of(replace(msg, **{name: value}), ROOM, FAKE) is None, name
     with pytest.raises(ValueError, match="private half"):
         grievance(author, ROOM, _private(proposal), PeerId("m"))
 
@@ -165,12 +166,6 @@ def _private(proposal: rm.Propose) -> rm.Propose:
         private=mx.Action("secret"),
         nonce=b"n" * 16,
     )
-
-
-def _replace(msg: Unconfirmed, **changes: Any) -> Unconfirmed:
-    from dataclasses import replace
-
-    return replace(msg, **changes)
 
 
 def test_under_the_report_policy_peers_report_and_keep_the_master() -> None:
@@ -230,3 +225,29 @@ async def test_a_peer_reports_a_censoring_master_as_a_diagnostic_and_the_room_mo
         assert len(censored) == 2  # the author and the other honest peer, each once
         assert victim.master_id not in (None, evil.id)
         assert mine.state["count"] >= 100
+
+
+def test_evidence_signed_by_someone_else_is_dropped_as_its_senders_fault() -> None:
+    sim, master, _, rid = _room()
+    liar, victim = [p for p in sim.ids if p != master][:2]
+    term = sim.peers[liar].core.client.term
+    proposal = rm.Propose(term=term, rid=rid, seq=1, base=0, action=mx.Action("increment"))
+    forged = replace(grievance(sim.peers[liar].core.signer, ROOM, proposal, master), author=victim)
+    sim._transmit(liar, master, wire.encode(forged), Lane.RELIABLE)
+    sim._transmit(liar, victim, wire.encode(forged), Lane.RELIABLE)
+    assert sim.run(1.0)
+    refused = [(pid, d.sender) for pid, d in sim.dropped if "did not sign" in d.reason]
+    assert sorted(refused) == sorted([(master, liar), (victim, liar)])
+    assert sim.state(master, rid)["count"] == 0
+
+
+def test_in_a_two_peer_room_the_author_leaves_the_censoring_master_alone() -> None:
+    """docs/election.md: under AVAILABLE the author elects itself; the room is split in two."""
+    sim, master, seen, rid = _room(size=2)
+    victim = next(p for p in sim.ids if p != master)
+    _censor(sim, master, victim)
+    _busy(sim, master, rid, until=sim.now + 30)
+    seq = sim.dispatch(victim, rid, mx.Action("incrementBy", 100))
+    assert sim.run(4 * STUCK_AFTER + GRACE, until=lambda s: (rid, seq) in s.peers[victim].confirmed)
+    assert [pid for pid, _ in seen] == [victim]
+    assert sorted(sim.masters()) == sorted([master, victim])
