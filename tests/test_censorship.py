@@ -31,12 +31,24 @@ from tests.resources import Counter
 ROOM = "simulation"  # the room every Simulation peer signs for
 
 
-def _room(size: int = 4, seed: int = 5) -> tuple[Simulation, PeerId, list[tuple[PeerId, Censored]], Rid]:
-    """A room with one master and a counter; a log of the Censored each peer reports."""
-    sim = Simulation(size, types=[Counter], seed=seed)
+def bag(state: Any, action: mx.Action) -> Any:
+    """Counts what is put in; a private half is a secret note its author keeps (sealed)."""
+    if action.type == "boom":
+        raise ValueError("boom")
+    return {**state, "count": state["count"] + (action.payload if type(action.payload) is int else 1)}
+
+
+SealedBag = mx.ResourceType("bag", bag, initial={"count": 0}, private="sealed", can_reveal=lambda state: False)
+
+
+def _room(
+    size: int = 4, seed: int = 5, type_: mx.ResourceType = Counter
+) -> tuple[Simulation, PeerId, list[tuple[PeerId, Censored]], Rid]:
+    """A room with one master and a resource of ``type_``; a log of the Censored each peer reports."""
+    sim = Simulation(size, types=[type_], seed=seed)
     assert sim.run(3.0, until=lambda s: len(s.masters()) == 1)
     master = sim.masters()[0]
-    rid = sim.create(master, "counter", "c")
+    rid = sim.create(master, type_.name, "c")
     assert sim.run(1.0, until=lambda s: all(s.peers[p].core.client.has(rid) for p in s.ids))
     seen: list[tuple[PeerId, Censored]] = []
     execute = sim._execute
@@ -76,12 +88,16 @@ def _censor(sim: Simulation, master: PeerId, victim: PeerId) -> None:
     core._route = censoring  # type: ignore[method-assign]
 
 
-def test_a_master_that_drops_one_authors_proposals_is_reported_by_every_honest_peer_and_voted_out() -> None:
-    sim, master, seen, rid = _room()
+@pytest.mark.parametrize("sealed", [False, True], ids=["public", "sealed-pair"])
+def test_a_master_that_drops_one_authors_proposals_is_reported_by_every_honest_peer_and_voted_out(
+    sealed: bool,
+) -> None:
+    sim, master, seen, rid = _room(type_=SealedBag if sealed else Counter)
     victim, busy = [p for p in sim.ids if p != master][:2]
     _censor(sim, master, victim)
     _busy(sim, busy, rid, until=sim.now + 40)
-    seq = sim.dispatch(victim, rid, mx.Action("incrementBy", 100))
+    private = mx.Action("note", "only mine") if sealed else None
+    seq = sim.dispatch(victim, rid, mx.Action("incrementBy", 100), private)
     honest = set(sim.ids) - {master}
 
     assert sim.run(4 * STUCK_AFTER + GRACE, until=lambda s: {pid for pid, _ in seen} == honest)

@@ -175,8 +175,8 @@ def proposal_of(msg: Unconfirmed) -> tuple[Endorse, Propose]:
 
 def _acceptable(msg: Unconfirmed, res: Replica, type_: ResourceType) -> bool:
     """Would an honest master apply ``msg`` on ``res`` as it is now? (False: it could rightly refuse it.)"""
-    if type_.sealed != bool(msg.sealed):
-        return False
+    if msg.sealed and not type_.sealed:
+        return False  # a commitment only a sealed type takes
     if has_master_values(msg.action.payload) or has_fair_values(msg.action.payload):
         return False  # resolved by the master: this peer cannot run what it would
     try:
