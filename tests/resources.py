@@ -252,6 +252,7 @@ class CoreCluster:
 
     def _new_master(self, me: PeerId, term: Term, replicas: Iterable[Any], index: int = 0) -> MasterCore:
         self.term_masters[term] = me
+        client = self.clients[me]  # its tombstones, as NodeCore passes them
         return MasterCore(
             me,
             term=term,
@@ -266,6 +267,8 @@ class CoreCluster:
             verifier=FAKE,
             master_of=self.term_masters.get,
             room=self.room,
+            removed=client.removed,
+            removal_seals=client.removal_seals,
         )
 
     def elect(self, master: PeerId, round_: int, *, build: bool = True, deliver: bool = True) -> None:
@@ -324,7 +327,16 @@ class CoreCluster:
     def _endorse(self, author: PeerId, proposal: rm.Propose) -> None:
         """What NodeCore does for an author: sign the digest of the proposal leaving for the master."""
         commit = proposal.sealed if proposal.private is None else commitment(proposal.nonce, proposal.private)
-        digest = action_digest(author, proposal.rid, proposal.seq, proposal.action, commit)
+        digest = action_digest(
+            author,
+            proposal.rid,
+            proposal.seq,
+            proposal.action,
+            commit,
+            room=self.room,
+            term=proposal.term,
+            incarnation=proposal.incarnation,
+        )
         proof = prove(self.signers[author], "endorse", digest)
         endorsed = rm.Endorsed(term=proposal.term, author=author, digests=(digest,), proof=proof)
         self._endorsements[(author, proposal.rid, proposal.seq)] = endorsed

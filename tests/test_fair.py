@@ -15,7 +15,7 @@ from movex_p2p import wire
 from movex_p2p.ids import PeerId, Rid, Term
 from movex_p2p.proofs import prove
 from movex_p2p.resource import messages as rm
-from movex_p2p.resource.draws import Draws, Ledger, Player, seed_of
+from movex_p2p.resource.draws import Draws, Ledger, Player, draw_digest, seed_of
 from movex_p2p.resource.effects import DrawShort, Forged, Publish, Send
 from movex_p2p.resource.fair import (
     ELEMENT_SIZE,
@@ -31,7 +31,7 @@ from movex_p2p.resource.fair import (
     resolve_private,
     verify_element,
 )
-from movex_p2p.resource.history import action_digest, resolves
+from movex_p2p.resource.history import resolves
 from movex_p2p.resource.values import has_fair_values, has_master_values
 from movex_p2p.signing import FAKE, FakeSigner
 from movex_p2p.verify import check
@@ -374,7 +374,7 @@ def test_a_master_running_modified_code_biases_none_of_1000_seeded_draws() -> No
         author = room.ids[rng.randrange(4)]
         rid = Rid("dice:1")
         action = mx.Action("roll", {"die": mx.fair.random_int(1, 6), "n": i})
-        digest = action_digest(author, rid, i + 1, action)
+        digest = draw_digest(author, rid, i + 1, action, b"")
         drawing = rm.Drawing(term=Term(1), index=room.entry(), rid=rid, author=author, seq=i + 1, digest=digest)
         got = {}
         for p in room.players:
@@ -428,7 +428,7 @@ def test_a_master_running_modified_code_biases_none_of_1000_seeded_draws() -> No
             value = resolve_fair(action.payload, seed_of(drawn))
         elif attack == "rebind":
             other = mx.Action("roll", {"die": mx.fair.random_int(1, 6), "n": -i})
-            drawn = replace(honest_drawn, digest=action_digest(author, rid, i + 1, other))
+            drawn = replace(honest_drawn, digest=draw_digest(author, rid, i + 1, other, b""))
             action = other
             value = resolve_fair(other.payload, seed_of(drawn))
         elif attack == "value":
@@ -511,7 +511,7 @@ def test_the_entry_after_a_refused_draw_is_refused_too() -> None:
     room = Room(2)
     master_id, player = room.ids[0], room.players[1]
     action = mx.Action("roll", {"die": mx.fair.random_int(1, 6)})
-    digest = action_digest(master_id, Rid("d:1"), 1, action)
+    digest = draw_digest(master_id, Rid("d:1"), 1, action, b"")
     drawing = rm.Drawing(term=Term(1), index=1, rid=Rid("d:1"), author=master_id, seq=1, digest=digest)
     c = _answer(player, drawing, master_id)
     element = bytes(32)  # not the player's element

@@ -169,7 +169,7 @@ def test_a_restarted_author_continues_its_seqs_and_gets_its_held_secrets_back() 
     c.run()
     assert c.view(bob, "rps:g")["submissions"]["playerB"] == {"play": "rock"}
     # bob's process dies; a new one with the same id (the same identity) joins and reports nothing
-    c.clients[bob] = fresh = ClientCore(bob, types=c.types)
+    c.clients[bob] = fresh = ClientCore(bob, types=c.types, room=c.room, signer=c.signers[bob])
     c.route(bob, fresh.master_changed(c.master_id, c.term))
     c.run()
     assert fresh.view(Rid("rps:g"))["submissions"]["playerB"] == {"play": "rock"}  # its hand is back

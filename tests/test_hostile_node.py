@@ -144,11 +144,13 @@ def test_an_action_its_author_never_signed_is_refused_by_the_master() -> None:
     rid = Counter.rid("c")
     core.create(rid, None, now, now)
     term = core.master.term
-    propose = rm.Propose(term=Term(term), rid=rid, seq=1, base=0, action=mx.Action("increment"))
+    born = core.client.replicas[rid].incarnation
+    increment = mx.Action("increment")
+    propose = rm.Propose(term=Term(term), rid=rid, seq=1, base=0, action=increment, incarnation=born)
     ready = deliver(core, EVIL, propose, now=now)
     assert [d.sender for d in ready.dropped] == [EVIL.id]
     assert "did not sign" in ready.dropped[0].reason
-    digest = action_digest(EVIL.id, rid, 1, mx.Action("increment"))
+    digest = action_digest(EVIL.id, rid, 1, increment, room="", term=term, incarnation=born)
     stolen = rm.Endorse(term=Term(term), digests=(digest,), proof=prove(THIRD, "endorse", digest))
     ready = deliver(core, EVIL, stolen, propose, now=now)  # someone else's signature
     assert core.client.replicas[rid].state == {"count": 0}
@@ -253,10 +255,14 @@ def test_parked_proposals_are_bounded() -> None:
         core.create(rid, None, now, now)
     term = Term(core.master.term)
     for rid in rids:
+        born = core.client.replicas[rid].incarnation
         proposals = [
-            rm.Propose(term=term, rid=rid, seq=seq, base=0, action=mx.Action("increment")) for seq in range(2, 4100)
+            rm.Propose(term=term, rid=rid, seq=seq, base=0, action=mx.Action("increment"), incarnation=born)
+            for seq in range(2, 4100)
         ]
-        digests = tuple(action_digest(EVIL.id, rid, p.seq, p.action) for p in proposals)
+        digests = tuple(
+            action_digest(EVIL.id, rid, p.seq, p.action, room="", term=term, incarnation=born) for p in proposals
+        )
         endorse = rm.Endorse(term=term, digests=digests, proof=prove(EVIL, "endorse", b"".join(digests)))
         core.receive([Frame(peer=EVIL.id, data=wire.encode_many([endorse, *proposals]))], now, now)
     assert core.master._windows.parked <= MAX_EARLY_TOTAL

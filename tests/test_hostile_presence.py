@@ -90,10 +90,11 @@ def test_a_peer_introduced_as_spectator_cannot_write_whatever_its_code_sends() -
 
     def writes(seq: int) -> list[wire.Message]:
         action = mx.Action("increment")
-        digest = action_digest(EVIL.id, rid, seq, action)
+        born = core.client.replicas[rid].incarnation
+        digest = action_digest(EVIL.id, rid, seq, action, room="", term=term, incarnation=born)
         return [
             rm.Endorse(term=term, digests=(digest,), proof=prove(EVIL, "endorse", digest)),
-            rm.Propose(term=term, rid=rid, seq=seq, base=0, action=action),
+            rm.Propose(term=term, rid=rid, seq=seq, base=0, action=action, incarnation=born),
             rm.Create(term=term, req=seq * 10, rid=Counter.rid(f"mine{seq}"), state=None, exist_ok=True),
             rm.Remove(term=term, req=seq * 10 + 1, rid=rid),
         ]

@@ -83,9 +83,10 @@ def test_a_reducer_that_raises_rejects_only_that_action() -> None:
     assert core.master is not None
     term = core.master.term
     boom = mx.Action("boom")
-    digest = action_digest(EVIL, rid, 1, boom, b"")
+    born = core.client.replicas[rid].incarnation
+    digest = action_digest(EVIL, rid, 1, boom, b"", room="", term=term, incarnation=born)
     endorse = rm.Endorse(term=term, digests=(digest,), proof=prove(EVIL_KEY, "endorse", digest))
-    ready = from_evil(core, endorse, rm.Propose(term=term, rid=rid, seq=1, base=0, action=boom))
+    ready = from_evil(core, endorse, rm.Propose(term=term, rid=rid, seq=1, base=0, action=boom, incarnation=born))
     rejected = [m for m in wire.decode(ready.frames[EVIL]) if isinstance(m, rm.Rejected)]
     assert [r.reason for r in rejected] == ["ValueError: boom"]
     assert core.client.replicas[rid].state == {"count": 0}

@@ -8,13 +8,14 @@ import pytest
 
 import movex_p2p as mx
 from movex_p2p.errors import LocalProtocolError
-from movex_p2p.ids import Rid, Term
+from movex_p2p.ids import PeerId, Rid, Term
 from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
-from movex_p2p.resource.client import RESEND_AFTER, STUCK_AFTER
+from movex_p2p.resource.client import RESEND_AFTER, STUCK_AFTER, ClientCore
+from movex_p2p.resource.requests import REPORT_AGAIN
 from movex_p2p.resource.state import freeze
 from movex_p2p.resource.values import MasterValue
-from tests.resources import SECRET, CoreCluster, submit
+from tests.resources import SECRET, CoreCluster, Counter, submit
 
 C = "counter:c1"
 
@@ -587,3 +588,21 @@ def test_a_rejected_seq_sent_again_is_rejected_again_not_ignored() -> None:
     rejected = c.sent(rm.Rejected)[before:]
     assert [r.seq for r in rejected] == [bad]
     assert "already rejected" in rejected[0].reason
+
+
+def test_an_unanswered_report_is_sent_again() -> None:
+    """A report lost on a link whose break only the master saw (it saw this peer go and come back)
+    left the peer unsynced for good (a seeded flapping-partition run, ``tests/test_migration_sim.py``)."""
+    client = ClientCore(PeerId("p"), types={"counter": Counter})
+    sent = client.master_changed(PeerId("m"), Term(1), now=0.0)
+    (first,) = [e.message for e in sent if isinstance(e, fx.Send) and isinstance(e.message, rm.Report)]
+    assert client.deadline == REPORT_AGAIN
+    assert client.resend_stalled(REPORT_AGAIN / 2) == []
+    (again,) = [e.message for e in client.resend_stalled(REPORT_AGAIN) if isinstance(e, fx.Send)]
+    assert isinstance(again, rm.Report)
+    assert again.req != first.req
+    client.step(PeerId("m"), rm.Replied(term=Term(1), req=first.req, rid=Rid("")), REPORT_AGAIN)  # superseded
+    assert not client.synced
+    client.step(PeerId("m"), rm.Replied(term=Term(1), req=again.req, rid=Rid("")), REPORT_AGAIN)
+    assert client.synced
+    assert client.deadline is None

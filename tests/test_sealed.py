@@ -281,15 +281,15 @@ def test_the_master_refuses_a_private_half_sent_to_a_sealed_type_and_a_seal_to_a
 
 def test_a_commitment_binds_room_incarnation_author_rid_and_seq() -> None:
     half = mx.Action("submit", {"rps": "rock"})
-    base = sealed_commitment("room", (1, 5), "alice", "rps:g", 3, b"n" * 16, half)
+    base = sealed_commitment("room", b"i5", "alice", "rps:g", 3, b"n" * 16, half)
     for other in (
-        sealed_commitment("other room", (1, 5), "alice", "rps:g", 3, b"n" * 16, half),
-        sealed_commitment("room", (1, 6), "alice", "rps:g", 3, b"n" * 16, half),
-        sealed_commitment("room", (1, 5), "bob", "rps:g", 3, b"n" * 16, half),
-        sealed_commitment("room", (1, 5), "alice", "rps:h", 3, b"n" * 16, half),
-        sealed_commitment("room", (1, 5), "alice", "rps:g", 4, b"n" * 16, half),
-        sealed_commitment("room", (1, 5), "alice", "rps:g", 3, b"m" * 16, half),
-        sealed_commitment("room", (1, 5), "alice", "rps:g", 3, b"n" * 16, mx.Action("submit", {"rps": "paper"})),
+        sealed_commitment("other room", b"i5", "alice", "rps:g", 3, b"n" * 16, half),
+        sealed_commitment("room", b"i6", "alice", "rps:g", 3, b"n" * 16, half),
+        sealed_commitment("room", b"i5", "bob", "rps:g", 3, b"n" * 16, half),
+        sealed_commitment("room", b"i5", "alice", "rps:h", 3, b"n" * 16, half),
+        sealed_commitment("room", b"i5", "alice", "rps:g", 4, b"n" * 16, half),
+        sealed_commitment("room", b"i5", "alice", "rps:g", 3, b"m" * 16, half),
+        sealed_commitment("room", b"i5", "alice", "rps:g", 3, b"n" * 16, mx.Action("submit", {"rps": "paper"})),
     ):
         assert other != base
 

@@ -19,7 +19,7 @@ from tests.resources import Counter
 
 ME, AUTHOR, MASTER = (FakeSigner.from_seed(i) for i in range(3))
 TERM = Term(1 << 32 | salt_of(MASTER.id))
-DIGEST = action_digest(AUTHOR.id, Rid("counter:c"), 1, mx.Action("increment"))
+DIGEST = action_digest(AUTHOR.id, Rid("counter:c"), 1, mx.Action("increment"), room="r", term=TERM, incarnation=b"")
 
 
 def endorse(signer: FakeSigner) -> rm.Endorse:

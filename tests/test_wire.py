@@ -201,6 +201,7 @@ def propose(payload: Any, *, kind: Any = "t", rid: Any = "counter:c", **override
         "private": None,
         "nonce": b"",
         "sealed": b"",
+        "incarnation": b"",
         **override,
     }
     return [33, *(values[f.name] for f in dataclasses.fields(rm.Propose))]

@@ -84,6 +84,8 @@ class Unconfirmed:
     seq: int
     action: Action
     sealed: bytes = b""
+    incarnation: bytes = b""
+    """The incarnation of ``rid`` the author signed the action for."""
     endorsement: bytes
     proof: bytes
 
@@ -117,8 +119,18 @@ class Censored:
     seconds: float
 
 
-def _digest(msg: Unconfirmed) -> bytes:
-    return action_digest(msg.author, msg.rid, msg.seq, msg.action, msg.sealed)
+def _digest(msg: Unconfirmed, room: str) -> bytes:
+    """The digest the author signed for the action (``resource.history``: bound to room, term and incarnation)."""
+    return action_digest(
+        msg.author,
+        msg.rid,
+        msg.seq,
+        msg.action,
+        msg.sealed,
+        room=room,
+        term=msg.term,
+        incarnation=msg.incarnation,
+    )
 
 
 def _statement(room: str, msg: Unconfirmed, digest: bytes) -> tuple[str, str, int, str, bytes]:
@@ -137,10 +149,11 @@ def grievance(author: Signer, room: str, proposal: Propose, master: PeerId) -> U
         seq=proposal.seq,
         action=proposal.action,
         sealed=proposal.sealed,
+        incarnation=proposal.incarnation,
         endorsement=b"",
         proof=b"",
     )
-    digest = _digest(msg)
+    digest = _digest(msg, room)
     return Unconfirmed(
         term=msg.term,
         master=master,
@@ -149,6 +162,7 @@ def grievance(author: Signer, room: str, proposal: Propose, master: PeerId) -> U
         seq=msg.seq,
         action=msg.action,
         sealed=msg.sealed,
+        incarnation=msg.incarnation,
         endorsement=prove(author, "endorse", digest),
         proof=prove(author, *_statement(room, msg, digest)),
     )
@@ -158,7 +172,7 @@ def author_of(msg: Unconfirmed, room: str, verifier: Verifier) -> PeerId | None:
     """``msg.author`` if it signed both proofs of ``msg`` for ``room``, else None."""
     if msg.seq < 1 or (msg.sealed and len(msg.sealed) != DIGEST_SIZE):
         return None
-    digest = _digest(msg)
+    digest = _digest(msg, room)
     if signer(msg.endorsement, "endorse", digest, verifier=verifier) != msg.author:
         return None
     if signer(msg.proof, *_statement(room, msg, digest), verifier=verifier) != msg.author:
@@ -166,15 +180,25 @@ def author_of(msg: Unconfirmed, room: str, verifier: Verifier) -> PeerId | None:
     return msg.author
 
 
-def proposal_of(msg: Unconfirmed) -> tuple[Endorse, Propose]:
+def proposal_of(msg: Unconfirmed, room: str) -> tuple[Endorse, Propose]:
     """The author's Endorse and Propose that ``msg`` carries (for the master; every earlier seq is settled)."""
-    endorse = Endorse(term=msg.term, digests=(_digest(msg),), proof=msg.endorsement)
-    propose = Propose(term=msg.term, rid=msg.rid, seq=msg.seq, base=msg.seq - 1, action=msg.action, sealed=msg.sealed)
+    endorse = Endorse(term=msg.term, digests=(_digest(msg, room),), proof=msg.endorsement)
+    propose = Propose(
+        term=msg.term,
+        rid=msg.rid,
+        seq=msg.seq,
+        base=msg.seq - 1,
+        action=msg.action,
+        sealed=msg.sealed,
+        incarnation=msg.incarnation,
+    )
     return endorse, propose
 
 
 def _acceptable(msg: Unconfirmed, res: Replica, type_: ResourceType) -> bool:
     """Would an honest master apply ``msg`` on ``res`` as it is now? (False: it could rightly refuse it.)"""
+    if msg.incarnation != res.incarnation:
+        return False  # signed for an earlier creation of the rid
     if msg.sealed and not type_.sealed:
         return False  # a commitment only a sealed type takes
     if has_master_values(msg.action.payload) or has_fair_values(msg.action.payload):

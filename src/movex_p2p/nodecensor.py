@@ -34,7 +34,7 @@ def on_censor(core: NodeCore, sender: PeerId, msg: CensorMessage) -> None:
     if msg.term != client.term or msg.author == msg.master:
         return  # another term's (or a master's own): it proves nothing here
     if core.master is not None:
-        endorse, propose = proposal_of(msg)
+        endorse, propose = proposal_of(msg, client.sealing.room)
         core.history.endorsed(msg.author, endorse)
         effects = core._serve(msg.author, propose)
         for effect in effects:  # the forwarder hears of a refusal (the author gets its own answer)

@@ -210,9 +210,10 @@ class NodeCore:
     ) -> None:
         """``name``, ``info`` and ``role`` are what this peer introduces itself with; ``opaque`` (a
         spectator only) replicates, read-only, the resources of types it does not have.
-        ``signer`` (whose id is ``me``; a real peer's Identity) signs what this peer must prove to others,
-        ``verifier`` checks what others sign (docs/security.md). ``entropy(n)`` gives ``n`` unpredictable
-        bytes for commitments (the Peer: ``os.urandom``; default: ``rng``), bound to ``room`` if sealed."""
+        ``signer`` (whose id is ``me``; a real peer's Identity) signs what this peer must prove to
+        others, ``verifier`` checks what others sign (docs/security.md). ``entropy(n)``
+        gives ``n`` unpredictable bytes for commitments (the Peer passes ``os.urandom``; default: ``rng``).
+        ``room`` is bound into every action's signed digest and sealed commitment (the Peer passes its room)."""
         if opaque and role != "spectator":
             raise ValueError("only a spectator can hold resources of types it does not have (opaque)")
         self.me = me
@@ -221,7 +222,7 @@ class NodeCore:
         self.signer = signer
         self.verifier = verifier
         self._entropy = entropy or rng.randbytes
-        self.history = SignedHistory(me, signer)
+        self.history = SignedHistory(me, signer, room)
         self.censor = CensorWatch(me)  # proof of censorship (censorship.py): its policy and grace are settable
         self.types = dict(types)
         self.rng = rng
@@ -421,8 +422,8 @@ class NodeCore:
             match _ROUTES[type(message)]:
                 case Route.TO_CLIENTS:
                     to_clients: rm.ToClients = message  # type: ignore[assignment]
-                    if type(to_clients) is rm.Sealed:
-                        self.history.keep_seal(sender, to_clients, self.client.master, self.client.term)
+                    if type(to_clients) is rm.Sealed or type(to_clients) is rm.Removed:
+                        self._forked(self.history.keep_seal(sender, to_clients, self.client.master, self.client.term))
                     if self.roster.conflicting(sender, to_clients):
                         return  # a master of another build: its entries for that type are not ours
                     self._effects(self.client.step(sender, to_clients, self._wall))
@@ -436,8 +437,8 @@ class NodeCore:
                     node: Introduce | rm.ToPeers | CensorMessage = message  # type: ignore[assignment]
                     if type(node) is Introduce:
                         _on_intro(self, sender, node)
-                    elif type(node) is rm.Witness:
-                        self._on_witness(sender, node)
+                    elif type(node) is rm.Witness:  # another peer's seal: does it and one of ours prove a fork?
+                        self._forked(self.history.forked(sender, node))
                     else:
                         on_censor(self, sender, node)  # type: ignore[arg-type]
                 case route:
@@ -475,18 +476,14 @@ class NodeCore:
         self.history.endorse(self.outbox.reliable.get(master), self.client.term)
 
     def _send_witness(self) -> None:
-        witness = self.history.witness(self._now)
-        if witness is None:
-            return
-        for peer in self.peers:
-            if peer != self.client.master:
-                self.outbox.reliably(peer, witness)
+        for witness in self.history.witness(self._now):
+            for peer in self.peers:
+                if peer != self.client.master:
+                    self.outbox.reliably(peer, witness)
 
-    def _on_witness(self, sender: PeerId, witness: rm.Witness) -> None:
-        """Another peer's seal: if ours for the same index differs and both are the same master's, it forked."""
-        forked = self.history.forked(witness)
-        if forked is not None:
-            self._distrust(*forked)
+    def _forked(self, verdict: tuple[PeerId, str] | None) -> None:
+        if verdict is not None:
+            self._distrust(*verdict)
 
     def _distrust(self, peer: PeerId, reason: str) -> None:
         if not self.history.distrust(peer):
@@ -590,6 +587,7 @@ class NodeCore:
                     encode=wire.encode,
                     room=self.client.sealing.room,
                     ledger=self.client.fair.ledger.copy(),
+                    removal_seals=self.client.removal_seals,
                 )
         else:
             self.master = None

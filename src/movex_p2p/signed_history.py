@@ -2,9 +2,10 @@
 
 It signs this peer's proposals once per frame (``Endorse``); as master it checks each author's
 endorsement before an action reaches the MasterCore and remembers which peer got which author's
-``Endorsed``; as a peer it keeps the seals of its master, passes the latest on (``Witness``) and
-compares the others': two valid seals of one master for the same log index that differ prove a
-forked history. NodeCore owns one and routes to it; it sends nothing itself.
+``Endorsed``; as a peer it keeps the seals of its master, passes them on (``Witness``) and
+compares the others' (:class:`~movex_p2p.resource.seals.SealBook`): two valid seals of one master
+that cannot both be links of its term's chain prove a forked history. NodeCore owns one and
+routes to it; it sends nothing itself.
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ from .ids import PeerId, Term
 from .proofs import prove, signer_key
 from .resource import messages as rm
 from .resource.history import action_digest, commitment
+from .resource.seals import SEALS_KEPT as SEALS_KEPT  # re-exported
+from .resource.seals import SealBook
 
 if TYPE_CHECKING:
     from . import wire
     from .signing import Signer
 
-__all__ = ["ENDORSED_KEPT", "SEALS_KEPT", "WITNESS_EVERY", "SignedHistory"]
+__all__ = ["ENDORSED_KEPT", "SEALS_KEPT", "WITNESS_EVERY", "SignedHistory", "Verdict"]
 
 ENDORSED_KEPT: Final = 4096
 """As master: actions per author whose endorsement is kept until they are applied (the oldest go first)."""
-SEALS_KEPT: Final = 512
-"""Seals remembered to compare with what other peers got."""
+Verdict = tuple[PeerId, str]
+"""A master caught forging, and how."""
 WITNESS_EVERY: Final = 0.25
 """Seconds between two Witness messages of one peer (its latest seal, to every other peer)."""
 
@@ -35,14 +38,15 @@ WITNESS_EVERY: Final = 0.25
 class SignedHistory:
     """Endorsements, seals and witnesses of one peer; the verdicts it returns are the node's to act on."""
 
-    def __init__(self, me: PeerId, signer: Signer) -> None:
+    def __init__(self, me: PeerId, signer: Signer, room: str = "") -> None:
+        """``room``: what every digest binds (an action signed for one room is no action in another)."""
         self.me = me
         self.signer = signer
+        self.room = room
         self._endorsements: dict[PeerId, OrderedDict[bytes, rm.Endorsed]] = {}  # master: per author
         self._proofs: OrderedDict[tuple[PeerId, str, int], rm.Endorsed] = OrderedDict()  # master: checked proposals
         self._endorsed_to: dict[PeerId, OrderedDict[bytes, None]] = {}  # master: Endorsed sent per peer (by proof)
-        self._seals: OrderedDict[tuple[int, int], rm.Sealed] = OrderedDict()  # from our master
-        self._witness: rm.Sealed | None = None  # the latest seal not yet passed on
+        self.seals = SealBook()  # from our master
         self._witness_at = -1e18
         self._distrusted: set[PeerId] = set()
 
@@ -62,7 +66,7 @@ class SignedHistory:
             return True
         if sender == self.me:
             return True  # the master's own actions: it is their author, its entries say so
-        digest = _digest(sender, message)
+        digest = self._digest(sender, message)
         known = self._endorsements.get(sender)
         proof = None if known is None else known.get(digest)
         if proof is None:
@@ -98,37 +102,40 @@ class SignedHistory:
         proposals = [(i, m) for i, m in enumerate(messages) if type(m) is rm.Propose]
         if not proposals:
             return
-        digests = tuple(_digest(self.me, m) for _, m in proposals)
+        digests = tuple(self._digest(self.me, m) for _, m in proposals)
         proof = prove(self.signer, "endorse", b"".join(digests))
         messages.insert(proposals[0][0], rm.Endorse(term=term, digests=digests, proof=proof))
 
-    def keep_seal(self, sender: PeerId, sealed: rm.Sealed, master: PeerId | None, term: Term) -> None:
-        """A seal from ``sender``: if it is our master's of its ``term``, remember it and pass the latest on."""
-        if sender != master or sender == self.me or sealed.term != term:
-            return
-        self._seals[(sealed.term, sealed.index)] = sealed
-        while len(self._seals) > SEALS_KEPT:
-            self._seals.popitem(last=False)
-        self._witness = sealed
-
-    def witness(self, now: float) -> rm.Witness | None:
-        """The Witness to send to every peer but our master now (None: none new, or too soon)."""
-        sealed = self._witness
-        if sealed is None or now < self._witness_at + WITNESS_EVERY:
+    def keep_seal(
+        self, sender: PeerId, message: rm.Sealed | rm.Removed, master: PeerId | None, term: Term
+    ) -> Verdict | None:
+        """A seal from ``sender``: if it is our master's of its ``term``, remember it (and pass it on);
+        (master, why) if it contradicts a seal that master sent us before. A ``Removed`` told again
+        carries the seal that recorded it (maybe an earlier master's): compared and passed on only."""
+        if sender != master or sender == self.me:
             return None
-        self._witness, self._witness_at = None, now
-        return rm.Witness(term=sealed.term, sealed=sealed)
+        if type(message) is rm.Removed:
+            sealed = message.seal
+            why = None if sealed is None else self.seals.keep_old(sealed)
+            signed = None if sealed is None else signer_key(sealed.proof)
+            return None if why is None or signed is None else (signed, why)
+        assert type(message) is rm.Sealed
+        why = None if message.term != term else self.seals.keep(message)
+        return None if why is None else (sender, why)
 
-    def forked(self, witness: rm.Witness) -> tuple[PeerId, str] | None:
-        """Another peer's seal: if ours for the same index differs and both are one master's, (master, why)."""
-        theirs = witness.sealed
-        ours = self._seals.get((theirs.term, theirs.index))
-        if ours is None or ours == theirs:
-            return None
-        master = signer_key(ours.proof)  # both seals passed the verify stage: their keys signed them
-        if master is None or signer_key(theirs.proof) != master:
-            return None  # another master's seal proves nothing about ours
-        return master, f"it sealed two different histories at index {theirs.index} of term {theirs.term}"
+    def witness(self, now: float) -> list[rm.Witness]:
+        """The Witnesses to send to every peer but our master now (the seals to pass on at once, and
+        the latest one at most every WITNESS_EVERY seconds)."""
+        due = self.seals.has_latest and now >= self._witness_at + WITNESS_EVERY
+        if due:
+            self._witness_at = now
+        return [rm.Witness(term=sealed.term, sealed=sealed) for sealed in self.seals.to_pass_on(due)]
+
+    def forked(self, sender: PeerId, witness: rm.Witness) -> Verdict | None:
+        """Another peer's seal: (master, why) if it and one of ours prove that master forked."""
+        why = self.seals.compare(sender, witness.sealed)
+        master = signer_key(witness.sealed.proof)  # the verify stage checked its signature
+        return None if why is None or master is None else (master, why)
 
     def distrust(self, peer: PeerId) -> bool:
         """Never follow ``peer`` again; True the first time (False for ourselves)."""
@@ -137,16 +144,25 @@ class SignedHistory:
         self._distrusted.add(peer)
         return True
 
+    def _digest(self, author: PeerId, proposal: rm.Propose) -> bytes:
+        """The digest ``author`` signs for ``proposal`` (see ``resource.history``)."""
+        commit = proposal.sealed if proposal.private is None else commitment(proposal.nonce, proposal.private)
+        return action_digest(
+            author,
+            proposal.rid,
+            proposal.seq,
+            proposal.action,
+            commit,
+            room=self.room,
+            term=proposal.term,
+            incarnation=proposal.incarnation,
+        )
+
     def link_up(self, peer: PeerId) -> None:
         """What went over an earlier link to ``peer`` may be lost: its Endorsed go again."""
         self._endorsed_to.pop(peer, None)
 
     def link_down(self, peer: PeerId) -> None:
+        self.seals.forget(peer)
         self._endorsed_to.pop(peer, None)
         self._endorsements.pop(peer, None)
-
-
-def _digest(author: PeerId, proposal: rm.Propose) -> bytes:
-    """The digest ``author`` signs for ``proposal`` (see ``resource.history``)."""
-    commit = proposal.sealed if proposal.private is None else commitment(proposal.nonce, proposal.private)
-    return action_digest(author, proposal.rid, proposal.seq, proposal.action, commit)

@@ -2,9 +2,10 @@
 
 NodeCore passes every message decoded from a peer's frame through :func:`check` before any core
 sees it: an author's endorsement (``Endorse``, and ``Endorsed`` as the master relays it), a
-master's seal (``Sealed``) and a seal a peer passes on (``Witness``) must be validly signed by
-the peer they name, or the message is dropped and reported (its sender's fault); so must an author's
-opening of a sealed private half (``Open``, and each one a ``Revealed`` entry carries). What follows
+master's seal (``Sealed``), a seal a peer passes on (``Witness``) and the seal of a removal told
+again (``Removed``) must be validly signed by the peer they name, and be a link of a chain (see
+``resource.history``), or the message is dropped and reported (its sender's fault); so must an
+author's opening of a sealed private half (``Open``, and each one a ``Revealed`` entry carries). What follows
 trusts those signatures: the master's book of endorsements, the clients' check of each entry's
 digest, the comparison of witnessed seals (a fork is the node's verdict, ``Forked``). The
 election checks its own proofs (votes, certificates, grants) against the group it sees.
@@ -69,6 +70,9 @@ def check(sender: PeerId, message: wire.Message, verifier: Verifier) -> str | No
             for c in message.contributions:
                 if _contributor(c, message.term, message.draw, message, verifier) != c.peer:
                     return f"a draw contribution not signed by its player {c.peer}"
+        case rm.Removed(seal=sealed) if sealed is not None:
+            if seal_signer(sealed, verifier) is None:
+                return "a removal's seal no master of its term signed"
         case _:
             pass
     return None

@@ -310,11 +310,13 @@ class ElectionMachine:
         self._proposal: Term | None = None  # pre-vote in progress for this term
         self._prevotes: set[PeerId] = set()
         self._votes: set[PeerId] = set()
-        from .mastership import MasterDuties  # imported here: both modules import this one
+        from .asks import Asks  # imported here: these modules import this one
+        from .mastership import MasterDuties
         from .voting import Voter
 
         self._duty = MasterDuties(self)  # heartbeats, top-ups, handover, rivals: the master's side
         self._vote = Voter(self)  # the voting rules: which (pre-)votes this peer grants
+        self._asks = Asks(self)  # the round's request, asked again of peers whose (pre-)vote is missing
         # startup and agreement
         self._settled = False  # a master (maybe this peer) was known once: joining is over
         self._view_at: float | None = None
@@ -353,7 +355,7 @@ class ElectionMachine:
         """When the driver must send ``Tick()`` next, or None."""
         timers = [
             t
-            for t in (self._election_at, self._duty.heartbeat_at, self._duty.handover_at, self._view_at)
+            for t in (self._election_at, self._duty.heartbeat_at, self._duty.handover_at, self._view_at, self._asks.at)
             if t is not None
         ]
         return min(timers) if timers else None
@@ -455,6 +457,7 @@ class ElectionMachine:
     def _on_tick(self, now: float, out: list[Effect]) -> None:
         self._expire_members(now)
         self._vote.check_pending_vote(now)
+        self._asks.tick(now, out)
         if self._duty.heartbeat_at is not None and now >= self._duty.heartbeat_at:
             self._duty.heartbeat(now, out)
         if self._duty.handover_at is not None and now >= self._duty.handover_at:
@@ -587,7 +590,7 @@ class ElectionMachine:
             self._campaign(now, out, handover=False)
             return
         last_term, last_index = self._position
-        out.append(Broadcast(message=PreVoteRequest(term=self._proposal, last_term=last_term, last_index=last_index)))
+        self._asks.start(PreVoteRequest(term=self._proposal, last_term=last_term, last_index=last_index), now, out)
 
     def _campaign(self, now: float, out: list[Effect], *, handover: bool, grant: bytes = b"") -> None:
         if self._spectator:
@@ -612,7 +615,7 @@ class ElectionMachine:
         message = VoteRequest(
             term=self._ballot, last_term=last_term, last_index=last_index, handover=handover, grant=grant
         )
-        out.append(Broadcast(message=message))
+        self._asks.start(message, now, out)
 
     def _become_master(self, now: float, out: list[Effect]) -> None:
         self._term = self._ballot

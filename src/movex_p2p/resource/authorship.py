@@ -17,7 +17,8 @@ MAX_ENDORSED = 65_536
 class Authorship:
     """The authors' endorsed action digests, and the checks of the master's entries and reveals against them."""
 
-    def __init__(self) -> None:
+    def __init__(self, room: str = "") -> None:
+        self.room = room
         self.endorsed: OrderedDict[tuple[str, bytes], None] = OrderedDict()
 
     def endorse(self, msg: Endorsed) -> None:
@@ -27,14 +28,23 @@ class Authorship:
         while len(self.endorsed) > MAX_ENDORSED:
             self.endorsed.popitem(last=False)
 
-    def forged(self, msg: Applied) -> str | None:
-        """Why ``msg`` is not its author's action, or None if it is."""
+    def forged(self, msg: Applied, incarnation: bytes) -> str | None:
+        """Why ``msg`` (on the ``incarnation`` of its resource held here) is not its author's action, or None."""
         original = msg.origin or msg.action
         if msg.origin is not None and (
             msg.origin.type != msg.action.type or not resolves(msg.origin.payload, msg.action.payload)
         ):
             return f"{msg.rid} v{msg.version}: the master changed more than the master values of {msg.author}'s action"
-        digest = action_digest(msg.author, msg.rid, msg.seq, original, msg.commitment)
+        digest = action_digest(
+            msg.author,
+            msg.rid,
+            msg.seq,
+            original,
+            msg.commitment,
+            room=self.room,
+            term=msg.term,
+            incarnation=incarnation,
+        )
         if self.endorsed.pop((msg.author, digest), 0) is None:
             return None
         return f"{msg.rid} v{msg.version}: an action {msg.author} never signed (seq {msg.seq})"

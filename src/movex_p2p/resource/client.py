@@ -81,6 +81,8 @@ from .pending import RESEND_AFTER as RESEND_AFTER
 from .pending import STUCK_AFTER as STUCK_AFTER
 from .pending import Pending, PendingQueue
 from .predictor import Predictor
+from .removals import TOMBSTONES as TOMBSTONES  # re-exported
+from .removals import Removals
 from .replica import Replica
 from .requests import Requests, to_master
 from .sealed import Outcome
@@ -93,9 +95,6 @@ if TYPE_CHECKING:
     from ..signing import Signer
 
 __all__ = ["ClientCore", "Pending", "is_opaque", "opaque_type"]
-
-TOMBSTONES = 4096
-"""Removed rids remembered (a new master refuses to bring them back from a late report)."""
 
 
 class ClientCore:
@@ -114,15 +113,16 @@ class ClientCore:
     ) -> None:
         """With ``wait_commit`` an own action is confirmed only once a quorum holds it (``majority``);
         with ``opaque`` this peer also replicates, read-only, resources of types it does not have;
-        entries are checked against their authors' endorsements (see the module docstring); ``room`` and
+        entries are checked against their authors' endorsements in ``room`` (see the module docstring); ``room`` and
         ``signer`` (whose id is ``me``) seal and open own sealed private halves (:class:`.sealing.Sealing`);
         ``fair``: its fair draws."""
         self.me = me
-        self._authorship = Authorship()
+        self._authorship = Authorship(room)
         self.wait_commit = wait_commit
         self.opaque = opaque
-        self.removed: dict[Rid, int] = {}
-        """Tombstones: recently removed rids and the log index of their removal."""
+        self._removals = Removals()
+        self.removed = self._removals.removed  # tombstones: removed rid -> index of its removal
+        self.removal_seals = self._removals.seals  # the seal that recorded each (a new master tells it again)
         self.committed = 0
         self.types = dict(types)
         self.master: PeerId | None = None
@@ -247,7 +247,8 @@ class ClientCore:
         when = self._last_now
         # after a restart with the same identity, the master already holds this author's earlier seqs
         seq = self._queue.next_seq(rid, res.applied.get(self.me, 0))
-        item = Pending(seq, public, secret, waits, nonce=nonce if secret else b"", born=when)
+        nonce = nonce if secret else b""
+        item = Pending(seq, public, secret, waits, nonce=nonce, born=when, incarnation=res.incarnation)
         self.sealing.seal(res, item)
         pending = self._queue.push(rid, item, when)
         effects: list[Effect] = []
@@ -269,7 +270,7 @@ class ClientCore:
         req = self._requests.next()
         have: dict[str, Position] = {rid: res.position() for rid, res in self.replicas.items()}
         report = Report(term=self.term, req=req, have=have)
-        self._requests.open[req] = report
+        self._requests.report(report, self._last_now)
         return [Send(to=self.master, message=report)]
 
     def master_changed(self, master: PeerId | None, term: Term, now: float | None = None) -> list[Effect]:
@@ -278,6 +279,7 @@ class ClientCore:
         self.term = max(self.term, term)
         self.synced = False
         self._syncing.clear()
+        self._removals.forget()  # the new master's answer to our report settles them
         if now is not None:
             self._last_now = now
         self._queue.restart(self._last_now)  # a new master gets a fresh chance
@@ -398,11 +400,13 @@ class ClientCore:
 
     def _on_sealed(self, msg: Sealed) -> list[Effect]:
         effects: list[Effect] = []
+        for rid, index in self._removals.recorded(msg):
+            effects += self._remove(rid, index, msg)
         for head in msg.heads:
             res = self.replicas.get(head.rid)
             if res is None or res.version != head.version or head.rid in self._syncing:
                 continue
-            if res.checksum != head.checksum or meta_digest(res.applied, res.held, res.born) != head.meta:
+            if res.checksum != head.checksum or meta_digest(res.applied, res.held, res.incarnation) != head.meta:
                 effects += self._resync(head.rid, "the master's seal does not match the entries it sent")
             else:
                 res.seal = msg
@@ -410,10 +414,15 @@ class ClientCore:
 
     def _on_applied(self, msg: Applied, now: float, *, verify: bool = False) -> list[Effect]:
         """``verify``: check its author signed it (not for the master's own actions: it wrote them)."""
-        if verify and msg.rid in self.replicas and msg.version == self.replicas[msg.rid].version + 1:
-            forged = self._authorship.forged(msg)
+        replica = self.replicas.get(msg.rid)
+        if verify and replica is not None and msg.version == replica.version + 1:
+            forged = self._authorship.forged(msg, replica.incarnation)
             if forged is not None:
                 return [Forged(peer=self.master or msg.author, reason=forged)]
+        if msg.author == self.me and replica is not None and msg.version == replica.version + 1:
+            wrong = self._queue.confirmed_another(msg, self._last_now)
+            if wrong is not None:  # the entry still applies (the log is the master's); our action did not
+                return [wrong, *self._on_applied(msg, now, verify=False)]
         action = msg.action.by(msg.author)
         res = self._apply_entry(msg, lambda replica: replica.type.reduce(replica.state, action), now)
         if not isinstance(res, Replica):
@@ -469,9 +478,11 @@ class ClientCore:
         type_ = type_of(self.types, msg.rid, opaque=self.opaque)
         if type_ is None:
             return []  # a type this peer does not use
-        replica = self.replicas[msg.rid] = Replica(rid=msg.rid, type=type_, state=freeze(msg.state))
+        if (replay := self._removals.replayed(msg.rid, msg.incarnation)) is not None:
+            return [Forged(peer=self.master or PeerId(""), reason=replay)]
+        replica = Replica(rid=msg.rid, type=type_, state=freeze(msg.state), incarnation=msg.incarnation)
+        self.replicas[msg.rid] = replica
         replica.advance(msg.term, 0)
-        replica.born = (msg.term, msg.index)
         return self._changed(msg.rid)
 
     def _on_presence(self, msg: Presence) -> list[Effect]:
@@ -487,12 +498,15 @@ class ClientCore:
         return self._changed(msg.rid) if changed else []
 
     def _on_removed(self, msg: Removed) -> list[Effect]:
+        """A removal is applied once a seal records it (this one's, or the next Sealed): see ``_on_sealed``."""
         self._entry(msg.index)
-        rid = msg.rid
-        self.removed[rid] = msg.index
-        while len(self.removed) > TOMBSTONES:
-            del self.removed[next(iter(self.removed))]
-        if rid not in self.replicas:
+        now, sealed = self._removals.told(msg, held=msg.rid in self.replicas)
+        return self._remove(msg.rid, msg.index, sealed) if now else []
+
+    def _remove(self, rid: Rid, index: int, sealed: Sealed | None) -> list[Effect]:
+        res = self.replicas.get(rid)
+        self._removals.tombstone(rid, index, sealed, None if res is None else res.incarnation)
+        if res is None:
             return []
         effects: list[Effect] = []
         for item in list(self._queue.items.get(rid, ())):
@@ -510,7 +524,7 @@ class ClientCore:
         return effects + (self._changed(msg.rid) if msg.rid in self.replicas else [])
 
     def _on_replied(self, msg: Replied) -> list[Effect]:
-        request = self._requests.open.pop(msg.req, None)
+        request = self._requests.answered(msg.req)
         if request is None:
             return []
         if isinstance(request, Report):
@@ -525,6 +539,7 @@ class ClientCore:
         if type_ is None:
             return []
         self._syncing.discard(msg.rid)
+        self._removals.forget(msg.rid)
         self._opaque.stale.pop(msg.rid, None)
         try:
             res = Replica.from_snapshot(msg, type_)
@@ -558,17 +573,18 @@ class ClientCore:
         """When :meth:`resend_stalled` has work if nothing settles before, or None."""
         if self.master is None:
             return None
-        waits = self._opaque.waits(self._syncing)
-        waits += self._queue.waits()
+        due = self._requests.report_due()
+        waits = [*self._opaque.waits(self._syncing), *self._queue.waits(), *([] if due is None else [due])]
         return min(waits) if waits else None
 
     def resend_stalled(self, now: float) -> list[Effect]:
         """Re-send what waits too long; ask for snapshots; report actions that cannot settle
         (how: :meth:`.pending.PendingQueue.stalled`)."""
         self._last_now = max(self._last_now, now)
-        effects: list[Effect] = (
-            self._opaque.refresh(now, self.master, self.term, self._syncing) if self._opaque.stale else []
-        )
+        due = self._requests.report_due()
+        effects: list[Effect] = self.report() if due is not None and now >= due else []
+        if self._opaque.stale:
+            effects += self._opaque.refresh(now, self.master, self.term, self._syncing)
         may_sync = lambda rid: rid in self.replicas and rid not in self._syncing  # noqa: E731
         return self._queue.stalled(now, self.master, self.term, may_sync, effects)
 

@@ -37,6 +37,7 @@ from .fair import (
 )
 from .history import action_digest, commitment, resolves
 from .messages import Anchor, Anchored, Applied, Contribute, Contribution, Drawing, Drawn, Propose
+from .types import Action
 from .values import has_fair_values
 
 if TYPE_CHECKING:
@@ -59,8 +60,14 @@ reported (their authors send them again)."""
 
 def proposal_digest(author: str, msg: Propose) -> bytes:
     """The digest of a proposal as its author signed it (a draw is bound to it)."""
-    commit = commitment(msg.nonce, msg.private) if msg.private is not None else b""
-    return action_digest(author, msg.rid, msg.seq, msg.action, commit)
+    commit = commitment(msg.nonce, msg.private) if msg.private is not None else msg.sealed
+    return draw_digest(author, msg.rid, msg.seq, msg.action, commit)
+
+
+def draw_digest(author: str, rid: str, seq: int, action: Action, commit: bytes) -> bytes:
+    """What a draw binds: the action (its author's seq on ``rid``), not the room, term or log position
+    (a master cannot move a value by where or when it places the draw)."""
+    return action_digest(author, rid, seq, action, commit, room="", term=0, incarnation=b"")
 
 
 class Ledger:
@@ -284,7 +291,7 @@ class Player:
             return []  # we missed the entry before: others check it
         _, drawn, seed = last
         commit = msg.commitment if msg.private else b""
-        digest = action_digest(msg.author, msg.rid, msg.seq, origin, commit)
+        digest = draw_digest(msg.author, msg.rid, msg.seq, origin, commit)
         if (drawn.rid, drawn.author, drawn.seq, drawn.digest) != (msg.rid, msg.author, msg.seq, digest):
             return [Forged(peer=master, reason=f"{msg.rid} v{msg.version}: the draw before it is another action's")]
         expected = resolve_fair(origin.payload, seed)

@@ -1,18 +1,27 @@
 """The signed history's digests, commitments and seals (pure; see docs/security.md).
 
-- An action's *digest* binds its author, resource, seq, the action as dispatched and the
-  commitment to its private half; an author signs the digests of a frame's actions at once
-  (``Endorse``), so every peer can check that an ``Applied`` entry's action is its author's.
+- An action's *digest* binds the room, its author, the term it was proposed in, its resource and
+  that resource's incarnation (unique to one creation of the rid), its seq, the action as
+  dispatched and the commitment to its private half; an author signs the digests of a frame's
+  actions at once (``Endorse``), so every peer can check that an ``Applied`` entry's action is its
+  author's, given to this master for this resource in this room (an old signature does not
+  fit a re-created rid, another term or another room).
 - A *commitment* is BLAKE2b of a random nonce and the private half: published with the public
   half, it binds the author to a private action that only the master sees until the reveal,
   where every peer checks it.
 - A *seal* is the master's signature over the heads of the resources a step changed (version,
-  checksum, and the digest of applied seqs and held references); replicas keep the seal of their
-  head, so a new master adopts a replica only as some master of its term signed it.
+  checksum, and the digest of applied seqs and held references, or a removal); replicas keep the
+  seal of their head, so a new master adopts a replica only as some master of its term signed it.
+  The seals of one term form a chain: each names the index of its term's ``Began`` entry, the
+  index of the seal before it (``prev``; ``began`` for the first) and that seal's digest
+  (``chain``), so a seal covers the log indices ``(prev, index]`` and commits to the whole term
+  before it. An honest master's seals of one term cover disjoint, adjacent intervals from one
+  ``began``: two seals of one master that break this (:func:`contradicts`) prove a forked history.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -21,29 +30,37 @@ import cbor2
 
 from ..election.machine import SALT_BITS, salt_of
 from ..ids import PeerId, Rid, Term
-from ..proofs import signer, statement
+from ..proofs import prove, signer, statement
 from .messages import Endorse, Endorsed, Head, Held, Sealed
 from .types import Action
 from .values import FIRED_KEY, Deadline, MasterValue
 
 if TYPE_CHECKING:
-    from ..signing import Verifier
+    from ..signing import Signer, Verifier
 
 __all__ = [
     "DIGEST_SIZE",
     "NONCE_SIZE",
+    "REMOVED_VERSION",
     "action_digest",
     "commitment",
+    "contradicts",
     "endorsement_signer",
     "head",
+    "incarnation",
     "meta_digest",
+    "removed_head",
     "resolves",
+    "seal",
+    "seal_digest",
     "seal_signer",
     "seal_statement",
 ]
 
 DIGEST_SIZE: Final = 16
 NONCE_SIZE: Final = 16
+REMOVED_VERSION: Final = -1
+"""The version of a head that records a removal (see :func:`removed_head`)."""
 _SALT_MASK: Final = (1 << SALT_BITS) - 1
 
 
@@ -67,13 +84,24 @@ def commitment(nonce: bytes, private: Action) -> bytes:
     return _hash(statement("commit", nonce, _encode(private)))
 
 
-def action_digest(author: str, rid: str, seq: int, action: Action, commit: bytes = b"") -> bytes:
+def action_digest(
+    author: str, rid: str, seq: int, action: Action, commit: bytes = b"", *, room: str, term: int, incarnation: bytes
+) -> bytes:
     """The digest an author signs for one action (``action`` as dispatched, master values unresolved)."""
     payload = action.payload
     body = _encode(action) if isinstance(payload, dict | list | tuple | MasterValue) else None
     if body is None:  # the common small payloads: one cbor call, no canonical sort needed
         body = cbor2.dumps([action.type, payload], default=_encode_value)
-    parts = (author.encode(), rid.encode(), seq.to_bytes(8, "big", signed=True), body, commit)
+    parts = (
+        room.encode(),
+        author.encode(),
+        term.to_bytes(8, "big", signed=True),
+        rid.encode(),
+        incarnation,
+        seq.to_bytes(8, "big", signed=True),
+        body,
+        commit,
+    )
     digest = hashlib.blake2b(digest_size=DIGEST_SIZE, person=b"movex-action")
     for part in parts:
         digest.update(len(part).to_bytes(4, "big"))
@@ -86,40 +114,93 @@ def endorsement_signer(message: Endorse | Endorsed, verifier: Verifier) -> PeerI
     return signer(message.proof, "endorse", b"".join(message.digests), verifier=verifier)
 
 
-def meta_digest(applied: Mapping[str, int], held: Iterable[Held], born: tuple[int, int] = (0, 0)) -> bytes:
+def meta_digest(applied: Mapping[str, int], held: Iterable[Held], incarnation: bytes = b"") -> bytes:
     """The digest of a replica's applied seqs, held references and incarnation (its head's ``meta``)."""
     body = [
         sorted(applied.items()),
         [[h.author, h.seq, h.commitment, None if h.public is None else _encode(h.public)] for h in held],
-        list(born),
+        incarnation,
     ]
     return _hash(cbor2.dumps(body, canonical=True))
 
 
 def head(
-    rid: Rid,
-    version: int,
-    checksum: bytes,
-    applied: Mapping[str, int],
-    held: Iterable[Held],
-    born: tuple[int, int] = (0, 0),
+    rid: Rid, version: int, checksum: bytes, applied: Mapping[str, int], held: Iterable[Held], incarnation: bytes = b""
 ) -> Head:
     """The head of a resource."""
-    return Head(rid=rid, version=version, checksum=checksum, meta=meta_digest(applied, held, born))
+    return Head(rid=rid, version=version, checksum=checksum, meta=meta_digest(applied, held, incarnation))
 
 
-def seal_statement(term: Term, index: int, heads: Iterable[Head]) -> tuple[str, int, int, bytes]:
+def incarnation(salt: bytes, term: Term, index: int) -> bytes:
+    """The incarnation of a resource created at ``index`` of ``term`` by a master with the secret ``salt``."""
+    return _hash(statement("incarnation", salt, term, index))
+
+
+def removed_head(rid: Rid) -> Head:
+    """The head a seal carries for a resource removed since the seal before it."""
+    return Head(rid=rid, version=REMOVED_VERSION, checksum=b"", meta=b"")
+
+
+def seal_statement(
+    term: Term, index: int, heads: Iterable[Head], *, began: int = 0, prev: int = 0, chain: bytes = b""
+) -> tuple[str, int, int, bytes, int, int, bytes]:
     """The parts of a seal's signed statement."""
     body = cbor2.dumps([[h.rid, h.version, h.checksum, h.meta] for h in heads])
-    return ("seal", term, index, body)
+    return ("seal", term, index, body, began, prev, chain)
+
+
+def _statement_of(sealed: Sealed) -> tuple[str, int, int, bytes, int, int, bytes]:
+    return seal_statement(
+        sealed.term, sealed.index, sealed.heads, began=sealed.began, prev=sealed.prev, chain=sealed.chain
+    )
+
+
+def seal(
+    signer_: Signer, term: Term, index: int, heads: Iterable[Head], *, began: int, prev: int, chain: bytes
+) -> Sealed:
+    """``signer_``'s seal at ``index`` of ``term``, the next link of its chain (see the module docstring)."""
+    heads = tuple(heads)
+    proof = prove(signer_, *seal_statement(term, index, heads, began=began, prev=prev, chain=chain))
+    return Sealed(term=term, index=index, heads=heads, proof=proof, began=began, prev=prev, chain=chain)
+
+
+@functools.lru_cache(maxsize=1024)  # each seal is the previous one of the next, and checked again by witnesses
+def seal_digest(sealed: Sealed) -> bytes:
+    """What the next seal of the chain names as its ``chain``."""
+    return _hash(statement(*_statement_of(sealed)))
 
 
 def seal_signer(sealed: Sealed, verifier: Verifier) -> PeerId | None:
     """The master that signed ``sealed``: a valid proof whose key may campaign for ``sealed.term``; else None."""
-    who = signer(sealed.proof, *seal_statement(sealed.term, sealed.index, sealed.heads), verifier=verifier)
+    if not sealed.began <= sealed.prev < sealed.index:
+        return None  # not a link of any chain: it covers no index
+    who = signer(sealed.proof, *_statement_of(sealed), verifier=verifier)
     if who is None or salt_of(who) != sealed.term & _SALT_MASK:
         return None
     return who
+
+
+def contradicts(ours: Sealed, theirs: Sealed) -> str | None:
+    """Why two valid seals of one master for one term cannot both be links of one chain, or None.
+
+    Both must have passed :func:`seal_signer` and have one signer; an honest master's seals
+    of a term name one ``began`` and cover disjoint, adjacent intervals ``(prev, index]``, each
+    naming the digest of the one before it.
+    """
+    if ours == theirs or ours.term != theirs.term:
+        return None
+    where = f"of term {ours.term}"
+    if ours.began != theirs.began:
+        return f"it began term {ours.term} at two indices ({ours.began} and {theirs.began})"
+    if ours.index == theirs.index:
+        return f"it sealed two different histories at index {ours.index} {where}"
+    if ours.prev < theirs.index and theirs.prev < ours.index:
+        stretches = f"({ours.prev}, {ours.index}] and ({theirs.prev}, {theirs.index}]"
+        return f"it sealed overlapping stretches {stretches} of its log {where}"
+    for first, then in ((ours, theirs), (theirs, ours)):
+        if then.prev == first.index and then.chain != seal_digest(first):
+            return f"its seal at index {then.index} {where} follows another seal at {first.index} than the one it made"
+    return None
 
 
 def resolves(origin: Any, resolved: Any) -> bool:

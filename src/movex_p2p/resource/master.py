@@ -28,12 +28,11 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 
 from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError
 from ..ids import PeerId, Rid, Term
-from ..proofs import prove
 from .budget import SMALL, Answers
 from .draws import Draws, Ledger
 from .effects import Effect, Publish, Send, TermObserved
 from .fair import resolve_fair
-from .history import DIGEST_SIZE, commitment, head, meta_digest, seal_signer, seal_statement
+from .history import DIGEST_SIZE, commitment, incarnation, meta_digest, removed_head, seal_signer
 from .messages import (
     Ack,
     Anchor,
@@ -70,6 +69,7 @@ from .messages import (
 from .replica import Replica, replay
 from .reveals import Reveals
 from .reveals import reason as _reason
+from .seals import SealChain
 from .state import checksum, freeze, size_of
 from .types import Action, ResourceType, parse_rid
 from .values import has_fair_values, has_master_values, resolve_master_values, seed_for
@@ -128,6 +128,7 @@ class MasterCore:
         encode: Callable[[Snapshot], bytes] | None = None,
         room: str = "",
         ledger: Ledger | None = None,
+        removal_seals: Mapping[Rid, Sealed] | None = None,
     ) -> None:
         """``rng_factory(seed)`` builds the generator for one action's master values (the driver
         passes ``random.Random``): the core itself never touches the random module. With
@@ -135,17 +136,16 @@ class MasterCore:
         ``signer`` (whose id is ``me``) seals its heads; ``verifier`` checks seals: it adopts only replicas
         sealed by the master of their term, as ``master_of(term)`` knows it (the election: followed, or
         shown real votes).
-        ``removed``: tombstones (rid -> index of its removal) this master must not bring back.
+        ``removed``: tombstones (rid -> index of its removal) this master must not bring back, and
+        ``removal_seals`` the seals that recorded them (sent with a removal told again).
         ``encode`` (the wire codec) encodes each snapshot it answers with once, for every peer that asks.
         ``room`` is bound into the commitments of sealed private halves (``resource.sealed``).
-
         ``ledger``: the players' chains as this master's replica knows them (fair draws, ``draws.py``)."""
         self.me = me
         self._signer = signer
         self._verifier = verifier
         self._master_of = master_of
         self._dirty: dict[Rid, None] = {}  # resources whose head changed since the last seal
-        self._sealed_at: int | None = None  # the log index of our last seal: never two seals at one index
         self._reported: dict[tuple[PeerId, Rid], Position] = {}  # what each peer reported it holds
         self._rng_factory = rng_factory
         self._quorum = quorum
@@ -171,6 +171,7 @@ class MasterCore:
         self.committed = 0
         self.deadline: float | None = now + recovery_timeout
         self.began: int | None = None
+        self._chain = SealChain(signer, term, removal_seals or {})
         self._reveals = Reveals(me, term=term, types=types, resources=self._resources, entry=self._entry, room=room)
         self.answers = Answers(me=me, term=term, resources=self._resources, encode=encode)
         """Snapshots and secrets owed to peers that asked, paid out of each one's budget (resource/budget.py)."""
@@ -207,25 +208,24 @@ class MasterCore:
     def seal(self) -> list[Effect]:
         """Sign the heads of the resources changed since the last seal (a ``Sealed`` for every peer); [] if none.
 
-        Never while recovering (a pulled replica is adopted with no entry of its own; it is
-        published, at a fresh index, when recovery ends), and never twice at one log index: two
-        different seals of one (term, index) are what a forked master signs, and every peer that
-        compares them would distrust an honest master (``SignedHistory.forked``).
-        """
-        if not self._dirty or self.deadline is not None or self.index == self._sealed_at:
+        Only once this term began and only past the index of the last seal: every seal is the next
+        link of the term's chain, so no two ever cover one index (what changes while recovering
+        is sealed with the first entries after ``Began``)."""
+        if not self._dirty or self.began is None or self.index <= self._chain.sealed_at:
             return []
-        self._sealed_at = self.index
         heads: list[Head] = []
         for rid in self._dirty:
             self.answers.shared.forget(rid)
             res = self._resources.get(rid)
-            if res is not None:
-                heads.append(head(rid, res.version, res.checksum, res.applied, res.held, res.born))
+            heads.append(removed_head(rid) if res is None else res.head())
         self._dirty.clear()
-        proof = prove(self._signer, *seal_statement(self.term, self.index, heads))
-        sealed = Sealed(term=self.term, index=self.index, heads=tuple(heads), proof=proof)
+        sealed = self._chain.next(self.index, self.began, heads)
         for h in heads:
-            self._resources[h.rid].seal = sealed
+            res = self._resources.get(h.rid)
+            if res is not None:
+                res.seal = sealed
+            else:
+                self._chain.removed(h.rid, sealed)
         return [Publish(message=sealed)]
 
     def tick(self, now: float, *, lease: bool = True) -> list[Effect]:
@@ -435,7 +435,8 @@ class MasterCore:
             rid = Rid(rid_str)
             mine = self._resources.get(rid)
             if mine is None and rid in self._removed:  # it missed the removal: tell it again
-                effects.append(Send(to=sender, message=Removed(term=self.term, index=self._removed[rid], rid=rid)))
+                again = Removed(term=self.term, index=self._removed[rid], rid=rid, seal=self._chain.removals.get(rid))
+                effects.append(Send(to=sender, message=again))
                 continue
             newer = mine is None or (pos.term, pos.version) > mine.key
             if (recovering and newer) or mine is None:
@@ -532,7 +533,7 @@ class MasterCore:
         known = self.me if snap.entry_term == self.term else self._master_of(snap.entry_term)
         if seal is None or signed_by is None or signed_by != known:
             return "not sealed by the master of its term"
-        meta = meta_digest(pulled.applied, pulled.held, pulled.born)
+        meta = meta_digest(pulled.applied, pulled.held, pulled.incarnation)
         if not any(
             h.rid == snap.rid and h.version == snap.version and h.checksum == snap.checksum and h.meta == meta
             for h in seal.heads
@@ -590,14 +591,17 @@ class MasterCore:
         if size > type_.max_bytes:
             error = f"{msg.rid}'s state is {size} bytes, over max_bytes {type_.max_bytes}"
             return [self._reply(sender, msg.req, msg.rid, error, refusal="too_large")]
-        res = Replica(rid=msg.rid, type=type_, state=state)
+        sealed = self.seal() if msg.rid in self._dirty else []  # removed in this step: seal that first
+        self.index += 1
+        born = incarnation(self._salt, self.term, self.index)
+        res = Replica(rid=msg.rid, type=type_, state=state, incarnation=born)
         res.advance(self.term, 0)
         self._resources[msg.rid] = res
         self._dirty[msg.rid] = None
-        self.index += 1
-        res.born = (self.term, self.index)
-        created = Created(term=self.term, index=self.index, rid=msg.rid, state=state, checksum=res.checksum)
-        return [Publish(message=created), self._reply(sender, msg.req, msg.rid)]
+        created = Created(
+            term=self.term, index=self.index, rid=msg.rid, state=state, checksum=res.checksum, incarnation=born
+        )
+        return [*sealed, Publish(message=created), self._reply(sender, msg.req, msg.rid)]
 
     def _on_bind(self, sender: PeerId, msg: Bind) -> list[Effect]:
         res = self._resources.get(msg.rid)
@@ -621,6 +625,7 @@ class MasterCore:
         self._draws.forget(msg.rid)
         self._pulls = {(peer, rid) for peer, rid in self._pulls if rid != msg.rid}
         self.index += 1
+        self._dirty[msg.rid] = None  # the next seal records the removal (removed_head)
         self._removed[msg.rid] = self.index
         while len(self._removed) > TOMBSTONES:
             del self._removed[next(iter(self._removed))]
@@ -651,6 +656,9 @@ class MasterCore:
         return effects
 
     def _apply(self, sender: PeerId, res: Replica, msg: Propose, now: float) -> list[Effect]:
+        if msg.incarnation != res.incarnation:  # signed for an earlier creation of the rid
+            self._windows.settle_rejected(res, sender, msg.seq)
+            return [self._reject(sender, msg, f"{msg.rid} was removed and created again", "not_found")]
         if res.type.sealed or msg.sealed:
             refused = _sealing_refusal(res.type, msg)
             if refused is not None:

@@ -134,6 +134,8 @@ class Propose:
     """With ``private``: the author's random nonce of its commitment (see ``history.commitment``)."""
     sealed: bytes = b""
     """A sealed type's pair: the author's commitment to the private half it keeps (see ``sealed``)."""
+    incarnation: bytes = b""
+    """The incarnation of ``rid`` the author signed this action for (its ``Created`` entry's)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,6 +198,8 @@ class Created:
     rid: Rid
     state: Any
     checksum: bytes
+    incarnation: bytes = b""
+    """Unique to this creation of ``rid`` (the master's choice): actions are signed for one incarnation."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -271,11 +275,16 @@ class Presence:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Removed:
-    """Log entry: ``rid`` no longer exists (its state, subscribers and held private actions are gone)."""
+    """Log entry: ``rid`` no longer exists (its state, subscribers and held private actions are gone).
+
+    A replica is dropped only once a seal records the removal (the ``Sealed`` after it, or ``seal``
+    when the master tells a peer that missed it again), so a removal is part of the witnessed history.
+    """
 
     term: Term
     index: int
     rid: Rid
+    seal: Sealed | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -340,12 +349,20 @@ class Head:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Sealed:
-    """The master of ``term`` signs, at log ``index``, the heads of the resources that changed since its last seal."""
+    """The master of ``term`` signs, at log ``index``, the heads of the resources that changed since its last seal.
+
+    The seals of a term are a chain (see ``history``): this one covers the log indices
+    ``(prev, index]`` of the term begun at ``began``, and ``chain`` is the digest of the seal at ``prev``
+    (empty for the first, whose ``prev`` is ``began``).
+    """
 
     term: Term
     index: int
     heads: tuple[Head, ...]
     proof: bytes
+    began: int = 0
+    prev: int = 0
+    chain: bytes = b""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -377,8 +394,8 @@ class Snapshot:
     """The seal of the master of ``entry_term`` over this head (a new master adopts only sealed replicas)."""
     recent: dict[str, bytes] = field(default_factory=dict)
     """Per author, which of its last seqs up to ``applied`` this replica holds (see ``Replica.holds``)."""
-    born: tuple[int, ...] = ()
-    """The incarnation of ``rid``: (term, log index) of its ``Created`` entry (sealed commitments bind it)."""
+    incarnation: bytes = b""
+    """The incarnation of ``rid`` (its ``Created`` entry's; part of each head's ``meta``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

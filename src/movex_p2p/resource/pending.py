@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..ids import PeerId, Rid, Term
-from .effects import Effect, Rebased, Send, Stalled, Stuck
-from .messages import Propose, SyncRequest
+from .effects import ActionSettled, Effect, Rebased, Send, Stalled, Stuck
+from .history import action_digest, commitment
+from .messages import Applied, Propose, SyncRequest
 from .replica import Replica
 from .types import Action
 
@@ -39,6 +40,7 @@ class Pending:
     born: float = 0.0  # wall time of the dispatch (or of its re-send as a new action)
     stuck: int = 0  # 1: proposed again after STUCK_AFTER; 2: reported stuck
     sealed: bytes = b""  # a sealed type's pair: the commitment sent in place of ``private``
+    incarnation: bytes = b""  # of the resource it was dispatched on (signed with it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +98,24 @@ class PendingQueue:
     def propose(rid: Rid, item: Pending, base: int, term: Term) -> Propose:
         """The Propose of pending ``item`` (every seq up to ``base`` is settled)."""
         if item.sealed:  # the private half stays here
-            return Propose(term=term, rid=rid, seq=item.seq, base=base, action=item.action, sealed=item.sealed)
+            return Propose(
+                term=term,
+                rid=rid,
+                seq=item.seq,
+                base=base,
+                action=item.action,
+                sealed=item.sealed,
+                incarnation=item.incarnation,
+            )
         return Propose(
-            term=term, rid=rid, seq=item.seq, base=base, action=item.action, private=item.private, nonce=item.nonce
+            term=term,
+            rid=rid,
+            seq=item.seq,
+            base=base,
+            action=item.action,
+            private=item.private,
+            nonce=item.nonce,
+            incarnation=item.incarnation,
         )
 
     def resend(self, rid: Rid, after: int, master: PeerId | None, term: Term) -> list[Effect]:
@@ -108,6 +125,20 @@ class PendingQueue:
             return []
         base = items[0].seq - 1
         return [Send(to=master, message=self.propose(rid, i, base, term)) for i in items if i.seq > after]
+
+    def confirmed_another(self, entry: Applied, now: float) -> ActionSettled | None:
+        """An own ``entry`` confirming another action (or commitment) than pending seq ``entry.seq``: that
+        action is dropped and reported not settled (never told it settled); None if it is ours."""
+        for item in self.items.get(entry.rid, ()):
+            if item.seq == entry.seq:
+                private = item.origin or item.private  # as dispatched (the master may have resolved it since)
+                ours = item.sealed or (b"" if private is None else commitment(item.nonce, private))
+                if ours == entry.commitment and _encoded(item.action) == _encoded(entry.origin or entry.action):
+                    return None
+                self.take(entry.rid, entry.seq, now, None)
+                reason = f"the master confirmed another action as this one (seq {entry.seq})"
+                return ActionSettled(rid=entry.rid, seq=entry.seq, error=reason, refusal="rejected")
+        return None
 
     def take(self, rid: Rid, seq: int, now: float, kept: tuple[int, int, Action] | None) -> Pending | None:
         """Drop ``seq`` from pending (None if it is not); ``kept``: (version, term, action) of its confirmation."""
@@ -160,7 +191,14 @@ class PendingQueue:
         pending = self.items.setdefault(res.rid, [])
         first = len(pending)
         for confirmed in lost:  # as new actions: their master values stay as first resolved
-            item = Pending(self.next_seq(res.rid), confirmed.action, confirmed.private, born=now, nonce=confirmed.nonce)
+            item = Pending(
+                self.next_seq(res.rid),
+                confirmed.action,
+                confirmed.private,
+                born=now,
+                nonce=confirmed.nonce,
+                incarnation=res.incarnation,
+            )
             if reseal is not None and item.private is not None:
                 reseal(item)
             pending.append(item)
@@ -189,8 +227,7 @@ class PendingQueue:
     def stalled(
         self, now: float, master: PeerId | None, term: Term, may_sync: Callable[[Rid], bool], effects: list[Effect]
     ) -> list[Effect]:
-        """``effects`` and the timers' work at ``now`` (:meth:`ClientCore.resend_stalled`);
-        ``may_sync(rid)``: a snapshot of ``rid`` may be asked for.
+        """``effects`` and the timers' work at ``now``; ``may_sync(rid)``: a snapshot of ``rid`` may be asked for.
 
         Per resource: when its oldest pending action saw no progress for RESEND_AFTER seconds
         (frames lost? a confirmation this replica never applied?), its pending actions are sent
@@ -243,3 +280,8 @@ class PendingQueue:
         if stalled:
             effects.insert(0, Stalled(master=master, seconds=waited, pending=stalled))
         return effects
+
+
+def _encoded(action: Action) -> bytes:
+    """``action``'s type and payload, canonically (a decoded payload equals the dispatched one)."""
+    return action_digest("", "", 0, action, room="", term=0, incarnation=b"")

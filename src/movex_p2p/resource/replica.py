@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..ids import Rid, Term
-from .messages import Era, Held, Position, Sealed, Snapshot
+from .history import head as head_of
+from .messages import Era, Head, Held, Position, Sealed, Snapshot
 from .state import checksum, freeze
 
 if TYPE_CHECKING:
@@ -42,8 +43,8 @@ class Replica:
     """Per author, bit k set: seq ``applied[author] - k`` is in this replica's log (applied, not
     skipped nor rejected). Two masters of a split may both apply one action; its author can
     then tell, after the heal, whether the winning log holds it (see :meth:`holds`)."""
-    born: tuple[int, int] = (0, 0)
-    """This incarnation of ``rid``: (term, log index) of its ``Created`` entry."""
+    incarnation: bytes = b""
+    """Unique to this creation of ``rid`` (see ``Created``): what its authors' signatures bind to."""
     _checksum: bytes | None = None
 
     def settle(self, author: str, seq: int, *, applied: bool) -> None:
@@ -113,7 +114,7 @@ class Replica:
             eras=list(self.eras),
             seal=self.seal,
             recent=dict(self.recent),
-            born=self.born,
+            incarnation=self.incarnation,
             _checksum=self._checksum,
         )
 
@@ -121,6 +122,10 @@ class Replica:
     def key(self) -> tuple[int, int]:
         """What "newer" means between replicas: (entry term, version)."""
         return (self.entry_term, self.version)
+
+    def head(self) -> Head:
+        """This replica's head, as a seal signs it."""
+        return head_of(self.rid, self.version, self.checksum, self.applied, self.held, self.incarnation)
 
     def position(self) -> Position:
         """This replica's position, as a new master is told."""
@@ -142,7 +147,7 @@ class Replica:
             eras=tuple(self.eras),
             seal=self.seal,
             recent={author: mask.to_bytes(_WINDOW_BYTES, "big") for author, mask in self.recent.items()},
-            born=self.born,
+            incarnation=self.incarnation,
         )
 
     @classmethod
@@ -160,7 +165,7 @@ class Replica:
             eras=list(snap.eras[-MAX_ERAS:]),
             seal=snap.seal,
             recent={author: int.from_bytes(mask[-_WINDOW_BYTES:], "big") for author, mask in snap.recent.items()},
-            born=(snap.born[0], snap.born[1]) if len(snap.born) == 2 else (0, 0),
+            incarnation=snap.incarnation,
         )
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Final
 
 from ..ids import PeerId, Rid, Term
 from .effects import Effect, Send
 from .messages import Bind, Create, Remove, Report, ResourceMessage
 
-__all__ = ["Request", "Requests", "to_master"]
+__all__ = ["REPORT_AGAIN", "Request", "Requests", "to_master"]
+
+REPORT_AGAIN: Final = 5.0
+"""Seconds without a reply after which a report is sent again (a frame lost on a link whose
+break one side never saw: the master saw this peer go and come back, this peer saw nothing)."""
 
 Request = Create | Bind | Report | Remove
 
@@ -28,11 +32,29 @@ class Requests:
         self.open: dict[int, Request] = {}
         self.bound: dict[Rid, dict[str, Any]] = {}
         self.req = 0
+        self._report: tuple[int, float] | None = None  # the open report: its number, when it was sent
 
     def next(self) -> int:
         """A fresh request number."""
         self.req += 1
         return self.req
+
+    def report(self, report: Report, now: float) -> None:
+        """Keep ``report`` until the master replies; it supersedes any report before it."""
+        if self._report is not None:
+            self.open.pop(self._report[0], None)
+        self.open[report.req] = report
+        self._report = (report.req, now)
+
+    def report_due(self) -> float | None:
+        """When the open report is sent again if no reply comes (None: no report open)."""
+        return None if self._report is None else self._report[1] + REPORT_AGAIN
+
+    def answered(self, req: int) -> Request | None:
+        """The master replied to request ``req``: the request (None if it is not open)."""
+        if self._report is not None and self._report[0] == req:
+            self._report = None
+        return self.open.pop(req, None)
 
     def ask(self, message: Request, master: PeerId | None) -> list[Effect]:
         """Send ``message`` and keep it until the master replies."""

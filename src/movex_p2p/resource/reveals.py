@@ -220,7 +220,7 @@ class Reveals:
             res.state,
             halves,
             room=self.room,
-            born=res.born,
+            incarnation=res.incarnation,
             rid=res.rid,
             commitments=commitments,
             publics=publics,

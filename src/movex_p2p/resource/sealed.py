@@ -54,15 +54,14 @@ gone); opened with something that is not what it committed to; opened, but the r
 
 
 def sealed_commitment(
-    room: str, born: tuple[int, int], author: str, rid: str, seq: int, nonce: bytes, private: Action
+    room: str, incarnation: bytes, author: str, rid: str, seq: int, nonce: bytes, private: Action
 ) -> bytes:
     """The commitment to a sealed private half: binds the room, the resource's incarnation
-    (``born``: term and log index of its ``Created``), the author, the rid, the seq and the half,
+    (``incarnation``: unique to its ``Created``), the author, the rid, the seq and the half,
     hidden by ``nonce`` (random, :data:`~.history.NONCE_SIZE` bytes)."""
     parts = (
         room.encode(),
-        born[0].to_bytes(8, "big", signed=True),
-        born[1].to_bytes(8, "big", signed=True),
+        incarnation,
         author.encode(),
         rid.encode(),
         seq.to_bytes(8, "big", signed=True),
@@ -144,7 +143,7 @@ def fold(
     halves: Iterable[Held],
     *,
     room: str,
-    born: tuple[int, int],
+    incarnation: bytes,
     rid: str,
     commitments: Mapping[tuple[PeerId, int], bytes],
     publics: Mapping[tuple[PeerId, int], Action | None],
@@ -162,7 +161,9 @@ def fold(
         outcome: Outcome
         if action is None:
             outcome = "lost"
-        elif sealed_commitment(room, born, held.author, rid, held.seq, held.nonce, action) != commitments.get(key):
+        elif sealed_commitment(room, incarnation, held.author, rid, held.seq, held.nonce, action) != commitments.get(
+            key
+        ):
             outcome = "forged"
         else:
             try:

@@ -59,7 +59,9 @@ class Sealing:
             return
         if not fresh:
             item.nonce = derive_nonce(item.nonce, item.seq)
-        item.sealed = sealed_commitment(self.room, res.born, self.me, res.rid, item.seq, item.nonce, item.private)
+        item.sealed = sealed_commitment(
+            self.room, res.incarnation, self.me, res.rid, item.seq, item.nonce, item.private
+        )
 
     def due(self, res: Replica, master: PeerId | None, term: Term) -> list[Effect]:
         """Open own halves of ``res`` (confirmed, not revealed) to ``master`` if its ``can_reveal`` holds here."""
@@ -116,7 +118,7 @@ class Sealing:
                 replica.state,
                 msg.actions,
                 room=self.room,
-                born=replica.born,
+                incarnation=replica.incarnation,
                 rid=replica.rid,
                 commitments={(h.author, h.seq): h.commitment for h in replica.held},
                 publics={(h.author, h.seq): h.public for h in replica.held},
