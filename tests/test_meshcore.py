@@ -99,6 +99,7 @@ class Driver:
 
     me: str = "m"
     seed: int = 1
+    incarnation: int = 0
     network: Callable[[PeerId, Contact, float], Outcome] = lambda peer, contact, now: UNREACHABLE
     now: float = 0.0
     dials: list[tuple[float, PeerId]] = field(default_factory=list)
@@ -107,7 +108,12 @@ class Driver:
 
     def __post_init__(self) -> None:
         self.core = MeshCore(
-            PeerId(self.me), connect_timeout=5.0, dead_after=0.9, heartbeat_interval=0.1, rng=random.Random(self.seed)
+            PeerId(self.me),
+            connect_timeout=5.0,
+            dead_after=0.9,
+            heartbeat_interval=0.1,
+            rng=random.Random(self.seed),
+            incarnation=self.incarnation,
         )
         self.perform(self.core.open(self.now, interfaces=["10.0.0.1"], port=9))
 
@@ -219,7 +225,7 @@ def backoffs(count: int) -> list[float]:
 # --- purity ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["meshcore.py", "mesh.py"])
+@pytest.mark.parametrize("name", ["meshcore.py", "mesh.py", "twins.py"])
 def test_the_mesh_policy_imports_no_io_clock_or_random(name: str) -> None:
     path = Path(movex_p2p.__file__).resolve().parent / "transport" / name
     bad = [(line, module) for line, module in runtime_imports(path.read_text()) if module in FORBIDDEN - {"random"}]

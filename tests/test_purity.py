@@ -43,7 +43,7 @@ PURE = [
         )
     ),
     PACKAGE / "transport" / "base.py",  # the seam NodeCore reads transport events from
-    *(PACKAGE / "transport" / name for name in ("meshcore.py", "mesh.py")),  # the LAN mesh's policy
+    *(PACKAGE / "transport" / name for name in ("meshcore.py", "mesh.py", "twins.py")),  # the LAN mesh's policy
 ]
 
 

@@ -116,7 +116,10 @@ def test_a_mutating_reducer_is_rejected_and_never_corrupts_confirmed_state() -> 
         c.dispatch(c.ids[1], "mutating:m", mx.Action("increment"))
     assert c.pending_links() == []
     # a peer that skips that check (other code) meets the master's
-    propose = rm.Propose(term=c.term, rid=Rid("mutating:m"), seq=1, base=0, action=mx.Action("increment"))
+    born = c.clients[c.ids[1]].replicas[Rid("mutating:m")].incarnation
+    propose = rm.Propose(
+        term=c.term, rid=Rid("mutating:m"), seq=1, base=0, action=mx.Action("increment"), incarnation=born
+    )
     c.route(c.ids[1], [fx.Send(to=c.master_id, message=propose)])
     c.run()
     rejected = c.sent(rm.Rejected)

@@ -68,7 +68,7 @@ def master_rolls_then_restarts(type_: mx.ResourceType) -> CoreCluster:
     assert replica is not None
     assert [h.action for h in replica.held] == [None]  # only p0 ever held it
     c.alive.add(a)  # p0 again: the same id, a new process that knows nothing
-    c.clients[a] = ClientCore(a, types=c.types)
+    c.clients[a] = ClientCore(a, types=c.types, room=c.room, signer=c.signers[a])
     c.route(c.master_id, c.master.peers_changed(frozenset(c.alive - {c.master_id}), c.now))
     c.route(a, c.clients[a].master_changed(c.master_id, c.term))
     c.run()

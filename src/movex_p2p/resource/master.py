@@ -32,12 +32,11 @@ from .budget import SMALL, Answers
 from .draws import Draws, Ledger
 from .effects import Effect, Publish, Send, TermObserved
 from .fair import resolve_fair
-from .history import DIGEST_SIZE, commitment, incarnation, meta_digest, removed_head, seal_signer
+from .history import DIGEST_SIZE, commitment, incarnation, removed_head
 from .messages import (
     Ack,
     Anchor,
     Applied,
-    Began,
     Bind,
     Committed,
     Contribute,
@@ -47,10 +46,8 @@ from .messages import (
     Head,
     Held,
     Open,
-    Position,
     Presence,
     Propose,
-    Pull,
     Pulled,
     Refusal,
     Rejected,
@@ -66,6 +63,8 @@ from .messages import (
     ToMaster,
     Unbind,
 )
+from .pulls import Pulls
+from .recovery import Recovery
 from .replica import Replica, replay
 from .reveals import Reveals
 from .reveals import reason as _reason
@@ -87,9 +86,6 @@ MAX_WAITING: Final = 65_536
 
 RECOVERY_TIMEOUT: Final = 1.0
 """Seconds a new master waits for every connected peer's Report before it serves anyway."""
-
-MAX_PULLS: Final = 4096
-"""Pulls (and reported positions) a recovering master keeps track of at once."""
 
 TOMBSTONES: Final = 4096
 """Removed rids remembered, so a late report cannot bring one back."""
@@ -142,11 +138,7 @@ class MasterCore:
         ``room`` is bound into the commitments of sealed private halves (``resource.sealed``).
         ``ledger``: the players' chains as this master's replica knows them (fair draws, ``draws.py``)."""
         self.me = me
-        self._signer = signer
-        self._verifier = verifier
-        self._master_of = master_of
         self._dirty: dict[Rid, None] = {}  # resources whose head changed since the last seal
-        self._reported: dict[tuple[PeerId, Rid], Position] = {}  # what each peer reported it holds
         self._rng_factory = rng_factory
         self._quorum = quorum
         self.term = term
@@ -156,16 +148,11 @@ class MasterCore:
         self._resources: dict[Rid, Replica] = {replica.rid: replica.copy() for replica in replicas}
         self._removed: dict[Rid, int] = dict(removed or {})
         self._peers = set(peers)
-        self._awaiting_report: set[PeerId] = set(peers) | {me}
-        self._awaiting_pull: dict[Rid, set[PeerId]] = {}
-        self._pulls: set[tuple[PeerId, Rid]] = set()  # every Pull sent and not yet answered
-        self._for_pull: dict[Rid, list[tuple[PeerId, ToMaster]]] = {}  # after recovery: for a rid being pulled
-        self._parked_for_pull = 0
+        self._pulls = Pulls(me, term, verifier=verifier, master_of=master_of)  # what it pulled, and what waits for it
+        self._recovery = Recovery(self, frozenset(peers))  # the reports it waits for, the replicas it adopts
         self._waiting: deque[tuple[PeerId, ToMaster]] = deque()
         self.waits_for_lease = False
         """True when something waits that a lease (and no end of recovery) would let through."""
-        self._reports: dict[PeerId, Report] = {}  # recovery: what each peer holds, answered when it ends
-        self._adopted: set[Rid] = set()  # recovery: replicas pulled (published when it ends)
         self._windows = AuthorWindows(term)
         self._acks: dict[PeerId, int] = {}
         self.committed = 0
@@ -234,7 +221,7 @@ class MasterCore:
             return []
         effects = self._release(now) if self._waiting and (self.deadline is None or self.waits_for_lease) else []
         if self.deadline is not None and now >= self.deadline:
-            effects += self._finish_recovery(now)
+            effects += self._recovery.finish(now)
         if self.deadline is None and (self._reveals.waits or self._reveals.timed):
             effects += self._reveals.timers(now, self._peers)
         if self.deadline is None and self.answers.due is not None:
@@ -251,24 +238,16 @@ class MasterCore:
         def gone(peer: str) -> bool:
             return peer != self.me and peer not in self._peers
 
-        self._awaiting_report = {p for p in self._awaiting_report if not gone(p)}
+        self._recovery.awaiting_report = {p for p in self._recovery.awaiting_report if not gone(p)}
         for peer in [p for p in self.answers.peers if gone(p)]:
             self.answers.left(peer)
         self._windows.forget_peers(gone)  # what departed peers parked
         self._draws.forget_peers(gone)
-        for rid, waiting in list(self._awaiting_pull.items()):
-            waiting.difference_update({p for p in waiting if gone(p)})
-            if not waiting:
-                del self._awaiting_pull[rid]
-        unanswered = {(p, rid) for p, rid in self._pulls if gone(p)}  # pulls whose peer left: not coming
-        if unanswered:
-            self._pulls -= unanswered
-            for peer, rid in unanswered:
-                self._reported.pop((peer, rid), None)
-                effects += self._unpark(rid, now, lease)
+        for rid in self._pulls.peers_gone(gone):  # pulls whose peer left: not coming
+            effects += self._unpark(rid, now, lease)
         if self.recovering:
             if lease:
-                effects += self._maybe_finish_recovery(now)
+                effects += self._recovery.maybe_finish(now)
             if self.recovering:
                 return effects
         for res in self._resources.values():
@@ -301,12 +280,9 @@ class MasterCore:
         if (
             type(message) in _WAITS_FOR_PULL
             and message.rid not in self._resources  # type: ignore[union-attr]
-            and any(r == message.rid for _, r in self._pulls)  # type: ignore[union-attr]
+            and self._pulls.pulling(message.rid)  # type: ignore[union-attr]
         ):  # a late reporter's resource is on its way: its actions wait for it, not fail
-            if self._parked_for_pull >= MAX_WAITING:
-                raise RemoteProtocolError(f"the master's queue is full ({MAX_WAITING} messages wait)")
-            self._for_pull.setdefault(message.rid, []).append((sender, message))  # type: ignore[union-attr]
-            self._parked_for_pull += 1
+            self._pulls.park(message.rid, sender, message)  # type: ignore[union-attr]
             return []
         effects: list[Effect]
         match message:
@@ -329,14 +305,14 @@ class MasterCore:
             case Open():
                 effects = self._reveals.open(sender, message, now, self._peers)
             case Report():
-                effects = self._on_report(sender, message, now)
+                effects = self._recovery.on_report(sender, message, now)
             case SyncRequest():
                 if message.rid not in self._resources:
                     return []
                 self.answers.snapshot(sender, message.rid)  # owed, paid as the sender's budget allows
                 effects = [*self._commit_to(sender, now), *self.answers.pay(sender, now, self.index)]
             case Pulled(snapshot=snapshot):
-                effects = self._on_pulled(sender, snapshot, now, lease)
+                effects = self._recovery.on_pulled(sender, snapshot, now, lease)
             case Ack():
                 effects = self._on_ack(sender, message)
             case Endorse():
@@ -348,47 +324,10 @@ class MasterCore:
             case _:
                 assert_never(message)
         if self.deadline is not None:
-            effects += self._maybe_finish_recovery(now)
+            effects += self._recovery.maybe_finish(now)
         return effects
 
     # -- recovery ------------------------------------------------------------------------------
-
-    def _maybe_finish_recovery(self, now: float) -> list[Effect]:
-        if self._awaiting_report or self._awaiting_pull:
-            return []
-        return self._finish_recovery(now)
-
-    def _finish_recovery(self, now: float) -> list[Effect]:
-        self.deadline = None
-        self._awaiting_report.clear()
-        self._awaiting_pull.clear()
-        self.index += 1
-        self.began = self.index  # commits count only from an entry of our own term (as Raft's no-op)
-        effects: list[Effect] = [Publish(message=Began(term=self.term, index=self.index)), *self._draws.relays()]
-        gone = [
-            PeerId(p)
-            for res in self._resources.values()
-            for p in res.subscribers
-            if p != self.me and p not in self._peers
-        ]
-        if gone:
-            effects += self.peers_changed(frozenset(self._peers), now)
-        # Only now is every replica final: publish what was pulled, then bring each reporter up
-        # to date. An earlier snapshot could be older than a replica still on its way, and a
-        # client would take its own actions in between for lost and send them again.
-        for rid in sorted(self._adopted):
-            self.index += 1
-            effects.append(Publish(message=self._resources[rid].snapshot(term=self.term, index=self.index)))
-        reports, self._reports = self._reports, {}
-        for peer, report in reports.items():
-            effects += self._catch_up(peer, report, now, skip=self._adopted)
-        self._adopted = set()
-        for res in [res for res in self._resources.values() if res.type.sealed]:
-            effects += self._maybe_reveal(res, now)  # a sealed reveal due first: what waited queues behind it
-        effects += self._release(now)
-        for res in self._resources.values():
-            effects += self._maybe_reveal(res, now)
-        return effects + self._advance_commit()
 
     def _release(self, now: float) -> list[Effect]:
         """Serve what waited, in arrival order (what still cannot be served waits again, in order)."""
@@ -407,139 +346,12 @@ class MasterCore:
             self.answers.budget.charge(peer, SMALL, now)  # an answer to its request, like the rest
         return [Send(to=peer, message=Committed(term=self.term, index=self.committed))]
 
-    def _catch_up(
-        self, peer: PeerId, report: Report, now: float, *, skip: set[Rid] | frozenset[Rid] = frozenset()
-    ) -> list[Effect]:
-        """Snapshots of every resource ``peer`` lacks or holds another replica of (older, newer or different),
-        its secrets, then the reply to its report: owed, and paid as its budget allows (resource/budget.py)."""
-        for rid, res in self._resources.items():
-            if rid in skip:
-                continue
-            pos = report.have.get(rid)
-            # older, or another history: a newer one this master did not pull (reported after
-            # recovery, or refused) is a branch the room does not have, so the peer takes ours
-            if pos is None or (pos.term, pos.version) != res.key or pos.checksum != res.checksum:
-                self.answers.snapshot(peer, rid)
-            else:
-                self.answers.holds(peer, rid)
-        # private actions the reporter authored and we hold: a peer restarted with the same
-        # identity gets its secrets back (one that knows them already ignores these)
-        self.answers.secrets(peer)
-        self.answers.reply(peer, report.req)
-        return [*self._commit_to(peer, now), *self.answers.pay(peer, now, self.index)]
-
-    def _on_report(self, sender: PeerId, report: Report, now: float) -> list[Effect]:
-        recovering = self.deadline is not None
-        effects: list[Effect] = []
-        for rid_str, pos in report.have.items():
-            rid = Rid(rid_str)
-            mine = self._resources.get(rid)
-            if mine is None and rid in self._removed:  # it missed the removal: tell it again
-                again = Removed(term=self.term, index=self._removed[rid], rid=rid, seal=self._chain.removals.get(rid))
-                effects.append(Send(to=sender, message=again))
-                continue
-            newer = mine is None or (pos.term, pos.version) > mine.key
-            if (recovering and newer) or mine is None:
-                # a recovering master pulls what is newer, from a position no newer than its own
-                # term; later, only a resource it does not hold at all (a late reporter's: a peer
-                # that played alone before this master was elected without it, say)
-                if not self._known_type(rid) or pos.term > self.term or len(self._pulls) >= MAX_PULLS:
-                    continue
-                self._awaiting_pull.setdefault(rid, set()).add(sender)
-                self._pulls.add((sender, rid))
-                self._reported[(sender, rid)] = pos
-                effects.append(Send(to=sender, message=Pull(term=self.term, rid=rid)))
-        if recovering:
-            self._awaiting_report.discard(sender)
-            self._reports[sender] = report
-            return effects
-        return effects + self._catch_up(sender, report, now)
-
-    def _known_type(self, rid: Rid) -> bool:
-        type_name, sep, id = rid.partition(":")
-        return bool(sep and id) and type_name in self._types
-
-    def _on_pulled(self, sender: PeerId, snap: Snapshot, now: float, lease: bool) -> list[Effect]:
-        if (sender, snap.rid) not in self._pulls:
-            return []  # a snapshot we did not ask this peer for: never adopted
-        self._pulls.discard((sender, snap.rid))
-        reported = self._reported.pop((sender, snap.rid), None)
-        waiting = self._awaiting_pull.get(snap.rid)
-        if waiting is not None:
-            waiting.discard(sender)
-            if not waiting:
-                del self._awaiting_pull[snap.rid]
-        effects = self._take_pulled(snap, reported)
-        if self.deadline is None:  # after recovery: what waited for this resource goes now
-            effects += self._unpark(snap.rid, now, lease)
-        return effects
-
-    def _take_pulled(self, snap: Snapshot, reported: Position | None) -> list[Effect]:
-        """Adopt a pulled replica if it is newer and checks out (after recovery: only of a resource we lack)."""
-        type_ = self._types.get(parse_rid(snap.rid)[0]) if self._known_type(snap.rid) else None
-        if type_ is None:
-            return []
-        current: Replica | None = self._resources.get(snap.rid)
-        if current is not None and self.deadline is None:
-            return []  # after recovery, only a resource this master does not hold is pulled
-        if current is not None and (snap.entry_term, snap.version) <= current.key:
-            return []
-        if current is None and snap.rid in self._removed:
-            return []  # removed meanwhile
-        try:
-            pulled = Replica.from_snapshot(snap, type_)
-        except InvalidState as exc:
-            raise RemoteProtocolError(f"pulled replica of {snap.rid}: {exc}") from exc
-        refusal = self._check_pulled(snap, pulled, reported)
-        if refusal is not None:
-            # not adopted: the peer gets our replica once recovery ends (_catch_up), not now. Ours
-            # may still be replaced by another peer's newer one, and a peer handed a replica older
-            # than its own takes its confirmed actions for lost and sends them again: doubled.
-            return []
-        if current is not None:  # keep private halves we already hold
-            known = {(h.author, h.seq): h for h in current.held if h.action is not None}
-            pulled.held = [known.get((h.author, h.seq), h) for h in pulled.held]
-        self._resources[snap.rid] = pulled
-        self._dirty[snap.rid] = None
-        if self.deadline is not None:
-            self._adopted.add(snap.rid)  # recovering: published once every pull is in
-            return []
-        self.index += 1
-        return [Publish(message=pulled.snapshot(term=self.term, index=self.index))]
-
     def _unpark(self, rid: Rid, now: float, lease: bool) -> list[Effect]:
         """Serve what waited for ``rid`` to be pulled, once no pull of it is in flight any more."""
-        if any(r == rid for _, r in self._pulls):
-            return []
-        parked = self._for_pull.pop(rid, [])
-        self._parked_for_pull -= len(parked)
         effects: list[Effect] = []
-        for sender, message in parked:
+        for sender, message in self._pulls.unpark(rid):
             effects += self._admit(sender, message, now, lease)
         return effects
-
-    def _check_pulled(self, snap: Snapshot, pulled: Replica, reported: Position | None) -> str | None:
-        """Why the pulled replica is not adopted (not the one reported, not whole, or not sealed), or None."""
-        if reported is None or (reported.term, reported.version, reported.checksum) != (
-            snap.entry_term,
-            snap.version,
-            snap.checksum,
-        ):
-            return "not at the position its peer reported"
-        if pulled.checksum != snap.checksum:
-            return "its state does not have its checksum"
-        seal = snap.seal
-        signed_by = None if seal is None or seal.term != snap.entry_term else seal_signer(seal, self._verifier)
-        known = self.me if snap.entry_term == self.term else self._master_of(snap.entry_term)
-        if seal is None or signed_by is None or signed_by != known:
-            return "not sealed by the master of its term"
-        meta = meta_digest(pulled.applied, pulled.held, pulled.incarnation)
-        if not any(
-            h.rid == snap.rid and h.version == snap.version and h.checksum == snap.checksum and h.meta == meta
-            for h in seal.heads
-        ):
-            return "not the head its seal signs"
-        return None
 
     def _on_ack(self, sender: PeerId, ack: Ack) -> list[Effect]:
         if self._quorum is None or ack.index <= self._acks.get(sender, 0):
@@ -620,10 +432,9 @@ class MasterCore:
             return [self._reply(sender, msg.req, msg.rid, f"no resource {msg.rid}", refusal="not_found")]
         self._windows.forget_rid(msg.rid)
         self.answers.removed(msg.rid)
-        self._awaiting_pull.pop(msg.rid, None)
         self._reveals.forget(msg.rid)
         self._draws.forget(msg.rid)
-        self._pulls = {(peer, rid) for peer, rid in self._pulls if rid != msg.rid}
+        self._pulls.forget(msg.rid)
         self.index += 1
         self._dirty[msg.rid] = None  # the next seal records the removal (removed_head)
         self._removed[msg.rid] = self.index

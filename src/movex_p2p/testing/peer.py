@@ -224,7 +224,8 @@ class Driver:
                 return False
             case "members":
                 members = {k: dataclasses.asdict(v) for k, v in peer.members.items()}
-                emit("members", members=members, master=peer.master_id)
+                master, is_master = peer.master_id, peer.is_master
+                emit("members", members=members, master=master, is_master=is_master, peers=sorted(peer.peers))
             case "increment":
                 counter = self._counter()
                 for _ in range(int(command.get("n", 1))):

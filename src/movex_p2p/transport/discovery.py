@@ -12,8 +12,11 @@ which :meth:`Discovery.update_lobby` re-announces when they change.
 
 mDNS is a discovery hint, not liveness and not proof: a killed peer's records linger for their
 TTL, and anyone on the LAN can announce any id. The LAN transport only dials what it learns
-here; the handshake proves who answers. TXT is parsed strictly (:func:`parse_txt` raises
-ValueError and nothing else) and at most :data:`MAX_RESOLVING` records are resolved at once.
+here; the handshake proves who answers. A record of our own id with another incarnation is
+reported too (another process of our identity announces the same name, or a copy): it is dialed
+once, and only the handshake proves a twin (see :mod:`.twins`). TXT is parsed strictly
+(:func:`parse_txt` raises ValueError and nothing else) and at most :data:`MAX_RESOLVING`
+records are resolved at once.
 zeroconf callbacks only ``send_nowait`` into a bounded stream; owned tasks do the rest.
 """
 
@@ -298,8 +301,9 @@ class Discovery:
     async def _pump(self, tg: TaskGroup) -> None:
         async for name, change in self._changes_rx:
             peer = _peer_of(name)
-            if peer.lower() == str(self._me.peer).lower():
-                continue
+            ours = peer.lower() == str(self._me.peer).lower()
+            if ours and change is ServiceStateChange.Removed:
+                continue  # our own name: another process of our identity may hold it still
             if change is ServiceStateChange.Removed:
                 await self._emit(PeerGone(peer=PeerId(peer)))
             elif name in self._resolving or len(self._resolving) >= MAX_RESOLVING:
@@ -335,6 +339,8 @@ class Discovery:
         if announcement.peer.lower() != _peer_of(name).lower():
             log.debug("ignoring %s: TXT id %r does not match", name, announcement.peer)
             return
+        if announcement.peer == self._me.peer and announcement.incarnation == self._me.incarnation:
+            return  # our own record
         await self._emit(announcement)
 
     async def _emit(self, event: DiscoveryEvent) -> None:

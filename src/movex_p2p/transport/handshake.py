@@ -35,7 +35,7 @@ from .signaling import (
 )
 from .webrtc import RtcSession
 
-__all__ = ["AUTH_DEADLINE", "DIAL_ERRORS", "Handshakes", "connect_tcp", "failure_of", "remote_host"]
+__all__ = ["AUTH_DEADLINE", "DIAL_ERRORS", "Handshakes", "Twin", "connect_tcp", "failure_of", "remote_host"]
 
 AUTH_DEADLINE: Final = 2.0
 """Seconds a handshake may take until the other side proved the room key and its identity (either role)."""
@@ -49,6 +49,14 @@ _REFUSAL_LINGER: Final = 0.5
 DialError = AuthenticationFailed | ConnectError | RemoteProtocolError
 DIAL_ERRORS: Final = (AuthenticationFailed, ConnectError, RemoteProtocolError)
 """What a failed dial raises (besides ``Declined``, which is no failure)."""
+
+
+class Twin(ConnectError):
+    """Who answered proved our own key with another incarnation: another live process of our identity."""
+
+    def __init__(self, incarnation: int) -> None:
+        super().__init__(f"another process of this peer's identity (incarnation {incarnation}) answered")
+        self.incarnation = incarnation
 
 
 def failure_of(exc: DialError) -> Failure:
@@ -172,6 +180,11 @@ class Handshakes:
         if ended is not None and not attempt.ended:
             await ended.wait()
 
+    def drop_all(self) -> None:
+        """Cancel every authenticated handshake and link held (each is released and reported as usual)."""
+        for scope in list(self._scopes.values()):
+            scope.cancel()
+
     def push_out(self, handle: int) -> None:
         """Cancel the unauthenticated incoming handshake ``handle``."""
         scope = self._incoming.pop(handle, None)
@@ -186,22 +199,31 @@ class Handshakes:
         """Dial, authenticate, then run the link until it closes; return who answered.
 
         Raises ConnectError or RemoteProtocolError (no link), AuthenticationFailed, Declined (a
-        link of the pair is already held, at either end) or Ourselves. ``address`` (a ``peers=``
-        address) learns who answered as soon as it is authenticated. The listener must prove
-        itself within :data:`AUTH_DEADLINE`; the whole exchange within ``connect_timeout``.
+        link of the pair is already held, at either end), Ourselves, or Twin (another live
+        process of our identity answered: reported to the core as it proved itself).
+        ``address`` (a ``peers=`` address) learns who answered as soon as it is authenticated.
+        The listener must prove itself within :data:`AUTH_DEADLINE`; the whole exchange within
+        ``connect_timeout``.
         """
         core, me = self._core, self._identity.id
         scope = anyio.CancelScope()
         session: RtcSession | None = None
         attempt: Attempt | None = None
         linked = False
+        twin: int | None = None
         deadline = anyio.CancelScope(deadline=anyio.current_time() + min(AUTH_DEADLINE, self._timeout))
 
         async def create_offer(challenge: Challenge) -> Exchange:
-            nonlocal session, attempt
+            nonlocal session, attempt, twin
             deadline.deadline = anyio.current_time() + self._timeout  # it proved itself
             if challenge.peer == me:
-                raise Ourselves(f"{addresses} port {port} is our own address")
+                if challenge.incarnation == self._incarnation:
+                    raise Ourselves(f"{addresses} port {port} is our own address")
+                # our key, signed over our fresh nonce, by another incarnation: a live twin. Our
+                # Offer (signed over its nonce) proves the same to it, and it turns us away (Busy).
+                twin = challenge.incarnation
+                self._execute(core.twin(twin))
+                return Exchange(sdp="", me=core.contact)
             if address is not None:
                 core.address.answered(address, challenge.peer)
             core.answered(challenge.peer, anyio.current_time())
@@ -221,15 +243,22 @@ class Handshakes:
                     stream = await connect_tcp(addresses, port)
                     reached = remote_host(stream)
                     async with stream:
-                        result = await run_dialer(
-                            stream,
-                            key=self.key,
-                            identity=self._identity,
-                            receiver=expected,
-                            name=self._name,
-                            incarnation=self._incarnation,
-                            create_offer=create_offer,
-                        )
+                        try:
+                            result = await run_dialer(
+                                stream,
+                                key=self.key,
+                                identity=self._identity,
+                                receiver=expected,
+                                name=self._name,
+                                incarnation=self._incarnation,
+                                create_offer=create_offer,
+                            )
+                        except Declined:
+                            if twin is not None:
+                                raise Twin(twin) from None
+                            raise
+                    if twin is not None:
+                        raise Twin(twin)  # it answered instead of turning us away: no link either
                     assert session is not None
                     assert attempt is not None
                     await session.accept_answer(result.answer.sdp)
@@ -290,6 +319,10 @@ class Handshakes:
         async def create_answer(hello: Hello, offer: Exchange) -> Exchange:
             nonlocal session, attempt
             sender = hello.sender
+            if sender == self._identity.id:  # its Offer proved our key over our fresh nonce
+                if hello.incarnation != self._incarnation:
+                    self._execute(core.twin(hello.incarnation))
+                raise Declined(sender)  # turned away with a Busy, which proves our key to it in turn
             core.answered(sender, anyio.current_time())
             attempt = self._claim(sender, dialer=sender, incarnation=hello.incarnation, scope=scope)
             self._log.debug("%s dialed us: %s", sender, "refused" if attempt is None else "claimed")

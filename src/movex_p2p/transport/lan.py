@@ -11,6 +11,9 @@ liveness, and a link that still delivers anything is never torn down.
 Leaving sends a goodbye frame on every channel and the mDNS goodbye at once, so others see a
 graceful leave within milliseconds. A peer restarted with the same identity announces a new
 incarnation; its old link is replaced once the new incarnation has proven itself in a handshake.
+Two live processes of one identity (one identity file used twice) see the record of their own id
+that the other announces, prove it to each other in one handshake and are both told
+(``IdentityInUse``); the later one keeps the links, the earlier one drops them (:mod:`.twins`).
 
 Strangers (docs/security.md): what mDNS and peer exchange tell is a hint to dial, never proof:
 nothing learnt from them closes or refuses a live, authenticated link, and a peer never proven
@@ -45,9 +48,9 @@ from ..errors import TransportError
 from ..identity import Identity
 from ..ids import PeerId
 from ..lobby import Lobby
-from .base import PeersSeen, TransportEvent
+from .base import IdentityInUse, PeersSeen, TransportEvent
 from .discovery import Announcement, Discovery, PeerGone
-from .handshake import AUTH_DEADLINE, DIAL_ERRORS, Handshakes, failure_of
+from .handshake import AUTH_DEADLINE, DIAL_ERRORS, Handshakes, Twin, failure_of
 from .interfaces import default_interfaces, usable_interfaces
 from .link import DEFAULT_MAX_FRAME, MAX_DATAGRAM, FrameDecoder, encode_frame
 from .linkset import LinkSet
@@ -56,6 +59,7 @@ from .meshcore import (
     Beat,
     DialNow,
     DialState,
+    DropAll,
     DropSilent,
     Effect,
     FailureKind,
@@ -68,6 +72,7 @@ from .meshcore import (
     Reannounce,
     Refuse,
     ReportSeen,
+    ReportTwin,
     StartAddressDialer,
     StartDialer,
     Stop,
@@ -223,6 +228,7 @@ class LanEndpoint:
             dead_after=transport.dead_after,
             heartbeat_interval=transport.heartbeat_interval,
             rng=random.Random(self.incarnation),
+            incarnation=self.incarnation,
         )
         self._links = LinkSet(self._core, max_frame=max_frame, connect_timeout=transport.connect_timeout, log=self._log)
         self._handshakes = Handshakes(
@@ -412,6 +418,10 @@ class LanEndpoint:
                     self._links.beat()
                 case DropSilent(peer=peer):
                     self._links.drop_silent(peer, self._t.dead_after)
+                case ReportTwin(superseded=superseded, detail=detail):
+                    tg.start_soon(self._links.emit, IdentityInUse(superseded=superseded, detail=detail))
+                case DropAll():
+                    self._handshakes.drop_all()
                 case ReportSeen() | Refuse():
                     raise AssertionError(f"{effect!r} is performed by its caller")
                 case _:
@@ -453,6 +463,8 @@ class LanEndpoint:
             await self._handshakes.dial_once(record.addresses, record.port, expected=peer)
         except Declined:
             pass  # the same incarnation we hold: nothing changed
+        except Twin:
+            pass  # another process of our identity: reported as it proved itself
         except DIAL_ERRORS as exc:
             failure = failure_of(exc)
             self._core.probe_failed(peer, record, failure)
@@ -460,7 +472,7 @@ class LanEndpoint:
                 self._log.info("%s's record of incarnation %d did not prove itself: %s", peer, record.incarnation, exc)
         finally:
             await anyio.sleep(_PROBE_EVERY)
-            self._core.probe_ended(peer)
+            self._execute(self._core.probe_ended(peer))
 
     async def _reannounce(self, discovery: Discovery) -> None:
         await anyio.sleep(0.005)  # one announcement for newcomers that arrive together
@@ -523,6 +535,9 @@ class LanEndpoint:
                 case DialNow():
                     try:
                         await self._handshakes.dial_once([address.host], address.port, expected=None, address=address)
+                    except Twin:
+                        self._execute(core.address.twin(address))
+                        return
                     except Ourselves:
                         self._execute(core.address.is_ours(address))
                         return

@@ -274,6 +274,8 @@ class AddressState:
     """Why the last dial failed (None once it succeeded)."""
     ours: bool = False
     """It is this peer's own address."""
+    twin: bool = False
+    """Another live process of this peer's identity listens there (it proved our key)."""
 
     def describe(self, linked: Iterable[PeerId]) -> str:
         if self.ours:

@@ -22,6 +22,7 @@ from ..ids import PeerId
 from .admission import Admission
 from .contact import MAX_ADDRESSES, Contact
 from .mesh import HINT_LIMIT, AddressState, Attempt, Attempts, Hints, PeerAddress, hint_addresses
+from .twins import DropAll, ReportTwin, Twins
 
 if TYPE_CHECKING:
     import random
@@ -35,6 +36,7 @@ __all__ = [
     "Beat",
     "DialNow",
     "DialState",
+    "DropAll",
     "DropSilent",
     "Effect",
     "Failure",
@@ -48,6 +50,7 @@ __all__ = [
     "Reannounce",
     "Refuse",
     "ReportSeen",
+    "ReportTwin",
     "StartAddressDialer",
     "StartDialer",
     "Step",
@@ -247,8 +250,11 @@ class ReportSeen:
 
 
 Effect = (
-    Log | StartDialer | StopDialer | StartAddressDialer | Probe | Reannounce | PushOut | Refuse | Beat | DropSilent
-) | ReportSeen
+    (Log | StartDialer | StopDialer | StartAddressDialer | Probe | Reannounce | PushOut | Refuse | Beat | DropSilent)
+    | ReportSeen
+    | ReportTwin
+    | DropAll
+)
 
 
 # --- what a dial loop does next --------------------------------------------------------------
@@ -340,7 +346,7 @@ class AddressDials:
         state = self._core.addresses.setdefault(address, AddressState())
         if address.port == self._core.port and address.host in self._core.interfaces:
             state.ours = True  # the same list on every player's machine: ours is in it
-        if state.ours or self._core.closing:
+        if state.ours or state.twin or self._core.closing or self._core.twins.superseded:
             return Stop()
         held = None if state.peer is None else self._core.attempts.get(state.peer)
         if held is not None:
@@ -358,6 +364,12 @@ class AddressDials:
         """We dialed ourselves there: its loop stops."""
         self._core.addresses.setdefault(address, AddressState()).ours = True
         return [Log(level=LogLevel.DEBUG, text=f"{address} is our own signaling address")]
+
+    def twin(self, address: PeerAddress) -> list[Effect]:
+        """A twin (another process of our identity) listens there: its loop stops."""
+        state = self._core.addresses.setdefault(address, AddressState())
+        state.twin, state.error = True, "another process of this peer's identity"
+        return [Log(level=LogLevel.INFO, text=f"{address} is another process of this peer's identity")]
 
     def declined(self, address: PeerAddress, peer: PeerId) -> float:
         """``peer`` at ``address`` holds the pair already: seconds to pause (0: at once)."""
@@ -411,8 +423,11 @@ class MeshCore:
         dead_after: float,
         heartbeat_interval: float,
         rng: random.Random,
+        incarnation: int = 0,
     ) -> None:
         self.me = me
+        self.twins = Twins(me, incarnation)
+        """Records of our own id, and other live processes of our identity (see :mod:`.twins`)."""
         self._connect_timeout = connect_timeout
         self._interval = heartbeat_interval
         self.refused: Counter[str] = Counter()
@@ -482,6 +497,8 @@ class MeshCore:
     def announced(self, ann: Announcement, now: float) -> list[Effect]:
         """An mDNS record: a hint to dial, kept beside (never instead of) other records of that id."""
         peer = ann.peer
+        if peer == self.me or self.twins.superseded:
+            return self._own_record(ann)
         effects: list[Effect] = []
         candidates = self._known.get(peer)
         if candidates is None:
@@ -510,6 +527,29 @@ class MeshCore:
             effects += self._ensure_dialer(peer, now, restart=True)  # a new dial loop reads the news at once
         return effects
 
+    def _own_record(self, ann: Announcement) -> list[Effect]:
+        """A record of our own id: another process of our identity, or a copy (probed once, proves nothing)."""
+        if ann.peer != self.me or not self._opened or self.closing:
+            return []
+        record = self.twins.announced(ann)
+        if record is None:
+            return []
+        text = f"a record of our own id announces incarnation {ann.incarnation}: checking it with a handshake"
+        return [Log(level=LogLevel.INFO, text=text), Probe(peer=self.me, record=record)]
+
+    def twin(self, incarnation: int) -> list[Effect]:
+        """A handshake proved another live process of our identity, of ``incarnation``: report it (once).
+
+        A later one keeps the links: from then on we hold nothing and dial nobody.
+        """
+        effects: list[Effect] = []
+        for effect in self.twins.proven(incarnation):
+            if isinstance(effect, ReportTwin):
+                effects += [Log(level=LogLevel.WARNING, text=effect.detail), effect]
+            else:  # DropAll
+                effects += [effect, *(StopDialer(peer=peer) for peer in self._dials)]
+        return effects
+
     def withdrawn(self, peer: PeerId) -> list[Effect]:
         """An mDNS goodbye: a hint too; it never touches a live link, and stops only a never-proven peer's dial loop."""
         effects: list[Effect] = [Log(level=LogLevel.DEBUG, text=f"{peer} withdrew its mDNS record")]
@@ -532,14 +572,20 @@ class MeshCore:
     def probe_failed(self, peer: PeerId, record: Announcement, failure: Failure) -> None:
         """A probe of ``record`` failed: unless it was our address that was refused, that record is bad."""
         self._count(failure)
+        if peer == self.me:
+            return  # a record of our own id that proved nothing: probed once (see Twins)
         if failure.kind is FailureKind.REFUSED:
             self.note_auth_failure(failure.text)  # our address is refused for a while: says nothing of the record
         else:
             self._mark_bad(peer, record)
 
-    def probe_ended(self, peer: PeerId) -> None:
-        """The probe of ``peer`` is over (at most one a second)."""
-        self._probing.discard(peer)
+    def probe_ended(self, peer: PeerId) -> list[Effect]:
+        """The probe of ``peer`` is over (at most one a second): the next record of our own id to probe, if any."""
+        if peer != self.me:
+            self._probing.discard(peer)
+            return []
+        record = self.twins.probe_ended()
+        return [] if record is None or self.closing else [Probe(peer=self.me, record=record)]
 
     # -- peer exchange -----------------------------------------------------------------------------
 
@@ -574,7 +620,7 @@ class MeshCore:
             gave_up = self._gave_up.get(peer)
             if gave_up is not None and now < gave_up[0] + gave_up[1]:
                 return []
-        if (running and not restart) or not self._opened or self.closing:
+        if (running and not restart) or not self._opened or self.closing or self.twins.superseded:
             return []
         dial = self._dials[peer] = DialState(peer)
         return [StartDialer(dial=dial)]
@@ -591,7 +637,7 @@ class MeshCore:
         peer learnt by peer exchange is dialed at once (it may not know us).
         """
         peer = dial.peer
-        if self.closing:
+        if self.closing or self.twins.superseded:
             return Stop()
         held = self.attempts.get(peer)
         if held is not None:
@@ -690,7 +736,9 @@ class MeshCore:
             self._answered_at[peer] = now
 
     def claim(self, peer: PeerId, *, dialer: PeerId, incarnation: int) -> tuple[Attempt, Attempt | None] | None:
-        """Hold ``peer`` for a newly authenticated handshake (see :meth:`.mesh.Attempts.claim`)."""
+        """Hold ``peer`` for a newly authenticated handshake (see :meth:`.mesh.Attempts.claim`); never if superseded."""
+        if self.twins.superseded:
+            return None
         return self.attempts.claim(peer, dialer=dialer, incarnation=incarnation)
 
     def incoming(self, source: str, now: float) -> tuple[int | None, list[Effect]]:
