@@ -29,6 +29,8 @@ PURE = [
         for name in (
             "wire.py",
             "nodecore.py",
+            "censorship.py",
+            "nodecensor.py",
             "signed_history.py",
             "outbox.py",
             "roster.py",

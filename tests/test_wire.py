@@ -74,16 +74,18 @@ def test_every_tag_has_a_sample() -> None:
 
 
 def test_no_two_messages_share_a_tag() -> None:
+    from movex_p2p import censorship as cm
     from movex_p2p import presence as pm
     from movex_p2p.election import messages as em
 
-    tables = (pm.MESSAGES, rm.MESSAGES, em.MESSAGES)
+    tables = (pm.MESSAGES, rm.MESSAGES, em.MESSAGES, cm.MESSAGES)
     tags = [tag for table in tables for tag in table]
     assert len(tags) == len(set(tags)) == len(wire._BY_TAG)
     assert len(set(wire._BY_TAG.values())) == len(wire._BY_TAG)
     assert all(1 <= t <= 29 for t in pm.MESSAGES)
     assert all(30 <= t <= 59 or 80 <= t <= 89 for t in rm.MESSAGES)  # 80-89: fair draws
     assert all(60 <= t <= 79 for t in em.MESSAGES)
+    assert all(90 <= t <= 99 for t in cm.MESSAGES)  # proof of censorship
 
 
 @pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)

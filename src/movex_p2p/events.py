@@ -41,6 +41,9 @@ class Diagnostic:
     - ``"slow_link"``: the master (``peer``) confirmed nothing for a while; actions were sent again.
     - ``"stuck"``: own actions on ``rid`` (``reason`` names their seqs) stayed unconfirmed even
       proposed again; their handles raise :class:`ActionStuck` (they stay pending).
+    - ``"censored"``: the master ``peer`` left another player's signed action on ``rid`` unconfirmed
+      (``reason`` names the author and seq) although this peer handed it over and the master kept
+      confirming others' actions there; by default this peer no longer follows or votes for it.
     - ``"forked"``: the master ``peer`` was caught forging (an action its author never signed, a
       reveal that breaks its commitment, or two different histories sealed for one log index); it
       is not followed any more.

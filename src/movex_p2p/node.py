@@ -25,6 +25,7 @@ from typing import Any, Final
 import anyio
 
 from . import wire
+from .censorship import POLICIES, Policy
 from .driver import Driver
 from .election import machine as el
 from .errors import AuthenticationFailed, LocalProtocolError, NotSynced, ResourceNotFound, TransportError
@@ -69,6 +70,9 @@ class Peer:
     ``stuck_after``: seconds an own action may wait unconfirmed once a master is known; then it is
     proposed again, and after as long again its handle raises :class:`ActionStuck` (diagnostic
     ``stuck``). It stays pending: nothing is lost, and the state shows it if it goes through later.
+    ``on_censored``: what this peer does when the master leaves another player's action it handed over
+    unconfirmed for ``stuck_after`` seconds while confirming others' (diagnostic ``censored``,
+    docs/election.md): ``"distrust"`` (stop following it, vote for another) or only ``"report"``.
     """
 
     def __init__(
@@ -87,12 +91,15 @@ class Peer:
         role: Role = "player",
         opaque: bool = False,
         stuck_after: float = STUCK_AFTER,
+        on_censored: Policy = "distrust",
         game: str | None = None,
         max_players: int | None = None,
         lobby_info: dict[str, Any] | None = None,
         _fake_signer: bool = False,
     ) -> None:
         _check_arguments(room, types, name, role, opaque, stuck_after)
+        if on_censored not in POLICIES:
+            raise ValueError(f"on_censored must be one of {POLICIES}, not {on_censored!r}")
         # lobby hints (RoomInfo), announced over mDNS, unsigned; ValueError now if one is unfit
         self._lobby = Lobby(
             game=check_game(game),
@@ -142,7 +149,8 @@ class Peer:
             entropy=os.urandom if seed is None else random.Random(f"{seed}:entropy").randbytes,  # seed: replayable
             room=room,
         )
-        self._core.client.stuck_after = stuck_after
+        self._core.client.stuck_after = self._core.censor.grace = stuck_after
+        self._core.censor.policy = on_censored
         self._driver: Driver | None = None  # while the transport is open
         self._runner: asyncio.Task[None] | None = None  # the peer's own task (see _run)
         self._stop = anyio.Event()  # set: the runner leaves

@@ -48,10 +48,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, assert_never
 
 from . import wire
+from .censorship import Censored, CensorMessage, CensorWatch
 from .election import machine as el
 from .election.messages import ElectionMessage
 from .errors import ProtocolError
 from .ids import PeerId, Rid, Term
+from .nodecensor import check_censorship, gossip_unconfirmed, on_censor
 from .outbox import FRAME_TARGET as FRAME_TARGET  # re-exported: tests size frames by it
 from .outbox import Outbox
 from .presence import Introduce, PeerInfo, Role
@@ -140,7 +142,9 @@ class TypeConflict:
     theirs: str
 
 
-NodeEvent = fx.Notice | MasterChanged | PeersChanged | PeerJoined | PeerLeft | TypeConflict | Forked | IdentityInUse
+NodeEvent = (
+    fx.Notice | MasterChanged | PeersChanged | PeerJoined | PeerLeft | TypeConflict | Forked | IdentityInUse | Censored
+)
 """What the app hears of, in order."""
 
 
@@ -219,6 +223,7 @@ class NodeCore:
         self.verifier = verifier
         self._entropy = entropy or rng.randbytes
         self.history = SignedHistory(me, signer, room)
+        self.censor = CensorWatch(me)  # proof of censorship (censorship.py): its policy and grace are settable
         self.types = dict(types)
         self.rng = rng
         self.decode_limit = decode_limit
@@ -424,37 +429,37 @@ class NodeCore:
                     self._effects(self.client.step(sender, to_clients, self._wall))
                 case Route.TO_MASTER:
                     to_master: rm.ToMaster = message  # type: ignore[assignment]
-                    master = self.master
-                    if master is not None:
-                        served, refusal = self.roster.serve(sender, to_master, master, self.me, self.intro.name)
-                        if refusal is not None:
-                            self.outbox.send(sender, refusal)
-                        if served is None:
-                            return
-                        to_master = served
-                    if master is not None and not self.history.endorsed(sender, to_master):
-                        return
-                    if master is not None:
-                        lease = not self.majority or self.election.can_confirm(self._now)
-                        self._effects(master.step(sender, to_master, self._wall, lease=lease))
-                    # else: not (or no longer) master; the sender re-sends to the next one (a term it
-                    # names proves nothing: a certified heartbeat is what moves the election)
+                    self._effects(self._serve(sender, to_master))
                 case Route.ELECTION:
                     election: ElectionMessage = message  # type: ignore[assignment]
                     self._elect(el.Received(sender=sender, message=election))
                 case Route.NODE:
-                    node: Introduce | rm.ToPeers = message  # type: ignore[assignment]
+                    node: Introduce | rm.ToPeers | CensorMessage = message  # type: ignore[assignment]
                     if type(node) is Introduce:
-                        self._on_intro(sender, node)
-                    else:
-                        assert type(node) is rm.Witness  # another peer's seal: does it and one of ours prove a fork?
+                        _on_intro(self, sender, node)
+                    elif type(node) is rm.Witness:  # another peer's seal: does it and one of ours prove a fork?
                         self._forked(self.history.forked(sender, node))
+                    else:
+                        on_censor(self, sender, node)  # type: ignore[arg-type]
                 case route:
                     assert_never(route)
         except ProtocolError as exc:
             self._dropped.append(Dropped(sender=sender, reason=f"{type(message).__name__}: {exc}"))
         except Exception as exc:
             self._fault(sender, type(message).__name__, exc)
+
+    def _serve(self, sender: PeerId, to_master: rm.ToMaster) -> list[fx.Effect]:
+        """As master: what serving ``to_master`` returns; else nothing (the sender re-sends to the next one:
+        a term it names proves nothing, a certified heartbeat is what moves the election)."""
+        master = self.master
+        if master is None:
+            return []
+        served, refusal = self.roster.serve(sender, to_master, master, self.me, self.intro.name)
+        effects: list[fx.Effect] = [] if refusal is None else [fx.Send(to=sender, message=refusal)]
+        if served is None or not self.history.endorsed(sender, served):
+            return effects
+        lease = not self.majority or self.election.can_confirm(self._now)
+        return effects + master.step(sender, served, self._wall, lease=lease)
 
     # -- the signed history (see the module docstring) --------------------------------------------
 
@@ -497,45 +502,22 @@ class NodeCore:
             self.outbox.send(peer, self.intro)
             early = self.roster.early.pop(peer, None)
             if early is not None:
-                self._introduce(peer, early)
+                _introduce(self, peer, early)
             self._links_changed()
 
     def _link_down(self, peer: PeerId, graceful: bool) -> None:
         self.history.link_down(peer)
+        self.censor.forget(peer)
         if peer not in self.peers:
             return
         self.peers = self.peers - {peer}
         member = self.roster.leave(peer)
         if member is not None:
-            self._roles_changed()
+            _roles_changed(self)
         self._elect(el.PeerLeft(peer=peer, graceful=graceful))
         self._links_changed()
         if member is not None:
             self._events.append(PeerLeft(info=member, reason="left" if graceful else "lost"))
-
-    # -- presence ------------------------------------------------------------------------------
-
-    def _on_intro(self, sender: PeerId, intro: Introduce) -> None:
-        if sender in self.peers and sender not in self.members:
-            self._introduce(sender, intro)
-        else:
-            # ahead of its link's PeerUp, or a second one on a link: a restarted peer's new link,
-            # whose PeerDown/PeerUp pair for the old link is still on its way
-            self.roster.keep_early(sender, intro)
-
-    def _introduce(self, peer: PeerId, intro: Introduce) -> None:
-        member, conflicts = self.roster.introduce(peer, intro)
-        self._roles_changed()
-        self._events.append(PeerJoined(info=member))
-        for name, version in sorted(conflicts.items()):
-            self._events.append(
-                TypeConflict(peer=peer, name=intro.name, type=name, ours=self.types[name].version, theirs=version)
-            )
-
-    def _roles_changed(self) -> None:
-        spectators = self.roster.spectators_changed()
-        if spectators is not None:
-            self._elect(el.Roles(spectators=spectators))
 
     def _links_changed(self) -> None:
         self._elect(el.LinksChanged(peers=self.peers))
@@ -609,6 +591,7 @@ class NodeCore:
                 )
         else:
             self.master = None
+        self.censor.reset()
         self._effects(self.client.master_changed(master, term, self._wall))
 
     def _effects(self, effects: Iterable[fx.Effect]) -> None:
@@ -624,6 +607,9 @@ class NodeCore:
                     pass  # a term heard outside the election proves nothing: a certified heartbeat moves us
                 case fx.Forged(peer=peer, reason=reason):
                     self._distrust(peer, reason)
+                case fx.Stuck():
+                    self._events.append(effect)
+                    gossip_unconfirmed(self, effect)
                 case (
                     fx.StateChanged()
                     | fx.ActionSettled()
@@ -634,7 +620,6 @@ class NodeCore:
                     | fx.Synced()
                     | fx.ResourceRemoved()
                     | fx.Stalled()
-                    | fx.Stuck()
                     | fx.AppRaised()
                     | fx.PrivateLost()
                     | fx.OpeningForged()
@@ -649,6 +634,8 @@ class NodeCore:
     def _ready(self, *, hold: bool = False) -> Ready:
         """Deliver what this peer sent itself, ack under ``majority``, hand the rest over (``hold``: keep frames)."""
         master = self.master
+        if not hold:
+            self._guard(self.me, "censorship", check_censorship, self)
         if master is not None and master.waits_for_lease and self.election.can_confirm(self._now):
             self._guard(self.me, "waiting", lambda: self._effects(master.tick(self._wall, lease=True)))  # lease back
         while True:
@@ -695,6 +682,34 @@ class NodeCore:
         if index > self._acked and master is not None:
             self._acked = index
             self.outbox.send(master, rm.Ack(term=self.client.term, index=index))
+
+
+# -- presence (out of the class, which stays small) ------------------------------------------------
+
+
+def _on_intro(core: NodeCore, sender: PeerId, intro: Introduce) -> None:
+    if sender in core.peers and sender not in core.members:
+        _introduce(core, sender, intro)
+    else:
+        # ahead of its link's PeerUp, or a second one on a link: a restarted peer's new link,
+        # whose PeerDown/PeerUp pair for the old link is still on its way
+        core.roster.keep_early(sender, intro)
+
+
+def _introduce(core: NodeCore, peer: PeerId, intro: Introduce) -> None:
+    member, conflicts = core.roster.introduce(peer, intro)
+    _roles_changed(core)
+    core._events.append(PeerJoined(info=member))
+    for name, version in sorted(conflicts.items()):
+        core._events.append(
+            TypeConflict(peer=peer, name=intro.name, type=name, ours=core.types[name].version, theirs=version)
+        )
+
+
+def _roles_changed(core: NodeCore) -> None:
+    spectators = core.roster.spectators_changed()
+    if spectators is not None:
+        core._elect(el.Roles(spectators=spectators))
 
 
 def _fair_seed(me: PeerId, rng: random.Random, entropy: Callable[[int], bytes] | None) -> bytes:

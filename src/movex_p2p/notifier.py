@@ -12,6 +12,7 @@ from typing import Any, Final, assert_never
 
 import anyio
 
+from .censorship import Censored
 from .errors import (
     ActionRejected,
     ActionStuck,
@@ -241,6 +242,12 @@ class Notifier:
                 else:
                     detail += ", the other stepped aside: give each process its own identity file"
                 self.diagnose(Diagnostic(kind="duplicate_identity", peer=None, reason=detail))
+            case Censored(master=master, author=author, rid=rid, seq=seq, seconds=seconds):
+                reason = (
+                    f"the master {master} left {author}'s action {seq}, handed to it, unconfirmed for {seconds:.1f} s"
+                    " while confirming others' actions"
+                )
+                self.diagnose(Diagnostic(kind="censored", peer=master, reason=reason, rid=rid))
             case _:
                 assert_never(event)
 

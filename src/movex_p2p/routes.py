@@ -23,7 +23,7 @@ class Route(enum.Enum):
     """Peer <-> peer: the ElectionMachine."""
     NODE = "node"
     """Peer <-> peer: the NodeCore itself (introductions: who a peer is, its role, its type versions;
-    witnesses: peers compare the seals their master sent them)."""
+    witnesses: peers compare the seals their master sent them; proof of censorship: ``censorship.py``)."""
 
 
 class Lane(enum.Enum):

@@ -1,9 +1,10 @@
 """The one codec: every message is a frozen dataclass; a frame is CBOR ``[tag, *fields]`` or a batch.
 
 A batch frame is ``[0, [[tag, *fields], ...]]``. Tags: 0 = batch, 1-29 the node (``presence.py``),
-30-59 and 80-89 (fair draws) resources (``resource/messages.py``), 60-79 election (``election/messages.py``); they are
-wire format: append, never renumber. Decoding validates every field against the dataclass's type
-hints, so hostile bytes raise :class:`RemoteProtocolError` and nothing else. :data:`ROUTES` and
+30-59 and 80-89 (fair draws) resources (``resource/messages.py``), 60-79 election (``election/messages.py``),
+90-99 proof of censorship (``censorship.py``); they are wire format: append, never renumber. Decoding
+validates every field against the dataclass's type hints, so hostile bytes raise
+:class:`RemoteProtocolError` and nothing else. :data:`ROUTES` and
 :data:`LANES` merge what each messages module declares about its messages.
 """
 
@@ -19,6 +20,7 @@ from typing import Any, Final, Union
 
 import cbor2
 
+from . import censorship as cm
 from . import presence as pm
 from .election import messages as em
 from .errors import InvalidState, RemoteProtocolError
@@ -57,18 +59,22 @@ _MASTER_VALUE_TAG: Final = 40411
 _BATCH_TAG: Final = 0
 _ENVELOPE_DEPTH: Final = 16  # CBOR nesting the messages themselves add around payloads and states
 
-Message = rm.ResourceMessage | em.ElectionMessage | pm.NodeMessage
+Message = rm.ResourceMessage | em.ElectionMessage | pm.NodeMessage | cm.CensorMessage
 
-_BY_TAG: Final[dict[int, type[Message]]] = {**pm.MESSAGES, **rm.MESSAGES, **em.MESSAGES}
-if len(_BY_TAG) != len(pm.MESSAGES) + len(rm.MESSAGES) + len(em.MESSAGES):  # pragma: no cover - a build error
+_BY_TAG: Final[dict[int, type[Message]]] = {**pm.MESSAGES, **rm.MESSAGES, **em.MESSAGES, **cm.MESSAGES}
+if len(_BY_TAG) != len(pm.MESSAGES) + len(rm.MESSAGES) + len(em.MESSAGES) + len(
+    cm.MESSAGES
+):  # pragma: no cover - a build error
     raise RuntimeError("two messages modules declare the same wire tag")
 
 ROUTES: Final[dict[type[Message], Route]] = dict(
-    itertools.chain(pm.ROUTES.items(), rm.ROUTES.items(), em.ROUTES.items())
+    itertools.chain(pm.ROUTES.items(), rm.ROUTES.items(), em.ROUTES.items(), cm.ROUTES.items())
 )
 """The route of every wire message (declared next to the messages)."""
 
-LANES: Final[dict[type[Message], Lane]] = dict(itertools.chain(pm.LANES.items(), rm.LANES.items(), em.LANES.items()))
+LANES: Final[dict[type[Message], Lane]] = dict(
+    itertools.chain(pm.LANES.items(), rm.LANES.items(), em.LANES.items(), cm.LANES.items())
+)
 """The lane of every wire message (declared next to the messages)."""
 
 
