@@ -428,7 +428,7 @@ class Peer:
                 finally:
                     notifier.agreement_waiters -= 1
                 continue
-            if self._core.peers or not self._members_unlinked():
+            if self._core.peers or not _members_unlinked(self._driver):
                 return
             # ready, but alone while members of the room were seen: a handshake with them is
             # still under way, and may yet fail on the secret (a one-person room is no join)
@@ -438,14 +438,6 @@ class Peer:
                 return
             with anyio.move_on_after(grace - now):
                 await notifier.wake.wait()
-
-    def _members_unlinked(self) -> bool:
-        """True when the endpoint saw peers of this room that it holds no link with, or a handshake
-        with one failed (someone of the room dialed us and hung up: the dialer checks the secret first)."""
-        if self._driver is None:
-            return False
-        seen = self._driver.endpoint.status()
-        return bool(set(seen.seen) - set(seen.linked)) or (not seen.linked and bool(seen.refused))
 
     # -- resources -----------------------------------------------------------------------------
 
@@ -578,3 +570,12 @@ def _check_arguments(
         raise ValueError(f"name must be a str of at most {MAX_NAME} characters")
     if not isinstance(types, Sequence) or not all(isinstance(t, ResourceType) for t in types):
         raise TypeError("types must be a list of mx.ResourceType")
+
+
+def _members_unlinked(driver: Driver | None) -> bool:
+    """True when the endpoint saw peers of this room that it holds no link with, or a handshake
+    with one failed (someone of the room dialed us and hung up: the dialer checks the secret first)."""
+    if driver is None:
+        return False
+    seen = driver.endpoint.status()
+    return bool(set(seen.seen) - set(seen.linked)) or (not seen.linked and bool(seen.refused))

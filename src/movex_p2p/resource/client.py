@@ -18,11 +18,10 @@ replicas: anything else is a forgery by the master (a :class:`~.effects.Forged` 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, assert_never
 
-from ..errors import InvalidState, LocalProtocolError, StateTooLarge
+from ..errors import LocalProtocolError, StateTooLarge
 from ..ids import PeerId, Rid, Term
 from .authorship import MAX_ENDORSED as MAX_ENDORSED
 from .authorship import Authorship
@@ -31,16 +30,13 @@ from .effects import (
     ActionSettled,
     Effect,
     Forged,
-    PresenceChanged,
     RequestSettled,
-    ResourceRemoved,
     ResyncStarted,
     Send,
     StateChanged,
     Synced,
     TermObserved,
 )
-from .history import meta_digest
 from .messages import (
     Anchored,
     Applied,
@@ -83,6 +79,7 @@ from .pending import Pending, PendingQueue
 from .predictor import Predictor
 from .removals import TOMBSTONES as TOMBSTONES  # re-exported
 from .removals import Removals
+from .replacements import Replacements, set_subscribers
 from .replica import Replica
 from .requests import Requests, to_master
 from .sealed import Outcome
@@ -142,6 +139,7 @@ class ClientCore:
         self._clock_offset = 0.0
         self._opaque = OpaqueRefresh()
         self.fair = fair or Player(me)
+        self._replacements = Replacements(self)  # snapshots, seals and removals: whole replicas replaced or dropped
 
     @property
     def stuck_after(self) -> float:
@@ -327,7 +325,7 @@ class ClientCore:
             case Replied():
                 return self._on_replied(message)
             case Snapshot():
-                return self._on_snapshot(message)
+                return self._replacements.on_snapshot(message)
             case Resend():
                 return self._queue.resend(message.rid, message.after, self.master, self.term)
             case Committed():
@@ -340,9 +338,9 @@ class ClientCore:
             case Drawing() | Drawn():
                 return self.fair.entry(message, sender, self._entry)
             case Sealed():
-                return self._on_sealed(message)
+                return self._replacements.on_sealed(message)
             case Removed():
-                return self._on_removed(message)
+                return self._replacements.on_removed(message)
             case Pull():
                 res = self.replicas.get(message.rid)
                 if res is None:
@@ -397,20 +395,6 @@ class ClientCore:
             self.position, self.index = position, msg.index
         self._clock_offset = msg.now - now
         return res
-
-    def _on_sealed(self, msg: Sealed) -> list[Effect]:
-        effects: list[Effect] = []
-        for rid, index in self._removals.recorded(msg):
-            effects += self._remove(rid, index, msg)
-        for head in msg.heads:
-            res = self.replicas.get(head.rid)
-            if res is None or res.version != head.version or head.rid in self._syncing:
-                continue
-            if res.checksum != head.checksum or meta_digest(res.applied, res.held, res.incarnation) != head.meta:
-                effects += self._resync(head.rid, "the master's seal does not match the entries it sent")
-            else:
-                res.seal = msg
-        return effects
 
     def _on_applied(self, msg: Applied, now: float, *, verify: bool = False) -> list[Effect]:
         """``verify``: check its author signed it (not for the master's own actions: it wrote them)."""
@@ -490,34 +474,12 @@ class ClientCore:
         res = self.replicas.get(msg.rid)
         if res is None:
             return []
-        return _set_subscribers(res, msg.subscribers)
+        return set_subscribers(res, msg.subscribers)
 
     def _on_secret(self, msg: Secret) -> list[Effect]:
         res = self.replicas.get(msg.rid)
         changed = self._overlay.adopt(msg, res, self._queue.items.get(msg.rid, []))
         return self._changed(msg.rid) if changed else []
-
-    def _on_removed(self, msg: Removed) -> list[Effect]:
-        """A removal is applied once a seal records it (this one's, or the next Sealed): see ``_on_sealed``."""
-        self._entry(msg.index)
-        now, sealed = self._removals.told(msg, held=msg.rid in self.replicas)
-        return self._remove(msg.rid, msg.index, sealed) if now else []
-
-    def _remove(self, rid: Rid, index: int, sealed: Sealed | None) -> list[Effect]:
-        res = self.replicas.get(rid)
-        self._removals.tombstone(rid, index, sealed, None if res is None else res.incarnation)
-        if res is None:
-            return []
-        effects: list[Effect] = []
-        for item in list(self._queue.items.get(rid, ())):
-            effects += self._settle(rid, item.seq, f"{rid} was removed", refusal="not_found")
-        del self.replicas[rid]
-        self._predictor.forget(rid)
-        self._requests.bound.pop(rid, None)
-        self._queue.forget(rid)
-        self._opaque.forget(rid)
-        self._syncing.discard(rid)
-        return [*effects, ResourceRemoved(rid=rid)]
 
     def _on_rejected(self, msg: Rejected) -> list[Effect]:
         effects = self._settle(msg.rid, msg.seq, msg.reason, refusal=msg.refusal)
@@ -532,39 +494,6 @@ class ClientCore:
             assert self.master is not None
             return [Synced(master=self.master, term=self.term)]
         return [RequestSettled(req=msg.req, rid=msg.rid, error=msg.error, refusal=msg.refusal)]
-
-    def _on_snapshot(self, msg: Snapshot) -> list[Effect]:
-        self._entry(msg.index)
-        type_ = type_of(self.types, msg.rid, opaque=self.opaque)
-        if type_ is None:
-            return []
-        self._syncing.discard(msg.rid)
-        self._removals.forget(msg.rid)
-        self._opaque.stale.pop(msg.rid, None)
-        try:
-            res = Replica.from_snapshot(msg, type_)
-        except InvalidState:
-            return []
-        old = self.replicas.get(msg.rid)
-        res.subscribers = dict(old.subscribers) if old else {}
-        self.replicas[msg.rid] = res
-        effects = _set_subscribers(res, msg.subscribers)
-        reseal = functools.partial(self.sealing.seal, res, fresh=False)  # a sealed half under a new seq
-        effects += self._queue.rebase_lost(res, self._last_now, self.master, self.term, reseal)
-        # rebase: what the snapshot already contains is confirmed (once committed, under majority)
-        done = res.applied.get(self.me, 0)
-        for item in list(self._queue.items.get(msg.rid, ())):
-            if item.seq > done:
-                item.index = None  # not in the master's log (any more): it goes through again
-            elif res.holds(self.me, item.seq) is False:  # settled in that log, but not applied: refused
-                effects += self._settle(msg.rid, item.seq, "refused by the master (learnt from a snapshot)")
-            elif self.wait_commit and msg.index > self.committed:
-                item.index = msg.index
-            else:  # kept like any confirmation, in case this master loses a split
-                effects += self._settle(msg.rid, item.seq, None, kept=(msg.version, msg.entry_term, item.action))
-        self._overlay.prune(res)
-        self.sealing.forget(msg.rid)
-        return effects + self._changed(msg.rid)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -620,17 +549,6 @@ class ClientCore:
         if res is not None and res.type.sealed and rid not in self._syncing:  # is a reveal of own halves due?
             return [StateChanged(rid=rid), *self.sealing.due(res, self.master, self.term)]
         return [StateChanged(rid=rid)]
-
-
-def _set_subscribers(res: Replica, subscribers: dict[str, dict[str, Any]]) -> list[Effect]:
-    """Replace ``res``'s subscribers; what changed, as a PresenceChanged."""
-    before = res.subscribers
-    res.subscribers = {k: dict(v) for k, v in subscribers.items()}
-    joined = {k: v for k, v in res.subscribers.items() if before.get(k) != v}
-    left = tuple(PeerId(k) for k in before if k not in res.subscribers)
-    if not joined and not left:
-        return []
-    return [PresenceChanged(rid=res.rid, joined=joined, left=left)]
 
 
 def _reveal(res: Replica, actions: tuple[Held, ...]) -> Any:
