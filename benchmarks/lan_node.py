@@ -15,7 +15,11 @@ Measures, in one run:
    ``--only signing``: the same 4-process flood with Ed25519 signatures, then with the fake
    signer (``--fake-signer`` peers: the same protocol with a keyed hash in place of Ed25519, an
    option for this measurement only), alternating, in one run: what Ed25519 costs;
-4. RSS per peer process with the Peer running.
+4. RSS per peer process with the Peer running;
+5. ``--only s1`` (issue 19, S1): a client's dispatch -> confirmed while strangers flood the
+   master's signaling port with failed handshakes (the peer program's ``fail`` role, rotating over
+   5,000 source addresses), against the same client with no flood, alternating in one run; and the
+   master changes meanwhile. The flooding processes share the machine's CPUs with the peers.
 
 The peer processes are the peer program's ``peer`` role (``python -m movex_p2p.testing.peer``).
 Never run the peers on a real network.
@@ -170,6 +174,48 @@ async def latency(bed: Bed, n: int, rounds: int) -> dict[str, Any]:
     return result
 
 
+S1_PORT = 47300
+"""The signaling port of the s1 phase's first peer (the others take the next ones)."""
+
+
+async def under_flood(bed: Bed, n: int, samples: int, rounds: int, floods: int) -> dict[str, Any]:
+    """A client's round trips with and without strangers flooding the master with failed handshakes."""
+    procs = [
+        await bed.spawn(
+            *PEER, "--name", f"h{i}", "--expect", str(n - 1), "--seed", str(i), "--secret", "s1-bench",
+            "--port", str(S1_PORT + i), "--log", bed.log,
+        )
+        for i in range(n)
+    ]  # fmt: skip
+    for proc in procs:
+        await proc.wait_ev("ready", within=60)
+    target = next(i for i, p in enumerate(procs) if first(p, "ready")["is_master"])
+    client = next(p for p in procs if not first(p, "ready")["is_master"])
+    masters_before = sum(e["ev"] == "master" for p in procs for e in p.events)
+    quiet: list[float] = []
+    attacked: list[float] = []
+    for _ in range(rounds):
+        quiet += await node_rtt(client, samples, 50)
+        flood = [
+            await bed.spawn(
+                "-m", "movex_p2p.testing.peer", "fail", "--port", str(S1_PORT + target), "--count", "10000000"
+            )
+            for _ in range(floods)
+        ]
+        await anyio.sleep(1.0)  # the flood in full swing
+        attacked += await node_rtt(client, samples, 50)
+        for proc in flood:
+            proc.process.kill()
+        await stop_all(flood)
+        await anyio.sleep(1.0)
+    masters_after = sum(e["ev"] == "master" for p in procs for e in p.events)
+    await bed.stop(procs)
+    result: dict[str, Any] = {"quiet": summary(quiet), "flooded": summary(attacked)}
+    result["flooded_over_quiet_p50"] = round(result["flooded"]["p50"] / result["quiet"]["p50"], 2)
+    result["master_changes"] = masters_after - masters_before
+    return result
+
+
 async def throughput(bed: Bed, n: int, count: int, window: int, *options: str) -> dict[str, Any]:
     procs, _ = await bed.peers(n, f"f{n}p", *options)
     for proc in procs:
@@ -245,6 +291,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "cost_percent": round(100 * (1 - statistics.median(ed25519) / statistics.median(fake)), 1),
                 "runs": {"ed25519": ed25519, "fake_signer": fake},
             }
+        if "s1" in args.only:
+            results["s1"] = await under_flood(bed, 4, args.samples, args.rounds, args.floods)
+            print(f"s1: {results['s1']}", file=sys.stderr)
         tg.cancel_scope.cancel()
     return results
 
@@ -260,6 +309,7 @@ def main() -> None:
     parser.add_argument("--flood-peers", default="4,8", help="peer counts for the flood phase")
     parser.add_argument("--flood-runs", type=int, default=3)
     parser.add_argument("--window", type=int, default=64, help="unconfirmed actions per peer")
+    parser.add_argument("--floods", type=int, default=1, help="s1: flooding processes")
     parser.add_argument("--src", default=str(ROOT / "src"), help="the movex_p2p the peers import (A/B runs)")
     parser.add_argument("--peer-log", default="WARNING", help="log level of the peers (stderr)")
     parser.add_argument("--profile", help="directory: every peer writes cProfile stats there")
