@@ -661,3 +661,17 @@ def test_the_same_seed_gives_the_same_decisions() -> None:
 
     assert trace(5) == trace(5)
     assert len(trace(5)) > 100
+
+
+def test_a_peer_that_said_goodbye_is_not_dialed_again_through_what_others_told_of_it() -> None:
+    """Found flaky on the LAN (test_graceful_leave_is_seen_quickly, 4 runs of 8): a survivor's dial
+    loop for a peer that left gracefully went on dialing it at the address a third peer had passed
+    on before the goodbye. Its goodbye now drops those hints too."""
+    driver = Driver(me="a")
+    driver.announce(record("b"))
+    core, b = driver.core, PeerId("b")
+    core.learnt([Contact(peer=b, addresses=("10.0.0.9",), port=7001)], source=PeerId("c"), now=0.0)
+    assert core.hints.get(b) is not None
+    core.link_closed(b, incarnation=1, graceful=True, current=True)
+    assert core.hints.get(b) is None
+    assert isinstance(core.dial_next(DialState(peer=b), 1.0), Stop)

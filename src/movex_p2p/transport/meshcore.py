@@ -829,6 +829,7 @@ class MeshCore:
         """A link with ``peer`` closed (``current``: the one we held, not one replaced)."""
         if graceful:
             self._left[peer] = incarnation
+            self.hints.forget(peer)  # what others told of it predates its goodbye: no dial may revive it
             while len(self._left) > KNOWN_LIMIT:  # the oldest goodbyes are forgotten first
                 del self._left[next(iter(self._left))]
         if current:
