@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+from OpenSSL import SSL
 
 from movex_p2p.election.detector import FailureDetector
 from movex_p2p.errors import ChannelClosed, LocalProtocolError, RemoteProtocolError
@@ -290,6 +291,14 @@ async def test_a_retransmission_after_the_connection_closed_is_quiet_and_other_e
     assert quiet_closed_transmit(closed)
     await closed._transmit()  # as aiortc's T3 timer runs it: a task nobody awaits
     assert closed.sent == 1
+    shut = Association(SSL.Error([("SSL routines", "", "protocol is shutdown")]))  # seen in liar's dice
+    assert quiet_closed_transmit(shut)
+    await shut._transmit()
+    assert shut.sent == 1
+    other = Association(SSL.Error([("SSL routines", "", "bad record mac")]))
+    assert quiet_closed_transmit(other)
+    with pytest.raises(SSL.Error):
+        await other._transmit()
     broken = Association(ValueError("a bug"))
     assert quiet_closed_transmit(broken)
     with pytest.raises(ValueError, match="a bug"):

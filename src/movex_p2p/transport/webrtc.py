@@ -187,20 +187,27 @@ def quiet_closed_transmit(sctp: Any) -> bool:
 
     aiortc starts a retransmission (``_transmit``) as a task nobody awaits when its T3 timer
     fires; if the peer closed the connection meanwhile, DTLS raises ``ConnectionError`` ("not
-    connected") in that task and asyncio prints "Task exception was never retrieved" at exit. Our
-    short LAN timers make that race common. Nothing can be sent on a closed connection, and the
-    link's own close path reports the loss, so that one error is logged at DEBUG; any other error
-    still raises. Per association, like :func:`use_lan_timers`; False if the internals are not there.
+    connected"), or OpenSSL's "protocol is shutdown", in that task and asyncio prints "Task
+    exception was never retrieved" at exit. Our short LAN timers make that race common. Nothing
+    can be sent on a closed connection, and the link's own close path reports the loss, so those
+    two errors are logged at DEBUG; any other error still raises. Per association, like
+    :func:`use_lan_timers`; False if the internals are not there.
     """
     transmit = getattr(sctp, "_transmit", None)
     if transmit is None:
         return False
+
+    from OpenSSL import SSL  # aiortc's DTLS: imported with it
 
     async def transmit_unless_closed() -> None:
         try:
             await transmit()
         except ConnectionError as exc:
             log.debug("SCTP retransmission after its DTLS transport closed: %s", exc)
+        except SSL.Error as exc:  # the same race, caught by OpenSSL first: "protocol is shutdown"
+            if "protocol is shutdown" not in str(exc):
+                raise
+            log.debug("SCTP retransmission after its DTLS transport shut down: %s", exc)
 
     sctp._transmit = transmit_unless_closed
     return True
