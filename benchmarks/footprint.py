@@ -6,8 +6,8 @@ runs inside a private network namespace (``unshare -rn``; nothing leaves it): tw
 room on ``127.0.0.2``, and each reports its resident memory (VmRSS) one second after its link
 is up.
 
-    git archive <base commit> src | tar -x -C /tmp/base      # the checkout to compare with
-    python benchmarks/footprint.py --baseline-src /tmp/base/src --runs 7
+    mkdir -p ../base && git archive <base commit> src | tar -x -C ../base      # the checkout to compare with
+    python benchmarks/footprint.py --baseline-src ../base/src --runs 7
 
 Rows: ``import movex_p2p``; ``import movex_p2p.transport.webrtc`` (what a LAN peer imports:
 aiortc, and PyAV unless stubbed); ``import aiortc`` alone (reference); an idle LAN peer.
