@@ -11,8 +11,9 @@ every ``--interval`` s. Phases: a baseline (Mallory idle), the Report flood, the
 Each phase samples the master's RSS every 0.1 s (peak), counts the bytes Mallory sent and the bytes
 the master sent it (until ``--settle`` s after the last request), and takes Carol's p50/p99.
 
-``--src DIR`` runs the peers from another checkout (A/B: ``mkdir -p ../base && git archive <commit> src | tar -x -C ../base``,
-then ``--src ../base/src``). Never run the peers on a real network.
+``--src DIR`` runs the peers from another checkout (A/B:
+``mkdir -p ../base && git archive <commit> src | tar -x -C ../base``, then ``--src ../base/src``).
+Never run the peers on a real network.
 """
 
 from __future__ import annotations
