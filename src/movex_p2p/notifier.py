@@ -198,10 +198,8 @@ class Notifier:
                     "(its signature proves it sent that): counted as never revealed, the type's on_unrevealed ran"
                 )
                 self.diagnose(Diagnostic(kind="forged", peer=author, reason=reason, rid=rid))
-            case fx.DrawShort(rid=rid, draw=draw, missing=missing, master=master, answered=answered):
-                reason = f"the fair draw at log index {draw} left out {', '.join(missing)}" + (
-                    " (this peer among them, though it answered)" if answered else ""
-                )
+            case fx.DrawShort(rid=rid, draw=draw, missing=missing, master=master):
+                reason = f"the fair draw at log index {draw} went on without {', '.join(missing)} (no answer in time)"
                 self.diagnose(Diagnostic(kind="draw_missing", peer=master, reason=reason, rid=rid))
             case fx.ResourceRemoved(rid=rid):
                 resource = self.resources.pop(rid, None)

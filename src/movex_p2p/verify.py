@@ -64,6 +64,9 @@ def check(sender: PeerId, message: wire.Message, verifier: Verifier) -> str | No
         case rm.Contribute():
             if _contributor(message, message.term, message.draw, message, verifier) != sender:
                 return "a draw contribution not signed by its sender"
+        case rm.Drawing():
+            if len(message.players) > MAX_PLAYERS:
+                return f"a draw asking more than {MAX_PLAYERS} players"
         case rm.Drawn():
             if len(message.contributions) + len(message.missing) > MAX_PLAYERS:
                 return f"a draw naming more than {MAX_PLAYERS} players"

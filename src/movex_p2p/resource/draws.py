@@ -5,8 +5,8 @@ The master (:class:`Draws`) publishes a :class:`~.messages.Drawing` log entry bi
 to that action (rid, author, seq, digest); every player (:class:`Player`, in each ClientCore)
 answers with its next chain element, signed over that binding (:class:`~.messages.Contribute`);
 once all answered, or ``timeout`` passed, the master publishes :class:`~.messages.Drawn` (the
-elements, and the players it asked that it names ``missing``) and, at once, the action's
-``Applied`` with the values read from the draw's seed. One draw runs at a time; other fair
+elements, and ``missing``: the players the ``Drawing`` named whose element it lacks) and, at once,
+the action's ``Applied`` with the values read from the draw's seed. One draw runs at a time; other fair
 actions wait in arrival order.
 
 Every peer keeps a :class:`Ledger` of the players' chains (anchor, last element used, next index)
@@ -58,8 +58,11 @@ __all__ = [
     "waits_for_values",
 ]
 
-DRAW_TIMEOUT: Final = 0.5
-"""Seconds the master waits for the players' elements before it draws with those it has."""
+DRAW_TIMEOUT: Final = 2.0
+"""Seconds the master waits for the elements of players still linked to it before it draws with those
+it has (a player whose link drops is not waited for). Longer than a live link takes to deliver
+(a link silent for 0.9 s is dead), so a player that answered over a link that stayed up and is
+named missing knows the master chose to leave it out."""
 
 MAX_PLAYERS: Final = 1024
 """Chains a ledger keeps (one per player)."""
@@ -197,6 +200,8 @@ class Player:
         self._seed = seed if signer is not None else None
         self.ledger = Ledger()
         self._gave: tuple[Term, int] | None = None  # (term, draw index) we answered, not yet drawn
+        self._gave_at = 0  # the index of the element we gave
+        self._answered: Term | None = None  # we answered a draw of this term since the link to the master opened
         self._drawing: Drawing | None = None
         self._drawn: tuple[int, Drawn, bytes] | None = None  # the last Drawn: its index, it, its seed
         self._refused: int | None = None  # the log index of the last Drawn refused as forged
@@ -220,6 +225,7 @@ class Player:
         """A new master: a draw left open by the last one is void; our anchor goes to it (a draw asks
         only the players whose chain it knows)."""
         self._gave = None
+        self._answered = None
         self._drawing = None
         anchor = self.anchor(term)
         return [] if anchor is None else [Send(to=master, message=anchor)]
@@ -243,7 +249,10 @@ class Player:
         return []
 
     def drawing(self, msg: Drawing, master: PeerId) -> list[Effect]:
-        """The master asks for our next element: answer once per draw (one open draw at a time)."""
+        """The master asks for our next element: answer once per draw (one open draw at a time).
+
+        A player that answered a draw of this master over this link and is not asked in the next
+        one knows the master chose whom to ask (see :meth:`drawn`): a forgery."""
         if self._gave is not None and self._gave[0] == msg.term and self._gave[1] != msg.index:
             return [Forged(peer=master, reason=f"a draw at {msg.index} while the draw at {self._gave[1]} is open")]
         self._drawing = msg
@@ -256,9 +265,16 @@ class Player:
         at = 1 if own is None else own.next  # None: our anchor's relay is still on its way
         if at > chain.length:
             return []
+        if self.me not in msg.players:
+            if self._answered == msg.term and own is not None and master != self.me:
+                why = f"the draw at {msg.index} leaves out this player, linked and asked before"
+                return [Forged(peer=master, reason=why)]
+            return []
         element = chain.element(at)
         parts = contribution_statement(msg.term, msg.index, msg.rid, msg.author, msg.seq, msg.digest, at, element)
         self._gave = (msg.term, msg.index)
+        self._gave_at = at
+        self._answered = msg.term
         contribute = Contribute(
             term=msg.term,
             draw=msg.index,
@@ -273,26 +289,46 @@ class Player:
         return [Send(to=master, message=contribute)]
 
     def drawn(self, msg: Drawn, master: PeerId) -> list[Effect]:
-        """Check a draw against the ledger (and the Drawing it answers, if we saw it); keep its seed."""
-        drawing = self._drawing
-        if drawing is not None and drawing.term == msg.term and drawing.index == msg.draw:
-            binding = (drawing.rid, drawing.author, drawing.seq, drawing.digest)
-            if binding != (msg.rid, msg.author, msg.seq, msg.digest):
-                self._refused = msg.index
-                return [Forged(peer=master, reason=f"the draw at {msg.draw} is not the one the master announced")]
-        why = self.ledger.check(msg)
+        """Check a draw against the ledger (and the Drawing it answers, if we saw it); keep its seed.
+
+        A master sees every element before it publishes: were it free to leave some out, it would
+        choose among outcomes. So a draw accounts for exactly the players its ``Drawing`` asked, the
+        master never names itself missing, and a player that answered over a link that stayed up
+        (the link's reopening resets :meth:`master_changed`) and is named missing refuses the draw:
+        an honest master waits ``DRAW_TIMEOUT`` for a linked player, longer than a live link takes.
+        """
+        why = self._misses(msg, master)
+        if why is None:
+            why = self.ledger.check(msg)
+            why = None if why is None else f"draw at {msg.draw}: {why}"
         if why is not None:
             self._refused = msg.index
-            return [Forged(peer=master, reason=f"draw at {msg.draw}: {why}")]
+            return [Forged(peer=master, reason=why)]
         self.ledger.consume(msg)
-        answered = self._gave == (msg.term, msg.draw)
         self._gave = None
         self._drawing = None
         self._drawn = (msg.index, msg, seed_of(msg))
         if not msg.missing:
             return []
-        mine = answered and self.me in msg.missing
-        return [DrawShort(rid=msg.rid, draw=msg.draw, missing=msg.missing, master=master, answered=mine)]
+        return [DrawShort(rid=msg.rid, draw=msg.draw, missing=msg.missing, master=master)]
+
+    def _misses(self, msg: Drawn, master: PeerId) -> str | None:
+        """Why ``msg`` leaves out a player it should not have, or None (see :meth:`drawn`)."""
+        if master in msg.missing:
+            return f"the draw at {msg.draw} names its master missing (its own element is always at hand)"
+        drawing = self._drawing
+        if drawing is None or drawing.term != msg.term or drawing.index != msg.draw:
+            return None  # we missed the Drawing: peers that saw it check
+        if (drawing.rid, drawing.author, drawing.seq, drawing.digest) != (msg.rid, msg.author, msg.seq, msg.digest):
+            return f"the draw at {msg.draw} is not the one the master announced"
+        named = sorted([*(c.peer for c in msg.contributions), *msg.missing])
+        if named != sorted(drawing.players):
+            return f"the draw at {msg.draw} does not account for exactly the players it asked"
+        own = self.ledger.chains.get(self.me)
+        gave = self._gave == (msg.term, msg.draw) and own is not None and own.next == self._gave_at
+        if gave and self.me in msg.missing and master != self.me:
+            return f"the draw at {msg.draw} names this player missing, though it answered over a link that stayed up"
+        return None
 
     def seed(self, rid: Rid, author: PeerId, seq: int) -> bytes | None:
         """The seed of the last draw if it was for that action."""
@@ -421,6 +457,7 @@ class Draws:
         drawing = Drawing(term=self.term, index=self._entry(), rid=msg.rid, author=sender, seq=msg.seq, digest=digest)
         chains = self.ledger.chains
         asked = frozenset(p for p in {*players, self.me} if p in chains and chains[p].next <= chains[p].length)
+        drawing = replace(drawing, players=tuple(sorted(asked)))
         deadline = now + self.timeout
         self._open = _Open(drawing=drawing, author=sender, proposal=msg, asked=asked, got={}, deadline=deadline)
         return [Publish(message=drawing)]

@@ -177,15 +177,13 @@ class OpeningForged:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DrawShort:
-    """A fair draw on ``rid`` (log index ``draw``) was fixed without the elements of ``missing``, as the
-    master ``master`` says (a player that did not answer in time, or one it left out); ``answered``:
-    this peer is among them though it answered."""
+    """A fair draw on ``rid`` (log index ``draw``) was fixed without the elements of ``missing``: players
+    the master ``master`` asked that did not answer in time (or whose link dropped)."""
 
     rid: Rid
     draw: int
     missing: tuple[PeerId, ...]
     master: PeerId
-    answered: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

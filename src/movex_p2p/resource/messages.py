@@ -520,8 +520,11 @@ class Anchored:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Drawing:
-    """Log entry: the master asks every player for its next chain element for the draw of action
-    ``seq`` of ``author`` on ``rid`` (``digest``: that action's digest, ``history.action_digest``)."""
+    """Log entry: the master asks ``players`` (sorted) for their next chain elements for the draw of
+    action ``seq`` of ``author`` on ``rid`` (``digest``: that action's digest, ``history.action_digest``).
+
+    The players asked are fixed here, before any element is known: the ``Drawn`` must account for
+    each of them (an element or named missing) and for no one else."""
 
     term: Term
     index: int
@@ -529,6 +532,7 @@ class Drawing:
     author: PeerId
     seq: int
     digest: bytes
+    players: tuple[PeerId, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
