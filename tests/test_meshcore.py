@@ -19,6 +19,7 @@ from movex_p2p.transport.mesh import Attempt, PeerAddress
 from movex_p2p.transport.meshcore import (
     BACKOFF,
     BUSY,
+    BUSY_WINDOW,
     CANDIDATES,
     FALLBACK_DIAL,
     GROWTH,
@@ -286,6 +287,24 @@ def test_the_higher_id_reannounces_and_waits_a_second_for_the_lower_id_to_dial()
     assert driver.dials_of("b") == []
     driver.run(0.02)
     assert driver.dials_of("b") == [1.0]
+
+
+def test_while_strangers_spend_the_room_budget_the_higher_id_dials_a_newcomer_at_once() -> None:
+    """The newcomer's own dial is a stranger's: the flood that spends the budget refuses it too, so waiting
+    FALLBACK_DIAL for it would cost the newcomer a second (0.2 joined in 0.15-0.19 s under an idle flood)."""
+    driver = Driver(me="z")
+    for i in range(int(GUESS_BURST) + 1):  # strangers flood us: the last is refused for the room's budget
+        handle, effects = driver.core.incoming(f"10.0.0.{i}", driver.now)
+    assert handle is None
+    assert [e.reason for e in effects if isinstance(e, Refuse)] == [BUSY]
+    start = driver.now
+    driver.announce(record("b"))
+    driver.run(0.01)
+    assert driver.dials_of("b") == [round(start, 4)]
+    driver.run(BUSY_WINDOW)  # the flood is over: the id order holds again
+    driver.announce(record("c"))
+    driver.run(FALLBACK_DIAL - 0.01)
+    assert driver.dials_of("c") == []
 
 
 def test_a_link_that_stayed_up_resets_the_backoff_and_a_short_one_does_not() -> None:

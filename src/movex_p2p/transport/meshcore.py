@@ -92,6 +92,9 @@ GROWTH: Final = 1.5
 """Each failed dial makes the next pause this much longer (up to the longest)."""
 FALLBACK_DIAL: Final = 1.0
 """A peer seen over mDNS is dialed by the lower id at once; the higher id dials only if no link came after this long."""
+BUSY_WINDOW: Final = 5.0
+"""Seconds after this endpoint refused a stranger for the room's budget during which it dials a newly
+announced peer at once, whatever the id order: that peer's own dial may be refused the same way."""
 HINT_TRIES: Final = 4
 """Failed dials of a peer never proven (learnt by peer exchange or mDNS only) before its loop stops."""
 RETRY_UNPROVEN: Final = (2.0, 60.0)
@@ -459,6 +462,7 @@ class MeshCore:
         self._handles = 0
         self.admission = Admission()
         self._refusing = 0  # refusals being told now
+        self._busy_until = -math.inf  # strangers refused for the room's budget lately: dial newcomers at once
         self._detector = FailureDetector(timeout=dead_after)
         self._next_beat = math.inf
         self._wake = math.inf
@@ -634,7 +638,8 @@ class MeshCore:
         """What the dial loop of ``dial.peer`` does next.
 
         Over mDNS the lower id dials at once and the higher id only after ``FALLBACK_DIAL``; a
-        peer learnt by peer exchange is dialed at once (it may not know us).
+        peer learnt by peer exchange is dialed at once (it may not know us), and so is every peer
+        while strangers flood us (``BUSY_WINDOW``): the budget they spend may refuse its dial.
         """
         peer = dial.peer
         if self.closing or self.twins.superseded:
@@ -646,7 +651,8 @@ class MeshCore:
         if target is None:
             return Stop()
         contact, ann = target
-        if self.me > peer and not dial.waited and ann is not None and peer not in self.hints:
+        flooded = now < self._busy_until
+        if self.me > peer and not dial.waited and ann is not None and peer not in self.hints and not flooded:
             dial.waited = True
             return Pause(seconds=FALLBACK_DIAL)
         dial.started, dial.record = now, ann
@@ -755,6 +761,7 @@ class MeshCore:
         wait: float | None = None
         if refusal is None and (wait := self._admit(source, now)) is not None:
             refusal = BUSY  # the room-wide budget: before any crypto
+            self._busy_until = now + BUSY_WINDOW
         if refusal is not None:
             self.refused[refusal] += 1
             retry = None
