@@ -625,3 +625,24 @@ def test_a_master_cannot_choose_whom_a_draw_counts_after_seeing_the_elements() -
     room.players[2].master_changed(master_id, Term(1))  # the link reopened after it answered
     dropped = _drawn(room, drawing, answers, (c,))
     assert not _forged(room.players[2].drawn(dropped, master_id))
+
+
+def test_a_player_that_restarts_during_a_draw_is_not_waited_for() -> None:
+    """Its new process cannot answer from the chain the draw asks (the old process's): its new anchor
+    excuses it at once, where the master used to wait the whole DRAW_TIMEOUT."""
+    room = Room(3, seed=9)
+    master_id, author, restarted = room.ids
+    draws = Draws(master_id, term=Term(1), ledger=room.players[0].ledger.copy(), entry=room.entry)
+    propose = rm.Propose(term=Term(1), rid=Rid("d:1"), seq=1, base=0, action=mx.Action("r", mx.fair.random_int(1, 6)))
+    (drawing,) = _publish(draws.propose(author, propose, 0.0, [author, restarted]))
+    for p in room.players[:2]:
+        assert not draws.contribute(p.me, _answer(p, drawing, master_id))
+    assert not draws.complete()
+    again = Room(3, seed=10).players[2]  # another secret seed: another chain, under the same identity's name
+    anchor = again.anchor(Term(1))
+    assert anchor is not None
+    assert draws.anchor(restarted, anchor) == []  # its new chain is relayed once the draw is drawn
+    assert draws.complete()
+    effects, _ = draws.resolve()
+    (drawn,) = _publish(effects)
+    assert drawn.missing == (restarted,)

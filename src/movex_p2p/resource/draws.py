@@ -369,7 +369,8 @@ class Player:
 
 @dataclass(slots=True, kw_only=True)
 class _Open:
-    """The running draw: its entry, the proposal it is for, who was asked, what came in, its deadline."""
+    """The running draw: its entry, the proposal it is for, who was asked, what came in, its deadline, and the
+    players asked that cannot answer (a restarted process: its chain is not the one the draw asks from)."""
 
     drawing: Drawing
     author: PeerId
@@ -377,6 +378,10 @@ class _Open:
     asked: frozenset[PeerId]
     got: dict[PeerId, Contribution]
     deadline: float
+    excused: set[PeerId]
+
+    def waits_for(self, peer: PeerId) -> bool:
+        return peer in self.asked and peer not in self.got and peer not in self.excused
 
 
 class Draws:
@@ -413,6 +418,8 @@ class Draws:
             if self._open is not None:  # a new chain waits until the running draw is drawn
                 if sender in self._anchors or len(self._anchors) < MAX_PLAYERS:
                     self._anchors[sender] = msg
+                if known is not None:
+                    self._open.excused.add(sender)  # it cannot answer from the chain the draw asks: not waited for
                 return []
             relayed = Anchored(term=self.term, peer=sender, root=msg.root, length=msg.length, proof=msg.proof)
             if not self.ledger.anchor(relayed):
@@ -459,7 +466,9 @@ class Draws:
         asked = frozenset(p for p in {*players, self.me} if p in chains and chains[p].next <= chains[p].length)
         drawing = replace(drawing, players=tuple(sorted(asked)))
         deadline = now + self.timeout
-        self._open = _Open(drawing=drawing, author=sender, proposal=msg, asked=asked, got={}, deadline=deadline)
+        self._open = _Open(
+            drawing=drawing, author=sender, proposal=msg, asked=asked, got={}, deadline=deadline, excused=set()
+        )
         return [Publish(message=drawing)]
 
     def contribute(self, sender: PeerId, msg: Contribute) -> bool:
@@ -480,7 +489,12 @@ class Draws:
         if self.ledger.check_element(sender, msg.at, msg.element) is not None:
             return False  # not its next element: every peer would refuse the draw
         running.got[sender] = Contribution(peer=sender, at=msg.at, element=msg.element, proof=msg.proof)
-        return running.got.keys() >= running.asked
+        return self.complete()
+
+    def complete(self) -> bool:
+        """True if a draw runs and no player it asked is still awaited."""
+        running = self._open
+        return running is not None and not any(running.waits_for(p) for p in running.asked)
 
     def players_left(self, players: Iterable[PeerId]) -> bool:
         """Connected players changed: True if every player still connected has answered."""
@@ -488,7 +502,7 @@ class Draws:
         if running is None:
             return False
         here = {*players, self.me}
-        return all(p in running.got for p in running.asked if p in here)
+        return not any(running.waits_for(p) for p in running.asked if p in here)
 
     def timed_out(self, now: float) -> bool:
         """True if the running draw's time is up."""

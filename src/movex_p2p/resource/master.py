@@ -319,6 +319,8 @@ class MasterCore:
                 effects = []  # checked and republished by the node, before the proposals it covers
             case Anchor():
                 effects = self._draws.anchor(sender, message)
+                if self._draws.complete():  # the last player awaited restarted: it cannot answer
+                    effects += self._drawn(now)
             case Contribute():
                 effects = self._drawn(now) if self._draws.contribute(sender, message) else []
             case _:
