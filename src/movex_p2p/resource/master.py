@@ -65,6 +65,7 @@ from .messages import (
 )
 from .pulls import Pulls
 from .recovery import Recovery
+from .removals import TOMBSTONES
 from .replica import Replica, replay
 from .reveals import Reveals
 from .reveals import reason as _reason
@@ -86,9 +87,6 @@ MAX_WAITING: Final = 65_536
 
 RECOVERY_TIMEOUT: Final = 1.0
 """Seconds a new master waits for every connected peer's Report before it serves anyway."""
-
-TOMBSTONES: Final = 4096
-"""Removed rids remembered, so a late report cannot bring one back."""
 
 
 _NO_RID: Final = Rid("")  # a report's reply names no resource
