@@ -15,55 +15,23 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from typing import Any
 
 import anyio
 from core import local_room  # benchmarks/ is this script's path[0]
 
-import movex_p2p as mx
+from movex_p2p.testing.rolls import Alternated, alternate, ms, public_roll
+from movex_p2p.testing.types import Dice
 
 
-def _roll(state: Any, action: mx.Action) -> Any:
-    if action.type == "roll":
-        return {"last": action.payload, "count": state["count"] + 1}
-    return state
-
-
-Dice = mx.ResourceType("bench_dice", initial={"last": None, "count": 0}, reducer=_roll)
-
-
-Samples = tuple[list[float], list[float], list[float], list[float]]
-
-
-async def _latencies(n_peers: int, rolls: int, seed: int) -> Samples:
-    """Wall and CPU seconds of each roll: (master wall, fair wall, master CPU, fair CPU)."""
+async def _latencies(n_peers: int, rolls: int, seed: int) -> Alternated:
+    """Wall and CPU seconds of each roll (``plain``: master draws, ``drawn``: fair draws)."""
     async with local_room(Dice, n_peers, seed) as (peers, resources):
         author = next(res for peer, res in zip(peers, resources, strict=True) if not peer.is_master)
-        master_times: list[float] = []
-        fair_times: list[float] = []
-        master_cpu: list[float] = []
-        fair_cpu: list[float] = []
         with anyio.fail_after(120):
-            for i in range(2 * rolls + 20):
-                fair = i % 2 == 1
-                die = mx.fair.random_int(1, 6) if fair else mx.master.random_int(1, 6)
-                cpu = time.process_time()
-                started = time.perf_counter()
-                await author.dispatch(mx.Action("roll", {"die": die}))
-                elapsed = time.perf_counter() - started
-                cpu = time.process_time() - cpu
-                if i >= 20:  # warm-up: the first rolls pay for imports and caches
-                    (fair_times if fair else master_times).append(elapsed)
-                    (fair_cpu if fair else master_cpu).append(cpu)
-        assert all(res.confirmed["count"] == 2 * rolls + 20 for res in resources)
+            timed = await alternate(rolls, 20, lambda _, drawn: public_roll(author, drawn))
+        assert all(res.confirmed["count"] == timed.rolls for res in resources)
         assert len({res.checksum for res in resources}) == 1
-        return master_times, fair_times, master_cpu, fair_cpu
-
-
-def _p(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] * 1e3
+        return timed
 
 
 def main() -> None:
@@ -76,14 +44,14 @@ def main() -> None:
     added_cpu: list[float] = []
     print(f"{args.peers} peers on LocalNetwork, {args.rolls} rolls of each kind per run, one at a time")
     for run in range(args.runs):
-        master_times, fair_times, master_cpu, fair_cpu = anyio.run(_latencies, args.peers, args.rolls, 100 * run)
-        p50m, p50f = _p(master_times, 0.5), _p(fair_times, 0.5)
-        cpum, cpuf = _p(master_cpu, 0.5), _p(fair_cpu, 0.5)
+        timed = anyio.run(_latencies, args.peers, args.rolls, 100 * run)
+        p50m, p50f = ms(timed.plain, 0.5), ms(timed.drawn, 0.5)
+        cpum, cpuf = ms(timed.plain_cpu, 0.5), ms(timed.drawn_cpu, 0.5)
         added.append(p50f - p50m)
         added_cpu.append(cpuf - cpum)
         print(
-            f"  run {run}: master draw p50 {p50m:.2f} ms p99 {_p(master_times, 0.99):.2f} ms | "
-            f"fair draw p50 {p50f:.2f} ms p99 {_p(fair_times, 0.99):.2f} ms | added p50 {p50f - p50m:.2f} ms | "
+            f"  run {run}: master draw p50 {p50m:.2f} ms p99 {ms(timed.plain, 0.99):.2f} ms | "
+            f"fair draw p50 {p50f:.2f} ms p99 {ms(timed.drawn, 0.99):.2f} ms | added p50 {p50f - p50m:.2f} ms | "
             f"CPU p50 {cpum:.2f} vs {cpuf:.2f} ms"
         )
     print(f"added latency of a fair draw, p50, median of {args.runs} runs: {statistics.median(added):.2f} ms")

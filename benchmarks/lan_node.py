@@ -19,7 +19,13 @@ Measures, in one run:
 5. ``--only s1`` (issue 19, S1): a client's dispatch -> confirmed while strangers flood the
    master's signaling port with failed handshakes (the peer program's ``fail`` role, rotating over
    5,000 source addresses), against the same client with no flood, alternating in one run; and the
-   master changes meanwhile. The flooding processes share the machine's CPUs with the peers.
+   master changes meanwhile. The flooding processes share the machine's CPUs with the peers;
+6. ``--only fair`` (issue 20): 4 peer processes (``--fair``); a non-master rolls one die at a time,
+   ``mx.master.random_int`` and ``mx.fair.random_int`` alternating, then sealed pairs with plain
+   dice and with private draws alternating; dispatch -> confirmed, the fair - master difference
+   of the medians per round, whether the author saw its drawn value at its own confirmation, and
+   the tally's round trip (a public action, no draw) and the raw aiortc round trip of the same
+   round; a fresh room each round.
 
 The peer processes are the peer program's ``peer`` role (``python -m movex_p2p.testing.peer``).
 Never run the peers on a real network.
@@ -216,6 +222,53 @@ async def under_flood(bed: Bed, n: int, samples: int, rounds: int, floods: int) 
     return result
 
 
+def fair_round(result: dict[str, Any]) -> dict[str, Any]:
+    plain, drawn = summary(result["plain"]), summary(result["drawn"])
+    return {"plain": plain, "drawn": drawn, "added_p50": round(drawn["p50"] - plain["p50"], 3), "late": result["late"]}
+
+
+async def fair_draws(bed: Bed, n: int, rounds: int) -> dict[str, Any]:
+    """Fair public and private draws against master draws and plain sealed pairs, alternating; a fresh
+    room of 4 peer processes per round (sealed halves are never revealed here: the author's view
+    replays every one it holds, so one room would slow down round after round)."""
+    public: list[dict[str, Any]] = []
+    private: list[dict[str, Any]] = []
+    raw: list[dict[str, float]] = []
+    plain: list[dict[str, float]] = []
+    for round_ in range(rounds):
+        procs, _ = await bed.peers(4, f"fd{round_}p", "--fair")
+        client = next(p for p in procs if not first(p, "ready")["is_master"])
+        for cmd, rows in (("fair", public), ("private_draws", private)):
+            await client.send(cmd=cmd, n=n, warmup=20)
+            rows.append(fair_round(await client.wait_ev(cmd, within=300)))
+        plain.append(summary(await node_rtt(client, n, 20)))
+        await bed.stop(procs)
+        raw.append(summary(await raw_rtt(bed, n, 100)))
+        print(
+            f"fair round {round_}: public {public[-1]}, private {private[-1]}, tally {plain[-1]}, raw {raw[-1]}",
+            file=sys.stderr,
+        )
+
+    def medians(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "plain_p50": statistics.median(r["plain"]["p50"] for r in rows),
+            "drawn_p50": statistics.median(r["drawn"]["p50"] for r in rows),
+            "added_p50": statistics.median(r["added_p50"] for r in rows),
+            "added_p50_per_round": [r["added_p50"] for r in rows],
+            "late": sum(r["late"] for r in rows),
+            "rolls": rounds * (2 * n + 20),
+        }
+
+    return {
+        "public": medians(public) | {"rounds": public},
+        "private": medians(private) | {"rounds": private},
+        "tally_p50": statistics.median(r["p50"] for r in plain),
+        "tally": plain,
+        "raw_aiortc_p50": statistics.median(r["p50"] for r in raw),
+        "raw_aiortc": raw,
+    }
+
+
 async def throughput(bed: Bed, n: int, count: int, window: int, *options: str) -> dict[str, Any]:
     procs, _ = await bed.peers(n, f"f{n}p", *options)
     for proc in procs:
@@ -291,6 +344,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "cost_percent": round(100 * (1 - statistics.median(ed25519) / statistics.median(fake)), 1),
                 "runs": {"ed25519": ed25519, "fake_signer": fake},
             }
+        if "fair" in args.only:
+            results["fair_4"] = await fair_draws(bed, args.rolls, args.rounds)
+            print(f"fair: {results['fair_4']}", file=sys.stderr)
         if "s1" in args.only:
             results["s1"] = await under_flood(bed, 4, args.samples, args.rounds, args.floods)
             print(f"s1: {results['s1']}", file=sys.stderr)
@@ -309,6 +365,7 @@ def main() -> None:
     parser.add_argument("--flood-peers", default="4,8", help="peer counts for the flood phase")
     parser.add_argument("--flood-runs", type=int, default=3)
     parser.add_argument("--window", type=int, default=64, help="unconfirmed actions per peer")
+    parser.add_argument("--rolls", type=int, default=200, help="fair: rolls of each kind per round")
     parser.add_argument("--floods", type=int, default=1, help="s1: flooding processes")
     parser.add_argument("--src", default=str(ROOT / "src"), help="the movex_p2p the peers import (A/B runs)")
     parser.add_argument("--peer-log", default="WARNING", help="log level of the peers (stderr)")

@@ -15,49 +15,21 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from typing import Any
 
 import anyio
 from core import local_room  # benchmarks/ is this script's path[0]
 
-import movex_p2p as mx
+from movex_p2p.testing.rolls import Alternated, alternate, ms, private_roll
+from movex_p2p.testing.types import Cup
 
 
-def _cup(state: Any, action: mx.Action) -> Any:
-    if action.type == "roll":
-        return {**state, "hands": {**state["hands"], action.author: action.payload}}
-    return {**state, "rolled": state["rolled"] + 1}
-
-
-Cup = mx.ResourceType("bench_cup", _cup, initial={"hands": {}, "rolled": 0}, private="sealed")
-
-
-async def _latencies(n_peers: int, rolls: int, seed: int) -> tuple[list[float], list[float], int]:
-    """Wall seconds of each pair (plain dice, drawn dice) and the confirmations the author waited past its own."""
+async def _latencies(n_peers: int, rolls: int, seed: int) -> Alternated:
+    """Wall seconds of each pair (``plain``: plain dice, ``drawn``: private draws) and the pairs whose
+    author did not see its dice at its own confirmation (``late``: it would take another)."""
     async with local_room(Cup, n_peers, seed) as (peers, resources):
         me, res = next((p, r) for p, r in zip(peers, resources, strict=True) if not p.is_master)
-        plain: list[float] = []
-        drawn: list[float] = []
-        late = 0
         with anyio.fail_after(300):
-            for i in range(2 * rolls + 20):
-                fair = i % 2 == 1
-                dice = [mx.fair.random_int(1, 6) if fair else 3 for _ in range(5)]
-                started = time.perf_counter()
-                await res.dispatch_private(mx.Action("roll", {"i": i, "dice": dice}), mx.Action("rolled", {}))
-                elapsed = time.perf_counter() - started
-                mine = res.state["hands"].get(me.id)
-                seen = mine is not None and mine["i"] == i and all(type(d) is int for d in mine["dice"])
-                late += not seen  # not in the view at the confirmation: it would take another
-                if i >= 20:
-                    (drawn if fair else plain).append(elapsed)
-        return plain, drawn, late
-
-
-def _p(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] * 1e3
+            return await alternate(rolls, 20, lambda i, drawn: private_roll(res, me.id, i, drawn))
 
 
 def main() -> None:
@@ -69,13 +41,13 @@ def main() -> None:
     added: list[float] = []
     print(f"{args.peers} peers on LocalNetwork, {args.rolls} sealed pairs of each kind per run, one at a time")
     for run in range(args.runs):
-        plain, drawn, late = anyio.run(_latencies, args.peers, args.rolls, 100 * run)
-        p50p, p50d = _p(plain, 0.5), _p(drawn, 0.5)
+        timed = anyio.run(_latencies, args.peers, args.rolls, 100 * run)
+        p50p, p50d = ms(timed.plain, 0.5), ms(timed.drawn, 0.5)
         added.append(p50d - p50p)
         print(
-            f"  run {run}: plain sealed pair p50 {p50p:.2f} ms p99 {_p(plain, 0.99):.2f} ms | "
-            f"private draw p50 {p50d:.2f} ms p99 {_p(drawn, 0.99):.2f} ms | added p50 {p50d - p50p:.2f} ms | "
-            f"confirmations after its own before the author saw its dice: {late} in {2 * args.rolls + 20} pairs"
+            f"  run {run}: plain sealed pair p50 {p50p:.2f} ms p99 {ms(timed.plain, 0.99):.2f} ms | "
+            f"private draw p50 {p50d:.2f} ms p99 {ms(timed.drawn, 0.99):.2f} ms | added p50 {p50d - p50p:.2f} ms | "
+            f"confirmations after its own before the author saw its dice: {timed.late} in {timed.rolls} pairs"
         )
     median = statistics.median(added)
     print(f"added latency of a private draw to its author, p50, median of {args.runs} runs: {median:.2f} ms")

@@ -9,17 +9,26 @@ died with it, so at the next call the new master reveals the others' rolls and t
 stamped by the master's clock (``mx.master.now()``): the spectator prints "settled S s after
 the call", which must stay within ``REVEAL_TIMEOUT`` + 1 s. Used by tests/test_liars_dice_netns.py
 and benchmarks/liars_dice_failover.py.
+
+:func:`loaded_run`: the same game whose first master runs modified code
+(:mod:`movex_p2p.testing.loaded_dice`): it records every frame it gets and rewrites the draws or
+reveals it sends; every process records its frames, for tests/test_liars_dice_netns.py to search.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 
+from .. import wire
+from ..identity import Identity
+from ..resource import messages as rm
 from .netns import Namespace, PeerProcess, example
 
 REVEAL_TIMEOUT: float = example("liars_dice").REVEAL_TIMEOUT
@@ -162,4 +171,147 @@ async def dice_run(
         await eye.process.wait()
     if eye.process.returncode != 0:
         result.problems.append(f"the spectator did not leave after the game (exit code {eye.process.returncode})")
+    return result
+
+
+# -- a master running modified code: it records every byte it gets and tries to load the dice -------
+
+LOADED = "cy"
+"""The dishonest player: it opens the room, so it is the first master."""
+HONEST = ("ann", "bob")
+REVEAL = re.compile(r"^round 1: .* dice: (?P<dice>[^;]*); (?P<verdict>[^;]*) -> ")
+
+
+@dataclass
+class Record:
+    """One process's recorded frames (``movex_p2p.testing.loaded_dice --record``), decoded."""
+
+    frames: list[tuple[float, str, str, bytes]]  # (time.monotonic(), "in" | "out", peer, bytes)
+
+    @classmethod
+    def read(cls, path: Path) -> Record:
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return cls([(e["t"], e["dir"], e["peer"], bytes.fromhex(e["hex"])) for e in lines])
+
+    def messages(self, direction: str) -> list[tuple[float, Any]]:
+        return [(t, m) for t, d, _, data in self.frames if d == direction for m in wire.decode(data)]
+
+
+@dataclass
+class LoadedRun:
+    """What a game with a dishonest master showed (round 1, through its reveal)."""
+
+    attack: str
+    nonces: dict[str, list[bytes]] = field(default_factory=dict)  # honest author -> its halves' nonces
+    call: float = float("inf")  # when the loaded master sent the call's entry (its clock: the machine's)
+    leaked: list[str] = field(default_factory=list)  # honest nonces in what the master got before the call
+    opened_early: list[str] = field(default_factory=list)  # messages carrying halves it got before the call
+    nonces_seen: int = 0  # honest nonces found in some process's received bytes (the search works)
+    tampered: int = 0  # messages the loaded master rewrote
+    rolled: dict[str, list[int]] = field(default_factory=dict)  # what each honest author saw at its confirmation
+    reveals: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # honest peer -> round 1's dice shown
+    lost: dict[str, list[str]] = field(default_factory=dict)  # honest peer -> names whose round 1 dice were lost
+    diagnostics: dict[str, list[str]] = field(default_factory=dict)  # honest peer -> its "! kind: reason" lines
+    masters: list[str] = field(default_factory=list)  # the masters each honest player saw, in turn
+    own: list[int] = field(default_factory=list)  # the loaded master's own roll of round 1, as it saw it
+    problems: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+
+def identity_id(path: Path) -> str:
+    """The peer id of the identity in key file ``path``."""
+    return str(Identity.load_or_create(str(path)).id)
+
+
+async def loaded_run(ns: Namespace, keys: Path, attack: str, *, within: float = 45.0) -> LoadedRun:
+    """Three bots, the first (``LOADED``) running ``movex_p2p.testing.loaded_dice --load attack``; every
+    process records its frames. Played until each honest player printed round 1's reveal."""
+    result = LoadedRun(attack)
+    started = time.monotonic()
+    game = ["--interface", "127.0.0.2", "--room", "liars-dice-loaded", "--bot", "--players", "3"]
+    game += ["--think", "0.2", "--dice", "2", "--turn-seconds", "3"]
+
+    def player(name: str, *load: str) -> list[str]:
+        record = ["--record", str(keys / f"{name}.rec"), *load]
+        return [
+            "-m",
+            "movex_p2p.testing.loaded_dice",
+            *record,
+            *game,
+            "--name",
+            name,
+            "--identity",
+            str(keys / f"{name}.key"),
+        ]
+
+    loaded = await ns.spawn(player(LOADED, "--load", attack), name=LOADED)
+    await printed(loaded, rf"^\* master: {LOADED} ", within=30)
+    honest = {name: await ns.spawn(player(name, "--election-timeout", "2"), name=name) for name in HONEST}
+    for name, process in honest.items():
+        try:
+            await printed(process, r"^round 1: .* called liar on ", within=within)
+        except TimeoutError:
+            result.problems.append(f"{name} saw no reveal of round 1 within {within} s")
+    for process in [loaded, *honest.values()]:
+        process.kill()
+        await process.process.wait()
+    result.elapsed = time.monotonic() - started
+    result.tampered = max(
+        (int(line.split()[1]) for line in text_lines(loaded) if line.startswith("tampered ")), default=0
+    )
+    own = [line for line in text_lines(loaded) if line.startswith("rolled 1: ")]
+    result.own = [int(d) for d in own[0].split(": ")[1].split()] if own else []
+    ids = {name: identity_id(keys / f"{name}.key") for name in (LOADED, *HONEST)}
+    records = {name: Record.read(keys / f"{name}.rec") for name in (LOADED, *HONEST)}
+    for name, process in honest.items():
+        lines = text_lines(process)
+        masters = [line.split()[2] for line in lines if line.startswith("* master: ")]
+        result.masters.append(f"{name}: {' -> '.join(dict.fromkeys(masters))}")
+        if masters[:1] != [LOADED]:
+            result.problems.append(f"{name}'s first master is not {LOADED} (the test needs it): {masters}")
+        result.diagnostics[name] = [line for line in lines if line.startswith("! ")]
+        rolled = [line for line in lines if line.startswith("rolled 1: ")]
+        if rolled and rolled[0].split(": ")[1].strip():
+            result.rolled[name] = [int(d) for d in rolled[0].split(": ")[1].split()]
+        reveal = next((REVEAL.match(line) for line in lines if REVEAL.match(line)), None)
+        if reveal is not None:
+            shown = [item.split() for item in reveal["dice"].split(", ") if item]
+            result.reveals[name] = {who: [int(d) for d in dice] for who, dice in shown}
+            verdict = reveal["verdict"]
+            result.lost[name] = (
+                verdict[len("dice of ") : -len(" lost, not judged")].split(", ")
+                if verdict.startswith("dice of ")
+                else []
+            )
+        # the nonces of its sealed halves: in its openings (as master: in the reveal it publishes;
+        # a "master" type's half: in its proposal)
+        sent = [m for _, m in records[name].messages("out")]
+        nonces = [h.nonce for m in sent if isinstance(m, rm.Open) for h in m.halves]
+        nonces += [h.nonce for m in sent if isinstance(m, rm.Revealed) for h in m.actions if h.author == ids[name]]
+        nonces += [m.nonce for m in sent if isinstance(m, rm.Propose) and m.nonce]
+        result.nonces[name] = sorted({n for n in nonces if n})
+    calls = [  # the call's proposal, or its entry as its master publishes it
+        t
+        for record in records.values()
+        for t, m in record.messages("out")
+        if isinstance(m, rm.Propose | rm.Applied) and m.action.type == "liar"
+    ]
+    result.call = min(calls, default=float("inf"))
+    if not calls:
+        result.problems.append("nobody called liar in round 1")
+    got = records[LOADED].frames
+    for name, nonces in result.nonces.items():
+        for nonce in nonces:
+            early = [t for t, d, _, data in got if d == "in" and t < result.call and nonce in data]
+            if early:
+                result.leaked.append(
+                    f"{name}'s nonce {nonce.hex()} reached the master {result.call - early[0]:.2f} s before the call"
+                )
+            if any(d == "in" and nonce in data for record in records.values() for _, d, _, data in record.frames):
+                result.nonces_seen += 1
+    result.opened_early = [
+        f"{type(m).__name__} at {t:.3f}"
+        for t, m in records[LOADED].messages("in")
+        if t < result.call and (isinstance(m, rm.Open) or (isinstance(m, rm.Propose) and m.private is not None))
+    ]
     return result

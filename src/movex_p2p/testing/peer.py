@@ -21,6 +21,11 @@ Roles:
   tally ``rtt`` (``n``), ``flood`` (``count``, ``window``, ``total``), ``go`` / ``stop`` (steady
   dispatching every ``--interval`` s: ``stopped``), ``burst`` (``n`` then ``more``:
   ``burst_sent``, ``burst_settled``), ``report`` (``final``); ``rss``; ``leave`` (``leaving``).
+  ``--fair`` creates and binds ``dice:d`` and the sealed ``cup:c``: ``fair`` (``n``, ``warmup``:
+  one die at a time, ``mx.master`` and ``mx.fair`` draws alternating: ``fair``) and
+  ``private_draws`` (the same with sealed pairs, plain dice and private draws alternating:
+  ``private_draws``), each with the dispatch -> confirmed times in ms and ``late`` (rolls whose
+  author did not see its drawn value at its own confirmation); :mod:`~movex_p2p.testing.rolls`.
   ``--do JSON`` (repeatable) runs commands once ready, before reading stdin.
 - ``demo``: a player of ``movex-p2p demo`` (its tally); ``status`` every 0.2 s; commands
   ``play``, ``pause``, ``stop``, ``leave``.
@@ -63,7 +68,8 @@ import movex_p2p as mx
 
 from ..identity import Identity
 from ..ids import PeerId
-from .types import Blob, Counter, Tally
+from .rolls import Alternated, alternate, private_roll, public_roll
+from .types import Blob, Counter, Cup, Dice, Tally
 
 __all__ = ["emit", "identity_of", "main"]
 
@@ -119,6 +125,8 @@ class Driver:
         self.args = args
         self.counter: mx.Resource | None = None
         self.tally: mx.Resource | None = None
+        self.dice: mx.Resource | None = None
+        self.cup: mx.Resource | None = None
         self.stats = {"dispatched": 0, "confirmed": 0, "rejected": 0, "stuck": 0}
         self.terms_seen: set[int] = set()
         self.going = anyio.Event()
@@ -154,6 +162,9 @@ class Driver:
             self.counter = await peer.bind(await peer.create(Counter, {"count": 0}, id="c"))
         if args.tally:
             self.tally = await peer.bind(await peer.create(Tally, id="t"))
+        if args.fair:
+            self.dice = await peer.bind(await peer.create(Dice, id="d"))
+            self.cup = await peer.bind(await peer.create(Cup, id="c"))
         for i in range(args.blobs):  # a room of ``blobs`` MB: 1 MB resources (states over one piece each)
             await peer.create(Blob, {"data": bytes([i % 256]) * 1_000_000}, id=f"b{i}")
         if args.expect_blobs:
@@ -244,6 +255,16 @@ class Driver:
                 emit("flood", **result, stats=peer.stats, resyncs=peer.stats["resyncs"])
             case "rss":
                 emit("rss", kib=rss_kib(), peers=len(peer.peers))
+            case "fair" | "private_draws":
+                if self.dice is None or self.cup is None:
+                    raise SystemExit("this command needs --fair")
+                dice, cup = self.dice, self.cup
+                warmup = int(command.get("warmup", 20))
+                if command["cmd"] == "fair":
+                    timed = await alternate(command["n"], warmup, lambda _, d: public_roll(dice, d))
+                else:
+                    timed = await alternate(command["n"], warmup, lambda i, d: private_roll(cup, peer.id, i, d))
+                emit(command["cmd"], **milliseconds(timed), is_master=peer.is_master)
             case "go":
                 self.going.set()
             case "stop":  # stop dispatching; report once every own action settled
@@ -276,6 +297,16 @@ class Driver:
             case _:
                 emit("unknown", cmd=command["cmd"])
         return True
+
+
+def milliseconds(timed: Alternated) -> dict[str, Any]:
+    """Alternated rolls as event fields: the times in ms, ``late`` and how many rolls ran."""
+    return {
+        "plain": [t * 1000 for t in timed.plain],
+        "drawn": [t * 1000 for t in timed.drawn],
+        "late": timed.late,
+        "rolls": timed.rolls,
+    }
 
 
 async def rtt(resource: mx.Resource, me: str, n: int) -> list[float]:
@@ -330,7 +361,7 @@ async def run_peer(args: argparse.Namespace) -> None:
         election = mx.ElectionConfig(election_timeout=timeout, heartbeat_interval=timeout / 3, lease=timeout)
     peer = mx.Peer(
         room=args.room,
-        types=[Counter, Tally, Blob],
+        types=[Counter, Tally, Blob, Dice, Cup],
         name=args.name,
         secret=args.secret,
         role=args.role,
@@ -793,6 +824,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--lobby-info", default=None, help="Peer(lobby_info=...), as JSON")
             sub.add_argument("--counter", action="store_true", help="create and bind counter:c")
             sub.add_argument("--tally", action="store_true", help="create and bind tally:t")
+            sub.add_argument("--fair", action="store_true", help="create and bind dice:d and cup:c (sealed)")
             sub.add_argument("--blobs", type=int, default=0, help="create this many 1 MB resources before ready")
             sub.add_argument("--expect-blobs", type=int, default=0, help="report `blobs` once this many are here")
             sub.add_argument("--ready-timeout", type=float, default=30.0)

@@ -6,7 +6,7 @@ from typing import Any, Final
 
 from .. import Action, ResourceType
 
-__all__ = ["Blob", "Counter", "Tally", "blob", "counter", "tally"]
+__all__ = ["Blob", "Counter", "Cup", "Dice", "Tally", "blob", "counter", "cup", "dice", "tally"]
 
 
 def counter(state: Any, action: Action) -> Any:
@@ -56,3 +56,27 @@ def blob(state: Any, action: Action) -> Any:
 
 
 Blob: Final = ResourceType("blob", blob, initial={"data": b""})
+
+
+def dice(state: Any, action: Action) -> Any:
+    """One public die: ``roll({"die": n})`` keeps the last roll (the fair-draw benchmarks' resource)."""
+    match action:
+        case Action("roll", dict(payload)):
+            return {"last": payload, "count": state["count"] + 1}
+    return state
+
+
+Dice: Final = ResourceType("dice", dice, initial={"last": None, "count": 0})
+
+
+def cup(state: Any, action: Action) -> Any:
+    """Hidden dice in a sealed private half: ``roll`` (private: the author's hand), ``rolled`` (public)."""
+    match action:
+        case Action("roll", dict(payload)):
+            return {**state, "hands": {**state["hands"], action.author: payload}}
+        case Action("rolled"):
+            return {**state, "rolled": state["rolled"] + 1}
+    return state
+
+
+Cup: Final = ResourceType("cup", cup, initial={"hands": {}, "rolled": 0}, private="sealed")
