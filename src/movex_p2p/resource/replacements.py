@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidState
 from ..ids import PeerId, Rid
-from .effects import Effect, PresenceChanged, ResourceRemoved
+from .effects import Effect, Forged, PresenceChanged, ResourceRemoved
 from .history import meta_digest
 from .messages import Removed, Sealed, Snapshot
 from .opaque import type_of
@@ -76,6 +76,9 @@ class Replacements:
         type_ = type_of(c.types, msg.rid, opaque=c.opaque)
         if type_ is None:
             return []
+        swapped = c.sealing.swapped(msg)
+        if swapped is not None and c.master is not None:
+            return [Forged(peer=c.master, reason=swapped)]  # kept: the replica with the beacon this peer checked
         c._syncing.discard(msg.rid)
         c._removals.forget(msg.rid)
         c._opaque.stale.pop(msg.rid, None)

@@ -7,14 +7,15 @@ replica, and checks a sealed ``Revealed`` entry against this replica before fold
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import LocalProtocolError
 from ..ids import PeerId, Rid, Term
 from .effects import Effect, OpeningForged, PrivateLost, Send
 from .fair import draw_sealed
-from .messages import Applied, Held, Revealed
+from .messages import Applied, Held, Revealed, Snapshot
 from .overlay import PrivateOverlay
 from .pending import Pending, PendingQueue
 from .sealed import MAX_BATCH, Outcome, derive_nonce, fold, open_halves, sealed_commitment
@@ -25,7 +26,10 @@ if TYPE_CHECKING:
     from ..signing import Signer
     from .replica import Replica
 
-__all__ = ["Sealing"]
+__all__ = ["BEACONS_KEPT", "Sealing"]
+
+BEACONS_KEPT: Final = 16_384
+"""Beacons of private draws this peer checked, kept to hold a snapshot to them (the oldest forgotten first)."""
 
 
 class Sealing:
@@ -42,6 +46,8 @@ class Sealing:
         self._queue = queue
         self.opened: set[tuple[Rid, int]] = set()
         """Own halves opened to the current master (cleared on a master change: they go again)."""
+        self.beacons: OrderedDict[tuple[Rid, bytes, PeerId, int], tuple[Term, bytes]] = OrderedDict()
+        """The beacon this peer checked for each sealed pair (rid, incarnation, author, seq), and its term."""
 
     def check(self, type_: ResourceType, private: Action) -> None:
         """Refuse, before anything is sent, a private half this peer cannot seal."""
@@ -59,6 +65,10 @@ class Sealing:
         any): the held reference, with the beacon of a sealed pair; an own half's private draws are read now
         (its author sees its values)."""
         beacon = seed if seed is not None and res.type.sealed else b""
+        if beacon:
+            self.beacons[(res.rid, res.incarnation, msg.author, msg.seq)] = (msg.term, beacon)
+            while len(self.beacons) > BEACONS_KEPT:
+                self.beacons.popitem(last=False)
         if beacon and msg.author == self.me:
             for item in self._queue.items.get(res.rid, ()):
                 if item.seq == msg.seq and item.private is not None and has_fair_values(item.private.payload):
@@ -104,6 +114,16 @@ class Sealing:
             Send(to=master, message=open_halves(signer, term=term, rid=res.rid, halves=opening[i : i + MAX_BATCH]))
             for i in range(0, len(opening), MAX_BATCH)
         ]
+
+    def swapped(self, msg: Snapshot) -> str | None:
+        """Why ``msg`` is a forgery of its master: it holds a sealed pair with another beacon than the one
+        this peer checked under that same master (an author would see other values at the reveal than at
+        its confirmation). A later master's snapshot may hold a pair drawn again after a split: not checked."""
+        for h in msg.held:
+            known = self.beacons.get((msg.rid, msg.incarnation, h.author, h.seq))
+            if known is not None and known[0] == msg.term and known[1] != h.beacon:
+                return f"a snapshot of {msg.rid} holds another beacon for {h.author}'s seq {h.seq} than its draw"
+        return None
 
     def forget(self, rid: Rid) -> None:
         """``rid``'s halves were revealed (or replaced by a snapshot): none is open any more."""
