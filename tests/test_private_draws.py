@@ -334,8 +334,12 @@ def test_a_master_running_modified_code_biases_none_of_1000_seeded_private_draws
 
 class LoadedSimulation(SpySimulation):
     """``bad`` runs modified code: it records every frame it gets (``SpySimulation``) and rewrites what it
-    publishes: each opening in its reveals shows sixes (``"opening"``), or each draw names another
-    beacon in its reveals and a forged element in its ``Drawn`` (``"beacon"``)."""
+    publishes: each opening in its reveals shows sixes (``"opening"``), each draw names another
+    beacon in its reveals and a forged element in its ``Drawn`` (``"beacon"``), after the rolls leaves out
+    the entry of a bid so that peers resync and holds other beacons in its snapshots (``"snapshot"``), or
+    sends each author of a draw another ``Drawn`` than its own log's, one that the author cannot tell
+    from an honest one (another player named missing), then holds its own log's beacon in the snapshot
+    the author resyncs to (``"equivocate"``: the author would see other dice at the reveal than it rolled)."""
 
     def __init__(self, size: int, *, attack: str, **kwargs: Any) -> None:
         self.attack = attack
@@ -346,11 +350,27 @@ class LoadedSimulation(SpySimulation):
 
     def _transmit(self, src: PeerId, dst: PeerId, data: bytes, lane: Lane) -> None:
         if src == self.bad and lane is Lane.RELIABLE:
-            messages = [self._load(m) for m in wire.decode(data)]
+            messages = [self._load(m, dst) for m in wire.decode(data) if not self._skip(m)]
+            if not messages:
+                return
             data = wire.encode_many(messages) if len(messages) > 1 else wire.encode(messages[0])
         super()._transmit(src, dst, data, lane)
 
-    def _load(self, message: wire.Message) -> wire.Message:
+    def _skip(self, message: wire.Message) -> bool:
+        skip = self.attack == "snapshot" and isinstance(message, rm.Applied) and message.action.type == "bid"
+        self.tampered += skip
+        return skip
+
+    def _load(self, message: wire.Message, dst: PeerId) -> wire.Message:
+        if isinstance(message, rm.Drawn) and self.attack == "equivocate" and message.author == dst:
+            other = next((c for c in message.contributions if c.peer not in (dst, self.bad)), None)
+            if other is not None:
+                self.tampered += 1
+                kept = tuple(c for c in message.contributions if c is not other)
+                return replace(message, contributions=kept, missing=tuple(sorted((*message.missing, other.peer))))
+        if isinstance(message, rm.Snapshot) and self.attack == "snapshot" and message.held:
+            self.tampered += 1
+            return replace(message, held=tuple(replace(h, beacon=bytes(32)) if h.beacon else h for h in message.held))
         if isinstance(message, rm.Revealed) and self.attack == "opening":
             sixes = tuple(
                 h
@@ -374,7 +394,7 @@ class LoadedSimulation(SpySimulation):
         super()._execute(pid, ready)
 
 
-@pytest.mark.parametrize("attack", ["opening", "beacon"])
+@pytest.mark.parametrize("attack", ["opening", "beacon", "snapshot", "equivocate"])
 def test_liars_dice_with_a_master_that_reads_and_loads_the_dice(attack: str) -> None:
     """examples/liars_dice.py's table: the master never gets a die before the call, and its changes are
     refused by every peer (which votes it out) or change nothing: the dice shown are the ones rolled."""
@@ -405,6 +425,7 @@ def test_liars_dice_with_a_master_that_reads_and_loads_the_dice(attack: str) -> 
     first = sim.state(players[0], rid)["turn"]
     sim.dispatch(first, rid, mx.Action("bid", {"quantity": 1, "face": 2, "until": mx.master.deadline(60.0)}))
     sim.run(0.3)
+    assert sim.run(10.0, until=lambda s: all(s.state(p, rid)["bid"] for p in players))  # ("snapshot": a new master's)
     caller = sim.state(players[0], rid)["turn"]
     sim.dispatch(caller, rid, mx.Action("liar", {"at": mx.master.now()}))
     assert sim.run(15.0, until=lambda s: all(ld.revealed(s.state(p, rid)) and s.state(p, rid)["dice"] for p in players))
@@ -412,6 +433,15 @@ def test_liars_dice_with_a_master_that_reads_and_loads_the_dice(attack: str) -> 
     assert sim.tampered > 0
     caught = {pid for pid, peer in sim.forked if peer == bad}
     seen = {pid: sorted(d) for pid, d in rolled.items() if d is not None}
+    shown = [sim.state(pid, rid)["dice"] for pid in players]
+    assert shown.count(shown[0]) == len(shown)  # one set of dice in the whole room
+    if attack == "equivocate":
+        # each author saw the draw the master sent it alone; the others hold another: the author catches the master
+        # when its replica is to be replaced (a forgery: voted out), and the room keeps the next master's draw.
+        # Known limit (docs/security.md): the author's dice may then differ from those it saw at its confirmation.
+        assert caught == set(players)
+        assert all(sim.peers[p].core.client.master not in (None, bad) for p in players)
+        return
     for pid in players:  # the dice every player shows are the ones each rolled: not one changed
         assert sim.state(pid, rid)["dice"] == seen
         assert sim.state(pid, rid)["lost"] == [p for p in players if p not in seen]  # a forged draw's roll: lost
