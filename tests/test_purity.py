@@ -44,6 +44,8 @@ PURE = [
     ),
     PACKAGE / "transport" / "base.py",  # the seam NodeCore reads transport events from
     *(PACKAGE / "transport" / name for name in ("meshcore.py", "mesh.py", "twins.py")),  # the LAN mesh's policy
+    PACKAGE / "transport" / "admission.py",
+    PACKAGE / "transport" / "mdnsbudget.py",  # what each mDNS source may add
 ]
 
 

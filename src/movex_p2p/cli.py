@@ -644,6 +644,8 @@ def lan_report(status: LanStatus, *, peer_flags: bool) -> list[str]:
     lines.extend(f"--peer {address}: {state}" for address, state in status.addresses)
     if status.refused:
         lines.append("handshakes failed or refused: " + ", ".join(f"{why}: {n}" for why, n in status.refused))
+    if status.mdns_refused:
+        lines.append("mDNS responses dropped: " + ", ".join(f"{why}: {n}" for why, n in status.mdns_refused))
     lines.extend(f"hint: {hint}" for hint in lan_hints(status, peer_flags=peer_flags))
     return lines
 

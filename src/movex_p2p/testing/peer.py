@@ -39,7 +39,8 @@ Roles:
   signaling port: ``garbage`` per kind, ``done``), ``ghosts`` (a room member whose handshakes
   carry made-up members: ``ghosts``), ``idle`` (hold ``--count`` silent connections:
   ``holding`` on ``report``), ``announce`` (made-up mDNS members: ``announced``), ``fail``
-  (failed handshakes from rotating sources: ``failed``).
+  (failed handshakes from rotating sources: ``failed``), ``mdns-flood`` (``--count`` made-up
+  members multicast over mDNS from ``--iface``, ``--rate`` a second: ``flooding``, ``flooded``).
 """
 
 from __future__ import annotations
@@ -506,6 +507,7 @@ async def run_link(args: argparse.Namespace) -> None:
                     port=endpoint.signaling_port,
                     lan=lan,
                     rss_kib=rss_kib(),
+                    cpu_s=time.process_time(),
                 )
             case _:
                 emit("unknown", cmd=command["cmd"])
@@ -700,11 +702,15 @@ async def run_announce(args: argparse.Namespace) -> None:
 
     sink = socket.create_server((args.host, 0))  # accepts and never answers
     port = sink.getsockname()[1]
-    azc = AsyncZeroconf(interfaces=[args.host], ip_version=IPVersion.V4Only)
+    ids = [args.copy] if args.copy else [Identity(os.urandom(32)).id for _ in range(args.count)]
+    # each source address may bring 32 new members (transport/mdnsbudget.py): 20 from each of
+    # 127.0.1.1, 127.0.1.2, ... (the namespace's loopback), never from the real peers' address
+    sources = [f"127.0.1.{k + 1}" for k in range((len(ids) + 19) // 20)]
+    zeroconfs = [AsyncZeroconf(interfaces=[source], ip_version=IPVersion.V4Only) for source in sources]
     try:
-        ids = [args.copy] if args.copy else [Identity(os.urandom(32)).id for _ in range(args.count)]
         announcements = []
-        for peer in ids:
+        for i, peer in enumerate(ids):
+            azc = zeroconfs[i // 20]
             info = AsyncServiceInfo(
                 "_movex._tcp.local.",
                 f"{peer}._movex._tcp.local.",
@@ -729,8 +735,70 @@ async def run_announce(args: argparse.Namespace) -> None:
             async for _ in stream:
                 break
     finally:
-        await azc.async_close()
+        for azc in zeroconfs:
+            await azc.async_close()
         sink.close()
+    emit("left")
+
+
+async def run_mdns_flood(args: argparse.Namespace) -> None:
+    """Multicast ``--count`` mDNS responses from ``--iface``, ``--rate`` a second, each a made-up
+    member of ``--room`` (PTR, SRV, TXT and A records, as a real announcement carries them)."""
+    import base64
+
+    from zeroconf import ServiceInfo
+    from zeroconf._protocol.outgoing import DNSOutgoing
+
+    from ..transport.discovery import SERVICE_TYPE
+    from ..transport.signaling import PROTOCOL_VERSION
+
+    response = 0x8400  # QR (a response) and AA, as every mDNS announcement
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((args.iface, 0))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(args.iface))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+
+    def packet(i: int) -> bytes:
+        peer = base64.b32encode(os.urandom(15)).decode().lower()[:20]  # shaped like a real peer id
+        info = ServiceInfo(
+            SERVICE_TYPE,
+            f"{peer}.{SERVICE_TYPE}",
+            port=9 + i % 1000,
+            properties={
+                "room": args.room,
+                "id": peer,
+                "v": str(PROTOCOL_VERSION),
+                "inc": str(time.time_ns()),
+                "sig": str(9 + i % 1000),
+                "name": "fake",
+            },
+            server=f"{peer}.local.",
+            parsed_addresses=[f"10.66.{i // 250 % 250}.{i % 250 + 1}"],
+        )
+        out = DNSOutgoing(response)
+        for record in (info.dns_pointer(), info.dns_service(), info.dns_text(), *info.dns_addresses()):
+            out.add_answer_at_time(record, 0)
+        return out.packets()[0]
+
+    emit("flooding", count=args.count, rate=args.rate)
+    started = time.monotonic()
+    sent = failed = 0
+    try:
+        for i in range(args.count):
+            ahead = started + i / args.rate - time.monotonic()
+            if ahead > 0:
+                await anyio.sleep(ahead)
+            try:
+                sock.sendto(packet(i), ("224.0.0.251", 5353))
+                sent += 1
+            except OSError:
+                failed += 1
+    finally:
+        sock.close()
+    emit("flooded", sent=sent, failed=failed, seconds=round(time.monotonic() - started, 3))
+    async with aclosing(commands()) as stream:
+        async for _ in stream:
+            break
     emit("left")
 
 
@@ -794,6 +862,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], Awaitable[None]]] = {
     "idle": run_idle,
     "announce": run_announce,
     "fail": run_fail,
+    "mdns-flood": run_mdns_flood,
 }
 
 
@@ -848,6 +917,8 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--wait", type=float, default=1.0, help="seconds browse_rooms listens")
         elif role == "announce":
             sub.add_argument("--copy", default="", help="announce this real peer's id instead")
+        elif role == "mdns-flood":
+            sub.add_argument("--rate", type=float, default=1000.0, help="responses a second")
         elif role == "fail":
             sub.add_argument("--pace", type=float, default=0.0, help="seconds between two handshakes")
     return parser

@@ -16,7 +16,9 @@ here; the handshake proves who answers. A record of our own id with another inca
 reported too (another process of our identity announces the same name, or a copy): it is dialed
 once, and only the handshake proves a twin (see :mod:`.twins`). TXT is parsed strictly
 (:func:`parse_txt` raises ValueError and nothing else) and at most :data:`MAX_RESOLVING`
-records are resolved at once.
+records are resolved at once. Every mDNS response passes a per-source budget first
+(:mod:`.mdnsbudget`): one over it is dropped before zeroconf caches any of it, and counted
+(:attr:`Discovery.refused`, ``LanStatus.mdns_refused``).
 zeroconf callbacks only ``send_nowait`` into a bounded stream; owned tasks do the rest.
 """
 
@@ -34,11 +36,15 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from zeroconf import DNSQuestionType, IPVersion, ServiceStateChange, Zeroconf
 from zeroconf import Error as ZeroconfError
+from zeroconf._dns import DNSPointer, DNSRecord
+from zeroconf._handlers.record_manager import RecordManager  # not exported (nor these two)
+from zeroconf._protocol.incoming import DNSIncoming
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from ..errors import TransportError
 from ..ids import PeerId
 from ..lobby import Lobby, lobby_txt, parse_lobby
+from .mdnsbudget import MAX_TTL, MdnsBudget
 
 __all__ = [
     "MAX_RESOLVING",
@@ -48,6 +54,7 @@ __all__ = [
     "DiscoveryEvent",
     "PeerGone",
     "browse",
+    "guarded_zeroconf",
     "parse_txt",
     "service_info",
 ]
@@ -94,6 +101,9 @@ class PeerGone:
 
 
 DiscoveryEvent = Announcement | PeerGone
+
+
+_INSTANCE_SUFFIX: Final = "." + SERVICE_TYPE
 
 
 def _instance(peer: PeerId) -> str:
@@ -175,6 +185,68 @@ def service_info(me: Announcement) -> AsyncServiceInfo:
     )
 
 
+class _BudgetedRecords(RecordManager):
+    """zeroconf's record manager behind a :class:`MdnsBudget`: a response over it never reaches the cache.
+
+    zeroconf's listener (compiled or pure Python) hands every parsed response to
+    ``record_manager.async_updates_from_response``; this override runs first.
+    """
+
+    def __init__(self, zc: Zeroconf, budget: MdnsBudget) -> None:
+        super().__init__(zc)
+        self.budget = budget
+
+    def async_updates_from_response(self, msg: DNSIncoming) -> None:
+        answers = msg.answers()
+        source = msg.source[0] if msg.source else ""
+        dropped = self.budget.admit(
+            source, records=len(answers), now=msg.now / 1000, members=lambda: self._members(answers)
+        )
+        if dropped is None:
+            for record in answers:
+                if record.ttl > MAX_TTL:
+                    record.ttl = MAX_TTL  # a flood expires like anything else (zeroconf reads it when caching)
+            super().async_updates_from_response(msg)
+        elif dropped.first:
+            log.warning("dropping mDNS responses from %s: %s", source, dropped.reason)
+        else:
+            log.debug("dropped an mDNS response from %s: %s", source, dropped.reason)
+
+    def _members(self, answers: list[DNSRecord]) -> tuple[int, int]:
+        """Instances of our service type in ``answers`` not in the cache yet, and those it holds."""
+        cache = self.cache
+        new: set[str] = set()
+        for record in answers:
+            if not record.ttl:
+                continue  # a goodbye adds nothing
+            if isinstance(record, DNSPointer) and record.key == SERVICE_TYPE:
+                name = record.alias.lower()
+            elif record.key.endswith(_INSTANCE_SUFFIX):
+                name = record.key
+            else:
+                continue
+            if name not in new and not cache.async_entries_with_name(name):
+                new.add(name)
+        return len(new), len(cache.async_entries_with_name(SERVICE_TYPE)) if new else 0
+
+
+class _BudgetedZeroconf(Zeroconf):
+    """A Zeroconf whose record manager is budgeted before its sockets start listening."""
+
+    def __init__(self, *, budget: MdnsBudget, interfaces: list[str], unicast: bool = False) -> None:
+        self._budget = budget
+        super().__init__(interfaces=interfaces, ip_version=IPVersion.V4Only, unicast=unicast)
+
+    def start(self) -> None:
+        self.record_manager = _BudgetedRecords(self, self._budget)  # the listeners read it as they are made
+        super().start()
+
+
+def guarded_zeroconf(interfaces: Sequence[str], budget: MdnsBudget, *, unicast: bool = False) -> AsyncZeroconf:
+    """An AsyncZeroconf on ``interfaces`` (IPv4) whose every response passes ``budget`` first; OSError if unusable."""
+    return AsyncZeroconf(zc=_BudgetedZeroconf(budget=budget, interfaces=list(interfaces), unicast=unicast))
+
+
 class Discovery:
     """Announce ``me`` and report the other peers of its room.
 
@@ -202,6 +274,12 @@ class Discovery:
         self._info: AsyncServiceInfo | None = None
         self._tg: TaskGroup | None = None
         self._resolving: set[str] = set()
+        self._budget = MdnsBudget()
+
+    @property
+    def refused(self) -> Mapping[str, int]:
+        """mDNS responses dropped before they reached the cache (over a source's budget), by reason."""
+        return self._budget.refused
 
     # zeroconf calls this with keyword arguments: the parameter names are part of its API.
     def _on_change(self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
@@ -214,7 +292,7 @@ class Discovery:
 
     async def __aenter__(self) -> Discovery:
         try:
-            self._azc = AsyncZeroconf(interfaces=self._interfaces, ip_version=IPVersion.V4Only)
+            self._azc = guarded_zeroconf(self._interfaces, self._budget)
         except OSError as exc:
             raise TransportError(f"mDNS on {self._interfaces} unavailable: {exc!r}") from exc
         self._tg = anyio.create_task_group()
@@ -363,7 +441,7 @@ async def browse(interfaces: Sequence[str], *, wait: float, limit: int = 1024) -
         # by unicast, to this socket alone: no multicast rate limit (a record multicast in the last
         # second is held back a second) and no other mDNS socket of this host takes the answers.
         # Questions are QU (_QUESTION): see there why not QM.
-        azc = AsyncZeroconf(interfaces=list(interfaces), ip_version=IPVersion.V4Only, unicast=True)
+        azc = guarded_zeroconf(interfaces, MdnsBudget(), unicast=True)
     except OSError as exc:
         raise TransportError(f"mDNS on {list(interfaces)} unavailable: {exc!r}") from exc
     changes_tx, changes_rx = anyio.create_memory_object_stream[tuple[str, ServiceStateChange]](limit)

@@ -301,6 +301,7 @@ class LanEndpoint:
             linked=tuple(sorted(linked)),
             addresses=tuple((str(a), state.describe(linked)) for a, state in self._core.addresses.items()),
             refused=tuple(sorted(self.refused.items())),
+            mdns_refused=tuple(sorted(self._discovery.refused.items())) if self._discovery is not None else (),
         )
 
     # -- lifetime -------------------------------------------------------------------------

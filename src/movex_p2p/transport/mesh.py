@@ -262,6 +262,8 @@ class LanStatus:
     """Each ``peers=`` address and what became of it: ``linked to ID``, ``connecting`` or the last error."""
     refused: tuple[tuple[str, int], ...]
     """Handshakes that failed or were refused, counted by reason."""
+    mdns_refused: tuple[tuple[str, int], ...] = ()
+    """mDNS responses dropped before they reached the cache (over a source's budget), counted by reason."""
 
 
 @dataclass(slots=True)
