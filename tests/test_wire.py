@@ -152,6 +152,18 @@ def test_random_bytes(data: bytes) -> None:
     hostile(data)
 
 
+@pytest.mark.parametrize("bad", [{"a": 1}, [1], b"spectator", 1.5, None])
+def test_a_choice_field_holding_another_type_is_refused_by_the_codec(bad: object) -> None:
+    """A Literal field (here a Refusal) holding a map made the check raise TypeError (unhashable), not the
+    codec's error: found by test_mutated_frames."""
+    good = wire.encode(rm.Rejected(term=Term(1), rid=Rid("c:1"), seq=1, reason="no", refusal="rejected"))
+    raw = cbor2.loads(good)
+    assert "rejected" in raw
+    raw[raw.index("rejected")] = bad
+    with pytest.raises(RemoteProtocolError):
+        wire.decode(cbor2.dumps(raw))
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(FRAMES),

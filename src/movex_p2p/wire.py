@@ -281,7 +281,7 @@ def _make_checker(tp: Any) -> _Checker:
     if origin is typing.Literal:
         allowed = set(args)
         return lambda v, where: (
-            v if v in allowed and type(v) in (str, int) else _fail(where, f"one of {sorted(map(str, allowed))}", v)
+            v if type(v) in (str, int) and v in allowed else _fail(where, f"one of {sorted(map(str, allowed))}", v)
         )
     if origin in (tuple, list, frozenset):
         item = args[0]
