@@ -8,6 +8,7 @@ from movex_p2p.transport.mdnsbudget import (
     OVER_RECORDS,
     RECORD_BURST,
     RECORD_RATE,
+    SHARED_SOURCE,
     TOO_MANY_MEMBERS,
     MdnsBudget,
 )
@@ -97,3 +98,21 @@ def test_the_table_of_sources_is_bounded_and_forgets_the_least_recently_heard() 
     # FAKE, the least recently heard, was forgotten: it starts again with a full budget
     assert budget.admit(FAKE, records=int(RECORD_BURST), now=0.2) is None
     assert budget.sources == 8
+
+
+def test_this_machine_s_own_unicast_answers_are_capped_but_not_budgeted_per_source() -> None:
+    """Every zeroconf of one machine answers unicast questions from 127.0.0.1: in the tests, the made-up
+    members' answers and the real peers' came from that one source, and the flood's budget dropped a real
+    peer's answer (a join took 9.9 s once). No packet from the LAN carries it; the cap still holds."""
+    budget = MdnsBudget(members_kept=300)
+    held = 0
+
+    def one_new() -> tuple[int, int]:
+        return (1, held)
+
+    for i in range(1_000):
+        if budget.admit(SHARED_SOURCE, records=4, now=i / 1000, members=one_new) is None:
+            held += 1
+    assert held == 300
+    assert budget.refused[TOO_MANY_MEMBERS] == 700
+    assert budget.refused[OVER_RECORDS] == budget.refused[OVER_MEMBERS] == 0

@@ -14,6 +14,11 @@ by reason. At most :data:`SOURCES_KEPT` sources are remembered (the least recent
 forgotten first: it starts again with a full budget). Whatever the number of sources, at most
 :data:`MEMBERS_KEPT` members of our service type are held in the cache: a response that would
 add one more is dropped (one who spoofs many source addresses can fill that, not more).
+
+One source is not budgeted per source, only capped: :data:`SHARED_SOURCE` (127.0.0.1), where
+every zeroconf on this machine answers unicast questions from. Many peers of one machine share it
+(the tests and the local demo, all in one namespace), and no packet from the LAN can carry it
+(the kernel drops a 127/8 source arriving on any other interface).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ __all__ = [
     "OVER_RECORDS",
     "RECORD_BURST",
     "RECORD_RATE",
+    "SHARED_SOURCE",
     "SOURCES_KEPT",
     "TOO_MANY_MEMBERS",
     "Dropped",
@@ -52,6 +58,8 @@ SOURCES_KEPT: Final = 1024
 """Source addresses whose budgets are remembered."""
 MEMBERS_KEPT: Final = 512
 """Members of our service type held in the cache, from all sources (the mesh keeps 256)."""
+SHARED_SOURCE: Final = "127.0.0.1"
+"""The source of this machine's own zeroconf unicast answers: capped by :data:`MEMBERS_KEPT` only."""
 MAX_TTL: Final = 4500
 """Seconds a record may be cached at most (zeroconf's own longest TTL): a flood expires."""
 
@@ -112,13 +120,14 @@ class MdnsBudget:
         else:
             self._sources.move_to_end(source)
         reason: str | None = None
-        if entry.records.take(now, float(records)) is not None:
+        shared = source == SHARED_SOURCE
+        if not shared and entry.records.take(now, float(records)) is not None:
             reason = OVER_RECORDS
         else:
             new, held = members()
             if new and held + new > self._members_kept:
                 reason = TOO_MANY_MEMBERS
-            elif new and entry.members.take(now, float(new)) is not None:
+            elif new and not shared and entry.members.take(now, float(new)) is not None:
                 reason = OVER_MEMBERS
         first = reason is not None and not entry.dropping
         entry.dropping = reason is not None
