@@ -37,15 +37,23 @@ class FailoverResult:
         return not self.problems and self.lost == 0 and self.doubled == 0 and self.checksums == 1
 
 
-async def stop_and_report(procs: list[PeerProcess]) -> list[dict[str, Any]]:
-    """Stop every peer's dispatching, wait until each settled its own actions, then collect ``final``."""
+async def stop_and_report(procs: list[PeerProcess], *, agree_within: float = 10.0) -> list[dict[str, Any]]:
+    """Stop every peer's dispatching, wait until each settled its own actions, then collect ``final``:
+    again every 0.5 s while their checksums differ, for up to ``agree_within`` seconds (the last entries
+    may still be on their way: at 10 % loss a frame can wait a retransmission of up to 1 s)."""
     for p in procs:
         await p.command("stop")
     for p in procs:
         await p.wait_event("stopped", within=60)
-    for p in procs:
-        await p.command("report")
-    return [await p.wait_event("final", within=60) for p in procs]
+    deadline = time.monotonic() + agree_within
+    while True:
+        for p in procs:
+            p.events[:] = [e for e in p.events if e["ev"] != "final"]
+            await p.command("report")
+        finals = [await p.wait_event("final", within=60) for p in procs]
+        if len({f["checksum"] for f in finals}) == 1 or time.monotonic() > deadline:
+            return finals
+        await anyio.sleep(0.5)
 
 
 async def failover_run(
