@@ -314,7 +314,7 @@ class Player:
 
     def _misses(self, msg: Drawn, master: PeerId) -> str | None:
         """Why ``msg`` leaves out a player it should not have, or None (see :meth:`drawn`)."""
-        if master in msg.missing:
+        if master in msg.missing and master != self.me:
             return f"the draw at {msg.draw} names its master missing (its own element is always at hand)"
         drawing = self._drawing
         if drawing is None or drawing.term != msg.term or drawing.index != msg.draw:
