@@ -24,7 +24,7 @@ from movex_p2p.proofs import prove
 from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.client import ClientCore
-from movex_p2p.resource.history import action_digest, commitment
+from movex_p2p.resource.history import endorsed_digest
 from movex_p2p.resource.master import MasterCore
 from movex_p2p.routes import Route
 from movex_p2p.signing import FAKE, FakeSigner
@@ -326,17 +326,7 @@ class CoreCluster:
 
     def _endorse(self, author: PeerId, proposal: rm.Propose) -> None:
         """What NodeCore does for an author: sign the digest of the proposal leaving for the master."""
-        commit = proposal.sealed if proposal.private is None else commitment(proposal.nonce, proposal.private)
-        digest = action_digest(
-            author,
-            proposal.rid,
-            proposal.seq,
-            proposal.action,
-            commit,
-            room=self.room,
-            term=proposal.term,
-            incarnation=proposal.incarnation,
-        )
+        digest = endorsed_digest(author, proposal, room=self.room)
         proof = prove(self.signers[author], "endorse", digest)
         endorsed = rm.Endorsed(term=proposal.term, author=author, digests=(digest,), proof=proof)
         self._endorsements[(author, proposal.rid, proposal.seq)] = endorsed

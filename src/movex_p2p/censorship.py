@@ -21,7 +21,7 @@ bounded: :data:`OPEN_PER_AUTHOR` proposals per linked author, forgotten when the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final, Literal, get_args
 
 from .ids import PeerId, Rid, Term
@@ -154,17 +154,8 @@ def grievance(author: Signer, room: str, proposal: Propose, master: PeerId) -> U
         proof=b"",
     )
     digest = _digest(msg, room)
-    return Unconfirmed(
-        term=msg.term,
-        master=master,
-        author=author.id,
-        rid=msg.rid,
-        seq=msg.seq,
-        action=msg.action,
-        sealed=msg.sealed,
-        incarnation=msg.incarnation,
-        endorsement=prove(author, "endorse", digest),
-        proof=prove(author, *_statement(room, msg, digest)),
+    return replace(
+        msg, endorsement=prove(author, "endorse", digest), proof=prove(author, *_statement(room, msg, digest))
     )
 
 

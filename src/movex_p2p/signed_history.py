@@ -17,7 +17,7 @@ from .errors import RemoteProtocolError
 from .ids import PeerId, Term
 from .proofs import prove, signer_key
 from .resource import messages as rm
-from .resource.history import action_digest, commitment
+from .resource.history import endorsed_digest
 from .resource.seals import SEALS_KEPT as SEALS_KEPT  # re-exported
 from .resource.seals import SealBook
 
@@ -146,17 +146,7 @@ class SignedHistory:
 
     def _digest(self, author: PeerId, proposal: rm.Propose) -> bytes:
         """The digest ``author`` signs for ``proposal`` (see ``resource.history``)."""
-        commit = proposal.sealed if proposal.private is None else commitment(proposal.nonce, proposal.private)
-        return action_digest(
-            author,
-            proposal.rid,
-            proposal.seq,
-            proposal.action,
-            commit,
-            room=self.room,
-            term=proposal.term,
-            incarnation=proposal.incarnation,
-        )
+        return endorsed_digest(author, proposal, room=self.room)
 
     def link_up(self, peer: PeerId) -> None:
         """What went over an earlier link to ``peer`` may be lost: its Endorsed go again."""

@@ -35,7 +35,7 @@ from .fair import (
     resolve_fair,
     verify_element,
 )
-from .history import action_digest, commitment, resolves
+from .history import action_digest, proposal_commitment, resolves
 from .messages import Anchor, Anchored, Applied, Contribute, Contribution, Drawing, Drawn, Propose
 from .types import Action
 from .values import has_fair_values, has_master_values
@@ -74,8 +74,7 @@ reported (their authors send them again)."""
 
 def proposal_digest(author: str, msg: Propose) -> bytes:
     """The digest of a proposal as its author signed it (a draw is bound to it)."""
-    commit = commitment(msg.nonce, msg.private) if msg.private is not None else msg.sealed
-    return draw_digest(author, msg.rid, msg.seq, msg.action, commit)
+    return draw_digest(author, msg.rid, msg.seq, msg.action, proposal_commitment(msg))
 
 
 def draw_digest(author: str, rid: str, seq: int, action: Action, commit: bytes) -> bytes:

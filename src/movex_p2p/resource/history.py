@@ -31,7 +31,7 @@ import cbor2
 from ..election.machine import SALT_BITS, salt_of
 from ..ids import PeerId, Rid, Term
 from ..proofs import prove, signer, statement
-from .messages import Endorse, Endorsed, Head, Held, Sealed
+from .messages import Endorse, Endorsed, Head, Held, Propose, Sealed
 from .types import Action
 from .values import FIRED_KEY, Deadline, MasterValue
 
@@ -45,10 +45,12 @@ __all__ = [
     "action_digest",
     "commitment",
     "contradicts",
+    "endorsed_digest",
     "endorsement_signer",
     "head",
     "incarnation",
     "meta_digest",
+    "proposal_commitment",
     "removed_head",
     "resolves",
     "seal",
@@ -107,6 +109,20 @@ def action_digest(
         digest.update(len(part).to_bytes(4, "big"))
         digest.update(part)
     return digest.digest()
+
+
+def proposal_commitment(msg: Propose) -> bytes:
+    """What a proposal's digest binds of its private half: a commitment to the half the master gets, or the
+    sealed commitment (b"" for a public action)."""
+    return commitment(msg.nonce, msg.private) if msg.private is not None else msg.sealed
+
+
+def endorsed_digest(author: str, msg: Propose, *, room: str) -> bytes:
+    """The digest ``author`` endorses for its proposal ``msg`` in ``room``."""
+    commit = proposal_commitment(msg)
+    return action_digest(
+        author, msg.rid, msg.seq, msg.action, commit, room=room, term=msg.term, incarnation=msg.incarnation
+    )
 
 
 def endorsement_signer(message: Endorse | Endorsed, verifier: Verifier) -> PeerId | None:

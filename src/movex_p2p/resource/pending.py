@@ -98,28 +98,19 @@ class PendingQueue:
     @staticmethod
     def propose(rid: Rid, item: Pending, base: int, term: Term) -> Propose:
         """The Propose of pending ``item`` (every seq up to ``base`` is settled)."""
-        if item.sealed:  # the private half stays here
-            half = item.origin or item.private  # as dispatched: its private draws need a beacon
-            draw = half is not None and has_fair_values(half.payload)
-            return Propose(
-                term=term,
-                rid=rid,
-                seq=item.seq,
-                base=base,
-                action=item.action,
-                sealed=item.sealed,
-                incarnation=item.incarnation,
-                draw=draw,
-            )
+        sealed = bool(item.sealed)  # a sealed pair's private half stays here, only its commitment goes
+        half = item.origin or item.private  # as dispatched: its private draws need a beacon
         return Propose(
             term=term,
             rid=rid,
             seq=item.seq,
             base=base,
             action=item.action,
-            private=item.private,
-            nonce=item.nonce,
+            private=None if sealed else item.private,
+            nonce=b"" if sealed else item.nonce,
+            sealed=item.sealed,
             incarnation=item.incarnation,
+            draw=sealed and half is not None and has_fair_values(half.payload),
         )
 
     def resend(self, rid: Rid, after: int, master: PeerId | None, term: Term) -> list[Effect]:

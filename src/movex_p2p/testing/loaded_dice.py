@@ -47,6 +47,12 @@ __all__ = ["ATTACKS", "Tap", "main"]
 ATTACKS: Final = ("reveal", "draw", "omit")
 
 
+def say(line: str) -> None:
+    """One line on stdout, beside the game's own screen (the test bed reads both)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 class Tap:
     """What passes through one endpoint: recorded to ``out`` and, with ``attack``, rewritten on its way out."""
 
@@ -68,7 +74,7 @@ class Tap:
         if all(a is b for a, b in zip(loaded, messages, strict=True)):
             return data
         self.tampered += sum(a is not b for a, b in zip(loaded, messages, strict=True))
-        print(f"tampered {self.tampered}", flush=True)
+        say(f"tampered {self.tampered}")
         return wire.encode_many(loaded) if len(loaded) > 1 else wire.encode(loaded[0])
 
     def load(self, message: wire.Message) -> wire.Message:
@@ -162,7 +168,7 @@ def main() -> None:
     async def roll_and_say(seat: Any) -> None:
         round_ = seat.table.state["round"]
         await roll(seat)
-        print(f"rolled {round_}: {' '.join(map(str, seat.dice))}", flush=True)
+        say(f"rolled {round_}: {' '.join(map(str, seat.dice))}")
 
     with open(args.record, "w", encoding="utf-8") as out:
         ld.Seat.roll = roll_and_say
