@@ -28,8 +28,10 @@ from movex_p2p.resource.history import endorsed_digest
 from movex_p2p.resource.master import MasterCore
 from movex_p2p.routes import Route
 from movex_p2p.signing import FAKE, FakeSigner
+from movex_p2p.simulation import Simulation
 from movex_p2p.testing.types import Blob as Blob
 from movex_p2p.testing.types import Counter as Counter
+from movex_p2p.transport.base import Frame
 
 Action = mx.Action
 
@@ -428,3 +430,25 @@ class CoreCluster:
 
     def sent(self, kind: type[Any], predicate: Callable[[Any], bool] = lambda _: True) -> list[Any]:
         return [m for _, _, m in self.delivered if isinstance(m, kind) and predicate(m)]
+
+
+class SpySimulation(Simulation):
+    """Every peer runs modified code that records every frame it receives (the master, whoever it is)."""
+
+    def __init__(self, size: int, **kwargs: Any) -> None:
+        self.received: list[tuple[float, PeerId, PeerId, bytes]] = []
+        super().__init__(size, **kwargs)
+
+    def _receive(self, pid: PeerId, events: list[Any]) -> None:
+        self.received += [(self.now, e.peer, pid, e.data) for e in events if isinstance(e, Frame)]
+        super()._receive(pid, events)
+
+    def messages_to(self, pid: PeerId) -> list[wire.Message]:
+        """Every message ``pid`` received."""
+        return [m for _, _, dst, data in self.received if dst == pid for m in wire.decode(data)]
+
+    def seen_by(self, marker: str, *, since: float = 0.0) -> list[tuple[PeerId, list[wire.Message]]]:
+        """Who received ``marker`` (at or after ``since``), with the messages of that frame."""
+        return [
+            (dst, wire.decode(data)) for at, _, dst, data in self.received if at >= since and marker.encode() in data
+        ]

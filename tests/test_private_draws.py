@@ -29,7 +29,7 @@ from movex_p2p.resource.sealed import fold, open_batch, open_halves, opening_sig
 from movex_p2p.routes import Lane
 from movex_p2p.signing import FAKE, FakeSigner
 from movex_p2p.simulation import Simulation
-from movex_p2p.transport.base import Frame
+from tests.resources import SpySimulation
 
 DICE: Final = 5
 
@@ -61,21 +61,6 @@ MasterCup: Final = mx.ResourceType("cup", cup, initial=INITIAL, can_reveal=lambd
 def roll() -> tuple[mx.Action, mx.Action]:
     """(public, private) of a roll: the private half's dice are fair private draws."""
     return mx.Action("rolled", {}), mx.Action("roll", {"dice": [mx.fair.random_int(1, 6) for _ in range(DICE)]})
-
-
-class SpySimulation(Simulation):
-    """Every peer runs modified code that records every frame it receives (the master, whoever it is)."""
-
-    def __init__(self, size: int, **kwargs: Any) -> None:
-        self.received: list[tuple[float, PeerId, PeerId, bytes]] = []
-        super().__init__(size, **kwargs)
-
-    def _receive(self, pid: PeerId, events: list[Any]) -> None:
-        self.received += [(self.now, e.peer, pid, e.data) for e in events if isinstance(e, Frame)]
-        super()._receive(pid, events)
-
-    def messages_to(self, pid: PeerId) -> list[wire.Message]:
-        return [m for _, _, dst, data in self.received if dst == pid for m in wire.decode(data)]
 
 
 def _room(seed: int, size: int = 4) -> tuple[SpySimulation, PeerId, Rid]:

@@ -22,10 +22,8 @@ from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.sealed import MAX_BATCH, open_batch, open_halves, opening_signer, sealed_commitment
 from movex_p2p.signing import FAKE
-from movex_p2p.simulation import Simulation
-from movex_p2p.transport.base import Frame
 from movex_p2p.verify import check
-from tests.resources import RPS_INITIAL, SECRET, CoreCluster, rps, rps_can_reveal
+from tests.resources import RPS_INITIAL, SECRET, CoreCluster, SpySimulation, rps, rps_can_reveal
 from tests.test_game_features import peers_of
 from tests.test_node_scenarios import until
 
@@ -310,24 +308,6 @@ def test_proposals_wait_while_a_sealed_reveal_is_due_so_it_lands_where_it_fell_d
 
 
 # -- whole peers in virtual time: a spying master, a failover -------------------------------------
-
-
-class SpySimulation(Simulation):
-    """Every peer runs modified code that records every frame it receives (the master, whoever it is)."""
-
-    def __init__(self, size: int, **kwargs: Any) -> None:
-        self.received: list[tuple[float, PeerId, PeerId, bytes]] = []
-        super().__init__(size, **kwargs)
-
-    def _receive(self, pid: PeerId, events: list[Any]) -> None:
-        self.received += [(self.now, e.peer, pid, e.data) for e in events if isinstance(e, Frame)]
-        super()._receive(pid, events)
-
-    def seen_by(self, marker: str, *, since: float = 0.0) -> list[tuple[PeerId, list[wire.Message]]]:
-        """Who received ``marker`` (at or after ``since``), with the messages of that frame."""
-        return [
-            (dst, wire.decode(data)) for at, _, dst, data in self.received if at >= since and marker.encode() in data
-        ]
 
 
 def sim_hand(label: str, play: str, marker: str) -> tuple[mx.Action, mx.Action]:
