@@ -25,7 +25,10 @@ Measures, in one run:
    dice and with private draws alternating; dispatch -> confirmed, the fair - master difference
    of the medians per round, whether the author saw its drawn value at its own confirmation, and
    the tally's round trip (a public action, no draw) and the raw aiortc round trip of the same
-   round; a fresh room each round.
+   round; a fresh room each round;
+7. ``--only route``: where a non-master's round trip goes, hop by hop (``--trace-route`` peers:
+   ``movex_p2p.testing.route`` marks each hop with the clock every process shares), per-hop
+   medians, and the raw aiortc round trip of the same run.
 
 The peer processes are the peer program's ``peer`` role (``python -m movex_p2p.testing.peer``).
 Never run the peers on a real network.
@@ -47,6 +50,7 @@ from anyio.abc import TaskGroup
 from lan import IN_NAMESPACE, Proc, pct, reexec_in_namespace, stop_all  # benchmarks/ is this script's path[0]
 
 from movex_p2p.testing.netns import ADDRESS
+from movex_p2p.testing.route import hops
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = ["-m", "movex_p2p.testing.peer", "peer", "--room", "lan-node", "--tally"]
@@ -177,6 +181,34 @@ async def latency(bed: Bed, n: int, rounds: int) -> dict[str, Any]:
     }
     result["client_over_raw_p50"] = round(result["client"]["p50"] / result["raw_aiortc"]["p50"], 2)
     result["endpoint_over_raw_p50"] = round(result["endpoint"]["p50"] / result["raw_aiortc"]["p50"], 2)
+    return result
+
+
+async def route_hops(bed: Bed, n: int, rounds: int) -> dict[str, Any]:
+    """Per-hop medians of a client's round trips (``movex_p2p.testing.route``), raw aiortc alternating."""
+    procs, _ = await bed.peers(2, "r", "--trace-route")
+    client = next(p for p in procs if not first(p, "ready")["is_master"])
+    master = next(p for p in procs if first(p, "ready")["is_master"])
+    rows: list[dict[str, float]] = []
+    raw: list[float] = []
+    ours: list[float] = []
+    for _ in range(rounds):
+        for proc in procs:  # forget the marks of the start
+            proc.events = [e for e in proc.events if e["ev"] != "route"]
+            await proc.send(cmd="route")
+            await proc.wait_ev("route")
+        ours += await node_rtt(client, n, 100)
+        marks = {}
+        for proc in procs:
+            proc.events = [e for e in proc.events if e["ev"] != "route"]
+            await proc.send(cmd="route")
+            marks[proc] = (await proc.wait_ev("route", within=60))["marks"]
+        rows.append(hops(marks[client], marks[master], skip=100))
+        raw += await raw_rtt(bed, n, 100)
+    await bed.stop(procs)
+    result: dict[str, Any] = {hop: round(statistics.median(r[hop] for r in rows), 1) for hop in rows[0]}
+    result["client_p50_ms"] = round(pct(ours, 0.5), 3)
+    result["raw_aiortc_p50_ms"] = round(pct(raw, 0.5), 3)
     return result
 
 
@@ -320,6 +352,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         if "latency" in args.only:
             results["latency_ms"] = await latency(bed, args.samples, args.rounds)
             print(f"latency: {results['latency_ms']}", file=sys.stderr)
+        if "route" in args.only:
+            results["route_us"] = await route_hops(bed, args.samples, args.rounds)
+            print(f"route: {results['route_us']}", file=sys.stderr)
         if "flood" in args.only:
             for n in args.flood_peers:
                 runs = []

@@ -159,8 +159,13 @@ def test_an_action_its_author_never_signed_is_refused_by_the_master() -> None:
     assert core.client.replicas[rid].state == {"count": 1}  # its own, signed: applied
 
 
-def test_a_master_that_authors_an_action_for_someone_else_is_caught() -> None:
-    """0.1: a master could publish any action under any author; clients believed it."""
+@pytest.mark.parametrize("victim", [THIRD, ME], ids=["someone_else", "the_peer_itself"])
+def test_a_master_that_authors_an_action_for_someone_else_is_caught(victim: Identity) -> None:
+    """0.1: a master could publish any action under any author; clients believed it.
+
+    Also in the peer's own name: it takes only what it endorsed (its own endorsements come back
+    relayed by the master, like everyone's).
+    """
     client = node()
     client.start(0.0, 0.0)
     client.receive([PeerUp(peer=EVIL.id)], 0.0, 0.0)
@@ -181,7 +186,7 @@ def test_a_master_that_authors_an_action_for_someone_else_is_caught() -> None:
         index=2,
         rid=rid,
         version=1,
-        author=THIRD.id,
+        author=victim.id,
         seq=1,
         action=mx.Action("increment"),
         private=False,

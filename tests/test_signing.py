@@ -73,3 +73,78 @@ async def test_peers_with_the_benchmarks_fake_signer_play_the_same_protocol() ->
                 await res.dispatch(mx.Action("increment"))
             await until(lambda: all(res.state == {"count": 3} for res in resources))
     assert a.id == mx.Identity(random.Random(0).randbytes(32)).id  # the id of the seed's real key
+
+
+def test_an_identity_keeps_its_key_and_id_across_the_switch_to_libsodium() -> None:
+    """The same 32 private bytes give the public key (and so the peer id) RFC 8032 gives, as before."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    for seed in (bytes(32), bytes(range(32)), bytes([0xFF] * 32)):
+        ours = Identity(seed)
+        theirs = Ed25519PrivateKey.from_private_bytes(seed)
+        assert ours.public_key == theirs.public_key().public_bytes_raw()
+        assert ours.id == peer_id_of(theirs.public_key().public_bytes_raw())
+        data = b"movex" + seed
+        assert ours.sign(data) == theirs.sign(data)  # Ed25519 is deterministic
+        assert ED25519.verify(ours.public_key, ours.sign(data), data)
+
+
+def test_malformed_and_edge_case_signatures_are_refused_not_raised() -> None:
+    """A hostile peer's key or signature of any shape is False, never an exception (libsodium's strict rules)."""
+    me = Identity(bytes(range(32)))
+    good = me.sign(b"data")
+    assert ED25519.verify(me.public_key, good, b"data")
+    small_order_key = bytes([1]) + bytes(31)  # the neutral point: any signature would "verify" under lax rules
+    l_order = (2**252 + 27742317777372353535851937790883648493).to_bytes(32, "little")
+    non_canonical = good[:32] + (int.from_bytes(good[32:], "little") + int.from_bytes(l_order, "little")).to_bytes(
+        32, "little"
+    )
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    Ed25519PublicKey.from_public_bytes(small_order_key).verify(bytes([1]) + bytes(63), b"data")  # OpenSSL: "valid"
+    for key, sig, data in [
+        (small_order_key, bytes([1]) + bytes(63), b"data"),
+        (me.public_key, non_canonical, b"data"),  # S + L: the same signature under lax rules
+        (me.public_key, good, b"datA"),
+        (me.public_key[:31], good, b"data"),
+        (me.public_key, good[:63], b"data"),
+        (me.public_key + b"\x00", good, b"data"),
+        (bytearray(me.public_key), good, b"data"),
+        ("not bytes", good, b"data"),
+        (me.public_key, None, b"data"),
+        (me.public_key, good, "data"),
+    ]:
+        assert ED25519.verify(key, sig, data) is False  # type: ignore[arg-type]
+
+
+def test_a_recalling_verifier_skips_only_its_own_recent_signatures() -> None:
+    """A peer's own signatures come back to it; anything else is checked by the real verifier."""
+    from movex_p2p.signing import RECALLED, RecallingSigner, RecallingVerifier
+
+    checked: list[bytes] = []
+
+    class Counting:
+        def verify(self, public_key: bytes, signature: bytes, data: bytes) -> bool:
+            checked.append(data)
+            return ED25519.verify(public_key, signature, data)
+
+    me, other = Identity(bytes(range(32))), Identity(bytes(32))
+    signer = RecallingSigner(me)
+    verifier = RecallingVerifier(Counting(), signer)
+    mine = signer.sign(b"mine")
+    assert mine == me.sign(b"mine")
+    assert verifier.verify(me.public_key, mine, b"mine")
+    assert checked == []
+    assert not verifier.verify(me.public_key, mine, b"other bytes")
+    assert checked == [b"other bytes"]
+    assert not verifier.verify(other.public_key, mine, b"mine")  # another key: checked, and false
+    theirs = other.sign(b"theirs")
+    assert verifier.verify(other.public_key, theirs, b"theirs")
+    assert verifier.verify(me.public_key, me.sign(b"unrecalled"), b"unrecalled")  # ours, not through it: checked
+    assert checked == [b"other bytes", b"mine", b"theirs", b"unrecalled"]
+    for i in range(RECALLED):
+        signer.sign(i.to_bytes(4, "big"))
+    assert len(signer.recent) == RECALLED
+    assert mine not in signer.recent
+    assert verifier.verify(me.public_key, mine, b"mine")
+    assert checked[-1] == b"mine"

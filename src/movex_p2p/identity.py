@@ -20,8 +20,8 @@ import warnings
 from pathlib import Path
 from typing import Final
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.bindings import crypto_sign, crypto_sign_open, crypto_sign_seed_keypair
+from nacl.exceptions import CryptoError
 
 from .errors import IdentityFileError, InsecureIdentityFile
 from .ids import PeerId
@@ -134,16 +134,19 @@ def peer_id_of(public_key: bytes) -> PeerId:
     return PeerId(base64.b32encode(digest).decode().lower()[:_ID_CHARS])
 
 
-@functools.lru_cache(maxsize=4096)
-def _public(public_key: bytes) -> Ed25519PublicKey:
-    return Ed25519PublicKey.from_public_bytes(public_key)
-
-
 def verify(public_key: bytes, signature: bytes, data: bytes) -> bool:
-    """True if ``signature`` is ``public_key``'s Ed25519 signature of ``data`` (False for any malformed part)."""
+    """True if ``signature`` is ``public_key``'s Ed25519 signature of ``data`` (False for any malformed part).
+
+    libsodium's rules (strict: small-order keys and non-canonical signatures are refused), the
+    same on every peer, so that peers never disagree on a signature.
+    """
+    if type(public_key) is not bytes or len(public_key) != KEY_SIZE:
+        return False
+    if type(signature) is not bytes or len(signature) != SIGNATURE_SIZE or type(data) is not bytes:
+        return False
     try:
-        _public(bytes(public_key)).verify(signature, data)
-    except (InvalidSignature, ValueError, TypeError):
+        crypto_sign_open(signature + data, public_key)
+    except (CryptoError, ValueError, TypeError):
         return False
     return True
 
@@ -151,14 +154,15 @@ def verify(public_key: bytes, signature: bytes, data: bytes) -> bool:
 class Identity:
     """An Ed25519 key pair and the peer id it proves."""
 
-    __slots__ = ("_key", "id", "public_key")
+    __slots__ = ("_key", "_seed", "id", "public_key")
 
     def __init__(self, private_key: bytes) -> None:
         """From 32 raw private-key bytes (see :meth:`generate` and :meth:`load_or_create`)."""
         if len(private_key) != KEY_SIZE:
             raise ValueError(f"an Ed25519 private key has {KEY_SIZE} bytes, not {len(private_key)}")
-        self._key = Ed25519PrivateKey.from_private_bytes(private_key)
-        self.public_key: bytes = self._key.public_key().public_bytes_raw()
+        self._seed = bytes(private_key)
+        public_key, self._key = crypto_sign_seed_keypair(self._seed)  # (libsodium's 64-byte secret key)
+        self.public_key: bytes = public_key
         self.id: PeerId = peer_id_of(self.public_key)
 
     @classmethod
@@ -212,11 +216,11 @@ class Identity:
 
     def private_bytes(self) -> bytes:
         """The raw private key: keep it secret (``load_or_create`` stores it with a header and a checksum)."""
-        return self._key.private_bytes_raw()
+        return self._seed
 
     def sign(self, data: bytes) -> bytes:
         """This identity's Ed25519 signature of ``data`` (64 bytes)."""
-        return self._key.sign(data)
+        return crypto_sign(data, self._key)[:SIGNATURE_SIZE]
 
     def __repr__(self) -> str:
         return f"<Identity {self.id}>"

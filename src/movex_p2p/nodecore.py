@@ -68,6 +68,7 @@ from .roster import Roster
 from .roster import incompatibility as incompatibility  # re-exported (the notifier words its errors so)
 from .routes import Route
 from .signed_history import SignedHistory
+from .signing import RecallingSigner, RecallingVerifier
 from .transport.base import Frame, IdentityInUse, PeerDown, PeersSeen, PeerUp, TransportEvent
 from .verify import check
 
@@ -219,8 +220,10 @@ class NodeCore:
         self.me = me
         if signer.id != me:
             raise ValueError("signer.id must be the node's own id")
-        self.signer = signer
-        self.verifier = verifier
+        # a peer's own endorsements come back in the master's relays (also those a restarted
+        # process of it signed before, which it cannot tell apart): the recent ones are not verified again
+        self.signer = signer = RecallingSigner(signer)
+        self.verifier = verifier = RecallingVerifier(verifier, signer)
         self._entropy = entropy or rng.randbytes
         self.history = SignedHistory(me, signer, room)
         self.censor = CensorWatch(me)  # proof of censorship (censorship.py): its policy and grace are settable

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["PROOF_SIZE", "prove", "signer", "signer_key", "statement"]
 
 PROOF_SIZE: Final = KEY_SIZE + SIGNATURE_SIZE
-_DOMAIN: Final = b"movex-p2p/proof/v1\x00"
+_DOMAIN: Final = b"movex-p2p/proof/v2\x00"
 _CACHED: Final = 4096
 """Statements up to this many bytes have their verification cached (the cache stays small)."""
 

@@ -18,7 +18,18 @@ from typing import Final, Protocol, final
 from .identity import KEY_SIZE, SIGNATURE_SIZE, peer_id_of, verify
 from .ids import PeerId
 
-__all__ = ["ED25519", "FAKE", "Ed25519Verifier", "FakeSigner", "FakeVerifier", "Signer", "Verifier"]
+__all__ = [
+    "ED25519",
+    "FAKE",
+    "RECALLED",
+    "Ed25519Verifier",
+    "FakeSigner",
+    "FakeVerifier",
+    "RecallingSigner",
+    "RecallingVerifier",
+    "Signer",
+    "Verifier",
+]
 
 
 class Signer(Protocol):
@@ -67,6 +78,62 @@ class Ed25519Verifier:
 
 ED25519: Final = Ed25519Verifier()
 """The verifier every real peer uses."""
+
+RECALLED: Final = 1024
+"""Signatures a :class:`RecallingSigner` remembers (the oldest is forgotten first)."""
+
+
+@final
+class RecallingSigner:
+    """A signer that remembers the signatures it made last, for :class:`RecallingVerifier`."""
+
+    __slots__ = ("_signer", "id", "public_key", "recent")
+
+    def __init__(self, signer: Signer) -> None:
+        self._signer = signer
+        self.id: PeerId = signer.id
+        self.public_key: bytes = signer.public_key
+        self.recent: dict[bytes, bytes] = {}
+        """Signature -> the bytes it signs, for the last :data:`RECALLED` signatures."""
+
+    def sign(self, data: bytes) -> bytes:
+        """The wrapped signer's signature of ``data``, remembered."""
+        signature = self._signer.sign(data)
+        recent = self.recent
+        recent[signature] = data
+        if len(recent) > RECALLED:
+            del recent[next(iter(recent))]
+        return signature
+
+    def __repr__(self) -> str:
+        return f"<RecallingSigner {self._signer!r}>"
+
+
+@final
+class RecallingVerifier:
+    """A verifier that takes a signature its own peer just made as valid without checking it again.
+
+    A peer's own signatures come back to it (the master relays an author's endorsement to every
+    peer, the author included); only the same key over the same bytes matches, anything else is
+    checked by the wrapped verifier. Hashed by identity: one per node.
+    """
+
+    __slots__ = ("_signer", "_verifier")
+
+    def __init__(self, verifier: Verifier, signer: RecallingSigner) -> None:
+        self._verifier = verifier
+        self._signer = signer
+
+    def verify(self, public_key: bytes, signature: bytes, data: bytes) -> bool:
+        """True if ``signer`` made ``signature`` of ``data`` lately, else the wrapped verifier's verdict."""
+        signer = self._signer
+        if public_key == signer.public_key and type(signature) is bytes and signer.recent.get(signature) == data:
+            return True
+        return self._verifier.verify(public_key, signature, data)
+
+    def __repr__(self) -> str:
+        return f"<RecallingVerifier {self._verifier!r} {self._signer.id}>"
+
 
 _FAKE_KEY: Final = b"movex-p2p/fake-key\x00"
 _FAKE_SIG: Final = b"mx-fake-sig"  # blake2b personalisation (at most 16 bytes)

@@ -69,6 +69,7 @@ import movex_p2p as mx
 
 from ..identity import Identity
 from ..ids import PeerId
+from . import route
 from .rolls import Alternated, alternate, private_roll, public_roll
 from .types import Blob, Counter, Cup, Dice, Tally
 
@@ -251,6 +252,9 @@ class Driver:
                 emit("synced", count=counter.state["count"], checksum=counter.checksum, master=peer.master_id)
             case "rtt":
                 emit("rtt", samples=await rtt(self._tally(), peer.id, command["n"]), is_master=peer.is_master)
+            case "route":  # the marks of --trace-route so far (then forgotten)
+                emit("route", marks=route.MARKS[:], is_master=peer.is_master)
+                route.MARKS.clear()
             case "flood":
                 result = await flood(self._tally(), peer.id, command["count"], command["window"], command["total"])
                 emit("flood", **result, stats=peer.stats, resyncs=peer.stats["resyncs"])
@@ -315,9 +319,11 @@ async def rtt(resource: mx.Resource, me: str, n: int) -> list[float]:
     samples = []
     action = mx.Action("inc", me)
     for _ in range(n):
+        route.mark("dispatch")
         started = time.perf_counter()
         await resource.dispatch(action)
         samples.append((time.perf_counter() - started) * 1000)
+        route.mark("settled")
     return samples
 
 
@@ -356,6 +362,8 @@ async def flood(resource: mx.Resource, me: str, count: int, window: int, total: 
 
 
 async def run_peer(args: argparse.Namespace) -> None:
+    if args.trace_route:
+        route.install()
     election = None
     if args.election_timeout is not None:  # an experiment: how much of the start is the first election
         timeout = args.election_timeout
@@ -906,6 +914,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help="benchmark only: a keyed hash, not Ed25519",
             )
             sub.add_argument("--trace-heartbeats", action="store_true", help="report the heartbeat gaps")
+            sub.add_argument("--trace-route", action="store_true", help="mark each hop of a dispatch (testing.route)")
             sub.add_argument("--profile", help="write cProfile stats of the whole run to this file")
             sub.add_argument("--do", action="append", default=[], help="a command (JSON) to run once ready")
         elif role == "demo":
