@@ -89,6 +89,30 @@ def test_an_identity_keeps_its_key_and_id_across_the_switch_to_libsodium() -> No
         assert ED25519.verify(ours.public_key, ours.sign(data), data)
 
 
+@pytest.mark.parametrize(
+    ("secret", "public", "message", "signature"),
+    [  # RFC 8032, section 7.1: TEST 1 and TEST 2
+        (
+            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+            "",
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+        ),
+        (
+            "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+            "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+            "72",
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+        ),
+    ],
+)
+def test_ed25519_gives_the_rfc_8032_vectors(secret: str, public: str, message: str, signature: str) -> None:
+    me = Identity(bytes.fromhex(secret))
+    assert me.public_key == bytes.fromhex(public)
+    assert me.sign(bytes.fromhex(message)) == bytes.fromhex(signature)
+    assert ED25519.verify(me.public_key, bytes.fromhex(signature), bytes.fromhex(message))
+
+
 def test_malformed_and_edge_case_signatures_are_refused_not_raised() -> None:
     """A hostile peer's key or signature of any shape is False, never an exception (libsodium's strict rules)."""
     me = Identity(bytes(range(32)))

@@ -20,8 +20,10 @@ import warnings
 from pathlib import Path
 from typing import Final
 
-from nacl.bindings import crypto_sign, crypto_sign_open, crypto_sign_seed_keypair
-from nacl.exceptions import CryptoError
+# libsodium itself, as PyNaCl builds it: nacl.bindings would import every wrapper it has (~0.7 MB
+# of a peer's RSS) for the three functions below. pyproject pins PyNaCl below 2; tests/test_signing.py
+# checks the functions against RFC 8032's vectors and cryptography's Ed25519.
+from nacl._sodium import ffi, lib
 
 from .errors import IdentityFileError, InsecureIdentityFile
 from .ids import PeerId
@@ -134,6 +136,25 @@ def peer_id_of(public_key: bytes) -> PeerId:
     return PeerId(base64.b32encode(digest).decode().lower()[:_ID_CHARS])
 
 
+if lib.sodium_init() < 0:  # 0: initialised now, 1: already (by PyNaCl or another user)
+    raise ImportError("libsodium could not be initialised")
+
+
+def _seed_keypair(seed: bytes) -> tuple[bytes, bytes]:
+    """(public key, libsodium's 64-byte secret key) of a 32-byte Ed25519 private key."""
+    public, secret = ffi.new("unsigned char[]", KEY_SIZE), ffi.new("unsigned char[]", 2 * KEY_SIZE)
+    if lib.crypto_sign_seed_keypair(public, secret, seed) != 0:
+        raise RuntimeError("libsodium: crypto_sign_seed_keypair failed")
+    return bytes(ffi.buffer(public, KEY_SIZE)), bytes(ffi.buffer(secret, 2 * KEY_SIZE))
+
+
+def _sign(data: bytes, secret: bytes) -> bytes:
+    signed = ffi.new("unsigned char[]", SIGNATURE_SIZE + len(data))
+    if lib.crypto_sign(signed, ffi.NULL, data, len(data), secret) != 0:
+        raise RuntimeError("libsodium: crypto_sign failed")
+    return bytes(ffi.buffer(signed, SIGNATURE_SIZE))
+
+
 def verify(public_key: bytes, signature: bytes, data: bytes) -> bool:
     """True if ``signature`` is ``public_key``'s Ed25519 signature of ``data`` (False for any malformed part).
 
@@ -144,11 +165,9 @@ def verify(public_key: bytes, signature: bytes, data: bytes) -> bool:
         return False
     if type(signature) is not bytes or len(signature) != SIGNATURE_SIZE or type(data) is not bytes:
         return False
-    try:
-        crypto_sign_open(signature + data, public_key)
-    except (CryptoError, ValueError, TypeError):
-        return False
-    return True
+    signed = signature + data
+    out = ffi.new("unsigned char[]", len(signed))
+    return bool(lib.crypto_sign_open(out, ffi.NULL, signed, len(signed), public_key) == 0)
 
 
 class Identity:
@@ -161,7 +180,7 @@ class Identity:
         if len(private_key) != KEY_SIZE:
             raise ValueError(f"an Ed25519 private key has {KEY_SIZE} bytes, not {len(private_key)}")
         self._seed = bytes(private_key)
-        public_key, self._key = crypto_sign_seed_keypair(self._seed)  # (libsodium's 64-byte secret key)
+        public_key, self._key = _seed_keypair(self._seed)
         self.public_key: bytes = public_key
         self.id: PeerId = peer_id_of(self.public_key)
 
@@ -220,7 +239,7 @@ class Identity:
 
     def sign(self, data: bytes) -> bytes:
         """This identity's Ed25519 signature of ``data`` (64 bytes)."""
-        return crypto_sign(data, self._key)[:SIGNATURE_SIZE]
+        return _sign(data, self._key)
 
     def __repr__(self) -> str:
         return f"<Identity {self.id}>"
