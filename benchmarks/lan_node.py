@@ -325,9 +325,18 @@ async def throughput(bed: Bed, n: int, count: int, window: int, *options: str) -
             problems.append(f"a peer's own count is {r['mine']}, dispatched {count}")
         if r["rejected"]:
             problems.append(f"{r['rejected']} rejected")
+    diagnostics = sorted(  # what each peer (by its index) reported meanwhile
+        {
+            f"{i}: {e['kind']} {e.get('reason', '')[:120]}"
+            for i, p in enumerate(procs)
+            for e in p.events
+            if e["ev"] == "diagnostic"
+        }
+    )
     await bed.stop(procs)
     return {
         "peers": n,
+        "diagnostics": diagnostics,
         "dispatched": total,
         "window": window,
         "actions_per_s": round(total / (done - started)),

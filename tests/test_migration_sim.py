@@ -317,3 +317,30 @@ def test_two_voters_refusing_one_candidate_in_turn_do_not_leave_the_room_masterl
     sim.at(t0 + 0.1875, "call", lambda s, _: s.kill(s.masters()[0]), (None,))
     sim.run(1.2)
     assert sim.run(3.0, until=lambda s: s.converged(rid)), "no master after the kill"
+
+
+def test_a_deposed_master_that_confirmed_thousands_of_one_authors_actions_loses_none() -> None:
+    """Found in the 4-process LAN flood: a master deposed while it confirmed ~1,000 actions a second
+    of each author left its successor thousands short; each author re-sent only the last 1,024 it
+    kept, and the rest were lost without a word (handles settled, counts short). Authors now keep
+    every own confirmation of the last ``KEEP_SECONDS`` as well."""
+    from movex_p2p.resource.pending import KEEP_CONFIRMED
+    from movex_p2p.testing.types import Counter
+
+    sim = Simulation(5, types=[Counter], seed=5, config=ElectionConfig(policy=Policy.AVAILABLE))
+    assert sim.run(3.0, until=lambda s: len(s.masters()) == 1 and all(s.peers[p].core.client.synced for p in s.alive))
+    rid = sim.create(sim.alive[-1], "counter", "c")
+    assert sim.run(1.0, until=lambda s: all(s.peers[p].core.client.has(rid) for p in s.alive))
+    (master,) = sim.masters()
+    author, *others = (str(p) for p in sim.ids if p != master)
+    sim.at(sim.now + 0.01, "partition", [str(master), author], others)  # the 3 elect a master; theirs wins
+    total = (KEEP_CONFIRMED // 100 + 5) * 100
+    for k in range(total // 100):  # bursts of 100, all confirmed by the master that will be deposed
+        sim.at(sim.now + 0.05 + 0.02 * k, "call", lambda s: s.burst(author, rid, [mx.Action("increment")] * 100), ())
+    sim.run(3.0)
+    assert sim.state(author, rid)["count"] == total  # confirmed on the losing side
+    assert sim.state(others[0], rid)["count"] == 0
+    sim.at(sim.now + 0.01, "heal")
+    assert sim.run(20.0, until=lambda s: s.converged(rid) and s.state(author, rid)["count"] == total)
+    assert master not in sim.masters()  # the author's confirmations were the losing side's
+    assert {sim.state(str(p), rid)["count"] for p in sim.alive} == {total}  # none lost, none doubled

@@ -10,14 +10,31 @@ from ..ids import PeerId, Rid, Term
 from .effects import ActionSettled, Effect, Rebased, Send, Stalled, Stuck
 from .history import action_digest, commitment
 from .messages import Applied, Propose, SyncRequest
-from .replica import Replica
+from .replica import WINDOW, Replica
 from .types import Action
 from .values import has_fair_values
 
-__all__ = ["KEEP_CONFIRMED", "RESEND_AFTER", "STUCK_AFTER", "Confirmed", "Pending", "PendingQueue"]
+__all__ = [
+    "KEEP_CONFIRMED",
+    "KEEP_SECONDS",
+    "RESEND_AFTER",
+    "STUCK_AFTER",
+    "Confirmed",
+    "Pending",
+    "PendingQueue",
+]
 
 KEEP_CONFIRMED = 1024
-"""Own confirmed actions kept per resource, to re-send any that a split's losing master confirmed."""
+"""Own confirmed actions kept per resource at least, to re-send any that a deposed master (or a
+split's losing one) confirmed and its successor's log lacks."""
+
+KEEP_SECONDS = 10.0
+"""Own confirmed actions younger than this are kept as well, however many, as long as their seqs
+are within the last ``replica.WINDOW`` (8,192) of the author's: a master deposed in a flood may
+have confirmed thousands of one author's actions that its successor never got, and each is
+re-sent (before, only the last :data:`KEEP_CONFIRMED` were: the rest were lost). Only within
+that window can the author tell by seq which ones the new log holds (older ones it would re-send
+by mistake: doubled)."""
 
 RESEND_AFTER = 1.0
 """Seconds without progress on a resource's oldest pending action after which its pending actions are sent again."""
@@ -54,6 +71,7 @@ class Confirmed:
     action: Action
     private: Action | None
     nonce: bytes = b""
+    at: float = 0.0  # when it was confirmed (the clock of ``now``)
 
 
 class PendingQueue:
@@ -146,8 +164,13 @@ class PendingQueue:
                 del items[i]
                 if kept is not None:  # confirmed at once: kept in case this master loses a split
                     version, term, action = kept
-                    record = Confirmed(version, term, seq, action.by(self.me), item.private, item.nonce)
-                    self.confirmed.setdefault(rid, deque(maxlen=KEEP_CONFIRMED)).append(record)
+                    record = Confirmed(version, term, seq, action.by(self.me), item.private, item.nonce, now)
+                    book = self.confirmed.setdefault(rid, deque())
+                    book.append(record)
+                    while seq - book[0].seq >= WINDOW or (
+                        len(book) > KEEP_CONFIRMED and now - book[0].at > KEEP_SECONDS
+                    ):
+                        book.popleft()
                 if not items:
                     self.items.pop(rid, None)
                     self.since.pop(rid, None)
@@ -178,8 +201,8 @@ class PendingQueue:
                 lost.append(confirmed)
         if not lost:
             return []
-        for confirmed in lost:
-            kept.remove(confirmed)
+        gone = {id(c) for c in lost}  # thousands may be lost at once: no deque.remove per record
+        self.confirmed[res.rid] = deque(c for c in kept if id(c) not in gone)
         effects: list[Effect] = [Rebased(rid=res.rid, count=len(lost))]
         if res.rid not in self.items:
             self.since[res.rid] = now

@@ -18,8 +18,10 @@ __all__ = ["MAX_ERAS", "WINDOW", "Replica", "replay"]
 MAX_ERAS = 64
 """Master changes remembered per resource (enough to tell which own actions a split lost)."""
 
-WINDOW = 1024
-"""Seqs per author below its last applied one that a replica remembers exactly (held or not)."""
+WINDOW = 8192
+"""Seqs per author below its last applied one that a replica remembers exactly (held or not): an
+author can tell which of its last ``WINDOW`` confirmed actions a new master's log lacks (1 KiB per
+author in a snapshot)."""
 _WINDOW_MASK = (1 << WINDOW) - 1
 _WINDOW_BYTES = WINDOW // 8
 
