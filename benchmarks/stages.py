@@ -30,10 +30,9 @@ import anyio
 from calls import HoldingNetwork
 
 import movex_p2p as mx
-from movex_p2p import identity, proofs
+from movex_p2p import identity, signing
 from movex_p2p.ids import PeerId
-from movex_p2p.resource import client as client_core
-from movex_p2p.resource import history
+from movex_p2p.resource import authorship, history, pending
 from movex_p2p.testing.types import Counter
 from movex_p2p.transport.base import Frame
 
@@ -54,12 +53,10 @@ def timed(kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 def instrument() -> None:
     """Count the time in Ed25519 and in action digests (the modules' own references are wrapped)."""
     mx.Identity.sign = timed("ed25519", mx.Identity.sign)  # type: ignore[method-assign]
-    proofs.verify = timed("ed25519", identity.verify)  # type: ignore[attr-defined]
+    signing.verify = timed("ed25519", identity.verify)  # type: ignore[attr-defined]
     digest = timed("digest", history.action_digest)
-    client_core.action_digest = digest  # type: ignore[attr-defined]
-    import movex_p2p.nodecore as nodecore
-
-    nodecore.action_digest = digest  # type: ignore[attr-defined]
+    for module in (history, authorship, pending):
+        module.action_digest = digest  # type: ignore[attr-defined]
 
 
 def us(seconds: float) -> float:
