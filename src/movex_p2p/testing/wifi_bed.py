@@ -7,6 +7,7 @@ CLOCK_MONOTONIC, which every process on the machine shares.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import anyio
 
 from .failover_bed import FAILOVER_PEER, FailoverResult, failover_run, stop_and_report
 from .multihost import Hosts
-from .netns import ROOT, PeerProcess
+from .netns import ROOT, PeerProcess, ProcessBed, until
 
 __all__ = [
     "BurstResult",
@@ -24,6 +25,7 @@ __all__ = [
     "MergeResult",
     "StartupResult",
     "SteadyResult",
+    "cut_and_heal",
     "failover_at_loss",
     "failover_with_burst",
     "join",
@@ -32,6 +34,7 @@ __all__ = [
     "startup",
     "startup_merge",
     "steady",
+    "steady_at_losses",
 ]
 
 LOG = "WARNING"  # the peers' log level (their stderr)
@@ -140,8 +143,7 @@ async def startup(hosts: Hosts, peers: int, *, tag: str = "s") -> StartupResult:
     elected = {e["master"] for e in changes if e["master"] is not None}
     split = _split_time(procs, until=time.monotonic())
     shared, back = _shared_terms(procs), _gave_way_back(procs)
-    for p in procs:
-        await hosts.leave(p, within=15)
+    await _leave_all(hosts, procs)
     if len(masters) != 1:
         raise AssertionError(f"ready with different masters: {masters}")
     return StartupResult(
@@ -177,31 +179,72 @@ class SteadyResult:
 async def steady(
     hosts: Hosts,
     peers: int,
-    seconds: float,
+    seconds: float | None,
     *,
     tag: str = "p",
-    during: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    during: Callable[[list[PeerProcess]], Coroutine[Any, Any, None]] | None = None,
     interval: float = 0.05,
 ) -> SteadyResult:
     """Start ``peers``, let them play for ``seconds`` and count spurious master changes and deaths.
 
-    ``during`` (say a cut, or blackouts) runs while they play and is cancelled when play ends.
+    ``during(processes)`` (say a cut, or blackouts) runs while they play and is cancelled when play
+    ends; with ``seconds`` None, play ends when ``during`` returns.
     """
+    procs = await _start_playing(hosts, peers, tag, interval)
+    result = await _play(procs, seconds, during)
+    await _leave_all(hosts, procs)
+    return result
+
+
+async def steady_at_losses(
+    hosts: Hosts, peers: int, losses: list[int], seconds: float, *, tag: str = "p", interval: float = 0.05
+) -> list[SteadyResult]:
+    """One room plays ``seconds`` at each loss of ``losses`` in turn (stopped and reported after each):
+    a :class:`SteadyResult` per loss. Its counts are that play's; ``lost`` and ``doubled`` count every
+    play so far (each peer's totals: none may be lost or doubled by the end of any play)."""
+    procs = await _start_playing(hosts, peers, tag, interval)
+    results = []
+    confirmed = 0
+    for loss in losses:
+        hosts.set_loss(loss)
+        result = await _play(procs, seconds, None)
+        result.confirmed, confirmed = result.confirmed - confirmed, result.confirmed
+        results.append(result)
+    await _leave_all(hosts, procs)
+    return results
+
+
+async def _start_playing(hosts: Hosts, peers: int, tag: str, interval: float) -> list[PeerProcess]:
     procs = await _spawn(hosts, peers, tag, "--interval", str(interval))
     for p in procs:
         await p.wait_event("ready", within=60)
     await anyio.sleep(1.0)  # the start is measured by startup(); count from a settled room
+    return procs
+
+
+async def _play(
+    procs: list[PeerProcess],
+    seconds: float | None,
+    during: Callable[[list[PeerProcess]], Coroutine[Any, Any, None]] | None,
+) -> SteadyResult:
+    """``go``, play ``seconds`` (or until ``during`` returns), ``stop``: what changed that should not have."""
+    peers = len(procs)
     began = time.monotonic()
     for p in procs:
         await p.command("go")
     async with anyio.create_task_group() as tg:
-        if during is not None:
-            tg.start_soon(during)
-        await anyio.sleep(seconds)
+        if seconds is None:
+            assert during is not None, "play ends when during returns: give one"
+            await during(procs)
+        else:
+            if during is not None:
+                tg.start_soon(during, procs)
+            await anyio.sleep(seconds)
         tg.cancel_scope.cancel()
     ended = time.monotonic()
     finals = await stop_and_report(procs)
-    result = SteadyResult(peers=peers, seconds=seconds, master_changes=0, declared_dead=0, confirmed=0)
+    played = ended - began if seconds is None else seconds
+    result = SteadyResult(peers=peers, seconds=played, master_changes=0, declared_dead=0, confirmed=0)
     for p in procs:
         changes = [e for e in p.of("master") if began <= e["t"] <= ended]
         result.master_changes += len(changes)
@@ -214,9 +257,73 @@ async def steady(
     result.lost, result.doubled = _lost_and_doubled(finals)
     if len({f["checksum"] for f in finals}) != 1:
         result.problems.append("checksums differ")
-    for p in procs:
-        await hosts.leave(p, within=15)
     return result
+
+
+async def _leave_all(bed: ProcessBed, procs: list[PeerProcess], *, within: float = 15.0) -> None:
+    """Every one of ``procs`` leaves, all at once; each must be gone within ``within`` s."""
+    async with anyio.create_task_group() as tg:
+        for p in procs:
+            tg.start_soon(functools.partial(bed.leave, p, within=within))
+
+
+def _id(proc: PeerProcess) -> str:
+    return str(proc.of("entered")[0]["id"])
+
+
+def _peers_of(proc: PeerProcess) -> set[str]:
+    """Whom ``proc`` is linked to now (its last ``peers`` event)."""
+    seen = proc.of("peers")
+    return set(seen[-1]["peers"]) if seen else set()
+
+
+def _master_of(proc: PeerProcess) -> str | None:
+    """Whom ``proc`` follows now (its last ``master`` event)."""
+    seen = proc.of("master")
+    return str(seen[-1]["master"]) if seen and seen[-1]["master"] is not None else None
+
+
+async def _confirmed(proc: PeerProcess) -> int:
+    """How many of its own actions ``proc`` had confirmed, now."""
+    proc.events[:] = [e for e in proc.events if e["ev"] != "final"]
+    await proc.command("report", settle=0)
+    return int((await proc.wait_event("final"))["confirmed"])
+
+
+async def _confirms_more(proc: PeerProcess, more: int, *, within: float) -> None:
+    """Until ``proc`` had ``more`` more of its own actions confirmed than now (asked every 50 ms)."""
+    target = await _confirmed(proc) + more
+    with anyio.fail_after(within):
+        while True:
+            if await _confirmed(proc) >= target:
+                return
+            await anyio.sleep(0.05)  # ask again: a peer reports its counts when asked
+
+
+async def cut_and_heal(hosts: Hosts, procs: list[PeerProcess], victim: PeerProcess, *, within: float = 20.0) -> None:
+    """Cut ``victim``'s host off while everyone plays, until each side declared the other dead and
+    ``victim``, master of a room of its own, had actions of its own confirmed there (it played alone);
+    heal it, and wait until the room is whole again under one master and ``victim`` plays on in it."""
+    host = hosts.host_of(victim)
+    others = [p for p in procs if p is not victim]
+    me = _id(victim)
+    hosts.cut(host)
+    await until(
+        procs,
+        lambda: not _peers_of(victim) and all(me not in _peers_of(p) for p in others) and _master_of(victim) == me,
+        f"{victim.name} cut off, declared dead by each side, master of its own room",
+        within=within,
+    )
+    await _confirms_more(victim, 3, within=within)
+    hosts.heal(host)
+    everyone = {_id(p) for p in procs}
+    await until(
+        procs,
+        lambda: all(_peers_of(p) == everyone - {_id(p)} for p in procs) and len({_master_of(p) for p in procs}) == 1,
+        "the room whole again under one master",
+        within=within,
+    )
+    await _confirms_more(victim, 3, within=within)
 
 
 async def failover_at_loss(hosts: Hosts, peers: int, loss: int, *, run: int = 0) -> FailoverResult:
@@ -290,12 +397,11 @@ async def failover_with_burst(
         result.settled_after = max(e["t"] for e in settled) - killed
     except (TimeoutError, AssertionError):
         result.problems.append(f"a burst never settled within {within} s of the kill")
-    if cut_heal:  # then one survivor is cut off for 2 s while everyone plays on, and healed
-        host = procs.index(survivors[-1]) % len(hosts.names)
-        hosts.cut(host)
-        await anyio.sleep(2.0)
-        hosts.heal(host)
-        await anyio.sleep(3.0)  # the healed side rejoins (a term of its own, if it elected itself, loses)
+    if cut_heal:  # then one survivor is cut off while everyone plays on, plays alone, and is healed
+        try:
+            await cut_and_heal(hosts, survivors, survivors[-1])
+        except (TimeoutError, AssertionError) as exc:
+            result.problems.append(f"cut and heal: {exc}")
     finals = await stop_and_report(survivors)
     result.checksums = len({f["checksum"] for f in finals})
     for f in finals:
@@ -304,8 +410,7 @@ async def failover_with_burst(
         if f["rejected"]:
             result.problems.append(f"{f['id']}: {f['rejected']} actions failed")
     result.lost, result.doubled = _lost_and_doubled(finals)
-    for p in survivors:
-        await hosts.leave(p, within=15)
+    await _leave_all(hosts, survivors)
     return result
 
 
@@ -351,8 +456,7 @@ async def startup_merge(hosts: Hosts, *, run: int = 0, alone: float = 1.5, joine
     result.checksums = len({f["checksum"] for f in finals})
     result.masters = len({f["master"] for f in finals})
     result.lost, result.doubled = _lost_and_doubled(finals)
-    for p in procs:
-        await hosts.leave(p, within=15)
+    await _leave_all(hosts, procs)
     return result
 
 
