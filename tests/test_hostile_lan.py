@@ -72,8 +72,8 @@ async def test_a_peer_joins_past_100_idle_connections_and_200_fake_members() -> 
         await member.wait_event("frame", peer="p1", data="hello")
         for process in (idle, fakes):
             await process.command("stop")
+        await ns.leave_all([newcomer, member])
         for peer in (newcomer, member):
-            await ns.leave(peer)
             no_python_noise(peer)
 
 
@@ -97,8 +97,8 @@ async def test_ten_thousand_failed_handshakes_cost_under_10_mib() -> None:
         assert sum(n for _, n in lan["refused"]) >= 10_000 - 10  # counted, by reason
         friend = await ns.spawn_peer("p1", "--secret", "s", "--peer", f"{ADDRESS}:{PORT}")
         await friend.wait_peers({"p0"})  # the room still takes a legitimate peer
+        await ns.leave_all([friend, member])
         for peer in (friend, member):
-            await ns.leave(peer)
             no_python_noise(peer)
 
 
@@ -126,6 +126,6 @@ async def test_an_mdns_copy_of_a_live_peers_id_never_drops_its_link() -> None:
             assert (await status(peer))["peers"] == [other]
         await p0.command("send", peer="p1", data="still linked")
         await p1.wait_event("frame", peer="p0", data="still linked")
+        await ns.leave_all([p0, p1])
         for peer in (p0, p1):
-            await ns.leave(peer)
             no_python_noise(peer)

@@ -45,8 +45,8 @@ async def test_ten_thousand_fake_mdns_members_cost_a_peer_little_and_keep_nobody
         await p2.command("send", peer="p0", data="hello")
         await p0.wait_event("frame", peer="p2", data="hello")
         await flood.command("stop")
+        await ns.leave_all([p2, p1, p0])
         for peer in (p2, p1, p0):
-            await ns.leave(peer)
             no_python_noise(peer)
 
 

@@ -215,6 +215,12 @@ class ProcessBed:
         with anyio.fail_after(within):
             await peer.process.wait()
 
+    async def leave_all(self, peers: Sequence[PeerProcess], *, within: float = 10.0) -> None:
+        """:meth:`leave` for each of ``peers``, all at once (each must be gone within ``within`` s)."""
+        async with anyio.create_task_group() as tg:
+            for peer in peers:
+                tg.start_soon(functools.partial(self.leave, peer, within=within))
+
 
 @asynccontextmanager
 async def running(make: Callable[[TaskGroup, Path], B]) -> AsyncIterator[B]:

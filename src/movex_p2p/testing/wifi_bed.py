@@ -7,7 +7,6 @@ CLOCK_MONOTONIC, which every process on the machine shares.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ import anyio
 
 from .failover_bed import FAILOVER_PEER, FailoverResult, failover_run, stop_and_report
 from .multihost import Hosts
-from .netns import ROOT, PeerProcess, ProcessBed, until
+from .netns import ROOT, PeerProcess, until
 
 __all__ = [
     "BurstResult",
@@ -143,7 +142,7 @@ async def startup(hosts: Hosts, peers: int, *, tag: str = "s") -> StartupResult:
     elected = {e["master"] for e in changes if e["master"] is not None}
     split = _split_time(procs, until=time.monotonic())
     shared, back = _shared_terms(procs), _gave_way_back(procs)
-    await _leave_all(hosts, procs)
+    await hosts.leave_all(procs, within=15)
     if len(masters) != 1:
         raise AssertionError(f"ready with different masters: {masters}")
     return StartupResult(
@@ -192,7 +191,7 @@ async def steady(
     """
     procs = await _start_playing(hosts, peers, tag, interval)
     result = await _play(procs, seconds, during)
-    await _leave_all(hosts, procs)
+    await hosts.leave_all(procs, within=15)
     return result
 
 
@@ -210,7 +209,7 @@ async def steady_at_losses(
         result = await _play(procs, seconds, None)
         result.confirmed, confirmed = result.confirmed - confirmed, result.confirmed
         results.append(result)
-    await _leave_all(hosts, procs)
+    await hosts.leave_all(procs, within=15)
     return results
 
 
@@ -258,13 +257,6 @@ async def _play(
     if len({f["checksum"] for f in finals}) != 1:
         result.problems.append("checksums differ")
     return result
-
-
-async def _leave_all(bed: ProcessBed, procs: list[PeerProcess], *, within: float = 15.0) -> None:
-    """Every one of ``procs`` leaves, all at once; each must be gone within ``within`` s."""
-    async with anyio.create_task_group() as tg:
-        for p in procs:
-            tg.start_soon(functools.partial(bed.leave, p, within=within))
 
 
 def _id(proc: PeerProcess) -> str:
@@ -410,7 +402,7 @@ async def failover_with_burst(
         if f["rejected"]:
             result.problems.append(f"{f['id']}: {f['rejected']} actions failed")
     result.lost, result.doubled = _lost_and_doubled(finals)
-    await _leave_all(hosts, survivors)
+    await hosts.leave_all(survivors, within=15)
     return result
 
 
@@ -456,7 +448,7 @@ async def startup_merge(hosts: Hosts, *, run: int = 0, alone: float = 1.5, joine
     result.checksums = len({f["checksum"] for f in finals})
     result.masters = len({f["master"] for f in finals})
     result.lost, result.doubled = _lost_and_doubled(finals)
-    await _leave_all(hosts, procs)
+    await hosts.leave_all(procs, within=15)
     return result
 
 
