@@ -20,20 +20,22 @@ from .netns import ROOT, PeerProcess, until
 
 __all__ = [
     "BurstResult",
+    "During",
     "JoinResult",
     "MergeResult",
+    "Play",
     "StartupResult",
     "SteadyResult",
     "cut_and_heal",
     "failover_at_loss",
     "failover_with_burst",
     "join",
+    "play_in_turn",
     "raw_bulk",
     "raw_pings",
     "startup",
     "startup_merge",
     "steady",
-    "steady_at_losses",
 ]
 
 LOG = "WARNING"  # the peers' log level (their stderr)
@@ -175,38 +177,52 @@ class SteadyResult:
         return not self.problems and self.lost == 0 and self.doubled == 0
 
 
+During = Callable[[Hosts, list[PeerProcess]], Coroutine[Any, Any, None]]
+"""What happens while a room plays (say a cut, or blackouts): called with the hosts and the room's processes."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Play:
+    """One play of a room (:func:`play_in_turn`): at ``loss`` % (None: as the hosts are), for ``seconds``,
+    while ``during`` runs (cancelled when the play ends; with ``seconds`` None the play ends when
+    ``during`` returns)."""
+
+    loss: int | None = None
+    seconds: float | None = 5.0
+    during: During | None = None
+
+
 async def steady(
     hosts: Hosts,
     peers: int,
     seconds: float | None,
     *,
     tag: str = "p",
-    during: Callable[[list[PeerProcess]], Coroutine[Any, Any, None]] | None = None,
+    during: During | None = None,
     interval: float = 0.05,
 ) -> SteadyResult:
     """Start ``peers``, let them play for ``seconds`` and count spurious master changes and deaths.
 
-    ``during(processes)`` (say a cut, or blackouts) runs while they play and is cancelled when play
-    ends; with ``seconds`` None, play ends when ``during`` returns.
+    ``during(hosts, processes)`` (say a cut, or blackouts) runs while they play and is cancelled
+    when play ends; with ``seconds`` None, play ends when ``during`` returns.
     """
-    procs = await _start_playing(hosts, peers, tag, interval)
-    result = await _play(procs, seconds, during)
-    await hosts.leave_all(procs, within=15)
+    (result,) = await play_in_turn(hosts, peers, [Play(seconds=seconds, during=during)], tag=tag, interval=interval)
     return result
 
 
-async def steady_at_losses(
-    hosts: Hosts, peers: int, losses: list[int], seconds: float, *, tag: str = "p", interval: float = 0.05
+async def play_in_turn(
+    hosts: Hosts, peers: int, plays: list[Play], *, tag: str = "p", interval: float = 0.05
 ) -> list[SteadyResult]:
-    """One room plays ``seconds`` at each loss of ``losses`` in turn (stopped and reported after each):
-    a :class:`SteadyResult` per loss. Its counts are that play's; ``lost`` and ``doubled`` count every
+    """Start ``peers``; one room plays each of ``plays`` in turn, stopped and reported after each: a
+    :class:`SteadyResult` per play. Its counts are that play's; ``lost`` and ``doubled`` count every
     play so far (each peer's totals: none may be lost or doubled by the end of any play)."""
     procs = await _start_playing(hosts, peers, tag, interval)
     results = []
     confirmed = 0
-    for loss in losses:
-        hosts.set_loss(loss)
-        result = await _play(procs, seconds, None)
+    for play in plays:
+        if play.loss is not None:
+            hosts.set_loss(play.loss)
+        result = await _play(hosts, procs, play.seconds, play.during)
         result.confirmed, confirmed = result.confirmed - confirmed, result.confirmed
         results.append(result)
     await hosts.leave_all(procs, within=15)
@@ -221,29 +237,36 @@ async def _start_playing(hosts: Hosts, peers: int, tag: str, interval: float) ->
     return procs
 
 
-async def _play(
-    procs: list[PeerProcess],
-    seconds: float | None,
-    during: Callable[[list[PeerProcess]], Coroutine[Any, Any, None]] | None,
-) -> SteadyResult:
+async def _play(hosts: Hosts, procs: list[PeerProcess], seconds: float | None, during: During | None) -> SteadyResult:
     """``go``, play ``seconds`` (or until ``during`` returns), ``stop``: what changed that should not have."""
     peers = len(procs)
+    problems: list[str] = []
+
+    async def run_during() -> None:
+        assert during is not None
+        try:
+            await during(hosts, procs)
+        except (AssertionError, TimeoutError) as exc:  # what it waited for did not come: a problem of this play
+            problems.append(f"during play: {exc!r}")
+
     began = time.monotonic()
     for p in procs:
         await p.command("go")
     async with anyio.create_task_group() as tg:
         if seconds is None:
-            assert during is not None, "play ends when during returns: give one"
-            await during(procs)
+            if during is None:
+                raise ValueError("a play of no set length ends when its during returns: give one")
+            await run_during()
         else:
             if during is not None:
-                tg.start_soon(during, procs)
+                tg.start_soon(run_during)
             await anyio.sleep(seconds)
         tg.cancel_scope.cancel()
     ended = time.monotonic()
     finals = await stop_and_report(procs)
     played = ended - began if seconds is None else seconds
     result = SteadyResult(peers=peers, seconds=played, master_changes=0, declared_dead=0, confirmed=0)
+    result.problems += problems
     for p in procs:
         changes = [e for e in p.of("master") if began <= e["t"] <= ended]
         result.master_changes += len(changes)
@@ -300,14 +323,16 @@ async def cut_and_heal(hosts: Hosts, procs: list[PeerProcess], victim: PeerProce
     others = [p for p in procs if p is not victim]
     me = _id(victim)
     hosts.cut(host)
-    await until(
-        procs,
-        lambda: not _peers_of(victim) and all(me not in _peers_of(p) for p in others) and _master_of(victim) == me,
-        f"{victim.name} cut off, declared dead by each side, master of its own room",
-        within=within,
-    )
-    await _confirms_more(victim, 3, within=within)
-    hosts.heal(host)
+    try:
+        await until(
+            procs,
+            lambda: not _peers_of(victim) and all(me not in _peers_of(p) for p in others) and _master_of(victim) == me,
+            f"{victim.name} cut off, declared dead by each side, master of its own room",
+            within=within,
+        )
+        await _confirms_more(victim, 3, within=within)
+    finally:
+        hosts.heal(host)
     everyone = {_id(p) for p in procs}
     await until(
         procs,
