@@ -171,15 +171,17 @@ async def test_join_and_inspect_by_address_in_a_namespace() -> None:
     async with open_namespace() as ns:
         host = await ns.spawn_peer("p0", "--port", "47000")
         cli = ["-m", "movex_p2p", "inspect", "--room", "room", "--interface", "lo", "--seconds", "2"]
+        # four processes at once: none of them shares a room (or, failing to listen, a port) with another
         found = await ns.spawn([*cli, "--peer", f"{ADDRESS}:47000"], name="inspect")
+        alone = await ns.spawn([*cli[:3], "--room", "empty", *cli[5:]], name="alone")
+        join = ["-m", "movex_p2p", "join", "--room", "room"]
+        busy = await ns.spawn([*join, "--interface", ADDRESS, "--port", "47000"], name="busy")
+        nowhere = await ns.spawn(join, name="nowhere")  # only loopback here: no default interface
         await found.process.wait()
         report = [e["line"] for e in found.events if e["ev"] == "garbage"]
         p0 = host.of("ready")[0]["id"]  # ids are derived from keys: the host's, as it reported it
         assert f"--peer {ADDRESS}:47000: linked to {p0}" in report, report
         assert f"links open: {p0}" in report, report
-        join = ["-m", "movex_p2p", "join", "--room", "room"]
-        busy = await ns.spawn([*join, "--interface", ADDRESS, "--port", "47000"], name="busy")
-        nowhere = await ns.spawn(join, name="nowhere")  # only loopback here: no default interface
         for failed, message in [
             (busy, f"cannot listen on {ADDRESS} TCP port 47000: Address already in use; pick another --port"),
             (nowhere, "no non-loopback IPv4 interface (adapters: lo [127.0.0.1, 127.0.0.2])"),
@@ -189,7 +191,6 @@ async def test_join_and_inspect_by_address_in_a_namespace() -> None:
             lines = failed.stderr().splitlines()
             assert len(lines) == 1, lines
             assert message in lines[0]
-        alone = await ns.spawn([*cli[:3], "--room", "empty", *cli[5:]], name="alone")
         await alone.process.wait()
         report = [e["line"] for e in alone.events if e["ev"] == "garbage"]
         assert "mDNS (UDP 5353): on; peers seen over it: none" in report, report
@@ -236,15 +237,14 @@ async def test_join_and_inspect_fail_with_one_clear_line_in_a_namespace() -> Non
         await host.wait_event("ready", within=20)
         where = ["--interface", "lo"]
         join = await ns.spawn(["-m", "movex_p2p", "join", "--room", "game", "--secret", "s", *where], name="join")
+        inspect = ["-m", "movex_p2p", "inspect", *where, "--seconds", "2"]
+        empty = await ns.spawn([*inspect, "--room", "empty"], name="empty")  # alone in its room: no handshake
         with anyio.fail_after(40):
             await join.process.wait()
-        inspect = ["-m", "movex_p2p", "inspect", *where, "--seconds", "2"]
-        wrong = await ns.spawn([*inspect, "--room", "game", "--secret", "nope"], name="wrong")
-        with anyio.fail_after(40):  # one at a time: a handshake of ours failing could confuse another
-            await wrong.process.wait()
-        empty = await ns.spawn([*inspect, "--room", "empty"], name="empty")
-        with anyio.fail_after(40):
             await empty.process.wait()
+        wrong = await ns.spawn([*inspect, "--room", "game", "--secret", "nope"], name="wrong")
+        with anyio.fail_after(40):  # after join: a handshake of ours failing could confuse another
+            await wrong.process.wait()
         assert join.process.returncode == 2, join.stderr()
         assert _one_error(join, "join") == (
             "movex-p2p join: room 'game' plays another game: its master has no resource type 'chat'; "

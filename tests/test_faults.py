@@ -22,8 +22,9 @@ from movex_p2p.node import Diagnostic
 from movex_p2p.resource.client import ClientCore
 from movex_p2p.resource.effects import Effect
 from movex_p2p.simulation import Simulation, SimulationFault
+from tests import test_migration_sim
 from tests.resources import Counter
-from tests.test_migration_sim import Log, test_kills_never_lose_or_double_what_survivors_saw
+from tests.test_migration_sim import Log
 
 MasterChangedFn = Callable[[ClientCore, PeerId | None, Term, float | None], list[Effect]]
 
@@ -60,7 +61,9 @@ def test_a_core_bug_mid_migration_fails_the_simulation(monkeypatch: pytest.Monke
 def test_the_migration_property_test_fails_on_that_bug(monkeypatch: pytest.MonkeyPatch) -> None:
     args: dict[str, Any] = {"seed": 3, "size": 3, "kills": [], "kill_master_at": 0.3, "policy": Policy.AVAILABLE}
     args["loss"] = 0.05
-    inner = test_kills_never_lose_or_double_what_survivors_saw.hypothesis.inner_test  # type: ignore[attr-defined]
+    # the module, not the function, is imported: a test function imported here would be collected and run again
+    prop = test_migration_sim.test_kills_never_lose_or_double_what_survivors_saw
+    inner = prop.hypothesis.inner_test  # type: ignore[attr-defined]
     inner(**args)  # passes as it is
     break_on_migration(monkeypatch)
     with pytest.raises(SimulationFault, match="a bug planted mid-migration"):

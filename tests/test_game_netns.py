@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from movex_p2p.testing.netns import PEER, Namespace, PeerProcess, no_python_noise, open_namespace
+from movex_p2p.testing.netns import PEER, Namespace, PeerProcess, example, no_python_noise, open_namespace
 
 pytestmark = pytest.mark.netns
 
@@ -77,8 +78,7 @@ async def test_presence_deltas_on_the_lan(tmp_path: Path) -> None:
             assert again["id"] == bob_id
         print(f"\nleave seen after {leave_ms:.0f} ms; SIGKILL reported lost after {[f'{k:.3f}' for k in kills]} s")
         assert max(kills) < LOST_WITHIN + LOST_SLACK, kills
-        for peer in (ann, bob):
-            await ns.leave(peer)
+        await ns.leave_all([ann, bob])
         no_python_noise(ann)
 
 
@@ -125,9 +125,7 @@ async def test_browse_rooms_sees_a_room_within_a_second_of_its_first_peer() -> N
             f"\nbrowse_rooms(wait=1.0) called {figures[0] * 1000:.0f} ms after the first peer started: listed; "
             f"back-to-back 0.1 s browses first list a new room {latency * 1000:.0f} ms after its peer starts"
         )
-        await ns.leave(fresh)
-        for peer in (first, *others[1:]):
-            await ns.leave(peer)
+        await ns.leave_all([fresh, first, *others[1:]])
         await browser.command("leave")
 
 
@@ -141,8 +139,7 @@ async def test_a_wrong_secret_makes_wait_ready_fail_and_both_sides_report_it() -
         auth = await host.wait_event("diagnostic", kind="auth_failed", within=10)
         assert "same secret" in auth["reason"]
         print(f"\nwait_ready raised {(error['t'] - guest.of('entering')[0]['t']) * 1000:.0f} ms after entering")
-        await ns.leave(host)
-        await ns.leave(guest)
+        await ns.leave_all([host, guest])
 
 
 async def test_inspect_shows_any_type_as_a_spectator_and_join_explains_a_wrong_secret() -> None:
@@ -183,6 +180,15 @@ async def test_inspect_shows_any_type_as_a_spectator_and_join_explains_a_wrong_s
         await ns.leave(ann)
 
 
+HAND: int = example("cards").HAND
+"""Cards dealt to each player of examples/cards.py."""
+
+
+def cards_in(line: str) -> int:
+    """How many cards a ``your hand: 1) 7♥  2) K♣   [...]`` line shows."""
+    return len(re.findall(r"\d+\) ", line.split("   [")[0]))
+
+
 async def printed(process: PeerProcess, predicate: Callable[[str], bool], *, within: float = 30) -> str:
     """The first line ``process`` printed (so far or within ``within`` s) that matches ``predicate``."""
     event = await process.wait_for(lambda e: e.get("ev") == "garbage" and predicate(e["line"]), within=within)
@@ -194,15 +200,18 @@ async def test_cards_on_the_lan_bots_a_spectator_and_a_player_back_after_sigkill
     async with open_namespace() as ns:
         base = ["examples/cards.py", "--interface", "127.0.0.2", "--players", "3"]
         bots = [await ns.spawn([*base, "--name", n, "--bot"], name=n) for n in ("ann", "bob")]
-        await anyio.sleep(1.0)  # the bots' room exists: the others join it
+        for bot in bots:  # the bots' room exists (each took its seat): the others join it
+            await printed(bot, lambda line: line.startswith("you are "))
         key = str(tmp_path / "cy.key")
         eye = await ns.spawn([*base, "--name", "eye", "--spectate"], name="eye")
         cy = await ns.spawn([*base, "--name", "cy", "--identity", key], name="cy")
         await printed(cy, lambda line: "your turn" in line, within=60)
+        cy.events.clear()  # what it prints from now on: its hand while it drew is no more of interest
         await cy.command_raw("1")  # plays its first card, then crashes
         await printed(eye, lambda line: line.startswith("round 1:"))
-        await anyio.sleep(0.5)
-        held = [line for line in lines_of(cy) if line.startswith("your hand: ")][-1].split("   [")[0]
+        # its hand once its card left it (round 1 is revealed: the master confirmed that too)
+        played = await printed(cy, lambda line: line.startswith("your hand: ") and cards_in(line) == HAND - 1)
+        held = played.split("   [")[0]
         cy.kill()
         cy = await ns.spawn([*base, "--name", "cy", "--identity", key], name="cy-again")
         await printed(cy, lambda line: line.split("   [")[0] == held)  # the same hand, from the master

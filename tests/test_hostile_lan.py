@@ -5,11 +5,14 @@ Each test names what release 0.1 did under the same attack (reproduced when issu
 
 from __future__ import annotations
 
-import anyio
+import functools
+from typing import Any
+
 import pytest
 
 from movex_p2p.testing.netns import ADDRESS, Namespace, PeerProcess, no_python_noise, open_namespace
 from movex_p2p.transport.meshcore import BUSY
+from tests.test_lan_netns import status_when, unreachable
 
 pytestmark = pytest.mark.netns
 
@@ -26,6 +29,18 @@ async def status(peer: PeerProcess) -> dict[str, object]:
     return await peer.wait_event("status")
 
 
+def dialed_in_vain_since(count: int, status: dict[str, Any]) -> bool:
+    """``status``'s peer has more unanswered dials than ``count``."""
+    return unreachable(status) > count
+
+
+def bounded_refusals(status: dict[str, Any]) -> int:
+    """Handshakes ``status``'s peer refused for the bounds on strangers (idle connections turned away)."""
+    refused = dict(status["lan"]["refused"])
+    bounded = ("refused: too many handshakes from that address", "pushed out by newer handshakes", BUSY)
+    return sum(refused.get(reason, 0) for reason in bounded)
+
+
 async def test_a_peer_joins_past_100_idle_connections_and_200_fake_members() -> None:
     """0.1: 32 idle TCP connections took every handshake slot, and no legitimate peer could join."""
     async with open_namespace() as ns:
@@ -34,7 +49,10 @@ async def test_a_peer_joins_past_100_idle_connections_and_200_fake_members() -> 
         await idle.wait_event("ready")
         fakes = await hostile(ns, "announce", "--count", "200")
         await fakes.wait_event("announced", within=30)
-        await anyio.sleep(2.5)  # the attack in place: connections held, 200 fake members seen and dialed
+        # the attack in place: idle strangers turned away, the fake members seen and being dialed in vain
+        await status_when(
+            member, lambda s: len(s["lan"]["seen"]) > 150 and bounded_refusals(s) > 0 and unreachable(s) > 0
+        )
         await idle.command("report")
         assert (await idle.wait_event("holding"))["open"] >= 4  # it keeps (re)opening all 100
         newcomer = await ns.spawn_peer("p1", "--secret", "s")
@@ -49,15 +67,13 @@ async def test_a_peer_joins_past_100_idle_connections_and_200_fake_members() -> 
         lan = (await status(member))["lan"]
         assert isinstance(lan, dict)
         assert len(lan["seen"]) > 150, len(lan["seen"])  # the fake members were there
-        refused = dict(lan["refused"])
-        bounded = ("refused: too many handshakes from that address", "pushed out by newer handshakes", BUSY)
-        assert sum(refused.get(reason, 0) for reason in bounded), refused  # the idle strangers were turned away
+        assert bounded_refusals({"lan": lan}), lan["refused"]  # the idle strangers were turned away
         await newcomer.command("send", peer="p0", data="hello")
         await member.wait_event("frame", peer="p1", data="hello")
         for process in (idle, fakes):
             await process.command("stop")
+        await ns.leave_all([newcomer, member])
         for peer in (newcomer, member):
-            await ns.leave(peer)
             no_python_noise(peer)
 
 
@@ -81,8 +97,8 @@ async def test_ten_thousand_failed_handshakes_cost_under_10_mib() -> None:
         assert sum(n for _, n in lan["refused"]) >= 10_000 - 10  # counted, by reason
         friend = await ns.spawn_peer("p1", "--secret", "s", "--peer", f"{ADDRESS}:{PORT}")
         await friend.wait_peers({"p0"})  # the room still takes a legitimate peer
+        await ns.leave_all([friend, member])
         for peer in (friend, member):
-            await ns.leave(peer)
             no_python_noise(peer)
 
 
@@ -96,9 +112,13 @@ async def test_an_mdns_copy_of_a_live_peers_id_never_drops_its_link() -> None:
         await p1.wait_peers({"p0"})
         for victim in (p0, p1):
             ready = victim.of("ready")[0]
+            before = {peer.name: unreachable(await status(peer)) for peer in (p0, p1)}
             copy = await hostile(ns, "announce", "--copy", str(ready["id"]))
             await copy.wait_event("announced", within=30)
-            await anyio.sleep(2.0)  # the copy is seen, checked by a handshake, and found out
+            # the copy is seen, checked by a handshake (a dial to its address: by both, the victim
+            # checking a twin of itself) and found out: nobody answers there
+            for peer in (p0, p1):
+                await status_when(peer, functools.partial(dialed_in_vain_since, before[peer.name]))
             await copy.command("stop")
         for peer, other in ((p0, "p1"), (p1, "p0")):
             assert not peer.of("down"), peer.of("down")
@@ -106,6 +126,6 @@ async def test_an_mdns_copy_of_a_live_peers_id_never_drops_its_link() -> None:
             assert (await status(peer))["peers"] == [other]
         await p0.command("send", peer="p1", data="still linked")
         await p1.wait_event("frame", peer="p0", data="still linked")
+        await ns.leave_all([p0, p1])
         for peer in (p0, p1):
-            await ns.leave(peer)
             no_python_noise(peer)

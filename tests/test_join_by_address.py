@@ -25,8 +25,8 @@ async def test_three_hosts_mesh_by_address_with_multicast_dropped() -> None:
     async with open_hosts(3) as hosts:
         run = await chain_without_multicast(hosts)
         print(f"3 peers, one address each, no mDNS: synced {run.synced - run.entered:.3f} s after the last entered")
+        await hosts.leave_all(run.nodes, within=15)
         for node in run.nodes:
-            await hosts.leave(node, within=15)
             no_python_noise(node)
 
 
@@ -58,8 +58,8 @@ async def test_peer_exchange_meshes_a_chain_and_status_tells_how() -> None:
         for name, peer in peers.items():
             assert len(peer.of("up")) == 2, f"{name} saw a link flap: {peer.of('up')}"
             assert not peer.of("down")
+        await hosts.leave_all(list(peers.values()))
         for peer in peers.values():
-            await hosts.leave(peer)
             no_python_noise(peer)
 
 
@@ -106,8 +106,8 @@ async def test_everyone_dialing_everyone_at_once_makes_one_link_per_pair() -> No
             assert not peer.of("down"), f"{peer_id}: {peer.of('down')}"
             lan = status[peer_id]["lan"]
             assert [f"{ADDRESS}:{PORT + int(peer_id[1])}", "this peer's own address"] in lan["addresses"]
+        await ns.leave_all(list(peers.values()))
         for peer in peers.values():
-            await ns.leave(peer)
             no_python_noise(peer)
 
 
@@ -122,9 +122,8 @@ async def test_an_address_that_is_down_is_retried_quietly_until_it_answers() -> 
         await late.wait_peers({"p1"})
         print(f"linked {up['t'] - started:.2f} s after the late peer was spawned")
         assert waiting.stderr().count("cannot reach") == 1, waiting.stderr()
-        with anyio.fail_after(10):  # p2 may have dialed first (mDNS): the address loop then finds p2 held
-            while (lan := (await statuses({"p1": waiting}))["p1"]["lan"])["addresses"][0][1] != "linked to p2":  # noqa: ASYNC110
-                await anyio.sleep(0.1)
+        # p2 may have dialed first (mDNS): the address loop then finds p2 held
+        lan = (await status_when(waiting, lambda s: s["lan"]["addresses"][0][1] == "linked to p2", within=10))["lan"]
         assert [reason for reason, _ in lan["refused"]] == ["unreachable or timed out"]
         await ns.leave(late)
         await waiting.wait_event("down", peer="p2")
@@ -144,14 +143,13 @@ async def test_a_member_flooding_made_up_members_gets_bounded_hints_and_the_room
         lan = (await statuses({"p9": target}))["p9"]["lan"]
         assert len(lan["learnt"]) <= 128, len(lan["learnt"])  # 12 x 32 made-up members offered
         assert lan["linked"] == []
-        with anyio.fail_after(15):  # the ghosts are unreachable: each hint is dropped after a few dials
-            while (await statuses({"p9": target}))["p9"]["lan"]["learnt"]:  # noqa: ASYNC110
-                await anyio.sleep(0.2)
+        # the ghosts are unreachable: each hint is dropped after a few dials
+        await status_when(target, lambda s: not s["lan"]["learnt"], within=15)
         friend = await ns.spawn_peer("p1", "--secret", "s", "--peer", f"{ADDRESS}:{PORT}")
         await friend.wait_peers({"p9"})
         await target.wait_peers({"p1"})
         await target.command("send", peer="p1", data="still here")
         await friend.wait_event("frame", peer="p9", data="still here")
+        await ns.leave_all([friend, target])
         for peer in (friend, target):
-            await ns.leave(peer)
             no_python_noise(peer)

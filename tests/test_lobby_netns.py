@@ -97,8 +97,7 @@ async def test_a_lobby_shows_each_rooms_hints_filters_by_game_and_sees_it_start(
                 break
         assert rooms[0] == {**castle, "players": 2, "names": ["ann", "bob"], "started": True}, rooms
         await browser.command("leave")
-        for peer in (bob, ann, kim):
-            await hosts.leave(peer)
+        await hosts.leave_all([bob, ann, kim])
 
 
 async def test_movex_p2p_rooms_lists_the_rooms() -> None:

@@ -25,8 +25,7 @@ async def test_three_hosts_sync_a_counter() -> None:
         assert {s["count"] for s in synced} == {n * count}
         assert len({s["checksum"] for s in synced}) == 1
         assert len({s["master"] for s in synced}) == 1
-        for node in nodes:
-            await hosts.leave(node, within=15)
+        await hosts.leave_all(nodes, within=15)
 
 
 async def test_master_host_killed_while_all_dispatch() -> None:

@@ -88,6 +88,7 @@ class ImportGraph:
 
     def __init__(self, root: Path, name: str) -> None:
         self.root, self.name = root, name
+        self._edges: dict[str, tuple[list[str], list[str]]] = {}  # the files do not change during a run
 
     def module_of(self, path: Path) -> str:
         parts = [self.name, *path.relative_to(self.root).with_suffix("").parts]
@@ -103,7 +104,12 @@ class ImportGraph:
         return None
 
     def edges(self, module: str) -> tuple[list[str], list[str]]:
-        """(project modules, top-level outside names) that ``module`` imports at run time."""
+        """(project modules, top-level outside names) that ``module`` imports at run time (read once)."""
+        if module not in self._edges:
+            self._edges[module] = self._read_edges(module)
+        return self._edges[module]
+
+    def _read_edges(self, module: str) -> tuple[list[str], list[str]]:
         path = self.path_of(module)
         assert path is not None, module
         package = module if path.name == "__init__.py" else module.rpartition(".")[0]

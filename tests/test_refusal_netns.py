@@ -63,8 +63,7 @@ async def test_a_guest_from_a_refused_address_gets_authentication_failed_with_th
         assert error["type"] == "AuthenticationFailed", error
         assert "too many failed handshakes" in error["cause"], error
         assert "retry after" in error["cause"], error
-        await hosts.leave(guest)
-        await hosts.leave(host)
+        await hosts.leave_all([guest, host])
 
 
 def drop_mdns_into(namespace: str) -> None:
@@ -93,5 +92,4 @@ async def test_a_newcomer_dialed_by_the_room_with_a_wrong_secret_is_told(tmp_pat
         assert outcome["type"] == "AuthenticationFailed", outcome
         assert "your proof of the room secret failed" in outcome["cause"], outcome
         await host.wait_event("diagnostic", kind="auth_failed", within=10)
-        await hosts.leave(guest)
-        await hosts.leave(host)
+        await hosts.leave_all([guest, host])

@@ -25,7 +25,7 @@ from movex_p2p.resource.replica import Replica
 from movex_p2p.resource.state import freeze
 from movex_p2p.simulation import Simulation
 from tests.resources import ALL_TYPES, CoreCluster, Counter
-from tests.test_migration_sim import Log
+from tests.test_migration_sim import Log, log_items
 
 C = "counter:c1"
 C2 = "counter:c2"
@@ -269,7 +269,7 @@ def test_a_burst_in_flight_at_a_master_kill_settles_within_two_seconds(loss: flo
         settled_at = max(max(sim.peers[p].confirmed_at.values()) for p in sim.alive)
         assert settled_at - killed <= 2.0, f"seed {seed}, kill after {kill_after}: {settled_at - killed:.2f} s"
         assert sim.run(5.0, until=_converged(rid))
-        items = [tuple(item) for item in sim.state(sim.alive[0], rid)["items"]]
+        items = log_items(sim.state(sim.alive[0], rid))
         assert len(items) == len(set(items)) == (burst + 10) * 3, "lost or doubled"
         for pid in sim.alive:
             assert not sim.peers[pid].rejected
@@ -283,7 +283,7 @@ def test_twelve_peers_with_a_burst_in_flight_at_a_master_kill_settle_within_two_
     settled_at = max(max(sim.peers[p].confirmed_at.values()) for p in sim.alive)
     assert settled_at - killed <= 2.0
     assert sim.run(5.0, until=_converged(rid))
-    items = [tuple(item) for item in sim.state(sim.alive[0], rid)["items"]]
+    items = log_items(sim.state(sim.alive[0], rid))
     assert len(items) == len(set(items)) == 110 * 11
 
 

@@ -108,8 +108,7 @@ async def failover_run(
             result.doubled += mine - f["confirmed"]
         elif mine < f["confirmed"]:
             result.lost += f["confirmed"] - mine
-    for p in survivors.values():
-        await ns.leave(p, within=15)
+    await ns.leave_all(list(survivors.values()), within=15)
     if mode == "leave":
         with anyio.fail_after(10):
             await victim.process.wait()

@@ -89,17 +89,30 @@ class Hosts(ProcessBed):
         self._turn = itertools.cycle(range(len(names)))
         self._chaos = [_Chaos() for _ in names]
         self._next_host: int | None = None
+        self._host_of: dict[PeerProcess, int] = {}
 
     def argv(self, args: Sequence[str]) -> list[str]:
-        """Run on the next host (or the one :meth:`spawn_on` chose); --iface is that host's address."""
+        """Run on the host :meth:`spawn` chose; --iface is that host's address."""
         host = next(self._turn) if self._next_host is None else self._next_host
         self._next_host = None
         return ["ip", "netns", "exec", self.names[host], sys.executable, *args, "--iface", self.addresses[host]]
+
+    async def spawn(self, args: Sequence[str], *, name: str) -> PeerProcess:
+        """Run ``python args...`` on the next host in turn (or the one :meth:`spawn_on` chose)."""
+        host = next(self._turn) if self._next_host is None else self._next_host
+        self._next_host = host
+        process = await super().spawn(args, name=name)
+        self._host_of[process] = host
+        return process
 
     async def spawn_on(self, host: int, args: Sequence[str], *, name: str) -> PeerProcess:
         """Run ``python args...`` on host number ``host``."""
         self._next_host = host
         return await self.spawn(args, name=name)
+
+    def host_of(self, process: PeerProcess) -> int:
+        """The number of the host ``process`` runs on."""
+        return self._host_of[process]
 
     # -- faults --------------------------------------------------------------------------------
 

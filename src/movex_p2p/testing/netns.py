@@ -215,6 +215,12 @@ class ProcessBed:
         with anyio.fail_after(within):
             await peer.process.wait()
 
+    async def leave_all(self, peers: Sequence[PeerProcess], *, within: float = 10.0) -> None:
+        """:meth:`leave` for each of ``peers``, all at once (each must be gone within ``within`` s)."""
+        async with anyio.create_task_group() as tg:
+            for peer in peers:
+                tg.start_soon(functools.partial(self.leave, peer, within=within))
+
 
 @asynccontextmanager
 async def running(make: Callable[[TaskGroup, Path], B]) -> AsyncIterator[B]:
@@ -284,6 +290,28 @@ async def _kill_all(processes: list[PeerProcess]) -> None:
             peer.kill()
     for peer in processes:
         await peer.process.wait()
+
+
+async def until(processes: Sequence[PeerProcess], condition: Callable[[], bool], what: str, *, within: float) -> None:
+    """Wait until ``condition`` (read from what ``processes`` reported) holds: checked again each time
+    one of them reports more. AssertionError if it does not within ``within`` s, or one exits first."""
+    try:
+        with anyio.fail_after(within):
+            while not condition():
+                exited = [p for p in processes if any(e["ev"] == "exit" for e in p.events)]
+                if exited:
+                    raise AssertionError(f"{exited[0].name} exited before {what}:\n{exited[0].stderr()}")
+                changed = [p._changed for p in processes]  # taken with the check: nothing reported in between
+                async with anyio.create_task_group() as tg:
+                    for event in changed:
+                        tg.start_soon(_set_then_cancel, event, tg.cancel_scope)
+    except TimeoutError:
+        raise AssertionError(f"not within {within} s: {what}") from None
+
+
+async def _set_then_cancel(event: anyio.Event, scope: anyio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
 
 
 def no_python_noise(peer: PeerProcess) -> None:

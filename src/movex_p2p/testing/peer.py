@@ -19,8 +19,9 @@ Roles:
   and bind ``counter:c``/``tally:t``. Commands: ``members``; on the counter ``increment``
   (``n`` times, default 1: ``incremented``), ``await_count`` (``count``: ``synced``); on the
   tally ``rtt`` (``n``), ``flood`` (``count``, ``window``, ``total``), ``go`` / ``stop`` (steady
-  dispatching every ``--interval`` s: ``stopped``), ``burst`` (``n`` then ``more``:
-  ``burst_sent``, ``burst_settled``), ``report`` (``final``); ``rss``; ``leave`` (``leaving``).
+  dispatching every ``--interval`` s: ``stopped``; ``go`` again plays on), ``burst`` (``n`` then ``more``:
+  ``burst_sent``, ``burst_settled``), ``report`` (``final`` after ``--settle`` s, or the command's
+  ``settle``); ``rss``; ``leave`` (``leaving``).
   ``--fair`` creates and binds ``dice:d`` and the sealed ``cup:c``: ``fair`` (``n``, ``warmup``:
   one die at a time, ``mx.master`` and ``mx.fair`` draws alternating: ``fair``) and
   ``private_draws`` (the same with sealed pairs, plain dice and private draws alternating:
@@ -214,12 +215,14 @@ class Driver:
             emit("term_confirm", term=self.peer.term, master=self.peer.master_id)
 
     async def steady(self, tg: TaskGroup) -> None:
-        """After ``go``: one tally dispatch every ``--interval`` s until ``stop``."""
-        await self.going.wait()
-        while not self.stopping.is_set():
-            self.stats["dispatched"] += 1
-            tg.start_soon(self.confirm, self._tally().dispatch(mx.Action("inc", self.peer.id)))
-            await anyio.sleep(self.args.interval)
+        """After ``go``: one tally dispatch every ``--interval`` s until ``stop``; a later ``go`` plays on."""
+        while True:
+            await self.going.wait()
+            while not self.stopping.is_set():
+                self.stats["dispatched"] += 1
+                tg.start_soon(self.confirm, self._tally().dispatch(mx.Action("inc", self.peer.id)))
+                await anyio.sleep(self.args.interval)
+            self.going = anyio.Event()  # stopped: until the next ``go``
 
     async def settle_burst(self, handles: list[mx.DispatchHandle]) -> None:
         async with anyio.create_task_group() as burst:
@@ -271,6 +274,8 @@ class Driver:
                     timed = await alternate(command["n"], warmup, lambda i, d: private_roll(cup, peer.id, i, d))
                 emit(command["cmd"], **milliseconds(timed), is_master=peer.is_master)
             case "go":
+                if self.stopping.is_set():  # it played and stopped: it plays again
+                    self.stopping = anyio.Event()
                 self.going.set()
             case "stop":  # stop dispatching; report once every own action settled
                 self.stopping.set()
@@ -285,9 +290,9 @@ class Driver:
                 stats["dispatched"] += len(handles)
                 emit("burst_sent", n=len(handles))
                 tg.start_soon(self.settle_burst, handles)
-            case "report":  # once every peer stopped: the room is quiet
+            case "report":  # once every peer stopped: the room is quiet (``settle``: the counts now, while playing)
                 tally = self._tally()
-                await anyio.sleep(self.args.settle)
+                await anyio.sleep(float(command.get("settle", self.args.settle)))
                 emit(
                     "final",
                     version=tally.version,

@@ -16,17 +16,21 @@ import anyio
 
 from .failover_bed import FAILOVER_PEER, FailoverResult, failover_run, stop_and_report
 from .multihost import Hosts
-from .netns import ROOT, PeerProcess
+from .netns import ROOT, PeerProcess, until
 
 __all__ = [
     "BurstResult",
+    "During",
     "JoinResult",
     "MergeResult",
+    "Play",
     "StartupResult",
     "SteadyResult",
+    "cut_and_heal",
     "failover_at_loss",
     "failover_with_burst",
     "join",
+    "play_in_turn",
     "raw_bulk",
     "raw_pings",
     "startup",
@@ -140,8 +144,7 @@ async def startup(hosts: Hosts, peers: int, *, tag: str = "s") -> StartupResult:
     elected = {e["master"] for e in changes if e["master"] is not None}
     split = _split_time(procs, until=time.monotonic())
     shared, back = _shared_terms(procs), _gave_way_back(procs)
-    for p in procs:
-        await hosts.leave(p, within=15)
+    await hosts.leave_all(procs, within=15)
     if len(masters) != 1:
         raise AssertionError(f"ready with different masters: {masters}")
     return StartupResult(
@@ -174,34 +177,96 @@ class SteadyResult:
         return not self.problems and self.lost == 0 and self.doubled == 0
 
 
+During = Callable[[Hosts, list[PeerProcess]], Coroutine[Any, Any, None]]
+"""What happens while a room plays (say a cut, or blackouts): called with the hosts and the room's processes."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Play:
+    """One play of a room (:func:`play_in_turn`): at ``loss`` % (None: as the hosts are), for ``seconds``,
+    while ``during`` runs (cancelled when the play ends; with ``seconds`` None the play ends when
+    ``during`` returns)."""
+
+    loss: int | None = None
+    seconds: float | None = 5.0
+    during: During | None = None
+
+
 async def steady(
     hosts: Hosts,
     peers: int,
-    seconds: float,
+    seconds: float | None,
     *,
     tag: str = "p",
-    during: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    during: During | None = None,
     interval: float = 0.05,
 ) -> SteadyResult:
     """Start ``peers``, let them play for ``seconds`` and count spurious master changes and deaths.
 
-    ``during`` (say a cut, or blackouts) runs while they play and is cancelled when play ends.
+    ``during(hosts, processes)`` (say a cut, or blackouts) runs while they play and is cancelled
+    when play ends; with ``seconds`` None, play ends when ``during`` returns.
     """
+    (result,) = await play_in_turn(hosts, peers, [Play(seconds=seconds, during=during)], tag=tag, interval=interval)
+    return result
+
+
+async def play_in_turn(
+    hosts: Hosts, peers: int, plays: list[Play], *, tag: str = "p", interval: float = 0.05
+) -> list[SteadyResult]:
+    """Start ``peers``; one room plays each of ``plays`` in turn, stopped and reported after each: a
+    :class:`SteadyResult` per play. Its counts are that play's; ``lost`` and ``doubled`` count every
+    play so far (each peer's totals: none may be lost or doubled by the end of any play)."""
+    procs = await _start_playing(hosts, peers, tag, interval)
+    results = []
+    confirmed = 0
+    for play in plays:
+        if play.loss is not None:
+            hosts.set_loss(play.loss)
+        result = await _play(hosts, procs, play.seconds, play.during)
+        result.confirmed, confirmed = result.confirmed - confirmed, result.confirmed
+        results.append(result)
+    await hosts.leave_all(procs, within=15)
+    return results
+
+
+async def _start_playing(hosts: Hosts, peers: int, tag: str, interval: float) -> list[PeerProcess]:
     procs = await _spawn(hosts, peers, tag, "--interval", str(interval))
     for p in procs:
         await p.wait_event("ready", within=60)
     await anyio.sleep(1.0)  # the start is measured by startup(); count from a settled room
+    return procs
+
+
+async def _play(hosts: Hosts, procs: list[PeerProcess], seconds: float | None, during: During | None) -> SteadyResult:
+    """``go``, play ``seconds`` (or until ``during`` returns), ``stop``: what changed that should not have."""
+    peers = len(procs)
+    problems: list[str] = []
+
+    async def run_during() -> None:
+        assert during is not None
+        try:
+            await during(hosts, procs)
+        except (AssertionError, TimeoutError) as exc:  # what it waited for did not come: a problem of this play
+            problems.append(f"during play: {exc!r}")
+
     began = time.monotonic()
     for p in procs:
         await p.command("go")
     async with anyio.create_task_group() as tg:
-        if during is not None:
-            tg.start_soon(during)
-        await anyio.sleep(seconds)
+        if seconds is None:
+            if during is None:
+                raise ValueError("a play of no set length ends when its during returns: give one")
+            await run_during()
+        else:
+            if during is not None:
+                tg.start_soon(run_during)
+            await anyio.sleep(seconds)
         tg.cancel_scope.cancel()
     ended = time.monotonic()
     finals = await stop_and_report(procs)
-    result = SteadyResult(peers=peers, seconds=seconds, master_changes=0, declared_dead=0, confirmed=0)
+    played = ended - began if seconds is None else seconds
+    result = SteadyResult(peers=peers, seconds=played, master_changes=0, declared_dead=0, confirmed=0)
+    result.problems += problems
     for p in procs:
         changes = [e for e in p.of("master") if began <= e["t"] <= ended]
         result.master_changes += len(changes)
@@ -214,9 +279,68 @@ async def steady(
     result.lost, result.doubled = _lost_and_doubled(finals)
     if len({f["checksum"] for f in finals}) != 1:
         result.problems.append("checksums differ")
-    for p in procs:
-        await hosts.leave(p, within=15)
     return result
+
+
+def _id(proc: PeerProcess) -> str:
+    return str(proc.of("entered")[0]["id"])
+
+
+def _peers_of(proc: PeerProcess) -> set[str]:
+    """Whom ``proc`` is linked to now (its last ``peers`` event)."""
+    seen = proc.of("peers")
+    return set(seen[-1]["peers"]) if seen else set()
+
+
+def _master_of(proc: PeerProcess) -> str | None:
+    """Whom ``proc`` follows now (its last ``master`` event)."""
+    seen = proc.of("master")
+    return str(seen[-1]["master"]) if seen and seen[-1]["master"] is not None else None
+
+
+async def _confirmed(proc: PeerProcess) -> int:
+    """How many of its own actions ``proc`` had confirmed, now."""
+    proc.events[:] = [e for e in proc.events if e["ev"] != "final"]
+    await proc.command("report", settle=0)
+    return int((await proc.wait_event("final"))["confirmed"])
+
+
+async def _confirms_more(proc: PeerProcess, more: int, *, within: float) -> None:
+    """Until ``proc`` had ``more`` more of its own actions confirmed than now (asked every 50 ms)."""
+    target = await _confirmed(proc) + more
+    with anyio.fail_after(within):
+        while True:
+            if await _confirmed(proc) >= target:
+                return
+            await anyio.sleep(0.05)  # ask again: a peer reports its counts when asked
+
+
+async def cut_and_heal(hosts: Hosts, procs: list[PeerProcess], victim: PeerProcess, *, within: float = 20.0) -> None:
+    """Cut ``victim``'s host off while everyone plays, until each side declared the other dead and
+    ``victim``, master of a room of its own, had actions of its own confirmed there (it played alone);
+    heal it, and wait until the room is whole again under one master and ``victim`` plays on in it."""
+    host = hosts.host_of(victim)
+    others = [p for p in procs if p is not victim]
+    me = _id(victim)
+    hosts.cut(host)
+    try:
+        await until(
+            procs,
+            lambda: not _peers_of(victim) and all(me not in _peers_of(p) for p in others) and _master_of(victim) == me,
+            f"{victim.name} cut off, declared dead by each side, master of its own room",
+            within=within,
+        )
+        await _confirms_more(victim, 3, within=within)
+    finally:
+        hosts.heal(host)
+    everyone = {_id(p) for p in procs}
+    await until(
+        procs,
+        lambda: all(_peers_of(p) == everyone - {_id(p)} for p in procs) and len({_master_of(p) for p in procs}) == 1,
+        "the room whole again under one master",
+        within=within,
+    )
+    await _confirms_more(victim, 3, within=within)
 
 
 async def failover_at_loss(hosts: Hosts, peers: int, loss: int, *, run: int = 0) -> FailoverResult:
@@ -290,12 +414,11 @@ async def failover_with_burst(
         result.settled_after = max(e["t"] for e in settled) - killed
     except (TimeoutError, AssertionError):
         result.problems.append(f"a burst never settled within {within} s of the kill")
-    if cut_heal:  # then one survivor is cut off for 2 s while everyone plays on, and healed
-        host = procs.index(survivors[-1]) % len(hosts.names)
-        hosts.cut(host)
-        await anyio.sleep(2.0)
-        hosts.heal(host)
-        await anyio.sleep(3.0)  # the healed side rejoins (a term of its own, if it elected itself, loses)
+    if cut_heal:  # then one survivor is cut off while everyone plays on, plays alone, and is healed
+        try:
+            await cut_and_heal(hosts, survivors, survivors[-1])
+        except (TimeoutError, AssertionError) as exc:
+            result.problems.append(f"cut and heal: {exc}")
     finals = await stop_and_report(survivors)
     result.checksums = len({f["checksum"] for f in finals})
     for f in finals:
@@ -304,8 +427,7 @@ async def failover_with_burst(
         if f["rejected"]:
             result.problems.append(f"{f['id']}: {f['rejected']} actions failed")
     result.lost, result.doubled = _lost_and_doubled(finals)
-    for p in survivors:
-        await hosts.leave(p, within=15)
+    await hosts.leave_all(survivors, within=15)
     return result
 
 
@@ -351,8 +473,7 @@ async def startup_merge(hosts: Hosts, *, run: int = 0, alone: float = 1.5, joine
     result.checksums = len({f["checksum"] for f in finals})
     result.masters = len({f["master"] for f in finals})
     result.lost, result.doubled = _lost_and_doubled(finals)
-    for p in procs:
-        await hosts.leave(p, within=15)
+    await hosts.leave_all(procs, within=15)
     return result
 
 
