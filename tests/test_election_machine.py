@@ -11,7 +11,7 @@ from movex_p2p import wire
 from movex_p2p.election import messages as em
 from movex_p2p.election.machine import (
     VIEW_GRACE,
-    Broadcast,
+    Disconnected,
     Effect,
     ElectionConfig,
     ElectionMachine,
@@ -21,11 +21,11 @@ from movex_p2p.election.machine import (
     LinksChanged,
     LogPosition,
     MasterKnown,
-    PeerLeft,
     Policy,
+    Publish,
     Received,
-    Role,
     Send,
+    Standing,
     Tick,
     salt_of,
     term_owner_salt,
@@ -91,12 +91,12 @@ def fire(m: ElectionMachine) -> tuple[float, list[Effect]]:
 
 def without_views(effects: list[Effect]) -> list[Effect]:
     """The effects, views left out (tested on their own)."""
-    return [e for e in effects if not (isinstance(e, Send | Broadcast) and isinstance(e.message, em.View))]
+    return [e for e in effects if not (isinstance(e, Send | Publish) and isinstance(e.message, em.View))]
 
 
 def sent(effects: list[Effect]) -> list[em.ElectionMessage]:
     """What the effects send, views left out (tested on their own)."""
-    return [e.message for e in effects if isinstance(e, Send | Broadcast) and not isinstance(e.message, em.View)]
+    return [e.message for e in effects if isinstance(e, Send | Publish) and not isinstance(e.message, em.View)]
 
 
 def follower_of(master: PeerId, term: Term, me: PeerId = B, *, config: ElectionConfig = AVAILABLE) -> ElectionMachine:
@@ -196,7 +196,7 @@ def test_prevote_keeps_a_healthy_master_when_a_partitioned_peer_rejoins() -> Non
     c.partition([loner])
     c.run(3.0)  # the loner keeps pre-voting, never gets a quorum, never bumps its term
     assert c.machines[loner].term == term
-    assert c.machines[loner].role is Role.FOLLOWER
+    assert c.machines[loner].role is Standing.FOLLOWER
     c.heal()
     c.run(2.0)
     assert settled(c)
@@ -235,8 +235,8 @@ def test_majority_minority_never_elects_and_old_master_stops_confirming() -> Non
     assert not c.machines[old].can_confirm(c.now)
     c.run(3.0)
     assert all(e.peer in majority for e in c.elected if e.at > cut_at)
-    assert c.machines[buddy].role is Role.FOLLOWER
-    new = [p for p in majority if c.machines[p].role is Role.MASTER]
+    assert c.machines[buddy].role is Standing.FOLLOWER
+    new = [p for p in majority if c.machines[p].role is Standing.MASTER]
     assert len(new) == 1
     assert c.machines[new[0]].can_confirm(c.now)
     assert not c.machines[old].can_confirm(c.now)
@@ -285,12 +285,12 @@ def test_stale_master_steps_down_on_a_higher_term_heartbeat() -> None:
     m = machine(A)
     m.start(0.0)
     now, effects = fire(m)
-    assert m.role is Role.MASTER
+    assert m.role is Standing.MASTER
     assert effects[0] == MasterKnown(master=A, term=m.term)
     higher = term_of(term_round(m.term) + 1, B)
     votes = cert(higher, B, (A, B))
     effects = m.step(Received(sender=B, message=em.Heartbeat(term=higher, seq=3, successors=(), cert=votes)), now)
-    assert (m.role, m.master) == (Role.FOLLOWER, B)
+    assert (m.role, m.master) == (Standing.FOLLOWER, B)
     assert effects[0] == MasterKnown(master=B, term=higher)
     ack = em.HeartbeatAck(term=higher, seq=3, last_term=0, last_index=0, cert=votes, leader=B)
     assert sent(effects) == [ack]
@@ -300,15 +300,15 @@ def test_a_higher_term_without_a_quorum_of_votes_deposes_nobody() -> None:
     m = machine(A)
     m.start(0.0)
     now, _ = fire(m)
-    assert m.role is Role.MASTER
+    assert m.role is Standing.MASTER
     higher = term_of(term_round(m.term) + 1, B)
     for votes in [(), cert(higher, B, (B,)), cert(higher, C, (A, B)), cert(m.term, B, (A, B))]:
         heartbeat = em.Heartbeat(term=higher, seq=3, successors=(), cert=votes)
         m.step(Received(sender=B, message=heartbeat), now)
-        assert (m.role, m.master) == (Role.MASTER, A)
+        assert (m.role, m.master) == (Standing.MASTER, A)
     stolen = em.Heartbeat(term=term_of(term_round(m.term) + 1, A), seq=3, successors=(), cert=cert(m.term, B, (A, B)))
     m.step(Received(sender=B, message=stolen), now)  # a term salted for someone else
-    assert (m.role, m.master) == (Role.MASTER, A)
+    assert (m.role, m.master) == (Standing.MASTER, A)
 
 
 def test_a_heartbeat_for_a_term_another_peer_owns_is_ignored() -> None:
@@ -319,7 +319,7 @@ def test_a_heartbeat_for_a_term_another_peer_owns_is_ignored() -> None:
     for other in (A, B, D):  # lower or higher id: a term salted with C's id is only C's to win
         heartbeat = em.Heartbeat(term=term, seq=1, successors=(), cert=cert(term, other, (A, B, C, D)))
         m.step(Received(sender=other, message=heartbeat), now)
-        assert (m.role, m.master, m.term) == (Role.MASTER, C, term)
+        assert (m.role, m.master, m.term) == (Standing.MASTER, C, term)
 
 
 # -- voting rules -----------------------------------------------------------------------------
@@ -448,7 +448,7 @@ def test_handover_without_peers_is_a_no_op() -> None:
     m.start(0.0)
     now, _ = fire(m)
     assert m.step(Handover(), now) == []
-    assert m.role is Role.MASTER
+    assert m.role is Standing.MASTER
     assert m.step(Handover(), now) == []  # nor on a follower
     follower = follower_of(A, term_of(3, A))
     assert follower.step(Handover(), 0.0) == []
@@ -480,7 +480,7 @@ def test_older_term_messages_are_fenced() -> None:
     assert b.step(Received(sender=C, message=vote_reply(C, stale, B)), 0.1) == []
     assert b.step(Received(sender=C, message=em.TimeoutNow(term=stale)), 0.1) == []
     assert b.step(Received(sender=C, message=em.HeartbeatAck(term=stale, seq=1, last_term=0, last_index=0)), 0.1) == []
-    assert (b.term, b.master, b.role) == (T7, A, Role.FOLLOWER)
+    assert (b.term, b.master, b.role) == (T7, A, Standing.FOLLOWER)
 
 
 def test_master_disconnect_starts_a_prompt_election() -> None:
@@ -505,7 +505,7 @@ def test_majority_disconnect_waits_out_the_old_masters_lease() -> None:
 
 def test_graceful_peer_left_of_the_master_starts_an_election() -> None:
     b = follower_of(A, T7, B)
-    effects = b.step(PeerLeft(peer=A, graceful=True), 0.05)
+    effects = b.step(Disconnected(peer=A, graceful=True), 0.05)
     assert without_views(effects) == [MasterKnown(master=None, term=T7)]
 
 
@@ -517,7 +517,7 @@ def test_ticks_before_the_deadline_do_nothing() -> None:
     assert deadline is not None
     assert AVAILABLE.election_timeout <= deadline <= AVAILABLE.election_timeout + AVAILABLE.jitter
     assert m.step(Tick(), deadline - 0.001) == []
-    assert m.role is Role.FOLLOWER
+    assert m.role is Standing.FOLLOWER
     assert m.step(Received(sender=A, message=em.TimeoutNow(term=Term(0))), 0.0) == []  # from myself
 
 
@@ -526,10 +526,10 @@ def test_can_confirm_per_policy() -> None:
     avail.start(0.0)
     assert not avail.can_confirm(0.0)
     avail.step(LinksChanged(peers=frozenset({B, C})), 0.0)
-    avail.step(PeerLeft(peer=B, graceful=False), 0.0)
-    avail.step(PeerLeft(peer=C, graceful=False), 0.0)
+    avail.step(Disconnected(peer=B, graceful=False), 0.0)
+    avail.step(Disconnected(peer=C, graceful=False), 0.0)
     now, _ = fire(avail)
-    assert avail.role is Role.MASTER
+    assert avail.role is Standing.MASTER
     assert avail.can_confirm(now + 100.0)  # AVAILABLE has no lease
 
     major = machine(A, MAJORITY)
@@ -612,7 +612,7 @@ def test_a_shrinking_group_completes_a_pending_election_at_once() -> None:
     assert [type(x) for x in sent(effects)] == [em.PreVoteRequest]
     effects = m.step(LinksChanged(peers=frozenset()), now)  # b and c are gone: a is its whole group
     assert effects[0] == MasterKnown(master=A, term=m.term)
-    assert m.role is Role.MASTER
+    assert m.role is Standing.MASTER
 
 
 def test_a_candidate_completes_when_non_voters_disconnect() -> None:
@@ -622,7 +622,7 @@ def test_a_candidate_completes_when_non_voters_disconnect() -> None:
     now, effects = fire(m)
     (pre,) = sent(effects)
     m.step(Received(sender=B, message=em.PreVoteReply(term=pre.term, granted=True)), now)
-    assert m.role is Role.CANDIDATE
+    assert m.role is Standing.CANDIDATE
     effects = m.step(LinksChanged(peers=frozenset()), now)
     assert effects[0] == MasterKnown(master=A, term=m.term)
 
@@ -661,7 +661,7 @@ def test_available_survivor_suspects_a_silent_master_its_transport_still_reports
     b.step(LinksChanged(peers=frozenset({A})), 0.0)
     b.step(Received(sender=A, message=beat(A, term_of(1, A), voters=(A, B), successors=(B,))), 0.0)
     silent_at, _ = fire(b)  # a went silent, its link still looks open: it still counts, a while
-    assert b.role is Role.FOLLOWER
+    assert b.role is Standing.FOLLOWER
     now, effects = fire(b)
     while b.master != B:
         now, effects = fire(b)
@@ -678,12 +678,12 @@ def test_available_peers_silent_through_a_pre_vote_round_leave_the_group() -> No
     b.step(LinksChanged(peers=frozenset({A, C})), 0.0)
     _, effects = fire(b)
     assert [type(x) for x in sent(effects)] == [em.PreVoteRequest]
-    assert b.role is Role.FOLLOWER
+    assert b.role is Standing.FOLLOWER
     silent_at, effects = fire(b)  # asked again (the request or its reply may have been lost)
     assert [type(x) for x in sent(effects)] == [em.PreVoteRequest] * 2
-    while not any(isinstance(e, Broadcast) for e in effects):
+    while not any(isinstance(e, Publish) for e in effects):
         silent_at, effects = fire(b)  # nobody answered a whole round: they are silent, yet still counted for a while
-    assert b.role is Role.FOLLOWER
+    assert b.role is Standing.FOLLOWER
     now = silent_at
     while b.master != B:  # silent for an election timeout: b is its own group
         now, _ = fire(b)
@@ -694,7 +694,7 @@ def test_available_peers_silent_through_a_pre_vote_round_leave_the_group() -> No
     m.step(LinksChanged(peers=frozenset({A, C})), 0.0)
     fire(m)
     fire(m)
-    assert m.role is Role.FOLLOWER
+    assert m.role is Standing.FOLLOWER
 
 
 def test_a_follower_that_misses_heartbeats_keeps_its_master_while_it_asks_for_pre_votes() -> None:
@@ -706,7 +706,7 @@ def test_a_follower_that_misses_heartbeats_keeps_its_master_while_it_asks_for_pr
     (pre,) = sent(effects)
     assert isinstance(pre, em.PreVoteRequest)
     assert not [e for e in effects if isinstance(e, MasterKnown)]
-    assert (b.master, b.term, b.role) == (A, T7, Role.FOLLOWER)
+    assert (b.master, b.term, b.role) == (A, T7, Standing.FOLLOWER)
     # the others still hear the master, so they refuse; then its next heartbeat arrives
     refused = em.PreVoteReply(term=T7, granted=False)
     assert b.step(Received(sender=C, message=refused), now) == []
@@ -727,11 +727,11 @@ def test_a_fresh_peer_next_to_discovered_ones_does_not_elect_itself(config: Elec
     now = 0.0
     for _ in range(20):
         now, effects = fire(m)
-        assert m.role is not Role.MASTER
+        assert m.role is not Standing.MASTER
         assert not any(isinstance(e, MasterKnown) and e.master == A for e in effects)
     m.step(Joining(peers=frozenset()), now)  # they never linked: the window closed
     now, _ = fire(m)
-    assert m.role is Role.MASTER  # alone, it elects itself
+    assert m.role is Standing.MASTER  # alone, it elects itself
 
 
 def test_joining_ends_once_a_master_is_known() -> None:
@@ -739,12 +739,12 @@ def test_joining_ends_once_a_master_is_known() -> None:
     b.step(Joining(peers=frozenset({"x", "y", "z"})), 0.0)
     b.step(LinksChanged(peers=frozenset({C})), 0.1)  # its master is gone: a 2-peer group elects
     now = 0.1
-    while b.role is not Role.CANDIDATE and now < 5:
+    while b.role is not Standing.CANDIDATE and now < 5:
         now, effects = fire(b)
         for e in effects:
-            if isinstance(e, Broadcast) and isinstance(e.message, em.PreVoteRequest):
+            if isinstance(e, Publish) and isinstance(e.message, em.PreVoteRequest):
                 b.step(Received(sender=C, message=em.PreVoteReply(term=e.message.term, granted=True)), now)
-    assert b.role is Role.CANDIDATE  # discovery no longer holds it back
+    assert b.role is Standing.CANDIDATE  # discovery no longer holds it back
 
 
 def test_a_timer_that_fires_long_after_its_deadline_gives_unread_heartbeats_one_chance() -> None:
@@ -779,9 +779,9 @@ def test_views_go_out_on_every_change_and_to_new_links() -> None:
     m.start(0.0)
     m.step(LinksChanged(peers=frozenset({B})), 0.0)
     now, effects = fire(m)
-    while m.role is not Role.MASTER:
+    while m.role is not Standing.MASTER:
         for e in effects:
-            if isinstance(e, Broadcast) and isinstance(e.message, em.PreVoteRequest | em.VoteRequest):
+            if isinstance(e, Publish) and isinstance(e.message, em.PreVoteRequest | em.VoteRequest):
                 if isinstance(e.message, em.PreVoteRequest):
                     reply: em.ElectionMessage = em.PreVoteReply(term=e.message.term, granted=True)
                 else:
@@ -790,7 +790,7 @@ def test_views_go_out_on_every_change_and_to_new_links() -> None:
                 break
         else:
             now, effects = fire(m)
-    views = [e for e in effects if isinstance(e, Broadcast) and isinstance(e.message, em.View)]
+    views = [e for e in effects if isinstance(e, Publish) and isinstance(e.message, em.View)]
     assert [v.message for v in views] == [em.View(term=m.term, master=A)]
     effects = m.step(LinksChanged(peers=frozenset({B, C})), now)
     assert [e for e in effects if isinstance(e, Send) and isinstance(e.message, em.View)] == [
@@ -817,10 +817,10 @@ def test_a_follower_linked_only_to_its_master_does_not_take_the_room_when_a_few_
     b = follower_of(A, T7, B)
     b.step(LinksChanged(peers=frozenset({A})), 0.0)
     now, _ = fire(b)  # a silent for an election timeout
-    assert (b.role, b.master) == (Role.FOLLOWER, A)
+    assert (b.role, b.master) == (Standing.FOLLOWER, A)
     heartbeat = em.Heartbeat(term=T7, seq=9, successors=(B,))
     b.step(Received(sender=A, message=heartbeat), now + 0.05)  # the next one arrives
-    assert (b.role, b.master, b.term) == (Role.FOLLOWER, A, T7)
+    assert (b.role, b.master, b.term) == (Standing.FOLLOWER, A, T7)
     assert b._group() == {A, B}
 
 
@@ -847,7 +847,7 @@ def test_a_lost_vote_reply_costs_a_re_ask_not_a_round(config: ElectionConfig) ->
     (request,) = [m for m in sent(requests) if isinstance(m, em.VoteRequest)]
     started = now
     deliver(requests, b, A, now)  # b votes; its VoteReply is lost
-    assert a.role is Role.CANDIDATE
+    assert a.role is Standing.CANDIDATE
     now, effects = fire(a)
     assert now - started <= 0.1 + 1e-9
     assert sent(effects) == [request]  # the same request: same term, asked again of b only

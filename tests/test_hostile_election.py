@@ -20,7 +20,7 @@ from movex_p2p.election.machine import (
     ElectionMachine,
     LinksChanged,
     Policy,
-    Role,
+    Standing,
     salt_of,
     term_round,
 )
@@ -138,7 +138,7 @@ def test_one_message_per_election_cannot_keep_the_room_masterless() -> None:
     def disrupt(c: Cluster) -> None:
         nonlocal disruptions
         live = [p for p in c.ids if p in c.alive and p != liar]
-        if any(c.machines[p].role is Role.CANDIDATE for p in live):  # an election runs: spoil it
+        if any(c.machines[p].role is Standing.CANDIDATE for p in live):  # an election runs: spoil it
             top = max(c.machines[p]._ballot for p in live)
             forged = term_of(liar, term_round(Term(top)) + 1)
             if all(c.machines[p]._ballot < forged for p in live):
@@ -186,4 +186,4 @@ def test_majority_members_that_come_and_go_expire() -> None:
     now += config.member_expiry + 1
     machine.step(LinksChanged(peers=frozenset({friend.id})), now)
     assert machine.has_quorum(frozenset({me.id, friend.id}))
-    assert machine.role is not Role.MASTER or machine.term  # (and it may elect again)
+    assert machine.role is not Standing.MASTER or machine.term  # (and it may elect again)

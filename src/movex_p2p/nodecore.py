@@ -517,7 +517,7 @@ class NodeCore:
         member = self.roster.leave(peer)
         if member is not None:
             _roles_changed(self)
-        self._elect(el.PeerLeft(peer=peer, graceful=graceful))
+        self._elect(el.Disconnected(peer=peer, graceful=graceful))
         self._links_changed()
         if member is not None:
             self._events.append(PeerLeft(info=member, reason="left" if graceful else "lost"))
@@ -553,7 +553,7 @@ class NodeCore:
             match effect:
                 case el.Send(to=to, message=message):
                     self.outbox.send(to, message)
-                case el.Broadcast(message=message):  # to every OTHER peer
+                case el.Publish(message=message):  # to every OTHER peer
                     for peer in self.peers:
                         self.outbox.send(peer, message)
                 case el.MasterKnown(master=master, term=term):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .detector import FailureDetector
 from .machine import (
-    Broadcast,
+    Disconnected,
     Effect,
     ElectionConfig,
     ElectionMachine,
@@ -18,19 +18,19 @@ from .machine import (
     LinksChanged,
     LogPosition,
     MasterKnown,
-    PeerLeft,
     Policy,
+    Publish,
     Received,
-    Role,
     Roles,
     Send,
+    Standing,
     Tick,
 )
 from .messages import MESSAGES, ElectionMessage
 
 __all__ = [
     "MESSAGES",
-    "Broadcast",
+    "Disconnected",
     "Effect",
     "ElectionConfig",
     "ElectionMachine",
@@ -42,11 +42,11 @@ __all__ = [
     "LinksChanged",
     "LogPosition",
     "MasterKnown",
-    "PeerLeft",
     "Policy",
+    "Publish",
     "Received",
-    "Role",
     "Roles",
     "Send",
+    "Standing",
     "Tick",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from .machine import Broadcast, Effect, Role, Send
+from .machine import Effect, Publish, Send, Standing
 from .messages import PreVoteRequest, VoteRequest
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class Asks:
 
     def start(self, request: PreVoteRequest | VoteRequest, now: float, out: list[Effect]) -> None:
         """Ask every linked peer now, and again every :data:`REASK_EVERY` those that did not grant it."""
-        out.append(Broadcast(message=request))
+        out.append(Publish(message=request))
         self._request = request
         self.at = now + REASK_EVERY
 
@@ -46,7 +46,7 @@ class Asks:
         granted: set[object]
         if isinstance(request, PreVoteRequest) and m._proposal == request.term:
             granted = set(m._prevotes)
-        elif isinstance(request, VoteRequest) and m.role is Role.CANDIDATE and m._ballot == request.term:
+        elif isinstance(request, VoteRequest) and m.role is Standing.CANDIDATE and m._ballot == request.term:
             granted = set(m._votes)
         else:
             self.at = self._request = None

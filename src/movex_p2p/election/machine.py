@@ -46,7 +46,7 @@ __all__ = [
     "SALT_BITS",
     "VIEW_EVERY",
     "VIEW_GRACE",
-    "Broadcast",
+    "Disconnected",
     "Distrust",
     "Effect",
     "ElectionConfig",
@@ -58,12 +58,12 @@ __all__ = [
     "LinksChanged",
     "LogPosition",
     "MasterKnown",
-    "PeerLeft",
     "Policy",
+    "Publish",
     "Received",
-    "Role",
     "Roles",
     "Send",
+    "Standing",
     "StepAside",
     "Tick",
     "salt_of",
@@ -114,8 +114,8 @@ class Policy(enum.Enum):
     """A majority of the currently connected group, self included: any connected group elects."""
 
 
-class Role(enum.Enum):
-    """This peer's role in the current term."""
+class Standing(enum.Enum):
+    """Where this peer stands in the current term (not the player/spectator ``Role`` of presence.py)."""
 
     FOLLOWER = enum.auto()
     CANDIDATE = enum.auto()
@@ -178,7 +178,7 @@ class LinksChanged:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PeerLeft:
+class Disconnected:
     """``peer`` disconnected; ``graceful`` when it said goodbye (it then leaves MAJORITY membership)."""
 
     peer: PeerId
@@ -231,7 +231,7 @@ class StepAside:
     """Another process took this peer's place (its identity): stop being master; never campaign or vote again."""
 
 
-Input = Tick | Received | LinksChanged | PeerLeft | LogPosition | Handover | Joining | Roles | Distrust | StepAside
+Input = Tick | Received | LinksChanged | Disconnected | LogPosition | Handover | Joining | Roles | Distrust | StepAside
 
 # -- effects ----------------------------------------------------------------------------------
 
@@ -245,7 +245,7 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Broadcast:
+class Publish:
     """Send ``message`` to every peer with an open link."""
 
     message: ElectionMessage
@@ -264,7 +264,7 @@ class MasterKnown:
     term: Term
 
 
-Effect = Send | Broadcast | MasterKnown | Lagging
+Effect = Send | Publish | MasterKnown | Lagging
 
 # -- the machine ------------------------------------------------------------------------------
 
@@ -294,7 +294,7 @@ class ElectionMachine:
         self._seen_round = 0  # the highest round refusals told us of (bounded)
         self._distrusted: set[PeerId] = set()
         self._salt = salt_of(me)
-        self._role = Role.FOLLOWER
+        self._role = Standing.FOLLOWER
         self._term = Term(0)
         self._ballot = Term(0)  # the highest term we voted or campaigned in
         self._master: PeerId | None = None
@@ -331,7 +331,7 @@ class ElectionMachine:
         return self._me
 
     @property
-    def role(self) -> Role:
+    def role(self) -> Standing:
         """FOLLOWER, CANDIDATE or MASTER."""
         return self._role
 
@@ -372,7 +372,7 @@ class ElectionMachine:
 
     def can_confirm(self, now: float) -> bool:
         """May this peer act as master now? False for non-masters and, under MAJORITY, without a lease."""
-        if self._role is not Role.MASTER:
+        if self._role is not Standing.MASTER:
             return False
         if self._config.policy is Policy.AVAILABLE:
             return True
@@ -404,7 +404,7 @@ class ElectionMachine:
                     self._on_message(sender, message, now, out)
             case LinksChanged(peers=peers):
                 self._on_peers_changed(peers - {self._me}, now, out)
-            case PeerLeft(peer=peer, graceful=graceful):
+            case Disconnected(peer=peer, graceful=graceful):
                 if graceful:
                     self._room.left(peer)
                     self._duty.beats.forget(peer)
@@ -431,7 +431,7 @@ class ElectionMachine:
                 self._recheck_quorum(now, out)
             case StepAside():
                 self._spectator = True  # from now on it only follows, as a spectator does
-                if self._role is not Role.FOLLOWER or self._master == self._me:
+                if self._role is not Standing.FOLLOWER or self._master == self._me:
                     self._step_down(self._term, now)
             case _:
                 assert_never(event)
@@ -447,7 +447,7 @@ class ElectionMachine:
         """Say what this peer follows (to ``to``, or to every linked peer), and again every VIEW_EVERY."""
         view = View(term=self._term, master=self._master)
         if to is None:
-            out.append(Broadcast(message=view))
+            out.append(Publish(message=view))
             self._view_at = now + VIEW_EVERY if self._room.connected else None
         else:
             out.extend(Send(to=peer, message=view) for peer in to)
@@ -556,7 +556,7 @@ class ElectionMachine:
         if term > self._ballot:
             self._ballot = term
             self._vote.voted_for = None
-        self._role = Role.FOLLOWER
+        self._role = Standing.FOLLOWER
         self._master = master
         self._proposal = None
         self._prevotes.clear()
@@ -578,10 +578,10 @@ class ElectionMachine:
         return self._room.follow_elsewhere(now, group, self._me, self._room.connected, self._term)
 
     def _pre_vote(self, now: float, out: list[Effect]) -> None:
-        if self._role is Role.FOLLOWER and self._follow_elsewhere(now):
+        if self._role is Standing.FOLLOWER and self._follow_elsewhere(now):
             self._arm_election(now)
             return
-        self._role = Role.FOLLOWER
+        self._role = Standing.FOLLOWER
         self._asked_at = now
         self._proposal = self._next_term()
         self._prevotes = {self._me}
@@ -598,7 +598,7 @@ class ElectionMachine:
         # The term peers see (and fence with) moves only to a won term: a lost campaign leaves
         # it as it was, so the winner of the same round is followed even if its term is lower.
         self._ballot = self._next_term()
-        self._role = Role.CANDIDATE
+        self._role = Standing.CANDIDATE
         self._master = None
         self._duty.heartbeat_at = None  # a master running again (a healed partition) is no master meanwhile
         self._duty.handover_to = self._duty.handover_at = None
@@ -619,7 +619,7 @@ class ElectionMachine:
 
     def _become_master(self, now: float, out: list[Effect]) -> None:
         self._term = self._ballot
-        self._role = Role.MASTER
+        self._role = Standing.MASTER
         self._master = self._me
         self._certs.trust(self._term, self._me)
         self._election_at = None
@@ -634,7 +634,7 @@ class ElectionMachine:
     def _recheck_quorum(self, now: float, out: list[Effect]) -> None:
         if self._proposal is not None and self._has_quorum(self._prevotes):
             self._campaign(now, out, handover=False)
-        elif self._role is Role.CANDIDATE and self._has_quorum(self._votes):
+        elif self._role is Standing.CANDIDATE and self._has_quorum(self._votes):
             self._become_master(now, out)
 
     # -- events --
@@ -642,7 +642,7 @@ class ElectionMachine:
     def _on_peers_changed(self, peers: frozenset[PeerId], now: float, out: list[Effect]) -> None:
         gone, new = self._room.links_changed(peers, now)
         self._expire_members(now)
-        if self._role is Role.MASTER:
+        if self._role is Standing.MASTER:
             if new:
                 hello = self._duty.heartbeat_message()
                 out.extend(Send(to=peer, message=hello) for peer in sorted(new))
@@ -694,7 +694,7 @@ class ElectionMachine:
         term = message.term
         if term < self._term:  # a stale master: tell it our term (and its certificate)
             out.append(Send(to=sender, message=self._ack(self._term, message.seq)))
-            if self._role is Role.MASTER:
+            if self._role is Standing.MASTER:
                 self._duty.rival(sender, message, now, out)
             return
         # Two masters of one term only happen on a salt collision: the lower id keeps it
@@ -703,11 +703,11 @@ class ElectionMachine:
             return
         if not (term == self._term and self._master == sender):
             if not self._certified(term, sender, message.cert):
-                if self._role is Role.MASTER:
+                if self._role is Standing.MASTER:
                     self._duty.rival(sender, message, now, out)
                 return  # no quorum voted for it, as far as we can see: not our master
             self._certs.known = (term, sender, message.cert)
-        if term > self._term or self._role is not Role.FOLLOWER or self._master != sender:
+        if term > self._term or self._role is not Standing.FOLLOWER or self._master != sender:
             self._step_down(term, now, master=sender)
         self._vote.sticky_until = now + self._config.election_timeout
         self._successors = message.successors
@@ -742,20 +742,20 @@ class ElectionMachine:
     def _on_vote_reply(self, sender: PeerId, message: VoteReply, now: float, out: list[Effect]) -> None:
         if message.term > self._ballot:
             self._learn_round(message.term)
-            if self._role is Role.MASTER and not self._own_cert_holds() and now >= self._duty.rival_at + _RIVAL:
+            if self._role is Standing.MASTER and not self._own_cert_holds() and now >= self._duty.rival_at + _RIVAL:
                 # a peer of our group is past our term and our votes are not a quorum of the group
                 # as it is now (it was silent when we won): run again above its round, with its vote
                 self._duty.rival_at = now
                 self._campaign(now, out, handover=False)
             return
-        if message.term != self._ballot or not message.granted or self._role is Role.FOLLOWER:
+        if message.term != self._ballot or not message.granted or self._role is Standing.FOLLOWER:
             return
         if sender in self._room.spectators:
             return  # a spectator's vote counts for nothing
         if self._certs.voter(message.proof, self._ballot, self._me) != sender:
             return  # an unsigned or forged vote counts for nothing
         self._certs.won[sender] = message.proof  # late votes join a master's certificate too
-        if self._role is Role.CANDIDATE:
+        if self._role is Standing.CANDIDATE:
             self._votes.add(sender)
             if self._has_quorum(self._votes):
                 self._become_master(now, out)
@@ -765,7 +765,7 @@ class ElectionMachine:
         if (
             message.term == self._term
             and self._master == sender
-            and self._role is Role.FOLLOWER
+            and self._role is Standing.FOLLOWER
             and self._certs.granter(message.grant, self._term, self._me) == sender
         ):
             self._campaign(now, out, handover=True, grant=message.grant)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..ids import PeerId
 from .lease import Beats
-from .machine import _RIVAL, _ROUND_STEP, _SALT_MASK, _TOP_UP, Broadcast, Effect, Role, Send, salt_of, term_round
+from .machine import _RIVAL, _ROUND_STEP, _SALT_MASK, _TOP_UP, Effect, Publish, Send, Standing, salt_of, term_round
 from .messages import Heartbeat, HeartbeatAck, TimeoutNow, VoteRequest
 
 if TYPE_CHECKING:
@@ -33,10 +33,10 @@ class MasterDuties:
         self.rival_at = -math.inf  # when we last reacted to a rival master's claims
 
     def heartbeat(self, now: float, out: list[Effect]) -> None:
-        """Broadcast the next heartbeat, and top up our certificate now and then."""
+        """Publish the next heartbeat, and top up our certificate now and then."""
         self.beats.beat(now)
         self.heartbeat_at = now + self._m.config.heartbeat_interval
-        out.append(Broadcast(message=self.heartbeat_message()))
+        out.append(Publish(message=self.heartbeat_message()))
         if now >= self.top_up_at + _TOP_UP:
             self.top_up(now, out)
 
@@ -73,7 +73,7 @@ class MasterDuties:
 
     def hand_over(self, now: float, out: list[Effect]) -> None:
         """As master, grant the next untried successor our term (TimeoutNow), again if it does not win."""
-        if self._m.role is not Role.MASTER:
+        if self._m.role is not Standing.MASTER:
             return
         ranked = self.ranked_successors()
         if not ranked:
@@ -120,10 +120,10 @@ class MasterDuties:
     def on_heartbeat_ack(self, sender: PeerId, message: HeartbeatAck, now: float, out: list[Effect]) -> None:
         """Count an ack of our term toward the lease; a newer certified term in it may make us run above."""
         if message.term > self._m.term:
-            if self._m.role is Role.MASTER:
+            if self._m.role is Standing.MASTER:
                 self.run_above(message, now, out)
             return
-        if message.term < self._m.term or self._m.role is not Role.MASTER:
+        if message.term < self._m.term or self._m.role is not Standing.MASTER:
             return
         self.beats.acked(sender, message.seq, (message.last_term, message.last_index))
 

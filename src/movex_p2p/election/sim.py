@@ -1,6 +1,6 @@
 """A virtual-time network of ElectionMachines with seeded faults (pure: no asyncio, no clock).
 
-The harness routes effects between machines the way the node does (``Broadcast`` goes to the
+The harness routes effects between machines the way the node does (``Publish`` goes to the
 links the sender sees open), sends every election message as a datagram through the shared
 link model (:class:`movex_p2p.links.Links`: lost with probability ``loss``, delayed on its own
 draw, so messages may overtake each other), reports link changes as ``LinksChanged`` after
@@ -23,7 +23,7 @@ from ..links import Links
 from ..routes import Lane
 from ..signing import ED25519, FAKE, FakeSigner, Signer, Verifier
 from .machine import (
-    Broadcast,
+    Disconnected,
     Effect,
     ElectionConfig,
     ElectionMachine,
@@ -32,10 +32,10 @@ from .machine import (
     LinksChanged,
     LogPosition,
     MasterKnown,
-    PeerLeft,
+    Publish,
     Received,
-    Role,
     Send,
+    Standing,
     Tick,
 )
 from .messages import ElectionMessage, VoteReply
@@ -155,7 +155,7 @@ class Cluster:
 
     def masters(self) -> list[PeerId]:
         """Live peers whose role is MASTER, sorted."""
-        return sorted(p for p in self.alive if self.machines[p].role is Role.MASTER)
+        return sorted(p for p in self.alive if self.machines[p].role is Standing.MASTER)
 
     def known_masters(self) -> dict[PeerId, PeerId | None]:
         """Each live peer's idea of the master."""
@@ -171,7 +171,7 @@ class Cluster:
         self._topology_changed(before)
 
     def leave(self, peer: str) -> None:
-        """``peer`` leaves gracefully: others get ``PeerLeft(graceful=True)`` now."""
+        """``peer`` leaves gracefully: others get ``Disconnected(graceful=True)`` now."""
         pid = PeerId(peer)
         before = self._links()
         self.alive.discard(pid)
@@ -179,7 +179,7 @@ class Cluster:
         for other in sorted(self.alive):
             if pid in self._view[other]:
                 self._view[other].discard(pid)
-                self.step(other, PeerLeft(peer=pid, graceful=True))
+                self.step(other, Disconnected(peer=pid, graceful=True))
         self._topology_changed(before)
 
     def partition(self, *groups: Iterable[str]) -> None:
@@ -301,7 +301,7 @@ class Cluster:
                 case Send(to=dst, message=message):
                     if dst in self._view[src]:
                         self._transmit(src, dst, message)
-                case Broadcast(message=message):
+                case Publish(message=message):
                     for dst in sorted(self._view[src]):
                         self._transmit(src, dst, message)
                 case MasterKnown(master=master, term=term):

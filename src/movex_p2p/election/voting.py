@@ -9,7 +9,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ..ids import PeerId, Term
-from .machine import _ROUND_STEP, _SALT_MASK, Effect, Policy, Role, Send, salt_of, term_round
+from .machine import _ROUND_STEP, _SALT_MASK, Effect, Policy, Send, Standing, salt_of, term_round
 from .messages import PreVoteReply, PreVoteRequest, VoteReply, VoteRequest
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ class Voter:
 
     def sticky(self, now: float) -> bool:
         """Refuse (pre-)votes now: we are master, or heard a master lately (under AVAILABLE: one still linked)."""
-        if self._m.role is Role.MASTER:
+        if self._m.role is Standing.MASTER:
             return True
         if self._m.config.policy is Policy.AVAILABLE and (
             self._m.master is None or self._m.master not in self._m._room.connected
@@ -105,7 +105,7 @@ class Voter:
             return
         if message.term > self._m._ballot:  # our vote moves on; the term we follow does not (not won yet)
             self._m._ballot = message.term
-            if self._m.role is not Role.FOLLOWER:
+            if self._m.role is not Standing.FOLLOWER:
                 self._m._step_down(self._m.term, now)
         self.voted_for = sender
         self._m._certs.pending = (message.term, sender, now)
