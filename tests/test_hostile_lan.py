@@ -62,8 +62,9 @@ async def test_a_peer_joins_past_100_idle_connections_and_200_fake_members() -> 
         joined = up["t"] - ready
         print(f"joined {joined:.3f} s after entering, past 100 idle connections and 200 fake members")
         # the figure is printed (docs/security.md quotes it); the test asserts only that the attack
-        # does not keep a peer out: a timed target belongs in a benchmark, not in a test
-        assert joined < 5.0
+        # does not keep a peer out (0.1: it never joined): a timed target belongs in a benchmark.
+        # 0.5-2.7 s on a quiet 2-vCPU machine, 5-9 s while another test suite loads it
+        assert joined < 10.0
         lan = (await status(member))["lan"]
         assert isinstance(lan, dict)
         assert len(lan["seen"]) > 150, len(lan["seen"])  # the fake members were there
