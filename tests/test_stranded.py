@@ -375,3 +375,24 @@ def _run_alone(c: CoreCluster, peer: PeerId) -> None:
                 c.links[link].clear()
             else:
                 c.deliver(*link)
+
+
+def test_the_window_of_held_seqs_survives_a_snapshot_in_as_few_bytes_as_it_needs() -> None:
+    """Which of an author's last 8,192 seqs a log holds (how its author tells what a new master lacks)
+    goes whole through a snapshot, and an author with a few actions costs a few bytes, not 1 KiB."""
+    from movex_p2p.resource.replica import WINDOW
+
+    res = Replica(rid=Counter.rid("c"), type=Counter, state=freeze({"count": 0}))
+    for seq in range(1, 12_001):
+        res.settle("busy", seq, applied=seq % 7 != 0)  # every 7th rejected or skipped
+    res.settle("idle", 1, applied=True)
+    res.settle("idle", 3, applied=True)
+    snap = wire.decode(wire.encode(res.snapshot(term=Term(1), index=1)))[0]
+    assert isinstance(snap, rm.Snapshot)
+    assert len(snap.recent["idle"]) == 1
+    assert len(snap.recent["busy"]) == WINDOW // 8
+    back = Replica.from_snapshot(snap, Counter)
+    for author, seqs in (("busy", range(12_000 - WINDOW + 1, 12_001)), ("idle", range(1, 4))):
+        assert [back.holds(author, s) for s in seqs] == [res.holds(author, s) for s in seqs]
+    assert back.holds("busy", 12_000 - WINDOW) is None  # older than the window: not known
+    assert [back.holds("idle", s) for s in (1, 2, 3)] == [True, False, True]

@@ -151,7 +151,8 @@ class Replica:
             applied=dict(self.applied),
             eras=tuple(self.eras),
             seal=self.seal,
-            recent={author: mask.to_bytes(_WINDOW_BYTES, "big") for author, mask in self.recent.items()},
+            # as few bytes as each mask needs (up to 1 KiB): an author with a few actions costs a few
+            recent={author: mask.to_bytes((mask.bit_length() + 7) // 8, "big") for author, mask in self.recent.items()},
             incarnation=self.incarnation,
         )
 
