@@ -95,6 +95,13 @@ def first(proc: Proc, ev: str) -> dict[str, Any]:
     return next(e for e in proc.events if e["ev"] == ev)
 
 
+async def client_and_master(bed: Bed, prefix: str, *options: str) -> tuple[list[Proc], Proc, Proc]:
+    """Two peers, ready: (both, the one that is not master, the master)."""
+    procs, _ = await bed.peers(2, prefix, *options)
+    master = next(p for p in procs if first(p, "ready")["is_master"])
+    return procs, next(p for p in procs if p is not master), master
+
+
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
@@ -160,9 +167,7 @@ def summary(samples: list[float]) -> dict[str, float]:
 
 async def latency(bed: Bed, n: int, rounds: int) -> dict[str, Any]:
     """Alternate rounds of node and raw samples so both see the same machine load."""
-    procs, _ = await bed.peers(2, "l")
-    client = next(p for p in procs if not first(p, "ready")["is_master"])
-    master = next(p for p in procs if first(p, "ready")["is_master"])
+    procs, client, master = await client_and_master(bed, "l")
     ours: list[float] = []
     raw: list[float] = []
     endpoint: list[float] = []
@@ -186,9 +191,7 @@ async def latency(bed: Bed, n: int, rounds: int) -> dict[str, Any]:
 
 async def route_hops(bed: Bed, n: int, rounds: int) -> dict[str, Any]:
     """Per-hop medians of a client's round trips (``movex_p2p.testing.route``), raw aiortc alternating."""
-    procs, _ = await bed.peers(2, "r", "--trace-route")
-    client = next(p for p in procs if not first(p, "ready")["is_master"])
-    master = next(p for p in procs if first(p, "ready")["is_master"])
+    procs, client, master = await client_and_master(bed, "r", "--trace-route")
     rows: list[dict[str, float]] = []
     raw: list[float] = []
     ours: list[float] = []
