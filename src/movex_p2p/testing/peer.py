@@ -21,7 +21,8 @@ Roles:
   tally ``rtt`` (``n``), ``flood`` (``count``, ``window``, ``total``), ``go`` / ``stop`` (steady
   dispatching every ``--interval`` s: ``stopped``; ``go`` again plays on), ``burst`` (``n`` then ``more``:
   ``burst_sent``, ``burst_settled``), ``report`` (``final`` after ``--settle`` s, or the command's
-  ``settle``); ``rss``; ``leave`` (``leaving``).
+  ``settle``); ``rss``; ``leave`` (``leaving``); ``route`` (with ``--trace-route``: the hop
+  marks of :mod:`~movex_p2p.testing.route` since the last ``route``).
   ``--fair`` creates and binds ``dice:d`` and the sealed ``cup:c``: ``fair`` (``n``, ``warmup``:
   one die at a time, ``mx.master`` and ``mx.fair`` draws alternating: ``fair``) and
   ``private_draws`` (the same with sealed pairs, plain dice and private draws alternating:
