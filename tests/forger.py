@@ -22,9 +22,10 @@ from movex_p2p.election import messages as em
 from movex_p2p.election.machine import ElectionConfig, salt_of
 from movex_p2p.identity import Identity
 from movex_p2p.ids import PeerId, Rid, Term
-from movex_p2p.nodecore import Forked, NodeCore, Ready
+from movex_p2p.nodecore import NodeCore, Ready
 from movex_p2p.proofs import prove
 from movex_p2p.resource import messages as rm
+from movex_p2p.resource.effects import Forged
 from movex_p2p.resource.history import head, removed_head, seal, seal_digest
 from movex_p2p.resource.state import checksum, freeze
 from movex_p2p.signing import ED25519
@@ -85,8 +86,8 @@ def to(ready: Ready, peer: Identity) -> list[wire.Message]:
     return [m for data in frames for m in wire.decode(data)]
 
 
-def forks(ready: Ready) -> list[Forked]:
-    return [e for e in ready.events if isinstance(e, Forked)]
+def forks(ready: Ready) -> list[Forged]:
+    return [e for e in ready.events if isinstance(e, Forged)]
 
 
 def proposals(core: NodeCore, *actions: mx.Action, now: float) -> tuple[rm.Endorsed, list[rm.Propose]]:

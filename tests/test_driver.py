@@ -12,7 +12,7 @@ import pytest
 
 import movex_p2p as mx
 from movex_p2p import wire
-from movex_p2p.ids import PeerId
+from movex_p2p.ids import PeerId, Term
 from movex_p2p.nodecore import NodeCore
 from movex_p2p.resource import messages as rm
 from movex_p2p.transport.base import Endpoint, PeerUp, TransportEvent
@@ -125,7 +125,7 @@ async def test_a_reader_that_falls_behind_keeps_the_latest_events_only() -> None
     stream = EventStream()
     reader = stream.reader()
     for term in range(READER_LIMIT + 10):
-        stream.publish(mx.MasterChanged(master=None, term=term))
+        stream.publish(mx.MasterChanged(master=None, term=Term(term)))
     stream.close()
     terms = [event.term async for event in reader if isinstance(event, mx.MasterChanged)]
     assert terms == list(range(10, READER_LIMIT + 10))

@@ -20,7 +20,7 @@ from movex_p2p.election.machine import (
     Lagging,
     LinksChanged,
     LogPosition,
-    MasterKnown,
+    MasterChanged,
     Policy,
     Publish,
     Received,
@@ -286,12 +286,12 @@ def test_stale_master_steps_down_on_a_higher_term_heartbeat() -> None:
     m.start(0.0)
     now, effects = fire(m)
     assert m.role is Standing.MASTER
-    assert effects[0] == MasterKnown(master=A, term=m.term)
+    assert effects[0] == MasterChanged(master=A, term=m.term)
     higher = term_of(term_round(m.term) + 1, B)
     votes = cert(higher, B, (A, B))
     effects = m.step(Received(sender=B, message=em.Heartbeat(term=higher, seq=3, successors=(), cert=votes)), now)
     assert (m.role, m.master) == (Standing.FOLLOWER, B)
-    assert effects[0] == MasterKnown(master=B, term=higher)
+    assert effects[0] == MasterChanged(master=B, term=higher)
     ack = em.HeartbeatAck(term=higher, seq=3, last_term=0, last_index=0, cert=votes, leader=B)
     assert sent(effects) == [ack]
 
@@ -486,7 +486,7 @@ def test_older_term_messages_are_fenced() -> None:
 def test_master_disconnect_starts_a_prompt_election() -> None:
     b = follower_of(A, T7, B)
     effects = b.step(LinksChanged(peers=frozenset({C})), 0.05)
-    assert without_views(effects) == [MasterKnown(master=None, term=T7)]
+    assert without_views(effects) == [MasterChanged(master=None, term=T7)]
     assert b.deadline is not None
     assert b.deadline <= 0.05 + AVAILABLE.rank_step * 2 + AVAILABLE.jitter
     _, effects = fire(b)
@@ -506,7 +506,7 @@ def test_majority_disconnect_waits_out_the_old_masters_lease() -> None:
 def test_graceful_peer_left_of_the_master_starts_an_election() -> None:
     b = follower_of(A, T7, B)
     effects = b.step(Disconnected(peer=A, graceful=True), 0.05)
-    assert without_views(effects) == [MasterKnown(master=None, term=T7)]
+    assert without_views(effects) == [MasterChanged(master=None, term=T7)]
 
 
 def test_ticks_before_the_deadline_do_nothing() -> None:
@@ -611,7 +611,7 @@ def test_a_shrinking_group_completes_a_pending_election_at_once() -> None:
     now, effects = fire(m)
     assert [type(x) for x in sent(effects)] == [em.PreVoteRequest]
     effects = m.step(LinksChanged(peers=frozenset()), now)  # b and c are gone: a is its whole group
-    assert effects[0] == MasterKnown(master=A, term=m.term)
+    assert effects[0] == MasterChanged(master=A, term=m.term)
     assert m.role is Standing.MASTER
 
 
@@ -624,7 +624,7 @@ def test_a_candidate_completes_when_non_voters_disconnect() -> None:
     m.step(Received(sender=B, message=em.PreVoteReply(term=pre.term, granted=True)), now)
     assert m.role is Standing.CANDIDATE
     effects = m.step(LinksChanged(peers=frozenset()), now)
-    assert effects[0] == MasterKnown(master=A, term=m.term)
+    assert effects[0] == MasterChanged(master=A, term=m.term)
 
 
 def test_election_package_imports_no_io_clock_or_randomness() -> None:
@@ -666,7 +666,7 @@ def test_available_survivor_suspects_a_silent_master_its_transport_still_reports
     while b.master != B:
         now, effects = fire(b)
     assert now - silent_at <= 2 * AVAILABLE.election_timeout
-    assert effects[0] == MasterKnown(master=B, term=b.term)
+    assert effects[0] == MasterChanged(master=B, term=b.term)
     # a speaks again: it counts again
     b.step(Received(sender=A, message=em.HeartbeatAck(term=b.term, seq=1, last_term=0, last_index=0)), 1.0)
     assert b._group() == {A, B}
@@ -705,7 +705,7 @@ def test_a_follower_that_misses_heartbeats_keeps_its_master_while_it_asks_for_pr
     now, effects = fire(b)  # no heartbeat for a whole election timeout
     (pre,) = sent(effects)
     assert isinstance(pre, em.PreVoteRequest)
-    assert not [e for e in effects if isinstance(e, MasterKnown)]
+    assert not [e for e in effects if isinstance(e, MasterChanged)]
     assert (b.master, b.term, b.role) == (A, T7, Standing.FOLLOWER)
     # the others still hear the master, so they refuse; then its next heartbeat arrives
     refused = em.PreVoteReply(term=T7, granted=False)
@@ -728,7 +728,7 @@ def test_a_fresh_peer_next_to_discovered_ones_does_not_elect_itself(config: Elec
     for _ in range(20):
         now, effects = fire(m)
         assert m.role is not Standing.MASTER
-        assert not any(isinstance(e, MasterKnown) and e.master == A for e in effects)
+        assert not any(isinstance(e, MasterChanged) and e.master == A for e in effects)
     m.step(Joining(peers=frozenset()), now)  # they never linked: the window closed
     now, _ = fire(m)
     assert m.role is Standing.MASTER  # alone, it elects itself

@@ -8,10 +8,10 @@ from typing import Any
 
 import movex_p2p as mx
 from movex_p2p.ids import PeerId
-from movex_p2p.nodecore import Forked, Ready
+from movex_p2p.nodecore import Ready
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.draws import seed_of
-from movex_p2p.resource.effects import DrawShort, Effect, Publish
+from movex_p2p.resource.effects import DrawShort, Effect, Forged, Publish
 from movex_p2p.resource.fair import resolve_fair
 from movex_p2p.resource.master import MasterCore
 from movex_p2p.simulation import Simulation
@@ -34,7 +34,7 @@ def _room(seed: int, size: int = 4) -> tuple[Simulation, PeerId, list[tuple[Peer
     execute = sim._execute
 
     def spy(pid: PeerId, ready: Ready) -> None:
-        seen.extend((pid, e) for e in ready.events if isinstance(e, Forked | DrawShort))
+        seen.extend((pid, e) for e in ready.events if isinstance(e, Forged | DrawShort))
         execute(pid, ready)
 
     sim._execute = spy  # type: ignore[method-assign]
@@ -85,7 +85,7 @@ def test_a_player_that_withholds_its_element_is_named_and_the_room_goes_on() -> 
     assert drawn.missing == (silent,)  # visible to every peer: in the log, and told to each app
     assert len(drawn.contributions) == 3
     assert sorted(pid for pid, e in forked if isinstance(e, DrawShort) and e.missing == (silent,)) == sorted(sim.ids)
-    assert not [e for _, e in forked if isinstance(e, Forked)]
+    assert not [e for _, e in forked if isinstance(e, Forged)]
     chains = sim.peers[author].core.client.fair.ledger.chains
     assert chains[silent].next == 2  # its withheld element is used up: never offered to a later draw
 
@@ -114,7 +114,7 @@ def test_a_master_that_changes_a_fair_value_is_caught_by_every_peer_and_voted_ou
     sim.dispatch(author, rid, mx.Action("roll", {"die": mx.fair.random_int(1, 5)}))
     others = [p for p in sim.ids if p != master]
     assert sim.run(10.0, until=lambda s: all(len(_rolls(s, p, rid)) == 1 for p in others))
-    assert {pid for pid, e in forked if isinstance(e, Forked) and e.peer == master} == set(others)  # each caught it
+    assert {pid for pid, e in forked if isinstance(e, Forged) and e.peer == master} == set(others)  # each caught it
     second = next(iter(sim.peers[p].core.client.master for p in others))
     assert second is not None
     assert second != master
@@ -166,7 +166,7 @@ def test_a_player_that_sends_an_element_off_its_chain_is_left_out_visibly() -> N
     drawn = _drawn_entries(sim, master)
     assert drawn is not None
     assert drawn.missing == (cheat,)  # the master checked it like every peer would, and left it out
-    assert not [e for p, e in forked if isinstance(e, Forked) and p != cheat]
+    assert not [e for p, e in forked if isinstance(e, Forged) and p != cheat]
 
 
 def test_fair_values_in_a_private_half_are_refused() -> None:
@@ -189,7 +189,7 @@ def test_a_master_killed_in_the_middle_of_a_draw_leaves_it_to_the_next_one() -> 
     sim.kill(master)  # its Drawing is out, its Drawn never will be
     others = [p for p in sim.ids if p != master]
     assert sim.run(10.0, until=lambda s: all(len(_rolls(s, p, rid)) == 1 for p in others) and s.converged(rid))
-    assert not [e for _, e in forked if isinstance(e, Forked)]
+    assert not [e for _, e in forked if isinstance(e, Forged)]
     drawn = _drawn_entries(sim, author)
     assert drawn is not None
     assert drawn.term > 1  # drawn by the next master, from the three players left

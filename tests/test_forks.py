@@ -147,7 +147,7 @@ def member_snapshot(rid: Rid, term: Term, count: int) -> rm.Snapshot:
 
 def witness_rounds(alice: NodeCore, bob: NodeCore, ready_a: Ready, ready_b: Ready, now: float) -> set[tuple[str, str]]:
     """Alice and Bob pass each other their seals a few rounds; who caught which master."""
-    caught = set()
+    caught: set[tuple[str, str]] = set()
     for _ in range(4):
         now += 0.3
         witnesses_a = [m for m in to(ready_a, BOB) if isinstance(m, rm.Witness)]

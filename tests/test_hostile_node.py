@@ -19,9 +19,10 @@ from movex_p2p.election import messages as em
 from movex_p2p.election.machine import ElectionConfig, salt_of
 from movex_p2p.identity import Identity
 from movex_p2p.ids import Rid, Term
-from movex_p2p.nodecore import Forked, NodeCore, Ready
+from movex_p2p.nodecore import NodeCore, Ready
 from movex_p2p.proofs import prove
 from movex_p2p.resource import messages as rm
+from movex_p2p.resource.effects import Forged
 from movex_p2p.resource.history import action_digest, head, seal_statement
 from movex_p2p.resource.state import checksum, freeze
 from movex_p2p.resource.windows import MAX_EARLY_TOTAL
@@ -195,7 +196,7 @@ def test_a_master_that_authors_an_action_for_someone_else_is_caught(victim: Iden
     )
     ready = deliver(client, EVIL, forged, now=0.3)
     assert client.client.replicas[rid].state == {"count": 0}  # not applied
-    forks = [e for e in ready.events if isinstance(e, Forked)]
+    forks = [e for e in ready.events if isinstance(e, Forged)]
     assert [f.peer for f in forks] == [EVIL.id]
     assert "never signed" in forks[0].reason
     assert client.election.master is None  # it does not follow a forger any more
@@ -220,7 +221,7 @@ def test_a_master_that_tells_peers_different_histories_is_caught_by_their_witnes
 
     deliver(client, EVIL, sealed(0), now=0.2)  # what the master told us
     ready = deliver(client, THIRD, rm.Witness(term=term, sealed=sealed(7)), now=0.3)  # what it told the third peer
-    assert [e.peer for e in ready.events if isinstance(e, Forked)] == [EVIL.id]
+    assert [e.peer for e in ready.events if isinstance(e, Forged)] == [EVIL.id]
     assert client.election.master is None
     fake = rm.Sealed(term=term, index=1, heads=sealed(9).heads, proof=prove(THIRD, *seal_statement(term, 1, ())))
     other = node(Identity(b"4" * 32))  # a made-up seal proves nothing against an honest master
@@ -229,7 +230,7 @@ def test_a_master_that_tells_peers_different_histories_is_caught_by_their_witnes
     deliver(other, EVIL, em.Heartbeat(term=term, seq=1, successors=(), cert=cert), now=0.1)
     deliver(other, EVIL, sealed(0), now=0.2)
     ready = deliver(other, THIRD, rm.Witness(term=term, sealed=fake), now=0.3)
-    assert not [e for e in ready.events if isinstance(e, Forked)]
+    assert not [e for e in ready.events if isinstance(e, Forged)]
     assert other.election.master == EVIL.id
 
 

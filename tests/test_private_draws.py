@@ -20,7 +20,7 @@ import movex_p2p as mx
 from movex_p2p import wire
 from movex_p2p.errors import LocalProtocolError
 from movex_p2p.ids import PeerId, Rid, Term
-from movex_p2p.nodecore import Forked, Ready
+from movex_p2p.nodecore import Ready
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.draws import Draws, Player, proposal_digest, seed_of
 from movex_p2p.resource.effects import Forged, Publish, Send
@@ -375,7 +375,7 @@ class LoadedSimulation(SpySimulation):
         return message
 
     def _execute(self, pid: PeerId, ready: Ready) -> None:
-        self.forked += [(pid, e.peer) for e in ready.events if isinstance(e, Forked)]
+        self.forked += [(pid, e.peer) for e in ready.events if isinstance(e, Forged)]
         super()._execute(pid, ready)
 
 

@@ -36,7 +36,7 @@ before an action reaches the MasterCore, makes sure every peer gets an author's 
 before the first entry it covers, and seals each step's heads; as a peer it sends the latest
 seal it got to the others (``Witness``) and compares theirs: two valid seals of one master for
 the same log index that differ prove a forked history. A peer caught forging (that, or an
-entry its author never signed) is reported (:class:`Forked`) and never followed again.
+entry its author never signed) is reported (:class:`~.resource.effects.Forged`) and never followed again.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Final, assert_never
 from . import wire
 from .censorship import Censored, CensorMessage, CensorWatch
 from .election import machine as el
+from .election.machine import MasterChanged
 from .election.messages import ElectionMessage
 from .errors import ProtocolError
 from .ids import PeerId, Rid, Term
@@ -80,7 +81,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Dropped",
     "Fault",
-    "Forked",
     "MasterChanged",
     "NodeCore",
     "NodeEvent",
@@ -95,26 +95,10 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MasterChanged:
-    """The master became ``master`` (None: an election for a new term runs) in ``term``."""
-
-    master: str | None
-    term: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class PeersChanged:
     """The other peers with an open link are now ``peers``."""
 
     peers: frozenset[str]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Forked:
-    """``peer`` (a master) was caught forging: ``reason`` says how; it is not followed any more."""
-
-    peer: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,7 +128,15 @@ class TypeConflict:
 
 
 NodeEvent = (
-    fx.Notice | MasterChanged | PeersChanged | PeerJoined | PeerLeft | TypeConflict | Forked | IdentityInUse | Censored
+    fx.Notice
+    | MasterChanged
+    | PeersChanged
+    | PeerJoined
+    | PeerLeft
+    | TypeConflict
+    | fx.Forged
+    | IdentityInUse
+    | Censored
 )
 """What the app hears of, in order."""
 
@@ -491,7 +483,7 @@ class NodeCore:
     def _distrust(self, peer: PeerId, reason: str) -> None:
         if not self.history.distrust(peer):
             return
-        self._events.append(Forked(peer=peer, reason=reason))
+        self._events.append(fx.Forged(peer=peer, reason=reason))
         self._elect(el.Distrust(peer=peer))
 
     def _link_up(self, peer: PeerId) -> None:
@@ -556,9 +548,9 @@ class NodeCore:
                 case el.Publish(message=message):  # to every OTHER peer
                     for peer in self.peers:
                         self.outbox.send(peer, message)
-                case el.MasterKnown(master=master, term=term):
+                case el.MasterChanged(master=master, term=term):
                     self._master_changed(master, term)
-                    self._events.append(MasterChanged(master=master, term=term))
+                    self._events.append(effect)
                 case el.Lagging():
                     self._effects(self.client.report())  # the master sends what we lack
                 case _:

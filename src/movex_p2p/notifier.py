@@ -26,7 +26,6 @@ from .events import Diagnostic, EventStream
 from .handles import DispatchHandle, Resource
 from .ids import Rid
 from .nodecore import (
-    Forked,
     MasterChanged,
     NodeEvent,
     PeerJoined,
@@ -216,7 +215,7 @@ class Notifier:
                 self.master_change.set()
                 self.master_change = anyio.Event()
                 self.stream.publish(event)
-            case Forked(peer=peer, reason=reason):
+            case fx.Forged(peer=peer, reason=reason):
                 self.log.warning("%s was caught forging (%s): it is not followed any more", peer, reason)
                 self.diagnose(Diagnostic(kind="forked", peer=peer, reason=reason))
             case PeersChanged():

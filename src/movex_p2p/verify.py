@@ -7,7 +7,7 @@ again (``Removed``) must be validly signed by the peer they name, and be a link 
 ``resource.history``), or the message is dropped and reported (its sender's fault); so must an
 author's opening of a sealed private half (``Open``, and each one a ``Revealed`` entry carries). What follows
 trusts those signatures: the master's book of endorsements, the clients' check of each entry's
-digest, the comparison of witnessed seals (a fork is the node's verdict, ``Forked``). The
+digest, the comparison of witnessed seals (a fork is the node's verdict, ``Forged``). The
 election checks its own proofs (votes, certificates, grants) against the group it sees.
 Messages a peer sends itself never pass here: it wrote them.
 """

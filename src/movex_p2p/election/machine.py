@@ -57,7 +57,7 @@ __all__ = [
     "Lagging",
     "LinksChanged",
     "LogPosition",
-    "MasterKnown",
+    "MasterChanged",
     "Policy",
     "Publish",
     "Received",
@@ -257,14 +257,17 @@ class Lagging:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MasterKnown:
-    """The known master or term changed; ``master`` is None from a new term's campaign until it is won."""
+class MasterChanged:
+    """The master became ``master`` in ``term`` (None: a new term's election runs until it is won).
+
+    The election returns it as an effect; the node passes it on to the app as an event (``mx.MasterChanged``).
+    """
 
     master: PeerId | None
     term: Term
 
 
-Effect = Send | Publish | MasterKnown | Lagging
+Effect = Send | Publish | MasterChanged | Lagging
 
 # -- the machine ------------------------------------------------------------------------------
 
@@ -439,7 +442,7 @@ class ElectionMachine:
             self._announced = (self._master, self._term)
             if self._master is not None:
                 self._settled, self._room.joining = True, frozenset()
-            out.insert(0, MasterKnown(master=self._master, term=self._term))
+            out.insert(0, MasterChanged(master=self._master, term=self._term))
             self._tell_view(now, out)
         return out
 

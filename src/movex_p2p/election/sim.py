@@ -31,7 +31,7 @@ from .machine import (
     Input,
     LinksChanged,
     LogPosition,
-    MasterKnown,
+    MasterChanged,
     Publish,
     Received,
     Send,
@@ -119,7 +119,7 @@ class Cluster:
         }
         self.alive: set[PeerId] = set(self.machines)
         self.elected: list[Elected] = []
-        self.changes: list[tuple[float, PeerId, MasterKnown]] = []
+        self.changes: list[tuple[float, PeerId, MasterChanged]] = []
         self.votes: dict[tuple[PeerId, Term], set[PeerId]] = {}
         """Every candidate each voter granted a vote to, per term (a set of more than one is a bug)."""
         self.observers: list[Callable[[Cluster], None]] = []
@@ -304,7 +304,7 @@ class Cluster:
                 case Publish(message=message):
                     for dst in sorted(self._view[src]):
                         self._transmit(src, dst, message)
-                case MasterKnown(master=master, term=term):
+                case MasterChanged(master=master, term=term):
                     self.changes.append((self.now, src, effect))
                     if master == src:
                         self.elected.append(Elected(at=self.now, term=term, peer=src))

@@ -135,7 +135,11 @@ class TermObserved:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Forged:
-    """The master ``peer`` sent an entry its author never signed, or a reveal that breaks a commitment."""
+    """The master ``peer`` was caught forging (``reason`` says how: an entry its author never signed,
+    a reveal that breaks a commitment, a forked history): it is not followed any more.
+
+    A resource core returns it as an effect; the node, once it distrusts ``peer``, as an event.
+    """
 
     peer: PeerId
     reason: str
