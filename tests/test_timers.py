@@ -289,11 +289,11 @@ def test_the_node_wakes_up_for_the_masters_next_deadline() -> None:
     core.create(rid, None, now, 1000.0 + now)
     core.bind(rid, {}, now, 1000.0 + now)
     core.dispatch(rid, mx.Action("start", {"until": mx.master.deadline(60)}), None, now, 1000.0 + now)
-    wait = core.seconds_to_deadline(now, 1000.0 + now)
+    wait = core.seconds_to_deadline(now)
     assert wait is not None
     assert wait <= 60.0
     while core.client.view(rid)["turn"] == 0:
-        wait = core.seconds_to_deadline(now, 1000.0 + now)
+        wait = core.seconds_to_deadline(now)
         assert wait is not None
         now += max(wait, 0.001)
         core.tick(now, 1000.0 + now)
@@ -414,3 +414,63 @@ def _load_cards() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# -- timers run on the monotonic clock; wall time is data only ---------------------------------------
+
+
+def master_alone(wall: list[float]) -> tuple[NodeCore, float]:
+    """A lone peer elected master; its wall clock is ``wall[0]`` seconds ahead of the monotonic one."""
+    key = FakeSigner.from_seed(1)
+    core = NodeCore(
+        key.id, types={"rounds": Turns}, election=ElectionConfig(), rng=random.Random(1), signer=key, verifier=FAKE
+    )
+    core.start(0.0, wall[0])
+    now = 0.0
+    while core.master is None or core.master.recovering or not core.client.synced:
+        now += 0.05
+        core.tick(now, wall[0] + now)
+    return core, now
+
+
+def test_a_turn_timer_fires_on_time_when_the_wall_clock_is_set_back_an_hour() -> None:
+    """The system clock stepped back (an NTP correction, a user fixing the time zone) must not hold a
+    turn timer for an hour: the master's timers run on the monotonic clock."""
+    wall = [1000.0]
+    core, now = master_alone(wall)
+    rid = Rid("rounds:t")
+    core.create(rid, None, now, wall[0] + now)
+    core.bind(rid, {}, now, wall[0] + now)
+    core.dispatch(rid, mx.Action("start", {"until": mx.master.deadline(60)}), None, now, wall[0] + now)
+    started = now
+    wall[0] -= 3600.0  # the wall clock jumps back an hour; the monotonic one goes on
+    while core.client.view(rid)["turn"] == 0 and now < started + 4000:
+        wait = core.seconds_to_deadline(now)
+        assert wait is not None
+        now += max(wait, 0.001)
+        core.tick(now, wall[0] + now)
+    assert now - started == pytest.approx(60.0, abs=1.0)
+
+
+def test_a_wall_clock_that_jumps_forward_reports_no_action_stuck() -> None:
+    """A clock set forward an hour (a laptop's first NTP sync after waking) is not an hour of waiting:
+    an action the master is about to confirm is neither sent again nor reported stuck."""
+    sim = Simulation(3, types=[Turns], seed=3)
+    assert sim.run(3.0, until=lambda s: len(s.masters()) == 1)
+    player = next(p for p in sim.ids if p not in sim.masters())
+    rid = sim.create(player, "rounds", "t")
+    sim.run(0.5)
+    core = sim.peers[player].core
+    skew = [0.0]
+    for name in ("step", "receive", "tick", "dispatch"):  # wall is the last argument
+        method = getattr(core, name)
+
+        def ahead(*args: Any, _method: Any = method) -> Any:
+            return _method(*args[:-1], args[-1] + skew[0])
+
+        setattr(core, name, ahead)
+    sim.links.set_delay(0.2)  # the confirmation takes a while: the client's timers run meanwhile
+    seq = sim.dispatch(player, rid, mx.Action("play"))
+    skew[0] = 3600.0  # just after the dispatch, the wall clock jumps an hour ahead
+    assert sim.run(5.0, until=lambda s: (rid, seq) in s.peers[player].confirmed)
+    assert not sim.peers[player].stuck

@@ -121,7 +121,7 @@ class Resource:
     def state(self) -> Any:
         """The view: confirmed state + own private actions + pending actions, transformed."""
         self._replica()
-        return self._client.transformed(self.rid, time.time())
+        return self._client.transformed(self.rid, time.monotonic())  # the clock the node steps with
 
     @property
     def confirmed(self) -> Any:

@@ -497,7 +497,7 @@ class Peer:
         """The current view of ``rid`` without binding it."""
         if not self._core.client.has(Rid(rid)):
             raise ResourceNotFound(f"no resource {rid}", rid=rid)
-        return self._core.client.transformed(Rid(rid), time.time())
+        return self._core.client.transformed(Rid(rid), anyio.current_time())
 
     async def _request(self, req: int, ready: Ready) -> fx.RequestSettled:
         done = anyio.Event()

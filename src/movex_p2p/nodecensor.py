@@ -47,7 +47,7 @@ def on_censor(core: NodeCore, sender: PeerId, msg: CensorMessage) -> None:
     res = client.replicas.get(msg.rid)
     if sender != msg.author or msg.master != client.master or res is None:
         return  # only its author gossips it, about our master
-    if core.censor.hold(msg, core._wall, res.version):
+    if core.censor.hold(msg, core._now, res.version):
         core.outbox.send(msg.master, msg)  # an honest master applies what it is handed
 
 
@@ -62,7 +62,7 @@ def gossip_unconfirmed(core: NodeCore, stuck: fx.Stuck) -> None:
         return  # its private half is the master's to see: no evidence others can check
     propose = PendingQueue.propose(stuck.rid, items[0], items[0].seq - 1, client.term)
     msg = grievance(core.signer, client.sealing.room, propose, stuck.master)
-    core.censor.hold(msg, core._wall, res.version)
+    core.censor.hold(msg, core._now, res.version)
     for peer in core.peers:
         core.outbox.send(peer, msg)
 
@@ -70,7 +70,7 @@ def gossip_unconfirmed(core: NodeCore, stuck: fx.Stuck) -> None:
 def check_censorship(core: NodeCore) -> None:
     """Report a master that censors an author (each proposal once); under ``distrust``, vote it out (once)."""
     censor = core.censor
-    for censored in censor.check(core._wall, core.client.master, core.client.replicas, core.types, core.peers):
+    for censored in censor.check(core._now, core.client.master, core.client.replicas, core.types, core.peers):
         core._events.append(censored)
         if censor.policy == "distrust" and censored.master not in censor.censoring:
             censor.censoring.add(censored.master)

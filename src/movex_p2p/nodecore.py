@@ -27,8 +27,10 @@ reported (:class:`TypeConflict`), and no message about that type is taken from i
 to it: the master refuses its requests (``"incompatible"``), and a client ignores a master's
 entries for that type, so two builds of a game never mix one type's state.
 
-Two clocks come in: ``now`` (monotonic, for election deadlines) and ``wall`` (seconds since
-the epoch, for master values, transforms and the master's recovery deadline).
+Two clocks come in: ``now`` (monotonic) runs every timer; ``wall`` (seconds since the epoch) is
+data only. A peer that becomes master reads the wall clock once and from then on its master
+clock (``master.now()``, deadlines in states, the stamps clients predict with) is that reading
+advanced by the monotonic clock, so a wall clock set back or forward never holds or fires a timer.
 
 The node also plumbs the signed history (docs/security.md): it signs this
 peer's proposals once per frame (``Endorse``); as master it checks each author's endorsement
@@ -255,6 +257,7 @@ class NodeCore:
         self._acked = 0  # majority: the last index this replica acked to its master
         self._now = 0.0
         self._wall = 0.0
+        self._anchor = 0.0  # wall - now when this peer became master: its master clock is now + anchor
         self._deadline: float | None = None  # as the last step's Ready said
 
     # -- inputs --------------------------------------------------------------------------------
@@ -323,25 +326,24 @@ class NodeCore:
         self._guard(self.me, "hand_over", self._elect, el.Handover())
         return self._ready()
 
-    def seconds_to_deadline(self, now: float, wall: float) -> float | None:
+    def seconds_to_deadline(self, now: float) -> float | None:
         """Seconds until the next timer (0 if overdue), or None when there is none."""
-        wait = self.election.deadline
-        if wait is not None:
-            wait -= now
-        master = self.master
-        if master is not None:
-            for at in (master.deadline, master.due if self.election.can_confirm(now) else None):
-                # the recovery deadline; a reveal timeout or a deadline in a state (not without the lease)
-                if at is not None and (wait is None or at - wall < wait):
-                    wait = at - wall
-        at = self.client.deadline
-        if at is not None and (wait is None or at - wall < wait):
-            wait = at - wall
-        return None if wait is None else max(0.0, wait)
+        master, clock = self.master, now + self._anchor  # the master's timers run on its master clock
+        lease = master is not None and self.election.can_confirm(now)  # reveals and state deadlines need it
+        timers: list[tuple[float | None, float]] = [(self.election.deadline, now), (self.client.deadline, now)]
+        if master is not None:  # its recovery deadline; a reveal timeout or a deadline in a state
+            timers += [(master.deadline, clock), (master.due if lease else None, clock)]
+        waits = [at - since for at, since in timers if at is not None]
+        return max(0.0, min(waits)) if waits else None
 
-    def next_deadline(self, now: float, wall: float) -> float | None:
+    @property
+    def _master_clock(self) -> float:
+        """The master clock: the wall clock as read when this peer became master, advanced monotonically."""
+        return self._now + self._anchor
+
+    def next_deadline(self, now: float) -> float | None:
         """When (on the ``now`` clock) the next timer is due (``now`` if overdue), or None when there is none."""
-        wait = self.seconds_to_deadline(now, wall)
+        wait = self.seconds_to_deadline(now)
         return None if wait is None else now + wait
 
     # -- the app's commands (raise LocalProtocolError for what the app may not do) ----------------
@@ -385,7 +387,7 @@ class NodeCore:
         self._now, self._wall = now, wall
         self.roster.check_writer(rid)
         nonce = self._entropy(16) if private is not None else b""
-        seq, effects = self.client.dispatch(rid, action, private, now=wall, nonce=nonce)
+        seq, effects = self.client.dispatch(rid, action, private, now=now, nonce=nonce)
         self._effects(effects)
         return seq, self._ready(hold=True)
 
@@ -421,7 +423,7 @@ class NodeCore:
                         self._forked(self.history.keep_seal(sender, to_clients, self.client.master, self.client.term))
                     if self.roster.conflicting(sender, to_clients):
                         return  # a master of another build: its entries for that type are not ours
-                    self._effects(self.client.step(sender, to_clients, self._wall))
+                    self._effects(self.client.step(sender, to_clients, self._now))
                 case Route.TO_MASTER:
                     to_master: rm.ToMaster = message  # type: ignore[assignment]
                     self._effects(self._serve(sender, to_master))
@@ -454,7 +456,7 @@ class NodeCore:
         if served is None or not self.history.endorsed(sender, served):
             return effects
         lease = not self.majority or self.election.can_confirm(self._now)
-        return effects + master.step(sender, served, self._wall, lease=lease)
+        return effects + master.step(sender, served, self._master_clock, lease=lease)
 
     # -- the signed history (see the module docstring) --------------------------------------------
 
@@ -491,7 +493,7 @@ class NodeCore:
         if peer == self.client.master and peer != self.me:
             # the link to our master (re)opened: what we sent meanwhile may be lost, so report
             # our replicas again and re-send pending work (the master drops duplicates)
-            self._effects(self.client.master_changed(peer, self.election.term, self._wall))
+            self._effects(self.client.master_changed(peer, self.election.term, self._now))
         if peer not in self.peers:
             self.peers = self.peers | {peer}
             self.outbox.send(peer, self.intro)
@@ -518,17 +520,17 @@ class NodeCore:
         self._elect(el.LinksChanged(peers=self.peers))
         if self.master is not None:
             lease = self.election.can_confirm(self._now)
-            self._effects(self.master.peers_changed(self.peers, self._wall, lease=lease))
+            self._effects(self.master.peers_changed(self.peers, self._master_clock, lease=lease))
         self._events.append(PeersChanged(peers=self.peers))
 
     def _tick(self) -> None:
-        now, wall = self._now, self._wall
+        now = self._now
         deadline = self.election.deadline
         if deadline is not None and now >= deadline:
             self._elect(el.Tick())
         if self.master is not None:
-            self._effects(self.master.tick(wall, lease=self.election.can_confirm(now)))
-        self._effects(self.client.resend_stalled(wall))
+            self._effects(self.master.tick(self._master_clock, lease=self.election.can_confirm(now)))
+        self._effects(self.client.resend_stalled(now))
 
     def _elect(self, event: el.Input) -> None:
         """Step the election, first telling it how up to date this replica is (for votes and acks)."""
@@ -563,6 +565,7 @@ class NodeCore:
         self._acked = 0
         if master == self.me:
             if self.master is None or self.master.term != term:
+                self._anchor = self._wall - self._now
                 self.master = MasterCore(
                     self.me,
                     term=term,
@@ -573,7 +576,7 @@ class NodeCore:
                     replicas=self.client.replicas.values(),
                     # the master we replace is gone or deposed: do not wait for its Report
                     peers=self.peers - {previous} if previous is not None else self.peers,
-                    now=self._wall,
+                    now=self._master_clock,
                     quorum=self.election.has_quorum if self.majority else None,
                     signer=self.signer,
                     verifier=self.verifier,
@@ -587,7 +590,7 @@ class NodeCore:
         else:
             self.master = None
         self.censor.reset()
-        self._effects(self.client.master_changed(master, term, self._wall))
+        self._effects(self.client.master_changed(master, term, self._now))
 
     def _effects(self, effects: Iterable[fx.Effect]) -> None:
         """Execute what a resource core returned."""
@@ -632,7 +635,7 @@ class NodeCore:
         if not hold:
             self._guard(self.me, "censorship", check_censorship, self)
         if master is not None and master.waits_for_lease and self.election.can_confirm(self._now):
-            self._guard(self.me, "waiting", lambda: self._effects(master.tick(self._wall, lease=True)))  # lease back
+            self._guard(self.me, "waiting", lambda: self._effects(master.tick(self._master_clock, lease=True)))
         while True:
             while self.outbox.local:
                 self._route(self.me, self.outbox.local.popleft())
@@ -646,7 +649,7 @@ class NodeCore:
             self._guard(self.me, "endorse", self._endorse_outgoing)
             self._send_witness()
         if not hold:
-            self._deadline = self.next_deadline(self._now, self._wall)
+            self._deadline = self.next_deadline(self._now)
         ready = Ready(
             frames={},
             more=[],

@@ -253,7 +253,7 @@ class Simulation:
     def _next_time(self) -> float | None:
         times = [self._queue[0].at] if self._queue else []
         for pid in self.alive:
-            wait = self.peers[pid].core.seconds_to_deadline(self.now, self.now)
+            wait = self.peers[pid].core.seconds_to_deadline(self.now)
             if wait is not None:
                 times.append(self.now + max(wait, 1e-4))
         return min(times) if times else None
@@ -264,7 +264,7 @@ class Simulation:
             self._handle(event)
         for pid in self.alive:
             core = self.peers[pid].core
-            wait = core.seconds_to_deadline(self.now, self.now)
+            wait = core.seconds_to_deadline(self.now)
             if wait is not None and wait <= 1e-4:
                 self._execute(pid, core.tick(self.now, self.now))
 

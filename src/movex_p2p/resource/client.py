@@ -219,8 +219,8 @@ class ClientCore:
 
         With ``private``, this is a private/public pair: everyone sees ``action`` (the public
         half) and only this peer sees ``private`` until the type's ``can_reveal`` says so.
-        ``now`` (wall seconds) starts the stall timer of :meth:`resend_stalled`; ``nonce`` (random,
-        from the driver) hides the private half's commitment.
+        ``now`` (the monotonic clock, as every ``now`` here) starts the stall timer of
+        :meth:`resend_stalled`; ``nonce`` (random, from the driver) hides the private half's commitment.
         """
         res = self.replicas.get(rid)
         if res is None:

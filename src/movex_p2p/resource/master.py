@@ -99,7 +99,8 @@ _WAITS_FOR_PULL: Final = frozenset({Propose, Bind, Unbind, SyncRequest, Remove, 
 
 
 class MasterCore:
-    """The master role. ``now`` is the master clock (wall seconds): it feeds ``master.now()``."""
+    """The master role. ``now`` is the master clock (wall seconds as read when it took over, advanced by
+    the monotonic clock): it feeds ``master.now()`` and runs the master's timers."""
 
     def __init__(
         self,
