@@ -55,9 +55,15 @@ MAX_CATCH_UP: Final = CHAIN_LENGTH
 """The most hashes one element check may take (a peer that only knows an old element of a chain)."""
 
 
+_CHAIN_HASH: Final = hashlib.blake2b(digest_size=ELEMENT_SIZE, person=b"movex-fair-chain")
+"""The chain's keyed hash with nothing hashed yet: a copy of it is half the cost of a new one."""
+
+
 def chain_hash(element: bytes) -> bytes:
     """One step down a chain: the element before ``element``."""
-    return hashlib.blake2b(element, digest_size=ELEMENT_SIZE, person=b"movex-fair-chain").digest()
+    step = _CHAIN_HASH.copy()
+    step.update(element)
+    return step.digest()
 
 
 class HashChain:
