@@ -9,12 +9,11 @@ from collections.abc import Callable
 
 import anyio
 import pytest
-from anyio.abc import ByteStream
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from movex_p2p.errors import AuthenticationFailed, RemoteProtocolError
 from movex_p2p.identity import Identity
 from movex_p2p.ids import PeerId
+from movex_p2p.testing.pipes import Pipe, pipe_pair
 from movex_p2p.transport import signaling
 from movex_p2p.transport.discovery import Announcement, parse_txt
 from movex_p2p.transport.lan import LanTransport, usable_interfaces
@@ -136,35 +135,6 @@ def test_the_pake_agrees_only_on_the_same_room_key() -> None:
 # --- the handshake over an in-memory byte stream --------------------------------------------
 
 
-class _Pipe(ByteStream):
-    def __init__(self, tx: MemoryObjectSendStream[bytes], rx: MemoryObjectReceiveStream[bytes]) -> None:
-        self._tx, self._rx = tx, rx
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        try:
-            return await self._rx.receive()
-        except anyio.EndOfStream:
-            raise
-        except anyio.ClosedResourceError:
-            raise anyio.EndOfStream from None
-
-    async def send(self, item: bytes) -> None:
-        await self._tx.send(item)
-
-    async def send_eof(self) -> None:
-        self._tx.close()
-
-    async def aclose(self) -> None:
-        self._tx.close()
-        self._rx.close()
-
-
-def pipe_pair() -> tuple[_Pipe, _Pipe]:
-    a_tx, b_rx = anyio.create_memory_object_stream[bytes](16)
-    b_tx, a_rx = anyio.create_memory_object_stream[bytes](16)
-    return _Pipe(a_tx, a_rx), _Pipe(b_tx, b_rx)
-
-
 class _Impostor:
     """Claims ``victim``'s id but signs with its own key (a room member taking over an id)."""
 
@@ -229,7 +199,7 @@ async def handshake(
         finally:
             await listener_end.aclose()
 
-    async def relay(source: _Pipe, sink: _Pipe) -> None:
+    async def relay(source: Pipe, sink: Pipe) -> None:
         try:
             while True:
                 frame = await source.receive()
@@ -408,7 +378,7 @@ async def test_listener_refuses_garbage_and_accepts_either_direction() -> None:
     pake = signaling.Pake(KEY)
     zed = Identity(b"z" * 32)
     upward = Hello(
-        version=3,
+        version=signaling.PROTOCOL_VERSION,
         sender=zed.id,
         receiver=BOB.id,
         name="",

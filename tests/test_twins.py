@@ -19,6 +19,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from movex_p2p.errors import AuthenticationFailed
 from movex_p2p.ids import PeerId
+from movex_p2p.testing.pipes import Pipe, pipe_pair
 from movex_p2p.transport import handshake
 from movex_p2p.transport.handshake import Handshakes, Twin
 from movex_p2p.transport.linkset import LinkSet
@@ -36,7 +37,7 @@ from movex_p2p.transport.meshcore import (
 )
 from movex_p2p.transport.signaling import Challenge, Hello, SignalMessage, decode, encode, read_message
 from movex_p2p.transport.twins import CHECKED_LIMIT, MAX_TWINS, PENDING
-from tests.test_lan_units import ALICE, EVE, KEY, _Impostor, _Pipe, pipe_pair
+from tests.test_lan_units import ALICE, EVE, KEY, _Impostor
 from tests.test_meshcore import WRONG_SECRET, Driver, Linked, record
 
 ME = "a"  # the lower id: it dials b at once
@@ -209,7 +210,7 @@ def _close_sides() -> Iterator[None]:
         OPEN.pop().links.close()
 
 
-async def relay(source: _Pipe, sink: _Pipe, tap: list[SignalMessage]) -> None:
+async def relay(source: Pipe, sink: Pipe, tap: list[SignalMessage]) -> None:
     try:
         while True:
             frame = await source.receive()
@@ -236,7 +237,7 @@ async def dial(
     far, listener_end = pipe_pair()
     recorded = [] if tap is None else tap
 
-    async def connect(addresses: object, port: int) -> _Pipe:
+    async def connect(addresses: object, port: int) -> Pipe:
         return dialer_end
 
     monkeypatch.setattr(handshake, "connect_tcp", connect)
@@ -306,7 +307,7 @@ async def test_a_twins_challenge_replayed_into_another_handshake_proves_nothing(
     us = Side(ALICE, 3)
     dialer_end, far = pipe_pair()
 
-    async def connect(addresses: object, port: int) -> _Pipe:
+    async def connect(addresses: object, port: int) -> Pipe:
         return dialer_end
 
     async def replay() -> None:

@@ -68,12 +68,12 @@ import anyio
 from anyio.abc import ByteStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from spake2 import SPAKE2_Symmetric
 
 from ..errors import AuthenticationFailed, ConnectError, LocalProtocolError, RemoteProtocolError
 from ..identity import KEY_SIZE, SIGNATURE_SIZE, Identity, peer_id_of, verify
 from ..ids import PeerId
 from .contact import MAX_ADDRESSES, MAX_MEMBERS, Contact
+from .pake import MESSAGE_SIZE, PakeError, SymmetricSpake2
 
 __all__ = [
     "MAX_ADDRESSES",
@@ -108,13 +108,14 @@ __all__ = [
     "transcript",
 ]
 
-PROTOCOL_VERSION: Final = 3
-"""3: SPAKE2 instead of a MAC under a PBKDF2 key, Ed25519 identities proven, a final Confirm."""
+PROTOCOL_VERSION: Final = 4
+"""3: SPAKE2 instead of a MAC under a PBKDF2 key, Ed25519 identities proven, a final Confirm;
+4: the SPAKE2 of :mod:`.pake` (libsodium's group arithmetic) in place of the ``spake2`` package's."""
 MAX_MESSAGE: Final = 64 * 1024
 MAX_ID: Final = 256
 MAX_NAME: Final = 256
 NONCE_SIZE: Final = 16
-PAKE_SIZE: Final = 33
+PAKE_SIZE: Final = MESSAGE_SIZE
 """Bytes of a SPAKE2 message (a side byte and a group element)."""
 MAC_SIZE: Final = 32
 MAX_REASON: Final = 200
@@ -126,7 +127,7 @@ _PROOF_FAILED: Final = "your proof of the room secret failed (a wrong room secre
 _SCRYPT: Final = {"n": 2**15, "r": 8, "p": 1}
 """scrypt cost: ~32 MiB and ~65 ms once per endpoint (off the event loop)."""
 _HEADER = struct.Struct(">I")
-_LABEL: Final = b"movex-p2p/signaling/v3"
+_LABEL: Final = b"movex-p2p/signaling/v4"
 
 
 def derive_key(room: str, secret: str | None) -> bytes:
@@ -139,16 +140,15 @@ class Pake:
     """One side of one SPAKE2 exchange under the room key (fresh per handshake)."""
 
     def __init__(self, key: bytes) -> None:
-        self._state = SPAKE2_Symmetric(key, idSymmetric=_LABEL)
-        self.message: bytes = self._state.start()
+        self._state = SymmetricSpake2(key, label=_LABEL)
+        self.message: bytes = self._state.message
 
     def finish(self, theirs: bytes) -> bytes:
         """The session key ``K``; AuthenticationFailed if the other side's message is unusable."""
         try:
-            key: bytes = self._state.finish(theirs)
-        except Exception as exc:  # spake2 raises ValueError, AssertionError or its own errors
-            raise AuthenticationFailed(f"key exchange failed: {type(exc).__name__}") from None
-        return key
+            return self._state.finish(theirs)
+        except PakeError as exc:
+            raise AuthenticationFailed(f"key exchange failed: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
