@@ -3,7 +3,8 @@
 Each simulated peer is the same :class:`~movex_p2p.nodecore.NodeCore` that ``mx.Peer`` drives,
 and this module is a driver as thin as the Peer: it feeds transport events and ticks in and
 executes every :class:`~movex_p2p.nodecore.Ready` that comes out, so the election, the cores and
-their routing are exercised together, hundreds of times per second of real time. Frames go
+their routing are exercised together, hundreds of times per second of real time. Time and the
+queue of frames in flight are the one simulated world's (:class:`~movex_p2p.world.World`). Frames go
 through the real codec and the shared link model (:class:`~movex_p2p.links.Links`): reliable
 frames in order per link, election datagrams lost with probability ``loss`` and reordered. A
 kill or a partition cuts links silently and the far side notices after ``detect_after``.

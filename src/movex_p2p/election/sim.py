@@ -5,7 +5,7 @@ links the sender sees open), sends every election message as a datagram through 
 link model (:class:`movex_p2p.links.Links`: lost with probability ``loss``, delayed on its own
 draw, so messages may overtake each other), reports link changes as ``LinksChanged`` after
 configurable detection delays, and injects kills, graceful leaves, partitions, heals and loss.
-Time only moves in :meth:`run_until`.
+Time only moves in :meth:`run_until`, the one simulated world's (:class:`~movex_p2p.world.World`).
 """
 
 from __future__ import annotations
