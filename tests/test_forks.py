@@ -25,9 +25,10 @@ from movex_p2p.resource.history import REMOVED_VERSION, contradicts, head, seal
 from movex_p2p.resource.replica import Replica
 from movex_p2p.resource.seals import SealBook
 from movex_p2p.resource.state import checksum, freeze
+from movex_p2p.testing.cores import CoreCluster
 from movex_p2p.transport.base import PeerUp
 from tests.forger import ALICE, BOB, EVIL, RID, TERM, Branch, follower, forks, proposals, send, to
-from tests.resources import CoreCluster, Counter
+from tests.resources import ALL_TYPES, Counter
 from tests.test_hostile_node import EVIL as MEMBER
 from tests.test_hostile_node import ME, THIRD, elect_alone, node
 
@@ -280,7 +281,7 @@ def test_a_rid_created_again_with_a_removed_incarnation_is_a_forgery() -> None:
 def test_a_removal_told_again_carries_the_seal_that_recorded_it() -> None:
     """A peer that missed a removal is told again with its seal (by this master or the next), so
     it drops its replica under a seal like everyone else did, and only then."""
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     rid = Rid("counter:c")
     c.setup(rid)
     stale = c.clients[c.ids[2]].replicas[rid].position()

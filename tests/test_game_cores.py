@@ -30,9 +30,10 @@ from movex_p2p.resource import messages as rm
 from movex_p2p.resource.client import OPAQUE_REFRESH, RESEND_AFTER, ClientCore, is_opaque
 from movex_p2p.resource.replica import Replica
 from movex_p2p.signing import FAKE, FakeSigner
+from movex_p2p.testing.cores import CoreCluster
 from movex_p2p.transport.base import Frame, PeerDown, PeerUp
 from tests.keys import fake_signers, term_of
-from tests.resources import CoreCluster, Counter, Rps, submit
+from tests.resources import ALL_TYPES, Counter, Rps, submit
 
 POLICIES = [
     pytest.param(ElectionConfig(policy=Policy.MAJORITY), id="majority"),
@@ -121,7 +122,7 @@ def test_a_master_hands_over_to_a_player_never_to_a_spectator() -> None:
 
 
 def test_a_removed_resource_is_gone_everywhere_and_a_late_report_cannot_bring_it_back() -> None:
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     c.setup("counter:c")
     c.dispatch(c.ids[1], "counter:c", mx.Action("increment"))
     c.run()
@@ -149,7 +150,7 @@ def test_a_removed_resource_is_gone_everywhere_and_a_late_report_cannot_bring_it
 
 
 def test_pending_actions_on_a_removed_resource_settle_as_not_found() -> None:
-    c = CoreCluster(2)
+    c = CoreCluster(2, types=ALL_TYPES)
     c.setup("counter:c")
     seq = c.dispatch(c.ids[1], "counter:c", mx.Action("increment"))  # on its way when the removal lands
     _, effects = c.clients[c.ids[0]].remove(Rid("counter:c"))
@@ -182,7 +183,7 @@ def test_a_restarted_author_continues_its_seqs_and_gets_its_held_secrets_back() 
 
 
 def test_an_opaque_replica_takes_snapshots_at_a_bounded_rate() -> None:
-    c = CoreCluster(2)
+    c = CoreCluster(2, types=ALL_TYPES)
     c.setup("counter:c")
     eye = PeerId("eye")
     c.alive.add(eye)

@@ -36,6 +36,7 @@ PURE = [
             "roster.py",
             "routes.py",
             "links.py",
+            "world.py",
             "ids.py",
             "presence.py",
             "verify.py",

@@ -15,7 +15,8 @@ from movex_p2p.resource.client import RESEND_AFTER, STUCK_AFTER, ClientCore
 from movex_p2p.resource.requests import REPORT_AGAIN
 from movex_p2p.resource.state import freeze
 from movex_p2p.resource.values import MasterValue
-from tests.resources import SECRET, CoreCluster, Counter, submit
+from movex_p2p.testing.cores import CoreCluster
+from tests.resources import ALL_TYPES, SECRET, Counter, submit
 
 C = "counter:c1"
 
@@ -28,7 +29,7 @@ def no_resyncs(c: CoreCluster) -> None:
 
 
 def test_create_reaches_every_peer_and_bind_sets_presence() -> None:
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     p0, p1, p2 = c.ids
     req = c.create(p1, C, {"count": 2})
     assert [e for e in c.of_type(fx.RequestSettled, p1) if e.req == req] == [
@@ -56,7 +57,7 @@ def test_create_reaches_every_peer_and_bind_sets_presence() -> None:
 
 
 def test_bind_unknown_rid_and_create_unknown_type_fail_cleanly() -> None:
-    c = CoreCluster(2)
+    c = CoreCluster(2, types=ALL_TYPES)
     p1 = c.ids[1]
     req = c.bind(p1, "counter:nope")
     (settled,) = [e for e in c.of_type(fx.RequestSettled, p1) if e.req == req]
@@ -71,7 +72,7 @@ def test_bind_unknown_rid_and_create_unknown_type_fail_cleanly() -> None:
 
 
 def test_confirmations_carry_term_and_version() -> None:
-    c = CoreCluster(2)
+    c = CoreCluster(2, types=ALL_TYPES)
     c.setup(C)
     for _ in range(3):
         c.dispatch(c.ids[1], C, mx.Action("increment"))
@@ -85,7 +86,7 @@ def test_confirmations_carry_term_and_version() -> None:
 
 
 def test_three_rapid_increments_end_at_three_everywhere() -> None:
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     c.setup(C)
     p1 = c.ids[1]
     seqs = [c.dispatch(p1, C, mx.Action("increment")) for _ in range(3)]
@@ -101,7 +102,7 @@ def test_three_rapid_increments_end_at_three_everywhere() -> None:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_concurrent_actions_from_two_clients_never_resync(seed: int) -> None:
-    c = CoreCluster(3, seed=seed)
+    c = CoreCluster(3, seed=seed, types=ALL_TYPES)
     c.setup(C)
     _, p1, p2 = c.ids
     c.dispatch(p1, C, mx.Action("increment"))
@@ -115,7 +116,7 @@ def test_concurrent_actions_from_two_clients_never_resync(seed: int) -> None:
 
 
 def test_pending_actions_are_replayed_on_top_of_others() -> None:
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     c.setup(C)
     p0, p1, p2 = c.ids
     c.dispatch(p1, C, mx.Action("incrementBy", 100))
@@ -140,7 +141,7 @@ def test_pending_actions_are_replayed_on_top_of_others() -> None:
     ("action", "fragment"), [(mx.Action("boom"), "boom"), (mx.Action("incrementBy", "x"), "needs an int")]
 )
 def test_rejected_actions_settle_with_an_error_and_roll_back(action: mx.Action, fragment: str) -> None:
-    c = CoreCluster(2)
+    c = CoreCluster(2, types=ALL_TYPES)
     c.setup(C)
     p1 = c.ids[1]
     ok1 = c.dispatch(p1, C, mx.Action("increment"))
@@ -159,7 +160,7 @@ def test_rejected_actions_settle_with_an_error_and_roll_back(action: mx.Action, 
 
 
 def test_an_action_predicted_fine_but_rejected_by_the_master_rolls_back() -> None:
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     c.setup(C, {"count": 0, "other": 1})
     p0, p1, p2 = c.ids
     c.dispatch(p2, C, mx.Action("drop", "count"))
@@ -177,7 +178,7 @@ def test_an_action_predicted_fine_but_rejected_by_the_master_rolls_back() -> Non
 
 
 def test_invalid_payloads_are_refused_locally() -> None:
-    c = CoreCluster(2)
+    c = CoreCluster(2, types=ALL_TYPES)
     c.setup(C)
     with pytest.raises(mx.MovexError):
         c.clients[c.ids[1]].dispatch(Rid(C), mx.Action("change", {"x": object()}))
@@ -189,7 +190,7 @@ def test_invalid_payloads_are_refused_locally() -> None:
 
 
 def test_unknown_rid_at_the_master_is_rejected_not_found() -> None:
-    c = CoreCluster(2)
+    c = CoreCluster(2, types=ALL_TYPES)
     p0, p1 = c.ids
     c.setup(C)
     c.route(
@@ -208,7 +209,7 @@ def test_unknown_rid_at_the_master_is_rejected_not_found() -> None:
 
 
 def test_removed_keys_are_not_resurrected() -> None:
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     c.setup(C, {"count": 1, "extra": {"deep": 1}})
     _, p1, p2 = c.ids
     c.dispatch(p1, C, mx.Action("drop", "extra"))
@@ -233,7 +234,7 @@ def roll_payload() -> Any:
 
 
 def test_master_values_are_resolved_by_the_master_never_optimistically() -> None:
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     c.setup("dice:d")
     p1 = c.ids[1]
     seq = c.dispatch(p1, "dice:d", mx.Action("roll", roll_payload()))
@@ -259,7 +260,7 @@ def test_master_values_are_resolved_by_the_master_never_optimistically() -> None
 
 
 def _rolls(salt: bytes, n: int) -> list[Any]:
-    c = CoreCluster(2, salt=salt)
+    c = CoreCluster(2, salt=salt, types=ALL_TYPES)
     c.setup("dice:d")
     for _ in range(n):
         c.dispatch(c.ids[1], "dice:d", mx.Action("roll", roll_payload()))
@@ -275,7 +276,7 @@ def test_master_values_are_deterministic_per_term_version_and_salt() -> None:
 
 
 def test_master_values_in_both_halves_of_a_private_pair() -> None:
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     c.setup("dice:d")
     p0, p1, p2 = c.ids
     private = mx.Action("secretRoll", {"v": [mx.master.random_int(1, 100)], "at": mx.master.now()})
@@ -305,7 +306,7 @@ def test_master_values_in_both_halves_of_a_private_pair() -> None:
 
 
 def rps_game(size: int = 3) -> CoreCluster:
-    c = CoreCluster(size)
+    c = CoreCluster(size, types=ALL_TYPES)
     c.setup("rps:g")
     c.dispatch(c.ids[0], "rps:g", mx.Action("addPlayer", {"id": "p0", "playerLabel": "playerA"}))
     c.dispatch(c.ids[1], "rps:g", mx.Action("addPlayer", {"id": "p1", "playerLabel": "playerB"}))
@@ -416,7 +417,7 @@ def test_a_secret_holder_vanishing_while_the_reveal_is_in_flight() -> None:
 
 
 def test_chess_clock_transform_never_causes_a_mismatch() -> None:
-    c = CoreCluster(3, now=1.0)
+    c = CoreCluster(3, now=1.0, types=ALL_TYPES)
     c.setup("chess:g")
     a, b, _ = c.ids
     c.dispatch(a, "chess:g", mx.Action("move", {"at": mx.master.now(), "by": "white"}))
@@ -438,7 +439,7 @@ def test_chess_clock_transform_never_causes_a_mismatch() -> None:
 
 
 def test_speed_push_completes_through_the_transform_without_resync() -> None:
-    c = CoreCluster(2, now=1.0)
+    c = CoreCluster(2, now=1.0, types=ALL_TYPES)
     c.setup("speed:s")
     a, b = c.ids
     c.dispatch(a, "speed:s", mx.Action("push", {"at": mx.master.now(), "by": "red"}))
@@ -455,7 +456,7 @@ def test_speed_push_completes_through_the_transform_without_resync() -> None:
 
 
 def test_client_estimates_the_master_clock() -> None:
-    c = CoreCluster(2, now=1000.0)
+    c = CoreCluster(2, now=1000.0, types=ALL_TYPES)
     c.setup("speed:s")
     a, b = c.ids
     c.dispatch(a, "speed:s", mx.Action("push", {"at": mx.master.now(), "by": "red"}))
@@ -474,7 +475,7 @@ def test_client_estimates_the_master_clock() -> None:
 
 
 def test_presence_joined_and_left() -> None:
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     p0, p1, p2 = c.ids
     c.create(p0, C)
     c.bind(p0, C)
@@ -492,7 +493,7 @@ def test_presence_joined_and_left() -> None:
 
 
 def test_version_gap_resyncs_once_and_rebases_pending_actions() -> None:
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     c.setup(C)
     p0, p1, p2 = c.ids
     c.dispatch(p2, C, mx.Action("increment"))
@@ -515,7 +516,7 @@ def test_version_gap_resyncs_once_and_rebases_pending_actions() -> None:
 
 
 def test_checksum_mismatch_resyncs_and_overlapping_resyncs_never_error() -> None:
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     c.setup(C)
     p0, p1, p2 = c.ids
     replica = c.clients[p1].replicas[Rid(C)]
@@ -542,7 +543,7 @@ def test_checksum_mismatch_resyncs_and_overlapping_resyncs_never_error() -> None
 def test_a_stalled_client_whose_confirmation_was_lost_is_settled_by_a_snapshot() -> None:
     # The master applied the action but the entry confirming it never reached the author (a
     # reliable link that lost frames): re-sending it does nothing (a duplicate), a snapshot does.
-    c = CoreCluster(2)
+    c = CoreCluster(2, types=ALL_TYPES)
     c.setup(C)
     master, author = c.ids
     seq = c.dispatch(author, C, mx.Action("increment"))
@@ -575,7 +576,7 @@ def test_a_stalled_client_whose_confirmation_was_lost_is_settled_by_a_snapshot()
 def test_a_rejected_seq_sent_again_is_rejected_again_not_ignored() -> None:
     """Rejected seqs stay out of the replicated head: a re-send (its answer lost, or its author
     restarted and reused the seq) gets a Rejected again rather than silence."""
-    c = CoreCluster(2)
+    c = CoreCluster(2, types=ALL_TYPES)
     c.setup(C)
     p0, p1 = c.ids
     bad = c.dispatch(p1, C, mx.Action("boom"))

@@ -7,7 +7,8 @@ from collections import Counter as Tally
 import movex_p2p as mx
 from movex_p2p.ids import Rid, Term
 from movex_p2p.resource import messages as rm
-from tests.resources import SECRET, CoreCluster, submit
+from movex_p2p.testing.cores import CoreCluster
+from tests.resources import ALL_TYPES, SECRET, submit
 from tests.test_resource_cores import no_resyncs, roll_payload
 
 C = "counter:c1"
@@ -21,7 +22,7 @@ def applied_keys(c: CoreCluster, rid: str) -> Tally[tuple[str, int]]:
 
 
 def test_migration_with_pending_actions_applies_nothing_twice() -> None:
-    c = CoreCluster(4)
+    c = CoreCluster(4, types=ALL_TYPES)
     c.setup(C)
     p0, p1, p2, p3 = c.ids
     s1 = c.dispatch(p1, C, mx.Action("increment"))
@@ -50,7 +51,7 @@ def test_migration_with_pending_actions_applies_nothing_twice() -> None:
 
 
 def test_migration_keeps_resolved_master_values() -> None:
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     c.setup("dice:d")
     p0, p1, p2 = c.ids
     c.dispatch(p1, "dice:d", mx.Action("roll", roll_payload()))
@@ -69,7 +70,7 @@ def test_migration_keeps_resolved_master_values() -> None:
 
 
 def test_reveal_after_migration_shows_every_secret() -> None:
-    c = CoreCluster(4)
+    c = CoreCluster(4, types=ALL_TYPES)
     c.setup("rps:g")
     p0, a, b, spectator = c.ids
     c.dispatch(a, "rps:g", mx.Action("addPlayer", {"id": "p1", "playerLabel": "playerA"}))
@@ -93,7 +94,7 @@ def test_reveal_after_migration_shows_every_secret() -> None:
 
 
 def test_a_newer_replica_is_pulled_by_the_new_master() -> None:
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     c.setup(C)
     p0, p1, p2 = c.ids
     c.dispatch(p2, C, mx.Action("incrementBy", 5))
@@ -114,7 +115,7 @@ def test_a_newer_replica_is_pulled_by_the_new_master() -> None:
 
 
 def test_old_terms_are_fenced() -> None:
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     c.setup(C)
     p0, p1, p2 = c.ids
     c.kill(p0)

@@ -13,7 +13,8 @@ from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.replica import replay
 from movex_p2p.resource.state import checksum, freeze
-from tests.resources import CoreCluster, Counter
+from movex_p2p.testing.cores import CoreCluster
+from tests.resources import ALL_TYPES, Counter
 
 RID = "counter:p"
 INITIAL: dict[str, Any] = {"count": 0, "items": []}
@@ -34,7 +35,7 @@ actions = st.one_of(
 def test_random_interleavings_converge_to_the_masters_order(
     size: int, seed: int, ops: list[tuple[int, mx.Action, int]]
 ) -> None:
-    c = CoreCluster(size, seed=seed)
+    c = CoreCluster(size, seed=seed, types=ALL_TYPES)
     c.setup(RID, INITIAL)
     for peer_index, action, deliveries in ops:
         c.dispatch(c.ids[peer_index % size], RID, action)

@@ -16,7 +16,8 @@ from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.state import FrozenDict, FrozenList, checksum, freeze, thaw
 from movex_p2p.resource.types import make_rid, parse_rid
-from tests.resources import CoreCluster, Counter, Mutating
+from movex_p2p.testing.cores import CoreCluster
+from tests.resources import ALL_TYPES, Counter, Mutating
 
 
 @pytest.mark.parametrize("bad", ["abc", ":x", "x:", ":", "", "a"])
@@ -109,7 +110,7 @@ def test_non_json_state_is_refused(bad: Any) -> None:
 
 
 def test_a_mutating_reducer_is_rejected_and_never_corrupts_confirmed_state() -> None:
-    c = CoreCluster(2)
+    c = CoreCluster(2, types=ALL_TYPES)
     c.setup("mutating:m")
     before = {p: (c.clients[p].replicas[Rid("mutating:m")].state, c.checksums("mutating:m")) for p in c.ids}
     with pytest.raises(mx.ActionRejected, match="immutable"):  # at the dispatch: nothing is sent

@@ -22,8 +22,9 @@ from movex_p2p.resource import effects as fx
 from movex_p2p.resource import messages as rm
 from movex_p2p.resource.sealed import MAX_BATCH, open_batch, open_halves, opening_signer, sealed_commitment
 from movex_p2p.signing import FAKE
+from movex_p2p.testing.cores import CoreCluster
 from movex_p2p.verify import check
-from tests.resources import RPS_INITIAL, SECRET, CoreCluster, SpySimulation, rps, rps_can_reveal
+from tests.resources import RPS_INITIAL, SECRET, SpySimulation, rps, rps_can_reveal
 from tests.test_game_features import peers_of
 from tests.test_node_scenarios import until
 

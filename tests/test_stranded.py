@@ -24,7 +24,8 @@ from movex_p2p.resource.master import RECOVERY_TIMEOUT, MasterCore
 from movex_p2p.resource.replica import Replica
 from movex_p2p.resource.state import freeze
 from movex_p2p.simulation import Simulation
-from tests.resources import ALL_TYPES, CoreCluster, Counter
+from movex_p2p.testing.cores import CoreCluster
+from tests.resources import ALL_TYPES, Counter
 from tests.test_migration_sim import Log, log_items
 
 C = "counter:c1"
@@ -39,7 +40,7 @@ def test_a_stranded_action_is_sent_again_while_another_resource_keeps_settling()
     # The master applied p1's action on C, but its confirmation never reached p1. Meanwhile p1
     # plays on C2 and those actions settle. Before: any settled action counted as progress, so
     # the stall timer never fired and the action on C waited forever, silently.
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     c.setup(C)
     c.setup(C2)
     p1 = c.ids[1]
@@ -63,7 +64,7 @@ def test_a_stranded_action_is_sent_again_while_another_resource_keeps_settling()
 def test_an_older_stranded_action_is_sent_again_while_newer_ones_on_its_resource_settle() -> None:
     # Progress means the OLDEST pending action settled: newer ones settling (a base that moved
     # past it at the master) must not hide it.
-    c = CoreCluster(2)
+    c = CoreCluster(2, types=ALL_TYPES)
     c.setup(C)
     p1 = c.ids[1]
     client = c.clients[p1]
@@ -86,7 +87,7 @@ def test_a_late_report_of_a_replica_newer_than_the_new_masters_gets_the_masters_
     # was pulled. p2's replica is then NEWER than the master's log, on a branch nobody else has:
     # before, the master sent it nothing and p2 ignored every entry at a version it held,
     # including its own confirmations: silent divergence.
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     c.setup(C)
     p0, p1, p2 = c.ids
     c.dispatch(p2, C, mx.Action("increment"))
@@ -116,7 +117,7 @@ def test_a_late_report_of_a_replica_newer_than_the_new_masters_gets_the_masters_
 
 
 def test_an_entry_of_a_newer_term_at_a_version_this_replica_holds_from_an_older_one_resyncs() -> None:
-    c = CoreCluster(2)
+    c = CoreCluster(2, types=ALL_TYPES)
     c.setup(C)
     p0, p1 = c.ids
     c.dispatch(p0, C, mx.Action("increment"))
@@ -293,7 +294,7 @@ def test_a_refused_pull_does_not_make_its_peer_send_its_confirmed_actions_again(
     # from p2 and p3. p2's replica is refused (here: it does not match its checksum). Before,
     # p1 sent p2 its own (older) replica at once; p2 took its two confirmed actions for lost and
     # sent them again, and p1 then adopted p3's replica, which holds them: applied twice.
-    c = CoreCluster(4)
+    c = CoreCluster(4, types=ALL_TYPES)
     c.setup(C)
     p0, p1, p2, p3 = c.ids
     for peer in (p2, p2, p3, p3):
@@ -341,7 +342,7 @@ def test_a_resource_reported_after_recovery_is_pulled_and_its_authors_actions_wa
     # elected (term 2) without p1's report, which comes after p2's recovery ended. Before, p2
     # never pulled p1's resource: p1's next actions failed ResourceNotFound. Now p2 pulls a
     # resource it does not hold at all, whenever it is reported, and actions on it wait for it.
-    c = CoreCluster(3)
+    c = CoreCluster(3, types=ALL_TYPES)
     _, p1, p2 = c.ids
     c.elect(p1, 1)
     c.create(p1, C, run=False)

@@ -23,7 +23,8 @@ from movex_p2p.resource.client import ClientCore
 from movex_p2p.resource.values import Deadline, earliest_deadline, fire_deadline
 from movex_p2p.signing import FAKE, FakeSigner
 from movex_p2p.simulation import Simulation
-from tests.resources import RPS_INITIAL, SECRET, CoreCluster, rps, rps_can_reveal, submit
+from movex_p2p.testing.cores import CoreCluster
+from tests.resources import RPS_INITIAL, SECRET, rps, rps_can_reveal, submit
 from tests.test_node_scenarios import until
 
 

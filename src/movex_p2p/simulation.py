@@ -3,7 +3,8 @@
 Each simulated peer is the same :class:`~movex_p2p.nodecore.NodeCore` that ``mx.Peer`` drives,
 and this module is a driver as thin as the Peer: it feeds transport events and ticks in and
 executes every :class:`~movex_p2p.nodecore.Ready` that comes out, so the election, the cores and
-their routing are exercised together, hundreds of times per second of real time. Frames go
+their routing are exercised together, hundreds of times per second of real time. Time and the
+queue of frames in flight are the one simulated world's (:class:`~movex_p2p.world.World`). Frames go
 through the real codec and the shared link model (:class:`~movex_p2p.links.Links`): reliable
 frames in order per link, election datagrams lost with probability ``loss`` and reordered. A
 kill or a partition cuts links silently and the far side notices after ``detect_after``.
@@ -14,8 +15,6 @@ A fault (an exception in our own code while a core handled input) fails the run 
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from .resource.types import Action, ResourceType
 from .routes import Lane
 from .signing import ED25519, FAKE, FakeSigner, Signer, Verifier
 from .transport.base import Frame, PeerDown, PeerUp, TransportEvent
+from .world import World
 
 __all__ = ["SimPeer", "Simulation", "SimulationFault", "terms_with_two_masters"]
 
@@ -66,15 +66,17 @@ class SimPeer:
     master_changes: int = 0
 
 
-@dataclass(order=True, slots=True)
+@dataclass(frozen=True, slots=True)
 class _Event:
-    at: float
-    order: int
-    kind: str = field(compare=False)
-    args: tuple[Any, ...] = field(compare=False)
+    kind: str
+    args: tuple[Any, ...]
 
 
-class Simulation:
+_RESOLUTION = 1e-4
+"""A core due within this many seconds ticks now (time never steps forward by less for a timer)."""
+
+
+class Simulation(World[_Event, PeerId]):
     """N NodeCores on a virtual network; call :meth:`run` to let time pass."""
 
     def __init__(
@@ -99,9 +101,10 @@ class Simulation:
         ``retransmit``: reliable frames lost (``loss``) arrive a retransmission later, the frames
         behind them waiting (see :class:`~movex_p2p.links.Links`); else only datagrams are lost."""
         self.rng = random.Random(seed)
-        self.now = 0.0
-        self.links = Links(self.rng, delay=delay, loss=loss, retransmit=retransmit)
-        """The link model: ``loss`` applies to datagrams (the election's), see :mod:`movex_p2p.links`."""
+        # ``loss`` applies to datagrams (the election's), see :mod:`movex_p2p.links`
+        super().__init__(
+            Links(self.rng, delay=delay, loss=loss, retransmit=retransmit), resolution=_RESOLUTION, batch=True
+        )
         self.detect_after = detect_after
         self.detect_jitter = detect_jitter
         self.types = {t.name: t for t in types}
@@ -118,8 +121,6 @@ class Simulation:
         }
         self.elected: list[tuple[float, Term, PeerId]] = []
         self.dropped: list[tuple[PeerId, Dropped]] = []
-        self._queue: list[_Event] = []
-        self._order = itertools.count()
         self._seen: dict[PeerId, set[PeerId]] = {pid: set() for pid in self.ids}
         for pid in self.ids:
             self._execute(pid, self.peers[pid].core.start(self.now, self.now))
@@ -237,63 +238,46 @@ class Simulation:
 
     def run(self, seconds: float, *, until: Callable[[Simulation], bool] | None = None) -> bool:
         """Advance virtual time by ``seconds`` (stopping early when ``until`` holds)."""
-        end = self.now + seconds
-        while True:
-            if until is not None and until(self):
-                return True
-            next_at = self._next_time()
-            if next_at is None or next_at > end:
-                self.now = end
-                return until(self) if until is not None else True
-            self.now = max(self.now, next_at)
-            self._process_due()
+        if self.run_until(self.now + seconds, until=until):
+            return True
+        return until(self) if until is not None else True
 
-    # -- the engine ----------------------------------------------------------------------------
+    # -- the world's hooks ---------------------------------------------------------------------
 
-    def _next_time(self) -> float | None:
-        times = [self._queue[0].at] if self._queue else []
+    def _deadlines(self) -> Iterable[tuple[PeerId, float | None]]:
         for pid in self.alive:
             wait = self.peers[pid].core.seconds_to_deadline(self.now)
-            if wait is not None:
-                times.append(self.now + max(wait, 1e-4))
-        return min(times) if times else None
+            yield pid, None if wait is None else self.now + wait
 
-    def _process_due(self) -> None:
-        while self._queue and self._queue[0].at <= self.now:
-            event = heapq.heappop(self._queue)
-            self._handle(event)
-        for pid in self.alive:
-            core = self.peers[pid].core
-            wait = core.seconds_to_deadline(self.now)
-            if wait is not None and wait <= 1e-4:
-                self._execute(pid, core.tick(self.now, self.now))
+    def _tick(self, key: PeerId) -> None:
+        self._execute(key, self.peers[key].core.tick(self.now, self.now))
 
-    def _handle(self, event: _Event) -> None:
-        match event.kind:
+    def _handle(self, item: _Event) -> None:
+        match item.kind:
             case "deliver":
-                src, dst, data = event.args
+                src, dst, data = item.args
                 if not (self.peers[dst].alive and self.links.linked(src, dst)):
                     return  # cut while in flight
                 if src not in self._seen[dst]:
                     return  # the link is not up on dst's side (yet)
                 self._receive(dst, [Frame(peer=src, data=data)])
             case "links":
-                (pid,) = event.args
+                (pid,) = item.args
                 self._report_links(pid)
             case "kill":
-                self.kill(*event.args)
+                self.kill(*item.args)
             case "restart":
-                self.restart(*event.args)
+                self.restart(*item.args)
             case "partition":
-                self.partition(*event.args)
+                self.partition(*item.args)
             case "heal":
                 self.heal()
             case "call":
-                fn, args = event.args
+                fn, args = item.args
                 fn(self, *args)
 
     def _push(self, at: float, kind: str, args: tuple[Any, ...]) -> None:
-        heapq.heappush(self._queue, _Event(at, next(self._order), kind, args))
+        self.timeline.at(at, _Event(kind, args))
 
     def _topology_changed(self, *, detect: float) -> None:
         for pid in self.alive:

@@ -5,12 +5,11 @@ links the sender sees open), sends every election message as a datagram through 
 link model (:class:`movex_p2p.links.Links`: lost with probability ``loss``, delayed on its own
 draw, so messages may overtake each other), reports link changes as ``LinksChanged`` after
 configurable detection delays, and injects kills, graceful leaves, partitions, heals and loss.
-Time only moves in :meth:`run_until`.
+Time only moves in :meth:`run_until`, the one simulated world's (:class:`~movex_p2p.world.World`).
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import math
 from collections.abc import Callable, Iterable
@@ -22,6 +21,7 @@ from ..ids import PeerId, Term
 from ..links import Links
 from ..routes import Lane
 from ..signing import ED25519, FAKE, FakeSigner, Signer, Verifier
+from ..world import World
 from .machine import (
     Disconnected,
     Effect,
@@ -44,8 +44,6 @@ if TYPE_CHECKING:
     import random
 
 __all__ = ["Cluster", "Elected"]
-
-_MAX_EVENTS_PER_INSTANT = 100_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,7 +69,7 @@ class _LinkSeen:
     up: bool
 
 
-class Cluster:
+class Cluster(World[_Delivery | _LinkSeen, PeerId]):
     """Routes effects between ElectionMachines in virtual time, with kills, partitions, loss and delay."""
 
     def __init__(
@@ -106,11 +104,9 @@ class Cluster:
         self.inert: set[PeerId] = {self.ids[i] for i in inert}
         self.rng = rng
         self.config = config
-        self.links = Links(rng, delay=delay, loss=loss)
-        """The link model shared with the node Simulation and FaultyNetwork."""
+        super().__init__(Links(rng, delay=delay, loss=loss))  # the link model shared with the node Simulation
         self.down_delay = down_delay
         self.up_delay = up_delay
-        self.now = 0.0
         self.machines: dict[PeerId, ElectionMachine] = {
             p: ElectionMachine(
                 p, config=config, rng=type(rng)(rng.getrandbits(64)), signer=self.signers[p], verifier=self.verifier
@@ -126,8 +122,6 @@ class Cluster:
         """Called after every processed event (invariant checks)."""
         self._view: dict[PeerId, set[PeerId]] = {p: set() for p in self.machines}
         self._down_at: dict[frozenset[PeerId], float] = {}
-        self._queue: list[tuple[float, int, _Delivery | _LinkSeen]] = []
-        self._seq = itertools.count()
         for peer in sorted(self.machines):
             self._route(peer, self.machines[peer].start(self.now))
         self._topology_changed(dict.fromkeys(self._pairs(), False))
@@ -217,46 +211,20 @@ class Cluster:
         """Advance virtual time by ``seconds``."""
         self.run_until(self.now + seconds)
 
-    def run_until(self, end: float, *, until: Callable[[Cluster], bool] | None = None) -> bool:
-        """Process events up to virtual time ``end``; stop early (returning True) once ``until`` holds."""
-        at_instant = 0
-        while True:
-            if until is not None and until(self):
-                return True
-            when, what = self._next()
-            if when > end:
-                self.now = max(self.now, end)
-                return False
-            at_instant = at_instant + 1 if when <= self.now else 0
-            if at_instant > _MAX_EVENTS_PER_INSTANT:
-                raise RuntimeError(f"no progress at t={self.now}: a deadline is not advancing")
-            self.now = max(self.now, when)
-            if what is None:
-                self._tick_due()
-            else:
-                heapq.heappop(self._queue)
-                self._handle(what)
-            for observer in self.observers:
-                observer(self)
+    # -- the world's hooks --
 
-    def _next(self) -> tuple[float, _Delivery | _LinkSeen | None]:
-        best: tuple[float, _Delivery | _LinkSeen | None] = (math.inf, None)
-        if self._queue:
-            best = (self._queue[0][0], self._queue[0][2])
-        for peer in self.alive:
-            deadline = self.machines[peer].deadline
-            if deadline is not None and deadline < best[0]:
-                best = (deadline, None)
-        return best
+    def _deadlines(self) -> Iterable[tuple[PeerId, float | None]]:
+        return ((peer, self.machines[peer].deadline) for peer in sorted(self.alive))
 
-    def _tick_due(self) -> None:
-        for peer in sorted(self.alive):
-            deadline = self.machines[peer].deadline
-            if deadline is not None and deadline <= self.now:
-                self.step(peer, Tick())
+    def _tick(self, key: PeerId) -> None:
+        self.step(key, Tick())
 
-    def _handle(self, what: _Delivery | _LinkSeen) -> None:
-        match what:
+    def _observe(self) -> None:
+        for observer in self.observers:
+            observer(self)
+
+    def _handle(self, item: _Delivery | _LinkSeen) -> None:
+        match item:
             case _Delivery(src=src, dst=dst, message=message):
                 if self.linked(src, dst):
                     self.step(dst, Received(sender=src, message=message))
@@ -291,7 +259,7 @@ class Cluster:
                 self._push(self.now + lag, _LinkSeen(peer=peer, other=other, up=up))
 
     def _push(self, when: float, what: _Delivery | _LinkSeen) -> None:
-        heapq.heappush(self._queue, (when, next(self._seq), what))
+        self.timeline.at(when, what)
 
     def _route(self, src: PeerId, effects: list[Effect]) -> None:
         if src in self.inert:

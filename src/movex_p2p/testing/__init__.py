@@ -3,8 +3,8 @@
 The submodules are the project's own harness, imported by its tests and benchmarks and never by
 ``import movex_p2p``: :mod:`~movex_p2p.testing.peer` (the one scriptable peer program),
 :mod:`~movex_p2p.testing.netns` and :mod:`~movex_p2p.testing.multihost` (private Linux network
-namespaces that run it), the ``*_bed`` scenarios, and :mod:`~movex_p2p.testing.types` (their
-resource types).
+namespaces that run it), the ``*_bed`` scenarios, :mod:`~movex_p2p.testing.types` (their
+resource types), and :mod:`~movex_p2p.testing.cores` (the resource cores alone, routed by hand).
 """
 
 from __future__ import annotations

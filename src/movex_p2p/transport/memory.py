@@ -10,14 +10,13 @@ after ``detect_after`` seconds, as a heartbeat would on a real network.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import random
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -26,6 +25,7 @@ from ..errors import ChannelClosed, LocalProtocolError
 from ..ids import PeerId
 from ..links import Links
 from ..routes import Lane
+from ..world import Timeline
 from .base import MAX_DATAGRAM, Frame, IdentityInUse, PeerDown, PeersSeen, PeerUp, TransportEvent
 
 if TYPE_CHECKING:
@@ -48,12 +48,10 @@ class LocalStatus:
     refused: tuple[tuple[str, int], ...]
 
 
-@dataclass(order=True)
-class _Due:
-    at: float
-    order: int
-    event: TransportEvent = field(compare=False)
-    ordered: bool = field(compare=False, default=False)  # a reliable frame: later reliable frames wait behind it
+@dataclass(frozen=True, slots=True)
+class _Held:
+    event: TransportEvent
+    ordered: bool = False  # a reliable frame: later reliable frames wait behind it
 
 
 class _LocalEndpoint:
@@ -67,7 +65,7 @@ class _LocalEndpoint:
         self.secret = secret
         self._links: set[PeerId] = set()
         self._send, self._inbox = anyio.create_memory_object_stream[TransportEvent | None](INBOX_LIMIT)
-        self._due: list[_Due] = []
+        self._due: Timeline[_Held] = Timeline()  # events held back (delay), in real time
         self._held_frames = 0
         self._last_frame_at = 0.0
         self.closed = False
@@ -111,14 +109,15 @@ class _LocalEndpoint:
 
     async def receive(self) -> TransportEvent:
         while True:
-            if self._due and self._due[0].at <= anyio.current_time():
+            due = self._due.next_at
+            if due is not None and due <= anyio.current_time():
                 return self._pop_due()
-            if not self._due:  # the common case: no cancel scope needed (they cost ~20 us each)
+            if due is None:  # the common case: no cancel scope needed (they cost ~20 us each)
                 got = await self._inbox.receive()
                 if got is not None:
                     return self._take(got)
                 continue
-            with anyio.move_on_after(self._due[0].at - anyio.current_time()):
+            with anyio.move_on_after(due - anyio.current_time()):
                 got = await self._inbox.receive()
                 if got is not None:  # None only wakes us to look at the due heap again
                     return self._take(got)
@@ -126,17 +125,22 @@ class _LocalEndpoint:
     def receive_nowait(self) -> TransportEvent:
         """The next event if one is ready now, else raise ``anyio.WouldBlock`` (never waits)."""
         while True:
-            if self._due and self._due[0].at <= anyio.current_time():
+            due = self._due.next_at
+            if due is not None and due <= anyio.current_time():
                 return self._pop_due()
             got = self._inbox.receive_nowait()
             if got is not None:
                 return self._take(got)
 
     def _pop_due(self) -> TransportEvent:
-        due = heapq.heappop(self._due)
-        if due.ordered:
+        held = self._due.pop()
+        if held.ordered:
             self._held_frames -= 1
-        return self._take(due.event)
+        return self._take(held.event)
+
+    def _forget_down(self, peer: PeerId) -> bool:
+        """Drop a ``PeerDown`` of ``peer`` still held back; True if there was one."""
+        return bool(self._due.remove(lambda held: isinstance(held.event, PeerDown) and held.event.peer == peer))
 
     def _take(self, event: TransportEvent) -> TransportEvent:
         match event:
@@ -157,7 +161,7 @@ class _LocalEndpoint:
         if ordered:  # reliable frames keep their order even when the delay setting changes
             at = self._last_frame_at = max(at, self._last_frame_at)
             self._held_frames += 1
-        heapq.heappush(self._due, _Due(at, next(self._network._order), event, ordered))
+        self._due.at(at, _Held(event, ordered))
         self._push(None)
 
     def _push(self, event: TransportEvent | None) -> None:
@@ -182,7 +186,6 @@ class LocalNetwork:
 
     def __init__(self) -> None:
         self._endpoints: dict[PeerId, _LocalEndpoint] = {}
-        self._order = itertools.count()
 
     # -- fault hooks (no faults here) ----------------------------------------------------------
 
@@ -254,10 +257,7 @@ class LocalNetwork:
     def _link(self, a: _LocalEndpoint, b: _LocalEndpoint) -> None:
         for ours, theirs in ((a, b), (b, a)):
             # a peer that comes back (same id) before its old link was declared dead: that link ends now
-            stale = [d for d in ours._due if isinstance(d.event, PeerDown) and d.event.peer == theirs.peer_id]
-            if stale:
-                ours._due = [d for d in ours._due if d not in stale]
-                heapq.heapify(ours._due)
+            if ours._forget_down(theirs.peer_id):
                 ours._put(PeerDown(peer=theirs.peer_id, graceful=False))
             ours._put(PeerUp(peer=theirs.peer_id, name=theirs.name))
 
@@ -273,7 +273,7 @@ class LocalNetwork:
 
     @staticmethod
     def _up_pending(endpoint: _LocalEndpoint, peer: PeerId) -> bool:
-        return any(isinstance(d.event, PeerUp) and d.event.peer == peer for d in endpoint._due)
+        return any(isinstance(held.event, PeerUp) and held.event.peer == peer for held in endpoint._due)
 
     def _deliver(self, source: _LocalEndpoint, peer: PeerId, data: bytes, lane: Lane) -> None:
         target = self._endpoints.get(peer)
