@@ -42,14 +42,24 @@ async def test_a_dispatch_made_while_no_master_is_known_is_confirmed_by_the_next
         resources = [await peer.bind(rid) for peer in peers]
     master = next(peer for peer in peers if peer.is_master)
     client, res = next((p, r) for p, r in zip(peers, resources, strict=True) if p is not master)
+    handles: list[mx.DispatchHandle] = []
+    seen: list[object] = []
+    dispatched = anyio.Event()
+
+    def masterless(master_id: str | None, term: int) -> None:
+        """Dispatch in the very step that tells the app no master is known (the old one declared dead)."""
+        if master_id is None and not handles:
+            handles.append(res.dispatch(mx.Action("increment")))
+            seen.append(res.state)
+            dispatched.set()
+
+    client.on_master_changed(masterless)
     network.kill(master.id)
     with anyio.fail_after(5):
-        while client.master_id is not None:  # noqa: ASYNC110  (the old master declared dead, none elected)
-            await anyio.sleep(0.002)
-    handle = res.dispatch(mx.Action("increment"))
-    assert res.state == {"count": 1}  # optimistic, at once
+        await dispatched.wait()
+    assert seen == [{"count": 1}]  # optimistic, at once
     with anyio.fail_after(10):
-        await handle
+        await handles[0]
     assert client.master_id not in (None, master.id)
     assert res.confirmed == {"count": 1}
     for peer in peers:
