@@ -258,6 +258,7 @@ class NodeCore:
         self._now = 0.0
         self._wall = 0.0
         self._anchor = 0.0  # wall - now when this peer became master: its master clock is now + anchor
+        self._timers: tuple[float | None, ...] = (None, None, None, None)  # election, client, recovery, due
         self._deadline: float | None = None  # as the last step's Ready said
 
     # -- inputs --------------------------------------------------------------------------------
@@ -327,12 +328,11 @@ class NodeCore:
         return self._ready()
 
     def seconds_to_deadline(self, now: float) -> float | None:
-        """Seconds until the next timer (0 if overdue), or None when there is none."""
-        master, clock = self.master, now + self._anchor  # the master's timers run on its master clock
-        lease = master is not None and self.election.can_confirm(now)  # reveals and state deadlines need it
-        timers: list[tuple[float | None, float]] = [(self.election.deadline, now), (self.client.deadline, now)]
-        if master is not None:  # its recovery deadline; a reveal timeout or a deadline in a state
-            timers += [(master.deadline, clock), (master.due if lease else None, clock)]
+        """Seconds until the next timer (0 if overdue), or None when there is none (timers as of the last step)."""
+        election, client, recovery, due = self._timers
+        clock = now + self._anchor  # the master's timers run on its master clock
+        lease = due is not None and self.election.can_confirm(now)  # reveals and state deadlines need it
+        timers = ((election, now), (client, now), (recovery, clock), (due if lease else None, clock))
         waits = [at - since for at, since in timers if at is not None]
         return max(0.0, min(waits)) if waits else None
 
@@ -648,6 +648,9 @@ class NodeCore:
         if not hold:
             self._guard(self.me, "endorse", self._endorse_outgoing)
             self._send_witness()
+        current = self.master  # only a step changes a core: its timers are read once per step
+        recovery, due = (None, None) if current is None else (current.deadline, current.due)
+        self._timers = (self.election.deadline, self.client.deadline, recovery, due)
         if not hold:
             self._deadline = self.next_deadline(self._now)
         ready = Ready(
