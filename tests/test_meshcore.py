@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from movex_p2p.ids import PeerId
 from movex_p2p.lobby import Lobby
 from movex_p2p.transport.admission import GUESS_BURST, GUESS_RATE, MEMBER_BURST
 from movex_p2p.transport.discovery import Announcement
-from movex_p2p.transport.mesh import Attempt, PeerAddress
+from movex_p2p.transport.mesh import PeerAddress
 from movex_p2p.transport.meshcore import (
     BACKOFF,
     BUSY,
@@ -43,7 +41,6 @@ from movex_p2p.transport.meshcore import (
     FailureKind,
     Log,
     MeshCore,
-    Pause,
     Probe,
     PushOut,
     Reannounce,
@@ -53,12 +50,11 @@ from movex_p2p.transport.meshcore import (
     StartDialer,
     Stop,
     StopDialer,
-    WaitFor,
 )
+from movex_p2p.transport.meshworld import UNREACHABLE, Linked, MeshWorld, Network, Outcome
 from movex_p2p.transport.signaling import Contact
 from tests.test_purity import FORBIDDEN, runtime_imports
 
-UNREACHABLE = Failure(kind=FailureKind.UNREACHABLE, text="connection refused")
 WRONG_SECRET = Failure(kind=FailureKind.WRONG_SECRET, text="bad proof")
 
 
@@ -75,140 +71,24 @@ def record(peer: str, *, port: int = 7000, incarnation: int = 1, address: str = 
     )
 
 
-@dataclass
-class Linked:
-    """A dial that opened a link; it closes after ``seconds``."""
+class Driver(MeshWorld):
+    """One MeshCore alone in a :class:`MeshWorld`: whoever it dials answers as ``network`` says."""
 
-    seconds: float
-
-
-Outcome = Failure | Linked
-
-
-@dataclass
-class _Loop:
-    dial: DialState
-    wake: float
-    waiting: Attempt | None = None
-    link_ends: float | None = None
-    attempt: Attempt | None = None
-
-
-@dataclass
-class Driver:
-    """Performs a MeshCore's effects as LanEndpoint does, on a hand clock; dial outcomes come from ``network``."""
-
-    me: str = "m"
-    seed: int = 1
-    incarnation: int = 0
-    network: Callable[[PeerId, Contact, float], Outcome] = lambda peer, contact, now: UNREACHABLE
-    now: float = 0.0
-    dials: list[tuple[float, PeerId]] = field(default_factory=list)
-    effects: list[Effect] = field(default_factory=list)
-    loops: dict[PeerId, _Loop] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.core = MeshCore(
-            PeerId(self.me),
-            connect_timeout=5.0,
-            dead_after=0.9,
-            heartbeat_interval=0.1,
-            rng=random.Random(self.seed),
-            incarnation=self.incarnation,
+    def __init__(self, me: str = "m", *, seed: int = 1, incarnation: int = 0, network: Network | None = None) -> None:
+        super().__init__(random.Random(seed))
+        self.node = self.add(me, seed=seed, incarnation=incarnation, network=network or (lambda p, c, now: UNREACHABLE))
+        self.core, self.loops, self.dials, self.effects = (
+            self.node.core,
+            self.node.loops,
+            self.node.dials,
+            self.node.effects,
         )
-        self.perform(self.core.open(self.now, interfaces=["10.0.0.1"], port=9))
-
-    def perform(self, effects: list[Effect]) -> None:
-        self.effects += effects
-        for effect in effects:
-            match effect:
-                case StartDialer(dial=dial):
-                    old = self.loops.pop(dial.peer, None)
-                    if old is not None:
-                        self.core.dialer_ended(old.dial)
-                    self.loops[dial.peer] = _Loop(dial, self.now)
-                case StopDialer(peer=peer):
-                    loop = self.loops.pop(peer, None)
-                    if loop is not None:
-                        self.core.dialer_ended(loop.dial)
 
     def announce(self, ann: Announcement) -> list[Effect]:
-        effects = self.core.announced(ann, self.now)
-        self.perform(effects)
-        return effects
+        return self.node.announce(ann)
 
     def dials_of(self, peer: str) -> list[float]:
-        return [round(at, 4) for at, p in self.dials if p == peer]
-
-    def _run_loop(self, loop: _Loop) -> None:
-        core, dial = self.core, loop.dial
-        if loop.link_ends is not None:  # its link closes now
-            assert loop.attempt is not None
-            core.attempts.release(loop.attempt)
-            core.link_closed(dial.peer, incarnation=1, graceful=False, current=True)
-            core.dial_linked(dial, self.now)
-            loop.link_ends = loop.attempt = None
-            self._pause(loop, core.link_over(dial))
-            return
-        if loop.waiting is not None:
-            if not loop.waiting.ended:
-                return
-            held, loop.waiting = loop.waiting, None
-            if held.opened:
-                self._pause(loop, core.link_over(dial))
-                return
-        step = core.dial_next(dial, self.now)
-        match step:
-            case Stop():
-                self._end(loop)
-            case Pause(seconds=seconds):
-                loop.wake = self.now + seconds
-            case WaitFor(attempt=held):
-                loop.waiting, loop.wake = held, self.now
-            case DialNow(contact=contact):
-                self.dials.append((self.now, dial.peer))
-                outcome = self.network(dial.peer, contact, self.now)
-                if isinstance(outcome, Failure):
-                    pause, effects = core.dial_failed(dial, outcome, self.now)
-                    self.perform(effects)
-                    self._pause(loop, pause)
-                else:
-                    core.answered(dial.peer, self.now)
-                    claimed = core.claim(dial.peer, dialer=core.me, incarnation=1)
-                    assert claimed is not None
-                    loop.attempt, _ = claimed
-                    loop.attempt.opened = True
-                    core.link_opened(dial.peer)
-                    core.heard(dial.peer, self.now)
-                    loop.link_ends = loop.wake = self.now + outcome.seconds
-
-    def _pause(self, loop: _Loop, pause: float | None) -> None:
-        if pause is None:
-            self._end(loop)
-        else:
-            loop.wake = self.now + pause
-
-    def _end(self, loop: _Loop) -> None:
-        if self.loops.get(loop.dial.peer) is loop:
-            del self.loops[loop.dial.peer]
-        self.core.dialer_ended(loop.dial)
-
-    def run(self, seconds: float) -> None:
-        """Advance the clock ``seconds``, waking the core and each dial loop when due, in time order."""
-        until = self.now + seconds
-        while True:
-            wakes = [loop.wake for loop in self.loops.values()]
-            due = min([self.core.next_deadline(), *wakes])
-            if due > until:
-                break
-            self.now = max(self.now, due)
-            if self.core.next_deadline() <= self.now:
-                linked = frozenset(p for p, loop in self.loops.items() if loop.link_ends is not None)
-                self.perform(self.core.tick(self.now, linked=linked))
-            for loop in list(self.loops.values()):
-                if loop.wake <= self.now and self.loops.get(loop.dial.peer) is loop:
-                    self._run_loop(loop)
-        self.now = until
+        return self.node.dials_of(peer)
 
 
 def gaps(times: list[float]) -> list[float]:

@@ -46,6 +46,7 @@ PURE = [
     PACKAGE / "transport" / "base.py",  # the seam NodeCore reads transport events from
     *(PACKAGE / "transport" / name for name in ("meshcore.py", "mesh.py", "twins.py")),  # the LAN mesh's policy
     PACKAGE / "transport" / "admission.py",
+    PACKAGE / "transport" / "meshworld.py",  # MeshCores in the one simulated world
     PACKAGE / "transport" / "mdnsbudget.py",  # what each mDNS source may add
 ]
 

@@ -35,10 +35,11 @@ from movex_p2p.transport.meshcore import (
     Stop,
     StopDialer,
 )
+from movex_p2p.transport.meshworld import Linked
 from movex_p2p.transport.signaling import Challenge, Hello, SignalMessage, decode, encode, read_message
 from movex_p2p.transport.twins import CHECKED_LIMIT, MAX_TWINS, PENDING
 from tests.test_lan_units import ALICE, EVE, KEY, _Impostor
-from tests.test_meshcore import WRONG_SECRET, Driver, Linked, record
+from tests.test_meshcore import WRONG_SECRET, Driver, record
 
 ME = "a"  # the lower id: it dials b at once
 OURS = 100
