@@ -158,6 +158,26 @@ def test_a_never_proven_peer_is_dialed_four_times_then_only_after_a_doubling_pau
     assert [e for e in driver.announce(record("b", port=7004)) if isinstance(e, StartDialer)]
 
 
+def test_a_never_proven_peer_that_keeps_refusing_us_is_dialed_again_after_a_doubling_pause() -> None:
+    """Its budget, spent by strangers, refused us: it is alive, and its record (repeated unchanged, no
+    news) must not be dropped for good; a record nobody answers is not (the test above)."""
+    busy = Failure(kind=FailureKind.REFUSED, text="busy", retry_after=0.5)
+    driver = Driver(me="a", network=lambda peer, contact, now: busy)
+    driver.announce(record("b"))
+    driver.run(3.0)
+    assert gaps(driver.dials_of("b")) == pytest.approx([0.5, 0.5, 0.5])  # four dials, then the loop gives up
+    first_give_up = driver.dials_of("b")[-1]
+    driver.run(first_give_up + 3.9 - driver.now)
+    dials = driver.dials_of("b")
+    assert len(dials) == 8
+    assert dials[4] == pytest.approx(first_give_up + RETRY_UNPROVEN[0], abs=0.11)  # at the core's next tick
+    second_give_up = dials[-1]
+    driver.run(second_give_up + 3.9 - driver.now)
+    assert len(driver.dials_of("b")) == 8  # the pause doubled
+    driver.run(0.2)
+    assert len(driver.dials_of("b")) == 9
+
+
 def test_the_higher_id_reannounces_and_waits_a_second_for_the_lower_id_to_dial() -> None:
     driver = Driver(me="z")
     effects = driver.announce(record("b"))

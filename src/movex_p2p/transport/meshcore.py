@@ -98,7 +98,10 @@ announced peer at once, whatever the id order: that peer's own dial may be refus
 HINT_TRIES: Final = 4
 """Failed dials of a peer never proven (learnt by peer exchange or mDNS only) before its loop stops."""
 RETRY_UNPROVEN: Final = (2.0, 60.0)
-"""After its loop stopped, news of a never-proven peer restarts it only after this pause (doubling)."""
+"""After its loop stopped, a never-proven peer is dialed again only after this pause (doubling): on news
+of it, or at the pause's end if its last dial was refused for a while and it is still announced (a
+flood of strangers that spent both sides' budgets may be all that kept it out, and an mDNS record
+repeated unchanged is no news); a record nobody answers is not dialed again unasked."""
 KNOWN_LIMIT: Final = 256
 """Most peers kept from mDNS at once (the oldest never-proven one makes room for a newcomer)."""
 CANDIDATES: Final = 4
@@ -447,6 +450,7 @@ class MeshCore:
         self._known: dict[PeerId, list[Announcement]] = {}  # newest first, at most CANDIDATES each
         self._proven: OrderedDict[PeerId, None] = OrderedDict()  # peers we held an authenticated link with
         self._gave_up: dict[PeerId, tuple[float, float]] = {}  # never-proven peer: (when its loop stopped, pause)
+        self._retries: dict[PeerId, float] = {}  # given-up peers whose last dial was refused: when to dial again
         self._bad = _BadRecords(rng)  # mDNS records that failed auth
         self._left: dict[PeerId, int] = {}  # incarnations that said goodbye
         self._dials: dict[PeerId, DialState] = {}  # a dial loop runs for each
@@ -692,7 +696,7 @@ class MeshCore:
             return 0.0, effects
         if peer not in self._proven and dial.failures >= HINT_TRIES:
             effects.append(Log(level=LogLevel.DEBUG, text=f"giving up on {peer} (never proven): {failure.text}"))
-            self._give_up(peer, now)
+            self._give_up(peer, now, refused=failure.kind is FailureKind.REFUSED)
             return None, effects
         effects.append(Log(level=LogLevel.DEBUG, text=f"dialing {peer} failed: {failure.text}; retry in {pause:.2f} s"))
         self._grow(dial)
@@ -725,14 +729,26 @@ class MeshCore:
     def _mark_bad(self, peer: PeerId, ann: Announcement) -> None:
         self._bad.add((peer, ann.port, ann.addresses, ann.incarnation))
 
-    def _give_up(self, peer: PeerId, now: float) -> None:
+    def _give_up(self, peer: PeerId, now: float, *, refused: bool) -> None:
         """A never-proven peer's dial loop stops: its next one waits (see :meth:`_ensure_dialer`)."""
         last = self._gave_up.get(peer)
         pause = RETRY_UNPROVEN[0] if last is None else min(last[1] * 2, RETRY_UNPROVEN[1])
         self._gave_up[peer] = (now, pause)
+        if refused:
+            self._retries[peer] = now + pause
         if len(self._gave_up) > KNOWN_LIMIT + HINT_LIMIT:  # forget the oldest first
-            del self._gave_up[next(iter(self._gave_up))]
+            self._retries.pop(oldest := next(iter(self._gave_up)), None)
+            del self._gave_up[oldest]
         self.hints.forget(peer)
+
+    def _retry_given_up(self, now: float, linked: frozenset[PeerId]) -> list[Effect]:
+        """Dial again each given-up peer that refused us, still announced, whose pause ended (``RETRY_UNPROVEN``)."""
+        effects: list[Effect] = []
+        for peer in [p for p, at in self._retries.items() if at <= now]:
+            del self._retries[peer]
+            if peer not in self._dials and peer not in linked and peer in self._known and self._target(peer):
+                effects += self._ensure_dialer(peer, now)  # else: dialing it, linked, or no record to dial
+        return effects
 
     # -- handshakes --------------------------------------------------------------------------------
 
@@ -851,6 +867,8 @@ class MeshCore:
             effects.append(Beat())
             self._next_beat = now + self._interval
         effects += [DropSilent(peer=peer) for peer in self._detector.expired(now)]
+        if self._retries and now >= min(self._retries.values()):
+            effects += self._retry_given_up(now, linked)
         seen = self.still_joining(now, linked=linked)
         if seen != self._seen:
             self._seen = seen

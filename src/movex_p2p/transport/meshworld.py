@@ -378,6 +378,10 @@ class MeshWorld(World[_Item, _Key]):
         for peer in self.nodes:
             self.timeline.at(self.now + self.rng.expovariate(rate), _Guess(address, peer))
 
+    def stop_liar(self, address: str) -> None:
+        """The liar at ``address`` falls silent: no more records, no more dials."""
+        self._liars.pop(address, None)
+
     def run(self, seconds: float) -> None:
         """Let ``seconds`` of virtual time pass."""
         self.run_until(self.now + seconds)
@@ -479,12 +483,14 @@ class MeshWorld(World[_Item, _Key]):
                     if other != peer:
                         self._send(other, peer, _Record(peer, self.records[other]))
                 self.timeline.at(self.now + every, _Remind(peer, min(every * 2, REMIND[1])))
-            case _Lies(address=address):
+            case _Lies(address=address) if address in self._liars:
                 for ann in self._liars[address].records:
                     self._broadcast(address, ann)
                 self.timeline.at(self.now + 1.0, _Lies(address))
-            case _Guess(address=address, dst=dst):
+            case _Guess(address=address, dst=dst) if address in self._liars:
                 self._guess(address, dst)
+            case _Lies() | _Guess():
+                pass  # that liar fell silent
             case _:
                 assert_never(item)
 
