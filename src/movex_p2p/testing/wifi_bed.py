@@ -384,8 +384,10 @@ async def failover_with_burst(
     within: float = 30.0,
 ) -> BurstResult:
     """``peers`` play steadily; every non-master dispatches ``burst`` actions at once, then 10 more,
-    and the master is SIGKILLed right after (issue 15). With ``cut_heal`` one survivor is then cut
-    off for 2 s and healed. Every handle must settle, exactly once, with one checksum in the end."""
+    and the master is SIGKILLed as soon as every survivor has dispatched (issue 15; until 2026-12-07
+    the kill came right after the commands were written, often before a survivor had read its own).
+    With ``cut_heal`` one survivor is then cut off for 2 s and healed. Every handle must settle, exactly
+    once, with one checksum in the end."""
     hosts.set_loss(loss)
     procs = [
         await hosts.spawn_on(
@@ -406,6 +408,8 @@ async def failover_with_burst(
     survivors = [p for p in procs if p is not victim]
     for p in survivors:
         await p.command("burst", n=burst, more=10)
+    for p in survivors:  # each burst dispatched (its frames leave this loop turn): in flight at the kill
+        await p.wait_event("burst_sent", within=10)
     victim.kill()
     killed = time.monotonic()
     result = BurstResult(peers=peers, burst=burst, settled_after=float("inf"))
