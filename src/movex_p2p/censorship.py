@@ -196,9 +196,9 @@ def _acceptable(msg: Unconfirmed, res: Replica, type_: ResourceType) -> bool:
         return False  # resolved by the master: this peer cannot run what it would
     try:
         state = type_.reduce(res.state, msg.action.by(msg.author))
-        return bool(size_of(state) <= type_.max_bytes)
     except Exception:  # the app's reducer refuses it here: a master may refuse it too
         return False
+    return bool(size_of(state) <= type_.max_bytes)  # ours: a bug here must surface, not read as a refusal
 
 
 @dataclass(slots=True)
