@@ -648,10 +648,10 @@ class NodeCore:
         if not hold:
             self._guard(self.me, "endorse", self._endorse_outgoing)
             self._send_witness()
-        current = self.master  # only a step changes a core: its timers are read once per step
-        recovery, due = (None, None) if current is None else (current.deadline, current.due)
-        self._timers = (self.election.deadline, self.client.deadline, recovery, due)
-        if not hold:
+        if not hold:  # only a step changes a core: its timers are read once per full step (a held one is
+            current = self.master  # a dispatch, which a full step follows before any timer is due)
+            recovery, due = (None, None) if current is None else (current.deadline, current.due)
+            self._timers = (self.election.deadline, self.client.deadline, recovery, due)
             self._deadline = self.next_deadline(self._now)
         ready = Ready(
             frames={},
