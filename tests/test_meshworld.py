@@ -43,9 +43,9 @@ def test_four_honest_peers_form_a_full_mesh_quickly_under_ten_percent_loss_of_an
     assert times[-1] < FALLBACK_DIAL
 
 
-def _newcomer_under_a_flood(seed: int, *, rate: float) -> tuple[float, int]:
-    """A room of 4; a liar announces 200 made-up members and dials every peer ``rate`` times a second
-    (each handshake failing) for a second; then a newcomer joins: (seconds until its first link, links after 0.5 s)."""
+def _room_with_a_liar(seed: int, *, rate: float) -> MeshWorld:
+    """A meshed room of 4; then a liar at 10.66.0.1 announces 200 made-up members and dials every
+    peer ``rate`` times a second, each handshake failing, for a second so far."""
     world = MeshWorld(random.Random(seed), delay=(0.001, 0.005), loss=LOSS)
     for i in range(4):
         world.join(record(f"p{i}", address=f"10.0.0.{10 + i}"), secret="room")
@@ -53,6 +53,13 @@ def _newcomer_under_a_flood(seed: int, *, rate: float) -> tuple[float, int]:
     fakes = [record(f"fake{i:03}", address="10.66.0.1", port=20000 + i) for i in range(200)]
     world.liar("10.66.0.1", fakes, rate=rate)
     world.run(1.0)
+    return world
+
+
+def _newcomer_under_a_flood(seed: int, *, rate: float) -> tuple[float, int]:
+    """A room of 4; a liar announces 200 made-up members and dials every peer ``rate`` times a second
+    (each handshake failing) for a second; then a newcomer joins: (seconds until its first link, links after 0.5 s)."""
+    world = _room_with_a_liar(seed, rate=rate)
     assert all(len(node.core.known) > 150 for node in world.nodes.values())  # most made-up members are known
     assert all(node.core.refused["wrong secret"] > 0 for node in world.nodes.values())  # and its guesses fail
     start = world.now
@@ -82,13 +89,7 @@ def test_a_liar_with_200_made_up_members_and_failing_handshakes_does_not_keep_a_
 def _after_a_long_flood(seed: int) -> tuple[bool, float | None]:
     """A room of 4 and a newcomer under the liar's flood (100 failing handshakes a second to each peer)
     for 5 s, then the liar falls silent: (meshed during the flood, seconds from its end to a full mesh)."""
-    world = MeshWorld(random.Random(seed), delay=(0.001, 0.005), loss=LOSS)
-    for i in range(4):
-        world.join(record(f"p{i}", address=f"10.0.0.{10 + i}"), secret="room")
-    assert world.run_until(1.0, until=lambda w: w.meshed())
-    fakes = [record(f"fake{i:03}", address="10.66.0.1", port=20000 + i) for i in range(200)]
-    world.liar("10.66.0.1", fakes, rate=100.0)
-    world.run(1.0)
+    world = _room_with_a_liar(seed, rate=100.0)
     world.join(record("n", address="10.0.0.99"), secret="room")
     world.run(5.0)
     during = world.meshed()
