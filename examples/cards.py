@@ -451,28 +451,48 @@ async def command(seat: Seat, text: str) -> None:
 async def show_table(seat: Seat) -> None:
     """Print the table on every change, your hand with it, until the game is over."""
     shown, reveals = "", 0
-    async for state in seat.table.updates():
-        await seat.settle()
-        last = state.get("last")
-        if last is not None and last["round"] > reveals:
-            reveals = last["round"]
-            print(reveal_line(last, state["names"]), flush=True)
-        lines = [describe(state)]
-        if seat.hand is not None and state["phase"] != "over":
-            cards = "  ".join(f"{i}) {card_name(c)}" for i, c in enumerate(seat.cards, 1))
-            if seat.my_turn:
-                hint = "your turn: type a number and Enter"
-            elif state["phase"] == "joining":
-                hint = "'s' starts the game"
-            else:
-                hint = f"waiting for {state['names'][state['players'][state['turn']]]}"
-            lines.append(f"your hand: {cards or '(empty)'}   [{hint}, 'q' quits]")
-        text = "\n".join(lines)
+
+    def redraw(state: Any) -> None:
+        nonlocal shown
+        text = screen(seat, state)
         if text != shown:
             shown = text
             print(text, flush=True)
-        if state["phase"] == "over":
-            return
+
+    async with anyio.create_task_group() as tg:
+        if seat.hand is not None:  # a card drawn or played redraws the hand, even when the table stays as it is
+            tg.start_soon(redraw_on_hand_changes, seat, redraw)
+        async for state in seat.table.updates():
+            await seat.settle()
+            last = state.get("last")
+            if last is not None and last["round"] > reveals:
+                reveals = last["round"]
+                print(reveal_line(last, state["names"]), flush=True)
+            redraw(state)
+            if state["phase"] == "over":
+                break
+        tg.cancel_scope.cancel()
+
+
+async def redraw_on_hand_changes(seat: Seat, redraw: Callable[[Any], None]) -> None:
+    assert seat.hand is not None
+    async for _ in seat.hand.updates():
+        redraw(seat.table.state)
+
+
+def screen(seat: Seat, state: Any) -> str:
+    """The table and, for a player in a running game, its hand."""
+    lines = [describe(state)]
+    if seat.hand is not None and state["phase"] != "over":
+        cards = "  ".join(f"{i}) {card_name(c)}" for i, c in enumerate(seat.cards, 1))
+        if seat.my_turn:
+            hint = "your turn: type a number and Enter"
+        elif state["phase"] == "joining":
+            hint = "'s' starts the game"
+        else:
+            hint = f"waiting for {state['names'][state['players'][state['turn']]]}"
+        lines.append(f"your hand: {cards or '(empty)'}   [{hint}, 'q' quits]")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -205,7 +205,7 @@ async def test_cards_on_the_lan_bots_a_spectator_and_a_player_back_after_sigkill
         key = str(tmp_path / "cy.key")
         eye = await ns.spawn([*base, "--name", "eye", "--spectate"], name="eye")
         cy = await ns.spawn([*base, "--name", "cy", "--identity", key], name="cy")
-        await printed(cy, lambda line: "your turn" in line, within=60)
+        await printed(cy, lambda line: "your turn" in line and cards_in(line) == HAND, within=60)
         cy.events.clear()  # what it prints from now on: its hand while it drew is no more of interest
         await cy.command_raw("1")  # plays its first card, then crashes
         await printed(eye, lambda line: line.startswith("round 1:"))

@@ -134,14 +134,20 @@ class PeerProcess:
 
     async def wait_for(self, predicate: Callable[[Event], bool], *, within: float = 10.0) -> Event:
         """The first event (seen so far or arriving within ``within``) matching ``predicate``."""
-        with anyio.fail_after(within):
-            while True:
-                for event in self.events:
-                    if predicate(event):
-                        return event
-                if any(e["ev"] == "exit" for e in self.events):
-                    raise AssertionError(f"{self.name} exited:\n{self.stderr()}")
-                await self._changed.wait()
+        try:
+            with anyio.fail_after(within):
+                while True:
+                    for event in self.events:
+                        if predicate(event):
+                            return event
+                    if any(e["ev"] == "exit" for e in self.events):
+                        raise AssertionError(f"{self.name} exited:\n{self.stderr()}")
+                    await self._changed.wait()
+        except TimeoutError:
+            tail = "\n".join(json.dumps(e, ensure_ascii=False) for e in self.events[-20:])
+            raise TimeoutError(
+                f"{self.name}: nothing it printed matched within {within} s; its last lines:\n{tail}"
+            ) from None
 
     async def wait_event(self, ev: str, *, within: float = 10.0, **fields: Any) -> Event:
         return await self.wait_for(
