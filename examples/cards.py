@@ -207,6 +207,7 @@ class Seat:
 
     def __init__(self, peer: mx.Peer, table: mx.Resource, hand: mx.Resource | None) -> None:
         self.peer, self.table, self.hand = peer, table, hand
+        self.dealing = False  # drawing its hand: a card played now would be drawn again
 
     @classmethod
     async def take(cls, peer: mx.Peer, *, turn_seconds: float = TURN_SECONDS) -> Seat:
@@ -242,9 +243,13 @@ class Seat:
     async def draw_hand(self) -> None:
         """Draw up to five cards, each a private action the master draws for us."""
         assert self.hand is not None
-        while self.hand.state["count"] + self.hand.pending < HAND:
-            draw = mx.Action("draw", mx.master.random_int(0, 51))
-            await self.hand.dispatch_private(draw, mx.Action("drew"))
+        self.dealing = True
+        try:
+            while self.hand.state["count"] + self.hand.pending < HAND:
+                draw = mx.Action("draw", mx.master.random_int(0, 51))
+                await self.hand.dispatch_private(draw, mx.Action("drew"))
+        finally:
+            self.dealing = False
 
     def next_turn(self) -> dict[str, Any]:
         """What an action that hands the turn on carries: the next turn's deadline, drawn by the master."""
@@ -443,6 +448,8 @@ async def command(seat: Seat, text: str) -> None:
             print(f"! pick 1 to {len(cards)}", flush=True)
         elif not seat.my_turn:
             print("! not your turn", flush=True)
+        elif seat.dealing:
+            print("! wait: your hand is still being dealt", flush=True)
         else:
             await seat.play(cards[int(text) - 1])
     await seat.settle()
