@@ -178,3 +178,27 @@ def test_liars_dice_rules_a_stalled_table_fines_nobody_and_a_void_round_ends_no_
     assert state["left"] == {"ann": 1, "bob": 1, "cy": 0}  # void: nobody loses, the game goes on
     assert state["phase"] == "rolling"
     assert state["last"]["losers"] == []
+
+
+async def test_cards_a_card_typed_while_the_hand_is_dealt_waits(capsys: pytest.CaptureFixture[str]) -> None:
+    """A card played while the hand is still being drawn would be drawn again (the deal tops the hand up)."""
+    import cards
+
+    played: list[int] = []
+
+    class Seat:
+        hand, cards, my_turn, dealing = object(), [7, 12, 40], True, True
+
+        async def play(self, card: int) -> None:
+            played.append(card)
+
+        async def settle(self) -> None:
+            pass
+
+    seat = Seat()
+    await cards.command(seat, "1")  # type: ignore[arg-type]
+    assert played == []
+    assert "! wait: your hand is still being dealt" in capsys.readouterr().out
+    seat.dealing = False
+    await cards.command(seat, "1")  # type: ignore[arg-type]
+    assert played == [7]

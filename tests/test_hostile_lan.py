@@ -82,10 +82,10 @@ async def test_ten_thousand_failed_handshakes_cost_under_10_mib() -> None:
     """0.1 kept every failed handshake with its traceback and offer: 10,000 tries cost 692 MiB."""
     async with open_namespace() as ns:
         member = await ns.spawn_peer("p0", "--secret", "s", "--port", str(PORT))
-        warm = await hostile(ns, "fail", "--port", str(PORT), "--count", "400")  # allocator warm-up
+        warm = await hostile(ns, "fail", "--port", str(PORT), "--count", "400", "--parallel", "4")  # allocator warm-up
         await warm.wait_event("failed", within=60)
         before = (await status(member))["rss_kib"]
-        flood = await hostile(ns, "fail", "--port", str(PORT), "--count", "10000")
+        flood = await hostile(ns, "fail", "--port", str(PORT), "--count", "10000", "--parallel", "8")
         outcomes = (await flood.wait_event("failed", within=300))["outcomes"]
         after = await status(member)
         assert isinstance(before, int)

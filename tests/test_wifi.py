@@ -32,8 +32,8 @@ async def cut(hosts: Hosts, procs: list[PeerProcess]) -> None:
 
 
 PLAYS = {
-    **{f"{loss} %": Play(loss=loss, seconds=5.0) for loss in LOSSES},
-    "blackouts": Play(loss=2, seconds=8.0, during=blackouts),
+    **{f"{loss} %": Play(loss=loss, seconds=3.0) for loss in LOSSES},
+    "blackouts": Play(loss=2, seconds=6.0, during=blackouts),
     "cut": Play(loss=0, seconds=None, during=cut),
 }
 """One room of 4 plays each of these in turn, stopped and reported after each (it starts at 0 %:

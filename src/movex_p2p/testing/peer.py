@@ -843,7 +843,7 @@ async def run_fail(args: argparse.Namespace) -> None:
         hello(sender="made-up-id"),  # an id its key does not prove
         hello(pake=b"S" + bytes(32)),  # a PAKE message that is not a group element
     ]
-    for i in range(args.count):
+    async def one(i: int) -> None:
         outcome = "closed"
         try:
             with anyio.fail_after(5):
@@ -860,6 +860,14 @@ async def run_fail(args: argparse.Namespace) -> None:
             outcome = type(exc).__name__
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         await anyio.sleep(args.pace)
+
+    async def worker(first: int) -> None:
+        for i in range(first, args.count, args.parallel):
+            await one(i)
+
+    async with anyio.create_task_group() as tg:
+        for first in range(min(args.parallel, args.count)):
+            tg.start_soon(worker, first)
     emit("failed", outcomes=outcomes)
 
 
@@ -936,6 +944,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--rate", type=float, default=1000.0, help="responses a second")
         elif role == "fail":
             sub.add_argument("--pace", type=float, default=0.0, help="seconds between two handshakes")
+            sub.add_argument("--parallel", type=int, default=1, help="handshakes at once")
     return parser
 
 
