@@ -57,14 +57,14 @@ async def test_a_peer_joins_past_100_idle_connections_and_200_fake_members() -> 
         assert (await idle.wait_event("holding"))["open"] >= 4  # it keeps (re)opening all 100
         newcomer = await ns.spawn_peer("p1", "--secret", "s")
         ready = (await newcomer.wait_event("ready"))["t"]
-        up = await newcomer.wait_event("up", peer="p0", within=10)
+        up = await newcomer.wait_event("up", peer="p0", within=20)
         await member.wait_peers({"p1"})
         joined = up["t"] - ready
         print(f"joined {joined:.3f} s after entering, past 100 idle connections and 200 fake members")
         # the figure is printed (docs/security.md quotes it); the test asserts only that the attack
         # does not keep a peer out (0.1: it never joined): a timed target belongs in a benchmark.
-        # 0.5-2.7 s on a quiet 2-vCPU machine, 5-9 s while another test suite loads it
-        assert joined < 10.0
+        # 0.5-2.7 s on a quiet 2-vCPU machine, 5-9 s (once over 10 s) while another test suite loads it
+        assert joined < 20.0
         lan = (await status(member))["lan"]
         assert isinstance(lan, dict)
         assert len(lan["seen"]) > 150, len(lan["seen"])  # the fake members were there
