@@ -262,16 +262,16 @@ def fair_round(result: dict[str, Any]) -> dict[str, Any]:
     return {"plain": plain, "drawn": drawn, "added_p50": round(drawn["p50"] - plain["p50"], 3), "late": result["late"]}
 
 
-async def fair_draws(bed: Bed, n: int, rounds: int) -> dict[str, Any]:
+async def fair_draws(bed: Bed, n: int, rounds: int, peers: int = 4) -> dict[str, Any]:
     """Fair public and private draws against master draws and plain sealed pairs, alternating; a fresh
-    room of 4 peer processes per round (sealed halves are never revealed here: the author's view
+    room of ``peers`` peer processes per round (sealed halves are never revealed here: the author's view
     replays every one it holds, so one room would slow down round after round)."""
     public: list[dict[str, Any]] = []
     private: list[dict[str, Any]] = []
     raw: list[dict[str, float]] = []
     plain: list[dict[str, float]] = []
     for round_ in range(rounds):
-        procs, _ = await bed.peers(4, f"fd{round_}p", "--fair")
+        procs, _ = await bed.peers(peers, f"fd{round_}p", "--fair")
         client = next(p for p in procs if not first(p, "ready")["is_master"])
         for cmd, rows in (("fair", public), ("private_draws", private)):
             await client.send(cmd=cmd, n=n, warmup=20)
@@ -392,8 +392,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "runs": {"ed25519": ed25519, "fake_signer": fake},
             }
         if "fair" in args.only:
-            results["fair_4"] = await fair_draws(bed, args.rolls, args.rounds)
-            print(f"fair: {results['fair_4']}", file=sys.stderr)
+            for peers in args.fair_peers:
+                results[f"fair_{peers}"] = await fair_draws(bed, args.rolls, args.rounds, peers)
+                print(f"fair, {peers} peers: {results[f'fair_{peers}']}", file=sys.stderr)
         if "s1" in args.only:
             results["s1"] = await under_flood(bed, 4, args.samples, args.rounds, args.floods)
             print(f"s1: {results['s1']}", file=sys.stderr)
@@ -413,6 +414,12 @@ def main() -> None:
     parser.add_argument("--flood-runs", type=int, default=3)
     parser.add_argument("--window", type=int, default=64, help="unconfirmed actions per peer")
     parser.add_argument("--rolls", type=int, default=200, help="fair: rolls of each kind per round")
+    parser.add_argument(
+        "--fair-peers",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[4],
+        help="fair: room sizes, in turn (e.g. 2,4: the other players' steps queue for 2 CPUs at 4)",
+    )
     parser.add_argument("--floods", type=int, default=1, help="s1: flooding processes")
     parser.add_argument("--src", default=str(ROOT / "src"), help="the movex_p2p the peers import (A/B runs)")
     parser.add_argument("--peer-log", default="WARNING", help="log level of the peers (stderr)")
