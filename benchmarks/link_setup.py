@@ -7,8 +7,9 @@ one event loop (``--concurrency`` at once), with and without our workarounds, in
 - dtls: seconds until both ends of a DTLS handshake are connected, aiortc as shipped against
   :func:`~movex_p2p.transport.webrtc.copy_handshake_flights` (p50, p90, max);
 - sctp: associations that never open (T1 gave up) and seconds to open, aiortc as shipped against
-  :func:`~movex_p2p.transport.webrtc.init_with_tag_zero`; both with our LAN timers
-  (:data:`~movex_p2p.transport.webrtc.LAN_RTO`: T1 every 0.5 s).
+  :func:`~movex_p2p.transport.webrtc.init_with_tag_zero`, and against both that and
+  :func:`~movex_p2p.transport.webrtc.backoff_init_timer` (T1 from 0.1 s, doubling); all with our
+  LAN timers (:data:`~movex_p2p.transport.webrtc.LAN_RTO`: else T1 every 0.5 s).
 
     python benchmarks/link_setup.py --loss 0.19 --pairs 200
 """
@@ -27,7 +28,9 @@ from aiortc import RTCCertificate, RTCDtlsParameters, RTCDtlsTransport
 from aiortc.rtcsctptransport import RTCSctpTransport
 
 from movex_p2p.testing.fake_rtc import FakeDtls, FakeIce
-from movex_p2p.transport.webrtc import copy_handshake_flights, init_with_tag_zero, use_lan_timers
+from movex_p2p.transport.webrtc import backoff_init_timer, copy_handshake_flights, init_with_tag_zero, use_lan_timers
+
+SCTP_ROWS = {"stock": "aiortc as shipped", "tag": "INIT tag 0", "tag+t1": "INIT tag 0, T1 backoff"}
 
 
 def lossy(rng: random.Random, loss: float) -> Any:
@@ -56,7 +59,7 @@ async def one_dtls(rng: random.Random, loss: float, copies: bool, certs: list[An
     return took
 
 
-async def one_sctp(rng: random.Random, loss: float, fixed: bool) -> float:
+async def one_sctp(rng: random.Random, loss: float, fixes: str) -> float:
     drop = lossy(rng, loss)
     started = time.monotonic()
     async with anyio.create_task_group() as tg:
@@ -65,8 +68,10 @@ async def one_sctp(rng: random.Random, loss: float, fixed: bool) -> float:
         ends: list[Any] = [RTCSctpTransport(a), RTCSctpTransport(b)]  # type: ignore[arg-type]
         for sctp in ends:
             assert use_lan_timers(sctp)
-            if fixed:
+            if fixes != "stock":
                 assert init_with_tag_zero(sctp)
+            if fixes == "tag+t1":
+                assert backoff_init_timer(sctp)
         for sctp in ends:
             tg.start_soon(sctp.start, None, 5000)
         while not all(s.state in ("connected", "closed") for s in ends):  # noqa: ASYNC110
@@ -108,18 +113,18 @@ async def main(args: argparse.Namespace) -> None:
             for _ in range(args.pairs):
                 tg.start_soon(run)
         print(f"| dtls | {'copies x3' if copies else 'aiortc as shipped'} | {summary(results)} |", flush=True)
-    for fixed in (False, True) if args.only != "dtls" else ():
+    for fixes, row in SCTP_ROWS.items() if args.only != "dtls" else ():
         rng = random.Random(args.seed)
         results = []
         async with anyio.create_task_group() as tg:
 
-            async def run_sctp(results: list[float] = results, rng: random.Random = rng, fixed: bool = fixed) -> None:
+            async def run_sctp(results: list[float] = results, rng: random.Random = rng, fixes: str = fixes) -> None:
                 async with limiter:
-                    results.append(await one_sctp(rng, args.loss, fixed))
+                    results.append(await one_sctp(rng, args.loss, fixes))
 
             for _ in range(args.pairs):
                 tg.start_soon(run_sctp)
-        print(f"| sctp | {'INIT tag 0' if fixed else 'aiortc as shipped'} | {summary(results)} |", flush=True)
+        print(f"| sctp | {row} | {summary(results)} |", flush=True)
 
 
 if __name__ == "__main__":

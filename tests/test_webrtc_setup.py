@@ -7,6 +7,7 @@ network namespace.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import sys
@@ -28,9 +29,12 @@ from movex_p2p.transport.webrtc import (
     DTLS_COPIES,
     DTLS_COPY_GAP,
     STUN_RTO,
+    T1_BACKOFF,
+    T1_TRIES,
     RtcSession,
     SourceFilter,
     accept_only_selected_source,
+    backoff_init_timer,
     copy_handshake_flights,
     init_with_tag_zero,
     lan_stun_retries,
@@ -101,6 +105,70 @@ async def test_stock_aiortc_never_opens_after_that_collision() -> None:
 
 def test_init_with_tag_zero_refuses_an_object_without_aiortc_internals() -> None:
     assert init_with_tag_zero(object()) is False
+
+
+# --- SCTP: T1 starts at 0.1 s and doubles --------------------------------------------------------
+
+
+def drop_inits(count: int) -> Drop:
+    """Lose the first ``count`` INITs each way."""
+    lost: dict[str, int] = {}
+
+    def drop(sender: str, packet: bytes) -> bool:
+        if packet[12] == INIT and lost.get(sender, 0) < count:
+            lost[sender] = lost.get(sender, 0) + 1
+            return True
+        return False
+
+    return drop
+
+
+async def test_our_t1_resends_after_a_tenth_of_a_second_then_doubling_and_gives_up_after_t1_tries() -> None:
+    """Driven by hand (each expiry called, not waited for): the delays T1 asks of the loop."""
+    async with anyio.create_task_group() as tg:
+        dtls = FakeDtls("a", "client", tg, lambda sender, packet: True)  # the peer hears nothing
+        dtls.peer = FakeDtls("b", "server", tg, dtls._drop)
+        sctp: Any = RTCSctpTransport(dtls)  # type: ignore[arg-type]
+        sctp._rto = 0.5  # our LAN initial value: what stock aiortc's T1 would wait each time
+        assert backoff_init_timer(sctp)
+        loop = asyncio.get_running_loop()
+        await sctp.start(None, 5000)  # the first INIT, and T1 armed
+        delays = []
+        while sctp._t1_handle is not None:
+            delays.append(round(sctp._t1_handle.when() - loop.time(), 2))
+            sctp._t1_handle.cancel()
+            sctp._t1_expired()
+            await anyio.lowlevel.checkpoint()  # the resend's task runs
+        first, longest = T1_BACKOFF
+        assert delays == [min(first * 2**i, longest) for i in range(T1_TRIES + 1)]
+        assert delays[:5] == [0.1, 0.2, 0.4, 0.8, 1.0]
+        assert sum(delays) >= 9 * 0.5  # never less patient than aiortc's 9 sends 0.5 s apart
+        assert sum(1 for packet in dtls.sent if packet[12] == INIT) == 1 + T1_TRIES
+        assert sctp.state == "closed"  # given up, as aiortc does
+
+
+async def test_an_association_whose_first_three_inits_each_way_are_lost_opens() -> None:
+    async with anyio.create_task_group() as tg:
+        a = FakeDtls("a", "client", tg, drop_inits(3))
+        b = FakeDtls("b", "server", tg, a._drop)
+        a.peer, b.peer = b, a
+        ends: list[Any] = [RTCSctpTransport(a), RTCSctpTransport(b)]  # type: ignore[arg-type]
+        for sctp in ends:
+            assert init_with_tag_zero(sctp)
+            assert backoff_init_timer(sctp)
+        for sctp in ends:
+            tg.start_soon(sctp.start, None, 5000)
+        with anyio.fail_after(10):
+            while not all(s.state in ("connected", "closed") for s in ends):  # noqa: ASYNC110
+                await anyio.sleep(0.005)
+        assert [s.state for s in ends] == ["connected", "connected"]
+        assert sum(1 for packet in a.sent if packet[12] == INIT) >= 4
+        for sctp in ends:
+            await sctp.stop()
+
+
+def test_backoff_init_timer_refuses_an_object_without_aiortc_internals() -> None:
+    assert backoff_init_timer(object()) is False
 
 
 # --- DTLS: each handshake datagram three times ------------------------------------------------
@@ -263,7 +331,7 @@ def test_the_source_filter_refuses_an_object_without_aioice_internals() -> None:
 async def test_a_session_applies_its_setup_fixes_and_the_switch_turns_them_off() -> None:
     session = RtcSession(addresses=["127.0.0.2"])  # never negotiated: no socket is opened
     try:
-        assert session.setup_fixes == ["init-tag", "dtls-copies"]  # stun-rto once gathered
+        assert session.setup_fixes == ["init-tag", "t1-backoff", "dtls-copies"]  # stun-rto once gathered
     finally:
         await session.close()
     RtcSession.link_setup_fixes = False
@@ -312,5 +380,5 @@ def test_two_real_sessions_open_with_every_fix_applied() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    fixes = "['dtls-copies', 'init-tag', 'source-filter', 'stun-rto']"
+    fixes = "['dtls-copies', 'init-tag', 'source-filter', 'stun-rto', 't1-backoff']"
     assert done.stdout.strip() == f"{fixes} {fixes} True"

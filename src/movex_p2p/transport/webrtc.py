@@ -43,11 +43,14 @@ __all__ = [
     "DTLS_COPY_GAP",
     "LAN_RTO",
     "STUN_RTO",
+    "T1_BACKOFF",
+    "T1_TRIES",
     "HandshakeCopies",
     "RtcSession",
     "SessionSink",
     "SourceFilter",
     "accept_only_selected_source",
+    "backoff_init_timer",
     "candidate_types",
     "check_host_only",
     "copy_handshake_flights",
@@ -72,8 +75,14 @@ now and then, every loss on a quiet channel then stalls it for at least a second
 trip here is ~1 ms, so 20 ms is still 20 round trips (measured in docs/design.md). The
 initial value also paces the association's INIT, which aiortc abandons after 8 tries: 0.5 s
 leaves 4 s for a DTLS handshake that lost a flight (OpenSSL retries after 1 s, then 2 s).
-T1 (INIT) does not back off in aiortc: it resends every 0.5 s.
+T1 (INIT) does not back off in aiortc: it resends every 0.5 s (:func:`backoff_init_timer` makes
+ours start at 0.1 s and double).
 """
+
+T1_BACKOFF: Final = (0.1, 1.0)
+"""Our associations' T1 (INIT, COOKIE ECHO): first resend after 0.1 s, doubling up to 1 s."""
+T1_TRIES: Final = 10
+"""Resends of an INIT or COOKIE ECHO before the association is given up (7.5 s in all; aiortc: 8 every 0.5 s)."""
 
 DTLS_COPIES: Final = 3
 """Times each DTLS handshake datagram is sent (see :func:`copy_handshake_flights`)."""
@@ -234,6 +243,51 @@ def init_with_tag_zero(sctp: Any) -> bool:
             await send(chunk)
 
     sctp._send_chunk = send_chunk
+    return True
+
+
+def backoff_init_timer(sctp: Any) -> bool:
+    """Make one aiortc association resend a lost INIT or COOKIE ECHO after 0.1 s, then doubling (:data:`T1_BACKOFF`).
+
+    aiortc's T1 resends every ``_rto`` (our initial 0.5 s) without backing off. At 10 % loss
+    each of the four packets that open an association is lost now and then, and each loss cost
+    0.5 s. Starting short and doubling, up to 1 s, also leaves the association longer (7.5 s)
+    for a DTLS handshake whose last flight was lost: the peer drops INITs until its DTLS is up.
+    Per association, through aiortc's private T1 state (``_t1_chunk``, ``_t1_failures``,
+    ``_t1_handle``); False, leaving aiortc's timer, if those internals are not there.
+    """
+    needed = ("_t1_start", "_t1_expired", "_t1_chunk", "_t1_failures", "_t1_handle", "_send_chunk", "_set_state")
+    if not all(hasattr(sctp, name) for name in needed) or not hasattr(sctp, "State"):
+        return False
+    first, longest = T1_BACKOFF
+    resends: set[asyncio.Task[None]] = set()
+
+    def arm() -> None:
+        delay = min(first * 2**sctp._t1_failures, longest)
+        sctp._t1_handle = asyncio.get_running_loop().call_later(delay, expired)
+
+    def start(chunk: Any) -> None:
+        sctp._t1_chunk, sctp._t1_failures = chunk, 0
+        arm()
+
+    async def resend(chunk: Any) -> None:
+        try:
+            await sctp._send_chunk(chunk)
+        except ConnectionError as exc:  # closed meanwhile: the link's close path reports it
+            log.debug("SCTP T1 resend after its DTLS transport closed: %s", exc)
+
+    def expired() -> None:
+        sctp._t1_handle = None
+        sctp._t1_failures += 1
+        if sctp._t1_failures > T1_TRIES:
+            sctp._set_state(sctp.State.CLOSED)  # as aiortc does when T1 gives up
+            return
+        task = asyncio.get_running_loop().create_task(resend(sctp._t1_chunk))
+        resends.add(task)
+        task.add_done_callback(resends.discard)
+        arm()
+
+    sctp._t1_start, sctp._t1_expired = start, expired
     return True
 
 
@@ -440,6 +494,10 @@ class RtcSession:
             self.setup_fixes.append("init-tag")
         else:
             _warn_once("INIT tag 0")
+        if backoff_init_timer(sctp):
+            self.setup_fixes.append("t1-backoff")
+        else:
+            _warn_once("INIT timer backoff")
         self._copies = copy_handshake_flights(sctp.transport)
         if self._copies is not None:
             self.setup_fixes.append("dtls-copies")
