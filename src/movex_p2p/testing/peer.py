@@ -843,6 +843,7 @@ async def run_fail(args: argparse.Namespace) -> None:
         hello(sender="made-up-id"),  # an id its key does not prove
         hello(pake=b"S" + bytes(32)),  # a PAKE message that is not a group element
     ]
+
     async def one(i: int) -> None:
         outcome = "closed"
         try:
