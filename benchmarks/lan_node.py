@@ -304,15 +304,23 @@ async def fair_draws(bed: Bed, n: int, rounds: int, peers: int = 4) -> dict[str,
     }
 
 
+def cpu_seconds(proc: Proc) -> float:
+    """CPU time (user + system) a peer process has used so far (Linux: /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{proc.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def throughput(bed: Bed, n: int, count: int, window: int, *options: str) -> dict[str, Any]:
     procs, _ = await bed.peers(n, f"f{n}p", *options)
     for proc in procs:
         await proc.send(cmd="rss")
     rss = [(await p.wait_ev("rss"))["kib"] for p in procs]
     total = n * count
+    cpu_before = sum(cpu_seconds(p) for p in procs)
     for proc in procs:
         await proc.send(cmd="flood", count=count, window=window, total=total)
     results = [await p.wait_ev("flood", within=60) for p in procs]
+    cpu = sum(cpu_seconds(p) for p in procs) - cpu_before
     for proc in procs:
         proc.events = [e for e in proc.events if e["ev"] != "rss"]
         await proc.send(cmd="rss")
@@ -345,6 +353,7 @@ async def throughput(bed: Bed, n: int, count: int, window: int, *options: str) -
         "actions_per_s": round(total / (done - started)),
         "actions_per_s_own_confirmed": round(total / (own_done - started)),
         "seconds": round(done - started, 3),
+        "cpu_us_per_action": round(cpu / total * 1e6),  # all peers' CPU, whatever else loads the machine
         "checksums": len({r["checksum"] for r in results}),
         "resyncs": sum(r["resyncs"] for r in results),
         "problems": problems,
@@ -375,6 +384,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     print(f"flood {n}: {runs[-1]}", file=sys.stderr)
                 results[f"flood_{n}"] = {
                     "actions_per_s": statistics.median(r["actions_per_s"] for r in runs),
+                    "cpu_us_per_action": statistics.median(r["cpu_us_per_action"] for r in runs),
                     "all_ok": all(not r["problems"] and r["checksums"] == 1 for r in runs),
                     "runs": runs,
                 }

@@ -72,19 +72,29 @@ class Driver:
             with anyio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
                 self._scope = scope
                 while True:
-                    events = [await endpoint.receive()]
-                    while len(events) < BATCH:
-                        try:
-                            events.append(endpoint.receive_nowait())
-                        except anyio.WouldBlock:
-                            break
+                    events = self._take([await endpoint.receive()])
                     self._stats["events_in"] += len(events)
                     self.steps += 1
                     self.execute(core.step(events, self._clock(), time.time()))
             self._scope = None
             if self._broken is not None:
                 raise self._broken
-            deadline = self.step([])  # a deadline passed: the timers that are due
+            # A deadline passed: the timers that are due, after what already arrived. A loop that
+            # ran late (a starved CPU) must not fire a timer on input it holds unread: a follower
+            # would suspect a master whose heartbeat waits in its own inbox, and campaign.
+            events = self._take([])
+            self._stats["events_in"] += len(events)
+            deadline = self.step(events)
+
+    def _take(self, events: list[TransportEvent]) -> list[TransportEvent]:
+        """``events`` and what else is ready now, without waiting (up to BATCH in all)."""
+        receive_nowait = self.endpoint.receive_nowait
+        while len(events) < BATCH:
+            try:
+                events.append(receive_nowait())
+            except anyio.WouldBlock:
+                break
+        return events
 
     def step(self, events: list[TransportEvent]) -> float | None:
         """One step of the core on ``events`` (and its due timers), its Ready executed; returns its deadline."""
@@ -121,6 +131,10 @@ class Driver:
         which then steps (no timer is due: nothing happens) and waits for the new one.
         """
         if not self.closed:
+            # datagrams first (heartbeats, votes): they go out ahead of this step's frames, not
+            # queued behind up to a link's HIGH_WATER of them inside aiortc
+            for peer, frame in ready.datagrams.items():
+                self._send(self.endpoint.send_datagram, peer, frame)
             send = self.endpoint.send
             for peer, frame in ready.frames.items():  # the hot path
                 try:
@@ -132,8 +146,6 @@ class Driver:
             self._stats["frames_out"] += len(ready.frames)
             for peer, frame in ready.more:  # big states: frames that did not fit the first
                 self._send(send, peer, frame)
-            for peer, frame in ready.datagrams.items():
-                self._send(self.endpoint.send_datagram, peer, frame)
         self._notify(ready)  # also with nothing in it: waiters on time-based conditions look again
         scope = self._scope
         if rearm and scope is not None and ready.deadline is not None and ready.deadline < scope.deadline:

@@ -42,6 +42,7 @@ __all__ = [
     "DIGEST_SIZE",
     "NONCE_SIZE",
     "REMOVED_VERSION",
+    "action_body",
     "action_digest",
     "commitment",
     "contradicts",
@@ -86,14 +87,19 @@ def commitment(nonce: bytes, private: Action) -> bytes:
     return _hash(statement("commit", nonce, _encode(private)))
 
 
+def action_body(action: Action) -> bytes:
+    """``action``'s type and payload as its digest binds them (canonical CBOR: a decoded payload gives the same)."""
+    payload = action.payload
+    if isinstance(payload, dict | list | tuple | MasterValue):
+        return _encode(action)
+    return cbor2.dumps([action.type, payload], default=_encode_value)  # small payloads: no canonical sort needed
+
+
 def action_digest(
     author: str, rid: str, seq: int, action: Action, commit: bytes = b"", *, room: str, term: int, incarnation: bytes
 ) -> bytes:
     """The digest an author signs for one action (``action`` as dispatched, master values unresolved)."""
-    payload = action.payload
-    body = _encode(action) if isinstance(payload, dict | list | tuple | MasterValue) else None
-    if body is None:  # the common small payloads: one cbor call, no canonical sort needed
-        body = cbor2.dumps([action.type, payload], default=_encode_value)
+    body = action_body(action)
     parts = (
         room.encode(),
         author.encode(),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..ids import PeerId, Rid, Term
 from .effects import ActionSettled, Effect, Rebased, Send, Stalled, Stuck
-from .history import action_digest, commitment
+from .history import action_body, commitment
 from .messages import Applied, Propose, SyncRequest
 from .replica import WINDOW, Replica
 from .types import Action
@@ -146,7 +146,7 @@ class PendingQueue:
             if item.seq == entry.seq:
                 private = item.origin or item.private  # as dispatched (the master may have resolved it since)
                 ours = item.sealed or (b"" if private is None else commitment(item.nonce, private))
-                if ours == entry.commitment and _encoded(item.action) == _encoded(entry.origin or entry.action):
+                if ours == entry.commitment and action_body(item.action) == action_body(entry.origin or entry.action):
                     return None
                 self.take(entry.rid, entry.seq, now, None)
                 reason = f"the master confirmed another action as this one (seq {entry.seq})"
@@ -298,8 +298,3 @@ class PendingQueue:
         if stalled:
             effects.insert(0, Stalled(master=master, seconds=waited, pending=stalled))
         return effects
-
-
-def _encoded(action: Action) -> bytes:
-    """``action``'s type and payload, canonically (a decoded payload equals the dispatched one)."""
-    return action_digest("", "", 0, action, room="", term=0, incarnation=b"")
