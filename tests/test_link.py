@@ -27,7 +27,7 @@ from movex_p2p.transport.link import (
     encode_frame,
     encode_record,
 )
-from movex_p2p.transport.webrtc import FIRST_RTO, LAN_RTO, RtcSession, quiet_closed_transmit, use_lan_timers
+from movex_p2p.transport.webrtc import LAN_RTO, RtcSession, quiet_closed_transmit, use_lan_timers
 
 PEER = PeerId("b")
 
@@ -255,8 +255,8 @@ async def test_our_associations_get_lan_retransmission_timers() -> None:
     try:
         assert session.lan_timers
         sctp: Any = session._pc.sctp
-        low, _, high = LAN_RTO
-        assert sctp._rto == FIRST_RTO  # LAN_RTO's initial value unless the link-setup fixes are off (T1 backoff)
+        low, initial, high = LAN_RTO
+        assert sctp._rto == initial
         sctp._update_rto(0.001)  # a 1 ms round trip
         assert sctp._rto == low
         sctp._update_rto(5.0)

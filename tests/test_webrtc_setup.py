@@ -30,8 +30,6 @@ from movex_p2p.testing.netns import SETUP, child_env, unavailable_reason
 from movex_p2p.transport.webrtc import (
     DTLS_COPIES,
     DTLS_COPY_GAP,
-    FIRST_RTO,
-    LAN_RTO,
     STUN_RTO,
     T1_BACKOFF,
     T1_TRIES,
@@ -342,14 +340,12 @@ async def test_a_session_applies_its_setup_fixes_and_the_switch_turns_them_off()
     session = RtcSession(addresses=["127.0.0.2"])  # never negotiated: no socket is opened
     try:
         assert session.setup_fixes == ["init-tag", "t1-backoff", "dtls-copies"]  # stun-rto once gathered
-        assert getattr(session._pc.sctp, "_rto", None) == FIRST_RTO  # T1 no longer paces on it
     finally:
         await session.close()
     RtcSession.link_setup_fixes = False
     try:
         stock = RtcSession(addresses=["127.0.0.2"])
         assert stock.setup_fixes == []
-        assert getattr(stock._pc.sctp, "_rto", None) == LAN_RTO[1]
         await stock.close()
     finally:
         RtcSession.link_setup_fixes = True

@@ -41,7 +41,6 @@ __all__ = [
     "DATAGRAM_CHANNEL_ID",
     "DTLS_COPIES",
     "DTLS_COPY_GAP",
-    "FIRST_RTO",
     "LAN_RTO",
     "STUN_RTO",
     "T1_BACKOFF",
@@ -82,9 +81,6 @@ ours start at 0.1 s and double).
 
 T1_BACKOFF: Final = (0.1, 1.0)
 """Our associations' T1 (INIT, COOKIE ECHO): first resend after 0.1 s, doubling up to 1 s."""
-FIRST_RTO: Final = 0.1
-"""With our T1 (which no longer paces on the RTO): the RTO until a round trip is measured, so a
-first message lost on a new link is resent after 0.1 s, not :data:`LAN_RTO`'s 0.5 s."""
 T1_TRIES: Final = 10
 """Resends of an INIT or COOKIE ECHO before the association is given up (7.5 s in all; aiortc: 8 every 0.5 s)."""
 
@@ -499,7 +495,6 @@ class RtcSession:
         else:
             _warn_once("INIT tag 0")
         if backoff_init_timer(sctp):
-            sctp._rto = FIRST_RTO
             self.setup_fixes.append("t1-backoff")
         else:
             _warn_once("INIT timer backoff")
