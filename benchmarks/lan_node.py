@@ -428,7 +428,7 @@ def main() -> None:
         "--fair-peers",
         type=lambda text: [int(n) for n in text.split(",")],
         default=[4],
-        help="fair: room sizes, in turn (e.g. 2,4: the other players' steps queue for 2 CPUs at 4)",
+        help="fair: the room sizes to measure, one after the other",
     )
     parser.add_argument("--floods", type=int, default=1, help="s1: flooding processes")
     parser.add_argument("--src", default=str(ROOT / "src"), help="the movex_p2p the peers import (A/B runs)")
