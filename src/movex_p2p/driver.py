@@ -131,10 +131,6 @@ class Driver:
         which then steps (no timer is due: nothing happens) and waits for the new one.
         """
         if not self.closed:
-            # datagrams first (heartbeats, votes): they go out ahead of this step's frames, not
-            # queued behind up to a link's HIGH_WATER of them inside aiortc
-            for peer, frame in ready.datagrams.items():
-                self._send(self.endpoint.send_datagram, peer, frame)
             send = self.endpoint.send
             for peer, frame in ready.frames.items():  # the hot path
                 try:
@@ -146,6 +142,10 @@ class Driver:
             self._stats["frames_out"] += len(ready.frames)
             for peer, frame in ready.more:  # big states: frames that did not fit the first
                 self._send(send, peer, frame)
+            # datagrams after the frames: a heartbeat naming a master must not overtake the
+            # Introduce (its name) sent in the same step
+            for peer, frame in ready.datagrams.items():
+                self._send(self.endpoint.send_datagram, peer, frame)
         self._notify(ready)  # also with nothing in it: waiters on time-based conditions look again
         scope = self._scope
         if rearm and scope is not None and ready.deadline is not None and ready.deadline < scope.deadline:
