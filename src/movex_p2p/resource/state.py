@@ -84,8 +84,6 @@ class FrozenList(list[Any]):
 
 
 _SCALARS: Final = (type(None), bool, int, str, bytes)
-_FROZEN: Final = frozenset({*_SCALARS, FrozenDict, FrozenList})
-"""The types :func:`freeze` returns as they are (a float needs its check)."""
 
 
 def _too_deep(depth: int) -> bool:
@@ -120,17 +118,15 @@ def freeze(value: Any, *, depth: int = 0) -> Any:
         return value
     if _too_deep(depth):
         raise InvalidState(f"state nested deeper than {MAX_DEPTH}")
-    # an item that is frozen already (a scalar, or a container kept from the previous state) is
-    # taken as it is, without a call: a reducer's result is mostly what it kept
     if isinstance(value, dict):
         items: dict[str, Any] = {}
         for key, item in value.items():
             if type(key) is not str:
                 raise InvalidState(f"state mapping keys must be str, not {type(key).__name__}")
-            items[key] = item if type(item) in _FROZEN else freeze(item, depth=depth + 1)
+            items[key] = freeze(item, depth=depth + 1)
         return _new_dict(items)
     if isinstance(value, list | tuple):
-        return _new_list([item if type(item) in _FROZEN else freeze(item, depth=depth + 1) for item in value])
+        return _new_list([freeze(item, depth=depth + 1) for item in value])
     raise InvalidState(f"{kind.__name__} is not JSON-like data (None, bool, int, float, str, bytes, list, dict)")
 
 
