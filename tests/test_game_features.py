@@ -248,6 +248,29 @@ async def test_a_reducer_that_returns_none_or_not_data_is_rejected_at_the_dispat
         assert a.stats["resyncs"] == b.stats["resyncs"] == 0
 
 
+def wrap(state: Any, action: mx.Action) -> Any:
+    return {"inner": state}  # keeps the last state whole, one level deeper
+
+
+Nesting = mx.ResourceType("nesting", wrap, initial={"n": 0})
+
+
+async def test_a_reducer_that_nests_its_last_state_deeper_each_time_is_stopped_at_the_depth_limit() -> None:
+    """The kept state is not walked again, yet the depth counts it: before, the 64th action was
+    applied, the state grew past what the codec carries, and a peer joining later never got ready."""
+    net = mx.LocalNetwork()
+    async with peers_of(net, {"types": [Nesting]}, {"types": [Nesting]}) as (a, _):
+        ra = await a.bind(await a.create(Nesting, id="n"))
+        for _ in range(mx.resource.state.MAX_DEPTH - 1):  # {"n": 0} is one level
+            await ra.dispatch(mx.Action("w"))
+        with pytest.raises(mx.ActionRejected, match="state nested deeper than 64"):
+            await ra.dispatch(mx.Action("w"))
+        async with peers_of(net, {"types": [Nesting], "seed": 7}) as (late,):
+            with anyio.fail_after(10):
+                rl = await late.bind("nesting:n")
+            assert rl.checksum == ra.checksum
+
+
 # -- versions of a type ----------------------------------------------------------------------------
 
 

@@ -364,3 +364,12 @@ def test_one_depth_limit_everywhere() -> None:
     with pytest.raises(InvalidState):
         state_check_data(too_deep)
     _expect_error(wire.encode(replace(message, action=mx.Action("t", too_deep))))
+
+
+def test_a_state_wrapped_one_level_deeper_per_action_stops_at_the_depth_limit() -> None:
+    """A reducer returning ``{"inner": state}`` keeps the last (frozen) state whole: freeze still walks it."""
+    state: Any = freeze({"n": 0})
+    for _ in range(wire.MAX_DEPTH - 1):  # MAX_DEPTH containers: accepted
+        state = freeze({"inner": state})
+    with pytest.raises(InvalidState):
+        freeze({"inner": state})

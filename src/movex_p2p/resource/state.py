@@ -39,8 +39,9 @@ def _refuse(self: object, *args: Any, **kwargs: Any) -> Never:
 class FrozenDict(dict[str, Any]):
     """A dict that refuses mutation; the form every stored state's mappings take."""
 
-    __slots__ = ("_digest", "_size")
+    __slots__ = ("_digest", "_height", "_size")
     _digest: bytes | None
+    _height: int
     _size: int
 
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
@@ -62,8 +63,9 @@ class FrozenDict(dict[str, Any]):
 class FrozenList(list[Any]):
     """A list that refuses mutation; the form every stored state's sequences take."""
 
-    __slots__ = ("_digest", "_size")
+    __slots__ = ("_digest", "_height", "_size")
     _digest: bytes | None
+    _height: int
     _size: int
 
     __setitem__ = __delitem__ = append = extend = insert = pop = remove = clear = _refuse
@@ -91,43 +93,91 @@ def _too_deep(depth: int) -> bool:
     return depth >= MAX_DEPTH
 
 
-def _new_dict(items: dict[str, Any]) -> FrozenDict:
+def _new_dict(items: dict[str, Any], height: int) -> FrozenDict:
     frozen = FrozenDict(items)
     object.__setattr__(frozen, "_digest", None)
+    object.__setattr__(frozen, "_height", height)
     return frozen
 
 
-def _new_list(items: list[Any]) -> FrozenList:
+def _new_list(items: list[Any], height: int) -> FrozenList:
     frozen = FrozenList(items)
     object.__setattr__(frozen, "_digest", None)
+    object.__setattr__(frozen, "_height", height)
     return frozen
 
 
-def freeze(value: Any, *, depth: int = 0) -> Any:
+def freeze(value: Any) -> Any:
     """Deep-freeze JSON-like data; raise InvalidState for anything else.
 
-    Frozen containers are returned as they are (they are frozen all the way down), so
-    freezing a reducer's result costs only the containers it created.
+    Frozen containers are taken as they are (they are frozen all the way down), so freezing a
+    reducer's result costs only the containers it created; each frozen container knows how many
+    levels it holds, so a state built around a kept one is still refused past ``MAX_DEPTH``.
     """
+    frozen, height = _freeze(value, 0)
+    if height > MAX_DEPTH:
+        raise InvalidState(f"state nested deeper than {MAX_DEPTH}")
+    return frozen
+
+
+def _freeze(value: Any, depth: int) -> tuple[Any, int]:
+    """``value`` frozen, and the containers in its deepest branch (``depth``: the containers around it)."""
     kind = type(value)
-    if kind is FrozenDict or kind is FrozenList or kind in _SCALARS:
-        return value
+    if kind in _SCALARS:
+        return value, 0
+    if kind is FrozenDict or kind is FrozenList:
+        return value, _kept_height(value)
     if kind is float:
         if not math.isfinite(value):
             raise InvalidState(f"non-finite float {value!r} in state")
-        return value
-    if _too_deep(depth):
+        return value, 0
+    if _too_deep(depth):  # also ends a walk of a container that holds itself
         raise InvalidState(f"state nested deeper than {MAX_DEPTH}")
+    height = 0
     if isinstance(value, dict):
         items: dict[str, Any] = {}
         for key, item in value.items():
             if type(key) is not str:
                 raise InvalidState(f"state mapping keys must be str, not {type(key).__name__}")
-            items[key] = freeze(item, depth=depth + 1)
-        return _new_dict(items)
+            kind = type(item)
+            if kind in _SCALARS:  # kept as it is, without a call
+                items[key], below = item, 0
+            elif kind is FrozenDict or kind is FrozenList:
+                items[key] = item
+                below = getattr(item, "_height", -1)
+                if below < 0:
+                    below = _kept_height(item)
+            else:
+                items[key], below = _freeze(item, depth + 1)
+            if below > height:
+                height = below
+        return _new_dict(items, height + 1), height + 1
     if isinstance(value, list | tuple):
-        return _new_list([freeze(item, depth=depth + 1) for item in value])
+        frozen: list[Any] = []
+        for item in value:
+            item, below = _freeze(item, depth + 1)
+            frozen.append(item)
+            if below > height:
+                height = below
+        return _new_list(frozen, height + 1), height + 1
     raise InvalidState(f"{kind.__name__} is not JSON-like data (None, bool, int, float, str, bytes, list, dict)")
+
+
+def _kept_height(value: FrozenDict | FrozenList) -> int:
+    """The height of a frozen container (as frozen, or counted: an unpickled one)."""
+    try:
+        return value._height
+    except AttributeError:
+        return _height_of(value)
+
+
+def _height_of(value: Any) -> int:
+    """The containers in ``value``'s deepest branch (frozen data, bounded by ``freeze``)."""
+    if isinstance(value, dict):
+        return 1 + max(map(_height_of, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_height_of, value), default=0)
+    return 0
 
 
 def thaw(value: Any) -> Any:
