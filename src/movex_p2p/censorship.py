@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final, Literal, get_args
 
+from .errors import InvalidState
 from .ids import PeerId, Rid, Term
 from .proofs import prove, signer
 from .resource.history import DIGEST_SIZE, action_digest
@@ -194,11 +195,16 @@ def _acceptable(msg: Unconfirmed, res: Replica, type_: ResourceType) -> bool:
         return False  # a commitment only a sealed type takes
     if has_master_values(msg.action.payload) or has_fair_values(msg.action.payload):
         return False  # resolved by the master: this peer cannot run what it would
+    action = msg.action.by(msg.author)
     try:
-        state = type_.reduce(res.state, msg.action.by(msg.author))
+        result = type_.reducer(res.state, action)
     except Exception:  # the app's reducer refuses it here: a master may refuse it too
         return False
-    return bool(size_of(state) <= type_.max_bytes)  # ours: a bug here must surface, not read as a refusal
+    try:  # ours from here: a bug must surface, not read as a refusal
+        state = type_.checked(res.state, result, action)
+    except InvalidState:  # the app's result breaks the contract: a master refuses it too
+        return False
+    return bool(size_of(state) <= type_.max_bytes)
 
 
 @dataclass(slots=True)

@@ -228,12 +228,17 @@ class EmbeddedResource:
             return  # the master resolves those first: nothing to predict here
         state = self._snapshot.view
         for part in parts:
+            part = part.by(self._owner.id)
             try:
-                state = self._type.reduce(state, part.by(self._owner.id))  # as the network thread will
-            except InvalidState as exc:
+                result = self._type.reducer(state, part)  # as the network thread will
+            except InvalidState as exc:  # it changed its input (a frozen state refuses): the app's bug
                 raise ActionRejected(str(exc), rid=self.rid) from None
             except Exception:
-                continue  # the master decides (it may see another state)
+                continue  # the app's reducer: the master decides (it may see another state)
+            try:
+                state = self._type.checked(state, result, part)
+            except InvalidState as exc:
+                raise ActionRejected(str(exc), rid=self.rid) from None
 
     async def _dispatch(self, public: Action, private: Action | None) -> None:
         if private is None:

@@ -76,17 +76,25 @@ class Predictor:
             if part is None:
                 continue
             try:
-                state = res.type.reduce(state, part)
+                result = res.type.reducer(state, part)
+            except InvalidState as exc:  # it changed its input (a frozen state refuses): the app's bug
+                raise ActionRejected(str(exc), rid=rid) from None
+            except Exception:  # the app's reducer: the master runs it too, and its rejection says why
+                continue
+            try:
+                state = res.type.checked(state, result, part)
             except InvalidState as exc:
                 raise ActionRejected(str(exc), rid=rid) from None
-            except Exception:
-                continue
         return None if cached is None else state
 
 
 def _try(type_: ResourceType, state: Any, action: Action) -> Any:
     """Predict one step; an action the master will reject leaves the view unchanged."""
     try:
-        return type_.reduce(state, action)
-    except Exception:
+        result = type_.reducer(state, action)
+    except Exception:  # the app's reducer: the master runs it too, and its rejection says why
+        return state
+    try:
+        return type_.checked(state, result, action)
+    except InvalidState:  # the app's result breaks the contract: the master refuses it too
         return state

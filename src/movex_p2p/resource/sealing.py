@@ -99,7 +99,7 @@ class Sealing:
             return []
         try:
             ready = bool(can_reveal(res.state))
-        except Exception:  # the app's code: not due (the master, running it too, says so)
+        except Exception:  # only the app's hook is under this catch: not due (the master, running it too, reports it)
             ready = False
         if not ready:
             return []

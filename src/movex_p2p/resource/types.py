@@ -179,7 +179,12 @@ class ResourceType:
 
     def reduce(self, state: Any, action: Action) -> Any:
         """Run the reducer and hold it to its contract: JSON-like data back, frozen (InvalidState if not)."""
-        result = self.reducer(state, action)
+        return self.checked(state, self.reducer(state, action), action)
+
+    def checked(self, state: Any, result: Any, action: Action) -> Any:
+        """The reducer's ``result`` for ``action`` on ``state``, held to its contract (InvalidState if it
+        breaks it). Apart from :meth:`reduce` for callers that catch whatever the app's reducer raises:
+        only the reducer call goes under such a catch, so a bug of ours here surfaces."""
         if result is state:
             return state  # unchanged (stored states are frozen already)
         if result is None:

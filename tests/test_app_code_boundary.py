@@ -1,0 +1,73 @@
+"""Where the app's reducer may raise (prediction, the censorship check), only its call is under the catch.
+
+Whatever the reducer raises is the app's refusal (the master refuses too, and says why); the
+contract check that follows (:meth:`ResourceType.checked`: freeze, the depth and JSON rules) is
+ours, and a bug there raises instead of reading as a refusal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import movex_p2p as mx
+from movex_p2p.censorship import Unconfirmed, _acceptable
+from movex_p2p.ids import PeerId, Rid, Term
+from movex_p2p.resource.predictor import _try
+from movex_p2p.resource.replica import Replica
+from movex_p2p.resource.state import freeze
+
+
+def rules(state: Any, action: mx.Action) -> Any:
+    if action.type == "refuse":
+        raise ValueError("not your turn")
+    return {"n": state["n"] + 1}
+
+
+Counter = mx.ResourceType("boundary", rules, initial={"n": 0})
+STATE = freeze({"n": 0})
+
+
+class OurBug(Exception):
+    """Stands for a bug in our own contract check."""
+
+
+@pytest.fixture
+def broken_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    def checked(self: mx.ResourceType, state: Any, result: Any, action: mx.Action) -> Any:
+        raise OurBug("freeze broke")
+
+    monkeypatch.setattr(mx.ResourceType, "checked", checked)
+
+
+def unconfirmed(action: mx.Action) -> Unconfirmed:
+    return Unconfirmed(
+        term=Term(1),
+        master=PeerId("m"),
+        author=PeerId("a"),
+        rid=Rid("boundary:b"),
+        seq=1,
+        action=action,
+        endorsement=b"",
+        proof=b"",
+    )
+
+
+REPLICA = Replica(rid=Rid("boundary:b"), type=Counter, state=STATE)
+
+
+def test_the_apps_refusal_is_a_refusal() -> None:
+    assert _try(Counter, STATE, mx.Action("refuse")) is STATE  # the prediction leaves it out
+    assert _try(Counter, STATE, mx.Action("add")) == {"n": 1}
+    assert _acceptable(unconfirmed(mx.Action("refuse")), REPLICA, Counter) is False
+    assert _acceptable(unconfirmed(mx.Action("add")), REPLICA, Counter) is True
+
+
+@pytest.mark.usefixtures("broken_check")
+def test_a_bug_in_our_check_raises_in_the_prediction_and_the_censorship_check() -> None:
+    with pytest.raises(OurBug):
+        _try(Counter, STATE, mx.Action("add"))
+    with pytest.raises(OurBug):
+        _acceptable(unconfirmed(mx.Action("add")), REPLICA, Counter)
+    assert _try(Counter, STATE, mx.Action("refuse")) is STATE  # the app's refusal never reaches the check
