@@ -310,7 +310,31 @@ def cpu_seconds(proc: Proc) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def throughput(bed: Bed, n: int, count: int, window: int, *options: str) -> dict[str, Any]:
+async def converge(procs: list[Proc], total: int, seconds: float) -> list[dict[str, Any]]:
+    """After a flood that ended short: every 5 s, what each peer holds, until all agree or time is up."""
+    rows: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    while True:
+        for proc in procs:
+            proc.events = [e for e in proc.events if e["ev"] != "final"]
+            await proc.send(cmd="report", settle=0)
+        finals = [await p.wait_ev("final", within=30) for p in procs]
+        totals = [sum(f["state"].values()) for f in finals]
+        row = {
+            "at": round(time.monotonic(), 1),
+            "totals": totals,
+            "checksums": len({f["checksum"] for f in finals}),
+            "masters": sorted({str(f["master"])[:6] for f in finals}),
+            "terms": sorted({f["term"] for f in finals}),
+        }
+        rows.append(row)
+        print(f"converge: {row}", file=sys.stderr)
+        if (row["checksums"] == 1 and all(t == total for t in totals)) or time.monotonic() > deadline:
+            return rows
+        await anyio.sleep(5)
+
+
+async def throughput(bed: Bed, n: int, count: int, window: int, *options: str, heal: float = 0) -> dict[str, Any]:
     procs, _ = await bed.peers(n, f"f{n}p", *options)
     for proc in procs:
         await proc.send(cmd="rss")
@@ -336,6 +360,10 @@ async def throughput(bed: Bed, n: int, count: int, window: int, *options: str) -
             problems.append(f"a peer's own count is {r['mine']}, dispatched {count}")
         if r["rejected"]:
             problems.append(f"{r['rejected']} rejected")
+    if problems and heal:
+        convergence = await converge(procs, total, heal)
+    else:
+        convergence = None
     diagnostics = sorted(  # what each peer (by its index) reported meanwhile
         {
             f"{i}: {e['kind']} {e.get('reason', '')[:120]}"
@@ -357,6 +385,7 @@ async def throughput(bed: Bed, n: int, count: int, window: int, *options: str) -
         "checksums": len({r["checksum"] for r in results}),
         "resyncs": sum(r["resyncs"] for r in results),
         "problems": problems,
+        "convergence": convergence,
         "rss_kib_idle": statistics.median(rss),
         "rss_kib_after": statistics.median(rss_after),
     }
@@ -380,7 +409,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             for n in args.flood_peers:
                 runs = []
                 for _ in range(args.flood_runs):
-                    runs.append(await throughput(bed, n, args.count // n, args.window))
+                    runs.append(await throughput(bed, n, args.count // n, args.window, heal=args.heal))
                     print(f"flood {n}: {runs[-1]}", file=sys.stderr)
                 results[f"flood_{n}"] = {
                     "actions_per_s": statistics.median(r["actions_per_s"] for r in runs),
@@ -429,6 +458,9 @@ def main() -> None:
         type=lambda text: [int(n) for n in text.split(",")],
         default=[4],
         help="fair: the room sizes to measure, one after the other",
+    )
+    parser.add_argument(
+        "--heal", type=float, default=0, help="flood: after a run that ended short, watch it heal this long (s)"
     )
     parser.add_argument("--floods", type=int, default=1, help="s1: flooding processes")
     parser.add_argument("--src", default=str(ROOT / "src"), help="the movex_p2p the peers import (A/B runs)")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import movex_p2p as mx
 from movex_p2p.election.machine import ElectionConfig, Policy
-from movex_p2p.ids import Rid
+from movex_p2p.ids import PeerId, Rid
 from movex_p2p.simulation import Simulation, terms_with_two_masters
 
 CHUNK = 32
@@ -358,3 +358,40 @@ def test_a_deposed_master_that_confirmed_thousands_of_one_authors_actions_loses_
     assert sim.run(20.0, until=lambda s: s.converged(rid) and s.state(author, rid)["count"] == total)
     assert master not in sim.masters()  # the author's confirmations were the losing side's
     assert {sim.state(str(p), rid)["count"] for p in sim.alive} == {total}  # none lost, none doubled
+
+
+def test_own_confirmations_too_old_to_re_send_are_reported_lost_by_seq_never_silently() -> None:
+    """Found in the 8-process LAN flood on an overloaded machine: a split lasted minutes, and when it
+    healed the other side's log won. Each author re-sent what it kept (its last ``KEEP_CONFIRMED``
+    confirmations, and those of the last ``KEEP_SECONDS``); older ones it had confirmed were gone, and
+    nothing said so. The author now names every one of them (``Rebased.lost``, a ``"lost"``
+    diagnostic), exactly those the count lacks."""
+    from movex_p2p.resource.pending import KEEP_CONFIRMED, KEEP_SECONDS
+    from movex_p2p.testing.types import Counter
+
+    sim = Simulation(5, types=[Counter], seed=6, config=ElectionConfig(policy=Policy.AVAILABLE))
+    assert sim.run(3.0, until=lambda s: len(s.masters()) == 1 and all(s.peers[p].core.client.synced for p in s.alive))
+    rid = sim.create(sim.alive[-1], "counter", "c")
+    assert sim.run(1.0, until=lambda s: all(s.peers[p].core.client.has(rid) for p in s.alive))
+    (master,) = sim.masters()
+    author, *others = (str(p) for p in sim.ids if p != master)
+    sim.at(sim.now + 0.01, "partition", [str(master), author], others)  # the 3 elect a master; theirs wins
+    old = 300  # confirmed first, then aged past KEEP_SECONDS while more than KEEP_CONFIRMED came after
+    for k in range(old // 100):
+        sim.at(sim.now + 0.05 + 0.02 * k, "call", lambda s: s.burst(author, rid, [mx.Action("increment")] * 100), ())
+    sim.run(KEEP_SECONDS + 1.0)
+    for k in range(KEEP_CONFIRMED // 100 + 1):
+        sim.at(sim.now + 0.02 * k, "call", lambda s: s.burst(author, rid, [mx.Action("increment")] * 100), ())
+    sim.run(KEEP_SECONDS + 1.0)
+    total = old + (KEEP_CONFIRMED // 100 + 1) * 100
+    assert sim.state(author, rid)["count"] == total  # all confirmed on the losing side
+    sim.at(sim.now + 0.01, "heal")
+    kept = total - old  # the first 300 were dropped as later ones came (over KEEP_CONFIRMED, past KEEP_SECONDS)
+    assert sim.run(20.0, until=lambda s: s.converged(rid) and s.state(author, rid)["count"] == kept)
+    assert master not in sim.masters()
+    assert sim.peers[PeerId(author)].rebased == kept
+    gone = sorted(seq for (r, seq) in sim.peers[PeerId(author)].gone if r == rid)
+    assert gone == list(range(1, old + 1))  # each one the count lacks, named by seq
+    sim.run(2.0)
+    assert {sim.state(str(p), rid)["count"] for p in sim.alive} == {kept}
+    assert len(sim.peers[PeerId(author)].gone) == old  # reported once

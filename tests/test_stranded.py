@@ -397,3 +397,28 @@ def test_the_window_of_held_seqs_survives_a_snapshot_in_as_few_bytes_as_it_needs
         assert [back.holds(author, s) for s in seqs] == [res.holds(author, s) for s in seqs]
     assert back.holds("busy", 12_000 - WINDOW) is None  # older than the window: not known
     assert [back.holds("idle", s) for s in (1, 2, 3)] == [True, False, True]
+
+
+def test_own_confirmations_a_new_log_lacks_and_too_old_to_re_send_raise_a_lost_diagnostic() -> None:
+    # The node's side of Rebased.lost (tests/test_migration_sim.py finds them): a "lost" diagnostic
+    # names the seqs, and the peer's stats count them; a rebase that lost nothing says nothing.
+    import logging
+
+    from movex_p2p.nodecore import Ready
+    from movex_p2p.notifier import Notifier
+
+    stats = {"rebased": 0, "lost": 0}
+    notifier = Notifier(log=logging.LoggerAdapter(logging.getLogger("test")), stats=stats, master_id=lambda: "m")
+    seen: list[mx.Diagnostic] = []
+    notifier.stream.on_event(lambda e: seen.append(e) if isinstance(e, mx.Diagnostic) else None)
+
+    def step(*events: fx.Notice) -> None:
+        notifier(Ready(frames={}, more=[], datagrams={}, events=list(events), faults=[], dropped=[]))
+
+    step(fx.Rebased(rid=Rid(C), count=5))
+    assert seen == []
+    assert stats == {"rebased": 5, "lost": 0}
+    step(fx.Rebased(rid=Rid(C), count=0, lost=(1, 2, 3, 7)))
+    assert [(d.kind, d.peer, d.rid) for d in seen] == [("lost", "m", C)]
+    assert "4 own actions (seqs 1-3, 7)" in seen[0].reason
+    assert stats == {"rebased": 5, "lost": 4}

@@ -41,6 +41,9 @@ class Diagnostic:
     - ``"slow_link"``: the master (``peer``) confirmed nothing for a while; actions were sent again.
     - ``"stuck"``: own actions on ``rid`` (``reason`` names their seqs) stayed unconfirmed even
       proposed again; their handles raise :class:`ActionStuck` (they stay pending).
+    - ``"lost"``: own actions on ``rid`` (``reason`` names their seqs) that a deposed master confirmed
+      are not in the new master's log (the other side of a split won), and were confirmed too long
+      ago to be kept here and sent again: they are gone (their handles had settled as confirmed).
     - ``"censored"``: the master ``peer`` left another player's signed action on ``rid`` unconfirmed
       (``reason`` names the author and seq) although this peer handed it over and the master kept
       confirming others' actions there; by default this peer no longer follows or votes for it.

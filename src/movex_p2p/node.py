@@ -162,7 +162,9 @@ class Peer:
         self._closed = False
         self._failure: BaseException | None = None
         self.log = logging.LoggerAdapter(log, {"peer": self.id})
-        self.stats = dict.fromkeys(("events_in", "frames_out", "dropped", "faults", "resyncs", "rebased", "stuck"), 0)
+        self.stats = dict.fromkeys(
+            ("events_in", "frames_out", "dropped", "faults", "resyncs", "rebased", "stuck", "lost"), 0
+        )
         self._notifier = Notifier(log=self.log, stats=self.stats, master_id=lambda: self.master_id)
         self._resources = self._notifier.resources
         self._events = self._notifier.stream

@@ -37,6 +37,7 @@ from .nodecore import (
 )
 from .resource import effects as fx
 from .resource.messages import Refusal
+from .resource.pending import KEEP_CONFIRMED, KEEP_SECONDS
 from .transport.base import Endpoint, IdentityInUse
 
 __all__ = ["REFUSALS", "Notifier"]
@@ -157,9 +158,18 @@ class Notifier:
                 if waiter is not None:
                     waiter[1].append(event)
                     waiter[0].set()
-            case fx.Rebased(rid=rid, count=count):
+            case fx.Rebased(rid=rid, count=count, lost=lost):
                 self.stats["rebased"] += count
-                self.log.warning("%s: %d own actions confirmed by a deposed master were re-sent", rid, count)
+                if count:
+                    self.log.warning("%s: %d own actions confirmed by a deposed master were re-sent", rid, count)
+                if lost:
+                    self.stats["lost"] += len(lost)
+                    reason = (
+                        f"{len(lost)} own actions (seqs {_seq_ranges(lost)}) confirmed by a deposed master are not in "
+                        f"the master's log, and were confirmed too long ago to be kept here and sent again "
+                        f"(the last {KEEP_CONFIRMED}, or {KEEP_SECONDS:.0f} s): they are lost"
+                    )
+                    self.diagnose(Diagnostic(kind="lost", peer=self._master_id(), reason=reason, rid=rid))
             case fx.ResyncStarted(rid=rid, reason=reason):
                 self.stats["resyncs"] += 1
                 if reason.startswith(("checksum mismatch", "reducer raised")):

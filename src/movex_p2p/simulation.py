@@ -63,6 +63,8 @@ class SimPeer:
     """The app's hooks that raised while this peer was master."""
     resyncs: int = 0
     rebased: int = 0
+    gone: dict[tuple[Rid, int], float] = field(default_factory=dict)
+    """Own confirmed actions a new log lacked and that were no longer kept to re-send (``Rebased.lost``), and when."""
     master_changes: int = 0
 
 
@@ -333,8 +335,10 @@ class Simulation(World[_Event, PeerId]):
                     peer.app_errors.append(event)
                 case fx.ResyncStarted():
                     peer.resyncs += 1
-                case fx.Rebased(count=count):
+                case fx.Rebased(rid=rid, count=count, lost=lost):
                     peer.rebased += count
+                    for seq in lost:
+                        peer.gone[(rid, seq)] = self.now
                 case (
                     fx.ActionSettled()
                     | fx.StateChanged()

@@ -119,10 +119,15 @@ class Stuck:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rebased:
-    """A new master's log lacked ``count`` own actions a previous master confirmed: they were re-sent."""
+    """A new master's log lacked ``count`` own actions a previous master confirmed: they were re-sent.
+
+    ``lost``: the seqs of own confirmed actions it lacks too that were no longer kept to re-send
+    (confirmed before the last ``pending.KEEP_CONFIRMED`` and longer than ``KEEP_SECONDS`` ago).
+    """
 
     rid: Rid
     count: int
+    lost: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -83,6 +83,7 @@ class PendingQueue:
         self.items: dict[Rid, list[Pending]] = {}
         self.seqs: dict[Rid, int] = {}
         self.confirmed: dict[Rid, deque[Confirmed]] = {}
+        self.forgotten: dict[Rid, tuple[int, int]] = {}  # confirmed seqs no longer kept: (highest, bit k = that - k)
         self.since: dict[Rid, float] = {}  # per resource: when its oldest pending action became the oldest
         self.stalls: dict[Rid, int] = {}  # per resource: RESEND_AFTER rounds in a row without progress
         self.master_at = 0.0  # when the current master became known
@@ -110,7 +111,7 @@ class PendingQueue:
 
     def forget(self, rid: Rid) -> None:
         """``rid`` was removed."""
-        for table in (self.items, self.seqs, self.confirmed, self.since, self.stalls):
+        for table in (self.items, self.seqs, self.confirmed, self.forgotten, self.since, self.stalls):
             table.pop(rid, None)
 
     @staticmethod
@@ -170,13 +171,36 @@ class PendingQueue:
                     while seq - book[0].seq >= WINDOW or (
                         len(book) > KEEP_CONFIRMED and now - book[0].at > KEEP_SECONDS
                     ):
-                        book.popleft()
+                        self._forget(rid, book.popleft().seq)
                 if not items:
                     self.items.pop(rid, None)
                     self.since.pop(rid, None)
                     self.stalls.pop(rid, None)
                 return item
         return None
+
+    def _forget(self, rid: Rid, seq: int) -> None:
+        """Own confirmed ``seq`` is no longer kept: if a new log lacks it, say so (it cannot be re-sent)."""
+        high, mask = self.forgotten.get(rid, (seq, 0))
+        if seq > high:  # records are dropped oldest first: the mask moves up
+            mask, high = mask << (seq - high), seq
+        self.forgotten[rid] = (high, (mask | 1 << (high - seq)) & ((1 << WINDOW) - 1))
+
+    def _forgotten_lost(self, res: Replica) -> tuple[int, ...]:
+        """The seqs no longer kept that ``res``'s log lacks (each reported once)."""
+        high, mask = self.forgotten.get(res.rid, (0, 0))
+        lost = []
+        rest = mask
+        while rest:
+            bit = rest & -rest
+            rest ^= bit
+            seq = high - (bit.bit_length() - 1)
+            if res.holds(self.me, seq) is False:
+                lost.append(seq)
+                mask ^= bit
+        if lost:
+            self.forgotten[res.rid] = (high, mask)
+        return tuple(sorted(lost))
 
     def rebase_lost(
         self,
@@ -188,9 +212,8 @@ class PendingQueue:
     ) -> list[Effect]:
         """Re-send own confirmed actions that the new log lacks (a split's losing side confirmed them);
         ``reseal(item)`` seals a sealed type's private half again under its new seq."""
-        kept = self.confirmed.get(res.rid)
-        if not kept:
-            return []
+        kept = self.confirmed.get(res.rid, deque())
+        forgotten = self._forgotten_lost(res)
         lost: list[Confirmed] = []
         for confirmed in kept:
             held = res.holds(self.me, confirmed.seq)  # by seq: another master of a split may hold it too
@@ -200,10 +223,10 @@ class PendingQueue:
             if not held:
                 lost.append(confirmed)
         if not lost:
-            return []
+            return [Rebased(rid=res.rid, count=0, lost=forgotten)] if forgotten else []
         gone = {id(c) for c in lost}  # thousands may be lost at once: no deque.remove per record
         self.confirmed[res.rid] = deque(c for c in kept if id(c) not in gone)
-        effects: list[Effect] = [Rebased(rid=res.rid, count=len(lost))]
+        effects: list[Effect] = [Rebased(rid=res.rid, count=len(lost), lost=forgotten)]
         if res.rid not in self.items:
             self.since[res.rid] = now
         pending = self.items.setdefault(res.rid, [])
