@@ -175,6 +175,32 @@ async def test_an_association_whose_first_three_inits_each_way_are_lost_opens() 
             await sctp.stop()
 
 
+async def test_a_t1_resend_after_the_dtls_session_shut_down_ends_quietly() -> None:
+    """Seen in an overloaded 8-process flood: a link closed while T1 was armed; its resend met a
+    DTLS session already shut down (OpenSSL's error, not ConnectionError: the transport still said
+    "connected"), and asyncio logged "Task exception was never retrieved"."""
+    from OpenSSL.SSL import Error as TLSError
+
+    async with anyio.create_task_group() as tg:
+        dtls = FakeDtls("a", "client", tg, lambda sender, packet: True)
+        dtls.peer = FakeDtls("b", "server", tg, dtls._drop)
+        sctp: Any = RTCSctpTransport(dtls)  # type: ignore[arg-type]
+        assert backoff_init_timer(sctp)
+        await sctp.start(None, 5000)
+
+        async def shut_down(chunk: Any) -> None:
+            raise TLSError([("SSL routines", "", "protocol is shutdown")])
+
+        sctp._send_chunk = shut_down
+        before = asyncio.all_tasks()
+        sctp._t1_handle.cancel()
+        sctp._t1_expired()
+        (resend,) = asyncio.all_tasks() - before
+        await resend  # raised OpenSSL's error before
+        sctp._t1_handle.cancel()
+        tg.cancel_scope.cancel()
+
+
 def test_backoff_init_timer_refuses_an_object_without_aiortc_internals() -> None:
     assert backoff_init_timer(object()) is False
 

@@ -271,9 +271,11 @@ def backoff_init_timer(sctp: Any) -> bool:
         arm()
 
     async def resend(chunk: Any) -> None:
+        from OpenSSL.SSL import Error as TLSError  # aiortc's DTLS raises it once shut down, still "connected"
+
         try:
             await sctp._send_chunk(chunk)
-        except ConnectionError as exc:  # closed meanwhile: the link's close path reports it
+        except (ConnectionError, TLSError) as exc:  # closed meanwhile: the link's close path reports it
             log.debug("SCTP T1 resend after its DTLS transport closed: %s", exc)
 
     def expired() -> None:
