@@ -345,6 +345,7 @@ async def throughput(bed: Bed, n: int, count: int, window: int, *options: str, h
         await proc.send(cmd="flood", count=count, window=window, total=total)
     results = [await p.wait_ev("flood", within=60) for p in procs]
     cpu = sum(cpu_seconds(p) for p in procs) - cpu_before
+    changes = max(sum(1 for e in p.events if e["ev"] == "master" and e["t"] >= results[0]["started"]) for p in procs)
     for proc in procs:
         proc.events = [e for e in proc.events if e["ev"] != "rss"]
         await proc.send(cmd="rss")
@@ -384,6 +385,7 @@ async def throughput(bed: Bed, n: int, count: int, window: int, *options: str, h
         "cpu_us_per_action": round(cpu / total * 1e6),  # all peers' CPU, whatever else loads the machine
         "checksums": len({r["checksum"] for r in results}),
         "resyncs": sum(r["resyncs"] for r in results),
+        "master_changes": changes,  # the most any one peer saw during the flood
         "problems": problems,
         "convergence": convergence,
         "rss_kib_idle": statistics.median(rss),
@@ -414,6 +416,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 results[f"flood_{n}"] = {
                     "actions_per_s": statistics.median(r["actions_per_s"] for r in runs),
                     "cpu_us_per_action": statistics.median(r["cpu_us_per_action"] for r in runs),
+                    "master_changes": [r["master_changes"] for r in runs],
                     "all_ok": all(not r["problems"] and r["checksums"] == 1 for r in runs),
                     "runs": runs,
                 }

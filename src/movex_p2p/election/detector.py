@@ -2,9 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from ..ids import PeerId
 
-__all__ = ["FailureDetector"]
+__all__ = ["LAG_AFTER", "CatchUp", "FailureDetector"]
+
+LAG_AFTER: Final = 1.0
+"""Seconds a follower may stay behind the log index a master's heartbeat named before it reports again."""
+
+
+class CatchUp:
+    """Whether a follower keeps up with its master's log: entries take milliseconds to arrive, so a
+    replica still short of an index the master had :data:`LAG_AFTER` ago missed some."""
+
+    def __init__(self) -> None:
+        self._target: tuple[float, int] | None = None  # (when, index): the master's log reached index
+
+    def reached(self, index: int) -> None:
+        """The replica now holds up to ``index``."""
+        if self._target is not None and index >= self._target[1]:
+            self._target = None
+
+    def lagging(self, master_index: int, mine: int, now: float) -> bool:
+        """A heartbeat says the master's log is at ``master_index``, ours at ``mine``: True to report lagging."""
+        if self._target is None:
+            if master_index > mine:
+                self._target = (now, master_index)
+        elif mine >= self._target[1]:
+            self._target = (now, master_index) if master_index > mine else None
+        elif now - self._target[0] >= LAG_AFTER:
+            self._target = None
+            return True
+        return False
 
 
 class FailureDetector:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Final, assert_never
 
 from ..ids import PeerId, Term
 from .certificates import Certificates
+from .detector import LAG_AFTER, CatchUp
 from .messages import (
     ElectionMessage,
     Heartbeat,
@@ -81,9 +82,6 @@ _ROUND_STEP: Final = 8
 """A vote request may be at most this many rounds past ours (a voter that missed rounds catches up)."""
 _TOP_UP: Final = 0.2  # seconds between a master's requests for the votes of peers that do not follow it
 _RIVAL: Final = 1.0  # seconds between two reactions to a rival master's claims
-
-LAG_AFTER: Final = 1.0
-"""Seconds a follower may stay behind the log index a master's heartbeat named before it reports again."""
 
 
 def salt_of(peer: PeerId) -> int:
@@ -324,7 +322,7 @@ class ElectionMachine:
         self._settled = False  # a master (maybe this peer) was known once: joining is over
         self._view_at: float | None = None
         self._grace_used = False  # the election timer was given its one grace after a stall
-        self._catch_up: tuple[float, int] | None = None  # (when, index): the master's log reached index
+        self._catch_up = CatchUp()
 
     # -- public surface --
 
@@ -413,9 +411,10 @@ class ElectionMachine:
                     self._duty.beats.forget(peer)
                 self._on_peers_changed(self._room.connected - {peer}, now, out)
             case LogPosition(term=term, index=index):
+                if self._follows_linked(term) and (term, index) > self._position and self._proposal is None:
+                    self._arm_election(now)  # its entries keep coming: alive, even if a heartbeat is late
                 self._position = (term, index)
-                if self._catch_up is not None and index >= self._catch_up[1]:
-                    self._catch_up = None
+                self._catch_up.reached(index)
             case Handover():
                 self._duty.hand_over(now, out)
             case Distrust(peer=peer):
@@ -487,6 +486,9 @@ class ElectionMachine:
             # follow. The master changes only when a new term is won or a higher one is seen.
             self._room.suspect(now, self._master, self._asked_at)
             self._pre_vote(now, out)
+
+    def _follows_linked(self, term: int) -> bool:
+        return self._role is Standing.FOLLOWER and term == self._term and self._master in self._room.connected
 
     def _arm_election(self, now: float, *, prompt: bool = False) -> None:
         self._grace_used = False
@@ -719,18 +721,7 @@ class ElectionMachine:
         self._prevotes.clear()
         self._arm_election(now)
         out.append(Send(to=sender, message=self._ack(self._vote.lendable(term, now), message.seq)))
-        self._check_lag(message.index, now, out)
-
-    def _check_lag(self, master_index: int, now: float, out: list[Effect]) -> None:
-        """Entries take milliseconds to arrive: still short of an index the master had long ago, we missed some."""
-        mine = self._position[1]
-        if self._catch_up is None:
-            if master_index > mine:
-                self._catch_up = (now, master_index)
-        elif mine >= self._catch_up[1]:
-            self._catch_up = (now, master_index) if master_index > mine else None
-        elif now - self._catch_up[0] >= LAG_AFTER:
-            self._catch_up = None
+        if self._catch_up.lagging(message.index, self._position[1], now):
             out.append(Lagging())
 
     def _on_pre_vote_reply(self, sender: PeerId, message: PreVoteReply, now: float, out: list[Effect]) -> None:
