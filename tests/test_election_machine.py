@@ -880,6 +880,8 @@ def test_entries_from_another_term_or_a_master_whose_link_dropped_do_not_hold_th
     term = term_of(3, A)
     m = follower_of(A, term)
     due = m.deadline
+    m.step(LogPosition(term=term, index=1), 0.15)  # its heartbeats are on time: a killed master is
+    assert m.deadline == due  # suspected as soon as before, whatever entries it sent last
     m.step(LogPosition(term=term_of(2, C), index=5), 0.1)  # a replica caught up on an older term's entries
     assert m.deadline == due
     m.step(LinksChanged(peers=frozenset({C})), 0.1)  # the master's link dropped: a prompt election
