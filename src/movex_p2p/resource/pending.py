@@ -28,13 +28,16 @@ KEEP_CONFIRMED = 1024
 """Own confirmed actions kept per resource at least, to re-send any that a deposed master (or a
 split's losing one) confirmed and its successor's log lacks."""
 
-KEEP_SECONDS = 10.0
+KEEP_SECONDS = 60.0
 """Own confirmed actions younger than this are kept as well, however many, as long as their seqs
 are within the last ``replica.WINDOW`` (8,192) of the author's: a master deposed in a flood may
 have confirmed thousands of one author's actions that its successor never got, and each is
 re-sent (before, only the last :data:`KEEP_CONFIRMED` were: the rest were lost). Only within
 that window can the author tell by seq which ones the new log holds (older ones it would re-send
-by mistake: doubled)."""
+by mistake: doubled). 10 s was too short: on 2 overloaded CPUs an 8-process flood lasts longer,
+its masters keep changing, and a log lacking an author's first actions won after 10 s. A record
+costs ~200 bytes with a small action: a game at 5 actions a second keeps 300 (60 KB), a flood at
+most the window (~1.7 MB per resource)."""
 
 RESEND_AFTER = 1.0
 """Seconds without progress on a resource's oldest pending action after which its pending actions are sent again."""
