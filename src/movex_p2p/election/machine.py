@@ -323,7 +323,6 @@ class ElectionMachine:
         self._view_at: float | None = None
         self._grace_used = False  # the election timer was given its one grace after a stall
         self._catch_up = CatchUp()
-        self._beat_at = -math.inf  # when the master's last heartbeat came
 
     # -- public surface --
 
@@ -412,8 +411,6 @@ class ElectionMachine:
                     self._duty.beats.forget(peer)
                 self._on_peers_changed(self._room.connected - {peer}, now, out)
             case LogPosition(term=term, index=index):
-                if self._late_beat(term, now) and (term, index) > self._position and self._proposal is None:
-                    self._arm_election(now)  # its entries keep coming: alive, though its heartbeat is late
                 self._position = (term, index)
                 self._catch_up.reached(index)
             case Handover():
@@ -487,11 +484,6 @@ class ElectionMachine:
             # follow. The master changes only when a new term is won or a higher one is seen.
             self._room.suspect(now, self._master, self._asked_at)
             self._pre_vote(now, out)
-
-    def _late_beat(self, term: int, now: float) -> bool:
-        """Following the master of ``term`` over a live link, and its last heartbeat is two intervals old."""
-        live = self._role is Standing.FOLLOWER and term == self._term and self._master in self._room.connected
-        return live and now - self._beat_at > 2 * self._config.heartbeat_interval
 
     def _arm_election(self, now: float, *, prompt: bool = False) -> None:
         self._grace_used = False
@@ -718,7 +710,6 @@ class ElectionMachine:
         if term > self._term or self._role is not Standing.FOLLOWER or self._master != sender:
             self._step_down(term, now, master=sender)
         self._vote.sticky_until = now + self._config.election_timeout
-        self._beat_at = now
         self._successors = message.successors
         self._asked_at = None
         self._proposal = None
