@@ -395,3 +395,57 @@ def test_own_confirmations_too_old_to_re_send_are_reported_lost_by_seq_never_sil
     sim.run(2.0)
     assert {sim.state(str(p), rid)["count"] for p in sim.alive} == {kept}
     assert len(sim.peers[PeerId(author)].gone) == old  # reported once
+
+
+def _flapping_split(seed: int) -> tuple[Simulation, Rid, str]:
+    """5 peers: the author confirms 50 with the master m1 (and b) while c, d elect their own; then the
+    author moves over to c, d (whose log lacks the 50: it re-sends them); meanwhile m1 and b are cut
+    from each other and joined again 4 times, each time electing themselves: their term climbs far
+    past c, d's. Then the room heals. (The overloaded 8-process flood did this, in its own way.)"""
+    from movex_p2p.testing.types import Counter
+
+    sim = Simulation(5, types=[Counter], seed=seed, config=ElectionConfig(policy=Policy.AVAILABLE))
+    assert sim.run(3.0, until=lambda s: len(s.masters()) == 1 and all(s.peers[p].core.client.synced for p in s.alive))
+    rid = sim.create(sim.alive[-1], "counter", "c")
+    assert sim.run(1.0, until=lambda s: all(s.peers[p].core.client.has(rid) for p in s.alive))
+    (m1,) = sim.masters()
+    author, b, c, d = (str(p) for p in sim.ids if p != m1)
+    sim.at(sim.now + 0.01, "partition", [str(m1), author, b], [c, d])
+    sim.at(sim.now + 0.1, "call", lambda s: s.burst(author, rid, [mx.Action("increment")] * 50), ())
+    sim.run(2.0)
+    sim.at(sim.now + 0.01, "partition", [str(m1), b], [author, c, d])
+    sim.run(3.0)
+    for _ in range(4):
+        sim.at(sim.now + 0.01, "partition", [str(m1)], [b], [author, c, d])
+        sim.run(1.5)
+        sim.at(sim.now + 0.01, "partition", [str(m1), b], [author, c, d])
+        sim.run(1.5)
+    sim.at(sim.now + 0.01, "heal")
+    return sim, rid, author
+
+
+def test_an_action_re_sent_after_a_split_is_not_doubled_when_the_log_that_has_it_from_before_wins() -> None:
+    """Seen as "16,128 of 16,000" in the 8-process flood on a loaded machine. An author re-sent its
+    confirmed actions to a new master whose log lacked them (under new seqs), then the other lineage,
+    which held them under their first seqs, won: the re-sends were missing there, and the author sent
+    them a second time. A re-send now remembers the seqs it had (``Pending.was``, ``Confirmed.was``)."""
+    sim, rid, author = _flapping_split(seed=1)
+    assert sim.run(10.0, until=lambda s: s.converged(rid))
+    assert {sim.state(str(p), rid)["count"] for p in sim.alive} == {50}  # 100 before: each one twice
+    assert sim.peers[PeerId(author)].rebased == 50
+    assert not sim.peers[PeerId(author)].gone
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_a_room_healed_after_one_side_ran_many_more_rounds_agrees_on_a_master_within_seconds(seed: int) -> None:
+    """The side whose rounds climbed while split (m1, b) had no quorum of the healed room; the master
+    of the other side (a quorum, its term lower by more than ``_ROUND_STEP`` rounds) ignored their
+    higher term instead of climbing toward it, and the room stayed split for good (60 s and more).
+    It now climbs ``_ROUND_STEP`` rounds a time, as its docstring said."""
+    sim, rid, _ = _flapping_split(seed)
+    healed = sim.now
+    assert sim.run(5.0, until=lambda s: s.converged(rid)), {
+        str(p)[:4]: str(sim.peers[p].core.election.master)[:4] for p in sim.alive
+    }
+    assert sim.now - healed < 2.0
+    assert {sim.state(str(p), rid)["count"] for p in sim.alive} == {50}

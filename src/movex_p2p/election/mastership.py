@@ -137,11 +137,13 @@ class MasterDuties:
         """
         if now < self.rival_at + _RIVAL or not self._m._own_cert_holds():
             return
-        if term_round(message.term) > term_round(self._m.term) + _ROUND_STEP or not message.leader:
+        if not message.leader:
             return
         leader = PeerId(message.leader)
         if (message.term & _SALT_MASK) != salt_of(leader) or not self._m._voters(message.term, leader, message.cert):
             return
         self.rival_at = now
-        self._m._seen_round = max(self._m._seen_round, term_round(message.term))
+        # further than _ROUND_STEP: step that far now and again a _RIVAL later (ignored, it split the room for good)
+        climb = min(term_round(message.term), term_round(self._m.term) + _ROUND_STEP)
+        self._m._seen_round = max(self._m._seen_round, climb)
         self._m._campaign(now, out, handover=False)

@@ -39,6 +39,9 @@ its masters keep changing, and a log lacking an author's first actions won after
 costs ~200 bytes with a small action: a game at 5 actions a second keeps 300 (60 KB), a flood at
 most the window (~1.7 MB per resource)."""
 
+MAX_WAS = 8
+"""Earlier seqs an action re-sent after splits remembers (the newest): enough for 8 splits in a row."""
+
 RESEND_AFTER = 1.0
 """Seconds without progress on a resource's oldest pending action after which its pending actions are sent again."""
 
@@ -62,6 +65,7 @@ class Pending:
     stuck: int = 0  # 1: proposed again after STUCK_AFTER; 2: reported stuck
     sealed: bytes = b""  # a sealed type's pair: the commitment sent in place of ``private``
     incarnation: bytes = b""  # of the resource it was dispatched on (signed with it)
+    was: tuple[int, ...] = ()  # re-sent after a split: the seqs it was confirmed under before, newest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,7 @@ class Confirmed:
     private: Action | None
     nonce: bytes = b""
     at: float = 0.0  # when it was confirmed (the clock of ``now``)
+    was: tuple[int, ...] = ()  # the seqs the same action was confirmed under before (see ``Pending.was``)
 
 
 class PendingQueue:
@@ -87,6 +92,7 @@ class PendingQueue:
         self.seqs: dict[Rid, int] = {}
         self.confirmed: dict[Rid, deque[Confirmed]] = {}
         self.forgotten: dict[Rid, tuple[int, int]] = {}  # confirmed seqs no longer kept: (highest, bit k = that - k)
+        self.forgotten_was: dict[Rid, dict[int, tuple[int, ...]]] = {}  # of those, re-sends: their earlier seqs
         self.since: dict[Rid, float] = {}  # per resource: when its oldest pending action became the oldest
         self.stalls: dict[Rid, int] = {}  # per resource: RESEND_AFTER rounds in a row without progress
         self.master_at = 0.0  # when the current master became known
@@ -114,7 +120,15 @@ class PendingQueue:
 
     def forget(self, rid: Rid) -> None:
         """``rid`` was removed."""
-        for table in (self.items, self.seqs, self.confirmed, self.forgotten, self.since, self.stalls):
+        for table in (
+            self.items,
+            self.seqs,
+            self.confirmed,
+            self.forgotten,
+            self.forgotten_was,
+            self.since,
+            self.stalls,
+        ):
             table.pop(rid, None)
 
     @staticmethod
@@ -168,13 +182,13 @@ class PendingQueue:
                 del items[i]
                 if kept is not None:  # confirmed at once: kept in case this master loses a split
                     version, term, action = kept
-                    record = Confirmed(version, term, seq, action.by(self.me), item.private, item.nonce, now)
+                    record = Confirmed(version, term, seq, action.by(self.me), item.private, item.nonce, now, item.was)
                     book = self.confirmed.setdefault(rid, deque())
                     book.append(record)
                     while seq - book[0].seq >= WINDOW or (
                         len(book) > KEEP_CONFIRMED and now - book[0].at > KEEP_SECONDS
                     ):
-                        self._forget(rid, book.popleft().seq)
+                        self._forget(rid, book.popleft())
                 if not items:
                     self.items.pop(rid, None)
                     self.since.pop(rid, None)
@@ -182,12 +196,25 @@ class PendingQueue:
                 return item
         return None
 
-    def _forget(self, rid: Rid, seq: int) -> None:
-        """Own confirmed ``seq`` is no longer kept: if a new log lacks it, say so (it cannot be re-sent)."""
+    def _forget(self, rid: Rid, record: Confirmed) -> None:
+        """Own ``record`` is no longer kept: if a new log lacks it, say so (it cannot be re-sent)."""
+        seq = record.seq
         high, mask = self.forgotten.get(rid, (seq, 0))
         if seq > high:  # records are dropped oldest first: the mask moves up
             mask, high = mask << (seq - high), seq
         self.forgotten[rid] = (high, (mask | 1 << (high - seq)) & ((1 << WINDOW) - 1))
+        earlier = self.forgotten_was.setdefault(rid, {})
+        if record.was:
+            earlier[seq] = record.was
+        while earlier and high - next(iter(earlier)) >= WINDOW:  # in seq order: the oldest first
+            del earlier[next(iter(earlier))]
+
+    def _held(self, res: Replica, seq: int, was: tuple[int, ...]) -> bool | None:
+        """Does ``res``'s log hold own action ``seq``, or the same action under a seq it had before?"""
+        held = res.holds(self.me, seq)
+        if not held and any(res.holds(self.me, s) for s in was):
+            return True  # confirmed again elsewhere, and this log has it from before: re-sending would double it
+        return held
 
     def _forgotten_lost(self, res: Replica) -> tuple[int, ...]:
         """The seqs no longer kept that ``res``'s log lacks (each reported once)."""
@@ -198,7 +225,7 @@ class PendingQueue:
             bit = rest & -rest
             rest ^= bit
             seq = high - (bit.bit_length() - 1)
-            if res.holds(self.me, seq) is False:
+            if self._held(res, seq, self.forgotten_was.get(res.rid, {}).get(seq, ())) is False:
                 lost.append(seq)
                 mask ^= bit
         if lost:
@@ -219,7 +246,7 @@ class PendingQueue:
         forgotten = self._forgotten_lost(res)
         lost: list[Confirmed] = []
         for confirmed in kept:
-            held = res.holds(self.me, confirmed.seq)  # by seq: another master of a split may hold it too
+            held = self._held(res, confirmed.seq, confirmed.was)  # by seq: another master of a split may hold it too
             if held is None:  # too old to tell by seq: by who wrote its version
                 written = res.term_at(confirmed.version)
                 held = confirmed.version <= res.version and (written is None or written == confirmed.term)
@@ -242,6 +269,7 @@ class PendingQueue:
                 born=now,
                 nonce=confirmed.nonce,
                 incarnation=res.incarnation,
+                was=(confirmed.seq, *confirmed.was)[:MAX_WAS],
             )
             if reseal is not None and item.private is not None:
                 reseal(item)
