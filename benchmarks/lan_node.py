@@ -50,7 +50,7 @@ from anyio.abc import TaskGroup
 from lan import IN_NAMESPACE, Proc, pct, reexec_in_namespace, stop_all  # benchmarks/ is this script's path[0]
 
 from movex_p2p.testing.netns import ADDRESS
-from movex_p2p.testing.route import hops
+from movex_p2p.testing.route import draw_stages, hops
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = ["-m", "movex_p2p.testing.peer", "peer", "--room", "lan-node", "--tally"]
@@ -304,6 +304,36 @@ async def fair_draws(bed: Bed, n: int, rounds: int, peers: int = 4) -> dict[str,
     }
 
 
+async def fair_route(bed: Bed, n: int, rounds: int, peers: int) -> dict[str, Any]:
+    """Per-stage medians of fair and master rolls (``--trace-draws`` peers, ``route.draw_stages``), a
+    fresh room of ``peers`` per round; the medians over the rounds."""
+    rows: list[dict[str, dict[str, float]]] = []
+    for round_ in range(rounds):
+        procs, _ = await bed.peers(peers, f"fr{round_}p", "--fair", "--trace-draws")
+        ready = {p: first(p, "ready") for p in procs}
+        master = next(p for p in procs if ready[p]["is_master"])
+        client = next(p for p in procs if p is not master)
+        names = {p: "m" if p is master else "c" if p is client else f"p{i}" for i, p in enumerate(procs)}
+        for proc in procs:  # forget the marks of the start
+            await proc.send(cmd="route")
+            await proc.wait_ev("route")
+            proc.events = [e for e in proc.events if e["ev"] != "route"]
+        await client.send(cmd="fair", n=n, warmup=20)
+        await client.wait_ev("fair", within=300)
+        marks = {}
+        for proc in procs:
+            await proc.send(cmd="route")
+            marks[names[proc]] = (await proc.wait_ev("route", within=60))["marks"]
+        ids = {names[p]: ready[p]["id"] for p in procs}
+        rows.append(draw_stages(marks, ids, "c", "m", skip=20))
+        await bed.stop(procs)
+        print(f"fair route round {round_}: {rows[-1]}", file=sys.stderr)
+    return {
+        kind: {stage: round(statistics.median(r[kind][stage] for r in rows if stage in r[kind]), 1) for stage in rows[0][kind]}
+        for kind in rows[0]
+    }
+
+
 def cpu_seconds(proc: Proc) -> float:
     """CPU time (user + system) a peer process has used so far (Linux: /proc/<pid>/stat)."""
     fields = Path(f"/proc/{proc.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -405,6 +435,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             for peers in args.fair_peers:
                 results[f"fair_{peers}"] = await fair_draws(bed, args.rolls, args.rounds, peers)
                 print(f"fair, {peers} peers: {results[f'fair_{peers}']}", file=sys.stderr)
+        if "fair-route" in args.only:
+            for peers in args.fair_peers:
+                results[f"fair_route_{peers}"] = await fair_route(bed, args.rolls, args.rounds, peers)
+                print(f"fair route, {peers} peers: {json.dumps(results[f'fair_route_{peers}'], indent=1)}", file=sys.stderr)
         if "s1" in args.only:
             results["s1"] = await under_flood(bed, 4, args.samples, args.rounds, args.floods)
             print(f"s1: {results['s1']}", file=sys.stderr)
