@@ -126,6 +126,48 @@ def test_a_master_that_changes_a_fair_value_is_caught_by_every_peer_and_voted_ou
     assert rolls[0][0]["die"] == resolve_fair({"die": mx.fair.random_int(1, 5)}, seed_of(drawn))["die"]
 
 
+def test_a_master_that_publishes_an_element_its_player_never_signed_is_caught_by_every_peer() -> None:
+    """Modified code: the master picks the seed of a public draw (its own replica and checksums agree with it)
+    and publishes a Drawn with one element whose signature does not hold. Every peer's verify stage drops that
+    Drawn; it used to drop it silently, and then took the following Applied unchecked (its entry before it was
+    missing, as if this peer alone had missed it), with the value the master chose. Now a Drawn from our master
+    that fails the verify stage is its forgery: every peer refuses it and the Applied, and votes the master out."""
+    sim, master, forked = _room(seed=7)
+    core = sim.peers[master].core.master
+    assert isinstance(core, MasterCore)
+    draws = core._draws
+    honest_resolve, honest_take = draws.resolve, draws.take_seed
+    payload = {"die": mx.fair.random_int(1, 5)}
+    chosen = next(bytes([i]) * 32 for i in range(256) if resolve_fair(payload, bytes([i]) * 32)["die"] == 5)
+
+    def take_seed(author: PeerId, rid: Any, seq: int) -> bytes | None:
+        return None if honest_take(author, rid, seq) is None else chosen
+
+    def resolve() -> tuple[list[Effect], Any]:
+        effects, resolved = honest_resolve()
+        out: list[Effect] = []
+        for e in effects:
+            if isinstance(e, Publish) and isinstance(e.message, rm.Drawn):
+                parts = list(e.message.contributions)
+                k = next(i for i, c in enumerate(parts) if c.peer != master)
+                parts[k] = replace(parts[k], proof=parts[k].proof[:-1] + bytes([parts[k].proof[-1] ^ 1]))
+                e = Publish(message=replace(e.message, contributions=tuple(parts)))
+            out.append(e)
+        return out, resolved
+
+    draws.take_seed, draws.resolve = take_seed, resolve  # type: ignore[method-assign]
+    rid = sim.create(master, "dice", "d")
+    sim.run(0.5)
+    author = next(p for p in sim.ids if p != master)
+    others = [p for p in sim.ids if p != master]
+    sim.dispatch(author, rid, mx.Action("roll", payload))
+    caught = lambda s: {pid for pid, e in forked if isinstance(e, Forged) and e.peer == master} == set(others)  # noqa: E731
+    assert sim.run(3.0, until=caught)
+    assert all("not signed by its player" in e.reason for _, e in forked if isinstance(e, Forged))
+    assert all(_rolls(sim, p, rid) == [] for p in others)  # the chosen value was refused with its draw
+    assert all(sim.peers[p].core.client.fair._drawn is None for p in others)
+
+
 def test_a_restarted_player_anchors_a_new_chain_and_every_peer_keeps_checking() -> None:
     sim, master, forked = _room(seed=11)
     rid = sim.create(master, "dice", "d")
