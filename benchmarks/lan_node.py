@@ -304,6 +304,32 @@ async def fair_draws(bed: Bed, n: int, rounds: int, peers: int = 4) -> dict[str,
     }
 
 
+async def fair_ab(ours: Bed, theirs: Bed, n: int, rounds: int, peers: int) -> dict[str, Any]:
+    """``fair_draws`` of one round each, the two trees alternating (``--ab-src``; the first tree first in even
+    rounds): per tree, the added latency, the tally's round trip and their ratio, per round and medians."""
+    rows: dict[str, list[dict[str, Any]]] = {"src": [], "ab_src": []}
+    for round_ in range(rounds):
+        order = [("src", ours), ("ab_src", theirs)]
+        for key, bed in order if round_ % 2 == 0 else order[::-1]:
+            rows[key].append(await fair_draws(bed, n, 1, peers))
+
+    def kept(results: list[dict[str, Any]]) -> dict[str, Any]:
+        added = [r["public"]["added_p50"] for r in results]
+        tally = [r["tally_p50"] for r in results]
+        ratio = [round(a / t, 2) for a, t in zip(added, tally, strict=True)]
+        private = [r["private"]["added_p50"] for r in results]
+        return {
+            "added_p50": statistics.median(added),
+            "tally_p50": statistics.median(tally),
+            "added_over_tally": statistics.median(ratio),
+            "private_added_p50": statistics.median(private),
+            "late": sum(r["public"]["late"] + r["private"]["late"] for r in results),
+            "per_round": {"added": added, "tally": tally, "ratio": ratio, "private": private},
+        }
+
+    return {key: kept(results) for key, results in rows.items()}
+
+
 async def fair_route(bed: Bed, n: int, rounds: int, peers: int) -> dict[str, Any]:
     """Per-stage medians of fair and master rolls (``--trace-draws`` peers, ``route.draw_stages``), a
     fresh room of ``peers`` per round; the medians over the rounds."""
@@ -431,7 +457,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "cost_percent": round(100 * (1 - statistics.median(ed25519) / statistics.median(fake)), 1),
                 "runs": {"ed25519": ed25519, "fake_signer": fake},
             }
-        if "fair" in args.only:
+        if "fair" in args.only and args.ab_src:
+            other = Bed(tg, args.profile, args.ab_src, args.peer_log)
+            for peers in args.fair_peers:
+                results[f"fair_ab_{peers}"] = await fair_ab(bed, other, args.rolls, args.rounds, peers)
+                print(f"fair A/B, {peers} peers: {results[f'fair_ab_{peers}']}", file=sys.stderr)
+        elif "fair" in args.only:
             for peers in args.fair_peers:
                 results[f"fair_{peers}"] = await fair_draws(bed, args.rolls, args.rounds, peers)
                 print(f"fair, {peers} peers: {results[f'fair_{peers}']}", file=sys.stderr)
@@ -466,6 +497,7 @@ def main() -> None:
     )
     parser.add_argument("--floods", type=int, default=1, help="s1: flooding processes")
     parser.add_argument("--src", default=str(ROOT / "src"), help="the movex_p2p the peers import (A/B runs)")
+    parser.add_argument("--ab-src", help="fair: another movex_p2p, its rounds alternating with --src's")
     parser.add_argument("--peer-log", default="WARNING", help="log level of the peers (stderr)")
     parser.add_argument("--profile", help="directory: every peer writes cProfile stats there")
     args = parser.parse_args()

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 import movex_p2p as mx
 from movex_p2p.ids import PeerId
 from movex_p2p.nodecore import Ready
@@ -166,6 +168,44 @@ def test_a_master_that_publishes_an_element_its_player_never_signed_is_caught_by
     assert all("not signed by its player" in e.reason for _, e in forked if isinstance(e, Forged))
     assert all(_rolls(sim, p, rid) == [] for p in others)  # the chosen value was refused with its draw
     assert all(sim.peers[p].core.client.fair._drawn is None for p in others)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limit (docs/security.md, 'What a master can still do'): the next master recovers the deposed "
+    "forger's replica, which holds the value the forger chose, where it should draw again",
+)
+def test_a_value_the_voted_out_master_chose_does_not_come_back_with_the_replica_the_next_master_recovers() -> None:
+    """Modified code, consistent with itself: the master resolves a public draw from a seed of its choosing
+    (its replica and checksums agree) and publishes the honest Drawn. Every peer refuses the Applied and votes
+    it out; the next master should draw the action again, from the same elements: the honest value."""
+    sim, master, forked = _room(seed=7)
+    core = sim.peers[master].core.master
+    assert isinstance(core, MasterCore)
+    draws = core._draws
+    honest_take = draws.take_seed
+    payload = {"die": mx.fair.random_int(1, 5)}
+    honest: list[int] = []
+    chosen: list[bytes] = []
+
+    def take_seed(author: PeerId, rid: Any, seq: int) -> bytes | None:
+        seed = honest_take(author, rid, seq)
+        if seed is None:
+            return None
+        honest.append(resolve_fair(payload, seed)["die"])
+        die = honest[0] % 5 + 1
+        chosen.append(next(bytes([i]) * 32 for i in range(256) if resolve_fair(payload, bytes([i]) * 32)["die"] == die))
+        return chosen[0]
+
+    draws.take_seed = take_seed  # type: ignore[method-assign]
+    rid = sim.create(master, "dice", "d")
+    sim.run(0.5)
+    author = next(p for p in sim.ids if p != master)
+    others = [p for p in sim.ids if p != master]
+    sim.dispatch(author, rid, mx.Action("roll", payload))
+    assert sim.run(10.0, until=lambda s: all(len(_rolls(s, p, rid)) == 1 for p in others))
+    assert {pid for pid, e in forked if isinstance(e, Forged) and e.peer == master} == set(others)
+    assert [_rolls(sim, p, rid)[0]["die"] for p in others] == honest * len(others)
 
 
 def test_a_restarted_player_anchors_a_new_chain_and_every_peer_keeps_checking() -> None:
