@@ -25,7 +25,10 @@ Measures, in one run:
    dice and with private draws alternating; dispatch -> confirmed, the fair - master difference
    of the medians per round, whether the author saw its drawn value at its own confirmation, and
    the tally's round trip (a public action, no draw) and the raw aiortc round trip of the same
-   round; a fresh room each round;
+   round; a fresh room each round. With ``--ab-src DIR``, the rounds of this checkout's peers and of
+   DIR's alternate (A/B in one run); ``--only fair-route``: where a fair roll's time goes, stage
+   by stage across the master and every player (``--trace-draws`` peers, ``route.draw_stages``),
+   against a master roll's stages;
 7. ``--only route``: where a non-master's round trip goes, hop by hop (``--trace-route`` peers:
    ``movex_p2p.testing.route`` marks each hop with the clock every process shares), per-hop
    medians, and the raw aiortc round trip of the same run.
@@ -355,7 +358,10 @@ async def fair_route(bed: Bed, n: int, rounds: int, peers: int) -> dict[str, Any
         await bed.stop(procs)
         print(f"fair route round {round_}: {rows[-1]}", file=sys.stderr)
     return {
-        kind: {stage: round(statistics.median(r[kind][stage] for r in rows if stage in r[kind]), 1) for stage in rows[0][kind]}
+        kind: {
+            stage: round(statistics.median(r[kind][stage] for r in rows if stage in r[kind]), 1)
+            for stage in rows[0][kind]
+        }
         for kind in rows[0]
     }
 
@@ -469,7 +475,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         if "fair-route" in args.only:
             for peers in args.fair_peers:
                 results[f"fair_route_{peers}"] = await fair_route(bed, args.rolls, args.rounds, peers)
-                print(f"fair route, {peers} peers: {json.dumps(results[f'fair_route_{peers}'], indent=1)}", file=sys.stderr)
+                print(
+                    f"fair route, {peers} peers: {json.dumps(results[f'fair_route_{peers}'], indent=1)}",
+                    file=sys.stderr,
+                )
         if "s1" in args.only:
             results["s1"] = await under_flood(bed, 4, args.samples, args.rounds, args.floods)
             print(f"s1: {results['s1']}", file=sys.stderr)

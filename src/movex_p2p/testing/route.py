@@ -26,6 +26,9 @@ __all__ = ["HOPS", "Marks", "draw_stages", "hops", "install", "mark"]
 Marks = list[tuple[str, float]]
 """(point, time.perf_counter()) in the order they happened in one process."""
 
+Window = list[tuple[str, str, float]]
+"""One roll's marks of every process: (process name, point, time), in time order."""
+
 MARKS: Marks = []
 """This process's marks (empty unless :func:`install` ran)."""
 _ON: list[bool] = [False]
@@ -90,8 +93,8 @@ def install(*, messages: bool = False) -> None:
             MARKS.append((f"out:{peer}", time.perf_counter()))
             send(endpoint, peer, data)
 
-        NodeCore._route = routed  # type: ignore[method-assign]
-        LanEndpoint.send = sent  # type: ignore[method-assign]
+        setattr(NodeCore, "_route", routed)  # noqa: B010 - a benchmark's wrapper, like _wrap's
+        setattr(LanEndpoint, "send", sent)  # noqa: B010
     _ON[0] = True
 
 
@@ -139,9 +142,7 @@ def draw_stages(
     and ``Applied`` to the client. Needs ``install(messages=True)`` in every process.
     """
     names = {peer: name for name, peer in ids.items()}
-    merged: list[tuple[str, str, float]] = sorted(
-        ((name, str(p), float(t)) for name, ms in marks.items() for p, t in ms), key=lambda m: m[2]
-    )
+    merged: Window = sorted(((name, str(p), float(t)) for name, ms in marks.items() for p, t in ms), key=lambda m: m[2])
     starts = [i for i, (n, p, _) in enumerate(merged) if n == client and p.startswith("roll:")][skip:]
     spans: dict[str, dict[str, list[float]]] = {"fair": {}, "master": {}}
     for i in starts:
@@ -158,96 +159,113 @@ def draw_stages(
     return {kind: {s: round(statistics.median(v), 1) for s, v in stages.items()} for kind, stages in spans.items()}
 
 
-def _at(window: list[tuple[str, str, float]], name: str, prefix: str, after: float = 0.0) -> float | None:
+def _at(window: Window, name: str, prefix: str, after: float = 0.0) -> float | None:
     """The first time ``name`` marks a point starting with ``prefix`` at or after ``after``."""
     return next((t for n, p, t in window if n == name and t >= after and p.startswith(prefix)), None)
 
 
-def _before(window: list[tuple[str, str, float]], name: str, point: str, until: float) -> float | None:
+def _before(window: Window, name: str, point: str, until: float) -> float | None:
     """The last time ``name`` marks ``point`` at or before ``until``."""
     times = [t for n, p, t in window if n == name and p == point and t <= until]
     return times[-1] if times else None
 
 
-def _plain_stages(window: list[tuple[str, str, float]], client: str, master: str) -> dict[str, float] | None:
+def _proposed(window: Window, client: str, master: str) -> tuple[dict[str, float], float] | None:
+    """The first stages of any roll, the client's Propose until the master routes it (seconds), and when it
+    did; or None."""
     start = window[0][2]
     sent = _at(window, client, "out:", start)
     proposed = _at(window, master, "msg:Propose:", start)
-    if sent is None or proposed is None:
+    m_recv = None if proposed is None else _before(window, master, "recv", proposed)
+    if sent is None or proposed is None or m_recv is None:
         return None
-    m_recv = _before(window, master, "recv", proposed)
-    m_out = _at(window, master, "out:", proposed)
-    c_applied = None if m_out is None else _at(window, client, "msg:Applied:", m_out)
-    c_recv = None if c_applied is None else _before(window, client, "recv", c_applied)
-    if m_recv is None or m_out is None or c_applied is None or c_recv is None:
-        return None
-    return {
+    stages = {
         "client: dispatch -> Propose out": sent - start,
         "Propose: client out -> master recv": m_recv - sent,
         "master: recv -> Propose routed": proposed - m_recv,
+    }
+    return stages, proposed
+
+
+def _plain_stages(window: Window, client: str, master: str) -> dict[str, float] | None:
+    found = _proposed(window, client, master)
+    if found is None:
+        return None
+    first, proposed = found
+    start, end = window[0][2], window[-1][2]
+    m_out = _at(window, master, "out:", proposed)
+    c_applied = None if m_out is None else _at(window, client, "msg:Applied:", m_out)
+    c_recv = None if c_applied is None else _before(window, client, "recv", c_applied)
+    if m_out is None or c_applied is None or c_recv is None:
+        return None
+    return first | {
         "master: Propose routed -> first Applied out": m_out - proposed,
         "Applied: master first out -> client recv": c_recv - m_out,
         "client: recv -> Applied routed": c_applied - c_recv,
-        "client: Applied routed -> settled": window[-1][2] - c_applied,
-        "total": window[-1][2] - start,
+        "client: Applied routed -> settled": end - c_applied,
+        "total": end - start,
     }
 
 
-def _fair_stages(
-    window: list[tuple[str, str, float]], names: dict[str, str], client: str, master: str
-) -> dict[str, float] | None:
-    start = window[0][2]
-    sent = _at(window, client, "out:", start)
-    proposed = _at(window, master, "msg:Propose:", start)
-    if sent is None or proposed is None:
+def _fair_stages(window: Window, names: dict[str, str], client: str, master: str) -> dict[str, float] | None:
+    found = _proposed(window, client, master)
+    if found is None:
         return None
-    m_recv = _before(window, master, "recv", proposed)
-    contributed = {
-        names.get(p.rsplit(":", 1)[1], "?"): t
+    first, proposed = found
+    start, end = window[0][2], window[-1][2]
+    contributed = {  # each player's Contribute, when the master routed it
+        names[peer]: t
         for n, p, t in window
-        if n == master and p.startswith("msg:Contribute:") and names.get(p.rsplit(":", 1)[1]) != master
+        if n == master and p.startswith("msg:Contribute:") and names.get(peer := p.rsplit(":", 1)[1], master) != master
     }
-    drawing_out = {names.get(p.removeprefix("out:"), "?"): t for n, p, t in window if n == master and p.startswith("out:") and proposed <= t and (not contributed or t < min(contributed.values()))}
-    if m_recv is None or not contributed or not drawing_out:
+    if not contributed:
         return None
+    asked = {  # the Drawing, when the master handed it to each player's link
+        names[peer]: t
+        for n, p, t in window
+        if n == master and p.startswith("out:") and proposed <= t < min(contributed.values())
+        and (peer := p.removeprefix("out:")) in names
+    }  # fmt: skip
     slowest = max(contributed, key=lambda k: contributed[k])
     last = contributed[slowest]
     p_drawing = _at(window, slowest, "msg:Drawing:", proposed)
     p_recv = None if p_drawing is None else _before(window, slowest, "recv", p_drawing)
     p_out = None if p_drawing is None else _at(window, slowest, "out:", p_drawing)
-    m_recv_c = _before(window, master, "recv", last)
+    m_recv = _before(window, master, "recv", last)
     drawn_out = _at(window, master, "out:", last)
-    c_out = _at(window, master, f"out:{ids_of(names, client)}", last)
+    c_out = _at(window, master, "out:" + next(peer for peer, n in names.items() if n == client), last)
     c_drawn = _at(window, client, "msg:Drawn:", last)
     c_recv = None if c_drawn is None else _before(window, client, "recv", c_drawn)
     c_applied = None if c_drawn is None else _at(window, client, "msg:Applied:", c_drawn)
-    needed = (p_drawing, p_recv, p_out, m_recv_c, drawn_out, c_out, c_drawn, c_recv, c_applied)
-    if any(t is None for t in needed) or slowest not in drawing_out:
+    if (
+        slowest not in asked
+        or p_drawing is None
+        or p_recv is None
+        or p_out is None
+        or m_recv is None
+        or drawn_out is None
+        or c_out is None
+        or c_drawn is None
+        or c_recv is None
+        or c_applied is None
+    ):
         return None
-    assert p_drawing and p_recv and p_out and m_recv_c and drawn_out and c_out and c_drawn and c_recv and c_applied
-    return {
-        "client: dispatch -> Propose out": sent - start,
-        "Propose: client out -> master recv": m_recv - sent,
-        "master: recv -> Propose routed": proposed - m_recv,
-        "master: Propose routed -> first Drawing out": min(drawing_out.values()) - proposed,
-        "master: first -> last Drawing out": max(drawing_out.values()) - min(drawing_out.values()),
-        "Drawing out -> last Contribute routed (the extra round trip)": last - min(drawing_out.values()),
-        "  slowest player: Drawing out -> its recv": p_recv - drawing_out[slowest],
-        "  slowest player: recv -> Drawing routed": p_drawing - p_recv,
-        "  slowest player: Drawing routed -> Contribute out": p_out - p_drawing,
-        "  its Contribute: out -> master recv": m_recv_c - p_out,
-        "  master: recv -> Contribute routed": last - m_recv_c,
+    out = min(asked.values())
+    return first | {
+        "master: Propose routed -> first Drawing out": out - proposed,
+        "master: first -> last Drawing out": max(asked.values()) - out,
+        "Drawing out -> last Contribute routed (the extra round trip)": last - out,
+        "  the last player: its Drawing out -> its recv": p_recv - asked[slowest],
+        "  the last player: recv -> Drawing routed": p_drawing - p_recv,
+        "  the last player: Drawing routed -> Contribute out": p_out - p_drawing,
+        "  its Contribute: out -> master recv": m_recv - p_out,
+        "  master: recv -> Contribute routed": last - m_recv,
         "  first Contribute routed -> last": last - min(contributed.values()),
-        f"  slowest is the client (share of rolls)": float(slowest == client),
         "master: last Contribute routed -> first Drawn out": drawn_out - last,
         "master: first out -> out to the client": c_out - drawn_out,
         "Drawn: master out -> client recv": c_recv - c_out,
         "client: recv -> Drawn routed": c_drawn - c_recv,
         "client: Drawn routed -> Applied routed": c_applied - c_drawn,
-        "client: Applied routed -> settled": window[-1][2] - c_applied,
-        "total": window[-1][2] - start,
+        "client: Applied routed -> settled": end - c_applied,
+        "total": end - start,
     }
-
-
-def ids_of(names: dict[str, str], name: str) -> str:
-    return next(peer for peer, n in names.items() if n == name)
