@@ -25,7 +25,10 @@ Measures, in one run:
    dice and with private draws alternating; dispatch -> confirmed, the fair - master difference
    of the medians per round, whether the author saw its drawn value at its own confirmation, and
    the tally's round trip (a public action, no draw) and the raw aiortc round trip of the same
-   round; a fresh room each round;
+   round; a fresh room each round. With ``--ab-src DIR``, the rounds of this checkout's peers and of
+   DIR's alternate (A/B in one run); ``--only fair-route``: where a fair roll's time goes, stage
+   by stage across the master and every player (``--trace-draws`` peers, ``route.draw_stages``),
+   against a master roll's stages;
 7. ``--only route``: where a non-master's round trip goes, hop by hop (``--trace-route`` peers:
    ``movex_p2p.testing.route`` marks each hop with the clock every process shares), per-hop
    medians, and the raw aiortc round trip of the same run.
@@ -50,7 +53,7 @@ from anyio.abc import TaskGroup
 from lan import IN_NAMESPACE, Proc, pct, reexec_in_namespace, stop_all  # benchmarks/ is this script's path[0]
 
 from movex_p2p.testing.netns import ADDRESS
-from movex_p2p.testing.route import hops
+from movex_p2p.testing.route import draw_stages, hops
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = ["-m", "movex_p2p.testing.peer", "peer", "--room", "lan-node", "--tally"]
@@ -304,6 +307,65 @@ async def fair_draws(bed: Bed, n: int, rounds: int, peers: int = 4) -> dict[str,
     }
 
 
+async def fair_ab(ours: Bed, theirs: Bed, n: int, rounds: int, peers: int) -> dict[str, Any]:
+    """``fair_draws`` of one round each, the two trees alternating (``--ab-src``; the first tree first in even
+    rounds): per tree, the added latency, the tally's round trip and their ratio, per round and medians."""
+    rows: dict[str, list[dict[str, Any]]] = {"src": [], "ab_src": []}
+    for round_ in range(rounds):
+        order = [("src", ours), ("ab_src", theirs)]
+        for key, bed in order if round_ % 2 == 0 else order[::-1]:
+            rows[key].append(await fair_draws(bed, n, 1, peers))
+
+    def kept(results: list[dict[str, Any]]) -> dict[str, Any]:
+        added = [r["public"]["added_p50"] for r in results]
+        tally = [r["tally_p50"] for r in results]
+        ratio = [round(a / t, 2) for a, t in zip(added, tally, strict=True)]
+        private = [r["private"]["added_p50"] for r in results]
+        return {
+            "added_p50": statistics.median(added),
+            "tally_p50": statistics.median(tally),
+            "added_over_tally": statistics.median(ratio),
+            "private_added_p50": statistics.median(private),
+            "late": sum(r["public"]["late"] + r["private"]["late"] for r in results),
+            "per_round": {"added": added, "tally": tally, "ratio": ratio, "private": private},
+        }
+
+    return {key: kept(results) for key, results in rows.items()}
+
+
+async def fair_route(bed: Bed, n: int, rounds: int, peers: int) -> dict[str, Any]:
+    """Per-stage medians of fair and master rolls (``--trace-draws`` peers, ``route.draw_stages``), a
+    fresh room of ``peers`` per round; the medians over the rounds."""
+    rows: list[dict[str, dict[str, float]]] = []
+    for round_ in range(rounds):
+        procs, _ = await bed.peers(peers, f"fr{round_}p", "--fair", "--trace-draws")
+        ready = {p: first(p, "ready") for p in procs}
+        master = next(p for p in procs if ready[p]["is_master"])
+        client = next(p for p in procs if p is not master)
+        names = {p: "m" if p is master else "c" if p is client else f"p{i}" for i, p in enumerate(procs)}
+        for proc in procs:  # forget the marks of the start
+            await proc.send(cmd="route")
+            await proc.wait_ev("route")
+            proc.events = [e for e in proc.events if e["ev"] != "route"]
+        await client.send(cmd="fair", n=n, warmup=20)
+        await client.wait_ev("fair", within=300)
+        marks = {}
+        for proc in procs:
+            await proc.send(cmd="route")
+            marks[names[proc]] = (await proc.wait_ev("route", within=60))["marks"]
+        ids = {names[p]: ready[p]["id"] for p in procs}
+        rows.append(draw_stages(marks, ids, "c", "m", skip=20))
+        await bed.stop(procs)
+        print(f"fair route round {round_}: {rows[-1]}", file=sys.stderr)
+    return {
+        kind: {
+            stage: round(statistics.median(r[kind][stage] for r in rows if stage in r[kind]), 1)
+            for stage in rows[0][kind]
+        }
+        for kind in rows[0]
+    }
+
+
 def cpu_seconds(proc: Proc) -> float:
     """CPU time (user + system) a peer process has used so far (Linux: /proc/<pid>/stat)."""
     fields = Path(f"/proc/{proc.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -433,10 +495,22 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "cost_percent": round(100 * (1 - statistics.median(ed25519) / statistics.median(fake)), 1),
                 "runs": {"ed25519": ed25519, "fake_signer": fake},
             }
-        if "fair" in args.only:
+        if "fair" in args.only and args.ab_src:
+            other = Bed(tg, args.profile, args.ab_src, args.peer_log)
+            for peers in args.fair_peers:
+                results[f"fair_ab_{peers}"] = await fair_ab(bed, other, args.rolls, args.rounds, peers)
+                print(f"fair A/B, {peers} peers: {results[f'fair_ab_{peers}']}", file=sys.stderr)
+        elif "fair" in args.only:
             for peers in args.fair_peers:
                 results[f"fair_{peers}"] = await fair_draws(bed, args.rolls, args.rounds, peers)
                 print(f"fair, {peers} peers: {results[f'fair_{peers}']}", file=sys.stderr)
+        if "fair-route" in args.only:
+            for peers in args.fair_peers:
+                results[f"fair_route_{peers}"] = await fair_route(bed, args.rolls, args.rounds, peers)
+                print(
+                    f"fair route, {peers} peers: {json.dumps(results[f'fair_route_{peers}'], indent=1)}",
+                    file=sys.stderr,
+                )
         if "s1" in args.only:
             results["s1"] = await under_flood(bed, 4, args.samples, args.rounds, args.floods)
             print(f"s1: {results['s1']}", file=sys.stderr)
@@ -467,6 +541,7 @@ def main() -> None:
     )
     parser.add_argument("--floods", type=int, default=1, help="s1: flooding processes")
     parser.add_argument("--src", default=str(ROOT / "src"), help="the movex_p2p the peers import (A/B runs)")
+    parser.add_argument("--ab-src", help="fair: another movex_p2p, its rounds alternating with --src's")
     parser.add_argument("--peer-log", default="WARNING", help="log level of the peers (stderr)")
     parser.add_argument("--profile", help="directory: every peer writes cProfile stats there")
     args = parser.parse_args()

@@ -321,6 +321,7 @@ ATTACKS = (
     "no_draw",  # the Applied entry with values and no Drawn before it
     "drop",  # a player's element left out and named missing, though it answered (the master's own too)
     "unnamed",  # a player's element left out and not named
+    "unsigned",  # a player's element published without its signature (as the master's own goes)
 )
 
 
@@ -379,7 +380,7 @@ def test_a_master_running_modified_code_biases_none_of_1000_seeded_draws() -> No
         got = {}
         for p in room.players:
             c = _answer(p, drawing, master_id)
-            assert check(p.me, c, FAKE) is None
+            assert c.proof == b"" if p is master else check(p.me, c, FAKE) is None  # the master's: no signature
             got[p.me] = rm.Contribution(peer=p.me, at=c.at, element=c.element, proof=c.proof)
         honest_drawn = rm.Drawn(
             term=Term(1), index=room.entry(), draw=drawing.index, rid=rid, author=author, seq=i + 1, digest=digest,
@@ -433,6 +434,10 @@ def test_a_master_running_modified_code_biases_none_of_1000_seeded_draws() -> No
             value = resolve_fair(other.payload, seed_of(drawn))
         elif attack == "value":
             value = {**honest_value, "die": honest_value["die"] % 6 + 1}
+        elif attack == "unsigned":  # another player's element with the master's own element's (empty) proof
+            k = next(k for k, c in enumerate(contribs) if c.peer != master_id)
+            contribs[k] = replace(contribs[k], proof=b"")
+            drawn = replace(honest_drawn, contributions=tuple(contribs))
         elif attack in ("drop", "unnamed"):  # any one player's element, its own included
             victim = contribs.pop(rng.randrange(4))
             missing = (victim.peer,) if attack == "drop" else ()
@@ -512,6 +517,58 @@ def test_the_verify_stage_checks_every_signature_a_draw_carries() -> None:
     crowded = replace(drawn, missing=tuple(PeerId(f"p{i}") for i in range(1024)))
     assert check(b.me, crowded, FAKE) == "a draw naming more than 1024 players"
     assert sa.id == a.me
+
+
+class CountingVerifier:
+    """FAKE's verdicts, counted."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def verify(self, public_key: bytes, signature: bytes, data: bytes) -> bool:
+        self.calls += 1
+        return FAKE.verify(public_key, signature, data)
+
+
+def test_a_drawn_needs_no_signature_for_its_masters_own_element_nor_for_the_one_a_peer_signed_itself() -> None:
+    """The master publishes its own element unsigned: its link vouches for it (its key could sign any binding
+    anyway; the chain fixes the element). A peer checks its own element by comparing it with what it sent.
+    Every other element still needs its player's signature, and nothing else is exempt."""
+    room = Room(3, seed=12)
+    master, me, other = room.players
+    drawing = rm.Drawing(
+        term=Term(1), index=1, rid=Rid("d:1"), author=me.me, seq=1, digest=b"d", players=tuple(sorted(room.ids))
+    )
+    answers = {p.me: _answer(p, drawing, master.me) for p in room.players}
+    assert answers[master.me].proof == b""  # the master signs nothing for its own element
+    parts = tuple(
+        rm.Contribution(peer=peer, at=c.at, element=c.element, proof=c.proof) for peer, c in sorted(answers.items())
+    )
+    drawn = rm.Drawn(
+        term=Term(1), index=2, draw=1, rid=Rid("d:1"), author=me.me, seq=1, digest=b"d", contributions=parts
+    )  # fmt: skip
+    counting = CountingVerifier()
+    assert check(master.me, drawn, counting, me.signed) is None
+    assert counting.calls == 1  # the other player's element only
+    fresh = CountingVerifier()  # (verifications are cached per verifier)
+    assert check(master.me, drawn, fresh) is None  # without ``signed``: ours is verified like the other's
+    assert fresh.calls == 2
+    assert not _forged(me.drawn(drawn, master.me))
+
+    def changed(peer: PeerId, **fields: Any) -> rm.Drawn:
+        return replace(drawn, contributions=tuple(replace(c, **fields) if c.peer == peer else c for c in parts))
+
+    # our own proof over another element, index or draw is no signature of ours: verified, and refused
+    assert check(master.me, changed(me.me, element=bytes(32)), counting, me.signed) is not None
+    assert check(master.me, changed(me.me, at=2), counting, me.signed) is not None
+    assert check(master.me, replace(drawn, seq=2), counting, me.signed) is not None
+    # only the sender's own element goes unsigned: not another player's, and not the master's from anyone else
+    assert check(master.me, changed(other.me, proof=b""), counting, me.signed) is not None
+    assert check(other.me, drawn, counting, me.signed) == f"a draw contribution not signed by its player {master.me}"
+    # the master's unsigned element is still its chain's next one, or the draw is a forgery
+    forged = changed(master.me, element=bytes(32))
+    assert check(master.me, forged, counting, me.signed) is None
+    assert "not of its chain" in _why(other.drawn(forged, master.me))
 
 
 def test_the_entry_after_a_refused_draw_is_refused_too() -> None:

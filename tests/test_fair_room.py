@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 import movex_p2p as mx
 from movex_p2p.ids import PeerId
 from movex_p2p.nodecore import Ready
@@ -124,6 +126,86 @@ def test_a_master_that_changes_a_fair_value_is_caught_by_every_peer_and_voted_ou
     assert drawn is not None
     assert drawn.term > 1
     assert rolls[0][0]["die"] == resolve_fair({"die": mx.fair.random_int(1, 5)}, seed_of(drawn))["die"]
+
+
+def test_a_master_that_publishes_an_element_its_player_never_signed_is_caught_by_every_peer() -> None:
+    """Modified code: the master picks the seed of a public draw (its own replica and checksums agree with it)
+    and publishes a Drawn with one element whose signature does not hold. Every peer's verify stage drops that
+    Drawn; it used to drop it silently, and then took the following Applied unchecked (its entry before it was
+    missing, as if this peer alone had missed it), with the value the master chose. Now a Drawn from our master
+    that fails the verify stage is its forgery: every peer refuses it and the Applied, and votes the master out."""
+    sim, master, forked = _room(seed=7)
+    core = sim.peers[master].core.master
+    assert isinstance(core, MasterCore)
+    draws = core._draws
+    honest_resolve, honest_take = draws.resolve, draws.take_seed
+    payload = {"die": mx.fair.random_int(1, 5)}
+    chosen = next(bytes([i]) * 32 for i in range(256) if resolve_fair(payload, bytes([i]) * 32)["die"] == 5)
+
+    def take_seed(author: PeerId, rid: Any, seq: int) -> bytes | None:
+        return None if honest_take(author, rid, seq) is None else chosen
+
+    def resolve() -> tuple[list[Effect], Any]:
+        effects, resolved = honest_resolve()
+        out: list[Effect] = []
+        for e in effects:
+            if isinstance(e, Publish) and isinstance(e.message, rm.Drawn):
+                parts = list(e.message.contributions)
+                k = next(i for i, c in enumerate(parts) if c.peer != master)
+                parts[k] = replace(parts[k], proof=parts[k].proof[:-1] + bytes([parts[k].proof[-1] ^ 1]))
+                e = Publish(message=replace(e.message, contributions=tuple(parts)))
+            out.append(e)
+        return out, resolved
+
+    draws.take_seed, draws.resolve = take_seed, resolve  # type: ignore[method-assign]
+    rid = sim.create(master, "dice", "d")
+    sim.run(0.5)
+    author = next(p for p in sim.ids if p != master)
+    others = [p for p in sim.ids if p != master]
+    sim.dispatch(author, rid, mx.Action("roll", payload))
+    caught = lambda s: {pid for pid, e in forked if isinstance(e, Forged) and e.peer == master} == set(others)  # noqa: E731
+    assert sim.run(3.0, until=caught)
+    assert all("not signed by its player" in e.reason for _, e in forked if isinstance(e, Forged))
+    assert all(_rolls(sim, p, rid) == [] for p in others)  # the chosen value was refused with its draw
+    assert all(sim.peers[p].core.client.fair._drawn is None for p in others)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limit (docs/security.md, 'What a master can still do'): the next master recovers the deposed "
+    "forger's replica, which holds the value the forger chose, where it should draw again",
+)
+def test_a_value_the_voted_out_master_chose_does_not_come_back_with_the_replica_the_next_master_recovers() -> None:
+    """Modified code, consistent with itself: the master resolves a public draw from a seed of its choosing
+    (its replica and checksums agree) and publishes the honest Drawn. Every peer refuses the Applied and votes
+    it out; the next master should draw the action again, from the same elements: the honest value."""
+    sim, master, forked = _room(seed=7)
+    core = sim.peers[master].core.master
+    assert isinstance(core, MasterCore)
+    draws = core._draws
+    honest_take = draws.take_seed
+    payload = {"die": mx.fair.random_int(1, 5)}
+    honest: list[int] = []
+    chosen: list[bytes] = []
+
+    def take_seed(author: PeerId, rid: Any, seq: int) -> bytes | None:
+        seed = honest_take(author, rid, seq)
+        if seed is None:
+            return None
+        honest.append(resolve_fair(payload, seed)["die"])
+        die = honest[0] % 5 + 1
+        chosen.append(next(bytes([i]) * 32 for i in range(256) if resolve_fair(payload, bytes([i]) * 32)["die"] == die))
+        return chosen[0]
+
+    draws.take_seed = take_seed  # type: ignore[method-assign]
+    rid = sim.create(master, "dice", "d")
+    sim.run(0.5)
+    author = next(p for p in sim.ids if p != master)
+    others = [p for p in sim.ids if p != master]
+    sim.dispatch(author, rid, mx.Action("roll", payload))
+    assert sim.run(10.0, until=lambda s: all(len(_rolls(s, p, rid)) == 1 for p in others))
+    assert {pid for pid, e in forked if isinstance(e, Forged) and e.peer == master} == set(others)
+    assert [_rolls(sim, p, rid)[0]["die"] for p in others] == honest * len(others)
 
 
 def test_a_restarted_player_anchors_a_new_chain_and_every_peer_keeps_checking() -> None:

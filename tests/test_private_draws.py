@@ -331,6 +331,9 @@ class LoadedSimulation(SpySimulation):
         self.bad: PeerId | None = None
         self.tampered = 0
         self.forked: list[tuple[PeerId, str]] = []
+        self.table: Rid | None = None
+        self.first_seen: dict[PeerId, list[int]] = {}
+        """Each player's own dice as its view first showed them (its confirmation, whenever it came)."""
         super().__init__(size, **kwargs)
 
     def _transmit(self, src: PeerId, dst: PeerId, data: bytes, lane: Lane) -> None:
@@ -377,6 +380,11 @@ class LoadedSimulation(SpySimulation):
     def _execute(self, pid: PeerId, ready: Ready) -> None:
         self.forked += [(pid, e.peer) for e in ready.events if isinstance(e, Forged)]
         super()._execute(pid, ready)
+        client = self.peers[pid].core.client
+        if self.table in client.replicas and pid != self.bad and pid not in self.first_seen:
+            mine = client.view(self.table)["dice"].get(pid)
+            if mine is not None:
+                self.first_seen[pid] = sorted(mine)
 
 
 @pytest.mark.parametrize("attack", ["opening", "beacon", "snapshot", "equivocate"])
@@ -386,7 +394,7 @@ def test_liars_dice_with_a_master_that_reads_and_loads_the_dice(attack: str) -> 
     sim = LoadedSimulation(4, attack=attack, types=[ld.Table], seed=23)
     assert sim.run(3.0, until=lambda s: len(s.masters()) == 1)
     bad = sim.bad = sim.masters()[0]
-    rid = sim.create(bad, ld.Table.name, "main", ld.table_initial(turn_seconds=60.0))
+    rid = sim.table = sim.create(bad, ld.Table.name, "main", ld.table_initial(turn_seconds=60.0))
     sim.run(0.5)
     players = [p for p in sim.ids if p != bad]
     for i, pid in enumerate(players):
@@ -417,7 +425,8 @@ def test_liars_dice_with_a_master_that_reads_and_loads_the_dice(attack: str) -> 
     sim.run(1.0)
     assert sim.tampered > 0
     caught = {pid for pid, peer in sim.forked if peer == bad}
-    seen = {pid: sorted(d) for pid, d in rolled.items() if d is not None}
+    seen = sim.first_seen  # (a roll whose draw was forged is seen once the next master has drawn it, or lost)
+    assert all(seen[pid] == sorted(d) for pid, d in rolled.items() if d is not None)
     shown = [sim.state(pid, rid)["dice"] for pid in players]
     assert shown.count(shown[0]) == len(shown)  # one set of dice in the whole room
     if attack == "equivocate":

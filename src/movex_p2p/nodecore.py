@@ -296,10 +296,7 @@ class NodeCore:
                         self._dropped.append(Dropped(sender=sender, reason=f"malformed frame: {exc}"))
                         continue
                     for message in messages:
-                        refused = check(sender, message, self.verifier)  # every signature, once
-                        if refused is not None:
-                            self._dropped.append(Dropped(sender=sender, reason=f"{type(message).__name__}: {refused}"))
-                        else:
+                        if _verified(self, sender, message):  # every signature, once
                             self._route(sender, message)
                 case PeerUp(peer=peer):
                     self._guard(peer, "PeerUp", self._link_up, peer)
@@ -685,7 +682,23 @@ class NodeCore:
             self.outbox.send(master, rm.Ack(term=self.client.term, index=index))
 
 
-# -- presence (out of the class, which stays small) ------------------------------------------------
+# -- out of the class, which stays small ----------------------------------------------------------
+
+
+def _verified(core: NodeCore, sender: PeerId, message: wire.Message) -> bool:
+    """Does every signature ``message`` carries hold (``verify.check``)? If not, it is dropped and reported;
+    a ``Drawn`` from our master that fails is its forgery (``Player.refuse``: an honest master checks each)."""
+    client = core.client
+    refused = check(sender, message, core.verifier, client.fair.signed)
+    if refused is None:
+        return True
+    core._dropped.append(Dropped(sender=sender, reason=f"{type(message).__name__}: {refused}"))
+    if type(message) is rm.Drawn and sender == client.master and message.term == client.term:
+        core._effects(client.fair.refuse(message, sender, refused))
+    return False
+
+
+# -- presence ----------------------------------------------------------------------------------------
 
 
 def _on_intro(core: NodeCore, sender: PeerId, intro: Introduce) -> None:

@@ -5,7 +5,10 @@ sees it: an author's endorsement (``Endorse``, and ``Endorsed`` as the master re
 master's seal (``Sealed``), a seal a peer passes on (``Witness``) and the seal of a removal told
 again (``Removed``) must be validly signed by the peer they name, and be a link of a chain (see
 ``resource.history``), or the message is dropped and reported (its sender's fault); so must an
-author's opening of a sealed private half (``Open``, and each one a ``Revealed`` entry carries). What follows
+author's opening of a sealed private half (``Open``, and each one a ``Revealed`` entry carries), and a
+player's element for a fair draw (``Contribute``, and each one a ``Drawn`` carries, but two: the
+sender's own, which its link vouches for, and the element this very peer signed, compared with what
+it sent; see :func:`check`). What follows
 trusts those signatures: the master's book of endorsements, the clients' check of each entry's
 digest, the comparison of witnessed seals (a fork is the node's verdict, ``Forged``). The
 election checks its own proofs (votes, certificates, grants) against the group it sees.
@@ -14,6 +17,7 @@ Messages a peer sends itself never pass here: it wrote them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .proofs import signer
@@ -28,11 +32,21 @@ if TYPE_CHECKING:
     from .ids import PeerId
     from .signing import Verifier
 
-__all__ = ["check"]
+__all__ = ["Signed", "check"]
 
 
-def check(sender: PeerId, message: wire.Message, verifier: Verifier) -> str | None:
-    """Why ``message`` from ``sender`` fails a signature it carries, or None if every one holds."""
+Signed = Callable[[rm.Contribution, rm.Drawn], bool]
+"""Is this exactly the element this peer signed for that draw (its fields and proof as it sent them)?"""
+
+
+def check(sender: PeerId, message: wire.Message, verifier: Verifier, signed: Signed | None = None) -> str | None:
+    """Why ``message`` from ``sender`` fails a signature it carries, or None if every one holds.
+
+    In a ``Drawn``, two elements need no signature check: the sender's own (the master publishes the
+    draw over its own authenticated link, and its key could sign its element over any binding it
+    likes: a signature would bind nothing more; its chain fixes the element, as the ledger checks),
+    and the one ``signed`` recognises as this peer's own, unchanged (we made that signature).
+    """
     match message:
         case rm.Endorse():
             if endorsement_signer(message, verifier) != sender:
@@ -71,6 +85,8 @@ def check(sender: PeerId, message: wire.Message, verifier: Verifier) -> str | No
             if len(message.contributions) + len(message.missing) > MAX_PLAYERS:
                 return f"a draw naming more than {MAX_PLAYERS} players"
             for c in message.contributions:
+                if c.peer == sender or (signed is not None and signed(c, message)):
+                    continue
                 if _contributor(c, message.term, message.draw, message, verifier) != c.peer:
                     return f"a draw contribution not signed by its player {c.peer}"
         case rm.Removed(seal=sealed) if sealed is not None:

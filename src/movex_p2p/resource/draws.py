@@ -204,6 +204,7 @@ class Player:
         self._drawing: Drawing | None = None
         self._drawn: tuple[int, Drawn, bytes] | None = None  # the last Drawn: its index, it, its seed
         self._refused: int | None = None  # the log index of the last Drawn refused as forged
+        self._signed: Contribute | None = None  # the last element we signed for a draw, as we sent it
 
     @property
     def chain(self) -> HashChain | None:
@@ -270,10 +271,13 @@ class Player:
                 return [Forged(peer=master, reason=why)]
             return []
         element = chain.element(at)
-        parts = contribution_statement(msg.term, msg.index, msg.rid, msg.author, msg.seq, msg.digest, at, element)
         self._gave = (msg.term, msg.index)
         self._gave_at = at
         self._answered = msg.term
+        proof = b""  # as master, our own element: the Drawn we publish vouches for it (see verify.check)
+        if master != self.me:
+            parts = contribution_statement(msg.term, msg.index, msg.rid, msg.author, msg.seq, msg.digest, at, element)
+            proof = prove(self._signer, *parts)
         contribute = Contribute(
             term=msg.term,
             draw=msg.index,
@@ -283,9 +287,29 @@ class Player:
             digest=msg.digest,
             at=at,
             element=element,
-            proof=prove(self._signer, *parts),
+            proof=proof,
         )
+        if proof:
+            self._signed = contribute
         return [Send(to=master, message=contribute)]
+
+    def signed(self, c: Contribution, drawn: Drawn) -> bool:
+        """Is ``c`` in ``drawn`` exactly the element this peer signed for that draw? (Its signature needs no check.)"""
+        mine = self._signed
+        return (
+            mine is not None
+            and c.peer == self.me
+            and c.proof == mine.proof
+            and (c.at, c.element) == (mine.at, mine.element)
+            and (drawn.term, drawn.draw, drawn.rid, drawn.author, drawn.seq, drawn.digest)
+            == (mine.term, mine.draw, mine.rid, mine.author, mine.seq, mine.digest)
+        )
+
+    def refuse(self, msg: Drawn, master: PeerId, why: str) -> list[Effect]:
+        """Our master's ``Drawn`` failed the verify stage (an element its player never signed for it): a forgery,
+        and the entry after it is refused too (an honest master checks every signature before it publishes)."""
+        self._refused = msg.index
+        return [Forged(peer=master, reason=f"draw at {msg.draw}: {why}")]
 
     def drawn(self, msg: Drawn, master: PeerId) -> list[Effect]:
         """Check a draw against the ledger (and the Drawing it answers, if we saw it); keep its seed.

@@ -21,7 +21,7 @@ Roles:
   tally ``rtt`` (``n``), ``flood`` (``count``, ``window``, ``total``), ``go`` / ``stop`` (steady
   dispatching every ``--interval`` s: ``stopped``; ``go`` again plays on), ``burst`` (``n`` then ``more``:
   ``burst_sent``, ``burst_settled``), ``report`` (``final`` after ``--settle`` s, or the command's
-  ``settle``); ``rss``; ``leave`` (``leaving``); ``route`` (with ``--trace-route``: the hop
+  ``settle``); ``rss``; ``leave`` (``leaving``); ``route`` (with ``--trace-route`` or ``--trace-draws``: the
   marks of :mod:`~movex_p2p.testing.route` since the last ``route``).
   ``--fair`` creates and binds ``dice:d`` and the sealed ``cup:c``: ``fair`` (``n``, ``warmup``:
   one die at a time, ``mx.master`` and ``mx.fair`` draws alternating: ``fair``) and
@@ -368,8 +368,8 @@ async def flood(resource: mx.Resource, me: str, count: int, window: int, total: 
 
 
 async def run_peer(args: argparse.Namespace) -> None:
-    if args.trace_route:
-        route.install()
+    if args.trace_route or args.trace_draws:
+        route.install(messages=args.trace_draws)
     election = None
     if args.election_timeout is not None:  # an experiment: how much of the start is the first election
         timeout = args.election_timeout
@@ -930,6 +930,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
             sub.add_argument("--trace-heartbeats", action="store_true", help="report the heartbeat gaps")
             sub.add_argument("--trace-route", action="store_true", help="mark each hop of a dispatch (testing.route)")
+            sub.add_argument("--trace-draws", action="store_true", help="--trace-route, and each message and frame")
             sub.add_argument("--profile", help="write cProfile stats of the whole run to this file")
             sub.add_argument("--do", action="append", default=[], help="a command (JSON) to run once ready")
         elif role == "demo":

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from ..node import Resource
 from ..resource.types import Action
 from ..resource.values import fair, master
+from . import route
 
 __all__ = ["Alternated", "alternate", "ms", "private_roll", "public_roll"]
 
@@ -41,9 +42,11 @@ async def alternate(rolls: int, warmup: int, roll: Callable[[int, bool], Awaitab
     for i in range(out.rolls):
         drawn = i % 2 == 1
         cpu = time.process_time()
+        route.mark("roll:fair" if drawn else "roll:master")
         started = time.perf_counter()
         seen = await roll(i, drawn)
         elapsed = time.perf_counter() - started
+        route.mark("rolled")
         cpu = time.process_time() - cpu
         out.late += not seen
         if i >= warmup:  # the first rolls pay for imports and caches
