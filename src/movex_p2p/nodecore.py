@@ -43,6 +43,7 @@ entry its author never signed) is reported (:class:`~.resource.effects.Forged`) 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import traceback
 from collections.abc import Callable, Iterable, Mapping
@@ -452,6 +453,8 @@ class NodeCore:
         effects: list[fx.Effect] = [] if refusal is None else [fx.Send(to=sender, message=refusal)]
         if served is None or not self.history.endorsed(sender, served):
             return effects
+        if type(served) is rm.Report and self.history.distrusts(sender):  # a forger's replicas are not
+            served = dataclasses.replace(served, have={})  # recovered: it gets ours, as if it held none
         lease = not self.majority or self.election.can_confirm(self._now)
         return effects + master.step(sender, served, self._master_clock, lease=lease)
 

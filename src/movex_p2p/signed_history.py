@@ -137,6 +137,10 @@ class SignedHistory:
         master = signer_key(witness.sealed.proof)  # the verify stage checked its signature
         return None if why is None or master is None else (master, why)
 
+    def distrusts(self, peer: PeerId) -> bool:
+        """Was ``peer`` caught forging (never followed again)?"""
+        return peer in self._distrusted
+
     def distrust(self, peer: PeerId) -> bool:
         """Never follow ``peer`` again; True the first time (False for ourselves)."""
         if peer in self._distrusted or peer == self.me:
