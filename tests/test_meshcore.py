@@ -594,3 +594,34 @@ def test_a_peer_that_said_goodbye_is_not_dialed_again_through_what_others_told_o
     core.link_closed(b, incarnation=1, graceful=True, current=True)
     assert core.hints.get(b) is None
     assert isinstance(core.dial_next(DialState(peer=b), 1.0), Stop)
+
+
+def test_a_member_address_cut_short_under_load_is_never_refused_but_a_wrong_secret_strikes_it() -> None:
+    """Seen in the overloaded 8-process flood (every peer of the bed on one address): starved members'
+    handshakes were cut short, each a strike against the address they share, and their re-dials were
+    refused for up to a minute while the room stayed split. Cut short from an address that proved the
+    key, a handshake strikes nothing (it pays the strangers' budget until the key is proved again);
+    from an address that never did, or once it sent a wrong secret, every failure strikes."""
+    core = Driver().core
+    now = 0.0
+    member, stranger = "10.6.6.6", "10.7.7.7"
+    handle, _effects = core.incoming(member, now)
+    assert handle is not None
+    core.authenticated(handle, member)
+    core.handshake_over(handle)
+    for _ in range(3 * STRIKES):  # cut short again and again, no success in between
+        handle, _effects = core.incoming(member, now)
+        assert handle is not None
+        core.handshake_over(handle)
+        core.handshake_failed(member, "bad or cut-short handshake", now)
+        now += 0.2  # the strangers' budget refills meanwhile
+    assert core.incoming(member, now)[0] is not None
+    assert core.refused[STRUCK] == 0
+    for _ in range(STRIKES):
+        core.handshake_failed(stranger, "bad or cut-short handshake", now)
+    assert core.incoming(stranger, now)[0] is None  # never proved the key: struck as before
+    core.refusal_told()
+    core.handshake_failed(member, "wrong secret", now)  # the member's address sends a wrong secret:
+    for _ in range(STRIKES - 1):  # from then on its failures strike, cut short or not
+        core.handshake_failed(member, "bad or cut-short handshake", now)
+    assert core.incoming(member, now)[0] is None

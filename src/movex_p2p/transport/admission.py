@@ -63,6 +63,9 @@ class Admission:
         self._strangers = Bucket(GUESS_RATE, GUESS_BURST)
         self._members = Bucket(MEMBER_RATE, MEMBER_BURST)
         self._trusted: OrderedDict[str, None] = OrderedDict()
+        self._proved: OrderedDict[str, None] = (
+            OrderedDict()
+        )  # addresses that proved the key (a wrong secret since: not)
         self._charged: dict[int, float] = {}  # admitted strangers' handles: their cost comes back if they prove the key
 
     def trusted(self, source: str) -> bool:
@@ -89,15 +92,26 @@ class Admission:
         cost = self._charged.pop(handle, None)
         if cost is not None:
             self._strangers.give_back(cost)
-        self._trusted[source] = None
-        self._trusted.move_to_end(source)
-        while len(self._trusted) > TRUSTED_KEPT:
-            self._trusted.popitem(last=False)
+        for kept in (self._trusted, self._proved):
+            kept[source] = None
+            kept.move_to_end(source)
+            while len(kept) > TRUSTED_KEPT:
+                kept.popitem(last=False)
 
     def over(self, handle: int) -> None:
         """The handshake of ``handle`` ended: a stranger that never proved the key keeps its token spent."""
         self._charged.pop(handle, None)
 
-    def failed(self, source: str) -> None:
-        """A handshake from ``source`` failed: it is a stranger again."""
+    def failed(self, source: str, *, wrong_secret: bool) -> bool:
+        """A handshake from ``source`` failed: it is a stranger again. True: strike the address.
+
+        A handshake cut short (not a wrong secret) from an address that proved the key before is
+        not struck: a slow or starved member, often one of several peers on one host (the
+        overloaded 8-process flood: their re-dials were refused for up to a minute). It still pays
+        the strangers' budget until it proves the key again; a wrong secret strikes it, and from
+        then on so does every failure.
+        """
         self._trusted.pop(source, None)
+        if wrong_secret:
+            self._proved.pop(source, None)
+        return wrong_secret or source not in self._proved

@@ -817,7 +817,8 @@ class MeshCore:
     def handshake_failed(self, source: str, reason: str, now: float) -> None:
         """A handshake from ``source`` failed: after a few, refuse that address for a while (doubling)."""
         self.refused[reason] += 1
-        self.admission.failed(source)
+        if not self.admission.failed(source, wrong_secret=reason == "wrong secret"):
+            return  # a member's handshake cut short (see Admission.failed)
         count, _ = self._strikes.pop(source, (0, 0.0))
         count += 1
         until = 0.0
