@@ -333,19 +333,26 @@ def test_two_voters_refusing_one_candidate_in_turn_do_not_leave_the_room_masterl
     assert sim.run(3.0, until=lambda s: s.converged(rid)), "no master after the kill"
 
 
+def _counter_room(seed: int) -> tuple[Simulation, Rid, PeerId]:
+    """5 peers under ``AVAILABLE`` that agree on a master, and a counter every one of them holds."""
+    from movex_p2p.testing.types import Counter
+
+    sim = Simulation(5, types=[Counter], seed=seed, config=ElectionConfig(policy=Policy.AVAILABLE))
+    assert sim.run(3.0, until=lambda s: len(s.masters()) == 1 and all(s.peers[p].core.client.synced for p in s.alive))
+    rid = sim.create(sim.alive[-1], "counter", "c")
+    assert sim.run(1.0, until=lambda s: all(s.peers[p].core.client.has(rid) for p in s.alive))
+    (master,) = sim.masters()
+    return sim, rid, master
+
+
 def test_a_deposed_master_that_confirmed_thousands_of_one_authors_actions_loses_none() -> None:
     """Found in the 4-process LAN flood: a master deposed while it confirmed ~1,000 actions a second
     of each author left its successor thousands short; each author re-sent only the last 1,024 it
     kept, and the rest were lost without a word (handles settled, counts short). Authors now keep
     every own confirmation of the last ``KEEP_SECONDS`` as well."""
     from movex_p2p.resource.pending import KEEP_CONFIRMED
-    from movex_p2p.testing.types import Counter
 
-    sim = Simulation(5, types=[Counter], seed=5, config=ElectionConfig(policy=Policy.AVAILABLE))
-    assert sim.run(3.0, until=lambda s: len(s.masters()) == 1 and all(s.peers[p].core.client.synced for p in s.alive))
-    rid = sim.create(sim.alive[-1], "counter", "c")
-    assert sim.run(1.0, until=lambda s: all(s.peers[p].core.client.has(rid) for p in s.alive))
-    (master,) = sim.masters()
+    sim, rid, master = _counter_room(seed=5)
     author, *others = (str(p) for p in sim.ids if p != master)
     sim.at(sim.now + 0.01, "partition", [str(master), author], others)  # the 3 elect a master; theirs wins
     total = (KEEP_CONFIRMED // 100 + 5) * 100
@@ -367,13 +374,8 @@ def test_own_confirmations_too_old_to_re_send_are_reported_lost_by_seq_never_sil
     nothing said so. The author now names every one of them (``Rebased.lost``, a ``"lost"``
     diagnostic), exactly those the count lacks."""
     from movex_p2p.resource.pending import KEEP_CONFIRMED, KEEP_SECONDS
-    from movex_p2p.testing.types import Counter
 
-    sim = Simulation(5, types=[Counter], seed=6, config=ElectionConfig(policy=Policy.AVAILABLE))
-    assert sim.run(3.0, until=lambda s: len(s.masters()) == 1 and all(s.peers[p].core.client.synced for p in s.alive))
-    rid = sim.create(sim.alive[-1], "counter", "c")
-    assert sim.run(1.0, until=lambda s: all(s.peers[p].core.client.has(rid) for p in s.alive))
-    (master,) = sim.masters()
+    sim, rid, master = _counter_room(seed=6)
     author, *others = (str(p) for p in sim.ids if p != master)
     sim.at(sim.now + 0.01, "partition", [str(master), author], others)  # the 3 elect a master; theirs wins
     old = 300  # confirmed first, then aged past KEEP_SECONDS while more than KEEP_CONFIRMED came after
@@ -402,13 +404,8 @@ def _flapping_split(seed: int) -> tuple[Simulation, Rid, str]:
     author moves over to c, d (whose log lacks the 50: it re-sends them); meanwhile m1 and b are cut
     from each other and joined again 4 times, each time electing themselves: their term climbs far
     past c, d's. Then the room heals. (The overloaded 8-process flood did this, in its own way.)"""
-    from movex_p2p.testing.types import Counter
 
-    sim = Simulation(5, types=[Counter], seed=seed, config=ElectionConfig(policy=Policy.AVAILABLE))
-    assert sim.run(3.0, until=lambda s: len(s.masters()) == 1 and all(s.peers[p].core.client.synced for p in s.alive))
-    rid = sim.create(sim.alive[-1], "counter", "c")
-    assert sim.run(1.0, until=lambda s: all(s.peers[p].core.client.has(rid) for p in s.alive))
-    (m1,) = sim.masters()
+    sim, rid, m1 = _counter_room(seed)
     author, b, c, d = (str(p) for p in sim.ids if p != m1)
     sim.at(sim.now + 0.01, "partition", [str(m1), author, b], [c, d])
     sim.at(sim.now + 0.1, "call", lambda s: s.burst(author, rid, [mx.Action("increment")] * 50), ())
