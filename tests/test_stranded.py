@@ -368,6 +368,43 @@ def test_a_resource_reported_after_recovery_is_pulled_and_its_authors_actions_wa
     assert len(c.checksums(C)) == 1
 
 
+def test_a_late_reporters_actions_in_flight_settle_on_the_resource_a_joiner_created_again_meanwhile() -> None:
+    # Startup merge on the real stack (test_merge_netns, under load): p1 played alone; p2 is
+    # elected without p1's report, and p2's own create (exist_ok) of the same rid reaches it first,
+    # so p2 creates it afresh (another incarnation). p1's report then brings it p2's replica, and
+    # p1 re-sends its confirmed actions on it; but its actions in flight, signed for the first
+    # creation, were rejected "removed and created again" (4 rejected in a run). Now they are sent
+    # again on the replica that won, under new seqs, and their handles settle without an error.
+    c = CoreCluster(3, types=ALL_TYPES)
+    _, p1, p2 = c.ids
+    c.elect(p1, 1)
+    c.create(p1, C, run=False)
+    _run_alone(c, p1)
+    for _ in range(3):
+        c.dispatch(p1, C, mx.Action("increment"))
+    _run_alone(c, p1)
+    first = c.clients[p1].replicas[Rid(C)].incarnation
+    c.elect(p2, 2, deliver=False)
+    late = c.links.pop((p1, p2))  # p1's report comes after recovery ...
+    c.run()
+    c.advance(RECOVERY_TIMEOUT + 0.1)
+    c.run()
+    c.create(p2, C)  # ... and after p2 created the rid again
+    assert c.master.resource(Rid(C)).incarnation != first  # type: ignore[union-attr]
+    in_flight = [c.dispatch(p1, C, mx.Action("increment")) for _ in range(2)]
+    c.links[(p1, p2)].extendleft(reversed(late))
+    c.run()
+    c.advance(RESEND_AFTER)
+    c.route(p1, c.clients[p1].resend_stalled(c.now))
+    c.run()
+    assert [e.error for e in c.of_type(fx.ActionSettled, p1) if e.error is not None] == []
+    assert [c.settled(p1, seq).error for seq in in_flight] == [None, None]
+    assert c.clients[p1].pending(Rid(C)) == []
+    for peer in c.ids:
+        assert c.view(peer, C) == {"count": 5}
+    assert len(c.checksums(C)) == 1
+
+
 def _run_alone(c: CoreCluster, peer: PeerId) -> None:
     """Deliver until quiet, dropping whatever ``peer`` sends the others (they are not there yet)."""
     while c.pending_links():

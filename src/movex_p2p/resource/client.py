@@ -532,7 +532,7 @@ class ClientCore:
             return []
         if error is None and item.private is not None:
             self._overlay.keep(rid, item)
-        return [ActionSettled(rid=rid, seq=seq, error=error, refusal=refusal)]
+        return [ActionSettled(rid=rid, seq=item.key, error=error, refusal=refusal)]
 
     def _resync(self, rid: Rid, reason: str) -> list[Effect]:
         if rid in self._syncing or self.master is None:

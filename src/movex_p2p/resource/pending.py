@@ -66,6 +66,12 @@ class Pending:
     sealed: bytes = b""  # a sealed type's pair: the commitment sent in place of ``private``
     incarnation: bytes = b""  # of the resource it was dispatched on (signed with it)
     was: tuple[int, ...] = ()  # re-sent after a split: the seqs it was confirmed under before, newest first
+    handle: int = 0  # proposed again under another seq (:meth:`PendingQueue.reissue`): the seq its dispatch returned
+
+    @property
+    def key(self) -> int:
+        """The seq its dispatch returned: what its settlement names (its handle's)."""
+        return self.handle or self.seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +174,7 @@ class PendingQueue:
                     return None
                 self.take(entry.rid, entry.seq, now, None)
                 reason = f"the master confirmed another action as this one (seq {entry.seq})"
-                return ActionSettled(rid=entry.rid, seq=entry.seq, error=reason, refusal="rejected")
+                return ActionSettled(rid=entry.rid, seq=item.key, error=reason, refusal="rejected")
         return None
 
     def take(self, rid: Rid, seq: int, now: float, kept: tuple[int, int, Action] | None) -> Pending | None:
@@ -278,6 +284,33 @@ class PendingQueue:
             base = pending[0].seq - 1
             effects += [Send(to=master, message=self.propose(res.rid, i, base, term)) for i in pending[first:]]
         return effects
+
+    def reissue(
+        self, res: Replica, master: PeerId | None, term: Term, reseal: Callable[[Pending], None] | None = None
+    ) -> list[Effect]:
+        """Propose again, under new seqs, own pending actions signed for another creation of ``res.rid``.
+
+        A snapshot can bring a replica of another creation than the one they were dispatched on: a
+        master elected without this peer's report created the rid again (a startup merge), or a
+        split's other side won. The master rejects them as signed for a removed resource, so they
+        go again on ``res``, in their order, after what :meth:`rebase_lost` re-sent; each keeps
+        its handle (:attr:`Pending.key`) and remembers its old seq (:attr:`Pending.was`).
+        """
+        items = self.items.get(res.rid, [])
+        stale = [i for i in items if i.incarnation != res.incarnation]
+        if not stale:
+            return []
+        kept = [i for i in items if i.incarnation == res.incarnation]
+        for item in stale:
+            item.handle, item.was = item.key, (item.seq, *item.was)[:MAX_WAS]
+            item.seq, item.incarnation, item.index = self.next_seq(res.rid), res.incarnation, None
+            if reseal is not None and item.private is not None:
+                reseal(item)
+        pending = self.items[res.rid] = kept + stale
+        if master is None:
+            return []
+        base = pending[0].seq - 1
+        return [Send(to=master, message=self.propose(res.rid, i, base, term)) for i in stale]
 
     def waits(self) -> list[float]:
         """When each resource's stall or stuck timer is next due."""

@@ -92,6 +92,7 @@ class Replacements:
         effects = set_subscribers(res, msg.subscribers)
         reseal = functools.partial(c.sealing.seal, res, fresh=False)  # a sealed half under a new seq
         effects += c._queue.rebase_lost(res, c._last_now, c.master, c.term, reseal)
+        effects += c._queue.reissue(res, c.master, c.term, reseal)  # in flight on another creation of rid
         # rebase: what the snapshot already contains is confirmed (once committed, under majority)
         done = res.applied.get(c.me, 0)
         for item in list(c._queue.items.get(msg.rid, ())):
