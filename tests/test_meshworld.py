@@ -1,6 +1,6 @@
 """Several MeshCores in one virtual-time world: discovery over lossy mDNS, and a newcomer under a hostile flood.
 
-Seeded, no sockets and no sleeps. ``pytest -s tests/test_meshworld.py`` prints the figures.
+Seeded, no sockets and no sleeps. ``pytest -n0 -s tests/test_meshworld.py`` prints the figures.
 """
 
 from __future__ import annotations
