@@ -236,3 +236,18 @@ def test_pure_module_reaches_no_io_clock_or_random_through_the_project(path: Pat
 @pytest.mark.parametrize("path", PURE, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_pure_module_loads_no_io_clock_or_random_in_a_fresh_interpreter(path: Path) -> None:
     assert loaded_by(PACKAGE, "movex_p2p", GRAPH.module_of(path)) & FORBIDDEN == set()
+
+
+MAX_CLASS_LINES = 500
+"""Issue 17's bound: a class past it holds more than one job (split it, as NodeCore's sub-cores)."""
+
+
+def test_no_class_in_the_package_is_over_500_lines() -> None:
+    sizes = {
+        f"{path.relative_to(PACKAGE)}:{node.name}": (node.end_lineno or node.lineno) - node.lineno + 1
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef)
+    }
+    assert len(sizes) > 100  # it sees the package's classes
+    assert {name: n for name, n in sizes.items() if n > MAX_CLASS_LINES} == {}

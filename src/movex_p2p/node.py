@@ -48,6 +48,8 @@ __all__ = ["Diagnostic", "DispatchHandle", "Peer", "PeerEvent", "Resource", "Res
 
 log = logging.getLogger(__name__)
 
+_STATS: Final = ("events_in", "frames_out", "dropped", "faults", "resyncs", "rebased", "stuck", "lost")
+"""The counters of :attr:`Peer.stats`."""
 _JOIN_GRACE: Final = 2.5
 """Seconds ``wait_ready`` waits, once ready alone, for a link to members of the room it has seen (the
 higher id of a pair dials after 1 s: then a wrong secret shows on both sides)."""
@@ -162,9 +164,7 @@ class Peer:
         self._closed = False
         self._failure: BaseException | None = None
         self.log = logging.LoggerAdapter(log, {"peer": self.id})
-        self.stats = dict.fromkeys(
-            ("events_in", "frames_out", "dropped", "faults", "resyncs", "rebased", "stuck", "lost"), 0
-        )
+        self.stats = dict.fromkeys(_STATS, 0)
         self._notifier = Notifier(log=self.log, stats=self.stats, master_id=lambda: self.master_id)
         self._resources = self._notifier.resources
         self._events = self._notifier.stream
