@@ -542,7 +542,12 @@ def main() -> None:
     parser.add_argument("--floods", type=int, default=1, help="s1: flooding processes")
     parser.add_argument("--src", default=str(ROOT / "src"), help="the movex_p2p the peers import (A/B runs)")
     parser.add_argument("--ab-src", help="fair: another movex_p2p, its rounds alternating with --src's")
-    parser.add_argument("--peer-log", default="WARNING", help="log level of the peers (stderr)")
+    parser.add_argument(
+        "--peer-log",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level of the peers (stderr)",
+    )
     parser.add_argument("--profile", help="directory: every peer writes cProfile stats there")
     args = parser.parse_args()
     args.only = set(args.only.split(","))

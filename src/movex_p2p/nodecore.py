@@ -512,6 +512,7 @@ class NodeCore:
         if member is not None:
             _roles_changed(self)
         self._elect(el.Disconnected(peer=peer, graceful=graceful))
+        self.client.link_lost(peer)  # once the election let go of it
         self._links_changed()
         if member is not None:
             self._events.append(PeerLeft(info=member, reason="left" if graceful else "lost"))

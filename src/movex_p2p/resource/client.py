@@ -123,6 +123,11 @@ class ClientCore:
         self.committed = 0
         self.types = dict(types)
         self.master: PeerId | None = None
+        self.held: PeerId | None = None
+        """While no master is known but the term is unchanged (this peer campaigns: a lost
+        campaign leaves the term as it was), the master of that term: its entries still apply,
+        so a campaign that falls back to it leaves no gap to resync. The node clears it when
+        that master's link drops (:meth:`link_lost`)."""
         self.term = Term(0)
         self.index = 0
         self.position: tuple[int, int] = (0, 0)
@@ -273,6 +278,9 @@ class ClientCore:
 
     def master_changed(self, master: PeerId | None, term: Term, now: float | None = None) -> list[Effect]:
         """A new master (or none) is known at ``now``: report what we hold, then re-submit our work."""
+        if master is not None and master == self.held and term <= self.term:
+            return self._resume(master)
+        self.held = self.master if master is None and term <= self.term else None
         self.master = master
         self.term = max(self.term, term)
         self.synced = False
@@ -294,6 +302,20 @@ class ClientCore:
             effects += self.sealing.due(self.replicas[rid], self.master, self.term)
         return effects
 
+    def link_lost(self, peer: PeerId) -> None:
+        """``peer``'s link dropped: what it sent may be lost, so following it again means a report."""
+        if peer == self.held:
+            self.held = None
+
+    def _resume(self, master: PeerId) -> list[Effect]:
+        """The master of this term again after a campaign it outlived, its entries applied meanwhile
+        (:attr:`held`): nothing to report; what waited for a master goes to it now."""
+        self.master, self.held = master, None
+        effects = self._requests.replay(master, self.term, skip=0)  # those asked meanwhile were not sent
+        for rid in self._queue.items:  # those dispatched meanwhile (the master drops duplicates)
+            effects += self._queue.resend(rid, 0, master, self.term)
+        return effects
+
     def step(self, sender: PeerId, message: ToClients, now: float) -> list[Effect]:
         """Handle one message from the master."""
         self._last_now = now
@@ -304,7 +326,7 @@ class ClientCore:
             return self.fair.anchored(message)
         if message.term > self.term:
             return [TermObserved(term=message.term, sender=sender)]
-        if message.term < self.term or sender != self.master:
+        if message.term < self.term or sender != (self.master or self.held):
             return []  # fenced: an older or unknown master
         match message:
             case Applied():  # a master authors its own actions: only others' need their author's signature
@@ -491,8 +513,9 @@ class ClientCore:
             return []
         if isinstance(request, Report):
             self.synced = True
-            assert self.master is not None
-            return [Synced(master=self.master, term=self.term)]
+            master = self.master or self.held
+            assert master is not None
+            return [Synced(master=master, term=self.term)]
         return [RequestSettled(req=msg.req, rid=msg.rid, error=msg.error, refusal=msg.refusal)]
 
     # -- helpers -------------------------------------------------------------------------------
