@@ -500,3 +500,21 @@ def test_the_same_master_after_its_link_dropped_is_reported_to_again() -> None:
     assert (core.client.master, core.client.held) == (None, None)  # not heard as master meanwhile
     effects = core.client.master_changed(master, core.client.term, sim.now)  # the same master, the same term
     assert _sends(effects, rm.Report)
+
+
+def test_an_action_proposed_again_on_another_creation_is_reported_stuck_under_its_handles_seq() -> None:
+    """A reissued action keeps the seq its dispatch returned in what it reports (its handle's key)."""
+    from movex_p2p.resource.pending import Pending, PendingQueue
+
+    queue = PendingQueue(PeerId("me"))
+    rid = Counter.rid("c")
+    first = queue.next_seq(rid)
+    queue.push(rid, Pending(first, mx.Action("increment"), incarnation=b"A"), 0.0)
+    other = Replica(rid=rid, type=Counter, state=freeze({"count": 0}), incarnation=b"B")
+    sent = _sends(queue.reissue(other, PeerId("m"), Term(1)), rm.Propose)
+    assert [(p.seq, p.incarnation) for p in sent] == [(first + 1, b"B")]
+    queue.restart(0.0)
+    reports: list[fx.Stuck] = []
+    for now in (STUCK_AFTER + 0.1, 2 * STUCK_AFTER + 0.2):
+        reports += [e for e in queue.stalled(now, PeerId("m"), Term(1), lambda _: False, []) if isinstance(e, fx.Stuck)]
+    assert [r.seqs for r in reports] == [(first,)]

@@ -375,7 +375,7 @@ class PendingQueue:
                 if item.stuck == 1:
                     resend = snapshot = True
                 else:
-                    stuck.append(item.seq)
+                    stuck.append(item.key)  # the seq its handle has
             if resend:
                 effects += self.resend(rid, 0, master, term)
             if snapshot and may_sync(rid):
