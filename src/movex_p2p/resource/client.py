@@ -126,8 +126,8 @@ class ClientCore:
         self.held: PeerId | None = None
         """While no master is known but the term is unchanged (this peer campaigns: a lost
         campaign leaves the term as it was), the master of that term: its entries still apply,
-        so a campaign that falls back to it leaves no gap to resync. The node clears it when
-        that master's link drops (:meth:`link_lost`)."""
+        so a campaign that falls back to it leaves no gap to resync (following it again still
+        reports, as to any master). The node clears it when that master's link drops (:meth:`link_lost`)."""
         self.term = Term(0)
         self.index = 0
         self.position: tuple[int, int] = (0, 0)
@@ -251,7 +251,9 @@ class ClientCore:
         # after a restart with the same identity, the master already holds this author's earlier seqs
         seq = self._queue.next_seq(rid, res.applied.get(self.me, 0))
         nonce = nonce if secret else b""
-        item = Pending(seq, public, secret, waits, nonce=nonce, born=when, incarnation=res.incarnation)
+        item = Pending(
+            seq, public, secret, waits, nonce=nonce, born=self._queue.clock(when), incarnation=res.incarnation
+        )
         self.sealing.seal(res, item)
         pending = self._queue.push(rid, item, when)
         effects: list[Effect] = []
@@ -278,8 +280,6 @@ class ClientCore:
 
     def master_changed(self, master: PeerId | None, term: Term, now: float | None = None) -> list[Effect]:
         """A new master (or none) is known at ``now``: report what we hold, then re-submit our work."""
-        if master is not None and master == self.held and term <= self.term:
-            return self._resume(master)
         self.held = self.master if master is None and term <= self.term else None
         self.master = master
         self.term = max(self.term, term)
@@ -288,7 +288,7 @@ class ClientCore:
         self._removals.forget()  # the new master's answer to our report settles them
         if now is not None:
             self._last_now = now
-        self._queue.restart(self._last_now)  # a new master gets a fresh chance
+        self._queue.restart(self._last_now, known=master is not None)  # stall timers restart
         if master is None:
             return []
         effects = self.report() + self.fair.master_changed(master, self.term)  # anchor before re-sent proposals
@@ -303,18 +303,9 @@ class ClientCore:
         return effects
 
     def link_lost(self, peer: PeerId) -> None:
-        """``peer``'s link dropped: what it sent may be lost, so following it again means a report."""
+        """``peer``'s link dropped: its entries no longer apply until it is followed again."""
         if peer == self.held:
             self.held = None
-
-    def _resume(self, master: PeerId) -> list[Effect]:
-        """The master of this term again after a campaign it outlived, its entries applied meanwhile
-        (:attr:`held`): nothing to report; what waited for a master goes to it now."""
-        self.master, self.held = master, None
-        effects = self._requests.replay(master, self.term, skip=0)  # those asked meanwhile were not sent
-        for rid in self._queue.items:  # those dispatched meanwhile (the master drops duplicates)
-            effects += self._queue.resend(rid, 0, master, self.term)
-        return effects
 
     def step(self, sender: PeerId, message: ToClients, now: float) -> list[Effect]:
         """Handle one message from the master."""

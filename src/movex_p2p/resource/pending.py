@@ -46,8 +46,9 @@ RESEND_AFTER = 1.0
 """Seconds without progress on a resource's oldest pending action after which its pending actions are sent again."""
 
 STUCK_AFTER = 5.0
-"""Seconds an own action may wait once a master is known: then it is proposed again with a fresh
-snapshot asked for, and if it still waits as long again, it is reported stuck (:class:`~.effects.Stuck`)."""
+"""Seconds an own action may wait while a master is known (whichever, counted across master changes):
+then it is proposed again with a fresh snapshot asked for, and if it still waits as long again, it is
+reported stuck (:class:`~.effects.Stuck`)."""
 
 
 @dataclass(slots=True)
@@ -61,7 +62,7 @@ class Pending:
     index: int | None = None  # applied at this log index, awaiting commit (``majority``)
     nonce: bytes = b""  # with ``private``: the nonce of its commitment
     origin: Action | None = None  # the private half as dispatched, once the master resolved it
-    born: float = 0.0  # wall time of the dispatch (or of its re-send as a new action)
+    born: float = 0.0  # :meth:`PendingQueue.clock` at its dispatch (or its re-send as a new action)
     stuck: int = 0  # 1: proposed again after STUCK_AFTER; 2: reported stuck
     sealed: bytes = b""  # a sealed type's pair: the commitment sent in place of ``private``
     incarnation: bytes = b""  # of the resource it was dispatched on (signed with it)
@@ -101,7 +102,8 @@ class PendingQueue:
         self.forgotten_was: dict[Rid, dict[int, tuple[int, ...]]] = {}  # of those, re-sends: their earlier seqs
         self.since: dict[Rid, float] = {}  # per resource: when its oldest pending action became the oldest
         self.stalls: dict[Rid, int] = {}  # per resource: RESEND_AFTER rounds in a row without progress
-        self.master_at = 0.0  # when the current master became known
+        self.known = 0.0  # seconds a master was known, in all, until ``known_at``
+        self.known_at: float | None = None  # when the current master became known (None: none now)
         self.stuck_after = STUCK_AFTER
 
     def next_seq(self, rid: Rid, floor: int = 0) -> int:
@@ -117,9 +119,16 @@ class PendingQueue:
         pending.append(item)
         return pending
 
-    def restart(self, now: float) -> None:
-        """A new master (or none) is known at ``now``: it gets a fresh chance, every stall timer restarts."""
-        self.master_at = now
+    def clock(self, now: float) -> float:
+        """The stuck timers' clock at ``now``: seconds a master was known, in all (it stops while none is).
+
+        Master changes do not set it back: in a room whose masters keep changing (starved CPUs), an
+        action that never settles is still reported stuck, never left waiting in silence."""
+        return self.known + (0.0 if self.known_at is None else max(0.0, now - self.known_at))
+
+    def restart(self, now: float, *, known: bool = True) -> None:
+        """A new master (``known``) or none at ``now``: every stall timer restarts."""
+        self.known, self.known_at = self.clock(now), now if known else None
         for rid in self.items:
             self.since[rid] = now
             self.stalls.pop(rid, None)
@@ -272,7 +281,7 @@ class PendingQueue:
                 self.next_seq(res.rid),
                 confirmed.action,
                 confirmed.private,
-                born=now,
+                born=self.clock(now),
                 nonce=confirmed.nonce,
                 incarnation=res.incarnation,
                 was=(confirmed.seq, *confirmed.was)[:MAX_WAS],
@@ -324,9 +333,11 @@ class PendingQueue:
 
     def _stuck_due(self, items: list[Pending]) -> float | None:
         """When the oldest of ``items`` not yet reported stuck reaches its next STUCK_AFTER step, or None."""
+        if self.known_at is None:
+            return None  # the clock stands still until a master is known
         for item in items:
             if item.stuck < 2:
-                return max(item.born, self.master_at) + self.stuck_after * (item.stuck + 1)
+                return self.known_at + item.born + self.stuck_after * (item.stuck + 1) - self.known
         return None
 
     def stalled(
@@ -342,10 +353,10 @@ class PendingQueue:
         after 1, 2, 4, 8... stalled rounds in a row. Progress on one resource never hides a stall
         on another, nor does progress on newer actions hide an older one that waits.
 
-        An action still pending STUCK_AFTER seconds after it was dispatched (or after the
-        current master became known, if later) is proposed again with a snapshot asked for; one
-        still pending after twice that is reported (:class:`~.effects.Stuck`) once. It stays
-        pending: if the master applies it later, the state shows it.
+        An action still pending after STUCK_AFTER seconds with a master known (:meth:`clock`:
+        counted across master changes, not while none is known) is proposed again with a snapshot
+        asked for; one still pending after twice that is reported (:class:`~.effects.Stuck`) once.
+        It stays pending: if the master applies it later, the state shows it.
         """
         if master is None:
             for rid in self.items:
@@ -366,10 +377,9 @@ class PendingQueue:
             stuck: list[int] = []
             # items are in dispatch order, so none is due before the oldest's first step: the
             # common case (nothing waits that long) costs no scan, however many are pending
-            first_due = max(items[0].born, self.master_at) + self.stuck_after
-            for item in items if now >= first_due else ():
-                due = max(item.born, self.master_at) + self.stuck_after * (item.stuck + 1)
-                if item.stuck >= 2 or now < due:
+            clock = self.clock(now)
+            for item in items if clock >= items[0].born + self.stuck_after else ():
+                if item.stuck >= 2 or clock < item.born + self.stuck_after * (item.stuck + 1):
                     continue
                 item.stuck += 1
                 if item.stuck == 1:
