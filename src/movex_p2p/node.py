@@ -69,7 +69,8 @@ class Peer:
     resources of types this peer does not have (``resource_info``), as ``movex-p2p inspect`` does.
     ``identity``: a persistent key pair (``mx.Identity.load_or_create(path)``); ``peer.id`` derives
     from it, so a restarted peer is the same peer (same author, its held private actions its own).
-    ``stuck_after``: seconds an own action may wait unconfirmed once a master is known; then it is
+    ``stuck_after``: seconds an own action may wait unconfirmed while a master is known (counted across
+    master changes); then it is
     proposed again, and after as long again its handle raises :class:`ActionStuck` (diagnostic
     ``stuck``). It stays pending: nothing is lost, and the state shows it if it goes through later.
     ``on_censored``: what this peer does when the master leaves another player's action it handed over
