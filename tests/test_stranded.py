@@ -342,21 +342,9 @@ def test_a_resource_reported_after_recovery_is_pulled_and_its_authors_actions_wa
     # elected (term 2) without p1's report, which comes after p2's recovery ended. Before, p2
     # never pulled p1's resource: p1's next actions failed ResourceNotFound. Now p2 pulls a
     # resource it does not hold at all, whenever it is reported, and actions on it wait for it.
-    c = CoreCluster(3, types=ALL_TYPES)
-    _, p1, p2 = c.ids
-    c.elect(p1, 1)
-    c.create(p1, C, run=False)
-    _run_alone(c, p1)
-    for _ in range(3):
-        c.dispatch(p1, C, mx.Action("increment"))
-    _run_alone(c, p1)
+    c, p1, p2, late = _elected_before_the_late_report()
     assert not c.clients[p2].has(Rid(C))
     assert c.view(p1, C) == {"count": 3}
-    c.elect(p2, 2, deliver=False)
-    late = c.links.pop((p1, p2))  # p1's report and re-sends arrive after recovery
-    c.run()
-    c.advance(RECOVERY_TIMEOUT + 0.1)
-    c.run()
     assert not c.master.recovering
     seq = c.dispatch(p1, C, mx.Action("increment"))  # sent behind them
     c.links[(p1, p2)].extendleft(reversed(late))
@@ -375,21 +363,9 @@ def test_a_late_reporters_actions_in_flight_settle_on_the_resource_a_joiner_crea
     # p1 re-sends its confirmed actions on it; but its actions in flight, signed for the first
     # creation, were rejected "removed and created again" (4 rejected in a run). Now they are sent
     # again on the replica that won, under new seqs, and their handles settle without an error.
-    c = CoreCluster(3, types=ALL_TYPES)
-    _, p1, p2 = c.ids
-    c.elect(p1, 1)
-    c.create(p1, C, run=False)
-    _run_alone(c, p1)
-    for _ in range(3):
-        c.dispatch(p1, C, mx.Action("increment"))
-    _run_alone(c, p1)
+    c, p1, p2, late = _elected_before_the_late_report()
     first = c.clients[p1].replicas[Rid(C)].incarnation
-    c.elect(p2, 2, deliver=False)
-    late = c.links.pop((p1, p2))  # p1's report comes after recovery ...
-    c.run()
-    c.advance(RECOVERY_TIMEOUT + 0.1)
-    c.run()
-    c.create(p2, C)  # ... and after p2 created the rid again
+    c.create(p2, C)  # before p1's report comes, p2 creates the rid again
     assert c.master.resource(Rid(C)).incarnation != first  # type: ignore[union-attr]
     in_flight = [c.dispatch(p1, C, mx.Action("increment")) for _ in range(2)]
     c.links[(p1, p2)].extendleft(reversed(late))
@@ -403,6 +379,25 @@ def test_a_late_reporters_actions_in_flight_settle_on_the_resource_a_joiner_crea
     for peer in c.ids:
         assert c.view(peer, C) == {"count": 5}
     assert len(c.checksums(C)) == 1
+
+
+def _elected_before_the_late_report() -> tuple[CoreCluster, PeerId, PeerId, deque[bytes]]:
+    """p1 played alone as master of term 1 (3 actions on C); p2 was elected (term 2) and ended its
+    recovery without p1's report, held back on the link with p1's re-sends: ``late``."""
+    c = CoreCluster(3, types=ALL_TYPES)
+    _, p1, p2 = c.ids
+    c.elect(p1, 1)
+    c.create(p1, C, run=False)
+    _run_alone(c, p1)
+    for _ in range(3):
+        c.dispatch(p1, C, mx.Action("increment"))
+    _run_alone(c, p1)
+    c.elect(p2, 2, deliver=False)
+    late = c.links.pop((p1, p2))
+    c.run()
+    c.advance(RECOVERY_TIMEOUT + 0.1)
+    c.run()
+    return c, p1, p2, late
 
 
 def _run_alone(c: CoreCluster, peer: PeerId) -> None:
