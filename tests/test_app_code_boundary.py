@@ -71,3 +71,32 @@ def test_a_bug_in_our_check_raises_in_the_prediction_and_the_censorship_check() 
     with pytest.raises(OurBug):
         _acceptable(unconfirmed(mx.Action("add")), REPLICA, Counter)
     assert _try(Counter, STATE, mx.Action("refuse")) is STATE  # the app's refusal never reaches the check
+
+
+def test_a_callback_that_raises_is_logged_with_its_traceback_and_the_others_still_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The app's callbacks on the network's loop: each failure logged with its traceback, none breaks the loop;
+    on the app's own thread (no log), the exception reaches the app."""
+    import logging
+
+    from movex_p2p.callbacks import Callbacks
+
+    def broken(value: int) -> None:
+        raise KeyError(value)
+
+    seen: list[int] = []
+    on_loop: Callbacks[[int]] = Callbacks("on_update of counter:c", log=logging.getLogger("movex_p2p.test"))
+    on_loop.add(broken)
+    on_loop.add(seen.append)
+    with caplog.at_level(logging.ERROR, logger="movex_p2p.test"):
+        on_loop(7)
+    assert seen == [7]
+    [record] = caplog.records
+    assert record.getMessage() == "on_update of counter:c callback raised"
+    assert record.exc_info is not None
+    assert record.exc_info[0] is KeyError
+    on_thread: Callbacks[[int]] = Callbacks("on_update of counter:c")
+    on_thread.add(broken)
+    with pytest.raises(KeyError):
+        on_thread(7)

@@ -66,7 +66,7 @@ class Pending:
     stuck: int = 0  # 1: proposed again after STUCK_AFTER; 2: reported stuck
     sealed: bytes = b""  # a sealed type's pair: the commitment sent in place of ``private``
     incarnation: bytes = b""  # of the resource it was dispatched on (signed with it)
-    was: tuple[int, ...] = ()  # re-sent after a split: the seqs it was confirmed under before, newest first
+    was: tuple[int, ...] = ()  # sent again under a new seq (a split, another creation): its seqs before, newest first
     handle: int = 0  # proposed again under another seq (:meth:`PendingQueue.reissue`): the seq its dispatch returned
 
     @property
@@ -227,9 +227,13 @@ class PendingQueue:
     def _held(self, res: Replica, seq: int, was: tuple[int, ...]) -> bool | None:
         """Does ``res``'s log hold own action ``seq``, or the same action under a seq it had before?"""
         held = res.holds(self.me, seq)
-        if not held and any(res.holds(self.me, s) for s in was):
+        if not held and self.held_before(res, was):
             return True  # confirmed again elsewhere, and this log has it from before: re-sending would double it
         return held
+
+    def held_before(self, res: Replica, was: tuple[int, ...]) -> bool:
+        """Does ``res``'s log hold an own action under one of the seqs ``was`` it went under before?"""
+        return any(res.holds(self.me, s) for s in was)
 
     def _forgotten_lost(self, res: Replica) -> tuple[int, ...]:
         """The seqs no longer kept that ``res``'s log lacks (each reported once)."""

@@ -96,7 +96,7 @@ class Replacements:
         # rebase: what the snapshot already contains is confirmed (once committed, under majority)
         done = res.applied.get(c.me, 0)
         for item in list(c._queue.items.get(msg.rid, ())):
-            if item.was and any(res.holds(c.me, seq) for seq in item.was):  # a re-send this log has from before
+            if c._queue.held_before(res, item.was):  # a re-send this log has from before
                 effects += c._settle(msg.rid, item.seq, None, kept=(msg.version, msg.entry_term, item.action))
             elif item.seq > done:
                 item.index = None  # not in the master's log (any more): it goes through again
