@@ -298,9 +298,17 @@ async def _kill_all(processes: list[PeerProcess]) -> None:
         await peer.process.wait()
 
 
-async def until(processes: Sequence[PeerProcess], condition: Callable[[], bool], what: str, *, within: float) -> None:
+async def until(
+    processes: Sequence[PeerProcess],
+    condition: Callable[[], bool],
+    what: str,
+    *,
+    within: float,
+    describe: Callable[[], str] | None = None,
+) -> None:
     """Wait until ``condition`` (read from what ``processes`` reported) holds: checked again each time
-    one of them reports more. AssertionError if it does not within ``within`` s, or one exits first."""
+    one of them reports more. AssertionError if it does not within ``within`` s, or one exits first;
+    ``describe`` says what the processes reported instead (added to the timeout's message)."""
     try:
         with anyio.fail_after(within):
             while not condition():
@@ -312,7 +320,8 @@ async def until(processes: Sequence[PeerProcess], condition: Callable[[], bool],
                     for event in changed:
                         tg.start_soon(_set_then_cancel, event, tg.cancel_scope)
     except TimeoutError:
-        raise AssertionError(f"not within {within} s: {what}") from None
+        seen = f"; instead: {describe()}" if describe is not None else ""
+        raise AssertionError(f"not within {within} s: {what}{seen}") from None
 
 
 async def _set_then_cancel(event: anyio.Event, scope: anyio.CancelScope) -> None:

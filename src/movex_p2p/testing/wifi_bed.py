@@ -298,6 +298,15 @@ def _master_of(proc: PeerProcess) -> str | None:
     return str(seen[-1]["master"]) if seen and seen[-1]["master"] is not None else None
 
 
+def _views(procs: list[PeerProcess]) -> str:
+    """Each peer's view now: whom it follows (its last master events, with terms) and whom it is linked to."""
+    views = []
+    for p in procs:
+        masters = [f"{e['master']}@{e['term']}" for e in p.of("master")[-4:]]
+        views.append(f"{p.name} ({_id(p)}) follows {masters}, linked to {sorted(_peers_of(p))}")
+    return "; ".join(views)
+
+
 async def _confirmed(proc: PeerProcess) -> int:
     """How many of its own actions ``proc`` had confirmed, now."""
     proc.events[:] = [e for e in proc.events if e["ev"] != "final"]
@@ -339,6 +348,7 @@ async def cut_and_heal(hosts: Hosts, procs: list[PeerProcess], victim: PeerProce
         lambda: all(_peers_of(p) == everyone - {_id(p)} for p in procs) and len({_master_of(p) for p in procs}) == 1,
         "the room whole again under one master",
         within=within,
+        describe=lambda: _views(procs),
     )
     await _confirms_more(victim, 3, within=within)
 
