@@ -1,11 +1,12 @@
 """How long one MasterCore step takes when a new master ends its recovery with a burst waiting.
 
 Issue 15 at 12 peers: after a kill, every survivor's burst waits at the new master until its
-recovery ends, and then all of it is served in one step; on a starved CPU that step (and the node's
-encoding and signing of what it returns) can leave the master unheard for longer than the
-transport's ``dead_after``. In process, on ``movex_p2p.testing.cores.CoreCluster`` (fake
-signatures, no node): ``--peers`` peers, the master killed, each survivor's ``--burst`` actions
-queued behind the recovery; the longest master step and how many effects it returned.
+recovery ends. Served in one step, on a starved CPU that step (and the node's encoding and signing
+of what it returns) could leave the master unheard for longer than the transport's ``dead_after``;
+it is served in slices of ``RELEASE_SLICE`` now (movex_p2p/resource/waiting.py), one per step or
+tick. In process, on ``movex_p2p.testing.cores.CoreCluster`` (fake signatures, no node):
+``--peers`` peers, the master killed, each survivor's ``--burst`` actions queued behind the
+recovery; the longest master step or tick and how many effects it returned.
 
     python benchmarks/release.py --peers 12 --burst 110
 """
@@ -13,12 +14,13 @@ queued behind the recovery; the longest master step and how many effects it retu
 from __future__ import annotations
 
 import argparse
+import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import movex_p2p as mx
 from movex_p2p.resource import effects as fx
-from movex_p2p.resource import messages as rm
 from movex_p2p.testing.cores import CoreCluster
 
 RID = "counter:c"
@@ -41,16 +43,17 @@ def run(peers: int, burst: int) -> dict[str, float]:
     for p in c.ids[1:]:
         for _ in range(burst):
             c.dispatch(p, RID, mx.Action("increment"))
-    step = c.master.step
+    step, tick = c.master.step, c.master.tick
     steps: list[tuple[float, int]] = []
 
-    def timed(sender: mx.PeerId, message: rm.ToMaster, now: float, **kw: Any) -> list[fx.Effect]:
+    def timed(call: Callable[..., list[fx.Effect]], *args: Any, **kw: Any) -> list[fx.Effect]:
         started = time.perf_counter()
-        effects = step(sender, message, now, **kw)
+        effects = call(*args, **kw)
         steps.append((time.perf_counter() - started, len(effects)))
         return effects
 
-    c.master.step = timed  # type: ignore[method-assign]
+    c.master.step = functools.partial(timed, step)  # type: ignore[method-assign]
+    c.master.tick = functools.partial(timed, tick)  # type: ignore[method-assign]
     started = time.perf_counter()
     c.run()
     whole = time.perf_counter() - started

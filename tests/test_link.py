@@ -10,7 +10,7 @@ import anyio.lowlevel
 import pytest
 from OpenSSL import SSL
 
-from movex_p2p.election.detector import FailureDetector
+from movex_p2p.election.detector import HALF_LIFE, MAX_STRETCH, FailureDetector
 from movex_p2p.errors import ChannelClosed, LocalProtocolError, RemoteProtocolError
 from movex_p2p.ids import PeerId
 from movex_p2p.transport import link as lk
@@ -274,7 +274,32 @@ def test_a_stalled_process_does_not_declare_its_peers_dead() -> None:
     detector.heard(PEER, 0.0)
     detector.stalled(2.0)  # our loop ran nothing for 2 s: the peer's heartbeats wait unread
     assert detector.expired(2.5) == []
-    assert detector.expired(3.1) == [PEER]  # silent for a second of our own running time
+    assert detector.expired(3.1) == [(PEER, 1.0)]  # silent for a second of our own running time
+
+
+def test_a_peer_that_kept_long_silences_lately_is_given_longer_and_a_regular_one_is_not() -> None:
+    # 12 peers on 2 vCPUs: a starved master went quiet 0.5-0.8 s at a time, then over 0.9 s, and
+    # its links were dropped and dialed again, again and again (issue 15).
+    detector = FailureDetector(timeout=1.0)
+    regular, starved = PeerId("r"), PeerId("s")
+    for i in range(21):
+        detector.heard(regular, i * 0.1)
+    for at in (0.0, 0.8, 1.0, 1.6, 2.0):  # silences of 0.8 and 0.6 s
+        detector.heard(starved, at)
+    assert detector.limit(regular) == 1.0
+    stretched = detector.limit(starved)
+    assert 1.5 < stretched <= 1.6  # PATIENCE x its longest silence (0.8 s), fading with HALF_LIFE
+    assert detector.expired(3.05) == [(regular, 1.0)]  # both died at 2.0: the regular one as fast as ever
+    assert detector.expired(3.45) == []
+    assert detector.expired(3.65) == [(starved, stretched)]
+    detector.heard(starved, 10.0)
+    detector.heard(starved, 20.0)  # a silence of 10 s: the stretch stops at MAX_STRETCH
+    assert detector.limit(starved) == MAX_STRETCH
+    t = 20.0
+    while t < 20.0 + HALF_LIFE:  # regular again for HALF_LIFE: half of the stretch is gone
+        t += 0.1
+        detector.heard(starved, t)
+    assert detector.limit(starved) == pytest.approx(1.0 + (MAX_STRETCH - 1.0) / 2, abs=0.02)
 
 
 async def test_a_retransmission_after_the_connection_closed_is_quiet_and_other_errors_still_raise() -> None:

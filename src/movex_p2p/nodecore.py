@@ -635,7 +635,7 @@ class NodeCore:
         master = self.master
         if not hold:
             self._guard(self.me, "censorship", check_censorship, self)
-        if master is not None and master.waits_for_lease and self.election.can_confirm(self._now):
+        if master is not None and master.waiting.for_lease and self.election.can_confirm(self._now):
             self._guard(self.me, "waiting", lambda: self._effects(master.tick(self._master_clock, lease=True)))
         while True:
             while self.outbox.local:

@@ -37,18 +37,48 @@ class CatchUp:
         return False
 
 
+PATIENCE: Final = 2.0
+"""A peer is suspected after ``timeout``, or after this many times the longest silence it kept lately,
+if longer (at most :data:`MAX_STRETCH` times ``timeout``): a peer starved of CPU (12 processes on 2
+vCPUs, a new master serving every survivor's burst) goes quiet longer and longer before it would be
+declared dead, and its links, costly to open again, stay up; a peer that was regular until it died
+is declared dead as fast as ever."""
+
+MAX_STRETCH: Final = 3.0
+"""The longest a peer's timeout grows, in multiples of ``timeout``."""
+
+HALF_LIFE: Final = 5.0
+"""Seconds over which a long silence counts half as much."""
+
+
 class FailureDetector:
-    """Suspects a peer once nothing was heard from it for ``timeout`` seconds."""
+    """Suspects a peer once nothing was heard from it for ``timeout`` seconds (longer for a peer that
+    kept long silences lately: :data:`PATIENCE`)."""
 
     def __init__(self, *, timeout: float) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self.timeout = timeout
         self._last: dict[PeerId, float] = {}
+        self._limit: dict[PeerId, tuple[float, float]] = {}  # (silence allowed, when it was set)
 
     def heard(self, peer: PeerId, now: float) -> None:
         """Record that something arrived from ``peer`` at ``now``."""
+        last = self._last.get(peer)
         self._last[peer] = now
+        if last is None:
+            return
+        limit, since = self._limit.get(peer, (self.timeout, now))
+        stretched = self.timeout + (limit - self.timeout) * 0.5 ** ((now - since) / HALF_LIFE)
+        wanted = min(self.timeout * MAX_STRETCH, PATIENCE * (now - last))
+        if wanted > stretched:
+            self._limit[peer] = (wanted, now)
+        elif limit > self.timeout:
+            self._limit[peer] = (stretched, now)
+
+    def limit(self, peer: PeerId) -> float:
+        """The silence after which ``peer`` is suspected now."""
+        return self._limit.get(peer, (self.timeout, 0.0))[0]
 
     def stalled(self, seconds: float) -> None:
         """This process was stalled ``seconds``: what peers sent meanwhile may wait unread, so give them that long."""
@@ -58,17 +88,18 @@ class FailureDetector:
     def forget(self, peer: PeerId) -> None:
         """Stop watching ``peer`` (it left, or was already declared dead)."""
         self._last.pop(peer, None)
+        self._limit.pop(peer, None)
 
     @property
     def watched(self) -> frozenset[PeerId]:
         """Peers being watched."""
         return frozenset(self._last)
 
-    def expired(self, now: float) -> list[PeerId]:
-        """Peers silent for longer than the timeout; they are forgotten as they are returned."""
-        dead = [peer for peer, last in self._last.items() if now - last > self.timeout]
-        for peer in dead:
-            del self._last[peer]
+    def expired(self, now: float) -> list[tuple[PeerId, float]]:
+        """Peers silent for longer than their limit, with that limit; they are forgotten as they are returned."""
+        dead = [(peer, self.limit(peer)) for peer, last in self._last.items() if now - last > self.limit(peer)]
+        for peer, _ in dead:
+            self.forget(peer)
         return dead
 
     @property
@@ -76,4 +107,4 @@ class FailureDetector:
         """When the next peer would expire if nothing more is heard, or None."""
         if not self._last:
             return None
-        return min(self._last.values()) + self.timeout
+        return min(last + self.limit(peer) for peer, last in self._last.items())

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Final, assert_never
 
 from ..ids import PeerId, Term
 from .certificates import Certificates
+from .churn import Churn
 from .detector import LAG_AFTER, CatchUp
 from .messages import (
     ElectionMessage,
@@ -300,6 +301,7 @@ class ElectionMachine:
         self._ballot = Term(0)  # the highest term we voted or campaigned in
         self._master: PeerId | None = None
         self._announced: tuple[PeerId | None, Term] = (None, Term(0))
+        self._churn = Churn()  # masters that replaced one another lately: the patience backs off
         # who counts: links, the silent, spectators, the MAJORITY membership, what each link follows
         self._room = Room(me, available=config.policy is Policy.AVAILABLE, election_timeout=config.election_timeout)
         self._position: tuple[int, int] = (0, 0)
@@ -379,6 +381,11 @@ class ElectionMachine:
             return True
         return self._duty.handover_to is None and now < self._lease_until()
 
+    def patience(self, now: float) -> float:
+        """Silence after which a master is suspected: ``election_timeout``, doubled for each master that
+        replaced another within ``CHURN_WINDOW``, but the first (``CHURN_BACKOFF`` times at most)."""
+        return self._config.election_timeout * self._churn.factor(now)
+
     def master_of(self, term: Term) -> PeerId | None:
         """The master of ``term`` if we know it: we followed it, or saw it hold votes of peers we know."""
         return self._certs.master_of(term)
@@ -439,6 +446,9 @@ class ElectionMachine:
             self._announced = (self._master, self._term)
             if self._master is not None:
                 self._settled, self._room.joining = True, frozenset()
+                if self._churn.followed(self._master, now) and self._role is Standing.FOLLOWER:
+                    self._arm_election(now)  # backed off from this heartbeat on
+                    self._vote.sticky_until = max(self._vote.sticky_until, now + self.patience(now))
             out.insert(0, MasterChanged(master=self._master, term=self._term))
             self._tell_view(now, out)
         return out
@@ -489,7 +499,7 @@ class ElectionMachine:
         self._grace_used = False
         cfg = self._config
         wait = self._rank() * cfg.rank_step + self._rng.uniform(0.0, cfg.jitter)
-        self._election_at = max(now + wait, self._vote.sticky_until) if prompt else now + cfg.election_timeout + wait
+        self._election_at = max(now + wait, self._vote.sticky_until) if prompt else now + self.patience(now) + wait
 
     def _rank(self) -> int:
         order = [p for p in self._successors if p in self._room.connected or p == self._me]
@@ -709,7 +719,7 @@ class ElectionMachine:
             self._certs.known = (term, sender, message.cert)
         if term > self._term or self._role is not Standing.FOLLOWER or self._master != sender:
             self._step_down(term, now, master=sender)
-        self._vote.sticky_until = now + self._config.election_timeout
+        self._vote.sticky_until = now + self.patience(now)
         self._successors = message.successors
         self._asked_at = None
         self._proposal = None

@@ -109,7 +109,7 @@ class MasterDuties:
             self._m._certs.trust(message.term, sender)
             self._m._certs.known = (message.term, sender, message.cert)
             self._m._step_down(message.term, now, master=sender)
-            self._m._vote.sticky_until = now + self._m.config.election_timeout
+            self._m._vote.sticky_until = now + self._m.patience(now)
             out.append(Send(to=sender, message=self._m._ack(message.term, message.seq)))
             return
         if self._m._quorum_of(theirs):

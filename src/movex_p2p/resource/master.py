@@ -22,11 +22,10 @@ is bounded.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, assert_never
 
-from ..errors import InvalidState, LocalProtocolError, RemoteProtocolError
+from ..errors import InvalidState, LocalProtocolError
 from ..ids import PeerId, Rid, Term
 from .budget import SMALL, Answers
 from .draws import Draws, Ledger, fair_in_master_half, waits_for_values
@@ -73,6 +72,7 @@ from .seals import SealChain
 from .state import checksum, freeze, size_of
 from .types import Action, ResourceType, parse_rid
 from .values import has_fair_values, has_master_values, resolve_master_values, seed_for
+from .waiting import MAX_WAITING, Waiting
 from .windows import AuthorWindows
 
 if TYPE_CHECKING:
@@ -81,9 +81,6 @@ if TYPE_CHECKING:
     from ..signing import Signer, Verifier
 
 __all__ = ["MAX_WAITING", "RECOVERY_TIMEOUT", "TOMBSTONES", "MasterCore"]
-
-MAX_WAITING: Final = 65_536
-"""Messages kept while the master cannot serve yet; beyond that they are refused (their senders re-send)."""
 
 RECOVERY_TIMEOUT: Final = 1.0
 """Seconds a new master waits for every connected peer's Report before it serves anyway."""
@@ -149,9 +146,8 @@ class MasterCore:
         self._peers = set(peers)
         self._pulls = Pulls(me, term, verifier=verifier, master_of=master_of)  # what it pulled, and what waits for it
         self._recovery = Recovery(self, frozenset(peers))  # the reports it waits for, the replicas it adopts
-        self._waiting: deque[tuple[PeerId, ToMaster]] = deque()
-        self.waits_for_lease = False
-        """True when something waits that a lease (and no end of recovery) would let through."""
+        self.waiting = Waiting()
+        """What cannot be served yet (recovering, or no lease), in arrival order."""
         self._windows = AuthorWindows(term)
         self._acks: dict[PeerId, int] = {}
         self.committed = 0
@@ -169,11 +165,6 @@ class MasterCore:
     def recovering(self) -> bool:
         """True until every connected peer reported and every newer replica was pulled."""
         return self.deadline is not None
-
-    @property
-    def waiting(self) -> int:
-        """Messages waiting until the master can serve them."""
-        return len(self._waiting)
 
     @property
     def rids(self) -> list[Rid]:
@@ -217,8 +208,9 @@ class MasterCore:
     def tick(self, now: float, *, lease: bool = True) -> list[Effect]:
         """Advance time: serve what waited for the lease once it holds; end recovery once its deadline passed."""
         if not lease:
+            self.waiting.lease_lost()
             return []
-        effects = self._release(now) if self._waiting and (self.deadline is None or self.waits_for_lease) else []
+        effects = self._release(now) if self.waiting and (self.deadline is None or self.waiting.for_lease) else []
         if self.deadline is not None and now >= self.deadline:
             effects += self._recovery.finish(now)
         if self.deadline is None and (self._reveals.waits or self._reveals.timed):
@@ -264,17 +256,19 @@ class MasterCore:
         """Handle one message addressed to the master (``lease``: may it confirm now? see the module docstring)."""
         if message.term != self.term:  # older terms are fenced; a newer one deposes us
             return [TermObserved(term=message.term, sender=sender)] if message.term > self.term else []
-        if lease and self._waiting and (self.deadline is None or self.waits_for_lease):  # what waited goes first
-            return self._unpark_sealed(self._release(now) + self._admit(sender, message, now, lease), now)
+        if lease and self.waiting and (self.deadline is None or self.waiting.for_lease):  # what waited goes first
+            effects = self._release(now)
+            if self.waiting.due is None or type(message) is Ack:
+                effects += self._admit(sender, message, now, lease)
+            else:  # behind the slices still due
+                self.waiting.push(sender, message, lease=lease)
+            return self._unpark_sealed(effects, now)
         return self._unpark_sealed(self._admit(sender, message, now, lease), now)
 
     def _admit(self, sender: PeerId, message: ToMaster, now: float, lease: bool) -> list[Effect]:
         """Serve ``message`` now, or queue it behind what waits (acks never wait)."""
         if type(message) is not Ack and (not lease or (self.deadline is not None and type(message) not in _RECOVERY)):
-            if len(self._waiting) >= MAX_WAITING:
-                raise RemoteProtocolError(f"the master's queue is full ({MAX_WAITING} messages wait)")
-            self._waiting.append((sender, message))
-            self.waits_for_lease = self.waits_for_lease or not lease
+            self.waiting.push(sender, message, lease=lease)
             return []
         if (
             type(message) in _WAITS_FOR_PULL
@@ -331,11 +325,11 @@ class MasterCore:
     # -- recovery ------------------------------------------------------------------------------
 
     def _release(self, now: float) -> list[Effect]:
-        """Serve what waited, in arrival order (what still cannot be served waits again, in order)."""
-        waiting, self._waiting = self._waiting, deque()
-        self.waits_for_lease = False
+        """Serve what waited, in arrival order (what still cannot be served waits again, in order).
+
+        Once all of it can be served (recovery over, the lease held), one slice: the rest is due at once."""
         effects: list[Effect] = []
-        for sender, message in waiting:
+        for sender, message in self.waiting.take(now, servable=self.deadline is None):
             effects += self._admit(sender, message, now, True)
         return effects
 
@@ -565,14 +559,14 @@ class MasterCore:
     @property
     def due(self) -> float | None:
         """When :meth:`tick` has timed work besides recovery (a reveal timeout, a deadline in a state, an
-        answer owed to a peer whose budget refills), or None.
+        answer owed to a peer whose budget refills, the next slice of what waited), or None.
 
         While recovering, None (recovery ends at ``deadline``, and the timers are counted after it).
         """
         due = self._reveals.due(self.deadline is not None)
         owed = None if self.deadline is not None else self.answers.due
         draw = None if self.deadline is not None else self._draws.due
-        return min((t for t in (due, owed, draw) if t is not None), default=None)
+        return min((t for t in (due, owed, draw, self.waiting.due) if t is not None), default=None)
 
     def _entry(self, rid: Rid) -> int:
         """``rid``'s head changed: number the next log entry."""

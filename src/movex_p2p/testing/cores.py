@@ -189,7 +189,11 @@ class CoreCluster:
         for _ in range(limit):
             links = self.pending_links()
             if not links:
-                return
+                due = self.master.due if self.master_id in self.alive else None
+                if due is None or due > self.now:
+                    return
+                self.master_step(self.master.tick(self.now))  # what is due now (the next slice of what waited)
+                continue
             if shuffle:
                 self.deliver(*self.rng.choice(links))
             else:

@@ -59,7 +59,8 @@ def _lost_and_doubled(finals: list[dict[str, Any]]) -> tuple[int, int]:
     for f in finals:
         lost += int(f["dispatched"]) - int(f["confirmed"]) - int(f["rejected"])
         applied = int(state.get(f["id"], 0))
-        doubled += max(0, applied - int(f["confirmed"]))
+        # an action whose handle raised ActionStuck stays pending: it may be applied later, once
+        doubled += max(0, applied - int(f["confirmed"]) - int(f.get("stuck", 0)))
         lost += max(0, int(f["confirmed"]) - applied)
     return lost, doubled
 
@@ -440,6 +441,12 @@ async def failover_with_burst(
         result.stuck += int(f.get("stuck", 0))
         if f["rejected"]:
             result.problems.append(f"{f['id']}: {f['rejected']} actions failed")
+        applied = int(finals[0]["state"].get(f["id"], 0))
+        if applied > int(f["confirmed"]) + int(f.get("stuck", 0)):  # say whose, to find out why
+            result.problems.append(
+                f"{f['id']}: {applied} applied, {f['confirmed']} confirmed, {f.get('stuck', 0)} stuck, "
+                f"{f['rejected']} failed, {f['dispatched']} dispatched"
+            )
     result.lost, result.doubled = _lost_and_doubled(finals)
     await hosts.leave_all(survivors, within=15)
     return result

@@ -417,8 +417,8 @@ class LanEndpoint:
                     self._handshakes.push_out(handle)
                 case Beat():
                     self._links.beat()
-                case DropSilent(peer=peer):
-                    self._links.drop_silent(peer, self._t.dead_after)
+                case DropSilent(peer=peer, after=after):
+                    self._links.drop_silent(peer, after)
                 case ReportTwin(superseded=superseded, detail=detail):
                     tg.start_soon(self._links.emit, IdentityInUse(superseded=superseded, detail=detail))
                 case DropAll():

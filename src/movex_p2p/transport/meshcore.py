@@ -243,9 +243,11 @@ class Beat:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DropSilent:
-    """Nothing was heard from ``peer`` for ``dead_after``: drop its link if it is still open."""
+    """Nothing was heard from ``peer`` for ``after`` seconds (``dead_after``, or longer for a peer that
+    kept long silences lately): drop its link if it is still open."""
 
     peer: PeerId
+    after: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -867,7 +869,7 @@ class MeshCore:
         if now >= self._next_beat:
             effects.append(Beat())
             self._next_beat = now + self._interval
-        effects += [DropSilent(peer=peer) for peer in self._detector.expired(now)]
+        effects += [DropSilent(peer=peer, after=after) for peer, after in self._detector.expired(now)]
         if self._retries and now >= min(self._retries.values()):
             effects += self._retry_given_up(now, linked)
         seen = self.still_joining(now, linked=linked)
