@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -113,6 +114,20 @@ async def test_rock_paper_scissors_private_then_reveal() -> None:
             assert r.state["submissions"] == {"playerA": {"play": "paper"}, "playerB": {"play": "rock"}}
         assert len({r.checksum for r in (ra, rb, rs)}) == 1
         assert all(p.stats["resyncs"] == 0 for p in (a, b, spectator))
+
+
+async def test_a_rejection_by_the_apps_reducer_is_chained_to_where_it_raised_at_the_dispatch() -> None:
+    # Only the reducer's text crossed the network: the developer never saw the line that raised.
+    async with room(2) as (a, b):
+        rid = await a.create(Counter, id="c")
+        rb = await b.bind(rid)
+        with anyio.fail_after(5), pytest.raises(mx.ActionRejected, match="boom") as caught:
+            await rb.dispatch(mx.Action("boom"))
+        cause = caught.value.__cause__
+        assert isinstance(cause, ValueError)
+        assert cause.__traceback__ is not None
+        assert traceback.extract_tb(cause.__traceback__)[-1].name == "counter"  # the reducer's own frame
+        await rb.dispatch(mx.Action("increment"))  # a confirmation carries no cause
 
 
 async def test_rejections_raise_and_roll_back() -> None:

@@ -78,7 +78,8 @@ class DispatchHandle:
             self._done.set()
 
     async def wait(self) -> None:
-        """Wait for the master; raise ActionRejected if it refused the action."""
+        """Wait for the master; raise ActionRejected if it refused the action (its ``__cause__``: what the
+        app's reducer raised on this peer's view at the dispatch, if it did)."""
         await self._done.wait()
         if self._error is not None:
             raise self._error

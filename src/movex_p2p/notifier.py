@@ -146,12 +146,13 @@ class Notifier:
         match event:
             case fx.StateChanged(rid=rid) | fx.PresenceChanged(rid=rid):
                 changed.add(rid)
-            case fx.ActionSettled(rid=rid, seq=seq, error=error, refusal=refusal):
+            case fx.ActionSettled(rid=rid, seq=seq, error=error, refusal=refusal, cause=cause):
                 handle = self.handles.pop((rid, seq), None)
                 if handle is not None:
                     failure: MovexError | None = None
                     if error is not None:
                         failure = REFUSALS[refusal](error, rid=rid)
+                        failure.__cause__ = cause  # where the app's reducer raised, when it did here too
                     handle._settle(failure)
             case fx.RequestSettled(req=req):
                 waiter = self.requests.pop(req, None)

@@ -254,6 +254,7 @@ class ClientCore:
         item = Pending(
             seq, public, secret, waits, nonce=nonce, born=self._queue.clock(when), incarnation=res.incarnation
         )
+        item.fault = None if waits else self._predictor.fault
         self.sealing.seal(res, item)
         pending = self._queue.push(rid, item, when)
         effects: list[Effect] = []
@@ -546,7 +547,8 @@ class ClientCore:
             return []
         if error is None and item.private is not None:
             self._overlay.keep(rid, item)
-        return [ActionSettled(rid=rid, seq=item.key, error=error, refusal=refusal)]
+        cause = item.fault if error is not None else None
+        return [ActionSettled(rid=rid, seq=item.key, error=error, refusal=refusal, cause=cause)]
 
     def _resync(self, rid: Rid, reason: str) -> list[Effect]:
         if rid in self._syncing or self.master is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..ids import PeerId, Rid, Term
@@ -56,12 +56,14 @@ class StateChanged:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ActionSettled:
-    """Own action ``seq`` on ``rid`` was confirmed (``error`` None) or rejected."""
+    """Own action ``seq`` on ``rid`` was confirmed (``error`` None) or rejected (``cause``: what the app's
+    reducer raised on this peer's view at the dispatch, if it did)."""
 
     rid: Rid
     seq: int
     error: str | None = None
     refusal: Refusal = "rejected"
+    cause: Exception | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -68,6 +68,7 @@ class Pending:
     incarnation: bytes = b""  # of the resource it was dispatched on (signed with it)
     was: tuple[int, ...] = ()  # sent again under a new seq (a split, another creation): its seqs before, newest first
     handle: int = 0  # proposed again under another seq (:meth:`PendingQueue.reissue`): the seq its dispatch returned
+    fault: Exception | None = None  # what the app's reducer raised on this peer's view at the dispatch
 
     @property
     def key(self) -> int:

@@ -22,6 +22,8 @@ class Predictor:
     def __init__(self, overlay: PrivateOverlay) -> None:
         self.views: dict[Rid, Any] = {}
         self.overlay = overlay
+        self.fault: Exception | None = None
+        """What the app's reducer raised in the last :meth:`predict` (None if nothing)."""
 
     def view(self, rid: Rid, res: Replica | None, pending: Iterable[Pending]) -> Any:
         """The untransformed predicted view of ``rid`` (frozen), on replica ``res`` with ``pending`` on top."""
@@ -66,12 +68,14 @@ class Predictor:
         """The view once ``action`` (and ``private``) is applied, if the view is cached (else None).
 
         A reducer that raises is left to the master (it may see another state; the view leaves
-        the action out), but one that breaks its contract (returns None or data that is not
-        JSON-like, or changes its input) raises ActionRejected here, at the dispatch: that is a
-        bug of the app, and nothing is sent.
+        the action out; :attr:`fault` keeps what it raised, for the handle's error to chain to),
+        but one that breaks its contract (returns None or data that is not JSON-like, or changes
+        its input) raises ActionRejected here, at the dispatch: that is a bug of the app, and
+        nothing is sent.
         """
         cached = self.views.get(rid)
         state = res.state if cached is None else cached
+        self.fault = None
         for part in (action, private):
             if part is None:
                 continue
@@ -79,7 +83,8 @@ class Predictor:
                 result = res.type.reducer(state, part)
             except InvalidState as exc:  # it changed its input (a frozen state refuses): the app's bug
                 raise ActionRejected(str(exc), rid=rid) from None
-            except Exception:  # the app's reducer: the master runs it too, and its rejection says why
+            except Exception as exc:  # the app's reducer: the master runs it too, and its rejection says why
+                self.fault = exc  # the handle's error is chained to it: the app sees where its reducer raised
                 continue
             try:
                 state = res.type.checked(state, result, part)
