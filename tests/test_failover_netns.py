@@ -15,7 +15,7 @@ async def test_master_lost_while_all_dispatch_loses_and_doubles_nothing(mode: st
     require_netns()
     async with open_namespace() as ns:
         result = await failover_run(ns, 3, mode=mode)
-    assert not result.problems, result.problems
+    assert not result.problems, "\n".join(result.problems)  # a str: pytest shows it whole
     assert result.lost == 0
     assert result.doubled == 0
     assert result.checksums == 1

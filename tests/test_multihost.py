@@ -31,5 +31,5 @@ async def test_three_hosts_sync_a_counter() -> None:
 async def test_master_host_killed_while_all_dispatch() -> None:
     async with open_hosts(3) as hosts:
         result = await failover_run(hosts, 3, mode="kill")
-    assert not result.problems, result.problems
+    assert not result.problems, "\n".join(result.problems)  # a str: pytest shows it whole
     assert (result.lost, result.doubled, result.checksums) == (0, 0, 1)

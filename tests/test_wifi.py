@@ -55,7 +55,7 @@ def room() -> dict[str, SteadyResult]:
 @pytest.mark.parametrize("loss", LOSSES)
 def test_steady_play_at_loss_keeps_one_master_and_loses_nothing(room: dict[str, SteadyResult], loss: int) -> None:
     result = room[f"{loss} %"]
-    assert not result.problems, result.problems
+    assert not result.problems, "\n".join(result.problems)  # a str: pytest shows it whole
     assert (result.lost, result.doubled) == (0, 0)
     assert result.confirmed > 0
     if loss <= 5:
@@ -65,14 +65,14 @@ def test_steady_play_at_loss_keeps_one_master_and_loses_nothing(room: dict[str, 
 @pytest.mark.timeout(300)
 def test_play_through_blackouts_loses_and_doubles_nothing(room: dict[str, SteadyResult]) -> None:
     result = room["blackouts"]
-    assert not result.problems, result.problems
+    assert not result.problems, "\n".join(result.problems)  # a str: pytest shows it whole
     assert (result.lost, result.doubled) == (0, 0)
 
 
 @pytest.mark.timeout(300)
 def test_a_host_cut_off_rejoins_and_nothing_is_lost_or_doubled(room: dict[str, SteadyResult]) -> None:
     result = room["cut"]
-    assert not result.problems, result.problems
+    assert not result.problems, "\n".join(result.problems)  # a str: pytest shows it whole
     assert (result.lost, result.doubled) == (0, 0)
     assert result.declared_dead > 0  # the cut was seen
 
@@ -81,7 +81,7 @@ def test_a_host_cut_off_rejoins_and_nothing_is_lost_or_doubled(room: dict[str, S
 async def test_master_killed_at_loss_loses_and_doubles_nothing(loss: int) -> None:
     async with open_hosts(4) as hosts:
         result = await failover_at_loss(hosts, 4, loss)
-    assert not result.problems, result.problems
+    assert not result.problems, "\n".join(result.problems)  # a str: pytest shows it whole
     assert (result.lost, result.doubled, result.checksums) == (0, 0, 1)
     assert result.pause < 10  # the speed targets live in benchmarks/wifi.py; this bounds a hang
 
