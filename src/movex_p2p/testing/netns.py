@@ -102,6 +102,7 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(ROOT), env.get("PYTHONPATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # a crash in native code (aiortc's, OpenSSL's) leaves its stack on stderr
     return env
 
 
@@ -141,7 +142,11 @@ class PeerProcess:
                         if predicate(event):
                             return event
                     if any(e["ev"] == "exit" for e in self.events):
-                        raise AssertionError(f"{self.name} exited:\n{self.stderr()}")
+                        tail = "\n".join(json.dumps(e, ensure_ascii=False) for e in self.events[-20:])
+                        raise AssertionError(
+                            f"{self.name} exited (code {self.process.returncode}):\n{self.stderr()}\n"
+                            f"its last lines:\n{tail}"
+                        )
                     await self._changed.wait()
         except TimeoutError:
             tail = "\n".join(json.dumps(e, ensure_ascii=False) for e in self.events[-20:])
