@@ -68,13 +68,15 @@ class FailureDetector:
         self._last[peer] = now
         if last is None:
             return
-        limit, since = self._limit.get(peer, (self.timeout, now))
-        stretched = self.timeout + (limit - self.timeout) * 0.5 ** ((now - since) / HALF_LIFE)
         wanted = min(self.timeout * MAX_STRETCH, PATIENCE * (now - last))
-        if wanted > stretched:
-            self._limit[peer] = (wanted, now)
-        elif limit > self.timeout:
-            self._limit[peer] = (stretched, now)
+        stored = self._limit.get(peer)
+        if stored is None:  # the common case, on every frame: a regular peer, no stretch to fade
+            if wanted > self.timeout:
+                self._limit[peer] = (wanted, now)
+            return
+        limit, since = stored
+        stretched = self.timeout + (limit - self.timeout) * 0.5 ** ((now - since) / HALF_LIFE)
+        self._limit[peer] = (max(wanted, stretched), now)
 
     def limit(self, peer: PeerId) -> float:
         """The silence after which ``peer`` is suspected now."""
