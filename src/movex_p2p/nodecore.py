@@ -82,6 +82,7 @@ if TYPE_CHECKING:
     from .signing import Signer, Verifier
 
 __all__ = [
+    "ACK_AGAIN",
     "Dropped",
     "Fault",
     "MasterChanged",
@@ -93,6 +94,9 @@ __all__ = [
     "Ready",
     "TypeConflict",
 ]
+
+ACK_AGAIN = 0.5
+"""``majority``: seconds after which an ack the master's commit has not counted yet is sent again."""
 
 # -- what a step returns -------------------------------------------------------------------------
 
@@ -256,6 +260,7 @@ class NodeCore:
         self._position: tuple[int, int] = (0, 0)
         self._last_master: PeerId | None = None
         self._acked = 0  # majority: the last index this replica acked to its master
+        self._acked_at = 0.0  # when it did (an ack the master never counted goes again ACK_AGAIN later)
         self._now = 0.0
         self._wall = 0.0
         self._anchor = 0.0  # wall - now when this peer became master: its master clock is now + anchor
@@ -652,7 +657,11 @@ class NodeCore:
         if not hold:  # only a step changes a core: its timers are read once per full step (a held one is
             current = self.master  # a dispatch, which a full step follows before any timer is due)
             recovery, due = (None, None) if current is None else (current.deadline, current.due)
-            self._timers = (self.election.deadline, self.client.deadline, recovery, due)
+            client = self.client.deadline
+            again = self._ack_due()
+            if again is not None:
+                client = again if client is None else min(client, again)
+            self._timers = (self.election.deadline, client, recovery, due)
             self._deadline = self.next_deadline(self._now)
         ready = Ready(
             frames={},
@@ -678,12 +687,24 @@ class NodeCore:
         return None if master is None else master.answers.shared.encoded(message)
 
     def _ack(self) -> None:
-        """``majority``: tell the master how far this replica holds the log (the master's commit counts it)."""
+        """``majority``: tell the master how far this replica holds the log (the master's commit counts it).
+
+        An ack can be lost (a partition, a link that reset) and a quiet room sends no newer one, so
+        while the master's commit stays below what this replica acked, the ack goes again every
+        ACK_AGAIN seconds: else the actions it holds would wait for a commit that never comes."""
         index = self.client.index
         master = self.client.master
-        if index > self._acked and master is not None:
-            self._acked = index
-            self.outbox.send(master, rm.Ack(term=self.client.term, index=index))
+        if master is None:
+            return
+        if index > self._acked or (self.client.committed < self._acked and self._now >= self._acked_at + ACK_AGAIN):
+            self._acked, self._acked_at = max(index, self._acked), self._now
+            self.outbox.send(master, rm.Ack(term=self.client.term, index=self._acked))
+
+    def _ack_due(self) -> float | None:
+        """When an ack the master has not counted yet goes again, or None."""
+        if not self.majority or self._acked == 0 or self.client.committed >= self._acked:
+            return None
+        return self._acked_at + ACK_AGAIN
 
 
 # -- out of the class, which stays small ----------------------------------------------------------
