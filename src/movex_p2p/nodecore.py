@@ -63,6 +63,7 @@ from .outbox import Outbox
 from .presence import Introduce, PeerInfo, Role
 from .resource import effects as fx
 from .resource import messages as rm
+from .resource.acks import Acks
 from .resource.client import ClientCore
 from .resource.draws import Player
 from .resource.master import MasterCore
@@ -82,7 +83,6 @@ if TYPE_CHECKING:
     from .signing import Signer, Verifier
 
 __all__ = [
-    "ACK_AGAIN",
     "Dropped",
     "Fault",
     "MasterChanged",
@@ -94,9 +94,6 @@ __all__ = [
     "Ready",
     "TypeConflict",
 ]
-
-ACK_AGAIN = 0.5
-"""``majority``: seconds after which an ack the master's commit has not counted yet is sent again."""
 
 # -- what a step returns -------------------------------------------------------------------------
 
@@ -259,8 +256,7 @@ class NodeCore:
         self._dropped: list[Dropped] = []
         self._position: tuple[int, int] = (0, 0)
         self._last_master: PeerId | None = None
-        self._acked = 0  # majority: the last index this replica acked to its master
-        self._acked_at = 0.0  # when it did (an ack the master never counted goes again ACK_AGAIN later)
+        self._acks = Acks()  # majority: how far this replica acked to its master
         self._now = 0.0
         self._wall = 0.0
         self._anchor = 0.0  # wall - now when this peer became master: its master clock is now + anchor
@@ -568,7 +564,7 @@ class NodeCore:
         previous = self._last_master
         if master is not None:
             self._last_master = master
-        self._acked = 0
+        self._acks.reset()
         if master == self.me:
             if self.master is None or self.master.term != term:
                 self._anchor = self._wall - self._now
@@ -657,10 +653,7 @@ class NodeCore:
         if not hold:  # only a step changes a core: its timers are read once per full step (a held one is
             current = self.master  # a dispatch, which a full step follows before any timer is due)
             recovery, due = (None, None) if current is None else (current.deadline, current.due)
-            client = self.client.deadline
-            again = self._ack_due()
-            if again is not None:
-                client = again if client is None else min(client, again)
+            client = _earliest(self.client.deadline, self._acks.due(self.client.committed))
             self._timers = (self.election.deadline, client, recovery, due)
             self._deadline = self.next_deadline(self._now)
         ready = Ready(
@@ -687,27 +680,18 @@ class NodeCore:
         return None if master is None else master.answers.shared.encoded(message)
 
     def _ack(self) -> None:
-        """``majority``: tell the master how far this replica holds the log (the master's commit counts it).
-
-        An ack can be lost (a partition, a link that reset) and a quiet room sends no newer one, so
-        while the master's commit stays below what this replica acked, the ack goes again every
-        ACK_AGAIN seconds: else the actions it holds would wait for a commit that never comes."""
-        index = self.client.index
+        """``majority``: tell the master how far this replica holds the log (again if its commit never counted it)."""
         master = self.client.master
-        if master is None:
-            return
-        if index > self._acked or (self.client.committed < self._acked and self._now >= self._acked_at + ACK_AGAIN):
-            self._acked, self._acked_at = max(index, self._acked), self._now
-            self.outbox.send(master, rm.Ack(term=self.client.term, index=self._acked))
-
-    def _ack_due(self) -> float | None:
-        """When an ack the master has not counted yet goes again, or None."""
-        if not self.majority or self._acked == 0 or self.client.committed >= self._acked:
-            return None
-        return self._acked_at + ACK_AGAIN
+        index = None if master is None else self._acks.take(self.client.index, self.client.committed, self._now)
+        if index is not None and master is not None:
+            self.outbox.send(master, rm.Ack(term=self.client.term, index=index))
 
 
 # -- out of the class, which stays small ----------------------------------------------------------
+
+
+def _earliest(*times: float | None) -> float | None:
+    return min((t for t in times if t is not None), default=None)
 
 
 def _verified(core: NodeCore, sender: PeerId, message: wire.Message) -> bool:
