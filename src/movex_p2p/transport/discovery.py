@@ -350,8 +350,8 @@ class Discovery:
         with anyio.move_on_after(1, shield=True):
             try:
                 await (await self._azc.async_unregister_service(info))
-            except Exception:
-                log.debug("mDNS goodbye failed", exc_info=True)
+            except (OSError, ZeroconfError) as exc:  # a socket gone, zeroconf closing: the goodbye is a hint
+                log.debug("mDNS goodbye failed: %r", exc)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
