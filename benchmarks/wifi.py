@@ -17,8 +17,9 @@ Tables:
   1000 pings sent one at a time (p50, p90, p99, max) and MB/s of a 4 MB bulk transfer;
 - failover: 4 peers dispatching every 10 ms, the master SIGKILLed; time until every survivor had
   an action confirmed by the new master (p50, max), lost / doubled actions;
-- burst: ``--burst-peers`` (default 4) peers play (an action every 25 ms each); every non-master
-  dispatches ``--burst`` (default 100) actions at once, then 10 more, and the master is SIGKILLed
+- burst: ``--burst-peers`` (default 4) peers play (an action every ``--burst-interval`` s each,
+  default 0.025); every non-master dispatches ``--burst`` (default 100) actions at once, then 10
+  more, and the master is SIGKILLed
   right after (issue 15): seconds from the kill until every survivor's last burst handle settled
   (p50, max), beside the paced failover (the failover table's measure) run in the same loop,
   lost / doubled / stuck actions and failed runs (a handle that never settled, two checksums);
@@ -138,7 +139,13 @@ async def failover_rows(losses: list[int], runs: int, setups: list[str]) -> list
 
 
 async def burst_rows(
-    losses: list[int], runs: int, burst: int, peer_counts: list[int], *, paced_too: bool = True
+    losses: list[int],
+    runs: int,
+    burst: int,
+    peer_counts: list[int],
+    *,
+    paced_too: bool = True,
+    interval: float = 0.025,
 ) -> list[Row]:
     rows = []
     for peers in peer_counts:
@@ -146,7 +153,9 @@ async def burst_rows(
             settled, paced, lost, doubled, stuck, bad = [], [], 0, 0, 0, 0
             for run in range(runs):
                 async with open_hosts(4) as hosts:
-                    result = await failover_with_burst(hosts, peers, loss, burst=burst, run=run, within=60)
+                    result = await failover_with_burst(
+                        hosts, peers, loss, burst=burst, run=run, within=60, interval=interval
+                    )
                 pause = float("nan")
                 if paced_too:
                     async with open_hosts(4) as hosts:
@@ -169,6 +178,7 @@ async def burst_rows(
                     "loss": loss,
                     "runs": runs,
                     "burst": burst,
+                    "play_per_s": round(1 / interval),
                     "settled_p50_ms": round(statistics.median(good) * 1000) if good else None,
                     "settled_max_ms": round(max(good) * 1000) if good else None,
                     "paced_p50_ms": round(statistics.median(good_paced) * 1000) if good_paced else None,
@@ -358,7 +368,14 @@ async def main(args: argparse.Namespace) -> int:
         "timers": lambda: timers_rows(args.timers_loss),
         "failover": lambda: failover_rows(args.loss, args.runs, setups),
         "merge": lambda: merge_rows(args.runs),
-        "burst": lambda: burst_rows(args.loss, args.runs, args.burst, args.burst_peers, paced_too=not args.no_paced),
+        "burst": lambda: burst_rows(
+            args.loss,
+            args.runs,
+            args.burst,
+            args.burst_peers,
+            paced_too=not args.no_paced,
+            interval=args.burst_interval,
+        ),
         "steady": lambda: steady_rows(args.loss, args.seconds),
         "startup": lambda: startup_rows(args.loss, args.runs, setups),
         "join": lambda: join_rows(args.sizes, 0),
@@ -386,6 +403,12 @@ if __name__ == "__main__":
     parser.add_argument("--burst", type=int, default=100, help="actions each survivor sends at once (burst)")
     parser.add_argument("--no-paced", action="store_true", help="burst table: skip the paced failover beside it")
     parser.add_argument("--burst-peers", type=int, nargs="+", default=[4], help="room sizes of the burst table")
+    parser.add_argument(
+        "--burst-interval",
+        type=float,
+        default=0.025,
+        help="burst table: seconds between two actions of each peer's steady play before the kill",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument(
         "--compare-setup",

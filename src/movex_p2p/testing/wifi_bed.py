@@ -393,17 +393,18 @@ async def failover_with_burst(
     run: int = 0,
     cut_heal: bool = False,
     within: float = 30.0,
+    interval: float = 0.025,
 ) -> BurstResult:
     """``peers`` play steadily; every non-master dispatches ``burst`` actions at once, then 10 more,
     and the master is SIGKILLed as soon as every survivor has dispatched (issue 15; until 2026-12-07
     the kill came right after the commands were written, often before a survivor had read its own).
     With ``cut_heal`` one survivor is then cut off for 2 s and healed. Every handle must settle, exactly
-    once, with one checksum in the end."""
+    once, with one checksum in the end. ``interval``: seconds between two actions of a peer's steady play."""
     hosts.set_loss(loss)
     procs = [
         await hosts.spawn_on(
             i % len(hosts.names),
-            [*_peer_args(f"k{run}p{i}", peers - 1, i), "--interval", "0.025", "--log", LOG],
+            [*_peer_args(f"k{run}p{i}", peers - 1, i), "--interval", str(interval), "--log", LOG],
             name=f"k{run}p{i}",
         )
         for i in range(peers)
