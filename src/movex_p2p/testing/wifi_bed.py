@@ -440,8 +440,9 @@ async def failover_with_burst(
     for f in finals:
         result.confirmed += int(f["confirmed"])
         result.stuck += int(f.get("stuck", 0))
-        if f["rejected"]:
-            result.problems.append(f"{f['id']}: {f['rejected']} actions failed")
+        failed = int(f["rejected"]) - int(f.get("stuck", 0))  # a stuck handle is counted in ``stuck``
+        if failed:
+            result.problems.append(f"{f['id']}: {failed} actions failed")
         applied = int(finals[0]["state"].get(f["id"], 0))
         if applied > int(f["confirmed"]) + int(f.get("stuck", 0)):  # say whose, to find out why
             result.problems.append(
