@@ -27,7 +27,7 @@ import anyio
 
 from movex_p2p.testing.multihost import open_hosts
 from movex_p2p.testing.netns import PeerProcess
-from movex_p2p.testing.wifi_bed import LOG, _peer_args
+from movex_p2p.testing.wifi_bed import LOG, spawn_peers
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -68,12 +68,7 @@ async def counts(procs: list[PeerProcess]) -> list[dict[str, Any]]:
 
 async def room(peers: int, interval: float, seconds: float, idle: float) -> None:
     async with open_hosts(4) as hosts:
-        procs = [
-            await hosts.spawn_on(
-                i % 4, [*_peer_args(f"p{i}", peers - 1, i), "--interval", str(interval), "--log", LOG], name=f"p{i}"
-            )
-            for i in range(peers)
-        ]
+        procs = await spawn_peers(hosts, peers, "p", "--interval", str(interval), "--log", LOG)
         ready = [await p.wait_event("ready", within=90) for p in procs]
         master = next(i for i, p in enumerate(procs) if p.of("ready")[0]["id"] == ready[0]["master"])
         await anyio.sleep(2)

@@ -33,6 +33,7 @@ __all__ = [
     "play_in_turn",
     "raw_bulk",
     "raw_pings",
+    "spawn_peers",
     "startup",
     "startup_merge",
     "steady",
@@ -41,7 +42,8 @@ __all__ = [
 LOG = "WARNING"  # the peers' log level (their stderr)
 
 
-async def _spawn(hosts: Hosts, peers: int, tag: str, *extra: str) -> list[PeerProcess]:
+async def spawn_peers(hosts: Hosts, peers: int, tag: str, *extra: str) -> list[PeerProcess]:
+    """``peers`` failover-bed peers named ``tag0``, ``tag1``... on the hosts in turn (``extra``: more arguments)."""
     return [
         await hosts.spawn(
             [*FAILOVER_PEER, "--name", f"{tag}{i}", "--expect", str(peers - 1), "--seed", str(i), *extra],
@@ -136,7 +138,7 @@ def _split_time(procs: list[PeerProcess], until: float) -> float:
 
 async def startup(hosts: Hosts, peers: int, *, tag: str = "s") -> StartupResult:
     """Start ``peers`` together; wait until all are ready; see how the first master was agreed on."""
-    procs = await _spawn(hosts, peers, tag)
+    procs = await spawn_peers(hosts, peers, tag)
     ready = [await p.wait_event("ready", within=60) for p in procs]
     entered = max(p.of("entered")[0]["t"] for p in procs)
     masters = {e["master"] for e in ready}
@@ -231,7 +233,7 @@ async def play_in_turn(
 
 
 async def _start_playing(hosts: Hosts, peers: int, tag: str, interval: float) -> list[PeerProcess]:
-    procs = await _spawn(hosts, peers, tag, "--interval", str(interval))
+    procs = await spawn_peers(hosts, peers, tag, "--interval", str(interval))
     for p in procs:
         await p.wait_event("ready", within=60)
     await anyio.sleep(1.0)  # the start is measured by startup(); count from a settled room
@@ -439,12 +441,13 @@ async def failover_with_burst(
     result.checksums = len({f["checksum"] for f in finals})
     for f in finals:
         result.confirmed += int(f["confirmed"])
-        result.stuck += int(f.get("stuck", 0))
-        failed = int(f["rejected"]) - int(f.get("stuck", 0))  # a stuck handle is counted in ``stuck``
+        stuck = int(f.get("stuck", 0))
+        result.stuck += stuck
+        failed = int(f["rejected"]) - stuck  # a stuck handle is counted in ``stuck``
         if failed:
             result.problems.append(f"{f['id']}: {failed} actions failed")
         applied = int(finals[0]["state"].get(f["id"], 0))
-        if applied > int(f["confirmed"]) + int(f.get("stuck", 0)):  # say whose, to find out why
+        if applied > int(f["confirmed"]) + stuck:  # say whose, to find out why
             result.problems.append(
                 f"{f['id']}: {applied} applied, {f['confirmed']} confirmed, {f.get('stuck', 0)} stuck, "
                 f"{f['rejected']} failed, {f['dispatched']} dispatched"

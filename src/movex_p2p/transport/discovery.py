@@ -371,10 +371,11 @@ class Discovery:
             await tg.__aexit__(None, None, None)
 
     async def _await(self, announced: Awaitable[Any]) -> None:
+        """Own the announcement task; a send that fails is a hint lost (our own bug still raises)."""
         try:
             await announced
-        except Exception:
-            log.debug("mDNS announcement failed", exc_info=True)
+        except (OSError, ZeroconfError) as exc:  # a socket gone, zeroconf closing
+            log.debug("mDNS announcement failed: %r", exc)
 
     async def _pump(self, tg: TaskGroup) -> None:
         async for name, change in self._changes_rx:
@@ -401,7 +402,7 @@ class Discovery:
         info = AsyncServiceInfo(SERVICE_TYPE, name)
         try:
             found = await info.async_request(self._azc.zeroconf, _RESOLVE_TIMEOUT_MS)
-        except Exception:
+        except Exception:  # whatever a hostile record makes zeroconf raise as it parses: logged, no peer
             log.debug("resolving %s failed", name, exc_info=True)
             return
         if not found or info.port is None:
@@ -463,7 +464,7 @@ async def browse(interfaces: Sequence[str], *, wait: float, limit: int = 1024) -
             announcement = parse_txt(info.properties, info.parsed_addresses(IPVersion.V4Only), info.port)
         except (ValueError, UnicodeDecodeError):
             return
-        except Exception:
+        except Exception:  # whatever a hostile record makes zeroconf raise as it parses: logged, no peer
             log.debug("resolving %s failed", name, exc_info=True)
             return
         if announcement.peer.lower() == _peer_of(name).lower() and len(found) < limit:
