@@ -60,12 +60,13 @@ async def test_presence_deltas_on_the_lan(tmp_path: Path) -> None:
         assert roles == {"ann": "player", "bob": "player", "eye": "spectator"}
         assert (await ann.wait_event("members"))["master"] in (ann_id, bob_id)  # never the spectator
 
-        # a graceful leave (the spectator: no handover in the way) is seen at once
+        # a graceful leave (the spectator: no handover in the way) is seen from its goodbye ("left"),
+        # not from the liveness detector ("lost", LOST_WITHIN); how fast: benchmarks/lan.py (9-18 ms)
         await eye.command("leave")
         asked = (await eye.wait_event("leaving"))["t"]
         seen = (await ann.wait_event("parted", name="eye", reason="left", within=5))["t"]
         leave_ms = (seen - asked) * 1000
-        assert leave_ms < 100, f"a leave was seen after {leave_ms:.0f} ms"
+        assert leave_ms < LOST_WITHIN * 1000 / 2, f"a leave was seen after {leave_ms:.0f} ms"
 
         # SIGKILL: no goodbye; the others report it lost when the transport declares it dead
         kills: list[float] = []

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 import movex_p2p as mx
+from movex_p2p import wire
 from movex_p2p.errors import LocalProtocolError
 from movex_p2p.ids import PeerId, Rid, Term
 from movex_p2p.resource import effects as fx
@@ -513,6 +514,48 @@ def test_version_gap_resyncs_once_and_rebases_pending_actions() -> None:
     for p in c.ids:
         assert c.view(p, C) == {"count": 1111}
     assert len(c.checksums(C)) == 1
+
+
+def test_a_re_send_still_pending_waits_for_the_new_masters_log_which_may_hold_it_from_before() -> None:
+    """Found by a seeded flapping partition (4 peers, ``available``): an author re-sent an action
+    under a new seq to the master of a split's other side (whose log lacked it), that master never
+    applied it, and the first side's master, whose log held it under its first seq, came back.
+    Told of it, the author proposed the re-send at once, before that log's snapshot: the master,
+    which knows an action by its author's seq only, applied it a second time."""
+    c = CoreCluster(3, types=ALL_TYPES)
+    c.setup(C)
+    m, b, author = c.ids
+    client = c.clients[author]
+    c.dispatch(author, C, mx.Action("increment"))
+    c.deliver(author, m)
+    c.links[(m, b)].clear()  # b never hears of it
+    c.run()
+    c.alive = {b}  # b alone, then the author with it: b's log lacks the action
+    c.elect(b, 2)
+    c.dispatch(b, C, mx.Action("incrementBy", 10))
+    c.run()
+    c.alive = {b, author}
+    c.route(author, client.master_changed(b, c.term))
+    while c.pending_links():  # the author re-sends it (under seq 2); that proposal is lost
+        queue = c.links[(author, b)]
+        kept = [f for f in queue if not any(type(x) is rm.Propose for x in wire.decode(f))]
+        queue.clear()
+        queue.extend(kept)
+        for src, dst in c.pending_links():
+            c.deliver(src, dst)
+    (resent,) = client.pending(Rid(C))
+    assert (resent.seq, resent.was) == (2, (1,))
+    c.alive = {m}  # m again, then the author with it: m's log holds the action as seq 1
+    c.elect(m, 3)
+    c.alive = {m, author}
+    told = client.master_changed(m, c.term)
+    assert not [e for e in told if isinstance(e, fx.Send) and type(e.message) is rm.Propose]  # not yet
+    c.route(author, told)
+    c.run()
+    for peer in (m, author):
+        assert c.clients[peer].replicas[Rid(C)].state == {"count": 1}  # 2 before: applied twice
+    assert client.pending(Rid(C)) == []
+    assert not c.sent(rm.Propose, lambda p: p.seq == 2)
 
 
 def test_checksum_mismatch_resyncs_and_overlapping_resyncs_never_error() -> None:

@@ -507,7 +507,10 @@ class ClientCore:
             self.synced = True
             master = self.master or self.held
             assert master is not None
-            return [Synced(master=master, term=self.term)]
+            effects: list[Effect] = [Synced(master=master, term=self.term)]
+            for rid in sorted(self._queue.unsure):  # no snapshot came: this replica is in the master's log
+                effects += self._queue.sure(rid, self.master, self.term)
+            return effects
         return [RequestSettled(req=msg.req, rid=msg.rid, error=msg.error, refusal=msg.refusal)]
 
     # -- helpers -------------------------------------------------------------------------------

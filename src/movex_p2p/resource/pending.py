@@ -106,6 +106,10 @@ class PendingQueue:
         self.known = 0.0  # seconds a master was known, in all, until ``known_at``
         self.known_at: float | None = None  # when the current master became known (None: none now)
         self.stuck_after = STUCK_AFTER
+        self.unsure: set[Rid] = set()
+        """Resources whose pending actions include re-sends (``was``) that the new master's log may
+        hold under an earlier seq (a split's other side confirmed them): none of their actions is
+        proposed until a snapshot or the reply to this peer's report shows that log (see :meth:`sure`)."""
 
     def next_seq(self, rid: Rid, floor: int = 0) -> int:
         """A fresh own seq on ``rid``, above ``floor`` (what the master already holds of ours)."""
@@ -130,6 +134,7 @@ class PendingQueue:
     def restart(self, now: float, *, known: bool = True) -> None:
         """A new master (``known``) or none at ``now``: every stall timer restarts."""
         self.known, self.known_at = self.clock(now), now if known else None
+        self.unsure = {rid for rid, items in self.items.items() if known and any(i.was for i in items)}
         for rid in self.items:
             self.since[rid] = now
             self.stalls.pop(rid, None)
@@ -146,6 +151,7 @@ class PendingQueue:
             self.stalls,
         ):
             table.pop(rid, None)
+        self.unsure.discard(rid)
 
     @staticmethod
     def propose(rid: Rid, item: Pending, base: int, term: Term) -> Propose:
@@ -168,10 +174,21 @@ class PendingQueue:
     def resend(self, rid: Rid, after: int, master: PeerId | None, term: Term) -> list[Effect]:
         """Propose again the pending actions on ``rid`` above seq ``after``."""
         items = self.items.get(rid, [])
-        if master is None or not items:
+        if master is None or not items or rid in self.unsure:
             return []
         base = items[0].seq - 1
         return [Send(to=master, message=self.propose(rid, i, base, term)) for i in items if i.seq > after]
+
+    def sure(self, rid: Rid, master: PeerId | None, term: Term) -> list[Effect]:
+        """This replica of ``rid`` is now the master's log, and what it holds from before is settled:
+        propose what still waits, if :attr:`unsure` held it back.
+
+        Proposed at once, a re-send under a new seq would be applied a second time by a master
+        whose log has it under the old one: the master knows an action by its author's seq only."""
+        if rid not in self.unsure:
+            return []
+        self.unsure.discard(rid)
+        return self.resend(rid, 0, master, term)
 
     def confirmed_another(self, entry: Applied, now: float) -> ActionSettled | None:
         """An own ``entry`` confirming another action (or commitment) than pending seq ``entry.seq``: that

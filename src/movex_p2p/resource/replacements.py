@@ -106,6 +106,7 @@ class Replacements:
                 item.index = msg.index
             else:  # kept like any confirmation, in case this master loses a split
                 effects += c._settle(msg.rid, item.seq, None, kept=(msg.version, msg.entry_term, item.action))
+        effects += c._queue.sure(msg.rid, c.master, c.term)  # held back until this log was known
         c._overlay.prune(res)
         c.sealing.forget(msg.rid)
         return effects + c._changed(msg.rid)
