@@ -160,7 +160,9 @@ def test_killed_master_is_replaced_in_under_a_second(
 
 def test_masters_replaced_in_a_row_back_the_timeout_off_and_a_quiet_room_fails_over_fast_again() -> None:
     # 12 peers on 2 vCPUs: each new master was deposed within a second, for as long as the room
-    # ran (issue 15). Each replacement within CHURN_WINDOW but the first doubles the patience.
+    # ran (issue 15); on the real stack the first new master after a kill was deposed 0.5-0.6 s
+    # after it won, while it served every survivor's re-sent burst. Each replacement within
+    # CHURN_WINDOW doubles the patience, the first too.
     # (A master whose link dropped is elected away at once, whatever the churn: it is gone.)
     c = cluster(8, AVAILABLE, seed=3, down_delay=None)
     elect(c)
@@ -168,11 +170,12 @@ def test_masters_replaced_in_a_row_back_the_timeout_off_and_a_quiet_room_fails_o
     for _ in range(4):  # kill each new master once the room follows it
         killed_at = c.now
         c.kill(c.masters()[0])
-        assert c.run_until(killed_at + 5.0, until=settled), c.known_masters()
+        assert c.run_until(killed_at + 10.0, until=settled), c.known_masters()
         took.append(c.now - killed_at)
     timeout = AVAILABLE.election_timeout
     assert took[0] < 2 * timeout, took  # a quiet room: as fast as ever
-    assert took[3] > 4 * timeout, took  # the fourth replacement in a row waited 4x as long
+    assert took[1] > 2 * timeout, took  # the master elected after a death was given twice as long
+    assert took[3] > 4 * timeout, took  # the fourth replacement in a row waited 8x as long
     patience = {m.patience(c.now) for p, m in c.machines.items() if p in c.alive}
     assert patience == {8 * timeout}, patience  # and the next waits 8x (CHURN_BACKOFF)
     c.run(CHURN_WINDOW)  # quiet again: as patient as a room that never churned

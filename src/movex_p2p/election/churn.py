@@ -20,11 +20,11 @@ CHURN_BACKOFF: Final = 3
 
 
 class Churn:
-    """When masters replaced one another (the last ``CHURN_BACKOFF + 1`` times)."""
+    """When masters replaced one another (the last ``CHURN_BACKOFF`` times)."""
 
     def __init__(self) -> None:
         self._followed: PeerId | None = None  # the last master known (None only before the first)
-        self._replaced: deque[float] = deque(maxlen=CHURN_BACKOFF + 1)
+        self._replaced: deque[float] = deque(maxlen=CHURN_BACKOFF)
 
     def followed(self, master: PeerId, now: float) -> bool:
         """``master`` is known at ``now``: True if it replaced another one."""
@@ -35,6 +35,11 @@ class Churn:
         return replaced
 
     def factor(self, now: float) -> int:
-        """2 to the number of replacements within ``CHURN_WINDOW`` but the first (1 in a quiet room)."""
+        """2 to the number of replacements within ``CHURN_WINDOW``, at most ``CHURN_BACKOFF`` times (1 in a quiet room).
+
+        The first replacement counts too: a master just elected after a death serves what waited
+        for it (every survivor's re-sent actions, their reports) and on starved CPUs goes unheard
+        for longer than one election timeout while it does. Its death is still detected within 2x.
+        """
         recent = sum(1 for at in self._replaced if now - at < CHURN_WINDOW)
-        return 1 << max(0, recent - 1)
+        return 1 << min(recent, CHURN_BACKOFF)

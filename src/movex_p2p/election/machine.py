@@ -383,7 +383,7 @@ class ElectionMachine:
 
     def patience(self, now: float) -> float:
         """Silence after which a master is suspected: ``election_timeout``, doubled for each master that
-        replaced another within ``CHURN_WINDOW``, but the first (``CHURN_BACKOFF`` times at most)."""
+        replaced another within ``CHURN_WINDOW`` (``CHURN_BACKOFF`` times at most)."""
         return self._config.election_timeout * self._churn.factor(now)
 
     def master_of(self, term: Term) -> PeerId | None:
