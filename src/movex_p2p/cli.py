@@ -46,11 +46,11 @@ from .ids import Term
 from .roomcode import DEFAULT_WORDS, room_code
 from .transport.base import Transport
 from .transport.memory import FaultyNetwork
+from .transport.mesh import LanStatus
 
 if TYPE_CHECKING:
     from .presence import RoomInfo
     from .transport.lan import LanTransport
-    from .transport.mesh import LanStatus
 
 NS_ADDRESS: Final = "127.0.0.2"
 DEMO_ROOM: Final = "movex-demo"
@@ -813,8 +813,9 @@ def _role_note(role: str) -> str:
 
 def _endpoint_status(peer: Peer) -> LanStatus | None:
     """The LAN endpoint's status, if the peer runs on the LAN transport (call it on the network loop)."""
-    status = getattr(peer._endpoint, "status", None)
-    return status() if callable(status) else None
+    endpoint = peer._endpoint
+    status = None if endpoint is None else endpoint.status()
+    return status if isinstance(status, LanStatus) else None
 
 
 async def inspect_room(
