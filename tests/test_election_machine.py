@@ -23,11 +23,11 @@ from movex_p2p.election.machine import (
     LogPosition,
     MasterChanged,
     Policy,
-    Publish,
     Received,
     Send,
     Standing,
     Tick,
+    ToOthers,
     salt_of,
     term_owner_salt,
     term_round,
@@ -92,12 +92,12 @@ def fire(m: ElectionMachine) -> tuple[float, list[Effect]]:
 
 def without_views(effects: list[Effect]) -> list[Effect]:
     """The effects, views left out (tested on their own)."""
-    return [e for e in effects if not (isinstance(e, Send | Publish) and isinstance(e.message, em.View))]
+    return [e for e in effects if not (isinstance(e, Send | ToOthers) and isinstance(e.message, em.View))]
 
 
 def sent(effects: list[Effect]) -> list[em.ElectionMessage]:
     """What the effects send, views left out (tested on their own)."""
-    return [e.message for e in effects if isinstance(e, Send | Publish) and not isinstance(e.message, em.View)]
+    return [e.message for e in effects if isinstance(e, Send | ToOthers) and not isinstance(e.message, em.View)]
 
 
 def follower_of(master: PeerId, term: Term, me: PeerId = B, *, config: ElectionConfig = AVAILABLE) -> ElectionMachine:
@@ -706,7 +706,7 @@ def test_available_peers_silent_through_a_pre_vote_round_leave_the_group() -> No
     assert b.role is Standing.FOLLOWER
     silent_at, effects = fire(b)  # asked again (the request or its reply may have been lost)
     assert [type(x) for x in sent(effects)] == [em.PreVoteRequest] * 2
-    while not any(isinstance(e, Publish) for e in effects):
+    while not any(isinstance(e, ToOthers) for e in effects):
         silent_at, effects = fire(b)  # nobody answered a whole round: they are silent, yet still counted for a while
     assert b.role is Standing.FOLLOWER
     now = silent_at
@@ -767,7 +767,7 @@ def test_joining_ends_once_a_master_is_known() -> None:
     while b.role is not Standing.CANDIDATE and now < 5:
         now, effects = fire(b)
         for e in effects:
-            if isinstance(e, Publish) and isinstance(e.message, em.PreVoteRequest):
+            if isinstance(e, ToOthers) and isinstance(e.message, em.PreVoteRequest):
                 b.step(Received(sender=C, message=em.PreVoteReply(term=e.message.term, granted=True)), now)
     assert b.role is Standing.CANDIDATE  # discovery no longer holds it back
 
@@ -806,7 +806,7 @@ def test_views_go_out_on_every_change_and_to_new_links() -> None:
     now, effects = fire(m)
     while m.role is not Standing.MASTER:
         for e in effects:
-            if isinstance(e, Publish) and isinstance(e.message, em.PreVoteRequest | em.VoteRequest):
+            if isinstance(e, ToOthers) and isinstance(e.message, em.PreVoteRequest | em.VoteRequest):
                 if isinstance(e.message, em.PreVoteRequest):
                     reply: em.ElectionMessage = em.PreVoteReply(term=e.message.term, granted=True)
                 else:
@@ -815,7 +815,7 @@ def test_views_go_out_on_every_change_and_to_new_links() -> None:
                 break
         else:
             now, effects = fire(m)
-    views = [e for e in effects if isinstance(e, Publish) and isinstance(e.message, em.View)]
+    views = [e for e in effects if isinstance(e, ToOthers) and isinstance(e.message, em.View)]
     assert [v.message for v in views] == [em.View(term=m.term, master=A)]
     effects = m.step(LinksChanged(peers=frozenset({B, C})), now)
     assert [e for e in effects if isinstance(e, Send) and isinstance(e.message, em.View)] == [

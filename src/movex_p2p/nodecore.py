@@ -549,7 +549,7 @@ class NodeCore:
             match effect:
                 case el.Send(to=to, message=message):
                     self.outbox.send(to, message)
-                case el.Publish(message=message):  # to every OTHER peer
+                case el.ToOthers(message=message):  # to every other peer
                     for peer in self.peers:
                         self.outbox.send(peer, message)
                 case el.MasterChanged(master=master, term=term):

@@ -19,12 +19,12 @@ from .machine import (
     LogPosition,
     MasterChanged,
     Policy,
-    Publish,
     Received,
     Roles,
     Send,
     Standing,
     Tick,
+    ToOthers,
 )
 from .messages import MESSAGES, ElectionMessage
 
@@ -43,10 +43,10 @@ __all__ = [
     "LogPosition",
     "MasterChanged",
     "Policy",
-    "Publish",
     "Received",
     "Roles",
     "Send",
     "Standing",
     "Tick",
+    "ToOthers",
 ]

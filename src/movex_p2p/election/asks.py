@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from .machine import Effect, Publish, Send, Standing
+from .machine import Effect, Send, Standing, ToOthers
 from .messages import PreVoteRequest, VoteRequest
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class Asks:
 
     def start(self, request: PreVoteRequest | VoteRequest, now: float, out: list[Effect]) -> None:
         """Ask every linked peer now, and again every :data:`REASK_EVERY` those that did not grant it."""
-        out.append(Publish(message=request))
+        out.append(ToOthers(message=request))
         self._request = request
         self.at = now + REASK_EVERY
 

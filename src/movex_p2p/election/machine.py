@@ -61,13 +61,13 @@ __all__ = [
     "LogPosition",
     "MasterChanged",
     "Policy",
-    "Publish",
     "Received",
     "Roles",
     "Send",
     "Standing",
     "StepAside",
     "Tick",
+    "ToOthers",
     "salt_of",
     "term_owner_salt",
     "term_round",
@@ -244,8 +244,8 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Publish:
-    """Send ``message`` to every peer with an open link."""
+class ToOthers:
+    """Send ``message`` to every other peer with an open link (the resources' ``fx.Publish`` includes this peer)."""
 
     message: ElectionMessage
 
@@ -266,7 +266,7 @@ class MasterChanged:
     term: Term
 
 
-Effect = Send | Publish | MasterChanged | Lagging
+Effect = Send | ToOthers | MasterChanged | Lagging
 
 # -- the machine ------------------------------------------------------------------------------
 
@@ -457,7 +457,7 @@ class ElectionMachine:
         """Say what this peer follows (to ``to``, or to every linked peer), and again every VIEW_EVERY."""
         view = View(term=self._term, master=self._master)
         if to is None:
-            out.append(Publish(message=view))
+            out.append(ToOthers(message=view))
             self._view_at = now + VIEW_EVERY if self._room.connected else None
         else:
             out.extend(Send(to=peer, message=view) for peer in to)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..ids import PeerId
 from .lease import Beats
-from .machine import _RIVAL, _ROUND_STEP, _SALT_MASK, _TOP_UP, Effect, Publish, Send, Standing, salt_of, term_round
+from .machine import _RIVAL, _ROUND_STEP, _SALT_MASK, _TOP_UP, Effect, Send, Standing, ToOthers, salt_of, term_round
 from .messages import Heartbeat, HeartbeatAck, TimeoutNow, VoteRequest
 
 if TYPE_CHECKING:
@@ -33,10 +33,10 @@ class MasterDuties:
         self.rival_at = -math.inf  # when we last reacted to a rival master's claims
 
     def heartbeat(self, now: float, out: list[Effect]) -> None:
-        """Publish the next heartbeat, and top up our certificate now and then."""
+        """Send every other peer the next heartbeat, and top up our certificate now and then."""
         self.beats.beat(now)
         self.heartbeat_at = now + self._m.config.heartbeat_interval
-        out.append(Publish(message=self.heartbeat_message()))
+        out.append(ToOthers(message=self.heartbeat_message()))
         if now >= self.top_up_at + _TOP_UP:
             self.top_up(now, out)
 

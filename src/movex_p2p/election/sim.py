@@ -1,6 +1,6 @@
 """A virtual-time network of ElectionMachines with seeded faults (pure: no asyncio, no clock).
 
-The harness routes effects between machines the way the node does (``Publish`` goes to the
+The harness routes effects between machines the way the node does (``ToOthers`` goes to the
 links the sender sees open), sends every election message as a datagram through the shared
 link model (:class:`movex_p2p.links.Links`: lost with probability ``loss``, delayed on its own
 draw, so messages may overtake each other), reports link changes as ``LinksChanged`` after
@@ -32,11 +32,11 @@ from .machine import (
     LinksChanged,
     LogPosition,
     MasterChanged,
-    Publish,
     Received,
     Send,
     Standing,
     Tick,
+    ToOthers,
 )
 from .messages import ElectionMessage, VoteReply
 
@@ -269,7 +269,7 @@ class Cluster(World[_Delivery | _LinkSeen, PeerId]):
                 case Send(to=dst, message=message):
                     if dst in self._view[src]:
                         self._transmit(src, dst, message)
-                case Publish(message=message):
+                case ToOthers(message=message):
                     for dst in sorted(self._view[src]):
                         self._transmit(src, dst, message)
                 case MasterChanged(master=master, term=term):
