@@ -23,7 +23,7 @@ from movex_p2p.transport.link import (
     PART,
     PIECE,
     FrameDecoder,
-    Link,
+    PeerLink,
     encode_frame,
     encode_record,
 )
@@ -117,7 +117,7 @@ class FakeSession:
 
 def make_link(
     session: FakeSession, *, accept: bool = True, max_frame: int = lk.DEFAULT_MAX_FRAME
-) -> tuple[Link, list[bytes], list[PeerId]]:
+) -> tuple[PeerLink, list[bytes], list[PeerId]]:
     delivered: list[bytes] = []
     heard: list[PeerId] = []
 
@@ -125,7 +125,7 @@ def make_link(
         delivered.append(frame)
         return accept
 
-    link = Link(
+    link = PeerLink(
         peer=PEER,
         name="bob",
         incarnation=1,

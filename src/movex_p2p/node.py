@@ -206,7 +206,7 @@ class Peer:
     @property
     def ready(self) -> bool:
         """Joined, a master is known, every resource is synced with it and every linked peer follows it."""
-        synced = self._notifier.ready.is_set() and self._failure is None
+        synced = self._notifier.synced.is_set() and self._failure is None
         return synced and self._core.election.agreed(anyio.current_time())
 
     @property
@@ -420,7 +420,7 @@ class Peer:
             refused = self._refused_by_everyone()
             if refused is not None:
                 raise refused
-            if not notifier.ready.is_set():
+            if not notifier.synced.is_set():
                 await notifier.wake.wait()
                 continue
             if not self._core.election.agreed(anyio.current_time()):

@@ -66,7 +66,7 @@ class Notifier:
         self.resources: dict[Rid, Resource] = {}
         self.handles: dict[tuple[Rid, int], DispatchHandle] = {}
         self.requests: dict[int, tuple[anyio.Event, list[fx.RequestSettled]]] = {}
-        self.ready = anyio.Event()  # set: synced with a master
+        self.synced = anyio.Event()  # set: synced with a master (Peer.ready also needs the room to agree on it)
         self.master_change = anyio.Event()  # set (and replaced) at each master change
         self.wake = anyio.Event()  # set (and replaced) when wait_ready should look again
         self.agreement_waiters = 0  # wait_ready() calls waiting for every linked peer to agree: every step wakes them
@@ -217,12 +217,12 @@ class Notifier:
                     resource._on_removed()
                 self.stream.publish(event)
             case fx.Synced():
-                self.ready.set()
+                self.synced.set()
                 self.wake_waiters()
             case MasterChanged(master=master, term=term):
                 self.log.info("master is now %s (term %s)", master, term)
-                if self.ready.is_set():
-                    self.ready = anyio.Event()
+                if self.synced.is_set():
+                    self.synced = anyio.Event()
                 self.master_change.set()
                 self.master_change = anyio.Event()
                 self.stream.publish(event)
@@ -267,7 +267,7 @@ class Notifier:
         for done, _ in self.requests.values():
             done.set()
         self.requests.clear()
-        self.ready.set()
+        self.synced.set()
         self.wake_waiters()
 
 

@@ -43,7 +43,7 @@ __all__ = [
     "PART",
     "PIECE",
     "FrameDecoder",
-    "Link",
+    "PeerLink",
     "encode_frame",
     "encode_record",
 ]
@@ -154,7 +154,7 @@ class _Outgoing:
         self.sent = 0
 
 
-class Link:
+class PeerLink:
     """One open link to ``peer``: queues and paces frames out, decodes what arrives.
 
     ``deliver(frame)`` hands a received frame to the endpoint and returns False if it cannot

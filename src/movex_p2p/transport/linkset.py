@@ -16,7 +16,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ..errors import ChannelClosed, ConnectError
 from ..ids import PeerId
 from .base import Frame, PeerDown, PeerUp, TransportEvent
-from .link import Link
+from .link import PeerLink
 from .meshcore import MeshCore
 from .webrtc import RtcSession
 
@@ -44,7 +44,7 @@ class LinkSet:
         self._max_frame = max_frame
         self._connect_timeout = connect_timeout
         self._log = log
-        self._links: dict[PeerId, Link] = {}
+        self._links: dict[PeerId, PeerLink] = {}
         self._events_tx: MemoryObjectSendStream[TransportEvent]
         self._events_rx: MemoryObjectReceiveStream[TransportEvent]
         self._events_tx, self._events_rx = anyio.create_memory_object_stream[TransportEvent](65536)
@@ -55,14 +55,14 @@ class LinkSet:
         """Peers with an open link now."""
         return frozenset(peer for peer, link in self._links.items() if link.up and not link.dead)
 
-    def get(self, peer: PeerId) -> Link:
+    def get(self, peer: PeerId) -> PeerLink:
         """The open link to ``peer``; ChannelClosed if there is none."""
         link = self._links.get(peer)
         if link is None or link.dead or not link.up or self._core.closing:
             raise ChannelClosed(f"no link to {peer}")
         return link
 
-    def live(self) -> list[Link]:
+    def live(self) -> list[PeerLink]:
         """Every link not dead (a link not heard yet too)."""
         return [link for link in self._links.values() if not link.dead]
 
@@ -160,7 +160,7 @@ class LinkSet:
 
     async def run_link(self, session: RtcSession, *, peer: PeerId, name: str, incarnation: int) -> None:
         """Own one link from channel-open to close; ConnectError if it never opened."""
-        link = Link(
+        link = PeerLink(
             peer=peer,
             name=name,
             incarnation=incarnation,
@@ -210,7 +210,7 @@ class LinkSet:
 
     # -- leaving ----------------------------------------------------------------------------
 
-    def say_goodbye(self) -> list[Link]:
+    def say_goodbye(self) -> list[PeerLink]:
         """Send a goodbye on every open link; return the links to flush."""
         links = list(self._links.values())
         for link in links:
@@ -219,7 +219,7 @@ class LinkSet:
         return links
 
     @staticmethod
-    async def flush(link: Link) -> None:
+    async def flush(link: PeerLink) -> None:
         """Wait until everything queued for ``link`` left this process (or the link died)."""
         # aiortc signals no "fully drained" event: poll, bounded by the caller's timeout.
         while not link.dead and not link.idle:  # noqa: ASYNC110
