@@ -185,10 +185,8 @@ def test_a_restarted_author_continues_its_seqs_and_gets_its_held_secrets_back() 
 def test_an_opaque_replica_takes_snapshots_at_a_bounded_rate() -> None:
     c = CoreCluster(2, types=ALL_TYPES)
     c.setup("counter:c")
-    signer = FakeSigner.from_seed(99)
-    eye = signer.id
-    c.alive.add(eye)
-    c.clients[eye] = opaque = ClientCore(eye, types={}, opaque=True, signer=signer)
+    opaque = c.join(FakeSigner.from_seed(99), types={}, opaque=True)
+    eye = opaque.me
     c.route(eye, opaque.master_changed(c.master_id, c.term))
     c.run()
     assert opaque.has(Rid("counter:c"))
