@@ -296,7 +296,8 @@ def test_a_removal_told_again_carries_the_seal_that_recorded_it() -> None:
         assert [(h.rid, h.version) for h in again.seal.heads] == [(rid, REMOVED_VERSION)]
         assert again.seal.prev < again.index <= again.seal.index
         c.elect(c.ids[1], 2)
-    unsealed = ClientCore(c.ids[2], types={"counter": Counter})  # a replica told of a removal no seal records
+    # a replica told of a removal no seal records
+    unsealed = ClientCore(c.ids[2], types={"counter": Counter}, signer=c.signers[c.ids[2]])
     unsealed.replicas[rid] = Replica(rid=rid, type=Counter, state=freeze({"count": 0}))
     unsealed.master, unsealed.term = c.ids[0], c.term
     assert unsealed.step(c.ids[0], rm.Removed(term=c.term, index=7, rid=rid), c.now) == []

@@ -185,9 +185,8 @@ def test_a_restarted_author_continues_its_seqs_and_gets_its_held_secrets_back() 
 def test_an_opaque_replica_takes_snapshots_at_a_bounded_rate() -> None:
     c = CoreCluster(2, types=ALL_TYPES)
     c.setup("counter:c")
-    eye = PeerId("eye")
-    c.alive.add(eye)
-    c.clients[eye] = opaque = ClientCore(eye, types={}, opaque=True)
+    opaque = c.join(FakeSigner.from_seed(99), types={}, opaque=True)
+    eye = opaque.me
     c.route(eye, opaque.master_changed(c.master_id, c.term))
     c.run()
     assert opaque.has(Rid("counter:c"))
@@ -210,7 +209,8 @@ def test_an_opaque_replica_takes_snapshots_at_a_bounded_rate() -> None:
 
 
 def test_a_stall_is_reported_once_per_doubling() -> None:
-    client = ClientCore(PeerId("a"), types={"counter": Counter})
+    a = FakeSigner.from_seed(1)
+    client = ClientCore(a.id, types={"counter": Counter}, signer=a)
     client.master_changed(PeerId("m"), Term(1))
     client.replicas[Rid("counter:c")] = Replica(rid=Rid("counter:c"), type=Counter, state={"count": 0})
     client.dispatch(Rid("counter:c"), mx.Action("increment"), now=0.0)

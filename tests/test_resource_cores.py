@@ -16,6 +16,7 @@ from movex_p2p.resource.client import RESEND_AFTER, STUCK_AFTER, ClientCore
 from movex_p2p.resource.requests import REPORT_AGAIN
 from movex_p2p.resource.state import freeze
 from movex_p2p.resource.values import MasterValue
+from movex_p2p.signing import FakeSigner
 from movex_p2p.testing.cores import CoreCluster
 from tests.resources import ALL_TYPES, SECRET, Counter, submit
 
@@ -637,7 +638,8 @@ def test_a_rejected_seq_sent_again_is_rejected_again_not_ignored() -> None:
 def test_an_unanswered_report_is_sent_again() -> None:
     """A report lost on a link whose break only the master saw (it saw this peer go and come back)
     left the peer unsynced for good (a seeded flapping-partition run, ``tests/test_migration_sim.py``)."""
-    client = ClientCore(PeerId("p"), types={"counter": Counter})
+    p = FakeSigner.from_seed(1)
+    client = ClientCore(p.id, types={"counter": Counter}, signer=p)
     sent = client.master_changed(PeerId("m"), Term(1), now=0.0)
     (first,) = [e.message for e in sent if isinstance(e, fx.Send) and isinstance(e.message, rm.Report)]
     assert client.deadline == REPORT_AGAIN

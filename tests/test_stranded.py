@@ -23,6 +23,7 @@ from movex_p2p.resource.client import RESEND_AFTER, STUCK_AFTER, ClientCore
 from movex_p2p.resource.master import RECOVERY_TIMEOUT, MasterCore
 from movex_p2p.resource.replica import Replica
 from movex_p2p.resource.state import freeze
+from movex_p2p.signing import FakeSigner
 from movex_p2p.simulation import Simulation
 from movex_p2p.testing.cores import CoreCluster
 from tests.resources import ALL_TYPES, Counter
@@ -122,7 +123,8 @@ def test_an_entry_of_a_newer_term_at_a_version_this_replica_holds_from_an_older_
     p0, p1 = c.ids
     c.dispatch(p0, C, mx.Action("increment"))
     c.run()
-    client = ClientCore(PeerId("x"), types=ALL_TYPES)
+    x = FakeSigner.from_seed(7)
+    client = ClientCore(x.id, types=ALL_TYPES, signer=x)
     replica = c.clients[p1].replicas[Rid(C)]
     client.replicas[Rid(C)] = replica.copy()  # holds version 1 as the master of term 1 wrote it
     client.master_changed(PeerId("m2"), Term(2), now=0.0)
@@ -145,7 +147,8 @@ def test_an_entry_of_a_newer_term_at_a_version_this_replica_holds_from_an_older_
 
 
 def test_an_action_no_master_takes_is_proposed_again_then_reported_stuck() -> None:
-    client = ClientCore(PeerId("a"), types=ALL_TYPES)  # its master never answers: nothing is delivered
+    a = FakeSigner.from_seed(1)
+    client = ClientCore(a.id, types=ALL_TYPES, signer=a)  # its master never answers: nothing is delivered
     client.replicas[Rid(C)] = _replica()
     client.master_changed(PeerId("m"), Term(1), now=0.0)
     seq, _ = client.dispatch(Rid(C), mx.Action("increment"), now=0.0)
@@ -165,7 +168,8 @@ def test_an_action_no_master_takes_is_proposed_again_then_reported_stuck() -> No
 
 
 def test_the_bound_counts_from_when_the_master_became_known() -> None:
-    client = ClientCore(PeerId("a"), types=ALL_TYPES)
+    a = FakeSigner.from_seed(1)
+    client = ClientCore(a.id, types=ALL_TYPES, signer=a)
     client.replicas[Rid(C)] = _replica()
     seq, _ = client.dispatch(Rid(C), mx.Action("increment"), now=0.0)  # no master yet
     assert client.resend_stalled(20.0) == []

@@ -75,7 +75,7 @@ from .routes import Route
 from .signed_history import SignedHistory
 from .signing import RecallingSigner, RecallingVerifier
 from .transport.base import Frame, IdentityInUse, PeerDown, PeersSeen, PeerUp, TransportEvent
-from .verify import check
+from .verify import screen
 
 if TYPE_CHECKING:
     import random
@@ -695,15 +695,12 @@ def _earliest(*times: float | None) -> float | None:
 
 
 def _verified(core: NodeCore, sender: PeerId, message: wire.Message) -> bool:
-    """Does every signature ``message`` carries hold (``verify.check``)? If not, it is dropped and reported;
-    a ``Drawn`` from our master that fails is its forgery (``Player.refuse``: an honest master checks each)."""
-    client = core.client
-    refused = check(sender, message, core.verifier, client.fair.signed)
+    """Does every signature ``message`` carries hold (``verify.screen``)? If not, it is dropped and reported."""
+    refused, effects = screen(sender, message, core.verifier, core.client)
     if refused is None:
         return True
-    core._dropped.append(Dropped(sender=sender, reason=f"{type(message).__name__}: {refused}"))
-    if type(message) is rm.Drawn and sender == client.master and message.term == client.term:
-        core._effects(client.fair.refuse(message, sender, refused))
+    core._dropped.append(Dropped(sender=sender, reason=refused))
+    core._effects(effects)
     return False
 
 

@@ -12,7 +12,8 @@ it sent; see :func:`check`). What follows
 trusts those signatures: the master's book of endorsements, the clients' check of each entry's
 digest, the comparison of witnessed seals (a fork is the node's verdict, ``Forged``). The
 election checks its own proofs (votes, certificates, grants) against the group it sees.
-Messages a peer sends itself never pass here: it wrote them.
+Messages a peer sends itself never pass here: it wrote them. :func:`screen` is the stage as a node
+runs it; ``testing.cores.CoreCluster`` runs the same, so the core tests check what a peer checks.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from .resource.sealed import opening_signer
 if TYPE_CHECKING:
     from . import wire
     from .ids import PeerId
+    from .resource.client import ClientCore
+    from .resource.effects import Effect
     from .signing import Verifier
 
-__all__ = ["Signed", "check"]
+__all__ = ["Signed", "check", "screen"]
 
 
 Signed = Callable[[rm.Contribution, rm.Drawn], bool]
@@ -95,6 +98,21 @@ def check(sender: PeerId, message: wire.Message, verifier: Verifier, signed: Sig
         case _:
             pass
     return None
+
+
+def screen(
+    sender: PeerId, message: wire.Message, verifier: Verifier, client: ClientCore
+) -> tuple[str | None, list[Effect]]:
+    """The stage as a node runs it on each message from another peer (NodeCore and the core cluster alike):
+    why ``message`` is dropped (None: it goes on to routing), and what ``client`` makes of the refusal (a
+    ``Drawn`` of its own master that fails is that master's forgery: an honest master checks each element)."""
+    refused = check(sender, message, verifier, client.fair.signed)
+    if refused is None:
+        return None, []
+    reason = f"{type(message).__name__}: {refused}"
+    if type(message) is rm.Drawn and sender == client.master and message.term == client.term:
+        return reason, client.fair.refuse(message, sender, refused)
+    return reason, []
 
 
 def _contributor(

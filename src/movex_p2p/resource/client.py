@@ -105,14 +105,16 @@ class ClientCore:
         wait_commit: bool = False,
         opaque: bool = False,
         room: str = "",
-        signer: Signer | None = None,
+        signer: Signer,
         fair: Player | None = None,
     ) -> None:
         """With ``wait_commit`` an own action is confirmed only once a quorum holds it (``majority``);
         with ``opaque`` this peer also replicates, read-only, resources of types it does not have;
         entries are checked against their authors' endorsements in ``room`` (see the module docstring); ``room`` and
         ``signer`` (whose id is ``me``) seal and open own sealed private halves (:class:`.sealing.Sealing`);
-        ``fair``: its fair draws."""
+        ``fair``: its fair draws (default: it only checks them)."""
+        if signer.id != me:
+            raise ValueError("signer.id must be the client's own id")
         self.me = me
         self._authorship = Authorship(room)
         self.wait_commit = wait_commit
@@ -143,7 +145,7 @@ class ClientCore:
         self._last_now = 0.0
         self._clock_offset = 0.0
         self._opaque = OpaqueRefresh()
-        self.fair = fair or Player(me)
+        self.fair = fair or Player(me, signer=signer)
         self._replacements = Replacements(self)  # snapshots, seals and removals: whole replicas replaced or dropped
 
     @property

@@ -187,16 +187,14 @@ def seed_of(drawn: Drawn) -> bytes:
 class Player:
     """A peer's side of fair draws: its own chain (if it plays), the ledger, and the check of each draw."""
 
-    def __init__(
-        self, me: PeerId, *, signer: Signer | None = None, seed: bytes | None = None, length: int = CHAIN_LENGTH
-    ) -> None:
-        """With ``signer`` and ``seed`` (unpredictable bytes) this peer contributes (``length`` draws at
-        most); without, it only checks."""
+    def __init__(self, me: PeerId, *, signer: Signer, seed: bytes | None = None, length: int = CHAIN_LENGTH) -> None:
+        """With ``seed`` (unpredictable bytes) this peer contributes (``length`` draws at most, each signed
+        by ``signer``); without, it only checks."""
         self.me = me
         self._length = length
         self._signer = signer
         self._chain: HashChain | None = None
-        self._seed = seed if signer is not None else None
+        self._seed = seed
         self.ledger = Ledger()
         self._gave: tuple[Term, int] | None = None  # (term, draw index) we answered, not yet drawn
         self._gave_at = 0  # the index of the element we gave
@@ -216,7 +214,7 @@ class Player:
     def anchor(self, term: Term) -> Anchor | None:
         """This peer's anchor, for a new master (None if it does not contribute)."""
         chain = self.chain
-        if chain is None or self._signer is None:
+        if chain is None:
             return None
         proof = prove(self._signer, *anchor_statement(self.me, chain.root, chain.length))
         return Anchor(term=term, root=chain.root, length=chain.length, proof=proof)
@@ -257,7 +255,7 @@ class Player:
             return [Forged(peer=master, reason=f"a draw at {msg.index} while the draw at {self._gave[1]} is open")]
         self._drawing = msg
         chain = self.chain
-        if chain is None or self._signer is None:
+        if chain is None:
             return []
         own = self.ledger.chains.get(self.me)
         if own is not None and own.root != chain.root:

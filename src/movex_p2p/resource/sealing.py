@@ -35,9 +35,7 @@ BEACONS_KEPT: Final = 16_384
 class Sealing:
     """Own sealed halves of one peer: sealed at dispatch, opened when due, checked at the reveal."""
 
-    def __init__(
-        self, me: PeerId, room: str, signer: Signer | None, overlay: PrivateOverlay, queue: PendingQueue
-    ) -> None:
+    def __init__(self, me: PeerId, room: str, signer: Signer, overlay: PrivateOverlay, queue: PendingQueue) -> None:
         """``overlay`` and ``queue`` are the ClientCore's: where its own halves are (read only)."""
         self.me = me
         self.room = room
@@ -51,8 +49,6 @@ class Sealing:
 
     def check(self, type_: ResourceType, private: Action) -> None:
         """Refuse, before anything is sent, a private half this peer cannot seal."""
-        if self.signer is None:
-            raise LocalProtocolError(f"this peer cannot open sealed private halves of {type_.name!r} (no signer)")
         if has_unfair_values(private.payload):
             raise LocalProtocolError(
                 f"{type_.name!r} is sealed: the master never sees a private half, so it cannot resolve mx.master.* "
@@ -91,8 +87,8 @@ class Sealing:
 
     def due(self, res: Replica, master: PeerId | None, term: Term) -> list[Effect]:
         """Open own halves of ``res`` (confirmed, not revealed) to ``master`` if its ``can_reveal`` holds here."""
-        signer, can_reveal = self.signer, res.type.can_reveal
-        if master is None or signer is None or not res.type.sealed or can_reveal is None:
+        can_reveal = res.type.can_reveal
+        if master is None or not res.type.sealed or can_reveal is None:
             return []
         halves = self._overlay.own_halves(res.rid, self._queue.items.get(res.rid, []))
         if not halves:
@@ -111,7 +107,7 @@ class Sealing:
                 self.opened.add((res.rid, seq))
                 opening.append((seq, commit, nonce, action))
         return [  # one signature per batch
-            Send(to=master, message=open_halves(signer, term=term, rid=res.rid, halves=opening[i : i + MAX_BATCH]))
+            Send(to=master, message=open_halves(self.signer, term=term, rid=res.rid, halves=opening[i : i + MAX_BATCH]))
             for i in range(0, len(opening), MAX_BATCH)
         ]
 

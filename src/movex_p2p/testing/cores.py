@@ -5,9 +5,14 @@ effects are routed between cores as encoded frames over per-link FIFO queues
 (:attr:`CoreCluster.links`, which a test may hold back, drop or reorder), by the routes the
 messages declare; which link delivers next is the test's choice (:meth:`CoreCluster.deliver`,
 :meth:`CoreCluster.run`) and time is a number advanced by hand (STYLE.md §2.5). It runs the
-signed history as NodeCore plumbs it (fake signers): each author endorses its proposals, the
-master's entries go out behind the authors' ``Endorsed``, and the master seals the heads after
-each step. Whole peers in virtual time are :class:`~movex_p2p.simulation.Simulation`'s job.
+signed history with NodeCore's own code (fake signers, each peer's
+:class:`~movex_p2p.signed_history.SignedHistory`): each author endorses the proposals it sends its
+master (an ``Endorse`` ahead of them in their frame), the master takes only endorsed proposals and
+sends each peer the author's ``Endorsed`` before the entry, each peer keeps its master's seals (a
+fork is a ``Forged`` effect), and the master seals the heads after each step. Every message from
+another peer passes NodeCore's verification stage (:func:`movex_p2p.verify.screen`) before
+routing; what a node would drop is recorded in :attr:`CoreCluster.dropped`. Witnesses between
+peers are not sent. Whole peers in virtual time are :class:`~movex_p2p.simulation.Simulation`'s job.
 """
 
 from __future__ import annotations
@@ -19,16 +24,17 @@ from typing import Any, cast
 
 from .. import wire
 from ..election.machine import SALT_BITS, salt_of
+from ..errors import ProtocolError
 from ..ids import PeerId, Rid, Term
-from ..proofs import prove
 from ..resource import effects as fx
 from ..resource import messages as rm
 from ..resource.client import ClientCore
-from ..resource.history import endorsed_digest
 from ..resource.master import MasterCore
 from ..resource.types import Action, ResourceType
 from ..routes import Route
-from ..signing import FAKE, FakeSigner
+from ..signed_history import SignedHistory
+from ..signing import FAKE, FakeSigner, RecallingSigner, RecallingVerifier, Signer
+from ..verify import screen
 
 __all__ = ["CoreCluster"]
 
@@ -45,28 +51,56 @@ class CoreCluster:
         salt: bytes = b"salt",
         now: float = 100.0,
     ) -> None:
-        signers = sorted((FakeSigner.from_seed(seed << 16 | i) for i in range(size)), key=lambda s: s.id)
-        self.signers = {s.id: s for s in signers}
-        self.ids = [s.id for s in signers]
+        fakes = sorted((FakeSigner.from_seed(seed << 16 | i) for i in range(size)), key=lambda s: s.id)
+        self.ids = [s.id for s in fakes]
         """The peers, lowest id first."""
+        self.signers: dict[PeerId, RecallingSigner] = {}
+        self.verifiers: dict[PeerId, RecallingVerifier] = {}
+        self.histories: dict[PeerId, SignedHistory] = {}
+        """Each peer's signed history (NodeCore's): its endorsements, and as master those it checked."""
         self.term_masters: dict[Term, PeerId] = {}
-        self._endorsements: dict[tuple[PeerId, Rid, int], rm.Endorsed] = {}
         self.types = types
         self.now = now
         self.salt = salt
         self.rng = random.Random(seed)
         self.alive: set[PeerId] = set(self.ids)
         self.room = "room"
-        self.clients = {p: ClientCore(p, types=types, room=self.room, signer=self.signers[p]) for p in self.ids}
+        self.clients = {
+            p: ClientCore(p, types=types, room=self.room, signer=self._sign_as(p, s))
+            for p, s in zip(self.ids, fakes, strict=True)
+        }
         self.links: dict[tuple[PeerId, PeerId], deque[bytes]] = defaultdict(deque)
         self.effects: dict[PeerId, list[fx.Effect]] = defaultdict(list)
         self.delivered: list[tuple[PeerId, PeerId, wire.Message]] = []
+        self.dropped: list[tuple[PeerId, PeerId, str]] = []
+        """(sender, receiver, why) of each message a node would drop as its sender's fault."""
         self.master_id = self.ids[0]
         self.term = self.term_of(1, self.master_id)
         self.master = self._new_master(self.master_id, self.term, replicas=())
         self.elect(self.master_id, 1, build=False)
 
     # -- topology ------------------------------------------------------------------------------
+
+    def _sign_as(self, peer: PeerId, signer: Signer) -> RecallingSigner:
+        """``peer``'s signer, verifier and signed history, built as NodeCore builds its own."""
+        recalling = self.signers[peer] = RecallingSigner(signer)
+        self.verifiers[peer] = RecallingVerifier(FAKE, recalling)
+        self.histories[peer] = SignedHistory(peer, recalling, self.room)
+        return recalling
+
+    def join(
+        self, signer: Signer, *, types: Mapping[str, ResourceType] | None = None, opaque: bool = False
+    ) -> ClientCore:
+        """A peer signing with ``signer`` links up to everyone (the master sees it come); returns its client,
+        which follows no master yet (route its ``master_changed``). ``opaque``: a spectator's (see ClientCore)."""
+        peer = signer.id
+        types = self.types if types is None else types
+        client = self.clients[peer] = ClientCore(
+            peer, types=types, opaque=opaque, room=self.room, signer=self._sign_as(peer, signer)
+        )
+        self.alive.add(peer)
+        self.master_step(self.master.peers_changed(frozenset(self.alive - {self.master_id}), self.now))
+        return client
 
     @staticmethod
     def term_of(round_: int, master: PeerId) -> Term:
@@ -87,7 +121,7 @@ class CoreCluster:
             now=self.now,
             rng_factory=random.Random,
             signer=self.signers[me],
-            verifier=FAKE,
+            verifier=self.verifiers[me],
             master_of=self.term_masters.get,
             room=self.room,
             removed=client.removed,
@@ -111,6 +145,8 @@ class CoreCluster:
         self.alive.discard(peer)
         for key in [k for k in self.links if peer in k]:
             del self.links[key]
+        for other in self.alive:
+            self.histories[other].link_down(peer)
         if peer != self.master_id:
             self.master_step(self.master.peers_changed(frozenset(self.alive - {self.master_id}), self.now))
 
@@ -129,48 +165,59 @@ class CoreCluster:
         for effect in effects:
             match effect:
                 case fx.Send(to=to, message=message):
-                    if type(message) is rm.Propose and src != to:
-                        self._endorse(src, message)
                     if to in self.alive and src in self.alive:
-                        self.links[(src, to)].append(wire.encode(message))
+                        frame: list[wire.Message] = [message]
+                        if src != to:  # a proposal for another peer's master goes with its author's Endorse
+                            self.histories[src].endorse(frame, self.clients[src].term)
+                        self.links[(src, to)].append(wire.encode_many(frame))
                 case fx.Publish(message=message):
-                    frame = wire.encode(message)
-                    endorsed = (
-                        self._endorsements.pop((message.author, message.rid, message.seq), None)
-                        if type(message) is rm.Applied
-                        else None
-                    )
+                    published = wire.encode(message)
+                    peers = frozenset(self.alive - {src})
+                    for dst, endorsed in self.histories[src].endorsement_for(message, peers):
+                        self.links[(src, dst)].append(wire.encode(endorsed))  # the author's Endorsed first
                     for dst in sorted(self.alive):
-                        if endorsed is not None:
-                            self.links[(src, dst)].append(wire.encode(endorsed))
-                        self.links[(src, dst)].append(frame)
+                        self.links[(src, dst)].append(published)
                 case _:
                     self.effects[src].append(effect)
-
-    def _endorse(self, author: PeerId, proposal: rm.Propose) -> None:
-        """What NodeCore does for an author: sign the digest of the proposal leaving for the master."""
-        digest = endorsed_digest(author, proposal, room=self.room)
-        proof = prove(self.signers[author], "endorse", digest)
-        endorsed = rm.Endorsed(term=proposal.term, author=author, digests=(digest,), proof=proof)
-        self._endorsements[(author, proposal.rid, proposal.seq)] = endorsed
 
     def master_step(self, effects: list[fx.Effect]) -> None:
         """Route what the master returned, then its seal of the heads that changed (as NodeCore does)."""
         self.route(self.master_id, effects + self.master.seal(), one_frame=True)
 
     def deliver(self, src: PeerId, dst: PeerId) -> None:
-        """Deliver the oldest frame on the link src -> dst."""
+        """Deliver the oldest frame on the link src -> dst: each message verified, then routed (as NodeCore)."""
         frame = self.links[(src, dst)].popleft()
         for message in wire.decode(frame):
             self.delivered.append((src, dst, message))
-            match message:
-                case _ if wire.ROUTES[type(message)] is Route.TO_MASTER:
-                    if dst == self.master_id:
-                        self.master_step(self.master.step(src, cast(rm.ToMaster, message), self.now))
-                case _ if wire.ROUTES[type(message)] is Route.TO_CLIENTS:
-                    self.route(dst, self.clients[dst].step(src, cast(rm.ToClients, message), self.now))
-                case _:
-                    raise AssertionError(f"not a resource message: {message!r}")
+            if src != dst:  # a peer's messages to itself are not verified: it wrote them
+                refused, effects = screen(src, message, self.verifiers[dst], self.clients[dst])
+                if refused is not None:
+                    self.dropped.append((src, dst, refused))
+                    self.route(dst, effects)
+                    continue
+            try:
+                self._route(src, dst, message)
+            except ProtocolError as exc:  # the sender's fault: the node drops it
+                self.dropped.append((src, dst, f"{type(message).__name__}: {exc}"))
+
+    def _route(self, src: PeerId, dst: PeerId, message: wire.Message) -> None:
+        """Hand ``message`` to the core of ``dst`` its route names, through ``dst``'s signed history."""
+        history = self.histories[dst]
+        match wire.ROUTES[type(message)]:
+            case Route.TO_MASTER:
+                to_master = cast(rm.ToMaster, message)
+                if dst == self.master_id and history.endorsed(src, to_master):  # an Endorse is kept, not served
+                    self.master_step(self.master.step(src, to_master, self.now))
+            case Route.TO_CLIENTS:
+                to_clients = cast(rm.ToClients, message)
+                client = self.clients[dst]
+                if type(to_clients) is rm.Sealed or type(to_clients) is rm.Removed:
+                    verdict = history.keep_seal(src, to_clients, client.master, client.term)
+                    if verdict is not None:
+                        self.effects[dst].append(fx.Forged(peer=verdict[0], reason=verdict[1]))
+                self.route(dst, client.step(src, to_clients, self.now))
+            case _:
+                raise AssertionError(f"not a resource message: {message!r}")
 
     def deliver_entries(self, src: PeerId, dst: PeerId, count: int) -> None:
         """Deliver frames on src -> dst until ``count`` more ``Applied`` entries arrived."""
