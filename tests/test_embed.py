@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 import movex_p2p as mx
 from movex_p2p.embed import (
     Diagnostic,
+    EmbeddedPeer,
     EmbeddedResource,
     MasterChanged,
     PeerJoined,
@@ -23,6 +23,7 @@ from movex_p2p.embed import (
 )
 from movex_p2p.testing import FaultyNetwork
 from tests.resources import Counter
+from tests.waits import WITHIN, settled
 
 # transport/memory.py never closes an endpoint's receive stream (reported to its owners); the
 # resulting ResourceWarning at garbage collection is not this module's concern.
@@ -48,18 +49,33 @@ Secret = mx.ResourceType(
 )
 
 
-def eventually(cond: Callable[[], bool], limit: float = 5.0) -> None:
-    deadline = time.monotonic() + limit
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
+def until(predicate: Callable[[], bool], *peers: EmbeddedPeer, within: float = WITHIN) -> None:
+    """Block until ``predicate()`` holds, looked at on the peers' network thread after each of their
+    steps (``tests.waits.settled``): it reads what the network thread writes (``master_id``,
+    ``members``, a resource's snapshot) where it writes it. ``peers`` share one network (one loop)."""
+    runtime = peers[0]._runtime
+    assert all(peer._runtime is runtime for peer in peers), "peers of one in-process network share one loop"
+    inner = [peer.peer for peer in peers]
+
+    async def wait() -> None:
+        await settled(predicate, *inner, within=within)
+
+    peers[0].call(wait, timeout=within + 5)  # the wait's own bound fails first, with its message
+
+
+def threads_end(before: set[threading.Thread], within: float = WITHIN) -> None:
+    """Join every thread started since ``before`` was taken; fail if one is still running after ``within``."""
+    started = set(threading.enumerate()) - before
+    for thread in started:
+        thread.join(within)  # returns when the thread ends: the bound is on a hang only
+    assert not [thread for thread in started if thread.is_alive()], "a thread outlived its peer"
 
 
 @pytest.fixture(autouse=True)
 def no_thread_left_behind() -> Iterator[None]:
     before = set(threading.enumerate())
     yield
-    eventually(lambda: set(threading.enumerate()) <= before, 5.0)
+    threads_end(before)
 
 
 def test_single_peer_dispatch_poll_and_snapshot() -> None:
@@ -73,7 +89,7 @@ def test_single_peer_dispatch_poll_and_snapshot() -> None:
         futures = [res.dispatch(mx.Action("increment")) for _ in range(20)]
         for future in futures:
             future.result(timeout=5)
-        eventually(lambda: res.state == {"count": 22} and res.pending == 0)
+        until(lambda: res.state == {"count": 22} and res.pending == 0, peer)
         seen = res.poll()
         assert seen, "poll returns the changes since the last call"
         assert seen[-1] == {"count": 22}
@@ -111,7 +127,7 @@ def test_dispatch_never_blocks_and_rejection_reaches_the_future() -> None:
             bad.result(timeout=5)
         for future in futures:
             future.result(timeout=5)
-        eventually(lambda: res.state["count"] == 500)
+        until(lambda: res.state["count"] == 500, peer)
 
 
 def test_two_peers_agree_and_events_are_delivered_on_the_callers_thread() -> None:
@@ -122,14 +138,14 @@ def test_two_peers_agree_and_events_are_delivered_on_the_callers_thread() -> Non
     ):
         calls: list[tuple[str | None, int, threading.Thread]] = []
         b.on_master_changed(lambda master, term: calls.append((master, term, threading.current_thread())))
-        eventually(lambda: a.master_id is not None and a.master_id == b.master_id and b.peers == {a.id})
+        until(lambda: a.master_id is not None and a.master_id == b.master_id and b.peers == {a.id}, a, b)
         ra = a.bind(a.create(Counter, id="c"))
         rb = b.bind(b.create(Counter, id="c"))
         for _ in range(10):
             ra.dispatch(mx.Action("increment"))
             rb.dispatch(mx.Action("increment"))
-        eventually(lambda: ra.state["count"] == rb.state["count"] == 20 and ra.pending == rb.pending == 0)
-        eventually(lambda: ra.checksum == rb.checksum)
+        until(lambda: ra.state["count"] == rb.state["count"] == 20 and ra.pending == rb.pending == 0, a, b)
+        until(lambda: ra.checksum == rb.checksum, a, b)
         events = b.poll_events()
         assert any(isinstance(e, MasterChanged) for e in events)
         assert any(isinstance(e, PeersChanged) for e in events)
@@ -144,7 +160,7 @@ def test_master_change_after_kill_is_polled_and_survivor_keeps_playing() -> None
         start_peer(room="r", types=[Counter], transport=network, name="a", seed=1) as a,
         start_peer(room="r", types=[Counter], transport=network, name="b", seed=2) as b,
     ):
-        eventually(lambda: a.master_id is not None and a.master_id == b.master_id and len(a.peers) == 1)
+        until(lambda: a.master_id is not None and a.master_id == b.master_id and len(a.peers) == 1, a, b)
         master, survivor = (a, b) if a.is_master else (b, a)
         res = survivor.bind(survivor.create(Counter, id="c"))
         res.dispatch(mx.Action("increment")).result(timeout=5)
@@ -152,11 +168,12 @@ def test_master_change_after_kill_is_polled_and_survivor_keeps_playing() -> None
         changes: list[str | None] = []
         survivor.on_master_changed(lambda m, _term: changes.append(m))
         survivor.run_in_loop(network.kill, master.id)
-        eventually(lambda: survivor.is_master, 10.0)
-        eventually(lambda: bool(survivor.poll_events()) or bool(changes))
+        until(lambda: survivor.is_master, survivor)
+        # recorded with the master change that made it master: this poll runs its callback, here
+        assert any(isinstance(e, MasterChanged) and e.master == survivor.id for e in survivor.poll_events())
         assert survivor.id in changes
         res.dispatch(mx.Action("increment")).result(timeout=5)
-        eventually(lambda: res.state["count"] == 2)
+        until(lambda: res.state["count"] == 2, survivor)
 
 
 def test_private_action_is_revealed_when_the_type_allows() -> None:
@@ -165,14 +182,14 @@ def test_private_action_is_revealed_when_the_type_allows() -> None:
         start_peer(room="r", types=[Secret], transport=network, name="a", seed=1) as a,
         start_peer(room="r", types=[Secret], transport=network, name="b", seed=2) as b,
     ):
-        eventually(lambda: a.master_id is not None and a.master_id == b.master_id)
+        until(lambda: a.master_id is not None and a.master_id == b.master_id, a, b)
         ra = a.bind(a.create(Secret, id="s"))
         rb = b.bind(b.create(Secret, id="s"))
         ra.dispatch_private(mx.Action("choice", {"who": "a", "value": 7}), mx.Action("submitted", "a")).result(5)
-        eventually(lambda: "a" in rb.state["submitted"])
+        until(lambda: "a" in rb.state["submitted"], b)
         assert rb.state["choices"] == {}, "b must not see a's choice before the reveal"
         rb.dispatch_private(mx.Action("choice", {"who": "b", "value": 3}), mx.Action("submitted", "b")).result(5)
-        eventually(lambda: ra.state["choices"] == rb.state["choices"] == {"a": 7, "b": 3})
+        until(lambda: ra.state["choices"] == rb.state["choices"] == {"a": 7, "b": 3}, a, b)
 
 
 def test_a_stalled_game_loop_does_not_stall_the_network_thread() -> None:
@@ -181,14 +198,14 @@ def test_a_stalled_game_loop_does_not_stall_the_network_thread() -> None:
         start_peer(room="r", types=[Counter], transport=network, name="a", seed=1) as a,
         start_peer(room="r", types=[Counter], transport=network, name="b", seed=2) as b,
     ):
-        eventually(lambda: a.master_id is not None and a.master_id == b.master_id)
+        until(lambda: a.master_id is not None and a.master_id == b.master_id, a, b)
         ra = a.bind(a.create(Counter, id="c"))
         rb = b.bind(b.create(Counter, id="c"))
         # b's "game loop" never polls; a keeps dispatching and gets confirmations
         for _ in range(50):
             ra.dispatch(mx.Action("increment"))
-        eventually(lambda: ra.pending == 0 and ra.state["count"] == 50)
-        eventually(lambda: rb.state["count"] == 50)  # b's snapshot is updated without b polling
+        until(lambda: ra.pending == 0 and ra.state["count"] == 50, a)
+        until(lambda: rb.state["count"] == 50, b)  # b's snapshot is updated without b polling
         assert len(rb.poll()) <= 1024
 
 
@@ -204,7 +221,7 @@ def test_ctrl_c_in_the_game_thread_closes_the_peer() -> None:
     with pytest.raises(KeyboardInterrupt):
         game()
     assert not embedded.running
-    eventually(lambda: set(threading.enumerate()) <= before)
+    threads_end(before)
     with pytest.raises(mx.TransportError):
         embedded.create(Counter, id="d")
 
@@ -237,7 +254,7 @@ def test_presence_diagnostics_and_removal_reach_the_game_thread() -> None:
         with start_peer(
             room="r", types=[Counter, Forgetful], transport=network, name="w", seed=2, role="spectator"
         ) as w:
-            eventually(lambda: w.id in a.members)
+            until(lambda: w.id in a.members, a)
             assert a.members[w.id] == mx.PeerInfo(w.id, "w", {}, "spectator")
             assert w.role == "spectator"
             assert not w.is_master
@@ -250,7 +267,7 @@ def test_presence_diagnostics_and_removal_reach_the_game_thread() -> None:
             assert res.removed
             with pytest.raises(mx.ResourceNotFound):
                 res.dispatch(mx.Action("increment"))
-            eventually(lambda: watched.removed)
+            until(lambda: watched.removed, w)
             events = w.poll()
             assert any(isinstance(e, ResourceRemoved) for e in events)
             assert removed == [threading.current_thread()]
@@ -260,13 +277,9 @@ def test_presence_diagnostics_and_removal_reach_the_game_thread() -> None:
             with pytest.raises(mx.InvalidState):
                 f.dispatch(mx.Action("add", {1, 2}))
             f.dispatch(mx.Action("add")).result(timeout=5)
-        polled: list[Any] = []
-
-        def left() -> bool:
-            polled.extend(a.poll())
-            return any(isinstance(e, PeerLeft) for e in polled)
-
-        eventually(left)
+        until(lambda: w.id not in a.members, a)  # recorded with its PeerLeft: one poll takes both
+        polled = a.poll()
+        assert any(isinstance(e, PeerLeft) for e in polled)
         assert any(isinstance(e, PeerJoined) for e in polled)
         assert [text for text, _ in seen if not text.startswith("diagnostic")] == ["joined w spectator", "left w"]
         assert all(thread is threading.current_thread() for _, thread in seen)
@@ -276,10 +289,18 @@ def test_presence_diagnostics_and_removal_reach_the_game_thread() -> None:
 def test_a_wrong_secret_fails_start_peer() -> None:
     network = mx.LocalNetwork()
     with start_peer(room="r", types=[Counter], transport=network, secret="right", seed=1) as host:
+        refused = threading.Event()  # set on the network thread, when the host records the diagnostic
+
+        def seen(diagnostic: Diagnostic) -> None:
+            if diagnostic.kind == "auth_failed":
+                refused.set()
+
+        host.run_in_loop(host.peer.on_diagnostic, seen)
         guest = start_peer(room="r", types=[Counter], transport=network, secret="wrong", seed=2)
         with pytest.raises(mx.AuthenticationFailed, match="same secret"), guest:
             pass
-        eventually(lambda: any(isinstance(e, Diagnostic) and e.kind == "auth_failed" for e in host.poll()))
+        assert refused.wait(WITHIN), "the host never reported the failed handshake"
+        assert any(isinstance(e, Diagnostic) and e.kind == "auth_failed" for e in host.poll())
 
 
 def stamped(state: Any, action: mx.Action) -> Any:
@@ -293,4 +314,4 @@ def test_the_game_thread_check_sees_the_author_as_the_network_thread_will() -> N
     with start_peer(room="r", types=[stamp], transport=mx.LocalNetwork()) as peer:
         res = peer.bind(peer.create(stamp, id="s"))
         res.dispatch(mx.Action("stamp")).result(timeout=5)
-        eventually(lambda: res.state == {"by": peer.id})
+        until(lambda: res.state == {"by": peer.id}, peer)

@@ -19,7 +19,8 @@ from movex_p2p.errors import LocalProtocolError
 from movex_p2p.ids import PeerId
 from movex_p2p.resource import effects as fx
 from tests.resources import Counter, Rps, submit
-from tests.test_node_scenarios import room, until
+from tests.test_node_scenarios import room
+from tests.waits import settled
 
 
 @asynccontextmanager
@@ -51,21 +52,23 @@ async def test_members_name_every_peer_self_included_and_deltas_say_left_or_lost
             bob,
             cy,
         ):
-            await until(lambda: len(ann.members) == 3 and len(bob.members) == 3 and len(cy.members) == 3)
+            await settled(
+                lambda: len(ann.members) == 3 and len(bob.members) == 3 and len(cy.members) == 3, ann, bob, cy
+            )
             assert ann.members[ann.id] == mx.PeerInfo(ann.id, "ann", {"color": "red"}, "player")
             assert bob.members[ann.id] == mx.PeerInfo(ann.id, "ann", {"color": "red"}, "player")
             assert ann.members[cy.id].role == "spectator"
             assert {info.name for info in joined} == {"bob", "cy"}
-        await until(lambda: len(left) == 2)
+        await settled(lambda: len(left) == 2, ann)
         # "left": the goodbye itself, delivered at once; a death would be declared detect_after later as "lost"
         assert {(info.name, reason) for info, reason, _ in left} == {("bob", "left"), ("cy", "left")}
         assert set(ann.members) == {ann.id}
         async with peers_of(net, {"name": "dee", "seed": 7}, {"name": "eve", "seed": 8}) as (dee, eve):
-            await until(lambda: {dee.id, eve.id} <= set(ann.members))
+            await settled(lambda: {dee.id, eve.id} <= set(ann.members), ann)
             killed = anyio.current_time()  # the loop clock: the one the network declares deaths on
             net.kill(dee.id)
             net.kill(eve.id)  # declared dead right after dee, on the same delay
-            await until(lambda: len(left) == 4)
+            await settled(lambda: len(left) == 4, ann)
         # Reported when the transport declares each dead, in that order, never before detect_after:
         # "lost" follows the transport's event, not a timer of its own (latency: benchmarks/).
         assert [(info.name, reason) for info, reason, _ in left[2:]] == [("dee", "lost"), ("eve", "lost")]
@@ -96,12 +99,12 @@ async def test_a_restarted_player_with_the_same_identity_keeps_its_id_seqs_and_h
                 await bob.wait_ready()
                 rb = await bob.bind(rid)
             assert bob.id == identity.id
-            await until(lambda: rb.state["submissions"]["playerB"] == {"play": "rock"})  # its hand is back
+            await settled(lambda: rb.state["submissions"]["playerB"] == {"play": "rock"}, bob)  # its hand is back
             assert ra.state["submissions"]["playerB"] == {"play": rps_secret()}
             with anyio.fail_after(5):  # and it plays on: its seqs continue where the old process left them
                 await rb.dispatch(mx.Action("addPlayer", {"id": ann.id, "playerLabel": "playerA"}))
             await ra.dispatch_private(*submit("playerA", "paper"))
-            await until(lambda: ra.state["winner"] == "paper" and rb.state["winner"] == "paper")
+            await settled(lambda: ra.state["winner"] == "paper" and rb.state["winner"] == "paper", ann, bob)
         assert ("lost", "bob") in events  # the old link ended when the same id came back
         assert events.count(("joined", "bob")) == 1
         assert ("joined", "bob2") in events
@@ -129,7 +132,9 @@ async def test_a_spectator_never_becomes_master_is_never_counted_and_sees_every_
         # each one's election timer fires (and, a spectator, it only re-arms it).
         armed = [w._core.election._election_at for w in watchers]
         assert None not in armed
-        await until(lambda: all(w._core.election._election_at != at for w, at in zip(watchers, armed, strict=True)))
+        await settled(
+            lambda: all(w._core.election._election_at != at for w, at in zip(watchers, armed, strict=True)), *watchers
+        )
         assert all(w.master_id is None and not w.is_master for w in watchers)
         assert [w._core.election._ballot for w in watchers] == [0, 0]  # neither ran: no ballot moved
         # one player among two spectators is a majority of the players: it elects itself
@@ -147,12 +152,12 @@ async def test_a_spectator_never_becomes_master_is_never_counted_and_sees_every_
                 await rb.dispatch(mx.Action("addPlayer", {"id": b.id, "playerLabel": "playerB"}))
                 await ra.dispatch_private(*submit("playerA", "paper"))
                 await rb.dispatch_private(*submit("playerB", "rock"))
-                await until(lambda: rw.state["winner"] == "paper")
+                await settled(lambda: rw.state["winner"] == "paper", watchers[0])
                 assert rw.checksum == ra.checksum == rb.checksum
                 assert "spectator" not in {m.role for m in a.members.values() if m.id in (a.id, b.id)}
             # the master leaves: its successor is the other player, never a spectator
-            await until(lambda: b.id not in a.members)
-        await until(lambda: all(w.master_id is None for w in watchers), 3.0)
+            await settled(lambda: b.id not in a.members, a)
+        await settled(lambda: all(w.master_id is None for w in watchers), *watchers)
         assert not any(w.is_master for w in watchers)
 
 
@@ -162,12 +167,12 @@ async def test_an_inspecting_spectator_reads_types_it_does_not_have() -> None:
         res = await player.bind(await player.create(Counter, {"count": 1}, id="c"))
         inspector = {"name": "eye", "types": [], "role": "spectator", "opaque": True, "seed": 1}
         async with peers_of(net, inspector) as (eye,):
-            await until(lambda: "counter:c" in eye.resources())
+            await settled(lambda: "counter:c" in eye.resources(), eye)
             assert eye.resource_info("counter:c").state == {"count": 1}
             assert eye.resource_info("counter:c").opaque
             for _ in range(20):
                 await res.dispatch(mx.Action("increment"))
-            await until(lambda: eye.resource_info("counter:c").state == {"count": 21})  # fresh snapshots
+            await settled(lambda: eye.resource_info("counter:c").state == {"count": 21}, eye)  # fresh snapshots
             assert eye.resource_info("counter:c").checksum == res.checksum
             assert eye.stats["resyncs"] == 0  # no "diverged" noise: it never runs a reducer
             with pytest.raises(LocalProtocolError, match="no resource type 'counter'"):
@@ -190,7 +195,7 @@ async def test_remove_deletes_a_resource_everywhere() -> None:
         await res[1].dispatch(mx.Action("increment"))
         assert peers[2].resources(Counter) == [rid]
         await peers[2].remove(rid)
-        await until(lambda: len(fired) == 3)
+        await settled(lambda: len(fired) == 3, *peers)
         assert all(r.removed for r in res)
         assert all(p.resources() == [] for p in peers)
         for call in (lambda: res[0].state, lambda: res[0].dispatch(mx.Action("increment")), lambda: res[1].version):
@@ -244,7 +249,7 @@ async def test_a_reducer_that_returns_none_or_not_data_is_rejected_at_the_dispat
             await handle
         with pytest.raises(mx.ActionRejected, match="returned None for action 'late'"):
             await late
-        await until(lambda: ra.state == rb.state == {"n": 2})
+        await settled(lambda: ra.state == rb.state == {"n": 2}, a, b)
         assert a.stats["resyncs"] == b.stats["resyncs"] == 0
 
 
@@ -298,8 +303,8 @@ async def test_two_builds_of_a_type_never_mix_and_say_so() -> None:
         async with peers_of(net, {"name": "new", "types": [v2], "seed": 4}) as (new,):
             new_seen: list[mx.Diagnostic] = []
             new.on_diagnostic(new_seen.append)
-            await until(lambda: new.id in old.members and old.id in new.members)
-            await until(lambda: any(d.kind == "incompatible_type" for d in seen))
+            await settled(lambda: new.id in old.members and old.id in new.members, new, old)
+            await settled(lambda: any(d.kind == "incompatible_type" for d in seen), old)
             diagnostic = next(d for d in seen if d.kind == "incompatible_type")
             assert diagnostic.peer == new.id
             assert v1.version in diagnostic.reason
@@ -318,7 +323,7 @@ async def test_two_builds_of_a_type_never_mix_and_say_so() -> None:
     same = mx.ResourceType("game", rules_v2, initial={"n": 0}, version="2")
     also = mx.ResourceType("game", rules_v1, initial={"n": 0}, version="2")
     async with peers_of(mx.LocalNetwork(), {"types": [same]}, {"types": [also], "seed": 3}) as (x, y):
-        await until(lambda: len(x.members) == 2)
+        await settled(lambda: len(x.members) == 2, x)
         await y.bind(await x.create(same, id="g"))
 
 
@@ -326,7 +331,7 @@ async def test_the_master_refuses_another_build_even_before_the_peer_knows() -> 
     v1 = mx.ResourceType("game", rules_v1, initial={"n": 0})
     v2 = mx.ResourceType("game", rules_v2, initial={"n": 0})
     async with peers_of(mx.LocalNetwork(), {"types": [v1]}, {"types": [v2], "seed": 1}) as (master, other):
-        await until(lambda: len(master.members) == 2)
+        await settled(lambda: len(master.members) == 2, master)
         assert master.is_master
         other._core.conflicts.clear()  # as if its introduction had not arrived yet
         with pytest.raises(mx.IncompatibleType, match=r"on .*the master"):
@@ -375,7 +380,7 @@ async def test_a_wrong_secret_fails_wait_ready_and_is_reported() -> None:
         async with peers_of(net, {"secret": "wrong", "seed": 1}, ready=False) as (guest,):
             with pytest.raises(mx.AuthenticationFailed, match="same secret"), anyio.fail_after(5):
                 await guest.wait_ready()
-            await until(lambda: any(d.kind == "auth_failed" for d in seen))
+            await settled(lambda: any(d.kind == "auth_failed" for d in seen), host)
             assert "same secret" in next(d for d in seen if d.kind == "auth_failed").reason
 
 
@@ -425,7 +430,7 @@ async def test_an_impure_reducer_is_reported_as_diverged_naming_the_cause() -> N
         ra = await a.bind(rid)
         await b.bind(rid)
         await ra.dispatch(mx.Action("go"))
-        await until(lambda: any(d.kind == "diverged" for d in seen))
+        await settled(lambda: any(d.kind == "diverged" for d in seen), a, b)
         diverged = next(d for d in seen if d.kind == "diverged")
         assert diverged.rid == rid
         assert "not pure" in diverged.reason

@@ -13,6 +13,7 @@ import pytest
 
 from movex_p2p.testing.address_bed import counting
 from movex_p2p.testing.netns import ADDRESS, PEER, Namespace, PeerProcess, no_python_noise, open_namespace
+from movex_p2p.testing.peer import identity_of
 
 pytestmark = pytest.mark.netns
 
@@ -61,6 +62,12 @@ async def status_when(
 def unreachable(status: dict[str, Any]) -> int:
     """Dials of ``status``'s peer that nobody answered."""
     return int(dict(status["lan"]["refused"]).get("unreachable or timed out", 0))
+
+
+def declared_silent(peer: PeerProcess, name: str) -> bool:
+    """``peer``'s transport logged that it heard nothing from ``name`` for ``dead_after`` and dropped
+    its link: the heartbeat's verdict (the link's session closing underneath is not logged so)."""
+    return f"{identity_of(name).id} silent for over" in peer.stderr_path.read_text()
 
 
 async def leave_all(ns: Namespace, peers: dict[str, PeerProcess]) -> None:
@@ -134,11 +141,13 @@ async def test_sigkilled_peer_is_declared_dead_by_the_heartbeat() -> None:
         killed_at = time.monotonic()
         peers["p1"].kill()
         for survivor in ("p0", "p2"):
-            down = await peers[survivor].wait_event("down", peer="p1", within=5)
+            down = await peers[survivor].wait_event("down", peer="p1", within=30)  # a bound on a hang only
+            print(f"{survivor} declared p1 dead {down['t'] - killed_at:.3f} s after SIGKILL")
+            # The heartbeat declared it dead (after dead_after of silence: ~1 s), not the WebRTC session
+            # timing out underneath (ICE consent, SCTP: tens of seconds). How fast is a figure of
+            # benchmarks/liveness.py, not asserted here.
             assert down["graceful"] is False
-            detection = down["t"] - killed_at
-            print(f"{survivor} declared p1 dead {detection:.3f} s after SIGKILL")
-            assert detection < 3.0, f"{survivor} took {detection:.2f} s"
+            assert declared_silent(peers[survivor], "p1"), peers[survivor].stderr()
         await peers["p0"].command("send", peer="p1", data="x")
         await peers["p0"].wait_event("send_failed", peer="p1")
         del peers["p1"]
@@ -164,7 +173,7 @@ async def test_restarted_peer_reconnects(restarted: str) -> None:
         await leave_all(ns, peers)
 
 
-async def test_graceful_leave_is_seen_quickly() -> None:
+async def test_graceful_leave_is_seen_through_the_goodbye() -> None:
     async with open_namespace() as ns:
         peers = await spawn_all(ns, ["p0", "p1", "p2"])
         for peer_id, peer in peers.items():
@@ -173,10 +182,13 @@ async def test_graceful_leave_is_seen_quickly() -> None:
         asked_at = time.monotonic()
         await peers["p1"].command("leave")
         for survivor in ("p0", "p2"):
-            down = await peers[survivor].wait_event("down", peer="p1", within=5)
-            assert down["graceful"] is True
+            down = await peers[survivor].wait_event("down", peer="p1", within=30)  # a bound on a hang only
             print(f"{survivor} saw p1 leave {down['t'] - asked_at:.3f} s after it was asked to")
-            assert down["t"] - asked_at < 0.5
+            # Seen through p1's goodbye (graceful: the link ended on it), never by waiting out the
+            # heartbeat's dead_after (that would be graceful=False, and logged as silent). How fast
+            # is a figure of benchmarks/liveness.py, not asserted here.
+            assert down["graceful"] is True
+            assert not declared_silent(peers[survivor], "p1"), peers[survivor].stderr()
         await ns.leave(peers.pop("p1"))
         # no one redials a peer that said goodbye: each survivor's dial loop for p1 ends, having
         # dialed nobody (a redial of the exited p1 would count as unreachable and loop on)

@@ -584,7 +584,7 @@ def test_the_same_seed_gives_the_same_decisions() -> None:
 
 
 def test_a_peer_that_said_goodbye_is_not_dialed_again_through_what_others_told_of_it() -> None:
-    """Found flaky on the LAN (test_graceful_leave_is_seen_quickly, 4 runs of 8): a survivor's dial
+    """Found flaky on the LAN (test_lan_netns: the graceful leave test, 4 runs of 8): a survivor's dial
     loop for a peer that left gracefully went on dialing it at the address a third peer had passed
     on before the goodbye. Its goodbye now drops those hints too."""
     driver = Driver(me="a")
