@@ -13,7 +13,8 @@ from movex_p2p import wire
 from movex_p2p.identity import peer_id_of, verify
 from movex_p2p.ids import Term
 from movex_p2p.resource import messages as rm
-from tests.test_node_scenarios import room, until
+from tests.test_node_scenarios import room
+from tests.waits import settled
 
 
 def turns(state: Any, action: mx.Action) -> Any:
@@ -64,7 +65,7 @@ async def test_every_reducer_sees_who_dispatched_optimistic_view_included() -> N
         res = [await p.bind(rid) for p in peers]
         for r in res:
             await r.dispatch(mx.Action("join"))
-        await until(lambda: all(len(r.state["order"]) == 3 for r in res))
+        await settled(lambda: all(len(r.state["order"]) == 3 for r in res), *peers)
         order = res[0].state["order"]
         assert sorted(order) == sorted(p.id for p in peers)
         first = next(r for r, p in zip(res, peers, strict=True) if p.id == order[0])
@@ -74,7 +75,7 @@ async def test_every_reducer_sees_who_dispatched_optimistic_view_included() -> N
         handle = first.dispatch(mx.Action("play", "Qs"))
         assert first.state["played"] == [[order[0], "Qs"]]  # the author's own prediction knows too
         await handle
-        await until(lambda: all(r.state["played"] == [[order[0], "Qs"]] for r in res))
+        await settled(lambda: all(r.state["played"] == [[order[0], "Qs"]] for r in res), *peers)
         assert len({r.checksum for r in res}) == 1
 
 
@@ -87,7 +88,7 @@ async def test_revealed_private_actions_keep_their_authors() -> None:
         assert res[2].state["picks"] == {}
         await res[2].dispatch_private(mx.Action("pick", "two"), mx.Action("hide"))
         expected = {peers[1].id: "ace", peers[2].id: "two"}
-        await until(lambda: all(r.state["picks"] == expected for r in res))
+        await settled(lambda: all(r.state["picks"] == expected for r in res), *peers)
 
 
 def _reveal_raises(state: Any) -> bool:
@@ -106,10 +107,10 @@ async def test_a_can_reveal_that_raises_is_an_app_error_diagnostic_and_reveals_n
         res = [await p.bind(rid) for p in peers]
         await res[0].dispatch_private(mx.Action("pick", "ace"), mx.Action("hide"))
         await res[1].dispatch_private(mx.Action("pick", "two"), mx.Action("hide"))
-        await until(lambda: any(d.kind == "app_error" for d in seen))
+        await settled(lambda: any(d.kind == "app_error" for d in seen), *peers)
         (error,) = {(d.rid, d.reason) for d in seen if d.kind == "app_error"}
         assert error == (rid, "can_reveal raised KeyError: 'round'")
-        await until(lambda: all(r.state["hidden"] == 2 for r in res))
+        await settled(lambda: all(r.state["hidden"] == 2 for r in res), *peers)
         assert res[1].state["picks"] == {peers[1].id: "two"}  # nothing revealed: only its own pick
 
 

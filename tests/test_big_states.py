@@ -18,7 +18,8 @@ from movex_p2p.resource.state import freeze, size_of
 from movex_p2p.signing import FAKE, FakeSigner
 from movex_p2p.transport.base import PeerUp
 from tests.resources import Blob
-from tests.test_node_scenarios import room, until
+from tests.test_node_scenarios import room
+from tests.waits import settled
 
 Small = mx.ResourceType("small", Blob.reducer, initial={"data": b""}, max_bytes=10_000)
 
@@ -57,7 +58,7 @@ async def test_an_action_that_would_grow_the_state_over_max_bytes_is_rejected_as
         await res[1].dispatch(mx.Action("grow"))
         with pytest.raises(mx.StateTooLarge, match="would be"):
             await res[1].dispatch(mx.Action("grow"))
-        await until(lambda: all(len(r.state["data"]) == 6_000 for r in res))
+        await settled(lambda: all(len(r.state["data"]) == 6_000 for r in res), *peers)
         assert len({r.checksum for r in res}) == 1
 
 

@@ -29,7 +29,8 @@ from movex_p2p.resource.windows import MAX_EARLY_TOTAL
 from movex_p2p.signing import ED25519
 from movex_p2p.transport.base import Frame, PeerUp
 from tests.resources import Counter
-from tests.test_node_scenarios import room, until
+from tests.test_node_scenarios import room
+from tests.waits import settled
 
 ME, EVIL, THIRD = Identity(b"1" * 32), Identity(b"9" * 32), Identity(b"3" * 32)
 
@@ -298,10 +299,10 @@ async def test_a_transform_that_raises_on_a_state_never_kills_a_peer() -> None:
             r.on_update(seen.append)
         for _ in range(3):
             await res[0].dispatch(mx.Action("add"))
-        await until(lambda: all(r.version == 3 for r in res))
+        await settled(lambda: all(r.version == 3 for r in res), *peers)
         with pytest.raises(mx.MovexError, match="transform raised"):
             _ = res[1].state  # the app sees its transform fail on this state, when it reads it
         await res[1].dispatch(mx.Action("add"))  # and both peers keep working
-        await until(lambda: all(r.version == 4 for r in res))
+        await settled(lambda: all(r.version == 4 for r in res), *peers)
         assert len({r.checksum for r in res}) == 1
         await anyio.lowlevel.checkpoint()

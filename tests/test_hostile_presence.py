@@ -31,7 +31,7 @@ from movex_p2p.signing import ED25519
 from movex_p2p.testing.types import Blob, Counter
 from movex_p2p.transport.base import Frame, IdentityInUse, PeerDown, PeerUp
 from tests.test_hostile_node import deliver, forged_snapshot
-from tests.test_node_scenarios import until
+from tests.waits import settled
 
 ME, EVIL, OTHER, NEW = (Identity(bytes([c]) * 32) for c in b"19" + b"83")
 
@@ -154,7 +154,7 @@ async def test_a_spectators_own_writes_raise_at_once() -> None:
             with anyio.fail_after(5):
                 await peer.wait_ready()
         rid = await ann.create(Counter, id="c")
-        await until(lambda: eye._core.client.has(Rid(rid)))
+        await settled(lambda: eye._core.client.has(Rid(rid)), eye)
         assert await eye.create(Counter, id="c") == rid  # it exists: a spectator may name it so
         res = await eye.bind(rid)  # and bind it and read it
         with pytest.raises(mx.ActionRejected, match=SPECTATORS_ONLY_WATCH):
@@ -341,7 +341,7 @@ async def test_one_identity_in_two_processes_is_reported_on_both_and_the_earlier
             await mine.dispatch(mx.Action("increment"))
             async with peer("ann-again", 3, key) as later:
                 later.on_diagnostic(told["later"].append)
-                await until(lambda: all(told.values()))
+                await settled(lambda: all(told.values()), earlier, later)
                 assert [d.kind for d in told["earlier"]] == ["duplicate_identity"]
                 assert [d.kind for d in told["later"]] == ["duplicate_identity"]
                 assert "stepped aside" in told["earlier"][0].reason
@@ -351,7 +351,7 @@ async def test_one_identity_in_two_processes_is_reported_on_both_and_the_earlier
                 # the earlier one is out of the room and never claims it: let its election timer fire twice
                 for _ in range(2):
                     armed = earlier._core.election._election_at
-                    await until(lambda armed=armed: earlier._core.election._election_at != armed)
+                    await settled(lambda: earlier._core.election._election_at != armed, earlier)  # noqa: B023 (run at once)
                 assert not earlier.is_master
                 assert earlier.master_id is None
                 assert earlier.peers == frozenset()
@@ -363,7 +363,7 @@ async def test_one_identity_in_two_processes_is_reported_on_both_and_the_earlier
                 assert bob.members[key.id].name == "ann-again"
                 theirs = await later.bind(rid)
                 await theirs.dispatch(mx.Action("increment"))
-                await until(lambda: bob.resource_info(rid).state == {"count": 2})
+                await settled(lambda: bob.resource_info(rid).state == {"count": 2}, bob)
                 assert mine.state == {"count": 1}  # nothing reached the earlier one
 
 

@@ -13,6 +13,7 @@ import pytest
 
 import movex_p2p as mx
 from tests.resources import SECRET, Chat, Counter, Dice, Rps, submit
+from tests.waits import settled
 
 TYPES = [Counter, Chat, Rps, Dice]
 
@@ -32,15 +33,8 @@ async def room(
         with anyio.fail_after(10):
             for peer in peers:
                 await peer.wait_ready()
-        await until(lambda: all(p.master_id == peers[0].master_id and p.ready for p in peers))
+        await settled(lambda: all(p.master_id == peers[0].master_id and p.ready for p in peers), *peers)
         yield peers
-
-
-async def until(predicate: Any, limit: float = 5.0) -> None:
-    """Poll ``predicate`` (any mix of peer and resource properties) until it holds, within ``limit`` s."""
-    with anyio.fail_after(limit):
-        while not predicate():  # noqa: ASYNC110 - conditions span several peers; polling is simplest
-            await anyio.sleep(0.005)
 
 
 async def test_create_bind_dispatch_await() -> None:
@@ -56,7 +50,7 @@ async def test_create_bind_dispatch_await() -> None:
             assert res[2].state["count"] >= 3  # optimistic
             for h in handles:
                 await h
-        await until(lambda: all(r.version == 9 for r in res))
+        await settled(lambda: all(r.version == 9 for r in res), *peers)
         assert [r.state for r in res] == [{"count": 11}] * 3
         assert len({r.checksum for r in res}) == 1
         assert set(res[0].subscribers) == {p.id for p in peers}
@@ -92,7 +86,7 @@ async def test_updates_and_on_update() -> None:
         unsubscribe()
         count = len(seen)
         await ra.dispatch(mx.Action("writeMessage", {"participantId": "a", "msg": "x", "atTimestamp": 1, "id": "9"}))
-        await until(lambda: len(rb.state["messages"]) == 3)
+        await settled(lambda: len(rb.state["messages"]) == 3, b)
         assert len(seen) == count
 
 
@@ -103,12 +97,12 @@ async def test_rock_paper_scissors_private_then_reveal() -> None:
         await ra.dispatch(mx.Action("addPlayer", {"id": a.id, "playerLabel": "playerA"}))
         await rb.dispatch(mx.Action("addPlayer", {"id": b.id, "playerLabel": "playerB"}))
         await ra.dispatch_private(*submit("playerA", "paper"))
-        await until(lambda: rs.state["submissions"]["playerA"] is not None)
+        await settled(lambda: rs.state["submissions"]["playerA"] is not None, spectator)
         assert ra.state["submissions"]["playerA"] == {"play": "paper"}
         assert rb.state["submissions"]["playerA"] == {"play": SECRET}
         assert rs.state["submissions"]["playerA"] == {"play": SECRET}
         await rb.dispatch_private(*submit("playerB", "rock"))
-        await until(lambda: all(r.state["winner"] is not None for r in (ra, rb, rs)))
+        await settled(lambda: all(r.state["winner"] is not None for r in (ra, rb, rs)), a, b, spectator)
         for r in (ra, rb, rs):
             assert r.state["winner"] == "paper"
             assert r.state["submissions"] == {"playerA": {"play": "paper"}, "playerB": {"play": "rock"}}
@@ -165,7 +159,7 @@ async def test_master_values_roll() -> None:
         assert rb.state["rolls"] == []  # waits for the master
         with anyio.fail_after(5):
             await handle
-        await until(lambda: ra.state["rolls"] == rb.state["rolls"])
+        await settled(lambda: ra.state["rolls"] == rb.state["rolls"], a, b)
         (roll,) = rb.state["rolls"]
         assert 1 <= roll["n"] <= 6
         assert isinstance(roll["at"], float)
@@ -185,9 +179,9 @@ async def test_late_joiner_gets_the_state_and_leavers_leave_presence() -> None:
                 rl = await late.bind(rid)
             assert rl.state == {"count": 42}
             assert rl.checksum == ra.checksum
-            await until(lambda: late.id in ra.subscribers)
+            await settled(lambda: late.id in ra.subscribers, a)
             late_id = late.id
-        await until(lambda: late_id not in ra.subscribers)
+        await settled(lambda: late_id not in ra.subscribers, a)
         assert any(late_id in c for c in changes)
         assert late_id not in a.peers
         assert b.id in a.peers
@@ -207,7 +201,7 @@ async def test_malformed_frames_are_dropped() -> None:
         victim.send(b.id, b"\x83\x18\x26\x01")
         await ra.dispatch(mx.Action("increment"))
         await rb.dispatch(mx.Action("increment"))
-        await until(lambda: ra.state == rb.state == {"count": 2})
+        await settled(lambda: ra.state == rb.state == {"count": 2}, a, b)
         assert a.stats["dropped"] + b.stats["dropped"] >= dropped + 6
 
 
@@ -230,7 +224,7 @@ async def test_master_killed_mid_dispatch_loses_and_doubles_nothing(seed: int) -
             for h in handles:
                 await h
         expected = per_peer * len(survivors)
-        await until(lambda: all(bound[p.id].state == {"count": expected} for p in survivors), 10)
+        await settled(lambda: all(bound[p.id].state == {"count": expected} for p in survivors), *survivors)
         assert all(bound[p.id].confirmed == {"count": expected} for p in survivors)
         assert len({bound[p.id].checksum for p in survivors}) == 1
         new_master = {p.master_id for p in survivors}

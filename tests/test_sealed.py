@@ -26,7 +26,7 @@ from movex_p2p.testing.cores import CoreCluster
 from movex_p2p.verify import check
 from tests.resources import RPS_INITIAL, SECRET, SpySimulation, rps, rps_can_reveal
 from tests.test_game_features import peers_of
-from tests.test_node_scenarios import until
+from tests.waits import settled
 
 MARKER: Final = "MARKER-7c1f"
 """A string that only the private halves carry."""
@@ -393,14 +393,14 @@ async def test_peers_a_spectator_sees_every_opening_and_a_forging_author_is_name
             )
         await ra.dispatch_private(*hand("playerA", "paper"))
         await rb.dispatch_private(*hand("playerB", "rock"))
-        await until(lambda: rw.state["winner"] == "paper")  # the spectator saw both openings
+        await settled(lambda: rw.state["winner"] == "paper", eye)  # the spectator saw both openings
         assert rw.checksum == ra.checksum == rb.checksum
         # round two: b opens something else than it committed to
         monkeypatch.setattr(sealing_module, "open_halves", forging)
         await ra.dispatch(mx.Action("playAgain"))
         await ra.dispatch_private(*hand("playerA", "rock"))
         await rb.dispatch_private(*hand("playerB", "paper"))
-        await until(lambda: rw.state.get("forfeits") == [b.id])
+        await settled(lambda: rw.state.get("forfeits") == [b.id], eye)
         assert rw.state["submissions"]["playerA"]["play"] == "rock"
         assert rw.checksum == ra.checksum == rb.checksum
         forged = [d for d in diagnostics if d.kind == "forged"]

@@ -12,7 +12,7 @@ from movex_p2p.identity import Identity, peer_id_of
 from movex_p2p.proofs import prove, signer
 from movex_p2p.signing import ED25519, FAKE, FakeSigner, Signer, Verifier
 from tests.resources import Counter
-from tests.test_node_scenarios import until
+from tests.waits import settled
 
 
 def test_a_fake_signature_passes_only_for_its_key_and_its_bytes() -> None:
@@ -71,7 +71,7 @@ async def test_peers_with_the_benchmarks_fake_signer_play_the_same_protocol() ->
             resources = [await p.bind(rid) for p in (a, b, c)]
             for res in resources:
                 await res.dispatch(mx.Action("increment"))
-            await until(lambda: all(res.state == {"count": 3} for res in resources))
+            await settled(lambda: all(res.state == {"count": 3} for res in resources), a, b, c)
     assert a.id == mx.Identity(random.Random(0).randbytes(32)).id  # the id of the seed's real key
 
 

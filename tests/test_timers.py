@@ -25,7 +25,7 @@ from movex_p2p.signing import FAKE, FakeSigner
 from movex_p2p.simulation import Simulation
 from movex_p2p.testing.cores import CoreCluster
 from tests.resources import RPS_INITIAL, SECRET, rps, rps_can_reveal, submit
-from tests.test_node_scenarios import until
+from tests.waits import settled
 
 
 def forfeit(state: Any, lost: mx.Unrevealed) -> Any:
@@ -358,18 +358,18 @@ async def test_the_master_back_without_its_private_half_is_told_private_lost(tmp
                 await ra.dispatch(mx.Action("addPlayer", {"id": ann.id, "playerLabel": "playerA"}))
                 await rb.dispatch(mx.Action("addPlayer", {"id": bob.id, "playerLabel": "playerB"}))
                 await ra.dispatch_private(*submit("playerA", "rock"))  # only the master (ann) holds it
-                await until(lambda: rb.state["submissions"]["playerA"] == {"play": SECRET})
+                await settled(lambda: rb.state["submissions"]["playerA"] == {"play": SECRET}, bob)
             net.kill(ann.id)  # SIGKILL
             killed.set()
-            await until(lambda: bob.is_master)
+            await settled(lambda: bob.is_master, bob)
             async with mx.Peer(room="t", types=[quick], name="ann2", transport=net, identity=identity) as again:
                 again.on_diagnostic(diagnostics.append)
                 with anyio.fail_after(5):
                     await again.wait_ready()
                     ra = await again.bind(rid)
                 await rb.dispatch_private(*submit("playerB", "paper"))
-                await until(lambda: ra.state["winner"] == rb.state["winner"] == "forfeit:playerB")
-                await until(lambda: any(d.kind == "private_lost" for d in diagnostics))
+                await settled(lambda: ra.state["winner"] == rb.state["winner"] == "forfeit:playerB", again, bob)
+                await settled(lambda: any(d.kind == "private_lost" for d in diagnostics), again)
     (lost,) = [d for d in diagnostics if d.kind == "private_lost"]
     assert lost.rid == rid
     assert lost.peer == bob.id
