@@ -49,6 +49,7 @@ from ..identity import Identity
 from ..ids import PeerId
 from ..lobby import Lobby
 from .base import IdentityInUse, PeersSeen, TransportEvent
+from .contact import Contact
 from .discovery import Announcement, Discovery, PeerGone
 from .handshake import AUTH_DEADLINE, DIAL_ERRORS, Handshakes, Twin, failure_of
 from .interfaces import default_interfaces, usable_interfaces
@@ -57,12 +58,15 @@ from .linkset import LinkSet
 from .mesh import LanStatus, Ourselves, PeerAddress, parse_peer_address
 from .meshcore import (
     Beat,
+    DialDeclined,
     DialNow,
+    DialOutcome,
     DialState,
     DropAll,
     DropSilent,
     Effect,
     FailureKind,
+    LinkClosed,
     Log,
     LogLevel,
     MeshCore,
@@ -77,6 +81,7 @@ from .meshcore import (
     StartDialer,
     Stop,
     StopDialer,
+    WaitEnded,
     WaitFor,
 )
 from .signaling import PROTOCOL_VERSION, Declined, derive_key
@@ -481,44 +486,42 @@ class LanEndpoint:
         await discovery.reannounce()
 
     async def _dial_loop(self, dial: DialState, scope: anyio.CancelScope) -> None:
-        """Hold a link with ``dial.peer``, known by id, for as long as :meth:`MeshCore.dial_next` says."""
+        """Hold a link with ``dial.peer``, known by id: perform the steps :meth:`PeerDials.step` decides."""
         core, peer = self._core, dial.peer
+        outcome: DialOutcome = None
         try:
             with scope:
                 while True:
-                    pause: float | None
-                    step = core.dial_next(dial, anyio.current_time())
+                    step, effects = core.dialing.step(dial, outcome, anyio.current_time())
+                    self._execute(effects)
                     match step:
                         case Stop():
                             return
-                        case Pause(seconds=pause):
-                            pass
+                        case Pause(seconds=seconds):
+                            if seconds:
+                                await anyio.sleep(seconds)
+                            outcome = None
                         case WaitFor(attempt=held):
                             await self._handshakes.wait_ended(held)
-                            if not held.opened:
-                                continue  # a handshake that came to nothing: dial again
-                            pause = core.link_over(dial)  # a link with it was open and closed
+                            outcome = WaitEnded(attempt=held)
                         case DialNow(contact=contact):
-                            try:
-                                await self._handshakes.dial_once(contact.addresses, contact.port, expected=peer)
-                            except Declined:
-                                pause = core.dial_declined(dial)
-                            except DIAL_ERRORS as exc:
-                                pause, effects = core.dial_failed(dial, failure_of(exc), anyio.current_time())
-                                self._execute(effects)
-                            else:
-                                core.dial_linked(dial, anyio.current_time())
-                                pause = core.link_over(dial)  # the link it opened has closed
+                            outcome = await self._dial(peer, contact)
                         case _:
                             assert_never(step)
-                    if pause is None:
-                        return
-                    if pause:
-                        await anyio.sleep(pause)
         finally:
             if self._dialers.get(peer) is scope:
                 del self._dialers[peer]
             core.dialer_ended(dial)
+
+    async def _dial(self, peer: PeerId, contact: Contact) -> DialOutcome:
+        """Dial ``peer`` at ``contact``; a link it opens is held until it closes."""
+        try:
+            await self._handshakes.dial_once(contact.addresses, contact.port, expected=peer)
+        except Declined:
+            return DialDeclined()
+        except DIAL_ERRORS as exc:
+            return failure_of(exc)
+        return LinkClosed()
 
     async def _address_loop(self, address: PeerAddress) -> None:
         """Hold a link with whoever listens at a ``peers=`` address, for as long as we run."""
