@@ -6,6 +6,7 @@ import dataclasses
 import random
 import struct
 from collections.abc import Callable
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -13,10 +14,11 @@ import pytest
 from movex_p2p.errors import AuthenticationFailed, RemoteProtocolError
 from movex_p2p.identity import Identity
 from movex_p2p.ids import PeerId
+from movex_p2p.lobby import Lobby
 from movex_p2p.testing.pipes import Pipe, pipe_pair
 from movex_p2p.transport import signaling
 from movex_p2p.transport.discovery import Announcement, parse_txt
-from movex_p2p.transport.lan import LanTransport, usable_interfaces
+from movex_p2p.transport.lan import _LOBBY_SPACING, LanTransport, usable_interfaces
 from movex_p2p.transport.meshcore import MeshCore
 from movex_p2p.transport.signaling import (
     Answer,
@@ -511,3 +513,48 @@ def test_a_found_peer_counts_as_joining_while_it_answers_and_never_forever() -> 
     assert mesh.still_joining(12.0, linked=none) == {"slow"}  # the silent one had its two connect timeouts
     mesh.answered(PeerId("slow"), 28.0)
     assert mesh.still_joining(31.5, linked=none) == set()  # answering forever yet never linking: no longer counted
+
+
+class _LobbyDiscovery:
+    """Stands in for :class:`~movex_p2p.transport.discovery.Discovery`: records the lobby hints announced, and when."""
+
+    def __init__(self) -> None:
+        self.announced: list[tuple[float, bool]] = []
+        self.changed = anyio.Event()
+
+    async def update_lobby(self, lobby: Lobby) -> None:
+        self.announced.append((anyio.current_time(), lobby.started))
+        self.changed.set()
+
+
+async def test_the_lobby_hints_are_announced_when_the_room_starts_and_a_burst_of_changes_sparingly() -> None:
+    """No polling: nothing is announced until the endpoint is told the room started, then at once;
+    changes told while an announcement is fresh go out once, ``_LOBBY_SPACING`` later (the last state)."""
+    endpoint = LanTransport(interfaces=["127.0.0.1"]).connect(
+        peer_id=ALICE.id, name="a", room="r", secret=None, identity=ALICE
+    )
+    discovery = _LobbyDiscovery()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(endpoint._lobby_loop, cast(Any, discovery))
+        await anyio.sleep(0.1)
+        assert discovery.announced == []  # not started, as announced at first
+        told = anyio.current_time()
+        endpoint.room_started(True)
+        with anyio.fail_after(5):
+            await discovery.changed.wait()
+        ((first, started),) = discovery.announced
+        assert started is True
+        assert first - told < 0.25  # at once (a poll every 0.5 s would take 0.4 s here)
+        discovery.changed = anyio.Event()
+        for started in (False, True, False):
+            endpoint.room_started(started)
+        with anyio.fail_after(5):
+            await discovery.changed.wait()
+        (_, (second, started)) = discovery.announced
+        assert started is False
+        assert second - first >= _LOBBY_SPACING - 0.01
+        endpoint.room_started(False)  # no change: nothing to announce
+        await anyio.sleep(_LOBBY_SPACING + 0.1)
+        assert len(discovery.announced) == 2
+        tg.cancel_scope.cancel()
+    await endpoint.__aexit__(None, None, None)  # never opened: this closes its event streams

@@ -72,21 +72,37 @@ def test_a_peer_refuses_unfit_lobby_hints_at_construction(kwargs: dict[str, Any]
         mx.Peer(room="r", types=[Counter], transport=mx.LocalNetwork(), **kwargs)
 
 
+class _Told:
+    """An in-process endpoint that also records what the driver tells it of the room's start."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.started: list[bool] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def room_started(self, started: bool) -> None:
+        self.started.append(started)
+        self._inner.room_started(started)
+
+
 class _Recording:
-    """A transport that announces lobby hints: records what the Peer passes, links nobody."""
+    """A transport that announces lobby hints: records what the Peer passes and tells, links nobody."""
 
     announces_lobby = True
 
     def __init__(self) -> None:
         self.connected: dict[str, Any] = {}
+        self.endpoint: _Told | None = None
 
     @asynccontextmanager
     async def connect(self, **kwargs: Any) -> AsyncIterator[Any]:
         self.connected = kwargs
         network = mx.LocalNetwork()
-        args = {k: v for k, v in kwargs.items() if k not in ("lobby", "started")}
-        async with network.connect(**args) as endpoint:
-            yield endpoint
+        async with network.connect(**{k: v for k, v in kwargs.items() if k != "lobby"}) as endpoint:
+            self.endpoint = _Told(endpoint)
+            yield self.endpoint
 
 
 async def test_a_peer_hands_its_hints_to_a_transport_that_announces_them() -> None:
@@ -102,17 +118,23 @@ async def test_a_peer_hands_its_hints_to_a_transport_that_announces_them() -> No
     )
     async with peer:
         await peer.wait_ready()
-        lobby, started = transport.connected["lobby"], transport.connected["started"]
-        assert lobby == Lobby(
+        assert transport.connected["lobby"] == Lobby(
             game="liars-dice",
             version=mx.room_version([Counter, Dice]),
             max_players=6,
             secret=True,
             info='{"mode":"classic"}',
         )
-        assert started() is False
+        told = transport.endpoint
+        assert told is not None
+        assert told.started == []  # no resource yet: nothing to tell
         await peer.create(Counter, id="c")
-        assert started() is True  # a resource exists in the room
+        assert told.started == [True]  # told once, by the step that created the room's first resource
+        await peer.create(Dice, id="d")
+        assert told.started == [True]  # only changes are told
+        await peer.remove("counter:c")
+        await peer.remove("dice:d")
+        assert told.started == [True, False]  # the room holds no resource any more
     async with mx.Peer(room="r", types=[], transport=mx.LocalNetwork(), game="g") as plain:
         await plain.wait_ready()  # in-process networks take no hints (and need none)
 

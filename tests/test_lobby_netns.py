@@ -91,7 +91,7 @@ async def test_a_lobby_shows_each_rooms_hints_filters_by_game_and_sees_it_start(
         bob = await hosts.spawn_on(0, [*game, "--name", "bob", "--counter"], name="bob")  # creates counter:c
         await ann.wait_event("joined", name="bob", within=30)
         await bob.wait_event("ready", within=30)
-        for _ in range(10):  # each peer looks every 0.5 s and re-announces at once
+        for _ in range(10):  # each peer re-announces as soon as its room holds a resource
             (rooms,) = await browse_all([browser])
             if rooms[0]["started"]:
                 break

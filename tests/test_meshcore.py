@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -33,14 +34,18 @@ from movex_p2p.transport.meshcore import (
     STRIKES,
     STRUCK,
     Beat,
+    DialDeclined,
     DialNow,
     DialState,
     DropSilent,
     Effect,
     Failure,
     FailureKind,
+    LinkClosed,
     Log,
+    LogLevel,
     MeshCore,
+    Pause,
     Probe,
     PushOut,
     Reannounce,
@@ -48,8 +53,11 @@ from movex_p2p.transport.meshcore import (
     ReportSeen,
     StartAddressDialer,
     StartDialer,
+    Step,
     Stop,
     StopDialer,
+    WaitEnded,
+    WaitFor,
 )
 from movex_p2p.transport.meshworld import UNREACHABLE, Linked, MeshWorld, Network, Outcome
 from movex_p2p.transport.signaling import Contact
@@ -255,6 +263,104 @@ def test_a_refusal_waits_as_long_as_it_says_up_to_a_minute() -> None:
     driver.run(40.0)
     assert driver.dials_of("b") == [0.0, 30.0]
     assert driver.core.refused["wrong secret"] == 1
+
+
+def _opened(me: str) -> MeshCore:
+    """A bare MeshCore opened at 0 (no world: the test performs its dial loop by hand)."""
+    core = MeshCore(PeerId(me), connect_timeout=5.0, dead_after=0.9, heartbeat_interval=0.1, rng=random.Random(1))
+    core.open(0.0, interfaces=["10.0.0.1"], port=9)
+    return core
+
+
+def _paused(step: Step, effects: list[Effect] | None = None) -> float:
+    """The seconds of a :class:`Pause` with no effects (rounded as :func:`backoffs`)."""
+    assert isinstance(step, Pause), step
+    assert not effects, effects
+    return round(step.seconds, 4)
+
+
+def _dial_of(effects: list[Effect]) -> DialState:
+    (dial,) = [e.dial for e in effects if isinstance(e, StartDialer)]
+    return dial
+
+
+def test_one_step_decides_what_a_dial_loop_does_after_each_outcome() -> None:
+    """PeerDials.step on a hand clock, as LanEndpoint._dial_loop and MeshWorld perform it: the backoff
+    grows on failures, declines and short links, a refusal waits as told, a stable link resets it."""
+    core, b = _opened("a"), PeerId("b")
+    core.link_opened(b)  # proven: never given up
+    dial = _dial_of(core.announced(record("b"), 0.0))
+    step, pause = core.dialing.step, backoffs(8)
+    dial_b = DialNow(contact=Contact(peer=b, addresses=("10.0.0.2",), port=7000))
+    assert step(dial, None, 0.0) == (dial_b, [])  # the lower id dials at once
+    after, effects = step(dial, UNREACHABLE, 0.01)
+    assert after == Pause(seconds=pause[0])
+    assert [(type(e), e.level) for e in effects if isinstance(e, Log)] == [(Log, LogLevel.DEBUG)]
+    assert step(dial, None, 0.06) == (dial_b, [])
+    after, effects = step(dial, UNREACHABLE, 0.07)
+    assert (_paused(after), effects) == (pause[1], [Log(level=LogLevel.DEBUG, text=ANY)])
+    assert _paused(*step(dial, DialDeclined(), 0.2)) == pause[2]  # it holds a link we lost
+    refused = Failure(kind=FailureKind.REFUSED, text="busy", retry_after=30.0)
+    after, effects = step(dial, refused, 0.3)
+    assert after == Pause(seconds=30.0)  # as told (the backoff grows beneath)
+    assert [e.level for e in effects if isinstance(e, Log)] == [LogLevel.WARNING, LogLevel.DEBUG]
+    assert core.auth_failures[-1] == "busy"
+    assert step(dial, None, 30.3) == (dial_b, [])
+    assert _paused(*step(dial, LinkClosed(), 30.3 + STABLE_LINK - 0.1)) == pause[4]
+    assert step(dial, None, 40.0) == (dial_b, [])
+    assert step(dial, LinkClosed(), 40.0 + STABLE_LINK + 0.1) == (Pause(seconds=pause[0]), [])  # a stable link
+    # an incoming handshake holds the pair: wait for it; one that came to nothing is dialed again at once
+    claimed = core.claim(b, dialer=b, incarnation=1)
+    assert claimed is not None
+    held, _ = claimed
+    assert step(dial, None, 50.0) == (WaitFor(attempt=held), [])
+    assert step(dial, WaitEnded(attempt=held), 50.1) == (WaitFor(attempt=held), [])  # still held
+    core.attempts.release(held)
+    assert step(dial, WaitEnded(attempt=held), 50.2) == (dial_b, [])
+    assert _paused(*step(dial, DialDeclined(), 50.2)) == pause[1]
+    claimed = core.claim(b, dialer=b, incarnation=1)
+    assert claimed is not None
+    held, _ = claimed
+    assert step(dial, DialDeclined(), 50.3) == (Pause(seconds=0.0), [])  # held here now: ask again at once
+    held.opened = True  # it opened a link, which then closed: pause
+    core.attempts.release(held)
+    assert _paused(*step(dial, WaitEnded(attempt=held), 60.0)) == pause[2]
+    core.close()
+    assert step(dial, None, 61.0) == (Stop(), [])
+
+
+def test_one_step_ends_a_dial_loop_where_it_must() -> None:
+    """PeerDials.step: a never-proven peer is given up after HINT_TRIES failures, a record that fails
+    the secret is not dialed again, a hint is spent once its link closed, the higher id waits first."""
+    core = _opened("a")
+    dial = _dial_of(core.announced(record("b"), 0.0))
+    step, now = core.dialing.step, 0.0
+    for _ in range(HINT_TRIES - 1):
+        assert isinstance(step(dial, None, now)[0], DialNow)
+        after, _effects = step(dial, UNREACHABLE, now)
+        assert isinstance(after, Pause)
+        now += after.seconds
+    assert isinstance(step(dial, None, now)[0], DialNow)
+    after, effects = step(dial, UNREACHABLE, now)
+    assert after == Stop()
+    assert any(isinstance(e, Log) and e.text.startswith("giving up on b") for e in effects)
+
+    dial = _dial_of(core.announced(record("c"), 0.0))
+    assert isinstance(step(dial, None, 0.0)[0], DialNow)
+    assert step(dial, WRONG_SECRET, 0.0)[0] == Pause(seconds=0.0)  # another record may be the peer's
+    assert step(dial, None, 0.0) == (Stop(), [])  # none: that one is bad until another incarnation
+
+    d = PeerId("d")
+    (start,) = core.learnt([Contact(peer=d, addresses=("10.0.0.4",), port=7000)], source=PeerId("x"), now=0.0)
+    assert isinstance(start, StartDialer)
+    assert isinstance(step(start.dial, None, 0.0)[0], DialNow)
+    assert step(start.dial, LinkClosed(), 1.0) == (Stop(), [])  # a hint is spent once its link closed
+    assert core.hints.get(d) is None
+
+    higher = _opened("z")
+    dial = _dial_of(higher.announced(record("b"), 0.0))
+    assert higher.dialing.step(dial, None, 0.0) == (Pause(seconds=FALLBACK_DIAL), [])  # the lower id dials first
+    assert isinstance(higher.dialing.step(dial, None, FALLBACK_DIAL)[0], DialNow)
 
 
 def test_an_mdns_goodbye_stops_a_never_proven_peer_but_not_a_proven_one() -> None:
@@ -594,7 +700,7 @@ def test_a_peer_that_said_goodbye_is_not_dialed_again_through_what_others_told_o
     assert core.hints.get(b) is not None
     core.link_closed(b, incarnation=1, graceful=True, current=True)
     assert core.hints.get(b) is None
-    assert isinstance(core.dial_next(DialState(peer=b), 1.0), Stop)
+    assert core.dialing.step(DialState(peer=b), None, 1.0) == (Stop(), [])
 
 
 def test_a_member_address_cut_short_under_load_is_never_refused_but_a_wrong_secret_strikes_it() -> None:

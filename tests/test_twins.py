@@ -129,7 +129,7 @@ def test_a_later_twin_proven_in_a_handshake_supersedes_us_we_drop_everything_and
     assert isinstance(core.address.next(PeerAddress("10.0.0.9", 7000), driver.now), Stop)
     assert driver.loops
     for loop in driver.loops.values():  # a loop that asks again before its StopDialer lands
-        assert isinstance(core.dial_next(loop.dial, driver.now), Stop)
+        assert core.dialing.step(loop.dial, None, driver.now) == (Stop(), [])
 
 
 def test_an_earlier_twin_is_reported_once_and_we_keep_the_links() -> None:

@@ -3,8 +3,9 @@
 It waits on the endpoint with the core's next deadline as the limit (one cancel scope, kept
 while the input keeps coming, its deadline moved when the core's moves), takes what else is
 ready without waiting (``receive_nowait``) into one batch, steps the core once and executes the
-Ready: sends its frames, then hands its events, faults and dropped input to ``notify``. There
-is no polling: with no input the task sleeps until a timer is due.
+Ready: sends its frames (and tells the endpoint when the room starts or stops holding a
+resource: ``Endpoint.room_started``), then hands its events, faults and dropped input to
+``notify``. There is no polling: with no input the task sleeps until a timer is due.
 
 The app's commands (``dispatch``, ``create``...) step the core in the caller's task, on the
 loop's thread (:meth:`Driver.command`): their events are handled at once, and the frames a
@@ -56,6 +57,7 @@ class Driver:
         self._broken: Exception | None = None  # the end-of-turn step raised: run() raises it
         self._clock = asyncio.get_running_loop().time  # anyio.current_time() on asyncio, with fewer calls
         self.closed = False
+        self._started = False  # the room held a resource at the last step (as last told to the endpoint)
         self.steps = 0
         """Steps taken by the driver (its own and the end-of-turn ones), for tests and benchmarks."""
 
@@ -146,6 +148,9 @@ class Driver:
             # Introduce (its name) sent in the same step
             for peer, frame in ready.datagrams.items():
                 self._send(self.endpoint.send_datagram, peer, frame)
+            if bool(self.core.client.replicas) is not self._started:  # a lobby screen shows it (on the LAN)
+                self._started = not self._started
+                self.endpoint.room_started(self._started)
         self._notify(ready)  # also with nothing in it: waiters on time-based conditions look again
         scope = self._scope
         if rearm and scope is not None and ready.deadline is not None and ready.deadline < scope.deadline:

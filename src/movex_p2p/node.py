@@ -272,7 +272,7 @@ class Peer:
         # a spectator says so in its mDNS record, so a lobby does not count it as a player
         extra: dict[str, Any] = {} if self.role == "player" else {"role": self.role}
         if getattr(self._transport, "announces_lobby", False):  # a lobby screen's hints (RoomInfo)
-            extra.update(lobby=self._lobby, started=lambda: bool(self._core.client.replicas))
+            extra.update(lobby=self._lobby)  # whether the room started: the driver tells the endpoint
         connect = self._transport.connect(
             peer_id=self.id,
             name=self.name,

@@ -154,6 +154,10 @@ class Endpoint(Protocol):
         """What this endpoint knows of the room now."""
         ...
 
+    def room_started(self, started: bool) -> None:
+        """The room holds a resource now, or no longer (told on each change): a LAN endpoint's lobby hints say so."""
+        ...
+
 
 class Transport(Protocol):
     """A network that peers join: ``LocalNetwork``, ``FaultyNetwork``, ``LanTransport``."""

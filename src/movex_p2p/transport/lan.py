@@ -35,7 +35,7 @@ import logging
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Final, assert_never
@@ -49,6 +49,7 @@ from ..identity import Identity
 from ..ids import PeerId
 from ..lobby import Lobby
 from .base import IdentityInUse, PeersSeen, TransportEvent
+from .contact import Contact
 from .discovery import Announcement, Discovery, PeerGone
 from .handshake import AUTH_DEADLINE, DIAL_ERRORS, Handshakes, Twin, failure_of
 from .interfaces import default_interfaces, usable_interfaces
@@ -57,12 +58,15 @@ from .linkset import LinkSet
 from .mesh import LanStatus, Ourselves, PeerAddress, parse_peer_address
 from .meshcore import (
     Beat,
+    DialDeclined,
     DialNow,
+    DialOutcome,
     DialState,
     DropAll,
     DropSilent,
     Effect,
     FailureKind,
+    LinkClosed,
     Log,
     LogLevel,
     MeshCore,
@@ -77,6 +81,7 @@ from .meshcore import (
     StartDialer,
     Stop,
     StopDialer,
+    WaitEnded,
     WaitFor,
 )
 from .signaling import PROTOCOL_VERSION, Declined, derive_key
@@ -95,8 +100,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_LOBBY_POLL: Final = 0.5
-"""Seconds between two looks at whether the room started (a change is re-announced over mDNS)."""
+_LOBBY_SPACING: Final = 0.5
+"""Seconds at least between two re-announcements of the lobby hints (a room that starts and stops at once sends few)."""
 _PROBE_EVERY: Final = 1.0
 """At most one probe of a peer's newer incarnation per this many seconds."""
 _LEVELS: Final = {LogLevel.DEBUG: logging.DEBUG, LogLevel.INFO: logging.INFO, LogLevel.WARNING: logging.WARNING}
@@ -117,7 +122,7 @@ class LanTransport:
     """
 
     announces_lobby: Final = True
-    """:meth:`connect` takes ``lobby`` and ``started`` (what a lobby screen shows of the room)."""
+    """:meth:`connect` takes ``lobby`` (what a lobby screen shows of the room; see :meth:`LanEndpoint.room_started`)."""
 
     def __init__(
         self,
@@ -161,7 +166,6 @@ class LanTransport:
         role: str = "player",
         identity: Identity | None = None,
         lobby: Lobby | None = None,
-        started: Callable[[], bool] | None = None,
     ) -> LanEndpoint:
         """Join ``room`` as ``identity`` (``async with``); leaving says goodbye and closes every link.
 
@@ -169,8 +173,8 @@ class LanTransport:
         an identity, ``peer_id`` must be the id of a fresh one, so pass the identity).
         ``max_frame`` raises (never lowers) the transport's own bound for this endpoint's links;
         ``role`` is announced in the mDNS record (a lobby counts players, not spectators), and so
-        is ``lobby`` (hints for a lobby screen); ``started()`` says whether the room holds a
-        resource now: it is looked at every half second and a change re-announced.
+        is ``lobby`` (hints for a lobby screen; :meth:`LanEndpoint.room_started` changes whether
+        the room started).
         """
         limit = self.max_frame if max_frame is None else max(self.max_frame, max_frame)
         identity = identity or Identity.generate()
@@ -185,7 +189,6 @@ class LanTransport:
             max_frame=limit,
             role=role,
             lobby=lobby or Lobby(secret=bool(secret)),
-            started=started,
         )
 
 
@@ -208,7 +211,6 @@ class LanEndpoint:
         max_frame: int = DEFAULT_MAX_FRAME,
         role: str = "player",
         lobby: Lobby | None = None,
-        started: Callable[[], bool] | None = None,
     ) -> None:
         peer_id = identity.id
         self.identity = identity
@@ -247,7 +249,8 @@ class LanEndpoint:
         self._discovery: Discovery | None = None
         self._reannouncing = False
         self._lobby = lobby or Lobby(secret=bool(secret))
-        self._started = started
+        self._started = self._lobby.started  # as last told (room_started): announced by the lobby loop
+        self._lobby_changed: anyio.Event | None = None
 
     @property
     def refused(self) -> Counter[str]:
@@ -304,6 +307,12 @@ class LanEndpoint:
             mdns_refused=tuple(sorted(self._discovery.refused.items())) if self._discovery is not None else (),
         )
 
+    def room_started(self, started: bool) -> None:
+        """The room holds a resource now, or no longer: the lobby hints say so, re-announced over mDNS at once."""
+        self._started = started
+        if self._lobby_changed is not None:
+            self._lobby_changed.set()
+
     # -- lifetime -------------------------------------------------------------------------
 
     async def __aenter__(self) -> LanEndpoint:
@@ -342,8 +351,7 @@ class LanEndpoint:
         self._tg.start_soon(listener.serve, self._handshakes.handle_incoming)
         if self._discovery is not None:
             self._tg.start_soon(self._discovery_loop, self._discovery)
-            if self._started is not None:
-                self._tg.start_soon(self._lobby_loop, self._discovery, self._started)
+            self._tg.start_soon(self._lobby_loop, self._discovery)
         now = anyio.current_time()
         effects = self._core.open(now, interfaces=self.interfaces, port=self.signaling_port, addresses=self._t.peers)
         self._tg.start_soon(self._heartbeat_loop)
@@ -440,15 +448,16 @@ class LanEndpoint:
                     self._execute([effect])
             await anyio.sleep(max(0.0, self._core.next_deadline() - anyio.current_time()))
 
-    async def _lobby_loop(self, discovery: Discovery, started: Callable[[], bool]) -> None:
-        """Re-announce the lobby hints whenever ``started()`` changes (looked at every ``_LOBBY_POLL``)."""
+    async def _lobby_loop(self, discovery: Discovery) -> None:
+        """Re-announce the lobby hints when :meth:`room_started` changed them (at most every ``_LOBBY_SPACING``)."""
         while True:
-            now_started = bool(started())
-            if now_started != self._lobby.started:
-                self._lobby = dataclasses.replace(self._lobby, started=now_started)
-                self._log.debug("lobby: the room %s", "started" if now_started else "holds no resource")
-                await discovery.update_lobby(self._lobby)
-            await anyio.sleep(_LOBBY_POLL)
+            while self._started == self._lobby.started:
+                self._lobby_changed = anyio.Event()
+                await self._lobby_changed.wait()
+            self._lobby = dataclasses.replace(self._lobby, started=self._started)
+            self._log.debug("lobby: the room %s", "started" if self._started else "holds no resource")
+            await discovery.update_lobby(self._lobby)
+            await anyio.sleep(_LOBBY_SPACING)
 
     async def _discovery_loop(self, discovery: Discovery) -> None:
         async for event in discovery.events:
@@ -481,44 +490,42 @@ class LanEndpoint:
         await discovery.reannounce()
 
     async def _dial_loop(self, dial: DialState, scope: anyio.CancelScope) -> None:
-        """Hold a link with ``dial.peer``, known by id, for as long as :meth:`MeshCore.dial_next` says."""
+        """Hold a link with ``dial.peer``, known by id: perform the steps :meth:`PeerDials.step` decides."""
         core, peer = self._core, dial.peer
+        outcome: DialOutcome = None
         try:
             with scope:
                 while True:
-                    pause: float | None
-                    step = core.dial_next(dial, anyio.current_time())
+                    step, effects = core.dialing.step(dial, outcome, anyio.current_time())
+                    self._execute(effects)
                     match step:
                         case Stop():
                             return
-                        case Pause(seconds=pause):
-                            pass
+                        case Pause(seconds=seconds):
+                            if seconds:
+                                await anyio.sleep(seconds)
+                            outcome = None
                         case WaitFor(attempt=held):
                             await self._handshakes.wait_ended(held)
-                            if not held.opened:
-                                continue  # a handshake that came to nothing: dial again
-                            pause = core.link_over(dial)  # a link with it was open and closed
+                            outcome = WaitEnded(attempt=held)
                         case DialNow(contact=contact):
-                            try:
-                                await self._handshakes.dial_once(contact.addresses, contact.port, expected=peer)
-                            except Declined:
-                                pause = core.dial_declined(dial)
-                            except DIAL_ERRORS as exc:
-                                pause, effects = core.dial_failed(dial, failure_of(exc), anyio.current_time())
-                                self._execute(effects)
-                            else:
-                                core.dial_linked(dial, anyio.current_time())
-                                pause = core.link_over(dial)  # the link it opened has closed
+                            outcome = await self._dial(peer, contact)
                         case _:
                             assert_never(step)
-                    if pause is None:
-                        return
-                    if pause:
-                        await anyio.sleep(pause)
         finally:
             if self._dialers.get(peer) is scope:
                 del self._dialers[peer]
             core.dialer_ended(dial)
+
+    async def _dial(self, peer: PeerId, contact: Contact) -> DialOutcome:
+        """Dial ``peer`` at ``contact``; a link it opens is held until it closes."""
+        try:
+            await self._handshakes.dial_once(contact.addresses, contact.port, expected=peer)
+        except Declined:
+            return DialDeclined()
+        except DIAL_ERRORS as exc:
+            return failure_of(exc)
+        return LinkClosed()
 
     async def _address_loop(self, address: PeerAddress) -> None:
         """Hold a link with whoever listens at a ``peers=`` address, for as long as we run."""

@@ -95,6 +95,9 @@ class _LocalEndpoint:
             refused=tuple(sorted(self.refused.items())),
         )
 
+    def room_started(self, started: bool) -> None:
+        """Nothing to tell: an in-process network announces no lobby hints."""
+
     def send(self, peer: PeerId, data: bytes) -> None:
         if self.closed or peer not in self._links:
             raise ChannelClosed(f"no link to {peer}")

@@ -15,7 +15,7 @@ import math
 from collections import Counter, OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, assert_never
 
 from ..election.detector import FailureDetector
 from ..ids import PeerId
@@ -34,17 +34,21 @@ __all__ = [
     "PENALTY",
     "AddressDials",
     "Beat",
+    "DialDeclined",
     "DialNow",
+    "DialOutcome",
     "DialState",
     "DropAll",
     "DropSilent",
     "Effect",
     "Failure",
     "FailureKind",
+    "LinkClosed",
     "Log",
     "LogLevel",
     "MeshCore",
     "Pause",
+    "PeerDials",
     "Probe",
     "PushOut",
     "Reannounce",
@@ -56,6 +60,7 @@ __all__ = [
     "Step",
     "Stop",
     "StopDialer",
+    "WaitEnded",
     "WaitFor",
 ]
 
@@ -282,7 +287,7 @@ class WaitFor:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Pause:
-    """Sleep ``seconds``, then ask again."""
+    """Sleep ``seconds`` (0: not at all), then ask again."""
 
     seconds: float
 
@@ -295,6 +300,30 @@ class DialNow:
 
 
 Step = Stop | WaitFor | Pause | DialNow
+
+
+# --- how a dial loop's last step ended (what it reports to PeerDials.step) --------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitEnded:
+    """What :class:`WaitFor` waited for, ``attempt``, has ended (it may have opened a link, or not)."""
+
+    attempt: Attempt
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialDeclined:
+    """The dialed side holds a link of the pair already."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkClosed:
+    """Our dial opened a link, and it has closed."""
+
+
+DialOutcome = WaitEnded | DialDeclined | LinkClosed | Failure | None
+"""How a dial loop's last step ended; None: the loop starts, or its :class:`Pause` is over."""
 
 
 _Record = tuple[PeerId, int, tuple[str, ...], int]
@@ -420,6 +449,111 @@ class AddressDials:
         return pause
 
 
+class PeerDials:
+    """The dial loops of peers known by id: what each does next, from how its last step ended.
+
+    The one place these decisions are made: :meth:`.lan.LanEndpoint._dial_loop` and
+    :class:`.meshworld.MeshNode` only perform the steps and report what came of them.
+    """
+
+    def __init__(self, core: MeshCore) -> None:
+        self._core = core
+
+    def step(self, dial: DialState, outcome: DialOutcome, now: float) -> tuple[Step, list[Effect]]:
+        """``dial``'s loop reports how its last step ended, at ``now``: its next step, and effects to perform first.
+
+        After a :class:`Pause` (0: none) it reports None; after :class:`WaitFor`, :class:`WaitEnded`;
+        after :class:`DialNow`, the dial's failure, :class:`DialDeclined`, or :class:`LinkClosed`
+        once the link it opened has closed.
+        """
+        pause: float | None
+        effects: list[Effect] = []
+        match outcome:
+            case None:
+                return self._next(dial, now), effects
+            case WaitEnded(attempt=held) if not held.opened:
+                return self._next(dial, now), effects  # a handshake that came to nothing: dial again
+            case WaitEnded():
+                pause = self._link_over(dial)  # a link with it was open and closed
+            case DialDeclined():
+                pause = 0.0 if dial.peer in self._core.attempts else self._grow(dial)  # else: it holds one we lost
+            case LinkClosed():
+                if now - dial.started > STABLE_LINK:
+                    dial.backoff, dial.failures = BACKOFF[0], 0
+                pause = self._link_over(dial)
+            case Failure():
+                pause, effects = self._failed(dial, outcome, now)
+            case _:
+                assert_never(outcome)
+        return (Stop() if pause is None else Pause(seconds=pause)), effects
+
+    def _next(self, dial: DialState, now: float) -> Step:
+        """What the loop does next, asked afresh.
+
+        Over mDNS the lower id dials at once and the higher id only after ``FALLBACK_DIAL``; a
+        peer learnt by peer exchange is dialed at once (it may not know us), and so is every peer
+        while strangers flood us (``BUSY_WINDOW``): the budget they spend may refuse its dial.
+        """
+        core, peer = self._core, dial.peer
+        if core.closing or core.twins.superseded:
+            return Stop()
+        held = core.attempts.get(peer)
+        if held is not None:
+            return WaitFor(attempt=held)
+        target = core._target(peer)
+        if target is None:
+            return Stop()
+        contact, ann = target
+        flooded = now < core._busy_until
+        if core.me > peer and not dial.waited and ann is not None and peer not in core.hints and not flooded:
+            dial.waited = True
+            return Pause(seconds=FALLBACK_DIAL)
+        dial.started, dial.record = now, ann
+        return DialNow(contact=contact)
+
+    def _grow(self, dial: DialState) -> float:
+        pause = dial.backoff
+        dial.backoff = min(dial.backoff * GROWTH, BACKOFF[1])
+        return pause
+
+    def _failed(self, dial: DialState, failure: Failure, now: float) -> tuple[float | None, list[Effect]]:
+        """A dial failed: seconds to pause (0: at once) before asking again, or None (the loop gives up)."""
+        core, peer, ann = self._core, dial.peer, dial.record
+        core._count(failure)
+        if core._answered_at.get(peer, -math.inf) < dial.started:
+            dial.failures += 1  # it never answered: maybe gone (a link that was slow does not count)
+        if dial.failures >= 2:  # not a peer that is about to link: stop waiting for it
+            core._found_at.pop(peer, None)
+        pause = dial.backoff
+        effects: list[Effect] = []
+        if failure.auth:
+            effects.append(Log(level=LogLevel.WARNING, text=f"{peer}: {failure.text}"))
+            core.note_auth_failure(failure.text)
+        if failure.kind is FailureKind.REFUSED:  # our address, for a while: not this record
+            pause = max(dial.backoff, min(failure.retry_after, PENALTY[1]))
+        elif failure.kind is FailureKind.WRONG_SECRET:
+            if ann is None:
+                core.hints.forget(peer)  # the hint led to someone else
+            else:  # that record: until the peer announces another incarnation
+                core._mark_bad(peer, ann)
+            return 0.0, effects
+        if peer not in core._proven and dial.failures >= HINT_TRIES:
+            effects.append(Log(level=LogLevel.DEBUG, text=f"giving up on {peer} (never proven): {failure.text}"))
+            core._give_up(peer, now, refused=failure.kind is FailureKind.REFUSED)
+            return None, effects
+        effects.append(Log(level=LogLevel.DEBUG, text=f"dialing {peer} failed: {failure.text}; retry in {pause:.2f} s"))
+        self._grow(dial)
+        return pause, effects
+
+    def _link_over(self, dial: DialState) -> float | None:
+        """A link with ``dial.peer`` was open and closed: seconds to pause before dialing again, or None (stop)."""
+        if dial.peer not in self._core._known:
+            self._core.hints.forget(dial.peer)  # a hint is spent once its link closed
+            return None
+        dial.waited = False
+        return self._grow(dial)
+
+
 class MeshCore:
     """The mesh's policy for one endpoint: events in with ``now``, effects and dial steps out."""
 
@@ -456,6 +590,8 @@ class MeshCore:
         self._bad = _BadRecords(rng)  # mDNS records that failed auth
         self._left: dict[PeerId, int] = {}  # incarnations that said goodbye
         self._dials: dict[PeerId, DialState] = {}  # a dial loop runs for each
+        self.dialing = PeerDials(self)
+        """What the dial loops of peers known by id do next."""
         self.address = AddressDials(self)
         """The dial loops of ``peers=`` addresses."""
         self._probing: set[PeerId] = set()
@@ -639,83 +775,6 @@ class MeshCore:
         """The loop of ``dial`` ended (returned or cancelled)."""
         if self._dials.get(dial.peer) is dial:
             del self._dials[dial.peer]
-
-    def dial_next(self, dial: DialState, now: float) -> Step:
-        """What the dial loop of ``dial.peer`` does next.
-
-        Over mDNS the lower id dials at once and the higher id only after ``FALLBACK_DIAL``; a
-        peer learnt by peer exchange is dialed at once (it may not know us), and so is every peer
-        while strangers flood us (``BUSY_WINDOW``): the budget they spend may refuse its dial.
-        """
-        peer = dial.peer
-        if self.closing or self.twins.superseded:
-            return Stop()
-        held = self.attempts.get(peer)
-        if held is not None:
-            return WaitFor(attempt=held)
-        target = self._target(peer)
-        if target is None:
-            return Stop()
-        contact, ann = target
-        flooded = now < self._busy_until
-        if self.me > peer and not dial.waited and ann is not None and peer not in self.hints and not flooded:
-            dial.waited = True
-            return Pause(seconds=FALLBACK_DIAL)
-        dial.started, dial.record = now, ann
-        return DialNow(contact=contact)
-
-    def _grow(self, dial: DialState) -> float:
-        pause = dial.backoff
-        dial.backoff = min(dial.backoff * GROWTH, BACKOFF[1])
-        return pause
-
-    def dial_declined(self, dial: DialState) -> float:
-        """A link of the pair is held at either end: seconds to pause (0: at once) before asking again."""
-        if dial.peer in self.attempts:
-            return 0.0
-        return self._grow(dial)  # the other side still holds a link we lost
-
-    def dial_failed(self, dial: DialState, failure: Failure, now: float) -> tuple[float | None, list[Effect]]:
-        """A dial failed: seconds to pause (0: at once) before asking again, or None (the loop gives up)."""
-        peer, ann = dial.peer, dial.record
-        self._count(failure)
-        if self._answered_at.get(peer, -math.inf) < dial.started:
-            dial.failures += 1  # it never answered: maybe gone (a link that was slow does not count)
-        if dial.failures >= 2:  # not a peer that is about to link: stop waiting for it
-            self._found_at.pop(peer, None)
-        pause = dial.backoff
-        effects: list[Effect] = []
-        if failure.auth:
-            effects.append(Log(level=LogLevel.WARNING, text=f"{peer}: {failure.text}"))
-            self.note_auth_failure(failure.text)
-        if failure.kind is FailureKind.REFUSED:  # our address, for a while: not this record
-            pause = max(dial.backoff, min(failure.retry_after, PENALTY[1]))
-        elif failure.kind is FailureKind.WRONG_SECRET:
-            if ann is None:
-                self.hints.forget(peer)  # the hint led to someone else
-            else:  # that record: until the peer announces another incarnation
-                self._mark_bad(peer, ann)
-            return 0.0, effects
-        if peer not in self._proven and dial.failures >= HINT_TRIES:
-            effects.append(Log(level=LogLevel.DEBUG, text=f"giving up on {peer} (never proven): {failure.text}"))
-            self._give_up(peer, now, refused=failure.kind is FailureKind.REFUSED)
-            return None, effects
-        effects.append(Log(level=LogLevel.DEBUG, text=f"dialing {peer} failed: {failure.text}; retry in {pause:.2f} s"))
-        self._grow(dial)
-        return pause, effects
-
-    def dial_linked(self, dial: DialState, now: float) -> None:
-        """The link our dial opened has closed."""
-        if now - dial.started > STABLE_LINK:
-            dial.backoff, dial.failures = BACKOFF[0], 0
-
-    def link_over(self, dial: DialState) -> float | None:
-        """A link with ``dial.peer`` was open and closed: seconds to pause before dialing again, or None (stop)."""
-        if dial.peer not in self._known:
-            self.hints.forget(dial.peer)  # a hint is spent once its link closed
-            return None
-        dial.waited = False
-        return self._grow(dial)
 
     def _target(self, peer: PeerId) -> tuple[Contact, Announcement | None] | None:
         """Where to dial ``peer`` next, and the mDNS record that said so; None: do not dial it."""

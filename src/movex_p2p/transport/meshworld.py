@@ -3,9 +3,10 @@
 An adapter over the one simulated world (:class:`~movex_p2p.world.World`), beside
 :class:`~movex_p2p.simulation.Simulation` (NodeCores) and :class:`~movex_p2p.election.sim.Cluster`
 (ElectionMachines). Each :class:`MeshNode` is one endpoint: a :class:`~.meshcore.MeshCore`, the
-effects it returned, and its dial loops, each asking :meth:`~.meshcore.MeshCore.dial_next` what
-to do and reporting the outcome as ``LanEndpoint._dial_loop`` does. A dial takes no virtual time;
-its outcome comes from the node's ``network``: a script, or the world's own peers.
+effects it returned, and its dial loops, each performing the steps
+:meth:`~.meshcore.PeerDials.step` decides and reporting what came of them, as
+``LanEndpoint._dial_loop`` does. A dial takes no virtual time; its outcome comes from the
+node's ``network``: a script, or the world's own peers.
 
 Peers that :meth:`MeshWorld.join` announce their mDNS record (and are answered) at once, after
 1 s, then doubling; every record and heartbeat is a datagram on the shared
@@ -32,12 +33,15 @@ from ..routes import Lane
 from ..world import World
 from .meshcore import (
     Beat,
+    DialDeclined,
     DialNow,
+    DialOutcome,
     DialState,
     DropSilent,
     Effect,
     Failure,
     FailureKind,
+    LinkClosed,
     MeshCore,
     Pause,
     Reannounce,
@@ -45,6 +49,7 @@ from .meshcore import (
     StartDialer,
     Stop,
     StopDialer,
+    WaitEnded,
     WaitFor,
 )
 
@@ -59,7 +64,6 @@ __all__ = [
     "REMIND",
     "STRANGERS",
     "UNREACHABLE",
-    "Declined",
     "DialLoop",
     "Linked",
     "MeshNode",
@@ -82,12 +86,7 @@ class Linked:
     members: tuple[Contact, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Declined:
-    """The other side holds a link of the pair already."""
-
-
-Outcome = Failure | Linked | Declined
+Outcome = Failure | Linked | DialDeclined
 Network = Callable[[PeerId, "Contact", float], Outcome]
 """Decides a dial: (the peer dialed, where, now) -> its outcome."""
 
@@ -167,45 +166,45 @@ class MeshNode:
                 yield loop, loop.wake
 
     def step(self, loop: DialLoop) -> None:
-        """Wake ``loop``: close the link it held if that is over, or ask the core what to do next and do it."""
+        """Wake ``loop``: close the link it held if that is over, then perform the steps the core decides."""
         core, dial, now = self.core, loop.dial, self.world.now
+        outcome: DialOutcome = None
         if loop.link_ends is not None:  # its link closes now
             assert loop.attempt is not None
             core.attempts.release(loop.attempt)
             core.link_closed(dial.peer, incarnation=loop.attempt.incarnation, graceful=False, current=True)
-            core.dial_linked(dial, now)
             loop.link_ends = loop.attempt = None
             self.world.closed(self, dial.peer)
-            self._pause(loop, core.link_over(dial))
-            return
-        if loop.waiting is not None:
-            held, loop.waiting = loop.waiting, None
-            if held.opened:
-                self._pause(loop, core.link_over(dial))
-                return
-        step = core.dial_next(dial, now)
-        match step:
-            case Stop():
-                self._end(loop)
-            case Pause(seconds=seconds):
-                loop.wake = now + seconds
-            case WaitFor(attempt=held):
-                loop.waiting, loop.wake = held, None
-            case DialNow(contact=contact):
-                self._dial(loop, contact)
+            outcome = LinkClosed()
+        elif loop.waiting is not None:
+            outcome, loop.waiting = WaitEnded(attempt=loop.waiting), None
+        while True:
+            step, effects = core.dialing.step(dial, outcome, now)
+            self.perform(effects)
+            match step:
+                case Stop():
+                    self._end(loop)
+                    return
+                case Pause(seconds=seconds):
+                    loop.wake = now + seconds
+                    return
+                case WaitFor(attempt=held):
+                    loop.waiting, loop.wake = held, None
+                    return
+                case DialNow(contact=contact):
+                    outcome = self._dial(loop, contact)
+                    if outcome is None:
+                        return  # a link opened: the loop wakes when it ends
+                case _:
+                    assert_never(step)
 
-    def _dial(self, loop: DialLoop, contact: Contact) -> None:
+    def _dial(self, loop: DialLoop, contact: Contact) -> Failure | DialDeclined | None:
+        """Dial as ``network`` decides: how it failed, or None once a link opened (held until ``link_ends``)."""
         core, dial, now = self.core, loop.dial, self.world.now
         self.dials.append((now, dial.peer))
         outcome = self.network(dial.peer, contact, now)
-        if isinstance(outcome, Failure):
-            pause, effects = core.dial_failed(dial, outcome, now)
-            self.perform(effects)
-            self._pause(loop, pause)
-            return
-        if isinstance(outcome, Declined):
-            self._pause(loop, core.dial_declined(dial))
-            return
+        if not isinstance(outcome, Linked):
+            return outcome
         core.answered(dial.peer, now)
         claimed = core.claim(dial.peer, dialer=core.me, incarnation=outcome.incarnation)
         assert claimed is not None
@@ -216,6 +215,7 @@ class MeshNode:
         core.heard(dial.peer, now)
         loop.link_ends = loop.wake = now + outcome.seconds
         self.perform(core.learnt(outcome.members, source=dial.peer, now=now))
+        return None
 
     def close(self, peer: PeerId) -> None:
         """The link with ``peer`` is over (dropped here, or closed at the other end)."""
@@ -234,12 +234,6 @@ class MeshNode:
         for loop in self.loops.values():
             if loop.waiting is attempt:
                 loop.wake = self.world.now
-
-    def _pause(self, loop: DialLoop, pause: float | None) -> None:
-        if pause is None:
-            self._end(loop)
-        else:
-            loop.wake = self.world.now + pause
 
     def _end(self, loop: DialLoop) -> None:
         if self.loops.get(loop.dial.peer) is loop:
@@ -442,7 +436,7 @@ class MeshWorld(World[_Item, _Key]):
             other.core.answered(me, now)
             claimed = other.core.claim(me, dialer=me, incarnation=self.records[me].incarnation)
             if claimed is None:
-                return Declined()
+                return DialDeclined()
             attempt, _ = claimed
             attempt.opened, attempt.contact = True, node.core.contact
             other.accepted[me] = attempt
