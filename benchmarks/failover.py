@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 
 from movex_p2p.testing.failover_bed import FailoverResult, failover_run
-from movex_p2p.testing.netns import open_namespace, unavailable_reason
+from movex_p2p.testing.netns import cannot_run, open_namespace
 
 
 async def series(peers: int, mode: str, runs: int) -> list[FailoverResult]:
@@ -49,9 +49,7 @@ def summary(results: list[FailoverResult]) -> dict[str, Any]:
 
 
 async def main(args: argparse.Namespace) -> int:
-    reason = unavailable_reason()
-    if reason is not None:
-        print(f"cannot run: network namespaces unavailable ({reason})")
+    if cannot_run():
         return 2
     table: dict[str, Any] = {}
     for peers in args.peers:

@@ -24,13 +24,11 @@ from typing import Any
 import anyio
 
 from movex_p2p.testing.liars_dice_bed import BOUND, DiceRun, dice_run
-from movex_p2p.testing.netns import open_namespace, unavailable_reason
+from movex_p2p.testing.netns import cannot_run, open_namespace
 
 
 async def main(args: argparse.Namespace) -> int:
-    reason = unavailable_reason()
-    if reason is not None:
-        print(f"cannot run: network namespaces unavailable ({reason})")
+    if cannot_run():
         return 2
     runs: list[DiceRun] = []
     for n in range(args.runs):

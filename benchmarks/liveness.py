@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 
-from movex_p2p.testing.netns import Namespace, PeerProcess, open_namespace, unavailable_reason
+from movex_p2p.testing.netns import Namespace, PeerProcess, cannot_run, open_namespace
 
 NAMES = ("p0", "p1", "p2")
 GONE = "p1"
@@ -56,9 +56,7 @@ async def leave(ns: Namespace, peers: list[PeerProcess]) -> None:
 
 
 async def main(args: argparse.Namespace) -> int:
-    reason = unavailable_reason()
-    if reason is not None:
-        print(f"cannot run: network namespaces unavailable ({reason})")
+    if cannot_run():
         return 2
     table: dict[str, Any] = {}
     for mode, what in (("kill", "SIGKILL -> declared dead"), ("leave", "leave asked -> seen as left")):

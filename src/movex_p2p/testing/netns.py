@@ -70,6 +70,14 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def cannot_run() -> bool:
+    """For a benchmark's main: print why namespaces cannot be made here and return True (False: they can)."""
+    reason = unavailable_reason()
+    if reason is not None:
+        print(f"cannot run: network namespaces unavailable ({reason})")
+    return reason is not None
+
+
 def require_netns() -> None:
     """Skip the calling test with a clear reason where namespaces cannot be made."""
     reason = unavailable_reason()
