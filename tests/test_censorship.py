@@ -7,6 +7,7 @@ author sends hand-made frames.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -27,6 +28,7 @@ from movex_p2p.routes import Lane
 from movex_p2p.signing import FAKE, FakeSigner
 from movex_p2p.simulation import Simulation
 from tests.resources import Counter
+from tests.waits import settled
 
 ROOM = "simulation"  # the room every Simulation peer signs for
 
@@ -213,8 +215,7 @@ async def test_a_peer_reports_a_censoring_master_as_a_diagnostic_and_the_room_mo
         with anyio.fail_after(10):
             for peer in (a, b, c):
                 await peer.wait_ready()
-            while len(a.peers) < 2 or len({p.master_id for p in (a, b, c)}) != 1:  # noqa: ASYNC110 - simplest
-                await anyio.sleep(0.01)
+        await settled(lambda: len(a.peers) >= 2 and len({p.master_id for p in (a, b, c)}) == 1, a, b, c)
         evil = next(p for p in (a, b, c) if p.is_master)
         victim, busy = (p for p in (a, b, c) if p is not evil)
         rid = await evil.create(Counter, id="c")
@@ -229,13 +230,20 @@ async def test_a_peer_reports_a_censoring_master_as_a_diagnostic_and_the_room_mo
         diagnostics: list[mx.Diagnostic] = []
         for peer in (victim, busy):
             peer.on_diagnostic(diagnostics.append)
+
+        async def keep_busy() -> None:
+            """The master has others' work: ``busy`` dispatches again once its last action is confirmed."""
+            while True:
+                with contextlib.suppress(mx.ActionStuck):  # in flight across the master change: still pending
+                    await theirs.dispatch(mx.Action("increment"))
+
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(MasterCore, "_on_propose", censoring)
             handle = mine.dispatch(mx.Action("incrementBy", 100))
-            with anyio.fail_after(10):
-                while mine.pending:  # the censored action: until another master confirms it
-                    theirs.dispatch(mx.Action("increment"))
-                    await anyio.sleep(0.05)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(keep_busy)
+                await settled(lambda: not mine.pending, victim)  # the censored action: until another master confirms it
+                tg.cancel_scope.cancel()
         with pytest.raises(mx.ActionStuck):  # it was reported stuck (2 * stuck_after) before the gossip
             await handle
         censored = [d for d in diagnostics if d.kind == "censored"]

@@ -9,17 +9,19 @@ task's current cancel scope".
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import pytest
+from anyio.abc import TaskStatus
 
 import movex_p2p as mx
 from movex_p2p.ids import PeerId
 from movex_p2p.testing import FaultyNetwork
 from movex_p2p.transport.base import Endpoint
+from tests.waits import settled
 
 
 def counter(state: Any, action: mx.Action) -> Any:
@@ -30,12 +32,6 @@ def counter(state: Any, action: mx.Action) -> Any:
 
 
 Counter = mx.ResourceType("counter", counter, initial={"count": 0})
-
-
-async def _until(condition: Callable[[], bool], within: float = 10.0) -> None:
-    with anyio.fail_after(within):
-        while not condition():  # noqa: ASYNC110
-            await anyio.sleep(0.01)
 
 
 async def _three(network: mx.LocalNetwork) -> list[mx.Peer]:
@@ -57,7 +53,7 @@ async def _play(peers: list[mx.Peer], expected: int) -> None:
         resources = [await peer.bind("counter:c") for peer in peers]
         for res in resources:
             await res.dispatch(mx.Action("increment"))
-    await _until(lambda: {res.confirmed["count"] for res in resources} == {expected})
+    await settled(lambda: {res.confirmed["count"] for res in resources} == {expected}, *peers)
 
 
 async def _closed_cleanly(peer: mx.Peer) -> None:
@@ -80,7 +76,7 @@ async def test_peers_of_one_task_leave_in_any_order(leave: str) -> None:
 
     await out(p1)  # the middle one: not the last entered
     await _closed_cleanly(p1)
-    await _until(lambda: p1.id not in p0.peers and p1.id not in p2.peers)
+    await settled(lambda: p1.id not in p0.peers and p1.id not in p2.peers, p0, p2)
     await _play([p0, p2], 5)  # the others keep playing
     await out(p0)  # first entered, before the last one
     await _play([p2], 6)
@@ -98,7 +94,7 @@ async def test_a_master_closed_first_hands_over_and_nothing_is_lost() -> None:
     rest = [peer for peer in peers if peer is not master]
     term = master.term
     await master.close()
-    await _until(lambda: all(peer.master_id not in (None, master.id) for peer in rest), 5)
+    await settled(lambda: all(peer.master_id not in (None, master.id) for peer in rest), *rest)
     assert all(peer.term > term for peer in rest)
     await _play(rest, 5)
     for peer in reversed(rest):
@@ -114,15 +110,15 @@ async def test_close_fails_what_still_waits_and_can_come_from_another_task() -> 
     handle = res.dispatch(mx.Action("increment"))
     errors: list[BaseException] = []
 
-    async def wait_for_it() -> None:
+    async def wait_for_it(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()  # nothing else runs until it awaits the handle
         try:
             await handle
         except mx.TransportError as exc:
             errors.append(exc)
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(wait_for_it)
-        await anyio.sleep(0.05)
+        await tg.start(wait_for_it)
         assert not handle.done
         tg.start_soon(client.close)  # another task than the one that entered it
     assert [str(e) for e in errors] == ["the peer is closed"]
@@ -188,7 +184,7 @@ async def test_a_task_that_breaks_fails_the_peer_and_close_raises_it() -> None:
 
     peer._drive = broken  # type: ignore[method-assign]
     await peer.__aenter__()
-    await _until(lambda: peer._failure is not None, 5)
+    await settled(lambda: peer._failure is not None, peer)  # failing, the peer wakes its waiters
     with pytest.raises(mx.TransportError, match="the peer is closed") as caught:
         await peer.create(Counter, id="c")
     failure = caught.value.__cause__

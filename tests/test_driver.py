@@ -17,6 +17,7 @@ from movex_p2p.nodecore import NodeCore
 from movex_p2p.resource import messages as rm
 from movex_p2p.transport.base import Endpoint, PeerUp, TransportEvent
 from tests.resources import Counter
+from tests.waits import settled
 
 
 def _count_steps(core: NodeCore) -> Tally[str]:
@@ -182,9 +183,7 @@ async def test_a_bug_in_the_end_of_turn_step_fails_the_peer_and_close_raises_it(
 
         client._core.step = broken  # type: ignore[method-assign,assignment]
         res.dispatch(mx.Action("increment"))
-        with anyio.fail_after(5):
-            while client._failure is None:  # noqa: ASYNC110
-                await anyio.sleep(0.01)
+        await settled(lambda: client._failure is not None, client)  # failing, the peer wakes its waiters
     finally:
         master = peer if client is other else other
         await master.close()

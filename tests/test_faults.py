@@ -25,6 +25,7 @@ from movex_p2p.simulation import Simulation, SimulationFault
 from tests import test_migration_sim
 from tests.resources import Counter
 from tests.test_migration_sim import Log
+from tests.waits import settled
 
 MasterChangedFn = Callable[[ClientCore, PeerId | None, Term, float | None], list[Effect]]
 
@@ -105,8 +106,7 @@ async def test_a_peer_logs_a_fault_with_its_traceback_and_reports_it(
         with anyio.fail_after(10):
             await a.wait_ready()
             await b.wait_ready()
-            while a.master_id is None or a.master_id != b.master_id or not (a.ready and b.ready):  # noqa: ASYNC110
-                await anyio.sleep(0.01)
+        await settled(lambda: a.master_id is not None and a.master_id == b.master_id and a.ready and b.ready, a, b)
         client = b if a.is_master else a
         rid = await client.create(Counter, id="c")
         res = await client.bind(rid)
@@ -119,9 +119,7 @@ async def test_a_peer_logs_a_fault_with_its_traceback_and_reports_it(
         monkeypatch.setattr(ClientCore, "_on_applied", broken)
         with caplog.at_level(logging.ERROR, logger="movex_p2p"):
             res.dispatch(mx.Action("increment"))
-            with anyio.fail_after(5):
-                while not diagnostics:  # noqa: ASYNC110
-                    await anyio.sleep(0.005)
+            await settled(lambda: bool(diagnostics), client)
         monkeypatch.undo()
         (fault,) = diagnostics
         assert fault.kind == "fault"
@@ -140,17 +138,13 @@ async def test_dropped_input_is_reported_once_per_peer_and_reason() -> None:
         mx.Peer(room="d", types=[Counter], transport=network, seed=1, name="a") as a,
         mx.Peer(room="d", types=[Counter], transport=network, seed=2, name="b") as b,
     ):
-        with anyio.fail_after(10):
-            while b.id not in a.peers or a.id not in b.peers:  # noqa: ASYNC110  (b sends: its end must be up too)
-                await anyio.sleep(0.01)
+        await settled(lambda: b.id in a.peers and a.id in b.peers, a, b)  # b sends: its end must be up too
         diagnostics: list[Diagnostic] = []
         a.on_diagnostic(diagnostics.append)
         assert b._endpoint is not None
         for _ in range(3):
             b._endpoint.send(a.id, b"\xff\x00garbage")
-        with anyio.fail_after(5):
-            while a.stats["dropped"] < 3:  # noqa: ASYNC110
-                await anyio.sleep(0.005)
+        await settled(lambda: a.stats["dropped"] >= 3, a)
         assert [(d.kind, d.peer) for d in diagnostics] == [("dropped", b.id)]
         assert "malformed frame" in diagnostics[0].reason
 
@@ -164,8 +158,7 @@ async def test_divergence_is_reported() -> None:
         with anyio.fail_after(10):
             await a.wait_ready()
             await b.wait_ready()
-            while a.master_id is None or a.master_id != b.master_id or not (a.ready and b.ready):  # noqa: ASYNC110
-                await anyio.sleep(0.01)
+        await settled(lambda: a.master_id is not None and a.master_id == b.master_id and a.ready and b.ready, a, b)
         master, client = (a, b) if a.is_master else (b, a)
         rid = await master.create(Counter, id="c")
         res = await master.bind(rid)
@@ -175,8 +168,6 @@ async def test_divergence_is_reported() -> None:
         diagnostics: list[Diagnostic] = []
         client.on_diagnostic(diagnostics.append)
         await res.dispatch(mx.Action("increment"))
-        with anyio.fail_after(5):
-            while client.resource_info(rid).checksum != res.checksum:  # noqa: ASYNC110
-                await anyio.sleep(0.005)
+        await settled(lambda: client.resource_info(rid).checksum == res.checksum, client, master)
         assert [(d.kind, d.rid) for d in diagnostics] == [("diverged", rid)]
         assert diagnostics[0].reason.startswith("checksum mismatch: resynced; a reducer that is not pure")

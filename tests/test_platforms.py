@@ -105,8 +105,10 @@ async def room():
         await shared.dispatch(mx.Action("increment"))
         await mirror.dispatch(mx.Action("increment"))
         with anyio.fail_after(10):
-            while shared.state["count"] != 2 or mirror.state["count"] != 2:
-                await anyio.sleep(0.01)
+            for res in (shared, mirror):
+                async for state in res.updates():  # the view now, then after each change
+                    if state["count"] == 2:
+                        break
         print(json.dumps({"platform": sys.platform, "counts": [shared.state["count"], mirror.state["count"]]}))
 
 anyio.run(room)

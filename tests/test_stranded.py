@@ -28,6 +28,7 @@ from movex_p2p.simulation import Simulation
 from movex_p2p.testing.cores import CoreCluster
 from tests.resources import ALL_TYPES, Counter
 from tests.test_migration_sim import Log, log_items
+from tests.waits import settled
 
 C = "counter:c1"
 C2 = "counter:c2"
@@ -224,15 +225,9 @@ async def test_a_handle_the_master_never_confirms_raises_action_stuck_and_says_s
         assert author.stats["stuck"] == 1
         assert res.pending == 1  # still pending: if the master ever takes it, the state shows it
         monkeypatch.setattr(MasterCore, "_on_propose", on_propose)
-        await until_settled(res)
+        await settled(lambda: not res.pending, author)  # the core's re-sends settle it
         assert res.state == {"count": 2}  # it went through in the end, once
         assert master.resource_info(rid).state == {"count": 2}
-
-
-async def until_settled(res: mx.Resource) -> None:
-    with anyio.fail_after(5):
-        while res.pending:  # noqa: ASYNC110 - the core's re-sends settle it; polling is simplest
-            await anyio.sleep(0.01)
 
 
 def _burst_at_kill(size: int, seed: int, loss: float, burst: int, kill_after: float) -> tuple[Simulation, Rid, float]:

@@ -70,14 +70,26 @@ async def settled_pair(
     b = FakeDtls("b", "server", tg, drop)
     a.peer, b.peer = b, a
     ends: list[Any] = [RTCSctpTransport(a), RTCSctpTransport(b)]  # type: ignore[arg-type]
+    settled = anyio.Event()
+
+    def settles(sctp: Any) -> None:
+        # aiortc emits no event when an association opens or gives up; both go through its _set_state
+        set_state = sctp._set_state
+
+        def observed(state: Any) -> None:
+            set_state(state)
+            if all(s.state in ("connected", "closed") for s in ends):
+                settled.set()
+
+        sctp._set_state = observed
+
     for sctp in ends:
         prepare(sctp)
+        settles(sctp)
     for sctp in ends:
         tg.start_soon(sctp.start, None, 5000)
     with anyio.fail_after(10):
-        # aiortc emits no event when an association opens or gives up: poll it
-        while not all(s.state in ("connected", "closed") for s in ends):  # noqa: ASYNC110
-            await anyio.sleep(0.005)
+        await settled.wait()
     return ends, a, b
 
 
