@@ -124,6 +124,7 @@ class Simulation(World[_Event, PeerId]):
         self.elected: list[tuple[float, Term, PeerId]] = []
         self.dropped: list[tuple[PeerId, Dropped]] = []
         self._seen: dict[PeerId, set[PeerId]] = {pid: set() for pid in self.ids}
+        self._stalled: dict[PeerId, float] = {}  # a peer whose process does not run until then
         for pid in self.ids:
             self._execute(pid, self.peers[pid].core.start(self.now, self.now))
         self._topology_changed(detect=0.0)
@@ -196,6 +197,11 @@ class Simulation(World[_Event, PeerId]):
             room="simulation",
         )
 
+    def stall(self, pid: str, seconds: float) -> None:
+        """``pid``'s process does not run for ``seconds`` (a starved CPU): what arrives meanwhile waits,
+        in order, and so do its timers; then it handles that input before any timer (as the driver does)."""
+        self._stalled[PeerId(pid)] = max(self._stalled.get(PeerId(pid), 0.0), self.now + seconds)
+
     def partition(self, *groups: Iterable[str]) -> None:
         """Cut links between groups (peers in no group form one more group)."""
         self.links.partition(*groups)
@@ -235,7 +241,7 @@ class Simulation(World[_Event, PeerId]):
         self._execute(PeerId(pid), self.peers[PeerId(pid)].core.receive((), self.now, self.now))
 
     def at(self, when: float, kind: str, *args: Any) -> None:
-        """Schedule ``kind`` (kill, restart, partition, heal, call) at virtual time ``when``."""
+        """Schedule ``kind`` (kill, restart, partition, heal, stall, call) at virtual time ``when``."""
         self._push(when, kind, args)
 
     def run(self, seconds: float, *, until: Callable[[Simulation], bool] | None = None) -> bool:
@@ -249,7 +255,20 @@ class Simulation(World[_Event, PeerId]):
     def _deadlines(self) -> Iterable[tuple[PeerId, float | None]]:
         for pid in self.alive:
             wait = self.peers[pid].core.seconds_to_deadline(self.now)
-            yield pid, None if wait is None else self.now + wait
+            resumes = self._stalled.get(pid)
+            if wait is None or resumes is None or self.now + wait > resumes:
+                yield pid, None if wait is None else self.now + wait
+            else:  # its timers wait too, and come after what arrived meanwhile
+                yield pid, resumes + _RESOLUTION
+
+    def _waits(self, pid: PeerId, item: _Event) -> bool:
+        """Is ``pid`` stalled now? Then ``item`` goes again when it runs (after what came before)."""
+        resumes = self._stalled.get(pid)
+        if resumes is None or self.now >= resumes:
+            self._stalled.pop(pid, None)
+            return False
+        self._push(resumes, item.kind, item.args)
+        return True
 
     def _tick(self, key: PeerId) -> None:
         self._execute(key, self.peers[key].core.tick(self.now, self.now))
@@ -262,10 +281,14 @@ class Simulation(World[_Event, PeerId]):
                     return  # cut while in flight
                 if src not in self._seen[dst]:
                     return  # the link is not up on dst's side (yet)
-                self._receive(dst, [Frame(peer=src, data=data)])
+                if not self._waits(dst, item):
+                    self._receive(dst, [Frame(peer=src, data=data)])
             case "links":
                 (pid,) = item.args
-                self._report_links(pid)
+                if not self._waits(pid, item):
+                    self._report_links(pid)
+            case "stall":
+                self.stall(*item.args)
             case "kill":
                 self.kill(*item.args)
             case "restart":
