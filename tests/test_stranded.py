@@ -297,21 +297,16 @@ def test_the_survivor_holding_the_newest_replica_stalled_at_the_kill_reports_lat
     is of a replica newer than the new master's log: it must get that log, and its burst settle.
     (On 0.2's code such a report got nothing back and the reporter ignored every entry at a version
     it held: `test_a_late_report_of_a_replica_newer_than_the_new_masters_gets_the_masters_snapshot`.)"""
-    sim = Simulation(4, types=[Log], seed=seed, detect_after=0.9, detect_jitter=0.1, retransmit=True)
-    assert sim.run(10.0, until=lambda s: len(s.masters()) == 1 and all(s.peers[p].core.client.synced for p in s.alive))
-    rid = sim.create(sim.alive[-1], "log", "l")
-    assert sim.run(5.0, until=lambda s: all(s.peers[p].core.client.has(rid) for p in s.alive))
-    master = sim.masters()[0]
-    survivors = [p for p in sim.alive if p != master]
-    for pid in survivors:
-        sim.burst(pid, rid, [mx.Action("add", [pid, k]) for k in range(100)])
-        sim.burst(pid, rid, [mx.Action("add", [pid, 100 + k]) for k in range(10)])
-    sim.run(before_kill)  # the master's entries are on their way: the survivors' replicas differ
-    versions = {p: sim.peers[p].core.client.replicas[rid].version for p in survivors}
-    newest = max(survivors, key=versions.__getitem__)
-    assert versions[newest] > min(versions.values())
-    sim.kill(str(master))
-    sim.stall(str(newest), 1.5)
+    sim, rid, killed = _burst_at_kill(4, seed, 0.0, 100, before_kill)
+    versions: dict[PeerId, int] = {}
+
+    def stall_the_newest(sim: Simulation) -> None:  # at the kill: the master's entries are on their way
+        versions.update({p: sim.peers[p].core.client.replicas[rid].version for p in sim.alive})
+        sim.stall(str(max(versions, key=versions.__getitem__)), 1.5)
+
+    sim.at(killed, "call", stall_the_newest, ())
+    sim.run(killed - sim.now)
+    assert max(versions.values()) > min(versions.values())  # the survivors' replicas differ
     assert sim.run(30.0, until=_all_settled), "a handle never settled"
     assert sim.run(5.0, until=_converged(rid))
     items = log_items(sim.state(sim.alive[0], rid))
