@@ -49,7 +49,8 @@ def summary(results: list[FailoverResult]) -> dict[str, Any]:
 
 
 async def main(args: argparse.Namespace) -> int:
-    if cannot_run():
+    if (why := cannot_run()) is not None:
+        print(why)
         return 2
     table: dict[str, Any] = {}
     for peers in args.peers:

@@ -28,7 +28,8 @@ from movex_p2p.testing.netns import cannot_run, open_namespace
 
 
 async def main(args: argparse.Namespace) -> int:
-    if cannot_run():
+    if (why := cannot_run()) is not None:
+        print(why)
         return 2
     runs: list[DiceRun] = []
     for n in range(args.runs):

@@ -56,7 +56,8 @@ async def leave(ns: Namespace, peers: list[PeerProcess]) -> None:
 
 
 async def main(args: argparse.Namespace) -> int:
-    if cannot_run():
+    if (why := cannot_run()) is not None:
+        print(why)
         return 2
     table: dict[str, Any] = {}
     for mode, what in (("kill", "SIGKILL -> declared dead"), ("leave", "leave asked -> seen as left")):

@@ -255,11 +255,11 @@ class Simulation(World[_Event, PeerId]):
     def _deadlines(self) -> Iterable[tuple[PeerId, float | None]]:
         for pid in self.alive:
             wait = self.peers[pid].core.seconds_to_deadline(self.now)
+            due = None if wait is None else self.now + wait
             resumes = self._stalled.get(pid)
-            if wait is None or resumes is None or self.now + wait > resumes:
-                yield pid, None if wait is None else self.now + wait
-            else:  # its timers wait too, and come after what arrived meanwhile
-                yield pid, resumes + _RESOLUTION
+            if due is not None and resumes is not None and due <= resumes:
+                due = resumes + _RESOLUTION  # its timers wait too, and come after what arrived meanwhile
+            yield pid, due
 
     def _waits(self, pid: PeerId, item: _Event) -> bool:
         """Is ``pid`` stalled now? Then ``item`` goes again when it runs (after what came before)."""

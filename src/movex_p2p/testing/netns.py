@@ -70,12 +70,10 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def cannot_run() -> bool:
-    """For a benchmark's main: print why namespaces cannot be made here and return True (False: they can)."""
+def cannot_run() -> str | None:
+    """For a benchmark's main: the line to print when namespaces cannot be made here (None: they can)."""
     reason = unavailable_reason()
-    if reason is not None:
-        print(f"cannot run: network namespaces unavailable ({reason})")
-    return reason is not None
+    return None if reason is None else f"cannot run: network namespaces unavailable ({reason})"
 
 
 def require_netns() -> None:
